@@ -1,0 +1,21 @@
+# The two commands: `make run` (the agent, default config and rules, alerts on stdout) and
+# `make test` (the whole test suite).  Both set the machine up first (idempotent, fast when done).
+.PHONY: setup run test demo bench clean
+
+VENV := .venv
+PY := $(VENV)/bin/python
+
+setup:
+	@bash scripts/setup.sh
+
+run: setup
+	$(VENV)/bin/syswarden $(ARGS)
+
+test: setup
+	bash scripts/test.sh $(ARGS)
+
+bench: setup
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

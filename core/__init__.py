@@ -1,0 +1,1 @@
+"""What every plugin shares: hook specs, plugin manager, agent, config, CLI, events, fields, rules language."""

@@ -1,0 +1,172 @@
+"""The field registry: every field a condition or an output can name.
+
+A field is declared once, by the plugin that can provide it, as a :class:`FieldDef`: its Falco
+name, its type, the form of its argument and a one-line description.  The rule compiler binds a
+field reference (``proc.aname[2]``) once, at load time, into a plain reader
+``Callable[[Event], value | None]``; the hot path only calls readers.
+
+Readers return Python natives by type (STRING -> str, numbers -> int, BOOL -> bool,
+IPADDR -> ``ipaddress`` address, IPNET -> ``ipaddress`` network, BYTEBUF -> bytes) and ``None``
+when the value is unknown for that event.  A *multi-valued* binding (``Bound.many``) returns a
+tuple: ``proc.aname`` without an index is every ancestor's name, ``container.mount.dest`` every
+mount; comparisons on it hold when they hold for any element, as in Falco.
+
+A field whose provider is not loaded is still known to the parser (declared with
+``provider="..."`` but no plugin enabled): it then reads as unknown.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple
+
+from .errors import RuleError
+
+if TYPE_CHECKING:
+    from .event import Event
+
+Reader = Callable[["Event"], Any]
+
+
+class FieldType(enum.Enum):
+    STRING = "string"
+    UINT64 = "uint64"
+    INT64 = "int64"
+    BOOL = "bool"
+    IPADDR = "ipaddr"
+    IPNET = "ipnet"
+    PORT = "port"
+    ABSTIME = "abstime"
+    RELTIME = "reltime"
+    BYTEBUF = "bytebuf"
+    CHARBUF = "charbuf"   # a string Falco compares as bytes; treated as STRING
+
+    @property
+    def is_numeric(self) -> bool:
+        return self in (FieldType.UINT64, FieldType.INT64, FieldType.PORT,
+                        FieldType.ABSTIME, FieldType.RELTIME)
+
+    @property
+    def is_string(self) -> bool:
+        return self in (FieldType.STRING, FieldType.CHARBUF)
+
+
+class ArgKind(enum.Enum):
+    """What may stand in brackets (or after a dot) behind a field name."""
+
+    NONE = "none"                  # proc.name
+    INDEX = "index"                # proc.aname[2]: an integer, required
+    INDEX_OPTIONAL = "index?"      # proc.aname or proc.aname[2]
+    KEY = "key"                    # container.label[com.example]: any text, required
+    KEY_OPTIONAL = "key?"          # evt.arg.flags / evt.arg[0] / evt.args
+    INDEX_OR_KEY = "index|key"     # container.mount.dest[0] or container.mount.dest[/proc*]
+
+
+class Bound(NamedTuple):
+    """A field reference bound to its argument: what the compiler calls per event."""
+
+    read: Reader
+    many: bool = False
+
+
+def _no_arg(fn: Reader) -> Callable[[Any], Bound]:
+    def bind(arg: Any) -> Bound:
+        return Bound(fn)
+    return bind
+
+
+@dataclass(frozen=True)
+class FieldDef:
+    """One field, declared once by the plugin that provides it.
+
+    ``bind(arg)`` returns the :class:`Bound` reader for one use of the field; ``arg`` is None,
+    an ``int`` (INDEX) or a ``str`` (KEY).  ``bind`` may raise ``ValueError`` for a bad argument;
+    the compiler turns that into a located :class:`RuleError`.
+    """
+
+    name: str
+    type: FieldType
+    desc: str
+    bind: Callable[[Any], Bound] = field(repr=False, compare=False)
+    arg: ArgKind = ArgKind.NONE
+    provider: str = "core"
+    #: the argument as Falco prints it in --list-fields, e.g. "[index]" or "[key]"
+    arg_hint: str = ""
+
+
+class FieldSet:
+    """A plugin's field declarations, written with decorators beside the readers.
+
+    >>> fields = FieldSet("process")
+    >>> @fields.field("proc.name", FieldType.STRING, "Name of the executable")
+    ... def _proc_name(evt): return evt.proc.comm if evt.proc else None
+
+    With an argument kind other than NONE the decorated function is the *binder*:
+    ``fn(arg) -> Bound`` (or a plain reader, taken as single-valued).
+    """
+
+    def __init__(self, provider: str) -> None:
+        self.provider = provider
+        self.defs: list[FieldDef] = []
+
+    def field(self, name: str, type: FieldType, desc: str, arg: ArgKind = ArgKind.NONE,
+              arg_hint: str = "") -> Callable[[Callable], Callable]:
+        def decorate(fn: Callable) -> Callable:
+            if arg is ArgKind.NONE:
+                bind = _no_arg(fn)
+            else:
+                def bind(a: Any, _fn=fn) -> Bound:
+                    got = _fn(a)
+                    return got if isinstance(got, Bound) else Bound(got)
+            self.defs.append(FieldDef(name, type, desc, bind, arg, self.provider, arg_hint))
+            return fn
+        return decorate
+
+    def declare(self, name: str, type: FieldType, desc: str, arg: ArgKind = ArgKind.NONE,
+                arg_hint: str = "") -> None:
+        """Declare a field this plugin does not read yet: it parses, and reads as unknown."""
+        self.defs.append(FieldDef(name, type, desc, unknown_binder, arg, self.provider, arg_hint))
+
+
+def _unknown(evt: Any) -> None:
+    return None
+
+
+def unknown_binder(arg: Any) -> Bound:
+    return Bound(_unknown)
+
+
+class FieldRegistry:
+    """All fields, by name.  Built once at start-up from every plugin's declarations."""
+
+    def __init__(self, defs: Iterable[FieldDef] = ()) -> None:
+        self._defs: dict[str, FieldDef] = {}
+        self.add_all(defs)
+
+    def add_all(self, defs: Iterable[FieldDef]) -> None:
+        for d in defs:
+            self.add(d)
+
+    def add(self, d: FieldDef) -> None:
+        prev = self._defs.get(d.name)
+        if prev is not None and prev.provider != d.provider and prev.bind is not unknown_binder \
+                and d.bind is not unknown_binder:
+            raise RuleError(f"field {d.name} is declared by both {prev.provider} and {d.provider}")
+        if prev is None or prev.bind is unknown_binder:
+            self._defs[d.name] = d
+
+    def get(self, name: str) -> FieldDef | None:
+        return self._defs.get(name)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._defs
+
+    def __iter__(self):
+        return iter(sorted(self._defs.values(), key=lambda d: d.name))
+
+    def __len__(self) -> int:
+        return len(self._defs)
+
+    def names(self) -> list[str]:
+        return sorted(self._defs)

@@ -1,0 +1,40 @@
+"""Counters: events in, drops per stage, alerts per rule and per output.
+
+A counter is a dotted name (``events.in``, ``drops.enrich.docker``, ``alerts.rule.<rule>``,
+``outputs.<name>.dropped``).  Anything that loses an event or an alert increments a ``drops.*``
+or ``*.dropped`` counter: nothing is lost silently.  The agent logs a summary periodically and
+on exit (non-zero counters only) and ``snapshot()`` gives them to tests.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self._counters: dict[str, int] = defaultdict(int)
+        self._gauges: dict[str, object] = {}
+
+    def inc(self, name: str, n: int = 1) -> None:
+        self._counters[name] += n
+
+    def set(self, name: str, value: object) -> None:
+        """A gauge: a value read at report time (a ring's size, a table's entries)."""
+        self._gauges[name] = value
+
+    def get(self, name: str) -> int:
+        return self._counters.get(name, 0)
+
+    def snapshot(self) -> dict[str, object]:
+        out: dict[str, object] = dict(self._counters)
+        out.update(self._gauges)
+        return out
+
+    def drops(self) -> dict[str, int]:
+        return {k: v for k, v in self._counters.items()
+                if v and (k.startswith("drops.") or k.endswith(".dropped"))}
+
+    def summary(self) -> str:
+        snap = self.snapshot()
+        return " ".join(f"{k}={v}" for k, v in sorted(snap.items()) if v)

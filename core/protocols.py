@@ -1,0 +1,126 @@
+"""What plugins implement: the objects the factory hooks return.
+
+The agent resolves these once at start-up and then calls their methods directly: the hot path
+(event -> rule -> alert) never goes through ``pm.hook``.  Optional members are marked; the agent
+checks for them once with ``getattr``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterable, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import trio
+
+    from .alert import Alert
+    from .event import Event
+    from .fields import FieldRegistry
+    from .metrics import Metrics
+
+
+@dataclass
+class PluginContext:
+    """What a factory hook is given to build its plugin objects.
+
+    ``config`` is the whole validated config (defaults filled in); ``section(name)`` is one
+    plugin's part of it.  ``event_types`` is the set of syscalls the loaded rules need (None:
+    all); sources use it to attach only what is needed.
+    """
+
+    config: dict[str, Any]
+    metrics: "Metrics"
+    fields: "FieldRegistry"
+    event_types: set[str] | None = None
+    replay_file: str | None = None          # -e FILE: replay instead of the live source
+    agent_pid: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def section(self, name: str) -> dict[str, Any]:
+        return self.config.get(name) or {}
+
+    def logger(self, plugin: str) -> logging.Logger:
+        return logging.getLogger(f"syswarden.{plugin}")
+
+
+@runtime_checkable
+class Source(Protocol):
+    """Produces batches of events.
+
+    ``run`` sends ``list[Event]`` batches on ``send`` until the source ends (a replay file is
+    exhausted) or is cancelled; it calls ``task_status.started()`` once attached (the agent logs
+    ``ready`` when every source has).  It must not close ``send`` (the agent owns it).
+    Optional: ``set_event_types(types)`` to change the attached syscalls on a rule reload;
+    ``drop_counts() -> dict[str, int]`` for the drops it saw (kernel, ring buffer...).
+    """
+
+    name: str
+
+    async def run(self, send: "trio.MemorySendChannel[list[Event]]", *,
+                  task_status: Any = ...) -> None: ...
+
+
+@runtime_checkable
+class Enricher(Protocol):
+    """Fills state on events: process, fds, users, containers.  Fills only what is missing.
+
+    ``enrich(event)`` is called per event, synchronously, in pipeline order.  Optional:
+    ``async run(*, task_status)`` a background service (Docker's event stream), started before
+    the sources; ``async prepare(batch)`` awaited once per batch before ``enrich`` (a bounded wait
+    for pending lookups).
+    """
+
+    name: str
+
+    def enrich(self, event: "Event") -> None: ...
+
+
+@runtime_checkable
+class Filter(Protocol):
+    """Judges events: the rule engine.
+
+    ``check(event)`` returns the alerts the event raises (an empty list or None for none).
+    ``event_types()`` is the set of syscalls the filter needs (None: every event).
+    ``reload(config)`` re-reads its rules; on failure it raises a :class:`RuleError` and keeps
+    the rules it had.  Optional: ``describe() -> Iterable[tuple[name, desc]]`` for ``-L``.
+    """
+
+    name: str
+
+    def check(self, event: "Event") -> "list[Alert] | None": ...
+
+    def event_types(self) -> set[str] | None: ...
+
+    def reload(self, config: dict[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class Output(Protocol):
+    """Delivers alerts somewhere.
+
+    The agent gives each output its own bounded queue and applies the output's priority
+    threshold and rate limit before queuing (see :mod:`syswarden.core.outputs`).  ``run`` reads
+    alerts from ``alerts`` until the channel is closed (the agent is stopping), delivers what it
+    can, and returns.  It calls ``task_status.started()`` once ready.  Optional:
+    ``reopen()`` (SIGUSR1/SIGHUP, e.g. a file output after logrotate).
+
+    Attributes the agent reads: ``name``; ``min_priority`` (a Priority or None for the global
+    ``priority``); ``queue_size`` (int or None for the default).
+    """
+
+    name: str
+
+    async def run(self, alerts: "trio.MemoryReceiveChannel[Alert]", *,
+                  task_status: Any = ...) -> None: ...
+
+
+def as_list(value: Any) -> list:
+    """A factory hook may return one object, an iterable of them, or None."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if isinstance(value, Iterable) and not isinstance(value, (str, bytes, dict)):
+        return list(value)
+    return [value]

@@ -1,0 +1,1 @@
+"""Built-in plugins: sources, enrichers, filters and outputs."""

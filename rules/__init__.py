@@ -1,0 +1,1 @@
+"""The default ruleset, shipped as package data (``default_rules.yaml``)."""
