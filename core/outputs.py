@@ -1,0 +1,196 @@
+"""What every output shares: its queue, priority threshold, rate limit, and alert formatting.
+
+The agent wraps each output plugin object in an :class:`OutputRunner`.  The detection path calls
+``runner.offer(alert)``, which never blocks: below the output's threshold the alert is skipped;
+over the token bucket (Falco's ``outputs.rate``/``outputs.max_burst``) it is suppressed and
+counted; with the queue full it is dropped and counted.  So a slow or dead output never delays
+another output or the detection path, and nothing is lost silently.
+
+Counters: ``outputs.<name>.queued``, ``outputs.<name>.suppressed`` (rate limit),
+``outputs.<name>.dropped`` (queue full).  Outputs count their own ``.sent`` and ``.failed``.
+
+Output plugins share the per-output config keys (:func:`output_keys`: ``min_priority`` or
+``priority``, ``json_output``, ``rate``, ``max_burst``, ``queue_size``), read them with
+:class:`OutputSettings`, and read their queue in batches with :func:`batches`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from .alert import Alert, Priority, format_json, format_text
+from .config import PRIORITIES, Key
+
+if TYPE_CHECKING:
+    from .metrics import Metrics
+    from .protocols import Output
+
+
+class TokenBucket:
+    """Falco's limiter: ``rate`` tokens per second, at most ``max_burst`` saved; rate 0: none."""
+
+    def __init__(self, rate: float, max_burst: int, clock=time.monotonic) -> None:
+        self.rate = float(rate)
+        self.max_burst = max(1, int(max_burst))
+        self.tokens = float(self.max_burst)
+        self.clock = clock
+        self.last = clock()
+
+    def take(self) -> bool:
+        if self.rate <= 0:
+            return True
+        now = self.clock()
+        self.tokens = min(self.max_burst, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+class AlertFormatter:
+    """Turns an alert into the line an output writes: Falco's text or Falco's JSON."""
+
+    def __init__(self, json_output: bool, include_output: bool = True,
+                 include_tags: bool = True, iso_8601: bool = False) -> None:
+        self.json_output = json_output
+        self.include_output = include_output
+        self.include_tags = include_tags
+        self.iso_8601 = iso_8601
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], section: dict[str, Any] | None = None
+                    ) -> "AlertFormatter":
+        """Global keys, with ``json_output`` overridable in an output's own section."""
+        json_output = config.get("json_output", False)
+        if section and section.get("json_output") is not None:
+            json_output = section["json_output"]
+        return cls(bool(json_output), config.get("json_include_output_property", True),
+                   config.get("json_include_tags_property", True),
+                   config.get("time_format_iso_8601", False))
+
+    def __call__(self, alert: Alert) -> str:
+        if self.json_output:
+            return format_json(alert, self.include_output, self.include_tags)
+        return format_text(alert, self.iso_8601)
+
+
+class OutputRunner:
+    """One output behind its own bounded queue, threshold and rate limit."""
+
+    def __init__(self, output: "Output", metrics: "Metrics", *, queue_size: int,
+                 min_priority: Priority, rate: float, max_burst: int) -> None:
+        self.output = output
+        self.name = output.name
+        self.metrics = metrics
+        self.min_priority = min_priority
+        self.bucket = TokenBucket(rate, max_burst)
+        self.send, self.receive = trio.open_memory_channel[Alert](max(1, queue_size))
+        self._queued = f"outputs.{self.name}.queued"
+        self._suppressed = f"outputs.{self.name}.suppressed"
+        self._dropped = f"outputs.{self.name}.dropped"
+
+    @classmethod
+    def for_output(cls, output: "Output", config: dict[str, Any], metrics: "Metrics"
+                   ) -> "OutputRunner":
+        """Settings from the output's attributes, else the global config."""
+        limits = config.get("outputs") or {}
+        min_priority = getattr(output, "min_priority", None)
+        if min_priority is None:
+            min_priority = Priority.parse(config.get("priority") or "debug")
+        queue_size = getattr(output, "queue_size", None) or config["pipeline"]["output_queue"]
+        rate = getattr(output, "rate", None)
+        max_burst = getattr(output, "max_burst", None)
+        return cls(output, metrics, queue_size=queue_size, min_priority=min_priority,
+                   rate=limits.get("rate", 0) if rate is None else rate,
+                   max_burst=limits.get("max_burst", 1000) if max_burst is None else max_burst)
+
+    def offer(self, alert: Alert) -> None:
+        """Queue ``alert`` for this output without ever waiting."""
+        if alert.priority > self.min_priority:
+            return
+        if not self.bucket.take():
+            self.metrics.inc(self._suppressed)
+            return
+        try:
+            self.send.send_nowait(alert)
+        except trio.WouldBlock:
+            self.metrics.inc(self._dropped)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            self.metrics.inc(self._dropped)
+        else:
+            self.metrics.inc(self._queued)
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        await self.output.run(self.receive, task_status=task_status)
+
+    def close(self) -> None:
+        """No more alerts: the output drains its queue and returns."""
+        self.send.close()
+
+    def pending(self) -> int:
+        return self.send.statistics().current_buffer_used
+
+
+# ---------------------------------------------------------------------------------------------
+# What output plugins share: per-output keys, their reading, batched draining of the queue
+# ---------------------------------------------------------------------------------------------
+
+
+def output_keys() -> dict[str, Key]:
+    """The keys every output section accepts besides its own (all optional)."""
+    return {
+        "min_priority": Key(str, None, "least severe priority this output receives",
+                            choices=PRIORITIES),
+        "priority": Key(str, None, "same as min_priority", choices=PRIORITIES),
+        "json_output": Key(bool, None, "override the global json_output for this output"),
+        "rate": Key(float, None, "alerts per second (token bucket); default outputs.rate"),
+        "max_burst": Key(int, None, "token bucket size; default outputs.max_burst"),
+        "queue_size": Key(int, None, "alerts buffered in memory; default pipeline.output_queue"),
+    }
+
+
+class OutputSettings:
+    """The shared per-output settings, read once from an output's section.
+
+    An output class sets its attributes from it: ``min_priority``, ``queue_size``, ``rate``,
+    ``max_burst`` (each None: the global value) and ``formatter`` (text or JSON).
+    """
+
+    def __init__(self, config: dict[str, Any], section: dict[str, Any]) -> None:
+        raw = section.get("min_priority") or section.get("priority")
+        self.min_priority: Priority | None = Priority.parse(raw) if raw else None
+        self.queue_size: int | None = section.get("queue_size")
+        self.rate: float | None = section.get("rate")
+        self.max_burst: int | None = section.get("max_burst")
+        self.formatter = AlertFormatter.from_config(config, section)
+
+    def apply(self, output: Any) -> None:
+        output.min_priority = self.min_priority
+        output.queue_size = self.queue_size
+        output.rate = self.rate
+        output.max_burst = self.max_burst
+        output.formatter = self.formatter
+
+
+async def batches(alerts: "trio.MemoryReceiveChannel[Alert]", limit: int = 512):
+    """Yield lists of alerts: wait for one, then take what is already queued (up to ``limit``).
+
+    Ends when the channel is closed and drained.  Writing a batch at a time keeps a burst cheap
+    (one flush, one transaction) without ever waiting for more alerts to arrive.
+    """
+    while True:
+        try:
+            first = await alerts.receive()
+        except trio.EndOfChannel:
+            return
+        batch = [first]
+        while len(batch) < limit:
+            try:
+                batch.append(alerts.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+        yield batch

@@ -1,0 +1,99 @@
+"""The file output (Falco's ``file_output``): alerts appended to a file, one per line.
+
+Without ``keep_alive`` the file is opened and closed for every batch, as Falco does, so a
+renamed file is never written to after the rename.  With ``keep_alive`` it stays open;
+``reopen()`` (the agent calls it on SIGUSR1 and SIGHUP, e.g. from logrotate's postrotate) makes
+the next write open the path afresh.  A write that fails (disk full, directory gone) is logged
+once per failure streak and counted as ``outputs.file.failed``; the output keeps running.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import IO, Any
+
+import trio
+
+from syswarden.core.config import Key, Section
+from syswarden.core.hookspecs import hookimpl
+from syswarden.core.outputs import OutputSettings, batches, output_keys
+
+log = logging.getLogger("syswarden.outputs.file")
+
+
+class FileOutput:
+    name = "file"
+
+    def __init__(self, config: dict[str, Any], section: dict[str, Any], metrics: Any) -> None:
+        OutputSettings(config, section).apply(self)
+        self.metrics = metrics
+        self.filename = os.path.abspath(section.get("filename") or "./events.txt")
+        self.keep_alive = bool(section.get("keep_alive", False))
+        self.buffered = bool(config.get("buffered_outputs", False))
+        self._fh: IO[str] | None = None
+        self._failing = False
+
+    async def run(self, alerts: trio.MemoryReceiveChannel, *,
+                  task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        try:
+            async with alerts:
+                async for batch in batches(alerts):
+                    self.write(batch)
+        finally:
+            self._close()
+
+    def write(self, batch: list) -> None:
+        text = "".join(self.formatter(a) + "\n" for a in batch)
+        try:
+            fh = self._fh or open(self.filename, "a", encoding="utf-8")
+            try:
+                fh.write(text)
+                if not self.buffered or not self.keep_alive:
+                    fh.flush()
+            finally:
+                if self.keep_alive:
+                    self._fh = fh
+                else:
+                    fh.close()
+        except OSError as exc:
+            self._close()
+            self.metrics.inc("outputs.file.failed", len(batch))
+            if not self._failing:
+                log.error("file output: cannot write %s: %s", self.filename, exc)
+            self._failing = True
+        else:
+            self.metrics.inc("outputs.file.sent", len(batch))
+            self._failing = False
+
+    def reopen(self) -> None:
+        """Close the file; the next alert opens the path again (after a logrotate rename)."""
+        self._close()
+
+    def _close(self) -> None:
+        fh, self._fh = self._fh, None
+        if fh is not None:
+            try:
+                fh.close()
+            except OSError:
+                pass
+
+
+@hookimpl
+def syswarden_config_schema() -> dict[str, Section]:
+    keys = {
+        "enabled": Key(bool, False, "append alerts to a file"),
+        "keep_alive": Key(bool, False, "keep the file open (reopened on SIGUSR1/SIGHUP)"),
+        "filename": Key(str, "./events.txt", "the file alerts are appended to"),
+    }
+    keys.update(output_keys())
+    return {"file_output": Section(keys, doc="Falco's file output")}
+
+
+@hookimpl
+def syswarden_make_outputs(ctx: Any) -> FileOutput | None:
+    section = ctx.section("file_output")
+    if not section.get("enabled", False):
+        return None
+    return FileOutput(ctx.config, section, ctx.metrics)

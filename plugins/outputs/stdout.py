@@ -1,0 +1,60 @@
+"""The stdout output (Falco's ``stdout_output``): one alert per line on standard output.
+
+Lines are flushed per batch unless ``buffered_outputs`` is set.  A closed stdout (the reader
+went away) is counted as ``outputs.stdout.failed`` per alert, never raised into the agent.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, TextIO
+
+import trio
+
+from syswarden.core.config import Key, Section
+from syswarden.core.hookspecs import hookimpl
+from syswarden.core.outputs import OutputSettings, batches, output_keys
+
+
+class StdoutOutput:
+    name = "stdout"
+
+    def __init__(self, config: dict[str, Any], section: dict[str, Any], metrics: Any,
+                 stream: TextIO | None = None) -> None:
+        OutputSettings(config, section).apply(self)
+        self.metrics = metrics
+        self.stream = stream
+        self.buffered = bool(config.get("buffered_outputs", False))
+
+    async def run(self, alerts: trio.MemoryReceiveChannel, *,
+                  task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        async with alerts:
+            async for batch in batches(alerts):
+                self.write(batch)
+
+    def write(self, batch: list) -> None:
+        stream = self.stream or sys.stdout   # looked up late: tests and the CLI swap sys.stdout
+        try:
+            stream.write("".join(self.formatter(a) + "\n" for a in batch))
+            if not self.buffered:
+                stream.flush()
+        except (OSError, ValueError):
+            self.metrics.inc("outputs.stdout.failed", len(batch))
+        else:
+            self.metrics.inc("outputs.stdout.sent", len(batch))
+
+
+@hookimpl
+def syswarden_config_schema() -> dict[str, Section]:
+    keys = {"enabled": Key(bool, True, "print alerts on standard output")}
+    keys.update(output_keys())
+    return {"stdout_output": Section(keys, doc="Falco's stdout output")}
+
+
+@hookimpl
+def syswarden_make_outputs(ctx: Any) -> StdoutOutput | None:
+    section = ctx.section("stdout_output")
+    if not section.get("enabled", True):
+        return None
+    return StdoutOutput(ctx.config, section, ctx.metrics)
