@@ -136,6 +136,29 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return path, value
 
 
+def peek_plugin_keys(path: str | None, overrides: Iterable[str] = ()) -> dict[str, Any]:
+    """``plugins`` and ``disabled_plugins`` before the full load: they decide which plugins'
+    schemas the full validation needs.  Errors are left to :func:`load_config`."""
+    out: dict[str, Any] = {"plugins": [], "disabled_plugins": []}
+    try:
+        with open(path or default_config_path(), encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except (OSError, yaml.YAMLError):
+        data = None
+    if isinstance(data, dict):
+        for key in out:
+            if isinstance(data.get(key), list):
+                out[key] = data[key]
+    for override in overrides:
+        try:
+            keys, value = parse_override(override)
+        except ConfigError:
+            continue
+        if len(keys) == 1 and keys[0] in out and isinstance(value, list):
+            out[keys[0]] = value
+    return out
+
+
 def load_config(path: str | None = None, overrides: Iterable[str] = (),
                 schemas: dict[str, Section] | None = None) -> dict[str, Any]:
     """Read, merge, validate.  Raises :class:`ConfigError` naming file and line."""

@@ -115,7 +115,8 @@ def syswarden_make_sources(ctx: "PluginContext") -> "Source | Iterable[Source] |
 def syswarden_make_enrichers(ctx: "PluginContext") -> "Enricher | Iterable[Enricher] | None":
     """Build the enrichers that attach process, fd, user and container state to events.
 
-    Enrichers run in the order the plugins were registered (built-ins first: process, docker).
+    Called once at start-up, after the sources.  Enrichers run in the order the plugins were
+    registered (built-ins first: process, docker).
 
     :param ctx: config, metrics and the field registry.
     :return: enricher objects (see :class:`~syswarden.core.protocols.Enricher`), or None.

@@ -32,8 +32,8 @@ class Metrics:
         return out
 
     def drops(self) -> dict[str, int]:
-        return {k: v for k, v in self._counters.items()
-                if v and (k.startswith("drops.") or k.endswith(".dropped"))}
+        return {k: v for k, v in self.snapshot().items()
+                if isinstance(v, int) and v and (k.startswith("drops.") or k.endswith(".dropped"))}
 
     def summary(self) -> str:
         snap = self.snapshot()

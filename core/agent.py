@@ -1,0 +1,349 @@
+"""The agent: one root trio nursery wiring sources -> enrichers -> filters -> outputs.
+
+Start-up (:meth:`Agent.build`) resolves every plugin once: the filters first (their rules say
+which syscalls are needed), then the sources (told those event types), the enrichers and the
+outputs, each output wrapped in an :class:`~syswarden.core.outputs.OutputRunner` with its own
+bounded queue.  From then on the hot path calls plain bound methods; no ``pm.hook`` per event.
+
+The stages, in the agent's nursery::
+
+    sources --batches--> enrich stage --batches--> filter stage --alerts--> output queues
+           (channel_batches)          (channel_batches)           (offer: never blocks)
+
+Readiness: once every source has started and the pipeline runs, the agent logs a line containing
+``syswarden ready`` (always, whatever ``log_level``), and :attr:`Agent.ready` is set.
+
+Signals: SIGINT/SIGTERM stop the sources, let the stages drain, give the outputs
+``pipeline.shutdown_grace`` seconds to flush, and return 0 (a second signal stops at once).
+SIGHUP reloads the config file and the rules (on a failure the old rules keep running, the error
+is logged) and reopens outputs; SIGUSR1 reopens outputs (logrotate).
+
+Failures: an exception while one plugin handles one event is caught at the stage boundary,
+counted (``errors.<stage>.<plugin>``) and logged with the plugin's name; the event goes on.  A
+crashed task (a source that dies) stops the agent with a clear message and exit code 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from typing import Any, Callable
+
+import trio
+
+from .config import load_config
+from .errors import RuleError, SourceError, SyswardenError
+from .event import Event
+from .metrics import Metrics
+from .outputs import OutputRunner
+from .plugins import Plugins
+from .protocols import PluginContext
+
+log = logging.getLogger("syswarden.agent")
+
+#: log the first N errors of one plugin with a traceback, then one in every EVERY
+ERRORS_LOGGED_FULLY = 5
+ERRORS_EVERY = 1000
+
+
+def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out
+
+
+class Agent:
+    def __init__(self, config: dict[str, Any], plugins: Plugins, *,
+                 config_path: str | None = None, overrides: tuple[str, ...] = (),
+                 rules_files: list[str] | None = None, replay_file: str | None = None,
+                 max_seconds: float | None = None, metrics: Metrics | None = None) -> None:
+        self.config = config
+        self.plugins = plugins
+        self.config_path = config_path
+        self.overrides = overrides
+        self.rules_files = rules_files
+        self.replay_file = replay_file
+        self.max_seconds = max_seconds
+        self.metrics = metrics or Metrics()
+        self.ready = trio.Event()
+        self.stopping = trio.Event()
+        self._sources_scope = trio.CancelScope()
+        self._error_counts: dict[str, int] = {}
+        self.filters: list = []
+        self.sources: list = []
+        self.enrichers: list = []
+        self.outputs: list = []
+        self.runners: list[OutputRunner] = []
+        self._checks: list[tuple[str, Callable]] = []
+        self._offers: list[Callable] = []
+
+    # -- start-up ------------------------------------------------------------------------------
+
+    def build(self) -> None:
+        """Resolve every plugin object once.  Raises SyswardenError on a user's mistake."""
+        self.ctx = PluginContext(self.config, self.metrics, self.plugins.fields(),
+                                 replay_file=self.replay_file, agent_pid=os.getpid())
+        self.filters = self.plugins.make("filter", self.ctx)
+        self.ctx.event_types = self.event_types()
+        self.sources = self.plugins.make("source", self.ctx)
+        if not self.sources:
+            raise SourceError("no event source is enabled",
+                              hint="enable the ebpf source, or replay a capture with -e FILE")
+        self.enrichers = self.plugins.make("enricher", self.ctx)
+        self.outputs = self.plugins.make("output", self.ctx)
+        self.runners = [OutputRunner.for_output(o, self.config, self.metrics)
+                        for o in self.outputs]
+        self._checks = [(f.name, f.check) for f in self.filters]
+        self._offers = [r.offer for r in self.runners]
+
+    def event_types(self) -> set[str] | None:
+        """The syscalls the filters need: their union, or None when one needs every event."""
+        types: set[str] = set()
+        for f in self.filters:
+            needed = f.event_types()
+            if needed is None:
+                return None
+            types |= set(needed)
+        return types
+
+    # -- running -------------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        """Run until the sources end or a stop is asked; return the exit code."""
+        grace = float(self.config["pipeline"]["shutdown_grace"])
+        try:
+            async with trio.open_nursery() as root:
+                root.start_soon(self._watch_signals, root.cancel_scope)
+                if self.max_seconds:
+                    root.start_soon(self._stop_after, self.max_seconds)
+                interval = float(self.config["pipeline"]["stats_interval"])
+                if interval > 0:
+                    root.start_soon(self._report_periodically, interval)
+                async with trio.open_nursery() as outputs:
+                    flushed = [trio.Event() for _ in self.runners]
+                    for runner, done in zip(self.runners, flushed):
+                        await outputs.start(self._run_output, runner, done)
+                    async with trio.open_nursery() as services:
+                        for enricher in self.enrichers:
+                            if hasattr(enricher, "run"):
+                                await services.start(enricher.run)
+                        await self._pipeline()
+                        services.cancel_scope.cancel()
+                    for runner in self.runners:
+                        runner.close()
+                    with trio.move_on_after(grace):
+                        for done in flushed:
+                            await done.wait()
+                    self._count_unflushed()
+                    outputs.cancel_scope.cancel()
+                root.cancel_scope.cancel()
+        except* SyswardenError as group:
+            for exc in _leaves(group):
+                log.error("%s", exc)
+            failed = True
+        except* Exception as group:
+            for exc in _leaves(group):
+                log.critical("agent crashed: %s: %s", type(exc).__name__, exc, exc_info=exc)
+            failed = True
+        else:
+            failed = False
+        finally:
+            self._report(final=True)
+        return 1 if failed else 0
+
+    async def _run_output(self, runner: OutputRunner, done: trio.Event, *,
+                          task_status=trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            await runner.run(task_status=task_status)
+        finally:
+            done.set()
+
+    def request_stop(self) -> None:
+        """Stop the sources; the stages drain and the outputs flush."""
+        if not self.stopping.is_set():
+            self.stopping.set()
+            self._sources_scope.cancel()
+
+    async def _stop_after(self, seconds: float) -> None:
+        await trio.sleep(seconds)
+        log.info("stopping after %s seconds (-M)", seconds)
+        self.request_stop()
+
+    async def _pipeline(self) -> None:
+        size = int(self.config["pipeline"]["channel_batches"])
+        src_send, src_recv = trio.open_memory_channel[list[Event]](size)
+        enr_send, enr_recv = trio.open_memory_channel[list[Event]](size)
+        async with trio.open_nursery() as stages:
+            stages.start_soon(self._enrich_stage, src_recv, enr_send)
+            stages.start_soon(self._filter_stage, enr_recv)
+            await self._run_sources(src_send)
+
+    async def _run_sources(self, send: trio.MemorySendChannel[list[Event]]) -> None:
+        async with send:
+            with self._sources_scope:
+                async with trio.open_nursery() as nursery:
+                    for source in self.sources:
+                        await nursery.start(self._run_source, source, send.clone())
+                    self._announce_ready()
+
+    async def _run_source(self, source: Any, send: trio.MemorySendChannel[list[Event]], *,
+                          task_status=trio.TASK_STATUS_IGNORED) -> None:
+        async with send:
+            try:
+                await source.run(send, task_status=task_status)
+            except SyswardenError:
+                raise
+            except Exception as exc:
+                raise SourceError(f"source {source.name!r} failed: "
+                                  f"{type(exc).__name__}: {exc}") from exc
+
+    def _announce_ready(self) -> None:
+        types = self.ctx.event_types
+        level = max(logging.INFO, log.getEffectiveLevel())
+        log.log(level, "syswarden ready: sources=%s enrichers=%s filters=%s outputs=%s "
+                "event_types=%s", ",".join(s.name for s in self.sources),
+                ",".join(e.name for e in self.enrichers), ",".join(f.name for f in self.filters),
+                ",".join(o.name for o in self.outputs),
+                "all" if types is None else len(types))
+        self.ready.set()
+
+    async def _enrich_stage(self, recv: trio.MemoryReceiveChannel[list[Event]],
+                            send: trio.MemorySendChannel[list[Event]]) -> None:
+        enrich = [(e.name, e.enrich) for e in self.enrichers]
+        prepare = [(e.name, e.prepare) for e in self.enrichers if hasattr(e, "prepare")]
+        async with recv, send:
+            async for batch in recv:
+                self.metrics.inc("events.in", len(batch))
+                for name, prep in prepare:
+                    try:
+                        await prep(batch)
+                    except Exception as exc:
+                        self._plugin_error("enrich", name, exc, None)
+                for evt in batch:
+                    for name, fn in enrich:
+                        try:
+                            fn(evt)
+                        except Exception as exc:
+                            self._plugin_error("enrich", name, exc, evt)
+                await send.send(batch)
+
+    async def _filter_stage(self, recv: trio.MemoryReceiveChannel[list[Event]]) -> None:
+        metrics = self.metrics
+        async with recv:
+            async for batch in recv:
+                checks, offers = self._checks, self._offers
+                for evt in batch:
+                    for name, check in checks:
+                        try:
+                            alerts = check(evt)
+                        except Exception as exc:
+                            self._plugin_error("filter", name, exc, evt)
+                            continue
+                        if alerts:
+                            for alert in alerts:
+                                metrics.inc("alerts.total")
+                                metrics.inc(f"alerts.rule.{alert.rule}")
+                                for offer in offers:
+                                    offer(alert)
+                metrics.inc("events.judged", len(batch))
+
+    def _plugin_error(self, stage: str, plugin: str, exc: Exception, evt: Event | None) -> None:
+        key = f"errors.{stage}.{plugin}"
+        self.metrics.inc(key)
+        n = self._error_counts[key] = self._error_counts.get(key, 0) + 1
+        if n <= ERRORS_LOGGED_FULLY:
+            log.warning("%s plugin %r failed on %r: %s: %s", stage, plugin, evt,
+                        type(exc).__name__, exc, exc_info=exc)
+        elif n % ERRORS_EVERY == 0:
+            log.warning("%s plugin %r has failed %d times (last: %s: %s)", stage, plugin, n,
+                        type(exc).__name__, exc)
+
+    def _count_unflushed(self) -> None:
+        """Alerts still queued when the grace period ran out are lost: count them."""
+        for runner in self.runners:
+            left = runner.pending()
+            if left:
+                self.metrics.inc(f"outputs.{runner.name}.dropped", left)
+                log.error("output %r: %d alerts not delivered within the shutdown grace period",
+                          runner.name, left)
+
+    # -- signals, reload, reports ---------------------------------------------------------------
+
+    async def _watch_signals(self, root_scope: trio.CancelScope) -> None:
+        wanted = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1)
+        with trio.open_signal_receiver(*wanted) as signals:
+            async for signum in signals:
+                if signum in (signal.SIGINT, signal.SIGTERM):
+                    if self.stopping.is_set():
+                        log.warning("second stop signal: stopping now")
+                        root_scope.cancel()
+                    else:
+                        log.info("%s: stopping", signal.Signals(signum).name)
+                        self.request_stop()
+                elif signum == signal.SIGHUP:
+                    await self.reload()
+                    self._reopen_outputs()
+                else:
+                    self._reopen_outputs()
+
+    def _reopen_outputs(self) -> None:
+        for output in self.outputs:
+            reopen = getattr(output, "reopen", None)
+            if reopen is not None:
+                try:
+                    reopen()
+                except Exception as exc:
+                    log.error("output %r could not reopen: %s", output.name, exc)
+
+    async def reload(self) -> bool:
+        """Re-read the config file and the rules; keep what runs when anything fails."""
+        log.info("reloading config and rules")
+        try:
+            config = load_config(self.config_path, self.overrides, self.plugins.schemas())
+            if self.rules_files:
+                config["rules_file"] = list(self.rules_files)
+        except SyswardenError as exc:
+            log.error("reload failed, keeping the running config and rules: %s", exc)
+            return False
+        for f in self.filters:
+            try:
+                await trio.to_thread.run_sync(f.reload, config)
+            except Exception as exc:
+                detail = str(exc) if isinstance(exc, RuleError) else \
+                    f"{type(exc).__name__}: {exc}"
+                log.error("reload failed, keeping the running rules: filter %r: %s",
+                          f.name, detail)
+                return False
+        self.ctx.event_types = self.event_types()
+        for source in self.sources:
+            setter = getattr(source, "set_event_types", None)
+            if setter is not None:
+                setter(self.ctx.event_types)
+        log.info("reloaded: event_types=%s", "all" if self.ctx.event_types is None
+                 else len(self.ctx.event_types))
+        return True
+
+    async def _report_periodically(self, interval: float) -> None:
+        while True:
+            await trio.sleep(interval)
+            self._report(final=False)
+
+    def _report(self, final: bool) -> None:
+        for source in self.sources:
+            counts = getattr(source, "drop_counts", None)
+            if counts is not None:
+                try:
+                    for key, value in counts().items():
+                        self.metrics.set(f"drops.source.{source.name}.{key}", value)
+                except Exception as exc:
+                    log.debug("drop_counts of %s failed: %s", source.name, exc)
+        summary = self.metrics.summary()
+        if final:
+            log.info("counters at exit: %s", summary or "none")
+        elif summary:
+            log.info("counters: %s", summary)
+        drops = self.metrics.drops()
+        if drops:
+            log.warning("dropped: %s", " ".join(f"{k}={v}" for k, v in sorted(drops.items())))
