@@ -1,0 +1,700 @@
+"""The capture format: events as JSON lines, with all the state their fields read.
+
+A capture file holds one JSON object per line (``docs/capture-format.md``, schema in
+``docs/capture-format.schema.json``).  The first line may be a *header*
+(``{"syswarden_capture": 1, "hostname": ..., ...}``); every other line is one event: its syscall
+part (``type``, ``ts``, ``tid``, ``pid``, ``res``, ``args``), the process that made it with its
+ancestors, the fd it is about and the container it runs in.  A line is self-contained: a replay
+needs no process table, no ``/proc`` and no Docker, so a capture judged by the rules gives the
+same alerts on any machine.
+
+The same format serves hand-written test events (``syswarden test-rules``) in a *short form*:
+only ``type`` is required, and the decoder fills sensible defaults (a process named by
+``name``/``cmdline``, a parent given inline as ``parent``, an fd given by ``name``, flags given
+as Falco's text ``O_WRONLY|O_CREAT``).
+
+Decoding keeps one process table per file: records naming the same pid with the same content
+share one :class:`Process` object, and a record that gives only ``ppid`` is linked to the
+process last seen with that pid, so parent chains work across lines.
+
+Writing is :class:`CaptureWriter`; reading is :func:`read_capture`, which reports a malformed
+line with its line number (to a callback, or the log) and skips it: nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import ipaddress
+import json
+import logging
+import os
+import platform
+import shlex
+import socket
+from dataclasses import asdict, fields as dc_fields
+from typing import IO, Any, Callable, Iterator
+
+from .errors import Location, SourceError
+from .event import Container, Event, FdInfo, Mount, Process
+
+log = logging.getLogger("syswarden.capture")
+
+#: The format version written in the header; readers accept this version and older.
+FORMAT_VERSION = 1
+HEADER_KEY = "syswarden_capture"
+#: Ancestors written per event (Falco's rules look up to ``proc.aname[7]``).
+MAX_ANCESTORS = 16
+#: Timestamp of the first short-form event without ``ts`` (2023-11-14T22:13:20Z).
+SHORT_FORM_BASE_TS = 1_700_000_000_000_000_000
+#: First pid given to a short-form process that names none.
+SHORT_FORM_BASE_PID = 20000
+
+OPEN_TYPES = frozenset({"open", "openat", "openat2", "creat"})
+#: Arguments whose raw value is a number Falco prints as flags or a name; the short form may
+#: give them as that text.
+FLAG_ARGS = ("flags", "mode", "prot", "nstype", "request", "domain", "cmd", "type")
+#: ... of which these may also hold plain text (mount's ``type`` is a filesystem name).
+_LENIENT_FLAG_ARGS = frozenset({"type"})
+
+ErrorCallback = Callable[[int, str], None]
+
+
+class CaptureError(SourceError):
+    """A capture line that cannot be decoded (the reader reports it and skips the line)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Encoding: Event -> record
+# ---------------------------------------------------------------------------------------------
+
+_PROC_SKIP = ("parent", "container", "fds")
+#: written even when unknown (null): the short form would read their absence as root
+_PROC_ALWAYS = frozenset({"uid", "gid", "user", "group"})
+_PROC_DEFAULTS = {k: getattr(Process(0), k) for k in Process.__slots__ if k not in _PROC_SKIP}
+_FD_DEFAULTS = {k: getattr(FdInfo(), k) for k in FdInfo.__slots__}
+_CONTAINER_KEYS = {f.name for f in dc_fields(Container)}
+_MOUNT_KEYS = {f.name for f in dc_fields(Mount)}
+
+
+def _json_value(value: Any) -> Any:
+    """A value as JSON can hold it: bytes as ``{"$bytes": base64}``, addresses as text."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"$bytes": base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    return str(value)
+
+
+def _proc_record(proc: Process) -> dict[str, Any]:
+    rec: dict[str, Any] = {"pid": proc.pid}
+    for key, default in _PROC_DEFAULTS.items():
+        if key == "pid":
+            continue
+        value = getattr(proc, key, default)
+        if (value != default and not (key in ("tid", "vpid") and value == proc.pid)) \
+                or key in _PROC_ALWAYS:
+            rec[key] = _json_value(value)
+    if proc.vtid == proc.tid:
+        rec.pop("vtid", None)
+    if proc.parent is not None and "ppid" not in rec:
+        rec["ppid"] = proc.parent.pid
+    return rec
+
+
+def _fd_record(fd: FdInfo) -> dict[str, Any]:
+    rec: dict[str, Any] = {"num": fd.num, "type": fd.type, "name": fd.name}
+    for key, default in _FD_DEFAULTS.items():
+        if key in rec:
+            continue
+        value = getattr(fd, key, default)
+        if value != default:
+            rec[key] = _json_value(value)
+    return rec
+
+
+def _container_record(c: Container) -> dict[str, Any]:
+    rec = asdict(c)
+    return {k: v for k, v in rec.items()
+            if v is not None and v != [] and v != {} and not (k == "full_id" and v == "")}
+
+
+def event_to_record(evt: Event, max_ancestors: int = MAX_ANCESTORS) -> dict[str, Any]:
+    """One event as a capture record (a JSON-ready dict), with its process's ancestors."""
+    rec: dict[str, Any] = {
+        "num": evt.num, "ts": evt.ts, "type": evt.type, "tid": evt.tid, "pid": evt.pid,
+        "res": evt.res, "args": _json_value(evt.args),
+    }
+    if evt.cpu:
+        rec["cpu"] = evt.cpu
+    if evt.cgroup_id:
+        rec["cgroup_id"] = evt.cgroup_id
+    if evt.source != "syscall":
+        rec["source"] = evt.source
+    if evt.proc is not None:
+        rec["proc"] = _proc_record(evt.proc)
+        chain = [_proc_record(p) for _, p in zip(range(max_ancestors), evt.proc.ancestors())]
+        if chain:
+            rec["ancestors"] = chain
+    if evt.fd is not None:
+        rec["fd"] = _fd_record(evt.fd)
+    if evt.fd2 is not None:
+        rec["fd2"] = _fd_record(evt.fd2)
+    container = evt.container or (evt.proc.container if evt.proc is not None else None)
+    if container is not None:
+        rec["container"] = _container_record(container)
+    if evt.extra:
+        rec["extra"] = _json_value(evt.extra)
+    return rec
+
+
+def header_record(**extra: Any) -> dict[str, Any]:
+    """The first line of a capture: format version and where it was recorded."""
+    uname = platform.uname()
+    rec: dict[str, Any] = {
+        HEADER_KEY: FORMAT_VERSION,
+        "hostname": socket.gethostname(),
+        "kernel": uname.release,
+        "machine": uname.machine,
+        "created_ns": _now_ns(),
+    }
+    rec.update(extra)
+    return rec
+
+
+def _now_ns() -> int:
+    import time
+    return time.time_ns()
+
+
+class CaptureWriter:
+    """Writes events to a capture file (gzip when the name ends in ``.gz``).
+
+    >>> with CaptureWriter("/tmp/x.jsonl") as w:     # doctest: +SKIP
+    ...     w.write_batch(events)
+    """
+
+    def __init__(self, path: str | os.PathLike | IO[str], *, header: bool = True,
+                 max_ancestors: int = MAX_ANCESTORS, **header_extra: Any) -> None:
+        self.max_ancestors = max_ancestors
+        self.count = 0
+        if isinstance(path, (str, os.PathLike)):
+            self.path = os.fspath(path)
+            try:
+                if self.path.endswith(".gz"):
+                    self._fh: IO[str] = gzip.open(self.path, "wt", encoding="utf-8")
+                else:
+                    self._fh = open(self.path, "w", encoding="utf-8")
+            except OSError as exc:
+                raise CaptureError(f"cannot write capture: {exc.strerror}",
+                                   Location(self.path)) from None
+            self._owned = True
+        else:
+            self.path = getattr(path, "name", "<stream>")
+            self._fh = path
+            self._owned = False
+        if header:
+            self._line(header_record(**header_extra))
+
+    def _line(self, rec: dict[str, Any]) -> None:
+        self._fh.write(json.dumps(rec, separators=(",", ":"), ensure_ascii=False))
+        self._fh.write("\n")
+
+    def write(self, evt: Event) -> None:
+        self._line(event_to_record(evt, self.max_ancestors))
+        self.count += 1
+
+    def write_batch(self, events: list[Event]) -> None:
+        for evt in events:
+            self.write(evt)
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+    def close(self) -> None:
+        if self._owned:
+            self._fh.close()
+        else:
+            self._fh.flush()
+
+    def __enter__(self) -> "CaptureWriter":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding: record -> Event
+# ---------------------------------------------------------------------------------------------
+
+_PROC_INT_KEYS = {"pid", "tid", "ppid", "vpid", "vtid", "pidns", "sid", "vpgid", "tty",
+                  "start_ts", "cgroup_id", "cap_effective", "exe_ino"}
+_PROC_OPT_INT_KEYS = {"uid", "gid", "euid", "loginuid", "exit_ts"}
+_PROC_STR_KEYS = {"comm", "exe", "exepath", "cwd", "container_id"}
+_PROC_OPT_STR_KEYS = {"user", "group", "loginname"}
+_PROC_BOOL_KEYS = {"is_exe_writable", "is_exe_upper_layer", "is_exe_from_memfd"}
+_PROC_LIST_KEYS = {"args", "env"}
+_FD_TYPES = {"file", "directory", "ipv4", "ipv6", "unix", "pipe", "event", "signalfd",
+             "eventpoll", "inotify", "timerfd", "netlink", "bpf", "userfaultfd", "io_uring",
+             "memfd"}
+_EVENT_KEYS = {"num", "ts", "type", "tid", "pid", "res", "args", "cpu", "cgroup_id", "source",
+               "proc", "ancestors", "fd", "fd2", "container", "extra"}
+
+
+class _Bad(ValueError):
+    """A record that does not fit the format; the message names the key."""
+
+
+def _want(cond: bool, msg: str) -> None:
+    if not cond:
+        raise _Bad(msg)
+
+
+def _int(value: Any, key: str) -> int:
+    _want(isinstance(value, int) and not isinstance(value, bool), f"{key} must be an integer")
+    return value
+
+
+def _str(value: Any, key: str) -> str:
+    _want(isinstance(value, str), f"{key} must be a string")
+    return value
+
+
+def _arg_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"$bytes"}:
+            return base64.b64decode(value["$bytes"])
+        return {k: _arg_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_arg_value(v) for v in value]
+    return value
+
+
+def _flag_names() -> dict[str, int]:
+    """Every flag/enum name of the engine's syscall tables -> its Linux value."""
+    try:
+        from . import syscalls  # noqa: PLC0415 (the engine's tables; optional)
+    except ImportError:
+        return {}
+    names: dict[str, int] = {}
+    for value in vars(syscalls).values():
+        if isinstance(value, tuple) and value and all(
+                isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], str)
+                and isinstance(x[1], int) for x in value):
+            for name, bits in value:
+                names.setdefault(name, bits)
+        elif isinstance(value, dict) and value and all(
+                isinstance(k, int) and isinstance(v, str) for k, v in value.items()):
+            for num, name in value.items():
+                names.setdefault(name, num)
+    return names
+
+
+_FLAG_NAMES: dict[str, int] | None = None
+
+
+def parse_flag_text(text: str) -> int:
+    """Falco's rendering of a flag or enum argument back to its number.
+
+    ``O_WRONLY|O_CREAT`` -> 65, ``PTRACE_ATTACH`` -> 16, ``0644`` -> 420 (octal like a mode),
+    ``12`` -> 12.  Raises ValueError naming an unknown flag.
+    """
+    global _FLAG_NAMES
+    if _FLAG_NAMES is None:
+        _FLAG_NAMES = _flag_names()
+    total = 0
+    for part in text.split("|"):
+        part = part.strip()
+        if not part:
+            continue
+        if part.isdigit():
+            total |= int(part, 8) if part.startswith("0") and len(part) > 1 else int(part)
+        elif part in _FLAG_NAMES:
+            total |= _FLAG_NAMES[part]
+        else:
+            raise ValueError(f"unknown flag {part!r}")
+    return total
+
+
+def _ip(value: Any, key: str) -> Any:
+    if value is None:
+        return None
+    try:
+        return ipaddress.ip_address(value)
+    except ValueError:
+        raise _Bad(f"fd.{key}: {value!r} is not an IP address") from None
+
+
+class Decoder:
+    """Turns records into events, keeping the process and container tables of one file."""
+
+    def __init__(self) -> None:
+        self._procs: dict[int, tuple[dict, Process | None, Process]] = {}
+        self._anon: dict[str, Process] = {}
+        self._containers: dict[str, tuple[dict, Container]] = {}
+        self._next_pid = SHORT_FORM_BASE_PID
+        self._ts = SHORT_FORM_BASE_TS
+        self._num = 0
+
+    # -- the event ------------------------------------------------------------------------
+
+    def decode(self, rec: Any) -> Event:
+        _want(isinstance(rec, dict), "a record must be a JSON object")
+        unknown = set(rec) - _EVENT_KEYS
+        _want(not unknown, f"unknown key(s): {', '.join(sorted(unknown))}")
+        etype = _str(rec.get("type"), "type") if "type" in rec else None
+        _want(bool(etype), "an event needs a 'type'")
+        args = rec.get("args", {})
+        _want(isinstance(args, dict), "args must be an object")
+        args = {str(k): _arg_value(v) for k, v in args.items()}
+
+        container = self._container(rec["container"]) if rec.get("container") else None
+        proc = None
+        if rec.get("proc") is not None:
+            chain = rec.get("ancestors") or []
+            _want(isinstance(chain, list), "ancestors must be a list")
+            proc = self._proc_with_chain(rec["proc"], chain, container)
+        elif "pid" in rec:
+            proc = self._by_pid(_int(rec["pid"], "pid"))
+        fd = self._fd(rec["fd"], "fd") if rec.get("fd") is not None else None
+        fd2 = self._fd(rec["fd2"], "fd2") if rec.get("fd2") is not None else None
+
+        if "ts" in rec:
+            ts = _int(rec["ts"], "ts")
+        else:
+            ts = self._ts + 1000
+        self._ts = ts
+        self._num += 1
+        pid = _int(rec["pid"], "pid") if "pid" in rec else (proc.pid if proc else 0)
+        tid = _int(rec["tid"], "tid") if "tid" in rec else (proc.tid if proc else pid)
+        if "res" in rec:
+            res = _int(rec["res"], "res")
+        elif etype in OPEN_TYPES and fd is not None:
+            res = fd.num
+        else:
+            res = 0
+        if etype in OPEN_TYPES and fd is not None and fd.name:
+            args.setdefault("name", fd.name)
+        self._convert_flags(args)
+
+        evt = Event(etype, ts=ts, tid=tid, pid=pid, res=res, args=args,
+                    num=_int(rec["num"], "num") if "num" in rec else self._num)
+        evt.cpu = _int(rec.get("cpu", 0), "cpu")
+        evt.cgroup_id = _int(rec.get("cgroup_id", 0), "cgroup_id")
+        evt.source = _str(rec.get("source", "syscall"), "source")
+        evt.proc = proc
+        evt.fd = fd
+        evt.fd2 = fd2
+        if proc is not None and fd is not None and fd.num >= 0:
+            proc.fds[fd.num] = fd
+        evt.container = container or (proc.container if proc is not None else None)
+        if rec.get("extra") is not None:
+            _want(isinstance(rec["extra"], dict), "extra must be an object")
+            evt.extra = dict(rec["extra"])
+        return evt
+
+    @staticmethod
+    def _convert_flags(args: dict[str, Any]) -> None:
+        """Short form: flag arguments given as Falco's text become their raw numbers."""
+        for key in FLAG_ARGS:
+            value = args.get(key)
+            if isinstance(value, str):
+                try:
+                    args[key] = parse_flag_text(value)
+                except ValueError as exc:
+                    if key not in _LENIENT_FLAG_ARGS:
+                        raise _Bad(f"args.{key}: {exc}") from None
+
+    # -- processes ------------------------------------------------------------------------
+
+    def _proc_with_chain(self, top: Any, chain: list, container: Container | None) -> Process:
+        # Build from the root of the written chain down, so each links to its parent.
+        parent = None
+        for i in range(len(chain) - 1, -1, -1):
+            parent = self._proc(chain[i], container, parent, f"ancestors[{i}]")
+        return self._proc(top, container, parent, "proc")
+
+    def _proc(self, d: Any, container: Container | None, parent: Process | None,
+              where: str) -> Process:
+        _want(isinstance(d, dict), f"{where} must be an object")
+        d = dict(d)
+        inline_parent = d.pop("parent", None)
+        if inline_parent is not None:
+            _want(parent is None, f"{where}: give 'parent' or 'ancestors', not both")
+            parent = self._proc(inline_parent, container, None, f"{where}.parent")
+        attrs = self._proc_attrs(d, where)
+        attrs.setdefault("container_id", container.id if container is not None else "host")
+        if parent is not None:
+            attrs.setdefault("ppid", parent.pid)
+        anon_key = None
+        if "pid" not in attrs:
+            # A short-form process without a pid: the same description is the same process.
+            anon_key = json.dumps([attrs, id(parent)], sort_keys=True)
+            proc = self._anon.get(anon_key)
+            if proc is None:
+                attrs["pid"] = self._next_pid
+                self._next_pid += 1
+        else:
+            proc = None
+        if proc is None:
+            pid = attrs["pid"]
+            if parent is None and attrs.get("ppid") not in (None, 0, pid):
+                parent = self._by_pid(attrs["ppid"])
+            cached = self._procs.get(pid)
+            if cached is not None and cached[0] == attrs and cached[1] is parent:
+                proc = cached[2]
+            else:
+                proc = self._new_proc(attrs, parent)
+                self._procs[pid] = (attrs, parent, proc)
+            if anon_key is not None:
+                self._anon[anon_key] = proc
+        if container is not None and proc.container_id == container.id:
+            proc.container = container
+        return proc
+
+    @staticmethod
+    def _new_proc(attrs: dict[str, Any], parent: Process | None) -> Process:
+        proc = Process(**attrs)
+        if "tid" not in attrs:
+            proc.tid = proc.pid
+        if "vpid" not in attrs:
+            proc.vpid = proc.pid
+        if "vtid" not in attrs:
+            proc.vtid = proc.tid
+        proc.parent = parent
+        return proc
+
+    def _by_pid(self, pid: int) -> Process | None:
+        cached = self._procs.get(pid)
+        return cached[2] if cached else None
+
+    def _proc_attrs(self, d: dict, where: str) -> dict[str, Any]:
+        attrs: dict[str, Any] = {}
+        for key, value in d.items():
+            path = f"{where}.{key}"
+            if key in _PROC_INT_KEYS:
+                attrs[key] = _int(value, path)
+            elif key in _PROC_OPT_INT_KEYS:
+                attrs[key] = None if value is None else _int(value, path)
+            elif key in _PROC_STR_KEYS:
+                attrs[key] = _str(value, path)
+            elif key in _PROC_OPT_STR_KEYS:
+                attrs[key] = None if value is None else _str(value, path)
+            elif key in _PROC_BOOL_KEYS:
+                _want(isinstance(value, bool), f"{path} must be true or false")
+                attrs[key] = value
+            elif key in _PROC_LIST_KEYS:
+                if isinstance(value, str):
+                    value = shlex.split(value)
+                _want(isinstance(value, list) and all(isinstance(v, str) for v in value),
+                      f"{path} must be a list of strings")
+                attrs[key] = list(value)
+            elif key == "name":
+                attrs["comm"] = _str(value, path)
+            elif key == "cmdline":
+                words = shlex.split(_str(value, path))
+                _want(bool(words), f"{path} is empty")
+                attrs.setdefault("comm", os.path.basename(words[0]))
+                attrs.setdefault("args", words[1:])
+                if words[0].startswith("/"):
+                    attrs.setdefault("exe", words[0])
+            else:
+                raise _Bad(f"unknown key {path}")
+        comm = attrs.get("comm", "")
+        if "exe" not in attrs and comm:
+            attrs["exe"] = comm
+        if "exepath" not in attrs and attrs.get("exe", "").startswith("/"):
+            attrs["exepath"] = attrs["exe"]
+        if "uid" not in attrs and "user" not in attrs:
+            attrs["uid"], attrs["user"] = 0, "root"
+        if "gid" not in attrs and "group" not in attrs:
+            attrs["gid"], attrs["group"] = 0, "root"
+        return attrs
+
+    # -- fds and containers ---------------------------------------------------------------
+
+    def _fd(self, d: Any, where: str) -> FdInfo:
+        _want(isinstance(d, dict), f"{where} must be an object")
+        fd = FdInfo(num=3)
+        for key, value in d.items():
+            path = f"{where}.{key}"
+            if key in ("num", "ino", "dev", "open_flags"):
+                setattr(fd, key, _int(value, path))
+            elif key in ("sport", "cport"):
+                setattr(fd, key, None if value is None else _int(value, path))
+            elif key in ("sip", "cip"):
+                setattr(fd, key, _ip(value, key))
+            elif key == "type":
+                _want(value in _FD_TYPES, f"{path}: unknown fd type {value!r}")
+                fd.type = value
+            elif key == "name":
+                fd.name = _str(value, path)
+            elif key in ("l4proto", "sockfamily"):
+                setattr(fd, key, None if value is None else _str(value, path))
+            elif key == "is_server":
+                _want(value is None or isinstance(value, bool), f"{path} must be a boolean")
+                fd.is_server = value
+            else:
+                raise _Bad(f"unknown key {path}")
+        if "type" not in d:
+            ip = fd.sip or fd.cip
+            if ip is not None:
+                fd.type = "ipv6" if ip.version == 6 else "ipv4"
+        if fd.type in ("ipv4", "ipv6"):
+            if fd.sockfamily is None:
+                fd.sockfamily = "ip"
+            if fd.l4proto is None and "l4proto" not in d:
+                fd.l4proto = "tcp"
+            if not fd.name and fd.sip is not None:
+                fd.name = f"{_addr(fd.cip)}:{fd.cport or 0}->{_addr(fd.sip)}:{fd.sport or 0}"
+        elif fd.type == "unix" and fd.sockfamily is None:
+            fd.sockfamily = "unix"
+        return fd
+
+    def _container(self, d: Any) -> Container:
+        _want(isinstance(d, dict), "container must be an object")
+        unknown = set(d) - _CONTAINER_KEYS
+        _want(not unknown, f"unknown key(s) container.{', container.'.join(sorted(unknown))}")
+        cid = d.get("id")
+        if cid is None:
+            cid = hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+        cid = _str(cid, "container.id")
+        cached = self._containers.get(cid)
+        if cached is not None and cached[0] == d:
+            return cached[1]
+        mounts = []
+        for i, m in enumerate(d.get("mounts") or []):
+            _want(isinstance(m, dict) and "dest" in m and not set(m) - _MOUNT_KEYS,
+                  f"container.mounts[{i}] must be an object with dest (and source, mode, rw,"
+                  " propagation)")
+            m = dict(m)
+            m.setdefault("source", "")
+            mounts.append(Mount(**m))
+        labels = d.get("labels") or {}
+        _want(isinstance(labels, dict), "container.labels must be an object")
+        values = {k: v for k, v in d.items() if k not in ("id", "mounts", "labels")}
+        values.setdefault("complete", True)
+        c = Container(id=cid, mounts=mounts, labels={str(k): str(v) for k, v in labels.items()},
+                      **values)
+        if c.image and c.image_repository is None:
+            c.image_repository, c.image_tag = _split_image(c.image)
+        if c.name is None:
+            c.name = cid
+        if c.privileged is None and c.complete:
+            c.privileged = False
+        if not c.full_id:
+            c.full_id = cid
+        self._containers[cid] = (d, c)
+        return c
+
+
+def _addr(ip: Any) -> str:
+    if ip is None:
+        return "0.0.0.0"
+    return f"[{ip}]" if ip.version == 6 else str(ip)
+
+
+def _split_image(image: str) -> tuple[str, str | None]:
+    """``repo/name:tag`` -> (``repo/name``, ``tag``); a digest or no tag gives tag None/latest."""
+    name = image.split("@", 1)[0]
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    if colon > slash:
+        return name[:colon], name[colon + 1:]
+    return name, "latest" if "@" not in image else None
+
+
+def record_to_event(rec: Any, lineno: int = 0, decoder: Decoder | None = None) -> Event:
+    """One record (full or short form) as an Event; raises :class:`CaptureError` if bad.
+
+    Pass the same ``decoder`` for every record of one file so processes are shared.
+    """
+    try:
+        return (decoder or Decoder()).decode(rec)
+    except (_Bad, ValueError, TypeError) as exc:
+        raise CaptureError(str(exc), Location(None, lineno or None)) from None
+
+
+def is_header(rec: Any) -> bool:
+    return isinstance(rec, dict) and HEADER_KEY in rec
+
+
+def check_header(rec: dict[str, Any], path: str) -> None:
+    version = rec.get(HEADER_KEY)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise CaptureError(f"bad capture header: {HEADER_KEY} must be a version number",
+                           Location(path, 1))
+    if version > FORMAT_VERSION:
+        raise CaptureError(f"capture format version {version} is newer than this syswarden "
+                           f"reads ({FORMAT_VERSION})", Location(path, 1))
+
+
+def open_capture(path: str) -> IO[str]:
+    """Open a capture for reading (gzip by its name); raises CaptureError when it cannot."""
+    try:
+        if path.endswith(".gz"):
+            return gzip.open(path, "rt", encoding="utf-8")
+        return open(path, encoding="utf-8")
+    except OSError as exc:
+        raise CaptureError(f"cannot read capture: {exc.strerror}", Location(path)) from None
+
+
+def decode_lines(lines: Iterator[tuple[int, str]], path: str,
+                 on_error: ErrorCallback | None = None) -> Iterator[Event]:
+    """Decode ``(lineno, text)`` pairs; a bad line goes to ``on_error`` (or the log), skipped.
+
+    A header may only stand on the first non-blank line; a newer format version raises.
+    """
+    decoder = Decoder()
+    first = True
+    for lineno, text in lines:
+        if not text.strip():
+            continue
+        try:
+            rec = json.loads(text)
+        except ValueError as exc:
+            _report(on_error, path, lineno, f"not JSON: {exc}")
+            first = False
+            continue
+        if is_header(rec):
+            if first:
+                check_header(rec, path)
+            else:
+                _report(on_error, path, lineno, "a header record after the first line")
+            first = False
+            continue
+        first = False
+        try:
+            evt = decoder.decode(rec)
+        except (_Bad, ValueError, TypeError) as exc:
+            _report(on_error, path, lineno, str(exc))
+            continue
+        yield evt
+
+
+def _report(on_error: ErrorCallback | None, path: str, lineno: int, message: str) -> None:
+    if on_error is not None:
+        on_error(lineno, message)
+    else:
+        log.warning("%s:%d: malformed capture line skipped: %s", path, lineno, message)
+
+
+def read_capture(path: str, on_error: ErrorCallback | None = None) -> Iterator[Event]:
+    """Iterate the events of a capture file.
+
+    Each malformed line is passed to ``on_error(lineno, message)`` (default: a warning in the
+    log) and skipped.  Raises :class:`CaptureError` when the file cannot be opened or its header
+    announces a newer format.
+    """
+    fh = open_capture(path)
+    with fh:
+        try:
+            yield from decode_lines(enumerate(fh, 1), path, on_error)
+        except UnicodeDecodeError as exc:
+            raise CaptureError(f"not UTF-8 text: {exc.reason}", Location(path)) from None

@@ -1,0 +1,376 @@
+"""The capture format: round trips, the short form, malformed lines, and the JSON Schema.
+
+The schema check uses a small validator for the subset of JSON Schema the schema file uses
+(``$ref``, ``oneOf``, ``type``, ``required``, ``properties``, ``additionalProperties``, ``items``,
+``enum``, ``minimum``, ``minLength``): no dependency is added for it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import ipaddress
+import json
+import os
+import pathlib
+
+import pytest
+
+from syswarden.core.capture import (
+    CaptureError,
+    CaptureWriter,
+    Decoder,
+    event_to_record,
+    header_record,
+    parse_flag_text,
+    read_capture,
+    record_to_event,
+)
+from syswarden.core.event import Container, Event, FdInfo, Mount, Process
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+SCHEMA = json.loads((REPO / "docs" / "capture-format.schema.json").read_text())
+
+# ---------------------------------------------------------------------------------------------
+# A validator for the subset of JSON Schema the schema uses
+# ---------------------------------------------------------------------------------------------
+
+_TYPES = {
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+}
+_KNOWN = {"$schema", "$id", "title", "description", "$defs", "$ref", "oneOf", "type",
+          "required", "properties", "additionalProperties", "items", "enum", "minimum",
+          "minLength"}
+
+
+def schema_errors(value, schema, root=SCHEMA, path="$") -> list[str]:
+    unknown = set(schema) - _KNOWN
+    assert not unknown, f"validator does not know {unknown}"
+    if "$ref" in schema:
+        ref = schema["$ref"]
+        assert ref.startswith("#/$defs/")
+        return schema_errors(value, root["$defs"][ref[8:]], root, path)
+    errors: list[str] = []
+    if "oneOf" in schema:
+        ok = [s for s in schema["oneOf"] if not schema_errors(value, s, root, path)]
+        if len(ok) != 1:
+            errors.append(f"{path}: matches {len(ok)} of oneOf")
+    if "type" in schema:
+        types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        if not any(_TYPES[t](value) for t in types):
+            return errors + [f"{path}: not {schema['type']}"]
+    if "enum" in schema and value not in schema["enum"]:
+        errors.append(f"{path}: {value!r} not in enum")
+    if "minimum" in schema and isinstance(value, (int, float)) and value < schema["minimum"]:
+        errors.append(f"{path}: below minimum")
+    if "minLength" in schema and isinstance(value, str) and len(value) < schema["minLength"]:
+        errors.append(f"{path}: too short")
+    if isinstance(value, dict):
+        for key in schema.get("required", ()):
+            if key not in value:
+                errors.append(f"{path}: missing {key}")
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties", True)
+        for key, item in value.items():
+            if key in props:
+                errors += schema_errors(item, props[key], root, f"{path}.{key}")
+            elif extra is False:
+                errors.append(f"{path}: unexpected key {key}")
+            elif isinstance(extra, dict):
+                errors += schema_errors(item, extra, root, f"{path}.{key}")
+    if isinstance(value, list) and "items" in schema:
+        for i, item in enumerate(value):
+            errors += schema_errors(item, schema["items"], root, f"{path}[{i}]")
+    return errors
+
+
+# ---------------------------------------------------------------------------------------------
+# Events as the live pipeline builds them
+# ---------------------------------------------------------------------------------------------
+
+
+def _live_events() -> list[Event]:
+    """Events shaped like the enrichers leave them: a shell in a container, its parent chain,
+    an open, a connect with real ip addresses, a write with a byte buffer."""
+    c = Container(id="0123456789ab", full_id="0123456789ab" + "0" * 52, name="web",
+                  image="registry.local:5000/team/nginx:1.25", image_repository=
+                  "registry.local:5000/team/nginx", image_tag="1.25", privileged=True,
+                  mounts=[Mount("/var/run/docker.sock", "/var/run/docker.sock", "", True,
+                                "rprivate")],
+                  labels={"io.kubernetes.pod.name": "web-1"}, start_ts=1_795_000_000_000_000_000,
+                  complete=True)
+    init = Process(1, comm="systemd", exe="/sbin/init", exepath="/usr/lib/systemd/systemd",
+                   uid=0, user="root", container_id="host")
+    runtime = Process(900, ppid=1, comm="containerd-shim", exe="containerd-shim",
+                      exepath="/usr/bin/containerd-shim", args=["-namespace", "moby"],
+                      container_id="host", start_ts=5)
+    runtime.parent = init
+    nginx = Process(1001, ppid=900, vpid=1, comm="nginx", exe="nginx",
+                    exepath="/usr/sbin/nginx", args=["-g", "daemon off;"], cwd="/",
+                    container_id=c.id, container=c, uid=101, user="nginx", gid=101,
+                    group="nginx", start_ts=10)
+    nginx.parent = runtime
+    sh = Process(1050, ppid=1001, vpid=7, comm="bash", exe="/bin/bash", exepath="/bin/bash",
+                 args=["-i"], cwd="/tmp/", tty=34816, uid=0, gid=0, user="root", group="root",
+                 loginuid=-1, sid=1050, env=["TERM=xterm", "HOME=/root"], container_id=c.id,
+                 container=c, is_exe_upper_layer=True, cap_effective=0xa80425fb,
+                 start_ts=20)
+    sh.parent = nginx
+    out = []
+    e = Event("execve", ts=1_795_000_000_000_000_100, tid=1050, pid=1050, res=0,
+              args={"filename": "/bin/bash", "res": 0}, num=1)
+    e.proc, e.container, e.cpu, e.cgroup_id = sh, c, 1, 4242
+    out.append(e)
+    e = Event("openat", ts=1_795_000_000_000_000_200, tid=1050, pid=1050, res=3,
+              args={"dirfd": -100, "name": "/etc/shadow", "flags": 0, "mode": 0}, num=2)
+    e.proc, e.container = sh, c
+    e.fd = FdInfo(3, "file", "/etc/shadow", ino=1234, dev=2049)
+    out.append(e)
+    e = Event("connect", ts=1_795_000_000_000_000_300, tid=1050, pid=1050, res=0,
+              args={"fd": 4, "tuple": "172.17.0.2:40000->1.2.3.4:443"}, num=3)
+    e.proc, e.container = sh, c
+    e.fd = FdInfo(4, "ipv4", "172.17.0.2:40000->1.2.3.4:443",
+                  sip=ipaddress.ip_address("1.2.3.4"), sport=443,
+                  cip=ipaddress.ip_address("172.17.0.2"), cport=40000, l4proto="tcp",
+                  sockfamily="ip", is_server=False)
+    out.append(e)
+    e = Event("write", ts=1_795_000_000_000_000_400, tid=1051, pid=1050, res=5,
+              args={"fd": 4, "data": b"\x00hi\xff\n"}, num=4)
+    e.proc, e.container = sh, c
+    e.extra = {"fd.name_changed": True}
+    out.append(e)
+    e = Event("ptrace", ts=1_795_000_000_000_000_500, tid=900, pid=900, res=-1,
+              args={"request": 16, "pid": 1050}, num=5)
+    e.proc = runtime
+    out.append(e)
+    return out
+
+
+def _same_proc(a: Process, b: Process) -> None:
+    for key in Process.__slots__:
+        if key in ("parent", "container", "fds"):
+            continue
+        assert getattr(a, key) == getattr(b, key), key
+    assert (a.parent is None) == (b.parent is None)
+
+
+def test_round_trip_keeps_every_field_the_rules_read(tmp_path):
+    events = _live_events()
+    path = tmp_path / "cap.jsonl"
+    with CaptureWriter(path) as w:
+        w.write_batch(events)
+    assert w.count == len(events)
+    errors: list = []
+    back = list(read_capture(str(path), on_error=lambda n, m: errors.append((n, m))))
+    assert errors == []
+    assert len(back) == len(events)
+    for a, b in zip(events, back):
+        for key in ("num", "ts", "type", "tid", "pid", "res", "args", "cpu", "cgroup_id",
+                    "source", "extra"):
+            assert getattr(a, key) == getattr(b, key), (a, key)
+        pa, pb = a.proc, b.proc
+        while pa is not None:
+            _same_proc(pa, pb)
+            pa, pb = pa.parent, pb.parent
+        assert pb is None
+        if a.fd is not None:
+            for key in FdInfo.__slots__:
+                assert getattr(a.fd, key) == getattr(b.fd, key), key
+        if a.container is not None:
+            assert a.container == b.container
+            assert b.proc.container is b.container
+    # the byte buffer and the ip addresses come back as their types
+    assert back[3].args["data"] == b"\x00hi\xff\n"
+    assert back[2].fd.sip == ipaddress.ip_address("1.2.3.4")
+    # the same process on four lines is one object, so are its ancestors and its container
+    assert back[0].proc is back[1].proc is back[2].proc is back[3].proc
+    assert back[4].proc is back[0].proc.parent.parent
+    assert back[0].container is back[3].container
+
+
+def test_written_lines_match_the_schema(tmp_path):
+    path = tmp_path / "cap.jsonl"
+    with CaptureWriter(path) as w:
+        w.write_batch(_live_events())
+    lines = path.read_text().splitlines()
+    assert json.loads(lines[0])["syswarden_capture"] == 1
+    for line in lines:
+        assert schema_errors(json.loads(line), SCHEMA) == []
+
+
+SHORT_SAMPLES = [
+    {"type": "openat", "proc": {"name": "cat", "cmdline": "cat /etc/shadow"},
+     "fd": {"name": "/etc/shadow"}, "args": {"flags": "O_RDONLY"}},
+    {"type": "execve", "proc": {"name": "sh", "args": "-c 'id; ls'",
+                                "parent": {"name": "nginx", "parent": {"name": "containerd"}}},
+     "container": {"image": "nginx:1.25", "mounts": [{"dest": "/host", "source": "/"}]}},
+    {"type": "connect", "proc": {"pid": 77, "name": "bash"},
+     "fd": {"sip": "2001:db8::1", "sport": 4444}},
+    {"type": "ptrace", "args": {"request": "PTRACE_ATTACH", "pid": 77}, "pid": 77},
+]
+
+
+@pytest.mark.parametrize("rec", SHORT_SAMPLES)
+def test_short_form_samples_match_the_schema(rec):
+    assert schema_errors(rec, SCHEMA) == []
+
+
+@pytest.mark.parametrize("rec, fault", [
+    ({"proc": {"name": "x"}}, "missing type"),
+    ({"type": "openat", "bogus": 1}, "unexpected key bogus"),
+    ({"type": "openat", "proc": {"name": "x", "uid": "root"}}, "$.proc.uid"),
+    ({"type": "openat", "fd": {"type": "socket"}}, "not in enum"),
+    ({"type": "execve", "container": {"mounts": [{"source": "/"}]}}, "missing dest"),
+    ({"type": "write", "args": {"data": {"b64": "AA=="}}}, "$.args.data"),
+])
+def test_schema_rejects_bad_records(rec, fault):
+    errors = schema_errors(rec, SCHEMA)
+    assert errors, rec
+    # a bad event is also no header; the event branch names the fault
+    from_event = schema_errors(rec, SCHEMA["$defs"]["event"])
+    assert any(fault in e for e in from_event), from_event
+
+
+def test_short_form_defaults():
+    d = Decoder()
+    e = d.decode(SHORT_SAMPLES[0])
+    assert (e.type, e.res, e.fd.num, e.fd.type, e.args["name"]) == \
+        ("openat", 3, 3, "file", "/etc/shadow")
+    assert e.args["flags"] == 0
+    assert (e.proc.comm, e.proc.args, e.proc.cmdline) == ("cat", ["/etc/shadow"],
+                                                          "cat /etc/shadow")
+    assert (e.proc.uid, e.proc.user, e.proc.container_id) == (0, "root", "host")
+    assert e.pid == e.tid == e.proc.pid >= 20000
+    e2 = d.decode(SHORT_SAMPLES[1])
+    assert e2.ts == e.ts + 1000 and e2.num == e.num + 1
+    assert e2.proc.args == ["-c", "id; ls"]
+    assert [p.comm for p in e2.proc.ancestors()] == ["nginx", "containerd"]
+    c = e2.container
+    assert (c.image_repository, c.image_tag, c.privileged, c.complete) == \
+        ("nginx", "1.25", False, True)
+    assert len(c.id) == 12 and e2.proc.container_id == c.id and e2.proc.container is c
+    assert e2.proc.parent.container is c
+    assert c.mounts == [Mount("/", "/host")]
+    e3 = d.decode(SHORT_SAMPLES[2])
+    assert (e3.fd.type, e3.fd.l4proto, e3.fd.name) == \
+        ("ipv6", "tcp", "0.0.0.0:0->[2001:db8::1]:4444")
+    e4 = d.decode(SHORT_SAMPLES[3])
+    assert e4.args["request"] == 16
+    assert e4.proc is e3.proc  # named by pid only: the process of an earlier line
+
+
+def test_same_short_process_twice_is_one_process():
+    d = Decoder()
+    rec = {"type": "execve", "proc": {"name": "sh", "parent": {"name": "nginx"}}}
+    a, b = d.decode(rec), d.decode(dict(rec))
+    assert a.proc is b.proc and a.proc.parent is b.proc.parent
+    other = d.decode({"type": "execve", "proc": {"name": "sh", "parent": {"name": "httpd"}}})
+    assert other.proc is not a.proc and other.proc.pid != a.proc.pid
+
+
+def test_ppid_links_to_the_process_of_an_earlier_line():
+    d = Decoder()
+    d.decode({"type": "execve", "proc": {"pid": 10, "name": "sshd"}})
+    child = d.decode({"type": "execve", "proc": {"pid": 11, "ppid": 10, "name": "bash"}})
+    assert child.proc.parent.comm == "sshd"
+    # the parent execs a new program: a new object; the child keeps its link to the old one
+    d.decode({"type": "execve", "proc": {"pid": 10, "name": "login"}})
+    grandchild = d.decode({"type": "execve", "proc": {"pid": 12, "ppid": 10, "name": "ls"}})
+    assert grandchild.proc.parent.comm == "login"
+    assert child.proc.parent.comm == "sshd"
+
+
+@pytest.mark.parametrize("text, value", [
+    ("O_WRONLY|O_CREAT|O_TRUNC", 0o1101), ("O_RDWR", 2), ("PTRACE_ATTACH", 16),
+    ("CLONE_NEWNET|CLONE_NEWNS", 0x40020000), ("0644", 0o644), ("12", 12), ("AF_INET", 2),
+])
+def test_flag_text(text, value):
+    assert parse_flag_text(text) == value
+
+
+def test_malformed_lines_are_reported_with_their_numbers_and_skipped(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    good = json.dumps({"type": "execve", "proc": {"name": "ok"}})
+    path.write_text("\n".join([
+        json.dumps(header_record()),                                      # 1
+        good,                                                             # 2
+        "{not json",                                                      # 3
+        "",                                                               # 4 (blank: fine)
+        json.dumps([1, 2]),                                               # 5
+        json.dumps({"type": "openat", "proc": {"name": "x", "uid": "0"}}),  # 6
+        json.dumps({"type": "openat", "args": {"flags": "O_BOGUS"}}),     # 7
+        json.dumps({"type": "openat", "fd": {"sip": "not-an-ip"}}),       # 8
+        json.dumps(header_record()),                                      # 9
+        json.dumps({"proc": {"name": "no type"}}),                        # 10
+        good,                                                             # 11
+    ]) + "\n")
+    errors: list[tuple[int, str]] = []
+    events = list(read_capture(str(path), on_error=lambda n, m: errors.append((n, m))))
+    assert len(events) == 2 and events[0].proc is events[1].proc
+    assert [n for n, _ in errors] == [3, 5, 6, 7, 8, 9, 10]
+    messages = dict(errors)
+    assert "not JSON" in messages[3]
+    assert "proc.uid must be an integer" in messages[6]
+    assert "O_BOGUS" in messages[7]
+    assert "not-an-ip" in messages[8]
+    assert "header" in messages[9]
+    assert "type" in messages[10]
+
+
+def test_malformed_line_goes_to_the_log_without_a_callback(tmp_path, caplog):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"type": "open"}\nnope\n')
+    assert len(list(read_capture(str(path)))) == 1
+    assert f"{path}:2: malformed capture line skipped" in caplog.text
+
+
+def test_newer_format_version_is_refused(tmp_path):
+    path = tmp_path / "new.jsonl"
+    path.write_text(json.dumps({"syswarden_capture": 99}) + "\n")
+    with pytest.raises(CaptureError, match="version 99 is newer") as info:
+        list(read_capture(str(path)))
+    assert info.value.location.line == 1
+
+
+def test_unreadable_file_is_a_capture_error(tmp_path):
+    with pytest.raises(CaptureError, match="cannot read capture") as info:
+        list(read_capture(str(tmp_path / "missing.jsonl")))
+    assert info.value.location.file.endswith("missing.jsonl")
+
+
+def test_gzip_capture(tmp_path):
+    path = tmp_path / "cap.jsonl.gz"
+    with CaptureWriter(str(path)) as w:
+        w.write_batch(_live_events())
+    with gzip.open(path, "rt") as fh:
+        assert json.loads(fh.readline())["syswarden_capture"] == 1
+    assert [e.num for e in read_capture(str(path))] == [1, 2, 3, 4, 5]
+
+
+def test_record_to_event_names_the_line():
+    with pytest.raises(CaptureError) as info:
+        record_to_event({"type": "openat", "proc": {"nmae": "typo"}}, 42)
+    assert info.value.location.line == 42
+    assert "unknown key proc.nmae" in str(info.value)
+
+
+def test_real_process_from_proc_round_trips():
+    """This test process, read from the real /proc, through the writer and back."""
+    pid = os.getpid()
+    with open(f"/proc/{pid}/cmdline", "rb") as fh:
+        argv = [a.decode() for a in fh.read().split(b"\0") if a]
+    with open(f"/proc/{pid}/comm") as fh:
+        comm = fh.read().strip()
+    proc = Process(pid, ppid=os.getppid(), comm=comm, exe=argv[0],
+                   exepath=os.readlink(f"/proc/{pid}/exe"), args=argv[1:], cwd=os.getcwd(),
+                   uid=os.getuid(), gid=os.getgid(), container_id="host")
+    evt = Event("execve", ts=1, tid=pid, pid=pid)
+    evt.proc = proc
+    back = record_to_event(json.loads(json.dumps(event_to_record(evt))))
+    _same_proc(proc, back.proc)
+    assert back.proc.cmdline == f"{comm} {' '.join(argv[1:])}".strip()
