@@ -218,8 +218,11 @@ def make_plugin_manager(config: dict[str, Any] | None = None,
         except Exception as exc:
             raise PluginError(f"plugin {path!r} from the config failed to load: {exc}",
                               hint="plugins: entries are module paths or .py files") from None
-        name = name or getattr(module, "PLUGIN_NAME", None) or path.rsplit(".", 1)[-1]
-        name = os.path.splitext(os.path.basename(name))[0] if name.endswith(".py") else name
+        if not name:
+            is_file = path.endswith(".py") or os.sep in path
+            name = getattr(module, "PLUGIN_NAME", None) or (
+                os.path.splitext(os.path.basename(path))[0] if is_file
+                else path.rsplit(".", 1)[-1])
         register(module, name, "config path", path)
 
     try:
