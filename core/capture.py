@@ -635,17 +635,20 @@ def check_header(rec: dict[str, Any], path: str) -> None:
                            f"reads ({FORMAT_VERSION})", Location(path, 1))
 
 
-def open_capture(path: str) -> IO[str]:
-    """Open a capture for reading (gzip by its name); raises CaptureError when it cannot."""
+def open_capture(path: str) -> IO[bytes]:
+    """Open a capture for reading, as bytes (gzip by its name); CaptureError when it cannot.
+
+    Lines are decoded one by one, so a line that is not UTF-8 is one malformed line.
+    """
     try:
         if path.endswith(".gz"):
-            return gzip.open(path, "rt", encoding="utf-8")
-        return open(path, encoding="utf-8")
+            return gzip.open(path, "rb")
+        return open(path, "rb")
     except OSError as exc:
         raise CaptureError(f"cannot read capture: {exc.strerror}", Location(path)) from None
 
 
-def decode_lines(lines: Iterator[tuple[int, str]], path: str,
+def decode_lines(lines: Iterator[tuple[int, bytes | str]], path: str,
                  on_error: ErrorCallback | None = None) -> Iterator[Event]:
     """Decode ``(lineno, text)`` pairs; a bad line goes to ``on_error`` (or the log), skipped.
 
@@ -692,9 +695,8 @@ def read_capture(path: str, on_error: ErrorCallback | None = None) -> Iterator[E
     log) and skipped.  Raises :class:`CaptureError` when the file cannot be opened or its header
     announces a newer format.
     """
-    fh = open_capture(path)
-    with fh:
+    with open_capture(path) as fh:
         try:
             yield from decode_lines(enumerate(fh, 1), path, on_error)
-        except UnicodeDecodeError as exc:
-            raise CaptureError(f"not UTF-8 text: {exc.reason}", Location(path)) from None
+        except (OSError, EOFError) as exc:  # a truncated or corrupt gzip stream
+            raise CaptureError(f"cannot read capture: {exc}", Location(path)) from None
