@@ -374,3 +374,32 @@ def test_real_process_from_proc_round_trips():
     back = record_to_event(json.loads(json.dumps(event_to_record(evt))))
     _same_proc(proc, back.proc)
     assert back.proc.cmdline == f"{comm} {' '.join(argv[1:])}".strip()
+
+
+def test_capture_main_writes_enriched_events_and_the_rules_event_types(tmp_path):
+    """`syswarden capture` wiring, with the agent tests' kit plugins as the live stages."""
+    import argparse
+
+    from syswarden.core.capture import capture_main
+    from syswarden.core.config import load_config
+    from syswarden.core.plugins import BUILTIN_PLUGINS, make_plugin_manager
+
+    kit = str(REPO / "tests" / "core" / "plugin_kit.py")
+    rules = tmp_path / "kit-rules.json"
+    rules.write_text(json.dumps({"type": "kit"}))
+    cfg = {"plugins": [kit], "disabled_plugins": [n for n, _, _ in BUILTIN_PLUGINS],
+           "kit": {"rules": str(rules), "output": str(tmp_path / "alerts"), "count": 30},
+           "pipeline": {"stats_interval": 0}}
+    cfg_path = tmp_path / "config.yaml"
+    cfg_path.write_text(json.dumps(cfg))
+    plugins = make_plugin_manager(cfg)
+    config = load_config(str(cfg_path), (), plugins.schemas())
+    out = tmp_path / "cap.jsonl"
+    args = argparse.Namespace(write=str(out), max_seconds=None, all_events=False,
+                              config=str(cfg_path), overrides=[], rules=None)
+    assert capture_main(args, config, plugins) == 0
+    header = json.loads(out.read_text().splitlines()[0])
+    assert header["event_types"] == ["kit"] and header["source"] == "kit-source"
+    events = list(read_capture(str(out)))
+    assert [e.num for e in events] == list(range(1, 31))
+    assert not (tmp_path / "alerts").exists()  # no rules judged, no outputs ran
