@@ -1,0 +1,287 @@
+"""Container ids from cgroups: every runtime, cgroup v1 and v2, and kernel cgroup ids.
+
+A process belongs to a container when one of its cgroup paths ends in a component a container
+runtime names after the container's 64-hex id:
+
+===============================  ===========================================  ==============
+runtime                          cgroup component                             ``type``
+===============================  ===========================================  ==============
+Docker (cgroupfs driver)         ``/docker/<id>``                             docker
+Docker (systemd driver)          ``/system.slice/docker-<id>.scope``          docker
+containerd / CRI (systemd)       ``.../cri-containerd-<id>.scope``            containerd
+containerd (cgroupfs driver)     ``...pod<uid>.slice:cri-containerd:<id>``    containerd
+CRI-O                            ``.../crio-<id>.scope`` or ``crio-<id>``     cri-o
+podman                           ``.../libpod-<id>.scope`` or ``libpod-<id>`` podman
+Kubernetes (cgroupfs driver)     ``/kubepods/<qos>/pod<uid>/<id>``            cri
+===============================  ===========================================  ==============
+
+The reported id is Falco's short id, the first 12 hex characters; a process in none of these is
+on the ``host``.  Monitor processes (``libpod-conmon-<id>``, ``crio-conmon-<id>``) run on the
+host, as Falco says.  The innermost container wins (Docker in Docker).
+
+The eBPF source hands over, with every event, the kernel cgroup id of the task
+(``bpf_get_current_cgroup_id``): on the unified (v2) hierarchy that id *is* the inode number of
+the cgroup's directory, and the kernel opens a directory from it (``open_by_handle_at`` with a
+kernfs handle).  :class:`CgroupResolver` turns an id into a path that way, with a walk of the
+hierarchy as the fallback, and caches the answer: a process that lived a millisecond still gets
+its container from state the kernel handed over, never from a late ``/proc`` read.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import logging
+import os
+import re
+import struct
+import time
+from collections import OrderedDict
+from typing import NamedTuple
+
+log = logging.getLogger("syswarden.docker")
+
+HOST = "host"
+SHORT_ID_LEN = 12
+
+_HEX64 = r"([0-9a-f]{64})"
+#: Component patterns, tried on each path component from the innermost outwards.
+_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(rf"^docker-{_HEX64}\.scope$"), "docker"),
+    (re.compile(rf"^cri-containerd-{_HEX64}\.scope$"), "containerd"),
+    (re.compile(rf":cri-containerd:{_HEX64}$"), "containerd"),
+    (re.compile(rf"^crio-{_HEX64}(?:\.scope)?$"), "cri-o"),
+    (re.compile(rf"^libpod-{_HEX64}(?:\.scope)?$"), "podman"),
+    (re.compile(rf"^{_HEX64}$"), ""),  # bare id: the parent says which runtime
+)
+
+
+class ContainerRef(NamedTuple):
+    """Which container a cgroup path names: Falco's short id, the full id, the runtime."""
+
+    id: str
+    full_id: str
+    type: str
+
+
+HOST_REF = ContainerRef(HOST, "", HOST)
+
+
+def _bare_type(parents: list[str]) -> str:
+    for part in reversed(parents):
+        if part == "docker" or part.startswith("docker"):
+            return "docker"
+        if part.startswith("kubepods"):
+            return "cri"
+        if part.startswith("machine.slice") or part == "libpod_parent":
+            return "podman"
+    return "docker"
+
+
+def parse_cgroup_path(path: str) -> ContainerRef | None:
+    """The container a single cgroup path belongs to, or None (not a container's cgroup)."""
+    parts = [p for p in path.split("/") if p]
+    for i in range(len(parts) - 1, -1, -1):
+        comp = parts[i]
+        for pattern, kind in _PATTERNS:
+            m = pattern.search(comp)
+            if m:
+                full = m.group(1)
+                return ContainerRef(full[:SHORT_ID_LEN], full, kind or _bare_type(parts[:i]))
+    return None
+
+
+def parse_proc_cgroup(text: str) -> ContainerRef:
+    """The container of a process from the text of ``/proc/PID/cgroup`` (v1 and v2 lines).
+
+    Every hierarchy is looked at (a v1 host may place a container in some controllers only);
+    no container in any of them means the host.
+    """
+    for line in text.splitlines():
+        _, _, path = line.partition(":")
+        _, _, path = path.partition(":")
+        ref = parse_cgroup_path(path)
+        if ref is not None:
+            return ref
+    return HOST_REF
+
+
+def read_proc_cgroup(pid: int, proc_root: str = "/proc") -> ContainerRef | None:
+    """The container of a live process, from ``/proc/PID/cgroup``; None when it has gone."""
+    try:
+        with open(f"{proc_root}/{pid}/cgroup", encoding="ascii", errors="replace") as fh:
+            return parse_proc_cgroup(fh.read())
+    except OSError:
+        return None
+
+
+def find_cgroup2_mount(mountinfo: str = "/proc/self/mountinfo") -> str | None:
+    """Where the unified (v2) hierarchy is mounted: ``/sys/fs/cgroup`` or, on a hybrid host,
+    ``/sys/fs/cgroup/unified``; None when it is not mounted."""
+    try:
+        with open(mountinfo, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                left, _, right = line.partition(" - ")
+                if right.split(" ", 1)[0] == "cgroup2":
+                    fields = left.split()
+                    if len(fields) > 4 and fields[3] == "/":
+                        return fields[4].replace("\\040", " ")
+    except OSError:
+        return None
+    return None
+
+
+# -- kernel cgroup id -> path -----------------------------------------------------------------
+
+_FILEID_KERNFS = 0xFE
+
+
+class _FileHandle(ctypes.Structure):
+    _fields_ = [("handle_bytes", ctypes.c_uint), ("handle_type", ctypes.c_int),
+                ("f_handle", ctypes.c_ubyte * 8)]
+
+
+def _load_open_by_handle():
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.open_by_handle_at
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.POINTER(_FileHandle), ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+class CgroupResolver:
+    """Kernel cgroup id -> cgroup path -> :class:`ContainerRef`, cached.
+
+    ``resolve(cgroup_id)`` answers from the cache; on a miss it asks the kernel for the
+    directory of that id (one ``open_by_handle_at``, needs CAP_DAC_READ_SEARCH), falling back
+    to a walk of the v2 hierarchy (at most once per ``walk_interval`` seconds; a walk maps every
+    cgroup that exists, so the ids of containers started since are found together).  An id the
+    kernel no longer knows (the cgroup is gone) resolves to None and is remembered as unknown
+    for ``negative_ttl`` seconds.
+    """
+
+    def __init__(self, root: str | None = None, max_entries: int = 65536,
+                 walk_interval: float = 1.0, negative_ttl: float = 5.0) -> None:
+        self.root = root if root is not None else find_cgroup2_mount()
+        self.max_entries = max_entries
+        self.walk_interval = walk_interval
+        self.negative_ttl = negative_ttl
+        self._refs: OrderedDict[int, ContainerRef] = OrderedDict()
+        self._paths: dict[int, str] = {}
+        self._unknown: dict[int, float] = {}
+        self._last_walk = -1e9
+        self._root_fd: int | None = None
+        self._open_by_handle = _load_open_by_handle()
+        self.lookups = 0     # misses resolved through the kernel or a walk
+        self.walks = 0
+
+    def close(self) -> None:
+        if self._root_fd is not None:
+            os.close(self._root_fd)
+            self._root_fd = None
+
+    # -- public ---------------------------------------------------------------------------
+
+    def resolve(self, cgroup_id: int) -> ContainerRef | None:
+        """The container of a cgroup id (HOST_REF for the host), or None when unknown."""
+        ref = self._refs.get(cgroup_id)
+        if ref is not None:
+            return ref
+        if not cgroup_id or self.root is None:
+            return None
+        seen = self._unknown.get(cgroup_id)
+        if seen is not None and time.monotonic() - seen < self.negative_ttl:
+            return None
+        path = self.path_of(cgroup_id)
+        if path is None:
+            self._unknown[cgroup_id] = time.monotonic()
+            if len(self._unknown) > self.max_entries:
+                self._unknown.clear()
+            return None
+        self._unknown.pop(cgroup_id, None)
+        ref = parse_cgroup_path(path) or HOST_REF
+        self._remember(cgroup_id, ref)
+        return ref
+
+    def path_of(self, cgroup_id: int) -> str | None:
+        """The path (relative to the hierarchy's root, ``/`` first) of a cgroup id."""
+        path = self._paths.get(cgroup_id)
+        if path is not None:
+            return path
+        self.lookups += 1
+        path = self._open_by_id(cgroup_id)
+        if path is None and time.monotonic() - self._last_walk >= self.walk_interval:
+            self.walk()
+            path = self._paths.get(cgroup_id)
+        if path is not None:
+            self._paths[cgroup_id] = path
+            if len(self._paths) > self.max_entries:
+                self._paths.clear()
+        return path
+
+    def walk(self) -> int:
+        """Map every cgroup directory of the hierarchy by inode; return how many were seen."""
+        self._last_walk = time.monotonic()
+        self.walks += 1
+        if self.root is None:
+            return 0
+        count = 0
+        root = self.root.rstrip("/") or "/"
+        for dirpath, _dirs, _files in os.walk(root):
+            try:
+                ino = os.stat(dirpath).st_ino
+            except OSError:
+                continue
+            rel = dirpath[len(root):] or "/"
+            self._paths[ino] = rel
+            count += 1
+        return count
+
+    def id_of(self, path: str) -> int:
+        """The kernel cgroup id of a cgroup path (relative to the v2 root): its inode number."""
+        if self.root is None:
+            raise FileNotFoundError("no cgroup v2 hierarchy is mounted")
+        return os.stat(self.root.rstrip("/") + "/" + path.lstrip("/")).st_ino
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _remember(self, cgroup_id: int, ref: ContainerRef) -> None:
+        self._refs[cgroup_id] = ref
+        if len(self._refs) > self.max_entries:
+            self._refs.popitem(last=False)
+
+    def _open_by_id(self, cgroup_id: int) -> str | None:
+        fn = self._open_by_handle
+        if fn is None or self.root is None:
+            return None
+        if self._root_fd is None:
+            try:
+                self._root_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+            except OSError:
+                self._open_by_handle = None
+                return None
+        handle = _FileHandle(8, _FILEID_KERNFS,
+                             (ctypes.c_ubyte * 8)(*struct.pack("<Q", cgroup_id)))
+        fd = fn(self._root_fd, ctypes.byref(handle), os.O_RDONLY | os.O_DIRECTORY)
+        if fd < 0:
+            err = ctypes.get_errno()
+            if err in (errno.EPERM, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+                log.debug("open_by_handle_at unavailable (%s); walking %s instead",
+                          os.strerror(err), self.root)
+                self._open_by_handle = None
+            return None
+        try:
+            full = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        root = self.root.rstrip("/")
+        if full == root:
+            return "/"
+        if full.startswith(root + "/"):
+            return full[len(root):]
+        return None
