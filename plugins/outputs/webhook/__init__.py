@@ -1,1 +1,160 @@
-"""webhook."""
+"""The webhook output plugin: Falco's ``http_output`` plus any number of ``webhook_outputs``.
+
+``http_output`` keeps Falco's keys (``url``, ``user_agent``, ``insecure``, ``ca_cert``,
+``ca_bundle``, ``ca_path``, ``mtls``, ``client_cert``, ``client_key``, ``echo``,
+``compress_uploads``, ``keep_alive``) and adds ours (``preset``, ``method``, ``headers`` with
+``${ENV}`` values, ``timeout``, retries, the on-disk queue, de-duplication, preset options).
+``webhook_outputs`` maps more webhooks' names to mappings with the same keys.
+See docs/outputs.md.  The pieces: :mod:`.output` (the output), :mod:`.spool` (the disk queue),
+:mod:`.delivery` (HTTP and retries), :mod:`.presets` and :mod:`.templates` (the payloads).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from syswarden.core import config as _config
+from syswarden.core import yamlmarks
+from syswarden.core.config import Key, Section
+from syswarden.core.errors import ConfigError
+from syswarden.core.hookspecs import hookimpl
+from syswarden.core.outputs import output_keys
+
+from .output import WebhookOutput
+from .presets import PRESETS
+from .templates import BUILTIN_TEMPLATES
+
+__all__ = ["WebhookOutput", "webhook_section"]
+
+RESERVED_NAMES = {"stdout", "file", "syslog", "program", "http"}
+
+
+def webhook_section(enabled_default: bool) -> Section:
+    """The keys of one webhook (``http_output`` and each ``webhook_outputs`` entry)."""
+    keys = {
+        "enabled": Key(bool, enabled_default, "deliver alerts to this webhook"),
+        "name": Key(str, None, "the output's name in counters and logs (http_output: http)"),
+        "url": Key(str, "", "the endpoint (presets: the receiver's base URL)"),
+        "preset": Key(str, "falco", "the payload", choices=tuple(PRESETS)),
+        "method": Key(str, "POST", "HTTP method (falco and template presets)",
+                      choices=("post", "put", "patch")),
+        "headers": Key(Section(open=True), doc="extra headers; ${ENV} in values is expanded"),
+        "timeout": Key(float, 10.0, "seconds for a whole request"),
+        "user_agent": Key(str, "syswarden", "User-Agent header"),
+        "insecure": Key(bool, False, "skip TLS certificate verification"),
+        "ca_cert": Key(str, "", "CA certificate file"),
+        "ca_bundle": Key(str, "", "CA bundle file"),
+        "ca_path": Key(str, "", "directory of CA certificates"),
+        "mtls": Key(bool, False, "present client_cert/client_key (mutual TLS)"),
+        "client_cert": Key(str, "", "client certificate (PEM)"),
+        "client_key": Key(str, "", "client key (PEM)"),
+        "echo": Key(bool, False, "print the receiver's answers on stdout"),
+        "compress_uploads": Key(bool, False, "gzip request bodies"),
+        "keep_alive": Key(bool, True, "reuse connections"),
+        "queue_file": Key(str, "", "the on-disk queue (default /var/lib/syswarden/webhook-NAME"
+                                   ".sqlite3)"),
+        "queue_max": Key(int, 100_000, "jobs kept on disk; beyond, the oldest are dropped"),
+        "retry_initial": Key(float, 0.5, "first retry delay, doubled each attempt (jittered)"),
+        "retry_max": Key(float, 60.0, "longest retry delay"),
+        "max_attempts": Key(int, 0, "attempts before an alert is given up; 0: never give up"),
+        "dedup_window": Key(float, None, "seconds in which repeats of an alert are folded "
+                                         "(0: off; default: redmine 3600, others 0)"),
+        "key_fields": Key(list, ["container.id", "proc.name"], "fields that, with the rule and "
+                          "host, make two alerts the same (de-duplication, Redmine subject)",
+                          items=str),
+        "note_interval": Key(float, 60.0, "seconds between repeat notes on a ticket"),
+        "redmine": Key(Section({
+            "project": Key((str, int), None, "project identifier or id"),
+            "api_key": Key(str, "", "X-Redmine-API-Key (${ENV} expanded)"),
+            "tracker_id": Key(int, None, "tracker (default: the project's first)"),
+            "priorities": Key(Section(open=True), doc="Falco priority -> Redmine priority id"),
+        }), doc="preset redmine"),
+        "alertmanager": Key(Section({
+            "labels": Key(Section(open=True), doc="extra labels on every alert"),
+        }), doc="preset alertmanager"),
+        "template": Key(Section({
+            "builtin": Key(str, None, "a built-in template", choices=tuple(BUILTIN_TEMPLATES)),
+            "body": Key(str, None, "an inline Jinja2 template"),
+            "file": Key(str, None, "a Jinja2 template file"),
+            "content_type": Key(str, "application/json", "Content-Type of the body"),
+            "vars": Key(Section(open=True), doc="values the template reads as vars.NAME"),
+        }), doc="preset template"),
+    }
+    keys.update(output_keys())
+    return Section(keys, doc="an HTTP output (Falco's http_output)")
+
+
+def _entries(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The enabled webhooks, defaults filled in: http_output first, then webhook_outputs."""
+    out = []
+    http = dict(config.get("http_output") or {})
+    if http.get("enabled"):
+        http["name"] = http.get("name") or "http"
+        out.append(http)
+    section = webhook_section(True)
+    for name, item in (config.get("webhook_outputs") or {}).items():
+        merged = _config._merge(section.defaults(), yaml.safe_load(yaml.safe_dump(item)))
+        merged["name"] = str(name)
+        if merged.get("enabled"):
+            out.append(merged)
+    return out
+
+
+def _marks(config: dict[str, Any]) -> yamlmarks.Marks:
+    path = config.get("_config_file")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return yamlmarks.load(fh.read(), path, ConfigError)[1]
+    except (OSError, TypeError, ConfigError):
+        marks = yamlmarks.Marks()
+        marks.file = path
+        return marks
+
+
+def check_entries(config: dict[str, Any]) -> None:
+    """Validate each ``webhook_outputs`` entry like a top-level section; raise ConfigError."""
+    section = webhook_section(True)
+    for name, item in (config.get("webhook_outputs") or {}).items():
+        path = ("webhook_outputs", name)
+        problem = None
+        if not isinstance(item, dict):
+            problem = f"webhook_outputs.{name} must be a mapping of webhook keys"
+        elif name in RESERVED_NAMES:
+            problem = f"webhook_outputs.{name}: the name {name!r} is taken by a built-in output"
+        elif item.get("name") not in (None, name):
+            problem = f"webhook_outputs.{name}: name comes from the key; remove 'name'"
+        if problem:
+            raise ConfigError(problem, _marks(config).loc(path))
+        try:
+            _config._validate(item, section, path, yamlmarks.Marks())
+        except ConfigError:
+            _config._validate(item, section, path, _marks(config))  # again, with line numbers
+
+
+@hookimpl
+def syswarden_config_schema() -> dict[str, Section]:
+    return {
+        "http_output": webhook_section(False),
+        "webhook_outputs": Section(open=True, doc="more webhooks: name -> the keys of "
+                                                  "http_output (enabled by default)"),
+    }
+
+
+@hookimpl
+def syswarden_validate_config(config: dict[str, Any]) -> list[str] | None:
+    try:
+        check_entries(config)
+        for entry in _entries(config):
+            WebhookOutput(config, entry, metrics=None)     # url, preset, template, ${ENV}
+    except ConfigError as exc:
+        return [str(exc)]
+    return None
+
+
+@hookimpl
+def syswarden_make_outputs(ctx: Any) -> list[WebhookOutput] | None:
+    check_entries(ctx.config)
+    return [WebhookOutput(ctx.config, entry, ctx.metrics) for entry in _entries(ctx.config)] \
+        or None

@@ -1,0 +1,239 @@
+"""What a webhook sends: one request per alert, shaped for its receiver.
+
+A preset turns an alert into a :class:`Request` (method, path, body, content type) and, for
+receivers that keep tickets, a repeat into a note on the ticket created first:
+
+``falco``         Falco's JSON alert (with ``uuid``) to the URL as is: what Falcosidekick and
+                  tools built for Falco's ``http_output`` accept.  Text when ``json_output: false``.
+``alertmanager``  ``POST <url>/api/v2/alerts``: labels alertname, rule, priority, hostname,
+                  container, source; annotations summary, output, uuid.
+``redmine``       ``POST <url>/issues.json`` with ``X-Redmine-API-Key``: subject from the rule
+                  and the key fields, description from the output and the fields, priority
+                  mapped; repeats become a note ``PUT <url>/issues/<id>.json``.
+``template``      a Jinja2 template (sandboxed) over the alert: built-in ones for Jira, GitHub
+                  issues, Slack and PagerDuty, or your own (see docs/outputs.md).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+from syswarden.core.alert import Alert, Priority, format_text, to_json_dict
+from syswarden.core.errors import ConfigError
+from syswarden.core.outputs import AlertFormatter
+
+from .templates import BUILTIN_TEMPLATES
+
+
+@dataclass
+class Request:
+    method: str
+    path: str                 # appended to the output's url ("" for the url itself)
+    body: bytes
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def key_values(alert: Alert, key_fields: list[str]) -> list[tuple[str, str]]:
+    """The key fields' values (``<NA>`` when missing), in the configured order."""
+    return [(f, str(alert.output_fields.get(f, "<NA>"))) for f in key_fields]
+
+
+def container_label(alert: Alert) -> str:
+    fields = alert.output_fields
+    for name in ("container.name", "container.id"):
+        value = fields.get(name)
+        if value not in (None, "", "<NA>"):
+            return str(value)
+    return "host"
+
+
+class Preset:
+    """The default: Falco's alert as the body; no tickets, so no notes."""
+
+    name = "falco"
+    keeps_tickets = False
+    default_dedup_window = 0.0
+
+    def __init__(self, section: dict[str, Any], formatter: AlertFormatter) -> None:
+        self.section = section
+        self.formatter = formatter
+        self.key_fields: list[str] = list(section.get("key_fields") or [])
+        self.method = (section.get("method") or "POST").upper()
+
+    def request(self, alert: Alert) -> Request:
+        ctype = "application/json" if self.formatter.json_output else "text/plain"
+        return Request(self.method, "", self.formatter(alert).encode(), ctype)
+
+    def repeat_request(self, ref: str, alert: Alert, count: int, total: int) -> Request | None:
+        return None
+
+    def ref_from_response(self, body: bytes) -> str | None:
+        return None
+
+
+class AlertmanagerPreset(Preset):
+    name = "alertmanager"
+
+    def request(self, alert: Alert) -> Request:
+        labels = {
+            "alertname": alert.rule,
+            "rule": alert.rule,
+            "priority": alert.priority.label,
+            "hostname": alert.hostname,
+            "container": container_label(alert),
+            "source": alert.source,
+        }
+        extra = (self.section.get("alertmanager") or {}).get("labels") or {}
+        labels.update({k: str(v) for k, v in extra.items()})
+        annotations = {
+            "summary": f"{alert.priority.label}: {alert.rule}",
+            "output": format_text(alert),
+            "uuid": alert.uuid,
+            "fields": json.dumps(alert.output_fields, default=str, sort_keys=True),
+        }
+        doc = [{"labels": labels, "annotations": annotations,
+                "startsAt": to_json_dict(alert)["time"]}]
+        return Request("POST", "/api/v2/alerts", json.dumps(doc).encode())
+
+
+#: Falco priority -> Redmine's default priority ids (1 Low, 2 Normal, 3 High, 4 Urgent,
+#: 5 Immediate); override per priority with ``redmine.priorities``.
+REDMINE_PRIORITIES = {
+    Priority.EMERGENCY: 5, Priority.ALERT: 5, Priority.CRITICAL: 4, Priority.ERROR: 3,
+    Priority.WARNING: 3, Priority.NOTICE: 2, Priority.INFORMATIONAL: 1, Priority.DEBUG: 1,
+}
+
+
+class RedminePreset(Preset):
+    name = "redmine"
+    keeps_tickets = True
+    default_dedup_window = 3600.0
+
+    def __init__(self, section: dict[str, Any], formatter: AlertFormatter) -> None:
+        super().__init__(section, formatter)
+        opts = section.get("redmine") or {}
+        self.project = opts.get("project")
+        if not self.project:
+            raise ConfigError(f"webhook {section.get('name')!r}: redmine.project is required")
+        self.tracker_id = opts.get("tracker_id")
+        self.priorities = dict(REDMINE_PRIORITIES)
+        for name, pid in (opts.get("priorities") or {}).items():
+            self.priorities[Priority.parse(name)] = int(pid)
+        self.headers = {"X-Redmine-API-Key": opts["api_key"]} if opts.get("api_key") else {}
+
+    def subject(self, alert: Alert) -> str:
+        keys = ", ".join(f"{k}={v}" for k, v in key_values(alert, self.key_fields))
+        text = f"[{alert.priority.label}] {alert.rule}" + (f" ({keys})" if keys else "")
+        return text if len(text) <= 255 else text[:254] + "…"
+
+    def description(self, alert: Alert) -> str:
+        lines = [format_text(alert), "", "Fields:"]
+        lines += [f"* {k}: {v}" for k, v in sorted(alert.output_fields.items())]
+        lines += ["", f"Host: {alert.hostname}", f"Source: {alert.source}",
+                  f"Tags: {', '.join(sorted(alert.tags)) or '-'}", f"Alert id: {alert.uuid}"]
+        return "\n".join(lines)
+
+    def request(self, alert: Alert) -> Request:
+        issue: dict[str, Any] = {
+            "project_id": self.project,
+            "subject": self.subject(alert),
+            "description": self.description(alert),
+            "priority_id": self.priorities[alert.priority],
+        }
+        if self.tracker_id:
+            issue["tracker_id"] = self.tracker_id
+        return Request("POST", "/issues.json", json.dumps({"issue": issue}).encode(),
+                       headers=self.headers)
+
+    def repeat_request(self, ref: str, alert: Alert, count: int, total: int) -> Request | None:
+        note = (f"Repeated {count} more time{'s' if count != 1 else ''} "
+                f"({total} in the de-duplication window so far). Latest:\n{format_text(alert)}"
+                f"\nAlert id: {alert.uuid}")
+        body = json.dumps({"issue": {"notes": note}}).encode()
+        return Request("PUT", f"/issues/{ref}.json", body, headers=self.headers)
+
+    def ref_from_response(self, body: bytes) -> str | None:
+        try:
+            return str(json.loads(body)["issue"]["id"])
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
+class TemplatePreset(Preset):
+    """A Jinja2 template over the alert, rendered in a sandbox with strict undefined names."""
+
+    name = "template"
+
+    def __init__(self, section: dict[str, Any], formatter: AlertFormatter) -> None:
+        super().__init__(section, formatter)
+        opts = section.get("template") or {}
+        source, where = self._source(opts, section.get("name"))
+        env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False,
+                                   keep_trailing_newline=True)
+        try:
+            self.template = env.from_string(source)
+        except jinja2.TemplateSyntaxError as exc:
+            raise ConfigError(f"webhook {section.get('name')!r}: template {where} line "
+                              f"{exc.lineno}: {exc.message}") from None
+        self.content_type = opts.get("content_type") or "application/json"
+        self.vars = dict(opts.get("vars") or {})
+        self.where = where
+
+    @staticmethod
+    def _source(opts: dict[str, Any], name: Any) -> tuple[str, str]:
+        if opts.get("body"):
+            return opts["body"], "body"
+        if opts.get("file"):
+            try:
+                with open(opts["file"], encoding="utf-8") as fh:
+                    return fh.read(), opts["file"]
+            except OSError as exc:
+                raise ConfigError(f"webhook {name!r}: cannot read template {opts['file']}: "
+                                  f"{exc.strerror}") from None
+        builtin = opts.get("builtin")
+        if builtin in BUILTIN_TEMPLATES:
+            return BUILTIN_TEMPLATES[builtin], f"builtin:{builtin}"
+        raise ConfigError(f"webhook {name!r}: template needs body, file or builtin (one of "
+                          f"{', '.join(sorted(BUILTIN_TEMPLATES))}), not {builtin!r}")
+
+    def context(self, alert: Alert) -> dict[str, Any]:
+        doc = to_json_dict(alert)
+        return {
+            "alert": doc, "rule": alert.rule, "priority": alert.priority.label,
+            "severity": int(alert.priority), "output": format_text(alert),
+            "message": alert.output, "fields": alert.output_fields, "tags": sorted(alert.tags),
+            "hostname": alert.hostname, "source": alert.source, "uuid": alert.uuid,
+            "time": doc["time"], "container": container_label(alert),
+            "key": key_values(alert, self.key_fields), "vars": self.vars,
+        }
+
+    def request(self, alert: Alert) -> Request:
+        """Raises ``ValueError`` when the template fails on this alert or renders bad JSON."""
+        try:
+            body = self.template.render(self.context(alert))
+        except jinja2.TemplateError as exc:
+            raise ValueError(f"template {self.where}: {exc}") from None
+        if "json" in self.content_type:
+            try:
+                json.loads(body)
+            except ValueError as exc:
+                raise ValueError(f"template {self.where} rendered invalid JSON: {exc}") from None
+        return Request(self.method, "", body.encode(), self.content_type)
+
+
+PRESETS: dict[str, type[Preset]] = {
+    p.name: p for p in (Preset, AlertmanagerPreset, RedminePreset, TemplatePreset)}
+
+
+def make_preset(section: dict[str, Any], formatter: AlertFormatter) -> Preset:
+    name = section.get("preset") or "falco"
+    if name not in PRESETS:
+        raise ConfigError(f"webhook {section.get('name')!r}: unknown preset {name!r} "
+                          f"(one of {', '.join(PRESETS)})")
+    return PRESETS[name](section, formatter)

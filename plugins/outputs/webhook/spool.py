@@ -1,0 +1,166 @@
+"""The webhook's on-disk queue: alerts waiting for delivery survive a crash or SIGKILL.
+
+SQLite in WAL mode (``synchronous=NORMAL``: a committed row survives the process being
+killed; only a power cut may lose the last commits).  Bounded: beyond ``max_jobs`` rows the
+oldest are deleted and the count returned so the caller counts them as dropped.
+
+Two tables:
+
+``jobs``  what to deliver, in order: ``kind`` is ``alert`` (deliver this alert) or ``repeat``
+          (tell the receiver that the alert of ticket ``dedup_key`` happened ``count`` more
+          times; one pending repeat job per key, its count grows until it is delivered).
+          ``not_before`` holds a repeat note back so a burst becomes one note.
+``dedup`` one row per de-duplication key: when its window started, how many alerts it has
+          seen, the receiver's reference (a Redmine issue id) once the first one was delivered.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from syswarden.core.alert import Alert, Priority
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    dedup_key TEXT,
+    count INTEGER NOT NULL DEFAULT 1,
+    not_before REAL NOT NULL DEFAULT 0,
+    alert TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_repeat ON jobs (kind, dedup_key);
+CREATE TABLE IF NOT EXISTS dedup (
+    key TEXT PRIMARY KEY,
+    first_seen REAL NOT NULL,
+    count INTEGER NOT NULL,
+    ref TEXT,
+    last_note REAL NOT NULL DEFAULT 0
+);
+"""
+
+
+def alert_to_json(alert: Alert) -> str:
+    doc = asdict(alert)
+    doc["priority"] = int(alert.priority)
+    return json.dumps(doc, default=str)
+
+
+def alert_from_json(text: str) -> Alert:
+    doc = json.loads(text)
+    doc["priority"] = Priority(doc["priority"])
+    return Alert(**doc)
+
+
+@dataclass
+class Job:
+    id: int
+    kind: str
+    dedup_key: str | None
+    count: int
+    alert: Alert
+
+
+class Spool:
+    def __init__(self, path: str, max_jobs: int) -> None:
+        self.path = path
+        self.max_jobs = max(1, int(max_jobs))
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- jobs ----------------------------------------------------------------------------------
+
+    def add_alerts(self, alerts: list[tuple[Alert, str | None]]) -> int:
+        """Queue alerts (each with its dedup key or None); returns how many old jobs were dropped."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.executemany(
+                "INSERT INTO jobs (kind, dedup_key, alert) VALUES ('alert', ?, ?)",
+                [(key, alert_to_json(a)) for a, key in alerts])
+            return self._trim()
+
+    def add_repeat(self, key: str, alert: Alert, not_before: float) -> int:
+        """Count one more repeat for ``key``: grows the pending note, or queues a new one."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            cur = self.db.execute(
+                "UPDATE jobs SET count = count + 1, alert = ? WHERE kind = 'repeat' "
+                "AND dedup_key = ?", (alert_to_json(alert), key))
+            if cur.rowcount:
+                return 0
+            self.db.execute(
+                "INSERT INTO jobs (kind, dedup_key, not_before, alert) VALUES ('repeat', ?, ?, ?)",
+                (key, not_before, alert_to_json(alert)))
+            return self._trim()
+
+    def _trim(self) -> int:
+        (n,) = self.db.execute("SELECT COUNT(*) FROM jobs").fetchone()
+        excess = n - self.max_jobs
+        if excess > 0:
+            self.db.execute("DELETE FROM jobs WHERE id IN (SELECT id FROM jobs ORDER BY id LIMIT ?)",
+                            (excess,))
+            return excess
+        return 0
+
+    def next_due(self, now: float | None) -> Job | None:
+        """The oldest job due at ``now`` (None: every job is due)."""
+        sql = "SELECT id, kind, dedup_key, count, alert FROM jobs"
+        args: tuple = ()
+        if now is not None:
+            sql += " WHERE not_before <= ?"
+            args = (now,)
+        row = self.db.execute(sql + " ORDER BY id LIMIT 1", args).fetchone()
+        if row is None:
+            return None
+        return Job(row[0], row[1], row[2], row[3], alert_from_json(row[4]))
+
+    def next_wake(self) -> float | None:
+        (when,) = self.db.execute("SELECT MIN(not_before) FROM jobs").fetchone()
+        return when
+
+    def done(self, job: Job) -> None:
+        self.db.execute("DELETE FROM jobs WHERE id = ?", (job.id,))
+
+    def __len__(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+
+    # -- de-duplication ------------------------------------------------------------------------
+
+    def seen(self, key: str, now: float, window: float) -> tuple[bool, int]:
+        """Record an alert for ``key``: (is a repeat within the window, alerts in the window)."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            row = self.db.execute("SELECT first_seen, count FROM dedup WHERE key = ?",
+                                  (key,)).fetchone()
+            if row is not None and now - row[0] < window:
+                self.db.execute("UPDATE dedup SET count = count + 1 WHERE key = ?", (key,))
+                return True, row[1] + 1
+            self.db.execute("INSERT OR REPLACE INTO dedup (key, first_seen, count, ref, last_note)"
+                            " VALUES (?, ?, 1, NULL, 0)", (key, now))
+            self.db.execute("DELETE FROM dedup WHERE first_seen < ?", (now - window,))
+            return False, 1
+
+    def dedup_info(self, key: str) -> tuple[str | None, int, float]:
+        """(receiver reference, alerts in the window, time of the last note) for ``key``."""
+        row = self.db.execute("SELECT ref, count, last_note FROM dedup WHERE key = ?",
+                              (key,)).fetchone()
+        return (row[0], row[1], row[2]) if row else (None, 0, 0.0)
+
+    def set_ref(self, key: str, ref: str) -> None:
+        self.db.execute("UPDATE dedup SET ref = ? WHERE key = ?", (ref, key))
+
+    def noted(self, key: str, now: float) -> None:
+        self.db.execute("UPDATE dedup SET last_note = ? WHERE key = ?", (now, key))
+
+    def stats(self) -> dict[str, Any]:
+        return {"jobs": len(self)}
