@@ -105,6 +105,7 @@ class ProgramOutput:
         if proc is not None and proc.returncode is None and proc.poll() is None:
             return proc
         if proc is not None:              # it died by itself: a restart, counted
+            proc.stdin.close()            # a child it left behind sees EOF
             self.metrics.inc("outputs.program.restarts")
             lived = trio.current_time() - self._started_at
             self._pause = 0.0 if lived > STABLE_AFTER else min(MAX_RESTART_PAUSE,

@@ -191,6 +191,8 @@ class Rsyslog:
     def __init__(self) -> None:
         self.dir = tempfile.mkdtemp(prefix="sw-rsyslog-")
         self.socket = os.path.join(self.dir, "log.sock")
+        # RFC 5424 on a unix socket: imuxsock's special (3164, no hostname) parser must be off
+        self.socket5424 = os.path.join(self.dir, "log5424.sock")
         self.file = os.path.join(self.dir, "messages")
         self.udp_port = free_port(socket.SOCK_DGRAM)
         self.tcp_port = free_port()
@@ -200,6 +202,8 @@ class Rsyslog:
 global(workDirectory="{self.dir}")
 module(load="imuxsock" SysSock.Use="off")
 input(type="imuxsock" Socket="{self.socket}" RateLimit.Interval="0")
+input(type="imuxsock" Socket="{self.socket5424}" RateLimit.Interval="0"
+      UseSpecialParser="off" ParseHostname="on")
 module(load="imudp")
 input(type="imudp" address="127.0.0.1" port="{self.udp_port}")
 module(load="imtcp")
@@ -220,7 +224,7 @@ template(name="probe" type="string" string="{self.TEMPLATE}")
             time.sleep(0.1)
 
     def _ready(self) -> bool:
-        if not os.path.exists(self.socket):
+        if not (os.path.exists(self.socket) and os.path.exists(self.socket5424)):
             return False
         try:
             socket.create_connection(("127.0.0.1", self.tcp_port), timeout=1).close()
