@@ -1,7 +1,8 @@
 """Real Docker for tests: the daemon, locally built images, containers that always go away.
 
-Reusable by any test (``from helpers.docker import ...``; ``tests/`` is on ``sys.path`` through
-``tests/conftest.py``).  Everything here drives the real ``docker`` CLI against a real dockerd:
+Reusable by any test (``from tests.helpers.docker import ...``: pytest runs as
+``python -m pytest`` from the repository root, which puts the root on ``sys.path``).
+Everything here drives the real ``docker`` CLI against a real dockerd:
 
 - :func:`ensure_dockerd` starts dockerd with ``scripts/dockerd.sh`` when it is not answering
   (no iptables, no bridge: every container runs with ``--network none``);
@@ -19,7 +20,7 @@ Reusable by any test (``from helpers.docker import ...``; ``tests/`` is on ``sys
   ``bpf_get_current_cgroup_id`` reports for it.
 
 Fixtures: ``dockerd`` (session), ``docker_images`` (session, implies dockerd), ``containers``
-(function).  Import them into a test module or a conftest: ``from helpers.docker import
+(function).  Import them into a test module or a conftest: ``from tests.helpers.docker import
 dockerd, docker_images, containers  # noqa: F401``.
 """
 

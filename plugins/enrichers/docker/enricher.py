@@ -280,11 +280,18 @@ class DockerEnricher:
                 cache.not_found(ref)
                 return
             container = container_from_inspect(doc)
-            cache.put(container)
-            self.metrics.inc("enrich.docker.lookups")
             sandbox = cache.sandbox_to_fetch(container)
             if sandbox is not None:
-                cache.request(sandbox)
+                # a pod's container: its pod labels are the sandbox's; fetch it in the same
+                # lookup so whoever waits for this container gets them too
+                try:
+                    box = await client.inspect(sandbox.full_id)
+                except DockerUnavailable:
+                    box = None
+                if box is not None:
+                    cache.put(container_from_inspect(box))
+            cache.put(container)
+            self.metrics.inc("enrich.docker.lookups")
         finally:
             cache.finish(ref.id)
 

@@ -1,0 +1,94 @@
+"""Container ids from cgroup paths (every runtime's layout) and from real kernel cgroup ids."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.helpers.docker import cgroup_id, cgroup_v2_path
+from syswarden.plugins.enrichers.docker.cgroup import (
+    HOST_REF, CgroupResolver, ContainerRef, find_cgroup2_mount, parse_cgroup_path,
+    parse_proc_cgroup, read_proc_cgroup,
+)
+
+A = "3ad7b26ded6d8e7b23da7d48fe889434573036c27ae5a74837233de441c3601e"
+B = "63060edc2d3aa803ab559f2393776b151f99fc5b05035b21db66b3b62246ad6a"
+POD = "pod3e41dc6b_08a8_44db_bc2a_3724b18ab19a"
+
+LAYOUTS = [
+    # (cgroup path, expected (short id, type) or None for the host)
+    (f"/docker/{A}", (A[:12], "docker")),
+    (f"/system.slice/docker-{A}.scope", (A[:12], "docker")),
+    (f"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-{POD}.slice/"
+     f"cri-containerd-{A}.scope", (A[:12], "containerd")),
+    (f"/kubepods-besteffort-{POD}.slice:cri-containerd:{A}", (A[:12], "containerd")),
+    (f"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-{POD}.slice/crio-{A}.scope",
+     (A[:12], "cri-o")),
+    (f"/kubepods/burstable/{POD}/crio-{A}", (A[:12], "cri-o")),
+    (f"/machine.slice/libpod-{A}.scope", (A[:12], "podman")),
+    (f"/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{A}.scope/container",
+     (A[:12], "podman")),
+    (f"/kubepods/besteffort/{POD}/{A}", (A[:12], "cri")),
+    (f"/docker/{A}/docker/{B}", (B[:12], "docker")),               # Docker in Docker
+    (f"/machine.slice/libpod-conmon-{A}.scope", None),              # podman's monitor: host
+    (f"/kubepods.slice/crio-conmon-{A}.scope", None),               # CRI-O's monitor: host
+    ("/", None),
+    ("/user.slice/user-1000.slice/session-4.scope", None),
+    ("/system.slice/docker.service", None),
+    (f"/docker/{A[:40]}", None),                                    # not a 64-hex id
+]
+
+
+@pytest.mark.parametrize("path,expected", LAYOUTS)
+def test_runtime_layouts(path: str, expected: tuple[str, str] | None) -> None:
+    ref = parse_cgroup_path(path)
+    if expected is None:
+        assert ref is None
+    else:
+        assert ref is not None and (ref.id, ref.type) == expected
+        assert len(ref.id) == 12 and ref.full_id.startswith(ref.id)
+
+
+def test_proc_cgroup_v1_and_v2_lines() -> None:
+    v1 = "\n".join([f"12:pids:/docker/{A}", f"4:memory:/docker/{A}", "1:name=systemd:/"])
+    assert parse_proc_cgroup(v1) == ContainerRef(A[:12], A, "docker")
+    v2 = f"0::/system.slice/docker-{B}.scope\n"
+    assert parse_proc_cgroup(v2).id == B[:12]
+    assert parse_proc_cgroup("0::/\n") == HOST_REF
+    assert parse_proc_cgroup("") == HOST_REF
+
+
+def test_cgroup2_mount_is_found() -> None:
+    root = find_cgroup2_mount()
+    assert root is not None and os.path.isfile(os.path.join(root, "cgroup.procs"))
+
+
+def test_real_container_by_kernel_cgroup_id(containers) -> None:
+    c = containers.run("alpine:latest")
+    cg = cgroup_id(c.pid)
+    resolver = CgroupResolver()
+    ref = resolver.resolve(cg)
+    assert ref == ContainerRef(c.short_id, c.id, "docker")
+    assert resolver.path_of(cg) == cgroup_v2_path(c.pid)
+    assert resolver.resolve(cg) is ref                   # cached
+    assert read_proc_cgroup(c.pid) == ref               # the /proc way agrees
+    resolver.close()
+
+
+def test_host_and_unknown_cgroup_ids() -> None:
+    resolver = CgroupResolver()
+    assert resolver.resolve(cgroup_id(os.getpid())) == HOST_REF
+    assert resolver.resolve(1) == HOST_REF               # the root cgroup
+    assert resolver.resolve(0) is None
+    assert resolver.resolve(2**62 + 12345) is None       # no such cgroup
+    resolver.close()
+
+
+def test_walk_fallback_finds_the_same_path(containers) -> None:
+    c = containers.run("alpine:latest")
+    resolver = CgroupResolver()
+    resolver._open_by_handle = None                      # as on a kernel without fhandles
+    assert resolver.resolve(cgroup_id(c.pid)).id == c.short_id
+    assert resolver.walks == 1
+    resolver.close()
