@@ -91,6 +91,7 @@ class WebhookOutput:
             f"/var/lib/syswarden/webhook-{re.sub(r'[^A-Za-z0-9_.-]', '_', self.name)}.sqlite3"
         self.spool_max = int(section.get("queue_max") or 100_000)
         self.spool: Spool | None = None
+        self._left = 0
         self._wake = trio.Event()
         self._stopping = False
         self._c = {k: f"outputs.{self.name}.{k}" for k in (
@@ -142,6 +143,8 @@ class WebhookOutput:
                 log.warning("webhook %s: %d alerts not delivered yet, kept in %s for the next "
                             "start", self.name, left, self.spool_path)
             self.spool.close()
+            self.spool = None
+            self._left = left
 
     def intake(self, batch: list[Alert]) -> None:
         """De-duplicate and write a batch to the spool (one transaction for the new alerts)."""
@@ -251,4 +254,4 @@ class WebhookOutput:
 
     def pending(self) -> int:
         """Jobs waiting on disk (for tests and the stats report)."""
-        return len(self.spool) if self.spool is not None else 0
+        return len(self.spool) if self.spool is not None else self._left
