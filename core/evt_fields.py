@@ -1,0 +1,234 @@
+"""The ``evt.*`` fields: what the event itself carries (type, time, result, arguments).
+
+Declared here, once, in the core: every other family (``proc.*``, ``fd.*``, ``container.*``)
+belongs to the plugin that provides its state.
+
+Direction (``evt.dir``): syswarden takes one event per system call, on its exit, with the
+enter parameters merged in (:mod:`syswarden.core.syscalls`).  ``evt.dir`` therefore reads
+``<``, and since that single event stands for both halves of the call, a condition
+``evt.dir = >`` is true as well (the rule compiler folds ``evt.dir = <`` and ``evt.dir = >`` to
+true and ``evt.dir != ...`` to false).  Rules written for Falco's enter events
+(``evt.type = setuid and evt.dir = >``) keep working and fire once per call.
+
+Arguments: ``evt.arg.NAME`` and ``evt.arg[N]`` render an argument as Falco prints it (flags as
+names, errno results as names); ``evt.rawarg.NAME`` is the raw value (a number or text);
+``evt.args`` is every argument as ``name=value`` pairs.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .alert import HOSTNAME, format_time_text
+from .fields import ArgKind, Bound, FieldSet, FieldType
+from .syscalls import EVENTS, render_arg, render_errno
+
+fields = FieldSet("core")
+F = FieldType
+
+_OPEN_TYPES = frozenset({"open", "openat", "openat2", "open_by_handle_at", "creat"})
+
+
+@fields.field("evt.type", F.STRING, "Name of the event (the system call), e.g. openat")
+def _evt_type(e):
+    return e.type
+
+
+@fields.field("evt.num", F.UINT64, "Sequence number of the event")
+def _evt_num(e):
+    return e.num
+
+
+@fields.field("evt.cpu", F.INT64, "Number of the CPU where the event happened")
+def _evt_cpu(e):
+    return e.cpu
+
+
+@fields.field("evt.dir", F.STRING,
+              "Direction: always '<' (one exit event with the enter arguments merged)")
+def _evt_dir(e):
+    return "<"
+
+
+@fields.field("evt.source", F.STRING, "Source of the event (syscall)")
+def _evt_source(e):
+    return e.source
+
+
+@fields.field("evt.hostname", F.STRING, "Hostname of the machine the event happened on")
+def _evt_hostname(e):
+    return HOSTNAME
+
+
+@fields.field("evt.count", F.UINT64, "Always 1: counts events in aggregations")
+def _evt_count(e):
+    return 1
+
+
+@fields.field("evt.latency", F.RELTIME, "Time spent in the call, ns (0: not measured)")
+def _evt_latency(e):
+    return 0
+
+
+# -- time -------------------------------------------------------------------------------------
+
+@fields.field("evt.rawtime", F.ABSTIME, "Absolute time of the event, ns since the epoch")
+def _evt_rawtime(e):
+    return e.ts
+
+
+@fields.field("evt.rawtime.s", F.ABSTIME, "Integer part of the event time, seconds")
+def _evt_rawtime_s(e):
+    return e.ts // 1_000_000_000
+
+
+@fields.field("evt.rawtime.ns", F.ABSTIME, "Fractional part of the event time, ns")
+def _evt_rawtime_ns(e):
+    return e.ts % 1_000_000_000
+
+
+@fields.field("evt.time", F.STRING, "Time of the event, HH:MM:SS.nnnnnnnnn (local time)")
+def _evt_time(e):
+    return format_time_text(e.ts)
+
+
+@fields.field("evt.time.s", F.STRING, "Time of the event, HH:MM:SS")
+def _evt_time_s(e):
+    return time.strftime("%H:%M:%S", time.localtime(e.ts // 1_000_000_000))
+
+
+@fields.field("evt.time.iso8601", F.STRING, "Time of the event in ISO 8601, UTC")
+def _evt_time_iso(e):
+    return format_time_text(e.ts, iso_8601=True)
+
+
+@fields.field("evt.datetime", F.STRING, "Date and time of the event, YYYY-MM-DD HH:MM:SS.ns")
+def _evt_datetime(e):
+    secs, frac = divmod(e.ts, 1_000_000_000)
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(secs)) + f".{frac:09d}"
+
+
+@fields.field("evt.datetime.s", F.STRING, "Date and time of the event, YYYY-MM-DD HH:MM:SS")
+def _evt_datetime_s(e):
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.ts // 1_000_000_000))
+
+
+# -- result -----------------------------------------------------------------------------------
+
+@fields.field("evt.res", F.STRING, "Result: SUCCESS or the errno name (ENOENT, EACCES...)")
+def _evt_res(e):
+    return render_errno(e.res)
+
+
+@fields.field("evt.rawres", F.INT64, "Result as a number (negative errno on failure)")
+def _evt_rawres(e):
+    return e.res
+
+
+@fields.field("evt.failed", F.BOOL, "True when the call failed (negative result)")
+def _evt_failed(e):
+    return e.res is not None and e.res < 0
+
+
+# -- arguments --------------------------------------------------------------------------------
+
+def _arg_by_index(index: int) -> Bound:
+    def read(e):
+        names = EVENTS.get(e.type)
+        if names is None or index >= len(names):
+            return None
+        name = names[index]
+        return render_arg(e.type, name, e.args.get(name))
+    return Bound(read)
+
+
+@fields.field("evt.arg", F.STRING,
+              "An argument as Falco prints it, by name (evt.arg.flags) or position (evt.arg[0])",
+              ArgKind.KEY, "[index|name]")
+def _evt_arg(arg: Any) -> Bound:
+    if isinstance(arg, int) or (isinstance(arg, str) and arg.isdigit()):
+        return _arg_by_index(int(arg))
+    name = str(arg)
+
+    def read(e):
+        return render_arg(e.type, name, e.args.get(name))
+    return Bound(read)
+
+
+@fields.field("evt.rawarg", F.INT64,
+              "An argument's raw value by name (numbers as numbers, paths as text)",
+              ArgKind.KEY, "[name]")
+def _evt_rawarg(arg: Any) -> Bound:
+    name = str(arg)
+
+    def read(e):
+        return e.args.get(name)
+    return Bound(read)
+
+
+@fields.field("evt.args", F.STRING, "All arguments as name=value pairs")
+def _evt_args(e):
+    names = EVENTS.get(e.type) or tuple(e.args)
+    parts = []
+    for name in names:
+        if name in e.args:
+            parts.append(f"{name}={render_arg(e.type, name, e.args[name])}")
+    return " ".join(parts)
+
+
+@fields.field("evt.buffer", F.BYTEBUF, "The binary data of a read/write/send event")
+def _evt_buffer(e):
+    data = e.args.get("data")
+    if isinstance(data, str):
+        return data.encode()
+    return data
+
+
+@fields.field("evt.info", F.STRING, "The event's arguments, as evt.args")
+def _evt_info(e):
+    return _evt_args(e)
+
+
+# -- open flags -------------------------------------------------------------------------------
+
+def _open_flags(e) -> int | None:
+    if e.type not in _OPEN_TYPES:
+        return None
+    if e.type == "creat":
+        return 0o1101  # O_CREAT|O_WRONLY|O_TRUNC
+    flags = e.args.get("flags")
+    return flags if isinstance(flags, int) else None
+
+
+@fields.field("evt.is_open_read", F.BOOL, "For open events: opened for reading")
+def _is_open_read(e):
+    flags = _open_flags(e)
+    if flags is None:
+        return False
+    return flags & 3 in (0, 2)
+
+
+@fields.field("evt.is_open_write", F.BOOL, "For open events: opened for writing")
+def _is_open_write(e):
+    flags = _open_flags(e)
+    if flags is None:
+        return False
+    return flags & 3 in (1, 2)
+
+
+@fields.field("evt.is_open_exec", F.BOOL,
+              "For open events: a file created with execute permission")
+def _is_open_exec(e):
+    flags = _open_flags(e)
+    if flags is None:
+        return False
+    mode = e.args.get("mode")
+    creating = flags & (0o100 | 0o20000000)
+    return bool(creating) and isinstance(mode, int) and bool(mode & 0o111)
+
+
+@fields.field("evt.is_open_create", F.BOOL, "For open events: the call asked to create the file")
+def _is_open_create(e):
+    flags = _open_flags(e)
+    return bool(flags is not None and flags & 0o100)

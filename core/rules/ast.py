@@ -1,0 +1,113 @@
+"""The syntax tree of a Falco condition.
+
+Nodes are frozen dataclasses carrying ``pos``, the 0-based offset in the condition text, so
+that a compile error (an unknown field, a type error, an unknown macro) points at the place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+
+@dataclass(frozen=True)
+class FieldRef:
+    """``proc.aname[2]``, ``evt.arg.flags``, ``tolower(proc.name)``.
+
+    ``name`` is the text as written before any bracket (``evt.arg.flags``); ``arg`` the text in
+    brackets (None without); ``transformers`` outermost first (``("tolower", "basename")``).
+    """
+
+    name: str
+    arg: str | None
+    pos: int
+    transformers: tuple[str, ...] = ()
+
+    def text(self) -> str:
+        inner = self.name + (f"[{self.arg}]" if self.arg is not None else "")
+        for t in reversed(self.transformers):
+            inner = f"{t}({inner})"
+        return inner
+
+
+@dataclass(frozen=True)
+class Literal:
+    """A value: ``/etc``, ``"a b"``.  ``quoted`` tells a list name from a quoted word."""
+
+    value: str
+    pos: int
+    quoted: bool = False
+
+
+@dataclass(frozen=True)
+class ListLit:
+    """``(a, b, "c d")``, or a bare list name after a list operator (``in shell_binaries``)."""
+
+    items: tuple[Literal, ...]
+    pos: int
+
+
+@dataclass(frozen=True)
+class FieldValue:
+    """``val(proc.pname)`` on the right side: compare with another field of the same event."""
+
+    field: FieldRef
+    pos: int
+
+
+Value = Union[Literal, ListLit, FieldValue]
+
+
+@dataclass(frozen=True)
+class Check:
+    """``field op value``; ``value`` is None for the unary ``exists``."""
+
+    field: FieldRef
+    op: str
+    value: Value | None
+    pos: int
+
+
+@dataclass(frozen=True)
+class MacroRef:
+    name: str
+    pos: int
+
+
+@dataclass(frozen=True)
+class Not:
+    child: "Node"
+    pos: int
+
+
+@dataclass(frozen=True)
+class And:
+    children: tuple["Node", ...]
+    pos: int
+
+
+@dataclass(frozen=True)
+class Or:
+    children: tuple["Node", ...]
+    pos: int
+
+
+@dataclass(frozen=True)
+class Const:
+    """True or False: what a folded sub-expression became (never written by users)."""
+
+    value: bool
+    pos: int = 0
+
+
+Node = Union[Check, MacroRef, Not, And, Or, Const]
+
+
+def walk(node: Node):
+    """Yield every node of the tree, parents first."""
+    yield node
+    if isinstance(node, (And, Or)):
+        for c in node.children:
+            yield from walk(c)
+    elif isinstance(node, Not):
+        yield from walk(node.child)

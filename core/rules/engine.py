@@ -1,0 +1,254 @@
+"""The rule engine: loaded rules, indexed by event type, checked per event.
+
+``RuleEngine.load(files, fields)`` reads the rules files (:mod:`.loader`), compiles every
+rule's condition (exceptions included) and output once (:mod:`.compiler`, :mod:`.output`), and
+builds the event-type index: for each event type some rule names, one generated function that
+evaluates, in rule order, only the rules that can match that type (with every ``evt.type``
+check already decided); events of any other type go to the function of the rules that match
+every type.  ``check(evt)`` is then one dict lookup and one call.
+
+``rule_matching``: ``first`` (Falco's default) raises at most one alert per event, for the
+first matching rule in load order; ``all`` raises one per matching rule.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..alert import Alert, Priority
+from ..errors import Location, RuleError
+from ..fields import FieldRegistry
+from .compiler import (ALL, Compiler, Namespace, Origin, RNode, TypeSet, build_matcher,
+                       compile_condition, fold, type_sets)
+from .loader import LoadResult, Loader, rule_condition
+from .output import compile_output
+
+__all__ = ["RuleEngine", "CompiledRule", "compile_condition", "load_rules"]
+
+log = logging.getLogger("syswarden.rules")
+
+
+@dataclass(eq=False)
+class CompiledRule:
+    name: str
+    desc: str
+    priority: Priority
+    tags: list[str]
+    enabled: bool
+    source: str
+    condition: str
+    output: str
+    location: Location | None = None
+    node: RNode = None
+    types: TypeSet = ALL
+    render: Callable[[Any], tuple[str, dict]] | None = field(default=None, repr=False)
+    predicate: Callable[[Any], bool] | None = field(default=None, repr=False)
+
+
+def load_rules(files: list[str], fields: FieldRegistry) -> tuple[LoadResult, list[CompiledRule],
+                                                                 list[RuleError]]:
+    """Read and compile; returns (load result, compiled rules, warnings).
+
+    Errors (of reading and of compiling) are in ``result.errors``, in file order.
+    """
+    result = Loader().load_files(files)
+    lists = result.expanded_lists()
+    comp = Compiler(fields, lists, result.macros)
+    warnings: list[RuleError] = []
+    rules: list[CompiledRule] = []
+    for rd in result.rules:
+        if rd.source not in ("syscall", ""):
+            warnings.append(RuleError(f"rule source '{rd.source}' is not provided by "
+                                      "syswarden; rule skipped", rd.location))
+            continue
+        text = rule_condition(rd, lists)
+        origin = Origin(text, rd.cond_location)
+        try:
+            node = comp.resolve_text(text, origin)
+            render = compile_output(rd.output, fields, rd.output_location, comp)
+        except RuleError as exc:
+            if rd.skip_if_unknown_filter and "unknown field" in exc.message:
+                warnings.append(RuleError(f"rule skipped (skip-if-unknown-filter): "
+                                          f"{exc.message}", exc.location))
+                continue
+            _record(result, exc)
+            continue
+        types, _ = type_sets(node)
+        if types.is_all and rd.warn_evttypes:
+            warnings.append(RuleError(
+                "rule matches too many evt.type values (no evt.type restriction): every "
+                "event is checked against it, a significant performance penalty",
+                rd.location))
+        rules.append(CompiledRule(rd.name, rd.desc, rd.priority, rd.tags, rd.enabled,
+                                  rd.source, text, rd.output, rd.location, node, types,
+                                  render))
+    warnings.extend(comp.warnings)
+    used = {m for m, d in result.macros.items() if d.used}
+    for name, mdef in result.macros.items():
+        if name not in used:
+            warnings.append(RuleError("macro not referenced by any rule; unused",
+                                      mdef.origin.location))
+    referenced = _lists_referenced(result, comp)
+    for name, ldef in result.lists.items():
+        if name not in referenced:
+            warnings.append(RuleError("list not referenced by any rule, macro or list; "
+                                      "unused", ldef.location))
+    result.warnings.extend(warnings)
+    return result, rules, warnings
+
+
+def _lists_referenced(result: LoadResult, comp: Compiler) -> set[str]:
+    refs = set(comp.used_lists)
+    for ldef in result.lists.values():
+        refs.update(i for i in ldef.items if i in result.lists)
+    # lists named in macros that no rule uses still count as referenced
+    for mdef in result.macros.values():
+        text = mdef.origin.text
+        refs.update(n for n in result.lists if n in text)
+    return refs
+
+
+def _record(result: LoadResult, exc: RuleError) -> None:
+    result.errors.append(exc)
+    file = exc.location.file if exc.location else None
+    if file in result.by_file:
+        result.by_file[file][0].append(exc)
+
+
+class RuleEngine:
+    """Compiled rules and the event-type index.  Build with :meth:`load`."""
+
+    def __init__(self, rules: list[CompiledRule], *, min_priority: Priority = Priority.DEBUG,
+                 rule_matching: str = "first", use_index: bool = True,
+                 warnings: list[RuleError] | None = None) -> None:
+        if rule_matching not in ("first", "all"):
+            raise RuleError(f"rule_matching must be 'first' or 'all', not {rule_matching!r}")
+        self._all_rules = rules
+        self.warnings: list[RuleError] = list(warnings or [])
+        self.rule_matching = rule_matching
+        self.min_priority = min_priority
+        self.use_index = use_index
+        self.errors = 0          # events whose evaluation raised (counted, then per rule)
+        self._active = [r for r in rules if r.enabled and r.priority <= min_priority]
+        self._build()
+
+    @classmethod
+    def load(cls, files: list[str], fields: FieldRegistry, *,
+             min_priority: Priority = Priority.DEBUG, rule_matching: str = "first",
+             use_index: bool = True) -> "RuleEngine":
+        """Load and compile rules files.  Raises the first :class:`RuleError`."""
+        result, rules, warnings = load_rules(files, fields)
+        if result.errors:
+            raise result.errors[0]
+        return cls(rules, min_priority=min_priority, rule_matching=rule_matching,
+                   use_index=use_index, warnings=result.warnings)
+
+    # -- building the index -------------------------------------------------------------------
+
+    def _build(self) -> None:
+        ns = Namespace()
+        mode = self.rule_matching
+        active = self._active
+        for r in active:
+            r.predicate = None
+        self._ns = ns
+        self._dispatch: dict[str, Callable] = {}
+        self.sources: dict[str, str] = {}
+        if not self.use_index:
+            fn, src = build_matcher([(i, r.node) for i, r in enumerate(active)], ns, mode,
+                                    "_match_all")
+            self._other = fn
+            self.sources["*"] = src
+            return
+        named: set[str] = set()
+        for r in active:
+            named |= r.types.names
+        for t in sorted(named):
+            memo: dict = {}
+            members = []
+            for i, r in enumerate(active):
+                if t in r.types:
+                    node = fold(r.node, t, memo)
+                    if not (hasattr(node, "value") and node.value is False):
+                        members.append((i, node))
+            fn, src = build_matcher(members, ns, mode, "_match_" + _ident(t))
+            self._dispatch[t] = fn
+            self.sources[t] = src
+        memo = {}
+        others = []
+        for i, r in enumerate(active):
+            if r.types.complement:
+                node = fold(r.node, None, memo)
+                if not (hasattr(node, "value") and node.value is False):
+                    others.append((i, node))
+        self._other, self.sources["*"] = build_matcher(others, ns, mode, "_match_other")
+
+    # -- the hot path -------------------------------------------------------------------------
+
+    def check(self, evt: Any) -> list[Alert]:
+        """The alerts ``evt`` raises (an empty list for none)."""
+        fn = self._dispatch.get(evt.type, self._other)
+        try:
+            hit = fn(evt)
+        except Exception:  # a reader broke its contract: count, then judge rule by rule
+            self.errors += 1
+            log.debug("rule evaluation failed for %r", evt, exc_info=True)
+            hit = self._slow(evt)
+        if self.rule_matching == "first":
+            if hit < 0:
+                return []
+            return [self._alert(self._active[hit], evt)]
+        return [self._alert(self._active[i], evt) for i in hit]
+
+    def _slow(self, evt: Any) -> Any:
+        """Per-rule evaluation, a failing rule counted as not matching."""
+        from .compiler import compile_node
+        hits = []
+        for i, r in enumerate(self._active):
+            if evt.type not in r.types and self.use_index:
+                continue
+            if r.predicate is None:
+                r.predicate = compile_node(r.node, self._ns)
+            try:
+                ok = r.predicate(evt)
+            except Exception:
+                ok = False
+            if ok:
+                if self.rule_matching == "first":
+                    return i
+                hits.append(i)
+        return -1 if self.rule_matching == "first" else hits
+
+    def _alert(self, rule: CompiledRule, evt: Any) -> Alert:
+        try:
+            text, ofields = rule.render(evt)
+        except Exception:  # pragma: no cover - readers must not raise
+            self.errors += 1
+            text, ofields = rule.output, {}
+        return Alert(rule=rule.name, priority=rule.priority, output=text, time_ns=evt.ts,
+                     output_fields=ofields, tags=list(rule.tags), source=rule.source)
+
+    # -- introspection ------------------------------------------------------------------------
+
+    def event_types(self) -> set[str] | None:
+        """The event types the enabled rules need; None when some rule matches every type."""
+        out: set[str] = set()
+        for r in self._active:
+            if r.types.complement:
+                return None
+            out |= r.types.names
+        return out
+
+    def rules(self) -> list[CompiledRule]:
+        """Every compiled rule (enabled or not, any priority), in load order."""
+        return list(self._all_rules)
+
+    def active_rules(self) -> list[CompiledRule]:
+        """The rules events are checked against (enabled, at or above the priority)."""
+        return list(self._active)
+
+
+def _ident(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name)

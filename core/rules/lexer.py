@@ -1,0 +1,248 @@
+"""The tokens of Falco's condition language, scanned on demand by the parser.
+
+Falco's language is context sensitive: ``open`` after ``evt.type =`` is a value, at the start
+of an expression it is a macro name, and a bare value may hold characters (``/``, ``*``, ``:``)
+that are operators nowhere else.  The parser therefore asks for the token it expects
+(:meth:`Lexer.expr_token` where an expression may start, :meth:`Lexer.operator`,
+:meth:`Lexer.value`) and the lexer scans from the current position.
+
+Lexical rules, as in falcosecurity/libs ``filter/parser.cpp``:
+
+- identifier: ``[a-zA-Z][a-zA-Z0-9_]*``; field name: identifiers joined by dots (at least one);
+- field argument: ``[`` then a quoted string or ``[^ \\t\\n\\r\\[\\]"']+`` then ``]``;
+- bare value: ``[^ \\t\\n\\r(),="']+``; quoted value: ``"..."`` or ``'...'`` with the escapes
+  ``\\"`` ``\\'`` ``\\\\`` ``\\n`` ``\\t`` ``\\r`` ``\\b`` ``\\f`` ``\\xHH`` (any other backslash
+  stays);
+- keywords ``and`` ``or`` ``not`` end at a non-identifier character;
+- operators: ``== = != <= < >= >`` and the words ``contains icontains bcontains startswith
+  bstartswith endswith glob iglob regex in intersects pmatch exists``.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+
+from ..errors import Location, RuleError
+
+
+class TokenType(enum.Enum):
+    LPAREN = "("
+    RPAREN = ")"
+    COMMA = ","
+    AND = "and"
+    OR = "or"
+    NOT = "not"
+    FIELD = "field"          # proc.name (argument, if any, in Token.arg)
+    IDENT = "identifier"     # a macro or list name
+    TRANSFORMER = "transformer"  # tolower( toupper( b64( basename( len( val(
+    OP = "operator"
+    STRING = "string"        # a quoted value
+    WORD = "word"            # a bare value
+    EOF = "end of condition"
+
+
+@dataclass(frozen=True)
+class Token:
+    type: TokenType
+    value: str
+    pos: int
+    arg: str | None = None
+
+
+BINARY_OPS = ("==", "=", "!=", "<=", "<", ">=", ">")
+WORD_OPS = ("contains", "icontains", "bcontains", "startswith", "bstartswith", "endswith",
+            "glob", "iglob", "regex", "in", "intersects", "pmatch", "exists")
+LIST_OPS = frozenset({"in", "intersects", "pmatch"})
+NUM_OPS = frozenset({"<", "<=", ">", ">="})
+TRANSFORMERS = frozenset({"tolower", "toupper", "b64", "basename", "len", "val"})
+
+_WS = re.compile(r"[ \t\n\r\f\v\b]*")
+_FIELD = re.compile(r"[a-zA-Z][a-zA-Z0-9_]*(?:\.[a-zA-Z0-9_]+)+")
+_IDENT = re.compile(r"[a-zA-Z][a-zA-Z0-9_]*")
+_FIELD_ARG = re.compile(r"[^ \t\n\r\[\]\"']+")
+_BARE = re.compile(r"[^ \t\n\r\f\v\b(),=\"']+")
+_HEX2 = re.compile(r"[0-9a-fA-F]{2}")
+_WORD_CHAR = re.compile(r"[a-zA-Z0-9_]")
+_ESCAPES = {"\"": "\"", "'": "'", "\\": "\\", "n": "\n", "t": "\t", "r": "\r", "b": "\b",
+            "f": "\f"}
+
+
+def snippet(text: str, pos: int) -> str:
+    """The condition with a caret under ``pos`` (one line, the fault's line if multi-line)."""
+    start = text.rfind("\n", 0, pos) + 1
+    end = text.find("\n", pos)
+    line = text[start:end if end >= 0 else len(text)]
+    return f"{line}\n{' ' * (pos - start)}^"
+
+
+class Lexer:
+    def __init__(self, text: str, location: Location | None = None) -> None:
+        self.text = text
+        self.pos = 0
+        self.location = location
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def error(self, message: str, pos: int | None = None) -> RuleError:
+        pos = self.pos if pos is None else pos
+        loc = self.location or Location()
+        loc = Location(loc.file, loc.line, pos + 1, loc.item)
+        err = RuleError(f"{message} at column {pos + 1}\n{snippet(self.text, pos)}", loc)
+        err.column = pos + 1  # type: ignore[attr-defined]
+        err.reason = message  # type: ignore[attr-defined]
+        return err
+
+    def skip_ws(self) -> None:
+        self.pos = _WS.match(self.text, self.pos).end()
+
+    def at_end(self) -> bool:
+        self.skip_ws()
+        return self.pos >= len(self.text)
+
+    def peek_char(self) -> str:
+        self.skip_ws()
+        return self.text[self.pos] if self.pos < len(self.text) else ""
+
+    def _keyword(self, word: str) -> bool:
+        """``word`` at the current position, not followed by an identifier character."""
+        end = self.pos + len(word)
+        if self.text.startswith(word, self.pos) and not _WORD_CHAR.match(self.text, end):
+            return True
+        return False
+
+    # -- the scanners the parser calls --------------------------------------------------------
+
+    def punct(self, char: str) -> Token | None:
+        """Consume ``(``, ``)`` or ``,`` if it is next."""
+        self.skip_ws()
+        if self.text.startswith(char, self.pos):
+            tok = Token(TokenType(char), char, self.pos)
+            self.pos += 1
+            return tok
+        return None
+
+    def bool_op(self) -> Token | None:
+        """Consume ``and`` or ``or`` if next."""
+        self.skip_ws()
+        for word, ttype in (("and", TokenType.AND), ("or", TokenType.OR)):
+            if self._keyword(word):
+                tok = Token(ttype, word, self.pos)
+                self.pos += len(word)
+                return tok
+        return None
+
+    def not_kw(self) -> Token | None:
+        self.skip_ws()
+        if self._keyword("not"):
+            tok = Token(TokenType.NOT, "not", self.pos)
+            self.pos += 3
+            return tok
+        return None
+
+    def operand(self) -> Token:
+        """Where a check may start: a transformer call, a field, or a macro name."""
+        self.skip_ws()
+        start = self.pos
+        m = _IDENT.match(self.text, start)
+        if m and m.group() in TRANSFORMERS:
+            after = _WS.match(self.text, m.end()).end()
+            if self.text.startswith("(", after):
+                self.pos = after + 1
+                return Token(TokenType.TRANSFORMER, m.group(), start)
+        m = _FIELD.match(self.text, start)
+        if m:
+            self.pos = m.end()
+            arg = None
+            if self.text.startswith("[", self.pos):
+                arg = self._field_arg()
+            return Token(TokenType.FIELD, m.group(), start, arg)
+        m = _IDENT.match(self.text, start)
+        if m:
+            self.pos = m.end()
+            return Token(TokenType.IDENT, m.group(), start)
+        if start >= len(self.text):
+            raise self.error("unexpected end of condition, expected a field, a macro or '('")
+        raise self.error(f"unexpected {self.text[start]!r}, expected a field, a macro or '('")
+
+    def _field_arg(self) -> str:
+        open_pos = self.pos
+        self.pos += 1
+        if self.pos < len(self.text) and self.text[self.pos] in "\"'":
+            value = self._quoted()
+        else:
+            m = _FIELD_ARG.match(self.text, self.pos)
+            if not m:
+                raise self.error("expected a field argument after '['")
+            value = m.group()
+            self.pos = m.end()
+        if not self.text.startswith("]", self.pos):
+            raise self.error(f"expected ']' to close the field argument opened at column "
+                             f"{open_pos + 1}")
+        self.pos += 1
+        return value
+
+    def operator(self) -> Token:
+        self.skip_ws()
+        start = self.pos
+        for op in BINARY_OPS:
+            if self.text.startswith(op, start):
+                self.pos += len(op)
+                return Token(TokenType.OP, op, start)
+        m = _IDENT.match(self.text, start)
+        if m and m.group() in WORD_OPS:
+            self.pos = m.end()
+            return Token(TokenType.OP, m.group(), start)
+        if start >= len(self.text):
+            raise self.error("unexpected end of condition, expected an operator")
+        found = m.group() if m else self.text[start]
+        raise self.error(f"expected an operator, found {found!r}")
+
+    def value(self) -> Token:
+        """A quoted or bare value (or ``val(`` / a transformer, for the right side)."""
+        self.skip_ws()
+        start = self.pos
+        if start >= len(self.text):
+            raise self.error("unexpected end of condition, expected a value")
+        ch = self.text[start]
+        if ch in "\"'":
+            return Token(TokenType.STRING, self._quoted(), start)
+        m = _IDENT.match(self.text, start)
+        if m and m.group() in TRANSFORMERS:
+            after = _WS.match(self.text, m.end()).end()
+            if self.text.startswith("(", after):
+                self.pos = after + 1
+                return Token(TokenType.TRANSFORMER, m.group(), start)
+        m = _BARE.match(self.text, start)
+        if not m:
+            raise self.error(f"expected a value, found {ch!r}")
+        self.pos = m.end()
+        return Token(TokenType.WORD, m.group(), start)
+
+    def _quoted(self) -> str:
+        quote = self.text[self.pos]
+        start = self.pos
+        i = self.pos + 1
+        out: list[str] = []
+        text = self.text
+        while i < len(text):
+            c = text[i]
+            if c == "\\" and i + 1 < len(text):
+                nxt = text[i + 1]
+                if nxt in _ESCAPES:
+                    out.append(_ESCAPES[nxt])
+                elif nxt == "x" and _HEX2.fullmatch(text, i + 2, i + 4):
+                    out.append(chr(int(text[i + 2:i + 4], 16)))
+                    i += 4
+                    continue
+                else:
+                    out.append(c + nxt)
+                i += 2
+                continue
+            if c == quote:
+                self.pos = i + 1
+                return "".join(out)
+            out.append(c)
+            i += 1
+        raise self.error("unterminated quoted string", start)

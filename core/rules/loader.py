@@ -1,0 +1,529 @@
+"""Read Falco rules files: lists, macros, rules, exceptions, append and override.
+
+Files are read in order; items are applied as Falco applies them:
+
+- a later ``list``/``macro``/``rule`` with the same name replaces the earlier one;
+- ``append: true`` (or ``override: {key: append}``) adds to an earlier item of the same name:
+  list items are added, a macro's or rule's condition gets `` <text>`` appended, a rule's
+  exceptions are merged (values of a same-named exception added), output/desc appended, tags
+  added; ``override: {key: replace}`` replaces single keys of an earlier rule;
+- a rule with only ``name`` and ``enabled`` switches an earlier rule on or off;
+- ``required_engine_version`` is accepted; ``required_plugin_versions`` on Falco's
+  ``container`` plugin is satisfied by syswarden's built-in container fields, any other plugin
+  requirement is a warning (the rules that need its fields then fail to compile).
+
+Every problem is a :class:`RuleError` located at the file, line and item (``rule 'X'``), kept
+in :attr:`LoadResult.errors` or :attr:`LoadResult.warnings` so that ``-V`` can list them all.
+Conditions are parsed here; field binding and compilation happen in the engine.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import yamlmarks
+from ..alert import Priority
+from ..errors import Location, RuleError
+from .compiler import MacroDef, Origin
+from .parser import parse
+
+RULE_KEYS = {"rule", "desc", "condition", "output", "priority", "tags", "enabled", "source",
+             "exceptions", "warn_evttypes", "skip-if-unknown-filter", "append", "override",
+             "capture", "capture_duration"}
+MACRO_KEYS = {"macro", "condition", "append", "override"}
+LIST_KEYS = {"list", "items", "append", "override"}
+#: keys an override may append to / replace, per item kind (Falco's rules)
+OVERRIDE_APPEND = {"rule": {"condition", "output", "desc", "tags", "exceptions"},
+                   "macro": {"condition"}, "list": {"items"}}
+OVERRIDE_REPLACE = {"rule": {"condition", "output", "desc", "priority", "tags", "exceptions",
+                             "enabled", "warn_evttypes", "skip-if-unknown-filter"},
+                    "macro": {"condition"}, "list": {"items"}}
+BUILTIN_PLUGINS = {"container"}
+
+
+@dataclass
+class ListDef:
+    name: str
+    items: list[str]
+    location: Location
+
+
+@dataclass
+class Exception_:
+    name: str
+    fields: list[str] | str
+    comps: list[str] | str | None
+    values: list[Any]
+    location: Location
+
+
+@dataclass
+class RuleDef:
+    name: str
+    condition: str
+    output: str
+    desc: str
+    priority: Priority
+    tags: list[str]
+    enabled: bool
+    source: str
+    exceptions: list[Exception_]
+    location: Location                 # the rule item
+    cond_location: Location            # the condition value
+    output_location: Location
+    warn_evttypes: bool = True
+    skip_if_unknown_filter: bool = False
+
+
+@dataclass
+class LoadResult:
+    rules: list[RuleDef] = field(default_factory=list)
+    lists: dict[str, ListDef] = field(default_factory=dict)
+    macros: dict[str, MacroDef] = field(default_factory=dict)
+    errors: list[RuleError] = field(default_factory=list)
+    warnings: list[RuleError] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    #: per file: the errors and warnings found while reading it (for -V)
+    by_file: dict[str, tuple[list[RuleError], list[RuleError]]] = field(default_factory=dict)
+
+    def expanded_lists(self) -> dict[str, list[str]]:
+        """Lists with list names among their items replaced by those lists' items."""
+        out: dict[str, list[str]] = {}
+
+        def expand(name: str, seen: tuple[str, ...]) -> list[str]:
+            if name in out:
+                return out[name]
+            items: list[str] = []
+            for item in self.lists[name].items:
+                if item in self.lists and item not in seen:
+                    items.extend(expand(item, seen + (item,)))
+                else:
+                    items.append(item)
+            out[name] = items
+            return items
+
+        for name in self.lists:
+            expand(name, (name,))
+        return out
+
+
+def expand_paths(paths: list[str]) -> list[str]:
+    """Files in order; a directory stands for its ``*.yaml``/``*.yml`` files, sorted."""
+    out: list[str] = []
+    for p in paths:
+        if os.path.isdir(p):
+            for name in sorted(os.listdir(p)):
+                if name.endswith((".yaml", ".yml")) and os.path.isfile(os.path.join(p, name)):
+                    out.append(os.path.join(p, name))
+        else:
+            out.append(p)
+    return out
+
+
+def _yaml_quote(value: str) -> str:
+    """A value as a quoted condition literal (Falco quotes exception values)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class Loader:
+    def __init__(self) -> None:
+        self.result = LoadResult()
+        self._rules: dict[str, RuleDef] = {}
+        self._order: list[str] = []
+        self._errors: list[RuleError] = []
+        self._warnings: list[RuleError] = []
+
+    # -- reporting ----------------------------------------------------------------------------
+
+    def error(self, message: str, loc: Location) -> None:
+        self._errors.append(RuleError(message, loc))
+
+    def warn(self, message: str, loc: Location) -> None:
+        self._warnings.append(RuleError(message, loc))
+
+    # -- files --------------------------------------------------------------------------------
+
+    def load_files(self, paths: list[str]) -> LoadResult:
+        for path in expand_paths(paths):
+            self.load_file(path)
+        self.result.rules = [self._rules[n] for n in self._order]
+        return self.result
+
+    def load_file(self, path: str) -> None:
+        self._errors, self._warnings = [], []
+        self.result.files.append(path)
+        self.result.by_file[path] = (self._errors, self._warnings)
+        try:
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read()
+        except OSError as exc:
+            self.error(f"cannot read rules file: {exc.strerror}", Location(path))
+            self._flush()
+            return
+        self.load_text(text, path)
+        self._flush()
+
+    def _flush(self) -> None:
+        self.result.errors.extend(self._errors)
+        self.result.warnings.extend(self._warnings)
+
+    def load_text(self, text: str, path: str) -> None:
+        try:
+            data, marks = yamlmarks.load(text, path, RuleError)
+        except RuleError as exc:
+            self._errors.append(exc)
+            return
+        if data is None:
+            return
+        if not isinstance(data, list):
+            self.error("a rules file must be a list of items (- rule:, - macro:, - list:)",
+                       marks.loc(()))
+            return
+        for i, item in enumerate(data):
+            if not isinstance(item, dict):
+                self.error(f"item {i + 1} is not a mapping", marks.loc((i,)))
+                continue
+            try:
+                self._item(item, i, marks)
+            except RuleError as exc:
+                self._errors.append(exc)
+
+    # -- items --------------------------------------------------------------------------------
+
+    def _item(self, item: dict, i: int, marks: yamlmarks.Marks) -> None:
+        if "rule" in item:
+            self._rule(item, i, marks)
+        elif "macro" in item:
+            self._macro(item, i, marks)
+        elif "list" in item:
+            self._list(item, i, marks)
+        elif "required_engine_version" in item:
+            pass
+        elif "required_plugin_versions" in item:
+            self._plugins(item, i, marks)
+        else:
+            keys = ", ".join(map(str, item))
+            self.warn(f"unknown top-level item ({keys}); ignored", marks.loc((i,)))
+
+    def _name(self, item: dict, kind: str, i: int, marks: yamlmarks.Marks) -> str:
+        name = item.get(kind)
+        if not isinstance(name, str) or not name.strip():
+            raise RuleError(f"{kind} name must be a non-empty string", marks.loc((i, kind)))
+        return name
+
+    def _unknown_keys(self, item: dict, allowed: set[str], i: int, marks: yamlmarks.Marks,
+                      what: str) -> None:
+        for key in item:
+            if key not in allowed:
+                self.warn(f"unknown key '{key}'; ignored", marks.loc((i, key, "__key__"), what))
+
+    def _override(self, item: dict, kind: str, i: int, marks: yamlmarks.Marks, what: str
+                  ) -> dict[str, str]:
+        ov = item.get("override")
+        if ov is None:
+            return {}
+        if not isinstance(ov, dict):
+            raise RuleError("override must be a mapping of key: append|replace",
+                            marks.loc((i, "override"), what))
+        if item.get("append"):
+            raise RuleError("'append' and 'override' cannot be used together",
+                            marks.loc((i, "append"), what))
+        out = {}
+        for key, how in ov.items():
+            if how not in ("append", "replace"):
+                raise RuleError(f"override of '{key}' must be append or replace, not {how!r}",
+                                marks.loc((i, "override", key), what))
+            allowed = OVERRIDE_APPEND[kind] if how == "append" else OVERRIDE_REPLACE[kind]
+            if key not in allowed:
+                raise RuleError(f"key '{key}' cannot be overridden with {how}; "
+                                f"allowed: {', '.join(sorted(allowed))}",
+                                marks.loc((i, "override", key), what))
+            if key not in item:
+                raise RuleError(f"override names '{key}' but the item has no '{key}'",
+                                marks.loc((i, "override", key), what))
+            out[key] = how
+        return out
+
+    def _list(self, item: dict, i: int, marks: yamlmarks.Marks) -> None:
+        name = self._name(item, "list", i, marks)
+        what = f"list '{name}'"
+        self._unknown_keys(item, LIST_KEYS, i, marks, what)
+        ov = self._override(item, "list", i, marks, what)
+        items = item.get("items")
+        if items is None:
+            items = []
+        if not isinstance(items, list):
+            raise RuleError("list items must be a list", marks.loc((i, "items"), what))
+        values = []
+        for j, v in enumerate(items):
+            if isinstance(v, (dict, list)) or v is None:
+                raise RuleError("list items must be strings or numbers",
+                                marks.loc((i, "items", j), what))
+            values.append(v if isinstance(v, str) else _scalar(v))
+        append = bool(item.get("append")) or ov.get("items") == "append"
+        loc = marks.loc((i,), what)
+        prev = self.result.lists.get(name)
+        if append:
+            if prev is None:
+                raise RuleError("list has 'append' but no list by that name is defined "
+                                "before", marks.loc((i, "list"), what))
+            prev.items.extend(values)
+        else:
+            self.result.lists[name] = ListDef(name, values, loc)
+
+    def _macro(self, item: dict, i: int, marks: yamlmarks.Marks) -> None:
+        name = self._name(item, "macro", i, marks)
+        what = f"macro '{name}'"
+        self._unknown_keys(item, MACRO_KEYS, i, marks, what)
+        ov = self._override(item, "macro", i, marks, what)
+        cond = item.get("condition")
+        if not isinstance(cond, str):
+            raise RuleError("macro needs a 'condition' string", marks.loc((i,), what))
+        cloc = _value_loc(marks, (i, "condition"), what)
+        append = bool(item.get("append")) or ov.get("condition") == "append"
+        prev = self.result.macros.get(name)
+        if append:
+            if prev is None:
+                raise RuleError("macro has 'append' but no macro by that name is defined "
+                                "before", marks.loc((i, "macro"), what))
+            text = prev.origin.text + " " + cond
+            origin = Origin(text, prev.origin.location)
+        else:
+            text = cond
+            origin = Origin(text, cloc)
+        node = parse(text, origin.location)
+        self.result.macros[name] = MacroDef(name, node, origin)
+
+    def _plugins(self, item: dict, i: int, marks: yamlmarks.Marks) -> None:
+        reqs = item.get("required_plugin_versions") or []
+        if not isinstance(reqs, list):
+            raise RuleError("required_plugin_versions must be a list",
+                            marks.loc((i, "required_plugin_versions")))
+        for j, req in enumerate(reqs):
+            if not isinstance(req, dict):
+                continue
+            names = {req.get("name")}
+            for alt in req.get("alternatives") or []:
+                if isinstance(alt, dict):
+                    names.add(alt.get("name"))
+            if not names & BUILTIN_PLUGINS:
+                self.warn(f"rules require plugin '{req.get('name')}' "
+                          f"(version {req.get('version')}), which syswarden does not provide",
+                          marks.loc((i, "required_plugin_versions", j)))
+
+    def _rule(self, item: dict, i: int, marks: yamlmarks.Marks) -> None:
+        name = self._name(item, "rule", i, marks)
+        what = f"rule '{name}'"
+        self._unknown_keys(item, RULE_KEYS, i, marks, what)
+        ov = self._override(item, "rule", i, marks, what)
+        prev = self._rules.get(name)
+        loc = marks.loc((i,), what)
+        if item.get("append") or ov:
+            if prev is None:
+                raise RuleError("rule has 'append'/'override' but no rule by that name is "
+                                "defined before", marks.loc((i, "rule"), what))
+            self._amend(prev, item, ov, i, marks, what)
+            return
+        keys = set(item) - {"rule"}
+        if keys == {"enabled"}:
+            if prev is None:
+                raise RuleError("rule only sets 'enabled' but no rule by that name is defined "
+                                "before", marks.loc((i, "rule"), what))
+            prev.enabled = self._bool(item, "enabled", i, marks, what)
+            return
+        for key in ("condition", "output", "desc", "priority"):
+            if key not in item:
+                raise RuleError(f"rule has no '{key}'", loc)
+        cond = item["condition"]
+        if not isinstance(cond, str):
+            raise RuleError("condition must be a string", marks.loc((i, "condition"), what))
+        output = item["output"]
+        if not isinstance(output, str):
+            raise RuleError("output must be a string", marks.loc((i, "output"), what))
+        rule = RuleDef(
+            name=name, condition=cond, output=output.strip(),
+            desc=str(item.get("desc") or "").strip(),
+            priority=self._priority(item, i, marks, what),
+            tags=self._tags(item, i, marks, what),
+            enabled=self._bool(item, "enabled", i, marks, what, True),
+            source=str(item.get("source") or "syscall"),
+            exceptions=self._exceptions(item.get("exceptions"), i, marks, what),
+            location=loc,
+            cond_location=_value_loc(marks, (i, "condition"), what),
+            output_location=_value_loc(marks, (i, "output"), what),
+            warn_evttypes=self._bool(item, "warn_evttypes", i, marks, what, True),
+            skip_if_unknown_filter=self._bool(item, "skip-if-unknown-filter", i, marks, what,
+                                              False),
+        )
+        parse(rule.condition, rule.cond_location)   # syntax errors now, located
+        if name not in self._rules:
+            self._order.append(name)
+        self._rules[name] = rule
+
+    def _amend(self, prev: RuleDef, item: dict, ov: dict[str, str], i: int,
+               marks: yamlmarks.Marks, what: str) -> None:
+        if item.get("append"):
+            ov = {k: "append" for k in item
+                  if k in OVERRIDE_APPEND["rule"]}
+            for k in item:
+                if k not in ov and k not in ("rule", "append", "enabled"):
+                    raise RuleError(f"key '{k}' cannot be appended to a rule; allowed: "
+                                    f"{', '.join(sorted(OVERRIDE_APPEND['rule']))}",
+                                    marks.loc((i, k, "__key__"), what))
+            if "enabled" in item:
+                prev.enabled = self._bool(item, "enabled", i, marks, what)
+        for key, how in ov.items():
+            if key == "condition":
+                text = item["condition"]
+                if not isinstance(text, str):
+                    raise RuleError("condition must be a string", marks.loc((i, key), what))
+                if how == "append":
+                    prev.condition = prev.condition + " " + text
+                else:
+                    prev.condition = text
+                    prev.cond_location = _value_loc(marks, (i, key), what)
+                parse(prev.condition, prev.cond_location)
+            elif key == "output":
+                text = str(item[key]).strip()
+                prev.output = prev.output + " " + text if how == "append" else text
+            elif key == "desc":
+                text = str(item[key]).strip()
+                prev.desc = prev.desc + " " + text if how == "append" else text
+            elif key == "tags":
+                tags = self._tags(item, i, marks, what)
+                prev.tags = prev.tags + [t for t in tags if t not in prev.tags] \
+                    if how == "append" else tags
+            elif key == "exceptions":
+                excs = self._exceptions(item[key], i, marks, what)
+                if how == "replace":
+                    prev.exceptions = excs
+                else:
+                    byname = {e.name: e for e in prev.exceptions}
+                    for e in excs:
+                        old = byname.get(e.name)
+                        if old is not None and not e.fields:
+                            old.values = list(old.values) + list(e.values)
+                        else:
+                            prev.exceptions.append(e)
+            elif key == "priority":
+                prev.priority = self._priority(item, i, marks, what)
+            elif key == "enabled":
+                prev.enabled = self._bool(item, "enabled", i, marks, what)
+            elif key == "warn_evttypes":
+                prev.warn_evttypes = self._bool(item, key, i, marks, what)
+            elif key == "skip-if-unknown-filter":
+                prev.skip_if_unknown_filter = self._bool(item, key, i, marks, what)
+
+    # -- values -------------------------------------------------------------------------------
+
+    def _bool(self, item: dict, key: str, i: int, marks: yamlmarks.Marks, what: str,
+              default: bool | None = None) -> bool:
+        if key not in item:
+            return bool(default)
+        v = item[key]
+        if not isinstance(v, bool):
+            raise RuleError(f"'{key}' must be true or false, not {v!r}",
+                            marks.loc((i, key), what))
+        return v
+
+    def _priority(self, item: dict, i: int, marks: yamlmarks.Marks, what: str) -> Priority:
+        try:
+            return Priority.parse(str(item.get("priority")))
+        except ValueError as exc:
+            raise RuleError(str(exc), marks.loc((i, "priority"), what)) from None
+
+    def _tags(self, item: dict, i: int, marks: yamlmarks.Marks, what: str) -> list[str]:
+        tags = item.get("tags") or []
+        if not isinstance(tags, list) or not all(isinstance(t, (str, int, float)) for t in tags):
+            raise RuleError("tags must be a list of strings", marks.loc((i, "tags"), what))
+        return [str(t) for t in tags]
+
+    def _exceptions(self, raw: Any, i: int, marks: yamlmarks.Marks, what: str
+                    ) -> list[Exception_]:
+        if raw is None:
+            return []
+        if not isinstance(raw, list):
+            raise RuleError("exceptions must be a list", marks.loc((i, "exceptions"), what))
+        out = []
+        for j, exc in enumerate(raw):
+            loc = marks.loc((i, "exceptions", j), what)
+            if not isinstance(exc, dict) or not isinstance(exc.get("name"), str):
+                raise RuleError("an exception needs a 'name'", loc)
+            fields = exc.get("fields")
+            comps = exc.get("comps")
+            values = exc.get("values") or []
+            if not isinstance(values, list):
+                raise RuleError("exception values must be a list",
+                                marks.loc((i, "exceptions", j, "values"), what))
+            if isinstance(fields, list):
+                if comps is not None and (not isinstance(comps, list) or
+                                          len(comps) != len(fields)):
+                    raise RuleError("exception comps must be a list as long as fields",
+                                    marks.loc((i, "exceptions", j, "comps"), what))
+                for k, v in enumerate(values):
+                    if not isinstance(v, list) or len(v) != len(fields):
+                        raise RuleError(f"exception value {k + 1} must be a list of "
+                                        f"{len(fields)} values (one per field)",
+                                        marks.loc((i, "exceptions", j, "values", k), what))
+            elif fields is not None and not isinstance(fields, str):
+                raise RuleError("exception fields must be a field or a list of fields",
+                                marks.loc((i, "exceptions", j, "fields"), what))
+            out.append(Exception_(exc["name"], fields or [], comps, values, loc))
+        return out
+
+
+def _scalar(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def _value_loc(marks: yamlmarks.Marks, path: tuple, item: str) -> Location:
+    loc = marks.loc(path, item)
+    return Location(loc.file, loc.line, None, item)
+
+
+# ---------------------------------------------------------------------------------------------
+# Exceptions as condition text
+# ---------------------------------------------------------------------------------------------
+
+def exception_text(exc: Exception_, lists: dict[str, Any]) -> str | None:
+    """Falco's rendering of an exception as ``(f1 = v1 and f2 in (a, b)) or (...)``.
+
+    Returns None when the exception has no values (it then excludes nothing).
+    """
+    def value(v: Any, comp: str) -> str:
+        if comp in ("in", "intersects", "pmatch"):
+            if isinstance(v, list):
+                return "(" + ", ".join(item(x) for x in v) + ")"
+            s = _scalar(v)
+            return f"({s})" if s in lists else "(" + item(s) + ")"
+        return item(v)
+
+    def item(v: Any) -> str:
+        s = _scalar(v)
+        return s if s in lists else _yaml_quote(s)
+
+    if isinstance(exc.fields, str):
+        comp = exc.comps if isinstance(exc.comps, str) else "in"
+        if not exc.values:
+            return None
+        if comp in ("in", "intersects", "pmatch"):
+            return f"{exc.fields} {comp} ({', '.join(item(v) for v in exc.values)})"
+        return " or ".join(f"{exc.fields} {comp} {item(v)}" for v in exc.values)
+    comps = exc.comps if isinstance(exc.comps, list) else ["="] * len(exc.fields)
+    parts = []
+    for vals in exc.values:
+        terms = [f"{f} {c} {value(v, c)}" for f, c, v in zip(exc.fields, comps, vals)]
+        parts.append("(" + " and ".join(terms) + ")")
+    return " or ".join(parts) if parts else None
+
+
+def rule_condition(rule: RuleDef, lists: dict[str, Any]) -> str:
+    """The rule's condition with its exceptions: ``(cond) and not (exc1) and not (exc2)``."""
+    texts = [t for t in (exception_text(e, lists) for e in rule.exceptions) if t]
+    if not texts:
+        return rule.condition
+    return "(" + rule.condition + ")" + "".join(f" and not ({t})" for t in texts)

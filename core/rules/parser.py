@@ -1,0 +1,186 @@
+"""Parser of Falco's condition language: text -> :mod:`~syswarden.core.rules.ast` tree.
+
+Grammar (precedence ``not`` > ``and`` > ``or``; keywords and operators are case sensitive)::
+
+    condition   := or_expr EOF
+    or_expr     := and_expr ( "or" and_expr )*
+    and_expr    := not_expr ( "and" not_expr )*
+    not_expr    := "not" not_expr | primary
+    primary     := "(" or_expr ")" | check | MACRO
+    check       := operand "exists"
+                 | operand LIST_OP list_value
+                 | operand OP value
+    operand     := FIELD [ "[" ARG "]" ] | TRANSFORMER "(" operand ")"
+    list_value  := "(" [ item ( "," item )* ] ")" | LIST_NAME
+    item        := QUOTED | BARE                  (a bare item naming a list is expanded)
+    value       := QUOTED | BARE | rhs_field
+    rhs_field   := "val(" operand ")" | TRANSFORMER "(" rhs_field | operand ")"
+    TRANSFORMER := tolower | toupper | b64 | basename | len
+    LIST_OP     := in | intersects | pmatch
+    OP          := = | == | != | < | <= | > | >= | contains | icontains | bcontains
+                 | startswith | bstartswith | endswith | glob | iglob | regex
+
+One function per grammar rule; every error is a :class:`RuleError` naming the column, with the
+condition and a caret under the fault.
+"""
+
+from __future__ import annotations
+
+from ..errors import Location, RuleError
+from . import ast
+from .lexer import LIST_OPS, Lexer, TokenType
+
+__all__ = ["parse", "RuleError"]
+
+
+def parse(text: str, location: Location | None = None) -> ast.Node:
+    """Parse a condition.  Raises :class:`RuleError` with the column of the fault."""
+    if not isinstance(text, str):
+        raise RuleError(f"a condition must be a string, not {type(text).__name__}", location)
+    lx = Lexer(text, location)
+    if lx.at_end():
+        raise lx.error("empty condition")
+    node = _or_expr(lx)
+    if not lx.at_end():
+        raise lx.error(f"unexpected {lx.text[lx.pos:lx.pos + 12]!r} after a complete "
+                       "expression, expected 'and', 'or' or ')'")
+    return node
+
+
+def _or_expr(lx: Lexer) -> ast.Node:
+    start = lx.peek_char() and lx.pos
+    children = [_and_expr(lx)]
+    while True:
+        save = lx.pos
+        tok = lx.bool_op()
+        if tok is None:
+            break
+        if tok.type is not TokenType.OR:
+            lx.pos = save
+            break
+        children.append(_and_expr(lx))
+    return children[0] if len(children) == 1 else ast.Or(tuple(children), start or 0)
+
+
+def _and_expr(lx: Lexer) -> ast.Node:
+    lx.skip_ws()
+    start = lx.pos
+    children = [_not_expr(lx)]
+    while True:
+        save = lx.pos
+        tok = lx.bool_op()
+        if tok is None:
+            break
+        if tok.type is not TokenType.AND:
+            lx.pos = save
+            break
+        children.append(_not_expr(lx))
+    return children[0] if len(children) == 1 else ast.And(tuple(children), start)
+
+
+def _not_expr(lx: Lexer) -> ast.Node:
+    tok = lx.not_kw()
+    if tok is not None:
+        return ast.Not(_not_expr(lx), tok.pos)
+    return _primary(lx)
+
+
+def _primary(lx: Lexer) -> ast.Node:
+    tok = lx.punct("(")
+    if tok is not None:
+        node = _or_expr(lx)
+        if lx.punct(")") is None:
+            if lx.at_end():
+                raise lx.error(f"unexpected end of condition, expected ')' to close the "
+                               f"'(' at column {tok.pos + 1}")
+            raise lx.error(f"expected ')' to close the '(' at column {tok.pos + 1}, "
+                           "or 'and'/'or'")
+        return node
+    lx.skip_ws()
+    if lx.pos < len(lx.text) and lx.text[lx.pos] == ")":
+        raise lx.error("unexpected ')', expected a field, a macro or '('")
+    save = lx.pos
+    tok = lx.operand()
+    if tok.type is TokenType.IDENT:
+        if tok.value in ("and", "or"):
+            raise lx.error(f"unexpected '{tok.value}', expected a field, a macro or '('",
+                           tok.pos)
+        return ast.MacroRef(tok.value, tok.pos)
+    lx.pos = save
+    field = _operand(lx)
+    return _check(lx, field)
+
+
+def _operand(lx: Lexer) -> ast.FieldRef:
+    tok = lx.operand()
+    if tok.type is TokenType.FIELD:
+        return ast.FieldRef(tok.value, tok.arg, tok.pos)
+    if tok.type is TokenType.TRANSFORMER:
+        if tok.value == "val":
+            raise lx.error("val() is only allowed on the right side of a comparison", tok.pos)
+        inner = _operand(lx)
+        if lx.punct(")") is None:
+            raise lx.error(f"expected ')' to close {tok.value}(")
+        return ast.FieldRef(inner.name, inner.arg, tok.pos, (tok.value,) + inner.transformers)
+    raise lx.error(f"expected a field, found {tok.value!r}", tok.pos)
+
+
+def _check(lx: Lexer, field: ast.FieldRef) -> ast.Check:
+    op = lx.operator()
+    if op.value == "exists":
+        return ast.Check(field, "exists", None, field.pos)
+    if op.value in LIST_OPS:
+        return ast.Check(field, op.value, _list_value(lx), field.pos)
+    return ast.Check(field, op.value, _value(lx), field.pos)
+
+
+def _list_value(lx: Lexer) -> ast.ListLit:
+    lx.skip_ws()
+    start = lx.pos
+    if lx.punct("(") is None:
+        tok = lx.value()
+        if tok.type is TokenType.WORD:
+            return ast.ListLit((ast.Literal(tok.value, tok.pos),), tok.pos)
+        raise lx.error("expected '(' and a list of values, or a list name", tok.pos)
+    items: list[ast.Literal] = []
+    if lx.punct(")") is not None:
+        return ast.ListLit((), start)
+    while True:
+        tok = lx.value()
+        if tok.type is TokenType.TRANSFORMER:
+            raise lx.error("expected a list item", tok.pos)
+        items.append(ast.Literal(tok.value, tok.pos, tok.type is TokenType.STRING))
+        if lx.punct(",") is not None:
+            continue
+        if lx.punct(")") is not None:
+            return ast.ListLit(tuple(items), start)
+        if lx.at_end():
+            raise lx.error(f"unexpected end of condition, expected ',' or ')' to close the "
+                           f"list at column {start + 1}")
+        raise lx.error("expected ',' or ')' in a list")
+
+
+def _value(lx: Lexer) -> ast.Literal | ast.FieldValue:
+    tok = lx.value()
+    if tok.type is TokenType.TRANSFORMER:
+        return ast.FieldValue(_rhs_field(lx, tok.value), tok.pos)
+    return ast.Literal(tok.value, tok.pos, tok.type is TokenType.STRING)
+
+
+def _rhs_field(lx: Lexer, transformer: str) -> ast.FieldRef:
+    """After ``val(`` or ``tolower(`` on the right side: the field, transformed."""
+    if transformer == "val":
+        field = _operand(lx)
+    else:
+        save = lx.pos
+        tok = lx.operand()
+        if tok.type is TokenType.TRANSFORMER and tok.value == "val":
+            field = _rhs_field(lx, "val")
+        else:
+            lx.pos = save
+            field = _operand(lx)
+    if lx.punct(")") is None:
+        raise lx.error(f"expected ')' to close {transformer}(")
+    if transformer == "val":
+        return field
+    return ast.FieldRef(field.name, field.arg, field.pos, (transformer,) + field.transformers)
