@@ -1,0 +1,458 @@
+// syswarden's BPF program (template).  program.py renders it: the @NAME@ markers are replaced
+// by constants from the config and by one exit handler per syscall the rules need.
+//
+// Tracepoints only.  Every syscall tracepoint has the same layout (an 8-byte common header, the
+// syscall number, then six unsigned long arguments on enter, the return value on exit), so one
+// enter handler stores the arguments of any syscall per thread and each exit handler reads them
+// back, reads the user strings they point to, and sends one record per syscall, on exit.  No
+// kernel structure is read: the headers installed do not match the running kernel.
+//
+// Two ring buffers: `proc_ring` for the process lifecycle (fork, exec, exit), `evt_ring` for
+// everything else, so a flood of opens never costs an exec.  A full ring drops the record and
+// counts it in `counters` (per CPU): for each category, [2*cat] records attempted and
+// [2*cat+1] records dropped.
+
+#include <uapi/linux/ptrace.h>
+#include <linux/sched.h>
+
+#define AGENT_PID @AGENT_PID@
+#define PATH_MAX_B @PATH_MAX@          // bytes kept of one path or string (power of two)
+#define ARGV_MAX_B @ARGV_MAX@          // bytes kept of argv (power of two)
+#define MAX_ARGS @MAX_ARGS@            // argv entries read at most
+#define SOCK_MAX 128                   // bytes kept of one sockaddr
+#define HALF 8192                      // scratch half size: every write starts below HALF
+#define REC_HDR 104                    // sizeof(struct rec), checked by the decoder
+
+#define CAT_PROC 0
+#define CAT_EVT 1
+#define CAT_PENDING 2
+#define CAT_EXEC 3
+#define NCAT 4
+
+#define KIND_SYSCALL 1
+#define KIND_EXEC 2
+#define KIND_FORK 3
+#define KIND_EXIT 4
+#define KIND_EXEC_FAIL 5
+
+struct sys_enter_ctx {
+    u64 common;
+    int nr;
+    int pad;
+    unsigned long a[6];
+};
+
+struct sys_exit_ctx {
+    u64 common;
+    int nr;
+    int pad;
+    long ret;
+};
+
+// One record's fixed part.  Strings follow it back to back, their lengths in slen[].
+struct rec {
+    u64 ts;
+    u64 cgroup;
+    s64 res;
+    u64 a[6];
+    u32 tid;
+    u32 pid;
+    u32 uid;
+    u32 gid;
+    u16 kind;
+    u16 evt;
+    u16 slen[4];
+    u32 extra;      // fork: child tid; exec: old pid; exit: group_dead
+};
+
+struct pend {
+    u64 a[6];
+    int nr;
+    u32 flags;      // clone3: the clone flags read at enter
+};
+
+struct exec_stash {
+    u64 a[6];
+    int nr;
+    u32 argv_len;
+    u32 path_len;
+    u32 nargs;
+    char path[PATH_MAX_B];
+    char argv[2 * ARGV_MAX_B];   // every read starts below ARGV_MAX_B
+};
+
+BPF_RINGBUF_OUTPUT(proc_ring, @PROC_PAGES@);
+BPF_RINGBUF_OUTPUT(evt_ring, @EVT_PAGES@);
+BPF_HASH(pending, u32, struct pend, @PENDING_MAX@);
+BPF_HASH(execs, u32, struct exec_stash, 1024);
+BPF_TABLE("lru_hash", u64, u8, tracked_fds, 65536);
+struct scratch_buf {
+    u8 b[2 * HALF];
+};
+
+BPF_PERCPU_ARRAY(scratch, struct scratch_buf, 1);
+BPF_PERCPU_ARRAY(stash_scratch, struct exec_stash, 1);
+BPF_PERCPU_ARRAY(counters, u64, 2 * NCAT);
+
+// The context may only be read field by field, at constant offsets.
+#define COPY_ARGS_N(dst, ctx, N) do { \
+    if (N > 0) (dst)[0] = (ctx)->a[0]; \
+    if (N > 1) (dst)[1] = (ctx)->a[1]; \
+    if (N > 2) (dst)[2] = (ctx)->a[2]; \
+    if (N > 3) (dst)[3] = (ctx)->a[3]; \
+    if (N > 4) (dst)[4] = (ctx)->a[4]; \
+    if (N > 5) (dst)[5] = (ctx)->a[5]; \
+} while (0)
+
+static __always_inline void count(int cat, int dropped)
+{
+    int k = 2 * cat + dropped;
+    u64 *c = counters.lookup(&k);
+    if (c)
+        *c += 1;
+}
+
+static __always_inline int is_agent(u64 id)
+{
+    return (id >> 32) == AGENT_PID;
+}
+
+static __always_inline struct rec *new_rec(u64 id, u16 kind, u16 evt, s64 res)
+{
+    int zero = 0;
+    struct rec *r = (struct rec *)scratch.lookup(&zero);
+    if (!r)
+        return 0;
+    u64 ug = bpf_get_current_uid_gid();
+    r->ts = bpf_ktime_get_ns();
+    r->cgroup = bpf_get_current_cgroup_id();
+    r->res = res;
+    r->tid = (u32)id;
+    r->pid = id >> 32;
+    r->uid = (u32)ug;
+    r->gid = ug >> 32;
+    r->kind = kind;
+    r->evt = evt;
+    r->slen[0] = 0;
+    r->slen[1] = 0;
+    r->slen[2] = 0;
+    r->slen[3] = 0;
+    r->extra = 0;
+    return r;
+}
+
+// Append a user string; returns the new end.  Every write starts below HALF and is at most
+// PATH_MAX_B long, so it stays inside the 2 * HALF scratch buffer.
+static __always_inline u32 put_str(struct rec *r, u32 pos, int slot, const void *uptr)
+{
+    if (!uptr || pos >= HALF)
+        return pos;
+    u8 *buf = (u8 *)r;
+    long n = bpf_probe_read_user_str(buf + (pos & (HALF - 1)), PATH_MAX_B, uptr);
+    if (n <= 0)
+        return pos;
+    n -= 1;                                  // the NUL is not sent
+    r->slen[slot & 3] = n & 0xffff;
+    return pos + (n & (PATH_MAX_B - 1));
+}
+
+// Append raw user bytes (a sockaddr, a struct).
+static __always_inline u32 put_bytes(struct rec *r, u32 pos, int slot, const void *uptr, u32 len)
+{
+    if (!uptr || pos >= HALF || len == 0)
+        return pos;
+    u64 l = len;
+    if (l > SOCK_MAX)
+        l = SOCK_MAX;
+    asm volatile("%0 &= 0xff" : "+r"(l));    // keep the bound visible to the verifier
+    u8 *buf = (u8 *)r;
+    if (bpf_probe_read_user(buf + (pos & (HALF - 1)), l, uptr) != 0)
+        return pos;
+    r->slen[slot & 3] = l;
+    return pos + l;
+}
+
+// Append kernel bytes (a tracepoint's own string).
+static __always_inline u32 put_kstr(struct rec *r, u32 pos, int slot, const void *kptr)
+{
+    if (pos >= HALF)
+        return pos;
+    u8 *buf = (u8 *)r;
+    long n = bpf_probe_read_kernel_str(buf + (pos & (HALF - 1)), PATH_MAX_B, kptr);
+    if (n <= 0)
+        return pos;
+    n -= 1;
+    r->slen[slot & 3] = n & 0xffff;
+    return pos + (n & (PATH_MAX_B - 1));
+}
+
+static __always_inline int send(struct rec *r, u32 pos, int cat)
+{
+    u32 size = pos & (2 * HALF - 1);
+    if (size < REC_HDR)
+        size = REC_HDR;
+    count(cat, 0);
+    int err;
+    if (cat == CAT_PROC)
+        err = proc_ring.ringbuf_output(r, size, 0);
+    else
+        err = evt_ring.ringbuf_output(r, size, 0);
+    if (err)
+        count(cat, 1);
+    return 0;
+}
+
+// Take the arguments stored at enter for this thread's syscall `nr`; 0 when there are none.
+static __always_inline int take_pending(u32 tid, int nr, struct pend *out)
+{
+    struct pend *p = pending.lookup(&tid);
+    if (!p)
+        return 0;
+    int ok = p->nr == nr;
+    if (ok)
+        __builtin_memcpy(out, p, sizeof(*out));
+    pending.delete(&tid);
+    return ok;
+}
+
+// ------------------------------------------------------------------------------------------
+// Enter: store the arguments (attached to sys_enter_<name> of every syscall we follow)
+// ------------------------------------------------------------------------------------------
+
+// A tracepoint's context may be read only up to its own size: a syscall with N arguments gets
+// the handler that reads N (reading more fails at attach time).
+static __always_inline int do_enter(struct sys_enter_ctx *ctx, int n)
+{
+    u64 id = bpf_get_current_pid_tgid();
+    if (is_agent(id))
+        return 0;
+    u32 tid = (u32)id;
+    struct pend p = {};
+    COPY_ARGS_N(p.a, ctx, n);
+    p.nr = ctx->nr;
+    count(CAT_PENDING, 0);
+    if (pending.update(&tid, &p) != 0)
+        count(CAT_PENDING, 1);
+    return 0;
+}
+
+#define ENTER_N(N) int sw_enter##N(struct sys_enter_ctx *ctx) { return do_enter(ctx, N); }
+
+ENTER_N(0)
+ENTER_N(1)
+ENTER_N(2)
+ENTER_N(3)
+ENTER_N(4)
+ENTER_N(5)
+ENTER_N(6)
+
+// clone3's flags live in a user struct: read them at enter, while it is there.
+int sw_enter_clone3(struct sys_enter_ctx *ctx)
+{
+    u64 id = bpf_get_current_pid_tgid();
+    if (is_agent(id))
+        return 0;
+    u32 tid = (u32)id;
+    struct pend p = {};
+    COPY_ARGS_N(p.a, ctx, 2);
+    p.nr = ctx->nr;
+    u64 flags = 0;
+    bpf_probe_read_user(&flags, sizeof(flags), (void *)ctx->a[0]);
+    p.flags = (u32)flags;
+    p.a[1] = flags;
+    count(CAT_PENDING, 0);
+    if (pending.update(&tid, &p) != 0)
+        count(CAT_PENDING, 1);
+    return 0;
+}
+
+// execve/execveat: argv must be read at enter; after a successful exec the old memory is gone.
+static __always_inline int stash_exec(struct sys_enter_ctx *ctx, const char *path,
+                                      const char *const *argv, int nargs)
+{
+    u64 id = bpf_get_current_pid_tgid();
+    if (is_agent(id))
+        return 0;
+    u32 tid = (u32)id;
+    int zero = 0;
+    struct exec_stash *s = stash_scratch.lookup(&zero);
+    if (!s)
+        return 0;
+    s->a[0] = s->a[1] = s->a[2] = s->a[3] = s->a[4] = s->a[5] = 0;
+    if (nargs == 5)
+        COPY_ARGS_N(s->a, ctx, 5);
+    else
+        COPY_ARGS_N(s->a, ctx, 3);
+    s->nr = ctx->nr;
+    s->path_len = 0;
+    s->argv_len = 0;
+    s->nargs = 0;
+    long n = bpf_probe_read_user_str(s->path, PATH_MAX_B, path);
+    if (n > 0)
+        s->path_len = n - 1;
+    u32 pos = 0;
+    #pragma unroll
+    for (int i = 0; i < MAX_ARGS; i++) {
+        const char *arg = 0;
+        if (bpf_probe_read_user(&arg, sizeof(arg), &argv[i]) != 0 || !arg)
+            break;
+        if (pos >= ARGV_MAX_B)
+            break;
+        long m = bpf_probe_read_user_str(&s->argv[pos & (ARGV_MAX_B - 1)], ARGV_MAX_B, arg);
+        if (m <= 0)
+            break;
+        pos += m;                            // NUL-separated, as in /proc/PID/cmdline
+        s->nargs = i + 1;
+    }
+    s->argv_len = pos > ARGV_MAX_B ? ARGV_MAX_B : pos;
+    count(CAT_EXEC, 0);
+    if (execs.update(&tid, s) != 0)
+        count(CAT_EXEC, 1);
+    return 0;
+}
+
+int sw_enter_execve(struct sys_enter_ctx *ctx)
+{
+    return stash_exec(ctx, (const char *)ctx->a[0], (const char *const *)ctx->a[1], 3);
+}
+
+int sw_enter_execveat(struct sys_enter_ctx *ctx)
+{
+    return stash_exec(ctx, (const char *)ctx->a[1], (const char *const *)ctx->a[2], 5);
+}
+
+// Send the exec record: the stash (path, argv) plus what the new image says.
+static __always_inline int send_exec(u64 id, u32 stash_tid, s64 res, u16 kind,
+                                     const void *kfilename, u32 old_pid)
+{
+    struct exec_stash *s = execs.lookup(&stash_tid);
+    struct rec *r = new_rec(id, kind, 0, res);
+    if (!r)
+        return 0;
+    r->extra = old_pid;
+    u32 pos = REC_HDR;
+    u8 *buf = (u8 *)r;
+    // slot 0: the filename the kernel resolved (sched_process_exec), or the stashed path
+    if (kfilename)
+        pos = put_kstr(r, pos, 0, kfilename);
+    if (s) {
+        __builtin_memcpy(r->a, s->a, sizeof(r->a));
+        r->evt = s->nr & 0xffff;             // the syscall number: execve or execveat
+        u32 pl = s->path_len & (PATH_MAX_B - 1);
+        if (pos < HALF && pl) {
+            bpf_probe_read_kernel(buf + (pos & (HALF - 1)), pl, s->path);
+            r->slen[1] = pl;
+            pos += pl;
+        }
+        u32 al = s->argv_len;
+        if (al > ARGV_MAX_B)
+            al = ARGV_MAX_B;
+        if (pos < HALF && al) {
+            bpf_probe_read_kernel(buf + (pos & (HALF - 1)), al & (ARGV_MAX_B * 2 - 1), s->argv);
+            r->slen[2] = al;
+            pos += al;
+        }
+        execs.delete(&stash_tid);
+    }
+    // slot 3: comm after exec
+    if (pos < HALF) {
+        bpf_get_current_comm(buf + (pos & (HALF - 1)), 16);
+        r->slen[3] = 16;
+        pos += 16;
+    }
+    return send(r, pos, CAT_PROC);
+}
+
+struct exec_tp {
+    u64 common;
+    u32 filename_loc;
+    int pid;
+    int old_pid;
+};
+
+int sw_sched_exec(struct exec_tp *ctx)
+{
+    u64 id = bpf_get_current_pid_tgid();
+    if (is_agent(id))
+        return 0;
+    const void *fname = (const void *)ctx + (ctx->filename_loc & 0xffff);
+    return send_exec(id, (u32)ctx->old_pid, 0, KIND_EXEC, fname, ctx->old_pid);
+}
+
+// A failed exec: its stash is still there (a successful one was sent by sw_sched_exec).
+int sw_exit_exec(struct sys_exit_ctx *ctx)
+{
+    u64 id = bpf_get_current_pid_tgid();
+    if (is_agent(id))
+        return 0;
+    u32 tid = (u32)id;
+    if (ctx->ret == 0) {
+        execs.delete(&tid);
+        return 0;
+    }
+    return send_exec(id, tid, ctx->ret, KIND_EXEC_FAIL, 0, 0);
+}
+
+struct fork_tp {
+    u64 common;
+    u32 parent_comm_loc;
+    int parent_pid;
+    u32 child_comm_loc;
+    int child_pid;
+};
+
+int sw_sched_fork(struct fork_tp *ctx)
+{
+    u64 id = bpf_get_current_pid_tgid();
+    if (is_agent(id))
+        return 0;
+    u32 tid = (u32)id;
+    struct rec *r = new_rec(id, KIND_FORK, 0, ctx->child_pid);
+    if (!r)
+        return 0;
+    r->extra = ctx->child_pid;
+    // the clone flags, when the clone/clone3 enter was seen: CLONE_THREAD tells a thread
+    struct pend *p = pending.lookup(&tid);
+    if (p) {
+        r->evt = p->nr & 0xffff;
+        r->a[0] = p->a[0];
+        r->a[1] = p->a[1];
+    } else {
+        r->evt = 0xffff;
+    }
+    u32 pos = REC_HDR;
+    u8 *buf = (u8 *)r;
+    bpf_get_current_comm(buf + pos, 16);
+    r->slen[3] = 16;
+    pos += 16;
+    return send(r, pos, CAT_PROC);
+}
+
+struct exit_tp {
+    u64 common;
+    char comm[16];
+    int pid;
+    int prio;
+    u8 group_dead;
+};
+
+int sw_sched_exit(struct exit_tp *ctx)
+{
+    u64 id = bpf_get_current_pid_tgid();
+    if (is_agent(id))
+        return 0;
+    u32 tid = (u32)id;
+    pending.delete(&tid);
+    execs.delete(&tid);
+    struct rec *r = new_rec(id, KIND_EXIT, 0, 0);
+    if (!r)
+        return 0;
+    r->extra = ctx->group_dead;
+    return send(r, REC_HDR, CAT_PROC);
+}
+
+// ------------------------------------------------------------------------------------------
+// Exit handlers, one per syscall (rendered by program.py)
+// ------------------------------------------------------------------------------------------
+
+@EXIT_HANDLERS@

@@ -1,0 +1,290 @@
+"""The BPF program: the syscall table it covers and the pure function that renders it.
+
+:data:`SYSCALLS` says, for every syscall the source can follow, what each of its six register
+arguments is (an int, a user string, a sockaddr...) and its name in Falco's event table
+(``evt.arg.<name>``, the same names as :mod:`syswarden.core.syscalls`).  The renderer turns that
+table into one exit handler per syscall in ``program.c`` (kept beside this module), the decoder
+(:mod:`.decode`) reads the records back with the same table.
+
+:func:`render_program` is pure (no root, no kernel): ``syswarden --dump-ebpf`` prints it and
+the tests check it.  It renders exit handlers only for the syscalls in ``event_types`` plus
+those the state tables need (:data:`STATE_SYSCALLS`); ``None`` renders all of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Iterable
+
+# Argument kinds: how the kernel side reads an argument and the decoder turns it into a value.
+FD = "fd"          # signed 32-bit (fds, dirfds, pids)
+I32 = "i32"        # signed 32-bit
+U32 = "u32"        # unsigned 32-bit (flags, modes, uids)
+U64 = "u64"        # unsigned 64-bit (addresses, sizes)
+STR = "str"        # a user string (a path, a name)
+SOCK = "sock"      # a sockaddr, its length in the next argument
+SOCKP = "sockp"    # a sockaddr filled by the kernel, its length behind the next argument
+MSG = "msg"        # a msghdr: the sockaddr in msg_name
+HOW = "how"        # openat2's struct open_how: flags, mode, resolve
+
+Arg = tuple[str, str] | None  # (Falco name, kind) or None (not kept)
+
+
+@dataclass(frozen=True)
+class Syscall:
+    name: str
+    args: tuple[Arg, ...]     # by register position, up to six
+    res: str = "res"          # the Falco name of the return value
+    ring: str = "evt"         # evt or proc
+    state: bool = False       # the state tables need it even when no rule does
+    tp: str = ""              # the tracepoint's name when it differs (umount2 -> umount)
+
+    @property
+    def tracepoint(self) -> str:
+        return self.tp or self.name
+
+    @property
+    def strings(self) -> list[tuple[int, str, str]]:
+        """(register, Falco name, kind) of the arguments sent as bytes, in slot order."""
+        return [(i, a[0], a[1]) for i, a in enumerate(self.args)
+                if a is not None and a[1] in (STR, SOCK, SOCKP, MSG, HOW)]
+
+
+def _s(name: str, *args: Arg, res: str = "res", ring: str = "evt", state: bool = False,
+       tp: str = ""):
+    return Syscall(name, tuple(args), res, ring, state, tp)
+
+
+N = None
+SYSCALLS: tuple[Syscall, ...] = (
+    # files
+    _s("open", ("name", STR), ("flags", U32), ("mode", U32), res="fd"),
+    _s("openat", ("dirfd", FD), ("name", STR), ("flags", U32), ("mode", U32), res="fd"),
+    _s("openat2", ("dirfd", FD), ("name", STR), ("how", HOW), res="fd"),
+    _s("creat", ("name", STR), ("mode", U32), res="fd"),
+    _s("close", ("fd", FD), state=True),
+    _s("dup", ("oldfd", FD), state=True),
+    _s("dup2", ("oldfd", FD), ("newfd", FD), state=True),
+    _s("dup3", ("oldfd", FD), ("newfd", FD), ("flags", U32), state=True),
+    _s("chdir", ("path", STR), state=True),
+    _s("fchdir", ("fd", FD), state=True),
+    _s("rename", ("oldpath", STR), ("newpath", STR)),
+    _s("renameat", ("olddirfd", FD), ("oldpath", STR), ("newdirfd", FD), ("newpath", STR)),
+    _s("renameat2", ("olddirfd", FD), ("oldpath", STR), ("newdirfd", FD), ("newpath", STR),
+       ("flags", U32)),
+    _s("unlink", ("path", STR)),
+    _s("unlinkat", ("dirfd", FD), ("name", STR), ("flags", U32)),
+    _s("mkdir", ("path", STR), ("mode", U32)),
+    _s("mkdirat", ("dirfd", FD), ("path", STR), ("mode", U32)),
+    _s("rmdir", ("path", STR)),
+    _s("link", ("oldpath", STR), ("newpath", STR)),
+    _s("linkat", ("olddir", FD), ("oldpath", STR), ("newdir", FD), ("newpath", STR),
+       ("flags", U32)),
+    _s("symlink", ("target", STR), ("linkpath", STR)),
+    _s("symlinkat", ("target", STR), ("linkdirfd", FD), ("linkpath", STR)),
+    _s("chmod", ("filename", STR), ("mode", U32)),
+    _s("fchmod", ("fd", FD), ("mode", U32)),
+    _s("fchmodat", ("dirfd", FD), ("filename", STR), ("mode", U32)),
+    _s("chown", ("path", STR), ("uid", U32), ("gid", U32)),
+    _s("fchownat", ("dirfd", FD), ("pathname", STR), ("uid", U32), ("gid", U32), ("flags", U32)),
+    _s("mount", ("dev", STR), ("dir", STR), ("type", STR), ("flags", U32)),
+    _s("umount2", ("name", STR), ("flags", U32), tp="umount"),
+    _s("chroot", ("path", STR)),
+    _s("memfd_create", ("name", STR), ("flags", U32), res="fd"),
+    _s("userfaultfd", ("flags", U32)),
+    # processes (clone & co: only their enter is attached, for the flags; the event itself is
+    # sent by sched_process_fork, see FORK_SYSCALLS)
+    _s("clone", ("flags", U64), ring="proc", state=True),
+    _s("clone3", N, ("flags", U64), ring="proc", state=True),
+    _s("fork", ring="proc", state=True),
+    _s("vfork", ring="proc", state=True),
+    _s("setns", ("fd", FD), ("nstype", U32)),
+    _s("unshare", ("flags", U32)),
+    _s("ptrace", ("request", U32), ("pid", FD), ("addr", U64), ("data", U64)),
+    _s("setuid", ("uid", U32), state=True),
+    _s("setgid", ("gid", U32), state=True),
+    _s("setresuid", ("ruid", U32), ("euid", U32), ("suid", U32), state=True),
+    _s("setresgid", ("rgid", U32), ("egid", U32), ("sgid", U32), state=True),
+    _s("setsid", state=True),
+    _s("setpgid", ("pid", FD), ("pgid", FD)),
+    _s("prctl", ("option", I32), ("arg2_int", U64)),
+    _s("kill", ("pid", FD), ("sig", U32)),
+    # kernel modules, bpf
+    _s("init_module", ("img", U64), ("length", U64), ("uargs", STR)),
+    _s("finit_module", ("fd", FD), ("uargs", STR), ("flags", U32)),
+    _s("delete_module", ("name", STR), ("flags", U32)),
+    _s("bpf", ("cmd", I32), res="res_or_fd"),
+    # network
+    _s("socket", ("domain", U32), ("type", U32), ("proto", U32), res="fd"),
+    _s("connect", ("fd", FD), ("addr", SOCK), N),
+    _s("accept", ("fd_listen", FD), ("tuple", SOCKP), N, res="fd"),
+    _s("accept4", ("fd_listen", FD), ("tuple", SOCKP), N, ("flags", U32), res="fd"),
+    _s("bind", ("fd", FD), ("addr", SOCK), N),
+    _s("listen", ("fd", FD), ("backlog", U32)),
+    _s("sendto", ("fd", FD), N, ("size", U64), N, ("tuple", SOCK), N),
+    _s("sendmsg", ("fd", FD), ("tuple", MSG), N),
+    _s("recvfrom", ("fd", FD), N, ("size", U64), N, ("tuple", SOCKP), N),
+    _s("recvmsg", ("fd", FD), ("tuple", MSG), N),
+)
+
+#: execve/execveat are handled by their own kernel code (argv read at enter).
+EXEC_SYSCALLS = ("execve", "execveat")
+#: Their event is sent from sched_process_fork (in the parent, res = the child's id).
+FORK_SYSCALLS = ("clone", "clone3", "fork", "vfork")
+
+BY_NAME: dict[str, Syscall] = {s.name: s for s in SYSCALLS}
+#: The record's event id is the syscall's position in SYSCALLS (stable for a given version).
+EVT_ID: dict[str, int] = {s.name: i for i, s in enumerate(SYSCALLS)}
+
+#: Syscalls whose new fd is followed until closed (a file opened is not: its close never
+#: leaves the kernel, a later use of its number is checked against /proc by the fd table).
+TRACKED_FD_CREATORS = frozenset({"socket", "accept", "accept4", "dup", "dup2", "dup3",
+                                 "memfd_create", "userfaultfd"})
+
+#: Syscalls the process and fd tables follow whatever the rules say.
+STATE_SYSCALLS: frozenset[str] = frozenset(s.name for s in SYSCALLS if s.state)
+
+#: Every event type the source can deliver.
+SUPPORTED: frozenset[str] = frozenset(BY_NAME) | frozenset(EXEC_SYSCALLS) | {"procexit"}
+
+DEFAULTS: dict[str, Any] = {
+    "evt_ring_pages": 2048,     # 8 MiB
+    "proc_ring_pages": 1024,    # 4 MiB
+    "path_max": 1024,
+    "argv_max": 4096,
+    "max_args": 64,
+    "pending_max": 16384,
+}
+
+
+def _pow2(n: int, lo: int, hi: int) -> int:
+    n = max(lo, min(hi, int(n)))
+    p = 1
+    while p < n:
+        p <<= 1
+    return p
+
+
+def needed_syscalls(event_types: Iterable[str] | None) -> list[str]:
+    """The syscalls to follow, in table order: what the rules need plus what state needs."""
+    if event_types is None:
+        wanted = set(BY_NAME)
+    else:
+        wanted = (set(event_types) & set(BY_NAME)) | STATE_SYSCALLS
+    return [s.name for s in SYSCALLS if s.name in wanted]
+
+
+def _exit_handler(sc: Syscall) -> str:
+    lines = [
+        f"int sw_exit_{sc.name}(struct sys_exit_ctx *ctx)",
+        "{",
+        "    u64 id = bpf_get_current_pid_tgid();",
+        "    if (is_agent(id))",
+        "        return 0;",
+        "    struct pend p;",
+        "    if (!take_pending((u32)id, ctx->nr, &p))",
+        "        return 0;",
+        f"    struct rec *r = new_rec(id, KIND_SYSCALL, {EVT_ID[sc.name]}, ctx->ret);",
+        "    if (!r)",
+        "        return 0;",
+        "    __builtin_memcpy(r->a, p.a, sizeof(r->a));",
+        "    u32 pos = REC_HDR;",
+    ]
+    if sc.name == "close":
+        # only the closes of fds the fd table follows (sockets, dups, memfds) leave the kernel
+        lines[8:8] = [
+            "    u64 fkey = (id & 0xffffffff00000000ULL) | (u32)p.a[0];",
+            "    if (!tracked_fds.lookup(&fkey))",
+            "        return 0;",
+            "    tracked_fds.delete(&fkey);",
+        ]
+    if sc.name in TRACKED_FD_CREATORS:
+        lines += [
+            "    if (ctx->ret >= 0) {",
+            "        u64 fkey = (id & 0xffffffff00000000ULL) | (u32)ctx->ret;",
+            "        u8 one = 1;",
+            "        tracked_fds.update(&fkey, &one);",
+            "    }",
+        ]
+    for slot, (reg, _name, kind) in enumerate(sc.strings):
+        ptr = f"(const void *)p.a[{reg}]"
+        if kind == STR:
+            lines.append(f"    pos = put_str(r, pos, {slot}, {ptr});")
+        elif kind == SOCK:
+            lines.append(f"    pos = put_bytes(r, pos, {slot}, {ptr}, (u32)p.a[{reg + 1}]);")
+        elif kind == SOCKP:
+            lines += [
+                "    {",
+                "        int alen = 0;",
+                f"        if (p.a[{reg + 1}])",
+                f"            bpf_probe_read_user(&alen, sizeof(alen), (void *)p.a[{reg + 1}]);",
+                "        if (alen > 0)",
+                f"            pos = put_bytes(r, pos, {slot}, {ptr}, (u32)alen);",
+                "    }",
+            ]
+        elif kind == MSG:
+            lines += [
+                "    {",
+                "        struct { u64 name; int namelen; } mh = {};",
+                f"        if (bpf_probe_read_user(&mh, sizeof(mh), {ptr}) == 0 && mh.name"
+                " && mh.namelen > 0)",
+                f"            pos = put_bytes(r, pos, {slot}, (const void *)mh.name,"
+                " (u32)mh.namelen);",
+                "    }",
+            ]
+        elif kind == HOW:
+            lines.append(f"    pos = put_bytes(r, pos, {slot}, {ptr}, 24);")
+    cat = "CAT_PROC" if sc.ring == "proc" else "CAT_EVT"
+    lines += [f"    return send(r, pos, {cat});", "}", ""]
+    return "\n".join(lines)
+
+
+def template() -> str:
+    return resources.files(__package__).joinpath("program.c").read_text()
+
+
+def render_program(event_types: Iterable[str] | None, config: dict[str, Any] | None = None,
+                   agent_pid: int = 0) -> str:
+    """The C source of the BPF program for these event types and this ``ebpf`` config section.
+
+    ``agent_pid`` is filtered out in the kernel (0: nothing is filtered, pid 0 makes no
+    syscalls).
+    """
+    cfg = {**DEFAULTS, **(config or {})}
+    names = needed_syscalls(event_types)
+    handlers = "\n".join(_exit_handler(BY_NAME[n]) for n in names if n not in FORK_SYSCALLS)
+    subst = {
+        "AGENT_PID": str(int(agent_pid)),
+        "PATH_MAX": str(_pow2(cfg["path_max"], 64, 4096)),
+        "ARGV_MAX": str(_pow2(cfg["argv_max"], 256, 4096)),
+        "MAX_ARGS": str(max(1, min(256, int(cfg["max_args"])))),
+        "PROC_PAGES": str(_pow2(cfg["proc_ring_pages"], 1, 1 << 16)),
+        "EVT_PAGES": str(_pow2(cfg["evt_ring_pages"], 1, 1 << 16)),
+        "PENDING_MAX": str(max(64, int(cfg["pending_max"]))),
+        "EXIT_HANDLERS": handlers,
+    }
+    text = template()
+    for key, value in subst.items():
+        text = text.replace(f"@{key}@", value)
+    return text
+
+
+def tracepoints(event_types: Iterable[str] | None) -> list[tuple[str, str]]:
+    """(tracepoint, BPF function) pairs to attach for these event types."""
+    out: list[tuple[str, str]] = [
+        ("sched:sched_process_fork", "sw_sched_fork"),
+        ("sched:sched_process_exec", "sw_sched_exec"),
+        ("sched:sched_process_exit", "sw_sched_exit"),
+        ("syscalls:sys_enter_execve", "sw_enter_execve"),
+        ("syscalls:sys_exit_execve", "sw_exit_exec"),
+        ("syscalls:sys_enter_execveat", "sw_enter_execveat"),
+        ("syscalls:sys_exit_execveat", "sw_exit_exec"),
+    ]
+    for n in needed_syscalls(event_types):
+        sc = BY_NAME[n]
+        enter = "sw_enter_clone3" if n == "clone3" else f"sw_enter{len(sc.args)}"
+        out.append((f"syscalls:sys_enter_{sc.tracepoint}", enter))
+        if n not in FORK_SYSCALLS:
+            out.append((f"syscalls:sys_exit_{sc.tracepoint}", f"sw_exit_{n}"))
+    return out
