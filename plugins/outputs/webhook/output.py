@@ -159,6 +159,9 @@ class WebhookOutput:
                 if repeat:
                     self.metrics.inc(self._c["deduplicated"])
                     if self.preset.keeps_tickets:
+                        if fresh:               # the ticket's alert must be queued before
+                            self._count_full(self.spool.add_alerts(fresh))
+                            fresh = []
                         _, _, last_note = self.spool.dedup_info(key)
                         dropped = self.spool.add_repeat(key, alert, last_note + self.note_interval)
                         self._count_full(dropped)

@@ -217,8 +217,8 @@ class TemplatePreset(Preset):
         """Raises ``ValueError`` when the template fails on this alert or renders bad JSON."""
         try:
             body = self.template.render(self.context(alert))
-        except jinja2.TemplateError as exc:
-            raise ValueError(f"template {self.where}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - any failure of a user's template on one alert
+            raise ValueError(f"template {self.where}: {type(exc).__name__}: {exc}") from None
         if "json" in self.content_type:
             try:
                 json.loads(body)

@@ -36,7 +36,7 @@ GITHUB = """\
 
 | field | value |
 |---|---|
-{% for name, value in fields | dictsort %}| {{ name }} | {{ value | string | replace("|", "\\|") }} |
+{% for name, value in fields | dictsort %}| {{ name }} | {{ value | string | replace("|", "\\\\|") }} |
 {% endfor %}
 Alert id: `{{ uuid }}`{% endset %}
 {"title": {{ ("[" ~ priority ~ "] " ~ rule ~ " on " ~ hostname)[:250] | tojson }},
