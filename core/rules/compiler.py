@@ -36,7 +36,7 @@ from ..errors import Location, RuleError
 from ..fields import ArgKind, Bound, FieldDef, FieldRegistry, FieldType
 from ..syscalls import KNOWN_EVENT_TYPES
 from . import ast
-from .lexer import LIST_OPS, NUM_OPS, snippet
+from .lexer import LIST_OPS, NUM_OPS, Lexer, located_error
 from .parser import parse
 
 _U = object()  # an unfilled per-event cache slot
@@ -58,12 +58,7 @@ class Origin:
     location: Location | None = None
 
     def error(self, pos: int, message: str) -> RuleError:
-        loc = self.location or Location()
-        err = RuleError(f"{message} at column {pos + 1}\n{snippet(self.text, pos)}",
-                        Location(loc.file, loc.line, pos + 1, loc.item))
-        err.column = pos + 1  # type: ignore[attr-defined]
-        err.reason = message  # type: ignore[attr-defined]
-        return err
+        return located_error(self.text, pos, message, self.location)
 
 
 @dataclass
@@ -552,7 +547,7 @@ class Compiler:
         for item in value.items:
             if not item.quoted and item.value in self.lists:
                 self.used_lists.add(item.value)
-                out.extend((v, item.pos) for v in self.lists[item.value])
+                out.extend((_unquote(v), item.pos) for v in self.lists[item.value])
             else:
                 out.append((item.value, item.pos))
         return out
@@ -605,6 +600,22 @@ class Compiler:
         if op == "icontains":
             return text.lower()
         return text
+
+
+def _unquote(item: str) -> str:
+    """A list item as the condition would read it: ``'"a b"'`` is the value ``a b``.
+
+    Falco substitutes list items into the condition text, so quotes inside an item quote.
+    """
+    if len(item) >= 2 and item[0] == item[-1] and item[0] in "\"'":
+        lx = Lexer(item)
+        try:
+            value = lx._quoted()
+        except RuleError:
+            return item
+        if lx.pos == len(item):
+            return value
+    return item
 
 
 def _parse_int(text: str) -> int | None:

@@ -111,6 +111,10 @@ def _lists_referenced(result: LoadResult, comp: Compiler) -> set[str]:
 
 
 def _record(result: LoadResult, exc: RuleError) -> None:
+    """Keep a compile error once (a broken macro fails every rule that uses it)."""
+    key = (exc.message, str(exc.location))
+    if any((e.message, str(e.location)) == key for e in result.errors):
+        return
     result.errors.append(exc)
     file = exc.location.file if exc.location else None
     if file in result.by_file:

@@ -77,6 +77,28 @@ def snippet(text: str, pos: int) -> str:
     return f"{line}\n{' ' * (pos - start)}^"
 
 
+def located_error(text: str, pos: int, message: str, location: Location | None) -> RuleError:
+    """A :class:`RuleError` at offset ``pos`` of a condition: column, caret snippet, location.
+
+    ``location`` is where the condition text starts in its file: with a column (a one-line
+    value) the error's column is that column plus the offset; without (a block scalar) the
+    line and column are counted inside the text.  ``err.column`` is always the 1-based column
+    in the condition text, ``err.reason`` the message without the snippet.
+    """
+    loc = location or Location()
+    line, col = loc.line, pos + 1
+    if loc.col is not None and "\n" not in text[:pos]:
+        col = loc.col + pos
+    elif loc.line is not None and loc.col is None:
+        line = loc.line + text.count("\n", 0, pos)
+        col = pos - (text.rfind("\n", 0, pos) + 1) + 1
+    err = RuleError(f"{message} at column {pos + 1}\n{snippet(text, pos)}",
+                    Location(loc.file, line, col, loc.item))
+    err.column = pos + 1  # type: ignore[attr-defined]
+    err.reason = message  # type: ignore[attr-defined]
+    return err
+
+
 class Lexer:
     def __init__(self, text: str, location: Location | None = None) -> None:
         self.text = text
@@ -86,13 +108,8 @@ class Lexer:
     # -- helpers ------------------------------------------------------------------------------
 
     def error(self, message: str, pos: int | None = None) -> RuleError:
-        pos = self.pos if pos is None else pos
-        loc = self.location or Location()
-        loc = Location(loc.file, loc.line, pos + 1, loc.item)
-        err = RuleError(f"{message} at column {pos + 1}\n{snippet(self.text, pos)}", loc)
-        err.column = pos + 1  # type: ignore[attr-defined]
-        err.reason = message  # type: ignore[attr-defined]
-        return err
+        return located_error(self.text, self.pos if pos is None else pos, message,
+                             self.location)
 
     def skip_ws(self) -> None:
         self.pos = _WS.match(self.text, self.pos).end()

@@ -177,6 +177,7 @@ class Loader:
             return
         if data is None:
             return
+        marks.lines = text.splitlines()  # type: ignore[attr-defined]
         if not isinstance(data, list):
             self.error("a rules file must be a list of items (- rule:, - macro:, - list:)",
                        marks.loc(()))
@@ -481,8 +482,21 @@ def _scalar(v: Any) -> str:
 
 
 def _value_loc(marks: yamlmarks.Marks, path: tuple, item: str) -> Location:
+    """Where a condition's text starts: its line, and its column when it is on one line.
+
+    Errors inside the condition then point at the YAML column (``col`` + offset); a block
+    scalar (``>``/``|``) keeps no column and errors count columns in the condition text.
+    """
     loc = marks.loc(path, item)
-    return Location(loc.file, loc.line, None, item)
+    lines = getattr(marks, "lines", None)
+    col = None
+    if lines and loc.line and loc.col and loc.line <= len(lines):
+        line = lines[loc.line - 1]
+        ch = line[loc.col - 1:loc.col]
+        if ch in (">", "|"):
+            return Location(loc.file, loc.line + 1, None, item)
+        col = loc.col + 1 if ch in ("'", '"') else loc.col
+    return Location(loc.file, loc.line, col, item)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,78 @@
+"""The ``rules`` filter plugin: Falco-compatible rules judging every event.
+
+Reads from the core config (the keys are Falco's, declared by the core schema): ``rules_file``
+(files or directories, in order; an empty list means the packaged default ruleset),
+``priority`` (rules below it are not loaded) and ``rule_matching`` (``first``|``all``).
+The engine is built once at start-up; ``reload(config)`` builds a new one and swaps it in
+only when it loaded without error, so a broken edit keeps the old rules running.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterable
+
+from syswarden.core.alert import Alert, Priority
+from syswarden.core.config import default_rules_path
+from syswarden.core.errors import RuleError
+from syswarden.core.fields import FieldRegistry
+from syswarden.core.hookspecs import hookimpl
+from syswarden.core.rules.engine import RuleEngine
+
+log = logging.getLogger("syswarden.rules")
+
+
+def rules_files(config: dict[str, Any]) -> list[str]:
+    files = config.get("rules_file") or []
+    if isinstance(files, str):
+        files = [files]
+    return list(files) or [default_rules_path()]
+
+
+class RulesFilter:
+    """The Filter the agent calls: ``check`` is the engine's, bound at build time."""
+
+    name = "rules"
+
+    def __init__(self, config: dict[str, Any], fields: FieldRegistry, metrics: Any = None
+                 ) -> None:
+        self.fields = fields
+        self.metrics = metrics
+        self.engine = self._build(config)
+        self.check = self.engine.check
+
+    def _build(self, config: dict[str, Any]) -> RuleEngine:
+        try:
+            min_priority = Priority.parse(config.get("priority") or "debug")
+        except ValueError as exc:
+            raise RuleError(f"priority: {exc}") from None
+        engine = RuleEngine.load(rules_files(config), self.fields, min_priority=min_priority,
+                                 rule_matching=str(config.get("rule_matching") or "first"))
+        for w in engine.warnings:
+            log.debug("rules warning: %s", w)
+        active = engine.active_rules()
+        types = engine.event_types()
+        log.info("rules loaded: %d rules (%d active), %d warnings, event types: %s",
+                 len(engine.rules()), len(active), len(engine.warnings),
+                 "all" if types is None else len(types))
+        return engine
+
+    def check(self, event: Any) -> list[Alert]:  # replaced per instance by the engine's
+        return self.engine.check(event)
+
+    def event_types(self) -> set[str] | None:
+        return self.engine.event_types()
+
+    def reload(self, config: dict[str, Any]) -> None:
+        """Load the rules anew; on any error raise it and keep the running rules."""
+        engine = self._build(config)
+        self.engine = engine
+        self.check = engine.check
+
+    def describe(self) -> Iterable[tuple[str, str]]:
+        return [(r.name, r.desc) for r in self.engine.rules()]
+
+
+@hookimpl
+def syswarden_make_filters(ctx: Any) -> RulesFilter:
+    return RulesFilter(ctx.config, ctx.fields, ctx.metrics)
