@@ -26,6 +26,7 @@ dockerd, docker_images, containers  # noqa: F401``.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import pathlib
@@ -36,7 +37,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -311,6 +312,102 @@ def cgroup_v2_path(pid: int) -> str:
 def cgroup_id(pid: int) -> int:
     """The kernel cgroup id of a process: the inode of its cgroup v2 directory."""
     return os.stat(cgroup2_root().rstrip("/") + cgroup_v2_path(pid)).st_ino
+
+
+class CgroupProcess:
+    """A process placed in the cgroup Docker would give a container that cannot start here.
+
+    This machine's capability bounding set lacks CAP_SYS_RESOURCE, so runc refuses to start a
+    ``--privileged`` container.  Such a container can still be *created* (Docker's metadata is
+    real: ``HostConfig.Privileged`` is true); this puts a real process in a cgroup at the path
+    Docker uses (``/docker/<full id>`` on the unified hierarchy) and, with ``pidns``, in a new
+    pid namespace where it is pid 1, as runc would: ``sh`` joins the cgroup, then ``unshare``
+    forks the command as vpid 1 and it execs.  ``pid`` is that command's host pid.
+    ``close()`` kills it and removes the cgroup.
+    """
+
+    def __init__(self, full_id: str, *cmd: str, pidns: bool = True) -> None:
+        self.path = cgroup2_root().rstrip("/") + f"/docker/{full_id}"
+        os.makedirs(self.path, exist_ok=True)
+        cmd = cmd or ("sleep", "300")
+        inner = " ".join(cmd)
+        if pidns:
+            inner = f"unshare --pid --fork {inner}"
+        self.popen = subprocess.Popen(
+            ["sh", "-c", f"echo $$ > {self.path}/cgroup.procs && exec {inner}"])
+        self.pid = self.popen.pid
+        deadline = time.monotonic() + 10
+        while pidns:
+            kids = _children(self.popen.pid)
+            if kids and _comm(kids[0]) == cmd[0][-15:]:
+                self.pid = kids[0]
+                break
+            if time.monotonic() > deadline:
+                self.close()
+                raise RuntimeError("the command did not start in its pid namespace")
+            time.sleep(0.02)
+
+    def close(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait()
+        for pid in _cgroup_pids(self.path):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 10
+        while os.path.isdir(self.path):
+            try:
+                os.rmdir(self.path)
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def __enter__(self) -> "CgroupProcess":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            text = pathlib.Path(f"/proc/{pid}/task/{tid}/children").read_text()
+            out += [int(x) for x in text.split()]
+    except OSError:
+        pass
+    return out
+
+
+def _cgroup_pids(path: str) -> list[int]:
+    try:
+        return [int(x) for x in pathlib.Path(path, "cgroup.procs").read_text().split()]
+    except OSError:
+        return []
+
+
+# -- async tests ------------------------------------------------------------------------------
+
+
+async def in_thread(fn: Callable, *args: Any, **kw: Any) -> Any:
+    """Run a blocking helper (the docker CLI) off the trio loop, so that background tasks (an
+    enricher following Docker's events) keep running meanwhile."""
+    import trio
+
+    return await trio.to_thread.run_sync(functools.partial(fn, *args, **kw))
+
+
+async def eventually(cond: Callable[[], bool], guard: float = 60.0) -> None:
+    """Poll ``cond`` until it holds; ``guard`` only stops a hung test (not a timing check)."""
+    import trio
+
+    with trio.fail_after(guard):
+        while not cond():
+            await trio.sleep(0.05)
 
 
 # -- fixtures ---------------------------------------------------------------------------------
