@@ -1,0 +1,77 @@
+"""The real agent (the ``syswarden`` command) killed with SIGKILL while alerts wait for a
+receiver that is down; restarted with the receiver up: every alert is delivered.
+
+The events come from the agent tests' kit plugins (tests/core/plugin_kit.py: a counting source
+and a filter alerting on each event); the output is the real webhook output from http_output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import sqlite3
+import sys
+
+import trio
+
+KIT = str(pathlib.Path(__file__).parents[3] / "core" / "plugin_kit.py")
+SYSWARDEN = os.path.join(os.path.dirname(sys.executable), "syswarden")
+NOT_KIT = ["ebpf", "replay", "process", "docker", "rules", "stdout", "file", "syslog", "program"]
+
+
+def write_config(tmp_path, url: str, count: int) -> str:
+    rules = tmp_path / "kit-rules.json"
+    rules.write_text(json.dumps({"type": "kit"}))
+    cfg = {
+        "plugins": [KIT], "disabled_plugins": NOT_KIT,
+        "kit": {"rules": str(rules), "output": str(tmp_path / "kit-out.txt"), "count": count,
+                "batch": 10, "forever": True},
+        "pipeline": {"stats_interval": 0, "shutdown_grace": 2},
+        "http_output": {"enabled": True, "url": url, "queue_file": str(tmp_path / "q.sqlite3"),
+                        "retry_initial": 0.1, "retry_max": 0.5},
+    }
+    path = tmp_path / f"config-{count}.yaml"
+    path.write_text(json.dumps(cfg))
+    return str(path)
+
+
+def spooled(path) -> int:
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            return db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return -1
+
+
+async def test_agent_sigkill_then_restart_delivers_every_alert(receiver, nursery, tmp_path):
+    receiver.down()
+    agent = await trio.lowlevel.open_process([SYSWARDEN, "-c", write_config(tmp_path,
+                                                                          receiver.url, 100)])
+    try:
+        with trio.fail_after(60):
+            while spooled(tmp_path / "q.sqlite3") < 100:
+                assert agent.poll() is None, "the agent exited"
+                await trio.sleep(0.05)
+        agent.send_signal(signal.SIGKILL)
+        await agent.wait()
+    finally:
+        agent.kill()
+    await receiver.up(nursery)
+    agent = await trio.lowlevel.open_process([SYSWARDEN, "-c", write_config(tmp_path,
+                                                                          receiver.url, 0)])
+    try:
+        await receiver.wait_for(100, timeout=60)
+        agent.send_signal(signal.SIGTERM)
+        with trio.fail_after(30):
+            assert await agent.wait() == 0
+    finally:
+        agent.kill()
+    nums = [r.json()["output_fields"]["evt.num"] for r in receiver.delivered]
+    assert sorted(nums) == list(range(1, 101))
+    assert len({r.json()["uuid"] for r in receiver.delivered}) == 100
+    assert spooled(tmp_path / "q.sqlite3") == 0
