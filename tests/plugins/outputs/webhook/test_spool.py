@@ -1,0 +1,57 @@
+"""The on-disk queue: order, bound, repeat notes folded, de-duplication windows, reopening."""
+
+from __future__ import annotations
+
+from syswarden.plugins.outputs.webhook.spool import Spool
+
+from ..conftest import make_alert
+
+
+def test_fifo_and_survives_reopen(tmp_path):
+    path = str(tmp_path / "q.db")
+    spool = Spool(path, 100)
+    alerts = [make_alert(i) for i in range(5)]
+    assert spool.add_alerts([(a, None) for a in alerts]) == 0
+    spool.close()
+    spool = Spool(path, 100)
+    got = []
+    while (job := spool.next_due(0)) is not None:
+        got.append(job.alert)
+        spool.done(job)
+    assert [a.uuid for a in got] == [a.uuid for a in alerts]
+    assert got[2] == alerts[2]                        # every field round-trips
+    assert len(spool) == 0
+
+
+def test_bound_drops_the_oldest(tmp_path):
+    spool = Spool(str(tmp_path / "q.db"), 3)
+    alerts = [make_alert(i) for i in range(5)]
+    assert spool.add_alerts([(a, None) for a in alerts[:2]]) == 0
+    assert spool.add_alerts([(a, None) for a in alerts[2:]]) == 2
+    assert spool.next_due(0).alert.uuid == alerts[2].uuid
+
+
+def test_repeats_fold_into_one_pending_note(tmp_path):
+    spool = Spool(str(tmp_path / "q.db"), 100)
+    first = make_alert(0)
+    spool.add_alerts([(first, "k")])
+    for i in range(1, 4):
+        spool.add_repeat("k", make_alert(i), not_before=50.0)
+    assert len(spool) == 2
+    job = spool.next_due(10.0)
+    assert job.kind == "alert"
+    spool.done(job)
+    assert spool.next_due(10.0) is None and spool.next_wake() == 50.0
+    note = spool.next_due(60.0)
+    assert (note.kind, note.count, note.alert.output_fields["seq"]) == ("repeat", 3, 3)
+    assert spool.next_due(None).id == note.id           # stopping: everything is due
+
+
+def test_dedup_window(tmp_path):
+    spool = Spool(str(tmp_path / "q.db"), 100)
+    assert spool.seen("k", 1000.0, 60) == (False, 1)
+    assert spool.seen("k", 1030.0, 60) == (True, 2)
+    spool.set_ref("k", "17")
+    assert spool.dedup_info("k")[:2] == ("17", 2)
+    assert spool.seen("k", 1061.0, 60) == (False, 1)    # a new window: a new ticket
+    assert spool.dedup_info("k")[0] is None
