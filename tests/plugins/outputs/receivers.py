@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -56,17 +57,22 @@ class HttpReceiver:
     delivered: list[Received] = field(default_factory=list)
     seen: list[Received] = field(default_factory=list)
     got: trio.Event = field(default_factory=trio.Event)
+    tls: ssl.SSLContext | None = None            # serve HTTPS with this server context
     _scope: trio.CancelScope | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Listen until :meth:`down` (or the test ends)."""
         with trio.CancelScope() as scope:
             self._scope = scope
-            listeners = await trio.open_tcp_listeners(self.port, host="127.0.0.1")
+            if self.tls is not None:
+                listeners = await trio.open_ssl_over_tcp_listeners(
+                    self.port, self.tls, host="127.0.0.1", https_compatible=True)
+            else:
+                listeners = await trio.open_tcp_listeners(self.port, host="127.0.0.1")
             async with trio.open_nursery() as nursery:
                 await nursery.start(trio.serve_listeners, self._handle, listeners)
                 task_status.started()
@@ -125,7 +131,7 @@ class HttpReceiver:
                         f"Content-Type: application/json\r\n{extra}\r\n").encode() + answer
                 await stream.send_all(text)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
-            return
+            return                              # includes a failed TLS handshake
 
     async def _answer(self) -> tuple[int | None, str, bytes]:
         if self.fail_first > 0:
@@ -339,3 +345,23 @@ class Redmine:
     def close(self) -> None:
         stop(self.proc, timeout=30)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def make_certs(directory: str) -> dict[str, str]:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl."""
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+        "-days", "2", "-subj", "/CN=syswarden test CA")
+    for name, ext in (("server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth"),
+                      ("client", "extendedKeyUsage=clientAuth")):
+        with open(os.path.join(directory, f"{name}.ext"), "w") as fh:
+            fh.write(ext + "\n")
+        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out",
+            f"{name}.csr", "-subj", f"/CN={name}")
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext")
+    return {k: os.path.join(directory, f) for k, f in (
+        ("ca", "ca.pem"), ("server_cert", "server.pem"), ("server_key", "server.key"),
+        ("client_cert", "client.pem"), ("client_key", "client.key"))}

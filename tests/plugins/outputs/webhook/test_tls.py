@@ -1,0 +1,66 @@
+"""Falco's TLS keys against a real HTTPS receiver: ca_cert, insecure, mutual TLS."""
+
+from __future__ import annotations
+
+import ssl
+
+import pytest
+import trio
+
+from syswarden.plugins.outputs.webhook import WebhookOutput
+
+from ..conftest import base_config, make_alert
+from ..receivers import HttpReceiver, make_certs
+from .helpers import hook
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    return make_certs(str(tmp_path_factory.mktemp("certs")))
+
+
+def server_context(certs, require_client: bool) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(certs["server_cert"], certs["server_key"])
+    if require_client:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(certs["ca"])
+    return ctx
+
+
+async def _deliver(nursery, drive, metrics, tmp_path, tls, **keys) -> HttpReceiver:
+    receiver = HttpReceiver(tls=tls)
+    await nursery.start(receiver.serve)
+    driven = await drive(WebhookOutput(base_config(), hook(receiver.url, tmp_path, **keys),
+                                       metrics))
+    driven.offer([make_alert()])
+    with trio.move_on_after(3):
+        await receiver.wait_for(1)
+    driven.runner.close()
+    receiver.down()
+    return receiver
+
+
+async def test_ca_cert_verifies_the_server(nursery, drive, metrics, tmp_path, certs):
+    r = await _deliver(nursery, drive, metrics, tmp_path, server_context(certs, False),
+                       ca_cert=certs["ca"])
+    assert len(r.delivered) == 1
+
+
+async def test_unknown_ca_is_not_trusted_unless_insecure(nursery, drive, metrics, tmp_path,
+                                                         certs):
+    r = await _deliver(nursery, drive, metrics, tmp_path / "a", server_context(certs, False))
+    assert r.delivered == [] and metrics.get("outputs.hook.retries") >= 1
+    r = await _deliver(nursery, drive, metrics, tmp_path / "b", server_context(certs, False),
+                       insecure=True)
+    assert len(r.delivered) == 1
+
+
+async def test_mutual_tls(nursery, drive, metrics, tmp_path, certs):
+    tls = server_context(certs, True)
+    r = await _deliver(nursery, drive, metrics, tmp_path / "a", tls, ca_cert=certs["ca"])
+    assert r.delivered == []                            # no client certificate: refused
+    r = await _deliver(nursery, drive, metrics, tmp_path / "b", tls, ca_cert=certs["ca"],
+                       mtls=True, client_cert=certs["client_cert"],
+                       client_key=certs["client_key"])
+    assert len(r.delivered) == 1
