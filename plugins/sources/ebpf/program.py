@@ -28,7 +28,8 @@ SOCKP = "sockp"    # a sockaddr filled by the kernel, its length behind the next
 MSG = "msg"        # a msghdr: the sockaddr in msg_name
 HOW = "how"        # openat2's struct open_how: flags, mode, resolve
 
-Arg = tuple[str, str] | None  # (Falco name, kind) or None (not kept)
+Arg = tuple[str, str] | None  # (Falco name, kind) or None (not kept); a name starting with
+                              # "_" is not a Falco argument: the decoder puts it in Event.extra
 
 
 @dataclass(frozen=True)
@@ -118,8 +119,8 @@ SYSCALLS: tuple[Syscall, ...] = (
     # network
     _s("socket", ("domain", U32), ("type", U32), ("proto", U32), res="fd"),
     _s("connect", ("fd", FD), ("addr", SOCK), N),
-    _s("accept", ("fd_listen", FD), ("tuple", SOCKP), N, res="fd"),
-    _s("accept4", ("fd_listen", FD), ("tuple", SOCKP), N, ("flags", U32), res="fd"),
+    _s("accept", ("_listen_fd", FD), ("tuple", SOCKP), N, res="fd"),
+    _s("accept4", ("_listen_fd", FD), ("tuple", SOCKP), N, ("flags", U32), res="fd"),
     _s("bind", ("fd", FD), ("addr", SOCK), N),
     _s("listen", ("fd", FD), ("backlog", U32)),
     _s("sendto", ("fd", FD), N, ("size", U64), N, ("tuple", SOCK), N),

@@ -1,0 +1,223 @@
+"""Ring-buffer records -> :class:`~syswarden.core.event.Event` objects.
+
+A record is ``struct rec`` of ``program.c`` (104 bytes: timestamps, ids, the six raw register
+arguments, the return value, string lengths) followed by its strings back to back.  One record
+is one event, taken on the syscall's exit, with the enter arguments merged in:
+
+* a syscall (``KIND_SYSCALL``): ``Event(type, res, args)`` with Falco's argument names
+  (:mod:`syswarden.core.syscalls`); ints raw (flags as the kernel's bits), paths as text,
+  sockaddrs as Falco prints them (``1.2.3.4:80``, a unix path);
+* an exec (``KIND_EXEC``/``KIND_EXEC_FAIL``): an ``execve``/``execveat`` event; ``args`` has
+  ``exe`` (argv[0]), ``args`` (argv[1:]), ``filename``, ``comm``; ``extra`` has the path the
+  kernel resolved (``exepath``) and the whole ``argv``;
+* a fork (``KIND_FORK``): a ``clone``/``clone3``/``fork``/``vfork`` event in the parent, ``res``
+  the child's id; ``extra`` says whether the child is a thread;
+* an exit (``KIND_EXIT``): a ``procexit`` event; ``extra`` has ``group_dead``.
+
+Timestamps are CLOCK_MONOTONIC in the kernel; the decoder adds the offset to the epoch taken at
+start-up.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import platform
+import socket
+import struct
+import time
+from typing import Any, Callable
+
+from syswarden.core.event import Event
+
+from . import program as P
+
+REC = struct.Struct("<QQq6QIIIIHH4HI")
+assert REC.size == 104
+
+KIND_SYSCALL, KIND_EXEC, KIND_FORK, KIND_EXIT, KIND_EXEC_FAIL = 1, 2, 3, 4, 5
+
+#: Linux syscall numbers the kernel side passes through (exec and clone families).
+_NR = {
+    "x86_64": {"execve": 59, "execveat": 322, "clone": 56, "fork": 57, "vfork": 58,
+               "clone3": 435},
+    "aarch64": {"execve": 221, "execveat": 281, "clone": 220, "clone3": 435},
+}.get(platform.machine(), {"execve": 59, "execveat": 322, "clone": 56, "fork": 57, "vfork": 58,
+                           "clone3": 435})
+_NR_NAME = {v: k for k, v in _NR.items()}
+CLONE_THREAD = 0x10000
+
+_I32 = struct.Struct("<i")
+
+
+def _to_i32(v: int) -> int:
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v & 0x80000000 else v
+
+
+def _to_u32(v: int) -> int:
+    return v & 0xFFFFFFFF
+
+
+def _text(b: bytes) -> str:
+    return b.decode("utf-8", "surrogateescape")
+
+
+def parse_sockaddr(b: bytes) -> tuple[str, Any, int] | None:
+    """(family, address, port) of a raw sockaddr: ("ip", IPv4Address/IPv6Address, port),
+    ("unix", path, 0), or None when it is none of these."""
+    if len(b) < 2:
+        return None
+    fam = b[0] | b[1] << 8
+    if fam == socket.AF_INET and len(b) >= 8:
+        return ("ipv4", ipaddress.IPv4Address(b[4:8]), b[2] << 8 | b[3])
+    if fam == socket.AF_INET6 and len(b) >= 24:
+        addr = ipaddress.IPv6Address(b[8:24])
+        if addr.ipv4_mapped is not None:
+            return ("ipv4", addr.ipv4_mapped, b[2] << 8 | b[3])
+        return ("ipv6", addr, b[2] << 8 | b[3])
+    if fam == socket.AF_UNIX:
+        path = b[2:]
+        if path[:1] == b"\0":
+            return ("unix", "@" + _text(path[1:].split(b"\0", 1)[0]), 0)
+        return ("unix", _text(path.split(b"\0", 1)[0]), 0)
+    return None
+
+
+def sockaddr_text(sa: tuple[str, Any, int] | None) -> str | None:
+    """A sockaddr as Falco prints it: ``1.2.3.4:80``, ``[::1]:80`` is printed ``::1:80``."""
+    if sa is None:
+        return None
+    fam, addr, port = sa
+    if fam == "unix":
+        return addr
+    return f"{addr}:{port}"
+
+
+class Decoder:
+    """Turns records into events.  One per source; not thread-safe (one reader task)."""
+
+    def __init__(self) -> None:
+        self.epoch_offset = time.time_ns() - time.monotonic_ns()
+        self._syscalls: list[tuple[str, list[tuple[int, str, Callable[[int], Any]]],
+                                   list[tuple[int, str, str]], str]] = []
+        for sc in P.SYSCALLS:
+            ints = []
+            for i, a in enumerate(sc.args):
+                if a is None or a[1] in (P.STR, P.SOCK, P.SOCKP, P.MSG, P.HOW):
+                    continue
+                conv = {P.FD: _to_i32, P.I32: _to_i32, P.U32: _to_u32}.get(a[1], int)
+                ints.append((i, a[0], conv))
+            hidden = [a[0] for a in sc.args if a is not None and a[0].startswith("_")]
+            self._syscalls.append((sc.name, ints, sc.strings, sc.res, hidden))
+        self.errors = 0
+
+    def decode(self, data: bytes) -> Event | None:
+        """One record -> one event (None for a record that cannot be read: counted)."""
+        try:
+            (ts, cgroup, res, a0, a1, a2, a3, a4, a5, tid, pid, uid, gid, kind, evt,
+             l0, l1, l2, l3, extra) = REC.unpack_from(data)
+        except struct.error:
+            self.errors += 1
+            return None
+        regs = (a0, a1, a2, a3, a4, a5)
+        ts += self.epoch_offset
+        if kind == KIND_SYSCALL:
+            try:
+                name, ints, strings, resname, hidden = self._syscalls[evt]
+            except IndexError:
+                self.errors += 1
+                return None
+            args: dict[str, Any] = {resname: res}
+            for i, aname, conv in ints:
+                args[aname] = conv(regs[i])
+            sa = None
+            if strings:
+                pos = REC.size
+                lens = (l0, l1, l2, l3)
+                for slot, (_reg, aname, akind) in enumerate(strings[:4]):
+                    n = lens[slot]
+                    raw = data[pos:pos + n]
+                    pos += n
+                    if akind == P.STR:
+                        args[aname] = _text(raw) if n else None
+                    elif akind == P.HOW:
+                        if n >= 24:
+                            flags, mode, resolve = struct.unpack_from("<QQQ", raw)
+                            args["flags"] = flags & 0xFFFFFFFF
+                            args["mode"] = mode & 0xFFFFFFFF
+                            args["resolve"] = resolve
+                    else:
+                        sa = parse_sockaddr(raw) if n else None
+                        args[aname] = sockaddr_text(sa)
+            ev = Event(name, ts, tid, pid, res, args)
+            ev.extra = {}
+            if sa is not None:
+                ev.extra["sockaddr"] = sa
+            if hidden:
+                for key in hidden:
+                    ev.extra[key[1:]] = args.pop(key)
+        elif kind in (KIND_EXEC, KIND_EXEC_FAIL):
+            ev = self._exec(data, ts, tid, pid, res, regs, evt, (l0, l1, l2, l3), extra, kind)
+        elif kind == KIND_FORK:
+            name = _NR_NAME.get(evt, "clone")
+            if name == "clone3":
+                flags = a1
+            elif name == "clone":
+                flags = a0
+            else:
+                flags = 0
+            comm = _text(data[REC.size:REC.size + 16].split(b"\0", 1)[0])
+            ev = Event(name, ts, tid, pid, res, {"res": res, "flags": flags & 0xFFFFFFFFFFFF,
+                                                 "comm": comm, "uid": uid, "gid": gid})
+            ev.extra = {"child_tid": extra, "is_thread": bool(flags & CLONE_THREAD)}
+        elif kind == KIND_EXIT:
+            ev = Event("procexit", ts, tid, pid, 0, {"status": 0})
+            ev.extra = {"group_dead": bool(extra)}
+        else:
+            self.errors += 1
+            return None
+        ev.cgroup_id = cgroup
+        if kind != KIND_FORK:
+            if ev.extra is None:
+                ev.extra = {}
+            ev.extra["uid"] = uid
+            ev.extra["gid"] = gid
+        return ev
+
+    def _exec(self, data: bytes, ts: int, tid: int, pid: int, res: int, regs: tuple,
+              nr: int, lens: tuple, old_pid: int, kind: int) -> Event:
+        pos = REC.size
+        parts = []
+        for n in lens:
+            parts.append(data[pos:pos + n])
+            pos += n
+        kfile, path, argv_blob, comm = parts
+        argv = [_text(a) for a in argv_blob.split(b"\0")] if argv_blob else []
+        if argv and argv[-1] == "" and argv_blob.endswith(b"\0"):
+            argv.pop()
+        name = _NR_NAME.get(nr, "execve")
+        if name not in P.EXEC_SYSCALLS:
+            name = "execve"
+        filename = _text(path) if path else None
+        args: dict[str, Any] = {
+            "res": res,
+            "exe": argv[0] if argv else (filename or ""),
+            "args": argv[1:],
+            "tid": tid,
+            "pid": pid,
+            "comm": _text(comm.split(b"\0", 1)[0]) if comm else "",
+        }
+        if name == "execveat":
+            args["dirfd"] = _to_i32(regs[0])
+            args["pathname"] = filename
+            args["flags"] = _to_u32(regs[4])
+        else:
+            args["filename"] = filename
+        ev = Event(name, ts, tid, pid, res, args)
+        ev.extra = {
+            "exepath": _text(kfile) if kfile else None,
+            "argv": argv,
+            "old_pid": old_pid if kind == KIND_EXEC else 0,
+            "argv_truncated": len(argv_blob) >= 1 and not argv_blob.endswith(b"\0"),
+        }
+        return ev

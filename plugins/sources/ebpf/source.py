@@ -1,0 +1,301 @@
+"""The live source: load the BPF program with bcc, attach what is needed, read the rings.
+
+* Attached: the sched lifecycle tracepoints, execve/execveat, the clone enters (their flags
+  tell a thread from a process) and, for every syscall the rules need plus those the state
+  tables need, its ``sys_enter_*``/``sys_exit_*`` pair.  :meth:`EbpfSource.set_event_types`
+  attaches and detaches on a rule reload (recompiling only when a syscall not compiled in is
+  asked for).
+* Read: both ring buffers' map fds are awaited with ``trio.lowlevel.wait_readable``; when one is
+  readable both are drained (``ring_buffer_consume``, the process ring first), the records are
+  decoded with ``struct`` and sent as one batch, in time order.
+* Counted: the kernel counts, per category, records attempted and records dropped (a full
+  ring, a full map); :meth:`EbpfSource.drop_counts` and the ``drops.kernel.<category>``
+  metrics report them.  Falco's ``syscall_event_drops`` behaviour (a drop ratio threshold,
+  actions ``log``/``alert``, rate-limited) runs once a second.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import time
+from typing import Any, Callable
+
+import trio
+
+from syswarden.core.errors import SourceError
+from syswarden.core.event import Event
+
+from . import program as P
+from .decode import Decoder
+
+log = logging.getLogger("syswarden.ebpf")
+
+#: Kernel counter categories, in program.c's order (CAT_*).
+CATEGORIES = ("proc", "events", "pending", "exec")
+TRACEFS = "/sys/kernel/tracing"
+HINT = "run `make setup` (installs python3-bpfcc and links the kernel headers), as root"
+
+
+def _load_bcc() -> Any:
+    try:
+        import bcc  # noqa: PLC0415
+    except Exception as exc:  # ImportError, or libbcc failing to load
+        raise SourceError(f"the eBPF source needs bcc, which cannot be imported ({exc})",
+                          hint=HINT) from None
+    return bcc
+
+
+def check_environment() -> None:
+    """Fail early, with one clear message, when the live source cannot work here."""
+    if os.geteuid() != 0:
+        raise SourceError("the eBPF source needs root (loading BPF programs is privileged)",
+                          hint="run syswarden as root, or replay a capture with -e FILE")
+    _load_bcc()
+    if not os.path.isdir(f"{TRACEFS}/events"):
+        rc = os.system(f"mount -t tracefs nodev {TRACEFS} >/dev/null 2>&1")
+        if rc != 0 or not os.path.isdir(f"{TRACEFS}/events"):
+            raise SourceError(f"tracefs is not mounted at {TRACEFS} and could not be mounted",
+                              hint=f"mount -t tracefs nodev {TRACEFS}")
+
+
+def tracepoint_exists(tp: str) -> bool:
+    cat, name = tp.split(":", 1)
+    return os.path.isdir(f"{TRACEFS}/events/{cat}/{name}")
+
+
+class DropMonitor:
+    """Falco's ``syscall_event_drops``: once a second, when the share of events dropped in the
+    last second exceeds ``threshold``, run the actions (``log``, ``alert``), rate-limited by a
+    token bucket (``rate`` per second, ``max_burst``)."""
+
+    def __init__(self, cfg: dict[str, Any], alert: Callable[[str, dict], None] | None) -> None:
+        self.threshold = float(cfg.get("threshold", 0.1))
+        self.actions = [a.lower() for a in cfg.get("actions", ["log", "alert"])]
+        self.rate = float(cfg.get("rate", 0.03333))
+        self.max_burst = float(cfg.get("max_burst", 1))
+        self.simulate = bool(cfg.get("simulate_drops", False))
+        self.tokens = self.max_burst
+        self.last = time.monotonic()
+        self.alert = alert
+        self.fired = 0
+
+    def check(self, attempted: int, dropped: dict[str, int]) -> bool:
+        total = sum(dropped.values())
+        if self.simulate:
+            total = max(total, 1)
+            attempted = max(attempted, total)
+        if total == 0 or attempted == 0:
+            return False
+        ratio = total / attempted
+        if ratio <= self.threshold:
+            return False
+        now = time.monotonic()
+        self.tokens = min(self.max_burst, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        self.fired += 1
+        detail = {f"n_drops_{k}": v for k, v in dropped.items()}
+        detail["n_evts"] = attempted
+        msg = (f"Falco internal: syscall event drop. {total} system calls dropped in last "
+               f"second.")
+        if "log" in self.actions:
+            log.error("%s %s", msg, " ".join(f"{k}={v}" for k, v in detail.items()))
+        if "alert" in self.actions and self.alert is not None:
+            self.alert(msg, detail)
+        return True
+
+
+class EbpfSource:
+    """The live eBPF source (see the module docstring)."""
+
+    name = "ebpf"
+
+    def __init__(self, config: dict[str, Any], event_types: set[str] | None, agent_pid: int,
+                 metrics: Any = None, alert: Callable[[str, dict], None] | None = None) -> None:
+        self.cfg = {**P.DEFAULTS, **(config or {})}
+        self.event_types = None if event_types is None else set(event_types)
+        self.agent_pid = agent_pid
+        self.metrics = metrics
+        self.decoder = Decoder()
+        self.bpf: Any = None
+        self.attached: dict[str, str] = {}     # tracepoint -> function
+        self.compiled: set[str] = set()        # syscalls with a compiled exit handler
+        self.unavailable: list[str] = []       # tracepoints this kernel does not have
+        self._batch: list[Event] = []
+        self._needs_reload = False
+        self._kernel_prev = [0] * (2 * len(CATEGORIES))
+        self.drops = DropMonitor(self.cfg.get("syscall_event_drops") or {}, alert)
+        self.delivered = 0
+        self.decode_errors = 0
+
+    # -- loading -------------------------------------------------------------------------------
+
+    def program_text(self) -> str:
+        return P.render_program(self.event_types, self.cfg, self.agent_pid)
+
+    def load(self) -> None:
+        """Compile and load the program, open the rings, attach (blocking: ~1 s of clang)."""
+        check_environment()
+        bcc = _load_bcc()
+        text = self.program_text()
+        try:
+            bpf = bcc.BPF(text=text, cflags=["-Wno-unused-function"])
+        except Exception as exc:
+            raise SourceError(f"the BPF program could not be compiled or loaded: {exc}",
+                              hint=HINT) from None
+        old = self.bpf
+        self.bpf = bpf
+        self.compiled = set(P.needed_syscalls(self.event_types))
+        bpf["proc_ring"].open_ring_buffer(self._on_record)
+        bpf["evt_ring"].open_ring_buffer(self._on_record)
+        self.attached = {}
+        self._attach(P.tracepoints(self.event_types))
+        if old is not None:
+            old.cleanup()
+
+    def _attach(self, wanted: list[tuple[str, str]]) -> None:
+        self.unavailable = []
+        for tp, fn in wanted:
+            if tp in self.attached:
+                continue
+            if not tracepoint_exists(tp):
+                self.unavailable.append(tp)
+                continue
+            try:
+                self.bpf.attach_tracepoint(tp=tp, fn_name=fn)
+            except Exception as exc:
+                raise SourceError(f"could not attach {fn} to {tp}: {exc}", hint=HINT) from None
+            self.attached[tp] = fn
+        if self.unavailable:
+            log.info("not on this kernel, not followed: %s", ", ".join(self.unavailable))
+
+    def set_event_types(self, types: set[str] | None) -> None:
+        """Follow another set of syscalls (a rule reload): attach/detach, or recompile when a
+        syscall without a compiled handler is needed (done by the running reader)."""
+        self.event_types = None if types is None else set(types)
+        if self.bpf is None:
+            return
+        if not set(P.needed_syscalls(self.event_types)) <= self.compiled:
+            self._needs_reload = True
+            return
+        wanted = dict(P.tracepoints(self.event_types))
+        for tp in list(self.attached):
+            if tp not in wanted:
+                self.bpf.detach_tracepoint(tp=tp)
+                del self.attached[tp]
+        self._attach(list(wanted.items()))
+
+    def close(self) -> None:
+        if self.bpf is not None:
+            self.bpf.cleanup()
+            self.bpf = None
+            self.attached = {}
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def _on_record(self, _ctx: Any, data: Any, size: int) -> int:
+        try:
+            ev = self.decoder.decode(ctypes.string_at(data, size))
+        except Exception:  # a callback must not raise into libbpf
+            ev = None
+        if ev is None:
+            self.decode_errors += 1
+        else:
+            self._batch.append(ev)
+        return 0
+
+    def drain(self) -> list[Event]:
+        """Consume both rings now; the events in time order."""
+        self.bpf.ring_buffer_consume()
+        batch, self._batch = self._batch, []
+        if len(batch) > 1:
+            batch.sort(key=_ts)
+        self.delivered += len(batch)
+        return batch
+
+    def kernel_counters(self) -> list[int]:
+        """[attempted, dropped] per category, summed over CPUs."""
+        table = self.bpf["counters"]
+        out = []
+        for i in range(2 * len(CATEGORIES)):
+            out.append(sum(int(v) for v in table[ctypes.c_int(i)]))
+        return out
+
+    def drop_counts(self) -> dict[str, int]:
+        if self.bpf is None:
+            return {}
+        c = self.kernel_counters()
+        return {f"kernel.{cat}": c[2 * i + 1] for i, cat in enumerate(CATEGORIES)}
+
+    def _account(self) -> None:
+        c = self.kernel_counters()
+        prev, self._kernel_prev = self._kernel_prev, c
+        dropped: dict[str, int] = {}
+        attempted = 0
+        for i, cat in enumerate(CATEGORIES):
+            d_att = c[2 * i] - prev[2 * i]
+            d_drop = c[2 * i + 1] - prev[2 * i + 1]
+            if cat in ("proc", "events"):
+                attempted += d_att
+            if d_drop:
+                dropped[cat] = d_drop
+                if self.metrics is not None:
+                    self.metrics.inc(f"drops.kernel.{cat}", d_drop)
+        if self.metrics is not None and self.decode_errors:
+            self.metrics.inc("drops.ebpf.decode", self.decode_errors)
+            self.decode_errors = 0
+        self.drops.check(attempted, {k: v for k, v in dropped.items()
+                                     if k in ("proc", "events")})
+
+    async def run(self, send: trio.MemorySendChannel[list[Event]], *,
+                  task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        await trio.to_thread.run_sync(self.load)
+        try:
+            task_status.started()
+            async with trio.open_nursery() as nursery:
+
+                async def account() -> None:
+                    while True:
+                        await trio.sleep(1.0)
+                        self._account()
+
+                nursery.start_soon(account)
+                await self._read_loop(send, nursery)
+        finally:
+            self.close()
+
+    async def _read_loop(self, send: trio.MemorySendChannel[list[Event]],
+                         nursery: trio.Nursery) -> None:
+        """Wait for either ring, drain both, send; the watchers are restarted per wait."""
+        fds = [self.bpf["proc_ring"].map_fd, self.bpf["evt_ring"].map_fd]
+        while True:
+            if self._needs_reload:
+                self._needs_reload = False
+                await trio.to_thread.run_sync(self.load)
+                fds = [self.bpf["proc_ring"].map_fd, self.bpf["evt_ring"].map_fd]
+            batch = self.drain()
+            if batch:
+                await send.send(batch)
+                continue
+            await _wait_any(fds, timeout=0.5)
+
+
+async def _wait_any(fds: list[int], timeout: float) -> None:
+    """Return when any fd is readable (or after ``timeout``, to check for a reload)."""
+    with trio.move_on_after(timeout):
+        async with trio.open_nursery() as n:
+            for fd in fds:
+                n.start_soon(_wait_then_cancel, fd, n.cancel_scope)
+
+
+async def _wait_then_cancel(fd: int, scope: trio.CancelScope) -> None:
+    await trio.lowlevel.wait_readable(fd)
+    scope.cancel()
+
+
+def _ts(ev: Event) -> int:
+    return ev.ts
