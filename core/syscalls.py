@@ -319,13 +319,22 @@ RENDERERS: dict[tuple[str, str], Callable[[Any], str]] = {
 _RESULT_ARGS = frozenset({"res", "fd", "res_or_fd"})
 
 
+_rendered: dict[tuple[str, str, int], str] = {}
+
+
 def render_arg(evt_type: str, name: str, value: Any) -> str | None:
     """An argument as Falco prints ``evt.arg.NAME``; None when the value is unknown."""
     if value is None:
         return None
     fn = RENDERERS.get((evt_type, name))
     if fn is not None and isinstance(value, int):
-        return fn(value)
+        key = (evt_type, name, value)
+        got = _rendered.get(key)
+        if got is None:
+            if len(_rendered) > 8192:   # flag values are few; bound the memo anyway
+                _rendered.clear()
+            got = _rendered[key] = fn(value)
+        return got
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):

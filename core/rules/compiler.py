@@ -161,23 +161,38 @@ def _pmatch_pred(paths: list[str]) -> Callable[[Any], bool]:
     return pred
 
 
-def _ip_eq_pred(const: Any) -> Callable[[Any], bool]:
-    if isinstance(const, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
-        def pred(v: Any) -> bool:
+_NETS = (ipaddress.IPv4Network, ipaddress.IPv6Network)
+_ADDRS = (ipaddress.IPv4Address, ipaddress.IPv6Address)
+
+
+def _ip_pred(consts: list[Any]) -> Callable[[Any], bool]:
+    """Membership of an address in addresses and CIDR networks (``fd.sip in (10.0.0.0/8)``).
+
+    Networks are tested with integer masks; a value that is itself a network (an IPNET field
+    read as a network) matches a network containing it.
+    """
+    addrs = frozenset(c for c in consts if isinstance(c, _ADDRS))
+    nets = tuple((int(n.network_address), int(n.netmask), n.version, n)
+                 for n in consts if isinstance(n, _NETS))
+
+    def pred(v: Any) -> bool:
+        if not isinstance(v, _ADDRS):
             v = _as_ip(v)
             if v is None:
                 return False
-            if isinstance(v, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
-                return v.version == const.version and v.subnet_of(const)
-            return v.version == const.version and v in const
-        return pred
-
-    def pred_addr(v: Any) -> bool:
-        v = _as_ip(v)
-        if isinstance(v, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
-            return const.version == v.version and const in v
-        return v == const
-    return pred_addr
+            if isinstance(v, _NETS):
+                return any(v.version == n.version and v.subnet_of(n) for *_, n in nets) or \
+                    any(a.version == v.version and a in v for a in addrs)
+        if v in addrs:
+            return True
+        if nets:
+            iv = int(v)
+            ver = v.version
+            for base, mask, nver, _ in nets:
+                if ver == nver and iv & mask == base:
+                    return True
+        return False
+    return pred
 
 
 def _as_ip(v: Any) -> Any:
@@ -192,21 +207,16 @@ def _as_ip(v: Any) -> Any:
     return v
 
 
-def _ip_in_pred(consts: list[Any]) -> Callable[[Any], bool]:
-    preds = [_ip_eq_pred(c) for c in consts]
-    return lambda v: any(p(v) for p in preds)
-
-
 def _single_pred(op: str, const: Any, ftype: FieldType) -> Callable[[Any], bool]:
     """The comparison ``value OP const`` as a function of a (non-None) value."""
     if ftype in (FieldType.IPADDR, FieldType.IPNET):
         if op in ("=", "=="):
-            return _ip_eq_pred(const)
+            return _ip_pred([const])
         if op == "!=":
-            p = _ip_eq_pred(const)
+            p = _ip_pred([const])
             return lambda v: not p(v)
         if op in ("in", "intersects"):
-            return _ip_in_pred(list(const))
+            return _ip_pred(list(const))
     if op in ("=", "=="):
         return lambda v: v == const
     if op == "!=":
