@@ -69,7 +69,7 @@ class WebhookOutput:
                                             settings.formatter.include_tags,
                                             settings.formatter.iso_8601)
         self.metrics = metrics
-        self.url = section.get("url") or ""
+        self.url = expand_env(section.get("url") or "", f"{where} url")
         if not self.url.startswith(("http://", "https://")):
             raise ConfigError(f"{where}: url must start with http:// or https://, "
                               f"not {self.url!r}")

@@ -193,7 +193,8 @@ async def test_slow_webhook_does_not_delay_the_file_output(nursery, drive, metri
 async def test_compressed_uploads_and_env_headers(receiver, drive, metrics, tmp_path,
                                                   monkeypatch):
     monkeypatch.setenv("SW_TEST_TOKEN", "s3cret")
-    section = hook(receiver.url, tmp_path, compress_uploads=True,
+    monkeypatch.setenv("SW_TEST_PORT", str(receiver.port))
+    section = hook("http://127.0.0.1:${SW_TEST_PORT}", tmp_path, compress_uploads=True,
                    headers={"Authorization": "Bearer ${SW_TEST_TOKEN}", "X-Static": "v"})
     driven = await drive(WebhookOutput(base_config(), section, metrics))
     alert = make_alert()
