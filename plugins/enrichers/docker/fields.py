@@ -71,29 +71,23 @@ def _container_id(evt: Any) -> str | None:
     return _cid(evt)
 
 
-@field("container.full_id", S, "The full container id; 'host' for a process on the host")
-def _container_full_id(evt: Any) -> str | None:
-    c = evt.container
-    if c is not None:
-        return c.full_id or None
-    return HOST if _is_host(evt) else None
+def _or_host(get: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
+    """A reader of the container's value that reads ``host`` for a process on the host."""
+    def read(evt: Any) -> str | None:
+        c = evt.container
+        if c is not None:
+            return get(c) or None
+        return HOST if _is_host(evt) else None
+    return read
 
 
-@field("container.name", S, "The container name; 'host' for a process on the host")
-def _container_name(evt: Any) -> str | None:
-    c = evt.container
-    if c is not None:
-        return c.name
-    return HOST if _is_host(evt) else None
-
-
-@field("container.type", S, "The container type (docker, containerd, cri-o, podman, cri); "
-       "'host' for a process on the host")
-def _container_type(evt: Any) -> str | None:
-    c = evt.container
-    if c is not None:
-        return c.type or None
-    return HOST if _is_host(evt) else None
+_container_name = _or_host(lambda c: c.name)
+field("container.full_id", S, "The full container id; 'host' for a process on the host")(
+    _or_host(lambda c: c.full_id))
+field("container.name", S, "The container name; 'host' for a process on the host")(
+    _container_name)
+field("container.type", S, "The container type (docker, containerd, cri-o, podman, cri); "
+      "'host' for a process on the host")(_or_host(lambda c: c.type))
 
 
 @field("container.info", S, "Falco's %container.info: '<name> (id=<id>)'")

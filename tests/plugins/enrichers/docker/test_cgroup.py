@@ -64,6 +64,7 @@ def test_cgroup2_mount_is_found() -> None:
     assert root is not None and os.path.isfile(os.path.join(root, "cgroup.procs"))
 
 
+@pytest.mark.docker
 def test_real_container_by_kernel_cgroup_id(containers) -> None:
     c = containers.run("alpine:latest")
     cg = cgroup_id(c.pid)
@@ -85,6 +86,7 @@ def test_host_and_unknown_cgroup_ids() -> None:
     resolver.close()
 
 
+@pytest.mark.docker
 def test_walk_fallback_finds_the_same_path(containers) -> None:
     c = containers.run("alpine:latest")
     resolver = CgroupResolver()

@@ -8,6 +8,8 @@ import trio
 from syswarden.plugins.enrichers.docker.client import DockerClient, DockerUnavailable
 from tests.helpers.docker import in_thread, unique_name
 
+pytestmark = pytest.mark.docker
+
 
 
 

@@ -24,6 +24,8 @@ from tests.helpers.docker import (
 
 REG = FieldRegistry(FIELDS)
 
+pytestmark = pytest.mark.docker
+
 
 def read(name: str, evt: Event, arg=None):
     return REG.get(name).bind(arg).read(evt)

@@ -6,6 +6,8 @@ import pytest
 
 from tests.helpers.docker import inspect
 from syswarden.plugins.enrichers.docker.metadata import (
+
+pytestmark = pytest.mark.docker
     container_from_inspect, parse_timestamp, split_image,
 )
 
