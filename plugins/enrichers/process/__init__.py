@@ -1,17 +1,62 @@
-"""The process enricher: process table, fd table, users and groups.
+"""The process enricher plugin: process table, fd table, users and groups.
 
 Declares Falco's ``proc.*``, ``thread.*``, ``fd.*``, ``user.*`` and ``group.*`` fields
-(:mod:`.fields`) and builds the enricher that attaches a :class:`~syswarden.core.event.Process`
-and an :class:`~syswarden.core.event.FdInfo` to each event, only where they are missing.
+(:mod:`.fields`) and builds the enricher (:mod:`.enricher`) that attaches a
+:class:`~syswarden.core.event.Process` and an :class:`~syswarden.core.event.FdInfo` to each
+event, only where they are missing.
+
+Config (the ``process`` section)::
+
+    process:
+      max_entries: 65536     # processes kept at most (exited ones are evicted first)
+      exit_grace: 5.0        # seconds an exited process stays known
+      snapshot: true         # read /proc at start (false: learn processes as they appear)
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from syswarden.core.config import Key, Section
 from syswarden.core.hookspecs import hookimpl
 
 from .fields import FIELDS
+
+SECTION = "process"
+
+
+@hookimpl
+def syswarden_config_schema() -> dict[str, Section]:
+    return {SECTION: Section({
+        "max_entries": Key(int, 65536, "processes the table keeps at most; past it exited "
+                           "entries go first, then the oldest (counted)"),
+        "exit_grace": Key(float, 5.0, "seconds an exited process stays in the table for its "
+                          "late events"),
+        "snapshot": Key(bool, True, "read every process of /proc at start"),
+    }, doc="the process and fd tables behind proc.*, fd.*, user.*, group.*")}
+
+
+@hookimpl
+def syswarden_validate_config(config: dict[str, Any]) -> list[str] | None:
+    section = config.get(SECTION) or {}
+    errors = []
+    if int(section.get("max_entries", 1)) < 16:
+        errors.append(f"{SECTION}.max_entries must be at least 16")
+    if float(section.get("exit_grace", 0)) < 0:
+        errors.append(f"{SECTION}.exit_grace must not be negative")
+    return errors or None
 
 
 @hookimpl
 def syswarden_fields():
     return FIELDS
+
+
+@hookimpl
+def syswarden_make_enrichers(ctx: Any):
+    from .enricher import ProcessEnricher
+
+    section = ctx.section(SECTION)
+    snapshot = bool(section.get("snapshot", True)) and not ctx.replay_file
+    return ProcessEnricher(ctx.metrics, max_entries=int(section.get("max_entries", 65536)),
+                           grace_s=float(section.get("exit_grace", 5.0)), snapshot=snapshot)

@@ -762,6 +762,9 @@ def _fd_filename(e):
 
 @field("fd.nameraw", C, "The path as the process passed it (not made absolute).")
 def _fd_nameraw(e):
+    x = e.extra
+    if x and "nameraw" in x:
+        return x["nameraw"]
     a = e.args
     raw = a.get("name") or a.get("path") or a.get("pathname")
     if isinstance(raw, str):

@@ -1,1 +1,95 @@
-"""ebpf."""
+"""The live eBPF source plugin (bcc, tracepoints only).  See ``docs/ebpf.md``.
+
+Config: the ``ebpf`` section (ring sizes, string bounds) and Falco's top-level
+``syscall_event_drops`` section::
+
+    ebpf:
+      enabled: true
+      evt_ring_pages: 2048     # syscall ring, 4 KiB pages (a power of two): 8 MiB
+      proc_ring_pages: 1024    # process lifecycle ring: 4 MiB
+      path_max: 1024           # bytes kept of a path or string argument
+      argv_max: 4096           # bytes kept of an exec's argv
+      max_args: 64             # argv entries kept
+      pending_max: 16384       # threads in a syscall at once (enter arguments kept)
+    syscall_event_drops:
+      threshold: 0.1           # share of events dropped in a second that triggers the actions
+      actions: [log, alert]
+      rate: 0.03333            # actions per second at most (token bucket) ...
+      max_burst: 1             # ... with this burst
+      simulate_drops: false
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from syswarden.core.config import Key, Section
+from syswarden.core.hookspecs import hookimpl
+
+from .program import DEFAULTS
+
+SECTION = "ebpf"
+DROPS = "syscall_event_drops"
+DROP_ACTIONS = ("log", "alert", "ignore")
+
+
+@hookimpl
+def syswarden_config_schema() -> dict[str, Section]:
+    return {
+        SECTION: Section({
+            "enabled": Key(bool, True, "capture live syscalls with eBPF"),
+            "evt_ring_pages": Key(int, DEFAULTS["evt_ring_pages"], "size of the syscall ring "
+                                  "buffer in 4 KiB pages (rounded up to a power of two)"),
+            "proc_ring_pages": Key(int, DEFAULTS["proc_ring_pages"], "size of the process "
+                                   "lifecycle ring buffer in 4 KiB pages (power of two)"),
+            "path_max": Key(int, DEFAULTS["path_max"], "bytes kept of one path or string "
+                            "argument (64..4096, rounded up to a power of two)"),
+            "argv_max": Key(int, DEFAULTS["argv_max"], "bytes kept of an exec's argv "
+                            "(256..4096)"),
+            "max_args": Key(int, DEFAULTS["max_args"], "argv entries kept at most (1..256)"),
+            "pending_max": Key(int, DEFAULTS["pending_max"], "threads that may be inside a "
+                               "followed syscall at once (their enter arguments are kept)"),
+        }, doc="the live eBPF source: ring sizes and capture bounds"),
+        DROPS: Section({
+            "threshold": Key(float, 0.1, "share of events dropped in one second above which "
+                             "the actions run"),
+            "actions": Key(list, ["log", "alert"], "what to do: log, alert, ignore",
+                           items=str),
+            "rate": Key(float, 0.03333, "actions per second at most (token bucket rate)"),
+            "max_burst": Key(int, 1, "actions in a burst at most"),
+            "simulate_drops": Key(bool, False, "act as if events were dropped (testing)"),
+        }, doc="Falco's syscall_event_drops: what to do when the kernel drops events"),
+    }
+
+
+@hookimpl
+def syswarden_validate_config(config: dict[str, Any]) -> list[str] | None:
+    errors = []
+    section = config.get(SECTION) or {}
+    for key in ("evt_ring_pages", "proc_ring_pages", "path_max", "argv_max", "max_args",
+                "pending_max"):
+        value = section.get(key)
+        if value is not None and int(value) <= 0:
+            errors.append(f"{SECTION}.{key} must be positive, not {value!r}")
+    drops = config.get(DROPS) or {}
+    for action in drops.get("actions") or []:
+        if str(action).lower() not in DROP_ACTIONS:
+            errors.append(f"{DROPS}.actions: unknown action {action!r} "
+                          f"(one of {', '.join(DROP_ACTIONS)})")
+    return errors or None
+
+
+@hookimpl
+def syswarden_make_sources(ctx: Any):
+    if ctx.replay_file:
+        return None
+    section = ctx.section(SECTION)
+    if not section.get("enabled", True):
+        return None
+    from .source import EbpfSource, check_environment
+
+    check_environment()
+    cfg = dict(section)
+    cfg["syscall_event_drops"] = ctx.section(DROPS)
+    return EbpfSource(cfg, ctx.event_types, ctx.agent_pid, ctx.metrics,
+                      alert=ctx.extra.get("emit_alert"))

@@ -252,7 +252,10 @@ def render_program(event_types: Iterable[str] | None, config: dict[str, Any] | N
     ``agent_pid`` is filtered out in the kernel (0: nothing is filtered, pid 0 makes no
     syscalls).
     """
-    cfg = {**DEFAULTS, **(config or {})}
+    config = config or {}
+    if isinstance(config.get("ebpf"), dict):   # the whole config was given
+        config = config["ebpf"]
+    cfg = {**DEFAULTS, **config}
     names = needed_syscalls(event_types)
     handlers = "\n".join(_exit_handler(BY_NAME[n]) for n in names if n not in FORK_SYSCALLS)
     subst = {

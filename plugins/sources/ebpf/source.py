@@ -104,8 +104,12 @@ class DropMonitor:
                f"second.")
         if "log" in self.actions:
             log.error("%s %s", msg, " ".join(f"{k}={v}" for k, v in detail.items()))
-        if "alert" in self.actions and self.alert is not None:
-            self.alert(msg, detail)
+        if "alert" in self.actions:
+            if self.alert is not None:
+                self.alert(msg, detail)
+            else:  # no alert sink offered by the agent: still never silent
+                log.critical("%s (alert action) %s", msg,
+                             " ".join(f"{k}={v}" for k, v in detail.items()))
         return True
 
 

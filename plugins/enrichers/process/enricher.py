@@ -1,0 +1,85 @@
+"""The process enricher: attaches ``evt.proc`` and ``evt.fd`` from the process and fd tables.
+
+Per event, in pipeline order: the lifecycle events update the process table first (so an
+``execve`` event already shows the new image, as in Falco), then the event gets its process
+(``evt.proc``) and, for the syscalls that name one, its fd (``evt.fd``).  Both are filled only
+when missing: a replayed capture, which carries them, passes through unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from syswarden.core.event import Event, Process
+
+from . import users
+from .fds import FdTable
+from .table import ProcessTable
+
+_EXEC = ("execve", "execveat")
+_FORK = ("clone", "clone3", "fork", "vfork")
+
+
+class ProcessEnricher:
+    name = "process"
+
+    def __init__(self, metrics: Any = None, *, max_entries: int = 65536, grace_s: float = 5.0,
+                 snapshot: bool = True) -> None:
+        self.metrics = metrics
+        count: Callable[[str, int], None] = (metrics.inc if metrics is not None
+                                             else (lambda name, n=1: None))
+        self.table = ProcessTable(max_entries=max_entries, grace_s=grace_s, count=count)
+        self.fds = FdTable(count=count)
+        if snapshot:
+            self.table.snapshot()
+        t = self.table
+        self._state: dict[str, Callable[[Event], Process | None]] = {
+            "procexit": t.on_exit,
+        }
+        for name in _FORK:
+            self._state[name] = t.on_fork
+        self._uid_events = {"setuid": ("uid", None), "setresuid": ("euid", None),
+                            "setgid": (None, "gid"), "setresgid": (None, "egid")}
+        self._fd_handlers = self.fds.handlers
+
+    def enrich(self, ev: Event) -> None:
+        if ev.proc is not None:
+            if ev.fd is None and ev.type in self._fd_handlers:
+                self.fds.enrich(ev, ev.proc)
+            return
+        t = ev.type
+        if t in _EXEC:
+            if ev.res == 0:
+                p = self.table.on_exec(ev)
+                ev.args.setdefault("ptid", p.ppid)
+                ev.args.setdefault("cwd", p.cwd)
+            else:
+                p = self.table.get(ev.tid, ev.pid)
+        else:
+            handler = self._state.get(t)
+            p = handler(ev) if handler is not None else self.table.get(ev.tid, ev.pid)
+        if p is None:
+            return
+        if ev.cgroup_id and not p.cgroup_id:
+            p.cgroup_id = ev.cgroup_id
+        ev.proc = p
+        if t in self._uid_events and ev.res == 0:
+            self._uid_change(ev, p)
+        elif t == "setsid" and ev.res >= 0:
+            p.sid = ev.res if p.vpid == p.pid else p.sid
+            p.tty = 0
+        if t in self._fd_handlers:
+            self.fds.enrich(ev, p)
+
+    def _uid_change(self, ev: Event, p: Process) -> None:
+        ukey, gkey = self._uid_events[ev.type]
+        if ukey is not None:
+            uid = ev.args.get(ukey)
+            if isinstance(uid, int) and uid != 0xFFFFFFFF:
+                p.uid = uid
+                p.user = users.user_name(p, uid)
+        if gkey is not None:
+            gid = ev.args.get(gkey)
+            if isinstance(gid, int) and gid != 0xFFFFFFFF:
+                p.gid = gid
+                p.group = users.group_name(p, gid)

@@ -1,0 +1,403 @@
+"""The fd table: what each event's file descriptor is (``fd.*``), kept per process.
+
+* Opens (``open``, ``openat``, ``openat2``, ``creat``): the path is resolved against the dirfd
+  (or the cwd) and normalised; ``fd.num`` is the return value; an ``O_DIRECTORY`` open is a
+  ``directory``.  A failed open still gets an fd (number -1) carrying the name, as in Falco.
+* Sockets: ``socket`` gives the family and protocol; ``connect`` the remote end (the process is
+  the client), ``accept`` the client's end and, from the listening socket's ``bind``, the local
+  one (the process is the server); ``sendto``/``sendmsg``/``recvfrom``/``recvmsg`` with an
+  address update the tuple.  ``fd.name`` is Falco's ``cip:cport->sip:sport``.  The local end of
+  a connected client socket is read from ``/proc/net`` when the process is still there.
+* ``dup*`` copy an entry, ``close`` removes it (only closes of sockets, dups and memfds leave
+  the kernel; a file's number reused later is checked against ``/proc/PID/fd`` on use).
+* ``chdir``/``fchdir`` move the process's cwd.
+* Path arguments of the path-only syscalls (``unlink``, ``mkdir``, ``rename``...) are made
+  absolute in place (Falco resolves ``PT_FSPATH`` arguments the same way).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import posixpath
+import socket
+from typing import Any, Callable
+
+from syswarden.core.event import Event, FdInfo, Process
+
+AT_FDCWD = -100
+O_DIRECTORY = 0o200000
+O_CREAT = 0o100
+O_TMPFILE = 0o20000000
+
+_SOCK_TYPES = {1: "tcp", 2: "udp", 3: "raw", 5: "tcp"}
+_FAMILIES = {socket.AF_INET: "ipv4", socket.AF_INET6: "ipv6", socket.AF_UNIX: "unix",
+             16: "netlink"}
+_ANY4 = ipaddress.IPv4Address(0)
+
+
+def normalise(path: str) -> str:
+    """An absolute path with ``.``, ``..`` and repeated slashes removed."""
+    if not path:
+        return path
+    out = posixpath.normpath(path)
+    if out.startswith("//"):
+        out = "/" + out.lstrip("/")
+    return out
+
+
+def _readlink(path: str) -> str | None:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None
+
+
+class FdTable:
+    """Per-event fd resolution over the processes' ``fds`` dicts (see the module docstring)."""
+
+    def __init__(self, count: Callable[[str, int], None] | None = None,
+                 proc_root: str = "/proc") -> None:
+        self.proc_root = proc_root
+        self._count = count or (lambda name, n=1: None)
+        h: dict[str, Callable[[Event, Process], None]] = {}
+        for t in ("open", "openat", "openat2", "creat"):
+            h[t] = self._open
+        h["memfd_create"] = self._memfd
+        h["socket"] = self._socket
+        h["connect"] = self._connect
+        h["accept"] = h["accept4"] = self._accept
+        h["bind"] = self._bind
+        h["listen"] = self._use_fd
+        for t in ("sendto", "sendmsg", "recvfrom", "recvmsg"):
+            h[t] = self._datagram
+        h["close"] = self._close
+        h["dup"] = h["dup2"] = h["dup3"] = self._dup
+        h["chdir"] = self._chdir
+        h["fchdir"] = self._fchdir
+        for t in ("fchmod", "setns", "finit_module"):
+            h[t] = self._use_fd
+        for t in PATH_ARGS:
+            h[t] = self._paths
+        self.handlers = h
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def dir_of(self, p: Process, dirfd: int | None) -> str:
+        """The directory a relative path is relative to."""
+        if dirfd is None or dirfd == AT_FDCWD:
+            return p.cwd or _readlink(f"{self.proc_root}/{p.pid}/cwd") or "/"
+        f = p.fds.get(dirfd)
+        if f is not None and f.name.startswith("/"):
+            return f.name
+        got = _readlink(f"{self.proc_root}/{p.pid}/fd/{dirfd}")
+        return got if got and got.startswith("/") else (p.cwd or "/")
+
+    def resolve(self, p: Process, dirfd: int | None, path: str | None) -> str | None:
+        if path is None:
+            return None
+        if path.startswith("/"):
+            return normalise(path)
+        if path == "":
+            return None
+        return normalise(posixpath.join(self.dir_of(p, dirfd), path))
+
+    def lookup(self, p: Process, num: int) -> FdInfo | None:
+        """The fd as the table knows it; files are checked against /proc/PID/fd when possible
+        (their closes are not followed)."""
+        f = p.fds.get(num)
+        if f is not None and f.type not in ("file", "directory"):
+            return f
+        link = _readlink(f"{self.proc_root}/{p.pid}/fd/{num}")
+        if link is None:
+            return f
+        if link.startswith("/"):
+            if f is not None and f.name == link:
+                return f
+            try:
+                is_dir = os.path.isdir(f"{self.proc_root}/{p.pid}/fd/{num}")
+            except OSError:
+                is_dir = False
+            f = FdInfo(num, "directory" if is_dir else "file", link)
+        elif link.startswith("socket:"):
+            return f if f is not None else FdInfo(num, "unix", link)
+        elif link.startswith("pipe:"):
+            f = FdInfo(num, "pipe", link)
+        elif link.startswith("anon_inode:"):
+            kind = link[11:].strip("[]")
+            f = FdInfo(num, {"eventfd": "event", "eventpoll": "eventpoll", "inotify": "inotify",
+                             "signalfd": "signalfd", "timerfd": "timerfd", "bpf-map": "bpf",
+                             "bpf-prog": "bpf", "userfaultfd": "userfaultfd",
+                             "[io_uring]": "io_uring"}.get(kind, kind), link)
+        else:
+            f = FdInfo(num, "file", link)
+        p.fds[num] = f
+        return f
+
+    # -- handlers ------------------------------------------------------------------------------
+
+    def enrich(self, ev: Event, p: Process) -> None:
+        h = self.handlers.get(ev.type)
+        if h is not None:
+            h(ev, p)
+        elif "fd" in ev.args and ev.fd is None:
+            fd = ev.args.get("fd")
+            if isinstance(fd, int) and fd >= 0:
+                ev.fd = self.lookup(p, fd)
+
+    def _open(self, ev: Event, p: Process) -> None:
+        a = ev.args
+        name = self.resolve(p, a.get("dirfd"), a.get("name"))
+        flags = a.get("flags")
+        if ev.type == "creat":
+            flags = O_CREAT | 0o1 | 0o1000
+        flags = flags or 0
+        if name is not None:
+            raw = a.get("name")
+            if raw != name:
+                if ev.extra is None:
+                    ev.extra = {}
+                ev.extra["nameraw"] = raw
+            a["name"] = name  # Falco prints the resolved path for fd-creating opens
+        is_dir = flags & O_DIRECTORY and (flags & O_TMPFILE) != O_TMPFILE
+        kind = "directory" if is_dir else "file"
+        f = FdInfo(ev.res if ev.res >= 0 else -1, kind, name or "")
+        f.open_flags = flags
+        if ev.res >= 0:
+            p.fds[ev.res] = f
+        ev.fd = f
+
+    def _memfd(self, ev: Event, p: Process) -> None:
+        f = FdInfo(ev.res if ev.res >= 0 else -1, "memfd", f"memfd:{ev.args.get('name') or ''}")
+        if (ev.args.get("flags") or 0) & 1:  # MFD_CLOEXEC
+            f.open_flags = 0o2000000
+        if ev.res >= 0:
+            p.fds[ev.res] = f
+        ev.fd = f
+
+    def _socket(self, ev: Event, p: Process) -> None:
+        a = ev.args
+        domain = a.get("domain") or 0
+        kind = _FAMILIES.get(domain, "unix" if domain == 1 else "ipv4")
+        f = FdInfo(ev.res if ev.res >= 0 else -1, kind, "")
+        stype = (a.get("type") or 0) & 0xF
+        if kind in ("ipv4", "ipv6"):
+            f.sockfamily = "ip"
+            f.l4proto = _SOCK_TYPES.get(stype, "raw")
+            if stype == 3 and a.get("proto") in (1, 58):
+                f.l4proto = "icmp"
+        elif kind == "unix":
+            f.sockfamily = "unix"
+        if (a.get("type") or 0) & 0o2000000:
+            f.open_flags = 0o2000000
+        if ev.res >= 0:
+            p.fds[ev.res] = f
+        ev.fd = f
+
+    def _sock_fd(self, p: Process, num: Any, sa: tuple | None) -> FdInfo:
+        f = p.fds.get(num) if isinstance(num, int) else None
+        if f is None or f.type not in ("ipv4", "ipv6", "unix"):
+            kind = sa[0] if sa is not None else "ipv4"
+            f = FdInfo(num if isinstance(num, int) else -1, kind, "")
+            f.sockfamily = "unix" if kind == "unix" else "ip"
+            f.l4proto = None if kind == "unix" else "tcp"
+            if isinstance(num, int) and num >= 0:
+                p.fds[num] = f
+        return f
+
+    def _connect(self, ev: Event, p: Process) -> None:
+        sa = (ev.extra or {}).get("sockaddr")
+        f = self._sock_fd(p, ev.args.get("fd"), sa)
+        if sa is not None:
+            fam, addr, port = sa
+            if fam == "unix":
+                f.type = "unix"
+                f.sockfamily = "unix"
+                f.name = addr
+            else:
+                f.type = fam
+                f.is_server = False
+                f.sip, f.sport = addr, port
+                if ev.res == 0 or ev.res == -115:  # connected, or EINPROGRESS
+                    local = self.local_address(p.pid, f, ev.args.get("fd"))
+                    if local is not None:
+                        f.cip, f.cport = local
+                if f.cip is None:
+                    f.cip, f.cport = (_ANY4 if fam == "ipv4" else ipaddress.IPv6Address(0)), 0
+                f.name = f"{f.cip}:{f.cport}->{f.sip}:{f.sport}"
+            ev.args["tuple"] = f.name
+        ev.fd = f
+
+    def _accept(self, ev: Event, p: Process) -> None:
+        extra = ev.extra or {}
+        sa = extra.get("sockaddr")
+        listen = p.fds.get(extra.get("listen_fd")) if extra.get("listen_fd") is not None \
+            else None
+        kind = sa[0] if sa is not None else (listen.type if listen is not None else "ipv4")
+        f = FdInfo(ev.res if ev.res >= 0 else -1, kind, "")
+        f.is_server = True
+        if kind == "unix":
+            f.sockfamily = "unix"
+            f.name = listen.name if listen is not None else (sa[1] if sa else "")
+        else:
+            f.sockfamily = "ip"
+            f.l4proto = listen.l4proto if listen is not None and listen.l4proto else "tcp"
+            if sa is not None:
+                f.cip, f.cport = sa[1], sa[2]
+            if listen is not None and listen.sip is not None:
+                f.sip, f.sport = listen.sip, listen.sport
+            if f.sip is None or f.sip == _ANY4:
+                local = self.local_address(p.pid, f, ev.res) if ev.res >= 0 else None
+                if local is not None:
+                    f.sip, f.sport = local
+            f.name = f"{f.cip}:{f.cport}->{f.sip}:{f.sport}"
+        ev.args["tuple"] = f.name
+        if ev.res >= 0:
+            p.fds[ev.res] = f
+        ev.fd = f
+
+    def _bind(self, ev: Event, p: Process) -> None:
+        sa = (ev.extra or {}).get("sockaddr")
+        f = self._sock_fd(p, ev.args.get("fd"), sa)
+        if sa is not None:
+            fam, addr, port = sa
+            f.type = fam
+            if fam == "unix":
+                f.sockfamily = "unix"
+                f.name = addr
+            else:
+                f.is_server = True
+                f.sip, f.sport = addr, port
+                f.name = f"{addr}:{port}"
+        ev.fd = f
+
+    def _datagram(self, ev: Event, p: Process) -> None:
+        sa = (ev.extra or {}).get("sockaddr")
+        num = ev.args.get("fd")
+        f = self.lookup(p, num) if isinstance(num, int) and num >= 0 else None
+        if sa is not None and sa[0] != "unix":
+            if f is None or f.type not in ("ipv4", "ipv6"):
+                f = self._sock_fd(p, num, sa)
+                f.l4proto = "udp"
+            before = f.name
+            if f.is_server is None:
+                f.is_server = False
+            if f.is_server:
+                f.cip, f.cport = sa[1], sa[2]
+            else:
+                f.sip, f.sport = sa[1], sa[2]
+                if f.cip is None:
+                    f.cip, f.cport = (_ANY4 if sa[0] == "ipv4" else ipaddress.IPv6Address(0)), 0
+            f.name = f"{f.cip}:{f.cport}->{f.sip}:{f.sport}"
+            ev.args["tuple"] = f.name
+            if f.name != before:
+                ev.extra["fd.name_changed"] = True
+        ev.fd = f
+
+    def _use_fd(self, ev: Event, p: Process) -> None:
+        num = ev.args.get("fd")
+        if isinstance(num, int) and num >= 0:
+            ev.fd = self.lookup(p, num)
+
+    def _close(self, ev: Event, p: Process) -> None:
+        num = ev.args.get("fd")
+        f = p.fds.pop(num, None) if isinstance(num, int) else None
+        ev.fd = f
+
+    def _dup(self, ev: Event, p: Process) -> None:
+        old = ev.args.get("oldfd")
+        src = self.lookup(p, old) if isinstance(old, int) and old >= 0 else None
+        ev.fd2 = src
+        if ev.res >= 0 and src is not None:
+            f = FdInfo(ev.res, src.type, src.name)
+            for attr in ("ino", "dev", "sip", "sport", "cip", "cport", "l4proto",
+                         "sockfamily", "is_server"):
+                setattr(f, attr, getattr(src, attr))
+            f.open_flags = 0o2000000 if (ev.args.get("flags") or 0) & 0o2000000 else 0
+            p.fds[ev.res] = f
+            ev.fd = f
+        else:
+            ev.fd = src
+
+    def _chdir(self, ev: Event, p: Process) -> None:
+        path = self.resolve(p, AT_FDCWD, ev.args.get("path"))
+        if ev.res == 0 and path:
+            p.cwd = path
+
+    def _fchdir(self, ev: Event, p: Process) -> None:
+        num = ev.args.get("fd")
+        f = self.lookup(p, num) if isinstance(num, int) else None
+        ev.fd = f
+        if ev.res == 0:
+            if f is not None and f.name.startswith("/"):
+                p.cwd = f.name
+            else:
+                cwd = _readlink(f"{self.proc_root}/{p.pid}/cwd")
+                if cwd:
+                    p.cwd = cwd
+
+    def _paths(self, ev: Event, p: Process) -> None:
+        a = ev.args
+        for name, dirarg in PATH_ARGS[ev.type]:
+            v = a.get(name)
+            if isinstance(v, str):
+                a[name] = self.resolve(p, a.get(dirarg) if dirarg else AT_FDCWD, v)
+
+    # -- the local end of a socket, from /proc/net -------------------------------------------
+
+    def local_address(self, pid: int, f: FdInfo, num: Any) -> tuple[Any, int] | None:
+        if not isinstance(num, int) or num < 0:
+            return None
+        link = _readlink(f"{self.proc_root}/{pid}/fd/{num}")
+        if not link or not link.startswith("socket:["):
+            return None
+        inode = link[8:-1]
+        proto = f.l4proto or "tcp"
+        files = [f"{proto}6", proto] if f.type == "ipv6" else [proto, f"{proto}6"]
+        for name in files:
+            try:
+                with open(f"{self.proc_root}/{pid}/net/{name}") as fh:
+                    next(fh, None)
+                    for line in fh:
+                        parts = line.split()
+                        if len(parts) > 9 and parts[9] == inode:
+                            return _parse_proc_net_addr(parts[1])
+            except OSError:
+                continue
+        return None
+
+
+def _parse_proc_net_addr(text: str) -> tuple[Any, int] | None:
+    try:
+        hexip, hexport = text.split(":")
+        raw = bytes.fromhex(hexip)
+        port = int(hexport, 16)
+        if len(raw) == 4:
+            return ipaddress.IPv4Address(raw[::-1]), port
+        words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+        addr = ipaddress.IPv6Address(words)
+        return (addr.ipv4_mapped or addr), port
+    except (ValueError, IndexError):
+        return None
+
+
+#: Path arguments made absolute: event type -> [(argument, its dirfd argument or None)].
+PATH_ARGS: dict[str, list[tuple[str, str | None]]] = {
+    "rename": [("oldpath", None), ("newpath", None)],
+    "renameat": [("oldpath", "olddirfd"), ("newpath", "newdirfd")],
+    "renameat2": [("oldpath", "olddirfd"), ("newpath", "newdirfd")],
+    "unlink": [("path", None)],
+    "unlinkat": [("name", "dirfd")],
+    "mkdir": [("path", None)],
+    "mkdirat": [("path", "dirfd")],
+    "rmdir": [("path", None)],
+    "link": [("oldpath", None), ("newpath", None)],
+    "linkat": [("oldpath", "olddir"), ("newpath", "newdir")],
+    "symlink": [("linkpath", None)],
+    "symlinkat": [("linkpath", "linkdirfd")],
+    "chmod": [("filename", None)],
+    "fchmodat": [("filename", "dirfd")],
+    "chown": [("path", None)],
+    "fchownat": [("pathname", "dirfd")],
+    "chroot": [("path", None)],
+}

@@ -1,0 +1,374 @@
+"""The process table: every process the agent knows, kept by the lifecycle events.
+
+At start the table is a snapshot of ``/proc``.  From then on it follows the events:
+
+* a fork (``clone``/``fork``/``vfork`` event, sent by ``sched_process_fork`` in the parent)
+  creates the child as a copy of the parent (comm, argv, cwd, tty, session, users, cgroup,
+  fds); a new thread only maps its tid to the process;
+* an exec replaces comm, argv, the executable path and the uid/gid with what the kernel captured
+  at exec (nothing is read from /proc for them, so a process that lives a millisecond is still
+  fully known); what the kernel side cannot see without reading kernel structures (tty, session,
+  process group, namespace pid, login uid, environment) is read from ``/proc/PID`` at that
+  moment when the process is still there, and otherwise kept from the parent it was copied from
+  (they are inherited across fork and exec);
+* an exit marks the process exited; it stays in the table for ``grace`` seconds (events still
+  in flight may name it) and is then removed.  Its children keep a reference to it, so a parent
+  that has exited keeps its last-known name (``runc:[1:CHILD]`` for a shell that ``docker exec``
+  started).
+
+The table is bounded (``max_entries``): past it, exited entries go first, then the oldest; each
+eviction of a live entry is counted (``drops.process.evicted``).
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import posixpath
+from typing import Any, Callable
+
+from syswarden.core.event import Event, Process
+
+from . import users
+
+CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+UNSET_LOGINUID = 0xFFFFFFFF
+
+
+def _read(path: str, mode: str = "r") -> Any:
+    try:
+        with open(path, mode) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _readlink(path: str) -> str | None:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None
+
+
+def _boot_time_ns() -> int:
+    text = _read("/proc/stat") or ""
+    for line in text.splitlines():
+        if line.startswith("btime "):
+            return int(line.split()[1]) * 1_000_000_000
+    return 0
+
+
+def cgroup_id_of(pid: int) -> int:
+    """The cgroup v2 id of a process (the inode of its cgroup directory), 0 if unknown."""
+    text = _read(f"/proc/{pid}/cgroup")
+    if not text:
+        return 0
+    for line in text.splitlines():
+        if line.startswith("0::"):
+            try:
+                return os.stat("/sys/fs/cgroup" + line[3:].strip()).st_ino
+            except OSError:
+                return 0
+    return 0
+
+
+class ProcReader:
+    """Reads what /proc says of a live process into a Process (best effort, never raises)."""
+
+    def __init__(self, root: str = "/proc") -> None:
+        self.root = root
+        self.boot_ns = _boot_time_ns()
+
+    def stat(self, pid: int) -> list[str] | None:
+        text = _read(f"{self.root}/{pid}/stat")
+        if not text:
+            return None
+        rpar = text.rfind(")")
+        return [text[text.find("(") + 1:rpar]] + text[rpar + 2:].split()
+
+    def fill_live(self, p: Process) -> bool:
+        """tty, session, process group, namespace ids, login uid, env: True if alive."""
+        st = self.stat(p.pid)
+        if st is None:
+            return False
+        # st: [comm, state, ppid, pgrp, session, tty_nr, ...]
+        try:
+            p.tty = int(st[5])
+            sid, pgrp = int(st[4]), int(st[3])
+        except (IndexError, ValueError):
+            return False
+        status = _read(f"{self.root}/{p.pid}/status") or ""
+        ns: dict[str, list[int]] = {}
+        for line in status.splitlines():
+            key, _, value = line.partition(":")
+            if key in ("NSpid", "NSpgid", "NSsid"):
+                try:
+                    ns[key] = [int(x) for x in value.split()]
+                except ValueError:
+                    pass
+            elif key == "CapEff":
+                try:
+                    p.cap_effective = int(value.strip(), 16)
+                except ValueError:
+                    pass
+        p.vpid = ns.get("NSpid", [p.pid])[-1]
+        p.vpgid = ns.get("NSpgid", [pgrp])[-1]
+        p.sid = ns.get("NSsid", [sid])[-1]
+        login = _read(f"{self.root}/{p.pid}/loginuid")
+        if login and login.strip().isdigit():
+            p.loginuid = int(login)
+        env = _read(f"{self.root}/{p.pid}/environ", "rb")
+        if env:
+            p.env = [e.decode("utf-8", "surrogateescape") for e in env.split(b"\0") if e]
+        return True
+
+    def snapshot_one(self, pid: int) -> Process | None:
+        """A Process built entirely from /proc (start-up snapshot, or an unknown pid)."""
+        st = self.stat(pid)
+        if st is None:
+            return None
+        p = Process(pid)
+        p.comm = st[0]
+        try:
+            p.ppid = int(st[2])
+            p.start_ts = self.boot_ns + int(st[20]) * 1_000_000_000 // CLK_TCK
+        except (IndexError, ValueError):
+            pass
+        cmd = _read(f"{self.root}/{pid}/cmdline", "rb") or b""
+        argv = [a.decode("utf-8", "surrogateescape") for a in cmd.split(b"\0")]
+        if argv and argv[-1] == "":
+            argv.pop()
+        p.exe = argv[0] if argv else p.comm
+        p.args = argv[1:]
+        exe = _readlink(f"{self.root}/{pid}/exe") or ""
+        if exe.endswith(" (deleted)"):
+            exe = exe[:-10]
+        p.exepath = exe
+        p.is_exe_from_memfd = exe.startswith("/memfd:")
+        p.cwd = _readlink(f"{self.root}/{pid}/cwd") or ""
+        status = _read(f"{self.root}/{pid}/status") or ""
+        for line in status.splitlines():
+            key, _, value = line.partition(":")
+            if key in ("Uid", "Gid"):
+                try:
+                    real = int(value.split()[0])
+                    eff = int(value.split()[1])
+                except (IndexError, ValueError):
+                    continue
+                if key == "Uid":
+                    p.uid, p.euid = real, eff
+                else:
+                    p.gid = real
+        self.fill_live(p)
+        p.cgroup_id = cgroup_id_of(pid)
+        return p
+
+
+class ProcessTable:
+    """pid -> Process, plus tid -> pid for threads; see the module docstring."""
+
+    def __init__(self, max_entries: int = 65536, grace_s: float = 5.0,
+                 reader: ProcReader | None = None,
+                 count: Callable[[str, int], None] | None = None) -> None:
+        self.procs: dict[int, Process] = {}
+        self.threads: dict[int, int] = {}
+        self.max_entries = max_entries
+        self.grace_ns = int(grace_s * 1e9)
+        self.reader = reader or ProcReader()
+        self._exited: collections.deque[tuple[int, int, Process]] = collections.deque()
+        self._count = count or (lambda name, n=1: None)
+        self._realpath_cache: dict[str, str] = {}
+
+    # -- start-up ------------------------------------------------------------------------------
+
+    def snapshot(self) -> int:
+        """Load every process of /proc; link parents.  Returns how many were loaded."""
+        root = self.reader.root
+        try:
+            pids = [int(d) for d in os.listdir(root) if d.isdigit()]
+        except OSError:
+            pids = []
+        for pid in pids:
+            p = self.reader.snapshot_one(pid)
+            if p is None:
+                continue
+            self._set_names(p)
+            self.procs[pid] = p
+            try:
+                for t in os.listdir(f"{root}/{pid}/task"):
+                    if t.isdigit() and int(t) != pid:
+                        self.threads[int(t)] = pid
+            except OSError:
+                pass
+        for p in self.procs.values():
+            p.parent = self.procs.get(p.ppid)
+        return len(self.procs)
+
+    # -- lookups -------------------------------------------------------------------------------
+
+    def get(self, tid: int, pid: int = 0) -> Process | None:
+        """The process of a thread: by pid, by tid, or (unknown so far) read from /proc."""
+        p = self.procs.get(pid) if pid else None
+        if p is not None:
+            return p
+        owner = self.threads.get(tid)
+        if owner is not None:
+            p = self.procs.get(owner)
+            if p is not None:
+                return p
+        return self._discover(pid or tid)
+
+    def _discover(self, pid: int) -> Process | None:
+        if pid <= 0:
+            return None
+        p = self.reader.snapshot_one(pid)
+        if p is None:
+            return None
+        p.parent = self.procs.get(p.ppid) or self._discover_parent(p.ppid)
+        self._set_names(p)
+        self._insert(pid, p)
+        self._count("process.discovered", 1)
+        return p
+
+    def _discover_parent(self, ppid: int) -> Process | None:
+        if ppid <= 0 or ppid in self.procs:
+            return self.procs.get(ppid)
+        p = self.reader.snapshot_one(ppid)
+        if p is None:
+            return None
+        self._set_names(p)
+        p.parent = self.procs.get(p.ppid)
+        self._insert(ppid, p)
+        return p
+
+    def _insert(self, pid: int, p: Process) -> None:
+        self.procs[pid] = p
+        if len(self.procs) > self.max_entries:
+            self._evict()
+
+    def _evict(self) -> None:
+        while self._exited and len(self.procs) > self.max_entries:
+            _, pid, p = self._exited.popleft()
+            if self.procs.get(pid) is p:
+                del self.procs[pid]
+        while len(self.procs) > self.max_entries:
+            pid = next(iter(self.procs))
+            del self.procs[pid]
+            self._count("drops.process.evicted", 1)
+
+    def _set_names(self, p: Process) -> None:
+        p.user = users.user_name(p, p.uid)
+        p.group = users.group_name(p, p.gid)
+        p.loginname = users.login_name(p.loginuid)
+
+    # -- events --------------------------------------------------------------------------------
+
+    def on_fork(self, ev: Event) -> Process | None:
+        """A clone/fork seen in the parent: the child is a copy of it (or a new thread)."""
+        parent = self.get(ev.tid, ev.pid)
+        extra = ev.extra or {}
+        child = int(extra.get("child_tid") or ev.res or 0)
+        if child <= 0:
+            return parent
+        if extra.get("is_thread"):
+            self.threads[child] = ev.pid
+            return parent
+        c = Process(child)
+        if parent is not None:
+            for attr in ("comm", "exe", "exepath", "args", "cwd", "tty", "uid", "gid", "euid",
+                         "loginuid", "user", "group", "loginname", "sid", "vpgid", "pidns",
+                         "cgroup_id", "container_id", "container", "env", "is_exe_writable",
+                         "is_exe_upper_layer", "is_exe_from_memfd", "cap_effective", "exe_ino"):
+                setattr(c, attr, getattr(parent, attr))
+            c.fds = dict(parent.fds)
+            c.ppid = parent.pid
+            c.vpid = child if parent.vpid == parent.pid else 0
+        else:
+            c.ppid = ev.pid
+        c.parent = parent
+        c.start_ts = ev.ts
+        if ev.cgroup_id:
+            c.cgroup_id = ev.cgroup_id
+        self._insert(child, c)
+        return parent
+
+    def on_exec(self, ev: Event) -> Process:
+        """A successful exec: the process gets its new image (argv, path from the kernel)."""
+        pid = ev.pid
+        extra = ev.extra or {}
+        old_pid = int(extra.get("old_pid") or 0)
+        if old_pid and old_pid != pid:
+            self.threads.pop(old_pid, None)
+        p = self.procs.get(pid)
+        if p is None:
+            p = Process(pid)
+            p.ppid = 0
+            p.start_ts = ev.ts
+            self._insert(pid, p)
+            self._count("process.exec_unknown", 1)
+        args = ev.args
+        argv = extra.get("argv") or []
+        p.comm = args.get("comm") or p.comm
+        p.exe = args.get("exe") or (argv[0] if argv else p.comm)
+        p.args = list(argv[1:])
+        p.exepath = self.resolve_exepath(p, extra.get("exepath") or args.get("filename") or "")
+        p.is_exe_from_memfd = p.exepath.startswith("/memfd:") or "memfd:" in p.exepath
+        p.exit_ts = None
+        uid = extra.get("uid")
+        gid = extra.get("gid")
+        if uid is not None and uid != p.uid:
+            p.uid = uid
+            p.user = users.user_name(p, uid)
+        if gid is not None and gid != p.gid:
+            p.gid = gid
+            p.group = users.group_name(p, gid)
+        if ev.cgroup_id:
+            p.cgroup_id = ev.cgroup_id
+        p.fds = {n: f for n, f in p.fds.items() if not (f.open_flags & 0o2000000)}  # O_CLOEXEC
+        before = p.loginuid
+        if self.reader.fill_live(p) and p.loginuid != before:
+            p.loginname = users.login_name(p.loginuid)
+        if p.user is None:
+            self._set_names(p)
+        return p
+
+    def resolve_exepath(self, p: Process, path: str) -> str:
+        """The executable path made absolute (against the cwd) and, on the host, with its
+        symlinks resolved as the kernel's exe link shows it (cached per path)."""
+        if not path:
+            return path
+        if not path.startswith("/"):
+            path = posixpath.normpath(posixpath.join(p.cwd or "/", path))
+        if p.container_id and p.container_id != "host":
+            return path
+        got = self._realpath_cache.get(path)
+        if got is None:
+            got = os.path.realpath(path) if os.path.exists(path) else path
+            if len(self._realpath_cache) > 4096:
+                self._realpath_cache.clear()
+            self._realpath_cache[path] = got
+        return got
+
+    def on_exit(self, ev: Event) -> Process | None:
+        p = self.get(ev.tid, ev.pid)
+        if ev.tid != ev.pid:
+            self.threads.pop(ev.tid, None)
+        extra = ev.extra or {}
+        if p is not None and (extra.get("group_dead") or ev.tid == ev.pid):
+            if extra.get("group_dead", True):
+                p.exit_ts = ev.ts
+                self._exited.append((ev.ts, p.pid, p))
+        self.expire(ev.ts)
+        return p
+
+    def expire(self, now_ns: int) -> None:
+        """Remove the entries of processes that exited more than ``grace`` ago."""
+        limit = now_ns - self.grace_ns
+        q = self._exited
+        while q and q[0][0] <= limit:
+            _, pid, p = q.popleft()
+            if self.procs.get(pid) is p:
+                del self.procs[pid]
+
+    def __len__(self) -> int:
+        return len(self.procs)
