@@ -22,7 +22,7 @@ from typing import Any
 
 from .alert import HOSTNAME, format_time_text
 from .fields import ArgKind, Bound, FieldSet, FieldType
-from .syscalls import EVENTS, render_arg, render_errno
+from .syscalls import ENTER_ARGS, EVENTS, EXIT_ARGS, render_arg, render_errno
 
 fields = FieldSet("core")
 F = FieldType
@@ -134,13 +134,21 @@ def _evt_failed(e):
 # -- arguments --------------------------------------------------------------------------------
 
 def _arg_by_index(index: int) -> Bound:
+    """``evt.arg[N]``: the N-th parameter of Falco's exit event and of its enter event.
+
+    Multi-valued (one or two values): a comparison holds when it holds for either, as a Falco
+    rule without ``evt.dir`` matches either event.
+    """
     def read(e):
-        names = EVENTS.get(e.type)
-        if names is None or index >= len(names):
-            return None
-        name = names[index]
-        return render_arg(e.type, name, e.args.get(name))
-    return Bound(read)
+        t = e.type
+        out = []
+        for names in (EXIT_ARGS.get(t), ENTER_ARGS.get(t)):
+            if names is not None and index < len(names):
+                v = render_arg(t, names[index], e.args.get(names[index]))
+                if v is not None and v not in out:
+                    out.append(v)
+        return tuple(out) if out else None
+    return Bound(read, many=True)
 
 
 @fields.field("evt.arg", F.STRING,

@@ -146,6 +146,37 @@ EVENTS: dict[str, tuple[str, ...]] = {
     "io_uring_register": ("res", "fd", "opcode", "arg", "nr_args"),
 }
 
+#: The parameters of Falco's *enter* event, in its order, where the enter event has any.
+#: ``evt.arg[N]`` looks at both halves: Falco's exit event's N-th parameter and its enter
+#: event's N-th parameter (a rule without ``evt.dir`` matches either event in Falco).
+ENTER_ARGS: dict[str, tuple[str, ...]] = {
+    "open": ("name", "flags", "mode"), "openat": ("dirfd", "name", "flags", "mode"),
+    "openat2": ("dirfd", "name", "flags", "mode", "resolve"), "creat": ("name", "mode"),
+    "close": ("fd",), "socket": ("domain", "type", "proto"), "connect": ("fd", "addr"),
+    "bind": ("fd",), "listen": ("fd", "backlog"), "accept4": ("flags",),
+    "sendto": ("fd", "size", "tuple"), "sendmsg": ("fd", "size", "tuple"),
+    "recvfrom": ("fd", "size"), "recvmsg": ("fd",), "ptrace": ("request", "pid"),
+    "setns": ("fd", "nstype"), "unshare": ("flags",), "setuid": ("uid",), "setgid": ("gid",),
+    "setresuid": ("ruid", "euid", "suid"), "setresgid": ("rgid", "egid", "sgid"),
+    "mkdir": ("mode",), "execve": ("filename",), "execveat": ("dirfd", "pathname", "flags"),
+    "mount": ("flags",), "umount2": ("flags",), "kill": ("pid", "sig"), "fchdir": ("fd",),
+    "read": ("fd", "size"), "write": ("fd", "size"), "bpf": ("cmd",),
+    "socketpair": ("domain", "type", "proto"), "shutdown": ("fd", "how"),
+    "fcntl": ("fd", "cmd"), "ioctl": ("fd", "request", "argument"), "dup": ("fd",),
+}
+
+
+def _exit_args(name: str, merged: tuple[str, ...]) -> tuple[str, ...]:
+    enter = set(ENTER_ARGS.get(name, ()))
+    end = len(merged)
+    while end > 1 and merged[end - 1] in enter:
+        end -= 1
+    return merged[:end]
+
+
+#: The parameters of Falco's exit event, in its order.
+EXIT_ARGS: dict[str, tuple[str, ...]] = {n: _exit_args(n, a) for n, a in EVENTS.items()}
+
 #: The event types a rule may name.  Falco knows many more than we capture; naming one of
 #: these in a rule is fine (it simply never fires), naming anything else is reported.
 KNOWN_EVENT_TYPES: frozenset[str] = frozenset(EVENTS) | frozenset("""

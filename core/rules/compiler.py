@@ -956,6 +956,27 @@ def compile_node(node: RNode, ns: Namespace | None = None) -> Callable[[Any], bo
     return lambda e: fn(e) == 0
 
 
+def expand_lists(lists: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Lists with the names of other lists among their items replaced by those items."""
+    out: dict[str, list[str]] = {}
+
+    def expand(name: str, seen: tuple[str, ...]) -> list[str]:
+        if name in out:
+            return out[name]
+        items: list[str] = []
+        for item in lists[name]:
+            if item in lists and item not in seen:
+                items.extend(expand(item, seen + (item,)))
+            else:
+                items.append(item)
+        out[name] = items
+        return items
+
+    for name in lists:
+        expand(name, (name,))
+    return out
+
+
 def compile_condition(text: str, fields: FieldRegistry, lists: dict[str, list[str]] | None = None,
                       macros: dict[str, str] | None = None) -> Callable[[Any], bool]:
     """Compile one condition (with optional list and macro texts) to ``evt -> bool``.
@@ -966,7 +987,7 @@ def compile_condition(text: str, fields: FieldRegistry, lists: dict[str, list[st
     for name, mtext in (macros or {}).items():
         origin = Origin(mtext, Location(item=f"macro '{name}'"))
         mdefs[name] = MacroDef(name, parse(mtext, origin.location), origin)
-    comp = Compiler(fields, {k: list(v) for k, v in (lists or {}).items()}, mdefs)
+    comp = Compiler(fields, expand_lists({k: list(v) for k, v in (lists or {}).items()}), mdefs)
     origin = Origin(text)
     node = comp.resolve(parse(text), origin)
     return compile_node(node)

@@ -26,7 +26,7 @@ from typing import Any
 from .. import yamlmarks
 from ..alert import Priority
 from ..errors import Location, RuleError
-from .compiler import MacroDef, Origin
+from .compiler import MacroDef, Origin, expand_lists
 from .parser import parse
 
 RULE_KEYS = {"rule", "desc", "condition", "output", "priority", "tags", "enabled", "source",
@@ -90,23 +90,7 @@ class LoadResult:
 
     def expanded_lists(self) -> dict[str, list[str]]:
         """Lists with list names among their items replaced by those lists' items."""
-        out: dict[str, list[str]] = {}
-
-        def expand(name: str, seen: tuple[str, ...]) -> list[str]:
-            if name in out:
-                return out[name]
-            items: list[str] = []
-            for item in self.lists[name].items:
-                if item in self.lists and item not in seen:
-                    items.extend(expand(item, seen + (item,)))
-                else:
-                    items.append(item)
-            out[name] = items
-            return items
-
-        for name in self.lists:
-            expand(name, (name,))
-        return out
+        return expand_lists({name: d.items for name, d in self.lists.items()})
 
 
 def expand_paths(paths: list[str]) -> list[str]:

@@ -30,6 +30,8 @@ def render_value(v: Any) -> str:
     if isinstance(v, bytes):
         return v.decode("utf-8", "replace")
     if isinstance(v, tuple):
+        if len(v) == 1:
+            return render_value(v[0])
         return "(" + ",".join(render_value(x) for x in v) + ")"
     return str(v)
 

@@ -92,8 +92,8 @@ def _primary(lx: Lexer) -> ast.Node:
         if lx.punct(")") is None:
             if lx.at_end():
                 raise lx.error(f"unexpected end of condition, expected ')' to close the "
-                               f"'(' at column {tok.pos + 1}")
-            raise lx.error(f"expected ')' to close the '(' at column {tok.pos + 1}, "
+                               f"'(' opened at column {tok.pos + 1}")
+            raise lx.error(f"expected ')' to close the '(' opened at column {tok.pos + 1}, "
                            "or 'and'/'or'")
         return node
     lx.skip_ws()
@@ -156,7 +156,7 @@ def _list_value(lx: Lexer) -> ast.ListLit:
             return ast.ListLit(tuple(items), start)
         if lx.at_end():
             raise lx.error(f"unexpected end of condition, expected ',' or ')' to close the "
-                           f"list at column {start + 1}")
+                           f"list opened at column {start + 1}")
         raise lx.error("expected ',' or ')' in a list")
 
 
