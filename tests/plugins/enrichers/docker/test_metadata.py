@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers.docker import inspect
 from syswarden.plugins.enrichers.docker.metadata import (
-
-pytestmark = pytest.mark.docker
     container_from_inspect, parse_timestamp, split_image,
 )
+from tests.helpers.docker import inspect
 
 
 @pytest.mark.parametrize("image,expected", [
@@ -33,6 +31,7 @@ def test_timestamps() -> None:
     assert parse_timestamp("") is None and parse_timestamp("garbage") is None
 
 
+@pytest.mark.docker
 def test_from_a_real_container(containers) -> None:
     c = containers.run("nginx:latest", name="sw-meta-x", volumes=("/mnt:/tmp/mnt:ro",),
                        labels={"team": "blue"})
@@ -46,6 +45,7 @@ def test_from_a_real_container(containers) -> None:
     assert got.start_ts and got.start_ts > 1_600_000_000 * 10**9
 
 
+@pytest.mark.docker
 def test_image_without_tag_defaults_to_latest(containers) -> None:
     c = containers.run("alpine")
     got = container_from_inspect(inspect(c.id))
