@@ -251,3 +251,26 @@ async def test_dockerd_stopped_mid_run(enricher, containers, caplog) -> None:
     assert read("container.image.repository", e2) == "nginx"
     await eventually(lambda: (enricher.cache.get(unseen.short_id) or Container("")).complete)
     assert any("reconnected" in r.getMessage() for r in caplog.records)
+
+
+def _seed_macros(compat, *names: str) -> dict[str, str]:
+    import yaml
+
+    docs = yaml.safe_load((compat / "seed-rules" / "falco_rules_5.yaml").read_text())
+    found = {d["macro"]: d["condition"] for d in docs if isinstance(d, dict) and "macro" in d}
+    return {n: found[n] for n in names}
+
+
+async def test_seed_conditions_on_real_containers(enricher, containers, compat) -> None:
+    """The seed's own macros, compiled by the real rule compiler, over enriched events."""
+    from syswarden.core.plugins import collect_fields
+    from syswarden.core.rules.compiler import compile_condition
+
+    macros = _seed_macros(compat, "container", "sensitive_mount")
+    sensitive = compile_condition("container and sensitive_mount", collect_fields(),
+                                  macros=macros)
+    mounted = await in_thread(containers.run, "nginx:latest", volumes=("/mnt:/tmp/mnt",))
+    plain = await in_thread(containers.run, "nginx:latest")
+    e1, e2, e3 = process_event(mounted.pid), process_event(plain.pid), process_event(os.getpid())
+    await enrich(enricher, e1, e2, e3)
+    assert [sensitive(e) for e in (e1, e2, e3)] == [True, False, False]
