@@ -313,9 +313,14 @@ def run_file(runner: Runner, path: str, out: TextIO) -> tuple[int, int, bool]:
     """Run one test file; returns (passed, failed, loaded)."""
     try:
         test = load_test_file(path, runner.config)
+    except SyswardenError as exc:
+        located = exc.location is not None and exc.location.file
+        print(f"ERROR {exc}" if located else f"ERROR {path}: {exc}", file=out)
+        return 0, 0, False
+    try:
         engine = runner.engine(test)
     except SyswardenError as exc:
-        print(f"ERROR {path}: {exc}", file=out)
+        print(f"ERROR {path}: its rules cannot be loaded: {exc}", file=out)
         return 0, 0, False
     print(path, file=out)
     passed = failed = 0
