@@ -173,19 +173,26 @@ def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) ->
     raise RuntimeError(f"{url} not ready after {timeout} s: {last}")
 
 
-def stop(proc: subprocess.Popen, timeout: float = 15.0) -> None:
-    """SIGTERM the process group, then SIGKILL if it lingers."""
-    if proc.poll() is not None:
-        return
+def _group_alive(pgid: int) -> bool:
     try:
-        os.killpg(proc.pid, signal.SIGTERM)
+        os.killpg(pgid, 0)
     except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
+def stop(proc: subprocess.Popen, timeout: float = 15.0) -> None:
+    """SIGTERM the process group (the daemon is its leader), wait until every member is gone,
+    SIGKILL what lingers."""
+    if _group_alive(proc.pid):
+        os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _group_alive(proc.pid) and time.monotonic() < deadline:
+        proc.poll()
+        time.sleep(0.1)
+    if _group_alive(proc.pid):
         os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    proc.wait()
 
 
 class Rsyslog:
