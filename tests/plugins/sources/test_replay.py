@@ -1,19 +1,27 @@
-"""The replay source: batches from a capture file, malformed lines counted, end of file."""
+"""The replay source: batches from a capture file, malformed lines counted, end of file; and
+replays through the whole pipeline (in-process and through the CLI)."""
 
 from __future__ import annotations
 
+import collections
 import gzip
 import json
 import logging
+import pathlib
+import subprocess
 
 import pytest
 import trio
+import yaml
 
-from syswarden.core.capture import CaptureError, CaptureWriter, header_record
+from syswarden.core.agent import Agent
+from syswarden.core.capture import CaptureError, CaptureWriter, Decoder, header_record
+from syswarden.core.config import load_config
 from syswarden.core.event import Event, Process
-from syswarden.core.metrics import Metrics
-from syswarden.core.protocols import PluginContext
 from syswarden.core.fields import FieldRegistry
+from syswarden.core.metrics import Metrics
+from syswarden.core.plugins import make_plugin_manager
+from syswarden.core.protocols import PluginContext
 from syswarden.plugins.sources import replay
 from syswarden.plugins.sources.replay import ReplaySource
 
@@ -118,3 +126,101 @@ async def test_cancelled_replay_stops_cleanly(tmp_path):
                 got.append(await recv.receive())
                 nursery.cancel_scope.cancel()
     assert len(got[0]) == 5 and source.sent < 50
+
+
+# ---------------------------------------------------------------------------------------------
+# Through the full pipeline: replay -> process and docker enrichers -> rules -> file output
+# ---------------------------------------------------------------------------------------------
+
+REPO = pathlib.Path(__file__).resolve().parents[3]
+RULE_TESTS = sorted((REPO / "rules" / "tests").glob("*.yaml"))
+
+
+def _rule_test_capture(path) -> collections.Counter:
+    """Every event of the default rules' tests in one capture; returns the alerts the rule
+    tests expect of them (rule name -> count)."""
+    expected: collections.Counter = collections.Counter()
+    with CaptureWriter(str(path)) as w:
+        for test in RULE_TESTS:
+            for case in yaml.safe_load(test.read_text())["cases"]:
+                decoder = Decoder()  # each case starts with an empty process table
+                w.write_batch([decoder.decode(rec) for rec in case["events"]])
+                expected.update(e if isinstance(e, str) else e["rule"]
+                                for e in case["expect"])
+    return expected
+
+
+def _agent(tmp_path, capture, **extra) -> Agent:
+    cfg = {"disabled_plugins": ["ebpf"], "rule_matching": "all", "json_output": True,
+           "stdout_output": {"enabled": False},
+           "file_output": {"enabled": True, "filename": str(tmp_path / "alerts.json")},
+           "pipeline": {"stats_interval": 0, "batch_size": 16}, **extra}
+    cfg_path = tmp_path / "config.yaml"
+    cfg_path.write_text(json.dumps(cfg))
+    plugins = make_plugin_manager(cfg)
+    config = load_config(str(cfg_path), (), plugins.schemas())
+    agent = Agent(config, plugins, config_path=str(cfg_path), replay_file=str(capture))
+    agent.build()
+    return agent
+
+
+def _alerts(tmp_path) -> list[dict]:
+    return [json.loads(line) for line in (tmp_path / "alerts.json").read_text().splitlines()]
+
+
+async def test_replay_through_the_pipeline_gives_the_alerts_the_rule_tests_expect(tmp_path):
+    capture = tmp_path / "cap.jsonl"
+    expected = _rule_test_capture(capture)
+    agent = _agent(tmp_path, capture)
+    assert [s.name for s in agent.sources] == ["replay"]
+    assert [e.name for e in agent.enrichers] == ["process", "docker"]
+    assert await agent.run() == 0   # the agent stops by itself at the end of the capture
+    alerts = _alerts(tmp_path)
+    assert collections.Counter(a["rule"] for a in alerts) == expected
+    assert agent.metrics.get("events.judged") == sum(1 for _ in open(capture)) - 1
+    assert agent.metrics.drops() == {}
+    shadow = [a for a in alerts if a["rule"] == "Sensitive file read by an untrusted program"
+              and a["output_fields"]["proc.name"] == "cat"]
+    assert shadow[0]["output_fields"]["fd.name"] == "/etc/shadow"
+    assert shadow[0]["output_fields"]["proc.pname"] == "bash"
+    assert shadow[0]["priority"] == "Warning"
+    web = [a for a in alerts if a["rule"] == "Shell with a terminal in a container"][0]
+    assert "container=shop (id=aa11bb22cc33)" in web["output"]
+
+
+async def test_malformed_lines_in_a_replay_are_counted_and_the_rest_judged(tmp_path):
+    capture = tmp_path / "cap.jsonl"
+    lines = [json.dumps({"type": "openat", "proc": {"name": "cat"},
+                         "fd": {"name": "/etc/shadow"}, "args": {"flags": "O_RDONLY"}}),
+             "{oops", json.dumps({"type": "openat", "args": {"flags": "O_NOPE"}}),
+             json.dumps({"type": "openat", "proc": {"name": "less"},
+                         "fd": {"name": "/etc/gshadow"}, "args": {"flags": "O_RDONLY"}})]
+    capture.write_text("\n".join(lines) + "\n")
+    agent = _agent(tmp_path, capture)
+    assert await agent.run() == 0
+    assert [a["output_fields"]["proc.name"] for a in _alerts(tmp_path)] == ["cat", "less"]
+    assert agent.metrics.drops() == {replay.MALFORMED: 2}
+
+
+def test_the_cli_replays_a_capture(tmp_path):
+    """`syswarden -e FILE` as a user runs it: alerts on stdout as Falco's JSON, exit 0."""
+    from tests.conftest import SYSWARDEN  # noqa: PLC0415
+
+    capture = tmp_path / "cap.jsonl"
+    expected = _rule_test_capture(capture)
+    proc = subprocess.run([*SYSWARDEN, "-e", str(capture), "-o", "json_output=true",
+                           "-o", "rule_matching=all", "-o", "disabled_plugins=[ebpf]"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    alerts = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert collections.Counter(a["rule"] for a in alerts) == expected
+    assert "syswarden ready" in proc.stderr
+
+
+def test_the_cli_refuses_an_unreadable_capture(tmp_path):
+    from tests.conftest import SYSWARDEN  # noqa: PLC0415
+
+    proc = subprocess.run([*SYSWARDEN, "-e", str(tmp_path / "missing.jsonl")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 3
+    assert "missing.jsonl: cannot read capture" in proc.stderr
