@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .alert import Alert, Priority, format_json, format_text
-from .config import PRIORITIES, Key
+from .config import PRIORITIES, Key, Section
 
 if TYPE_CHECKING:
     from .metrics import Metrics
@@ -151,6 +151,23 @@ def output_keys() -> dict[str, Key]:
         "max_burst": Key(int, None, "token bucket size; default outputs.max_burst"),
         "queue_size": Key(int, None, "alerts buffered in memory; default pipeline.output_queue"),
     }
+
+
+def output_schema(section: str, doc: str, enabled: Key, **keys: Key) -> dict[str, Section]:
+    """An output plugin's ``syswarden_config_schema`` result: ``enabled``, its own keys, then
+    the shared :func:`output_keys`."""
+    merged = {"enabled": enabled, **keys}
+    merged.update(output_keys())
+    return {section: Section(merged, doc=doc)}
+
+
+def build_if_enabled(ctx: Any, section: str, factory: Any, enabled_default: bool = False) -> Any:
+    """An output plugin's ``syswarden_make_outputs`` body: None when the section is disabled,
+    else ``factory(config, section, metrics)``."""
+    values = ctx.section(section)
+    if not values.get("enabled", enabled_default):
+        return None
+    return factory(ctx.config, values, ctx.metrics)
 
 
 class OutputSettings:

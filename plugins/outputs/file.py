@@ -17,7 +17,7 @@ import trio
 
 from syswarden.core.config import Key, Section
 from syswarden.core.hookspecs import hookimpl
-from syswarden.core.outputs import OutputSettings, batches, output_keys
+from syswarden.core.outputs import OutputSettings, batches, build_if_enabled, output_schema
 
 log = logging.getLogger("syswarden.outputs.file")
 
@@ -82,18 +82,12 @@ class FileOutput:
 
 @hookimpl
 def syswarden_config_schema() -> dict[str, Section]:
-    keys = {
-        "enabled": Key(bool, False, "append alerts to a file"),
-        "keep_alive": Key(bool, False, "keep the file open (reopened on SIGUSR1/SIGHUP)"),
-        "filename": Key(str, "./events.txt", "the file alerts are appended to"),
-    }
-    keys.update(output_keys())
-    return {"file_output": Section(keys, doc="Falco's file output")}
+    return output_schema(
+        "file_output", "Falco's file output", Key(bool, False, "append alerts to a file"),
+        keep_alive=Key(bool, False, "keep the file open (reopened on SIGUSR1/SIGHUP)"),
+        filename=Key(str, "./events.txt", "the file alerts are appended to"))
 
 
 @hookimpl
 def syswarden_make_outputs(ctx: Any) -> FileOutput | None:
-    section = ctx.section("file_output")
-    if not section.get("enabled", False):
-        return None
-    return FileOutput(ctx.config, section, ctx.metrics)
+    return build_if_enabled(ctx, "file_output", FileOutput)

@@ -19,7 +19,7 @@ import trio
 
 from syswarden.core.config import Key, Section
 from syswarden.core.hookspecs import hookimpl
-from syswarden.core.outputs import OutputSettings, batches, output_keys
+from syswarden.core.outputs import OutputSettings, batches, build_if_enabled, output_schema
 
 log = logging.getLogger("syswarden.outputs.program")
 
@@ -139,18 +139,13 @@ class ProgramOutput:
 
 @hookimpl
 def syswarden_config_schema() -> dict[str, Section]:
-    keys = {
-        "enabled": Key(bool, False, "feed alerts to a program's stdin"),
-        "keep_alive": Key(bool, False, "one long-lived process fed line by line"),
-        "program": Key(str, "", "a shell command (run with /bin/sh -c)"),
-    }
-    keys.update(output_keys())
-    return {"program_output": Section(keys, doc="Falco's program output")}
+    return output_schema(
+        "program_output", "Falco's program output",
+        Key(bool, False, "feed alerts to a program's stdin"),
+        keep_alive=Key(bool, False, "one long-lived process fed line by line"),
+        program=Key(str, "", "a shell command (run with /bin/sh -c)"))
 
 
 @hookimpl
 def syswarden_make_outputs(ctx: Any) -> ProgramOutput | None:
-    section = ctx.section("program_output")
-    if not section.get("enabled", False):
-        return None
-    return ProgramOutput(ctx.config, section, ctx.metrics)
+    return build_if_enabled(ctx, "program_output", ProgramOutput)

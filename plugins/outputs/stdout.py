@@ -13,7 +13,7 @@ import trio
 
 from syswarden.core.config import Key, Section
 from syswarden.core.hookspecs import hookimpl
-from syswarden.core.outputs import OutputSettings, batches, output_keys
+from syswarden.core.outputs import OutputSettings, batches, build_if_enabled, output_schema
 
 
 class StdoutOutput:
@@ -47,14 +47,10 @@ class StdoutOutput:
 
 @hookimpl
 def syswarden_config_schema() -> dict[str, Section]:
-    keys = {"enabled": Key(bool, True, "print alerts on standard output")}
-    keys.update(output_keys())
-    return {"stdout_output": Section(keys, doc="Falco's stdout output")}
+    return output_schema("stdout_output", "Falco's stdout output",
+                         Key(bool, True, "print alerts on standard output"))
 
 
 @hookimpl
 def syswarden_make_outputs(ctx: Any) -> StdoutOutput | None:
-    section = ctx.section("stdout_output")
-    if not section.get("enabled", True):
-        return None
-    return StdoutOutput(ctx.config, section, ctx.metrics)
+    return build_if_enabled(ctx, "stdout_output", StdoutOutput, enabled_default=True)

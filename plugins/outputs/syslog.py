@@ -25,7 +25,7 @@ from syswarden.core.alert import Alert
 from syswarden.core.config import Key, Section
 from syswarden.core.errors import ConfigError
 from syswarden.core.hookspecs import hookimpl
-from syswarden.core.outputs import OutputSettings, batches, output_keys
+from syswarden.core.outputs import OutputSettings, batches, build_if_enabled, output_schema
 
 log = logging.getLogger("syswarden.outputs.syslog")
 
@@ -173,22 +173,16 @@ class SyslogOutput:
 
 @hookimpl
 def syswarden_config_schema() -> dict[str, Section]:
-    keys = {
-        "enabled": Key(bool, False, "send alerts to syslog"),
-        "address": Key(str, "", "'' (/dev/log), a unix socket path, udp://h:p or tcp://h:p"),
-        "format": Key(str, "rfc3164", "message format", choices=("rfc3164", "rfc5424")),
-        "facility": Key(str, "user", "syslog facility", choices=tuple(FACILITIES)),
-        "tag": Key(str, "syswarden", "the program name (APP-NAME) in each message"),
-        "tcp_framing": Key(str, "octet-counting", "TCP framing (RFC 6587)",
-                           choices=("octet-counting", "newline")),
-    }
-    keys.update(output_keys())
-    return {"syslog_output": Section(keys, doc="Falco's syslog output")}
+    return output_schema(
+        "syslog_output", "Falco's syslog output", Key(bool, False, "send alerts to syslog"),
+        address=Key(str, "", "'' (/dev/log), a unix socket path, udp://h:p or tcp://h:p"),
+        format=Key(str, "rfc3164", "message format", choices=("rfc3164", "rfc5424")),
+        facility=Key(str, "user", "syslog facility", choices=tuple(FACILITIES)),
+        tag=Key(str, "syswarden", "the program name (APP-NAME) in each message"),
+        tcp_framing=Key(str, "octet-counting", "TCP framing (RFC 6587)",
+                        choices=("octet-counting", "newline")))
 
 
 @hookimpl
 def syswarden_make_outputs(ctx: Any) -> SyslogOutput | None:
-    section = ctx.section("syslog_output")
-    if not section.get("enabled", False):
-        return None
-    return SyslogOutput(ctx.config, section, ctx.metrics)
+    return build_if_enabled(ctx, "syslog_output", SyslogOutput)

@@ -11,10 +11,11 @@ import json
 import os
 import pathlib
 import signal
-import sqlite3
 import sys
 
 import trio
+
+from .helpers import spooled
 
 KIT = str(pathlib.Path(__file__).parents[3] / "core" / "plugin_kit.py")
 SYSWARDEN = os.path.join(os.path.dirname(sys.executable), "syswarden")
@@ -35,17 +36,6 @@ def write_config(tmp_path, url: str, count: int) -> str:
     path = tmp_path / f"config-{count}.yaml"
     path.write_text(json.dumps(cfg))
     return str(path)
-
-
-def spooled(path) -> int:
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            return db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return -1
 
 
 async def test_agent_sigkill_then_restart_delivers_every_alert(receiver, nursery, tmp_path):

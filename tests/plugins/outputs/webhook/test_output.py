@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import signal
-import sqlite3
 import sys
 
 import pytest
@@ -18,20 +17,9 @@ from syswarden.plugins.outputs.webhook import WebhookOutput
 
 from ..conftest import base_config, make_alert
 from ..receivers import HttpReceiver
-from .helpers import hook
+from .helpers import hook, spooled
 
 CHILD = os.path.join(os.path.dirname(__file__), "spool_child.py")
-
-
-def spooled(path) -> int:
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            return db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return -1
 
 
 async def test_falco_json_body_with_stable_id(receiver, drive, metrics, tmp_path):
