@@ -35,9 +35,11 @@ def _evt_type(e):
     return e.type
 
 
-@fields.field("evt.num", F.UINT64, "Sequence number of the event")
+@fields.field("evt.num", F.UINT64, "Sequence number of the event (from 1)")
 def _evt_num(e):
-    return e.num
+    # Falco numbers events from 1 and its rules use `evt.num = 0` as "never true": an event a
+    # source left unnumbered (0) reads as unknown, so that idiom stays false.
+    return e.num or None
 
 
 @fields.field("evt.cpu", F.INT64, "Number of the CPU where the event happened")

@@ -170,7 +170,8 @@ CASES = [
     ("container.id = host", OPEN_ETC, True),
     ("container.image.repository = nginx", CTR, True),
     # event fields
-    ("evt.num = 0", OPEN_ETC, True),
+    ("evt.num = 0", OPEN_ETC, False),                         # Falco's never_true idiom
+    ("evt.num > 0", OPEN_ETC, False),                         # unnumbered: unknown
     ("evt.rawtime = 1700000000123456789", OPEN_ETC, True),
     ("evt.source = syscall", OPEN_ETC, True),
     ("evt.args contains \"name=/etc/shadow\"", OPEN_ETC, True),
