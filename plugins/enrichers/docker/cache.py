@@ -37,6 +37,7 @@ class Pending:
     ref: ContainerRef
     deadline: float                      # trio clock
     done: trio.Event = field(default_factory=trio.Event)
+    again: bool = False                  # asked again meanwhile (``start`` after ``create``)
 
 
 class ContainerCache:
@@ -81,6 +82,8 @@ class ContainerCache:
         lookup (None when there is none)."""
         pend = self.pending.get(ref.id)
         if pend is not None:
+            if force:
+                pend.again = True
             return pend
         if not force and not self.needs_lookup(ref.id):
             return None
@@ -93,11 +96,12 @@ class ContainerCache:
         self.pending[ref.id] = pend
         return pend
 
-    def finish(self, short_id: str) -> None:
+    def finish(self, short_id: str) -> Pending | None:
         """A lookup ended (whatever its outcome): wake whoever waits for it."""
         pend = self.pending.pop(short_id, None)
         if pend is not None:
             pend.done.set()
+        return pend
 
     def release_all(self) -> None:
         """Docker went away: no pending lookup will answer; stop anyone waiting."""

@@ -114,6 +114,9 @@ class DockerEnricher:
         container = self.cache.get(cid)
         if container is None or not container.complete:
             container = self._missing(ref, container)
+        elif container.start_ts is None and proc is not None and proc.vpid == 1 \
+                and proc.start_ts:
+            container.start_ts = proc.start_ts  # Falco's: the pid namespace's init start
         evt.container = container
         if proc is not None:
             proc.container = container
@@ -293,7 +296,9 @@ class DockerEnricher:
             cache.put(container)
             self.metrics.inc("enrich.docker.lookups")
         finally:
-            cache.finish(ref.id)
+            pend = cache.finish(ref.id)
+            if pend is not None and pend.again and self.available:
+                cache.request(ref, force=True)
 
     async def _sweeper(self) -> None:
         while True:

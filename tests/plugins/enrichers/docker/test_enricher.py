@@ -17,6 +17,7 @@ from syswarden.core.fields import FieldRegistry
 from syswarden.core.metrics import Metrics
 from syswarden.plugins.enrichers.docker.enricher import DockerEnricher
 from syswarden.plugins.enrichers.docker.fields import FIELDS
+from syswarden.plugins.enrichers.docker.metadata import parse_timestamp
 from tests.helpers.docker import (
     CgroupProcess, RunningContainer, cgroup_id, dockerd_pid, eventually, in_thread, start_dockerd, stop_dockerd,
     unique_name,
@@ -71,6 +72,13 @@ async def test_container_named_x(enricher, containers) -> None:
     assert read("container.type", evt) == "docker"
     assert read("container.info", evt) == f"{name} (id={c.short_id})"
     assert isinstance(evt.container, Container) and evt.proc.container is evt.container
+    # ``start`` follows ``create``: the cache is refreshed with the start time
+    started = parse_timestamp(c.inspect["State"]["StartedAt"])
+    await eventually(lambda: enricher.cache.get(c.short_id).start_ts == started)
+    later = process_event(c.pid)
+    await enrich(enricher, later)
+    assert read("container.start_ts", later) == started
+    assert read("container.duration", later) == later.ts - started
 
 
 async def test_sensitive_mount_on_the_very_first_process(enricher, containers) -> None:
