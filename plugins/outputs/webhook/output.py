@@ -134,7 +134,8 @@ class WebhookOutput:
                             self.intake(batch)
                     self._stopping = True
                     self._wake.set()
-                    with trio.move_on_after(self.grace):
+                    # a little inside the agent's grace, so the webhook ends on its own
+                    with trio.move_on_after(max(0.0, self.grace - 0.25)):
                         await done.wait()
                     nursery.cancel_scope.cancel()
         finally:

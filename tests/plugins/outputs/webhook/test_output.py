@@ -227,3 +227,12 @@ async def test_text_body_when_json_output_false(receiver, drive, metrics, tmp_pa
     assert got.body.decode().endswith("Notice A shell was spawned in a container (seq=3 proc=bash)")
     with pytest.raises(json.JSONDecodeError):
         got.json()
+
+
+async def test_echo_prints_the_answer(receiver, drive, metrics, tmp_path, capsys):
+    driven = await drive(WebhookOutput(base_config(), hook(receiver.url, tmp_path, echo=True),
+                                       metrics))
+    driven.offer([make_alert()])
+    await receiver.wait_for(1)
+    await driven.stop()
+    assert capsys.readouterr().out == '{"ok": true}\n'
