@@ -11,6 +11,7 @@ See docs/outputs.md.  The pieces: :mod:`.output` (the output), :mod:`.spool` (th
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import yaml
@@ -146,8 +147,8 @@ def syswarden_config_schema() -> dict[str, Section]:
 def syswarden_validate_config(config: dict[str, Any]) -> list[str] | None:
     try:
         check_entries(config)
-        for entry in _entries(config):
-            WebhookOutput(config, entry, metrics=None)     # url, preset, template, ${ENV}
+        _check_spools([WebhookOutput(config, entry, metrics=None)   # url, preset, ${ENV}...
+                       for entry in _entries(config)])
     except ConfigError as exc:
         return [str(exc)]
     return None
@@ -156,5 +157,16 @@ def syswarden_validate_config(config: dict[str, Any]) -> list[str] | None:
 @hookimpl
 def syswarden_make_outputs(ctx: Any) -> list[WebhookOutput] | None:
     check_entries(ctx.config)
-    return [WebhookOutput(ctx.config, entry, ctx.metrics) for entry in _entries(ctx.config)] \
-        or None
+    outputs = [WebhookOutput(ctx.config, entry, ctx.metrics) for entry in _entries(ctx.config)]
+    _check_spools(outputs)
+    return outputs or None
+
+
+def _check_spools(outputs: list[WebhookOutput]) -> None:
+    seen: dict[str, str] = {}
+    for out in outputs:
+        path = os.path.abspath(out.spool_path)
+        if path in seen:
+            raise ConfigError(f"webhooks {seen[path]!r} and {out.name!r} use the same "
+                              f"queue_file {path}")
+        seen[path] = out.name

@@ -14,7 +14,8 @@ On stop (the agent closes the queue) the deliverer flushes for at most
 
 Counters (``outputs.<name>.``): ``sent``, ``retries``, ``deduplicated``, ``notes``;
 ``rejected.dropped`` (a 4xx answer), ``disk_full.dropped`` (oldest dropped from a full spool),
-``render.dropped`` (a template that fails on an alert).
+``render.dropped`` (a template that fails on an alert), ``expired.dropped`` (``max_attempts``
+reached), ``spool_error.dropped`` (the spool could not be written: disk full, I/O error).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import hashlib
 import logging
 import os
 import re
+import sqlite3
 import sys
 import time
 from typing import Any
@@ -30,7 +32,7 @@ from typing import Any
 import trio
 
 from syswarden.core.alert import Alert
-from syswarden.core.errors import ConfigError
+from syswarden.core.errors import ConfigError, OutputError
 from syswarden.core.outputs import AlertFormatter, OutputSettings, batches
 
 from .delivery import Backoff, make_client, send
@@ -96,7 +98,7 @@ class WebhookOutput:
         self._stopping = False
         self._c = {k: f"outputs.{self.name}.{k}" for k in (
             "sent", "retries", "deduplicated", "notes", "rejected.dropped", "disk_full.dropped",
-            "render.dropped", "expired.dropped")}
+            "render.dropped", "expired.dropped", "spool_error.dropped")}
 
     @staticmethod
     def _expanded(section: dict[str, Any], where: str) -> dict[str, Any]:
@@ -118,7 +120,12 @@ class WebhookOutput:
 
     async def run(self, alerts: trio.MemoryReceiveChannel, *,
                   task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        self.spool = Spool(self.spool_path, self.spool_max)
+        try:
+            self.spool = Spool(self.spool_path, self.spool_max)
+        except (OSError, sqlite3.Error) as exc:
+            raise OutputError(f"webhook {self.name!r}: cannot open its queue "
+                              f"{self.spool_path}: {exc}",
+                              hint="set queue_file to a writable path") from None
         waiting = len(self.spool)
         if waiting:
             log.info("webhook %s: %d alerts kept from a previous run will be delivered",
@@ -131,7 +138,7 @@ class WebhookOutput:
                     task_status.started()
                     async with alerts:
                         async for batch in batches(alerts):
-                            self.intake(batch)
+                            self._intake_safely(batch)
                     self._stopping = True
                     self._wake.set()
                     # a little inside the agent's grace, so the webhook ends on its own
@@ -171,6 +178,15 @@ class WebhookOutput:
         if fresh:
             self._count_full(self.spool.add_alerts(fresh))
         self._wake.set()
+
+    def _intake_safely(self, batch: list[Alert]) -> None:
+        """A spool that cannot be written (disk full, I/O error) loses this batch: counted."""
+        try:
+            self.intake(batch)
+        except sqlite3.Error as exc:
+            self.metrics.inc(self._c["spool_error.dropped"], len(batch))
+            log.error("webhook %s: cannot write %d alerts to %s: %s", self.name, len(batch),
+                      self.spool_path, exc)
 
     def _count_full(self, dropped: int) -> None:
         if dropped:

@@ -96,3 +96,11 @@ def test_a_bad_preset_value_is_refused(tmp_path):
     path.write_text("http_output:\n  enabled: true\n  url: http://x\n  preset: jira\n")
     with pytest.raises(ConfigError, match="preset must be one of"):
         outputs_for(str(path))
+
+
+def test_two_webhooks_on_one_queue_file_are_refused(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"webhook_outputs:\n  a: {{url: 'http://x', queue_file: {tmp_path}/q}}\n"
+                    f"  b: {{url: 'http://y', queue_file: {tmp_path}/q}}\n")
+    with pytest.raises(ConfigError, match="'a' and 'b' use the same queue_file"):
+        outputs_for(str(path))

@@ -236,3 +236,14 @@ async def test_echo_prints_the_answer(receiver, drive, metrics, tmp_path, capsys
     await receiver.wait_for(1)
     await driven.stop()
     assert capsys.readouterr().out == '{"ok": true}\n'
+
+
+async def test_unwritable_queue_file_is_an_output_error(tmp_path, metrics):
+    from syswarden.core.errors import OutputError
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    out = WebhookOutput(base_config(), hook("http://127.0.0.1:9", tmp_path,
+                                            queue_file=str(blocker / "q.sqlite3")), metrics)
+    send, receive = trio.open_memory_channel(1)
+    with pytest.raises(OutputError, match="cannot open its queue"):
+        await out.run(receive)
