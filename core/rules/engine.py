@@ -135,6 +135,8 @@ class RuleEngine:
         self.min_priority = min_priority
         self.use_index = use_index
         self.errors = 0          # events whose evaluation raised (counted, then per rule)
+        #: called once per such event (the filter plugin counts it in the metrics)
+        self.on_error: Callable[[], None] | None = None
         self._active = [r for r in rules if r.enabled and r.priority <= min_priority]
         self._build()
 
@@ -198,6 +200,8 @@ class RuleEngine:
             hit = fn(evt)
         except Exception:  # a reader broke its contract: count, then judge rule by rule
             self.errors += 1
+            if self.on_error is not None:
+                self.on_error()
             log.debug("rule evaluation failed for %r", evt, exc_info=True)
             hit = self._slow(evt)
         if self.rule_matching == "first":

@@ -1,5 +1,8 @@
 """The ``rules`` filter plugin: Falco-compatible rules judging every event.
 
+A reader that raises while an event is judged is a plugin bug: the event is then judged rule by
+rule (the failing rule counted as not matching) and ``rules.eval_errors`` is incremented.
+
 Reads from the core config (the keys are Falco's, declared by the core schema): ``rules_file``
 (files or directories, in order; an empty list means the packaged default ruleset),
 ``priority`` (rules below it are not loaded) and ``rule_matching`` (``first``|``all``).
@@ -48,6 +51,8 @@ class RulesFilter:
             raise RuleError(f"priority: {exc}") from None
         engine = RuleEngine.load(rules_files(config), self.fields, min_priority=min_priority,
                                  rule_matching=str(config.get("rule_matching") or "first"))
+        if self.metrics is not None:
+            engine.on_error = lambda: self.metrics.inc("rules.eval_errors")
         for w in engine.warnings:
             log.debug("rules warning: %s", w)
         active = engine.active_rules()

@@ -1,0 +1,50 @@
+"""Output formats: %field, %field[arg], %container.info, <NA>, output_fields."""
+
+from __future__ import annotations
+
+import pytest
+
+from syswarden.core.errors import Location, RuleError
+from syswarden.core.rules.output import compile_output
+
+
+@pytest.mark.parametrize("fmt, event, text", [
+    ("File %fd.name opened by %proc.name", dict(name="/etc/shadow"),
+     "File /etc/shadow opened by cat"),
+    ("(file=%fd.name)", dict(name="/etc/x"), "(file=/etc/x)"),
+    ("file=%fd.name.", dict(name="/etc/x"), "file=/etc/x."),           # trailing dot is text
+    ("gparent=%proc.aname[2] parent=%proc.aname[1]", {}, "gparent=sshd parent=bash"),
+    ("ggparent=%proc.aname[3]", {}, "ggparent=<NA>"),
+    ("x=%proc.unknown_here y", {}, "x=<NA> y"),
+    ("flags=%evt.arg.flags", dict(type="openat", name="/x", args={"flags": 0o1101}),
+     "flags=O_TRUNC|O_CREAT|O_WRONLY"),
+    ("%evt.type %evt.res", dict(type="openat", name="/x", res=-13), "openat EACCES"),
+    ("%container.info", {}, "host"),
+    ("%container.info", dict(container="abcdef123456"), "web (id=abcdef123456)"),
+    ("in %container.info.", dict(container="abcdef123456"), "in web (id=abcdef123456)."),
+    ("100% sure %proc.name", {}, "100% sure cat"),
+    ("uid=%user.uid", {}, "uid=1000"),
+    ("upper=%proc.is_exe_upper_layer", {}, "upper=false"),
+    ("no fields at all", {}, "no fields at all"),
+])
+def test_render(reg, ev, fmt, event, text):
+    render = compile_output(fmt, reg)
+    assert render(ev(**event))[0] == text
+
+
+def test_output_fields(reg, ev):
+    render = compile_output("%proc.name %fd.num %proc.aname[2] %proc.unknown_here "
+                            "%container.info %fd.sip", reg)
+    text, fields = render(ev(sip="10.0.0.1", sport=80, container="abcdef123456"))
+    assert fields == {"proc.name": "cat", "fd.num": 3, "proc.aname[2]": "sshd",
+                      "proc.unknown_here": None, "container.id": "abcdef123456",
+                      "container.name": "web", "fd.sip": "10.0.0.1"}
+    assert text == "cat 3 sshd <NA> web (id=abcdef123456) 10.0.0.1"
+
+
+def test_unknown_output_field_is_a_located_error(reg):
+    with pytest.raises(RuleError) as info:
+        compile_output("file=%fd.nam by %proc.name", reg, Location("r.yaml", 9, 11, "rule 'R'"))
+    err = info.value
+    assert err.reason == "unknown field 'fd.nam' in output"
+    assert (err.location.line, err.location.col) == (9, 11 + 5)
