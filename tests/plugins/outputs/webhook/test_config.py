@@ -13,7 +13,6 @@ from syswarden.core.metrics import Metrics
 from syswarden.core.plugins import make_plugin_manager
 from syswarden.core.protocols import PluginContext
 
-SEED = "/work/shared/compat/seed-rules/falco.yaml"
 OUTPUT_PLUGINS = ("stdout", "file", "syslog", "program", "webhook")
 
 
@@ -35,8 +34,8 @@ def _as_list(value):
     return [] if value is None else value if isinstance(value, list) else [value]
 
 
-def test_the_seed_falco_yaml_loads_unchanged():
-    config, outputs = outputs_for(SEED)
+def test_the_seed_falco_yaml_loads_unchanged(compat):
+    config, outputs = outputs_for(str(compat / "seed-rules" / "falco.yaml"))
     assert [o.name for o in outputs] == ["stdout", "file"]
     assert outputs[1].filename == "/var/log/falco_events.log"
     assert config["program_output"]["program"].startswith("mail -s")

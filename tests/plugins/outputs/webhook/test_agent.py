@@ -1,5 +1,7 @@
-"""The real agent (the ``syswarden`` command) killed with SIGKILL while alerts wait for a
-receiver that is down; restarted with the receiver up: every alert is delivered.
+"""The webhook in the real agent (the ``syswarden`` command): killed with SIGKILL while alerts
+wait for a receiver that is down, restarted with the receiver up: every alert is delivered.
+A webhook taking 5 s per request beside the file output: the file gets every alert at once,
+and a stop keeps the undelivered alerts on disk.
 
 The events come from the agent tests' kit plugins (tests/core/plugin_kit.py: a counting source
 and a filter alerting on each event); the output is the real webhook output from http_output.
@@ -8,21 +10,21 @@ and a filter alerting on each event); the output is the real webhook output from
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import signal
 import sys
 
 import trio
 
+from ..receivers import HttpReceiver
 from .helpers import spooled
 
 KIT = str(pathlib.Path(__file__).parents[3] / "core" / "plugin_kit.py")
-SYSWARDEN = os.path.join(os.path.dirname(sys.executable), "syswarden")
+SYSWARDEN = [sys.executable, "-m", "syswarden.core.cli"]
 NOT_KIT = ["ebpf", "replay", "process", "docker", "rules", "stdout", "file", "syslog", "program"]
 
 
-def write_config(tmp_path, url: str, count: int) -> str:
+def write_config(tmp_path, url: str, count: int, **extra) -> str:
     rules = tmp_path / "kit-rules.json"
     rules.write_text(json.dumps({"type": "kit"}))
     cfg = {
@@ -33,6 +35,7 @@ def write_config(tmp_path, url: str, count: int) -> str:
         "http_output": {"enabled": True, "url": url, "queue_file": str(tmp_path / "q.sqlite3"),
                         "retry_initial": 0.1, "retry_max": 0.5},
     }
+    cfg.update(extra)
     path = tmp_path / f"config-{count}.yaml"
     path.write_text(json.dumps(cfg))
     return str(path)
@@ -40,7 +43,7 @@ def write_config(tmp_path, url: str, count: int) -> str:
 
 async def test_agent_sigkill_then_restart_delivers_every_alert(receiver, nursery, tmp_path):
     receiver.down()
-    agent = await trio.lowlevel.open_process([SYSWARDEN, "-c", write_config(tmp_path,
+    agent = await trio.lowlevel.open_process([*SYSWARDEN, "-c", write_config(tmp_path,
                                                                           receiver.url, 100)])
     try:
         with trio.fail_after(60):
@@ -52,7 +55,7 @@ async def test_agent_sigkill_then_restart_delivers_every_alert(receiver, nursery
     finally:
         agent.kill()
     await receiver.up(nursery)
-    agent = await trio.lowlevel.open_process([SYSWARDEN, "-c", write_config(tmp_path,
+    agent = await trio.lowlevel.open_process([*SYSWARDEN, "-c", write_config(tmp_path,
                                                                           receiver.url, 0)])
     try:
         await receiver.wait_for(100, timeout=60)
@@ -65,3 +68,27 @@ async def test_agent_sigkill_then_restart_delivers_every_alert(receiver, nursery
     assert sorted(nums) == list(range(1, 101))
     assert len({r.json()["uuid"] for r in receiver.delivered}) == 100
     assert spooled(tmp_path / "q.sqlite3") == 0
+
+
+async def test_slow_webhook_beside_the_file_output_in_the_agent(nursery, tmp_path):
+    slow = HttpReceiver(mode="slow", delay=5.0)
+    await nursery.start(slow.serve)
+    events = tmp_path / "events.txt"
+    config = write_config(tmp_path, slow.url, 200,
+                          file_output={"enabled": True, "keep_alive": True,
+                                       "filename": str(events)},
+                          disabled_plugins=[p for p in NOT_KIT if p != "file"])
+    agent = await trio.lowlevel.open_process([*SYSWARDEN, "-c", config])
+    try:
+        # one webhook request takes 5 s: had the file waited for it, 200 alerts would take
+        # 1000 s; the deadline only has to be far below that
+        with trio.fail_after(30):
+            while not events.exists() or len(events.read_text().splitlines()) < 200:
+                await trio.sleep(0.05)
+        assert len(slow.delivered) <= 1
+        agent.send_signal(signal.SIGTERM)
+        with trio.fail_after(30):
+            assert await agent.wait() == 0
+    finally:
+        agent.kill()
+    assert spooled(tmp_path / "q.sqlite3") >= 190        # kept for the next start
