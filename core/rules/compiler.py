@@ -21,6 +21,8 @@ Semantics (Falco's): a field that cannot be read (None) makes its comparison fal
 included; a multi-valued field (``proc.aname``, ``container.mount.dest``) compares true when any
 element does; ``glob`` and ``regex`` match the whole value (``*`` stops at ``/``); ``pmatch`` is
 a path-prefix match; ``in``/``intersects``/``=`` on an IP field accept CIDR networks.
+On a multi-valued field ``!=`` holds when no element equals the value (``fd.net !=
+"127.0.0.0/8"``: neither end of the connection is on loopback), like Falco's ``fd.ip``/``fd.net``.
 """
 
 from __future__ import annotations
@@ -876,7 +878,11 @@ class _Gen:
                 p = self.ns.name(_any_pair(c.pred, c.field.many, c.rhs.many), "_p")
             return f"({acc} is not None and {acc2} is not None and {p}({v}, {w}))"
         if c.field.many:
-            p = self.ns.name(_any(c.pred), "_p")
+            if c.op == "!=":   # no element equals (fd.net != 127.0.0.0/8: neither end is)
+                eq = _single_pred("=", c.const, c.field.type)
+                p = self.ns.name(_none(eq), "_p")
+            else:
+                p = self.ns.name(_any(c.pred), "_p")
             return f"({acc} is not None and {p}({v}))"
         return f"({acc} is not None and {self.inline(c, v)})"
 
@@ -915,6 +921,15 @@ def _any(pred: Callable[[Any], bool]) -> Callable[[Any], bool]:
     return any_of
 
 
+def _none(pred: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    def none_of(values: Any) -> bool:
+        for x in values:
+            if x is not None and pred(x):
+                return False
+        return True
+    return none_of
+
+
 def _any_pair(pred: Callable, lmany: bool, rmany: bool) -> Callable[[Any, Any], bool]:
     def any_pair(a: Any, b: Any) -> bool:
         la = a if lmany else (a,)
@@ -943,7 +958,11 @@ def build_matcher(rules: list[tuple[int, RNode]], ns: Namespace, mode: str = "fi
         lines.append(f"        return {idx}" if mode == "first" else f"        hits.append({idx})")
     lines.append("    return -1" if mode == "first" else "    return hits")
     src = "\n".join(lines) + "\n"
-    code = compile(src, f"<rules:{name}>", "exec")
+    try:
+        code = compile(src, f"<rules:{name}>", "exec")
+    except (SyntaxError, RecursionError, MemoryError) as exc:
+        raise RuleError(f"a condition is too deeply nested to compile ({exc.__class__.__name__})"
+                        ) from None
     local: dict[str, Any] = {}
     exec(code, ns.globals, local)
     return local[name], src
@@ -989,5 +1008,8 @@ def compile_condition(text: str, fields: FieldRegistry, lists: dict[str, list[st
         mdefs[name] = MacroDef(name, parse(mtext, origin.location), origin)
     comp = Compiler(fields, expand_lists({k: list(v) for k, v in (lists or {}).items()}), mdefs)
     origin = Origin(text)
-    node = comp.resolve(parse(text), origin)
+    try:
+        node = comp.resolve(parse(text), origin)
+    except RecursionError:
+        raise RuleError("condition too deeply nested") from None
     return compile_node(node)

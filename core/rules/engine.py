@@ -66,7 +66,10 @@ def load_rules(files: list[str], fields: FieldRegistry) -> tuple[LoadResult, lis
         text = rule_condition(rd, lists)
         origin = Origin(text, rd.cond_location)
         try:
-            node = comp.resolve_text(text, origin)
+            try:
+                node = comp.resolve_text(text, origin)
+            except RecursionError:
+                raise RuleError("condition too deeply nested", rd.cond_location) from None
             render = compile_output(rd.output, fields, rd.output_location, comp)
         except RuleError as exc:
             if rd.skip_if_unknown_filter and "unknown field" in exc.message:

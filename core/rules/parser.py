@@ -40,7 +40,10 @@ def parse(text: str, location: Location | None = None) -> ast.Node:
     lx = Lexer(text, location)
     if lx.at_end():
         raise lx.error("empty condition")
-    node = _or_expr(lx)
+    try:
+        node = _or_expr(lx)
+    except RecursionError:
+        raise lx.error("condition too deeply nested", 0) from None
     if not lx.at_end():
         raise lx.error(f"unexpected {lx.text[lx.pos:lx.pos + 12]!r} after a complete "
                        "expression, expected 'and', 'or' or ')'")

@@ -14,7 +14,7 @@ import pytest
 
 from syswarden.core.evt_fields import fields as evt_fields
 from syswarden.core.event import Container, Event, FdInfo, Mount, Process
-from syswarden.core.fields import ArgKind, Bound, FieldRegistry, FieldSet, FieldType
+from syswarden.core.fields import ArgKind, Bound, FieldDef, FieldRegistry, FieldSet, FieldType
 
 F = FieldType
 test_fields = FieldSet("test")
@@ -82,6 +82,12 @@ def _fd_sip(e):
 @test_fields.field("fd.snet", F.IPNET, "server ip (against a network)")
 def _fd_snet(e):
     return e.fd.sip if e.fd else None
+
+
+test_fields.defs.append(FieldDef(
+    "fd.ip", F.IPADDR, "client or server ip (multi-valued)",
+    lambda arg: Bound(lambda e: (e.fd.cip, e.fd.sip) if e.fd and e.fd.sip else None, True),
+    provider="test"))
 
 
 @test_fields.field("fd.sport", F.PORT, "server port")
@@ -175,7 +181,8 @@ def build_event(type: str = "openat", *, name: str | None = None, proc: str = "c
         e.fd = FdInfo(fd_num, "file", name)
     if sip is not None:
         e.fd = FdInfo(fd_num, "ipv4", f"10.0.0.1:5000->{sip}:{sport}",
-                      sip=ipaddress.ip_address(sip), sport=sport)
+                      sip=ipaddress.ip_address(sip), sport=sport,
+                      cip=ipaddress.ip_address("10.0.0.1"), cport=5000)
     if container is not None or mounts is not None:
         c = Container(container or "abcdef123456", name="web", image_repository="nginx",
                       mounts=[Mount("/src" + d, d) for d in (mounts or [])], complete=True)

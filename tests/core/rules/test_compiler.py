@@ -139,6 +139,11 @@ CASES = [
     ("fd.snet != \"127.0.0.0/8\"", CONNECT, True),
     ("fd.snet in (127.0.0.0/8, 10.0.0.0/8)", CONNECT, True),
     ("fd.sport in (80, 443)", CONNECT, True),
+    ("fd.ip = 10.0.0.1", CONNECT, True),                       # either end
+    ("fd.ip != 10.0.0.1", CONNECT, False),                     # neither end
+    ("fd.ip != 10.9.9.9", CONNECT, True),
+    ("fd.ip in (10.1.0.0/16)", CONNECT, True),
+    ("proc.aname != sshd", OPEN_ETC, False),                   # no ancestor is sshd: false
     ("fd.sport > 1024", CONNECT, False),
     # transformers and val()
     ("tolower(proc.name) = cat", dict(OPEN_ETC, proc="CAT"), True),

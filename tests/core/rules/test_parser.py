@@ -162,3 +162,17 @@ def _compile_or_rule_error(text, reg):
     from syswarden.core.event import Event
     # a compiled filter evaluates to a bool on an event with no state at all
     assert fn(Event("openat")) in (True, False)
+
+
+@pytest.mark.parametrize("depth", [50, 150, 3000])
+def test_deep_nesting_compiles_or_fails_cleanly(reg, depth):
+    text = "(" * depth + "proc.name = x" + ")" * depth
+    text2 = "not " * depth + "proc.name = x"
+    for t in (text, text2):
+        try:
+            fn = compile_condition(t, reg)
+        except RuleError as exc:
+            assert "nested" in exc.message
+        else:
+            from syswarden.core.event import Event
+            assert fn(Event("openat")) in (True, False)
