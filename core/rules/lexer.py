@@ -158,16 +158,23 @@ class Lexer:
             return tok
         return None
 
-    def operand(self) -> Token:
-        """Where a check may start: a transformer call, a field, or a macro name."""
-        self.skip_ws()
-        start = self.pos
+    def _transformer(self, start: int) -> Token | None:
+        """``tolower(`` (any transformer or ``val`` followed by ``(``) at ``start``."""
         m = _IDENT.match(self.text, start)
         if m and m.group() in TRANSFORMERS:
             after = _WS.match(self.text, m.end()).end()
             if self.text.startswith("(", after):
                 self.pos = after + 1
                 return Token(TokenType.TRANSFORMER, m.group(), start)
+        return None
+
+    def operand(self) -> Token:
+        """Where a check may start: a transformer call, a field, or a macro name."""
+        self.skip_ws()
+        start = self.pos
+        tok = self._transformer(start)
+        if tok is not None:
+            return tok
         m = _FIELD.match(self.text, start)
         if m:
             self.pos = m.end()
@@ -225,12 +232,9 @@ class Lexer:
         ch = self.text[start]
         if ch in "\"'":
             return Token(TokenType.STRING, self._quoted(), start)
-        m = _IDENT.match(self.text, start)
-        if m and m.group() in TRANSFORMERS:
-            after = _WS.match(self.text, m.end()).end()
-            if self.text.startswith("(", after):
-                self.pos = after + 1
-                return Token(TokenType.TRANSFORMER, m.group(), start)
+        tok = self._transformer(start)
+        if tok is not None:
+            return tok
         m = _BARE.match(self.text, start)
         if not m:
             raise self.error(f"expected a value, found {ch!r}")

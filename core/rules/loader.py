@@ -248,11 +248,16 @@ class Loader:
             out[key] = how
         return out
 
+    def _begin(self, item: dict, kind: str, keys: set[str], i: int, marks: yamlmarks.Marks
+               ) -> tuple[str, str, dict[str, str]]:
+        """An item's name, its label (``rule 'X'``) and its override spec; unknown keys warned."""
+        name = self._name(item, kind, i, marks)
+        what = f"{kind} '{name}'"
+        self._unknown_keys(item, keys, i, marks, what)
+        return name, what, self._override(item, kind, i, marks, what)
+
     def _list(self, item: dict, i: int, marks: yamlmarks.Marks) -> None:
-        name = self._name(item, "list", i, marks)
-        what = f"list '{name}'"
-        self._unknown_keys(item, LIST_KEYS, i, marks, what)
-        ov = self._override(item, "list", i, marks, what)
+        name, what, ov = self._begin(item, "list", LIST_KEYS, i, marks)
         items = item.get("items")
         if items is None:
             items = []
@@ -276,10 +281,7 @@ class Loader:
             self.result.lists[name] = ListDef(name, values, loc)
 
     def _macro(self, item: dict, i: int, marks: yamlmarks.Marks) -> None:
-        name = self._name(item, "macro", i, marks)
-        what = f"macro '{name}'"
-        self._unknown_keys(item, MACRO_KEYS, i, marks, what)
-        ov = self._override(item, "macro", i, marks, what)
+        name, what, ov = self._begin(item, "macro", MACRO_KEYS, i, marks)
         cond = item.get("condition")
         if not isinstance(cond, str):
             raise RuleError("macro needs a 'condition' string", marks.loc((i,), what))
@@ -316,10 +318,7 @@ class Loader:
                           marks.loc((i, "required_plugin_versions", j)))
 
     def _rule(self, item: dict, i: int, marks: yamlmarks.Marks) -> None:
-        name = self._name(item, "rule", i, marks)
-        what = f"rule '{name}'"
-        self._unknown_keys(item, RULE_KEYS, i, marks, what)
-        ov = self._override(item, "rule", i, marks, what)
+        name, what, ov = self._begin(item, "rule", RULE_KEYS, i, marks)
         prev = self._rules.get(name)
         loc = marks.loc((i,), what)
         if item.get("append") or ov:

@@ -51,34 +51,28 @@ def parse(text: str, location: Location | None = None) -> ast.Node:
 
 
 def _or_expr(lx: Lexer) -> ast.Node:
-    start = lx.peek_char() and lx.pos
-    children = [_and_expr(lx)]
-    while True:
-        save = lx.pos
-        tok = lx.bool_op()
-        if tok is None:
-            break
-        if tok.type is not TokenType.OR:
-            lx.pos = save
-            break
-        children.append(_and_expr(lx))
-    return children[0] if len(children) == 1 else ast.Or(tuple(children), start or 0)
+    return _chain(lx, TokenType.OR, _and_expr, ast.Or)
 
 
 def _and_expr(lx: Lexer) -> ast.Node:
+    return _chain(lx, TokenType.AND, _not_expr, ast.And)
+
+
+def _chain(lx: Lexer, op: TokenType, operand, node_type) -> ast.Node:
+    """``operand ( op operand )*``: one node with every operand as a child."""
     lx.skip_ws()
     start = lx.pos
-    children = [_not_expr(lx)]
+    children = [operand(lx)]
     while True:
         save = lx.pos
         tok = lx.bool_op()
         if tok is None:
             break
-        if tok.type is not TokenType.AND:
+        if tok.type is not op:
             lx.pos = save
             break
-        children.append(_not_expr(lx))
-    return children[0] if len(children) == 1 else ast.And(tuple(children), start)
+        children.append(operand(lx))
+    return children[0] if len(children) == 1 else node_type(tuple(children), start)
 
 
 def _not_expr(lx: Lexer) -> ast.Node:
