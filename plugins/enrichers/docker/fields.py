@@ -253,7 +253,9 @@ def _mount_binder(part: Callable[[Any], str], key: str) -> Callable[[Any], Bound
 
 for _name, (_part, _key) in _MOUNT_PARTS.items():
     _what = "Information about a single mount (source:dest:mode:rdrw:propagation)" \
-        if _name == "container.mount" else f"The {_name.rsplit('.', 1)[1]} of a mount"
+        if _name == "container.mount" else "The {} of a mount".format(
+            {"dest": "destination", "rdwr": "read/write flag (true/false)"}.get(
+                _name.rsplit(".", 1)[1], _name.rsplit(".", 1)[1]))
     _by = "destination" if _key == "dest" else "source"
     fields.field(_name, S, f"{_what}, by index ([0]) or by a glob on its {_by} ([/proc*])",
                  arg=ArgKind.INDEX_OR_KEY, arg_hint="[index|glob]")(_mount_binder(_part, _key))
