@@ -65,11 +65,8 @@ class DockerEnricher:
         self.startup_wait = startup_wait
         self.resolver = resolver if resolver is not None else CgroupResolver()
         self.cache = ContainerCache(metrics, lookup_wait=lookup_wait)
-        self.available = False
-        self.connected = trio.Event()       # set on every (re)connection; tests wait on it
-        self.disconnects = 0
+        self.available = False              # connected to the daemon (read by tests too)
         self._warned = False
-        self._client: DockerClient | None = None
 
     # -- per event ------------------------------------------------------------------------
 
@@ -170,7 +167,6 @@ class DockerEnricher:
         first = trio.Event()
         try:
             async with DockerClient(self.socket, self.api_timeout) as client:
-                self._client = client
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._connection, client, first, nursery)
                     for _ in range(self.workers):
@@ -180,7 +176,6 @@ class DockerEnricher:
                         await first.wait()
                     task_status.started()
         finally:
-            self._client = None
             self.available = False
             self.cache.release_all()
             self.resolver.close()
@@ -211,15 +206,10 @@ class DockerEnricher:
             self._warned = False
         else:
             log.debug("docker: connected to %s (API %s)", self.socket, version)
-        self.connected.set()
 
     def _down(self, why: str) -> None:
-        was = self.available
         self.available = False
-        self.connected = trio.Event()
         self.cache.release_all()
-        if was:
-            self.disconnects += 1
         if not self._warned:
             log.warning("docker: cannot reach the daemon (%s); container fields read as unknown "
                         "until it is back (retrying with backoff up to %ss)",

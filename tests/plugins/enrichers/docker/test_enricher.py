@@ -19,8 +19,8 @@ from syswarden.plugins.enrichers.docker.enricher import DockerEnricher
 from syswarden.plugins.enrichers.docker.fields import FIELDS
 from syswarden.plugins.enrichers.docker.metadata import parse_timestamp
 from tests.helpers.docker import (
-    CgroupProcess, RunningContainer, cgroup_id, dockerd_pid, eventually, in_thread, start_dockerd, stop_dockerd,
-    unique_name,
+    CgroupProcess, RunningContainer, cgroup_id, dockerd_pid, eventually, in_thread, start_dockerd,
+    stop_dockerd, unique_name,
 )
 
 REG = FieldRegistry(FIELDS)
