@@ -43,6 +43,9 @@ from .parser import parse
 
 _U = object()  # an unfilled per-event cache slot
 
+#: a field named by this many checks of one generated function is read up front
+EAGER_USES = 4
+
 STRING_OPS = frozenset({"contains", "icontains", "startswith", "endswith", "glob", "iglob",
                         "regex", "bcontains", "bstartswith"})
 TYPE_OPS = frozenset({"=", "==", "in", "intersects", "!="})
@@ -93,6 +96,7 @@ class RCheck:
     pred: Callable[[Any], bool] | None = None    # single-value predicate (helpers)
     types: frozenset[str] | None = None          # evt.type check: the names
     negate_types: bool = False                   # evt.type != x
+    many_pred: Callable[[Any], bool] | None = None   # over all values of a multi-valued field
 
 
 @dataclass(eq=False)
@@ -167,15 +171,21 @@ _NETS = (ipaddress.IPv4Network, ipaddress.IPv6Network)
 _ADDRS = (ipaddress.IPv4Address, ipaddress.IPv6Address)
 
 
+def _ip_int(v: Any) -> int:
+    return v._ip if hasattr(v, "_ip") else int(v)
+
+
 def _ip_pred(consts: list[Any]) -> Callable[[Any], bool]:
     """Membership of an address in addresses and CIDR networks (``fd.sip in (10.0.0.0/8)``).
 
-    Networks are tested with integer masks; a value that is itself a network (an IPNET field
-    read as a network) matches a network containing it.
+    Addresses compare as (version, integer) and networks with integer masks, so the hot path
+    does no ``ipaddress`` hashing; a value that is itself a network (an IPNET field read as a
+    network) matches a network containing it.
     """
-    addrs = frozenset(c for c in consts if isinstance(c, _ADDRS))
+    addrs = frozenset((c.version, _ip_int(c)) for c in consts if isinstance(c, _ADDRS))
     nets = tuple((int(n.network_address), int(n.netmask), n.version, n)
                  for n in consts if isinstance(n, _NETS))
+    raw = [c for c in consts if isinstance(c, _ADDRS)]
 
     def pred(v: Any) -> bool:
         if not isinstance(v, _ADDRS):
@@ -184,15 +194,14 @@ def _ip_pred(consts: list[Any]) -> Callable[[Any], bool]:
                 return False
             if isinstance(v, _NETS):
                 return any(v.version == n.version and v.subnet_of(n) for *_, n in nets) or \
-                    any(a.version == v.version and a in v for a in addrs)
-        if v in addrs:
+                    any(a.version == v.version and a in v for a in raw)
+        ver = v.version
+        iv = _ip_int(v)
+        if (ver, iv) in addrs:
             return True
-        if nets:
-            iv = int(v)
-            ver = v.version
-            for base, mask, nver, _ in nets:
-                if ver == nver and iv & mask == base:
-                    return True
+        for base, mask, nver, _ in nets:
+            if ver == nver and iv & mask == base:
+                return True
         return False
     return pred
 
@@ -797,15 +806,18 @@ class _Gen:
         self.field_uses: dict[int, int] = {}
         self.macro_uses: dict[int, int] = {}
         self.field_var: dict[int, str] = {}
+        self.eager: dict[int, str] = {}
         self.macro_var: dict[int, str] = {}
         self.fields_by_id: dict[int, BoundField] = {}
 
     def count(self, node: RNode) -> None:
+        # fields are cached by reader: two names read by one function share one local
         if isinstance(node, RCheck):
             for bf in (node.field, node.rhs):
                 if bf is not None:
-                    self.field_uses[id(bf)] = self.field_uses.get(id(bf), 0) + 1
-                    self.fields_by_id[id(bf)] = bf
+                    key = id(bf.read)
+                    self.field_uses[key] = self.field_uses.get(key, 0) + 1
+                    self.fields_by_id[key] = bf
         elif isinstance(node, RMacro):
             n = self.macro_uses.get(id(node), 0)
             self.macro_uses[id(node)] = n + 1
@@ -818,10 +830,21 @@ class _Gen:
                 self.count(c)
 
     def plan(self) -> list[str]:
-        """Names of the cache locals to initialise at the top of the function."""
+        """The lines that start the function: eager reads and cache locals.
+
+        A field named by :data:`EAGER_USES` checks or more is read once, up front (it is all
+        but certain to be needed, and a plain local is the cheapest thing to test); one used
+        twice or more is read on first use into a local; others are read where they are used.
+        """
         init = []
+        eager = []
         for fid, n in self.field_uses.items():
-            if n > 1:
+            if n >= EAGER_USES:
+                var = f"_e{len(self.eager)}"
+                self.eager[fid] = var
+                r = self.ns.name(self.fields_by_id[fid].read, "_r")
+                eager.append(f"{var} = {r}(e)")
+            elif n > 1:
                 var = f"_f{len(self.field_var)}"
                 self.field_var[fid] = var
                 init.append(var)
@@ -831,7 +854,7 @@ class _Gen:
                 var = f"_m{len(self.macro_var)}"
                 self.macro_var[mid] = var
                 minit.append(var)
-        lines = []
+        lines = eager
         if init:
             lines.append(" = ".join(init) + " = _U")
         if minit:
@@ -840,8 +863,11 @@ class _Gen:
 
     def access(self, bf: BoundField, tmp: str) -> tuple[str, str]:
         """(expression reading the field, variable holding it afterwards)."""
+        var = self.eager.get(id(bf.read))
+        if var is not None:
+            return var, var
         r = self.ns.name(bf.read, "_r")
-        var = self.field_var.get(id(bf))
+        var = self.field_var.get(id(bf.read))
         if var is None:
             return f"({tmp} := {r}(e))", tmp
         return f"({var} if {var} is not _U else ({var} := {r}(e)))", var
@@ -875,14 +901,17 @@ class _Gen:
             acc2, w = self.access(c.rhs, "_t2")
             p = self.ns.name(c.pred, "_p")
             if c.field.many or c.rhs.many:
-                p = self.ns.name(_any_pair(c.pred, c.field.many, c.rhs.many), "_p")
+                if c.many_pred is None:
+                    c.many_pred = _any_pair(c.pred, c.field.many, c.rhs.many)
+                p = self.ns.name(c.many_pred, "_p")
             return f"({acc} is not None and {acc2} is not None and {p}({v}, {w}))"
         if c.field.many:
-            if c.op == "!=":   # no element equals (fd.net != 127.0.0.0/8: neither end is)
-                eq = _single_pred("=", c.const, c.field.type)
-                p = self.ns.name(_none(eq), "_p")
-            else:
-                p = self.ns.name(_any(c.pred), "_p")
+            if c.many_pred is None:
+                if c.op == "!=":   # no element equals (fd.net != 127.0.0.0/8: neither end is)
+                    c.many_pred = _none(_single_pred("=", c.const, c.field.type))
+                else:
+                    c.many_pred = _any(c.pred)
+            p = self.ns.name(c.many_pred, "_p")
             return f"({acc} is not None and {p}({v}))"
         return f"({acc} is not None and {self.inline(c, v)})"
 
