@@ -32,6 +32,7 @@ class FileOutput:
         self.keep_alive = bool(section.get("keep_alive", False))
         self.buffered = bool(config.get("buffered_outputs", False))
         self._fh: IO[str] | None = None
+        self._reopen = False
         self._failing = False
 
     async def run(self, alerts: trio.MemoryReceiveChannel, *,
@@ -40,12 +41,16 @@ class FileOutput:
         try:
             async with alerts:
                 async for batch in batches(alerts):
-                    self.write(batch)
+                    # in a thread: a slow disk (NFS, a full journal) stalls only this output
+                    await trio.to_thread.run_sync(self.write, batch, abandon_on_cancel=True)
         finally:
             self._close()
 
     def write(self, batch: list) -> None:
         text = "".join(self.formatter(a) + "\n" for a in batch)
+        if self._reopen:
+            self._reopen = False
+            self._close()
         try:
             fh = self._fh or open(self.filename, "a", encoding="utf-8")
             try:
@@ -68,8 +73,9 @@ class FileOutput:
             self._failing = False
 
     def reopen(self) -> None:
-        """Close the file; the next alert opens the path again (after a logrotate rename)."""
-        self._close()
+        """The next write opens the path again (after a logrotate rename).  Only a flag: the
+        writing thread closes the old file itself, never under a write in progress."""
+        self._reopen = True
 
     def _close(self) -> None:
         fh, self._fh = self._fh, None

@@ -1,6 +1,7 @@
 """The stdout output (Falco's ``stdout_output``): one alert per line on standard output.
 
-Lines are flushed per batch unless ``buffered_outputs`` is set.  A closed stdout (the reader
+Lines are flushed per batch unless ``buffered_outputs`` is set.  Writes happen in a worker
+thread: stdout piped into a slow reader stalls this output alone.  A closed stdout (the reader
 went away) is counted as ``outputs.stdout.failed`` per alert, never raised into the agent.
 """
 
@@ -31,7 +32,9 @@ class StdoutOutput:
         task_status.started()
         async with alerts:
             async for batch in batches(alerts):
-                self.write(batch)
+                # a pipe to a slow reader blocks the write: in a thread, it fills only this
+                # output's queue, never the detection path
+                await trio.to_thread.run_sync(self.write, batch, abandon_on_cancel=True)
 
     def write(self, batch: list) -> None:
         stream = self.stream or sys.stdout   # looked up late: tests and the CLI swap sys.stdout

@@ -39,3 +39,44 @@ def test_disabled_gives_none(metrics):
     ctx = PluginContext(config=base_config(stdout_output={"enabled": False}), metrics=metrics,
                         fields=None)
     assert stdout_plugin.syswarden_make_outputs(ctx) is None
+
+
+async def test_a_stdout_nobody_reads_stalls_no_other_output(tmp_path, drive, metrics):
+    """stdout piped into a reader that stopped reading: the write blocks, in its own thread;
+    the file output beside it still gets every alert.  (A timer drains the pipe after 20 s so
+    a regression fails instead of hanging.)"""
+    import os
+    import threading
+
+    from syswarden.plugins.outputs.file import FileOutput
+    from syswarden.plugins.outputs.stdout import StdoutOutput
+
+    r, w = os.pipe()
+    stream = os.fdopen(w, "w")
+    drained = threading.Event()
+
+    def drain():
+        drained.set()
+        while os.read(r, 65536):
+            pass
+
+    timer = threading.Timer(20, drain)
+    timer.start()
+    try:
+        config = base_config(pipeline={"output_queue": 5000, "shutdown_grace": 1})
+        stuck = await drive(StdoutOutput(config, {}, metrics, stream=stream), config)
+        path = tmp_path / "events.txt"
+        other = await drive(FileOutput(config, {"filename": str(path)}, metrics), config)
+        alerts = [make_alert(i) for i in range(3000)]       # ~300 kB: far over a pipe's 64 kB
+        for a in alerts:
+            stuck.runner.offer(a)
+            other.runner.offer(a)
+        await other.stop()
+        assert len(path.read_text().splitlines()) == 3000
+        assert not drained.is_set()
+        assert metrics.get("outputs.stdout.sent") < 3000     # it is indeed stuck
+    finally:
+        timer.cancel()
+        if not drained.is_set():
+            threading.Thread(target=drain, daemon=True).start()
+        stuck.runner.close()
