@@ -20,6 +20,7 @@ Conditions are parsed here; field binding and compilation happen in the engine.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,7 @@ OVERRIDE_REPLACE = {"rule": {"condition", "output", "desc", "priority", "tags", 
                              "enabled", "warn_evttypes", "skip-if-unknown-filter"},
                     "macro": {"condition"}, "list": {"items"}}
 BUILTIN_PLUGINS = {"container"}
+_IDENTIFIER = re.compile(r"[a-zA-Z][a-zA-Z0-9_]*")
 
 
 def _accept_equals_sign() -> None:
@@ -282,6 +284,9 @@ class Loader:
 
     def _macro(self, item: dict, i: int, marks: yamlmarks.Marks) -> None:
         name, what, ov = self._begin(item, "macro", MACRO_KEYS, i, marks)
+        if not _IDENTIFIER.fullmatch(name):
+            self.warn(f"macro name '{name}' is not an identifier ([a-zA-Z][a-zA-Z0-9_]*): "
+                      "no condition can refer to it", marks.loc((i, "macro"), what))
         cond = item.get("condition")
         if not isinstance(cond, str):
             raise RuleError("macro needs a 'condition' string", marks.loc((i,), what))

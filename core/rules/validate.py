@@ -46,6 +46,7 @@ CODES = {
     "LOAD_UNKNOWN_FILTER": "Unknown filter",
     "LOAD_UNKNOWN_EVTTYPE": "Unknown event type",
     "LOAD_UNKNOWN_PLUGIN": "Required plugin not available",
+    "LOAD_INVALID_MACRO_NAME": "Invalid macro name",
 }
 
 
@@ -61,7 +62,8 @@ def classify(err: RuleError, warning: bool) -> str:
                              ("rule source", "LOAD_UNKNOWN_SOURCE"),
                              ("skip-if-unknown-filter", "LOAD_UNKNOWN_FILTER"),
                              ("unknown event type", "LOAD_UNKNOWN_EVTTYPE"),
-                             ("require plugin", "LOAD_UNKNOWN_PLUGIN")):
+                             ("require plugin", "LOAD_UNKNOWN_PLUGIN"),
+                             ("is not an identifier", "LOAD_INVALID_MACRO_NAME")):
             if needle in msg:
                 return code
         return "LOAD_UNKNOWN_ITEM"

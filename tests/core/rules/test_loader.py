@@ -302,6 +302,13 @@ def test_warnings_unknown_key_unused_macro_and_all_types(tmp_path, reg):
     assert eng.event_types() is None
 
 
+def test_macro_name_must_be_an_identifier(tmp_path, reg):
+    f = write(tmp_path, "m.yaml", "- macro: my-macro\n  condition: proc.name = x\n")
+    eng = RuleEngine.load([f], reg)
+    [w] = [w for w in eng.warnings if "not an identifier" in w.message]
+    assert (w.location.line, w.location.item) == (1, "macro 'my-macro'")
+
+
 def test_warn_evttypes_false_silences_the_warning(tmp_path, reg):
     f = write(tmp_path, "w.yaml", """
         - rule: Everything
@@ -358,3 +365,39 @@ def test_unreadable_file(tmp_path, reg):
     with pytest.raises(RuleError, match="cannot read rules file") as info:
         RuleEngine.load([str(tmp_path / "missing.yaml")], reg)
     assert info.value.location.file == str(tmp_path / "missing.yaml")
+
+
+# ---------------------------------------------------------------------------------------------
+# Fuzz: any YAML document loads or reports RuleErrors, never raises anything else
+# ---------------------------------------------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(-3, 3),
+                     st.sampled_from(["x", "proc.name = x", "evt.type = openat", "info",
+                                      "append", "replace", "m", "l", "r", "(", "%proc.name",
+                                      "proc.name", "=", "in", "[a]"]))
+_values = st.recursive(_scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=3),
+    st.dictionaries(st.sampled_from(["name", "fields", "comps", "values", "condition",
+                                     "items", "append", "output", "priority"]), inner,
+                    max_size=3)), max_leaves=8)
+_keys = st.sampled_from(["rule", "macro", "list", "desc", "condition", "output", "priority",
+                         "tags", "enabled", "exceptions", "append", "override", "items",
+                         "source", "required_engine_version", "required_plugin_versions",
+                         "warn_evttypes", "skip-if-unknown-filter"])
+_items = st.lists(st.dictionaries(_keys, _values, max_size=6), max_size=5)
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(doc=_items)
+def test_fuzz_rules_documents(tmp_path, reg, doc):
+    import yaml
+    p = tmp_path / "fuzz.yaml"
+    p.write_text(yaml.safe_dump(doc))
+    result, rules, warnings = load_rules([str(p)], reg)
+    assert all(isinstance(e, RuleError) for e in result.errors + warnings)
+    if not result.errors:
+        RuleEngine(rules)
