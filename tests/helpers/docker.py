@@ -326,9 +326,19 @@ class CgroupProcess:
     ``close()`` kills it and removes the cgroup.
     """
 
-    def __init__(self, full_id: str, *cmd: str, pidns: bool = True) -> None:
-        self.path = cgroup2_root().rstrip("/") + f"/docker/{full_id}"
-        os.makedirs(self.path, exist_ok=True)
+    def __init__(self, full_id: str, *cmd: str, pidns: bool = True,
+                 path: str | None = None) -> None:
+        # ``path`` (relative to the v2 root) gives another runtime's layout, e.g.
+        # ``/kubepods.slice/crio-<id>.scope``; the directories made here are removed on close
+        root = cgroup2_root().rstrip("/")
+        self.path = root + (path if path is not None else f"/docker/{full_id}")
+        self._made: list[str] = []
+        parts = self.path[len(root):].strip("/").split("/")
+        for i in range(1, len(parts) + 1):
+            d = root + "/" + "/".join(parts[:i])
+            if not os.path.isdir(d):
+                os.mkdir(d)
+                self._made.append(d)
         cmd = cmd or ("sleep", "300")
         inner = " ".join(cmd)
         if pidns:
@@ -337,6 +347,12 @@ class CgroupProcess:
             ["sh", "-c", f"echo $$ > {self.path}/cgroup.procs && exec {inner}"])
         self.pid = self.popen.pid
         deadline = time.monotonic() + 10
+        rel = self.path[len(root):]
+        while _v2_path_or_none(self.pid) != rel:      # sh has joined the cgroup
+            if time.monotonic() > deadline or self.popen.poll() is not None:
+                self.close()
+                raise RuntimeError(f"the process did not join {self.path}")
+            time.sleep(0.01)
         while pidns:
             kids = _children(self.popen.pid)
             if kids and _comm(kids[0]) == cmd[0][-15:]:
@@ -357,19 +373,27 @@ class CgroupProcess:
             except ProcessLookupError:
                 pass
         deadline = time.monotonic() + 10
-        while os.path.isdir(self.path):
-            try:
-                os.rmdir(self.path)
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        for d in reversed(self._made):
+            while os.path.isdir(d):
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
 
     def __enter__(self) -> "CgroupProcess":
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _v2_path_or_none(pid: int) -> str | None:
+    try:
+        return cgroup_v2_path(pid)
+    except (OSError, RuntimeError):
+        return None
 
 
 def _children(pid: int) -> list[int]:

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from tests.helpers.docker import cgroup_id, cgroup_v2_path
+from tests.helpers.docker import CgroupProcess, cgroup_id, cgroup_v2_path
 from syswarden.plugins.enrichers.docker.cgroup import (
     HOST_REF, CgroupResolver, ContainerRef, find_cgroup2_mount, parse_cgroup_path,
     parse_proc_cgroup, read_proc_cgroup,
@@ -94,3 +94,25 @@ def test_walk_fallback_finds_the_same_path(containers) -> None:
     assert resolver.resolve(cgroup_id(c.pid)).id == c.short_id
     assert resolver.walks == 1
     resolver.close()
+
+
+RUNTIMES = [
+    (f"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-{POD}.slice/"
+     f"cri-containerd-{A}.scope", "containerd"),
+    (f"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-{POD}.slice/crio-{A}.scope",
+     "cri-o"),
+    (f"/machine.slice/libpod-{A}.scope/container", "podman"),
+    (f"/system.slice/docker-{A}.scope", "docker"),
+    (f"/kubepods/besteffort/{POD}/{A}", "cri"),
+]
+
+
+@pytest.mark.parametrize("path,kind", RUNTIMES)
+def test_every_runtime_from_a_real_kernel_cgroup_id(path: str, kind: str) -> None:
+    """A real process in a real cgroup laid out as each runtime does: the kernel id it gets
+    resolves to the container."""
+    with CgroupProcess(A, path=path, pidns=False) as proc:
+        resolver = CgroupResolver()
+        assert resolver.resolve(cgroup_id(proc.pid)) == ContainerRef(A[:12], A, kind)
+        resolver.close()
+    assert not os.path.exists(find_cgroup2_mount().rstrip("/") + path)

@@ -282,3 +282,21 @@ async def test_seed_conditions_on_real_containers(enricher, containers, compat) 
     e1, e2, e3 = process_event(mounted.pid), process_event(plain.pid), process_event(os.getpid())
     await enrich(enricher, e1, e2, e3)
     assert [sensitive(e) for e in (e1, e2, e3)] == [True, False, False]
+
+
+async def test_another_runtimes_container_has_id_and_type_only(enricher) -> None:
+    """A CRI-O container (a real process in a real cgroup laid out as CRI-O does): Docker does
+    not know it, so the id and the runtime are known and the rest reads unknown, counted."""
+    full = uuid.uuid4().hex + uuid.uuid4().hex
+    path = f"/kubepods.slice/kubepods-burstable.slice/crio-{full}.scope"
+    with CgroupProcess(full, path=path) as proc:
+        evt = process_event(proc.pid)
+        await enrich(enricher, evt)          # Docker answers 404 at once
+        again = process_event(proc.pid)
+        await enrich(enricher, again)
+    assert read("container.id", again) == full[:12]
+    assert read("container.type", again) == "cri-o"
+    assert read("container.name", again) is None
+    assert read("container.info", again) == f"<NA> (id={full[:12]})"
+    assert enricher.metrics.get("enrich.docker.not_docker") == 2   # asked Docker once
+    assert enricher.metrics.get("drops.enrich.docker_pending") == 0
