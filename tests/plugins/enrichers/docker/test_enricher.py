@@ -300,3 +300,12 @@ async def test_another_runtimes_container_has_id_and_type_only(enricher) -> None
     assert read("container.info", again) == f"<NA> (id={full[:12]})"
     assert enricher.metrics.get("enrich.docker.not_docker") == 2   # asked Docker once
     assert enricher.metrics.get("drops.enrich.docker_pending") == 0
+
+
+async def test_removed_container_is_forgotten_after_its_grace(nursery, containers) -> None:
+    e = DockerEnricher(Metrics(), forget_after=0.2)
+    await nursery.start(e.run)
+    c = await in_thread(containers.run, "alpine:latest")
+    await eventually(lambda: (e.cache.get(c.short_id) or Container("")).complete)
+    await in_thread(containers.remove, c.id)
+    await eventually(lambda: e.cache.get(c.short_id) is None)
