@@ -54,6 +54,8 @@ def webhook_section(enabled_default: bool) -> Section:
         "echo": Key(bool, False, "print the receiver's answers on stdout"),
         "compress_uploads": Key(bool, False, "gzip request bodies"),
         "keep_alive": Key(bool, True, "reuse connections"),
+        "max_consecutive_timeouts": Key(int, 5, "accepted for falco.yaml compatibility: here a "
+                                        "timeout is retried like any failure (retry_*)"),
         "queue_file": Key(str, "", "the on-disk queue (default /var/lib/syswarden/webhook-NAME"
                                    ".sqlite3)"),
         "queue_max": Key(int, 100_000, "jobs kept on disk; beyond, the oldest are dropped"),
