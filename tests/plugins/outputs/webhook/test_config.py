@@ -103,3 +103,34 @@ def test_two_webhooks_on_one_queue_file_are_refused(tmp_path):
                     f"  b: {{url: 'http://y', queue_file: {tmp_path}/q}}\n")
     with pytest.raises(ConfigError, match="'a' and 'b' use the same queue_file"):
         outputs_for(str(path))
+
+
+FALCO_OUTPUT_SECTIONS = """
+file_output: {enabled: false, keep_alive: false, filename: ./events.txt}
+http_output:
+  enabled: false
+  url: ""
+  user_agent: "falcosecurity/falco"
+  insecure: false
+  ca_cert: ""
+  ca_bundle: ""
+  ca_path: "/etc/falco/certs/"
+  mtls: false
+  client_cert: "/etc/falco/certs/client/client.crt"
+  client_key: "/etc/falco/certs/client/client.key"
+  echo: false
+  compress_uploads: false
+  keep_alive: false
+  max_consecutive_timeouts: 5
+program_output: {enabled: false, keep_alive: false, program: "jq '{text: .output}'"}
+stdout_output: {enabled: true}
+syslog_output: {enabled: false}
+"""
+
+
+def test_falcos_own_output_sections_load(tmp_path):
+    path = tmp_path / "falco.yaml"
+    path.write_text(FALCO_OUTPUT_SECTIONS)
+    config, outputs = outputs_for(str(path))
+    assert [o.name for o in outputs] == ["stdout"]
+    assert config["http_output"]["user_agent"] == "falcosecurity/falco"
