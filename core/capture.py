@@ -82,6 +82,8 @@ def _json_value(value: Any) -> Any:
     """A value as JSON can hold it: bytes as ``{"$bytes": base64}``, addresses as text."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
+    if type(value) is list and all(type(v) is str for v in value):
+        return value  # argv, env: the common case, as is
     if isinstance(value, (bytes, bytearray, memoryview)):
         return {"$bytes": base64.b64encode(bytes(value)).decode("ascii")}
     if isinstance(value, (list, tuple, set, frozenset)):
@@ -124,7 +126,66 @@ def _container_record(c: Container) -> dict[str, Any]:
             if v is not None and v != [] and v != {} and not (k == "full_id" and v == "")}
 
 
-def event_to_record(evt: Event, max_ancestors: int = MAX_ANCESTORS) -> dict[str, Any]:
+#: What an ancestor's record carries: the fields Falco reads of ancestors (``proc.aname``,
+#: ``proc.apid``, ``proc.aexe``, ``proc.aexepath``, ``proc.acmdline``, ``proc.pvpid``,
+#: ``proc.sname``, ``proc.vpgid.name``, ``proc.ppid.duration`` ...).
+ANCESTOR_KEYS = ("pid", "tid", "ppid", "vpid", "sid", "vpgid", "comm", "exe", "exepath",
+                 "args", "start_ts", "container_id")
+
+
+def _ancestor_record(proc: Process) -> dict[str, Any]:
+    rec: dict[str, Any] = {"pid": proc.pid}
+    for key in ANCESTOR_KEYS[1:]:
+        value = getattr(proc, key)
+        if value and not (key in ("tid", "vpid") and value == proc.pid):
+            rec[key] = list(value) if key == "args" else value
+    if proc.parent is not None and "ppid" not in rec:
+        rec["ppid"] = proc.parent.pid
+    return rec
+
+
+class _RecordCache:
+    """Ancestor and container records by object, rebuilt when the object changes (an exec,
+    container metadata arriving).
+
+    Most events of a capture share their ancestors and container; building their records once
+    keeps the writer's cost per event close to that of the event's own process.
+    """
+
+    def __init__(self, limit: int = 20000) -> None:
+        self._cache: dict[int, tuple[tuple, dict[str, Any]]] = {}
+        self._limit = limit
+
+    def container(self, c: Container) -> dict[str, Any]:
+        sig = (c.id, c.complete, c.name, c.image, c.image_id, c.privileged, len(c.mounts),
+               len(c.labels), c.start_ts)
+        got = self._cache.get(id(c))
+        if got is not None and got[0] == sig:
+            return got[1]
+        rec = _container_record(c)
+        self._put(id(c), sig, rec)
+        return rec
+
+    def _put(self, key: int, sig: tuple, rec: dict[str, Any]) -> None:
+        if len(self._cache) >= self._limit:
+            self._cache.clear()
+        self._cache[key] = (sig, rec)
+
+    def record(self, proc: Process) -> dict[str, Any]:
+        parent = proc.parent
+        sig = (proc.pid, proc.comm, proc.exe, proc.exepath, proc.args, proc.start_ts,
+               proc.ppid, proc.vpid, proc.sid, proc.vpgid, proc.container_id,
+               parent.pid if parent is not None else None)
+        got = self._cache.get(id(proc))
+        if got is not None and got[0] == sig:
+            return got[1]
+        rec = _ancestor_record(proc)
+        self._put(id(proc), sig, rec)
+        return rec
+
+
+def event_to_record(evt: Event, max_ancestors: int = MAX_ANCESTORS,
+                    _cache: _RecordCache | None = None) -> dict[str, Any]:
     """One event as a capture record (a JSON-ready dict), with its process's ancestors."""
     rec: dict[str, Any] = {
         "num": evt.num, "ts": evt.ts, "type": evt.type, "tid": evt.tid, "pid": evt.pid,
@@ -138,7 +199,8 @@ def event_to_record(evt: Event, max_ancestors: int = MAX_ANCESTORS) -> dict[str,
         rec["source"] = evt.source
     if evt.proc is not None:
         rec["proc"] = _proc_record(evt.proc)
-        chain = [_proc_record(p) for _, p in zip(range(max_ancestors), evt.proc.ancestors())]
+        build = _cache.record if _cache is not None else _ancestor_record
+        chain = [build(p) for _, p in zip(range(max_ancestors), evt.proc.ancestors())]
         if chain:
             rec["ancestors"] = chain
     if evt.fd is not None:
@@ -147,7 +209,8 @@ def event_to_record(evt: Event, max_ancestors: int = MAX_ANCESTORS) -> dict[str,
         rec["fd2"] = _fd_record(evt.fd2)
     container = evt.container or (evt.proc.container if evt.proc is not None else None)
     if container is not None:
-        rec["container"] = _container_record(container)
+        rec["container"] = (_cache.container(container) if _cache is not None
+                            else _container_record(container))
     if evt.extra:
         rec["extra"] = _json_value(evt.extra)
     return rec
@@ -183,6 +246,7 @@ class CaptureWriter:
                  max_ancestors: int = MAX_ANCESTORS, **header_extra: Any) -> None:
         self.max_ancestors = max_ancestors
         self.count = 0
+        self._ancestors = _RecordCache()
         if isinstance(path, (str, os.PathLike)):
             self.path = os.fspath(path)
             try:
@@ -206,7 +270,7 @@ class CaptureWriter:
         self._fh.write("\n")
 
     def write(self, evt: Event) -> None:
-        self._line(event_to_record(evt, self.max_ancestors))
+        self._line(event_to_record(evt, self.max_ancestors, self._ancestors))
         self.count += 1
 
     def write_batch(self, events: list[Event]) -> None:
@@ -337,6 +401,8 @@ class Decoder:
     def __init__(self) -> None:
         self._procs: dict[int, tuple[dict, Process | None, Process]] = {}
         self._anon: dict[str, Process] = {}
+        #: pid -> (the raw record, the parent it was given, the process) of the last full record
+        self._raw: dict[int, tuple[dict, Process | None, Process]] = {}
         self._containers: dict[str, tuple[dict, Container]] = {}
         self._next_pid = SHORT_FORM_BASE_PID
         self._ts = SHORT_FORM_BASE_TS
@@ -423,7 +489,21 @@ class Decoder:
     def _proc(self, d: Any, container: Container | None, parent: Process | None,
               where: str) -> Process:
         _want(isinstance(d, dict), f"{where} must be an object")
+        pid = d.get("pid")
+        seen = self._raw.get(pid) if pid is not None else None
+        if seen is not None and seen[1] is parent and seen[0] == d:
+            # The record of the last line for this pid, unchanged: the same process.  (Most
+            # ancestors of a capture repeat line after line; this skips re-validating them.)
+            proc = seen[2]
+            current = self._procs.get(pid)
+            if current is not None and current[2] is proc and (
+                    parent is not None or proc.parent is self._by_pid(proc.ppid)):
+                if container is not None and proc.container_id == container.id:
+                    proc.container = container
+                return proc
+        raw = d
         d = dict(d)
+        given_parent = parent
         inline_parent = d.pop("parent", None)
         if inline_parent is not None:
             _want(parent is None, f"{where}: give 'parent' or 'ancestors', not both")
@@ -447,13 +527,19 @@ class Decoder:
             if parent is None and attrs.get("ppid") not in (None, 0, pid):
                 parent = self._by_pid(attrs["ppid"])
             cached = self._procs.get(pid)
-            if cached is not None and cached[0] == attrs and cached[1] is parent:
+            if cached is not None and cached[1] is parent and (
+                    cached[0] == attrs or (where.startswith("ancestors")
+                                           and _agrees(attrs, cached[0]))):
+                # the same process; an ancestor's record (fewer keys) agreeing with the full
+                # record of an earlier line is that process too
                 proc = cached[2]
             else:
                 proc = self._new_proc(attrs, parent)
                 self._procs[pid] = (attrs, parent, proc)
             if anon_key is not None:
                 self._anon[anon_key] = proc
+            elif "parent" not in raw:
+                self._raw[pid] = (raw, given_parent, proc)
         if container is not None and proc.container_id == container.id:
             proc.container = container
         return proc
@@ -506,6 +592,8 @@ class Decoder:
                     attrs.setdefault("exe", words[0])
             else:
                 raise _Bad(f"unknown key {path}")
+        if where.startswith("ancestors"):
+            return attrs  # written by a capture: no short-form defaults
         comm = attrs.get("comm", "")
         if "exe" not in attrs and comm:
             attrs["exe"] = comm
@@ -592,6 +680,14 @@ class Decoder:
             c.full_id = cid
         self._containers[cid] = (d, c)
         return c
+
+
+_MISSING = object()
+
+
+def _agrees(part: dict[str, Any], whole: dict[str, Any]) -> bool:
+    """Every key of ``part`` has the same value in ``whole``."""
+    return all(whole.get(k, _MISSING) == v for k, v in part.items())
 
 
 def _addr(ip: Any) -> str:

@@ -16,6 +16,7 @@ import pathlib
 import pytest
 
 from syswarden.core.capture import (
+    ANCESTOR_KEYS,
     CaptureError,
     CaptureWriter,
     Decoder,
@@ -151,8 +152,8 @@ def _live_events() -> list[Event]:
     return out
 
 
-def _same_proc(a: Process, b: Process) -> None:
-    for key in Process.__slots__:
+def _same_proc(a: Process, b: Process, keys=None) -> None:
+    for key in keys or Process.__slots__:
         if key in ("parent", "container", "fds"):
             continue
         assert getattr(a, key) == getattr(b, key), key
@@ -173,9 +174,11 @@ def test_round_trip_keeps_every_field_the_rules_read(tmp_path):
         for key in ("num", "ts", "type", "tid", "pid", "res", "args", "cpu", "cgroup_id",
                     "source", "extra"):
             assert getattr(a, key) == getattr(b, key), (a, key)
-        pa, pb = a.proc, b.proc
+        _same_proc(a.proc, b.proc)
+        # ancestors carry what Falco's ancestor fields read
+        pa, pb = a.proc.parent, b.proc.parent
         while pa is not None:
-            _same_proc(pa, pb)
+            _same_proc(pa, pb, ANCESTOR_KEYS)
             pa, pb = pa.parent, pb.parent
         assert pb is None
         if a.fd is not None:
@@ -189,8 +192,25 @@ def test_round_trip_keeps_every_field_the_rules_read(tmp_path):
     assert back[2].fd.sip == ipaddress.ip_address("1.2.3.4")
     # the same process on four lines is one object, so are its ancestors and its container
     assert back[0].proc is back[1].proc is back[2].proc is back[3].proc
-    assert back[4].proc is back[0].proc.parent.parent
     assert back[0].container is back[3].container
+    # the runtime: an ancestor on the first lines, then an event's own process (a full record)
+    assert back[4].proc.pid == back[0].proc.parent.parent.pid == 900
+    assert back[4].proc.parent is back[0].proc.parent.parent.parent
+
+
+def test_an_ancestor_record_reuses_the_full_record_of_an_earlier_line():
+    d = Decoder()
+    full = d.decode({"type": "openat", "proc": {"pid": 5, "comm": "bash", "exe": "bash",
+                                                "cwd": "/root", "uid": 0, "user": "root",
+                                                "gid": 0, "group": "root"}})
+    child = d.decode({"type": "execve", "proc": {"pid": 6, "ppid": 5, "comm": "ls", "uid": 0,
+                                                 "user": "root", "gid": 0, "group": "root"},
+                      "ancestors": [{"pid": 5, "comm": "bash", "exe": "bash"}]})
+    assert child.proc.parent is full.proc
+    changed = d.decode({"type": "execve", "proc": {"pid": 7, "ppid": 5, "comm": "ls"},
+                        "ancestors": [{"pid": 5, "comm": "vim", "exe": "vim"}]})
+    assert changed.proc.parent is not full.proc and changed.proc.parent.comm == "vim"
+    assert changed.proc.parent.uid is None  # an ancestor's record gets no short-form defaults
 
 
 def test_written_lines_match_the_schema(tmp_path):
