@@ -70,7 +70,13 @@ class RulesFilter:
 
     def reload(self, config: dict[str, Any]) -> None:
         """Load the rules anew; on any error raise it and keep the running rules."""
-        engine = self._build(config)
+        try:
+            engine = self._build(config)
+        except RuleError:
+            raise
+        except Exception as exc:  # a bug must not take the running rules down with it
+            log.exception("rules reload failed unexpectedly")
+            raise RuleError(f"rules reload failed: {exc!r}") from exc
         self.engine = engine
         self.check = engine.check
 
