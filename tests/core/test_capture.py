@@ -423,3 +423,53 @@ def test_capture_main_writes_enriched_events_and_the_rules_event_types(tmp_path)
     events = list(read_capture(str(out)))
     assert [e.num for e in events] == list(range(1, 31))
     assert not (tmp_path / "alerts").exists()  # no rules judged, no outputs ran
+
+
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for eBPF")
+def test_live_capture_then_replay_raises_the_alert(tmp_path):
+    """`syswarden capture` on the real kernel records a real `cat /etc/shadow`; replaying the
+    capture with `syswarden -e` raises the default rule's alert for it, on its own fields."""
+    import signal
+    import subprocess
+    import threading
+    import uuid
+
+    from tests.conftest import SYSWARDEN
+
+    marker = f"/nonexistent-{uuid.uuid4().hex}"
+    out = tmp_path / "live.jsonl"
+    cap = subprocess.Popen([*SYSWARDEN, "capture", "-w", str(out), "-M", "120"],
+                           stderr=subprocess.PIPE, text=True)
+    ready = threading.Event()
+    log: list[str] = []
+
+    def watch() -> None:
+        for line in cap.stderr:
+            log.append(line)
+            if "syswarden ready" in line:
+                ready.set()
+    threading.Thread(target=watch, daemon=True).start()
+    try:
+        assert ready.wait(90), "".join(log)
+        subprocess.run(["cat", "/etc/shadow", marker], capture_output=True)
+    finally:
+        cap.send_signal(signal.SIGINT)
+        cap.wait(timeout=120)
+    assert cap.returncode == 0, "".join(log)
+
+    mine = [e for e in read_capture(str(out))
+            if e.type in ("open", "openat") and e.proc is not None
+            and marker in e.proc.args]
+    shadow = [e for e in mine if e.fd is not None and e.fd.name == "/etc/shadow"]
+    assert len(shadow) == 1 and shadow[0].res >= 0
+    assert shadow[0].proc.comm == "cat" and shadow[0].proc.parent is not None
+
+    replay = subprocess.run([*SYSWARDEN, "-e", str(out), "-o", "json_output=true",
+                             "-o", "disabled_plugins=[ebpf]"],
+                            capture_output=True, text=True, timeout=300)
+    assert replay.returncode == 0, replay.stderr
+    alerts = [json.loads(line) for line in replay.stdout.splitlines()]
+    hits = [a for a in alerts if marker in (a["output_fields"].get("proc.cmdline") or "")]
+    assert [a["rule"] for a in hits] == ["Sensitive file read by an untrusted program"]
+    assert hits[0]["output_fields"]["fd.name"] == "/etc/shadow"
