@@ -43,8 +43,9 @@ def registry():
 
 
 def make_processes():
-    init = Process(1, comm="systemd", exe="/usr/lib/systemd/systemd", exepath="/usr/lib/systemd/systemd",
-                   uid=0, gid=0, user="root", group="root", container_id="host")
+    init = Process(1, comm="systemd", exe="/usr/lib/systemd/systemd",
+                   exepath="/usr/lib/systemd/systemd", uid=0, gid=0, user="root", group="root",
+                   container_id="host")
     sshd = Process(800, comm="sshd", exe="/usr/sbin/sshd", exepath="/usr/sbin/sshd", parent=init,
                    ppid=1, uid=0, user="root", container_id="host", args=["-D"])
     bash = Process(1200, comm="bash", exe="/bin/bash", exepath="/usr/bin/bash", parent=sshd,
@@ -76,7 +77,8 @@ def make_processes():
                 for i, (c, a) in enumerate([("sh", ["-c", "date"]), ("cat", ["/etc/passwd"]),
                                             ("nginx", ["-s", "reload"])])]
     return {"all": [bash, sshd, nginx, pg] + host_cmds + ctr_cmds,
-            "net": [nginx, pg, sshd] + [p for p in host_cmds if p.comm in ("curl", "python3", "git")],
+            "net": [nginx, pg, sshd] + [p for p in host_cmds
+                                        if p.comm in ("curl", "python3", "git")],
             "exec": [bash] * 8 + host_cmds + ctr_cmds[1:] + ctr_cmds[:1]}
 
 

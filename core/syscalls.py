@@ -21,7 +21,8 @@ included), so that ``evt.type = bogus`` can be reported at load time.
 from __future__ import annotations
 
 import errno as _errno
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 # ---------------------------------------------------------------------------------------------
 # Argument lists (exit params, then enter params not already present)

@@ -76,19 +76,19 @@ class MacroRef:
 
 @dataclass(frozen=True)
 class Not:
-    child: "Node"
+    child: Node
     pos: int
 
 
 @dataclass(frozen=True)
 class And:
-    children: tuple["Node", ...]
+    children: tuple[Node, ...]
     pos: int
 
 
 @dataclass(frozen=True)
 class Or:
-    children: tuple["Node", ...]
+    children: tuple[Node, ...]
     pos: int
 
 
@@ -102,12 +102,3 @@ class Const:
 
 Node = Union[Check, MacroRef, Not, And, Or, Const]
 
-
-def walk(node: Node):
-    """Yield every node of the tree, parents first."""
-    yield node
-    if isinstance(node, (And, Or)):
-        for c in node.children:
-            yield from walk(c)
-    elif isinstance(node, Not):
-        yield from walk(node.child)

@@ -31,8 +31,9 @@ import base64
 import binascii
 import ipaddress
 import re
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from ..errors import Location, RuleError
 from ..fields import ArgKind, Bound, FieldDef, FieldRegistry, FieldType
@@ -48,7 +49,6 @@ EAGER_USES = 4
 
 STRING_OPS = frozenset({"contains", "icontains", "startswith", "endswith", "glob", "iglob",
                         "regex", "bcontains", "bstartswith"})
-TYPE_OPS = frozenset({"=", "==", "in", "intersects", "!="})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -667,7 +667,7 @@ class TypeSet:
     names: frozenset[str] = frozenset()
     complement: bool = False
 
-    def union(self, o: "TypeSet") -> "TypeSet":
+    def union(self, o: TypeSet) -> TypeSet:
         if not self.complement and not o.complement:
             return TypeSet(self.names | o.names)
         if self.complement and o.complement:
@@ -675,7 +675,7 @@ class TypeSet:
         pos, neg = (self, o) if not self.complement else (o, self)
         return TypeSet(neg.names - pos.names, True)
 
-    def intersect(self, o: "TypeSet") -> "TypeSet":
+    def intersect(self, o: TypeSet) -> TypeSet:
         if not self.complement and not o.complement:
             return TypeSet(self.names & o.names)
         if self.complement and o.complement:
@@ -683,7 +683,7 @@ class TypeSet:
         pos, neg = (self, o) if not self.complement else (o, self)
         return TypeSet(pos.names - neg.names)
 
-    def invert(self) -> "TypeSet":
+    def invert(self) -> TypeSet:
         return TypeSet(self.names, not self.complement)
 
     def __contains__(self, name: str) -> bool:

@@ -14,15 +14,26 @@ first matching rule in load order; ``all`` raises one per matching rule.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ..alert import Alert, Priority
 from ..errors import Location, RuleError
 from ..fields import FieldRegistry
-from .compiler import (ALL, Compiler, Namespace, Origin, RNode, TypeSet, build_matcher,
-                       compile_condition, fold, type_sets)
-from .loader import LoadResult, Loader, rule_condition
+from .compiler import (
+    ALL,
+    Compiler,
+    Namespace,
+    Origin,
+    RNode,
+    TypeSet,
+    build_matcher,
+    compile_condition,
+    fold,
+    type_sets,
+)
+from .loader import Loader, LoadResult, rule_condition
 from .output import compile_output
 
 __all__ = ["RuleEngine", "CompiledRule", "compile_condition", "load_rules"]
@@ -146,7 +157,7 @@ class RuleEngine:
     @classmethod
     def load(cls, files: list[str], fields: FieldRegistry, *,
              min_priority: Priority = Priority.DEBUG, rule_matching: str = "first",
-             use_index: bool = True) -> "RuleEngine":
+             use_index: bool = True) -> RuleEngine:
         """Load and compile rules files.  Raises the first :class:`RuleError`."""
         result, rules, warnings = load_rules(files, fields)
         if result.errors:

@@ -535,7 +535,8 @@ def exception_text(exc: Exception_, lists: dict[str, Any]) -> str | None:
     comps = exc.comps if isinstance(exc.comps, list) else ["="] * len(exc.fields)
     parts = []
     for vals in exc.values:
-        terms = [f"{f} {c} {value(v, c)}" for f, c, v in zip(exc.fields, comps, vals)]
+        terms = [f"{f} {c} {value(v, c)}"
+                 for f, c, v in zip(exc.fields, comps, vals, strict=True)]
         parts.append("(" + " and ".join(terms) + ")")
     return " or ".join(parts) if parts else None
 

@@ -13,7 +13,8 @@ only when it loaded without error, so a broken edit keeps the old rules running.
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from syswarden.core.alert import Alert, Priority
 from syswarden.core.config import default_rules_path

@@ -8,7 +8,6 @@ import socket
 import time
 
 import pytest
-
 from syswarden.core.event import Event
 from syswarden.core.evt_fields import fields
 from syswarden.core.fields import FieldRegistry

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import socket
 
 import pytest
-
 from syswarden.core import syscalls as sc
 
 ISSUE_4_TYPES = """execve execveat open openat openat2 creat connect accept accept4 listen bind

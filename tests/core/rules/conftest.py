@@ -11,9 +11,8 @@ import ipaddress
 from typing import Any
 
 import pytest
-
-from syswarden.core.evt_fields import fields as evt_fields
 from syswarden.core.event import Container, Event, FdInfo, Mount, Process
+from syswarden.core.evt_fields import fields as evt_fields
 from syswarden.core.fields import ArgKind, Bound, FieldDef, FieldRegistry, FieldSet, FieldType
 
 F = FieldType

@@ -7,7 +7,6 @@ and its ancestors, the fd, arguments, a container with its mounts.
 from __future__ import annotations
 
 import pytest
-
 from syswarden.core.errors import RuleError
 from syswarden.core.event import Event
 from syswarden.core.rules.compiler import compile_condition

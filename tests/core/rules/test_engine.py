@@ -6,7 +6,6 @@ import random
 import textwrap
 
 import pytest
-
 from syswarden.core.alert import Priority
 from syswarden.core.errors import RuleError
 from syswarden.core.event import Event

@@ -5,7 +5,6 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-
 from syswarden.core.alert import Priority
 from syswarden.core.errors import RuleError
 from syswarden.core.rules.engine import RuleEngine, load_rules

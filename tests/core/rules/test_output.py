@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from syswarden.core.errors import Location, RuleError
 from syswarden.core.rules.output import compile_output
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from syswarden.core.errors import RuleError
 from syswarden.core.rules import ast
 from syswarden.core.rules.compiler import compile_condition

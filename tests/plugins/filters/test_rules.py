@@ -5,7 +5,6 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-
 from syswarden.core.config import default_rules_path, load_config
 from syswarden.core.errors import RuleError
 from syswarden.core.event import Event, FdInfo, Process
