@@ -15,7 +15,8 @@ On stop (the agent closes the queue) the deliverer flushes for at most
 Counters (``outputs.<name>.``): ``sent``, ``retries``, ``deduplicated``, ``notes``;
 ``rejected.dropped`` (a 4xx answer), ``disk_full.dropped`` (oldest dropped from a full spool),
 ``render.dropped`` (a template that fails on an alert), ``expired.dropped`` (``max_attempts``
-reached), ``spool_error.dropped`` (the spool could not be written: disk full, I/O error).
+reached), ``spool_error.dropped`` (the spool could not be written: disk full, I/O error); the
+gauge ``spooled`` is the number of jobs waiting on disk.
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ class WebhookOutput:
         self._c = {k: f"outputs.{self.name}.{k}" for k in (
             "sent", "retries", "deduplicated", "notes", "rejected.dropped", "disk_full.dropped",
             "render.dropped", "expired.dropped", "spool_error.dropped")}
+        self._spooled = f"outputs.{self.name}.spooled"      # a gauge: jobs waiting on disk
 
     @staticmethod
     def _expanded(section: dict[str, Any], where: str) -> dict[str, Any]:
@@ -177,6 +179,7 @@ class WebhookOutput:
             fresh.append((alert, key))
         if fresh:
             self._count_full(self.spool.add_alerts(fresh))
+        self.metrics.set(self._spooled, len(self.spool))
         self._wake.set()
 
     def _intake_safely(self, batch: list[Alert]) -> None:
@@ -226,10 +229,10 @@ class WebhookOutput:
         except ValueError as exc:
             log.error("webhook %s: cannot render alert %s: %s", self.name, job.alert.uuid, exc)
             self.metrics.inc(self._c["render.dropped"])
-            self.spool.done(job)
+            self._finish(job)
             return
         if request is None:
-            self.spool.done(job)
+            self._finish(job)
             return
         headers = {**self.headers, "X-Syswarden-Alert-Id": job.alert.uuid,
                    "Idempotency-Key": f"{job.alert.uuid}-{job.kind}-{job.count}"}
@@ -245,13 +248,13 @@ class WebhookOutput:
                 log.error("webhook %s: alert %s (%s) rejected: %s: %s", self.name,
                           job.alert.uuid, job.alert.rule, outcome.reason,
                           outcome.body[:2000].decode("utf-8", "replace"))
-                self.spool.done(job)
+                self._finish(job)
                 return
             if self.max_attempts and attempts >= self.max_attempts:
                 self.metrics.inc(self._c["expired.dropped"])
                 log.error("webhook %s: alert %s given up after %d attempts: %s", self.name,
                           job.alert.uuid, attempts, outcome.reason)
-                self.spool.done(job)
+                self._finish(job)
                 return
             delay = backoff.next_delay(outcome.retry_after)
             self.metrics.inc(self._c["retries"])
@@ -270,7 +273,12 @@ class WebhookOutput:
                 ref = self.preset.ref_from_response(outcome.body)
                 if ref is not None:
                     self.spool.set_ref(job.dedup_key, ref)
+        self._finish(job)
+
+    def _finish(self, job: Job) -> None:
+        assert self.spool is not None
         self.spool.done(job)
+        self.metrics.set(self._spooled, len(self.spool))
 
     def pending(self) -> int:
         """Jobs waiting on disk (for tests and the stats report)."""

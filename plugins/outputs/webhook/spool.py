@@ -20,7 +20,6 @@ import json
 import os
 import sqlite3
 from dataclasses import asdict, dataclass
-from typing import Any
 
 from syswarden.core.alert import Alert, Priority
 
@@ -74,6 +73,8 @@ class Spool:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        # kept in memory: COUNT(*) walks the whole table, too slow per batch with a backlog
+        self.size: int = self.db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
 
     def close(self) -> None:
         self.db.close()
@@ -87,7 +88,7 @@ class Spool:
             self.db.executemany(
                 "INSERT INTO jobs (kind, dedup_key, alert) VALUES ('alert', ?, ?)",
                 [(key, alert_to_json(a)) for a, key in alerts])
-            return self._trim()
+            return self._trim(len(alerts))
 
     def add_repeat(self, key: str, alert: Alert, not_before: float) -> int:
         """Count one more repeat for ``key``: grows the pending note, or queues a new one."""
@@ -101,15 +102,17 @@ class Spool:
             self.db.execute(
                 "INSERT INTO jobs (kind, dedup_key, not_before, alert) VALUES ('repeat', ?, ?, ?)",
                 (key, not_before, alert_to_json(alert)))
-            return self._trim()
+            return self._trim(1)
 
-    def _trim(self) -> int:
-        (n,) = self.db.execute("SELECT COUNT(*) FROM jobs").fetchone()
-        excess = n - self.max_jobs
+    def _trim(self, added: int) -> int:
+        """Inside the inserting transaction: drop the oldest beyond the bound."""
+        excess = self.size + added - self.max_jobs
         if excess > 0:
             self.db.execute("DELETE FROM jobs WHERE id IN (SELECT id FROM jobs ORDER BY id LIMIT ?)",
                             (excess,))
+            self.size = self.max_jobs
             return excess
+        self.size += added
         return 0
 
     def next_due(self, now: float | None) -> Job | None:
@@ -129,10 +132,11 @@ class Spool:
         return when
 
     def done(self, job: Job) -> None:
-        self.db.execute("DELETE FROM jobs WHERE id = ?", (job.id,))
+        if self.db.execute("DELETE FROM jobs WHERE id = ?", (job.id,)).rowcount:
+            self.size -= 1
 
     def __len__(self) -> int:
-        return self.db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+        return self.size
 
     # -- de-duplication ------------------------------------------------------------------------
 
@@ -162,5 +166,3 @@ class Spool:
     def noted(self, key: str, now: float) -> None:
         self.db.execute("UPDATE dedup SET last_note = ? WHERE key = ?", (now, key))
 
-    def stats(self) -> dict[str, Any]:
-        return {"jobs": len(self)}

@@ -39,7 +39,7 @@ async def test_falco_json_body_with_stable_id(receiver, drive, metrics, tmp_path
     assert receiver.uuids() == [a.uuid for a in alerts]          # in order, each once
     assert [r.json()["uuid"] for r in receiver.delivered] == [a.uuid for a in alerts]
     assert metrics.get("outputs.hook.sent") == 20
-    assert out.pending() == 0
+    assert out.pending() == 0 and metrics.snapshot()["outputs.hook.spooled"] == 0
 
 
 @pytest.mark.parametrize("fault", ["fail", "close", "hang", "busy"])
@@ -88,6 +88,7 @@ async def test_receiver_down_30s_then_up_every_alert_delivered(receiver, drive, 
         driven.offer([a])
     await trio.sleep(15)
     assert receiver.seen == [] and out.pending() == 100
+    assert metrics.snapshot()["outputs.hook.spooled"] == 100
     await receiver.up(nursery)
     await receiver.wait_for(100, timeout=30)
     await driven.stop()

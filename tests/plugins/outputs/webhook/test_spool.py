@@ -55,3 +55,19 @@ def test_dedup_window(tmp_path):
     assert spool.dedup_info("k")[:2] == ("17", 2)
     assert spool.seen("k", 1061.0, 60) == (False, 1)    # a new window: a new ticket
     assert spool.dedup_info("k")[0] is None
+
+
+def test_size_is_kept_across_reopen_and_trims(tmp_path):
+    path = str(tmp_path / "q.db")
+    spool = Spool(path, 4)
+    spool.add_alerts([(make_alert(i), None) for i in range(3)])
+    spool.add_repeat("k", make_alert(), 0)
+    spool.add_repeat("k", make_alert(), 0)              # folded: no new job
+    assert len(spool) == 4
+    spool.close()
+    spool = Spool(path, 4)
+    assert len(spool) == 4
+    assert spool.add_alerts([(make_alert(9), None)]) == 1 and len(spool) == 4
+    spool.done(spool.next_due(None))
+    assert len(spool) == 3
+    assert spool.db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == 3
