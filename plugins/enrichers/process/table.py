@@ -208,15 +208,12 @@ class ProcessTable:
 
     def get(self, tid: int, pid: int = 0) -> Process | None:
         """The process of a thread: by pid, by tid, or (unknown so far) read from /proc."""
-        p = self.procs.get(pid) if pid else None
-        if p is not None:
-            return p
+        if pid:  # the kernel always says which process a thread belongs to
+            p = self.procs.get(pid)
+            return p if p is not None else self._discover(pid)
         owner = self.threads.get(tid)
-        if owner is not None:
-            p = self.procs.get(owner)
-            if p is not None:
-                return p
-        return self._discover(pid or tid)
+        p = self.procs.get(owner) if owner is not None else self.procs.get(tid)
+        return p if p is not None else self._discover(tid)
 
     def _discover(self, pid: int) -> Process | None:
         if pid <= 0:
@@ -273,6 +270,9 @@ class ProcessTable:
         if extra.get("is_thread"):
             self.threads[child] = ev.pid
             return parent
+        known = self.procs.get(child)
+        if known is not None and known.exit_ts is None and known.start_ts >= ev.ts:
+            return parent  # the same fork seen twice (two programs overlap during a reload)
         c = Process(child)
         if parent is not None:
             for attr in ("comm", "exe", "exepath", "args", "cwd", "tty", "uid", "gid", "euid",
@@ -299,7 +299,7 @@ class ProcessTable:
         old_pid = int(extra.get("old_pid") or 0)
         if old_pid and old_pid != pid:
             self.threads.pop(old_pid, None)
-        p = self.procs.get(pid)
+        p = self.get(ev.tid, pid)       # unknown so far: read from /proc if still there
         if p is None:
             p = Process(pid)
             p.ppid = 0

@@ -401,11 +401,10 @@ struct fork_tp {
     int child_pid;
 };
 
+// Not filtered for the agent: the agent's own children (a program output) must be known.
 int sw_sched_fork(struct fork_tp *ctx)
 {
     u64 id = bpf_get_current_pid_tgid();
-    if (is_agent(id))
-        return 0;
     u32 tid = (u32)id;
     struct rec *r = new_rec(id, KIND_FORK, 0, ctx->child_pid);
     if (!r)

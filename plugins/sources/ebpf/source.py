@@ -20,6 +20,7 @@ import ctypes
 import logging
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 import trio
@@ -131,9 +132,11 @@ class EbpfSource:
         self.unavailable: list[str] = []       # tracepoints this kernel does not have
         self._batch: list[Event] = []
         self._needs_reload = False
+        self._switched = trio.Event()
         self._kernel_prev = [0] * (2 * len(CATEGORIES))
         self.drops = DropMonitor(self.cfg.get("syscall_event_drops") or {}, alert)
         self.delivered = 0
+        self.received = {"proc": 0, "events": 0}   # records read from each ring
         self.decode_errors = 0
 
     # -- loading -------------------------------------------------------------------------------
@@ -141,45 +144,57 @@ class EbpfSource:
     def program_text(self) -> str:
         return P.render_program(self.event_types, self.cfg, self.agent_pid)
 
-    def load(self) -> None:
-        """Compile and load the program, open the rings, attach (blocking: ~1 s of clang)."""
+    def _build(self) -> tuple[Any, dict[str, str], set[str]]:
+        """Compile, load, open the rings and attach a new program for the current event types
+        (blocking: about a second of clang).  Returns (bpf, attached, compiled)."""
         check_environment()
         bcc = _load_bcc()
-        text = self.program_text()
         try:
-            bpf = bcc.BPF(text=text, cflags=["-Wno-unused-function"])
+            bpf = bcc.BPF(text=self.program_text().encode(), cflags=["-Wno-unused-function"])
         except Exception as exc:
             raise SourceError(f"the BPF program could not be compiled or loaded: {exc}",
                               hint=HINT) from None
-        old = self.bpf
-        self.bpf = bpf
-        self.compiled = set(P.needed_syscalls(self.event_types))
-        bpf["proc_ring"].open_ring_buffer(self._on_record)
-        bpf["evt_ring"].open_ring_buffer(self._on_record)
-        self.attached = {}
-        self._attach(P.tracepoints(self.event_types))
-        if old is not None:
-            old.cleanup()
+        bpf["proc_ring"].open_ring_buffer(self._on_proc_record)
+        bpf["evt_ring"].open_ring_buffer(self._on_evt_record)
+        attached: dict[str, str] = {}
+        self._attach(bpf, attached, P.tracepoints(self.event_types))
+        return bpf, attached, set(P.needed_syscalls(self.event_types))
 
-    def _attach(self, wanted: list[tuple[str, str]]) -> None:
+    def load(self) -> None:
+        """Load the program and attach (the first time)."""
+        self.bpf, self.attached, self.compiled = self._build()
+
+    def _attach(self, bpf: Any, attached: dict[str, str],
+                wanted: list[tuple[str, str]]) -> None:
         self.unavailable = []
         for tp, fn in wanted:
-            if tp in self.attached:
+            if tp in attached:
                 continue
             if not tracepoint_exists(tp):
                 self.unavailable.append(tp)
                 continue
             try:
-                self.bpf.attach_tracepoint(tp=tp, fn_name=fn)
+                bpf.attach_tracepoint(tp=tp.encode(), fn_name=fn.encode())
             except Exception as exc:
                 raise SourceError(f"could not attach {fn} to {tp}: {exc}", hint=HINT) from None
-            self.attached[tp] = fn
+            attached[tp] = fn
         if self.unavailable:
             log.info("not on this kernel, not followed: %s", ", ".join(self.unavailable))
 
+    @staticmethod
+    def _detach(bpf: Any, tps: list[str]) -> None:
+        """Detach tracepoints in parallel: each detach waits for an RCU grace period (~40 ms
+        here), and concurrent waits share one."""
+        if not tps:
+            return
+        with ThreadPoolExecutor(max_workers=min(32, len(tps))) as pool:
+            list(pool.map(lambda tp: bpf.detach_tracepoint(tp=tp.encode()), tps))
+
     def set_event_types(self, types: set[str] | None) -> None:
-        """Follow another set of syscalls (a rule reload): attach/detach, or recompile when a
-        syscall without a compiled handler is needed (done by the running reader)."""
+        """Follow another set of syscalls (a rule reload): attach/detach now, or, when a
+        syscall without a compiled handler is needed, let the reader build a new program and
+        switch to it (the two overlap for the switch: a syscall ending in that window may be
+        seen twice, none is missed)."""
         self.event_types = None if types is None else set(types)
         if self.bpf is None:
             return
@@ -187,19 +202,39 @@ class EbpfSource:
             self._needs_reload = True
             return
         wanted = dict(P.tracepoints(self.event_types))
-        for tp in list(self.attached):
-            if tp not in wanted:
-                self.bpf.detach_tracepoint(tp=tp)
-                del self.attached[tp]
-        self._attach(list(wanted.items()))
+        gone = [tp for tp in self.attached if tp not in wanted]
+        self._detach(self.bpf, gone)
+        for tp in gone:
+            del self.attached[tp]
+        self._attach(self.bpf, self.attached, list(wanted.items()))
+
+    async def _switch(self) -> None:
+        """Build the new program in a thread, switch the reader to it, retire the old one."""
+        bpf, attached, compiled = await trio.to_thread.run_sync(self._build)
+        old, old_attached = self.bpf, list(self.attached)
+        self.bpf, self.attached, self.compiled = bpf, attached, compiled
+        if old is not None:
+            await trio.to_thread.run_sync(self._detach, old, old_attached)
+            old.ring_buffer_consume()      # what the old program sent before it was detached
+            old.cleanup()
+        self._switched.set()
 
     def close(self) -> None:
         if self.bpf is not None:
+            self._detach(self.bpf, list(self.attached))
             self.bpf.cleanup()
             self.bpf = None
             self.attached = {}
 
     # -- reading -------------------------------------------------------------------------------
+
+    def _on_proc_record(self, ctx: Any, data: Any, size: int) -> int:
+        self.received["proc"] += 1
+        return self._on_record(ctx, data, size)
+
+    def _on_evt_record(self, ctx: Any, data: Any, size: int) -> int:
+        self.received["events"] += 1
+        return self._on_record(ctx, data, size)
 
     def _on_record(self, _ctx: Any, data: Any, size: int) -> int:
         try:
@@ -274,18 +309,18 @@ class EbpfSource:
 
     async def _read_loop(self, send: trio.MemorySendChannel[list[Event]],
                          nursery: trio.Nursery) -> None:
-        """Wait for either ring, drain both, send; the watchers are restarted per wait."""
-        fds = [self.bpf["proc_ring"].map_fd, self.bpf["evt_ring"].map_fd]
+        """Wait for either ring, drain both, send."""
         while True:
             if self._needs_reload:
                 self._needs_reload = False
-                await trio.to_thread.run_sync(self.load)
-                fds = [self.bpf["proc_ring"].map_fd, self.bpf["evt_ring"].map_fd]
+                self._switched = trio.Event()
+                nursery.start_soon(self._switch)
+            bpf = self.bpf
             batch = self.drain()
             if batch:
                 await send.send(batch)
                 continue
-            await _wait_any(fds, timeout=0.5)
+            await _wait_any([bpf["proc_ring"].map_fd, bpf["evt_ring"].map_fd], timeout=0.25)
 
 
 async def _wait_any(fds: list[int], timeout: float) -> None:

@@ -1,0 +1,69 @@
+"""Helpers for the real-kernel eBPF tests: run the live source, enrich what it sends."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Awaitable, Callable
+
+import pytest
+import trio
+
+from syswarden.core.plugins import collect_fields
+from syswarden.plugins.enrichers.process.enricher import ProcessEnricher
+from syswarden.plugins.sources.ebpf.source import EbpfSource
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (eBPF)")
+
+_REGISTRY = None
+
+
+def field(name: str, evt: Any, arg: Any = None) -> Any:
+    """Read one field of an event through the real field registry (as the rule engine does)."""
+    global _REGISTRY
+    if _REGISTRY is None:
+        _REGISTRY = collect_fields()
+    d = _REGISTRY.get(name)
+    assert d is not None, f"field {name} is not declared"
+    return d.bind(arg).read(evt)
+
+
+def descends_from_me(evt: Any) -> bool:
+    """The event's process is a descendant of the test process."""
+    me = os.getpid()
+    p = evt.proc
+    return p is not None and any(a.pid == me for a in p.ancestors())
+
+
+class Live:
+    """The live source running in a nursery, its batches enriched as they come."""
+
+    def __init__(self, types: set[str] | None, cfg: dict | None = None) -> None:
+        self.enricher = ProcessEnricher(snapshot=True)
+        self.source = EbpfSource(cfg or {}, types, os.getpid())
+        self.events: list = []
+
+    async def consume(self, recv: trio.MemoryReceiveChannel) -> None:
+        async with recv:
+            async for batch in recv:
+                for ev in batch:
+                    self.enricher.enrich(ev)
+                self.events.extend(batch)
+
+    async def settle(self, seconds: float = 0.3) -> None:
+        """Give the reader time to drain what the kernel has sent."""
+        await trio.sleep(seconds)
+
+
+async def run_live(types: set[str] | None, action: Callable[[Live], Awaitable[None]],
+                   cfg: dict | None = None) -> Live:
+    live = Live(types, cfg)
+    send, recv = trio.open_memory_channel(1000)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(live.consume, recv)
+        async with send:
+            async with trio.open_nursery() as src_nursery:
+                await src_nursery.start(live.source.run, send)
+                await action(live)
+                await live.settle()
+                src_nursery.cancel_scope.cancel()
+    return live

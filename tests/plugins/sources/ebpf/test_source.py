@@ -1,0 +1,252 @@
+"""The live eBPF source on the real kernel: real processes, real syscalls, enriched fields."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+import trio
+
+from syswarden.plugins.enrichers.process.enricher import ProcessEnricher
+from syswarden.plugins.sources.ebpf import program as P
+from syswarden.plugins.sources.ebpf.source import EbpfSource
+
+from .conftest import descends_from_me, field, needs_root, run_live
+
+pytestmark = [needs_root, pytest.mark.root]
+
+FILE_TYPES = {"open", "openat", "openat2", "creat"}
+
+
+def mine(live, types):
+    return [e for e in live.events if e.type in types and descends_from_me(e)]
+
+
+async def test_open_for_writing_a_unique_file(tmp_path):
+    path = tmp_path / f"written-{uuid.uuid4().hex}.txt"
+
+    async def action(live):
+        await trio.run_process(["/bin/sh", "-c", f"echo hello > {path}"])
+
+    live = await run_live({"openat", "open"}, action)
+    opens = [e for e in mine(live, FILE_TYPES) if e.args.get("name") == str(path)]
+    assert len(opens) == 1, [e for e in mine(live, FILE_TYPES)]
+    ev = opens[0]
+    assert ev.res >= 0
+    assert field("fd.name", ev) == str(path)
+    assert field("fd.directory", ev) == str(tmp_path)
+    assert field("fd.filename", ev) == path.name
+    assert field("fd.num", ev) == ev.res
+    assert field("fd.typechar", ev) == "f"
+    assert field("evt.is_open_write", ev) is True
+    assert field("evt.is_open_read", ev) is False
+    assert field("proc.name", ev) == "sh"
+    assert field("user.name", ev) == "root"
+    assert field("user.uid", ev) == 0
+    assert field("proc.pid", ev) == ev.pid
+    assert ev.cgroup_id != 0 and ev.proc.cgroup_id == ev.cgroup_id
+
+
+async def test_exec_of_renamed_binary_from_renamed_shell_under_a_pty(tmp_path):
+    tag = uuid.uuid4().hex[:6]
+    shell = tmp_path / f"sh{tag}"
+    prog = tmp_path / f"tru{tag}"
+    shutil.copy("/bin/dash", shell)
+    shutil.copy("/bin/true", prog)
+    my_comm = open("/proc/self/comm").read().strip()
+
+    async def action(live):
+        pid, master = os.forkpty()
+        if pid == 0:  # the child: the renamed shell on the pty's slave side
+            try:
+                os.execv(str(shell), [str(shell), "-c", f"{prog} alpha beta; sleep 0.3"])
+            finally:
+                os._exit(127)
+        try:
+            while True:  # keep the pty drained until the shell exits
+                try:
+                    await trio.lowlevel.wait_readable(master)
+                    if not os.read(master, 4096):
+                        break
+                except OSError:
+                    break
+        finally:
+            os.close(master)
+            await trio.to_thread.run_sync(os.waitpid, pid, 0)
+
+    live = await run_live({"execve"}, action)
+    execs = [e for e in mine(live, {"execve"}) if e.res == 0 and e.proc.comm == prog.name]
+    assert len(execs) == 1, [(e, e.proc) for e in mine(live, {"execve"})]
+    ev = execs[0]
+    assert field("proc.name", ev) == prog.name
+    assert field("proc.cmdline", ev) == f"{prog.name} alpha beta"
+    assert field("proc.args", ev) == "alpha beta"
+    assert field("proc.exe", ev) == str(prog)
+    assert field("proc.exepath", ev) == os.path.realpath(prog)
+    assert field("proc.pname", ev) == shell.name
+    assert field("proc.aname", ev, 1) == shell.name
+    assert field("proc.aname", ev, 2) == my_comm
+    assert field("proc.apid", ev, 2) == os.getpid()
+    assert shell.name in field("proc.aname", ev)          # any ancestor
+    assert field("proc.tty", ev) not in (None, 0)
+    assert field("proc.pcmdline", ev).startswith(f"{shell.name} -c {prog} alpha beta")
+    assert field("evt.arg", ev, "exe") == str(prog)
+
+
+async def test_rename_unlink_mkdir_paths_are_absolute(tmp_path):
+    script = "mkdir sub && touch a && mv a b && rm b"
+    types = {"mkdir", "mkdirat", "rename", "renameat", "renameat2", "unlink", "unlinkat"}
+
+    async def action(live):
+        await trio.run_process(["/bin/sh", "-c", script], cwd=str(tmp_path))
+
+    live = await run_live(types, action)
+    evs = mine(live, types)
+    mk = [e for e in evs if e.type in ("mkdir", "mkdirat")]
+    assert [e.args["path"] for e in mk] == [str(tmp_path / "sub")]
+    rn = [e for e in evs if e.type.startswith("rename")]
+    assert [(e.args["oldpath"], e.args["newpath"]) for e in rn] == \
+        [(str(tmp_path / "a"), str(tmp_path / "b"))]
+    rm = [e for e in evs if e.type.startswith("unlink")]
+    assert [e.args.get("name") or e.args.get("path") for e in rm] == [str(tmp_path / "b")]
+    assert all(e.res == 0 for e in mk + rn + rm)
+    assert {field("proc.name", e) for e in mk + rn + rm} == {"mkdir", "mv", "rm"}
+
+
+async def test_connect_to_a_loopback_port():
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    port = server.getsockname()[1]
+    code = ("import socket,time; s=socket.create_connection(('127.0.0.1', %d)); "
+            "time.sleep(0.2)" % port)
+
+    async def action(live):
+        await trio.run_process([sys.executable, "-c", code])
+
+    try:
+        live = await run_live({"connect", "socket"}, action)
+    finally:
+        server.close()
+    conns = [e for e in mine(live, {"connect"})
+             if (e.extra or {}).get("sockaddr", (None, None, 0))[2] == port]
+    assert len(conns) == 1
+    ev = conns[0]
+    assert ev.res == 0
+    assert field("fd.rip", ev) == ipaddress.IPv4Address("127.0.0.1")
+    assert field("fd.rport", ev) == port
+    assert field("fd.sip", ev) == ipaddress.IPv4Address("127.0.0.1")
+    assert field("fd.sport", ev) == port
+    assert field("fd.l4proto", ev) == "tcp"
+    assert field("fd.sockfamily", ev) == "ip"
+    assert field("fd.typechar", ev) == "4"
+    assert field("fd.is_server", ev) is False
+    # the client's end comes from /proc/net while the process lives (it sleeps 0.2 s)
+    assert field("fd.lport", ev) not in (None, 0)
+    assert field("fd.name", ev) == f"127.0.0.1:{field('fd.lport', ev)}->127.0.0.1:{port}"
+    assert ev.args["addr"] == f"127.0.0.1:{port}"
+    assert ev.args["tuple"] == field("fd.name", ev)
+
+
+def test_a_process_that_exits_at_once_is_fully_resolved():
+    """Decoded only after the process is gone: nothing can come from /proc."""
+    enricher = ProcessEnricher(snapshot=True)
+    src = EbpfSource({}, {"execve"}, os.getpid())
+    src.load()
+    try:
+        proc = subprocess.run(["/bin/true", "quick", "exit"])
+        assert proc.returncode == 0
+        time.sleep(0.05)
+        events = src.drain()
+    finally:
+        src.close()
+    execs = [e for e in events if e.type == "execve" and e.res == 0
+             and e.args.get("args") == ["quick", "exit"]]
+    assert len(execs) == 1
+    ev = execs[0]
+    assert not os.path.exists(f"/proc/{ev.pid}")
+    for e in events:
+        enricher.enrich(e)
+    assert field("proc.name", ev) == "true"
+    assert field("proc.cmdline", ev) == "true quick exit"
+    assert field("proc.exepath", ev) == os.path.realpath("/bin/true")
+    assert field("proc.pname", ev) == open("/proc/self/comm").read().strip()
+    assert field("proc.ppid", ev) == os.getpid()
+    assert field("user.name", ev) == "root"
+    exits = [e for e in events if e.type == "procexit" and e.pid == ev.pid]
+    assert len(exits) == 1 and exits[0].proc is ev.proc and ev.proc.exit_ts is not None
+
+
+async def test_only_the_needed_tracepoints_are_attached_and_a_reload_changes_them(tmp_path):
+    async def action(live):
+        src = live.source
+        expected = {tp for tp, _ in P.tracepoints({"openat"})} - set(src.unavailable)
+        assert set(src.attached) == expected
+        assert "syscalls:sys_exit_mkdirat" not in src.attached
+        assert "syscalls:sys_exit_openat" in src.attached
+        await trio.run_process(["/bin/mkdir", str(tmp_path / "before")])
+        src.set_event_types({"openat", "mkdirat", "mkdir"})    # not compiled in: reloads
+        with trio.fail_after(20):
+            while "syscalls:sys_exit_mkdirat" not in src.attached:
+                await trio.sleep(0.05)
+        await trio.run_process(["/bin/mkdir", str(tmp_path / "after")])
+        await live.settle()
+        src.set_event_types({"mkdirat"})                        # compiled in: detaches only
+        assert "syscalls:sys_exit_openat" not in src.attached
+        assert "syscalls:sys_exit_mkdirat" in src.attached
+
+    live = await run_live({"openat"}, action)
+    made = [e.args.get("path") for e in mine(live, {"mkdir", "mkdirat"})]
+    assert made == [str(tmp_path / "after")], [
+        (e, e.proc, e.proc and [a.pid for a in e.proc.ancestors()]) for e in live.events
+        if e.type.startswith("mkdir") and str(tmp_path) in str(e.args)]
+    assert any(e.type == "openat" for e in mine(live, {"openat"}))
+
+
+def test_tiny_ring_accounting_is_exact():
+    """generated = delivered + dropped, per ring, with a ring far too small."""
+    src = EbpfSource({"evt_ring_pages": 1}, {"openat"}, os.getpid())
+    src.load()
+    try:
+        code = "for i in range(3000):\n    open('/dev/null').close()"
+        subprocess.run([sys.executable, "-c", code], check=True)
+        for tp in list(src.attached):
+            src.bpf.detach_tracepoint(tp=tp.encode())
+        src.attached.clear()
+        time.sleep(0.2)
+        events = []
+        while True:
+            got = src.drain()
+            if not got:
+                break
+            events += got
+        c = src.kernel_counters()
+        reported = src.drop_counts()
+    finally:
+        src.close()
+    attempted_proc, dropped_proc, attempted_evt, dropped_evt = c[0], c[1], c[2], c[3]
+    assert dropped_evt > 0
+    assert attempted_evt >= 3000
+    assert src.received["events"] == attempted_evt - dropped_evt
+    assert src.received["proc"] == attempted_proc - dropped_proc
+    assert reported["kernel.events"] == dropped_evt
+
+
+async def test_the_agent_itself_is_filtered_in_the_kernel(tmp_path):
+    marker = tmp_path / "agent-own-file"
+
+    async def action(live):
+        marker.write_text("x")                      # the test process is the "agent"
+        await trio.run_process(["/bin/cat", str(marker)])
+
+    live = await run_live({"openat"}, action)
+    names = [(e.pid, e.args.get("name")) for e in live.events if e.type == "openat"]
+    assert all(pid != os.getpid() for pid, _ in names)
+    assert any(name == str(marker) for _, name in names)   # the child's open is there
