@@ -46,6 +46,8 @@ _U = object()  # an unfilled per-event cache slot
 
 #: a field named by this many checks of one generated function is read up front
 EAGER_USES = 4
+#: put a rule's set-membership tests on up-front fields before its other checks
+REORDER = True
 
 STRING_OPS = frozenset({"contains", "icontains", "startswith", "endswith", "glob", "iglob",
                         "regex", "bcontains", "bstartswith"})
@@ -872,6 +874,24 @@ class _Gen:
             return f"({tmp} := {r}(e))", tmp
         return f"({var} if {var} is not _U else ({var} := {r}(e)))", var
 
+    def cheap_first(self, node: RNode) -> RNode:
+        """A rule's top-level ``and`` with its cheapest, most selective checks first.
+
+        A membership or equality test on a field read up front is a local and a set lookup;
+        it goes before macros and other checks.  Conditions are pure, so the order of the
+        operands of ``and`` does not change the result, only how soon a miss is known.
+        """
+        if not isinstance(node, ast.And):
+            return node
+
+        def cost(c: RNode) -> int:
+            if isinstance(c, RCheck) and c.rhs is None and not c.field.many \
+                    and id(c.field.read) in self.eager and c.op in ("=", "in", "intersects"):
+                return 0
+            return 1
+        kids = sorted(node.children, key=cost)
+        return ast.And(tuple(kids), node.pos)
+
     def expr(self, node: RNode) -> str:
         if isinstance(node, ast.Const):
             return "True" if node.value else "False"
@@ -982,7 +1002,7 @@ def build_matcher(rules: list[tuple[int, RNode]], ns: Namespace, mode: str = "fi
     if mode == "all":
         lines.append("    hits = []")
     for idx, node in rules:
-        cond = gen.expr(node)
+        cond = gen.expr(gen.cheap_first(node) if REORDER else node)
         lines.append(f"    if {cond}:")
         lines.append(f"        return {idx}" if mode == "first" else f"        hits.append({idx})")
     lines.append("    return -1" if mode == "first" else "    return hits")
