@@ -77,6 +77,7 @@ def load_rules(files: list[str], fields: FieldRegistry) -> tuple[LoadResult, lis
         text = rule_condition(rd, lists)
         origin = Origin(text, rd.cond_location)
         try:
+            _check_exceptions(rd, comp)
             try:
                 node = comp.resolve_text(text, origin)
             except RecursionError:
@@ -111,6 +112,33 @@ def load_rules(files: list[str], fields: FieldRegistry) -> tuple[LoadResult, lis
                                       "unused", ldef.location))
     result.warnings.extend(warnings)
     return result, rules, warnings
+
+
+_EXCEPTION_COMPS = frozenset({"=", "==", "!=", "<", "<=", ">", ">=", "contains", "icontains",
+                              "bcontains", "startswith", "bstartswith", "endswith", "glob",
+                              "iglob", "regex", "in", "intersects", "pmatch"})
+
+
+def _check_exceptions(rd: Any, comp: Compiler) -> None:
+    """Each exception's fields and comps, reported at the exception (not in the condition)."""
+    from . import ast as rast
+    from .lexer import Lexer, TokenType
+    for exc in rd.exceptions:
+        fields = [exc.fields] if isinstance(exc.fields, str) else list(exc.fields)
+        comps = exc.comps if isinstance(exc.comps, list) else [exc.comps] * len(fields)
+        for f, c in zip(fields, comps, strict=False):
+            lx = Lexer(str(f))
+            try:
+                tok = lx.operand()
+                if tok.type is not TokenType.FIELD or not lx.at_end():
+                    raise RuleError("not a field")
+                comp.lookup(rast.FieldRef(tok.value, tok.arg, 0), Origin(str(f)))
+            except RuleError:
+                raise RuleError(f"exception '{exc.name}': '{f}' is not a known field",
+                                exc.location) from None
+            if c is not None and c not in _EXCEPTION_COMPS:
+                raise RuleError(f"exception '{exc.name}': '{c}' is not a comparison operator",
+                                exc.location)
 
 
 def _lists_referenced(result: LoadResult, comp: Compiler) -> set[str]:

@@ -226,6 +226,30 @@ def test_exceptions_are_compiled_into_the_condition(tmp_path, reg, ev):
     assert "proc.pname in (trusted_parents)" in cond
 
 
+@pytest.mark.parametrize("fields, comps, message", [
+    ("[proc.nam]", "[=]", "exception 'e': 'proc.nam' is not a known field"),
+    ("[proc.name]", "[like]", "exception 'e': 'like' is not a comparison operator"),
+    ("proc.name[", "in", "exception 'e': 'proc.name[' is not a known field"),
+])
+def test_exception_errors_point_at_the_exception(tmp_path, reg, fields, comps, message):
+    f = write(tmp_path, "exc.yaml", f"""
+        - rule: R
+          desc: d
+          condition: evt.type = openat
+          output: o
+          priority: warning
+          exceptions:
+            - name: e
+              fields: {fields}
+              comps: {comps}
+              values: [[a]]
+        """)
+    with pytest.raises(RuleError) as info:
+        RuleEngine.load([f], reg)
+    assert info.value.message == message
+    assert (info.value.location.line, info.value.location.item) == (7, "rule 'R'")
+
+
 def test_exception_values_appended_by_name(tmp_path, reg, ev):
     f = write(tmp_path, "exc.yaml", """
         - rule: R
