@@ -34,6 +34,12 @@ def test_disabled_makes_no_enricher(tmp_path) -> None:
     assert plugin.syswarden_make_enrichers(PluginContext(cfg, Metrics(), None)) is None
 
 
+def test_no_enricher_for_a_replay(tmp_path) -> None:
+    cfg = _config(tmp_path, "")
+    ctx = PluginContext(cfg, Metrics(), None, replay_file=str(tmp_path / "capture.scap"))
+    assert plugin.syswarden_make_enrichers(ctx) is None
+
+
 def test_bad_config_is_located(tmp_path) -> None:
     with pytest.raises(ConfigError, match="docker.sockets"):
         _config(tmp_path, "docker:\n  sockets: /x\n")
