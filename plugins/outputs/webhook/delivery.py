@@ -60,11 +60,11 @@ def ssl_context(section: dict[str, Any]) -> ssl.SSLContext | bool:
     return ctx
 
 
-def make_client(section: dict[str, Any]) -> httpx.AsyncClient:
+def make_client(section: dict[str, Any], tls: ssl.SSLContext | bool) -> httpx.AsyncClient:
     keep_alive = section.get("keep_alive", True)
     limits = httpx.Limits(max_connections=4,
                           max_keepalive_connections=4 if keep_alive else 0)
-    return httpx.AsyncClient(verify=ssl_context(section), limits=limits,
+    return httpx.AsyncClient(verify=tls, limits=limits,
                              timeout=float(section.get("timeout") or 10.0),
                              headers={"User-Agent": section.get("user_agent") or "syswarden"},
                              follow_redirects=False)

@@ -36,7 +36,7 @@ from syswarden.core.alert import Alert
 from syswarden.core.errors import ConfigError, OutputError
 from syswarden.core.outputs import AlertFormatter, OutputSettings, batches
 
-from .delivery import Backoff, make_client, send
+from .delivery import Backoff, make_client, send, ssl_context
 from .presets import Request, key_values, make_preset
 from .spool import Job, Spool
 
@@ -79,6 +79,7 @@ class WebhookOutput:
         section = self._expanded(section, where)
         self.section = section
         self.preset = make_preset(section, self.formatter)
+        self.tls = ssl_context(section)          # a bad certificate path fails at start
         self.headers = {str(k): str(v) for k, v in (section.get("headers") or {}).items()}
         self.timeout = float(section.get("timeout") or 10.0)
         self.compress = bool(section.get("compress_uploads"))
@@ -133,7 +134,7 @@ class WebhookOutput:
             log.info("webhook %s: %d alerts kept from a previous run will be delivered",
                      self.name, waiting)
         try:
-            async with make_client(self.section) as client:
+            async with make_client(self.section, self.tls) as client:
                 async with trio.open_nursery() as nursery:
                     done = trio.Event()
                     nursery.start_soon(self._deliver_loop, client, done)
@@ -165,7 +166,7 @@ class WebhookOutput:
             key = None
             if self.dedup_window > 0:
                 key = dedup_key(alert, self.preset.key_fields)
-                repeat, total = self.spool.seen(key, now, self.dedup_window)
+                repeat, _ = self.spool.seen(key, now, self.dedup_window)
                 if repeat:
                     self.metrics.inc(self._c["deduplicated"])
                     if self.preset.keeps_tickets:

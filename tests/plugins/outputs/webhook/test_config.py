@@ -134,3 +134,11 @@ def test_falcos_own_output_sections_load(tmp_path):
     config, outputs = outputs_for(str(path))
     assert [o.name for o in outputs] == ["stdout"]
     assert config["http_output"]["user_agent"] == "falcosecurity/falco"
+
+
+def test_a_missing_ca_cert_fails_at_start(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"http_output: {{enabled: true, url: 'https://x', "
+                    f"ca_cert: {tmp_path}/none.pem}}\n")
+    with pytest.raises(ConfigError, match="TLS set-up failed"):
+        outputs_for(str(path))
