@@ -278,7 +278,7 @@ class WebhookOutput:
 
     def _finish(self, job: Job) -> None:
         assert self.spool is not None
-        self.spool.done(job)
+        self.spool.done(job, next_note=time.time() + self.note_interval)
         self.metrics.set(self._spooled, len(self.spool))
 
     def pending(self) -> int:

@@ -131,9 +131,17 @@ class Spool:
         (when,) = self.db.execute("SELECT MIN(not_before) FROM jobs").fetchone()
         return when
 
-    def done(self, job: Job) -> None:
-        if self.db.execute("DELETE FROM jobs WHERE id = ?", (job.id,)).rowcount:
-            self.size -= 1
+    def done(self, job: Job, next_note: float = 0.0) -> None:
+        """The job was delivered (or given up).  A repeat note that gained repeats while it
+        was being sent stays, with what it gained, due at ``next_note``."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            if job.kind == "repeat" and self.db.execute(
+                    "UPDATE jobs SET count = count - ?, not_before = ? WHERE id = ? AND count > ?",
+                    (job.count, next_note, job.id, job.count)).rowcount:
+                return
+            if self.db.execute("DELETE FROM jobs WHERE id = ?", (job.id,)).rowcount:
+                self.size -= 1
 
     def __len__(self) -> int:
         return self.size

@@ -71,3 +71,17 @@ def test_size_is_kept_across_reopen_and_trims(tmp_path):
     spool.done(spool.next_due(None))
     assert len(spool) == 3
     assert spool.db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == 3
+
+
+def test_repeats_folded_while_a_note_is_sent_are_kept(tmp_path):
+    spool = Spool(str(tmp_path / "q.db"), 100)
+    spool.add_repeat("k", make_alert(1), 0)
+    spool.add_repeat("k", make_alert(2), 0)
+    note = spool.next_due(0)                      # being sent: count 2
+    spool.add_repeat("k", make_alert(3), 0)       # arrives meanwhile
+    spool.done(note, next_note=99.0)
+    rest = spool.next_due(None)
+    assert (rest.kind, rest.count, rest.alert.output_fields["seq"]) == ("repeat", 1, 3)
+    assert spool.next_due(50.0) is None and len(spool) == 1
+    spool.done(rest)
+    assert len(spool) == 0
