@@ -18,6 +18,7 @@ from typing import Any
 import trio
 
 from syswarden.core.config import Key, Section
+from syswarden.core.errors import ConfigError
 from syswarden.core.hookspecs import hookimpl
 from syswarden.core.outputs import OutputSettings, batches, build_if_enabled, output_schema
 
@@ -35,7 +36,6 @@ class ProgramOutput:
         self.metrics = metrics
         self.program = section.get("program") or ""
         if not self.program.strip():
-            from syswarden.core.errors import ConfigError
             raise ConfigError("program_output.program is empty")
         self.keep_alive = bool(section.get("keep_alive", False))
         self.argv = ["/bin/sh", "-c", self.program]
@@ -132,6 +132,7 @@ class ProgramOutput:
     def reopen(self) -> None:
         """End the keep-alive process (its stdin closed); the next alert starts a new one."""
         proc, self._proc = self._proc, None
+        self._retired = [p for p in self._retired if p.poll() is None]
         if proc is not None and proc.returncode is None:
             self._retired.append(proc)
             proc.stdin.close()          # the process sees EOF and exits when it is done
