@@ -154,8 +154,8 @@ class EbpfSource:
         except Exception as exc:
             raise SourceError(f"the BPF program could not be compiled or loaded: {exc}",
                               hint=HINT) from None
-        bpf["proc_ring"].open_ring_buffer(self._on_proc_record)
-        bpf["evt_ring"].open_ring_buffer(self._on_evt_record)
+        bpf[b"proc_ring"].open_ring_buffer(self._on_proc_record)
+        bpf[b"evt_ring"].open_ring_buffer(self._on_evt_record)
         attached: dict[str, str] = {}
         self._attach(bpf, attached, P.tracepoints(self.event_types))
         return bpf, attached, set(P.needed_syscalls(self.event_types))
@@ -258,7 +258,7 @@ class EbpfSource:
 
     def kernel_counters(self) -> list[int]:
         """[attempted, dropped] per category, summed over CPUs."""
-        table = self.bpf["counters"]
+        table = self.bpf[b"counters"]
         out = []
         for i in range(2 * len(CATEGORIES)):
             out.append(sum(int(v) for v in table[ctypes.c_int(i)]))
@@ -320,7 +320,7 @@ class EbpfSource:
             if batch:
                 await send.send(batch)
                 continue
-            await _wait_any([bpf["proc_ring"].map_fd, bpf["evt_ring"].map_fd], timeout=0.25)
+            await _wait_any([bpf[b"proc_ring"].map_fd, bpf[b"evt_ring"].map_fd], timeout=0.25)
 
 
 async def _wait_any(fds: list[int], timeout: float) -> None:

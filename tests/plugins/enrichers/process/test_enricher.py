@@ -1,0 +1,73 @@
+"""The enricher: state first, then evt.proc / evt.fd, only where missing; the plugin hooks."""
+
+from __future__ import annotations
+
+import os
+
+from syswarden.core.event import Event, FdInfo, Process
+from syswarden.core.metrics import Metrics
+from syswarden.core.protocols import Enricher, PluginContext
+from syswarden.plugins.enrichers import process as plugin
+from syswarden.plugins.enrichers.process.enricher import ProcessEnricher
+
+
+def enricher_with(*procs):
+    e = ProcessEnricher(snapshot=False)
+    for p in procs:
+        e.table.procs[p.pid] = p
+    return e
+
+
+def test_execve_event_shows_the_new_image_and_its_parent():
+    sh = Process(500, comm="bash", cwd="/root", uid=0, user="root")
+    en = enricher_with(sh)
+    f = Event("clone", tid=500, pid=500, res=501)
+    f.extra = {"child_tid": 501, "is_thread": False}
+    en.enrich(f)
+    assert f.proc is sh
+    x = Event("execve", tid=501, pid=501, res=0,
+              args={"res": 0, "exe": "nc", "args": ["-l", "4444"], "comm": "nc"})
+    x.extra = {"exepath": "/bin/nc.openbsd", "argv": ["nc", "-l", "4444"], "uid": 0, "gid": 0}
+    en.enrich(x)
+    assert x.proc.comm == "nc" and x.proc.parent is sh and x.proc.cmdline == "nc -l 4444"
+    assert x.args["ptid"] == 500 and x.args["cwd"] == "/root"
+
+
+def test_a_replayed_event_passes_through_unchanged():
+    en = enricher_with()
+    carried = Process(42, comm="from-capture")
+    fd = FdInfo(3, "file", "/captured")
+    ev = Event("openat", tid=42, pid=42, res=3, args={"fd": 3, "dirfd": -100, "name": "x"})
+    ev.proc, ev.fd = carried, fd
+    en.enrich(ev)
+    assert ev.proc is carried and ev.fd is fd and ev.args["name"] == "x"
+    assert 42 not in en.table.procs
+
+
+def test_a_replayed_event_without_fd_gets_one_from_its_args():
+    en = enricher_with()
+    ev = Event("openat", tid=42, pid=42, res=3, args={"fd": 3, "dirfd": -100, "name": "f"})
+    ev.proc = Process(42, cwd="/data")
+    en.enrich(ev)
+    assert ev.fd.name == "/data/f"
+
+
+def test_setuid_changes_the_user():
+    p = Process(600, uid=0, user="root")
+    en = enricher_with(p)
+    ev = Event("setuid", tid=600, pid=600, res=0, args={"res": 0, "uid": 65534})
+    en.enrich(ev)
+    assert p.uid == 65534 and p.user == "nobody"
+
+
+def test_plugin_hooks():
+    schema = plugin.syswarden_config_schema()["process"]
+    cfg = {"process": schema.defaults()}
+    assert plugin.syswarden_validate_config(cfg) is None
+    assert plugin.syswarden_validate_config({"process": {"max_entries": 3}})
+    ctx = PluginContext(config=cfg, metrics=Metrics(), fields=None, replay_file="x.jsonl")
+    en = plugin.syswarden_make_enrichers(ctx)
+    assert isinstance(en, Enricher) and len(en.table) == 0   # no /proc snapshot on replay
+    live = plugin.syswarden_make_enrichers(PluginContext(cfg, Metrics(), None))
+    assert os.getpid() in live.table.procs
+    assert {d.name for d in plugin.syswarden_fields()} >= {"proc.name", "fd.name", "user.name"}

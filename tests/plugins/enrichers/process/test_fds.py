@@ -1,0 +1,141 @@
+"""The fd table: path resolution, sockets, dup/close, cwd."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+
+from syswarden.core.event import Event, FdInfo, Process
+from syswarden.plugins.enrichers.process.fds import FdTable, normalise
+
+IP = ipaddress.ip_address
+
+
+def ev(evt_type, res=0, extra=None, **args):
+    e = Event(evt_type, tid=1, pid=1, res=res, args=dict(args))
+    e.extra = extra or {}
+    return e
+
+
+def proc(cwd="/home/u"):
+    return Process(999999, cwd=cwd)   # a pid with no /proc entry: nothing is read from /proc
+
+
+def test_normalise():
+    assert normalise("/a/./b/../c//d/") == "/a/c/d"
+    assert normalise("//etc/passwd") == "/etc/passwd"
+
+
+def test_open_resolves_against_cwd_and_dirfd():
+    t, p = FdTable(), proc()
+    e = ev("openat", res=3, dirfd=-100, name="../x/./f.txt", flags=0o101)
+    t.enrich(e, p)
+    assert e.fd.name == "/home/x/f.txt" and e.fd.num == 3 and e.fd.type == "file"
+    assert e.args["name"] == "/home/x/f.txt" and e.extra["nameraw"] == "../x/./f.txt"
+    assert p.fds[3] is e.fd
+    d = ev("openat", res=4, dirfd=-100, name="/etc", flags=0o200000)
+    t.enrich(d, p)
+    assert d.fd.type == "directory"
+    r = ev("openat", res=5, dirfd=4, name="passwd", flags=0)
+    t.enrich(r, p)
+    assert r.fd.name == "/etc/passwd"
+    failed = ev("open", res=-2, name="/nope", flags=0)
+    t.enrich(failed, p)
+    assert failed.fd.num == -1 and failed.fd.name == "/nope" and -2 not in p.fds
+
+
+def test_path_only_syscalls_are_made_absolute():
+    t, p = FdTable(), proc("/srv")
+    p.fds[7] = FdInfo(7, "directory", "/data")
+    e = ev("renameat2", olddirfd=-100, oldpath="a", newdirfd=7, newpath="sub/b", flags=0)
+    t.enrich(e, p)
+    assert (e.args["oldpath"], e.args["newpath"]) == ("/srv/a", "/data/sub/b")
+    m = ev("mkdir", path="new", mode=0o755)
+    t.enrich(m, p)
+    assert m.args["path"] == "/srv/new"
+
+
+def test_chdir_fchdir_move_the_cwd():
+    t, p = FdTable(), proc("/")
+    t.enrich(ev("chdir", res=0, path="tmp/../var"), p)
+    assert p.cwd == "/var"
+    t.enrich(ev("chdir", res=-2, path="/nope"), p)
+    assert p.cwd == "/var"
+    p.fds[9] = FdInfo(9, "directory", "/opt")
+    t.enrich(ev("fchdir", res=0, fd=9), p)
+    assert p.cwd == "/opt"
+
+
+def test_socket_connect_close():
+    t, p = FdTable(), proc()
+    s = ev("socket", res=4, domain=socket.AF_INET, type=socket.SOCK_STREAM, proto=0)
+    t.enrich(s, p)
+    assert (s.fd.type, s.fd.l4proto, s.fd.sockfamily) == ("ipv4", "tcp", "ip")
+    c = ev("connect", res=0, extra={"sockaddr": ("ipv4", IP("10.0.0.9"), 443)}, fd=4,
+           addr="10.0.0.9:443")
+    t.enrich(c, p)
+    assert c.fd is p.fds[4] and c.fd.sip == IP("10.0.0.9") and c.fd.sport == 443
+    assert c.fd.is_server is False and c.fd.name == "0.0.0.0:0->10.0.0.9:443"
+    assert c.args["tuple"] == c.fd.name
+    x = ev("close", res=0, fd=4)
+    t.enrich(x, p)
+    assert x.fd.sport == 443 and 4 not in p.fds
+
+
+def test_bind_then_accept_gives_the_server_tuple():
+    t, p = FdTable(), proc()
+    t.enrich(ev("socket", res=3, domain=socket.AF_INET, type=socket.SOCK_STREAM, proto=0), p)
+    t.enrich(ev("bind", res=0, extra={"sockaddr": ("ipv4", IP("0.0.0.0"), 8080)}, fd=3), p)
+    a = ev("accept4", res=5, extra={"sockaddr": ("ipv4", IP("192.168.1.7"), 51000),
+                                    "listen_fd": 3}, flags=0)
+    t.enrich(a, p)
+    f = a.fd
+    assert f.is_server is True and f.cip == IP("192.168.1.7") and f.cport == 51000
+    assert f.sport == 8080 and f.name == "192.168.1.7:51000->0.0.0.0:8080"
+    assert p.fds[5] is f
+
+
+def test_udp_sendto_updates_the_tuple():
+    t, p = FdTable(), proc()
+    t.enrich(ev("socket", res=6, domain=socket.AF_INET, type=socket.SOCK_DGRAM, proto=0), p)
+    s = ev("sendto", res=10, extra={"sockaddr": ("ipv4", IP("8.8.8.8"), 53)}, fd=6, size=10)
+    t.enrich(s, p)
+    assert s.fd.l4proto == "udp" and s.fd.name == "0.0.0.0:0->8.8.8.8:53"
+    assert s.extra["fd.name_changed"] is True
+
+
+def test_dup_copies_and_the_old_fd_is_fd2():
+    t, p = FdTable(), proc()
+    p.fds[3] = FdInfo(3, "file", "/etc/hosts")
+    d = ev("dup2", res=1, oldfd=3, newfd=1)
+    t.enrich(d, p)
+    assert d.fd.num == 1 and d.fd.name == "/etc/hosts" and d.fd2 is p.fds[3]
+
+
+def test_a_reused_file_number_is_checked_against_proc(tmp_path):
+    """A file's close never leaves the kernel: a later use of its number reads /proc."""
+    t = FdTable()
+    me = Process(os.getpid())
+    path = tmp_path / "real"
+    path.write_text("x")
+    with open(path) as f:
+        me.fds[f.fileno()] = FdInfo(f.fileno(), "file", "/stale/name")
+        e = ev("fchmod", res=0, fd=f.fileno(), mode=0o600)
+        t.enrich(e, me)
+        assert e.fd.name == str(path)
+
+
+def test_local_end_of_a_real_connection(tmp_path):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    client = socket.create_connection(server.getsockname())
+    try:
+        t = FdTable()
+        f = FdInfo(client.fileno(), "ipv4", l4proto="tcp")
+        assert t.local_address(os.getpid(), f, client.fileno()) == \
+            (IP("127.0.0.1"), client.getsockname()[1])
+    finally:
+        client.close()
+        server.close()

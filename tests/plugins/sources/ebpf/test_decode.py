@@ -1,0 +1,108 @@
+"""Record decoding: records built as program.c lays them out (struct rec + strings)."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import struct
+
+from syswarden.plugins.sources.ebpf import decode as D
+from syswarden.plugins.sources.ebpf import program as P
+
+
+def record(kind, evt, res=0, regs=(0,) * 6, strings=(), tid=100, pid=100, extra=0,
+           uid=1000, gid=1000, ts=5, cgroup=77):
+    lens = [len(s) for s in strings] + [0] * (4 - len(strings))
+    head = D.REC.pack(ts, cgroup, res, *regs, tid, pid, uid, gid, kind, evt, *lens, extra)
+    return head + b"".join(strings)
+
+
+def sockaddr_in(ip: str, port: int) -> bytes:
+    return struct.pack("<H", socket.AF_INET) + struct.pack(">H", port) + \
+        socket.inet_aton(ip) + b"\0" * 8
+
+
+def test_openat_merges_enter_args_with_the_result():
+    dec = D.Decoder()
+    regs = ((-100) & 0xFFFFFFFFFFFFFFFF, 0xdead, 0o1101, 0o644, 0, 0)
+    ev = dec.decode(record(D.KIND_SYSCALL, P.EVT_ID["openat"], 3, regs, [b"out.txt"]))
+    assert ev.type == "openat" and ev.res == 3 and ev.tid == 100 and ev.pid == 100
+    assert ev.args == {"fd": 3, "dirfd": -100, "name": "out.txt", "flags": 0o1101,
+                       "mode": 0o644}
+    assert ev.cgroup_id == 77
+    assert ev.ts == 5 + dec.epoch_offset
+    assert ev.extra["uid"] == 1000
+
+
+def test_connect_sockaddr_becomes_falco_text_and_a_parsed_tuple():
+    dec = D.Decoder()
+    sa = sockaddr_in("127.0.0.1", 8080)
+    ev = dec.decode(record(D.KIND_SYSCALL, P.EVT_ID["connect"], 0, (5, 1, 16, 0, 0, 0), [sa]))
+    assert ev.args["fd"] == 5 and ev.args["addr"] == "127.0.0.1:8080"
+    assert ev.extra["sockaddr"] == ("ipv4", ipaddress.IPv4Address("127.0.0.1"), 8080)
+
+
+def test_accept_listen_fd_goes_to_extra_not_args():
+    dec = D.Decoder()
+    ev = dec.decode(record(D.KIND_SYSCALL, P.EVT_ID["accept4"], 7, (4, 0, 0, 0o2000000, 0, 0),
+                           [sockaddr_in("10.1.2.3", 5555)]))
+    assert ev.args["fd"] == 7 and ev.args["flags"] == 0o2000000
+    assert "_listen_fd" not in ev.args and ev.extra["listen_fd"] == 4
+
+
+def test_sockaddr_families():
+    v6 = struct.pack("<H", socket.AF_INET6) + struct.pack(">H", 443) + b"\0" * 4 + \
+        socket.inet_pton(socket.AF_INET6, "2001:db8::1") + b"\0" * 4
+    assert D.parse_sockaddr(v6) == ("ipv6", ipaddress.IPv6Address("2001:db8::1"), 443)
+    mapped = v6[:8] + socket.inet_pton(socket.AF_INET6, "::ffff:1.2.3.4") + b"\0" * 4
+    assert D.parse_sockaddr(mapped) == ("ipv4", ipaddress.IPv4Address("1.2.3.4"), 443)
+    unix = struct.pack("<H", socket.AF_UNIX) + b"/run/x.sock\0junk"
+    assert D.parse_sockaddr(unix) == ("unix", "/run/x.sock", 0)
+    abstract = struct.pack("<H", socket.AF_UNIX) + b"\0hidden\0"
+    assert D.sockaddr_text(D.parse_sockaddr(abstract)) == "@hidden"
+    assert D.parse_sockaddr(b"\x01") is None
+
+
+def test_exec_record_carries_argv_and_the_kernel_filename():
+    dec = D.Decoder()
+    comm = b"mytool".ljust(16, b"\0")
+    ev = dec.decode(record(D.KIND_EXEC, D._NR["execve"], 0, strings=[
+        b"/usr/bin/mytool", b"./mytool", b"./mytool\0-v\0x y\0", comm], extra=100))
+    assert ev.type == "execve" and ev.res == 0
+    assert ev.args["exe"] == "./mytool" and ev.args["args"] == ["-v", "x y"]
+    assert ev.args["filename"] == "./mytool" and ev.args["comm"] == "mytool"
+    assert ev.extra["exepath"] == "/usr/bin/mytool"
+    assert ev.extra["argv"] == ["./mytool", "-v", "x y"]
+    assert ev.extra["argv_truncated"] is False
+
+
+def test_failed_execveat():
+    dec = D.Decoder()
+    ev = dec.decode(record(D.KIND_EXEC_FAIL, D._NR["execveat"], -2, regs=(3, 0, 0, 0, 0x1000, 0),
+                           strings=[b"", b"prog", b"prog\0", b"sh".ljust(16, b"\0")]))
+    assert ev.type == "execveat" and ev.res == -2
+    assert ev.args["pathname"] == "prog" and ev.args["dirfd"] == 3
+    assert ev.args["flags"] == 0x1000 and ev.extra["exepath"] is None
+
+
+def test_fork_tells_threads_from_processes():
+    dec = D.Decoder()
+    comm = b"parent".ljust(16, b"\0")
+    t = dec.decode(record(D.KIND_FORK, D._NR["clone"], 201, regs=(0x10000 | 0x100, 0, 0, 0, 0, 0),
+                          strings=[b"", b"", b"", comm], extra=201))
+    assert t.type == "clone" and t.res == 201 and t.extra == {"child_tid": 201, "is_thread": True}
+    p = dec.decode(record(D.KIND_FORK, 0xFFFF, 202, strings=[b"", b"", b"", comm], extra=202))
+    assert p.type == "clone" and p.extra["is_thread"] is False and p.args["comm"] == "parent"
+    c3 = dec.decode(record(D.KIND_FORK, D._NR["clone3"], 203, regs=(0, 0x10000, 0, 0, 0, 0),
+                           strings=[b"", b"", b"", comm], extra=203))
+    assert c3.type == "clone3" and c3.extra["is_thread"] is True
+
+
+def test_exit_and_broken_records():
+    dec = D.Decoder()
+    ev = dec.decode(record(D.KIND_EXIT, 0, extra=1))
+    assert ev.type == "procexit" and ev.extra["group_dead"] is True
+    assert dec.decode(b"short") is None
+    assert dec.decode(record(99, 0)) is None
+    assert dec.decode(record(D.KIND_SYSCALL, 60000)) is None
+    assert dec.errors == 3
