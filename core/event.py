@@ -158,6 +158,10 @@ class Container:
     healthcheck: str | None = None
     ip: str | None = None
     user: str | None = None
+    host_pid: bool | None = None      # --pid=host
+    host_network: bool | None = None  # --network=host
+    host_ipc: bool | None = None      # --ipc=host
+    pod_labels: dict[str, str] = field(default_factory=dict)  # k8s pod labels, when known
     #: False while the metadata lookup is still pending or failed: fields are then unknown
     complete: bool = False
 
