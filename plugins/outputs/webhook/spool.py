@@ -82,7 +82,7 @@ class Spool:
     # -- jobs ----------------------------------------------------------------------------------
 
     def add_alerts(self, alerts: list[tuple[Alert, str | None]]) -> int:
-        """Queue alerts (each with its dedup key or None); returns how many old jobs were dropped."""
+        """Queue alerts (each with its dedup key or None); return the old jobs dropped."""
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
             self.db.executemany(
@@ -108,8 +108,8 @@ class Spool:
         """Inside the inserting transaction: drop the oldest beyond the bound."""
         excess = self.size + added - self.max_jobs
         if excess > 0:
-            self.db.execute("DELETE FROM jobs WHERE id IN (SELECT id FROM jobs ORDER BY id LIMIT ?)",
-                            (excess,))
+            self.db.execute("DELETE FROM jobs WHERE id IN "
+                            "(SELECT id FROM jobs ORDER BY id LIMIT ?)", (excess,))
             self.size = self.max_jobs
             return excess
         self.size += added

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 import trio
 
@@ -39,10 +41,11 @@ async def test_every_alert_reaches_rsyslog(rsyslog, drive, metrics, transport, f
     by_seq = {}
     for line in got:
         facility, severity, program, host, version, msg = line.split("|", 5)
-        by_seq[msg.split("seq=")[1].split(" ")[0]] = (facility, severity, program, version, msg)
+        by_seq[msg.split("seq=")[1].split(" ")[0]] = (facility, severity, program, host, version,
+                                                      msg)
     for alert in alerts:
-        facility, severity, program, version, msg = by_seq[str(alert.output_fields["seq"])]
-        assert facility == "local3"
+        facility, severity, program, host, version, msg = by_seq[str(alert.output_fields["seq"])]
+        assert facility == "local3" and host == socket.gethostname()
         assert severity == {Priority.CRITICAL: "crit", Priority.WARNING: "warning",
                             Priority.NOTICE: "notice", Priority.DEBUG: "debug"}[alert.priority]
         assert program == "syswarden"

@@ -75,7 +75,8 @@ async def test_alertmanager_alerts_read_back(alertmanager, drive, metrics, tmp_p
     ("github", lambda d, a: d["title"].startswith("[Critical] ") and a.output in d["body"]),
     ("slack", lambda d, a: a.rule in d["text"] and d["blocks"][0]["type"] == "section"),
     ("pagerduty", lambda d, a: d["routing_key"] == "R0UT1NG"
-        and d["payload"]["severity"] == "critical" and d["payload"]["custom_details"]["uuid"] == a.uuid),
+        and d["payload"]["severity"] == "critical"
+        and d["payload"]["custom_details"]["uuid"] == a.uuid),
 ])
 async def test_builtin_templates_posted(receiver, drive, metrics, tmp_path, builtin, check):
     section = hook(receiver.url, tmp_path, preset="template",
