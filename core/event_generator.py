@@ -208,8 +208,15 @@ def ptrace_attach(run: Run) -> None:
 def _docker_run(run: Run, *flags: str) -> None:
     name = run.token()
     try:
-        _sh("docker", "run", "-d", "--network", "none", "--name", name, *flags, run.image,
-            "sleep", "30", check=True)
+        started = subprocess.run(["docker", "run", "-d", "--network", "none", "--name", name,
+                                  *flags, run.image, "sleep", "30"],
+                                 capture_output=True, text=True)
+        if started.returncode != 0:
+            reason = started.stderr.strip().splitlines()[0] if started.stderr.strip() else ""
+            if "apply caps" in reason:
+                raise SkipAction("dockerd cannot start this container on this machine "
+                                 f"(capabilities missing from the bounding set): {reason}")
+            raise RuntimeError(f"docker run failed: {reason}")
         time.sleep(0.5)
     finally:
         _sh("docker", "rm", "-f", name)
@@ -241,69 +248,69 @@ class SkipAction(Exception):
 
 
 ACTIONS: tuple[Action, ...] = (
-    Action("read-sensitive-file", "Read sensitive file by untrusted program",
+    Action("read-sensitive-file", "Sensitive file read by an untrusted program",
            "an unknown program reads /etc/shadow", read_sensitive_file,
            "cp /bin/busybox /tmp/sw-reader && /tmp/sw-reader cat /etc/shadow >/dev/null; "
            "rm -f /tmp/sw-reader", "Read sensitive file untrusted"),
-    Action("write-below-binary-dir", "Write below binary dir",
+    Action("write-below-binary-dir", "Write below a binary directory",
            "a file created below /bin, then removed", write_below_binary_dir,
            "touch /bin/sw-gen-w && rm -f /bin/sw-gen-w", None),
-    Action("write-below-etc", "Write below etc", "a file created below /etc, then removed",
+    Action("write-below-etc", "Write below /etc", "a file created below /etc, then removed",
            write_below_etc, "touch /etc/sw-gen-w && rm -f /etc/sw-gen-w", None),
-    Action("create-file-below-dev", "Create files below dev",
+    Action("create-file-below-dev", "File created below /dev",
            "a regular file created below /dev, then removed", create_file_below_dev,
            "touch /dev/sw-gen-f && rm -f /dev/sw-gen-f", "Create files below dev"),
     Action("db-spawns-shell", "Database server spawned a process",
            "a process named mysqld runs a shell", db_spawns_shell,
            "cp /bin/busybox /tmp/mysqld && /tmp/mysqld sh -c 'sh -c true; true'; "
            "rm -f /tmp/mysqld", None),
-    Action("rename-below-binary-dir", "Modify binary dirs",
+    Action("rename-below-binary-dir", "Binary directory changed",
            "a file below /bin renamed, then removed", rename_below_binary_dir,
            "touch /bin/sw-gen-a && mv /bin/sw-gen-a /bin/sw-gen-b; rm -f /bin/sw-gen-b", None),
-    Action("remove-below-binary-dir", "Modify binary dirs", "a file below /bin removed",
+    Action("remove-below-binary-dir", "Binary directory changed", "a file below /bin removed",
            remove_below_binary_dir, None, None),
-    Action("mkdir-below-binary-dir", "Mkdir binary dirs", "a directory created below /bin",
+    Action("mkdir-below-binary-dir", "Binary directory changed", "a directory created below /bin",
            mkdir_below_binary_dir, "mkdir /bin/sw-gen-d && rmdir /bin/sw-gen-d", None),
-    Action("setns-non-runtime", "Change namespace by non-runtime process",
+    Action("setns-non-runtime", "Namespace changed by a non-runtime process",
            "setns(2) by a process that is not a container runtime", setns_non_runtime, None,
            None),
-    Action("unshare-non-runtime", "Change namespace by non-runtime process",
+    Action("unshare-non-runtime", "Namespace changed by a non-runtime process",
            "unshare(2) by a process that is not a container runtime", unshare_non_runtime,
            None, None),
     Action("shell-outbound-connection", "Outbound connection from a shell",
            "bash connects to a TCP port (on loopback)", shell_outbound_connection, None, None),
-    Action("set-setuid-bit", "Set setuid or setgid bit", "chmod u+s on a temporary file",
+    Action("set-setuid-bit", "Setuid or setgid bit set", "chmod u+s on a temporary file",
            set_setuid_bit, "touch /tmp/sw-gen-s && chmod u+s /tmp/sw-gen-s; rm -f /tmp/sw-gen-s",
            "Set Setuid or Setgid bit"),
-    Action("symlink-over-shadow", "Symlink created over sensitive file",
+    Action("symlink-over-shadow", "Symlink created over a sensitive file",
            "a symlink to /etc/shadow in a temporary directory", symlink_over_shadow,
            "ln -s /etc/shadow /tmp/sw-gen-l; rm -f /tmp/sw-gen-l",
            "Create Symlink Over Sensitive Files"),
-    Action("hardlink-over-shadow", "Hardlink created over sensitive file",
+    Action("hardlink-over-shadow", "Hardlink created over a sensitive file",
            "a hard link to /etc/shadow in a temporary directory", hardlink_over_shadow, None,
            "Create Hardlink Over Sensitive Files"),
-    Action("clear-log-file", "Log file cleared", "a log file below /var/log truncated",
+    Action("clear-log-file", "Log file truncated", "a log file below /var/log truncated",
            clear_log_file, None, "Clear Log Activities"),
-    Action("exec-from-dev-shm", "Execution from /dev/shm", "a binary run from /dev/shm",
+    Action("exec-from-dev-shm", "Program executed from /dev/shm", "a binary run from /dev/shm",
            exec_from_dev_shm, None, "Execution from /dev/shm"),
-    Action("exec-from-memfd", "Fileless execution via memfd",
+    Action("exec-from-memfd", "Fileless execution from a memfd",
            "a binary run from a memfd (fileless)", exec_from_memfd, None,
            "Fileless execution via memfd_create"),
-    Action("kernel-module-load", "Kernel module load attempt",
+    Action("kernel-module-load", "Kernel module load attempted",
            "finit_module(2) on /dev/null (refused by the kernel)", kernel_module_load, None,
            "Linux Kernel Module Injection Detected"),
-    Action("ptrace-attach", "Ptrace attach", "PTRACE_ATTACH to a child sleep process",
+    Action("ptrace-attach", "Process attached with ptrace", "PTRACE_ATTACH to a child sleep process",
            ptrace_attach, None, "PTRACE attached to process"),
-    Action("sensitive-mount-container", "Container with sensitive mount started",
+    Action("sensitive-mount-container", "Container started with a sensitive mount",
            "a container started with /proc mounted", sensitive_mount_container, None,
            "Launch Sensitive Mount Container"),
-    Action("privileged-container", "Privileged container started",
+    Action("privileged-container", "Container started privileged",
            "a container started with --privileged", privileged_container, None,
            "Launch Privileged Container"),
-    Action("terminal-shell-in-container", "Terminal shell in container",
+    Action("terminal-shell-in-container", "Shell with a terminal in a container",
            "docker exec -it ... sh (needs --container)", terminal_shell_in_container, None,
            "Terminal shell in container"),
-    Action("package-manager-in-container", "Package management process launched in container",
+    Action("package-manager-in-container", "Package manager run in a container",
            "a package manager run in a container (needs --container)",
            package_manager_in_container, None, "Launch Package Management Process in Container"),
 )
