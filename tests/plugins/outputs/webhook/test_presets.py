@@ -134,3 +134,21 @@ def test_redmine_subject_and_priority_map(tmp_path):
     assert len(json.loads(preset.request(long).body)["issue"]["subject"]) == 255
     assert preset.ref_from_response(b'{"issue": {"id": 42}}') == "42"
     assert preset.ref_from_response(b"<html>") is None
+
+
+async def test_redmine_dedup_survives_a_restart(redmine, drive, metrics, tmp_path):
+    rule = f"Write below etc {uuid.uuid4().hex[:8]}"
+    section = hook(redmine.url, tmp_path, preset="redmine", note_interval=0, timeout=10,
+                   redmine={"project": redmine.project, "api_key": redmine.api_key,
+                            "priorities": {}})
+    driven = await drive(WebhookOutput(base_config(), section, metrics))
+    driven.offer([make_alert(1, rule=rule, priority=Priority.ERROR)])
+    await driven.stop()
+    driven = await drive(WebhookOutput(base_config(), section, metrics))   # a new start
+    driven.offer([make_alert(i, rule=rule, priority=Priority.ERROR) for i in (2, 3)])
+    await driven.stop()
+    [ticket] = [t for t in redmine.issues() if rule in t["subject"]]
+    assert ticket["priority"]["id"] == 3                                   # Error -> High
+    journals = redmine.get(f"/issues/{ticket['id']}.json?include=journals")["issue"]["journals"]
+    notes = " ".join(j["notes"] for j in journals if j.get("notes"))
+    assert sum(int(m) for m in re.findall(r"Repeated (\d+) more", notes)) == 2
