@@ -135,12 +135,50 @@ def unshare_non_runtime(run: Run) -> None:
     _sh("unshare", "--uts", "true")
 
 
+#: The generator's own test host: a network namespace it creates, reached over a veth pair, on
+#: addresses of the benchmarking range (RFC 2544), so a shell connects to a "remote" host that
+#: exists only on this machine and is removed afterwards.
+TEST_HOST_NET = ("198.18.0.1", "198.18.0.2", 30)
+
+
+@contextlib.contextmanager
+def _test_host(run: Run) -> Iterator[str]:
+    """A network namespace with a TCP listener; yields its address (``ip:port``)."""
+    ns = run.token()[-12:]
+    here, there, prefix = TEST_HOST_NET
+    veth = f"sw{ns[-8:]}"
+    ip = ["ip", "netns", "exec", ns]
+    try:
+        _sh("ip", "netns", "add", ns, check=True)
+        _sh("ip", "link", "add", f"{veth}a", "type", "veth", "peer", "name", f"{veth}b",
+            check=True)
+        _sh("ip", "link", "set", f"{veth}b", "netns", ns, check=True)
+        _sh("ip", "addr", "add", f"{here}/{prefix}", "dev", f"{veth}a", check=True)
+        _sh("ip", "link", "set", f"{veth}a", "up", check=True)
+        _sh(*ip, "ip", "addr", "add", f"{there}/{prefix}", "dev", f"{veth}b", check=True)
+        _sh(*ip, "ip", "link", "set", f"{veth}b", "up", check=True)
+        listener = subprocess.Popen(
+            [*ip, sys.executable, "-c",
+             "import socket, sys; s = socket.socket(); "
+             "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+             f"s.bind(('{there}', 8443)); s.listen(4); print('up', flush=True); "
+             "c, _ = s.accept(); c.recv(64)"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            listener.stdout.readline()
+            yield f"{there}:8443"
+        finally:
+            listener.kill()
+            listener.wait()
+    finally:
+        _sh("ip", "link", "del", f"{veth}a")
+        _sh("ip", "netns", "del", ns)
+
+
 def shell_outbound_connection(run: Run) -> None:
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen(1)
-        port = server.getsockname()[1]
-        _sh("bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{port}; echo hi >&3")
+    with _test_host(run) as address:
+        host, port = address.split(":")
+        _sh("bash", "-c", f"exec 3<>/dev/tcp/{host}/{port}; echo hi >&3")
 
 
 def set_setuid_bit(run: Run) -> None:
@@ -278,7 +316,7 @@ ACTIONS: tuple[Action, ...] = (
            "unshare(2) by a process that is not a container runtime", unshare_non_runtime,
            None, None),
     Action("shell-outbound-connection", "Outbound connection from a shell",
-           "bash connects to a TCP port (on loopback)", shell_outbound_connection, None, None),
+           "bash connects out to a test host (a network namespace of its own)", shell_outbound_connection, None, None),
     Action("set-setuid-bit", "Setuid or setgid bit set", "chmod u+s on a temporary file",
            set_setuid_bit, "touch /tmp/sw-gen-s && chmod u+s /tmp/sw-gen-s; rm -f /tmp/sw-gen-s",
            "Set Setuid or Setgid bit"),
