@@ -83,6 +83,11 @@ def webhook_section(enabled_default: bool) -> Section:
             "file": Key(str, None, "a Jinja2 template file"),
             "content_type": Key(str, "application/json", "Content-Type of the body"),
             "vars": Key(Section(open=True), doc="values the template reads as vars.NAME"),
+            "notes": Key(bool, False, "repeats become comments on the ticket (needs "
+                                      "dedup_window; built in for jira and github)"),
+            "ref_field": Key(str, None, "the ticket's reference in the create answer (a.b)"),
+            "repeat_path": Key(str, None, "appended to url for a comment; {ref} replaced"),
+            "repeat_body": Key(str, None, "Jinja2 template of a comment (count, total, ref)"),
         }), doc="preset template"),
     }
     keys.update(output_keys())

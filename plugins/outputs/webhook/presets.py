@@ -27,7 +27,7 @@ from syswarden.core.alert import Alert, Priority, format_text, to_json_dict
 from syswarden.core.errors import ConfigError
 from syswarden.core.outputs import AlertFormatter
 
-from .templates import BUILTIN_TEMPLATES
+from .templates import BUILTIN_NOTES, BUILTIN_TEMPLATES
 
 
 @dataclass
@@ -166,24 +166,44 @@ class RedminePreset(Preset):
 
 
 class TemplatePreset(Preset):
-    """A Jinja2 template over the alert, rendered in a sandbox with strict undefined names."""
+    """A Jinja2 template over the alert, rendered in a sandbox with strict undefined names.
+
+    With ``template.notes`` (and a de-duplication window) a repeat becomes a comment on the
+    ticket the first alert created: the ticket's reference is read from the create answer
+    (``ref_field``, e.g. Jira's ``key``), the comment is ``repeat_body`` sent to
+    ``url + repeat_path`` (``{ref}`` replaced).  The jira and github built-ins know all three.
+    """
 
     name = "template"
 
     def __init__(self, section: dict[str, Any], formatter: AlertFormatter) -> None:
         super().__init__(section, formatter)
         opts = section.get("template") or {}
-        source, where = self._source(opts, section.get("name"))
-        env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False,
-                                   keep_trailing_newline=True)
-        try:
-            self.template = env.from_string(source)
-        except jinja2.TemplateSyntaxError as exc:
-            raise ConfigError(f"webhook {section.get('name')!r}: template {where} line "
-                              f"{exc.lineno}: {exc.message}") from None
+        where_name = section.get("name")
+        source, where = self._source(opts, where_name)
+        self.env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False,
+                                        keep_trailing_newline=True)
+        self.template = self._compile(source, where, where_name)
         self.content_type = opts.get("content_type") or "application/json"
         self.vars = dict(opts.get("vars") or {})
         self.where = where
+        self.keeps_tickets = bool(opts.get("notes"))
+        if self.keeps_tickets:
+            known = BUILTIN_NOTES.get(opts.get("builtin") or "", {})
+            self.ref_field = opts.get("ref_field") or known.get("ref_field")
+            self.repeat_path = opts.get("repeat_path") or known.get("repeat_path")
+            repeat_body = opts.get("repeat_body") or known.get("repeat_body")
+            if not (self.ref_field and self.repeat_path and repeat_body):
+                raise ConfigError(f"webhook {where_name!r}: template.notes needs ref_field, "
+                                  "repeat_path and repeat_body (built in for jira and github)")
+            self.repeat_template = self._compile(repeat_body, "repeat_body", where_name)
+
+    def _compile(self, source: str, where: str, name: Any) -> jinja2.Template:
+        try:
+            return self.env.from_string(source)
+        except jinja2.TemplateSyntaxError as exc:
+            raise ConfigError(f"webhook {name!r}: template {where} line {exc.lineno}: "
+                              f"{exc.message}") from None
 
     @staticmethod
     def _source(opts: dict[str, Any], name: Any) -> tuple[str, str]:
@@ -213,18 +233,38 @@ class TemplatePreset(Preset):
             "key": key_values(alert, self.key_fields), "vars": self.vars,
         }
 
-    def request(self, alert: Alert) -> Request:
+    def _render(self, template: jinja2.Template, where: str, context: dict[str, Any]) -> bytes:
         """Raises ``ValueError`` when the template fails on this alert or renders bad JSON."""
         try:
-            body = self.template.render(self.context(alert))
+            body = template.render(context)
         except Exception as exc:  # noqa: BLE001 - any failure of a user's template on one alert
-            raise ValueError(f"template {self.where}: {type(exc).__name__}: {exc}") from None
+            raise ValueError(f"template {where}: {type(exc).__name__}: {exc}") from None
         if "json" in self.content_type:
             try:
                 json.loads(body)
             except ValueError as exc:
-                raise ValueError(f"template {self.where} rendered invalid JSON: {exc}") from None
-        return Request(self.method, "", body.encode(), self.content_type)
+                raise ValueError(f"template {where} rendered invalid JSON: {exc}") from None
+        return body.encode()
+
+    def request(self, alert: Alert) -> Request:
+        body = self._render(self.template, self.where, self.context(alert))
+        return Request(self.method, "", body, self.content_type)
+
+    def repeat_request(self, ref: str, alert: Alert, count: int, total: int) -> Request | None:
+        if not self.keeps_tickets:
+            return None
+        context = {**self.context(alert), "count": count, "total": total, "ref": ref}
+        body = self._render(self.repeat_template, "repeat_body", context)
+        return Request("POST", self.repeat_path.replace("{ref}", ref), body, self.content_type)
+
+    def ref_from_response(self, body: bytes) -> str | None:
+        try:
+            value = json.loads(body)
+            for part in str(self.ref_field).split("."):
+                value = value[part]
+        except (ValueError, KeyError, TypeError, IndexError):
+            return None
+        return str(value)
 
 
 PRESETS: dict[str, type[Preset]] = {

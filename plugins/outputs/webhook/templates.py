@@ -75,3 +75,19 @@ PAGERDUTY = """\
 """
 
 BUILTIN_TEMPLATES = {"jira": JIRA, "github": GITHUB, "slack": SLACK, "pagerduty": PAGERDUTY}
+
+# Repeats as comments on the ticket (``template.notes: true``).  Extra names: ``count`` (repeats
+# in this note), ``total`` (alerts in the window so far), ``ref`` (the ticket).
+REPEAT_NOTE = """\
+{"body": {{ ("Repeated " ~ count ~ " more time" ~ ("s" if count != 1 else "") ~ " (" ~ total
+             ~ " in the de-duplication window so far). Latest:\\n" ~ output
+             ~ "\\nAlert id: " ~ uuid) | tojson }}}
+"""
+
+BUILTIN_NOTES = {
+    # Jira: the create answer has "key" (SEC-12); POST .../issue/SEC-12/comment
+    "jira": {"ref_field": "key", "repeat_path": "/{ref}/comment", "repeat_body": REPEAT_NOTE},
+    # GitHub: the create answer has "number"; POST .../issues/12/comments
+    "github": {"ref_field": "number", "repeat_path": "/{ref}/comments",
+               "repeat_body": REPEAT_NOTE},
+}

@@ -58,6 +58,7 @@ class HttpReceiver:
     seen: list[Received] = field(default_factory=list)
     got: trio.Event = field(default_factory=trio.Event)
     tls: ssl.SSLContext | None = None            # serve HTTPS with this server context
+    answer: bytes = b'{"ok": true}'               # the body of a 200
     _scope: trio.CancelScope | None = None
 
     @property
@@ -149,7 +150,7 @@ class HttpReceiver:
             return None, "", b""
         if self.mode == "slow":
             await trio.sleep(self.delay)
-        return 200, "", b'{"ok": true}'
+        return 200, "", self.answer
 
 
 # ---------------------------------------------------------------------------------------------

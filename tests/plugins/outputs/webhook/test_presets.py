@@ -152,3 +152,32 @@ async def test_redmine_dedup_survives_a_restart(redmine, drive, metrics, tmp_pat
     journals = redmine.get(f"/issues/{ticket['id']}.json?include=journals")["issue"]["journals"]
     notes = " ".join(j["notes"] for j in journals if j.get("notes"))
     assert sum(int(m) for m in re.findall(r"Repeated (\d+) more", notes)) == 2
+
+
+@pytest.mark.parametrize("builtin,answer,ref", [("jira", b'{"id": "10001", "key": "SEC-7"}',
+                                                 "SEC-7"),
+                                                ("github", b'{"id": 99, "number": 12}', "12")])
+async def test_ticket_templates_comment_repeats(receiver, drive, metrics, tmp_path, builtin,
+                                                answer, ref):
+    receiver.answer = answer
+    section = hook(receiver.url + "/api/issues", tmp_path, preset="template", dedup_window=60,
+                   note_interval=0,
+                   template={"builtin": builtin, "notes": True, "vars": {"project": "SEC"}})
+    driven = await drive(WebhookOutput(base_config(), section, metrics))
+    alerts = [make_alert(i) for i in range(4)]                 # same rule and key fields
+    driven.offer(alerts)
+    await driven.stop()
+    create, *comments = receiver.delivered
+    assert create.path == "/api/issues" and create.json()
+    suffix = "comment" if builtin == "jira" else "comments"
+    assert {c.path for c in comments} == {f"/api/issues/{ref}/{suffix}"}
+    counts = [int(m) for c in comments for m in re.findall(r"Repeated (\d+) more",
+                                                            c.json()["body"])]
+    assert sum(counts) == 3 and alerts[3].uuid in comments[-1].json()["body"]
+
+
+def test_notes_need_their_three_keys(tmp_path):
+    section = hook("http://x", tmp_path, preset="template",
+                   template={"body": "{}", "notes": True, "ref_field": "id"})
+    with pytest.raises(ConfigError, match="ref_field, repeat_path and repeat_body"):
+        make_preset(section, AlertFormatter(True))
