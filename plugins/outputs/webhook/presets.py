@@ -11,7 +11,8 @@ receivers that keep tickets, a repeat into a note on the ticket created first:
                   and the key fields, description from the output and the fields, priority
                   mapped; repeats become a note ``PUT <url>/issues/<id>.json``.
 ``template``      a Jinja2 template (sandboxed) over the alert: built-in ones for Jira, GitHub
-                  issues, Slack and PagerDuty, or your own (see docs/outputs.md).
+                  issues, Slack and PagerDuty, or your own (see docs/outputs.md); with
+                  ``notes`` repeats become comments on the ticket (Jira, GitHub, any tracker).
 """
 
 from __future__ import annotations
