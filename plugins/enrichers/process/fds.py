@@ -38,7 +38,9 @@ _ANY4 = ipaddress.IPv4Address(0)
 
 def normalise(path: str) -> str:
     """An absolute path with ``.``, ``..`` and repeated slashes removed."""
-    if not path:
+    if not path or ("/." not in path and "//" not in path and path[-1] != "/"):
+        return path
+    if path == "/":
         return path
     out = posixpath.normpath(path)
     if out.startswith("//"):

@@ -93,71 +93,92 @@ def sockaddr_text(sa: tuple[str, Any, int] | None) -> str | None:
     return f"{addr}:{port}"
 
 
+def _how(raw: bytes, args: dict[str, Any]) -> None:
+    if len(raw) >= 24:
+        flags, mode, resolve = struct.unpack_from("<QQQ", raw)
+        args["flags"] = flags & 0xFFFFFFFF
+        args["mode"] = mode & 0xFFFFFFFF
+        args["resolve"] = resolve
+
+
+def _syscall_decoder(sc: P.Syscall) -> Callable[[tuple, Any, int, int], Event]:
+    """Generate the decoder of one syscall's records: a straight-line function (no loop over
+    an argument table per event).  ``h`` is the unpacked header tuple."""
+    conv = {P.FD: "(((h[{i}] & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000)",
+            P.I32: "(((h[{i}] & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000)",
+            P.U32: "(h[{i}] & 0xFFFFFFFF)", P.U64: "h[{i}]"}
+    items = [f"{sc.res!r}: h[2]"]
+    hidden = []
+    for i, a in enumerate(sc.args):
+        if a is None or a[1] not in conv:
+            continue
+        expr = conv[a[1]].format(i=3 + i)
+        if a[0].startswith("_"):
+            hidden.append((a[0][1:], expr))
+        else:
+            items.append(f"{a[0]!r}: {expr}")
+    lines = [f"def _decode_{sc.name}(h, data, off, base):",
+             f"    args = {{{', '.join(items)}}}"]
+    strings = sc.strings
+    if strings:
+        lines.append("    pos = base + 104")
+    sock = False
+    for slot, (_reg, name, kind) in enumerate(strings[:4]):
+        lines.append(f"    n = h[{15 + slot}]")
+        if kind == P.STR:
+            lines.append(f"    args[{name!r}] = data[pos:pos + n].decode('utf-8', "
+                         "'surrogateescape') if n else None")
+        elif kind == P.HOW:
+            lines.append("    _how(data[pos:pos + n], args)")
+        else:
+            sock = True
+            lines.append("    sa = parse_sockaddr(data[pos:pos + n]) if n else None")
+            lines.append(f"    args[{name!r}] = sockaddr_text(sa)")
+        lines.append("    pos += n")
+    lines.append(f"    ev = Event({sc.name!r}, h[0] + off, h[9], h[10], h[2], args)")
+    lines.append("    ev.cgroup_id = h[1]")
+    extra = [f"{k!r}: {e}" for k, e in hidden]
+    if sock:
+        extra.append("'sockaddr': sa")
+    if extra:
+        lines.append(f"    ev.extra = {{{', '.join(extra)}}}")
+    lines.append("    return ev")
+    scope = {"Event": Event, "parse_sockaddr": parse_sockaddr, "sockaddr_text": sockaddr_text,
+             "_how": _how}
+    exec("\n".join(lines), scope)  # noqa: S102 - generated from the static table above
+    return scope[f"_decode_{sc.name}"]
+
+
 class Decoder:
     """Turns records into events.  One per source; not thread-safe (one reader task)."""
 
     def __init__(self) -> None:
         self.epoch_offset = time.time_ns() - time.monotonic_ns()
-        self._syscalls: list[tuple[str, list[tuple[int, str, Callable[[int], Any]]],
-                                   list[tuple[int, str, str]], str]] = []
-        for sc in P.SYSCALLS:
-            ints = []
-            for i, a in enumerate(sc.args):
-                if a is None or a[1] in (P.STR, P.SOCK, P.SOCKP, P.MSG, P.HOW):
-                    continue
-                conv = {P.FD: _to_i32, P.I32: _to_i32, P.U32: _to_u32}.get(a[1], int)
-                ints.append((i, a[0], conv))
-            hidden = [a[0] for a in sc.args if a is not None and a[0].startswith("_")]
-            self._syscalls.append((sc.name, ints, sc.strings, sc.res, hidden))
+        self._syscalls = [_syscall_decoder(sc) for sc in P.SYSCALLS]
         self.errors = 0
 
-    def decode(self, data: bytes) -> Event | None:
-        """One record -> one event (None for a record that cannot be read: counted)."""
+    def decode(self, data: Any, base: int = 0) -> Event | None:
+        """One record (at ``base`` in ``data``: bytes or a mapped ring) -> one event; None for
+        a record that cannot be read (counted in ``errors``)."""
         try:
-            (ts, cgroup, res, a0, a1, a2, a3, a4, a5, tid, pid, uid, gid, kind, evt,
-             l0, l1, l2, l3, extra) = REC.unpack_from(data)
+            h = REC.unpack_from(data, base)
         except struct.error:
             self.errors += 1
             return None
-        regs = (a0, a1, a2, a3, a4, a5)
-        ts += self.epoch_offset
+        kind = h[13]
         if kind == KIND_SYSCALL:
             try:
-                name, ints, strings, resname, hidden = self._syscalls[evt]
+                return self._syscalls[h[14]](h, data, self.epoch_offset, base)
             except IndexError:
                 self.errors += 1
                 return None
-            args: dict[str, Any] = {resname: res}
-            for i, aname, conv in ints:
-                args[aname] = conv(regs[i])
-            sa = None
-            if strings:
-                pos = REC.size
-                lens = (l0, l1, l2, l3)
-                for slot, (_reg, aname, akind) in enumerate(strings[:4]):
-                    n = lens[slot]
-                    raw = data[pos:pos + n]
-                    pos += n
-                    if akind == P.STR:
-                        args[aname] = _text(raw) if n else None
-                    elif akind == P.HOW:
-                        if n >= 24:
-                            flags, mode, resolve = struct.unpack_from("<QQQ", raw)
-                            args["flags"] = flags & 0xFFFFFFFF
-                            args["mode"] = mode & 0xFFFFFFFF
-                            args["resolve"] = resolve
-                    else:
-                        sa = parse_sockaddr(raw) if n else None
-                        args[aname] = sockaddr_text(sa)
-            ev = Event(name, ts, tid, pid, res, args)
-            ev.extra = {}
-            if sa is not None:
-                ev.extra["sockaddr"] = sa
-            if hidden:
-                for key in hidden:
-                    ev.extra[key[1:]] = args.pop(key)
-        elif kind in (KIND_EXEC, KIND_EXEC_FAIL):
-            ev = self._exec(data, ts, tid, pid, res, regs, evt, (l0, l1, l2, l3), extra, kind)
+        (ts, cgroup, res, a0, a1, a2, a3, a4, a5, tid, pid, uid, gid, kind, evt,
+         l0, l1, l2, l3, extra) = h
+        regs = (a0, a1, a2, a3, a4, a5)
+        ts += self.epoch_offset
+        if kind in (KIND_EXEC, KIND_EXEC_FAIL):
+            ev = self._exec(data, base, ts, tid, pid, res, regs, evt, (l0, l1, l2, l3), extra,
+                            kind)
         elif kind == KIND_FORK:
             name = _NR_NAME.get(evt, "clone")
             if name == "clone3":
@@ -166,7 +187,7 @@ class Decoder:
                 flags = a0
             else:
                 flags = 0
-            comm = _text(data[REC.size:REC.size + 16].split(b"\0", 1)[0])
+            comm = _text(data[base + 104:base + 120].split(b"\0", 1)[0])
             ev = Event(name, ts, tid, pid, res, {"res": res, "flags": flags & 0xFFFFFFFFFFFF,
                                                  "comm": comm, "uid": uid, "gid": gid})
             ev.extra = {"child_tid": extra, "is_thread": bool(flags & CLONE_THREAD)}
@@ -177,16 +198,14 @@ class Decoder:
             self.errors += 1
             return None
         ev.cgroup_id = cgroup
-        if kind != KIND_FORK:
-            if ev.extra is None:
-                ev.extra = {}
+        if kind in (KIND_EXEC, KIND_EXEC_FAIL):
             ev.extra["uid"] = uid
             ev.extra["gid"] = gid
         return ev
 
-    def _exec(self, data: bytes, ts: int, tid: int, pid: int, res: int, regs: tuple,
+    def _exec(self, data: Any, base: int, ts: int, tid: int, pid: int, res: int, regs: tuple,
               nr: int, lens: tuple, old_pid: int, kind: int) -> Event:
-        pos = REC.size
+        pos = base + REC.size
         parts = []
         for n in lens:
             parts.append(data[pos:pos + n])

@@ -167,6 +167,11 @@ def _pow2(n: int, lo: int, hi: int) -> int:
     return p
 
 
+def ring_bytes(pages: int) -> int:
+    """The size in bytes of a ring of ``pages`` pages, as rendered (a power of two)."""
+    return _pow2(pages, 1, 1 << 16) * 4096
+
+
 def needed_syscalls(event_types: Iterable[str] | None) -> list[str]:
     """The syscalls to follow, in table order: what the rules need plus what state needs."""
     if event_types is None:

@@ -6,7 +6,7 @@
   attaches and detaches on a rule reload (recompiling only when a syscall not compiled in is
   asked for).
 * Read: both ring buffers' map fds are awaited with ``trio.lowlevel.wait_readable``; when one is
-  readable both are drained (``ring_buffer_consume``, the process ring first), the records are
+  readable both are read through their mmap (the process ring first), the records are
   decoded with ``struct`` and sent as one batch, in time order.
 * Counted: the kernel counts, per category, records attempted and records dropped (a full
   ring, a full map); :meth:`EbpfSource.drop_counts` and the ``drops.kernel.<category>``
@@ -30,6 +30,7 @@ from syswarden.core.event import Event
 
 from . import program as P
 from .decode import Decoder
+from .ringbuf import MmapRing
 
 log = logging.getLogger("syswarden.ebpf")
 
@@ -131,6 +132,7 @@ class EbpfSource:
         self.compiled: set[str] = set()        # syscalls with a compiled exit handler
         self.unavailable: list[str] = []       # tracepoints this kernel does not have
         self._batch: list[Event] = []
+        self.rings: tuple = ()
         self._needs_reload = False
         self._switched = trio.Event()
         self._kernel_prev = [0] * (2 * len(CATEGORIES))
@@ -144,9 +146,9 @@ class EbpfSource:
     def program_text(self) -> str:
         return P.render_program(self.event_types, self.cfg, self.agent_pid)
 
-    def _build(self) -> tuple[Any, dict[str, str], set[str]]:
-        """Compile, load, open the rings and attach a new program for the current event types
-        (blocking: about a second of clang).  Returns (bpf, attached, compiled)."""
+    def _build(self) -> tuple[Any, dict[str, str], set[str], tuple[MmapRing, MmapRing]]:
+        """Compile, load, map the rings and attach a new program for the current event types
+        (blocking: about a second of clang).  Returns (bpf, attached, compiled, rings)."""
         check_environment()
         bcc = _load_bcc()
         try:
@@ -154,15 +156,15 @@ class EbpfSource:
         except Exception as exc:
             raise SourceError(f"the BPF program could not be compiled or loaded: {exc}",
                               hint=HINT) from None
-        bpf[b"proc_ring"].open_ring_buffer(self._on_proc_record)
-        bpf[b"evt_ring"].open_ring_buffer(self._on_evt_record)
+        rings = (MmapRing(bpf[b"proc_ring"].map_fd, P.ring_bytes(self.cfg["proc_ring_pages"])),
+                 MmapRing(bpf[b"evt_ring"].map_fd, P.ring_bytes(self.cfg["evt_ring_pages"])))
         attached: dict[str, str] = {}
         self._attach(bpf, attached, P.tracepoints(self.event_types))
-        return bpf, attached, set(P.needed_syscalls(self.event_types))
+        return bpf, attached, set(P.needed_syscalls(self.event_types)), rings
 
     def load(self) -> None:
         """Load the program and attach (the first time)."""
-        self.bpf, self.attached, self.compiled = self._build()
+        self.bpf, self.attached, self.compiled, self.rings = self._build()
 
     def _attach(self, bpf: Any, attached: dict[str, str],
                 wanted: list[tuple[str, str]]) -> None:
@@ -210,55 +212,52 @@ class EbpfSource:
 
     async def _switch(self) -> None:
         """Build the new program in a thread, switch the reader to it, retire the old one."""
-        bpf, attached, compiled = await trio.to_thread.run_sync(self._build)
-        old, old_attached = self.bpf, list(self.attached)
-        self.bpf, self.attached, self.compiled = bpf, attached, compiled
+        bpf, attached, compiled, rings = await trio.to_thread.run_sync(self._build)
+        old, old_attached, old_rings = self.bpf, list(self.attached), self.rings
+        self.bpf, self.attached, self.compiled, self.rings = bpf, attached, compiled, rings
         if old is not None:
             await trio.to_thread.run_sync(self._detach, old, old_attached)
-            old.ring_buffer_consume()      # what the old program sent before it was detached
+            self._batch.extend(self._consume(old_rings))  # sent before it was detached
+            self._account(old)
+            for ring in old_rings:
+                ring.close()
             old.cleanup()
         self._switched.set()
 
     def close(self) -> None:
         if self.bpf is not None:
             self._detach(self.bpf, list(self.attached))
+            for ring in self.rings:
+                ring.close()
             self.bpf.cleanup()
             self.bpf = None
             self.attached = {}
 
     # -- reading -------------------------------------------------------------------------------
 
-    def _on_proc_record(self, ctx: Any, data: Any, size: int) -> int:
-        self.received["proc"] += 1
-        return self._on_record(ctx, data, size)
-
-    def _on_evt_record(self, ctx: Any, data: Any, size: int) -> int:
-        self.received["events"] += 1
-        return self._on_record(ctx, data, size)
-
-    def _on_record(self, _ctx: Any, data: Any, size: int) -> int:
-        try:
-            ev = self.decoder.decode(ctypes.string_at(data, size))
-        except Exception:  # a callback must not raise into libbpf
-            ev = None
-        if ev is None:
-            self.decode_errors += 1
-        else:
-            self._batch.append(ev)
-        return 0
+    def _consume(self, rings: tuple[MmapRing, MmapRing], limit: int = 8192) -> list[Event]:
+        out: list[Event] = []
+        decode = self.decoder.decode
+        before = self.decoder.errors
+        self.received["proc"] += rings[0].consume(decode, out, limit)
+        self.received["events"] += rings[1].consume(decode, out, limit)
+        self.decode_errors += self.decoder.errors - before
+        return out
 
     def drain(self) -> list[Event]:
-        """Consume both rings now; the events in time order."""
-        self.bpf.ring_buffer_consume()
-        batch, self._batch = self._batch, []
+        """Read both rings now (the process ring first); the events in time order."""
+        batch = self._consume(self.rings)
+        if self._batch:
+            batch += self._batch
+            self._batch = []
         if len(batch) > 1:
             batch.sort(key=_ts)
         self.delivered += len(batch)
         return batch
 
-    def kernel_counters(self) -> list[int]:
+    def kernel_counters(self, bpf: Any = None) -> list[int]:
         """[attempted, dropped] per category, summed over CPUs."""
-        table = self.bpf[b"counters"]
+        table = (bpf or self.bpf)[b"counters"]
         out = []
         for i in range(2 * len(CATEGORIES)):
             out.append(sum(int(v) for v in table[ctypes.c_int(i)]))
@@ -270,9 +269,11 @@ class EbpfSource:
         c = self.kernel_counters()
         return {f"kernel.{cat}": c[2 * i + 1] for i, cat in enumerate(CATEGORIES)}
 
-    def _account(self) -> None:
-        c = self.kernel_counters()
-        prev, self._kernel_prev = self._kernel_prev, c
+    def _account(self, retired: Any = None) -> None:
+        """Turn the kernel counters' growth into metrics and the drop monitor's input.  A
+        retired program (after a reload) is accounted one last time; the new one starts at 0."""
+        c = self.kernel_counters(retired)
+        prev, self._kernel_prev = self._kernel_prev, ([0] * len(c) if retired else c)
         dropped: dict[str, int] = {}
         attempted = 0
         for i, cat in enumerate(CATEGORIES):
