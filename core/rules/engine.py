@@ -21,6 +21,7 @@ from typing import Any
 from ..alert import Alert, Priority
 from ..errors import Location, RuleError
 from ..fields import FieldRegistry
+from .ast import Const
 from .compiler import (
     ALL,
     Compiler,
@@ -30,6 +31,7 @@ from .compiler import (
     TypeSet,
     build_matcher,
     compile_condition,
+    compile_node,
     fold,
     type_sets,
 )
@@ -163,8 +165,57 @@ def _record(result: LoadResult, exc: RuleError) -> None:
         result.by_file[file][0].append(exc)
 
 
+class _Index:
+    """Everything :meth:`RuleEngine.check` reads, replaced as one object on a reload.
+
+    ``dispatch`` maps an event type to its generated function; ``other`` serves every type no
+    rule names; ``active`` is the rule list the functions' indexes refer to.
+    """
+
+    __slots__ = ("dispatch", "other", "active", "first", "use_index", "ns", "sources")
+
+    def __init__(self, active: list[CompiledRule], first: bool, use_index: bool) -> None:
+        self.active = active
+        self.first = first
+        self.use_index = use_index
+        self.ns = Namespace()
+        self.dispatch: dict[str, Callable] = {}
+        self.sources: dict[str, str] = {}
+        mode = "first" if first else "all"
+        if not use_index:
+            self.other, self.sources["*"] = build_matcher(
+                [(i, r.node) for i, r in enumerate(active)], self.ns, mode, "_match_all")
+            return
+        named: set[str] = set()
+        for r in active:
+            named |= r.types.names
+        for t in sorted(named):
+            members = _members(active, t)
+            fn, self.sources[t] = build_matcher(members, self.ns, mode, "_match_" + _ident(t))
+            self.dispatch[t] = fn
+        self.other, self.sources["*"] = build_matcher(_members(active, None), self.ns, mode,
+                                                      "_match_other")
+
+
+def _members(active: list[CompiledRule], evt_type: str | None) -> list[tuple[int, RNode]]:
+    """The rules that can match ``evt_type`` (None: a type no rule names), folded for it."""
+    memo: dict = {}
+    out = []
+    for i, r in enumerate(active):
+        if (evt_type in r.types) if evt_type is not None else r.types.complement:
+            node = fold(r.node, evt_type, memo)
+            if not (isinstance(node, Const) and node.value is False):
+                out.append((i, node))
+    return out
+
+
 class RuleEngine:
-    """Compiled rules and the event-type index.  Build with :meth:`load`."""
+    """Compiled rules and the event-type index.  Build with :meth:`load`.
+
+    ``check`` stays the same bound method for the engine's life: :meth:`adopt` swaps in the
+    rules of a newly loaded engine as one assignment, so a caller that holds ``engine.check``
+    (the agent does) judges the next event with the new rules.
+    """
 
     def __init__(self, rules: list[CompiledRule], *, min_priority: Priority = Priority.DEBUG,
                  rule_matching: str = "first", use_index: bool = True,
@@ -173,14 +224,12 @@ class RuleEngine:
             raise RuleError(f"rule_matching must be 'first' or 'all', not {rule_matching!r}")
         self._all_rules = rules
         self.warnings: list[RuleError] = list(warnings or [])
-        self.rule_matching = rule_matching
         self.min_priority = min_priority
-        self.use_index = use_index
         self.errors = 0          # events whose evaluation raised (counted, then per rule)
         #: called once per such event (the filter plugin counts it in the metrics)
         self.on_error: Callable[[], None] | None = None
-        self._active = [r for r in rules if r.enabled and r.priority <= min_priority]
-        self._build()
+        active = [r for r in rules if r.enabled and r.priority <= min_priority]
+        self._ix = _Index(active, rule_matching == "first", use_index)
 
     @classmethod
     def load(cls, files: list[str], fields: FieldRegistry, *,
@@ -193,51 +242,32 @@ class RuleEngine:
         return cls(rules, min_priority=min_priority, rule_matching=rule_matching,
                    use_index=use_index, warnings=result.warnings)
 
-    # -- building the index -------------------------------------------------------------------
+    def adopt(self, other: RuleEngine) -> None:
+        """Take over ``other``'s rules (a reload); ``check`` switches in one assignment."""
+        self._all_rules = other._all_rules
+        self.warnings = other.warnings
+        self.min_priority = other.min_priority
+        self._ix = other._ix
 
-    def _build(self) -> None:
-        ns = Namespace()
-        mode = self.rule_matching
-        active = self._active
-        for r in active:
-            r.predicate = None
-        self._ns = ns
-        self._dispatch: dict[str, Callable] = {}
-        self.sources: dict[str, str] = {}
-        if not self.use_index:
-            fn, src = build_matcher([(i, r.node) for i, r in enumerate(active)], ns, mode,
-                                    "_match_all")
-            self._other = fn
-            self.sources["*"] = src
-            return
-        named: set[str] = set()
-        for r in active:
-            named |= r.types.names
-        for t in sorted(named):
-            memo: dict = {}
-            members = []
-            for i, r in enumerate(active):
-                if t in r.types:
-                    node = fold(r.node, t, memo)
-                    if not (hasattr(node, "value") and node.value is False):
-                        members.append((i, node))
-            fn, src = build_matcher(members, ns, mode, "_match_" + _ident(t))
-            self._dispatch[t] = fn
-            self.sources[t] = src
-        memo = {}
-        others = []
-        for i, r in enumerate(active):
-            if r.types.complement:
-                node = fold(r.node, None, memo)
-                if not (hasattr(node, "value") and node.value is False):
-                    others.append((i, node))
-        self._other, self.sources["*"] = build_matcher(others, ns, mode, "_match_other")
+    @property
+    def rule_matching(self) -> str:
+        return "first" if self._ix.first else "all"
+
+    @property
+    def use_index(self) -> bool:
+        return self._ix.use_index
+
+    @property
+    def sources(self) -> dict[str, str]:
+        """The generated Python source of each event type's function (for inspection)."""
+        return self._ix.sources
 
     # -- the hot path -------------------------------------------------------------------------
 
     def check(self, evt: Any) -> list[Alert]:
         """The alerts ``evt`` raises (an empty list for none)."""
-        fn = self._dispatch.get(evt.type, self._other)
+        ix = self._ix
+        fn = ix.dispatch.get(evt.type, ix.other)
         try:
             hit = fn(evt)
         except Exception:  # a reader broke its contract: count, then judge rule by rule
@@ -245,31 +275,30 @@ class RuleEngine:
             if self.on_error is not None:
                 self.on_error()
             log.debug("rule evaluation failed for %r", evt, exc_info=True)
-            hit = self._slow(evt)
-        if self.rule_matching == "first":
+            hit = self._slow(evt, ix)
+        if ix.first:
             if hit < 0:
                 return []
-            return [self._alert(self._active[hit], evt)]
-        return [self._alert(self._active[i], evt) for i in hit]
+            return [self._alert(ix.active[hit], evt)]
+        return [self._alert(ix.active[i], evt) for i in hit]
 
-    def _slow(self, evt: Any) -> Any:
+    def _slow(self, evt: Any, ix: _Index) -> Any:
         """Per-rule evaluation, a failing rule counted as not matching."""
-        from .compiler import compile_node
         hits = []
-        for i, r in enumerate(self._active):
-            if evt.type not in r.types and self.use_index:
+        for i, r in enumerate(ix.active):
+            if ix.use_index and evt.type not in r.types:
                 continue
             if r.predicate is None:
-                r.predicate = compile_node(r.node, self._ns)
+                r.predicate = compile_node(r.node, Namespace())
             try:
                 ok = r.predicate(evt)
             except Exception:
                 ok = False
             if ok:
-                if self.rule_matching == "first":
+                if ix.first:
                     return i
                 hits.append(i)
-        return -1 if self.rule_matching == "first" else hits
+        return -1 if ix.first else hits
 
     def _alert(self, rule: CompiledRule, evt: Any) -> Alert:
         try:
@@ -285,7 +314,7 @@ class RuleEngine:
     def event_types(self) -> set[str] | None:
         """The event types the enabled rules need; None when some rule matches every type."""
         out: set[str] = set()
-        for r in self._active:
+        for r in self._ix.active:
             if r.types.complement:
                 return None
             out |= r.types.names
@@ -297,7 +326,7 @@ class RuleEngine:
 
     def active_rules(self) -> list[CompiledRule]:
         """The rules events are checked against (enabled, at or above the priority)."""
-        return list(self._active)
+        return list(self._ix.active)
 
 
 def _ident(name: str) -> str:

@@ -313,10 +313,11 @@ class Loader:
         for j, req in enumerate(reqs):
             if not isinstance(req, dict):
                 continue
-            names = {req.get("name")}
-            for alt in req.get("alternatives") or []:
+            names = {str(req.get("name"))}
+            alts = req.get("alternatives")
+            for alt in alts if isinstance(alts, list) else []:
                 if isinstance(alt, dict):
-                    names.add(alt.get("name"))
+                    names.add(str(alt.get("name")))
             if not names & BUILTIN_PLUGINS:
                 self.warn(f"rules require plugin '{req.get('name')}' "
                           f"(version {req.get('version')}), which syswarden does not provide",

@@ -93,7 +93,10 @@ def test_reload_swaps_rules(tmp_path, fields):
     b = rules_file(tmp_path, "b.yaml", RULES_B)
     ctx = ctx_for(tmp_path, fields, f"rules_file=[{a}]")
     f = plugin.syswarden_make_filters(ctx)
+    check = f.check            # what the agent resolves once at start-up
     f.reload(dict(ctx.config, rules_file=[b]))
+    assert check(opening("/etc/shadow")) == []
+    assert [x.rule for x in check(opening("/etc/passwd"))] == ["Passwd read"]
     assert f.check(opening("/etc/shadow")) == []
     assert [x.rule for x in f.check(opening("/etc/passwd"))] == ["Passwd read"]
     assert f.event_types() == {"open", "openat"}
@@ -104,8 +107,10 @@ def test_failed_reload_keeps_the_old_rules(tmp_path, fields):
     broken = rules_file(tmp_path, "broken.yaml", RULES_B.replace("fd.name =", "fd.nme ="))
     ctx = ctx_for(tmp_path, fields, f"rules_file=[{a}]")
     f = plugin.syswarden_make_filters(ctx)
+    check = f.check
     with pytest.raises(RuleError) as info:
         f.reload(dict(ctx.config, rules_file=[broken]))
+    assert [x.rule for x in check(opening("/etc/shadow"))] == ["Shadow read"]
     assert info.value.location.file == broken and info.value.location.line == 4
     assert [x.rule for x in f.check(opening("/etc/shadow"))] == ["Shadow read"]
     assert f.event_types() == {"openat"}
