@@ -220,6 +220,12 @@ def _as_ip(v: Any) -> Any:
     return v
 
 
+_ORDER: dict[str, Callable[[Any, Any], bool]] = {
+    "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+}
+
+
 def _single_pred(op: str, const: Any, ftype: FieldType) -> Callable[[Any], bool]:
     """The comparison ``value OP const`` as a function of a (non-None) value."""
     if ftype in (FieldType.IPADDR, FieldType.IPNET):
@@ -234,14 +240,15 @@ def _single_pred(op: str, const: Any, ftype: FieldType) -> Callable[[Any], bool]
         return lambda v: v == const
     if op == "!=":
         return lambda v: v != const
-    if op == "<":
-        return lambda v: _num(v) is not None and _num(v) < const
-    if op == "<=":
-        return lambda v: _num(v) is not None and _num(v) <= const
-    if op == ">":
-        return lambda v: _num(v) is not None and _num(v) > const
-    if op == ">=":
-        return lambda v: _num(v) is not None and _num(v) >= const
+    if op in NUM_OPS:
+        cmp = _ORDER[op]
+        if isinstance(const, str):    # a string field: Falco compares strings (strcmp)
+            return lambda v: cmp(v if isinstance(v, str) else str(v), const)
+
+        def num_cmp(v: Any) -> bool:
+            n = _num(v)
+            return n is not None and cmp(n, const)
+        return num_cmp
     if op == "contains":
         if isinstance(const, bytes):
             return lambda v: const in _to_bytes(v)

@@ -258,3 +258,55 @@ def test_readers_are_bound_once(reg, ev):
 def test_event_without_any_state(reg):
     fn = compile_condition("proc.name = x or fd.name = y or container.id = host", reg)
     assert fn(Event("openat")) is True   # the test container.id reads 'host' without state
+
+
+# ---------------------------------------------------------------------------------------------
+# Every field x operator x value: a RuleError at load, or a bool per event, never an exception
+# ---------------------------------------------------------------------------------------------
+
+_FIELDS = ["proc.name", "fd.name", "evt.type", "proc.aname[1]", "proc.aname", "fd.num",
+           "fd.sip", "fd.snet", "fd.ip", "fd.sport", "evt.arg.flags", "evt.arg[0]",
+           "evt.rawarg.flags", "evt.rawarg.name", "user.uid", "evt.buffer",
+           "container.mount.dest[/proc*]", "container.mount.dest", "tolower(proc.name)",
+           "len(fd.name)", "basename(fd.name)", "b64(proc.cmdline)", "evt.is_open_read",
+           "evt.res", "evt.rawres", "proc.env[X]", "evt.dir"]
+_OPS = ["=", "!=", "<", "<=", ">", ">=", "contains", "icontains", "startswith", "endswith",
+        "glob", "iglob", "regex", "in", "intersects", "pmatch", "bcontains", "bstartswith",
+        "exists"]
+_VALUES = ["x", "3", "-1", "0x10", "true", "/etc", "/etc/*", "10.0.0.0/8", "10.1.2.3",
+           "(a, 3, /etc)", "(10.0.0.0/8, 1.2.3.4)", "()", "CAFE", "val(proc.pname)",
+           "val(fd.num)", "O_RDONLY", "'a b'", "<", ">", "val(proc.aname)", "val(fd.sip)"]
+
+
+def test_every_field_operator_value_combination(reg, ev):
+    events = [ev(), ev("connect", sip="10.1.2.3", sport=443, res=0),
+              ev("openat", name="/etc/shadow", args={"flags": 0o1101}),
+              ev("write", args={"data": b"\x00abc"}, res=4, container="abcdef123456",
+                 mounts=["/proc"], env=["X=YWJj"]),
+              ev("execve", proc="sh", res=-2, uid=0),
+              ev("openat", args={"flags": "not a number", "name": 5}),   # a source's oddity
+              Event("openat")]
+    compiled = failed = 0
+    for field in _FIELDS:
+        for op in _OPS:
+            for value in ([""] if op == "exists" else _VALUES):
+                text = f"{field} {op} {value}".strip()
+                try:
+                    fn = compile_condition(text, reg)
+                except RuleError:
+                    failed += 1
+                    continue
+                compiled += 1
+                for e in events:
+                    assert fn(e) in (True, False), text
+    assert compiled > 1000 and failed > 1000
+
+
+@pytest.mark.parametrize("condition, event, expected", [
+    ("proc.name < dog", dict(proc="cat"), True),               # strings compare as strings
+    ("proc.name > dog", dict(proc="cat"), False),
+    ("evt.rawarg.name > /a", dict(type="openat", name="/etc/x", args={"flags": 0}), True),
+    ("evt.rawarg.flags > x", dict(type="openat", name="/e", args={"flags": 1}), False),
+])
+def test_ordering_of_strings(reg, ev, condition, event, expected):
+    assert compile_condition(condition, reg)(ev(**event)) is expected

@@ -152,6 +152,47 @@ def test_fuzz_any_text(reg, text):
     _compile_or_rule_error(text, reg)
 
 
+_checks = st.builds(
+    lambda f, op, v: f"{f} {op} {v}",
+    st.sampled_from(["proc.name", "fd.name", "evt.type", "proc.aname[1]", "proc.aname",
+                     "fd.num", "fd.sip", "fd.snet", "fd.ip", "fd.sport", "evt.arg.flags",
+                     "evt.arg[0]", "evt.rawarg.flags", "evt.rawarg.name", "user.uid",
+                     "evt.buffer", "container.mount.dest[/proc*]", "container.mount.dest",
+                     "tolower(proc.name)", "len(fd.name)", "basename(fd.name)",
+                     "b64(proc.cmdline)", "evt.is_open_read", "evt.res", "evt.rawres",
+                     "proc.env[X]", "evt.dir"]),
+    st.sampled_from(["=", "!=", "<", "<=", ">", ">=", "contains", "icontains", "startswith",
+                     "endswith", "glob", "iglob", "regex", "in", "intersects", "pmatch",
+                     "bcontains", "bstartswith"]),
+    st.sampled_from(["x", "3", "-1", "0x10", "true", "/etc", "/etc/*", "10.0.0.0/8",
+                     "10.1.2.3", "(a, 3, /etc)", "(10.0.0.0/8, 1.2.3.4)", "()", "CAFE",
+                     "val(proc.pname)", "val(fd.num)", "O_RDONLY", "'a b'", "<", ">"]))
+_conditions = st.recursive(
+    _checks | st.sampled_from(["fd.name exists", "macro1"]),
+    lambda inner: st.one_of(
+        st.tuples(inner, st.sampled_from(["and", "or"]), inner).map(" ".join),
+        inner.map(lambda c: f"not ({c})")),
+    max_leaves=6)
+
+
+@settings(max_examples=500, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(_conditions)
+def test_fuzz_compiled_conditions_never_raise_on_events(reg, ev, text):
+    """Whatever compiles evaluates to a bool on real-looking events, never an exception."""
+    try:
+        fn = compile_condition(text, reg, macros={"macro1": "proc.name = bash"})
+    except RuleError:
+        return
+    events = [ev(), ev("connect", sip="10.1.2.3", sport=443, res=0),
+              ev("openat", name="/etc/shadow", args={"flags": 0o1101}),
+              ev("write", args={"data": b"\x00abc"}, res=4, container="abcdef123456",
+                 mounts=["/proc"], env=["X=YWJj"]),
+              ev("execve", proc="sh", res=-2, uid=0)]
+    for e in events:
+        assert fn(e) in (True, False)
+
+
 def _compile_or_rule_error(text, reg):
     try:
         fn = compile_condition(text, reg, lists={"list1": ["a", "list2"], "list2": ["b"]},
