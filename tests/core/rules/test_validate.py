@@ -94,3 +94,21 @@ def test_compat_files_validate(compat, real_registry):
     assert validate(paths, real_registry, False, out) == 0, out.getvalue()
     assert [line.split(": ")[1] for line in out.getvalue().splitlines()
             if line.startswith(tuple(paths))] == ["Ok", "Ok", "Ok"]
+
+
+def test_the_cli_validates(tmp_path):
+    """``syswarden -V``: exit code and report through the real command line."""
+    import subprocess
+    import sys
+    good, bad = files(tmp_path)
+    cmd = [sys.executable, "-m", "syswarden.core.cli"]
+    ok = subprocess.run([*cmd, "-V", good], capture_output=True, text=True, timeout=60)
+    assert (ok.returncode, ok.stdout) == (0, f"{good}: Ok\n")
+    ko = subprocess.run([*cmd, "-V", good, "-V", bad], capture_output=True, text=True,
+                        timeout=60)
+    assert ko.returncode == 1
+    assert f"{bad}: Invalid" in ko.stdout and "unknown field 'proc.nme'" in ko.stdout
+    js = subprocess.run([*cmd, "-o", "json_output=true", "-V", bad], capture_output=True,
+                        text=True, timeout=60)
+    assert js.returncode == 1
+    assert json.loads(js.stdout)["falco_load_results"][0]["successful"] is False
