@@ -91,11 +91,11 @@ async def bench_spool(n: int, directory: str) -> None:
 
 async def bench_delivery(n: int, directory: str) -> None:
     receiver = HttpReceiver()
-    out = webhook(receiver.url, directory)
-    runner = OutputRunner.for_output(out, CONFIG, Metrics())
     batch = alerts(n)
     async with trio.open_nursery() as nursery:
-        await nursery.start(receiver.serve)
+        await nursery.start(receiver.serve)               # on a port the kernel picks
+        out = webhook(receiver.url, directory)
+        runner = OutputRunner.for_output(out, CONFIG, Metrics())
         await nursery.start(runner.run)
         t0 = time.perf_counter()
         for a in batch:
@@ -114,10 +114,10 @@ async def bench_isolation(directory: str) -> None:
     metrics = Metrics()
     file_runner = OutputRunner.for_output(FileOutput(CONFIG, {"filename": path}, metrics),
                                           CONFIG, metrics)
-    hook_runner = OutputRunner.for_output(webhook(slow.url, directory), CONFIG, Metrics())
     batch = alerts(n)
     async with trio.open_nursery() as nursery:
         await nursery.start(slow.serve)
+        hook_runner = OutputRunner.for_output(webhook(slow.url, directory), CONFIG, Metrics())
         await nursery.start(file_runner.run)
         await nursery.start(hook_runner.run)
         t0 = time.perf_counter()

@@ -53,7 +53,7 @@ class HttpReceiver:
     mode: str = "ok"
     delay: float = 0.0
     fail_first: int = 0
-    port: int = field(default_factory=free_port)
+    port: int = 0                        # 0: the kernel picks one at the first start; kept
     delivered: list[Received] = field(default_factory=list)
     seen: list[Received] = field(default_factory=list)
     got: trio.Event = field(default_factory=trio.Event)
@@ -74,6 +74,8 @@ class HttpReceiver:
                     self.port, self.tls, host="127.0.0.1", https_compatible=True)
             else:
                 listeners = await trio.open_tcp_listeners(self.port, host="127.0.0.1")
+            tcp = listeners[0].transport_listener if self.tls is not None else listeners[0]
+            self.port = tcp.socket.getsockname()[1]          # down then up: the same port
             async with trio.open_nursery() as nursery:
                 await nursery.start(trio.serve_listeners, self._handle, listeners)
                 task_status.started()
