@@ -743,6 +743,30 @@ def type_sets(node: RNode, memo: dict | None = None) -> tuple[TypeSet, TypeSet]:
     raise TypeError(node)  # pragma: no cover
 
 
+def mentioned_types(node: RNode, out: set[str] | None = None, seen: set[int] | None = None
+                    ) -> set[str]:
+    """Every event type an ``evt.type`` check of ``node`` names.
+
+    The index needs one function per such type: ``evt.type = openat or proc.name = cat``
+    matches every type, yet folds differently for ``openat`` than for the others.
+    """
+    out = set() if out is None else out
+    seen = set() if seen is None else seen
+    if isinstance(node, RCheck):
+        if node.types is not None:
+            out |= node.types
+    elif isinstance(node, RMacro):
+        if id(node) not in seen:
+            seen.add(id(node))
+            mentioned_types(node.child, out, seen)
+    elif isinstance(node, ast.Not):
+        mentioned_types(node.child, out, seen)
+    elif isinstance(node, (ast.And, ast.Or)):
+        for c in node.children:
+            mentioned_types(c, out, seen)
+    return out
+
+
 def fold(node: RNode, evt_type: str | None, memo: dict) -> RNode:
     """``node`` with every ``evt.type`` check decided for ``evt_type``, simplified.
 

@@ -33,6 +33,7 @@ from .compiler import (
     compile_condition,
     compile_node,
     fold,
+    mentioned_types,
     type_sets,
 )
 from .loader import Loader, LoadResult, rule_condition
@@ -187,8 +188,9 @@ class _Index:
                 [(i, r.node) for i, r in enumerate(active)], self.ns, mode, "_match_all")
             return
         named: set[str] = set()
+        seen: set[int] = set()
         for r in active:
-            named |= r.types.names
+            mentioned_types(r.node, named, seen)
         for t in sorted(named):
             members = _members(active, t)
             fn, self.sources[t] = build_matcher(members, self.ns, mode, "_match_" + _ident(t))

@@ -193,3 +193,48 @@ def test_falco_rule_fires_on_a_matching_event(compat, real_registry):
     alerts = eng.check(e)
     assert [a.rule for a in alerts] == ["Read sensitive file untrusted"]
     assert "/etc/shadow" in alerts[0].output
+
+
+# ---------------------------------------------------------------------------------------------
+# The index never changes an answer: random conditions, index on and off
+# ---------------------------------------------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from syswarden.core.rules.compiler import Compiler, Origin, type_sets  # noqa: E402
+from syswarden.core.rules.engine import CompiledRule  # noqa: E402
+
+_TYPES = ["open", "openat", "execve", "connect", "close"]
+_atoms = st.sampled_from([
+    "evt.type = openat", "evt.type != openat", "evt.type in (open, openat)",
+    "evt.type in (execve, connect)", "evt.type = close", "proc.name = cat", "proc.name = evil",
+    "fd.name startswith /etc", "evt.is_open_read = true", "evt.type intersects (open, close)",
+    "evt.type startswith op",
+])
+_conds = st.recursive(_atoms, lambda inner: st.one_of(
+    st.tuples(inner, st.sampled_from(["and", "or"]), inner).map(lambda t: f"({' '.join(t)})"),
+    inner.map(lambda c: f"not {c}")), max_leaves=6)
+
+
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.lists(_conds, min_size=1, max_size=4))
+def test_index_never_changes_an_answer(reg, ev, conditions):
+    comp = Compiler(reg)
+    rules = []
+    for i, text in enumerate(conditions):
+        node = comp.resolve_text(text, Origin(text))
+        rules.append(CompiledRule(f"r{i}", "", Priority.NOTICE, [], True, "syscall", text,
+                                  "o", None, node, type_sets(node)[0],
+                                  lambda e: ("o", {})))
+    on = RuleEngine(rules, rule_matching="all")
+    off = RuleEngine(rules, rule_matching="all", use_index=False)
+    types = on.event_types()
+    for t in _TYPES + ["bogus"]:
+        for proc in ("cat", "evil"):
+            e = ev(t, proc=proc, name="/etc/x", args={"flags": 0})
+            got = names(on.check(e))
+            assert got == names(off.check(e)), (t, proc)
+            if got and types is not None:
+                assert t in types          # a type that can match is one the source attaches
