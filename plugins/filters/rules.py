@@ -56,8 +56,8 @@ class RulesFilter:
                                  rule_matching=str(config.get("rule_matching") or "first"))
         if self.metrics is not None:
             engine.on_error = lambda: self.metrics.inc("rules.eval_errors")
-        for w in engine.warnings:
-            log.debug("rules warning: %s", w)
+        for w in engine.warnings:   # as Falco does at start-up; `-V` shows them in full
+            log.warning("rules: %s", str(w).split("\n")[0])
         active = engine.active_rules()
         types = engine.event_types()
         log.info("rules loaded: %d rules (%d active), %d warnings, event types: %s",
