@@ -625,8 +625,8 @@ class Compiler:
                 raise origin.error(pos, f"{bf.key} is an IP field; '{text}' is not an IP "
                                         "address or network") from None
         if ftype is FieldType.BYTEBUF and op in ("contains", "startswith", "endswith", "=",
-                                                 "!="):
-            return text.encode("utf-8", "surrogateescape") if op != "=" and op != "!=" else text
+                                                 "!=", "in", "intersects"):
+            return text.encode("utf-8", "surrogateescape")
         if op == "icontains":
             return text.lower()
         return text
