@@ -254,7 +254,8 @@ def _single_pred(op: str, const: Any, ftype: FieldType) -> Callable[[Any], bool]
             return lambda v: const in _to_bytes(v)
         return lambda v: const in v if isinstance(v, str) else const in str(v)
     if op == "icontains":
-        return lambda v: const in str(v).lower()
+        return lambda v: const in (v.decode("utf-8", "replace") if isinstance(v, bytes)
+                                   else str(v)).lower()
     if op == "startswith":
         if isinstance(const, bytes):
             return lambda v: _to_bytes(v).startswith(const)

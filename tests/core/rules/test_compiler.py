@@ -165,6 +165,7 @@ CASES = [
     ("evt.buffer bstartswith 7878", dict(type="write", args={"data": b"xxABCxx"}, res=7), True),
     ("evt.buffer bcontains 00", dict(type="write", args={"data": b"xxABCxx"}, res=7), False),
     ("evt.buffer contains ABC", dict(type="write", args={"data": b"xxABCxx"}, res=7), True),
+    ("evt.buffer icontains abc", dict(type="write", args={"data": b"xxABCxx"}, res=7), True),
     ("evt.buffer = xxABCxx", dict(type="write", args={"data": b"xxABCxx"}, res=7), True),
     ("evt.buffer != xxABCxx", dict(type="write", args={"data": b"xxABCxx"}, res=7), False),
     ("evt.buffer in (a, xxABCxx)", dict(type="write", args={"data": b"xxABCxx"}, res=7), True),
