@@ -11,6 +11,8 @@ Config: the ``ebpf`` section (ring sizes, string bounds) and Falco's top-level
       argv_max: 4096           # bytes kept of an exec's argv
       max_args: 64             # argv entries kept
       pending_max: 16384       # threads in a syscall at once (enter arguments kept)
+      wakeup_every: 64         # records per CPU between two reader wake-ups
+      poll_ms: 10              # the reader also reads the rings this often
     syscall_event_drops:
       threshold: 0.1           # share of events dropped in a second that triggers the actions
       actions: [log, alert]
@@ -49,6 +51,10 @@ def syswarden_config_schema() -> dict[str, Section]:
             "max_args": Key(int, DEFAULTS["max_args"], "argv entries kept at most (1..256)"),
             "pending_max": Key(int, DEFAULTS["pending_max"], "threads that may be inside a "
                                "followed syscall at once (their enter arguments are kept)"),
+            "wakeup_every": Key(int, DEFAULTS["wakeup_every"], "records (per CPU) between two "
+                                "wake-ups of the reader by the kernel"),
+            "poll_ms": Key(int, DEFAULTS["poll_ms"], "milliseconds between two reads of the "
+                           "rings when the kernel has not woken the reader"),
         }, doc="the live eBPF source: ring sizes and capture bounds"),
         DROPS: Section({
             "threshold": Key(float, 0.1, "share of events dropped in one second above which "
@@ -67,7 +73,7 @@ def syswarden_validate_config(config: dict[str, Any]) -> list[str] | None:
     errors = []
     section = config.get(SECTION) or {}
     for key in ("evt_ring_pages", "proc_ring_pages", "path_max", "argv_max", "max_args",
-                "pending_max"):
+                "pending_max", "wakeup_every", "poll_ms"):
         value = section.get(key)
         if value is not None and int(value) <= 0:
             errors.append(f"{SECTION}.{key} must be positive, not {value!r}")

@@ -22,6 +22,7 @@
 #define SOCK_MAX 128                   // bytes kept of one sockaddr
 #define HALF 8192                      // scratch half size: every write starts below HALF
 #define REC_HDR 104                    // sizeof(struct rec), checked by the decoder
+#define WAKEUP_EVERY @WAKEUP_EVERY@           // records per CPU between two reader wake-ups
 
 #define CAT_PROC 0
 #define CAT_EVT 1
@@ -104,12 +105,14 @@ BPF_PERCPU_ARRAY(counters, u64, 2 * NCAT);
     if (N > 5) (dst)[5] = (ctx)->a[5]; \
 } while (0)
 
-static __always_inline void count(int cat, int dropped)
+static __always_inline u64 count(int cat, int dropped)
 {
     int k = 2 * cat + dropped;
     u64 *c = counters.lookup(&k);
-    if (c)
-        *c += 1;
+    if (!c)
+        return 0;
+    *c += 1;
+    return *c;
 }
 
 static __always_inline int is_agent(u64 id)
@@ -191,12 +194,15 @@ static __always_inline int send(struct rec *r, u32 pos, int cat)
     u32 size = pos & (2 * HALF - 1);
     if (size < REC_HDR)
         size = REC_HDR;
-    count(cat, 0);
+    // Wake the reader only every WAKEUP_EVERY records (per CPU); it also polls every few
+    // milliseconds.  A wake-up per record would cost a context switch per event.
+    u64 n = count(cat, 0);
+    u64 flags = (n % WAKEUP_EVERY) == 0 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
     int err;
     if (cat == CAT_PROC)
-        err = proc_ring.ringbuf_output(r, size, 0);
+        err = proc_ring.ringbuf_output(r, size, flags);
     else
-        err = evt_ring.ringbuf_output(r, size, 0);
+        err = evt_ring.ringbuf_output(r, size, flags);
     if (err)
         count(cat, 1);
     return 0;

@@ -156,6 +156,8 @@ DEFAULTS: dict[str, Any] = {
     "argv_max": 4096,
     "max_args": 64,
     "pending_max": 16384,
+    "wakeup_every": 64,
+    "poll_ms": 10,
 }
 
 
@@ -271,6 +273,7 @@ def render_program(event_types: Iterable[str] | None, config: dict[str, Any] | N
         "PROC_PAGES": str(_pow2(cfg["proc_ring_pages"], 1, 1 << 16)),
         "EVT_PAGES": str(_pow2(cfg["evt_ring_pages"], 1, 1 << 16)),
         "PENDING_MAX": str(max(64, int(cfg["pending_max"]))),
+        "WAKEUP_EVERY": str(max(1, int(cfg["wakeup_every"]))),
         "EXIT_HANDLERS": handlers,
     }
     text = template()

@@ -139,6 +139,7 @@ class EbpfSource:
         self.drops = DropMonitor(self.cfg.get("syscall_event_drops") or {}, alert)
         self.delivered = 0
         self.received = {"proc": 0, "events": 0}   # records read from each ring
+        self.poll_s = max(0.001, float(self.cfg["poll_ms"]) / 1000)
         self.decode_errors = 0
 
     # -- loading -------------------------------------------------------------------------------
@@ -235,7 +236,7 @@ class EbpfSource:
 
     # -- reading -------------------------------------------------------------------------------
 
-    def _consume(self, rings: tuple[MmapRing, MmapRing], limit: int = 8192) -> list[Event]:
+    def _consume(self, rings: tuple[MmapRing, MmapRing], limit: int = 1024) -> list[Event]:
         out: list[Event] = []
         decode = self.decoder.decode
         before = self.decoder.errors
@@ -321,11 +322,13 @@ class EbpfSource:
             if batch:
                 await send.send(batch)
                 continue
-            await _wait_any([bpf[b"proc_ring"].map_fd, bpf[b"evt_ring"].map_fd], timeout=0.25)
+            await _wait_any([bpf[b"proc_ring"].map_fd, bpf[b"evt_ring"].map_fd],
+                            timeout=self.poll_s)
 
 
 async def _wait_any(fds: list[int], timeout: float) -> None:
-    """Return when any fd is readable (or after ``timeout``, to check for a reload)."""
+    """Return when any fd is readable (the kernel wakes the reader every few records) or after
+    ``timeout`` (records below that count wait at most this long)."""
     with trio.move_on_after(timeout):
         async with trio.open_nursery() as n:
             for fd in fds:
