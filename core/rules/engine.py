@@ -22,22 +22,12 @@ from ..alert import Alert, Priority
 from ..errors import Location, RuleError
 from ..fields import FieldRegistry
 from .ast import Const
-from .compiler import (
-    ALL,
-    Compiler,
-    Namespace,
-    Origin,
-    RNode,
-    TypeSet,
-    build_matcher,
-    compile_condition,
-    compile_node,
-    fold,
-    mentioned_types,
-    type_sets,
-)
+from .codegen import Namespace, build_matcher, compile_node
+from .compiler import Compiler, compile_condition
 from .loader import Loader, LoadResult, rule_condition
 from .output import compile_output
+from .resolved import Origin, RNode
+from .typesets import ALL, TypeSet, fold, mentioned_types, type_sets
 
 __all__ = ["RuleEngine", "CompiledRule", "compile_condition", "load_rules"]
 

@@ -29,8 +29,9 @@ import yaml
 from .. import yamlmarks
 from ..alert import Priority
 from ..errors import Location, RuleError
-from .compiler import MacroDef, Origin, expand_lists
+from .compiler import expand_lists
 from .parser import parse
+from .resolved import MacroDef, Origin
 
 RULE_KEYS = {"rule", "desc", "condition", "output", "priority", "tags", "enabled", "source",
              "exceptions", "warn_evttypes", "skip-if-unknown-filter", "append", "override",

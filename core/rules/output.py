@@ -17,7 +17,8 @@ from typing import Any
 from ..errors import Location, RuleError
 from ..fields import FieldRegistry
 from . import ast
-from .compiler import Compiler, Origin
+from .compiler import Compiler
+from .resolved import Origin
 
 _FIELD_AT = re.compile(r"%([a-zA-Z][a-zA-Z0-9_]*(?:\.[a-zA-Z0-9_]+)+)(\[[^\]]*\])?")
 NA = "<NA>"

@@ -201,9 +201,9 @@ def test_falco_rule_fires_on_a_matching_event(compat, real_registry):
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-
-from syswarden.core.rules.compiler import Compiler, Origin, type_sets  # noqa: E402
+from syswarden.core.rules.compiler import Compiler, Origin  # noqa: E402
 from syswarden.core.rules.engine import CompiledRule  # noqa: E402
+from syswarden.core.rules.typesets import type_sets  # noqa: E402
 
 _TYPES = ["open", "openat", "execve", "connect", "close"]
 _atoms = st.sampled_from([

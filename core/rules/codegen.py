@@ -1,0 +1,246 @@
+"""Generate one Python function per event type from the resolved, folded rule conditions.
+
+The function evaluates, in rule order, every rule indexed under its type and returns the first
+match (or every match).  Each field is read at most once per event: up front when many checks
+name it, else into a local on first use; a macro shared by several rules is evaluated at most
+once; ``and``/``or`` short-circuit as Python's do.  Readers, constants and predicates are the
+function's globals, bound at load time: the hot path does no lookups.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import RuleError
+from ..fields import FieldType
+from . import ast
+from .lexer import NUM_OPS
+from .operators import any_element, any_pair_of, no_element, single_pred
+from .resolved import BoundField, RCheck, RMacro, RNode
+
+_U = object()  # an unfilled per-event cache slot
+
+#: a field named by this many checks of one generated function is read up front
+EAGER_USES = 4
+#: put a rule's set-membership tests on up-front fields before its other checks
+REORDER = True
+
+
+# ---------------------------------------------------------------------------------------------
+# Code generation
+# ---------------------------------------------------------------------------------------------
+
+class Namespace:
+    """The globals of generated code: readers, constants and helpers, by generated name."""
+
+    def __init__(self) -> None:
+        self.globals: dict[str, Any] = {"_U": _U}
+        self._names: dict[int, str] = {}
+        self._keep: list[Any] = []
+
+    def name(self, obj: Any, prefix: str) -> str:
+        key = id(obj)
+        got = self._names.get(key)
+        if got is None:
+            got = f"{prefix}{len(self._names)}"
+            self._names[key] = got
+            self.globals[got] = obj
+            self._keep.append(obj)   # ids stay unique while we hold the objects
+        return got
+
+
+class _Gen:
+    def __init__(self, ns: Namespace) -> None:
+        self.ns = ns
+        self.field_uses: dict[int, int] = {}
+        self.macro_uses: dict[int, int] = {}
+        self.field_var: dict[int, str] = {}
+        self.eager: dict[int, str] = {}
+        self.macro_var: dict[int, str] = {}
+        self.fields_by_id: dict[int, BoundField] = {}
+
+    def count(self, node: RNode) -> None:
+        # fields are cached by reader: two names read by one function share one local
+        if isinstance(node, RCheck):
+            for bf in (node.field, node.rhs):
+                if bf is not None:
+                    key = id(bf.read)
+                    self.field_uses[key] = self.field_uses.get(key, 0) + 1
+                    self.fields_by_id[key] = bf
+        elif isinstance(node, RMacro):
+            n = self.macro_uses.get(id(node), 0)
+            self.macro_uses[id(node)] = n + 1
+            if n == 0:
+                self.count(node.child)
+        elif isinstance(node, ast.Not):
+            self.count(node.child)
+        elif isinstance(node, (ast.And, ast.Or)):
+            for c in node.children:
+                self.count(c)
+
+    def plan(self) -> list[str]:
+        """The lines that start the function: eager reads and cache locals.
+
+        A field named by :data:`EAGER_USES` checks or more is read once, up front (it is all
+        but certain to be needed, and a plain local is the cheapest thing to test); one used
+        twice or more is read on first use into a local; others are read where they are used.
+        """
+        init = []
+        eager = []
+        for fid, n in self.field_uses.items():
+            if n >= EAGER_USES:
+                var = f"_e{len(self.eager)}"
+                self.eager[fid] = var
+                r = self.ns.name(self.fields_by_id[fid].read, "_r")
+                eager.append(f"{var} = {r}(e)")
+            elif n > 1:
+                var = f"_f{len(self.field_var)}"
+                self.field_var[fid] = var
+                init.append(var)
+        minit = []
+        for mid, n in self.macro_uses.items():
+            if n > 1:
+                var = f"_m{len(self.macro_var)}"
+                self.macro_var[mid] = var
+                minit.append(var)
+        lines = eager
+        if init:
+            lines.append(" = ".join(init) + " = _U")
+        if minit:
+            lines.append(" = ".join(minit) + " = None")
+        return lines
+
+    def access(self, bf: BoundField, tmp: str) -> tuple[str, str]:
+        """(expression reading the field, variable holding it afterwards)."""
+        var = self.eager.get(id(bf.read))
+        if var is not None:
+            return var, var
+        r = self.ns.name(bf.read, "_r")
+        var = self.field_var.get(id(bf.read))
+        if var is None:
+            return f"({tmp} := {r}(e))", tmp
+        return f"({var} if {var} is not _U else ({var} := {r}(e)))", var
+
+    def cheap_first(self, node: RNode) -> RNode:
+        """A rule's top-level ``and`` with its cheapest, most selective checks first.
+
+        A membership or equality test on a field read up front is a local and a set lookup;
+        it goes before macros and other checks.  Conditions are pure, so the order of the
+        operands of ``and`` does not change the result, only how soon a miss is known.
+        """
+        if not isinstance(node, ast.And):
+            return node
+
+        def cost(c: RNode) -> int:
+            if isinstance(c, RCheck) and c.rhs is None and not c.field.many \
+                    and id(c.field.read) in self.eager and c.op in ("=", "in", "intersects"):
+                return 0
+            return 1
+        kids = sorted(node.children, key=cost)
+        return ast.And(tuple(kids), node.pos)
+
+    def expr(self, node: RNode) -> str:
+        if isinstance(node, ast.Const):
+            return "True" if node.value else "False"
+        if isinstance(node, ast.Not):
+            return f"(not {self.expr(node.child)})"
+        if isinstance(node, ast.And):
+            return "(" + " and ".join(self.expr(c) for c in node.children) + ")"
+        if isinstance(node, ast.Or):
+            return "(" + " or ".join(self.expr(c) for c in node.children) + ")"
+        if isinstance(node, RMacro):
+            inner = self.expr(node.child)
+            var = self.macro_var.get(id(node))
+            if var is None:
+                return inner
+            return f"({var} if {var} is not None else ({var} := {inner}))"
+        if isinstance(node, RCheck):
+            return self.check(node)
+        raise TypeError(node)  # pragma: no cover
+
+    def check(self, c: RCheck) -> str:
+        acc, v = self.access(c.field, "_t")
+        if c.op == "exists":
+            if c.field.many:
+                return f"({acc} is not None and len({v}) > 0)"
+            return f"({acc} is not None)"
+        if c.rhs is not None:
+            acc2, w = self.access(c.rhs, "_t2")
+            p = self.ns.name(c.pred, "_p")
+            if c.field.many or c.rhs.many:
+                if c.many_pred is None:
+                    c.many_pred = any_pair_of(c.pred, c.field.many, c.rhs.many)
+                p = self.ns.name(c.many_pred, "_p")
+            return f"({acc} is not None and {acc2} is not None and {p}({v}, {w}))"
+        if c.field.many:
+            if c.many_pred is None:
+                if c.op == "!=":   # no element equals (fd.net != 127.0.0.0/8: neither end is)
+                    c.many_pred = no_element(single_pred("=", c.const, c.field.type))
+                else:
+                    c.many_pred = any_element(c.pred)
+            p = self.ns.name(c.many_pred, "_p")
+            return f"({acc} is not None and {p}({v}))"
+        return f"({acc} is not None and {self.inline(c, v)})"
+
+    def inline(self, c: RCheck, v: str) -> str:
+        op, ftype = c.op, c.field.type
+        special = ftype in (FieldType.IPADDR, FieldType.IPNET) or c.field.name == "evt.rawarg"
+        if not special:
+            k = self.ns.name(c.const, "_c") if c.const is not None else None
+            if op == "=":
+                return f"{v} == {k}"
+            if op == "!=":
+                return f"{v} != {k}"
+            if op in ("in", "intersects") and isinstance(c.const, frozenset):
+                return f"{v} in {k}"
+            if op in NUM_OPS and ftype.is_numeric:
+                return f"{v} {op} {k}"
+            if ftype.is_string and isinstance(c.const, str):
+                if op == "startswith":
+                    return f"{v}.startswith({k})"
+                if op == "endswith":
+                    return f"{v}.endswith({k})"
+                if op == "contains":
+                    return f"{k} in {v}"
+                if op == "icontains":
+                    return f"{k} in {v}.lower()"
+        p = self.ns.name(c.pred, "_p")
+        return f"{p}({v})"
+
+
+def build_matcher(rules: list[tuple[int, RNode]], ns: Namespace, mode: str = "first",
+                  name: str = "_match") -> tuple[Callable[[Any], Any], str]:
+    """One function over ``rules`` (index, folded condition), in order.
+
+    ``mode="first"`` returns the index of the first rule that matches, or -1; ``"all"``
+    returns the list of matching indexes.  Returns the function and its source.
+    """
+    gen = _Gen(ns)
+    for _, node in rules:
+        gen.count(node)
+    lines = [f"def {name}(e):"]
+    lines += ["    " + line for line in gen.plan()]
+    if mode == "all":
+        lines.append("    hits = []")
+    for idx, node in rules:
+        cond = gen.expr(gen.cheap_first(node) if REORDER else node)
+        lines.append(f"    if {cond}:")
+        lines.append(f"        return {idx}" if mode == "first" else f"        hits.append({idx})")
+    lines.append("    return -1" if mode == "first" else "    return hits")
+    src = "\n".join(lines) + "\n"
+    try:
+        code = compile(src, f"<rules:{name}>", "exec")
+    except (SyntaxError, RecursionError, MemoryError) as exc:
+        raise RuleError(f"a condition is too deeply nested to compile ({exc.__class__.__name__})"
+                        ) from None
+    local: dict[str, Any] = {}
+    exec(code, ns.globals, local)
+    return local[name], src
+
+
+def compile_node(node: RNode, ns: Namespace | None = None) -> Callable[[Any], bool]:
+    """One condition as a predicate ``evt -> bool`` (no event-type folding)."""
+    ns = ns or Namespace()
+    fn, _ = build_matcher([(0, node)], ns, "first", "_cond")
+    return lambda e: fn(e) == 0

@@ -1,0 +1,74 @@
+"""Resolved conditions: what the compiler binds a syntax tree to, before code generation.
+
+A :class:`RCheck` is one comparison with its field bound to a reader and its constant
+converted; an :class:`RMacro` is a macro's resolved body, one object shared by every rule
+that names the macro (so generated code can evaluate it once per event).  :class:`Origin`
+remembers the text a node came from and where that text sits in its file, for located errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import Location, RuleError
+from ..fields import FieldType
+from . import ast
+from .lexer import located_error
+
+# ---------------------------------------------------------------------------------------------
+# Where a piece of condition text came from, for located errors
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Origin:
+    """The text of a rule's or macro's condition and where it sits in its file."""
+
+    text: str
+    location: Location | None = None
+
+    def error(self, pos: int, message: str) -> RuleError:
+        return located_error(self.text, pos, message, self.location)
+
+
+@dataclass
+class MacroDef:
+    name: str
+    node: ast.Node
+    origin: Origin
+    used: bool = False
+
+
+# ---------------------------------------------------------------------------------------------
+# Resolved nodes
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(eq=False)
+class BoundField:
+    key: str                   # the field as written, transformers included
+    read: Callable[[Any], Any]
+    many: bool
+    type: FieldType
+    name: str                  # the declared field's name
+
+
+@dataclass(eq=False)
+class RCheck:
+    field: BoundField
+    op: str
+    const: Any = None          # converted constant (a frozenset for list operators)
+    rhs: BoundField | None = None
+    pred: Callable[[Any], bool] | None = None    # single-value predicate (helpers)
+    types: frozenset[str] | None = None          # evt.type check: the names
+    negate_types: bool = False                   # evt.type != x
+    many_pred: Callable[[Any], bool] | None = None   # over all values of a multi-valued field
+
+
+@dataclass(eq=False)
+class RMacro:
+    name: str
+    child: Any
+
+
+RNode = Any  # RCheck | RMacro | ast.And | ast.Or | ast.Not | ast.Const
