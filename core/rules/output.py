@@ -3,7 +3,7 @@
 ``compile_output(fmt, fields)`` parses the format once into literal text and bound readers; the
 returned function renders ``(text, output_fields)`` for an event.  As in Falco: an unknown
 value prints ``<NA>`` (and is ``null`` in ``output_fields``); ``%container.info`` prints
-``name (id=xxxxxxxxxxxx)`` for a container and ``host`` otherwise; a field name is the longest
+``name (id=xxxxxxxxxxxx)`` for a container, ``host`` on the host (``<NA>`` while unknown); a field name is the longest
 declared field at that place (``%fd.name.`` is ``fd.name`` then a dot).
 """
 
@@ -68,7 +68,9 @@ def _container_info(fields: FieldRegistry, comp: Compiler, origin: Origin
 
     def info(e: Any) -> str:
         cid = rid(e)
-        if not cid or cid == "host":
+        if not cid:
+            return NA          # not known yet: neither a container nor the host
+        if cid == "host":
             return "host"
         return f"{rname(e) or NA} (id={cid})"
     return info, [("container.id", rid), ("container.name", rname)]

@@ -41,6 +41,20 @@ def test_output_fields(reg, ev):
     assert text == "cat 3 sshd <NA> web (id=abcdef123456) 10.0.0.1"
 
 
+def test_container_info_with_the_real_fields(real_registry):
+    from syswarden.core.event import Container, Event, Process
+    render = compile_output("%container.info", real_registry)
+    host = Event("execve")
+    host.proc = Process(5, comm="sh", container_id="host")
+    c = Container("abcdef123456", name="web", complete=True)
+    inside = Event("execve")
+    inside.proc = Process(6, comm="sh", container_id=c.id, container=c)
+    inside.container = c
+    assert render(host)[0] == "host"
+    assert render(inside)[0] == "web (id=abcdef123456)"
+    assert render(Event("execve"))[0] == "<NA>"
+
+
 def test_unknown_output_field_is_a_located_error(reg):
     with pytest.raises(RuleError) as info:
         compile_output("file=%fd.nam by %proc.name", reg, Location("r.yaml", 9, 11, "rule 'R'"))
