@@ -46,11 +46,16 @@ class Key:
 
 @dataclass
 class Section:
-    """A mapping of keys.  ``open=True`` accepts any key (headers, labels)."""
+    """A mapping of keys.  ``open=True`` accepts any key (headers, labels).
+
+    ``values=Section(...)``: a mapping of names chosen by the user, each value a mapping of that
+    section's keys (validated with their lines, defaults filled in), e.g. ``webhook_outputs``.
+    """
 
     keys: dict[str, Key] = field(default_factory=dict)
     doc: str = ""
     open: bool = False
+    values: "Section | None" = None
 
     def defaults(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -180,7 +185,7 @@ def load_config(path: str | None = None, overrides: Iterable[str] = (),
     for override in overrides:
         keys, value = parse_override(override)
         _apply_override(data, schema, keys, value, override)
-    merged = _merge(schema.defaults(), data)
+    merged = _fill_values(_merge(schema.defaults(), data), schema)
     merged["rules_file"] = _as_list(merged.get("rules_file"))
     merged["_config_file"] = os.path.abspath(file)
     return merged
@@ -190,6 +195,20 @@ def _as_list(value: Any) -> list:
     if value is None:
         return []
     return [value] if isinstance(value, str) else list(value)
+
+
+def _fill_values(data: dict, schema: Section) -> dict:
+    """Fill the defaults of each entry of ``values`` sections (their names are the user's)."""
+    for name, key in schema.keys.items():
+        if isinstance(key.type, Section) and isinstance(data.get(name), dict):
+            section = key.type
+            if section.values is not None:
+                data[name] = {entry: _fill_values(_merge(section.values.defaults(), value),
+                                                  section.values)
+                              for entry, value in data[name].items() if isinstance(value, dict)}
+            else:
+                _fill_values(data[name], section)
+    return data
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -232,6 +251,13 @@ def _suggest(name: str, choices: Iterable[str]) -> str | None:
 def _validate(data: dict, schema: Section, path: tuple, marks: yamlmarks.Marks) -> None:
     for name, value in data.items():
         dotted = ".".join(map(str, path + (name,)))
+        if schema.values is not None:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{dotted} must be a mapping of "
+                                  f"{', '.join(schema.values.keys) or 'keys'}, not {value!r}",
+                                  marks.loc(path + (name,), dotted))
+            _validate(value, schema.values, path + (name,), marks)
+            continue
         key = schema.keys.get(name)
         if key is None:
             if schema.open:

@@ -106,7 +106,9 @@ class Output(Protocol):
     ``reopen()`` (SIGUSR1/SIGHUP, e.g. a file output after logrotate).
 
     Attributes the agent reads: ``name``; ``min_priority`` (a Priority or None for the global
-    ``priority``); ``queue_size`` (int or None for the default).
+    ``priority``); ``queue_size`` (int or None for ``pipeline.output_queue``); optional ``rate``
+    and ``max_burst`` (None: the global ``outputs.rate``/``outputs.max_burst``).  The built-in
+    outputs take these from their sections' shared keys (:func:`syswarden.core.outputs.output_keys`).
     """
 
     name: str

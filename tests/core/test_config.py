@@ -113,3 +113,15 @@ def test_falco_keys_without_meaning_here_are_accepted_with_a_warning(tmp_path, c
 
 def test_parse_override_splits_the_path():
     assert parse_override("a.b.c= 5") == (["a", "b", "c"], 5)
+
+
+def test_a_values_section_validates_each_named_entry_with_its_line(tmp_path):
+    hooks = Section(values=Section({"url": Key(str, ""), "enabled": Key(bool, True)}))
+    path = write(tmp_path, "hooks:\n  ticketing:\n    url: http://x\n  chat:\n    ulr: http://y\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, (), {"hooks": hooks})
+    assert "hooks.chat.ulr" in str(info.value) and info.value.location.line == 5
+    assert info.value.hint == "did you mean url?"
+    good = write(tmp_path, "hooks:\n  ticketing:\n    url: http://x\n")
+    assert load_config(good, (), {"hooks": hooks})["hooks"] == {
+        "ticketing": {"url": "http://x", "enabled": True}}
