@@ -181,7 +181,9 @@ class Decoder:
                             kind)
         elif kind == KIND_FORK:
             name = _NR_NAME.get(evt, "clone")
-            if name == "clone3":
+            if evt == 0xFFFF:        # the clone's enter was not seen: flags unknown
+                flags = 0
+            elif name == "clone3":
                 flags = a1
             elif name == "clone":
                 flags = a0

@@ -423,7 +423,9 @@ int sw_sched_fork(struct fork_tp *ctx)
         r->a[0] = p->a[0];
         r->a[1] = p->a[1];
     } else {
-        r->evt = 0xffff;
+        r->evt = 0xffff;                     // not seen (e.g. the agent's own clone)
+        r->a[0] = 0;
+        r->a[1] = 0;
     }
     u32 pos = REC_HDR;
     u8 *buf = (u8 *)r;

@@ -1,12 +1,16 @@
-"""The live source: load the BPF program with bcc, attach what is needed, read the rings.
+"""The live source: load the BPF program, attach what is needed, read the rings.
 
+* Loaded by a helper process (:mod:`.loader`): bcc compiles with LLVM, which would stay
+  resident in the agent; the helper compiles, attaches and hands over the file descriptors
+  (maps, one perf event per attached tracepoint), then exits.  The agent never imports bcc.
 * Attached: the sched lifecycle tracepoints, execve/execveat, the clone enters (their flags
   tell a thread from a process) and, for every syscall the rules need plus those the state
   tables need, its ``sys_enter_*``/``sys_exit_*`` pair.  :meth:`EbpfSource.set_event_types`
-  attaches and detaches on a rule reload (recompiling only when a syscall not compiled in is
-  asked for).
-* Read: both ring buffers' map fds are awaited with ``trio.lowlevel.wait_readable``; when one is
-  readable both are read through their mmap (the process ring first), the records are
+  detaches what a rule reload no longer needs (closing perf events) and, when it needs more,
+  loads a new program and switches to it.
+* Read: both rings are mapped (:mod:`.ringbuf`); their fds are awaited with
+  ``trio.lowlevel.wait_readable`` (the kernel wakes the reader every few records, the reader
+  also polls every few milliseconds); both are read (the process ring first), the records are
   decoded with ``struct`` and sent as one batch, in time order.
 * Counted: the kernel counts, per category, records attempted and records dropped (a full
   ring, a full map); :meth:`EbpfSource.drop_counts` and the ``drops.kernel.<category>``
@@ -16,11 +20,11 @@
 
 from __future__ import annotations
 
-import ctypes
+import importlib.util
 import logging
 import os
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 import trio
@@ -28,6 +32,7 @@ import trio
 from syswarden.core.errors import SourceError
 from syswarden.core.event import Event
 
+from . import loader
 from . import program as P
 from .decode import Decoder
 from .ringbuf import MmapRing
@@ -37,16 +42,18 @@ log = logging.getLogger("syswarden.ebpf")
 #: Kernel counter categories, in program.c's order (CAT_*).
 CATEGORIES = ("proc", "events", "pending", "exec")
 TRACEFS = "/sys/kernel/tracing"
-HINT = "run `make setup` (installs python3-bpfcc and links the kernel headers), as root"
+HINT = loader.HINT
 
 
-def _load_bcc() -> Any:
+def require_bcc() -> None:
+    """bcc must be importable (by the loader helper); checked without importing it here."""
     try:
-        import bcc  # noqa: PLC0415
-    except Exception as exc:  # ImportError, or libbcc failing to load
-        raise SourceError(f"the eBPF source needs bcc, which cannot be imported ({exc})",
-                          hint=HINT) from None
-    return bcc
+        spec = importlib.util.find_spec("bcc")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        raise SourceError("the eBPF source needs bcc (python3-bpfcc), which is not installed "
+                          "or not importable", hint=HINT)
 
 
 def check_environment() -> None:
@@ -54,7 +61,7 @@ def check_environment() -> None:
     if os.geteuid() != 0:
         raise SourceError("the eBPF source needs root (loading BPF programs is privileged)",
                           hint="run syswarden as root, or replay a capture with -e FILE")
-    _load_bcc()
+    require_bcc()
     if not os.path.isdir(f"{TRACEFS}/events"):
         rc = os.system(f"mount -t tracefs nodev {TRACEFS} >/dev/null 2>&1")
         if rc != 0 or not os.path.isdir(f"{TRACEFS}/events"):
@@ -62,9 +69,44 @@ def check_environment() -> None:
                               hint=f"mount -t tracefs nodev {TRACEFS}")
 
 
-def tracepoint_exists(tp: str) -> bool:
-    cat, name = tp.split(":", 1)
-    return os.path.isdir(f"{TRACEFS}/events/{cat}/{name}")
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+class Program:
+    """A loaded program as the agent holds it: map fds, perf event fds, mapped rings."""
+
+    def __init__(self, loaded: loader.Loaded, cfg: dict[str, Any], syscalls: set[str]) -> None:
+        self.maps = loaded.maps
+        self.attached = loaded.attached              # tracepoint -> perf event fd
+        self.missing = loaded.missing
+        self.compiled = syscalls
+        self.rings = (MmapRing(self.maps["proc_ring"], P.ring_bytes(cfg["proc_ring_pages"])),
+                      MmapRing(self.maps["evt_ring"], P.ring_bytes(cfg["evt_ring_pages"])))
+        self.ncpu = loader.possible_cpus()
+
+    def ring_fds(self) -> list[int]:
+        return [self.maps["proc_ring"], self.maps["evt_ring"]]
+
+    def counters(self) -> list[int]:
+        fd = self.maps["counters"]
+        return [loader.percpu_u64_sum(fd, i, self.ncpu) for i in range(2 * len(CATEGORIES))]
+
+    def detach(self, tps: list[str]) -> None:
+        """Close the perf events of these tracepoints (each close waits for an RCU grace
+        period, ~40 ms here)."""
+        _close_all([self.attached.pop(tp) for tp in tps if tp in self.attached])
+
+    def close(self) -> None:
+        self.detach(list(self.attached))
+        for ring in self.rings:
+            ring.close()
+        _close_all(list(self.maps.values()))
+        self.maps = {}
 
 
 class DropMonitor:
@@ -127,12 +169,8 @@ class EbpfSource:
         self.agent_pid = agent_pid
         self.metrics = metrics
         self.decoder = Decoder()
-        self.bpf: Any = None
-        self.attached: dict[str, str] = {}     # tracepoint -> function
-        self.compiled: set[str] = set()        # syscalls with a compiled exit handler
-        self.unavailable: list[str] = []       # tracepoints this kernel does not have
+        self.prog: Program | None = None
         self._batch: list[Event] = []
-        self.rings: tuple = ()
         self._needs_reload = False
         self._switched = trio.Event()
         self._kernel_prev = [0] * (2 * len(CATEGORIES))
@@ -147,92 +185,70 @@ class EbpfSource:
     def program_text(self) -> str:
         return P.render_program(self.event_types, self.cfg, self.agent_pid)
 
-    def _build(self) -> tuple[Any, dict[str, str], set[str], tuple[MmapRing, MmapRing]]:
-        """Compile, load, map the rings and attach a new program for the current event types
-        (blocking: about a second of clang).  Returns (bpf, attached, compiled, rings)."""
+    def _build(self) -> Program:
+        """Load and attach a program for the current event types (blocking: ~2 s)."""
         check_environment()
-        bcc = _load_bcc()
         try:
-            bpf = bcc.BPF(text=self.program_text().encode(), cflags=["-Wno-unused-function"])
-        except Exception as exc:
-            raise SourceError(f"the BPF program could not be compiled or loaded: {exc}",
-                              hint=HINT) from None
-        rings = (MmapRing(bpf[b"proc_ring"].map_fd, P.ring_bytes(self.cfg["proc_ring_pages"])),
-                 MmapRing(bpf[b"evt_ring"].map_fd, P.ring_bytes(self.cfg["evt_ring_pages"])))
-        attached: dict[str, str] = {}
-        self._attach(bpf, attached, P.tracepoints(self.event_types))
-        return bpf, attached, set(P.needed_syscalls(self.event_types)), rings
+            loaded = loader.load(self.program_text(), P.tracepoints(self.event_types))
+        except loader.LoadError as exc:
+            raise SourceError(str(exc), hint=exc.hint or HINT) from None
+        if loaded.missing:
+            log.info("not on this kernel, not followed: %s", ", ".join(loaded.missing))
+        return Program(loaded, self.cfg, set(P.needed_syscalls(self.event_types)))
 
     def load(self) -> None:
         """Load the program and attach (the first time)."""
-        self.bpf, self.attached, self.compiled, self.rings = self._build()
+        self.prog = self._build()
 
-    def _attach(self, bpf: Any, attached: dict[str, str],
-                wanted: list[tuple[str, str]]) -> None:
-        self.unavailable = []
-        for tp, fn in wanted:
-            if tp in attached:
-                continue
-            if not tracepoint_exists(tp):
-                self.unavailable.append(tp)
-                continue
-            try:
-                bpf.attach_tracepoint(tp=tp.encode(), fn_name=fn.encode())
-            except Exception as exc:
-                raise SourceError(f"could not attach {fn} to {tp}: {exc}", hint=HINT) from None
-            attached[tp] = fn
-        if self.unavailable:
-            log.info("not on this kernel, not followed: %s", ", ".join(self.unavailable))
+    @property
+    def attached(self) -> dict[str, int]:
+        return self.prog.attached if self.prog is not None else {}
 
-    @staticmethod
-    def _detach(bpf: Any, tps: list[str]) -> None:
-        """Detach tracepoints in parallel: each detach waits for an RCU grace period (~40 ms
-        here), and concurrent waits share one."""
-        if not tps:
-            return
-        with ThreadPoolExecutor(max_workers=min(32, len(tps))) as pool:
-            list(pool.map(lambda tp: bpf.detach_tracepoint(tp=tp.encode()), tps))
+    @property
+    def unavailable(self) -> list[str]:
+        return self.prog.missing if self.prog is not None else []
+
+    @property
+    def rings(self) -> tuple:
+        return self.prog.rings if self.prog is not None else ()
 
     def set_event_types(self, types: set[str] | None) -> None:
-        """Follow another set of syscalls (a rule reload): attach/detach now, or, when a
-        syscall without a compiled handler is needed, let the reader build a new program and
-        switch to it (the two overlap for the switch: a syscall ending in that window may be
-        seen twice, none is missed)."""
+        """Follow another set of syscalls (a rule reload).  Fewer: their perf events are
+        closed (in a thread: each close waits ~40 ms).  More: the reader loads a new program
+        and switches to it; the two overlap for the switch, so a syscall ending in that window
+        may be seen twice and none is missed."""
         self.event_types = None if types is None else set(types)
-        if self.bpf is None:
+        prog = self.prog
+        if prog is None:
             return
-        if not set(P.needed_syscalls(self.event_types)) <= self.compiled:
+        wanted = {tp for tp, _ in P.tracepoints(self.event_types)} - set(prog.missing)
+        if not wanted <= set(prog.attached):
             self._needs_reload = True
             return
-        wanted = dict(P.tracepoints(self.event_types))
-        gone = [tp for tp in self.attached if tp not in wanted]
-        self._detach(self.bpf, gone)
-        for tp in gone:
-            del self.attached[tp]
-        self._attach(self.bpf, self.attached, list(wanted.items()))
+        gone = [tp for tp in prog.attached if tp not in wanted]
+        fds = [prog.attached.pop(tp) for tp in gone]
+        threading.Thread(target=_close_all, args=(fds,), daemon=True).start()
 
     async def _switch(self) -> None:
-        """Build the new program in a thread, switch the reader to it, retire the old one."""
-        bpf, attached, compiled, rings = await trio.to_thread.run_sync(self._build)
-        old, old_attached, old_rings = self.bpf, list(self.attached), self.rings
-        self.bpf, self.attached, self.compiled, self.rings = bpf, attached, compiled, rings
+        """Load the new program in a thread, switch the reader to it, retire the old one."""
+        new = await trio.to_thread.run_sync(self._build)
+        old, self.prog = self.prog, new
         if old is not None:
-            await trio.to_thread.run_sync(self._detach, old, old_attached)
-            self._batch.extend(self._consume(old_rings))  # sent before it was detached
+            await trio.to_thread.run_sync(old.detach, list(old.attached))
+            self._batch.extend(self._consume(old.rings))  # sent before it was detached
             self._account(old)
-            for ring in old_rings:
-                ring.close()
-            old.cleanup()
+            old.close()
         self._switched.set()
 
+    def detach_all(self) -> None:
+        """Stop the kernel side now (the rings stay readable)."""
+        if self.prog is not None:
+            self.prog.detach(list(self.prog.attached))
+
     def close(self) -> None:
-        if self.bpf is not None:
-            self._detach(self.bpf, list(self.attached))
-            for ring in self.rings:
-                ring.close()
-            self.bpf.cleanup()
-            self.bpf = None
-            self.attached = {}
+        prog, self.prog = self.prog, None
+        if prog is not None:
+            prog.close()
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -256,16 +272,12 @@ class EbpfSource:
         self.delivered += len(batch)
         return batch
 
-    def kernel_counters(self, bpf: Any = None) -> list[int]:
+    def kernel_counters(self, prog: Program | None = None) -> list[int]:
         """[attempted, dropped] per category, summed over CPUs."""
-        table = (bpf or self.bpf)[b"counters"]
-        out = []
-        for i in range(2 * len(CATEGORIES)):
-            out.append(sum(int(v) for v in table[ctypes.c_int(i)]))
-        return out
+        return (prog or self.prog).counters()
 
     def drop_counts(self) -> dict[str, int]:
-        if self.bpf is None:
+        if self.prog is None:
             return {}
         c = self.kernel_counters()
         return {f"kernel.{cat}": c[2 * i + 1] for i, cat in enumerate(CATEGORIES)}
@@ -317,13 +329,12 @@ class EbpfSource:
                 self._needs_reload = False
                 self._switched = trio.Event()
                 nursery.start_soon(self._switch)
-            bpf = self.bpf
+            fds = self.prog.ring_fds()
             batch = self.drain()
             if batch:
                 await send.send(batch)
                 continue
-            await _wait_any([bpf[b"proc_ring"].map_fd, bpf[b"evt_ring"].map_fd],
-                            timeout=self.poll_s)
+            await _wait_any(fds, timeout=self.poll_s)
 
 
 async def _wait_any(fds: list[int], timeout: float) -> None:

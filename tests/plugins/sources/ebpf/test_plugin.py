@@ -74,8 +74,8 @@ def test_without_root_one_clear_message():
 def test_bcc_missing_is_reported_with_what_to_run():
     # a fake, named so: bcc cannot be uninstalled for a test, so its import is made to fail
     code = ("import sys; sys.modules['bcc'] = None\n"
-            "from syswarden.plugins.sources.ebpf.source import _load_bcc\n"
-            "try:\n    _load_bcc()\nexcept Exception as e:\n    print(type(e).__name__, e)\n")
+            "from syswarden.plugins.sources.ebpf.source import require_bcc\n"
+            "try:\n    require_bcc()\nexcept Exception as e:\n    print(type(e).__name__, e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
     assert out.startswith("SourceError") and "bcc" in out and "make setup" in out
 

@@ -1,0 +1,176 @@
+"""Compile and attach the BPF program in a short-lived helper process, keep only the fds.
+
+bcc compiles with LLVM in-process: importing it and compiling costs the process about 150 MB
+that stays resident.  The agent therefore never imports bcc itself.  It starts this module as
+a helper (``python -m syswarden.plugins.sources.ebpf.loader``), sends it the program text and
+the tracepoints to attach, and receives over a unix socket (``SCM_RIGHTS``) the file
+descriptors that keep everything alive: one perf event per attached tracepoint (closing it
+detaches the program) and the maps (the two rings, the drop counters).  The helper then exits.
+
+Protocol on the socket: the agent sends one JSON document (``{"text": ..., "tracepoints":
+[[tp, fn], ...]}``) and shuts down its write side; the helper answers with one message whose
+data is a JSON document (``{"maps": [names], "attached": [tps], "missing": [tps]}`` or
+``{"error": ..., "hint": ...}``) and whose ancillary data carries the fds, maps first, then the
+perf events in the order of ``attached``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+MAPS = ("proc_ring", "evt_ring", "counters")
+TRACEFS = "/sys/kernel/tracing"
+
+
+@dataclass
+class Loaded:
+    maps: dict[str, int]
+    attached: dict[str, int]            # tracepoint -> perf event fd
+    missing: list[str] = field(default_factory=list)
+
+
+class LoadError(Exception):
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+def load(text: str, tracepoints: list[tuple[str, str]], timeout: float = 120.0) -> Loaded:
+    """Run the helper; return the fds it passed (blocking: ~1-2 s)."""
+    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", __name__, str(child.fileno())],
+                                pass_fds=[child.fileno()], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        child.close()
+        parent.sendall(json.dumps({"text": text, "tracepoints": tracepoints}).encode())
+        parent.shutdown(socket.SHUT_WR)
+        parent.settimeout(timeout)
+        chunks, fds = [], []
+        while True:
+            data, got, _flags, _addr = socket.recv_fds(parent, 1 << 20, 1024)
+            fds += got
+            if not data:
+                break
+            chunks.append(data)
+        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+        proc.wait(timeout)
+    finally:
+        parent.close()
+    try:
+        reply = json.loads(b"".join(chunks) or b"{}")
+    except ValueError:
+        reply = {}
+    if "error" in reply or not reply:
+        for fd in fds:
+            os.close(fd)
+        raise LoadError(reply.get("error") or f"the BPF loader failed: {err.strip()[-500:]}",
+                        reply.get("hint", ""))
+    names, attached = reply["maps"], reply["attached"]
+    maps = dict(zip(names, fds[:len(names)]))
+    perf = dict(zip(attached, fds[len(names):]))
+    return Loaded(maps, perf, reply.get("missing", []))
+
+
+# ---------------------------------------------------------------------------------------------
+# The helper side
+# ---------------------------------------------------------------------------------------------
+
+HINT = "run `make setup` (installs python3-bpfcc and links the kernel headers), as root"
+
+
+def _helper(sock: socket.socket) -> None:
+    buf = b""
+    while True:
+        data = sock.recv(1 << 20)
+        if not data:
+            break
+        buf += data
+    req = json.loads(buf)
+    try:
+        import bcc  # noqa: PLC0415
+    except Exception as exc:
+        _reply(sock, {"error": f"the eBPF source needs bcc, which cannot be imported ({exc})",
+                      "hint": HINT})
+        return
+    try:
+        bpf = bcc.BPF(text=req["text"].encode(), cflags=["-Wno-unused-function"])
+    except Exception as exc:
+        _reply(sock, {"error": f"the BPF program could not be compiled or loaded: {exc}",
+                      "hint": HINT})
+        return
+    attached, missing, fds = [], [], []
+    for tp, fn in req["tracepoints"]:
+        cat, name = tp.split(":", 1)
+        if not os.path.isdir(f"{TRACEFS}/events/{cat}/{name}"):
+            missing.append(tp)
+            continue
+        if tp in attached:
+            continue
+        try:
+            bpf.attach_tracepoint(tp=tp.encode(), fn_name=fn.encode())
+        except Exception as exc:
+            _reply(sock, {"error": f"could not attach {fn} to {tp}: {exc}", "hint": HINT})
+            return
+        attached.append(tp)
+        fds.append(bpf.tracepoint_fds[tp.encode()])
+    map_fds = [bpf[name.encode()].map_fd for name in MAPS]
+    _reply(sock, {"maps": list(MAPS), "attached": attached, "missing": missing},
+           map_fds + fds)
+    # exit without bcc's cleanup (which would detach): the agent now holds the fds
+    os._exit(0)
+
+
+def _reply(sock: socket.socket, doc: dict[str, Any], fds: list[int] = ()) -> None:
+    socket.send_fds(sock, [json.dumps(doc).encode()], list(fds))
+    sock.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading a per-CPU array map without bcc: the bpf(2) syscall
+# ---------------------------------------------------------------------------------------------
+
+_SYS_BPF = {"x86_64": 321, "aarch64": 280}.get(os.uname().machine, 321)
+_BPF_MAP_LOOKUP_ELEM = 1
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class _MapAttr(ctypes.Structure):
+    _fields_ = [("map_fd", ctypes.c_uint32), ("pad", ctypes.c_uint32),
+                ("key", ctypes.c_uint64), ("value", ctypes.c_uint64),
+                ("flags", ctypes.c_uint64)]
+
+
+def possible_cpus() -> int:
+    """Number of possible CPUs (the size of a per-CPU map value), from sysfs."""
+    try:
+        text = open("/sys/devices/system/cpu/possible").read().strip()
+    except OSError:
+        return os.cpu_count() or 1
+    n = 0
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        n = max(n, int(hi or lo) + 1)
+    return n
+
+
+def percpu_u64_sum(map_fd: int, key: int, ncpu: int) -> int:
+    """The sum over CPUs of a u64 per-CPU array element."""
+    k = ctypes.c_uint32(key)
+    values = (ctypes.c_uint64 * ncpu)()
+    attr = _MapAttr(map_fd, 0, ctypes.addressof(k), ctypes.addressof(values), 0)
+    rc = _libc.syscall(_SYS_BPF, _BPF_MAP_LOOKUP_ELEM, ctypes.byref(attr), ctypes.sizeof(attr))
+    if rc != 0:
+        raise OSError(ctypes.get_errno(), "bpf(BPF_MAP_LOOKUP_ELEM) failed")
+    return sum(values)
+
+
+if __name__ == "__main__":
+    _helper(socket.socket(fileno=int(sys.argv[1])))
