@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 from syswarden.core.event import Event, Process
 from syswarden.plugins.enrichers.process.table import ProcessTable, ProcReader
@@ -111,6 +112,10 @@ def test_the_table_is_bounded_and_evicts_exited_first():
 def test_an_unknown_live_process_is_read_from_proc():
     child = subprocess.Popen(["sleep", "5"])
     try:
+        for _ in range(200):       # until the exec is complete (cmdline is the new image's)
+            if open(f"/proc/{child.pid}/cmdline", "rb").read() == b"sleep\x005\x00":
+                break
+            time.sleep(0.005)
         t = ProcessTable()
         p = t.get(child.pid, child.pid)
         assert p is not None and p.comm == "sleep" and p.args == ["5"]
