@@ -12,7 +12,8 @@ true and ``evt.dir != ...`` to false).  Rules written for Falco's enter events
 
 Arguments: ``evt.arg.NAME`` and ``evt.arg[N]`` render an argument as Falco prints it (flags as
 names, errno results as names); ``evt.rawarg.NAME`` is the raw value (a number or text);
-``evt.args`` is every argument as ``name=value`` pairs.
+``evt.args`` is every argument as ``name=value`` pairs, a value that has a name as
+``raw(name)`` (``flags=65(O_CREAT|O_WRONLY)``), as Falco prints them.
 """
 
 from __future__ import annotations
@@ -179,11 +180,17 @@ def _evt_rawarg(arg: Any) -> Bound:
 
 @fields.field("evt.args", F.STRING, "All arguments as name=value pairs")
 def _evt_args(e):
+    # as Falco prints them: a value with a name reads `raw(name)`, e.g. flags=65(O_CREAT|O_WRONLY)
     names = EVENTS.get(e.type) or tuple(e.args)
     parts = []
     for name in names:
         if name in e.args:
-            parts.append(f"{name}={render_arg(e.type, name, e.args[name])}")
+            raw = e.args[name]
+            text = render_arg(e.type, name, raw)
+            if isinstance(raw, int) and not isinstance(raw, bool) and not text.isdigit() \
+                    and text != str(raw):
+                text = f"{raw}({text})"
+            parts.append(f"{name}={text}")
     return " ".join(parts)
 
 

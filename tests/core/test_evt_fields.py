@@ -100,8 +100,11 @@ def test_arguments():
     assert read("evt.arg", e, 0) == ("3", "-100")
     assert read("evt.arg", e, "2") == ("/tmp/f", "O_TRUNC|O_CREAT|O_WRONLY")
     assert read("evt.arg", e, 99) is None
-    assert read("evt.args", e) == ("fd=3 dirfd=-100 name=/tmp/f flags=O_TRUNC|O_CREAT|O_WRONLY "
-                                   "mode=0644")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    assert read("evt.args", e) == (f"fd=3 dirfd=-100 name=/tmp/f "
+                                   f"flags={flags}(O_TRUNC|O_CREAT|O_WRONLY) mode=0644")
+    failed = opened(0, res=-2)
+    assert read("evt.args", failed).startswith("fd=-2(ENOENT) dirfd=-100 ")
 
 
 def test_socket_domain_by_position():
