@@ -3,8 +3,9 @@
 ``compile_output(fmt, fields)`` parses the format once into literal text and bound readers; the
 returned function renders ``(text, output_fields)`` for an event.  As in Falco: an unknown
 value prints ``<NA>`` (and is ``null`` in ``output_fields``); ``%container.info`` prints
-``name (id=xxxxxxxxxxxx)`` for a container, ``host`` on the host (``<NA>`` while unknown); a field name is the longest
-declared field at that place (``%fd.name.`` is ``fd.name`` then a dot).
+``name (id=xxxxxxxxxxxx)`` for a container, ``host`` on the host (``<NA>`` while unknown); a
+field name is the longest declared field at that place (``%fd.name.`` is ``fd.name`` then a
+dot).
 """
 
 from __future__ import annotations

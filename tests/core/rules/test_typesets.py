@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from syswarden.core.rules import ast
 from syswarden.core.rules.compiler import Compiler, Origin
 from syswarden.core.rules.typesets import ALL, NONE, TypeSet, fold, mentioned_types, type_sets
