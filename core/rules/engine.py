@@ -127,7 +127,7 @@ def _check_exceptions(rd: Any, comp: Compiler) -> None:
                     raise RuleError("not a field")
                 comp.lookup(rast.FieldRef(tok.value, tok.arg, 0), Origin(str(f)))
             except RuleError:
-                raise RuleError(f"exception '{exc.name}': '{f}' is not a known field",
+                raise RuleError(f"exception '{exc.name}': unknown field '{f}'",
                                 exc.location) from None
             if c is not None and c not in _EXCEPTION_COMPS:
                 raise RuleError(f"exception '{exc.name}': '{c}' is not a comparison operator",
