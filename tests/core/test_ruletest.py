@@ -51,23 +51,6 @@ def run(paths, config=CONFIG) -> tuple[int, str]:
     return code, out.getvalue()
 
 
-@pytest.fixture(autouse=True)
-def process_fields(monkeypatch):
-    """Until the process enricher registers as a plugin, its fields are not collected: add
-    them (a no-op once it does)."""
-    import syswarden.core.plugins as plugins  # noqa: PLC0415
-
-    collect = plugins.collect_fields
-
-    def collect_with_process(config=None):
-        registry = collect(config)
-        if "proc.name" not in registry:
-            from syswarden.plugins.enrichers.process import FIELDS  # noqa: PLC0415
-            registry.add_all(FIELDS)
-        return registry
-    monkeypatch.setattr(plugins, "collect_fields", collect_with_process)
-
-
 @pytest.fixture
 def rules(tmp_path):
     return write(tmp_path, "rules.yaml", RULES)
