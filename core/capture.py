@@ -159,28 +159,24 @@ class _RecordCache:
     def container(self, c: Container) -> dict[str, Any]:
         sig = (c.id, c.complete, c.name, c.image, c.image_id, c.privileged, len(c.mounts),
                len(c.labels), c.start_ts)
-        got = self._cache.get(id(c))
-        if got is not None and got[0] == sig:
-            return got[1]
-        rec = _container_record(c)
-        self._put(id(c), sig, rec)
-        return rec
-
-    def _put(self, key: int, sig: tuple, rec: dict[str, Any]) -> None:
-        if len(self._cache) >= self._limit:
-            self._cache.clear()
-        self._cache[key] = (sig, rec)
+        return self._cached(c, sig, _container_record)
 
     def record(self, proc: Process) -> dict[str, Any]:
         parent = proc.parent
         sig = (proc.pid, proc.comm, proc.exe, proc.exepath, proc.args, proc.start_ts,
                proc.ppid, proc.vpid, proc.sid, proc.vpgid, proc.container_id,
                parent.pid if parent is not None else None)
-        got = self._cache.get(id(proc))
+        return self._cached(proc, sig, _ancestor_record)
+
+    def _cached(self, obj: Any, sig: tuple, build: Callable[[Any], dict[str, Any]]
+                ) -> dict[str, Any]:
+        got = self._cache.get(id(obj))
         if got is not None and got[0] == sig:
             return got[1]
-        rec = _ancestor_record(proc)
-        self._put(id(proc), sig, rec)
+        rec = build(obj)
+        if len(self._cache) >= self._limit:
+            self._cache.clear()
+        self._cache[id(obj)] = (sig, rec)
         return rec
 
 
