@@ -29,7 +29,7 @@ RULES = [i for i in ITEMS if "rule" in i]
 EVENT_TYPE_BUDGET = {
     "execve", "execveat", "open", "openat", "openat2", "creat", "rename", "renameat",
     "renameat2", "unlink", "unlinkat", "rmdir", "mkdir", "mkdirat", "symlink", "symlinkat",
-    "link", "linkat", "connect", "socket", "setns", "unshare", "ptrace", "init_module",
+    "link", "linkat", "chmod", "fchmod", "fchmodat", "connect", "socket", "setns", "unshare", "ptrace", "init_module",
     "finit_module",
 }
 
@@ -224,6 +224,11 @@ def _host_actions(tok: str, tmp: pathlib.Path) -> dict[str, str]:
 
     sh("find", f"/nonexistent-{tok}", "-name", "id_rsa")
     expect["Search for private keys or passwords"] = f"find /nonexistent-{tok} -name id_rsa"
+
+    suid = tmp / f"suid-{tok}"
+    suid.write_text("")
+    sh("chmod", "u+s", str(suid))
+    expect["Setuid or setgid bit set"] = f"file={suid}"
 
     rc = tmp / ".bashrc"
     sh("sh", "-c", f"echo 'true {tok}' >> {rc}")
