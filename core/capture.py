@@ -392,9 +392,15 @@ def _ip(value: Any, key: str) -> Any:
 
 
 class Decoder:
-    """Turns records into events, keeping the process and container tables of one file."""
+    """Turns records into events, keeping the process and container tables of one file.
 
-    def __init__(self) -> None:
+    ``short_form`` (the default, for hand-written events) fills the short form's defaults and
+    converts flag text; a capture with a header was written by syswarden, so its reader turns
+    it off and takes every value as written.
+    """
+
+    def __init__(self, short_form: bool = True) -> None:
+        self.short_form = short_form
         self._procs: dict[int, tuple[dict, Process | None, Process]] = {}
         self._anon: dict[str, Process] = {}
         #: pid -> (the raw record, the parent it was given, the process) of the last full record
@@ -437,13 +443,14 @@ class Decoder:
         tid = _int(rec["tid"], "tid") if "tid" in rec else (proc.tid if proc else pid)
         if "res" in rec:
             res = _int(rec["res"], "res")
-        elif etype in OPEN_TYPES and fd is not None:
+        elif self.short_form and etype in OPEN_TYPES and fd is not None:
             res = fd.num
         else:
             res = 0
-        if etype in OPEN_TYPES and fd is not None and fd.name:
-            args.setdefault("name", fd.name)
-        self._convert_flags(args)
+        if self.short_form:
+            if etype in OPEN_TYPES and fd is not None and fd.name:
+                args.setdefault("name", fd.name)
+            self._convert_flags(args)
 
         evt = Event(etype, ts=ts, tid=tid, pid=pid, res=res, args=args,
                     num=_int(rec["num"], "num") if "num" in rec else self._num)
@@ -588,7 +595,7 @@ class Decoder:
                     attrs.setdefault("exe", words[0])
             else:
                 raise _Bad(f"unknown key {path}")
-        if where.startswith("ancestors"):
+        if where.startswith("ancestors") or not self.short_form:
             return attrs  # written by a capture: no short-form defaults
         comm = attrs.get("comm", "")
         if "exe" not in attrs and comm:
@@ -605,7 +612,7 @@ class Decoder:
 
     def _fd(self, d: Any, where: str) -> FdInfo:
         _want(isinstance(d, dict), f"{where} must be an object")
-        fd = FdInfo(num=3)
+        fd = FdInfo(num=3 if self.short_form else -1)
         for key, value in d.items():
             path = f"{where}.{key}"
             if key in ("num", "ino", "dev", "open_flags"):
@@ -626,6 +633,8 @@ class Decoder:
                 fd.is_server = value
             else:
                 raise _Bad(f"unknown key {path}")
+        if not self.short_form:
+            return fd
         if "type" not in d:
             ip = fd.sip or fd.cip
             if ip is not None:
@@ -663,9 +672,13 @@ class Decoder:
         labels = d.get("labels") or {}
         _want(isinstance(labels, dict), "container.labels must be an object")
         values = {k: v for k, v in d.items() if k not in ("id", "mounts", "labels")}
-        values.setdefault("complete", True)
+        if self.short_form:
+            values.setdefault("complete", True)
         c = Container(id=cid, mounts=mounts, labels={str(k): str(v) for k, v in labels.items()},
                       **values)
+        self._containers[cid] = (d, c)
+        if not self.short_form:
+            return c
         if c.image and c.image_repository is None:
             c.image_repository, c.image_tag = _split_image(c.image)
         if c.name is None:
@@ -674,7 +687,6 @@ class Decoder:
             c.privileged = False
         if not c.full_id:
             c.full_id = cid
-        self._containers[cid] = (d, c)
         return c
 
 
@@ -760,6 +772,7 @@ def decode_lines(lines: Iterator[tuple[int, bytes | str]], path: str,
         if is_header(rec):
             if first:
                 check_header(rec, path)
+                decoder.short_form = False  # written by syswarden: values as written
             else:
                 _report(on_error, path, lineno, "a header record after the first line")
             first = False

@@ -317,7 +317,7 @@ def test_malformed_lines_are_reported_with_their_numbers_and_skipped(tmp_path):
     path = tmp_path / "bad.jsonl"
     good = json.dumps({"type": "execve", "proc": {"name": "ok"}})
     path.write_text("\n".join([
-        json.dumps(header_record()),                                      # 1
+        good,                                                             # 1 (short form)
         good,                                                             # 2
         "{not json",                                                      # 3
         "",                                                               # 4 (blank: fine)
@@ -331,7 +331,7 @@ def test_malformed_lines_are_reported_with_their_numbers_and_skipped(tmp_path):
     ]) + "\n")
     errors: list[tuple[int, str]] = []
     events = list(read_capture(str(path), on_error=lambda n, m: errors.append((n, m))))
-    assert len(events) == 2 and events[0].proc is events[1].proc
+    assert len(events) == 3 and events[0].proc is events[1].proc is events[2].proc
     assert [n for n, _ in errors] == [3, 5, 6, 7, 8, 9, 10]
     messages = dict(errors)
     assert "not JSON" in messages[3]
@@ -340,6 +340,18 @@ def test_malformed_lines_are_reported_with_their_numbers_and_skipped(tmp_path):
     assert "not-an-ip" in messages[8]
     assert "header" in messages[9]
     assert "type" in messages[10]
+
+
+def test_a_capture_with_a_header_is_read_as_written(tmp_path):
+    """syswarden wrote it: no short-form defaults, flags stay as recorded."""
+    path = tmp_path / "cap.jsonl"
+    path.write_text(json.dumps(header_record()) + "\n" + json.dumps(
+        {"type": "openat", "ts": 7, "tid": 1, "pid": 1, "res": -2,
+         "args": {"flags": "O_WRONLY"}, "proc": {"pid": 1, "comm": "x"},
+         "fd": {"num": 5, "type": "file", "name": "/a"}}) + "\n")
+    (evt,) = read_capture(str(path))
+    assert evt.args == {"flags": "O_WRONLY"} and evt.res == -2
+    assert (evt.proc.exe, evt.proc.uid, evt.proc.user) == ("", None, None)
 
 
 def test_malformed_line_goes_to_the_log_without_a_callback(tmp_path, caplog):
@@ -473,3 +485,56 @@ def test_live_capture_then_replay_raises_the_alert(tmp_path):
     hits = [a for a in alerts if marker in (a["output_fields"].get("proc.cmdline") or "")]
     assert [a["rule"] for a in hits] == ["Sensitive file read by an untrusted program"]
     assert hits[0]["output_fields"]["fd.name"] == "/etc/shadow"
+
+
+# ---------------------------------------------------------------------------------------------
+# Property: whatever the pipeline attaches, a written line reads back to the same values
+# ---------------------------------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=20)
+_int = st.integers(-2**40, 2**40)
+_proc_values = st.fixed_dictionaries({
+    "comm": _text, "exe": _text, "exepath": _text, "args": st.lists(_text, max_size=4),
+    "cwd": _text, "tty": st.integers(0, 2**20), "uid": st.none() | st.integers(0, 2**32),
+    "user": st.none() | _text, "loginuid": st.none() | st.integers(-1, 2**32),
+    "sid": st.integers(0, 2**22), "start_ts": st.integers(0, 2**62),
+    "env": st.lists(_text, max_size=3), "is_exe_upper_layer": st.booleans(),
+    "cap_effective": st.integers(0, 2**40),
+})
+_args = st.dictionaries(st.sampled_from(["fd", "name", "flags", "data", "tuple", "mode"]),
+                        _int | _text | st.binary(max_size=16), max_size=4)
+
+
+@settings(max_examples=150, deadline=None)
+@given(chain=st.lists(_proc_values, min_size=1, max_size=5), args=_args,
+       res=_int, ip=st.none() | st.ip_addresses(), in_container=st.booleans())
+def test_any_event_round_trips(chain, args, res, ip, in_container):
+    container = Container(id="c0ffee000001", name="x", image="a/b:1", complete=True,
+                          mounts=[Mount("/src", "/dst")]) if in_container else None
+    parent = None
+    procs = []
+    for i, values in enumerate(reversed(chain)):
+        p = Process(100 + i, ppid=parent.pid if parent else 0, **values,
+                    container_id=container.id if container else "host", container=container)
+        p.parent = parent
+        procs.append(p)
+        parent = p
+    evt = Event("openat", ts=5, tid=parent.pid, pid=parent.pid, res=res, args=args, num=9)
+    evt.proc, evt.container = parent, container
+    evt.fd = (FdInfo(4, "ipv6" if ip.version == 6 else "ipv4", "", sip=ip, sport=80)
+              if ip is not None else FdInfo(3, "file", "/x"))
+    rec = json.loads(json.dumps(event_to_record(evt)))
+    back = record_to_event(rec, 1, Decoder(short_form=False))  # as read after a header
+    assert (back.type, back.res, back.args, back.ts, back.num) == \
+        (evt.type, evt.res, evt.args, evt.ts, evt.num)
+    _same_proc(evt.proc, back.proc)
+    a, b = evt.proc.parent, back.proc.parent
+    while a is not None:
+        _same_proc(a, b, ANCESTOR_KEYS)
+        a, b = a.parent, b.parent
+    assert b is None
+    assert (back.fd.sip, back.fd.sport, back.fd.name) == (evt.fd.sip, evt.fd.sport, evt.fd.name)
+    assert back.container == evt.container
