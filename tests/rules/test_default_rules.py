@@ -230,6 +230,19 @@ def _host_actions(tok: str, tmp: pathlib.Path) -> dict[str, str]:
     sh("chmod", "u+s", str(suid))
     expect["Setuid or setgid bit set"] = f"file={suid}"
 
+    ssh = tmp / ".ssh"
+    ssh.mkdir()
+    sh("sh", "-c", f"echo 'ssh-ed25519 AAAA {tok}' >> {ssh}/authorized_keys")
+    expect["SSH authorized keys modified"] = f"file={ssh}/authorized_keys"
+
+    history = tmp / ".bash_history"
+    history.write_text("ls\n")
+    sh("rm", "-f", str(history))
+    expect["Shell history deleted"] = f"name={history}"
+
+    sh("useradd", "--help", tok)
+    expect["Account management program run"] = f"command=useradd --help {tok}"
+
     rc = tmp / ".bashrc"
     sh("sh", "-c", f"echo 'true {tok}' >> {rc}")
     expect["Shell configuration file modified"] = f"file={rc}"
