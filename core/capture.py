@@ -33,6 +33,7 @@ import os
 import platform
 import shlex
 import socket
+import time
 from dataclasses import asdict, fields as dc_fields
 from typing import IO, Any, Callable, Iterator
 
@@ -227,21 +228,26 @@ def header_record(**extra: Any) -> dict[str, Any]:
 
 
 def _now_ns() -> int:
-    import time
     return time.time_ns()
 
 
 class CaptureWriter:
     """Writes events to a capture file (gzip when the name ends in ``.gz``).
 
+    Written lines reach the file at least every ``flush_seconds`` (checked as events are
+    written), so a live capture can be followed while it runs.
+
     >>> with CaptureWriter("/tmp/x.jsonl") as w:     # doctest: +SKIP
     ...     w.write_batch(events)
     """
 
     def __init__(self, path: str | os.PathLike | IO[str], *, header: bool = True,
-                 max_ancestors: int = MAX_ANCESTORS, **header_extra: Any) -> None:
+                 max_ancestors: int = MAX_ANCESTORS, flush_seconds: float = 1.0,
+                 **header_extra: Any) -> None:
         self.max_ancestors = max_ancestors
+        self.flush_seconds = flush_seconds
         self.count = 0
+        self._flushed = time.monotonic()
         self._ancestors = _RecordCache()
         if isinstance(path, (str, os.PathLike)):
             self.path = os.fspath(path)
@@ -268,6 +274,11 @@ class CaptureWriter:
     def write(self, evt: Event) -> None:
         self._line(event_to_record(evt, self.max_ancestors, self._ancestors))
         self.count += 1
+        if self.count % 64 == 0 or self.flush_seconds <= 0:
+            now = time.monotonic()
+            if now - self._flushed >= self.flush_seconds:
+                self._fh.flush()
+                self._flushed = now
 
     def write_batch(self, events: list[Event]) -> None:
         for evt in events:

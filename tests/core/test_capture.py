@@ -375,6 +375,14 @@ def test_unreadable_file_is_a_capture_error(tmp_path):
     assert info.value.location.file.endswith("missing.jsonl")
 
 
+def test_written_lines_reach_the_file_while_the_capture_runs(tmp_path):
+    path = tmp_path / "cap.jsonl"
+    w = CaptureWriter(str(path), flush_seconds=0)
+    w.write(_live_events()[0])
+    assert len(path.read_text().splitlines()) == 2  # header and the event, before close
+    w.close()
+
+
 def test_gzip_capture(tmp_path):
     path = tmp_path / "cap.jsonl.gz"
     with CaptureWriter(str(path)) as w:
@@ -445,6 +453,7 @@ def test_live_capture_then_replay_raises_the_alert(tmp_path):
     import signal
     import subprocess
     import threading
+    import time
     import uuid
 
     from tests.conftest import SYSWARDEN
@@ -465,6 +474,11 @@ def test_live_capture_then_replay_raises_the_alert(tmp_path):
     try:
         assert ready.wait(90), "".join(log)
         subprocess.run(["cat", "/etc/shadow", marker], capture_output=True)
+        # lines reach the file within a second; stop once ours is there (or give up)
+        deadline = time.monotonic() + 60
+        while marker not in out.read_text() and time.monotonic() < deadline:
+            subprocess.run(["true", marker])  # more events, so the writer checks its clock
+            time.sleep(0.2)
     finally:
         cap.send_signal(signal.SIGINT)
         cap.wait(timeout=120)
@@ -474,7 +488,10 @@ def test_live_capture_then_replay_raises_the_alert(tmp_path):
             if e.type in ("open", "openat") and e.proc is not None
             and marker in e.proc.args]
     shadow = [e for e in mine if e.fd is not None and e.fd.name == "/etc/shadow"]
-    assert len(shadow) == 1 and shadow[0].res >= 0
+    opens = [(e.fd.name if e.fd else None, e.args.get("name"), e.proc.comm, e.res)
+             for e in read_capture(str(out)) if e.type in ("open", "openat")
+             and "shadow" in str(e.args.get("name"))]
+    assert len(shadow) == 1 and shadow[0].res >= 0, (opens, "".join(log)[-2000:])
     assert shadow[0].proc.comm == "cat" and shadow[0].proc.parent is not None
 
     replay = subprocess.run([*SYSWARDEN, "-e", str(out), "-o", "json_output=true",
