@@ -21,8 +21,8 @@ from .resolved import BoundField, RCheck, RMacro, RNode
 
 _U = object()  # an unfilled per-event cache slot
 
-#: a field named by this many checks of one generated function is read up front
-EAGER_USES = 4
+#: a field the first test of this many rules reads is read up front, once per event
+EAGER_USES = 2
 #: put a rule's set-membership tests on up-front fields before its other checks
 REORDER = True
 
@@ -57,6 +57,7 @@ class _Gen:
         self.macro_uses: dict[int, int] = {}
         self.field_var: dict[int, str] = {}
         self.eager: dict[int, str] = {}
+        self.first_uses: dict[int, int] = {}
         self.macro_var: dict[int, str] = {}
         self.fields_by_id: dict[int, BoundField] = {}
 
@@ -79,17 +80,27 @@ class _Gen:
             for c in node.children:
                 self.count(c)
 
+    def count_first(self, node: RNode) -> None:
+        """Count the fields a rule's first test reads: those every event of the type needs."""
+        while isinstance(node, (ast.And, RMacro, ast.Not)) or (
+                isinstance(node, ast.Or) and len(node.children) == 1):
+            node = node.child if isinstance(node, (RMacro, ast.Not)) else node.children[0]
+        fields: set[int] = set()
+        _fields_of(node, fields, set())
+        for fid in fields:
+            self.first_uses[fid] = self.first_uses.get(fid, 0) + 1
+
     def plan(self) -> list[str]:
         """The lines that start the function: eager reads and cache locals.
 
-        A field named by :data:`EAGER_USES` checks or more is read once, up front (it is all
-        but certain to be needed, and a plain local is the cheapest thing to test); one used
-        twice or more is read on first use into a local; others are read where they are used.
+        A field the first test of :data:`EAGER_USES` rules or more reads is read once, up front
+        (every event of the type needs it, and a plain local is the cheapest thing to test);
+        one used twice or more is read on first use into a local; others where they are used.
         """
         init = []
         eager = []
         for fid, n in self.field_uses.items():
-            if n >= EAGER_USES:
+            if self.first_uses.get(fid, 0) >= EAGER_USES:
                 var = f"_e{len(self.eager)}"
                 self.eager[fid] = var
                 r = self.ns.name(self.fields_by_id[fid].read, "_r")
@@ -209,6 +220,22 @@ class _Gen:
         return f"{p}({v})"
 
 
+def _fields_of(node: RNode, out: set[int], seen: set[int]) -> None:
+    if isinstance(node, RCheck):
+        out.add(id(node.field.read))
+        if node.rhs is not None:
+            out.add(id(node.rhs.read))
+    elif isinstance(node, RMacro):
+        if id(node) not in seen:
+            seen.add(id(node))
+            _fields_of(node.child, out, seen)
+    elif isinstance(node, ast.Not):
+        _fields_of(node.child, out, seen)
+    elif isinstance(node, (ast.And, ast.Or)):
+        for c in node.children:
+            _fields_of(c, out, seen)
+
+
 def build_matcher(rules: list[tuple[int, RNode]], ns: Namespace, mode: str = "first",
                   name: str = "_match") -> tuple[Callable[[Any], Any], str]:
     """One function over ``rules`` (index, folded condition), in order.
@@ -219,6 +246,7 @@ def build_matcher(rules: list[tuple[int, RNode]], ns: Namespace, mode: str = "fi
     gen = _Gen(ns)
     for _, node in rules:
         gen.count(node)
+        gen.count_first(node)
     lines = [f"def {name}(e):"]
     lines += ["    " + line for line in gen.plan()]
     if mode == "all":
