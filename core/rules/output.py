@@ -45,7 +45,7 @@ def json_value(v: Any) -> Any:
     if isinstance(v, bytes):
         return v.decode("utf-8", "replace")
     if isinstance(v, tuple):
-        return [json_value(x) for x in v]
+        return json_value(v[0]) if len(v) == 1 else [json_value(x) for x in v]
     if isinstance(v, (ipaddress.IPv4Address, ipaddress.IPv6Address,
                       ipaddress.IPv4Network, ipaddress.IPv6Network)):
         return str(v)

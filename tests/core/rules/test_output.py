@@ -55,6 +55,15 @@ def test_container_info_with_the_real_fields(real_registry):
     assert render(Event("execve"))[0] == "<NA>"
 
 
+def test_multi_valued_fields(reg, ev):
+    render = compile_output("arg0=%evt.arg[0] anc=%proc.aname", reg)
+    text, fields = render(ev("socket", args={"fd": 4, "domain": 17}, res=4, name=None))
+    assert text == "arg0=(4,AF_PACKET) anc=(bash,sshd)"
+    assert fields == {"evt.arg[0]": ["4", "AF_PACKET"], "proc.aname": ["bash", "sshd"]}
+    text, fields = render(ev("close", args={"res": 0}, res=0, name=None))
+    assert text == "arg0=0 anc=(bash,sshd)" and fields["evt.arg[0]"] == "0"
+
+
 def test_unknown_output_field_is_a_located_error(reg):
     with pytest.raises(RuleError) as info:
         compile_output("file=%fd.nam by %proc.name", reg, Location("r.yaml", 9, 11, "rule 'R'"))
