@@ -15,9 +15,21 @@ import yaml
 from .errors import Location, SyswardenError
 
 try:  # the C loader is much faster for Falco's 3000-line rule files
-    _Loader = yaml.CSafeLoader
+    _Base = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover
-    _Loader = yaml.SafeLoader
+    _Base = yaml.SafeLoader
+
+
+class _Loader(_Base):
+    """The safe loader, reading a bare ``=`` as the string ``=`` as Falco's YAML reader does.
+
+    PyYAML resolves a plain ``=`` to ``tag:yaml.org,2002:value``, which its safe loaders cannot
+    construct; Falco's rules write exception comparisons as ``comps: [=, in]``.  Registered on
+    this subclass only, so no other YAML reader in the process changes.
+    """
+
+
+_Loader.add_constructor("tag:yaml.org,2002:value", lambda ld, node: ld.construct_scalar(node))
 
 
 class Marks(dict):

@@ -24,7 +24,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
 
 from .. import yamlmarks
 from ..alert import Priority
@@ -46,21 +45,6 @@ OVERRIDE_REPLACE = {"rule": {"condition", "output", "desc", "priority", "tags", 
                     "macro": {"condition"}, "list": {"items"}}
 BUILTIN_PLUGINS = {"container"}
 _IDENTIFIER = re.compile(r"[a-zA-Z][a-zA-Z0-9_]*")
-
-
-def _accept_equals_sign() -> None:
-    """Read a bare ``=`` as the string ``=``, as Falco's YAML reader does.
-
-    PyYAML resolves a plain ``=`` to the ``tag:yaml.org,2002:value`` tag, which its safe
-    loaders cannot construct; Falco's rules write exception comps as ``comps: [=, in]``.
-    """
-    for loader in {yaml.SafeLoader, getattr(yaml, "CSafeLoader", yaml.SafeLoader)}:
-        if "tag:yaml.org,2002:value" not in loader.yaml_constructors:
-            loader.add_constructor("tag:yaml.org,2002:value",
-                                   lambda ld, node: ld.construct_scalar(node))
-
-
-_accept_equals_sign()
 
 
 @dataclass
