@@ -22,7 +22,8 @@ are unknown once the process has gone.
 from __future__ import annotations
 
 import os
-from typing import Any
+from operator import attrgetter
+from typing import Any, Callable
 
 from syswarden.core.fields import ArgKind, Bound, FieldDef, FieldSet, FieldType
 
@@ -183,22 +184,38 @@ def _cmdline(p: Any) -> str:
     return p.cmdline
 
 
+def own(attr: str) -> Callable[[Any], Any]:
+    """A reader of one attribute of the event's process."""
+    get = attrgetter(attr)
+
+    def read(e: Any) -> Any:
+        p = e.proc
+        return get(p) if p is not None else None
+    return read
+
+
+def parents(attr: str) -> Callable[[Any], Any]:
+    """A reader of one attribute of the event's process's parent."""
+    get = attrgetter(attr)
+
+    def read(e: Any) -> Any:
+        p = e.proc
+        p = p.parent if p is not None else None
+        return get(p) if p is not None else None
+    return read
+
+
 # ---------------------------------------------------------------------------------------------
 # proc.* : the process
 # ---------------------------------------------------------------------------------------------
 
 
-@field("proc.exe", C, "The first command line argument argv[0], usually the executable name.")
-def _proc_exe(e):
-    p = e.proc
-    return p.exe if p is not None else None
+fields.field("proc.exe", C, "The first command line argument argv[0], usually the executable "
+             "name.")(
+    own("exe"))
 
 
-@field("proc.pexe", C, "The proc.exe (argv[0]) of the parent process.")
-def _proc_pexe(e):
-    p = e.proc
-    p = p.parent if p is not None else None
-    return p.exe if p is not None else None
+fields.field("proc.pexe", C, "The proc.exe (argv[0]) of the parent process.")(parents("exe"))
 
 
 @field("proc.aexe", C, "The proc.exe of an ancestor: [0] the process, [1] its parent...; "
@@ -207,17 +224,11 @@ def _proc_aexe(arg):
     return _ancestor_field(lambda a: a.exe)(arg)
 
 
-@field("proc.exepath", C, "The full executable path of the process (captured at exec).")
-def _proc_exepath(e):
-    p = e.proc
-    return p.exepath if p is not None else None
+fields.field("proc.exepath", C, "The full executable path of the process (captured at exec).")(
+    own("exepath"))
 
 
-@field("proc.pexepath", C, "The proc.exepath of the parent process.")
-def _proc_pexepath(e):
-    p = e.proc
-    p = p.parent if p is not None else None
-    return p.exepath if p is not None else None
+fields.field("proc.pexepath", C, "The proc.exepath of the parent process.")(parents("exepath"))
 
 
 @field("proc.aexepath", C, "The proc.exepath of an ancestor: [0] the process, [1] its "
@@ -226,17 +237,12 @@ def _proc_aexepath(arg):
     return _ancestor_field(lambda a: a.exepath)(arg)
 
 
-@field("proc.name", C, "The process name (task->comm, truncated after 15 characters).")
-def _proc_name(e):
-    p = e.proc
-    return p.comm if p is not None else None
+fields.field("proc.name", C, "The process name (task->comm, truncated after 15 characters).")(
+    own("comm"))
 
 
-@field("proc.pname", C, "The proc.name of the parent of the process generating the event.")
-def _proc_pname(e):
-    p = e.proc
-    p = p.parent if p is not None else None
-    return p.comm if p is not None else None
+fields.field("proc.pname", C, "The proc.name of the parent of the process generating the event.")(
+    parents("comm"))
 
 
 @field("proc.aname", C, "The proc.name of an ancestor: [0] the process, [1] its parent...; "
@@ -251,17 +257,10 @@ def _proc_args(e):
     return _args_text(p) if p is not None else None
 
 
-@field("proc.cmdline", C, "proc.name followed by proc.args.")
-def _proc_cmdline(e):
-    p = e.proc
-    return p.cmdline if p is not None else None
+fields.field("proc.cmdline", C, "proc.name followed by proc.args.")(own("cmdline"))
 
 
-@field("proc.pcmdline", C, "The proc.cmdline of the parent process.")
-def _proc_pcmdline(e):
-    p = e.proc
-    p = p.parent if p is not None else None
-    return p.cmdline if p is not None else None
+fields.field("proc.pcmdline", C, "The proc.cmdline of the parent process.")(parents("cmdline"))
 
 
 @field("proc.acmdline", C, "The proc.cmdline of an ancestor: [0] the process, [1] its "
@@ -364,10 +363,9 @@ def _proc_loginshellid(e):
     return found
 
 
-@field("proc.tty", U, "The controlling terminal of the process; 0 for processes without one.")
-def _proc_tty(e):
-    p = e.proc
-    return p.tty if p is not None else None
+fields.field("proc.tty", U, "The controlling terminal of the process; 0 for processes without "
+             "one.")(
+    own("tty"))
 
 
 @field("proc.pid", I, "The id of the process generating the event.")
@@ -376,10 +374,8 @@ def _proc_pid(e):
     return p.pid if p is not None else (e.pid or None)
 
 
-@field("proc.ppid", I, "The pid of the parent of the process generating the event.")
-def _proc_ppid(e):
-    p = e.proc
-    return p.ppid if p is not None else None
+fields.field("proc.ppid", I, "The pid of the parent of the process generating the event.")(
+    own("ppid"))
 
 
 @field("proc.apid", I, "The pid of an ancestor: [0] the process, [1] its parent...; without "
@@ -388,23 +384,15 @@ def _proc_apid(arg):
     return _ancestor_field(lambda a: a.pid)(arg)
 
 
-@field("proc.vpid", I, "The id of the process as seen from its own PID namespace.")
-def _proc_vpid(e):
-    p = e.proc
-    return p.vpid if p is not None else None
+fields.field("proc.vpid", I, "The id of the process as seen from its own PID namespace.")(
+    own("vpid"))
 
 
-@field("proc.pvpid", I, "The id of the parent process as seen from its own PID namespace.")
-def _proc_pvpid(e):
-    p = e.proc
-    p = p.parent if p is not None else None
-    return p.vpid if p is not None else None
+fields.field("proc.pvpid", I, "The id of the parent process as seen from its own PID namespace.")(
+    parents("vpid"))
 
 
-@field("proc.sid", I, "The session id of the process generating the event.")
-def _proc_sid(e):
-    p = e.proc
-    return p.sid if p is not None else None
+fields.field("proc.sid", I, "The session id of the process generating the event.")(own("sid"))
 
 
 @field("proc.sname", C, "The name of the session leader (pid == proc.sid, or the eldest ancestor "
@@ -426,10 +414,8 @@ def _proc_sid_exepath(e):
     return _session_leader(p).exepath if p is not None else None
 
 
-@field("proc.vpgid", I, "The process group id, as seen from the process's PID namespace.")
-def _proc_vpgid(e):
-    p = e.proc
-    return p.vpgid if p is not None else None
+fields.field("proc.vpgid", I, "The process group id, as seen from the process's PID namespace.")(
+    own("vpgid"))
 
 
 @field("proc.vpgid.name", C, "The name of the process group leader.")
@@ -480,24 +466,18 @@ def _proc_ppid_ts(e):
     return p.start_ts or None if p is not None else None
 
 
-@field("proc.is_exe_writable", B, "True if the executable is writable by the user that spawned "
-       "the process.")
-def _proc_is_exe_writable(e):
-    p = e.proc
-    return p.is_exe_writable if p is not None else None
+fields.field("proc.is_exe_writable", B, "True if the executable is writable by the user that "
+             "spawned "
+             "the process.")(own("is_exe_writable"))
 
 
-@field("proc.is_exe_upper_layer", B, "True if the executable is in the upper layer of an "
-       "overlayfs (written in the container).")
-def _proc_is_exe_upper_layer(e):
-    p = e.proc
-    return p.is_exe_upper_layer if p is not None else None
+fields.field("proc.is_exe_upper_layer", B, "True if the executable is in the upper layer of an "
+             "overlayfs (written in the container).")(own("is_exe_upper_layer"))
 
 
-@field("proc.is_exe_from_memfd", B, "True if the executable is a memfd (fileless execution).")
-def _proc_is_exe_from_memfd(e):
-    p = e.proc
-    return p.is_exe_from_memfd if p is not None else None
+fields.field("proc.is_exe_from_memfd", B, "True if the executable is a memfd (fileless "
+             "execution).")(
+    own("is_exe_from_memfd"))
 
 
 @field("proc.is_sid_leader", B, "True if the process leads its session (proc.sid == proc.vpid).")
@@ -995,16 +975,11 @@ def _fd_types(arg):
 # ---------------------------------------------------------------------------------------------
 
 
-@field("user.uid", U, "User ID.")
-def _user_uid(e):
-    p = e.proc
-    return p.uid if p is not None else None
+fields.field("user.uid", U, "User ID.")(own("uid"))
 
 
-@field("user.name", C, "User name (from the container's own /etc/passwd in a container).")
-def _user_name(e):
-    p = e.proc
-    return p.user if p is not None else None
+fields.field("user.name", C, "User name (from the container's own /etc/passwd in a container).")(
+    own("user"))
 
 
 def _user_entry(p: Any) -> Any:
@@ -1034,22 +1009,13 @@ def _user_loginuid(e):
     return -1 if p.loginuid >= 0xFFFFFFFF or p.loginuid < 0 else p.loginuid
 
 
-@field("user.loginname", C, "Audit user name (auid).")
-def _user_loginname(e):
-    p = e.proc
-    return p.loginname if p is not None else None
+fields.field("user.loginname", C, "Audit user name (auid).")(own("loginname"))
 
 
-@field("group.gid", U, "Group ID.")
-def _group_gid(e):
-    p = e.proc
-    return p.gid if p is not None else None
+fields.field("group.gid", U, "Group ID.")(own("gid"))
 
 
-@field("group.name", C, "Group name.")
-def _group_name(e):
-    p = e.proc
-    return p.group if p is not None else None
+fields.field("group.name", C, "Group name.")(own("group"))
 
 
 FIELDS = fields.defs

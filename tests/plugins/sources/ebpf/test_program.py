@@ -17,7 +17,8 @@ def test_only_the_needed_and_state_syscalls_get_an_exit_handler():
     got = handlers(text)
     assert {"openat", "connect"} <= got
     assert "mkdirat" not in got and "unlink" not in got
-    # state: close, dup*, chdir, fchdir, set*id, setsid; the fork family has none (sched_process_fork)
+    # state: close, dup*, chdir, fchdir, set*id, setsid; the fork family has none (sent from
+    # sched_process_fork)
     assert {"close", "dup", "dup2", "dup3", "chdir", "fchdir", "setuid", "setsid"} <= got
     assert not {"clone", "clone3", "fork", "vfork"} & got
     assert "exec" in got                       # sw_exit_exec: execve/execveat always
