@@ -314,6 +314,9 @@ _PROC_LIST_KEYS = {"args", "env"}
 _FD_TYPES = {"file", "directory", "ipv4", "ipv6", "unix", "pipe", "event", "signalfd",
              "eventpoll", "inotify", "timerfd", "netlink", "bpf", "userfaultfd", "io_uring",
              "memfd"}
+_PROC_OTHER_SLOTS = (set(Process.__slots__) - set(_PROC_SKIP) - _PROC_INT_KEYS
+                     - _PROC_OPT_INT_KEYS - _PROC_STR_KEYS - _PROC_OPT_STR_KEYS
+                     - _PROC_BOOL_KEYS - _PROC_LIST_KEYS)
 _EVENT_KEYS = {"num", "ts", "type", "tid", "pid", "res", "args", "cpu", "cgroup_id", "source",
                "proc", "ancestors", "fd", "fd2", "container", "extra"}
 
@@ -604,6 +607,8 @@ class Decoder:
                 attrs.setdefault("args", words[1:])
                 if words[0].startswith("/"):
                     attrs.setdefault("exe", words[0])
+            elif key in _PROC_OTHER_SLOTS:
+                attrs[key] = value  # a field added to Process after this reader was written
             else:
                 raise _Bad(f"unknown key {path}")
         if where.startswith("ancestors") or not self.short_form:
@@ -685,6 +690,8 @@ class Decoder:
         values = {k: v for k, v in d.items() if k not in ("id", "mounts", "labels")}
         if self.short_form:
             values.setdefault("complete", True)
+        if isinstance(values.get("pod_labels"), dict):
+            values["pod_labels"] = {str(k): str(v) for k, v in values["pod_labels"].items()}
         c = Container(id=cid, mounts=mounts, labels={str(k): str(v) for k, v in labels.items()},
                       **values)
         self._containers[cid] = (d, c)

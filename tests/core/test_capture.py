@@ -99,6 +99,7 @@ def _live_events() -> list[Event]:
     """Events shaped like the enrichers leave them: a shell in a container, its parent chain,
     an open, a connect with real ip addresses, a write with a byte buffer."""
     c = Container(id="0123456789ab", full_id="0123456789ab" + "0" * 52, name="web",
+                  host_pid=False, host_network=True, pod_labels={"app": "web"},
                   image="registry.local:5000/team/nginx:1.25", image_repository=
                   "registry.local:5000/team/nginx", image_tag="1.25", privileged=True,
                   mounts=[Mount("/var/run/docker.sock", "/var/run/docker.sock", "", True,
@@ -211,6 +212,18 @@ def test_an_ancestor_record_reuses_the_full_record_of_an_earlier_line():
                         "ancestors": [{"pid": 5, "comm": "vim", "exe": "vim"}]})
     assert changed.proc.parent is not full.proc and changed.proc.parent.comm == "vim"
     assert changed.proc.parent.uid is None  # an ancestor's record gets no short-form defaults
+
+
+def test_the_schema_names_every_field_of_the_state_objects():
+    """A field added to Process, FdInfo or Container must be documented in the schema."""
+    import dataclasses
+    defs = SCHEMA["$defs"]
+    assert set(Process.__slots__) - {"parent", "container", "fds"} \
+        <= set(defs["process"]["properties"])
+    assert set(FdInfo.__slots__) <= set(defs["fd"]["properties"])
+    assert {f.name for f in dataclasses.fields(Container)} \
+        <= set(defs["container"]["properties"])
+    assert {f.name for f in dataclasses.fields(Mount)} <= set(defs["mount"]["properties"])
 
 
 def test_written_lines_match_the_schema(tmp_path):
