@@ -343,6 +343,7 @@ def test_default_container_rules_fire_on_real_containers(tmp_path, docker_images
         return {
             "Container started with a sensitive mount": f"container={mount.name}",
             "Package manager run in a container": f"container={app.name}",
+            "Executable file created in a container": "file=/tmp/apt-get",
             "Write outside the data directories of a container": f"file=/sw-{tok}",
             "Cgroup release_agent written in a container": "file=/tmp/release_agent",
             "Network tool run in a container": f"container={app.name}",
