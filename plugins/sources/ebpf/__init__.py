@@ -10,7 +10,7 @@ Config: the ``ebpf`` section (ring sizes, string bounds) and Falco's top-level
       path_max: 1024           # bytes kept of a path or string argument
       argv_max: 4096           # bytes kept of an exec's argv
       max_args: 64             # argv entries kept
-      pending_max: 16384       # threads in a syscall at once (enter arguments kept)
+      pending_max: 65536       # slots for syscalls in progress (enter arguments kept)
       wakeup_every: 64         # records per CPU between two reader wake-ups
       poll_ms: 10              # the reader also reads the rings this often
     syscall_event_drops:
@@ -49,8 +49,9 @@ def syswarden_config_schema() -> dict[str, Section]:
             "argv_max": Key(int, DEFAULTS["argv_max"], "bytes kept of an exec's argv "
                             "(256..4096)"),
             "max_args": Key(int, DEFAULTS["max_args"], "argv entries kept at most (1..256)"),
-            "pending_max": Key(int, DEFAULTS["pending_max"], "threads that may be inside a "
-                               "followed syscall at once (their enter arguments are kept)"),
+            "pending_max": Key(int, DEFAULTS["pending_max"], "slots for the enter arguments of "
+                               "syscalls in progress, by thread id (a power of two); two "
+                               "threads sharing a slot at once lose one event (counted)"),
             "wakeup_every": Key(int, DEFAULTS["wakeup_every"], "records (per CPU) between two "
                                 "wake-ups of the reader by the kernel"),
             "poll_ms": Key(int, DEFAULTS["poll_ms"], "milliseconds between two reads of the "

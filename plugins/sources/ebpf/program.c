@@ -23,6 +23,7 @@
 #define HALF 8192                      // scratch half size: every write starts below HALF
 #define REC_HDR 104                    // sizeof(struct rec), checked by the decoder
 #define WAKEUP_EVERY @WAKEUP_EVERY@           // records per CPU between two reader wake-ups
+#define PENDING_SLOTS @PENDING_SLOTS@         // syscalls in progress kept (a power of two)
 
 #define CAT_PROC 0
 #define CAT_EVT 1
@@ -66,10 +67,13 @@ struct rec {
     u32 extra;      // fork: child tid; exec: old pid; exit: group_dead
 };
 
+// The arguments of a syscall in progress, in slot (tid % PENDING_SLOTS) of an array: cheaper
+// than a hash map (no lock, no allocation).  Two threads in a followed syscall at once whose ids
+// share a slot: the first one's event is lost, and counted (CAT_PENDING dropped).
 struct pend {
     u64 a[6];
     int nr;
-    u32 flags;      // clone3: the clone flags read at enter
+    u32 tid;        // 0: free
 };
 
 struct exec_stash {
@@ -84,7 +88,7 @@ struct exec_stash {
 
 BPF_RINGBUF_OUTPUT(proc_ring, @PROC_PAGES@);
 BPF_RINGBUF_OUTPUT(evt_ring, @EVT_PAGES@);
-BPF_HASH(pending, u32, struct pend, @PENDING_MAX@);
+BPF_ARRAY(pending, struct pend, PENDING_SLOTS);
 BPF_HASH(execs, u32, struct exec_stash, 1024);
 BPF_TABLE("lru_hash", u64, u8, tracked_fds, 65536);
 struct scratch_buf {
@@ -209,16 +213,36 @@ static __always_inline int send(struct rec *r, u32 pos, int cat)
 }
 
 // Take the arguments stored at enter for this thread's syscall `nr`; 0 when there are none.
+static __always_inline struct pend *pending_slot(u32 tid)
+{
+    int slot = tid & (PENDING_SLOTS - 1);
+    return pending.lookup(&slot);
+}
+
 static __always_inline int take_pending(u32 tid, int nr, struct pend *out)
 {
-    struct pend *p = pending.lookup(&tid);
-    if (!p)
-        return 0;
+    struct pend *p = pending_slot(tid);
+    if (!p || p->tid != tid)
+        return 0;                            // not seen at enter (attached since), or lost
     int ok = p->nr == nr;
     if (ok)
         __builtin_memcpy(out, p, sizeof(*out));
-    pending.delete(&tid);
+    p->tid = 0;
     return ok;
+}
+
+// Store the arguments of the syscall `tid` enters; a slot still held by another thread's
+// syscall in progress is taken over and that one counted lost.
+static __always_inline void put_pending(u32 tid, struct pend *src)
+{
+    struct pend *p = pending_slot(tid);
+    count(CAT_PENDING, 0);
+    if (!p)
+        return;
+    if (p->tid != 0 && p->tid != tid)
+        count(CAT_PENDING, 1);
+    __builtin_memcpy(p, src, sizeof(*p));
+    p->tid = tid;
 }
 
 // ------------------------------------------------------------------------------------------
@@ -236,9 +260,7 @@ static __always_inline int do_enter(struct sys_enter_ctx *ctx, int n)
     struct pend p = {};
     COPY_ARGS_N(p.a, ctx, n);
     p.nr = ctx->nr;
-    count(CAT_PENDING, 0);
-    if (pending.update(&tid, &p) != 0)
-        count(CAT_PENDING, 1);
+    put_pending(tid, &p);
     return 0;
 }
 
@@ -252,6 +274,22 @@ ENTER_N(4)
 ENTER_N(5)
 ENTER_N(6)
 
+// close: only the closes of fds the fd table follows are worth their arguments.
+int sw_enter_close(struct sys_enter_ctx *ctx)
+{
+    u64 id = bpf_get_current_pid_tgid();
+    if (is_agent(id))
+        return 0;
+    u64 fkey = (id & 0xffffffff00000000ULL) | (u32)ctx->a[0];
+    if (!tracked_fds.lookup(&fkey))
+        return 0;
+    struct pend p = {};
+    COPY_ARGS_N(p.a, ctx, 1);
+    p.nr = ctx->nr;
+    put_pending((u32)id, &p);
+    return 0;
+}
+
 // clone3's flags live in a user struct: read them at enter, while it is there.
 int sw_enter_clone3(struct sys_enter_ctx *ctx)
 {
@@ -264,11 +302,8 @@ int sw_enter_clone3(struct sys_enter_ctx *ctx)
     p.nr = ctx->nr;
     u64 flags = 0;
     bpf_probe_read_user(&flags, sizeof(flags), (void *)ctx->a[0]);
-    p.flags = (u32)flags;
     p.a[1] = flags;
-    count(CAT_PENDING, 0);
-    if (pending.update(&tid, &p) != 0)
-        count(CAT_PENDING, 1);
+    put_pending(tid, &p);
     return 0;
 }
 
@@ -417,8 +452,8 @@ int sw_sched_fork(struct fork_tp *ctx)
         return 0;
     r->extra = ctx->child_pid;
     // the clone flags, when the clone/clone3 enter was seen: CLONE_THREAD tells a thread
-    struct pend *p = pending.lookup(&tid);
-    if (p) {
+    struct pend *p = pending_slot(tid);
+    if (p && p->tid == tid) {
         r->evt = p->nr & 0xffff;
         r->a[0] = p->a[0];
         r->a[1] = p->a[1];
@@ -449,7 +484,9 @@ int sw_sched_exit(struct exit_tp *ctx)
     if (is_agent(id))
         return 0;
     u32 tid = (u32)id;
-    pending.delete(&tid);
+    struct pend *p = pending_slot(tid);
+    if (p && p->tid == tid)
+        p->tid = 0;
     execs.delete(&tid);
     struct rec *r = new_rec(id, KIND_EXIT, 0, 0);
     if (!r)

@@ -155,7 +155,7 @@ DEFAULTS: dict[str, Any] = {
     "path_max": 1024,
     "argv_max": 4096,
     "max_args": 64,
-    "pending_max": 16384,
+    "pending_max": 65536,
     "wakeup_every": 64,
     "poll_ms": 10,
 }
@@ -272,7 +272,7 @@ def render_program(event_types: Iterable[str] | None, config: dict[str, Any] | N
         "MAX_ARGS": str(max(1, min(256, int(cfg["max_args"])))),
         "PROC_PAGES": str(_pow2(cfg["proc_ring_pages"], 1, 1 << 16)),
         "EVT_PAGES": str(_pow2(cfg["evt_ring_pages"], 1, 1 << 16)),
-        "PENDING_MAX": str(max(64, int(cfg["pending_max"]))),
+        "PENDING_SLOTS": str(_pow2(cfg["pending_max"], 64, 1 << 20)),
         "WAKEUP_EVERY": str(max(1, int(cfg["wakeup_every"]))),
         "EXIT_HANDLERS": handlers,
     }
@@ -295,7 +295,8 @@ def tracepoints(event_types: Iterable[str] | None) -> list[tuple[str, str]]:
     ]
     for n in needed_syscalls(event_types):
         sc = BY_NAME[n]
-        enter = "sw_enter_clone3" if n == "clone3" else f"sw_enter{len(sc.args)}"
+        enter = {"clone3": "sw_enter_clone3", "close": "sw_enter_close"}.get(
+            n, f"sw_enter{len(sc.args)}")
         out.append((f"syscalls:sys_enter_{sc.tracepoint}", enter))
         if n not in FORK_SYSCALLS:
             out.append((f"syscalls:sys_exit_{sc.tracepoint}", f"sw_exit_{n}"))
