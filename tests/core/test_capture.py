@@ -161,6 +161,16 @@ def _same_proc(a: Process, b: Process, keys=None) -> None:
     assert (a.parent is None) == (b.parent is None)
 
 
+def _same_lineage(a: Process, b: Process) -> None:
+    """The same process, and ancestors with what Falco's ancestor fields read."""
+    _same_proc(a, b)
+    a, b = a.parent, b.parent
+    while a is not None:
+        _same_proc(a, b, ANCESTOR_KEYS)
+        a, b = a.parent, b.parent
+    assert b is None
+
+
 def test_round_trip_keeps_every_field_the_rules_read(tmp_path):
     events = _live_events()
     path = tmp_path / "cap.jsonl"
@@ -175,13 +185,7 @@ def test_round_trip_keeps_every_field_the_rules_read(tmp_path):
         for key in ("num", "ts", "type", "tid", "pid", "res", "args", "cpu", "cgroup_id",
                     "source", "extra"):
             assert getattr(a, key) == getattr(b, key), (a, key)
-        _same_proc(a.proc, b.proc)
-        # ancestors carry what Falco's ancestor fields read
-        pa, pb = a.proc.parent, b.proc.parent
-        while pa is not None:
-            _same_proc(pa, pb, ANCESTOR_KEYS)
-            pa, pb = pa.parent, pb.parent
-        assert pb is None
+        _same_lineage(a.proc, b.proc)
         if a.fd is not None:
             for key in FdInfo.__slots__:
                 assert getattr(a.fd, key) == getattr(b.fd, key), key
@@ -560,11 +564,6 @@ def test_any_event_round_trips(chain, args, res, ip, in_container):
     back = record_to_event(rec, 1, Decoder(short_form=False))  # as read after a header
     assert (back.type, back.res, back.args, back.ts, back.num) == \
         (evt.type, evt.res, evt.args, evt.ts, evt.num)
-    _same_proc(evt.proc, back.proc)
-    a, b = evt.proc.parent, back.proc.parent
-    while a is not None:
-        _same_proc(a, b, ANCESTOR_KEYS)
-        a, b = a.parent, b.parent
-    assert b is None
+    _same_lineage(evt.proc, back.proc)
     assert (back.fd.sip, back.fd.sport, back.fd.name) == (evt.fd.sip, evt.fd.sport, evt.fd.name)
     assert back.container == evt.container
