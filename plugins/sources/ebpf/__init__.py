@@ -11,7 +11,7 @@ Config: the ``ebpf`` section (ring sizes, string bounds) and Falco's top-level
       argv_max: 4096           # bytes kept of an exec's argv
       max_args: 64             # argv entries kept
       pending_max: 65536       # slots for syscalls in progress (enter arguments kept)
-      wakeup_every: 64         # records per CPU between two reader wake-ups
+      wakeup_every: 256        # records per CPU between two reader wake-ups
       poll_ms: 10              # the reader also reads the rings this often
     syscall_event_drops:
       threshold: 0.1           # share of events dropped in a second that triggers the actions

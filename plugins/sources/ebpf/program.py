@@ -156,7 +156,7 @@ DEFAULTS: dict[str, Any] = {
     "argv_max": 4096,
     "max_args": 64,
     "pending_max": 65536,
-    "wakeup_every": 64,
+    "wakeup_every": 256,
     "poll_ms": 10,
 }
 
