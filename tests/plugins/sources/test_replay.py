@@ -136,14 +136,14 @@ REPO = pathlib.Path(__file__).resolve().parents[3]
 RULE_TESTS = sorted((REPO / "rules" / "tests").glob("*.yaml"))
 
 
-def _rule_test_capture(path) -> collections.Counter:
-    """Every event of the default rules' tests (those run with rule_matching: all, as the
-    agent is here) in one capture; returns the alerts they expect (rule name -> count)."""
+def _rule_test_capture(path, matching: str = "all") -> collections.Counter:
+    """Every event of the default rules' tests run with ``rule_matching: <matching>`` in one
+    capture; returns the alerts they expect (rule name -> count)."""
     expected: collections.Counter = collections.Counter()
     with CaptureWriter(str(path)) as w:
         for test in RULE_TESTS:
             doc = yaml.safe_load(test.read_text())
-            if doc.get("rule_matching") != "all":
+            if doc.get("rule_matching", "first") != matching:
                 continue
             for case in doc["cases"]:
                 decoder = Decoder()  # each case starts with an empty process table
@@ -189,6 +189,15 @@ async def test_replay_through_the_pipeline_gives_the_alerts_the_rule_tests_expec
     assert shadow[0]["priority"] == "Warning"
     web = [a for a in alerts if a["rule"] == "Shell with a terminal in a container"][0]
     assert "container=shop (id=aa11bb22cc33)" in web["output"]
+
+
+async def test_replay_with_first_match_reports_the_specific_rules(tmp_path):
+    capture = tmp_path / "cap.jsonl"
+    expected = _rule_test_capture(capture, "first")
+    assert expected  # rules/tests/first_match.yaml
+    agent = _agent(tmp_path, capture, rule_matching="first")
+    assert await agent.run() == 0
+    assert collections.Counter(a["rule"] for a in _alerts(tmp_path)) == expected
 
 
 async def test_malformed_lines_in_a_replay_are_counted_and_the_rest_judged(tmp_path):
