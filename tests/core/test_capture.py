@@ -433,7 +433,8 @@ def test_real_process_from_proc_round_trips():
     assert back.proc.cmdline == f"{comm} {' '.join(argv[1:])}".strip()
 
 
-def test_capture_main_writes_enriched_events_and_the_rules_event_types(tmp_path):
+@pytest.mark.parametrize("all_events", [False, True])
+def test_capture_main_writes_enriched_events_and_the_rules_event_types(tmp_path, all_events):
     """`syswarden capture` wiring, with the agent tests' kit plugins as the live stages."""
     import argparse
 
@@ -452,11 +453,12 @@ def test_capture_main_writes_enriched_events_and_the_rules_event_types(tmp_path)
     plugins = make_plugin_manager(cfg)
     config = load_config(str(cfg_path), (), plugins.schemas())
     out = tmp_path / "cap.jsonl"
-    args = argparse.Namespace(write=str(out), max_seconds=None, all_events=False,
+    args = argparse.Namespace(write=str(out), max_seconds=None, all_events=all_events,
                               config=str(cfg_path), overrides=[], rules=None)
     assert capture_main(args, config, plugins) == 0
     header = json.loads(out.read_text().splitlines()[0])
-    assert header["event_types"] == ["kit"] and header["source"] == "kit-source"
+    assert header["event_types"] == ("all" if all_events else ["kit"])
+    assert header["source"] == "kit-source"
     events = list(read_capture(str(out)))
     assert [e.num for e in events] == list(range(1, 31))
     assert not (tmp_path / "alerts").exists()  # no rules judged, no outputs ran
