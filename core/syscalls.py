@@ -306,6 +306,15 @@ def render_open_flags(value: int) -> str:
     return "|".join(names)
 
 
+#: chmod's mode bits, as Falco prints a mode (PT_MODE): ``S_IRUSR|S_IWUSR|S_ISUID`` ...
+MODE_FLAGS: FlagTable = (
+    ("S_IXOTH", 0o1), ("S_IWOTH", 0o2), ("S_IROTH", 0o4),
+    ("S_IXGRP", 0o10), ("S_IWGRP", 0o20), ("S_IRGRP", 0o40),
+    ("S_IXUSR", 0o100), ("S_IWUSR", 0o200), ("S_IRUSR", 0o400),
+    ("S_ISVTX", 0o1000), ("S_ISGID", 0o2000), ("S_ISUID", 0o4000),
+)
+
+
 def _flags(table: FlagTable) -> Callable[[int], str]:
     return lambda v: render_flags(v, table)
 
@@ -333,8 +342,9 @@ RENDERERS: dict[tuple[str, str], Callable[[Any], str]] = {
     ("openat2", "flags"): render_open_flags, ("open_by_handle_at", "flags"): render_open_flags,
     ("userfaultfd", "flags"): render_open_flags,
     ("open", "mode"): _octal, ("openat", "mode"): _octal, ("openat2", "mode"): _octal,
-    ("creat", "mode"): _octal, ("chmod", "mode"): _octal, ("fchmod", "mode"): _octal,
-    ("fchmodat", "mode"): _octal, ("mkdir", "mode"): _octal, ("mkdirat", "mode"): _octal,
+    ("creat", "mode"): _octal, ("mkdir", "mode"): _octal, ("mkdirat", "mode"): _octal,
+    ("chmod", "mode"): _flags(MODE_FLAGS), ("fchmod", "mode"): _flags(MODE_FLAGS),
+    ("fchmodat", "mode"): _flags(MODE_FLAGS),
     ("clone", "flags"): _flags(CLONE_FLAGS), ("clone3", "flags"): _flags(CLONE_FLAGS),
     ("fork", "flags"): _flags(CLONE_FLAGS), ("vfork", "flags"): _flags(CLONE_FLAGS),
     ("unshare", "flags"): _flags(CLONE_FLAGS), ("setns", "nstype"): _flags(CLONE_FLAGS),

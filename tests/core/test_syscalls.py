@@ -110,3 +110,11 @@ def test_real_open_flags_from_a_real_open(tmp_path):
         assert sc.render_arg("openat", "flags", flags) == "O_TRUNC|O_CREAT|O_WRONLY|O_CLOEXEC"
     finally:
         os.close(fd)
+
+
+def test_chmod_modes_print_as_falcos_mode_flags():
+    from syswarden.core.syscalls import render_arg
+    text = render_arg("fchmodat", "mode", 0o4755)
+    assert set(text.split("|")) == {"S_IXOTH", "S_IROTH", "S_IXGRP", "S_IRGRP", "S_IXUSR",
+                                     "S_IWUSR", "S_IRUSR", "S_ISUID"}
+    assert render_arg("openat", "mode", 0o644) == "0644"  # open's mode stays octal, as in Falco
