@@ -16,7 +16,7 @@
 The machine has two cores and other work may run on them (other engineers' test suites during
 development): the figures say what was measured, under whatever else was running.
 
-    .venv/bin/python bench/bench_overhead.py [--rounds 6] [--auditd] [--skip-rate]
+    .venv/bin/python bench/bench_overhead.py [--rounds 6] [--pin] [--auditd] [--skip-rate]
 """
 
 from __future__ import annotations
@@ -95,8 +95,12 @@ def build_loops(tmp: str) -> str:
     return exe
 
 
+PIN: dict[str, list[str]] = {"loop": [], "agent": []}
+
+
 def run_loop(exe: str, args: list[str]) -> float:
-    out = subprocess.run([exe, *args], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([*PIN["loop"], exe, *args], capture_output=True, text=True,
+                         check=True).stdout
     return float(out.strip())
 
 
@@ -104,7 +108,7 @@ class Agent:
     """syswarden as a subprocess; stderr (logs) collected, stdout lines handed to a callback."""
 
     def __init__(self, args: list[str], on_line=None) -> None:
-        self.proc = subprocess.Popen(SYSWARDEN + args, stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen(PIN["agent"] + SYSWARDEN + args, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, bufsize=1)
         self.log: list[str] = []
         self.ready = threading.Event()
@@ -238,13 +242,19 @@ def main() -> None:
     ap.add_argument("--auditd", action="store_true")
     ap.add_argument("--skip-rate", action="store_true")
     ap.add_argument("--skip-latency", action="store_true")
+    ap.add_argument("--pin", action="store_true",
+                    help="run the loops on CPU 1 and the agent on CPU 0 (taskset), so that the "
+                    "figures show the monitoring cost, not the two sharing one core")
     opts = ap.parse_args()
+    if opts.pin:
+        PIN["loop"], PIN["agent"] = ["taskset", "-c", "1"], ["taskset", "-c", "0"]
     if os.geteuid() != 0:
         sys.exit("needs root (the agent loads eBPF)")
     with tempfile.TemporaryDirectory() as tmp:
         exe = build_loops(tmp)
         print(f"loops: {', '.join(f'{n} ({a[1]})' for n, a in LOOPS)}; "
-              f"median of {opts.rounds} rounds; {os.cpu_count()} cores, shared")
+              f"median of {opts.rounds} rounds; {os.cpu_count()} cores, shared"
+              + ("; loops pinned to CPU 1, agent to CPU 0" if opts.pin else ""))
         base = measure(exe, opts.rounds)
         agent = Agent(["-o", "pipeline.stats_interval=0"])
         try:
