@@ -23,7 +23,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-import threading
+import subprocess
 import time
 from typing import Any, Callable
 
@@ -77,6 +77,22 @@ def _close_all(fds: list[int]) -> None:
             pass
 
 
+def _close_all_later(fds: list[int]) -> None:
+    """Close fds without waiting for their release.  The last close of a tracepoint's perf
+    event waits for an RCU grace period (~40 ms here, serialised in the kernel: seconds for a
+    whole program).  A short-lived process inherits the fds and releases them in its own exit,
+    so the agent's closes are mere reference drops."""
+    if not fds:
+        return
+    try:
+        subprocess.Popen(["/bin/true"], pass_fds=fds, start_new_session=True,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    except OSError:
+        pass
+    _close_all(fds)
+
+
 class Program:
     """A loaded program as the agent holds it: map fds, perf event fds, mapped rings."""
 
@@ -101,12 +117,21 @@ class Program:
         period, ~40 ms here)."""
         _close_all([self.attached.pop(tp) for tp in tps if tp in self.attached])
 
-    def close(self) -> None:
-        self.detach(list(self.attached))
+    def detach_later(self) -> None:
+        """Stop the kernel side without waiting: the perf events close in a thread."""
+        _close_all_later([self.attached.pop(tp) for tp in list(self.attached)])
+
+    def close(self, wait: bool = True) -> None:
+        """Unmap the rings and close every fd; with ``wait=False`` the closes (a few seconds:
+        one RCU grace period per perf event) finish in a background thread."""
         for ring in self.rings:
             ring.close()
-        _close_all(list(self.maps.values()))
+        fds = [self.attached.pop(tp) for tp in list(self.attached)] + list(self.maps.values())
         self.maps = {}
+        if wait:
+            _close_all(fds)
+        else:
+            _close_all_later(fds)
 
 
 class DropMonitor:
@@ -214,7 +239,7 @@ class EbpfSource:
 
     def set_event_types(self, types: set[str] | None) -> None:
         """Follow another set of syscalls (a rule reload).  Fewer: their perf events are
-        closed (in a thread: each close waits ~40 ms).  More: the reader loads a new program
+        closed (released by a helper: each release waits ~40 ms).  More: the reader loads a new program
         and switches to it; the two overlap for the switch, so a syscall ending in that window
         may be seen twice and none is missed."""
         self.event_types = None if types is None else set(types)
@@ -226,8 +251,7 @@ class EbpfSource:
             self._needs_reload = True
             return
         gone = [tp for tp in prog.attached if tp not in wanted]
-        fds = [prog.attached.pop(tp) for tp in gone]
-        threading.Thread(target=_close_all, args=(fds,), daemon=True).start()
+        _close_all_later([prog.attached.pop(tp) for tp in gone])
 
     async def _switch(self) -> None:
         """Load the new program in a thread, switch the reader to it, retire the old one."""
@@ -237,7 +261,7 @@ class EbpfSource:
             await trio.to_thread.run_sync(old.detach, list(old.attached))
             self._batch.extend(self._consume(old.rings))  # sent before it was detached
             self._account(old)
-            old.close()
+            old.close(wait=False)
         self._switched.set()
 
     def detach_all(self) -> None:
@@ -245,10 +269,10 @@ class EbpfSource:
         if self.prog is not None:
             self.prog.detach(list(self.prog.attached))
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
         prog, self.prog = self.prog, None
         if prog is not None:
-            prog.close()
+            prog.close(wait)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -319,7 +343,22 @@ class EbpfSource:
                 nursery.start_soon(account)
                 await self._read_loop(send, nursery)
         finally:
-            self.close()
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        """Stop: what the kernel sent and nobody will read is counted, not lost silently."""
+        if self.prog is None:
+            return
+        self.prog.detach_later()
+        left = len(self._consume(self.rings, limit=1 << 30)) + len(self._batch)
+        self._batch = []
+        try:
+            self._account()
+        except OSError:
+            pass
+        if left and self.metrics is not None:
+            self.metrics.inc("drops.ebpf.unread_at_stop", left)
+        self.close(wait=False)
 
     async def _read_loop(self, send: trio.MemorySendChannel[list[Event]],
                          nursery: trio.Nursery) -> None:
