@@ -25,6 +25,7 @@ from __future__ import annotations
 import collections
 import os
 import posixpath
+import re
 from typing import Any, Callable
 
 from syswarden.core.event import Event, Process
@@ -32,6 +33,7 @@ from syswarden.core.event import Event, Process
 from . import users
 
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+_FD_PATH = re.compile(r"^/(?:dev|proc/self)/fd/(\d+)$")
 UNSET_LOGINUID = 0xFFFFFFFF
 
 
@@ -143,8 +145,10 @@ class ProcReader:
         exe = _readlink(f"{self.root}/{pid}/exe") or ""
         if exe.endswith(" (deleted)"):
             exe = exe[:-10]
+        if exe.startswith("/memfd:"):
+            exe = "memfd:" + exe[7:]
         p.exepath = exe
-        p.is_exe_from_memfd = exe.startswith("/memfd:")
+        p.is_exe_from_memfd = exe.startswith("memfd:")
         p.cwd = _readlink(f"{self.root}/{pid}/cwd") or ""
         status = _read(f"{self.root}/{pid}/status") or ""
         for line in status.splitlines():
@@ -312,7 +316,7 @@ class ProcessTable:
         p.exe = args.get("exe") or (argv[0] if argv else p.comm)
         p.args = list(argv[1:])
         p.exepath = self.resolve_exepath(p, extra.get("exepath") or args.get("filename") or "")
-        p.is_exe_from_memfd = p.exepath.startswith("/memfd:") or "memfd:" in p.exepath
+        p.is_exe_from_memfd = p.exepath.startswith("memfd:")
         p.exit_ts = None
         uid = extra.get("uid")
         gid = extra.get("gid")
@@ -334,9 +338,14 @@ class ProcessTable:
 
     def resolve_exepath(self, p: Process, path: str) -> str:
         """The executable path made absolute (against the cwd) and, on the host, with its
-        symlinks resolved as the kernel's exe link shows it (cached per path)."""
+        symlinks resolved as the kernel's exe link shows it (cached per path).  An exec of an
+        fd (``execveat(fd, "", AT_EMPTY_PATH)``: the kernel names it ``/dev/fd/N``) is the
+        file that fd is: ``memfd:NAME`` for a memfd (fileless execution)."""
         if not path:
             return path
+        m = _FD_PATH.match(path)
+        if m:
+            return self._exec_fd_path(p, int(m.group(1))) or path
         if not path.startswith("/"):
             path = posixpath.normpath(posixpath.join(p.cwd or "/", path))
         if p.container_id and p.container_id != "host":
@@ -348,6 +357,17 @@ class ProcessTable:
                 self._realpath_cache.clear()
             self._realpath_cache[path] = got
         return got
+
+    def _exec_fd_path(self, p: Process, num: int) -> str | None:
+        f = p.fds.get(num)
+        if f is not None and f.name:
+            return f.name
+        link = _readlink(f"{self.reader.root}/{p.pid}/exe")     # the new image, if still there
+        if link:
+            if link.endswith(" (deleted)"):
+                link = link[:-10]
+            return "memfd:" + link[7:] if link.startswith("/memfd:") else link
+        return None
 
     def on_exit(self, ev: Event) -> Process | None:
         p = self.get(ev.tid, ev.pid)

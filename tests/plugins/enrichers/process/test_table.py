@@ -123,3 +123,13 @@ def test_an_unknown_live_process_is_read_from_proc():
     finally:
         child.kill()
         child.wait()
+
+
+def test_exec_of_a_memfd_is_fileless():
+    from syswarden.core.event import FdInfo
+    p = Process(700, comm="python3")
+    p.fds[3] = FdInfo(3, "memfd", "memfd:payload")
+    t = table_with(p)
+    ev = execev(700, ["x"], "3", "/dev/fd/3", ts=1)
+    t.on_exec(ev)
+    assert p.exepath == "memfd:payload" and p.is_exe_from_memfd is True
