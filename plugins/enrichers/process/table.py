@@ -5,10 +5,10 @@ At start the table is a snapshot of ``/proc``.  From then on it follows the even
 * a fork (``clone``/``fork``/``vfork`` event, sent by ``sched_process_fork`` in the parent)
   creates the child as a copy of the parent (comm, argv, cwd, tty, session, users, cgroup,
   fds); a new thread only maps its tid to the process;
-* an exec replaces comm, argv, the executable path and the uid/gid with what the kernel captured
-  at exec (nothing is read from /proc for them, so a process that lives a millisecond is still
-  fully known); what the kernel side cannot see without reading kernel structures (tty, session,
-  process group, namespace pid, login uid, environment) is read from ``/proc/PID`` at that
+* an exec replaces comm, argv, the executable path, the uid/gid, the controlling tty and the
+  login uid with what the kernel captured at exec (nothing is read from /proc for them, so a
+  process that lives a millisecond is still fully known); what the kernel side does not send
+  (session, process group, namespace pid, environment) is read from ``/proc/PID`` at that
   moment when the process is still there, and otherwise kept from the parent it was copied from
   (they are inherited across fork and exec);
 * an exit marks the process exited; it stays in the table for ``grace`` seconds (events still
@@ -330,7 +330,14 @@ class ProcessTable:
             p.cgroup_id = ev.cgroup_id
         p.fds = {n: f for n, f in p.fds.items() if not (f.open_flags & 0o2000000)}  # O_CLOEXEC
         before = p.loginuid
-        if self.reader.fill_live(p) and p.loginuid != before:
+        self.reader.fill_live(p)
+        # the kernel's own values at exec (read through BTF offsets) win over /proc's, which
+        # are a few milliseconds late or gone
+        if extra.get("tty") is not None:
+            p.tty = extra["tty"]
+        if extra.get("loginuid") is not None:
+            p.loginuid = extra["loginuid"]
+        if p.loginuid != before:
             p.loginname = users.login_name(p.loginuid)
         if p.user is None:
             self._set_names(p)

@@ -235,7 +235,10 @@ class Decoder:
         else:
             args["filename"] = filename
         ev = Event(name, ts, tid, pid, res, args)
+        loginuid = regs[5] >> 32
         ev.extra = {
+            "tty": regs[5] & 0xFFFFFFFF if kind == KIND_EXEC else None,
+            "loginuid": loginuid if kind == KIND_EXEC and loginuid != 0xFFFFFFFE else None,
             "exepath": _text(kfile) if kfile else None,
             "argv": argv,
             "old_pid": old_pid if kind == KIND_EXEC else 0,

@@ -362,6 +362,57 @@ int sw_enter_execveat(struct sys_enter_ctx *ctx)
     return stash_exec(ctx, (const char *)ctx->a[1], (const char *const *)ctx->a[2], 5);
 }
 
+// What no helper gives: read at offsets taken from the running kernel's BTF (btf.py), never
+// from the installed headers.  Without them (no BTF) these are 0 and /proc is the fallback.
+@BTF_OFFSETS@
+static __always_inline u32 read_u32_at(void *base, u32 off)
+{
+    u32 v = 0;
+    bpf_probe_read_kernel(&v, sizeof(v), base + off);
+    return v;
+}
+
+static __always_inline void *read_ptr_at(void *base, u32 off)
+{
+    void *v = 0;
+    bpf_probe_read_kernel(&v, sizeof(v), base + off);
+    return v;
+}
+
+// The controlling tty as /proc/PID/stat's tty_nr (0: none).
+static __always_inline u32 current_tty(void)
+{
+#if defined(OFF_TASK_SIGNAL) && defined(OFF_SIGNAL_TTY) && defined(OFF_TTY_INDEX) && \
+    defined(OFF_TTY_DRIVER) && defined(OFF_DRIVER_MAJOR) && defined(OFF_DRIVER_MINOR_START)
+    void *task = (void *)bpf_get_current_task();
+    void *sig = read_ptr_at(task, OFF_TASK_SIGNAL);
+    if (!sig)
+        return 0;
+    void *tty = read_ptr_at(sig, OFF_SIGNAL_TTY);
+    if (!tty)
+        return 0;
+    u32 index = read_u32_at(tty, OFF_TTY_INDEX);
+    void *drv = read_ptr_at(tty, OFF_TTY_DRIVER);
+    if (!drv)
+        return 0;
+    u32 major = read_u32_at(drv, OFF_DRIVER_MAJOR);
+    u32 minor = read_u32_at(drv, OFF_DRIVER_MINOR_START) + index;
+    return (minor & 0xff) | ((major & 0xfff) << 8) | ((minor & ~0xffU) << 12);
+#else
+    return 0;
+#endif
+}
+
+// The audit login uid (0xffffffff: unset), or 0xfffffffe when it cannot be read here.
+static __always_inline u32 current_loginuid(void)
+{
+#ifdef OFF_TASK_LOGINUID
+    return read_u32_at((void *)bpf_get_current_task(), OFF_TASK_LOGINUID);
+#else
+    return 0xfffffffe;
+#endif
+}
+
 // Send the exec record: the stash (path, argv) plus what the new image says.
 static __always_inline int send_exec(u64 id, u32 stash_tid, s64 res, u16 kind,
                                      const void *kfilename, u32 old_pid)
@@ -395,6 +446,8 @@ static __always_inline int send_exec(u64 id, u32 stash_tid, s64 res, u16 kind,
         }
         execs.delete(&stash_tid);
     }
+    // a[5]: the tty and the login uid of the new image (execve has 3 arguments, execveat 5)
+    r->a[5] = (u64)current_tty() | ((u64)current_loginuid() << 32);
     // slot 3: comm after exec
     if (pos < HALF) {
         bpf_get_current_comm(buf + (pos & (HALF - 1)), 16);

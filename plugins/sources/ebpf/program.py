@@ -92,7 +92,7 @@ SYSCALLS: tuple[Syscall, ...] = (
     _s("mount", ("dev", STR), ("dir", STR), ("type", STR), ("flags", U32)),
     _s("umount2", ("name", STR), ("flags", U32), tp="umount"),
     _s("chroot", ("path", STR)),
-    _s("memfd_create", ("name", STR), ("flags", U32), res="fd"),
+    _s("memfd_create", ("name", STR), ("flags", U32), res="fd", state=True),
     _s("userfaultfd", ("flags", U32)),
     # processes (clone & co: only their enter is attached, for the flags; the event itself is
     # sent by sched_process_fork, see FORK_SYSCALLS)
@@ -275,6 +275,8 @@ def render_program(event_types: Iterable[str] | None, config: dict[str, Any] | N
         "PENDING_SLOTS": str(_pow2(cfg["pending_max"], 64, 1 << 20)),
         "WAKEUP_EVERY": str(max(1, int(cfg["wakeup_every"]))),
         "EXIT_HANDLERS": handlers,
+        "BTF_OFFSETS": "\n".join(f"#define {k} {int(v)}"
+                                 for k, v in sorted((cfg.get("btf") or {}).items())),
     }
     text = template()
     for key, value in subst.items():

@@ -32,7 +32,7 @@ import trio
 from syswarden.core.errors import SourceError
 from syswarden.core.event import Event
 
-from . import loader
+from . import btf, loader
 from . import program as P
 from .decode import Decoder
 from .ringbuf import MmapRing
@@ -190,6 +190,8 @@ class EbpfSource:
     def __init__(self, config: dict[str, Any], event_types: set[str] | None, agent_pid: int,
                  metrics: Any = None, alert: Callable[[str, dict], None] | None = None) -> None:
         self.cfg = {**P.DEFAULTS, **(config or {})}
+        if "btf" not in self.cfg:
+            self.cfg["btf"] = btf.kernel_offsets()
         self.event_types = None if event_types is None else set(event_types)
         self.agent_pid = agent_pid
         self.metrics = metrics

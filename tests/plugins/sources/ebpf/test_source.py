@@ -278,3 +278,31 @@ def test_records_crossing_the_end_of_a_small_ring_decode_intact(tmp_path):
     assert len(ours) >= len(names) // 2 and set(ours) <= set(names)
     assert ours == sorted(ours, key=names.index)
     assert src.decode_errors == 0
+
+
+def test_tty_of_a_process_gone_before_decoding_comes_from_the_kernel():
+    """The docker exec -it case: a shell that exits at once, its tty set just before exec."""
+    import pty
+
+    enricher = ProcessEnricher(snapshot=True)
+    src = EbpfSource({}, {"execve"}, os.getpid())
+    assert src.cfg["btf"], "no BTF offsets read from /sys/kernel/btf/vmlinux"
+    src.load()
+    try:
+        pid, master = pty.fork()
+        if pid == 0:
+            os.execv("/bin/true", ["/bin/true", "on-a-tty"])
+        os.waitpid(pid, 0)
+        os.close(master)
+        time.sleep(0.05)
+        events = src.drain()
+    finally:
+        src.close()
+    ev = [e for e in events if e.type == "execve" and e.args.get("args") == ["on-a-tty"]][0]
+    assert not os.path.exists(f"/proc/{ev.pid}")
+    for e in events:
+        enricher.enrich(e)
+    tty = field("proc.tty", ev)
+    assert tty != 0 and os.major(tty) == 136          # a pseudo-terminal slave (/dev/pts/N)
+    assert field("user.loginuid", ev) == (lambda v: -1 if v == 0xFFFFFFFF else v)(
+        int(open("/proc/self/loginuid").read()))

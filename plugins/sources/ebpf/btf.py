@@ -1,0 +1,121 @@
+"""Field offsets of the running kernel's structures, read from its BTF (/sys/kernel/btf/vmlinux).
+
+The kernel headers installed do not match the running kernel, so the BPF program never uses
+their struct layouts.  For the few values no helper or tracepoint gives (the controlling tty,
+the login uid, the audit session of the task that execs) it reads memory at offsets taken
+here from the running kernel's own type information.  A missing structure or member (a kernel
+built without audit, say) leaves that value to the /proc fallback.
+
+Only what is needed is decoded: the type table is walked once (about a second for vmlinux's
+150,000 types), structs and unions by name, members by name through anonymous members.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+VMLINUX = "/sys/kernel/btf/vmlinux"
+
+INT, PTR, ARRAY, STRUCT, UNION, ENUM, FWD, TYPEDEF, VOLATILE, CONST, RESTRICT = range(1, 12)
+FUNC, FUNC_PROTO, VAR, DATASEC, FLOAT, DECL_TAG, TYPE_TAG, ENUM64 = range(12, 20)
+_MODIFIERS = {TYPEDEF, VOLATILE, CONST, RESTRICT, TYPE_TAG}
+
+
+class Btf:
+    def __init__(self, data: bytes) -> None:
+        magic, _version, _flags, hdr_len, type_off, type_len, str_off, str_len = \
+            struct.unpack_from("<HBBIIIII", data, 0)
+        if magic != 0xEB9F:
+            raise ValueError("not BTF data")
+        self.types: list[tuple | None] = [None]   # type id 0 is void
+        self.strings = data[hdr_len + str_off:hdr_len + str_off + str_len]
+        self.by_name: dict[str, int] = {}
+        pos, end = hdr_len + type_off, hdr_len + type_off + type_len
+        unpack = struct.unpack_from
+        while pos < end:
+            name_off, info, size_type = unpack("<III", data, pos)
+            pos += 12
+            kind = (info >> 24) & 0x1F
+            vlen = info & 0xFFFF
+            kflag = info >> 31
+            members: Any = None
+            if kind == INT or kind == VAR or kind == DECL_TAG:
+                pos += 4
+            elif kind == ARRAY:
+                members = unpack("<III", data, pos)           # elem type, index type, n
+                pos += 12
+            elif kind in (STRUCT, UNION):
+                members = []
+                for _ in range(vlen):
+                    m_name, m_type, m_off = unpack("<III", data, pos)
+                    pos += 12
+                    members.append((m_name, m_type, m_off & 0xFFFFFF if kflag else m_off))
+            elif kind == ENUM or kind == FUNC_PROTO:
+                pos += 8 * vlen
+            elif kind == DATASEC or kind == ENUM64:
+                pos += 12 * vlen
+            self.types.append((kind, name_off, size_type, members))
+            if kind in (STRUCT, UNION) and name_off:
+                self.by_name.setdefault(self.name(name_off), len(self.types) - 1)
+
+    def name(self, off: int) -> str:
+        end = self.strings.index(b"\0", off)
+        return self.strings[off:end].decode()
+
+    def resolve(self, tid: int) -> int:
+        """Skip typedefs and qualifiers."""
+        while True:
+            t = self.types[tid]
+            if t is None or t[0] not in _MODIFIERS:
+                return tid
+            tid = t[2]
+
+    def member_offset(self, struct_name: str, member: str) -> int | None:
+        """Byte offset of ``member`` in ``struct struct_name`` (anonymous members searched)."""
+        sid = self.by_name.get(struct_name)
+        if sid is None:
+            return None
+        bits = self._find(sid, member)
+        return None if bits is None or bits % 8 else bits // 8
+
+    def _find(self, sid: int, member: str, depth: int = 0) -> int | None:
+        t = self.types[self.resolve(sid)]
+        if t is None or t[0] not in (STRUCT, UNION) or depth > 8:
+            return None
+        for m_name, m_type, m_bits in t[3]:
+            if m_name and self.name(m_name) == member:
+                return m_bits
+            if not m_name:                                   # an anonymous struct/union
+                got = self._find(m_type, member, depth + 1)
+                if got is not None:
+                    return m_bits + got
+        return None
+
+
+#: (C macro, struct, member) the program uses.
+WANTED = (
+    ("OFF_TASK_SIGNAL", "task_struct", "signal"),
+    ("OFF_TASK_LOGINUID", "task_struct", "loginuid"),
+    ("OFF_TASK_SESSIONID", "task_struct", "sessionid"),
+    ("OFF_SIGNAL_TTY", "signal_struct", "tty"),
+    ("OFF_TTY_INDEX", "tty_struct", "index"),
+    ("OFF_TTY_DRIVER", "tty_struct", "driver"),
+    ("OFF_DRIVER_MAJOR", "tty_driver", "major"),
+    ("OFF_DRIVER_MINOR_START", "tty_driver", "minor_start"),
+)
+
+
+def kernel_offsets(path: str = VMLINUX) -> dict[str, int]:
+    """The offsets of :data:`WANTED` found in the running kernel (missing ones left out)."""
+    try:
+        with open(path, "rb") as f:
+            btf = Btf(f.read())
+    except (OSError, ValueError, struct.error):
+        return {}
+    out = {}
+    for macro, struct_name, member in WANTED:
+        off = btf.member_offset(struct_name, member)
+        if off is not None:
+            out[macro] = off
+    return out
