@@ -157,6 +157,7 @@ DEFAULTS: dict[str, Any] = {
     "max_args": 64,
     "pending_max": 65536,
     "wakeup_every": 256,
+    "raw_fallback": False,
     "poll_ms": 10,
 }
 
@@ -185,7 +186,7 @@ def needed_syscalls(event_types: Iterable[str] | None) -> list[str]:
 
 def _exit_handler(sc: Syscall) -> str:
     lines = [
-        f"int sw_exit_{sc.name}(struct sys_exit_ctx *ctx)",
+        f"static __always_inline int do_exit_{sc.name}(struct sys_exit_ctx *ctx)",
         "{",
         "    u64 id = bpf_get_current_pid_tgid();",
         "    if (is_agent(id))",
@@ -244,7 +245,32 @@ def _exit_handler(sc: Syscall) -> str:
         elif kind == HOW:
             lines.append(f"    pos = put_bytes(r, pos, {slot}, {ptr}, 24);")
     cat = "CAT_PROC" if sc.ring == "proc" else "CAT_EVT"
-    lines += [f"    return send(r, pos, {cat});", "}", ""]
+    lines += [f"    return send(r, pos, {cat});", "}", "",
+              f"int sw_exit_{sc.name}(struct sys_exit_ctx *ctx)",
+              "{",
+              f"    return do_exit_{sc.name}(ctx);",
+              "}", ""]
+    return "\n".join(lines)
+
+
+#: x86_64 numbers of the syscalls that may have no tracepoint of their own (a kernel built
+#: without module support): they are followed through raw_syscalls instead, when needed.
+RAW_NR = {"init_module": 175, "delete_module": 176, "finit_module": 313}
+
+
+def _raw_handlers(names: list[str]) -> str:
+    """raw_syscalls:sys_enter/sys_exit programs for syscalls without their own tracepoints.
+    They run for every syscall of every process (an early return on the number), so they are
+    rendered only when such a syscall is needed."""
+    if not names:
+        return ""
+    enters = " || ".join(f"nr == {RAW_NR[n]}" for n in names)
+    lines = ["int sw_raw_enter(struct sys_enter_ctx *ctx)", "{", "    int nr = ctx->nr;",
+             f"    if (!({enters}))", "        return 0;", "    return do_enter(ctx, 6);", "}",
+             "", "int sw_raw_exit(struct sys_exit_ctx *ctx)", "{", "    int nr = ctx->nr;"]
+    for n in names:
+        lines += [f"    if (nr == {RAW_NR[n]})", f"        return do_exit_{n}(ctx);"]
+    lines += ["    return 0;", "}", ""]
     return "\n".join(lines)
 
 
@@ -265,6 +291,7 @@ def render_program(event_types: Iterable[str] | None, config: dict[str, Any] | N
     cfg = {**DEFAULTS, **config}
     names = needed_syscalls(event_types)
     handlers = "\n".join(_exit_handler(BY_NAME[n]) for n in names if n not in FORK_SYSCALLS)
+    handlers += "\n" + _raw_handlers(raw_syscalls(event_types, cfg))
     subst = {
         "AGENT_PID": str(int(agent_pid)),
         "PATH_MAX": str(_pow2(cfg["path_max"], 64, 4096)),
@@ -284,7 +311,15 @@ def render_program(event_types: Iterable[str] | None, config: dict[str, Any] | N
     return text
 
 
-def tracepoints(event_types: Iterable[str] | None) -> list[tuple[str, str]]:
+def raw_syscalls(event_types: Iterable[str] | None, cfg: dict[str, Any]) -> list[str]:
+    """The needed syscalls the config says have no tracepoint here (``cfg["no_tracepoint"]``,
+    filled by the source from tracefs) and that raw_syscalls can follow."""
+    missing = set(cfg.get("no_tracepoint") or ())
+    return [n for n in needed_syscalls(event_types) if n in missing and n in RAW_NR]
+
+
+def tracepoints(event_types: Iterable[str] | None,
+                cfg: dict[str, Any] | None = None) -> list[tuple[str, str]]:
     """(tracepoint, BPF function) pairs to attach for these event types."""
     out: list[tuple[str, str]] = [
         ("sched:sched_process_fork", "sw_sched_fork"),
@@ -302,4 +337,7 @@ def tracepoints(event_types: Iterable[str] | None) -> list[tuple[str, str]]:
         out.append((f"syscalls:sys_enter_{sc.tracepoint}", enter))
         if n not in FORK_SYSCALLS:
             out.append((f"syscalls:sys_exit_{sc.tracepoint}", f"sw_exit_{n}"))
+    if cfg and raw_syscalls(event_types, cfg):
+        out += [("raw_syscalls:sys_enter", "sw_raw_enter"), ("raw_syscalls:sys_exit",
+                                                            "sw_raw_exit")]
     return out

@@ -192,6 +192,10 @@ class EbpfSource:
         self.cfg = {**P.DEFAULTS, **(config or {})}
         if "btf" not in self.cfg:
             self.cfg["btf"] = btf.kernel_offsets()
+        if "no_tracepoint" not in self.cfg and self.cfg.get("raw_fallback"):
+            self.cfg["no_tracepoint"] = [
+                sc.name for sc in P.SYSCALLS
+                if not os.path.isdir(f"{TRACEFS}/events/syscalls/sys_exit_{sc.tracepoint}")]
         self.event_types = None if event_types is None else set(event_types)
         self.agent_pid = agent_pid
         self.metrics = metrics
@@ -216,7 +220,7 @@ class EbpfSource:
         """Load and attach a program for the current event types (blocking: ~2 s)."""
         check_environment()
         try:
-            loaded = loader.load(self.program_text(), P.tracepoints(self.event_types))
+            loaded = loader.load(self.program_text(), P.tracepoints(self.event_types, self.cfg))
         except loader.LoadError as exc:
             raise SourceError(str(exc), hint=exc.hint or HINT) from None
         if loaded.missing:
@@ -248,7 +252,7 @@ class EbpfSource:
         prog = self.prog
         if prog is None:
             return
-        wanted = {tp for tp, _ in P.tracepoints(self.event_types)} - set(prog.missing)
+        wanted = {tp for tp, _ in P.tracepoints(self.event_types, self.cfg)} - set(prog.missing)
         if not wanted <= set(prog.attached):
             self._needs_reload = True
             return

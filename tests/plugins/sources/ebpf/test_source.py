@@ -306,3 +306,27 @@ def test_tty_of_a_process_gone_before_decoding_comes_from_the_kernel():
     assert tty != 0 and os.major(tty) == 136          # a pseudo-terminal slave (/dev/pts/N)
     assert field("user.loginuid", ev) == (lambda v: -1 if v == 0xFFFFFFFF else v)(
         int(open("/proc/self/loginuid").read()))
+
+
+def test_a_syscall_without_tracepoint_through_raw_syscalls_when_asked():
+    if os.path.isdir("/sys/kernel/tracing/events/syscalls/sys_exit_finit_module"):
+        pytest.skip("this kernel has finit_module's own tracepoint")
+    import ctypes
+
+    off = EbpfSource({}, {"finit_module"}, os.getpid())
+    assert "raw_syscalls:sys_enter" not in dict(P.tracepoints({"finit_module"}, off.cfg))
+    src = EbpfSource({"raw_fallback": True}, {"finit_module"}, os.getpid())
+    src.load()
+    try:
+        assert {"raw_syscalls:sys_enter", "raw_syscalls:sys_exit"} <= set(src.attached)
+        pid = os.fork()
+        if pid == 0:
+            fd = os.open("/dev/null", os.O_RDONLY)
+            ctypes.CDLL(None, use_errno=True).syscall(313, fd, b"", 0)   # x86_64 finit_module
+            os._exit(0)
+        os.waitpid(pid, 0)
+        time.sleep(0.05)
+        got = [e for e in src.drain() if e.type == "finit_module" and e.pid == pid]
+    finally:
+        src.close()
+    assert len(got) == 1 and got[0].res < 0 and isinstance(got[0].args["fd"], int)
