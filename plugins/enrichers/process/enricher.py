@@ -41,6 +41,10 @@ class ProcessEnricher:
         self._uid_events = {"setuid": ("uid", None), "setresuid": ("euid", None),
                             "setgid": (None, "gid"), "setresgid": (None, "egid")}
         self._fd_handlers = self.fds.handlers
+        self._procs = self.table.procs
+        #: event types that change the process table: the slow path
+        self._special = frozenset(_EXEC) | frozenset(self._state) | \
+            frozenset(self._uid_events) | {"setsid"}
 
     def enrich(self, ev: Event) -> None:
         if ev.proc is not None:
@@ -48,6 +52,19 @@ class ProcessEnricher:
                 self.fds.enrich(ev, ev.proc)
             return
         t = ev.type
+        if t not in self._special:            # most events: look up, attach, resolve the fd
+            p = self._procs.get(ev.pid)
+            if p is None:
+                p = self.table.get(ev.tid, ev.pid)
+                if p is None:
+                    return
+            if ev.cgroup_id and not p.cgroup_id:
+                p.cgroup_id = ev.cgroup_id
+            ev.proc = p
+            handler = self._fd_handlers.get(t)
+            if handler is not None:
+                handler(ev, p)
+            return
         if t in _EXEC:
             if ev.res == 0:
                 p = self.table.on_exec(ev)

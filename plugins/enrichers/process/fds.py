@@ -149,24 +149,28 @@ class FdTable:
 
     def _open(self, ev: Event, p: Process) -> None:
         a = ev.args
-        name = self.resolve(p, a.get("dirfd"), a.get("name"))
-        flags = a.get("flags")
+        raw = a.get("name")
+        if raw is not None and raw[:1] == "/":         # absolute: the common case
+            name = normalise(raw)
+        else:
+            name = self.resolve(p, a.get("dirfd"), raw)
         if ev.type == "creat":
             flags = O_CREAT | 0o1 | 0o1000
-        flags = flags or 0
-        if name is not None:
-            raw = a.get("name")
-            if raw != name:
-                if ev.extra is None:
-                    ev.extra = {}
-                ev.extra["nameraw"] = raw
+        else:
+            flags = a.get("flags") or 0
+        if name is not None and name != raw:
+            if ev.extra is None:
+                ev.extra = {}
+            ev.extra["nameraw"] = raw
             a["name"] = name  # Falco prints the resolved path for fd-creating opens
-        is_dir = flags & O_DIRECTORY and (flags & O_TMPFILE) != O_TMPFILE
-        kind = "directory" if is_dir else "file"
-        f = FdInfo(ev.res if ev.res >= 0 else -1, kind, name or "")
+        res = ev.res
+        if flags & O_DIRECTORY and (flags & O_TMPFILE) != O_TMPFILE:
+            f = FdInfo(res if res >= 0 else -1, "directory", name or "")
+        else:
+            f = FdInfo(res if res >= 0 else -1, "file", name or "")
         f.open_flags = flags
-        if ev.res >= 0:
-            p.fds[ev.res] = f
+        if res >= 0:
+            p.fds[res] = f
         ev.fd = f
 
     def _memfd(self, ev: Event, p: Process) -> None:
