@@ -14,6 +14,10 @@ run: setup
 test: setup
 	bash scripts/test.sh $(ARGS)
 
+demo: setup
+	@bash scripts/dockerd.sh
+	$(PY) scripts/demo.py
+
 bench: setup
 	$(PY) bench/run_all.py
 
