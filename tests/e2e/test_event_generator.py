@@ -33,7 +33,8 @@ def alert_ns(alert: dict) -> int:
 
 
 def json_agent(events, *rules: str):
-    args = ["-o", "json_output=true", "-o", "file_output.enabled=true",
+    # the kernel here has no module support: follow finit_module through raw_syscalls
+    args = ["-o", "ebpf.raw_fallback=true", "-o", "json_output=true", "-o", "file_output.enabled=true",
             "-o", f"file_output.filename={events}", "-o", "stdout_output.enabled=false"]
     for r in rules:
         args += ["-r", r]
