@@ -7,7 +7,7 @@
    and an execve rule (the machine is restored afterwards: rules deleted, ``auditctl -a
    never,task``, auditd stopped).
 2. The highest rate of monitored events (opens at a fixed pace) the agent keeps with zero kernel
-   drops, stepping the rate up.
+   drops, and with at most 10 drops per million, stepping the rate up.
 3. Detection latency at 10,000 events/s: one open in a hundred matches a rule whose output
    carries ``%evt.rawtime``; the time from the syscall to the alert line read from the agent's
    stdout, p50 and p99.
@@ -187,7 +187,8 @@ def auditd_measure(exe: str, rounds: int) -> dict[str, float] | None:
 def sustained_rate(exe: str) -> None:
     agent = Agent(["-o", "pipeline.stats_interval=1"])
     try:
-        best = 0
+        zero = best = 0
+        clean = True
         for rate in (25_000, 50_000, 75_000, 100_000, 125_000, 150_000, 200_000):
             time.sleep(2.5)
             before = agent.counters()
@@ -197,12 +198,18 @@ def sustained_rate(exe: str) -> None:
             drops = sum(after.get(k, 0) - before.get(k, 0) for k in after
                         if k.startswith("drops.kernel."))
             events = after.get("events.in", 0) - before.get("events.in", 0)
-            print(f"  {rate:>7} opens/s for 4 s: events in {events:>8}, kernel drops {drops}")
-            if drops:
+            ppm = drops * 1e6 / max(1, events + drops)
+            print(f"  {rate:>7} opens/s for 4 s: events in {events:>8}, kernel drops {drops} "
+                  f"({ppm:.1f} per million)")
+            clean = clean and drops == 0
+            if clean:
+                zero = rate
+            if ppm <= 10:
+                best = rate
+            elif ppm > 1000:
                 break
-            best = rate
-        print(f"highest sustained rate with zero drops: {best} events/s "
-              f"(agent RSS {agent.rss_kb() // 1024} MB)")
+        print(f"highest rate with zero drops: {zero} events/s; with at most 10 drops per "
+              f"million: {best} events/s (agent RSS {agent.rss_kb() // 1024} MB)")
     finally:
         agent.stop()
 
