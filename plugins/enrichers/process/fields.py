@@ -783,71 +783,48 @@ def _ports(e):
     return tuple(v for v in (f.cport, f.sport) if v is not None)
 
 
-@field("fd.cip", IP, "Client IP address.")
-def _fd_cip(e):
-    f = e.fd
-    return f.cip if _is_ip(f) else None
+def _sock(attr: str) -> Callable[[Any], Any]:
+    """A reader of one end of an IP socket fd (client/server ip or port)."""
+    get = attrgetter(attr)
+
+    def read(e: Any) -> Any:
+        f = e.fd
+        return get(f) if _is_ip(f) else None
+    return read
 
 
-@field("fd.sip", IP, "Server IP address.")
-def _fd_sip(e):
-    f = e.fd
-    return f.sip if _is_ip(f) else None
+def _end(local: bool, ip: bool) -> Callable[[Any], Any]:
+    """A reader of the local or remote end of an IP socket fd, by the fd's role."""
+    pick = _local if local else _remote
+
+    def read(e: Any) -> Any:
+        f = e.fd
+        return pick(f, ip) if _is_ip(f) else None
+    return read
 
 
-@field("fd.lip", IP, "Local IP address.")
-def _fd_lip(e):
-    f = e.fd
-    return _local(f, True) if _is_ip(f) else None
+def _fd_attr(attr: str) -> Callable[[Any], Any]:
+    get = attrgetter(attr)
+
+    def read(e: Any) -> Any:
+        f = e.fd
+        return get(f) if f is not None else None
+    return read
 
 
-@field("fd.rip", IP, "Remote IP address.")
-def _fd_rip(e):
-    f = e.fd
-    return _remote(f, True) if _is_ip(f) else None
-
-
-@field("fd.cport", PORT, "For TCP/UDP fds, the client port.")
-def _fd_cport(e):
-    f = e.fd
-    return f.cport if _is_ip(f) else None
-
-
-@field("fd.sport", PORT, "For TCP/UDP fds, the server port.")
-def _fd_sport(e):
-    f = e.fd
-    return f.sport if _is_ip(f) else None
-
-
-@field("fd.lport", PORT, "For TCP/UDP fds, the local port.")
-def _fd_lport(e):
-    f = e.fd
-    return _local(f, False) if _is_ip(f) else None
-
-
-@field("fd.rport", PORT, "For TCP/UDP fds, the remote port.")
-def _fd_rport(e):
-    f = e.fd
-    return _remote(f, False) if _is_ip(f) else None
-
-
-@field("fd.l4proto", C, "The IP protocol of a socket: tcp, udp, icmp or raw.")
-def _fd_l4proto(e):
-    f = e.fd
-    return f.l4proto if f is not None else None
-
-
-@field("fd.sockfamily", C, "The socket family of a socket: ip or unix.")
-def _fd_sockfamily(e):
-    f = e.fd
-    return f.sockfamily if f is not None else None
-
-
-@field("fd.is_server", B, "True if the process owning this fd is the server end of the "
-       "connection.")
-def _fd_is_server(e):
-    f = e.fd
-    return f.is_server if f is not None else None
+_fd_cip = field("fd.cip", IP, "Client IP address.")(_sock("cip"))
+_fd_sip = field("fd.sip", IP, "Server IP address.")(_sock("sip"))
+_fd_lip = field("fd.lip", IP, "Local IP address.")(_end(True, True))
+_fd_rip = field("fd.rip", IP, "Remote IP address.")(_end(False, True))
+field("fd.cport", PORT, "For TCP/UDP fds, the client port.")(_sock("cport"))
+field("fd.sport", PORT, "For TCP/UDP fds, the server port.")(_sock("sport"))
+field("fd.lport", PORT, "For TCP/UDP fds, the local port.")(_end(True, False))
+field("fd.rport", PORT, "For TCP/UDP fds, the remote port.")(_end(False, False))
+field("fd.l4proto", C, "The IP protocol of a socket: tcp, udp, icmp or raw.")(
+    _fd_attr("l4proto"))
+field("fd.sockfamily", C, "The socket family of a socket: ip or unix.")(_fd_attr("sockfamily"))
+field("fd.is_server", B, "True if the process owning this fd is the server end of the "
+      "connection.")(_fd_attr("is_server"))
 
 
 @field("fd.uid", C, "A unique id of the fd: the thread id and the fd number chained.")
