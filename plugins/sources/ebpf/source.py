@@ -245,9 +245,9 @@ class EbpfSource:
 
     def set_event_types(self, types: set[str] | None) -> None:
         """Follow another set of syscalls (a rule reload).  Fewer: their perf events are
-        closed (released by a helper: each release waits ~40 ms).  More: the reader loads a new program
-        and switches to it; the two overlap for the switch, so a syscall ending in that window
-        may be seen twice and none is missed."""
+        closed (released by a helper: each release waits ~40 ms).  More: the reader loads a
+        new program and switches to it; the two overlap for the switch, so a syscall ending in
+        that window may be seen twice and none is missed."""
         self.event_types = None if types is None else set(types)
         prog = self.prog
         if prog is None:
