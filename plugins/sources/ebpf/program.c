@@ -29,7 +29,8 @@
 #define CAT_EVT 1
 #define CAT_PENDING 2
 #define CAT_EXEC 3
-#define NCAT 4
+#define CAT_RETRY 4                    // [8]: outputs retried once (no drop category)
+#define NCAT 5
 
 #define KIND_SYSCALL 1
 #define KIND_EXEC 2
@@ -202,11 +203,21 @@ static __always_inline int send(struct rec *r, u32 pos, int cat)
     // milliseconds.  A wake-up per record would cost a context switch per event.
     u64 n = count(cat, 0);
     u64 flags = (n % WAKEUP_EVERY) == 0 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
-    int err;
-    if (cat == CAT_PROC)
-        err = proc_ring.ringbuf_output(r, size, flags);
-    else
-        err = evt_ring.ringbuf_output(r, size, flags);
+    // A failed output is not always a full ring: taking the ring's lock (a resilient spinlock
+    // since 6.16) fails now and then when two CPUs contend on a virtual machine.  Up to three
+    // tries; the retries are counted apart, only a record finally lost counts as dropped.
+    int err = 1;
+    #pragma unroll
+    for (int i = 0; i < 3; i++) {
+        if (i)
+            count(CAT_RETRY, 0);
+        if (cat == CAT_PROC)
+            err = proc_ring.ringbuf_output(r, size, flags);
+        else
+            err = evt_ring.ringbuf_output(r, size, flags);
+        if (!err)
+            break;
+    }
     if (err)
         count(cat, 1);
     return 0;

@@ -109,8 +109,9 @@ class Program:
         return [self.maps["proc_ring"], self.maps["evt_ring"]]
 
     def counters(self) -> list[int]:
+        """[attempted, dropped] per category, then the ring outputs retried."""
         fd = self.maps["counters"]
-        return [loader.percpu_u64_sum(fd, i, self.ncpu) for i in range(2 * len(CATEGORIES))]
+        return [loader.percpu_u64_sum(fd, i, self.ncpu) for i in range(2 * len(CATEGORIES) + 1)]
 
     def detach(self, tps: list[str]) -> None:
         """Close the perf events of these tracepoints (each close waits for an RCU grace
@@ -204,7 +205,7 @@ class EbpfSource:
         self._batch: list[Event] = []
         self._needs_reload = False
         self._switched = trio.Event()
-        self._kernel_prev = [0] * (2 * len(CATEGORIES))
+        self._kernel_prev = [0] * (2 * len(CATEGORIES) + 1)
         self.drops = DropMonitor(self.cfg.get("syscall_event_drops") or {}, alert)
         self.delivered = 0
         self.received = {"proc": 0, "events": 0}   # records read from each ring
@@ -328,6 +329,8 @@ class EbpfSource:
                 dropped[cat] = d_drop
                 if self.metrics is not None:
                     self.metrics.inc(f"drops.kernel.{cat}", d_drop)
+        if self.metrics is not None and c[-1] > prev[-1]:
+            self.metrics.inc("ebpf.ring_retries", c[-1] - prev[-1])
         if self.metrics is not None and self.decode_errors:
             self.metrics.inc("drops.ebpf.decode", self.decode_errors)
             self.decode_errors = 0
