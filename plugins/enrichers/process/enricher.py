@@ -79,12 +79,14 @@ class ProcessEnricher:
             return
         if ev.cgroup_id and not p.cgroup_id:
             p.cgroup_id = ev.cgroup_id
-        ev.proc = p
         if t in self._uid_events and ev.res == 0:
+            p = self.table.renew(p)    # earlier events keep the credentials they had
             self._uid_change(ev, p)
         elif t == "setsid" and ev.res >= 0:
+            p = self.table.renew(p)
             p.sid = ev.res if p.vpid == p.pid else p.sid
             p.tty = 0
+        ev.proc = p
         if t in self._fd_handlers:
             self.fds.enrich(ev, p)
 

@@ -37,6 +37,9 @@ _FD_PATH = re.compile(r"^/(?:dev|proc/self)/fd/(\d+)$")
 UNSET_LOGINUID = 0xFFFFFFFF
 
 
+_PROCESS_SLOTS = Process.__slots__
+
+
 def _read(path: str, mode: str = "r") -> Any:
     try:
         with open(path, mode) as f:
@@ -242,6 +245,21 @@ class ProcessTable:
         self._insert(ppid, p)
         return p
 
+    def renew(self, p: Process) -> Process:
+        """A new version of ``p``, put in the table in its place, for a change of its state.
+
+        Events already enriched keep the version they were given: each event is judged with the
+        process as it was at that syscall, even when a later event of the same batch (an exec,
+        a setuid) changes the process before the rule stage reads the earlier one.  The fd table
+        is shared between versions (an event's fd is attached to the event itself).
+        """
+        q = Process.__new__(Process)
+        for slot in _PROCESS_SLOTS:
+            setattr(q, slot, getattr(p, slot))
+        if self.procs.get(p.pid) is p:
+            self.procs[p.pid] = q
+        return q
+
     def _insert(self, pid: int, p: Process) -> None:
         self.procs[pid] = p
         if len(self.procs) > self.max_entries:
@@ -304,7 +322,9 @@ class ProcessTable:
         if old_pid and old_pid != pid:
             self.threads.pop(old_pid, None)
         p = self.get(ev.tid, pid)       # unknown so far: read from /proc if still there
-        if p is None:
+        if p is not None:
+            p = self.renew(p)
+        else:
             p = Process(pid)
             p.ppid = 0
             p.start_ts = ev.ts

@@ -57,7 +57,8 @@ def test_setuid_changes_the_user():
     en = enricher_with(p)
     ev = Event("setuid", tid=600, pid=600, res=0, args={"res": 0, "uid": 65534})
     en.enrich(ev)
-    assert p.uid == 65534 and p.user == "nobody"
+    assert ev.proc.uid == 65534 and ev.proc.user == "nobody"
+    assert en.table.procs[600] is ev.proc and p.uid == 0   # a new version; the old one stays
 
 
 def test_plugin_hooks():
@@ -71,3 +72,23 @@ def test_plugin_hooks():
     live = plugin.syswarden_make_enrichers(PluginContext(cfg, Metrics(), None))
     assert os.getpid() in live.table.procs
     assert {d.name for d in plugin.syswarden_fields()} >= {"proc.name", "fd.name", "user.name"}
+
+
+def test_events_keep_the_process_as_it_was_when_later_events_change_it():
+    # one batch: unshare, then the exec of `true` by the same process, then a setuid; the
+    # batch is enriched whole before any event of it is judged
+    un = Process(600, comm="unshare", exe="unshare", args=["--uts", "true"], uid=0,
+                 user="root")
+    en = enricher_with(un)
+    first = Event("unshare", tid=600, pid=600, res=0, args={"flags": 0x04000000})
+    x = Event("execve", tid=600, pid=600, res=0,
+              args={"res": 0, "exe": "true", "args": [], "comm": "true"})
+    x.extra = {"exepath": "/bin/true", "argv": ["true"], "uid": 0, "gid": 0}
+    su = Event("setuid", tid=600, pid=600, res=0, args={"uid": 65534})
+    for ev in (first, x, su):
+        en.enrich(ev)
+    assert (first.proc.comm, first.proc.cmdline, first.proc.uid) == \
+        ("unshare", "unshare --uts true", 0)
+    assert (x.proc.comm, x.proc.uid) == ("true", 0)
+    assert (su.proc.comm, su.proc.uid) == ("true", 65534)
+    assert en.table.procs[600] is su.proc

@@ -61,10 +61,11 @@ def test_fork_copies_the_parent_and_exec_replaces_the_image():
     assert (c.comm, c.cwd, c.tty, c.user, c.ppid, c.parent) == ("bash", "/srv", 5, "root", 100, sh)
     assert c.start_ts == 10 and c.vpid == 101
     p = t.on_exec(execev(101, ["ls", "-l", "/x"], "ls", "/bin/ls", ts=11))
-    assert p is c
-    assert (c.comm, c.exe, c.args, c.cmdline) == ("ls", "ls", ["-l", "/x"], "ls -l /x")
-    assert c.exepath == os.path.realpath("/bin/ls")
-    assert c.parent is sh and c.tty == 5          # inherited, the process is gone from /proc
+    assert p is t.procs[101] and p is not c       # a new version of the process
+    assert (p.comm, p.exe, p.args, p.cmdline) == ("ls", "ls", ["-l", "/x"], "ls -l /x")
+    assert p.exepath == os.path.realpath("/bin/ls")
+    assert p.parent is sh and p.tty == 5          # inherited, the process is gone from /proc
+    assert (c.comm, c.cmdline) == ("bash", "bash")  # what earlier events of the child saw
 
 
 def test_threads_map_to_their_process():
@@ -131,5 +132,5 @@ def test_exec_of_a_memfd_is_fileless():
     p.fds[3] = FdInfo(3, "memfd", "memfd:payload")
     t = table_with(p)
     ev = execev(700, ["x"], "3", "/dev/fd/3", ts=1)
-    t.on_exec(ev)
+    p = t.on_exec(ev)
     assert p.exepath == "memfd:payload" and p.is_exe_from_memfd is True
