@@ -39,6 +39,8 @@ import time
 from collections import OrderedDict
 from typing import NamedTuple
 
+from syswarden.core.cgroups import find_cgroup2_mount  # noqa: F401 (re-exported)
+
 log = logging.getLogger("syswarden.docker")
 
 HOST = "host"
@@ -113,22 +115,6 @@ def read_proc_cgroup(pid: int, proc_root: str = "/proc") -> ContainerRef | None:
             return parse_proc_cgroup(fh.read())
     except OSError:
         return None
-
-
-def find_cgroup2_mount(mountinfo: str = "/proc/self/mountinfo") -> str | None:
-    """Where the unified (v2) hierarchy is mounted: ``/sys/fs/cgroup`` or, on a hybrid host,
-    ``/sys/fs/cgroup/unified``; None when it is not mounted."""
-    try:
-        with open(mountinfo, encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                left, _, right = line.partition(" - ")
-                if right.split(" ", 1)[0] == "cgroup2":
-                    fields = left.split()
-                    if len(fields) > 4 and fields[3] == "/":
-                        return fields[4].replace("\\040", " ")
-    except OSError:
-        return None
-    return None
 
 
 # -- kernel cgroup id -> path -----------------------------------------------------------------

@@ -28,6 +28,7 @@ import posixpath
 import re
 from typing import Any, Callable
 
+from syswarden.core.cgroups import cgroup2_root
 from syswarden.core.event import Event, Process
 
 from . import users
@@ -70,8 +71,11 @@ def cgroup_id_of(pid: int) -> int:
         return 0
     for line in text.splitlines():
         if line.startswith("0::"):
+            root = cgroup2_root()
+            if root is None:
+                return 0
             try:
-                return os.stat("/sys/fs/cgroup" + line[3:].strip()).st_ino
+                return os.stat(root.rstrip("/") + line[3:].strip()).st_ino
             except OSError:
                 return 0
     return 0
