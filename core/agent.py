@@ -10,6 +10,9 @@ The stages, in the agent's nursery::
     sources --batches--> enrich stage --batches--> filter stage --alerts--> output queues
            (channel_batches)          (channel_batches)           (offer: never blocks)
 
+Events are numbered (``evt.num``) in arrival order from 1 when their source did not number
+them.
+
 Readiness: once every source has started and the pipeline runs, the agent logs a line containing
 ``syswarden ready`` (always, whatever ``log_level``), and :attr:`Agent.ready` is set.
 
@@ -28,10 +31,12 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
 from typing import Any, Callable
 
 import trio
 
+from .alert import Alert, Priority
 from .config import load_config
 from .errors import RuleError, SourceError, SyswardenError
 from .event import Event
@@ -85,6 +90,7 @@ class Agent:
         """Resolve every plugin object once.  Raises SyswardenError on a user's mistake."""
         self.ctx = PluginContext(self.config, self.metrics, self.plugins.fields(),
                                  replay_file=self.replay_file, agent_pid=os.getpid())
+        self.ctx.extra["emit_alert"] = self.emit_internal_alert
         self.filters = self.plugins.make("filter", self.ctx)
         self.ctx.event_types = self.event_types()
         self.sources = self.plugins.make("source", self.ctx)
@@ -213,9 +219,14 @@ class Agent:
                             send: trio.MemorySendChannel[list[Event]]) -> None:
         enrich = [(e.name, e.enrich) for e in self.enrichers]
         prepare = [(e.name, e.prepare) for e in self.enrichers if hasattr(e, "prepare")]
+        number = 0
         async with recv, send:
             async for batch in recv:
                 self.metrics.inc("events.in", len(batch))
+                for evt in batch:   # evt.num: arrival order, from 1, unless the source set it
+                    if not evt.num:
+                        number += 1
+                        evt.num = number
                 for name, prep in prepare:
                     try:
                         await prep(batch)
@@ -248,6 +259,18 @@ class Agent:
                                 for offer in offers:
                                     offer(alert)
                 metrics.inc("events.judged", len(batch))
+
+    def emit_internal_alert(self, output: str, fields: dict[str, Any],
+                            rule: str = "Falco internal: syscall event drop",
+                            priority: Priority = Priority.CRITICAL) -> None:
+        """An alert about the agent itself (Falco's internal alerts: syscall event drops),
+        offered to every output like a rule's alert.  Called from the agent's trio thread."""
+        alert = Alert(rule, priority, output, time.time_ns(), dict(fields),
+                      tags=["syswarden", "internal"], source="internal")
+        self.metrics.inc("alerts.total")
+        self.metrics.inc(f"alerts.rule.{rule}")
+        for offer in self._offers:
+            offer(alert)
 
     def _plugin_error(self, stage: str, plugin: str, exc: Exception, evt: Event | None) -> None:
         key = f"errors.{stage}.{plugin}"
@@ -331,14 +354,6 @@ class Agent:
             self._report(final=False)
 
     def _report(self, final: bool) -> None:
-        for source in self.sources:
-            counts = getattr(source, "drop_counts", None)
-            if counts is not None:
-                try:
-                    for key, value in counts().items():
-                        self.metrics.set(f"drops.source.{source.name}.{key}", value)
-                except Exception as exc:
-                    log.debug("drop_counts of %s failed: %s", source.name, exc)
         summary = self.metrics.summary()
         if final:
             log.info("counters at exit: %s", summary or "none")

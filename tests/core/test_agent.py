@@ -160,3 +160,37 @@ async def test_alerts_left_after_the_grace_period_are_counted_as_dropped(tmp_pat
     assert written < 40
     # one alert may be in the output's hands when it is cancelled: at most one is unaccounted
     assert 40 - written - agent.metrics.get("outputs.kit-output.dropped") in (0, 1)
+
+
+async def test_an_internal_alert_reaches_the_outputs(tmp_path):
+    agent = make_agent(tmp_path, count=1, forever=True)
+    assert agent.ctx.extra["emit_alert"] == agent.emit_internal_alert
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(agent.run)
+        await agent.ready.wait()
+        agent.emit_internal_alert("Falco internal: syscall event drop. 7 system calls dropped "
+                                  "in last second.", {"evt.num": 999, "n_drops": 7})
+        agent.request_stop()
+    assert 999 in delivered(tmp_path)
+    assert agent.metrics.get("alerts.rule.Falco internal: syscall event drop") == 1
+
+
+async def test_events_a_source_did_not_number_are_numbered_from_one(tmp_path):
+    agent = make_agent(tmp_path, count=3)
+    seen = []
+    agent.enrichers[0].enrich = lambda evt: seen.append(evt.num)
+    for src in agent.sources:
+        src.run = _unnumbered(src.run)
+    assert await agent.run() == 0
+    assert seen == [1, 2, 3]
+
+
+def _unnumbered(run):
+    async def wrapper(send, *, task_status=trio.TASK_STATUS_IGNORED):
+        class Strip:
+            async def send(self, batch):
+                for evt in batch:
+                    evt.num = 0
+                await send.send(batch)
+        await run(Strip(), task_status=task_status)
+    return wrapper
