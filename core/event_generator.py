@@ -19,7 +19,6 @@ import ctypes.util
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile

@@ -315,7 +315,8 @@ def test_fileless_execution_from_a_real_memfd(tmp_path):
 @pytest.mark.root
 @pytest.mark.docker
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root for eBPF")
-def test_default_container_rules_fire_on_real_containers(tmp_path, docker_images, containers):
+def test_default_container_rules_fire_on_real_containers(tmp_path, docker_images,  # noqa: F811
+                                                         containers):  # noqa: F811
     """The container rules on real containers started and used while the agent runs.
 
     (A privileged container cannot start on this machine: runc may not apply every
@@ -348,7 +349,7 @@ def test_default_container_rules_fire_on_real_containers(tmp_path, docker_images
             "Cgroup release_agent written in a container": "file=/tmp/release_agent",
             "Network tool run in a container": f"container={app.name}",
             "Unexpected process in a container of a known image":
-                f"process=cat command=cat /etc/hostname",
+                "process=cat command=cat /etc/hostname",
         }
 
     tok = uuid.uuid4().hex[:8]

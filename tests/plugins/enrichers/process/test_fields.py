@@ -6,7 +6,6 @@ import glob
 import ipaddress
 import re
 
-import pytest
 
 from syswarden.core.event import Event, FdInfo, Process
 from syswarden.core.fields import ArgKind, FieldRegistry
