@@ -361,6 +361,8 @@ class ProcessTable:
             p.tty = extra["tty"]
         if extra.get("loginuid") is not None:
             p.loginuid = extra["loginuid"]
+        if extra.get("vpid"):
+            p.vpid = p.vtid = extra["vpid"]
         if p.loginuid != before:
             p.loginname = users.login_name(p.loginuid)
         if p.user is None:

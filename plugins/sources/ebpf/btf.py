@@ -79,6 +79,12 @@ class Btf:
         bits = self._find(sid, member)
         return None if bits is None or bits % 8 else bits // 8
 
+    def struct_size(self, struct_name: str) -> int | None:
+        """``sizeof(struct struct_name)``."""
+        sid = self.by_name.get(struct_name)
+        t = self.types[self.resolve(sid)] if sid is not None else None
+        return t[2] if t is not None and t[0] in (STRUCT, UNION) else None
+
     def _find(self, sid: int, member: str, depth: int = 0) -> int | None:
         t = self.types[self.resolve(sid)]
         if t is None or t[0] not in (STRUCT, UNION) or depth > 8:
@@ -103,7 +109,14 @@ WANTED = (
     ("OFF_TTY_DRIVER", "tty_struct", "driver"),
     ("OFF_DRIVER_MAJOR", "tty_driver", "major"),
     ("OFF_DRIVER_MINOR_START", "tty_driver", "minor_start"),
+    ("OFF_TASK_THREAD_PID", "task_struct", "thread_pid"),
+    ("OFF_PID_LEVEL", "pid", "level"),
+    ("OFF_PID_NUMBERS", "pid", "numbers"),
+    ("OFF_UPID_NR", "upid", "nr"),
 )
+
+#: (C macro, struct) sizes the program uses.
+WANTED_SIZES = (("SIZE_UPID", "upid"),)
 
 
 def kernel_offsets(path: str = VMLINUX) -> dict[str, int]:
@@ -118,4 +131,8 @@ def kernel_offsets(path: str = VMLINUX) -> dict[str, int]:
         off = btf.member_offset(struct_name, member)
         if off is not None:
             out[macro] = off
+    for macro, struct_name in WANTED_SIZES:
+        size = btf.struct_size(struct_name)
+        if size:
+            out[macro] = size
     return out

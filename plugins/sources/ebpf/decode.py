@@ -239,6 +239,7 @@ class Decoder:
         ev.extra = {
             "tty": regs[5] & 0xFFFFFFFF if kind == KIND_EXEC else None,
             "loginuid": loginuid if kind == KIND_EXEC and loginuid != 0xFFFFFFFE else None,
+            "vpid": (regs[3] & 0xFFFFFFFF) or None if kind == KIND_EXEC else None,
             "exepath": _text(kfile) if kfile else None,
             "argv": argv,
             "old_pid": old_pid if kind == KIND_EXEC else 0,

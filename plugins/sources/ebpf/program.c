@@ -424,6 +424,22 @@ static __always_inline u32 current_loginuid(void)
 #endif
 }
 
+// The process's pid in its own pid namespace (proc.vpid: 1 for a container's first process):
+// task->thread_pid->numbers[level].nr.  0 when the layout is unknown (then /proc or the parent).
+static __always_inline u32 current_vpid(void)
+{
+#if defined(OFF_TASK_THREAD_PID) && defined(OFF_PID_LEVEL) && defined(OFF_PID_NUMBERS) && \
+    defined(OFF_UPID_NR) && defined(SIZE_UPID)
+    void *pid = read_ptr_at((void *)bpf_get_current_task(), OFF_TASK_THREAD_PID);
+    if (!pid)
+        return 0;
+    u32 level = read_u32_at(pid, OFF_PID_LEVEL) & 31;
+    return read_u32_at(pid, OFF_PID_NUMBERS + level * SIZE_UPID + OFF_UPID_NR);
+#else
+    return 0;
+#endif
+}
+
 // Send the exec record: the stash (path, argv) plus what the new image says.
 static __always_inline int send_exec(u64 id, u32 stash_tid, s64 res, u16 kind,
                                      const void *kfilename, u32 old_pid)
@@ -459,6 +475,8 @@ static __always_inline int send_exec(u64 id, u32 stash_tid, s64 res, u16 kind,
     }
     // a[5]: the tty and the login uid of the new image (execve has 3 arguments, execveat 5)
     r->a[5] = (u64)current_tty() | ((u64)current_loginuid() << 32);
+    // a[3] (envp, not decoded): the pid in the process's own pid namespace
+    r->a[3] = current_vpid();
     // slot 3: comm after exec
     if (pos < HALF) {
         bpf_get_current_comm(buf + (pos & (HALF - 1)), 16);

@@ -186,6 +186,31 @@ def test_a_process_that_exits_at_once_is_fully_resolved():
     assert len(exits) == 1 and exits[0].proc is ev.proc and ev.proc.exit_ts is not None
 
 
+def test_the_first_process_of_a_new_pid_namespace_reads_vpid_1_after_it_is_gone():
+    """proc.vpid comes from the kernel at exec (a container's first process is vpid 1)."""
+    enricher = ProcessEnricher(snapshot=True)
+    src = EbpfSource({}, {"execve"}, os.getpid())
+    src.load()
+    try:
+        tag = uuid.uuid4().hex[:8]
+        proc = subprocess.run(["unshare", "--pid", "--fork", "/bin/true", "vpid", tag])
+        assert proc.returncode == 0
+        time.sleep(0.05)
+        events = src.drain()
+    finally:
+        src.close()
+    execs = [e for e in events if e.type == "execve" and e.res == 0
+             and e.args.get("args") == ["vpid", tag]]
+    assert len(execs) == 1
+    ev = execs[0]
+    assert not os.path.exists(f"/proc/{ev.pid}")
+    for e in events:
+        enricher.enrich(e)
+    assert field("proc.vpid", ev) == 1 and field("proc.pid", ev) == ev.pid != 1
+    unshare = [e for e in events if e.type == "execve" and e.args.get("exe") == "unshare"]
+    assert unshare and field("proc.vpid", unshare[-1]) == unshare[-1].pid  # the host's own
+
+
 async def test_only_the_needed_tracepoints_are_attached_and_a_reload_changes_them(tmp_path):
     async def action(live):
         src = live.source
