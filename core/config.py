@@ -42,6 +42,7 @@ class Key:
     doc: str = ""
     choices: tuple | None = None
     items: Any = None  # type of list items, when type is list
+    min: float | None = None  # smallest value a number may take
 
 
 @dataclass
@@ -88,8 +89,9 @@ CORE_SCHEMA: dict[str, Key] = {
     "buffered_outputs": Key(bool, False, "let outputs buffer writes instead of flushing each"),
     "time_format_iso_8601": Key(bool, False, "ISO 8601 times in text alerts"),
     "outputs": Key(Section({
-        "rate": Key(float, 0.0, "alerts per second per output (token bucket); 0: unlimited"),
-        "max_burst": Key(int, 1000, "token bucket size"),
+        "rate": Key(float, 0.0, "alerts per second per output (token bucket); 0: unlimited",
+                    min=0),
+        "max_burst": Key(int, 1000, "token bucket size", min=1),
     }), doc="Falco's output rate limit"),
     "log_level": Key(str, "info", "level of the agent's own log", choices=LOG_LEVELS),
     "log_stderr": Key(bool, True, "write the agent's log to stderr"),
@@ -98,11 +100,12 @@ CORE_SCHEMA: dict[str, Key] = {
     "plugins": Key(list, [], "third-party plugins: module paths (or Falco plugin entries)"),
     "disabled_plugins": Key(list, [], "names of plugins not to load", items=str),
     "pipeline": Key(Section({
-        "batch_size": Key(int, 256, "events per batch between stages"),
-        "channel_batches": Key(int, 64, "batches buffered between two stages"),
-        "output_queue": Key(int, 10000, "alerts buffered per output"),
-        "shutdown_grace": Key(float, 5.0, "seconds outputs get to flush on stop"),
-        "stats_interval": Key(float, 60.0, "seconds between counter reports in the log; 0: off"),
+        "batch_size": Key(int, 256, "events per batch between stages", min=1),
+        "channel_batches": Key(int, 64, "batches buffered between two stages", min=1),
+        "output_queue": Key(int, 10000, "alerts buffered per output", min=1),
+        "shutdown_grace": Key(float, 5.0, "seconds outputs get to flush on stop", min=0),
+        "stats_interval": Key(float, 60.0, "seconds between counter reports in the log; 0: off",
+                              min=0),
     }), doc="the agent's stages and queues"),
 }
 
@@ -283,6 +286,9 @@ def _check_value(value: Any, key: Key, path: tuple, dotted: str, marks: yamlmark
     if key.choices and str(value).lower() not in key.choices:
         raise ConfigError(f"{dotted} must be one of {', '.join(key.choices)}, not {value!r}",
                           marks.loc(path, dotted), hint=_suggest(str(value).lower(), key.choices))
+    if key.min is not None and value < key.min:
+        raise ConfigError(f"{dotted} must be at least {key.min:g}, not {value!r}",
+                          marks.loc(path, dotted))
     if key.items is not None and isinstance(value, list):
         for i, item in enumerate(value):
             if not _type_ok(item, key.items):

@@ -50,7 +50,8 @@ def _rows(keys: dict[str, Key], prefix: str) -> list[str]:
             rows.append(f"| `{dotted}` | mapping | | {key.doc or section.doc} |")
             rows.extend(_rows(inner, label))
         else:
-            doc = key.doc + (f" (one of: {', '.join(key.choices)})" if key.choices else "")
+            doc = key.doc + (f" (one of: {', '.join(key.choices)})" if key.choices else "") \
+                + (f" (at least {key.min:g})" if key.min is not None else "")
             rows.append(f"| `{dotted}` | {_type(key)} | {_default(key)} | {doc} |")
     return rows
 

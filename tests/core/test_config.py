@@ -125,3 +125,11 @@ def test_a_values_section_validates_each_named_entry_with_its_line(tmp_path):
     good = write(tmp_path, "hooks:\n  ticketing:\n    url: http://x\n")
     assert load_config(good, (), {"hooks": hooks})["hooks"] == {
         "ticketing": {"url": "http://x", "enabled": True}}
+
+
+def test_a_number_below_its_minimum_is_located(tmp_path):
+    path = write(tmp_path, "pipeline:\n  batch_size: 0\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, (), OUTPUTS)
+    assert "pipeline.batch_size must be at least 1, not 0" in str(info.value)
+    assert info.value.location.line == 2

@@ -35,24 +35,13 @@ def syswarden_config_schema() -> dict[str, Section]:
         "enabled": Key(bool, True, "attach container metadata from the Docker Engine API"),
         "socket": Key(str, DEFAULT_SOCKET, "path of the Docker Engine API unix socket"),
         "lookup_wait": Key(float, 0.2, "seconds a batch may wait for the metadata of a "
-                           "container seen for the first time (then fields read unknown)"),
-        "api_timeout": Key(float, 2.0, "seconds each Docker API request may take"),
+                           "container seen for the first time (then fields read unknown)", min=0),
+        "api_timeout": Key(float, 2.0, "seconds each Docker API request may take", min=0),
         "reconnect_max": Key(float, 30.0, "longest wait, seconds, between reconnection "
-                             "attempts while the daemon is away"),
+                             "attempts while the daemon is away", min=0),
         "forget_after": Key(float, 60.0, "seconds a removed container's metadata is kept for "
-                            "the late events of its processes"),
+                            "the late events of its processes", min=0),
     }, doc="container metadata from Docker (Falco's container_engines.docker)")}
-
-
-@hookimpl
-def syswarden_validate_config(config: dict[str, Any]) -> list[str] | None:
-    section = config.get(SECTION) or {}
-    errors = []
-    for key in ("lookup_wait", "api_timeout", "reconnect_max", "forget_after"):
-        value = section.get(key)
-        if value is not None and value < 0:
-            errors.append(f"{SECTION}.{key} must not be negative, not {value!r}")
-    return errors or None
 
 
 @hookimpl

@@ -29,22 +29,11 @@ SECTION = "process"
 def syswarden_config_schema() -> dict[str, Section]:
     return {SECTION: Section({
         "max_entries": Key(int, 65536, "processes the table keeps at most; past it exited "
-                           "entries go first, then the oldest (counted)"),
+                           "entries go first, then the oldest (counted)", min=16),
         "exit_grace": Key(float, 5.0, "seconds an exited process stays in the table for its "
-                          "late events"),
+                          "late events", min=0),
         "snapshot": Key(bool, True, "read every process of /proc at start"),
     }, doc="the process and fd tables behind proc.*, fd.*, user.*, group.*")}
-
-
-@hookimpl
-def syswarden_validate_config(config: dict[str, Any]) -> list[str] | None:
-    section = config.get(SECTION) or {}
-    errors = []
-    if int(section.get("max_entries", 1)) < 16:
-        errors.append(f"{SECTION}.max_entries must be at least 16")
-    if float(section.get("exit_grace", 0)) < 0:
-        errors.append(f"{SECTION}.exit_grace must not be negative")
-    return errors or None
 
 
 @hookimpl

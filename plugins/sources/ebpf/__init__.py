@@ -42,21 +42,21 @@ def syswarden_config_schema() -> dict[str, Section]:
         SECTION: Section({
             "enabled": Key(bool, True, "capture live syscalls with eBPF"),
             "evt_ring_pages": Key(int, DEFAULTS["evt_ring_pages"], "size of the syscall ring "
-                                  "buffer in 4 KiB pages (rounded up to a power of two)"),
+                                  "buffer in 4 KiB pages (rounded up to a power of two)", min=1),
             "proc_ring_pages": Key(int, DEFAULTS["proc_ring_pages"], "size of the process "
-                                   "lifecycle ring buffer in 4 KiB pages (power of two)"),
+                                   "lifecycle ring buffer in 4 KiB pages (power of two)", min=1),
             "path_max": Key(int, DEFAULTS["path_max"], "bytes kept of one path or string "
-                            "argument (64..4096, rounded up to a power of two)"),
+                            "argument (64..4096, rounded up to a power of two)", min=1),
             "argv_max": Key(int, DEFAULTS["argv_max"], "bytes kept of an exec's argv "
-                            "(256..4096)"),
-            "max_args": Key(int, DEFAULTS["max_args"], "argv entries kept at most (1..256)"),
+                            "(256..4096)", min=1),
+            "max_args": Key(int, DEFAULTS["max_args"], "argv entries kept at most (1..256)", min=1),
             "pending_max": Key(int, DEFAULTS["pending_max"], "slots for the enter arguments of "
                                "syscalls in progress, by thread id (a power of two); two "
-                               "threads sharing a slot at once lose one event (counted)"),
+                               "threads sharing a slot at once lose one event (counted)", min=1),
             "wakeup_every": Key(int, DEFAULTS["wakeup_every"], "records (per CPU) between two "
-                                "wake-ups of the reader by the kernel"),
+                                "wake-ups of the reader by the kernel", min=1),
             "poll_ms": Key(int, DEFAULTS["poll_ms"], "milliseconds between two reads of the "
-                           "rings when the kernel has not woken the reader"),
+                           "rings when the kernel has not woken the reader", min=1),
             "raw_fallback": Key(bool, False, "follow the needed syscalls this kernel has no "
                                 "tracepoint for (init_module & co. without module support) "
                                 "through raw_syscalls: costly, every syscall of every process "
@@ -77,12 +77,6 @@ def syswarden_config_schema() -> dict[str, Section]:
 @hookimpl
 def syswarden_validate_config(config: dict[str, Any]) -> list[str] | None:
     errors = []
-    section = config.get(SECTION) or {}
-    for key in ("evt_ring_pages", "proc_ring_pages", "path_max", "argv_max", "max_args",
-                "pending_max", "wakeup_every", "poll_ms"):
-        value = section.get(key)
-        if value is not None and int(value) <= 0:
-            errors.append(f"{SECTION}.{key} must be positive, not {value!r}")
     drops = config.get(DROPS) or {}
     for action in drops.get("actions") or []:
         if str(action).lower() not in DROP_ACTIONS:

@@ -43,9 +43,8 @@ def test_no_enricher_for_a_replay(tmp_path) -> None:
 def test_bad_config_is_located(tmp_path) -> None:
     with pytest.raises(ConfigError, match="docker.sockets"):
         _config(tmp_path, "docker:\n  sockets: /x\n")
-    cfg = _config(tmp_path, "docker:\n  lookup_wait: -1\n")
-    assert plugin.syswarden_validate_config(cfg) == [
-        "docker.lookup_wait must not be negative, not -1"]
+    with pytest.raises(ConfigError, match="docker.lookup_wait must be at least 0, not -1"):
+        _config(tmp_path, "docker:\n  lookup_wait: -1\n")
 
 
 def test_fields_registered_by_the_plugin_manager() -> None:
