@@ -294,8 +294,6 @@ def test_default_rules_fire_on_real_actions(tmp_path):
 
 
 @pytest.mark.root
-@pytest.mark.xfail(strict=True, reason="the process enricher does not set "
-                   "proc.is_exe_from_memfd for an execveat(AT_EMPTY_PATH) of a memfd yet")
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root for eBPF")
 def test_fileless_execution_from_a_real_memfd(tmp_path):
     import uuid  # noqa: PLC0415
@@ -306,7 +304,7 @@ def test_fileless_execution_from_a_real_memfd(tmp_path):
                 "os.write(fd, open('/bin/true', 'rb').read()); "
                 f"os.execve(fd, ['sw-{tok}'], {{}})")
         subprocess.run([sys.executable, "-c", code], check=False)
-        return {"Fileless execution from a memfd": f"command=sw-{tok}"}
+        return {"Fileless execution from a memfd": f"exe_path=memfd:sw-{tok}"}
 
     missing, _ = _live(tmp_path, uuid.uuid4().hex[:8], act)
     assert missing == {}
