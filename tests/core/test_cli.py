@@ -112,3 +112,22 @@ def test_dry_run_starts_nothing(tmp_path):
 def test_subcommands_have_their_own_help(sub):
     out = run(sub, "--help")
     assert out.returncode == 0 and f"syswarden {sub}" in out.stdout
+
+
+def test_the_seed_config_and_rules_dry_run(compat):
+    out = run("-c", str(compat / "seed-rules" / "falco.yaml"),
+              "-r", str(compat / "seed-rules" / "falco_rules.yaml"), "--dry-run")
+    assert out.returncode == 0, out.stderr
+    assert "dry run ok: sources=ebpf enrichers=process,docker filters=rules" in out.stdout
+    assert "outputs=stdout,file" in out.stdout
+
+
+def test_validate_exit_codes(compat, tmp_path):
+    good = run("-V", str(compat / "falco-rules" / "falco_rules.yaml"))
+    assert good.returncode == 0 and ": Ok" in good.stdout
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("- rule: Broken\n  desc: x\n  condition: proc.name = \n  output: x\n"
+                      "  priority: WARNING\n")
+    bad = run("-V", str(broken))
+    assert bad.returncode == 1 and f"{broken}: Invalid" in bad.stdout
+    assert f"{broken}:3" in bad.stdout
