@@ -47,6 +47,8 @@ from .protocols import PluginContext
 
 log = logging.getLogger("syswarden.agent")
 
+#: seconds a source with a stop() method gets to send what it still holds and return
+SOURCE_STOP_GRACE = 2.0
 #: log the first N errors of one plugin with a traceback, then one in every EVERY
 ERRORS_LOGGED_FULLY = 5
 ERRORS_EVERY = 1000
@@ -167,9 +169,20 @@ class Agent:
             done.set()
 
     def request_stop(self) -> None:
-        """Stop the sources; the stages drain and the outputs flush."""
-        if not self.stopping.is_set():
-            self.stopping.set()
+        """Stop the sources; the stages drain and the outputs flush.
+
+        A source with a ``stop()`` method is asked to return after sending what it still
+        holds (the eBPF rings' last records), within SOURCE_STOP_GRACE seconds; the others are
+        cancelled at once (or at that deadline, when some source stops gracefully)."""
+        if self.stopping.is_set():
+            return
+        self.stopping.set()
+        graceful = [s for s in self.sources if hasattr(s, "stop")]
+        for source in graceful:
+            source.stop()
+        if graceful:
+            self._sources_scope.deadline = trio.current_time() + SOURCE_STOP_GRACE
+        else:
             self._sources_scope.cancel()
 
     async def _stop_after(self, seconds: float) -> None:

@@ -51,7 +51,9 @@ class Source(Protocol):
     ``run`` sends ``list[Event]`` batches on ``send`` until the source ends (a replay file is
     exhausted) or is cancelled; it calls ``task_status.started()`` once attached (the agent logs
     ``ready`` when every source has).  It must not close ``send`` (the agent owns it).
-    Optional: ``set_event_types(types)`` to change the attached syscalls on a rule reload.
+    Optional: ``set_event_types(types)`` to change the attached syscalls on a rule reload;
+    ``stop()`` to be asked, on a graceful stop, to send what it still holds and return (else it
+    is cancelled).
     A source counts what it loses itself, in ``ctx.metrics`` (``drops.<where>.<why>``), and
     may raise an alert about itself with ``ctx.extra["emit_alert"](output, fields)``.
     """

@@ -203,6 +203,7 @@ class EbpfSource:
         self.decoder = Decoder()
         self.prog: Program | None = None
         self._batch: list[Event] = []
+        self._stop_requested = False
         self._needs_reload = False
         self._switched = trio.Event()
         self._kernel_prev = [0] * (2 * len(CATEGORIES) + 1)
@@ -351,8 +352,13 @@ class EbpfSource:
 
                 nursery.start_soon(account)
                 await self._read_loop(send, nursery)
+                nursery.cancel_scope.cancel()   # stopped gracefully: end the accounting too
         finally:
             self._shutdown()
+
+    def stop(self) -> None:
+        """The agent's graceful stop: detach, send what the rings still hold, then return."""
+        self._stop_requested = True
 
     def _shutdown(self) -> None:
         """Stop: what the kernel sent and nobody will read is counted, not lost silently."""
@@ -373,6 +379,11 @@ class EbpfSource:
                          nursery: trio.Nursery) -> None:
         """Wait for either ring, drain both, send."""
         while True:
+            if self._stop_requested:
+                self.prog.detach_later()
+                while batch := self.drain():
+                    await send.send(batch)
+                return
             if self._needs_reload:
                 self._needs_reload = False
                 self._switched = trio.Event()

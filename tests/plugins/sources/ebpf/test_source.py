@@ -355,3 +355,27 @@ def test_a_syscall_without_tracepoint_through_raw_syscalls_when_asked():
     finally:
         src.close()
     assert len(got) == 1 and got[0].res < 0 and isinstance(got[0].args["fd"], int)
+
+
+async def test_a_graceful_stop_sends_what_the_rings_still_hold(tmp_path):
+    from syswarden.core.metrics import Metrics
+    metrics = Metrics()
+    src = EbpfSource({}, {"openat"}, os.getpid(), metrics)
+    got: list = []
+    send, recv = trio.open_memory_channel(1000)
+    path = tmp_path / f"last-{uuid.uuid4().hex}"
+    async with trio.open_nursery() as nursery:
+        async def consume():
+            async with recv:
+                async for batch in recv:
+                    got.extend(batch)
+        nursery.start_soon(consume)
+        async with send:
+            await nursery.start(src.run, send)
+            subprocess.run(["/bin/sh", "-c", f": > {path}"], check=True)
+            src.stop()   # at once: the open above may still sit in the ring
+            with trio.fail_after(10):
+                while src.prog is not None:
+                    await trio.sleep(0.01)
+    assert [e for e in got if e.type == "openat" and e.args.get("name") == str(path)]
+    assert metrics.get("drops.ebpf.unread_at_stop") == 0
