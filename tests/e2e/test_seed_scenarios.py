@@ -117,3 +117,76 @@ def test_a_container_started_with_a_sensitive_mount(seed_agent, containers):  # 
         agent.wait_for_line(events, TIME + r"Informational Container with sensitive mount "
                                            rf"started \(user=root .*command=sh .*example4 "
                                            rf"\(id={ID}\)")
+
+
+# -- the same scenarios against our default rules ---------------------------------------------
+# Where the article tunes Falco's rules (its /userdata data directory, its /mnt sensitive mount),
+# the same tuning is written for ours, the way docs/rules.md shows: append to a list or macro.
+
+ARTICLE_TUNING = """
+- list: sw_container_data_dirs
+  items: [/userdata]
+  append: true
+
+- macro: sw_sensitive_mount
+  condition: or container.mount.dest[/mnt*] exists
+  append: true
+"""
+
+
+@pytest.fixture
+def default_agent(tmp_path, docker_images):  # noqa: F811
+    from syswarden.core.config import default_rules_path
+    tuning = tmp_path / "article_tuning.yaml"
+    tuning.write_text(ARTICLE_TUNING)
+    events = tmp_path / "events.log"
+    return running_agent("-c", str(SEED / "falco.yaml"), "-r", default_rules_path(),
+                         "-r", str(tuning), "-o", f"file_output.filename={events}",
+                         "-o", "stdout_output.enabled=false"), str(events)
+
+
+def test_default_rules_a_terminal_shell_in_a_container(default_agent, containers):  # noqa: F811
+    agent_cm, events = default_agent
+    with agent_cm as agent:
+        name = fresh("example1")
+        containers.run("nginx:latest", name=name)
+        exec_in_terminal(name, "bash")
+        agent.wait_for_line(events, TIME + r"Notice Shell with a terminal started in a "
+                                           rf"container .*shell=bash .*terminal=[1-9]\d* .*"
+                                           rf"container=example1 \(id={ID}\)")
+
+
+def test_default_rules_an_unexpected_process_in_nginx(default_agent, containers):  # noqa: F811
+    agent_cm, events = default_agent
+    with agent_cm as agent:
+        name = fresh("example2")
+        box = containers.run("nginx:latest", name=name)
+        exec_in_terminal(name, "ls", send=b"")
+        agent.wait_for_line(events, TIME + r"Warning Unexpected process in a container of a "
+                                           rf"known image \(process=ls .*\(id={box.short_id}\)")
+        lines = agent.lines(events)
+    assert not [line for line in lines if "Unexpected process" in line and "process=nginx" in line]
+
+
+def test_default_rules_writing_outside_the_data_dirs(default_agent, containers):  # noqa: F811
+    agent_cm, events = default_agent
+    with agent_cm as agent:
+        name = fresh("example3")
+        containers.run("nginx:latest", name=name)
+        docker("exec", name, "sh", "-c", "mkdir /userdata; touch /userdata/foo")
+        docker("exec", name, "touch", "/usr/foo")
+        agent.wait_for_line(events, TIME + r"Notice File opened for writing outside the data "
+                                           r"directories of a container \(file=/usr/foo .*"
+                                           r"command=touch /usr/foo")
+        lines = agent.lines(events)
+    assert not [line for line in lines if "file=/userdata" in line]
+
+
+def test_default_rules_a_sensitive_mount(default_agent, containers):  # noqa: F811
+    agent_cm, events = default_agent
+    with agent_cm as agent:
+        name = fresh("example4")
+        containers.run("alpine:latest", "sh", name=name, volumes=("/mnt:/tmp/mnt",))
+        agent.wait_for_line(events, TIME + r"Warning Container started with a sensitive mount "
+                                           rf"\(container=example4 \(id={ID}\) .*"
+                                           r"mounts=/mnt:/tmp/mnt")
