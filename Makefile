@@ -19,7 +19,11 @@ demo: setup
 	$(PY) scripts/demo.py
 
 bench: setup
-	$(PY) bench/run_all.py
+	@bash scripts/dockerd.sh
+	$(PY) bench/bench_rules.py
+	$(PY) bench/bench_replay.py
+	$(PY) bench/bench_outputs.py
+	$(PY) bench/bench_overhead.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
