@@ -16,7 +16,6 @@ import logging
 import sys
 from typing import Any, Sequence
 
-from . import __name__ as _core_name  # noqa: F401  (keeps the package importable as a unit)
 from .config import load_config, peek_plugin_keys
 from .errors import SourceError, SyswardenError
 from .log import setup_logging
