@@ -11,7 +11,8 @@ The stages, in the agent's nursery::
            (channel_batches)          (channel_batches)           (offer: never blocks)
 
 Events are numbered (``evt.num``) in arrival order from 1 when their source did not number
-them.
+them.  Events of the agent's own descendants (a program output and what it runs; the process
+enricher marks them ``Process.from_agent``) are not judged: an output never feeds itself.
 
 Readiness: once every source has started and the pipeline runs, the agent logs a line containing
 ``syswarden ready`` (always, whatever ``log_level``), and :attr:`Agent.ready` is set.
@@ -258,7 +259,12 @@ class Agent:
         async with recv:
             async for batch in recv:
                 checks, offers = self._checks, self._offers
+                skipped = 0
                 for evt in batch:
+                    proc = evt.proc
+                    if proc is not None and proc.from_agent:
+                        skipped += 1    # the agent's own children (a program output)
+                        continue
                     for name, check in checks:
                         try:
                             alerts = check(evt)
@@ -271,7 +277,9 @@ class Agent:
                                 metrics.inc(f"alerts.rule.{alert.rule}")
                                 for offer in offers:
                                     offer(alert)
-                metrics.inc("events.judged", len(batch))
+                metrics.inc("events.judged", len(batch) - skipped)
+                if skipped:
+                    metrics.inc("events.from_agent", skipped)
 
     def emit_internal_alert(self, output: str, fields: dict[str, Any],
                             rule: str = "Falco internal: syscall event drop",

@@ -309,7 +309,7 @@ _PROC_INT_KEYS = {"pid", "tid", "ppid", "vpid", "vtid", "pidns", "sid", "vpgid",
 _PROC_OPT_INT_KEYS = {"uid", "gid", "euid", "loginuid", "exit_ts"}
 _PROC_STR_KEYS = {"comm", "exe", "exepath", "cwd", "container_id"}
 _PROC_OPT_STR_KEYS = {"user", "group", "loginname"}
-_PROC_BOOL_KEYS = {"is_exe_writable", "is_exe_upper_layer", "is_exe_from_memfd"}
+_PROC_BOOL_KEYS = {"is_exe_writable", "is_exe_upper_layer", "is_exe_from_memfd", "from_agent"}
 _PROC_LIST_KEYS = {"args", "env"}
 _FD_TYPES = {"file", "directory", "ipv4", "ipv6", "unix", "pipe", "event", "signalfd",
              "eventpoll", "inotify", "timerfd", "netlink", "bpf", "userfaultfd", "io_uring",

@@ -34,7 +34,7 @@ class Process:
         "uid", "gid", "euid", "loginuid", "user", "group", "loginname",
         "start_ts", "exit_ts", "parent", "cgroup_id", "container_id", "container",
         "fds", "env", "is_exe_writable", "is_exe_upper_layer", "is_exe_from_memfd",
-        "cap_effective", "exe_ino",
+        "cap_effective", "exe_ino", "from_agent",
     )
 
     def __init__(self, pid: int, **kw: Any) -> None:
@@ -72,6 +72,9 @@ class Process:
         self.is_exe_from_memfd = False
         self.cap_effective = 0
         self.exe_ino = 0
+        #: started by the agent (a program output) or by one of its descendants: never judged,
+        #: so an output can never raise the alerts that feed it
+        self.from_agent = False
         for key, value in kw.items():
             setattr(self, key, value)
 

@@ -24,11 +24,12 @@ class ProcessEnricher:
     name = "process"
 
     def __init__(self, metrics: Any = None, *, max_entries: int = 65536, grace_s: float = 5.0,
-                 snapshot: bool = True) -> None:
+                 snapshot: bool = True, agent_pid: int = 0) -> None:
         self.metrics = metrics
         count: Callable[[str, int], None] = (metrics.inc if metrics is not None
                                              else (lambda name, n=1: None))
-        self.table = ProcessTable(max_entries=max_entries, grace_s=grace_s, count=count)
+        self.table = ProcessTable(max_entries=max_entries, grace_s=grace_s, count=count,
+                                  agent_pid=agent_pid)
         self.fds = FdTable(count=count)
         if snapshot:
             self.table.snapshot()

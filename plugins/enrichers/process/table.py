@@ -180,7 +180,8 @@ class ProcessTable:
 
     def __init__(self, max_entries: int = 65536, grace_s: float = 5.0,
                  reader: ProcReader | None = None,
-                 count: Callable[[str, int], None] | None = None) -> None:
+                 count: Callable[[str, int], None] | None = None, agent_pid: int = 0) -> None:
+        self.agent_pid = agent_pid
         self.procs: dict[int, Process] = {}
         self.threads: dict[int, int] = {}
         self.max_entries = max_entries
@@ -312,6 +313,8 @@ class ProcessTable:
         else:
             c.ppid = ev.pid
         c.parent = parent
+        c.from_agent = parent is not None and (parent.from_agent or
+                                               (self.agent_pid and parent.pid == self.agent_pid))
         c.start_ts = ev.ts
         if ev.cgroup_id:
             c.cgroup_id = ev.cgroup_id

@@ -134,3 +134,16 @@ def test_exec_of_a_memfd_is_fileless():
     ev = execev(700, ["x"], "3", "/dev/fd/3", ts=1)
     p = t.on_exec(ev)
     assert p.exepath == "memfd:payload" and p.is_exe_from_memfd is True
+
+
+def test_the_agents_descendants_are_marked_from_agent():
+    agent = Process(900, comm="syswarden")
+    other = Process(950, comm="bash")
+    t = table_with(agent, other)
+    t.agent_pid = 900
+    t.on_fork(fork(900, 901, ts=1))                 # a program output's shell
+    t.on_fork(fork(901, 902, ts=2))                 # what it runs
+    t.on_fork(fork(950, 951, ts=3))                 # anyone else's child
+    p = t.on_exec(execev(902, ["mail", "-s", "x"], "mail", "/usr/bin/mail", ts=4))
+    assert t.procs[901].from_agent and p.from_agent
+    assert not t.procs[951].from_agent and not agent.from_agent
