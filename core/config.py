@@ -174,12 +174,7 @@ def load_config(path: str | None = None, overrides: Iterable[str] = (),
     for name, section in (schemas or {}).items():
         schema.keys[name] = Key(section, doc=section.doc)
     file = path or default_config_path()
-    try:
-        with open(file, encoding="utf-8") as fh:
-            text = fh.read()
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file: {exc.strerror}", Location(file)) from None
-    data, marks = yamlmarks.load(text, file, ConfigError)
+    data, marks = yamlmarks.load_file(file, ConfigError, "config file")
     if data is None:
         data = {}
     if not isinstance(data, dict):

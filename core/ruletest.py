@@ -147,12 +147,7 @@ def expand_rules_paths(paths: Iterable[str]) -> list[str]:
 
 
 def load_test_file(path: str, config: dict[str, Any]) -> RuleTestFile:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except OSError as exc:
-        raise RuleTestError(f"cannot read test file: {exc.strerror}", Location(path)) from None
-    data, marks = yamlmarks.load(text, path, RuleTestError)
+    data, marks = yamlmarks.load_file(path, RuleTestError, "test file")
     if not isinstance(data, dict):
         raise RuleTestError("a rule test file is a mapping with 'cases'", marks.loc(()))
     _check_keys(data, _FILE_KEYS, marks, (), "the test file")

@@ -70,6 +70,17 @@ def load(text: str, file: str | None, error: type[SyswardenError] = SyswardenErr
     return data, marks
 
 
+def load_file(path: str, error: type[SyswardenError] = SyswardenError, what: str = "file"
+              ) -> tuple[Any, Marks]:
+    """:func:`load` of a file; one that cannot be read raises ``error`` naming ``what``."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise error(f"cannot read {what}: {exc.strerror}", Location(path)) from None
+    return load(text, path, error)
+
+
 def _walk(node: yaml.Node, path: tuple, marks: Marks) -> None:
     marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):

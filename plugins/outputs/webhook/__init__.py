@@ -110,9 +110,8 @@ def _entries(config: dict[str, Any]) -> list[dict[str, Any]]:
 def _marks(config: dict[str, Any]) -> yamlmarks.Marks:
     path = config.get("_config_file")
     try:
-        with open(path, encoding="utf-8") as fh:
-            return yamlmarks.load(fh.read(), path, ConfigError)[1]
-    except (OSError, TypeError, ConfigError):
+        return yamlmarks.load_file(path, ConfigError, "config file")[1]
+    except (TypeError, ConfigError):
         marks = yamlmarks.Marks()
         marks.file = path
         return marks
