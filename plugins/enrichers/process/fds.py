@@ -25,6 +25,8 @@ from typing import Any, Callable
 
 from syswarden.core.event import Event, FdInfo, Process
 
+from .table import readlink_or_none
+
 AT_FDCWD = -100
 O_DIRECTORY = 0o200000
 O_CREAT = 0o100
@@ -46,13 +48,6 @@ def normalise(path: str) -> str:
     if out.startswith("//"):
         out = "/" + out.lstrip("/")
     return out
-
-
-def _readlink(path: str) -> str | None:
-    try:
-        return os.readlink(path)
-    except OSError:
-        return None
 
 
 class FdTable:
@@ -88,11 +83,11 @@ class FdTable:
     def dir_of(self, p: Process, dirfd: int | None) -> str:
         """The directory a relative path is relative to."""
         if dirfd is None or dirfd == AT_FDCWD:
-            return p.cwd or _readlink(f"{self.proc_root}/{p.pid}/cwd") or "/"
+            return p.cwd or readlink_or_none(f"{self.proc_root}/{p.pid}/cwd") or "/"
         f = p.fds.get(dirfd)
         if f is not None and f.name.startswith("/"):
             return f.name
-        got = _readlink(f"{self.proc_root}/{p.pid}/fd/{dirfd}")
+        got = readlink_or_none(f"{self.proc_root}/{p.pid}/fd/{dirfd}")
         return got if got and got.startswith("/") else (p.cwd or "/")
 
     def resolve(self, p: Process, dirfd: int | None, path: str | None) -> str | None:
@@ -110,7 +105,7 @@ class FdTable:
         f = p.fds.get(num)
         if f is not None and f.type not in ("file", "directory"):
             return f
-        link = _readlink(f"{self.proc_root}/{p.pid}/fd/{num}")
+        link = readlink_or_none(f"{self.proc_root}/{p.pid}/fd/{num}")
         if link is None:
             return f
         if link.startswith("/"):
@@ -338,7 +333,7 @@ class FdTable:
             if f is not None and f.name.startswith("/"):
                 p.cwd = f.name
             else:
-                cwd = _readlink(f"{self.proc_root}/{p.pid}/cwd")
+                cwd = readlink_or_none(f"{self.proc_root}/{p.pid}/cwd")
                 if cwd:
                     p.cwd = cwd
 
@@ -354,7 +349,7 @@ class FdTable:
     def local_address(self, pid: int, f: FdInfo, num: Any) -> tuple[Any, int] | None:
         if not isinstance(num, int) or num < 0:
             return None
-        link = _readlink(f"{self.proc_root}/{pid}/fd/{num}")
+        link = readlink_or_none(f"{self.proc_root}/{pid}/fd/{num}")
         if not link or not link.startswith("socket:["):
             return None
         inode = link[8:-1]

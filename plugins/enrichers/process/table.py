@@ -49,7 +49,8 @@ def _read(path: str, mode: str = "r") -> Any:
         return None
 
 
-def _readlink(path: str) -> str | None:
+def readlink_or_none(path: str) -> str | None:
+    """``os.readlink``, None when the link cannot be read (the process is gone)."""
     try:
         return os.readlink(path)
     except OSError:
@@ -149,14 +150,14 @@ class ProcReader:
             argv.pop()
         p.exe = argv[0] if argv else p.comm
         p.args = argv[1:]
-        exe = _readlink(f"{self.root}/{pid}/exe") or ""
+        exe = readlink_or_none(f"{self.root}/{pid}/exe") or ""
         if exe.endswith(" (deleted)"):
             exe = exe[:-10]
         if exe.startswith("/memfd:"):
             exe = "memfd:" + exe[7:]
         p.exepath = exe
         p.is_exe_from_memfd = exe.startswith("memfd:")
-        p.cwd = _readlink(f"{self.root}/{pid}/cwd") or ""
+        p.cwd = readlink_or_none(f"{self.root}/{pid}/cwd") or ""
         status = _read(f"{self.root}/{pid}/status") or ""
         for line in status.splitlines():
             key, _, value = line.partition(":")
@@ -398,7 +399,7 @@ class ProcessTable:
         f = p.fds.get(num)
         if f is not None and f.name:
             return f.name
-        link = _readlink(f"{self.reader.root}/{p.pid}/exe")     # the new image, if still there
+        link = readlink_or_none(f"{self.reader.root}/{p.pid}/exe")     # the new image, if still there
         if link:
             if link.endswith(" (deleted)"):
                 link = link[:-10]
