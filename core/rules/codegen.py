@@ -17,7 +17,7 @@ from ..fields import FieldType
 from . import ast
 from .lexer import NUM_OPS
 from .operators import any_element, any_pair_of, no_element, single_pred
-from .resolved import BoundField, RCheck, RMacro, RNode
+from .resolved import BoundField, RCheck, RMacro, RNode, iter_checks
 
 _U = object()  # an unfilled per-event cache slot
 
@@ -86,7 +86,7 @@ class _Gen:
                 isinstance(node, ast.Or) and len(node.children) == 1):
             node = node.child if isinstance(node, (RMacro, ast.Not)) else node.children[0]
         fields: set[int] = set()
-        _fields_of(node, fields, set())
+        _fields_of(node, fields)
         for fid in fields:
             self.first_uses[fid] = self.first_uses.get(fid, 0) + 1
 
@@ -220,20 +220,12 @@ class _Gen:
         return f"{p}({v})"
 
 
-def _fields_of(node: RNode, out: set[int], seen: set[int]) -> None:
-    if isinstance(node, RCheck):
-        out.add(id(node.field.read))
-        if node.rhs is not None:
-            out.add(id(node.rhs.read))
-    elif isinstance(node, RMacro):
-        if id(node) not in seen:
-            seen.add(id(node))
-            _fields_of(node.child, out, seen)
-    elif isinstance(node, ast.Not):
-        _fields_of(node.child, out, seen)
-    elif isinstance(node, (ast.And, ast.Or)):
-        for c in node.children:
-            _fields_of(c, out, seen)
+def _fields_of(node: RNode, out: set[int]) -> None:
+    """The readers (by id) the checks of ``node`` call."""
+    for check in iter_checks(node):
+        out.add(id(check.field.read))
+        if check.rhs is not None:
+            out.add(id(check.rhs.read))
 
 
 def build_matcher(rules: list[tuple[int, RNode]], ns: Namespace, mode: str = "first",

@@ -8,7 +8,7 @@ remembers the text a node came from and where that text sits in its file, for lo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,3 +72,20 @@ class RMacro:
 
 
 RNode = Any  # RCheck | RMacro | ast.And | ast.Or | ast.Not | ast.Const
+
+
+def iter_checks(node: RNode, seen: set[int] | None = None) -> Iterator[RCheck]:
+    """Every check of a resolved condition; a macro met again (``id`` in ``seen``, shared
+    across calls when given) is not walked twice."""
+    seen = set() if seen is None else seen
+    if isinstance(node, RCheck):
+        yield node
+    elif isinstance(node, RMacro):
+        if id(node) not in seen:
+            seen.add(id(node))
+            yield from iter_checks(node.child, seen)
+    elif isinstance(node, ast.Not):
+        yield from iter_checks(node.child, seen)
+    elif isinstance(node, (ast.And, ast.Or)):
+        for c in node.children:
+            yield from iter_checks(c, seen)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import ast
-from .resolved import RCheck, RMacro, RNode
+from .resolved import RCheck, RMacro, RNode, iter_checks
 
 # ---------------------------------------------------------------------------------------------
 # Event-type inference and folding
@@ -100,19 +100,9 @@ def mentioned_types(node: RNode, out: set[str] | None = None, seen: set[int] | N
     matches every type, yet folds differently for ``openat`` than for the others.
     """
     out = set() if out is None else out
-    seen = set() if seen is None else seen
-    if isinstance(node, RCheck):
-        if node.types is not None:
-            out |= node.types
-    elif isinstance(node, RMacro):
-        if id(node) not in seen:
-            seen.add(id(node))
-            mentioned_types(node.child, out, seen)
-    elif isinstance(node, ast.Not):
-        mentioned_types(node.child, out, seen)
-    elif isinstance(node, (ast.And, ast.Or)):
-        for c in node.children:
-            mentioned_types(c, out, seen)
+    for check in iter_checks(node, seen):
+        if check.types is not None:
+            out |= check.types
     return out
 
 
