@@ -204,6 +204,7 @@ class EbpfSource:
         self.prog: Program | None = None
         self._batch: list[Event] = []
         self._stop_requested = False
+        self._stop_ts: int | None = None    # event time of the graceful stop request
         self._needs_reload = False
         self._switched = trio.Event()
         self._kernel_prev = [0] * (2 * len(CATEGORIES) + 1)
@@ -357,7 +358,10 @@ class EbpfSource:
             self._shutdown()
 
     def stop(self) -> None:
-        """The agent's graceful stop: detach, send what the rings still hold, then return."""
+        """The agent's graceful stop: detach, send what the rings still hold, then return.
+        What happened before this call is owed to the agent; the perf events are released in
+        the background, so the kernel may still record a few later events, which are not."""
+        self._stop_ts = time.monotonic_ns() + self.decoder.epoch_offset
         self._stop_requested = True
 
     def _shutdown(self) -> None:
@@ -365,14 +369,22 @@ class EbpfSource:
         if self.prog is None:
             return
         self.prog.detach_later()
-        left = len(self._consume(self.rings, limit=1 << 30)) + len(self._batch)
+        unread = self._consume(self.rings, limit=1 << 30) + self._batch
         self._batch = []
         try:
             self._account()
         except OSError:
             pass
-        if left and self.metrics is not None:
-            self.metrics.inc("drops.ebpf.unread_at_stop", left)
+        stop_ts = self._stop_ts
+        late = 0 if stop_ts is None else sum(1 for ev in unread if ev.ts > stop_ts)
+        left = len(unread) - late
+        if self.metrics is not None:
+            if left:
+                self.metrics.inc("drops.ebpf.unread_at_stop", left)
+            if late:
+                self.metrics.inc("ebpf.after_stop", late)
+        if late:
+            log.debug("ebpf: %d events recorded after the stop request, not read", late)
         self.close(wait=False)
 
     async def _read_loop(self, send: trio.MemorySendChannel[list[Event]],
@@ -381,8 +393,10 @@ class EbpfSource:
         while True:
             if self._stop_requested:
                 self.prog.detach_later()
-                while batch := self.drain():
-                    await send.send(batch)
+                for _ in range(2):   # again after a moment: records reserved on another CPU
+                    while batch := self.drain():
+                        await send.send(batch)
+                    await trio.sleep(0.005)
                 return
             if self._needs_reload:
                 self._needs_reload = False
