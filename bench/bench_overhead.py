@@ -13,10 +13,21 @@
    stdout, p50 and p99.
 4. The agent's memory (VmRSS) after the runs.
 
+Two controls say where the agent's cost comes from (``--controls``):
+
+* kernel side only: the agent's BPF program for the default rules, loaded in this process with
+  the arguments read from the saved registers (``regs``) and, as on kernels without them, from
+  enter tracepoints (``enter``); the rings are emptied every millisecond without reading the
+  records, so no CPU is spent decoding;
+* a busy neighbour: no monitoring at all, a plain busy loop on the other CPU.  On this virtual
+  machine the two vCPUs share the host's core, so any busy process slows the other CPU's loop;
+  an agent decoding a flood of events is such a process.
+
 The machine has two cores and other work may run on them (other engineers' test suites during
 development): the figures say what was measured, under whatever else was running.
 
-    .venv/bin/python bench/bench_overhead.py [--rounds 6] [--pin] [--auditd] [--skip-rate]
+    .venv/bin/python bench/bench_overhead.py [--rounds 6] [--pin] [--auditd] [--controls]
+                                             [--skip-rate] [--skip-latency]
 """
 
 from __future__ import annotations
@@ -184,6 +195,49 @@ def auditd_measure(exe: str, rounds: int) -> dict[str, float] | None:
         print("auditd: rules deleted, never,task set, auditing disabled, daemon stopped")
 
 
+def kernel_side(exe: str, rounds: int, args_from: str) -> dict[str, float]:
+    """The loops with only the kernel side of the agent: its program for the default rules
+    loaded here, the rings emptied every millisecond without reading a record."""
+    sys.path.insert(0, os.path.dirname(REPO))
+    from syswarden.core.config import default_rules_path
+    from syswarden.core.plugins import collect_fields
+    from syswarden.core.rules.engine import RuleEngine
+    from syswarden.plugins.sources.ebpf.source import EbpfSource
+
+    types = RuleEngine.load([default_rules_path()], collect_fields()).event_types()
+    src = EbpfSource({"args_from": args_from}, types, os.getpid())
+    src.load()
+    done = threading.Event()
+
+    def skip() -> None:
+        while not done.wait(0.001):
+            for ring in src.rings:
+                ring.skip()
+
+    if PIN["agent"]:
+        os.sched_setaffinity(0, {0})        # this process stands for the agent: CPU 0
+    skipper = threading.Thread(target=skip, daemon=True)
+    skipper.start()
+    try:
+        return measure(exe, rounds)
+    finally:
+        done.set()
+        skipper.join()
+        src.close()
+
+
+def busy_neighbour(exe: str, rounds: int) -> dict[str, float]:
+    """The loops, nothing monitoring, while a busy loop runs on another CPU."""
+    cpu = ["taskset", "-c", "0"] if PIN["loop"] else []
+    spin = subprocess.Popen([*cpu, sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)
+        return measure(exe, rounds)
+    finally:
+        spin.kill()
+        spin.wait()
+
+
 def sustained_rate(exe: str) -> None:
     agent = Agent(["-o", "pipeline.stats_interval=1"])
     try:
@@ -247,6 +301,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--auditd", action="store_true")
+    ap.add_argument("--controls", action="store_true",
+                    help="also the kernel side alone (arguments from registers and from enter) "
+                    "and a busy neighbour with no monitoring")
     ap.add_argument("--skip-rate", action="store_true")
     ap.add_argument("--skip-latency", action="store_true")
     ap.add_argument("--pin", action="store_true",
@@ -273,13 +330,17 @@ def main() -> None:
         base2 = measure(exe, opts.rounds)       # the baseline again: the machine may drift
         base = {k: min(base[k], base2[k]) for k in base}
         audit = auditd_measure(exe, opts.rounds) if opts.auditd else None
+        columns = {"auditd": audit} if audit else {}
+        if opts.controls:
+            columns["kernel:regs"] = kernel_side(exe, opts.rounds, "regs")
+            columns["kernel:enter"] = kernel_side(exe, opts.rounds, "enter")
+            columns["busy cpu"] = busy_neighbour(exe, opts.rounds)
         print(f"{'loop':<12}{'none (s)':>10}{'agent (s)':>11}{'ratio':>8}"
-              + (f"{'auditd':>9}" if audit else ""))
+              + "".join(f"{c:>14}" for c in columns))
         for name, _ in LOOPS:
             line = (f"{name:<12}{base[name]:>10.3f}{with_agent[name]:>11.3f}"
                     f"{with_agent[name] / base[name]:>7.2f}x")
-            if audit:
-                line += f"{audit[name] / base[name]:>8.2f}x"
+            line += "".join(f"{col[name] / base[name]:>13.2f}x" for col in columns.values())
             print(line)
         print(f"agent RSS after the loops (default rules): {rss // 1024} MB")
         if not opts.skip_rate:

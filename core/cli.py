@@ -172,8 +172,10 @@ def _list_rules(agent: Any) -> int:
 
 def _dump_ebpf(agent: Any, config: dict[str, Any]) -> int:
     _build_filters(agent)
-    from syswarden.plugins.sources.ebpf.program import render_program
-    print(render_program(agent.event_types(), config))
+    from syswarden.plugins.sources.ebpf.program import render_program, resolve_args_from
+    ebpf = dict(config.get("ebpf") or {})
+    ebpf["args_from"] = resolve_args_from(ebpf.get("args_from", "auto"))   # what would run
+    print(render_program(agent.event_types(), ebpf))
     return EXIT_OK
 
 

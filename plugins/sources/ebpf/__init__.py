@@ -14,6 +14,7 @@ Config: the ``ebpf`` section (ring sizes, string bounds) and Falco's top-level
       wakeup_every: 256        # records per CPU between two reader wake-ups
       poll_ms: 10              # the reader also reads the rings this often
       raw_fallback: false      # syscalls without a tracepoint through raw_syscalls (costly)
+      args_from: auto          # syscall arguments: regs (one tracepoint) or enter (two)
     syscall_event_drops:
       threshold: 0.1           # share of events dropped in a second that triggers the actions
       actions: [log, alert]
@@ -61,6 +62,11 @@ def syswarden_config_schema() -> dict[str, Section]:
                                 "tracepoint for (init_module & co. without module support) "
                                 "through raw_syscalls: costly, every syscall of every process "
                                 "runs a BPF program (getppid 1.16x -> 2.66x here)"),
+            "args_from": Key(str, DEFAULTS["args_from"], "where an exit handler finds the "
+                             "syscall's arguments: regs (the registers saved on entry; x86_64 "
+                             "with BTF, kernel 5.15+: one tracepoint per syscall), enter (stored "
+                             "by an enter tracepoint: two per syscall), auto (regs when the "
+                             "kernel accepts it, else enter)", choices=("auto", "regs", "enter")),
         }, doc="the live eBPF source: ring sizes and capture bounds"),
         DROPS: Section({
             "threshold": Key(float, 0.1, "share of events dropped in one second above which "

@@ -1,11 +1,16 @@
 // syswarden's BPF program (template).  program.py renders it: the @NAME@ markers are replaced
 // by constants from the config and by one exit handler per syscall the rules need.
 //
-// Tracepoints only.  Every syscall tracepoint has the same layout (an 8-byte common header, the
-// syscall number, then six unsigned long arguments on enter, the return value on exit), so one
-// enter handler stores the arguments of any syscall per thread and each exit handler reads them
-// back, reads the user strings they point to, and sends one record per syscall, on exit.  No
-// kernel structure is read: the headers installed do not match the running kernel.
+// Tracepoints only, one record per syscall, sent on exit.  An exit handler needs the syscall's
+// arguments, which the exit tracepoint does not carry.  With TASK_REGS (x86_64, a kernel with
+// BTF and bpf_task_pt_regs: 5.15 and later) it reads them from the registers the syscall was
+// entered with, which the kernel keeps at the top of the thread's stack (struct pt_regs, an ABI
+// layout): one tracepoint per syscall followed.  Without, every syscall tracepoint has the same
+// layout (an 8-byte common header, the syscall number, then six unsigned long arguments on
+// enter), so one enter handler stores the arguments per thread and the exit handler takes them
+// back: two tracepoints per syscall.  Either way the handler then reads the user strings the
+// arguments point to.  No kernel structure is read at the installed headers' offsets: they do
+// not match the running kernel (what is read comes from BTF, see btf.py).
 //
 // Two ring buffers: `proc_ring` for the process lifecycle (fork, exec, exit), `evt_ring` for
 // everything else, so a flood of opens never costs an exec.  A full ring drops the record and
@@ -24,6 +29,11 @@
 #define REC_HDR 104                    // sizeof(struct rec), checked by the decoder
 #define WAKEUP_EVERY @WAKEUP_EVERY@           // records per CPU between two reader wake-ups
 #define PENDING_SLOTS @PENDING_SLOTS@         // syscalls in progress kept (a power of two)
+#define TASK_REGS @TASK_REGS@                 // 1: arguments from the saved registers
+#define NR_CLONE 56                    // x86_64 (TASK_REGS is only rendered there)
+#define NR_FORK 57
+#define NR_VFORK 58
+#define NR_CLONE3 435
 
 #define CAT_PROC 0
 #define CAT_EVT 1
@@ -99,6 +109,7 @@ struct scratch_buf {
 BPF_PERCPU_ARRAY(scratch, struct scratch_buf, 1);
 BPF_PERCPU_ARRAY(stash_scratch, struct exec_stash, 1);
 BPF_PERCPU_ARRAY(counters, u64, 2 * NCAT);
+BPF_PERCPU_ARRAY(lost_last_rec, u64, 2);     // per category: this CPU's last record was lost
 
 // The context may only be read field by field, at constant offsets.
 #define COPY_ARGS_N(dst, ctx, N) do { \
@@ -205,10 +216,17 @@ static __always_inline int send(struct rec *r, u32 pos, int cat)
     u64 flags = (n % WAKEUP_EVERY) == 0 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
     // A failed output is not always a full ring: taking the ring's lock (a resilient spinlock
     // since 6.16) fails now and then when two CPUs contend on a virtual machine.  Up to three
-    // tries; the retries are counted apart, only a record finally lost counts as dropped.
+    // tries; the retries are counted apart, only a record finally lost counts as dropped.  A
+    // full ring fails again and again: once a record was lost on this CPU, the next ones get
+    // one try until one goes through (retrying a full ring only makes the loss slower).
+    int k = cat;
+    u64 *lost_last = lost_last_rec.lookup(&k);
+    int tries = lost_last && *lost_last ? 1 : 3;
     int err = 1;
     #pragma unroll
     for (int i = 0; i < 3; i++) {
+        if (i >= tries)
+            break;
         if (i)
             count(CAT_RETRY, 0);
         if (cat == CAT_PROC)
@@ -218,6 +236,8 @@ static __always_inline int send(struct rec *r, u32 pos, int cat)
         if (!err)
             break;
     }
+    if (lost_last)
+        *lost_last = err != 0;
     if (err)
         count(cat, 1);
     return 0;
@@ -254,6 +274,37 @@ static __always_inline void put_pending(u32 tid, struct pend *src)
         count(CAT_PENDING, 1);
     __builtin_memcpy(p, src, sizeof(*p));
     p->tid = tid;
+}
+
+// The registers of a thread in a syscall, as the kernel saved them on entry (x86_64).
+struct sw_regs {
+    u64 r15, r14, r13, r12, bp, bx, r11, r10, r9, r8, ax, cx, dx, si, di, orig_ax;
+    u64 ip, cs, flags, sp, ss;
+};
+
+#if TASK_REGS
+static __always_inline struct sw_regs *current_regs(void)
+{
+    return (struct sw_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+}
+#endif
+
+// The arguments of the syscall `nr` this thread is leaving; 0 when they are not known.
+static __always_inline int syscall_args(u32 tid, int nr, struct pend *out)
+{
+#if TASK_REGS
+    struct sw_regs *regs = current_regs();
+    out->a[0] = regs->di;
+    out->a[1] = regs->si;
+    out->a[2] = regs->dx;
+    out->a[3] = regs->r10;
+    out->a[4] = regs->r8;
+    out->a[5] = regs->r9;
+    out->nr = nr;
+    return 1;
+#else
+    return take_pending(tid, nr, out);
+#endif
 }
 
 // ------------------------------------------------------------------------------------------
@@ -533,17 +584,32 @@ int sw_sched_fork(struct fork_tp *ctx)
     if (!r)
         return 0;
     r->extra = ctx->child_pid;
-    // the clone flags, when the clone/clone3 enter was seen: CLONE_THREAD tells a thread
+    // the clone flags (CLONE_THREAD tells a thread): from the parent's registers, or from
+    // what the clone/clone3 enter stored
+    r->evt = 0xffff;                         // not known (a kernel thread's fork)
+    r->a[0] = 0;
+    r->a[1] = 0;
+#if TASK_REGS
+    struct sw_regs *regs = current_regs();
+    u64 nr = regs->orig_ax;
+    if (nr == NR_CLONE || nr == NR_FORK || nr == NR_VFORK || nr == NR_CLONE3) {
+        r->evt = nr;
+        r->a[0] = regs->di;
+        r->a[1] = regs->si;
+        if (nr == NR_CLONE3) {               // flags: the first field of struct clone_args
+            u64 flags = 0;
+            bpf_probe_read_user(&flags, sizeof(flags), (void *)regs->di);
+            r->a[1] = flags;
+        }
+    }
+#else
     struct pend *p = pending_slot(tid);
     if (p && p->tid == tid) {
         r->evt = p->nr & 0xffff;
         r->a[0] = p->a[0];
         r->a[1] = p->a[1];
-    } else {
-        r->evt = 0xffff;                     // not seen (e.g. the agent's own clone)
-        r->a[0] = 0;
-        r->a[1] = 0;
     }
+#endif
     u32 pos = REC_HDR;
     u8 *buf = (u8 *)r;
     bpf_get_current_comm(buf + pos, 16);

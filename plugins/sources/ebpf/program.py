@@ -13,6 +13,8 @@ those the state tables need (:data:`STATE_SYSCALLS`); ``None`` renders all of th
 
 from __future__ import annotations
 
+import os
+import platform
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Iterable
@@ -159,6 +161,7 @@ DEFAULTS: dict[str, Any] = {
     "wakeup_every": 256,
     "raw_fallback": False,
     "poll_ms": 10,
+    "args_from": "auto",
 }
 
 
@@ -192,7 +195,7 @@ def _exit_handler(sc: Syscall) -> str:
         "    if (is_agent(id))",
         "        return 0;",
         "    struct pend p;",
-        "    if (!take_pending((u32)id, ctx->nr, &p))",
+        "    if (!syscall_args((u32)id, ctx->nr, &p))",
         "        return 0;",
         f"    struct rec *r = new_rec(id, KIND_SYSCALL, {EVT_ID[sc.name]}, ctx->ret);",
         "    if (!r)",
@@ -261,7 +264,8 @@ RAW_NR = {"init_module": 175, "delete_module": 176, "finit_module": 313}
 def _raw_handlers(names: list[str]) -> str:
     """raw_syscalls:sys_enter/sys_exit programs for syscalls without their own tracepoints.
     They run for every syscall of every process (an early return on the number), so they are
-    rendered only when such a syscall is needed."""
+    rendered only when such a syscall is needed.  (With the arguments read from the registers
+    the enter program is rendered but not attached.)"""
     if not names:
         return ""
     enters = " || ".join(f"nr == {RAW_NR[n]}" for n in names)
@@ -301,6 +305,7 @@ def render_program(event_types: Iterable[str] | None, config: dict[str, Any] | N
         "EVT_PAGES": str(_pow2(cfg["evt_ring_pages"], 1, 1 << 16)),
         "PENDING_SLOTS": str(_pow2(cfg["pending_max"], 64, 1 << 20)),
         "WAKEUP_EVERY": str(max(1, int(cfg["wakeup_every"]))),
+        "TASK_REGS": "1" if task_regs(cfg) else "0",
         "EXIT_HANDLERS": handlers,
         "BTF_OFFSETS": "\n".join(f"#define {k} {int(v)}"
                                  for k, v in sorted((cfg.get("btf") or {}).items())),
@@ -309,6 +314,27 @@ def render_program(event_types: Iterable[str] | None, config: dict[str, Any] | N
     for key, value in subst.items():
         text = text.replace(f"@{key}@", value)
     return text
+
+
+def task_regs(cfg: dict[str, Any]) -> bool:
+    """Whether exit handlers read the arguments from the saved registers (``args_from``:
+    ``regs``; ``auto`` is resolved before rendering, see :func:`resolve_args_from`) rather
+    than from an enter tracepoint's stash."""
+    return cfg.get("args_from") == "regs"
+
+
+def resolve_args_from(value: str) -> str:
+    """``auto`` made concrete for this machine: ``regs`` where it may work, else ``enter``."""
+    if value == "auto":
+        return "regs" if registers_usable() else "enter"
+    return value
+
+
+def registers_usable() -> bool:
+    """Whether this machine may offer what reading the registers needs: x86_64 (the layout of
+    ``struct sw_regs``) and the kernel's BTF (``bpf_task_pt_regs`` takes a BTF pointer).  The
+    kernel's verifier has the last word: the source falls back when the program is refused."""
+    return platform.machine() == "x86_64" and os.path.exists("/sys/kernel/btf/vmlinux")
 
 
 def raw_syscalls(event_types: Iterable[str] | None, cfg: dict[str, Any]) -> list[str]:
@@ -320,7 +346,11 @@ def raw_syscalls(event_types: Iterable[str] | None, cfg: dict[str, Any]) -> list
 
 def tracepoints(event_types: Iterable[str] | None,
                 cfg: dict[str, Any] | None = None) -> list[tuple[str, str]]:
-    """(tracepoint, BPF function) pairs to attach for these event types."""
+    """(tracepoint, BPF function) pairs to attach for these event types.  With the arguments
+    read from the registers, a syscall costs one tracepoint (its exit) and a fork none of its
+    own (sched_process_fork reads the parent's registers); otherwise the enter tracepoints
+    store the arguments."""
+    regs = task_regs(cfg or {})
     out: list[tuple[str, str]] = [
         ("sched:sched_process_fork", "sw_sched_fork"),
         ("sched:sched_process_exec", "sw_sched_exec"),
@@ -332,12 +362,14 @@ def tracepoints(event_types: Iterable[str] | None,
     ]
     for n in needed_syscalls(event_types):
         sc = BY_NAME[n]
-        enter = {"clone3": "sw_enter_clone3", "close": "sw_enter_close"}.get(
-            n, f"sw_enter{len(sc.args)}")
-        out.append((f"syscalls:sys_enter_{sc.tracepoint}", enter))
+        if not regs:
+            enter = {"clone3": "sw_enter_clone3", "close": "sw_enter_close"}.get(
+                n, f"sw_enter{len(sc.args)}")
+            out.append((f"syscalls:sys_enter_{sc.tracepoint}", enter))
         if n not in FORK_SYSCALLS:
             out.append((f"syscalls:sys_exit_{sc.tracepoint}", f"sw_exit_{n}"))
     if cfg and raw_syscalls(event_types, cfg):
-        out += [("raw_syscalls:sys_enter", "sw_raw_enter"), ("raw_syscalls:sys_exit",
-                                                            "sw_raw_exit")]
+        if not regs:
+            out.append(("raw_syscalls:sys_enter", "sw_raw_enter"))
+        out.append(("raw_syscalls:sys_exit", "sw_raw_exit"))
     return out

@@ -197,6 +197,10 @@ class EbpfSource:
             self.cfg["no_tracepoint"] = [
                 sc.name for sc in P.SYSCALLS
                 if not os.path.isdir(f"{TRACEFS}/events/syscalls/sys_exit_{sc.tracepoint}")]
+        # "auto": the registers where this machine may offer them, the enter stash if the
+        # kernel then refuses the program (see _build)
+        self._args_auto = self.cfg.get("args_from", "auto") == "auto"
+        self.cfg["args_from"] = P.resolve_args_from(self.cfg.get("args_from", "auto"))
         self.event_types = None if event_types is None else set(event_types)
         self.agent_pid = agent_pid
         self.metrics = metrics
@@ -225,7 +229,12 @@ class EbpfSource:
         try:
             loaded = loader.load(self.program_text(), P.tracepoints(self.event_types, self.cfg))
         except loader.LoadError as exc:
-            raise SourceError(str(exc), hint=exc.hint or HINT) from None
+            if not (self._args_auto and self.cfg["args_from"] == "regs"):
+                raise SourceError(str(exc), hint=exc.hint or HINT) from None
+            log.info("ebpf: syscall arguments cannot be read from the registers here (%s); "
+                     "they are stored at enter instead", str(exc).splitlines()[0][:200])
+            self.cfg["args_from"] = "enter"
+            return self._build()
         if loaded.missing:
             log.info("not on this kernel, not followed: %s", ", ".join(loaded.missing))
         return Program(loaded, self.cfg, set(P.needed_syscalls(self.event_types)))

@@ -59,6 +59,34 @@ def test_tracepoints_follow_the_event_types():
     assert dict(P.tracepoints({"umount2"}))["syscalls:sys_exit_umount"] == "sw_exit_umount2"
 
 
+def test_with_the_registers_a_syscall_costs_its_exit_tracepoint_only():
+    regs = {"args_from": "regs"}
+    tps = dict(P.tracepoints({"openat", "connect"}, regs))
+    assert tps["syscalls:sys_exit_openat"] == "sw_exit_openat"
+    assert tps["syscalls:sys_exit_close"] == "sw_exit_close"
+    # the enter of exec stays (argv is gone after a successful exec); the fork family has no
+    # tracepoint of its own (sched_process_fork reads the parent's registers)
+    assert {tp for tp in tps if ":sys_enter_" in tp} == {
+        "syscalls:sys_enter_execve", "syscalls:sys_enter_execveat"}
+    assert not [tp for tp in tps if tp.startswith("syscalls:") and (
+        "clone" in tp or tp.endswith("fork"))]
+    assert "sched:sched_process_fork" in tps
+    assert "#define TASK_REGS 1" in P.render_program({"openat"}, regs)
+    assert "#define TASK_REGS 0" in P.render_program({"openat"}, {"args_from": "enter"})
+    # with enter, both tracepoints of every followed syscall
+    enter = dict(P.tracepoints({"openat"}, {"args_from": "enter"}))
+    assert {"syscalls:sys_enter_openat", "syscalls:sys_exit_openat",
+            "syscalls:sys_enter_clone3"} <= set(enter)
+
+
+def test_auto_is_made_concrete_before_rendering(monkeypatch):
+    monkeypatch.setattr(P, "registers_usable", lambda: True)
+    assert P.resolve_args_from("auto") == "regs"
+    monkeypatch.setattr(P, "registers_usable", lambda: False)
+    assert P.resolve_args_from("auto") == "enter"
+    assert P.resolve_args_from("regs") == "regs"     # asked for: the kernel has the last word
+
+
 def test_argument_names_agree_with_the_core_event_table():
     """Every argument the source fills is one Falco (core/syscalls.py) knows for that event."""
     for sc in P.SYSCALLS:

@@ -14,6 +14,7 @@ import uuid
 import pytest
 import trio
 
+from syswarden.core.errors import SourceError
 from syswarden.plugins.enrichers.process.enricher import ProcessEnricher
 from syswarden.plugins.sources.ebpf import program as P
 from syswarden.plugins.sources.ebpf.source import EbpfSource
@@ -24,18 +25,27 @@ pytestmark = [needs_root, pytest.mark.root]
 
 FILE_TYPES = {"open", "openat", "openat2", "creat"}
 
+#: Where exit handlers find a syscall's arguments: both ways are run where they can be.
+ARGS_FROM = pytest.mark.parametrize("args_from", [
+    "enter",
+    pytest.param("regs", marks=pytest.mark.skipif(
+        not P.registers_usable(), reason="no BTF or not x86_64: arguments from enter only")),
+])
+
 
 def mine(live, types):
     return [e for e in live.events if e.type in types and descends_from_me(e)]
 
 
-async def test_open_for_writing_a_unique_file(tmp_path):
+@ARGS_FROM
+async def test_open_for_writing_a_unique_file(tmp_path, args_from):
     path = tmp_path / f"written-{uuid.uuid4().hex}.txt"
 
     async def action(live):
         await trio.run_process(["/bin/sh", "-c", f"echo hello > {path}"])
 
-    live = await run_live({"openat", "open"}, action)
+    live = await run_live({"openat", "open"}, action, {"args_from": args_from})
+    assert live.source.cfg["args_from"] == args_from
     opens = [e for e in mine(live, FILE_TYPES) if e.args.get("name") == str(path)]
     assert len(opens) == 1, ([e for e in mine(live, FILE_TYPES)],
                              [(e, e.proc) for e in live.events if str(path) in str(e.args)],
@@ -122,7 +132,8 @@ async def test_rename_unlink_mkdir_paths_are_absolute(tmp_path):
     assert {field("proc.name", e) for e in mk + rn + rm} == {"mkdir", "mv", "rm"}
 
 
-async def test_connect_to_a_loopback_port():
+@ARGS_FROM
+async def test_connect_to_a_loopback_port(args_from):
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(4)
@@ -134,7 +145,7 @@ async def test_connect_to_a_loopback_port():
         await trio.run_process([sys.executable, "-c", code])
 
     try:
-        live = await run_live({"connect", "socket"}, action)
+        live = await run_live({"connect", "socket"}, action, {"args_from": args_from})
     finally:
         server.close()
     conns = [e for e in mine(live, {"connect"})
@@ -155,6 +166,29 @@ async def test_connect_to_a_loopback_port():
     assert field("fd.name", ev) == f"127.0.0.1:{field('fd.lport', ev)}->127.0.0.1:{port}"
     assert ev.args["addr"] == f"127.0.0.1:{port}"
     assert ev.args["tuple"] == field("fd.name", ev)
+
+
+@ARGS_FROM
+async def test_a_fork_and_a_thread_are_told_apart_by_their_clone_flags(args_from):
+    """The fork record carries the clone flags (from the parent's registers, or from the
+    clone/clone3 enter): CLONE_THREAD makes a thread of the process, not a new process."""
+    code = ("import os, threading\n"
+            "t = threading.Thread(target=lambda: None); t.start(); t.join()\n"
+            "pid = os.fork()\n"
+            "if pid == 0: os._exit(0)\n"
+            "os.waitpid(pid, 0)\n")
+
+    async def action(live):
+        await trio.run_process([sys.executable, "-c", code])
+
+    live = await run_live(set(), action, {"args_from": args_from})
+    pids = {e.pid for e in live.events if e.type == "execve" and descends_from_me(e)}
+    forks = [e for e in live.events if e.type in P.FORK_SYSCALLS and e.pid in pids]
+    threads = [e for e in forks if e.extra["is_thread"]]
+    children = [e for e in forks if not e.extra["is_thread"]]
+    assert len(threads) == 1 and len(children) == 1, forks
+    assert threads[0].type == "clone3" and children[0].type == "clone"   # glibc's choices
+    assert threads[0].res > 0 and children[0].res > 0
 
 
 def test_a_process_that_exits_at_once_is_fully_resolved():
@@ -214,10 +248,14 @@ def test_the_first_process_of_a_new_pid_namespace_reads_vpid_1_after_it_is_gone(
 async def test_only_the_needed_tracepoints_are_attached_and_a_reload_changes_them(tmp_path):
     async def action(live):
         src = live.source
-        expected = {tp for tp, _ in P.tracepoints({"openat"})} - set(src.unavailable)
+        expected = {tp for tp, _ in P.tracepoints({"openat"}, src.cfg)} - set(src.unavailable)
         assert set(src.attached) == expected
         assert "syscalls:sys_exit_mkdirat" not in src.attached
         assert "syscalls:sys_exit_openat" in src.attached
+        # the arguments come from the saved registers here: no enter tracepoint but exec's
+        assert src.cfg["args_from"] == "regs"
+        assert {tp for tp in src.attached if ":sys_enter_" in tp} == {
+            "syscalls:sys_enter_execve", "syscalls:sys_enter_execveat"}
         await trio.run_process(["/bin/mkdir", str(tmp_path / "before")])
         src.set_event_types({"openat", "mkdirat", "mkdir"})    # not compiled in: reloads
         with trio.fail_after(20):
@@ -333,17 +371,56 @@ def test_tty_of_a_process_gone_before_decoding_comes_from_the_kernel():
         int(open("/proc/self/loginuid").read()))
 
 
-def test_a_syscall_without_tracepoint_through_raw_syscalls_when_asked():
+def test_a_kernel_refusing_the_registers_falls_back_to_enter(monkeypatch):
+    """FAKE fault: this kernel accepts bpf_task_pt_regs, so its refusal is simulated by a
+    loader that fails once for a program rendered with TASK_REGS 1; the real loader then
+    loads the enter version, which must work."""
+    from syswarden.plugins.sources.ebpf import loader
+
+    real = loader.load
+    refused = []
+
+    def refusing_load(text, tracepoints, *a, **kw):
+        if "#define TASK_REGS 1" in text:
+            refused.append(tracepoints)
+            raise loader.LoadError("R1 type=scalar expected=ptr_ (simulated refusal)")
+        return real(text, tracepoints, *a, **kw)
+
+    monkeypatch.setattr(loader, "load", refusing_load)
+    src = EbpfSource({}, {"openat"}, os.getpid())
+    if src.cfg["args_from"] != "regs":
+        pytest.skip("auto does not try the registers on this machine")
+    src.load()
+    try:
+        assert refused and src.cfg["args_from"] == "enter"
+        assert "syscalls:sys_enter_openat" in src.attached
+        path = f"/tmp/sw-fallback-{uuid.uuid4().hex}"
+        subprocess.run(["/bin/sh", "-c", f": > {path}"], check=True)
+        time.sleep(0.05)
+        assert [e for e in src.drain() if e.type == "openat" and e.args.get("name") == path]
+        os.unlink(path)
+    finally:
+        src.close()
+    asked = EbpfSource({"args_from": "regs"}, {"openat"}, os.getpid())
+    with pytest.raises(SourceError):          # asked for explicitly: no silent fallback
+        asked.load()
+
+
+@ARGS_FROM
+def test_a_syscall_without_tracepoint_through_raw_syscalls_when_asked(args_from):
     if os.path.isdir("/sys/kernel/tracing/events/syscalls/sys_exit_finit_module"):
         pytest.skip("this kernel has finit_module's own tracepoint")
     import ctypes
 
-    off = EbpfSource({}, {"finit_module"}, os.getpid())
-    assert "raw_syscalls:sys_enter" not in dict(P.tracepoints({"finit_module"}, off.cfg))
-    src = EbpfSource({"raw_fallback": True}, {"finit_module"}, os.getpid())
+    off = EbpfSource({"args_from": args_from}, {"finit_module"}, os.getpid())
+    assert "raw_syscalls:sys_exit" not in dict(P.tracepoints({"finit_module"}, off.cfg))
+    src = EbpfSource({"raw_fallback": True, "args_from": args_from}, {"finit_module"},
+                     os.getpid())
     src.load()
     try:
-        assert {"raw_syscalls:sys_enter", "raw_syscalls:sys_exit"} <= set(src.attached)
+        raw = {tp for tp in src.attached if tp.startswith("raw_syscalls:")}
+        assert raw == ({"raw_syscalls:sys_exit"} if args_from == "regs"
+                       else {"raw_syscalls:sys_enter", "raw_syscalls:sys_exit"})
         pid = os.fork()
         if pid == 0:
             fd = os.open("/dev/null", os.O_RDONLY)
