@@ -214,6 +214,7 @@ def kernel_side(exe: str, rounds: int, args_from: str) -> dict[str, float]:
             for ring in src.rings:
                 ring.skip()
 
+    cpus = os.sched_getaffinity(0)
     if PIN["agent"]:
         os.sched_setaffinity(0, {0})        # this process stands for the agent: CPU 0
     skipper = threading.Thread(target=skip, daemon=True)
@@ -224,6 +225,7 @@ def kernel_side(exe: str, rounds: int, args_from: str) -> dict[str, float]:
         done.set()
         skipper.join()
         src.close()
+        os.sched_setaffinity(0, cpus)
 
 
 def busy_neighbour(exe: str, rounds: int) -> dict[str, float]:
@@ -304,6 +306,7 @@ def main() -> None:
     ap.add_argument("--controls", action="store_true",
                     help="also the kernel side alone (arguments from registers and from enter) "
                     "and a busy neighbour with no monitoring")
+    ap.add_argument("--skip-loops", action="store_true")
     ap.add_argument("--skip-rate", action="store_true")
     ap.add_argument("--skip-latency", action="store_true")
     ap.add_argument("--pin", action="store_true",
@@ -319,30 +322,31 @@ def main() -> None:
         print(f"loops: {', '.join(f'{n} ({a[1]})' for n, a in LOOPS)}; "
               f"median of {opts.rounds} rounds; {os.cpu_count()} cores, shared"
               + ("; loops pinned to CPU 1, agent to CPU 0" if opts.pin else ""))
-        base = measure(exe, opts.rounds)
-        agent = Agent(["-o", "pipeline.stats_interval=0"])
-        try:
-            time.sleep(2)
-            with_agent = measure(exe, opts.rounds)
-            rss = agent.rss_kb()
-        finally:
-            agent.stop()
-        base2 = measure(exe, opts.rounds)       # the baseline again: the machine may drift
-        base = {k: min(base[k], base2[k]) for k in base}
-        audit = auditd_measure(exe, opts.rounds) if opts.auditd else None
-        columns = {"auditd": audit} if audit else {}
-        if opts.controls:
-            columns["kernel:regs"] = kernel_side(exe, opts.rounds, "regs")
-            columns["kernel:enter"] = kernel_side(exe, opts.rounds, "enter")
-            columns["busy cpu"] = busy_neighbour(exe, opts.rounds)
-        print(f"{'loop':<12}{'none (s)':>10}{'agent (s)':>11}{'ratio':>8}"
-              + "".join(f"{c:>14}" for c in columns))
-        for name, _ in LOOPS:
-            line = (f"{name:<12}{base[name]:>10.3f}{with_agent[name]:>11.3f}"
-                    f"{with_agent[name] / base[name]:>7.2f}x")
-            line += "".join(f"{col[name] / base[name]:>13.2f}x" for col in columns.values())
-            print(line)
-        print(f"agent RSS after the loops (default rules): {rss // 1024} MB")
+        if not opts.skip_loops:
+            base = measure(exe, opts.rounds)
+            agent = Agent(["-o", "pipeline.stats_interval=0"])
+            try:
+                time.sleep(2)
+                with_agent = measure(exe, opts.rounds)
+                rss = agent.rss_kb()
+            finally:
+                agent.stop()
+            base2 = measure(exe, opts.rounds)       # the baseline again: the machine may drift
+            base = {k: min(base[k], base2[k]) for k in base}
+            audit = auditd_measure(exe, opts.rounds) if opts.auditd else None
+            columns = {"auditd": audit} if audit else {}
+            if opts.controls:
+                columns["kernel:regs"] = kernel_side(exe, opts.rounds, "regs")
+                columns["kernel:enter"] = kernel_side(exe, opts.rounds, "enter")
+                columns["busy cpu"] = busy_neighbour(exe, opts.rounds)
+            print(f"{'loop':<12}{'none (s)':>10}{'agent (s)':>11}{'ratio':>8}"
+                  + "".join(f"{c:>14}" for c in columns))
+            for name, _ in LOOPS:
+                line = (f"{name:<12}{base[name]:>10.3f}{with_agent[name]:>11.3f}"
+                        f"{with_agent[name] / base[name]:>7.2f}x")
+                line += "".join(f"{col[name] / base[name]:>13.2f}x" for col in columns.values())
+                print(line)
+            print(f"agent RSS after the loops (default rules): {rss // 1024} MB")
         if not opts.skip_rate:
             sustained_rate(exe)
         if not opts.skip_latency:

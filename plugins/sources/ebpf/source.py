@@ -80,17 +80,26 @@ def _close_all(fds: list[int]) -> None:
 def _close_all_later(fds: list[int]) -> None:
     """Close fds without waiting for their release.  The last close of a tracepoint's perf
     event waits for an RCU grace period (~40 ms here, serialised in the kernel: seconds for a
-    whole program).  A short-lived process inherits the fds and releases them in its own exit,
-    so the agent's closes are mere reference drops."""
+    whole program).  A helper process inherits the fds and holds them until the agent has
+    dropped its own references (it waits for the end of its stdin), then releases them in its
+    own exit, so the agent's closes are never the last."""
     if not fds:
         return
     try:
-        subprocess.Popen(["/bin/true"], pass_fds=fds, start_new_session=True,
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
+        holder = subprocess.Popen(["cat"], pass_fds=fds, start_new_session=True,
+                                  stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
     except OSError:
-        pass
+        holder = None
     _close_all(fds)
+    if holder is not None:
+        holder.stdin.close()     # the holder exits now and releases the last references
+        _REAPED.append(holder)
+        _REAPED[:] = [p for p in _REAPED if p.poll() is None]
+
+
+#: Holders not yet reaped (polled on the next call, so none is left a zombie for long).
+_REAPED: list[subprocess.Popen] = []
 
 
 class Program:
