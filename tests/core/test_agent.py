@@ -194,3 +194,22 @@ def _unnumbered(run):
                 await send.send(batch)
         await run(Strip(), task_status=task_status)
     return wrapper
+
+
+async def test_once_ready_start_up_objects_are_frozen_and_collections_spaced(tmp_path):
+    import gc
+
+    from syswarden.core.agent import GC_THRESHOLDS
+    before = gc.get_threshold()
+    gc.unfreeze()
+    try:
+        agent = make_agent(tmp_path, count=5, batch=5, forever=True)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(agent.run)
+            await agent.ready.wait()
+            assert gc.get_threshold() == GC_THRESHOLDS
+            assert gc.get_freeze_count() > 0
+            agent.request_stop()
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
