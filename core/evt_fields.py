@@ -23,7 +23,7 @@ from typing import Any
 
 from .alert import HOSTNAME, format_time_text
 from .fields import ArgKind, Bound, FieldSet, FieldType
-from .syscalls import ENTER_ARGS, EVENTS, EXIT_ARGS, render_arg, render_errno
+from .syscalls import ENTER_ARGS, EVENTS, EXIT_ARGS, O_F_CREATED, render_arg, render_errno
 
 fields = FieldSet("core")
 F = FieldType
@@ -209,6 +209,9 @@ def _evt_info(e):
 
 # -- open flags -------------------------------------------------------------------------------
 
+_O_TMPFILE = 0o20000000 | 0o200000   # O_TMPFILE includes O_DIRECTORY's bit
+
+
 def _open_flags(e) -> int | None:
     if e.type not in _OPEN_TYPES:
         return None
@@ -245,7 +248,13 @@ def _is_open_exec(e):
     return bool(creating) and isinstance(mode, int) and bool(mode & 0o111)
 
 
-@fields.field("evt.is_open_create", F.BOOL, "For open events: the call asked to create the file")
+@fields.field("evt.is_open_create", F.BOOL,
+              "For open events: the call created the file (O_F_CREATED in its flags, or a "
+              "successful O_TMPFILE); a creat is taken as creating")
 def _is_open_create(e):
     flags = _open_flags(e)
-    return bool(flags is not None and flags & 0o100)
+    if flags is None:
+        return False
+    if e.type == "creat" or flags & O_F_CREATED:
+        return True
+    return flags & _O_TMPFILE == _O_TMPFILE and isinstance(e.res, int) and e.res >= 0

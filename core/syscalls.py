@@ -203,8 +203,12 @@ OPEN_FLAGS: FlagTable = (
     ("O_TRUNC", 0o1000), ("O_SYNC", 0o4010000), ("O_NONBLOCK", 0o4000), ("O_EXCL", 0o200),
     ("O_DSYNC", 0o10000), ("O_APPEND", 0o2000), ("O_CREAT", 0o100),
 )
+#: Not an open(2) flag: set on an open's ``flags`` by the live source when the open created
+#: the file (Falco's ``O_F_CREATED``), a bit Linux does not use for open flags.
+O_F_CREATED = 1 << 30
 _OPEN_TAIL: FlagTable = (("O_CLOEXEC", 0o2000000), ("O_TMPFILE", 0o20000000 | 0o200000),
-                         ("O_NOFOLLOW", 0o400000), ("O_PATH", 0o10000000))
+                         ("O_NOFOLLOW", 0o400000), ("O_PATH", 0o10000000),
+                         ("O_F_CREATED", O_F_CREATED))
 _O_TMPFILE = 0o20000000 | 0o200000
 _ACCMODE = {0: "O_RDONLY", 1: "O_WRONLY", 2: "O_RDWR"}
 

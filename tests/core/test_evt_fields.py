@@ -10,6 +10,7 @@ import time
 import pytest
 from syswarden.core.event import Event
 from syswarden.core.evt_fields import fields
+from syswarden.core.syscalls import O_F_CREATED
 from syswarden.core.fields import FieldRegistry
 
 REG = FieldRegistry(fields.defs)
@@ -76,7 +77,20 @@ def test_open_flags(flags, mode, r, w, x):
     e = opened(flags, mode)
     assert (read("evt.is_open_read", e), read("evt.is_open_write", e),
             read("evt.is_open_exec", e)) == (r, w, x)
-    assert read("evt.is_open_create", e) is bool(flags & os.O_CREAT)
+    assert read("evt.is_open_create", e) is False      # asking is not creating
+    e.args["flags"] = flags | O_F_CREATED              # the source saw the file created
+    assert read("evt.is_open_create", e) is True
+    assert read("evt.is_open_exec", e) is x
+    assert "O_F_CREATED" in read("evt.arg", e, "flags")
+
+
+def test_a_successful_o_tmpfile_open_creates():
+    tmpfile = 0o20000000 | 0o200000
+    e = opened(os.O_RDWR | tmpfile, 0o600)
+    e.res = 3
+    assert read("evt.is_open_create", e) is True
+    e.res = -22
+    assert read("evt.is_open_create", e) is False
 
 
 def test_open_flags_on_other_events_are_false():

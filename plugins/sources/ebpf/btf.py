@@ -2,7 +2,7 @@
 
 The kernel headers installed do not match the running kernel, so the BPF program never uses
 their struct layouts.  For the few values no helper or tracepoint gives (the controlling tty,
-the login uid, the audit session of the task that execs) it reads memory at offsets taken
+the login uid, the audit session of the task that execs, whether an open created its file) it reads memory at offsets taken
 here from the running kernel's own type information.  A missing structure or member (a kernel
 built without audit, say) leaves that value to the /proc fallback.
 
@@ -113,6 +113,10 @@ WANTED = (
     ("OFF_PID_LEVEL", "pid", "level"),
     ("OFF_PID_NUMBERS", "pid", "numbers"),
     ("OFF_UPID_NR", "upid", "nr"),
+    ("OFF_TASK_FILES", "task_struct", "files"),
+    ("OFF_FILES_FDT", "files_struct", "fdt"),
+    ("OFF_FDT_FD", "fdtable", "fd"),
+    ("OFF_FILE_F_MODE", "file", "f_mode"),
 )
 
 #: (C macro, struct) sizes the program uses.

@@ -28,6 +28,7 @@ import time
 from typing import Any, Callable
 
 from syswarden.core.event import Event
+from syswarden.core.syscalls import O_F_CREATED
 
 from . import program as P
 
@@ -135,6 +136,8 @@ def _syscall_decoder(sc: P.Syscall) -> Callable[[tuple, Any, int, int], Event]:
             lines.append("    sa = parse_sockaddr(data[pos:pos + n]) if n else None")
             lines.append(f"    args[{name!r}] = sockaddr_text(sa)")
         lines.append("    pos += n")
+    if sc.name in P.MAY_CREATE:        # the kernel found the file created by this open
+        lines.append("    if h[19]:\n        args['flags'] = args.get('flags', 0) | O_F_CREATED")
     lines.append(f"    ev = Event({sc.name!r}, h[0] + off, h[9], h[10], h[2], args)")
     lines.append("    ev.cgroup_id = h[1]")
     extra = [f"{k!r}: {e}" for k, e in hidden]
@@ -144,7 +147,7 @@ def _syscall_decoder(sc: P.Syscall) -> Callable[[tuple, Any, int, int], Event]:
         lines.append(f"    ev.extra = {{{', '.join(extra)}}}")
     lines.append("    return ev")
     scope = {"Event": Event, "parse_sockaddr": parse_sockaddr, "sockaddr_text": sockaddr_text,
-             "_how": _how}
+             "_how": _how, "O_F_CREATED": O_F_CREATED}
     exec("\n".join(lines), scope)  # noqa: S102 - generated from the static table above
     return scope[f"_decode_{sc.name}"]
 

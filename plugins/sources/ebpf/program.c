@@ -30,6 +30,7 @@
 #define WAKEUP_EVERY @WAKEUP_EVERY@           // records per CPU between two reader wake-ups
 #define PENDING_SLOTS @PENDING_SLOTS@         // syscalls in progress kept (a power of two)
 #define TASK_REGS @TASK_REGS@                 // 1: arguments from the saved registers
+#define O_CREAT_BIT @O_CREAT_BIT@
 #define NR_CLONE 56                    // x86_64 (TASK_REGS is only rendered there)
 #define NR_FORK 57
 #define NR_VFORK 58
@@ -486,6 +487,33 @@ static __always_inline u32 current_vpid(void)
         return 0;
     u32 level = read_u32_at(pid, OFF_PID_LEVEL) & 31;
     return read_u32_at(pid, OFF_PID_NUMBERS + level * SIZE_UPID + OFF_UPID_NR);
+#else
+    return 0;
+#endif
+}
+
+// Whether the open that returned `fd` created its file: FMODE_CREATED in the new file's f_mode
+// (task->files->fdt->fd[fd]->f_mode).  0 when the layout is unknown.
+#define FMODE_CREATED 0x100000
+static __always_inline u32 open_created(s64 fd)
+{
+#if defined(OFF_TASK_FILES) && defined(OFF_FILES_FDT) && defined(OFF_FDT_FD) && \
+    defined(OFF_FILE_F_MODE)
+    if (fd < 0)
+        return 0;
+    void *files = read_ptr_at((void *)bpf_get_current_task(), OFF_TASK_FILES);
+    if (!files)
+        return 0;
+    void *fdt = read_ptr_at(files, OFF_FILES_FDT);
+    if (!fdt)
+        return 0;
+    void *fds = read_ptr_at(fdt, OFF_FDT_FD);
+    if (!fds)
+        return 0;
+    void *file = read_ptr_at(fds, (u32)(fd & 0xffffff) * 8);
+    if (!file)
+        return 0;
+    return (read_u32_at(file, OFF_FILE_F_MODE) & FMODE_CREATED) != 0;
 #else
     return 0;
 #endif

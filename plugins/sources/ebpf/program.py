@@ -145,6 +145,12 @@ EVT_ID: dict[str, int] = {s.name: i for i, s in enumerate(SYSCALLS)}
 TRACKED_FD_CREATORS = frozenset({"socket", "accept", "accept4", "dup", "dup2", "dup3",
                                  "memfd_create", "userfaultfd"})
 
+#: Opens that may create their file -> the register of their flags (None: openat2's flags are
+#: in a user struct; the file table is asked whenever it succeeds).  The record's ``extra``
+#: says whether the file was created (Falco's O_F_CREATED).
+MAY_CREATE: dict[str, int | None] = {"open": 1, "openat": 2, "openat2": None}
+O_CREAT = 0o100
+
 #: Syscalls the process and fd tables follow whatever the rules say.
 STATE_SYSCALLS: frozenset[str] = frozenset(s.name for s in SYSCALLS if s.state)
 
@@ -211,6 +217,10 @@ def _exit_handler(sc: Syscall) -> str:
             "        return 0;",
             "    tracked_fds.delete(&fkey);",
         ]
+    if sc.name in MAY_CREATE:
+        reg = MAY_CREATE[sc.name]
+        test = "1" if reg is None else f"(p.a[{reg}] & O_CREAT_BIT)"
+        lines.append(f"    if ({test})\n        r->extra = open_created(ctx->ret);")
     if sc.name in TRACKED_FD_CREATORS:
         lines += [
             "    if (ctx->ret >= 0) {",
@@ -306,6 +316,7 @@ def render_program(event_types: Iterable[str] | None, config: dict[str, Any] | N
         "PENDING_SLOTS": str(_pow2(cfg["pending_max"], 64, 1 << 20)),
         "WAKEUP_EVERY": str(max(1, int(cfg["wakeup_every"]))),
         "TASK_REGS": "1" if task_regs(cfg) else "0",
+        "O_CREAT_BIT": str(O_CREAT),
         "EXIT_HANDLERS": handlers,
         "BTF_OFFSETS": "\n".join(f"#define {k} {int(v)}"
                                  for k, v in sorted((cfg.get("btf") or {}).items())),

@@ -14,7 +14,8 @@ def test_offsets_of_the_running_kernel():
     if not os.path.exists(VMLINUX):
         pytest.skip("no kernel BTF")
     off = kernel_offsets()
-    assert set(off) >= {"OFF_TASK_SIGNAL", "OFF_SIGNAL_TTY", "OFF_TTY_INDEX", "OFF_TTY_DRIVER"}
+    assert set(off) >= {"OFF_TASK_SIGNAL", "OFF_SIGNAL_TTY", "OFF_TTY_INDEX", "OFF_TTY_DRIVER",
+                        "OFF_TASK_FILES", "OFF_FILES_FDT", "OFF_FDT_FD", "OFF_FILE_F_MODE"}
     assert all(isinstance(v, int) and 0 <= v < 16384 for v in off.values())
     assert off["OFF_TTY_INDEX"] < off["OFF_TTY_DRIVER"]
 

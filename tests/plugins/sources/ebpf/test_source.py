@@ -133,6 +133,26 @@ async def test_rename_unlink_mkdir_paths_are_absolute(tmp_path):
 
 
 @ARGS_FROM
+async def test_an_open_that_creates_its_file_is_told_from_one_that_truncates(tmp_path, args_from):
+    """O_F_CREATED (Falco's flag) from the new file's f_mode, read at offsets from BTF."""
+    path = tmp_path / f"log-{uuid.uuid4().hex}"
+
+    async def action(live):
+        for _ in range(2):     # the first creates the file, the second truncates it
+            await trio.run_process(["/bin/sh", "-c", f": > {path}"])
+
+    live = await run_live({"openat"}, action, {"args_from": args_from})
+    opens = [e for e in mine(live, FILE_TYPES) if e.args.get("name") == str(path)]
+    assert len(opens) == 2, opens
+    first, second = opens
+    assert first.args["flags"] & os.O_CREAT and second.args["flags"] & os.O_CREAT
+    assert field("evt.is_open_create", first) is True
+    assert "O_F_CREATED" in field("evt.arg", first, "flags")
+    assert field("evt.is_open_create", second) is False
+    assert "O_F_CREATED" not in field("evt.arg", second, "flags")
+
+
+@ARGS_FROM
 async def test_connect_to_a_loopback_port(args_from):
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
