@@ -7,7 +7,8 @@
   the client), ``accept`` the client's end and, from the listening socket's ``bind``, the local
   one (the process is the server); ``sendto``/``sendmsg``/``recvfrom``/``recvmsg`` with an
   address update the tuple.  ``fd.name`` is Falco's ``cip:cport->sip:sport``.  The local end of
-  a connected client socket is read from ``/proc/net`` when the process is still there.
+  a connected or accepted socket comes with the live event (read from the kernel's socket);
+  otherwise (a replay) from ``/proc/net`` when the process is still there.
 * ``dup*`` copy an entry, ``close`` removes it (only closes of sockets, dups and memfds leave
   the kernel; a file's number reused later is checked against ``/proc/PID/fd`` on use).
 * ``chdir``/``fchdir`` move the process's cwd.
@@ -220,7 +221,7 @@ class FdTable:
                 f.is_server = False
                 f.sip, f.sport = addr, port
                 if ev.res == 0 or ev.res == -115:  # connected, or EINPROGRESS
-                    local = self.local_address(p.pid, f, ev.args.get("fd"))
+                    local = _kernel_local(ev) or self.local_address(p.pid, f, ev.args.get("fd"))
                     if local is not None:
                         f.cip, f.cport = local
                 if f.cip is None:
@@ -245,12 +246,13 @@ class FdTable:
             f.l4proto = listen.l4proto if listen is not None and listen.l4proto else "tcp"
             if sa is not None:
                 f.cip, f.cport = sa[1], sa[2]
-            if listen is not None and listen.sip is not None:
-                f.sip, f.sport = listen.sip, listen.sport
-            if f.sip is None or f.sip == _ANY4:
-                local = self.local_address(p.pid, f, ev.res) if ev.res >= 0 else None
-                if local is not None:
-                    f.sip, f.sport = local
+            local = _kernel_local(ev)       # the accepted socket's own end: exact
+            if local is None and listen is not None and listen.sip is not None:
+                local = listen.sip, listen.sport
+            if (local is None or local[0] == _ANY4 or not local[1]) and ev.res >= 0:
+                local = self.local_address(p.pid, f, ev.res) or local
+            if local is not None:
+                f.sip, f.sport = local
             f.name = f"{f.cip}:{f.cport}->{f.sip}:{f.sport}"
         ev.args["tuple"] = f.name
         if ev.res >= 0:
@@ -366,6 +368,12 @@ class FdTable:
             except OSError:
                 continue
         return None
+
+
+def _kernel_local(ev: Event) -> tuple[Any, int] | None:
+    """The socket's local end the live source read in the kernel (connect, accept)."""
+    local = (ev.extra or {}).get("local")
+    return (local[1], local[2]) if local is not None and local[0] != "unix" else None
 
 
 def _parse_proc_net_addr(text: str) -> tuple[Any, int] | None:

@@ -2,7 +2,7 @@
 
 The kernel headers installed do not match the running kernel, so the BPF program never uses
 their struct layouts.  For the few values no helper or tracepoint gives (the controlling tty,
-the login uid, the audit session of the task that execs, whether an open created its file) it reads memory at offsets taken
+the login uid, the audit session of the task that execs, whether an open created its file, a socket's local end) it reads memory at offsets taken
 here from the running kernel's own type information.  A missing structure or member (a kernel
 built without audit, say) leaves that value to the /proc fallback.
 
@@ -117,6 +117,12 @@ WANTED = (
     ("OFF_FILES_FDT", "files_struct", "fdt"),
     ("OFF_FDT_FD", "fdtable", "fd"),
     ("OFF_FILE_F_MODE", "file", "f_mode"),
+    ("OFF_FILE_PRIVATE", "file", "private_data"),
+    ("OFF_SOCKET_SK", "socket", "sk"),
+    ("OFF_SKC_FAMILY", "sock_common", "skc_family"),
+    ("OFF_SKC_NUM", "sock_common", "skc_num"),
+    ("OFF_SKC_RCV_SADDR", "sock_common", "skc_rcv_saddr"),
+    ("OFF_SKC_V6_RCV_SADDR", "sock_common", "skc_v6_rcv_saddr"),
 )
 
 #: (C macro, struct) sizes the program uses.

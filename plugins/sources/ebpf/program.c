@@ -492,13 +492,10 @@ static __always_inline u32 current_vpid(void)
 #endif
 }
 
-// Whether the open that returned `fd` created its file: FMODE_CREATED in the new file's f_mode
-// (task->files->fdt->fd[fd]->f_mode).  0 when the layout is unknown.
-#define FMODE_CREATED 0x100000
-static __always_inline u32 open_created(s64 fd)
+// This process's open file `fd` (task->files->fdt->fd[fd]); 0 when unknown.
+static __always_inline void *fd_file(s64 fd)
 {
-#if defined(OFF_TASK_FILES) && defined(OFF_FILES_FDT) && defined(OFF_FDT_FD) && \
-    defined(OFF_FILE_F_MODE)
+#if defined(OFF_TASK_FILES) && defined(OFF_FILES_FDT) && defined(OFF_FDT_FD)
     if (fd < 0)
         return 0;
     void *files = read_ptr_at((void *)bpf_get_current_task(), OFF_TASK_FILES);
@@ -510,12 +507,65 @@ static __always_inline u32 open_created(s64 fd)
     void *fds = read_ptr_at(fdt, OFF_FDT_FD);
     if (!fds)
         return 0;
-    void *file = read_ptr_at(fds, (u32)(fd & 0xffffff) * 8);
+    return read_ptr_at(fds, (u32)(fd & 0xffffff) * 8);
+#else
+    return 0;
+#endif
+}
+
+// Whether the open that returned `fd` created its file: FMODE_CREATED in its f_mode.
+#define FMODE_CREATED 0x100000
+static __always_inline u32 open_created(s64 fd)
+{
+#ifdef OFF_FILE_F_MODE
+    void *file = fd_file(fd);
     if (!file)
         return 0;
     return (read_u32_at(file, OFF_FILE_F_MODE) & FMODE_CREATED) != 0;
 #else
     return 0;
+#endif
+}
+
+// Append the local end of the IP socket `fd` as a struct sockaddr_in/in6 (what getsockname
+// would say): file->private_data is the struct socket, socket->sk its struct sock, which
+// starts with struct sock_common (addresses, host-order local port, family).
+static __always_inline u32 put_sock_local(struct rec *r, u32 pos, int slot, s64 fd)
+{
+#if defined(OFF_FILE_PRIVATE) && defined(OFF_SOCKET_SK) && defined(OFF_SKC_FAMILY) && \
+    defined(OFF_SKC_NUM) && defined(OFF_SKC_RCV_SADDR) && defined(OFF_SKC_V6_RCV_SADDR)
+    if (pos >= HALF)
+        return pos;
+    void *file = fd_file(fd);
+    if (!file)
+        return pos;
+    void *sock = read_ptr_at(file, OFF_FILE_PRIVATE);
+    if (!sock)
+        return pos;
+    void *sk = read_ptr_at(sock, OFF_SOCKET_SK);
+    if (!sk)
+        return pos;
+    u16 family = 0, port = 0;
+    bpf_probe_read_kernel(&family, sizeof(family), sk + OFF_SKC_FAMILY);
+    bpf_probe_read_kernel(&port, sizeof(port), sk + OFF_SKC_NUM);
+    u8 *buf = (u8 *)r + (pos & (HALF - 1));
+    if (family != 2 && family != 10)         // AF_INET, AF_INET6
+        return pos;
+    *(u16 *)buf = family;
+    *(u16 *)(buf + 2) = (u16)((port >> 8) | (port << 8));   // network order, as in a sockaddr
+    *(u32 *)(buf + 4) = 0;
+    if (family == 2) {
+        bpf_probe_read_kernel(buf + 4, 4, sk + OFF_SKC_RCV_SADDR);
+        *(u64 *)(buf + 8) = 0;
+        r->slen[slot & 3] = 16;
+        return pos + 16;
+    }
+    bpf_probe_read_kernel(buf + 8, 16, sk + OFF_SKC_V6_RCV_SADDR);
+    *(u32 *)(buf + 24) = 0;
+    r->slen[slot & 3] = 28;
+    return pos + 28;
+#else
+    return pos;
 #endif
 }
 

@@ -151,6 +151,11 @@ TRACKED_FD_CREATORS = frozenset({"socket", "accept", "accept4", "dup", "dup2", "
 MAY_CREATE: dict[str, int | None] = {"open": 1, "openat": 2, "openat2": None}
 O_CREAT = 0o100
 
+#: Syscalls whose record ends with the socket's local end (read from the kernel's socket, so
+#: known even when the process is gone before its event is decoded) -> the register of the
+#: socket's fd (None: the new fd, the return value).  Decoded into ``Event.extra["local"]``.
+LOCAL_END: dict[str, int | None] = {"connect": 0, "accept": None, "accept4": None}
+
 #: Syscalls the process and fd tables follow whatever the rules say.
 STATE_SYSCALLS: frozenset[str] = frozenset(s.name for s in SYSCALLS if s.state)
 
@@ -257,6 +262,12 @@ def _exit_handler(sc: Syscall) -> str:
             ]
         elif kind == HOW:
             lines.append(f"    pos = put_bytes(r, pos, {slot}, {ptr}, 24);")
+    if sc.name in LOCAL_END:
+        fd = "ctx->ret" if LOCAL_END[sc.name] is None else f"(s64)(int)p.a[{LOCAL_END[sc.name]}]"
+        ok = "ctx->ret >= 0" if LOCAL_END[sc.name] is None else \
+            "(ctx->ret == 0 || ctx->ret == -115)"        # connected, or EINPROGRESS
+        lines.append(f"    if ({ok})\n        pos = put_sock_local(r, pos, "
+                     f"{len(sc.strings)}, {fd});")
     cat = "CAT_PROC" if sc.ring == "proc" else "CAT_EVT"
     lines += [f"    return send(r, pos, {cat});", "}", "",
               f"int sw_exit_{sc.name}(struct sys_exit_ctx *ctx)",

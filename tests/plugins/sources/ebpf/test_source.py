@@ -211,6 +211,35 @@ async def test_a_fork_and_a_thread_are_told_apart_by_their_clone_flags(args_from
     assert threads[0].res > 0 and children[0].res > 0
 
 
+@ARGS_FROM
+async def test_the_local_ends_of_a_connect_and_an_accept_come_from_the_kernel(args_from):
+    """Read from the kernel's socket at exit, so known even for a process gone at once."""
+    code = ("import socket\n"
+            "srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(1)\n"
+            "cli = socket.create_connection(srv.getsockname())\n"
+            "conn, _ = srv.accept()\n"
+            "print(cli.getsockname()[1], srv.getsockname()[1])\n")
+    ports = []
+
+    async def action(live):
+        done = await trio.run_process([sys.executable, "-c", code], capture_stdout=True)
+        ports.extend(int(x) for x in done.stdout.split())
+
+    live = await run_live({"connect", "accept", "accept4", "socket", "bind"}, action,
+                          {"args_from": args_from})
+    cport, sport = ports
+    loop = ipaddress.IPv4Address("127.0.0.1")
+    conns = [e for e in mine(live, {"connect"}) if (e.extra or {}).get("sockaddr", (0, 0, 0))[2]
+             == sport]
+    accepts = [e for e in mine(live, {"accept", "accept4"}) if e.res >= 0]
+    assert len(conns) == 1 and len(accepts) == 1, (conns, accepts)
+    assert conns[0].extra["local"] == ("ipv4", loop, cport)
+    assert accepts[0].extra["local"] == ("ipv4", loop, sport)
+    assert field("fd.name", conns[0]) == f"127.0.0.1:{cport}->127.0.0.1:{sport}"
+    assert field("fd.name", accepts[0]) == f"127.0.0.1:{cport}->127.0.0.1:{sport}"
+    assert field("fd.lport", accepts[0]) == sport and field("fd.rport", accepts[0]) == cport
+
+
 def test_a_process_that_exits_at_once_is_fully_resolved():
     """Decoded only after the process is gone: nothing can come from /proc."""
     enricher = ProcessEnricher(snapshot=True)
