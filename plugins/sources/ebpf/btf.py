@@ -123,6 +123,9 @@ WANTED = (
     ("OFF_SKC_NUM", "sock_common", "skc_num"),
     ("OFF_SKC_RCV_SADDR", "sock_common", "skc_rcv_saddr"),
     ("OFF_SKC_V6_RCV_SADDR", "sock_common", "skc_v6_rcv_saddr"),
+    ("OFF_SKC_DPORT", "sock_common", "skc_dport"),
+    ("OFF_SKC_DADDR", "sock_common", "skc_daddr"),
+    ("OFF_SKC_V6_DADDR", "sock_common", "skc_v6_daddr"),
 )
 
 #: (C macro, struct) sizes the program uses.

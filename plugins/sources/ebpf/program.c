@@ -527,13 +527,15 @@ static __always_inline u32 open_created(s64 fd)
 #endif
 }
 
-// Append the local end of the IP socket `fd` as a struct sockaddr_in/in6 (what getsockname
-// would say): file->private_data is the struct socket, socket->sk its struct sock, which
-// starts with struct sock_common (addresses, host-order local port, family).
-static __always_inline u32 put_sock_local(struct rec *r, u32 pos, int slot, s64 fd)
+// Append one end of the IP socket `fd` as a struct sockaddr_in/in6: its local end (what
+// getsockname would say) or, with `peer`, the remote one (getpeername).  file->private_data is
+// the struct socket, socket->sk its struct sock, which starts with struct sock_common
+// (addresses, the host-order local port, the network-order remote port, the family).
+static __always_inline u32 put_sock_end(struct rec *r, u32 pos, int slot, s64 fd, int peer)
 {
 #if defined(OFF_FILE_PRIVATE) && defined(OFF_SOCKET_SK) && defined(OFF_SKC_FAMILY) && \
-    defined(OFF_SKC_NUM) && defined(OFF_SKC_RCV_SADDR) && defined(OFF_SKC_V6_RCV_SADDR)
+    defined(OFF_SKC_NUM) && defined(OFF_SKC_RCV_SADDR) && defined(OFF_SKC_V6_RCV_SADDR) && \
+    defined(OFF_SKC_DPORT) && defined(OFF_SKC_DADDR) && defined(OFF_SKC_V6_DADDR)
     if (pos >= HALF)
         return pos;
     void *file = fd_file(fd);
@@ -547,20 +549,25 @@ static __always_inline u32 put_sock_local(struct rec *r, u32 pos, int slot, s64 
         return pos;
     u16 family = 0, port = 0;
     bpf_probe_read_kernel(&family, sizeof(family), sk + OFF_SKC_FAMILY);
-    bpf_probe_read_kernel(&port, sizeof(port), sk + OFF_SKC_NUM);
-    u8 *buf = (u8 *)r + (pos & (HALF - 1));
     if (family != 2 && family != 10)         // AF_INET, AF_INET6
         return pos;
+    u8 *buf = (u8 *)r + (pos & (HALF - 1));
+    if (peer) {
+        bpf_probe_read_kernel(&port, sizeof(port), sk + OFF_SKC_DPORT);   // network order
+    } else {
+        bpf_probe_read_kernel(&port, sizeof(port), sk + OFF_SKC_NUM);
+        port = (port >> 8) | (port << 8);
+    }
     *(u16 *)buf = family;
-    *(u16 *)(buf + 2) = (u16)((port >> 8) | (port << 8));   // network order, as in a sockaddr
+    *(u16 *)(buf + 2) = port;
     *(u32 *)(buf + 4) = 0;
     if (family == 2) {
-        bpf_probe_read_kernel(buf + 4, 4, sk + OFF_SKC_RCV_SADDR);
+        bpf_probe_read_kernel(buf + 4, 4, sk + (peer ? OFF_SKC_DADDR : OFF_SKC_RCV_SADDR));
         *(u64 *)(buf + 8) = 0;
         r->slen[slot & 3] = 16;
         return pos + 16;
     }
-    bpf_probe_read_kernel(buf + 8, 16, sk + OFF_SKC_V6_RCV_SADDR);
+    bpf_probe_read_kernel(buf + 8, 16, sk + (peer ? OFF_SKC_V6_DADDR : OFF_SKC_V6_RCV_SADDR));
     *(u32 *)(buf + 24) = 0;
     r->slen[slot & 3] = 28;
     return pos + 28;

@@ -155,6 +155,8 @@ O_CREAT = 0o100
 #: known even when the process is gone before its event is decoded) -> the register of the
 #: socket's fd (None: the new fd, the return value).  Decoded into ``Event.extra["local"]``.
 LOCAL_END: dict[str, int | None] = {"connect": 0, "accept": None, "accept4": None}
+#: Accepts: their peer comes from the new socket when the caller passed no address buffer.
+ACCEPTS = ("accept", "accept4")
 
 #: Syscalls the process and fd tables follow whatever the rules say.
 STATE_SYSCALLS: frozenset[str] = frozenset(s.name for s in SYSCALLS if s.state)
@@ -248,6 +250,11 @@ def _exit_handler(sc: Syscall) -> str:
                 f"            bpf_probe_read_user(&alen, sizeof(alen), (void *)p.a[{reg + 1}]);",
                 "        if (alen > 0)",
                 f"            pos = put_bytes(r, pos, {slot}, {ptr}, (u32)alen);",
+            ]
+            if sc.name in ACCEPTS:   # no address asked for: the peer from the new socket
+                lines += ["        else if (ctx->ret >= 0)",
+                          f"            pos = put_sock_end(r, pos, {slot}, ctx->ret, 1);"]
+            lines += [
                 "    }",
             ]
         elif kind == MSG:
@@ -266,8 +273,8 @@ def _exit_handler(sc: Syscall) -> str:
         fd = "ctx->ret" if LOCAL_END[sc.name] is None else f"(s64)(int)p.a[{LOCAL_END[sc.name]}]"
         ok = "ctx->ret >= 0" if LOCAL_END[sc.name] is None else \
             "(ctx->ret == 0 || ctx->ret == -115)"        # connected, or EINPROGRESS
-        lines.append(f"    if ({ok})\n        pos = put_sock_local(r, pos, "
-                     f"{len(sc.strings)}, {fd});")
+        lines.append(f"    if ({ok})\n        pos = put_sock_end(r, pos, "
+                     f"{len(sc.strings)}, {fd}, 0);")
     cat = "CAT_PROC" if sc.ring == "proc" else "CAT_EVT"
     lines += [f"    return send(r, pos, {cat});", "}", "",
               f"int sw_exit_{sc.name}(struct sys_exit_ctx *ctx)",

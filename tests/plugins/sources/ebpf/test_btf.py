@@ -17,7 +17,8 @@ def test_offsets_of_the_running_kernel():
     assert set(off) >= {"OFF_TASK_SIGNAL", "OFF_SIGNAL_TTY", "OFF_TTY_INDEX", "OFF_TTY_DRIVER",
                         "OFF_TASK_FILES", "OFF_FILES_FDT", "OFF_FDT_FD", "OFF_FILE_F_MODE",
                         "OFF_FILE_PRIVATE", "OFF_SOCKET_SK", "OFF_SKC_FAMILY", "OFF_SKC_NUM",
-                        "OFF_SKC_RCV_SADDR", "OFF_SKC_V6_RCV_SADDR"}
+                        "OFF_SKC_RCV_SADDR", "OFF_SKC_V6_RCV_SADDR", "OFF_SKC_DPORT",
+                        "OFF_SKC_DADDR", "OFF_SKC_V6_DADDR"}
     assert all(isinstance(v, int) and 0 <= v < 16384 for v in off.values())
     assert off["OFF_TTY_INDEX"] < off["OFF_TTY_DRIVER"]
 

@@ -214,11 +214,13 @@ async def test_a_fork_and_a_thread_are_told_apart_by_their_clone_flags(args_from
 @ARGS_FROM
 async def test_the_local_ends_of_a_connect_and_an_accept_come_from_the_kernel(args_from):
     """Read from the kernel's socket at exit, so known even for a process gone at once."""
-    code = ("import socket\n"
-            "srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(1)\n"
+    code = ("import ctypes, socket\n"
+            "srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(2)\n"
             "cli = socket.create_connection(srv.getsockname())\n"
             "conn, _ = srv.accept()\n"
-            "print(cli.getsockname()[1], srv.getsockname()[1])\n")
+            "cli2 = socket.create_connection(srv.getsockname())\n"
+            "assert ctypes.CDLL(None).accept(srv.fileno(), None, None) >= 0  # no address\n"
+            "print(cli.getsockname()[1], srv.getsockname()[1], cli2.getsockname()[1])\n")
     ports = []
 
     async def action(live):
@@ -227,12 +229,14 @@ async def test_the_local_ends_of_a_connect_and_an_accept_come_from_the_kernel(ar
 
     live = await run_live({"connect", "accept", "accept4", "socket", "bind"}, action,
                           {"args_from": args_from})
-    cport, sport = ports
+    cport, sport, cport2 = ports
     loop = ipaddress.IPv4Address("127.0.0.1")
     conns = [e for e in mine(live, {"connect"}) if (e.extra or {}).get("sockaddr", (0, 0, 0))[2]
              == sport]
     accepts = [e for e in mine(live, {"accept", "accept4"}) if e.res >= 0]
-    assert len(conns) == 1 and len(accepts) == 1, (conns, accepts)
+    assert len(conns) == 2 and len(accepts) == 2, (conns, accepts)
+    # the accept without an address buffer: the client's end read from the new socket
+    assert accepts[1].args["tuple"] == f"127.0.0.1:{cport2}->127.0.0.1:{sport}"
     assert conns[0].extra["local"] == ("ipv4", loop, cport)
     assert accepts[0].extra["local"] == ("ipv4", loop, sport)
     assert field("fd.name", conns[0]) == f"127.0.0.1:{cport}->127.0.0.1:{sport}"
