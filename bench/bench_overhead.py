@@ -19,9 +19,8 @@ Two controls say where the agent's cost comes from (``--controls``):
   the arguments read from the saved registers (``regs``) and, as on kernels without them, from
   enter tracepoints (``enter``); the rings are emptied every millisecond without reading the
   records, so no CPU is spent decoding;
-* a busy neighbour: no monitoring at all, a plain busy loop on the other CPU.  On this virtual
-  machine the two vCPUs share the host's core, so any busy process slows the other CPU's loop;
-  an agent decoding a flood of events is such a process.
+* a busy neighbour: no monitoring at all, a plain busy loop on the other CPU: what any busy
+  process (an agent decoding a flood) costs the loop through the machine itself.
 
 The machine has two cores and other work may run on them (other engineers' test suites during
 development): the figures say what was measured, under whatever else was running.

@@ -110,7 +110,6 @@ struct scratch_buf {
 BPF_PERCPU_ARRAY(scratch, struct scratch_buf, 1);
 BPF_PERCPU_ARRAY(stash_scratch, struct exec_stash, 1);
 BPF_PERCPU_ARRAY(counters, u64, 2 * NCAT);
-BPF_PERCPU_ARRAY(lost_last_rec, u64, 2);     // per category: this CPU's last record was lost
 
 // The context may only be read field by field, at constant offsets.
 #define COPY_ARGS_N(dst, ctx, N) do { \
@@ -217,17 +216,12 @@ static __always_inline int send(struct rec *r, u32 pos, int cat)
     u64 flags = (n % WAKEUP_EVERY) == 0 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
     // A failed output is not always a full ring: taking the ring's lock (a resilient spinlock
     // since 6.16) fails now and then when two CPUs contend on a virtual machine.  Up to three
-    // tries; the retries are counted apart, only a record finally lost counts as dropped.  A
-    // full ring fails again and again: once a record was lost on this CPU, the next ones get
-    // one try until one goes through (retrying a full ring only makes the loss slower).
-    int k = cat;
-    u64 *lost_last = lost_last_rec.lookup(&k);
-    int tries = lost_last && *lost_last ? 1 : 3;
+    // tries; the retries are counted apart, only a record finally lost counts as dropped.  (A
+    // full ring fails all three: measured, that costs an open/close flood ~2%, less than the
+    // records a shorter retry would lose to contention.)
     int err = 1;
     #pragma unroll
     for (int i = 0; i < 3; i++) {
-        if (i >= tries)
-            break;
         if (i)
             count(CAT_RETRY, 0);
         if (cat == CAT_PROC)
@@ -237,8 +231,6 @@ static __always_inline int send(struct rec *r, u32 pos, int cat)
         if (!err)
             break;
     }
-    if (lost_last)
-        *lost_last = err != 0;
     if (err)
         count(cat, 1);
     return 0;
