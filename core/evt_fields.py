@@ -23,7 +23,8 @@ from typing import Any
 
 from .alert import HOSTNAME, format_time_text
 from .fields import ArgKind, Bound, FieldSet, FieldType
-from .syscalls import ENTER_ARGS, EVENTS, EXIT_ARGS, O_F_CREATED, render_arg, render_errno
+from .syscalls import (ENTER_ARGS, EVENTS, EXIT_ARGS, O_F_CREATED, O_TMPFILE, render_arg,
+                       render_errno)
 
 fields = FieldSet("core")
 F = FieldType
@@ -209,9 +210,6 @@ def _evt_info(e):
 
 # -- open flags -------------------------------------------------------------------------------
 
-_O_TMPFILE = 0o20000000 | 0o200000   # O_TMPFILE includes O_DIRECTORY's bit
-
-
 def _open_flags(e) -> int | None:
     if e.type not in _OPEN_TYPES:
         return None
@@ -244,7 +242,7 @@ def _is_open_exec(e):
     if flags is None:
         return False
     mode = e.args.get("mode")
-    creating = flags & (0o100 | 0o20000000)
+    creating = flags & (0o100 | O_TMPFILE)
     return bool(creating) and isinstance(mode, int) and bool(mode & 0o111)
 
 
@@ -257,4 +255,4 @@ def _is_open_create(e):
         return False
     if e.type == "creat" or flags & O_F_CREATED:
         return True
-    return flags & _O_TMPFILE == _O_TMPFILE and isinstance(e.res, int) and e.res >= 0
+    return flags & O_TMPFILE == O_TMPFILE and isinstance(e.res, int) and e.res >= 0

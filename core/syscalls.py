@@ -209,7 +209,8 @@ O_F_CREATED = 1 << 30
 _OPEN_TAIL: FlagTable = (("O_CLOEXEC", 0o2000000), ("O_TMPFILE", 0o20000000 | 0o200000),
                          ("O_NOFOLLOW", 0o400000), ("O_PATH", 0o10000000),
                          ("O_F_CREATED", O_F_CREATED))
-_O_TMPFILE = 0o20000000 | 0o200000
+#: O_TMPFILE's bits (it includes O_DIRECTORY's).
+O_TMPFILE = 0o20000000 | 0o200000
 _ACCMODE = {0: "O_RDONLY", 1: "O_WRONLY", 2: "O_RDWR"}
 
 CLONE_FLAGS: FlagTable = (
@@ -292,9 +293,9 @@ def render_flags(value: int, table: FlagTable) -> str:
 def render_open_flags(value: int) -> str:
     """``O_TRUNC|O_CREAT|O_WRONLY|O_CLOEXEC``: Falco's file_flags order, access mode included."""
     rest = value & ~3
-    tmpfile = value & _O_TMPFILE == _O_TMPFILE
+    tmpfile = value & O_TMPFILE == O_TMPFILE
     if tmpfile:   # O_TMPFILE includes O_DIRECTORY's bit; Falco prints it as O_TMPFILE only
-        rest &= ~_O_TMPFILE
+        rest &= ~O_TMPFILE
     names = []
     for name, bits in OPEN_FLAGS:
         if rest & bits == bits:
@@ -302,7 +303,7 @@ def render_open_flags(value: int) -> str:
             rest &= ~bits
     names.append(_ACCMODE.get(value & 3, "O_RDWR"))
     if tmpfile:
-        rest |= _O_TMPFILE
+        rest |= O_TMPFILE
     for name, bits in _OPEN_TAIL:
         if rest & bits == bits:
             names.append(name)

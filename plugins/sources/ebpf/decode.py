@@ -139,8 +139,6 @@ def _syscall_decoder(sc: P.Syscall) -> Callable[[tuple, Any, int, int], Event]:
     if sc.name in P.LOCAL_END:         # the socket's local end follows the strings
         lines.append(f"    n = h[{15 + len(strings)}]")
         lines.append("    local = parse_sockaddr(data[pos:pos + n]) if n else None")
-        if not strings:
-            lines.insert(2, "    pos = base + 104")
     if sc.name in P.MAY_CREATE:        # the kernel found the file created by this open
         lines.append("    if h[19]:\n        args['flags'] = args.get('flags', 0) | O_F_CREATED")
     lines.append(f"    ev = Event({sc.name!r}, h[0] + off, h[9], h[10], h[2], args)")

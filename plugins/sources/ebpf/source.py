@@ -94,12 +94,12 @@ def _close_all_later(fds: list[int]) -> None:
     _close_all(fds)
     if holder is not None:
         holder.stdin.close()     # the holder exits now and releases the last references
-        _REAPED.append(holder)
-        _REAPED[:] = [p for p in _REAPED if p.poll() is None]
+        _HOLDERS.append(holder)
+        _HOLDERS[:] = [p for p in _HOLDERS if p.poll() is None]
 
 
 #: Holders not yet reaped (polled on the next call, so none is left a zombie for long).
-_REAPED: list[subprocess.Popen] = []
+_HOLDERS: list[subprocess.Popen] = []
 
 
 class Program:
