@@ -8,7 +8,9 @@ Files are read in order; items are applied as Falco applies them:
   exceptions are merged (values of a same-named exception added), output/desc appended, tags
   added; ``override: {key: replace}`` replaces single keys of an earlier rule;
 - a rule with only ``name`` and ``enabled`` switches an earlier rule on or off;
-- ``required_engine_version`` is accepted; ``required_plugin_versions`` on Falco's
+- ``required_engine_version`` is checked against :data:`ENGINE_VERSION`, the Falco rules engine
+  version whose rule files syswarden reads (an old integer ``N`` is Falco's ``0.N.0``); a file
+  needing a newer engine is an error; ``required_plugin_versions`` on Falco's
   ``container`` plugin is satisfied by syswarden's built-in container fields, any other plugin
   requirement is a warning (the rules that need its fields then fail to compile).
 
@@ -31,6 +33,21 @@ from ..errors import Location, RuleError
 from .compiler import expand_lists
 from .parser import parse
 from .resolved import MacroDef, Origin
+
+#: The Falco rules engine version whose rule files syswarden reads (Falco's own rule files
+#: here require 0.57.0 at most).
+ENGINE_VERSION = (0, 57, 0)
+
+
+def parse_engine_version(raw: Any) -> tuple[int, int, int] | None:
+    """``0.57.0`` -> (0, 57, 0); Falco's old integer engine versions ``N`` -> (0, N, 0)."""
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int):
+        return (0, raw, 0) if raw >= 0 else None
+    m = re.fullmatch(r"\s*(\d+)\.(\d+)\.(\d+)\s*", str(raw))
+    return (int(m[1]), int(m[2]), int(m[3])) if m else None
+
 
 RULE_KEYS = {"rule", "desc", "condition", "output", "priority", "tags", "enabled", "source",
              "exceptions", "warn_evttypes", "skip-if-unknown-filter", "append", "override",
@@ -189,7 +206,7 @@ class Loader:
         elif "list" in item:
             self._list(item, i, marks)
         elif "required_engine_version" in item:
-            pass
+            self._engine_version(item, i, marks)
         elif "required_plugin_versions" in item:
             self._plugins(item, i, marks)
         else:
@@ -289,6 +306,18 @@ class Loader:
             origin = Origin(text, cloc)
         node = parse(text, origin.location)
         self.result.macros[name] = MacroDef(name, node, origin)
+
+    def _engine_version(self, item: dict, i: int, marks: yamlmarks.Marks) -> None:
+        raw = item.get("required_engine_version")
+        loc = marks.loc((i, "required_engine_version"))
+        wanted = parse_engine_version(raw)
+        if wanted is None:
+            raise RuleError(f"required_engine_version {raw!r} is not a version "
+                            "(MAJOR.MINOR.PATCH, or Falco's old integer)", loc)
+        if wanted > ENGINE_VERSION:
+            have = ".".join(map(str, ENGINE_VERSION))
+            raise RuleError(f"the rules require engine version {raw}; syswarden reads rules "
+                            f"for engine version {have}", loc)
 
     def _plugins(self, item: dict, i: int, marks: yamlmarks.Marks) -> None:
         reqs = item.get("required_plugin_versions") or []

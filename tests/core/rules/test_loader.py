@@ -303,6 +303,29 @@ def test_plugin_requirements(tmp_path, reg):
     assert not any("'container'" in m for m in msgs)
 
 
+@pytest.mark.parametrize("version, problem", [
+    ("0.57.0", None), ("0.31.0", None), (9, None),            # Falco's old integer: 0.9.0
+    ("0.58.0", "require engine version 0.58.0"), ("1.0.0", "require engine version 1.0.0"),
+    (60, "require engine version 60"), ("latest", "is not a version"),
+])
+def test_required_engine_version_is_checked(tmp_path, reg, version, problem):
+    f = write(tmp_path, "v.yaml", f"""
+        - rule: A
+          desc: a
+          condition: proc.name = x
+          output: a
+          priority: INFO
+        - required_engine_version: {version}
+        """)
+    result, _rules, _warnings = load_rules([f], reg)
+    if problem is None:
+        assert not result.errors
+        return
+    [err] = result.errors
+    assert problem in err.message
+    assert err.location.file == f and err.location.line == 6
+
+
 def test_warnings_unknown_key_unused_macro_and_all_types(tmp_path, reg):
     f = write(tmp_path, "w.yaml", """
         - macro: unused_macro
