@@ -64,6 +64,11 @@ async def run_live(types: set[str] | None, action: Callable[[Live], Awaitable[No
             async with trio.open_nursery() as src_nursery:
                 await src_nursery.start(live.source.run, send)
                 await action(live)
-                await live.settle()
-                src_nursery.cancel_scope.cancel()
+                await live.settle(0.05)
+                # a graceful stop sends everything recorded before it, however late the
+                # reader is (a loaded machine): no event of the action can be missed
+                live.source.stop()
+                with trio.fail_after(30):
+                    while live.source.prog is not None:
+                        await trio.sleep(0.01)
     return live
