@@ -197,7 +197,6 @@ def auditd_measure(exe: str, rounds: int) -> dict[str, float] | None:
 def kernel_side(exe: str, rounds: int, args_from: str) -> dict[str, float]:
     """The loops with only the kernel side of the agent: its program for the default rules
     loaded here, the rings emptied every millisecond without reading a record."""
-    sys.path.insert(0, os.path.dirname(REPO))
     from syswarden.core.config import default_rules_path
     from syswarden.core.plugins import collect_fields
     from syswarden.core.rules.engine import RuleEngine

@@ -30,7 +30,7 @@
 #define WAKEUP_EVERY @WAKEUP_EVERY@           // records per CPU between two reader wake-ups
 #define PENDING_SLOTS @PENDING_SLOTS@         // syscalls in progress kept (a power of two)
 #define TASK_REGS @TASK_REGS@                 // 1: arguments from the saved registers
-#define O_CREAT_BIT @O_CREAT_BIT@
+#define O_CREAT_BIT 0100                      // open(2)'s O_CREAT (Linux ABI)
 #define NR_CLONE 56                    // x86_64 (TASK_REGS is only rendered there)
 #define NR_FORK 57
 #define NR_VFORK 58

@@ -149,7 +149,6 @@ TRACKED_FD_CREATORS = frozenset({"socket", "accept", "accept4", "dup", "dup2", "
 #: in a user struct; the file table is asked whenever it succeeds).  The record's ``extra``
 #: says whether the file was created (Falco's O_F_CREATED).
 MAY_CREATE: dict[str, int | None] = {"open": 1, "openat": 2, "openat2": None}
-O_CREAT = 0o100
 
 #: Syscalls whose record ends with the socket's local end (read from the kernel's socket, so
 #: known even when the process is gone before its event is decoded) -> the register of the
@@ -272,7 +271,7 @@ def _exit_handler(sc: Syscall) -> str:
     if sc.name in LOCAL_END:
         fd = "ctx->ret" if LOCAL_END[sc.name] is None else f"(s64)(int)p.a[{LOCAL_END[sc.name]}]"
         ok = "ctx->ret >= 0" if LOCAL_END[sc.name] is None else \
-            "(ctx->ret == 0 || ctx->ret == -115)"        # connected, or EINPROGRESS
+            "ctx->ret == 0 || ctx->ret == -115"          # connected, or EINPROGRESS
         lines.append(f"    if ({ok})\n        pos = put_sock_end(r, pos, "
                      f"{len(sc.strings)}, {fd}, 0);")
     cat = "CAT_PROC" if sc.ring == "proc" else "CAT_EVT"
@@ -334,7 +333,6 @@ def render_program(event_types: Iterable[str] | None, config: dict[str, Any] | N
         "PENDING_SLOTS": str(_pow2(cfg["pending_max"], 64, 1 << 20)),
         "WAKEUP_EVERY": str(max(1, int(cfg["wakeup_every"]))),
         "TASK_REGS": "1" if task_regs(cfg) else "0",
-        "O_CREAT_BIT": str(O_CREAT),
         "EXIT_HANDLERS": handlers,
         "BTF_OFFSETS": "\n".join(f"#define {k} {int(v)}"
                                  for k, v in sorted((cfg.get("btf") or {}).items())),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any, Awaitable, Callable
 
 import pytest
@@ -32,6 +33,19 @@ def descends_from_me(evt: Any) -> bool:
     me = os.getpid()
     p = evt.proc
     return p is not None and any(a.pid == me for a in p.ancestors())
+
+
+def events_of(src: EbpfSource, action: Callable[[], Any]) -> list:
+    """Load ``src``, run ``action`` (which waits for the processes it starts), and return what
+    the kernel sent meanwhile; ``src`` is closed afterwards.  Checks of the loaded source
+    (what is attached) belong in ``action``."""
+    src.load()
+    try:
+        action()
+        time.sleep(0.05)
+        return src.drain()
+    finally:
+        src.close()
 
 
 class Live:

@@ -19,7 +19,7 @@ from syswarden.plugins.enrichers.process.enricher import ProcessEnricher
 from syswarden.plugins.sources.ebpf import program as P
 from syswarden.plugins.sources.ebpf.source import EbpfSource
 
-from .conftest import descends_from_me, field, needs_root, run_live
+from .conftest import descends_from_me, events_of, field, needs_root, run_live
 
 pytestmark = [needs_root, pytest.mark.root]
 
@@ -247,15 +247,8 @@ async def test_the_local_ends_of_a_connect_and_an_accept_come_from_the_kernel(ar
 def test_a_process_that_exits_at_once_is_fully_resolved():
     """Decoded only after the process is gone: nothing can come from /proc."""
     enricher = ProcessEnricher(snapshot=True)
-    src = EbpfSource({}, {"execve"}, os.getpid())
-    src.load()
-    try:
-        proc = subprocess.run(["/bin/true", "quick", "exit"])
-        assert proc.returncode == 0
-        time.sleep(0.05)
-        events = src.drain()
-    finally:
-        src.close()
+    events = events_of(EbpfSource({}, {"execve"}, os.getpid()),
+                       lambda: subprocess.run(["/bin/true", "quick", "exit"], check=True))
     execs = [e for e in events if e.type == "execve" and e.res == 0
              and e.args.get("args") == ["quick", "exit"]]
     assert len(execs) == 1
@@ -276,16 +269,9 @@ def test_a_process_that_exits_at_once_is_fully_resolved():
 def test_the_first_process_of_a_new_pid_namespace_reads_vpid_1_after_it_is_gone():
     """proc.vpid comes from the kernel at exec (a container's first process is vpid 1)."""
     enricher = ProcessEnricher(snapshot=True)
-    src = EbpfSource({}, {"execve"}, os.getpid())
-    src.load()
-    try:
-        tag = uuid.uuid4().hex[:8]
-        proc = subprocess.run(["unshare", "--pid", "--fork", "/bin/true", "vpid", tag])
-        assert proc.returncode == 0
-        time.sleep(0.05)
-        events = src.drain()
-    finally:
-        src.close()
+    tag = uuid.uuid4().hex[:8]
+    events = events_of(EbpfSource({}, {"execve"}, os.getpid()), lambda: subprocess.run(
+        ["unshare", "--pid", "--fork", "/bin/true", "vpid", tag], check=True))
     execs = [e for e in events if e.type == "execve" and e.res == 0
              and e.args.get("args") == ["vpid", tag]]
     assert len(execs) == 1
@@ -403,17 +389,15 @@ def test_tty_of_a_process_gone_before_decoding_comes_from_the_kernel():
     enricher = ProcessEnricher(snapshot=True)
     src = EbpfSource({}, {"execve"}, os.getpid())
     assert src.cfg["btf"], "no BTF offsets read from /sys/kernel/btf/vmlinux"
-    src.load()
-    try:
+
+    def on_a_tty() -> None:
         pid, master = pty.fork()
         if pid == 0:
             os.execv("/bin/true", ["/bin/true", "on-a-tty"])
         os.waitpid(pid, 0)
         os.close(master)
-        time.sleep(0.05)
-        events = src.drain()
-    finally:
-        src.close()
+
+    events = events_of(src, on_a_tty)
     ev = [e for e in events if e.type == "execve" and e.args.get("args") == ["on-a-tty"]][0]
     assert not os.path.exists(f"/proc/{ev.pid}")
     for e in events:
@@ -443,17 +427,19 @@ def test_a_kernel_refusing_the_registers_falls_back_to_enter(monkeypatch):
     src = EbpfSource({}, {"openat"}, os.getpid())
     if src.cfg["args_from"] != "regs":
         pytest.skip("auto does not try the registers on this machine")
-    src.load()
-    try:
+    path = f"/tmp/sw-fallback-{uuid.uuid4().hex}"
+
+    def create() -> None:
         assert refused and src.cfg["args_from"] == "enter"
         assert "syscalls:sys_enter_openat" in src.attached
-        path = f"/tmp/sw-fallback-{uuid.uuid4().hex}"
         subprocess.run(["/bin/sh", "-c", f": > {path}"], check=True)
-        time.sleep(0.05)
-        assert [e for e in src.drain() if e.type == "openat" and e.args.get("name") == path]
-        os.unlink(path)
+
+    try:
+        events = events_of(src, create)
     finally:
-        src.close()
+        if os.path.exists(path):
+            os.unlink(path)
+    assert [e for e in events if e.type == "openat" and e.args.get("name") == path]
     asked = EbpfSource({"args_from": "regs"}, {"openat"}, os.getpid())
     with pytest.raises(SourceError):          # asked for explicitly: no silent fallback
         asked.load()
@@ -469,8 +455,9 @@ def test_a_syscall_without_tracepoint_through_raw_syscalls_when_asked(args_from)
     assert "raw_syscalls:sys_exit" not in dict(P.tracepoints({"finit_module"}, off.cfg))
     src = EbpfSource({"raw_fallback": True, "args_from": args_from}, {"finit_module"},
                      os.getpid())
-    src.load()
-    try:
+    pids = []
+
+    def load_a_module() -> None:
         raw = {tp for tp in src.attached if tp.startswith("raw_syscalls:")}
         assert raw == ({"raw_syscalls:sys_exit"} if args_from == "regs"
                        else {"raw_syscalls:sys_enter", "raw_syscalls:sys_exit"})
@@ -480,10 +467,10 @@ def test_a_syscall_without_tracepoint_through_raw_syscalls_when_asked(args_from)
             ctypes.CDLL(None, use_errno=True).syscall(313, fd, b"", 0)   # x86_64 finit_module
             os._exit(0)
         os.waitpid(pid, 0)
-        time.sleep(0.05)
-        got = [e for e in src.drain() if e.type == "finit_module" and e.pid == pid]
-    finally:
-        src.close()
+        pids.append(pid)
+
+    events = events_of(src, load_a_module)
+    got = [e for e in events if e.type == "finit_module" and e.pid == pids[0]]
     assert len(got) == 1 and got[0].res < 0 and isinstance(got[0].args["fd"], int)
 
 
