@@ -1,12 +1,14 @@
 """What the live agent costs a monitored machine, measured on this machine.  Prints figures.
 
-1. Slowdown of three C loops with the agent running (default rules, the live eBPF source)
-   against the same loop with nothing monitoring: open/close of /dev/null, fork+exec of
-   /bin/true (posix_spawn + waitpid), and an unmonitored syscall (getppid).  Medians of
+1. Slowdown of four C loops with the agent running (default rules, the live eBPF source)
+   against the same loop with nothing monitoring: open/close of /dev/null for reading (no
+   default rule can match it: the rules' open prefilter keeps it in the kernel), fork+exec of
+   /bin/true (posix_spawn + waitpid), an unmonitored syscall (getppid), and open/close of
+   /dev/null for writing (every open sent to the agent and judged by the rules).  Medians of
    ``--rounds`` rounds, as ratios.  With ``--auditd``: the same against auditd with an openat
    and an execve rule (the machine is restored afterwards: rules deleted, ``auditctl -a
    never,task``, auditd stopped).
-2. The highest rate of monitored events (opens at a fixed pace) the agent keeps with zero kernel
+2. The highest rate of monitored events (opens for writing, at a fixed pace) the agent keeps with zero kernel
    drops, and with at most 10 drops per million, stepping the rate up.
 3. Detection latency at 10,000 events/s: one open in a hundred matches a rule whose output
    carries ``%evt.rawtime``; the time from the syscall to the alert line read from the agent's
@@ -58,18 +60,19 @@ LOOPS_C = r"""
 extern char **environ;
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t);
                           return t.tv_sec + t.tv_nsec / 1e9; }
-/* loops MODE N [RATE] [MARKER]: open | getppid | exec; RATE paces opens per second;
-   with MARKER every 100th open opens MARKER<i> instead of /dev/null */
+/* loops MODE N [RATE] [MARKER]: open | wopen | getppid | exec; RATE paces opens per second;
+   with MARKER every 100th open opens MARKER<i> instead of /dev/null; wopen opens for writing */
 int main(int argc, char **argv) {
     const char *mode = argv[1]; long n = atol(argv[2]);
     double rate = argc > 3 ? atof(argv[3]) : 0; const char *marker = argc > 4 ? argv[4] : 0;
     char path[512]; double t0 = now();
-    if (!strcmp(mode, "open")) {
+    if (!strcmp(mode, "open") || !strcmp(mode, "wopen")) {
+        int how = !strcmp(mode, "wopen") ? O_WRONLY : O_RDONLY;
         for (long i = 0; i < n; i++) {
             const char *p = "/dev/null";
             if (marker && i % 100 == 0) { snprintf(path, sizeof path, "%s%ld", marker, i);
                                           p = path; }
-            int fd = open(p, O_RDONLY); if (fd >= 0) close(fd);
+            int fd = open(p, how); if (fd >= 0) close(fd);
             if (rate > 0) { double due = t0 + (i + 1) / rate; while (now() < due) {} }
         }
     } else if (!strcmp(mode, "getppid")) {
@@ -85,7 +88,7 @@ int main(int argc, char **argv) {
 """
 
 LOOPS = (("open/close", ["open", "2000000"]), ("fork+exec", ["exec", "3000"]),
-         ("getppid", ["getppid", "10000000"]))
+         ("getppid", ["getppid", "10000000"]), ("open(w)", ["wopen", "2000000"]))
 
 LATENCY_RULES = """
 - rule: bench latency marker
@@ -246,7 +249,7 @@ def sustained_rate(exe: str) -> None:
         for rate in (25_000, 50_000, 75_000, 100_000, 125_000, 150_000, 200_000):
             time.sleep(2.5)
             before = agent.counters()
-            run_loop(exe, ["open", str(rate * 4), str(rate)])   # 4 seconds at this pace
+            run_loop(exe, ["wopen", str(rate * 4), str(rate)])  # 4 seconds at this pace
             time.sleep(2.5)
             after = agent.counters()
             drops = sum(after.get(k, 0) - before.get(k, 0) for k in after
@@ -282,7 +285,7 @@ def latency(exe: str, tmp: str) -> None:
     agent = Agent(["-r", rules, "-o", "outputs.rate=0"], on_line=on_line)
     try:
         time.sleep(1)
-        run_loop(exe, ["open", "100000", "10000", "/tmp/swbench-lat-"])  # 10 s at 10k/s
+        run_loop(exe, ["wopen", "100000", "10000", "/tmp/swbench-lat-"])  # 10 s at 10k/s
         time.sleep(2)
         rss = agent.rss_kb()
     finally:

@@ -46,6 +46,7 @@ from .metrics import Metrics
 from .outputs import OutputRunner
 from .plugins import Plugins
 from .protocols import PluginContext
+from .rules.prefilter import OpenPrefilter
 
 log = logging.getLogger("syswarden.agent")
 
@@ -97,6 +98,7 @@ class Agent:
         self.ctx.extra["emit_alert"] = self.emit_internal_alert
         self.filters = self.plugins.make("filter", self.ctx)
         self.ctx.event_types = self.event_types()
+        self.ctx.open_prefilter = self.open_prefilter()
         self.sources = self.plugins.make("source", self.ctx)
         if not self.sources:
             raise SourceError("no event source is enabled",
@@ -117,6 +119,18 @@ class Agent:
                 return None
             types |= set(needed)
         return types
+
+    def open_prefilter(self) -> OpenPrefilter | None:
+        """The opens some filter may care about: the union of the filters' prefilters, or None
+        when one needs every open (it has no prefilter, or its prefilter is None)."""
+        terms: list = []
+        for f in self.filters:
+            get = getattr(f, "open_prefilter", None)
+            pf = get() if get is not None else None
+            if pf is None:
+                return None
+            terms += pf.terms
+        return OpenPrefilter(tuple(dict.fromkeys(terms)))
 
     # -- running -------------------------------------------------------------------------------
 
@@ -363,7 +377,11 @@ class Agent:
                           f.name, detail)
                 return False
         self.ctx.event_types = self.event_types()
+        self.ctx.open_prefilter = self.open_prefilter()
         for source in self.sources:
+            set_prefilter = getattr(source, "set_open_prefilter", None)
+            if set_prefilter is not None:
+                set_prefilter(self.ctx.open_prefilter)
             setter = getattr(source, "set_event_types", None)
             if setter is not None:
                 setter(self.ctx.event_types)

@@ -175,7 +175,8 @@ def _dump_ebpf(agent: Any, config: dict[str, Any]) -> int:
     from syswarden.plugins.sources.ebpf.program import render_program, resolve_args_from
     ebpf = dict(config.get("ebpf") or {})
     ebpf["args_from"] = resolve_args_from(ebpf.get("args_from", "auto"))   # what would run
-    print(render_program(agent.event_types(), ebpf))
+    prefilter = agent.open_prefilter() if ebpf.get("open_prefilter", True) else None
+    print(render_program(agent.event_types(), ebpf, open_prefilter=prefilter))
     return EXIT_OK
 
 

@@ -242,7 +242,7 @@ def _is_open_exec(e):
     if flags is None:
         return False
     mode = e.args.get("mode")
-    creating = flags & (0o100 | O_TMPFILE)
+    creating = flags & 0o100 or flags & O_TMPFILE == O_TMPFILE
     return bool(creating) and isinstance(mode, int) and bool(mode & 0o111)
 
 

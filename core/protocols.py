@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .event import Event
     from .fields import FieldRegistry
     from .metrics import Metrics
+    from .rules.prefilter import OpenPrefilter
 
 
 @dataclass
@@ -26,13 +27,16 @@ class PluginContext:
 
     ``config`` is the whole validated config (defaults filled in); ``section(name)`` is one
     plugin's part of it.  ``event_types`` is the set of syscalls the loaded rules need (None:
-    all); sources use it to attach only what is needed.
+    all); sources use it to attach only what is needed.  ``open_prefilter`` is a condition an
+    open must meet for some filter to care (None: every open matters); a source may keep the
+    other opens where it reads them (see :mod:`syswarden.core.rules.prefilter`).
     """
 
     config: dict[str, Any]
     metrics: "Metrics"
     fields: "FieldRegistry"
     event_types: set[str] | None = None
+    open_prefilter: "OpenPrefilter | None" = None
     replay_file: str | None = None          # -e FILE: replay instead of the live source
     agent_pid: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -51,7 +55,8 @@ class Source(Protocol):
     ``run`` sends ``list[Event]`` batches on ``send`` until the source ends (a replay file is
     exhausted) or is cancelled; it calls ``task_status.started()`` once attached (the agent logs
     ``ready`` when every source has).  It must not close ``send`` (the agent owns it).
-    Optional: ``set_event_types(types)`` to change the attached syscalls on a rule reload;
+    Optional: ``set_event_types(types)`` to change the attached syscalls on a rule reload,
+    preceded by ``set_open_prefilter(prefilter)`` when it has one;
     ``stop()`` to be asked, on a graceful stop, to send what it still holds and return (else it
     is cancelled).
     A source counts what it loses itself, in ``ctx.metrics`` (``drops.<where>.<why>``), and
@@ -86,7 +91,9 @@ class Filter(Protocol):
     ``check(event)`` returns the alerts the event raises (an empty list or None for none).
     ``event_types()`` is the set of syscalls the filter needs (None: every event).
     ``reload(config)`` re-reads its rules; on failure it raises a :class:`RuleError` and keeps
-    the rules it had.  Optional: ``describe() -> Iterable[tuple[name, desc]]`` for ``-L``.
+    the rules it had.  Optional: ``open_prefilter()``, an
+    :class:`~syswarden.core.rules.prefilter.OpenPrefilter` every open this filter can match
+    meets, or None (a filter without it needs every open).  Optional: ``describe() -> Iterable[tuple[name, desc]]`` for ``-L``.
     """
 
     name: str

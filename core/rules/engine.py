@@ -312,6 +312,20 @@ class RuleEngine:
             out |= r.types.names
         return out
 
+    def named_types(self) -> set[str]:
+        """The event types some active rule's ``evt.type`` check names (each has its own
+        folded conditions; every other type shares those of :meth:`conditions_for` None)."""
+        named: set[str] = set()
+        seen: set[int] = set()
+        for r in self._ix.active:
+            mentioned_types(r.node, named, seen)
+        return named
+
+    def conditions_for(self, evt_type: str | None) -> list[tuple[CompiledRule, RNode]]:
+        """The active rules that can match ``evt_type`` (None: a type no rule names), each
+        with its condition folded for that type (every ``evt.type`` check decided)."""
+        return [(self._ix.active[i], node) for i, node in _members(self._ix.active, evt_type)]
+
     def rules(self) -> list[CompiledRule]:
         """Every compiled rule (enabled or not, any priority), in load order."""
         return list(self._all_rules)

@@ -77,6 +77,7 @@ def pmatch_pred(paths: list[str]) -> Callable[[Any], bool]:
         if v in exact or v.startswith(prefixes_t):
             return True
         return any(g.fullmatch(v) for g in globs)
+    pred.paths = tuple(paths)   # type: ignore[attr-defined]  # read by the open prefilter
     return pred
 
 

@@ -24,6 +24,7 @@ from syswarden.core.errors import RuleError
 from syswarden.core.fields import FieldRegistry
 from syswarden.core.hookspecs import hookimpl
 from syswarden.core.rules.engine import RuleEngine
+from syswarden.core.rules.prefilter import OpenPrefilter, open_prefilter
 
 log = logging.getLogger("syswarden.rules")
 
@@ -70,6 +71,9 @@ class RulesFilter:
 
     def event_types(self) -> set[str] | None:
         return self.engine.event_types()
+
+    def open_prefilter(self) -> OpenPrefilter | None:
+        return open_prefilter(self.engine)
 
     def reload(self, config: dict[str, Any]) -> None:
         """Load the rules anew; on any error raise it and keep the running rules."""

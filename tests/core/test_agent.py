@@ -213,3 +213,25 @@ async def test_once_ready_start_up_objects_are_frozen_and_collections_spaced(tmp
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+async def test_the_sources_get_the_union_of_the_filters_open_prefilters(tmp_path):
+    from syswarden.core.rules.prefilter import OK, WRITE, OpenPrefilter, Term
+    agent = make_agent(tmp_path, count=5, forever=True)
+    assert agent.ctx.open_prefilter is None          # the kit filter has no prefilter
+    writes, shadow = Term(frozenset({OK, WRITE})), Term(frozenset(), frozenset({"/etc/shadow"}))
+    agent.filters[0].open_prefilter = lambda: OpenPrefilter((writes,))
+    other = type("Other", (), {"name": "other", "event_types": lambda self: set(),
+                               "reload": lambda self, config: None,
+                               "open_prefilter": lambda self: OpenPrefilter((shadow, writes))})()
+    agent.filters.append(other)
+    told: list = []
+    agent.sources[0].set_open_prefilter = told.append
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(agent.run)
+        await agent.ready.wait()
+        assert await agent.reload() is True
+        agent.request_stop()
+    assert told == [OpenPrefilter((writes, shadow))] and agent.ctx.open_prefilter == told[0]
+    agent.filters.append(type("NoPrefilter", (), {"name": "n"})())
+    assert agent.open_prefilter() is None

@@ -396,15 +396,17 @@ class ProcessTable:
         return got
 
     def _exec_fd_path(self, p: Process, num: int) -> str | None:
+        # a memfd's entry is exact (its close is followed); a file's may be stale (a file's
+        # close is not followed, nor an open no rule needs): the new image's link first
         f = p.fds.get(num)
-        if f is not None and f.name:
+        if f is not None and f.name and f.type == "memfd":
             return f.name
         link = readlink_or_none(f"{self.reader.root}/{p.pid}/exe")     # the new image, if still there
         if link:
             if link.endswith(" (deleted)"):
                 link = link[:-10]
             return "memfd:" + link[7:] if link.startswith("/memfd:") else link
-        return None
+        return f.name if f is not None and f.name else None
 
     def on_exit(self, ev: Event) -> Process | None:
         p = self.get(ev.tid, ev.pid)

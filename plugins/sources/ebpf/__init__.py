@@ -15,6 +15,7 @@ Config: the ``ebpf`` section (ring sizes, string bounds) and Falco's top-level
       poll_ms: 10              # the reader also reads the rings this often
       raw_fallback: false      # syscalls without a tracepoint through raw_syscalls (costly)
       args_from: auto          # syscall arguments: regs (one tracepoint) or enter (two)
+      open_prefilter: true     # opens no loaded rule can match stay in the kernel
     syscall_event_drops:
       threshold: 0.1           # share of events dropped in a second that triggers the actions
       actions: [log, alert]
@@ -67,6 +68,10 @@ def syswarden_config_schema() -> dict[str, Section]:
                              "with BTF, kernel 5.15+: one tracepoint per syscall), enter (stored "
                              "by an enter tracepoint: two per syscall), auto (regs when the "
                              "kernel accepts it, else enter)", choices=("auto", "regs", "enter")),
+            "open_prefilter": Key(bool, True, "keep in the kernel the opens no loaded rule can "
+                                  "match (a condition on the flags and the path derived from "
+                                  "the rules; counted as ebpf.opens_filtered); false sends "
+                                  "every open"),
         }, doc="the live eBPF source: ring sizes and capture bounds"),
         DROPS: Section({
             "threshold": Key(float, 0.1, "share of events dropped in one second above which "
@@ -104,4 +109,4 @@ def syswarden_make_sources(ctx: Any):
     cfg = dict(section)
     cfg["syscall_event_drops"] = ctx.section(DROPS)
     return EbpfSource(cfg, ctx.event_types, ctx.agent_pid, ctx.metrics,
-                      alert=ctx.extra.get("emit_alert"))
+                      alert=ctx.extra.get("emit_alert"), open_prefilter=ctx.open_prefilter)

@@ -118,6 +118,8 @@ WANTED = (
     ("OFF_FDT_FD", "fdtable", "fd"),
     ("OFF_FILE_F_MODE", "file", "f_mode"),
     ("OFF_FILE_PRIVATE", "file", "private_data"),
+    ("OFF_FILE_INODE", "file", "f_inode"),
+    ("OFF_INODE_MODE", "inode", "i_mode"),
     ("OFF_SOCKET_SK", "socket", "sk"),
     ("OFF_SKC_FAMILY", "sock_common", "skc_family"),
     ("OFF_SKC_NUM", "sock_common", "skc_num"),

@@ -41,7 +41,8 @@
 #define CAT_PENDING 2
 #define CAT_EXEC 3
 #define CAT_RETRY 4                    // [8]: outputs retried once (no drop category)
-#define NCAT 5
+#define CAT_FILTERED 5                 // [10]: opens no rule can match, kept here
+#define NCAT 6
 
 #define KIND_SYSCALL 1
 #define KIND_EXEC 2
@@ -490,6 +491,18 @@ static __always_inline void *fd_file(s64 fd)
 #if defined(OFF_TASK_FILES) && defined(OFF_FILES_FDT) && defined(OFF_FDT_FD)
     if (fd < 0)
         return 0;
+#if TASK_REGS
+    // Loads through the task's BTF pointer: the verifier checks each offset against the
+    // running kernel's types (these come from them) and makes a fault read 0.
+    char *task = (char *)bpf_get_current_task_btf();
+    char *files = *(char **)(task + OFF_TASK_FILES);
+    if (!files)
+        return 0;
+    char *fdt = *(char **)(files + OFF_FILES_FDT);
+    if (!fdt)
+        return 0;
+    void *fds = *(void **)(fdt + OFF_FDT_FD);
+#else
     void *files = read_ptr_at((void *)bpf_get_current_task(), OFF_TASK_FILES);
     if (!files)
         return 0;
@@ -497,11 +510,29 @@ static __always_inline void *fd_file(s64 fd)
     if (!fdt)
         return 0;
     void *fds = read_ptr_at(fdt, OFF_FDT_FD);
+#endif
     if (!fds)
         return 0;
     return read_ptr_at(fds, (u32)(fd & 0xffffff) * 8);
 #else
     return 0;
+#endif
+}
+
+// Whether the open file `fd` is a directory (its inode's mode); 1 when that cannot be told.
+static __always_inline int fd_is_dir(s64 fd)
+{
+#if defined(OFF_FILE_INODE) && defined(OFF_INODE_MODE)
+    void *file = fd_file(fd);
+    if (!file)
+        return 1;
+    void *inode = read_ptr_at(file, OFF_FILE_INODE);
+    u16 mode = 0;
+    if (!inode || bpf_probe_read_kernel(&mode, sizeof(mode), inode + OFF_INODE_MODE) != 0)
+        return 1;
+    return (mode & 0170000) == 0040000;      // S_IFDIR
+#else
+    return 1;
 #endif
 }
 
@@ -567,6 +598,9 @@ static __always_inline u32 put_sock_end(struct rec *r, u32 pos, int slot, s64 fd
     return pos;
 #endif
 }
+
+// The rules' open prefilter, rendered by open_filter.py (OPEN_FILTER 0: every open is sent).
+@OPEN_FILTER@
 
 // Send the exec record: the stash (path, argv) plus what the new image says.
 static __always_inline int send_exec(u64 id, u32 stash_tid, s64 res, u16 kind,

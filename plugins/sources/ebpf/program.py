@@ -19,6 +19,10 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Iterable
 
+from syswarden.core.rules.prefilter import OpenPrefilter
+
+from . import open_filter
+
 # Argument kinds: how the kernel side reads an argument and the decoder turns it into a value.
 FD = "fd"          # signed 32-bit (fds, dirfds, pids)
 I32 = "i32"        # signed 32-bit
@@ -153,6 +157,10 @@ MAY_CREATE: dict[str, int | None] = {"open": 1, "openat": 2, "openat2": None}
 #: Syscalls whose record ends with the socket's local end (read from the kernel's socket, so
 #: known even when the process is gone before its event is decoded) -> the register of the
 #: socket's fd (None: the new fd, the return value).  Decoded into ``Event.extra["local"]``.
+#: Opens the rules' prefilter may keep in the kernel: (path register, flags register).
+#: (openat2's flags are in a user struct, creat always writes: both always sent.)
+PREFILTERED: dict[str, tuple[int, int]] = {"open": (0, 1), "openat": (1, 2)}
+
 LOCAL_END: dict[str, int | None] = {"connect": 0, "accept": None, "accept4": None}
 #: Accepts: their peer comes from the new socket when the caller passed no address buffer.
 ACCEPTS = ("accept", "accept4")
@@ -199,7 +207,7 @@ def needed_syscalls(event_types: Iterable[str] | None) -> list[str]:
     return [s.name for s in SYSCALLS if s.name in wanted]
 
 
-def _exit_handler(sc: Syscall) -> str:
+def _exit_handler(sc: Syscall, prefilter: bool = False) -> str:
     lines = [
         f"static __always_inline int do_exit_{sc.name}(struct sys_exit_ctx *ctx)",
         "{",
@@ -215,6 +223,14 @@ def _exit_handler(sc: Syscall) -> str:
         "    __builtin_memcpy(r->a, p.a, sizeof(r->a));",
         "    u32 pos = REC_HDR;",
     ]
+    if prefilter and sc.name in PREFILTERED:
+        path, flags = PREFILTERED[sc.name]
+        lines[8:8] = [
+            f"    if (!open_wanted(ctx->ret, p.a[{flags}], (const void *)p.a[{path}])) {{",
+            "        count(CAT_FILTERED, 0);",
+            "        return 0;",
+            "    }",
+        ]
     if sc.name == "close":
         # only the closes of fds the fd table follows (sockets, dups, memfds) leave the kernel
         lines[8:8] = [
@@ -310,18 +326,21 @@ def template() -> str:
 
 
 def render_program(event_types: Iterable[str] | None, config: dict[str, Any] | None = None,
-                   agent_pid: int = 0) -> str:
+                   agent_pid: int = 0, open_prefilter: OpenPrefilter | None = None) -> str:
     """The C source of the BPF program for these event types and this ``ebpf`` config section.
 
     ``agent_pid`` is filtered out in the kernel (0: nothing is filtered, pid 0 makes no
-    syscalls).
+    syscalls).  ``open_prefilter`` (the rules', see :mod:`.open_filter`) keeps in the kernel
+    the opens no rule can match; None sends them all.
     """
     config = config or {}
     if isinstance(config.get("ebpf"), dict):   # the whole config was given
         config = config["ebpf"]
     cfg = {**DEFAULTS, **config}
     names = needed_syscalls(event_types)
-    handlers = "\n".join(_exit_handler(BY_NAME[n]) for n in names if n not in FORK_SYSCALLS)
+    on = open_prefilter is not None
+    handlers = "\n".join(_exit_handler(BY_NAME[n], on) for n in names
+                         if n not in FORK_SYSCALLS)
     handlers += "\n" + _raw_handlers(raw_syscalls(event_types, cfg))
     subst = {
         "AGENT_PID": str(int(agent_pid)),
@@ -333,6 +352,7 @@ def render_program(event_types: Iterable[str] | None, config: dict[str, Any] | N
         "PENDING_SLOTS": str(_pow2(cfg["pending_max"], 64, 1 << 20)),
         "WAKEUP_EVERY": str(max(1, int(cfg["wakeup_every"]))),
         "TASK_REGS": "1" if task_regs(cfg) else "0",
+        "OPEN_FILTER": open_filter.render(open_prefilter),
         "EXIT_HANDLERS": handlers,
         "BTF_OFFSETS": "\n".join(f"#define {k} {int(v)}"
                                  for k, v in sorted((cfg.get("btf") or {}).items())),

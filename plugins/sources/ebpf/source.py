@@ -31,6 +31,7 @@ import trio
 
 from syswarden.core.errors import SourceError
 from syswarden.core.event import Event
+from syswarden.core.rules.prefilter import OpenPrefilter
 
 from . import btf, loader
 from . import program as P
@@ -41,6 +42,8 @@ log = logging.getLogger("syswarden.ebpf")
 
 #: Kernel counter categories, in program.c's order (CAT_*).
 CATEGORIES = ("proc", "events", "pending", "exec")
+RETRIED, FILTERED = 8, 10          # counters[]: ring outputs retried, opens kept in the kernel
+N_COUNTERS = 12
 TRACEFS = "/sys/kernel/tracing"
 HINT = loader.HINT
 
@@ -118,9 +121,9 @@ class Program:
         return [self.maps["proc_ring"], self.maps["evt_ring"]]
 
     def counters(self) -> list[int]:
-        """[attempted, dropped] per category, then the ring outputs retried."""
+        """[attempted, dropped] per category, then at RETRIED and FILTERED those counts."""
         fd = self.maps["counters"]
-        return [loader.percpu_u64_sum(fd, i, self.ncpu) for i in range(2 * len(CATEGORIES) + 1)]
+        return [loader.percpu_u64_sum(fd, i, self.ncpu) for i in range(N_COUNTERS)]
 
     def detach(self, tps: list[str]) -> None:
         """Close the perf events of these tracepoints (each close waits for an RCU grace
@@ -198,7 +201,8 @@ class EbpfSource:
     name = "ebpf"
 
     def __init__(self, config: dict[str, Any], event_types: set[str] | None, agent_pid: int,
-                 metrics: Any = None, alert: Callable[[str, dict], None] | None = None) -> None:
+                 metrics: Any = None, alert: Callable[[str, dict], None] | None = None,
+                 open_prefilter: OpenPrefilter | None = None) -> None:
         self.cfg = {**P.DEFAULTS, **(config or {})}
         if "btf" not in self.cfg:
             self.cfg["btf"] = btf.kernel_offsets()
@@ -211,6 +215,7 @@ class EbpfSource:
         self._args_auto = self.cfg.get("args_from", "auto") == "auto"
         self.cfg["args_from"] = P.resolve_args_from(self.cfg.get("args_from", "auto"))
         self.event_types = None if event_types is None else set(event_types)
+        self.open_prefilter = open_prefilter if self.cfg.get("open_prefilter", True) else None
         self.agent_pid = agent_pid
         self.metrics = metrics
         self.decoder = Decoder()
@@ -220,7 +225,7 @@ class EbpfSource:
         self._stop_ts: int | None = None    # event time of the graceful stop request
         self._needs_reload = False
         self._switched = trio.Event()
-        self._kernel_prev = [0] * (2 * len(CATEGORIES) + 1)
+        self._kernel_prev = [0] * N_COUNTERS
         self.drops = DropMonitor(self.cfg.get("syscall_event_drops") or {}, alert)
         self.delivered = 0
         self.received = {"proc": 0, "events": 0}   # records read from each ring
@@ -230,7 +235,8 @@ class EbpfSource:
     # -- loading -------------------------------------------------------------------------------
 
     def program_text(self) -> str:
-        return P.render_program(self.event_types, self.cfg, self.agent_pid)
+        return P.render_program(self.event_types, self.cfg, self.agent_pid,
+                                self.open_prefilter)
 
     def _build(self) -> Program:
         """Load and attach a program for the current event types (blocking: ~2 s)."""
@@ -263,6 +269,15 @@ class EbpfSource:
     @property
     def rings(self) -> tuple:
         return self.prog.rings if self.prog is not None else ()
+
+    def set_open_prefilter(self, prefilter: OpenPrefilter | None) -> None:
+        """Keep in the kernel the opens this prefilter says no rule can match (a rule reload;
+        called before :meth:`set_event_types`).  A change loads a new program."""
+        if not self.cfg.get("open_prefilter", True) or prefilter == self.open_prefilter:
+            return
+        self.open_prefilter = prefilter
+        if self.prog is not None:
+            self._needs_reload = True
 
     def set_event_types(self, types: set[str] | None) -> None:
         """Follow another set of syscalls (a rule reload).  Fewer: their perf events are
@@ -349,8 +364,10 @@ class EbpfSource:
                 dropped[cat] = d_drop
                 if self.metrics is not None:
                     self.metrics.inc(f"drops.kernel.{cat}", d_drop)
-        if self.metrics is not None and c[-1] > prev[-1]:
-            self.metrics.inc("ebpf.ring_retries", c[-1] - prev[-1])
+        if self.metrics is not None and c[RETRIED] > prev[RETRIED]:
+            self.metrics.inc("ebpf.ring_retries", c[RETRIED] - prev[RETRIED])
+        if self.metrics is not None and c[FILTERED] > prev[FILTERED]:
+            self.metrics.inc("ebpf.opens_filtered", c[FILTERED] - prev[FILTERED])
         if self.metrics is not None and self.decode_errors:
             self.metrics.inc("drops.ebpf.decode", self.decode_errors)
             self.decode_errors = 0

@@ -11,9 +11,17 @@ import trio
 
 from syswarden.core.plugins import collect_fields
 from syswarden.plugins.enrichers.process.enricher import ProcessEnricher
+from syswarden.plugins.sources.ebpf import program as P
 from syswarden.plugins.sources.ebpf.source import EbpfSource
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (eBPF)")
+
+#: Where exit handlers find a syscall's arguments: both ways are run where they can be.
+ARGS_FROM = pytest.mark.parametrize("args_from", [
+    "enter",
+    pytest.param("regs", marks=pytest.mark.skipif(
+        not P.registers_usable(), reason="no BTF or not x86_64: arguments from enter only")),
+])
 
 _REGISTRY = None
 
@@ -51,9 +59,10 @@ def events_of(src: EbpfSource, action: Callable[[], Any]) -> list:
 class Live:
     """The live source running in a nursery, its batches enriched as they come."""
 
-    def __init__(self, types: set[str] | None, cfg: dict | None = None) -> None:
+    def __init__(self, types: set[str] | None, cfg: dict | None = None,
+                 prefilter: Any = None) -> None:
         self.enricher = ProcessEnricher(snapshot=True)
-        self.source = EbpfSource(cfg or {}, types, os.getpid())
+        self.source = EbpfSource(cfg or {}, types, os.getpid(), open_prefilter=prefilter)
         self.events: list = []
 
     async def consume(self, recv: trio.MemoryReceiveChannel) -> None:
@@ -69,8 +78,8 @@ class Live:
 
 
 async def run_live(types: set[str] | None, action: Callable[[Live], Awaitable[None]],
-                   cfg: dict | None = None) -> Live:
-    live = Live(types, cfg)
+                   cfg: dict | None = None, prefilter: Any = None) -> Live:
+    live = Live(types, cfg, prefilter)
     send, recv = trio.open_memory_channel(1000)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(live.consume, recv)

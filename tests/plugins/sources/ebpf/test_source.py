@@ -19,18 +19,11 @@ from syswarden.plugins.enrichers.process.enricher import ProcessEnricher
 from syswarden.plugins.sources.ebpf import program as P
 from syswarden.plugins.sources.ebpf.source import EbpfSource
 
-from .conftest import descends_from_me, events_of, field, needs_root, run_live
+from .conftest import ARGS_FROM, descends_from_me, events_of, field, needs_root, run_live
 
 pytestmark = [needs_root, pytest.mark.root]
 
 FILE_TYPES = {"open", "openat", "openat2", "creat"}
-
-#: Where exit handlers find a syscall's arguments: both ways are run where they can be.
-ARGS_FROM = pytest.mark.parametrize("args_from", [
-    "enter",
-    pytest.param("regs", marks=pytest.mark.skipif(
-        not P.registers_usable(), reason="no BTF or not x86_64: arguments from enter only")),
-])
 
 
 def mine(live, types):

@@ -1,0 +1,324 @@
+"""The opens the loaded rules can match, as a condition simple enough for the kernel.
+
+An open-family event is usually the most frequent one a source delivers, and most opens
+cannot match any rule (a read of ``/dev/null``, a failed lookup along ``$PATH``).  From the
+rules' conditions, each folded for ``open``/``openat``/``openat2``, :func:`open_prefilter`
+derives a *necessary* condition for a rule to match: a few terms, each a set of flag tests
+(success, write, read, create, truncate) and optionally a set of path prefixes.  A source that
+evaluates it before sending drops only opens that no rule can match.
+
+The derivation over-approximates, so it is sound by construction: a check it does not
+understand (a process name, a container, a negation) counts as "may be true".  A path
+constraint holds only of the path as ``fd.name`` shows it: absolute and normalised.  The
+kernel side sends every open whose path it cannot judge that way (relative, or containing
+``//``, ``/.``, or a trailing ``/``).
+
+It is ``None`` (every open must be sent) when some rule can match an open with no flag or path
+constraint, or when a rule reads ``fd.*`` on an event that takes a file descriptor it did not
+create (``fchmod``, ``dup``...): the fd table learns a file's name from its open, and must not
+miss one.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from ..syscalls import ENTER_ARGS, EVENTS
+from . import ast
+from .resolved import RCheck, RMacro, RNode, iter_checks
+
+log = logging.getLogger("syswarden.rules")
+
+#: Flag tests a term may require (all of them).
+OK = "ok"            # the open succeeded (fd.num >= 0)
+WRITE = "write"      # opened for writing (O_WRONLY or O_RDWR)
+READ = "read"        # opened for reading (O_RDONLY or O_RDWR)
+CREATE = "create"    # may create: O_CREAT or O_TMPFILE in the flags
+TRUNC = "trunc"      # O_TRUNC
+FLAG_TESTS = (OK, WRITE, READ, CREATE, TRUNC)
+
+#: The event types the prefilter speaks for (``creat`` always writes: never filtered).
+OPEN_TYPES = ("open", "openat", "openat2")
+
+#: Types whose fds come from a call the prefilter never drops (sockets): a rule reading
+#: ``fd.*`` on them does not need every open.
+SOCKET_TYPES = frozenset({
+    "accept", "accept4", "bind", "connect", "getsockopt", "listen", "recvfrom", "recvmsg",
+    "sendmsg", "sendto", "setsockopt", "shutdown", "socket", "socketpair"})
+
+
+def reads_a_descriptor(evt_type: str | None) -> bool:
+    """Whether ``fd.*`` of this event type may come from the fd table: it takes a descriptor
+    it did not create (an ``fd``/``oldfd``/``dirfd`` argument); an unknown type may."""
+    if evt_type is None:
+        return True
+    if evt_type in SOCKET_TYPES or evt_type in OPEN_TYPES or evt_type == "creat":
+        return False
+    names = EVENTS.get(evt_type)
+    if names is None:
+        return True
+    return any("fd" in n for n in (*names, *ENTER_ARGS.get(evt_type, ())))
+
+
+#: ``fd.*`` fields that read only what a call the prefilter never drops created (an IP socket's
+#: ends) or the event's own argument (``fd.num``): the same whether or not the fd table knows a
+#: file's open.
+FD_FIELDS_WITHOUT_OPENS = frozenset({
+    "fd.num", "fd.cip", "fd.sip", "fd.lip", "fd.rip", "fd.cport", "fd.sport", "fd.lport",
+    "fd.rport", "fd.ip", "fd.port", "fd.net", "fd.cnet", "fd.snet", "fd.lnet", "fd.rnet",
+    "fd.connected", "fd.l4proto", "fd.sockfamily", "fd.is_server"})
+_FILE_KINDS = frozenset({"file", "directory", "f", "d"})
+
+MAX_TERMS = 16       # beyond this a conjunction stops refining (still sound, less selective)
+MAX_PREFIXES = 64    # beyond this the prefilter is given up (every open sent)
+
+_BOOL_TESTS = {"evt.is_open_write": WRITE, "evt.is_open_read": READ,
+               "evt.is_open_create": CREATE, "evt.is_open_exec": CREATE}
+_FLAG_NAMES = {"O_TRUNC": TRUNC, "O_CREAT": CREATE, "O_F_CREATED": CREATE, "O_TMPFILE": CREATE}
+
+
+_FLAG_TESTS = {
+    OK: lambda res, flags: res >= 0,
+    WRITE: lambda res, flags: flags & 3 in (1, 2),
+    READ: lambda res, flags: flags & 3 in (0, 2),
+    CREATE: lambda res, flags: bool(flags & (0o100 | 0o20000000)),   # O_TMPFILE's own bit
+    TRUNC: lambda res, flags: bool(flags & 0o1000),
+}
+
+
+def judgeable(path: str) -> bool:
+    """Whether ``fd.name`` will be this path as it is: absolute, and nothing to normalise
+    (no ``//``, no ``/.``, no trailing ``/``)."""
+    return (path.startswith("/") and "//" not in path and "/." not in path
+            and not path.endswith("/"))
+
+
+@dataclass(frozen=True)
+class Term:
+    """Every test in ``needs`` holds and, unless ``prefixes`` is None, ``fd.name`` starts
+    with one of ``prefixes``."""
+
+    needs: frozenset[str] = frozenset()
+    prefixes: frozenset[str] | None = None
+
+    def both(self, o: Term) -> Term:
+        """The conjunction."""
+        if self.prefixes is None or o.prefixes is None:
+            prefixes = self.prefixes if o.prefixes is None else o.prefixes
+        else:
+            # empty: no judgeable path satisfies both, the others still pass
+            prefixes = frozenset(p if p.startswith(q) else q
+                                 for p in self.prefixes for q in o.prefixes
+                                 if p.startswith(q) or q.startswith(p))
+        return Term(self.needs | o.needs, minimal_prefixes(prefixes))
+
+    def covers(self, o: Term) -> bool:
+        """Whether every open ``o`` accepts, this term accepts too."""
+        if not self.needs <= o.needs:
+            return False
+        if self.prefixes is None:
+            return True
+        return o.prefixes is not None and all(any(p.startswith(q) for q in self.prefixes)
+                                              for p in o.prefixes)
+
+
+@dataclass(frozen=True)
+class OpenPrefilter:
+    """An open may match a rule only if one of ``terms`` holds (no terms: no open can)."""
+
+    terms: tuple[Term, ...]
+
+    def prefixes(self) -> list[str]:
+        return sorted({p for t in self.terms for p in (t.prefixes or ())})
+
+    def accepts(self, res: int, flags: int, path: str, is_dir: bool = False) -> bool:
+        """Whether an open must be sent (the reference a source's own test implements): a
+        term holds of it, with its path judged only when the path is as ``fd.name`` will show
+        it; and an open that returned a directory is always sent (a later ``openat(dirfd,
+        ...)`` or ``fchdir`` is resolved through it)."""
+        if res >= 0 and is_dir:
+            return True
+        judged = judgeable(path)
+        for t in self.terms:
+            if all(_FLAG_TESTS[n](res, flags) for n in t.needs) and (
+                    t.prefixes is None or not judged or path.startswith(tuple(t.prefixes))):
+                return True
+        return False
+
+    def describe(self) -> str:
+        if not self.terms:
+            return "no open can match"
+        parts = []
+        for t in self.terms:
+            s = " and ".join(sorted(t.needs)) or "any"
+            if t.prefixes is not None:
+                s += " under " + ", ".join(sorted(t.prefixes))
+            parts.append(s)
+        return " | ".join(parts)
+
+
+# Abstract value of a condition: None (may hold for any open) or a list of terms (an empty
+# list: holds for none).
+Terms = list[Term] | None
+
+
+def open_prefilter(engine: Any) -> OpenPrefilter | None:
+    """The prefilter of a :class:`~.engine.RuleEngine`'s active rules, or None (send all)."""
+    reason = _fd_reader(engine)
+    if reason:
+        log.info("opens are not filtered at the source: %s", reason)
+        return None
+    out: list[Term] = []
+    for t in OPEN_TYPES:
+        memo: dict[int, Terms] = {}     # by id(): only while this type's folded nodes live
+        for rule, node in engine.conditions_for(t):
+            terms = _abstract(node, memo)
+            if terms is None:
+                log.info("opens are not filtered at the source: rule %r can match any %s",
+                         rule.name, t)
+                return None
+            out = _union(out, terms)
+    if sum(len(t.prefixes or ()) for t in out) > MAX_PREFIXES:
+        log.info("opens are not filtered at the source: the rules name over %d paths",
+                 MAX_PREFIXES)
+        return None
+    return OpenPrefilter(tuple(sorted(out, key=lambda t: (sorted(t.needs), t.prefixes is not None,
+                                                          sorted(t.prefixes or ())))))
+
+
+def _fd_reader(engine: Any) -> str | None:
+    """Why every open must be sent: a rule reading ``fd.*`` of an fd another call created."""
+    types: list[str | None] = sorted(engine.named_types())
+    for t in [*types, None]:
+        if not reads_a_descriptor(t):
+            continue
+        for rule, node in engine.conditions_for(t):
+            for check in iter_checks(node):
+                for f in (check.field, check.rhs):
+                    if f is not None and f.name.startswith("fd.") and \
+                            not _needs_no_open(check, f):
+                        return (f"rule {rule.name!r} reads {f.name} on "
+                                f"{t or 'events of any type'}")
+    return None
+
+
+def _needs_no_open(check: RCheck, f: Any) -> bool:
+    """Whether this check reads the same whether or not the fd table saw the fd's open: a
+    field of IP sockets, or a type test for kinds other than files (false for a file, known
+    or not, in either polarity)."""
+    if f.name in FD_FIELDS_WITHOUT_OPENS:
+        return True
+    if f.name in ("fd.type", "fd.typechar") and check.rhs is None and f.key == f.name:
+        kinds = {check.const} if check.op == "=" else \
+            set(check.const) if check.op == "in" and isinstance(check.const, frozenset) else None
+        return kinds is not None and not (kinds & _FILE_KINDS)
+    return False
+
+
+def _abstract(node: RNode, memo: dict[int, Terms]) -> Terms:
+    if isinstance(node, RCheck):
+        return _check(node)
+    if isinstance(node, RMacro):
+        key = id(node)
+        if key not in memo:
+            memo[key] = _abstract(node.child, memo)
+        return memo[key]
+    if isinstance(node, ast.Const):
+        return None if node.value else []
+    if isinstance(node, ast.Or):
+        out: list[Term] = []
+        for c in node.children:
+            ct = _abstract(c, memo)
+            if ct is None:
+                return None
+            out = _union(out, ct)
+        return out
+    if isinstance(node, ast.And):
+        acc: list[Term] = [Term()]
+        for c in node.children:
+            ct = _abstract(c, memo)
+            if ct is None:
+                continue
+            combined = [a.both(b) for a in acc for b in ct]
+            if len(combined) > MAX_TERMS:
+                continue                    # dropping a conjunct only widens: still sound
+            acc = _union([], combined)
+        return None if acc == [Term()] else acc
+    return None                             # a negation: may hold for any open
+
+
+def _check(c: RCheck) -> Terms:
+    """One comparison as terms; None when it says nothing the kernel can test."""
+    name, op, const = c.field.name, c.op, c.const
+    if c.field.key == "evt.arg.flags" and op == "contains" and const in _FLAG_NAMES:
+        return [Term(frozenset({_FLAG_NAMES[const]}))]
+    if c.rhs is not None or c.field.key != name:
+        return None                          # val(), a transformer, another argument
+    if name in _BOOL_TESTS and op == "=" and const is True:
+        return [Term(frozenset({_BOOL_TESTS[name]}))]
+    if name in ("fd.num", "evt.rawres") and op == ">=" and isinstance(const, int) and const >= 0:
+        return [Term(frozenset({OK}))]
+    if name == "fd.name":
+        return _paths(_name_prefixes(op, const, c))
+    if name == "fd.directory":
+        return _paths(_dir_prefixes(op, const))
+    return None
+
+
+def _name_prefixes(op: str, const: Any, c: RCheck) -> list[str] | None:
+    if op in ("=", "startswith") and isinstance(const, str):
+        return [const]
+    if op == "in" and isinstance(const, frozenset):
+        return list(const)
+    if op == "pmatch":
+        paths = getattr(c.pred, "paths", None)
+        return None if paths is None else [_literal_head(p) for p in paths]
+    return None
+
+
+def _dir_prefixes(op: str, const: Any) -> list[str] | None:
+    if op == "=" and isinstance(const, str):
+        dirs = [const]
+    elif op == "in" and isinstance(const, frozenset):
+        dirs = list(const)
+    elif op == "startswith" and isinstance(const, str):
+        return [const]
+    else:
+        return None
+    return [d.rstrip("/") + "/" for d in dirs]
+
+
+def _literal_head(pattern: str) -> str:
+    """The part of a pmatch glob before its first wildcard."""
+    for i, ch in enumerate(pattern):
+        if ch in "*?[":
+            return pattern[:i]
+    return pattern
+
+
+def _paths(prefixes: list[str] | None) -> Terms:
+    # fd.name of an open is absolute: a constant that is not can only match a name the source
+    # could not resolve, which the kernel side sends anyway (it is relative there too)
+    if prefixes is None or not all(isinstance(p, str) and p.startswith("/") for p in prefixes):
+        return None
+    return [Term(frozenset(), minimal_prefixes(frozenset(prefixes)))]
+
+
+def minimal_prefixes(prefixes: frozenset[str] | None) -> frozenset[str] | None:
+    """Without the prefixes another one already covers."""
+    if prefixes is None:
+        return None
+    return frozenset(p for p in prefixes
+                     if not any(q != p and p.startswith(q) for q in prefixes))
+
+
+def _union(acc: list[Term], more: list[Term]) -> list[Term]:
+    """``acc`` or ``more``, without a term another one covers."""
+    out: list[Term] = []
+    for t in acc + more:
+        if any(o.covers(t) for o in out):
+            continue
+        out = [o for o in out if not t.covers(o)] + [t]
+    return out

@@ -1,0 +1,142 @@
+"""The open prefilter derived from rules: what it keeps, and that it never keeps an open a rule
+matches (checked against the engine itself over many synthetic opens)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import pytest
+from syswarden.core.config import default_rules_path
+from syswarden.core.event import Event, Process
+from syswarden.core.plugins import collect_fields
+from syswarden.core.rules.engine import RuleEngine
+from syswarden.core.rules.prefilter import CREATE, OK, READ, TRUNC, WRITE, Term, open_prefilter
+from syswarden.plugins.enrichers.process.fds import FdTable
+
+FIELDS = collect_fields()
+
+
+def engine(tmp_path, rules: str) -> RuleEngine:
+    f = tmp_path / "rules.yaml"
+    f.write_text(rules)
+    return RuleEngine.load([str(f)], FIELDS)
+
+
+def rule(cond: str, name: str = "r") -> str:
+    return (f"- rule: {name}\n  desc: d\n  condition: {cond}\n  output: o\n"
+            f"  priority: WARNING\n")
+
+
+def test_the_default_rules_need_writes_creations_and_reads_of_sensitive_files():
+    pf = open_prefilter(RuleEngine.load([default_rules_path()], FIELDS))
+    assert pf is not None
+    flag_only = {t.needs for t in pf.terms if t.prefixes is None}
+    assert flag_only == {frozenset({OK, WRITE}), frozenset({OK, CREATE})}
+    reads = [t for t in pf.terms if t.prefixes is not None]
+    assert reads and all(t.needs == {OK, READ} for t in reads)
+    assert "/etc/shadow" in pf.prefixes() and "/etc/pam.d/" in pf.prefixes()
+    assert not pf.accepts(3, os.O_RDONLY, "/dev/null")
+    assert not pf.accepts(-2, os.O_WRONLY, "/etc/passwd")          # failed
+    assert pf.accepts(3, os.O_RDONLY, "/etc/shadow")
+    assert pf.accepts(3, os.O_WRONLY, "/tmp/x")
+    assert pf.accepts(3, os.O_RDONLY, "/usr/lib/x", is_dir=True)
+
+
+@pytest.mark.parametrize("cond, needs, prefixes", [
+    ("evt.type = openat and evt.is_open_write = true and fd.name startswith /srv/",
+     {WRITE}, {"/srv/"}),
+    ("evt.type = openat and fd.directory in (/etc, /root/)", set(), {"/etc/", "/root/"}),
+    ("evt.type = openat and fd.name pmatch (/usr/bin, /opt/*/bin)", set(), {"/usr/bin", "/opt/"}),
+    ("evt.type = openat and fd.name in (/a/b, /a) and fd.num >= 0", {OK}, {"/a"}),
+    ("evt.type = openat and evt.arg.flags contains O_TRUNC and evt.is_open_create = true",
+     {TRUNC, CREATE}, None),
+])
+def test_what_a_condition_leaves(tmp_path, cond, needs, prefixes):
+    pf = open_prefilter(engine(tmp_path, rule(cond)))
+    assert pf is not None and len(pf.terms) == 1
+    assert pf.terms[0] == Term(frozenset(needs), None if prefixes is None else frozenset(prefixes))
+
+
+def test_paths_no_clean_path_can_satisfy_still_pass_paths_the_kernel_cannot_judge(tmp_path):
+    pf = open_prefilter(engine(tmp_path, rule(
+        "evt.type = openat and fd.name startswith /a/ and fd.name startswith /b/")))
+    assert pf is not None and pf.terms == (Term(frozenset(), frozenset()),)
+    assert not pf.accepts(3, 0, "/a/x") and pf.accepts(3, 0, "/b/../a/x")
+
+
+@pytest.mark.parametrize("cond, why", [
+    ("evt.type = openat and proc.name = cat", "can match any openat"),
+    ("evt.type = openat and not fd.name startswith /tmp", "can match any openat"),
+    ("evt.type = openat and (fd.name startswith /etc or proc.name = cat)", "any openat"),
+    ("evt.type = openat and toupper(fd.name) startswith /ETC", "any openat"),
+    ("evt.type = fchmod and fd.name = /etc/passwd", "reads fd.name on fchmod"),
+    ("proc.name = cat and fd.name = /etc/passwd", "reads fd.name on events of any type"),
+    ("evt.type = dup and fd.type != file", "reads fd.type on dup"),
+])
+def test_a_rule_that_needs_every_open_turns_the_prefilter_off(tmp_path, caplog, cond, why):
+    caplog.set_level("INFO", "syswarden.rules")
+    assert open_prefilter(engine(tmp_path, rule(cond))) is None
+    assert why in caplog.text
+
+
+def test_socket_fields_on_fds_of_other_calls_need_no_open(tmp_path):
+    """A socket's entry never depends on an open: its checks keep the prefilter on."""
+    pf = open_prefilter(engine(tmp_path, rule(
+        "evt.type in (dup, dup2) and fd.type in (ipv4, ipv6) and fd.rport = 4444")
+        + rule("evt.type = openat and evt.is_open_write = true", "w")))
+    assert pf is not None and pf.terms == (Term(frozenset({WRITE})),)
+
+
+def test_no_open_rule_keeps_every_open(tmp_path):
+    pf = open_prefilter(engine(tmp_path, rule("evt.type = execve and proc.name = nc")))
+    assert pf is not None and pf.terms == ()
+    assert not pf.accepts(3, os.O_WRONLY, "/etc/passwd")
+    assert pf.accepts(3, 0, "/etc", is_dir=True)
+
+
+# -- soundness: every open a rule matches is accepted -------------------------------------------
+
+PATHS = ["/etc/shadow", "/etc/shadow-", "/etc/pam.d/sshd", "/etc/passwd", "/dev/null",
+         "/dev/shm/x", "/usr/bin/ls", "/usr/binx", "/var/log/syslog", "/root/.bashrc",
+         "/home/u/.ssh/authorized_keys", "/tmp/../etc/shadow", "//etc/shadow", "/etc/./shadow",
+         "/etc/pam.d/", "etc/shadow", "shadow", "/tmp/x"]
+FLAGS = [os.O_RDONLY, os.O_WRONLY, os.O_RDWR, os.O_WRONLY | os.O_TRUNC,
+         os.O_WRONLY | os.O_CREAT, os.O_RDONLY | os.O_CREAT | (1 << 30),
+         os.O_RDWR | os.O_TMPFILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | (1 << 30)]
+NAMES = ["cat", "bash", "apt", "vi"]
+
+SENSITIVE_RULES = "".join([
+    rule("evt.type in (open, openat) and evt.is_open_write = true and fd.name pmatch (/usr/bin) "
+         "and not proc.name in (apt, dpkg)", "bin"),
+    rule("evt.type = openat and evt.is_open_read = true and fd.num >= 0 and "
+         "(fd.name in (/etc/shadow) or fd.directory = /etc/pam.d) and proc.name != vi", "s"),
+    rule("evt.type = open and evt.arg.flags contains O_TRUNC and fd.filename = syslog", "t"),
+    rule("evt.type = openat and evt.is_open_create = true and fd.name startswith /dev/", "d"),
+])
+
+
+@pytest.mark.parametrize("rules", ["default", "sample"])
+def test_no_open_a_rule_matches_is_kept(tmp_path, rules):
+    eng = RuleEngine.load([default_rules_path()], FIELDS, rule_matching="all") \
+        if rules == "default" else engine(tmp_path, SENSITIVE_RULES)
+    pf = open_prefilter(eng)
+    assert pf is not None
+    fds = FdTable(proc_root=str(tmp_path / "noproc"))
+    kept = hits = 0
+    for evt_type, path, flags, res, name, container in itertools.product(
+            ("open", "openat"), PATHS, FLAGS, (3, -2), NAMES, ("host", "0123456789ab")):
+        p = Process(1000)
+        p.comm, p.exepath, p.cwd, p.container_id = name, "/usr/bin/" + name, "/", container
+        args = {"name": path, "flags": flags, "mode": 0o755}
+        if evt_type == "openat":
+            args["dirfd"] = -100
+        ev = Event(evt_type, ts=1, tid=1000, pid=1000, res=res, args=args)
+        ev.proc = p
+        fds.enrich(ev, p)
+        matched = bool(eng.check(ev))
+        accepted = pf.accepts(res, flags, path)
+        assert accepted or not matched, (evt_type, path, oct(flags), res, name)
+        kept += not accepted
+        hits += matched
+    assert kept > 100 and hits > 20          # it keeps opens, and rules do match some

@@ -1,0 +1,123 @@
+"""The rules' open prefilter in the real kernel: it keeps exactly the opens its Python reference
+(:meth:`OpenPrefilter.accepts`) keeps, counts them, and never hides what a rule needs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from syswarden.core.config import default_rules_path
+from syswarden.core.plugins import collect_fields
+from syswarden.core.rules.engine import RuleEngine
+from syswarden.core.rules.prefilter import open_prefilter
+from syswarden.plugins.enrichers.process.enricher import ProcessEnricher
+from syswarden.plugins.sources.ebpf.source import FILTERED, EbpfSource
+
+from .conftest import ARGS_FROM, events_of, field, needs_root
+
+pytestmark = [needs_root, pytest.mark.root]
+
+DEFAULT = RuleEngine.load([default_rules_path()], collect_fields())
+
+#: A child opens each of these (path, flags, directory?) and closes it.
+OPENS = [
+    ("/dev/null", os.O_RDONLY, False),                  # kept: no rule reads it
+    ("/etc/passwd", os.O_RDONLY, False),                # kept: not a sensitive file
+    ("/etc/shadow", os.O_RDONLY, False),                # sent: a sensitive file
+    ("/no/such/file", os.O_RDONLY, False),              # kept: failed
+    ("{tmp}/written", os.O_WRONLY | os.O_CREAT, False), # sent: a write
+    ("{tmp}/written", os.O_RDONLY, False),              # kept
+    ("{tmp}", os.O_RDONLY, True),                       # sent: a directory (a dirfd to be)
+    ("/tmp/../etc/shadow", os.O_RDONLY, False),         # sent: fd.name is /etc/shadow
+    ("//etc/shadow", os.O_RDONLY, False),               # sent: not as fd.name shows it
+    ("/etc/./passwd", os.O_RDONLY, False),              # sent: cannot be judged here
+    ("relative-name", os.O_RDONLY, False),              # sent: relative
+]
+
+CHILD = """
+import os, sys
+for arg in sys.argv[1:]:
+    path, flags = arg.rsplit(":", 1)
+    try:
+        os.close(os.open(path, int(flags), 0o600))
+    except OSError:
+        pass
+"""
+
+
+@ARGS_FROM
+def test_the_kernel_keeps_exactly_the_opens_the_reference_keeps(tmp_path, args_from):
+    pf = open_prefilter(DEFAULT)
+    assert pf is not None
+    (tmp_path / "relative-name").write_text("x")
+    opens = [(p.format(tmp=tmp_path), f, d) for p, f, d in OPENS]
+    src = EbpfSource({"args_from": args_from}, {"openat", "open"}, os.getpid(),
+                     open_prefilter=pf)
+    child: list[int] = []
+    before: list[int] = []
+
+    def action() -> None:
+        before.append(src.kernel_counters()[FILTERED])
+        proc = subprocess.Popen([sys.executable, "-c", CHILD,
+                                 *[f"{p}:{f}" for p, f, _ in opens]], cwd=tmp_path)
+        child.append(proc.pid)
+        proc.wait()
+        before.append(src.kernel_counters()[FILTERED])
+
+    events = events_of(src, action)
+    seen = {(e.args.get("name"), e.args.get("flags") & ~(1 << 30)) for e in events
+            if e.pid == child[0] and e.type in ("open", "openat")}
+    expected_kept = 0
+    for path, flags, is_dir in opens:
+        res = -2 if path.startswith("/no/") else 3
+        wanted = pf.accepts(res, flags | os.O_CLOEXEC, path, is_dir)
+        assert ((path, flags | os.O_CLOEXEC) in seen) == wanted, (path, oct(flags), seen)
+        expected_kept += not wanted
+    assert expected_kept == 4
+    assert before[1] - before[0] >= expected_kept       # counted (the interpreter's own too)
+
+
+def test_a_file_reached_through_a_directory_fd_is_named_after_the_process_is_gone():
+    """The directory's open is sent although no rule reads /etc: the relative open through it
+    is then resolved even when the process is gone before it is enriched (without that open,
+    it could not be)."""
+    script = ("import os\nd = os.open('/etc', os.O_RDONLY)\n"
+              "os.close(os.open('shadow', os.O_RDONLY, dir_fd=d))\n")
+    src = EbpfSource({}, {"openat"}, os.getpid(), open_prefilter=open_prefilter(DEFAULT))
+    pids: list[int] = []
+
+    def action() -> None:
+        proc = subprocess.Popen([sys.executable, "-c", script])
+        pids.append(proc.pid)
+        assert proc.wait() == 0
+
+    events = events_of(src, action)
+    assert not os.path.exists(f"/proc/{pids[0]}")
+    mine = [e for e in events if e.pid == pids[0] and e.type == "openat"
+            and e.args.get("name") in ("/etc", "shadow")]
+    assert [e.args["name"] for e in mine] == ["/etc", "shadow"]
+
+    raw = {id(e): (dict(e.args), e.extra and dict(e.extra)) for e in events}
+
+    def fd_name_of_shadow(evts: list) -> str:
+        enricher = ProcessEnricher(snapshot=True)
+        for e in evts:                       # as decoded (enriching resolves paths in place)
+            e.args, e.extra = dict(raw[id(e)][0]), raw[id(e)][1] and dict(raw[id(e)][1])
+            e.proc = e.fd = None
+            enricher.enrich(e)
+        return field("fd.name", mine[1])
+
+    assert fd_name_of_shadow(events) == "/etc/shadow"
+    assert fd_name_of_shadow([e for e in events if e is not mine[0]]) != "/etc/shadow"
+
+
+def test_without_the_prefilter_every_open_is_sent(tmp_path):
+    src = EbpfSource({"open_prefilter": False}, {"openat"}, os.getpid(),
+                     open_prefilter=open_prefilter(DEFAULT))
+    assert "OPEN_FILTER 0" in src.program_text()
+    events = events_of(src, lambda: subprocess.run(
+        [sys.executable, "-c", CHILD, f"/dev/null:{os.O_RDONLY}"], check=True))
+    assert any(e.args.get("name") == "/dev/null" for e in events)
