@@ -203,10 +203,12 @@ def kernel_side(exe: str, rounds: int, args_from: str) -> dict[str, float]:
     from syswarden.core.config import default_rules_path
     from syswarden.core.plugins import collect_fields
     from syswarden.core.rules.engine import RuleEngine
+    from syswarden.core.rules.prefilter import open_prefilter
     from syswarden.plugins.sources.ebpf.source import EbpfSource
 
-    types = RuleEngine.load([default_rules_path()], collect_fields()).event_types()
-    src = EbpfSource({"args_from": args_from}, types, os.getpid())
+    engine = RuleEngine.load([default_rules_path()], collect_fields())
+    src = EbpfSource({"args_from": args_from}, engine.event_types(), os.getpid(),
+                     open_prefilter=open_prefilter(engine))
     src.load()
     done = threading.Event()
 

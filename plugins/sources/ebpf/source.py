@@ -252,6 +252,9 @@ class EbpfSource:
             return self._build()
         if loaded.missing:
             log.info("not on this kernel, not followed: %s", ", ".join(loaded.missing))
+        if self.open_prefilter is not None:
+            log.info("ebpf: opens sent when: %s (or a directory, or a path not judged here)",
+                     self.open_prefilter.describe())
         return Program(loaded, self.cfg, set(P.needed_syscalls(self.event_types)))
 
     def load(self) -> None:
