@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import trio
 
 from syswarden.core.config import default_rules_path
 from syswarden.core.plugins import collect_fields
@@ -16,7 +17,7 @@ from syswarden.core.rules.prefilter import open_prefilter
 from syswarden.plugins.enrichers.process.enricher import ProcessEnricher
 from syswarden.plugins.sources.ebpf.source import FILTERED, EbpfSource
 
-from .conftest import ARGS_FROM, events_of, field, needs_root
+from .conftest import ARGS_FROM, events_of, field, needs_root, run_live
 
 pytestmark = [needs_root, pytest.mark.root]
 
@@ -121,3 +122,26 @@ def test_without_the_prefilter_every_open_is_sent(tmp_path):
     events = events_of(src, lambda: subprocess.run(
         [sys.executable, "-c", CHILD, f"/dev/null:{os.O_RDONLY}"], check=True))
     assert any(e.args.get("name") == "/dev/null" for e in events)
+
+
+async def test_a_rule_reload_that_changes_the_prefilter_loads_a_new_program():
+    child = [sys.executable, "-c", CHILD + "print(os.getpid())", f"/dev/null:{os.O_RDONLY}"]
+    pids: list[int] = []
+
+    async def action(live) -> None:
+        src = live.source
+        first = src.prog
+        pids.append(int((await trio.run_process(child, capture_stdout=True)).stdout))
+        src.set_open_prefilter(src.open_prefilter)              # unchanged: nothing to do
+        assert not src._needs_reload
+        src.set_open_prefilter(None)                            # every open now
+        with trio.fail_after(30):
+            while src.prog is first:
+                await trio.sleep(0.05)
+        assert "OPEN_FILTER 0" in src.program_text()
+        pids.append(int((await trio.run_process(child, capture_stdout=True)).stdout))
+
+    live = await run_live({"openat"}, action, {}, prefilter=open_prefilter(DEFAULT))
+    nulls = {e.pid for e in live.events if e.type == "openat"
+             and e.args.get("name") == "/dev/null"}
+    assert pids[0] not in nulls and pids[1] in nulls       # kept before, sent after
