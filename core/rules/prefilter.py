@@ -287,7 +287,8 @@ def _dir_prefixes(op: str, const: Any) -> list[str] | None:
         return [const]
     else:
         return None
-    return [d.rstrip("/") + "/" for d in dirs]
+    # the directory itself, not D + "/": an fd opened as a directory has it as fd.directory
+    return [d.rstrip("/") or "/" for d in dirs]
 
 
 def _literal_head(pattern: str) -> str:

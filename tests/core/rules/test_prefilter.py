@@ -35,7 +35,7 @@ def test_the_default_rules_need_writes_creations_and_reads_of_sensitive_files():
     assert flag_only == {frozenset({OK, WRITE}), frozenset({OK, CREATE})}
     reads = [t for t in pf.terms if t.prefixes is not None]
     assert reads and all(t.needs == {OK, READ} for t in reads)
-    assert "/etc/shadow" in pf.prefixes() and "/etc/pam.d/" in pf.prefixes()
+    assert "/etc/shadow" in pf.prefixes() and "/etc/pam.d" in pf.prefixes()
     assert not pf.accepts(3, os.O_RDONLY, "/dev/null")
     assert not pf.accepts(-2, os.O_WRONLY, "/etc/passwd")          # failed
     assert pf.accepts(3, os.O_RDONLY, "/etc/shadow")
@@ -46,7 +46,7 @@ def test_the_default_rules_need_writes_creations_and_reads_of_sensitive_files():
 @pytest.mark.parametrize("cond, needs, prefixes", [
     ("evt.type = openat and evt.is_open_write = true and fd.name startswith /srv/",
      {WRITE}, {"/srv/"}),
-    ("evt.type = openat and fd.directory in (/etc, /root/)", set(), {"/etc/", "/root/"}),
+    ("evt.type = openat and fd.directory in (/etc, /root/)", set(), {"/etc", "/root"}),
     ("evt.type = openat and fd.name pmatch (/usr/bin, /opt/*/bin)", set(), {"/usr/bin", "/opt/"}),
     ("evt.type = openat and fd.name in (/a/b, /a) and fd.num >= 0", {OK}, {"/a"}),
     ("evt.type = openat and evt.arg.flags contains O_TRUNC and evt.is_open_create = true",
@@ -97,13 +97,15 @@ def test_no_open_rule_keeps_every_open(tmp_path):
 
 # -- soundness: every open a rule matches is accepted -------------------------------------------
 
-PATHS = ["/etc/shadow", "/etc/shadow-", "/etc/pam.d/sshd", "/etc/passwd", "/dev/null",
+PATHS = ["/etc/shadow", "/etc/shadow-", "/etc/pam.d/sshd", "/etc/pam.d", "/etc/passwd",
+         "/dev/null",
          "/dev/shm/x", "/usr/bin/ls", "/usr/binx", "/var/log/syslog", "/root/.bashrc",
          "/home/u/.ssh/authorized_keys", "/tmp/../etc/shadow", "//etc/shadow", "/etc/./shadow",
          "/etc/pam.d/", "etc/shadow", "shadow", "/tmp/x"]
 FLAGS = [os.O_RDONLY, os.O_WRONLY, os.O_RDWR, os.O_WRONLY | os.O_TRUNC,
          os.O_WRONLY | os.O_CREAT, os.O_RDONLY | os.O_CREAT | (1 << 30),
-         os.O_RDWR | os.O_TMPFILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | (1 << 30)]
+         os.O_RDWR | os.O_TMPFILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | (1 << 30),
+         os.O_RDONLY | os.O_DIRECTORY]
 NAMES = ["cat", "bash", "apt", "vi"]
 
 SENSITIVE_RULES = "".join([
@@ -111,6 +113,7 @@ SENSITIVE_RULES = "".join([
          "and not proc.name in (apt, dpkg)", "bin"),
     rule("evt.type = openat and evt.is_open_read = true and fd.num >= 0 and "
          "(fd.name in (/etc/shadow) or fd.directory = /etc/pam.d) and proc.name != vi", "s"),
+    rule("evt.type = openat and fd.directory = /etc/pam.d", "failed or not"),
     rule("evt.type = open and evt.arg.flags contains O_TRUNC and fd.filename = syslog", "t"),
     rule("evt.type = openat and evt.is_open_create = true and fd.name startswith /dev/", "d"),
 ])
