@@ -154,13 +154,13 @@ TRACKED_FD_CREATORS = frozenset({"socket", "accept", "accept4", "dup", "dup2", "
 #: says whether the file was created (Falco's O_F_CREATED).
 MAY_CREATE: dict[str, int | None] = {"open": 1, "openat": 2, "openat2": None}
 
-#: Syscalls whose record ends with the socket's local end (read from the kernel's socket, so
-#: known even when the process is gone before its event is decoded) -> the register of the
-#: socket's fd (None: the new fd, the return value).  Decoded into ``Event.extra["local"]``.
 #: Opens the rules' prefilter may keep in the kernel: (path register, flags register).
 #: (openat2's flags are in a user struct, creat always writes: both always sent.)
 PREFILTERED: dict[str, tuple[int, int]] = {"open": (0, 1), "openat": (1, 2)}
 
+#: Syscalls whose record ends with the socket's local end (read from the kernel's socket, so
+#: known even when the process is gone before its event is decoded) -> the register of the
+#: socket's fd (None: the new fd, the return value).  Decoded into ``Event.extra["local"]``.
 LOCAL_END: dict[str, int | None] = {"connect": 0, "accept": None, "accept4": None}
 #: Accepts: their peer comes from the new socket when the caller passed no address buffer.
 ACCEPTS = ("accept", "accept4")
