@@ -9,8 +9,11 @@
   address update the tuple.  ``fd.name`` is Falco's ``cip:cport->sip:sport``.  The local end of
   a connected or accepted socket comes with the live event (read from the kernel's socket);
   otherwise (a replay) from ``/proc/net`` when the process is still there.
-* ``dup*`` copy an entry, ``close`` removes it (only closes of sockets, dups and memfds leave
-  the kernel; a file's number reused later is checked against ``/proc/PID/fd`` on use).
+* ``dup*`` copy an entry; ``close`` removes it when a rule makes the source follow closes.
+  Otherwise an entry is stamped with its file's inode number, which the live source reads in
+  the kernel for every call that creates or uses an fd: a use with another inode finds the
+  entry stale (its number closed and taken by a call not sent) and drops it; files are also
+  checked against ``/proc/PID/fd`` when possible.
 * ``chdir``/``fchdir`` move the process's cwd.
 * Path arguments of the path-only syscalls (``unlink``, ``mkdir``, ``rename``...) are made
   absolute in place (Falco resolves ``PT_FSPATH`` arguments the same way).
@@ -37,6 +40,12 @@ _SOCK_TYPES = {1: "tcp", 2: "udp", 3: "raw", 5: "tcp"}
 _FAMILIES = {socket.AF_INET: "ipv4", socket.AF_INET6: "ipv6", socket.AF_UNIX: "unix",
              16: "netlink"}
 _ANY4 = ipaddress.IPv4Address(0)
+
+
+def _stamp(ev: Event) -> int | None:
+    """The inode number the kernel read for the event's fd (see ``lookup``), if any."""
+    x = ev.extra
+    return x.get("ino") if x else None
 
 
 def normalise(path: str) -> str:
@@ -100,11 +109,17 @@ class FdTable:
             return None
         return normalise(posixpath.join(self.dir_of(p, dirfd), path))
 
-    def lookup(self, p: Process, num: int) -> FdInfo | None:
-        """The fd as the table knows it; files are checked against /proc/PID/fd when possible
-        (their closes are not followed)."""
+    def lookup(self, p: Process, num: int, ino: int | None = None) -> FdInfo | None:
+        """The fd as the table knows it.  ``ino`` is the inode number the kernel read for this
+        use of the fd: an entry stamped with another one is stale (its number was closed and
+        reused by a call the source did not send) and is dropped.  Files are also checked
+        against /proc/PID/fd when possible."""
         f = p.fds.get(num)
-        if f is not None and f.type not in ("file", "directory"):
+        if f is not None and ino and f.ino and f.ino != ino:
+            del p.fds[num]
+            self._count("fds.stale", 1)
+            f = None
+        if f is not None and (f.type not in ("file", "directory") or (ino and f.ino == ino)):
             return f
         link = readlink_or_none(f"{self.proc_root}/{p.pid}/fd/{num}")
         if link is None:
@@ -129,6 +144,8 @@ class FdTable:
                              "[io_uring]": "io_uring"}.get(kind, kind), link)
         else:
             f = FdInfo(num, "file", link)
+        if ino:
+            f.ino = ino
         p.fds[num] = f
         return f
 
@@ -141,7 +158,7 @@ class FdTable:
         elif "fd" in ev.args and ev.fd is None:
             fd = ev.args.get("fd")
             if isinstance(fd, int) and fd >= 0:
-                ev.fd = self.lookup(p, fd)
+                ev.fd = self.lookup(p, fd, _stamp(ev))
 
     def _open(self, ev: Event, p: Process) -> None:
         a = ev.args
@@ -165,6 +182,7 @@ class FdTable:
         else:
             f = FdInfo(res if res >= 0 else -1, "file", name or "")
         f.open_flags = flags
+        f.ino = _stamp(ev) or f.ino
         if res >= 0:
             p.fds[res] = f
         ev.fd = f
@@ -173,6 +191,7 @@ class FdTable:
         f = FdInfo(ev.res if ev.res >= 0 else -1, "memfd", f"memfd:{ev.args.get('name') or ''}")
         if (ev.args.get("flags") or 0) & 1:  # MFD_CLOEXEC
             f.open_flags = 0o2000000
+        f.ino = _stamp(ev) or f.ino
         if ev.res >= 0:
             p.fds[ev.res] = f
         ev.fd = f
@@ -192,24 +211,29 @@ class FdTable:
             f.sockfamily = "unix"
         if (a.get("type") or 0) & 0o2000000:
             f.open_flags = 0o2000000
+        f.ino = _stamp(ev) or f.ino
         if ev.res >= 0:
             p.fds[ev.res] = f
         ev.fd = f
 
-    def _sock_fd(self, p: Process, num: Any, sa: tuple | None) -> FdInfo:
+    def _sock_fd(self, p: Process, num: Any, sa: tuple | None, ino: int | None) -> FdInfo:
         f = p.fds.get(num) if isinstance(num, int) else None
+        if f is not None and ino and f.ino and f.ino != ino:
+            self._count("fds.stale", 1)
+            f = None
         if f is None or f.type not in ("ipv4", "ipv6", "unix"):
             kind = sa[0] if sa is not None else "ipv4"
             f = FdInfo(num if isinstance(num, int) else -1, kind, "")
             f.sockfamily = "unix" if kind == "unix" else "ip"
             f.l4proto = None if kind == "unix" else "tcp"
+            f.ino = ino or 0
             if isinstance(num, int) and num >= 0:
                 p.fds[num] = f
         return f
 
     def _connect(self, ev: Event, p: Process) -> None:
         sa = (ev.extra or {}).get("sockaddr")
-        f = self._sock_fd(p, ev.args.get("fd"), sa)
+        f = self._sock_fd(p, ev.args.get("fd"), sa, _stamp(ev))
         if sa is not None:
             fam, addr, port = sa
             if fam == "unix":
@@ -255,13 +279,14 @@ class FdTable:
                 f.sip, f.sport = local
             f.name = f"{f.cip}:{f.cport}->{f.sip}:{f.sport}"
         ev.args["tuple"] = f.name
+        f.ino = _stamp(ev) or f.ino
         if ev.res >= 0:
             p.fds[ev.res] = f
         ev.fd = f
 
     def _bind(self, ev: Event, p: Process) -> None:
         sa = (ev.extra or {}).get("sockaddr")
-        f = self._sock_fd(p, ev.args.get("fd"), sa)
+        f = self._sock_fd(p, ev.args.get("fd"), sa, _stamp(ev))
         if sa is not None:
             fam, addr, port = sa
             f.type = fam
@@ -277,10 +302,10 @@ class FdTable:
     def _datagram(self, ev: Event, p: Process) -> None:
         sa = (ev.extra or {}).get("sockaddr")
         num = ev.args.get("fd")
-        f = self.lookup(p, num) if isinstance(num, int) and num >= 0 else None
+        f = self.lookup(p, num, _stamp(ev)) if isinstance(num, int) and num >= 0 else None
         if sa is not None and sa[0] != "unix":
             if f is None or f.type not in ("ipv4", "ipv6"):
-                f = self._sock_fd(p, num, sa)
+                f = self._sock_fd(p, num, sa, _stamp(ev))
                 f.l4proto = "udp"
             before = f.name
             if f.is_server is None:
@@ -300,7 +325,7 @@ class FdTable:
     def _use_fd(self, ev: Event, p: Process) -> None:
         num = ev.args.get("fd")
         if isinstance(num, int) and num >= 0:
-            ev.fd = self.lookup(p, num)
+            ev.fd = self.lookup(p, num, _stamp(ev))
 
     def _close(self, ev: Event, p: Process) -> None:
         num = ev.args.get("fd")
@@ -309,7 +334,7 @@ class FdTable:
 
     def _dup(self, ev: Event, p: Process) -> None:
         old = ev.args.get("oldfd")
-        src = self.lookup(p, old) if isinstance(old, int) and old >= 0 else None
+        src = self.lookup(p, old, _stamp(ev)) if isinstance(old, int) and old >= 0 else None
         ev.fd2 = src
         if ev.res >= 0 and src is not None:
             f = FdInfo(ev.res, src.type, src.name)
@@ -329,7 +354,7 @@ class FdTable:
 
     def _fchdir(self, ev: Event, p: Process) -> None:
         num = ev.args.get("fd")
-        f = self.lookup(p, num) if isinstance(num, int) else None
+        f = self.lookup(p, num, _stamp(ev)) if isinstance(num, int) else None
         ev.fd = f
         if ev.res == 0:
             if f is not None and f.name.startswith("/"):

@@ -120,6 +120,7 @@ WANTED = (
     ("OFF_FILE_PRIVATE", "file", "private_data"),
     ("OFF_FILE_INODE", "file", "f_inode"),
     ("OFF_INODE_MODE", "inode", "i_mode"),
+    ("OFF_INODE_INO", "inode", "i_ino"),
     ("OFF_SOCKET_SK", "socket", "sk"),
     ("OFF_SKC_FAMILY", "sock_common", "skc_family"),
     ("OFF_SKC_NUM", "sock_common", "skc_num"),

@@ -1,7 +1,7 @@
 """Ring-buffer records -> :class:`~syswarden.core.event.Event` objects.
 
-A record is ``struct rec`` of ``program.c`` (104 bytes: timestamps, ids, the six raw register
-arguments, the return value, string lengths) followed by its strings back to back.  One record
+A record is ``struct rec`` of ``program.c`` (112 bytes: timestamps, ids, the six raw register
+arguments, the return value, string lengths, an fd's inode number) followed by its strings back to back.  One record
 is one event, taken on the syscall's exit, with the enter arguments merged in:
 
 * a syscall (``KIND_SYSCALL``): ``Event(type, res, args)`` with Falco's argument names
@@ -32,8 +32,8 @@ from syswarden.core.syscalls import O_F_CREATED
 
 from . import program as P
 
-REC = struct.Struct("<QQq6QIIIIHH4HI")
-assert REC.size == 104
+REC = struct.Struct("<QQq6QIIIIHH4HIQ")
+assert REC.size == 112
 
 KIND_SYSCALL, KIND_EXEC, KIND_FORK, KIND_EXIT, KIND_EXEC_FAIL = 1, 2, 3, 4, 5
 
@@ -122,7 +122,7 @@ def _syscall_decoder(sc: P.Syscall) -> Callable[[tuple, Any, int, int], Event]:
              f"    args = {{{', '.join(items)}}}"]
     strings = sc.strings
     if strings:
-        lines.append("    pos = base + 104")
+        lines.append(f"    pos = base + {REC.size}")
     sock = False
     for slot, (_reg, name, kind) in enumerate(strings[:4]):
         lines.append(f"    n = h[{15 + slot}]")
@@ -150,6 +150,10 @@ def _syscall_decoder(sc: P.Syscall) -> Callable[[tuple, Any, int, int], Event]:
         extra.append("'local': local")
     if extra:
         lines.append(f"    ev.extra = {{{', '.join(extra)}}}")
+    if sc.name in P.FD_CREATORS or sc.name in P.FD_USERS:    # the fd's inode: its stamp
+        lines.append("    if h[20]:")
+        lines.append("        ev.extra = ev.extra or {}" if extra else "        ev.extra = {}")
+        lines.append("        ev.extra['ino'] = h[20]")
     lines.append("    return ev")
     scope = {"Event": Event, "parse_sockaddr": parse_sockaddr, "sockaddr_text": sockaddr_text,
              "_how": _how, "O_F_CREATED": O_F_CREATED}
@@ -181,7 +185,7 @@ class Decoder:
                 self.errors += 1
                 return None
         (ts, cgroup, res, a0, a1, a2, a3, a4, a5, tid, pid, uid, gid, kind, evt,
-         l0, l1, l2, l3, extra) = h
+         l0, l1, l2, l3, extra, _ino) = h
         regs = (a0, a1, a2, a3, a4, a5)
         ts += self.epoch_offset
         if kind in (KIND_EXEC, KIND_EXEC_FAIL):
@@ -197,7 +201,7 @@ class Decoder:
                 flags = a0
             else:
                 flags = 0
-            comm = _text(data[base + 104:base + 120].split(b"\0", 1)[0])
+            comm = _text(data[base + REC.size:base + REC.size + 16].split(b"\0", 1)[0])
             ev = Event(name, ts, tid, pid, res, {"res": res, "flags": flags & 0xFFFFFFFFFFFF,
                                                  "comm": comm, "uid": uid, "gid": gid})
             ev.extra = {"child_tid": extra, "is_thread": bool(flags & CLONE_THREAD)}

@@ -26,7 +26,7 @@
 #define MAX_ARGS @MAX_ARGS@            // argv entries read at most
 #define SOCK_MAX 128                   // bytes kept of one sockaddr
 #define HALF 8192                      // scratch half size: every write starts below HALF
-#define REC_HDR 104                    // sizeof(struct rec), checked by the decoder
+#define REC_HDR 112                    // sizeof(struct rec), checked by the decoder
 #define WAKEUP_EVERY @WAKEUP_EVERY@           // records per CPU between two reader wake-ups
 #define PENDING_SLOTS @PENDING_SLOTS@         // syscalls in progress kept (a power of two)
 #define TASK_REGS @TASK_REGS@                 // 1: arguments from the saved registers
@@ -78,6 +78,7 @@ struct rec {
     u16 evt;
     u16 slen[4];
     u32 extra;      // fork: child tid; exec: old pid; exit: group_dead
+    u64 ino;        // the inode of the fd the syscall created or used (0: none, unknown)
 };
 
 // The arguments of a syscall in progress, in slot (tid % PENDING_SLOTS) of an array: cheaper
@@ -103,7 +104,6 @@ BPF_RINGBUF_OUTPUT(proc_ring, @PROC_PAGES@);
 BPF_RINGBUF_OUTPUT(evt_ring, @EVT_PAGES@);
 BPF_ARRAY(pending, struct pend, PENDING_SLOTS);
 BPF_HASH(execs, u32, struct exec_stash, 1024);
-BPF_TABLE("lru_hash", u64, u8, tracked_fds, 65536);
 struct scratch_buf {
     u8 b[2 * HALF];
 };
@@ -158,6 +158,7 @@ static __always_inline struct rec *new_rec(u64 id, u16 kind, u16 evt, s64 res)
     r->slen[2] = 0;
     r->slen[3] = 0;
     r->extra = 0;
+    r->ino = 0;
     return r;
 }
 
@@ -329,22 +330,6 @@ ENTER_N(3)
 ENTER_N(4)
 ENTER_N(5)
 ENTER_N(6)
-
-// close: only the closes of fds the fd table follows are worth their arguments.
-int sw_enter_close(struct sys_enter_ctx *ctx)
-{
-    u64 id = bpf_get_current_pid_tgid();
-    if (is_agent(id))
-        return 0;
-    u64 fkey = (id & 0xffffffff00000000ULL) | (u32)ctx->a[0];
-    if (!tracked_fds.lookup(&fkey))
-        return 0;
-    struct pend p = {};
-    COPY_ARGS_N(p.a, ctx, 1);
-    p.nr = ctx->nr;
-    put_pending((u32)id, &p);
-    return 0;
-}
 
 // clone3's flags live in a user struct: read them at enter, while it is there.
 int sw_enter_clone3(struct sys_enter_ctx *ctx)
@@ -533,6 +518,24 @@ static __always_inline int fd_is_dir(s64 fd)
     return (mode & 0170000) == 0040000;      // S_IFDIR
 #else
     return 1;
+#endif
+}
+
+// The inode number of this process's open file `fd` (0: unknown): the fd table's stamp, which
+// tells a live entry from one whose number has been closed and reused since.
+static __always_inline u64 fd_ino(s64 fd)
+{
+#if defined(OFF_FILE_INODE) && defined(OFF_INODE_INO)
+    void *file = fd_file(fd);
+    if (!file)
+        return 0;
+    void *inode = read_ptr_at(file, OFF_FILE_INODE);
+    u64 ino = 0;
+    if (inode)
+        bpf_probe_read_kernel(&ino, sizeof(ino), inode + OFF_INODE_INO);
+    return ino;
+#else
+    return 0;
 #endif
 }
 

@@ -70,7 +70,7 @@ SYSCALLS: tuple[Syscall, ...] = (
     _s("openat", ("dirfd", FD), ("name", STR), ("flags", U32), ("mode", U32), res="fd"),
     _s("openat2", ("dirfd", FD), ("name", STR), ("how", HOW), res="fd"),
     _s("creat", ("name", STR), ("mode", U32), res="fd"),
-    _s("close", ("fd", FD), state=True),
+    _s("close", ("fd", FD)),
     _s("dup", ("oldfd", FD), state=True),
     _s("dup2", ("oldfd", FD), ("newfd", FD), state=True),
     _s("dup3", ("oldfd", FD), ("newfd", FD), ("flags", U32), state=True),
@@ -144,10 +144,14 @@ BY_NAME: dict[str, Syscall] = {s.name: s for s in SYSCALLS}
 #: The record's event id is the syscall's position in SYSCALLS (stable for a given version).
 EVT_ID: dict[str, int] = {s.name: i for i, s in enumerate(SYSCALLS)}
 
-#: Syscalls whose new fd is followed until closed (a file opened is not: its close never
-#: leaves the kernel, a later use of its number is checked against /proc by the fd table).
-TRACKED_FD_CREATORS = frozenset({"socket", "accept", "accept4", "dup", "dup2", "dup3",
-                                 "memfd_create", "userfaultfd"})
+#: Syscalls that create an fd: their record carries the new file's inode number, the fd
+#: table's stamp for the entry.  (Closes are not followed: an entry whose number was closed and
+#: reused by a call the source does not send is told stale by the stamp of its next use.)
+FD_CREATORS = frozenset({"open", "openat", "openat2", "creat", "socket", "accept", "accept4",
+                         "dup", "dup2", "dup3", "memfd_create"})
+#: Syscalls that use an existing fd -> its register: their record carries its inode number.
+FD_USERS: dict[str, int] = {s.name: 0 for s in SYSCALLS if s.args and s.args[0] is not None
+                            and s.args[0] == ("fd", FD) and s.name != "close"}
 
 #: Opens that may create their file -> the register of their flags (None: openat2's flags are
 #: in a user struct; the file table is asked whenever it succeeds).  The record's ``extra``
@@ -231,26 +235,16 @@ def _exit_handler(sc: Syscall, prefilter: bool = False) -> str:
             "        return 0;",
             "    }",
         ]
-    if sc.name == "close":
-        # only the closes of fds the fd table follows (sockets, dups, memfds) leave the kernel
-        lines[8:8] = [
-            "    u64 fkey = (id & 0xffffffff00000000ULL) | (u32)p.a[0];",
-            "    if (!tracked_fds.lookup(&fkey))",
-            "        return 0;",
-            "    tracked_fds.delete(&fkey);",
-        ]
     if sc.name in MAY_CREATE:
         reg = MAY_CREATE[sc.name]
         test = "1" if reg is None else f"(p.a[{reg}] & O_CREAT_BIT)"
         lines.append(f"    if ({test})\n        r->extra = open_created(ctx->ret);")
-    if sc.name in TRACKED_FD_CREATORS:
-        lines += [
-            "    if (ctx->ret >= 0) {",
-            "        u64 fkey = (id & 0xffffffff00000000ULL) | (u32)ctx->ret;",
-            "        u8 one = 1;",
-            "        tracked_fds.update(&fkey, &one);",
-            "    }",
-        ]
+    if sc.name in FD_CREATORS:
+        # a failed dup still names its old fd, which the fd table looks up
+        used = "(s64)(int)p.a[0]" if sc.name.startswith("dup") else "-1"
+        lines.append(f"    r->ino = fd_ino(ctx->ret >= 0 ? ctx->ret : {used});")
+    elif sc.name in FD_USERS:
+        lines.append(f"    r->ino = fd_ino((s64)(int)p.a[{FD_USERS[sc.name]}]);")
     for slot, (reg, _name, kind) in enumerate(sc.strings):
         ptr = f"(const void *)p.a[{reg}]"
         if kind == STR:
@@ -410,8 +404,7 @@ def tracepoints(event_types: Iterable[str] | None,
     for n in needed_syscalls(event_types):
         sc = BY_NAME[n]
         if not regs:
-            enter = {"clone3": "sw_enter_clone3", "close": "sw_enter_close"}.get(
-                n, f"sw_enter{len(sc.args)}")
+            enter = {"clone3": "sw_enter_clone3"}.get(n, f"sw_enter{len(sc.args)}")
             out.append((f"syscalls:sys_enter_{sc.tracepoint}", enter))
         if n not in FORK_SYSCALLS:
             out.append((f"syscalls:sys_exit_{sc.tracepoint}", f"sw_exit_{n}"))

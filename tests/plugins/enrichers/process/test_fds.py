@@ -139,3 +139,24 @@ def test_local_end_of_a_real_connection(tmp_path):
     finally:
         client.close()
         server.close()
+
+
+def test_an_entry_stamped_with_another_inode_is_stale():
+    counted: list = []
+    t, p = FdTable(count=lambda name, n=1: counted.append(name)), proc()
+    t.enrich(ev("socket", res=3, extra={"ino": 11}, domain=socket.AF_INET,
+                type=socket.SOCK_STREAM, proto=0), p)
+    assert p.fds[3].ino == 11
+    same = ev("dup2", res=7, extra={"ino": 11}, oldfd=3, newfd=7)
+    t.enrich(same, p)
+    assert same.fd2 is p.fds[3] and p.fds[7].type == "ipv4" and not counted
+    other = ev("fchmod", extra={"ino": 12}, fd=3, mode=0o600)    # 3 closed, taken by a file
+    t.enrich(other, p)
+    assert other.fd is None and 3 not in p.fds and counted == ["fds.stale"]
+    c = ev("connect", res=0, extra={"ino": 13, "sockaddr": ("ipv4", IP("10.0.0.9"), 443)},
+           fd=7, addr="10.0.0.9:443")
+    t.enrich(c, p)                 # 7 is another socket now: a new entry, stamped
+    assert c.fd is p.fds[7] and c.fd.ino == 13 and counted == ["fds.stale", "fds.stale"]
+    unstamped = ev("fchmod", fd=7, mode=0o600)                   # a replay without stamps
+    t.enrich(unstamped, p)
+    assert unstamped.fd is p.fds[7]

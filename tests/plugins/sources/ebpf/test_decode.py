@@ -11,15 +11,26 @@ from syswarden.plugins.sources.ebpf import program as P
 
 
 def record(kind, evt, res=0, regs=(0,) * 6, strings=(), tid=100, pid=100, extra=0,
-           uid=1000, gid=1000, ts=5, cgroup=77):
+           uid=1000, gid=1000, ts=5, cgroup=77, ino=0):
     lens = [len(s) for s in strings] + [0] * (4 - len(strings))
-    head = D.REC.pack(ts, cgroup, res, *regs, tid, pid, uid, gid, kind, evt, *lens, extra)
+    head = D.REC.pack(ts, cgroup, res, *regs, tid, pid, uid, gid, kind, evt, *lens, extra, ino)
     return head + b"".join(strings)
 
 
 def sockaddr_in(ip: str, port: int) -> bytes:
     return struct.pack("<H", socket.AF_INET) + struct.pack(">H", port) + \
         socket.inet_aton(ip) + b"\0" * 8
+
+
+def test_the_inode_of_an_fd_a_call_created_or_used_is_its_stamp():
+    dec = D.Decoder()
+    made = dec.decode(record(D.KIND_SYSCALL, P.EVT_ID["socket"], 5, (2, 1, 0, 0, 0, 0),
+                             ino=4242))
+    used = dec.decode(record(D.KIND_SYSCALL, P.EVT_ID["fchmod"], 0, (5, 0o644, 0, 0, 0, 0),
+                             ino=77))
+    assert made.extra == {"ino": 4242} and used.extra == {"ino": 77}
+    assert dec.decode(record(D.KIND_SYSCALL, P.EVT_ID["fchmod"], 0, (5, 0, 0, 0, 0, 0))).extra \
+        is None
 
 
 def test_openat_merges_enter_args_with_the_result():

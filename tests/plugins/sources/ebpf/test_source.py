@@ -369,7 +369,7 @@ def test_records_crossing_the_end_of_a_small_ring_decode_intact(tmp_path):
         src.close()
     # the whole machine opens files too: a record may be dropped, those read must be whole
     ours = [n for n in seen if n and n.startswith(str(tmp_path))]
-    assert received > 4 * 4096 // 104 * 3      # the ring wrapped several times
+    assert received > 4 * 4096 // 112 * 3      # the ring wrapped several times
     assert len(ours) >= len(names) // 2 and set(ours) <= set(names)
     assert ours == sorted(ours, key=names.index)
     assert src.decode_errors == 0
