@@ -504,14 +504,22 @@ static __always_inline void *fd_file(s64 fd)
 #endif
 }
 
+// The inode of this process's open file `fd` (0: unknown).
+static __always_inline void *fd_inode(s64 fd)
+{
+#ifdef OFF_FILE_INODE
+    void *file = fd_file(fd);
+    return file ? read_ptr_at(file, OFF_FILE_INODE) : 0;
+#else
+    return 0;
+#endif
+}
+
 // Whether the open file `fd` is a directory (its inode's mode); 1 when that cannot be told.
 static __always_inline int fd_is_dir(s64 fd)
 {
-#if defined(OFF_FILE_INODE) && defined(OFF_INODE_MODE)
-    void *file = fd_file(fd);
-    if (!file)
-        return 1;
-    void *inode = read_ptr_at(file, OFF_FILE_INODE);
+#ifdef OFF_INODE_MODE
+    void *inode = fd_inode(fd);
     u16 mode = 0;
     if (!inode || bpf_probe_read_kernel(&mode, sizeof(mode), inode + OFF_INODE_MODE) != 0)
         return 1;
@@ -525,11 +533,8 @@ static __always_inline int fd_is_dir(s64 fd)
 // tells a live entry from one whose number has been closed and reused since.
 static __always_inline u64 fd_ino(s64 fd)
 {
-#if defined(OFF_FILE_INODE) && defined(OFF_INODE_INO)
-    void *file = fd_file(fd);
-    if (!file)
-        return 0;
-    void *inode = read_ptr_at(file, OFF_FILE_INODE);
+#ifdef OFF_INODE_INO
+    void *inode = fd_inode(fd);
     u64 ino = 0;
     if (inode)
         bpf_probe_read_kernel(&ino, sizeof(ino), inode + OFF_INODE_INO);
