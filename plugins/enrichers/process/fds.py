@@ -182,7 +182,7 @@ class FdTable:
         else:
             f = FdInfo(res if res >= 0 else -1, "file", name or "")
         f.open_flags = flags
-        f.ino = _stamp(ev) or f.ino
+        f.ino = a.get("ino") or f.ino           # the live source's stamp (Falco's ino argument)
         if res >= 0:
             p.fds[res] = f
         ev.fd = f

@@ -150,7 +150,9 @@ def _syscall_decoder(sc: P.Syscall) -> Callable[[tuple, Any, int, int], Event]:
         extra.append("'local': local")
     if extra:
         lines.append(f"    ev.extra = {{{', '.join(extra)}}}")
-    if sc.name in P.FD_CREATORS or sc.name in P.FD_USERS:    # the fd's inode: its stamp
+    if sc.name in P.OPEN_SYSCALLS:      # the file's inode: Falco's `ino` parameter of an open
+        lines.append("    if h[20]:\n        args['ino'] = h[20]")
+    elif sc.name in P.FD_CREATORS or sc.name in P.FD_USERS:    # the fd's inode: its stamp
         lines.append("    if h[20]:")
         lines.append("        ev.extra = ev.extra or {}" if extra else "        ev.extra = {}")
         lines.append("        ev.extra['ino'] = h[20]")

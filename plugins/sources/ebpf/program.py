@@ -149,6 +149,8 @@ EVT_ID: dict[str, int] = {s.name: i for i, s in enumerate(SYSCALLS)}
 #: reused by a call the source does not send is told stale by the stamp of its next use.)
 FD_CREATORS = frozenset({"open", "openat", "openat2", "creat", "socket", "accept", "accept4",
                          "dup", "dup2", "dup3", "memfd_create"})
+#: The opens: their stamp is decoded as Falco's ``ino`` argument (no extra dict per open).
+OPEN_SYSCALLS = frozenset({"open", "openat", "openat2", "creat"})
 #: Syscalls that use an existing fd -> its register: their record carries its inode number.
 FD_USERS: dict[str, int] = {s.name: 0 for s in SYSCALLS if s.args and s.args[0] is not None
                             and s.args[0] == ("fd", FD) and s.name != "close"}
