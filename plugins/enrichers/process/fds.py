@@ -109,16 +109,22 @@ class FdTable:
             return None
         return normalise(posixpath.join(self.dir_of(p, dirfd), path))
 
+    def _live(self, p: Process, num: int, ino: int | None) -> FdInfo | None:
+        """The table's entry for ``num``, unless it is stamped with an inode other than
+        ``ino`` (the kernel's for this use): then it is stale, dropped and counted."""
+        f = p.fds.get(num)
+        if f is not None and ino and f.ino and f.ino != ino:
+            del p.fds[num]
+            self._count("fds.stale", 1)
+            return None
+        return f
+
     def lookup(self, p: Process, num: int, ino: int | None = None) -> FdInfo | None:
         """The fd as the table knows it.  ``ino`` is the inode number the kernel read for this
         use of the fd: an entry stamped with another one is stale (its number was closed and
         reused by a call the source did not send) and is dropped.  Files are also checked
         against /proc/PID/fd when possible."""
-        f = p.fds.get(num)
-        if f is not None and ino and f.ino and f.ino != ino:
-            del p.fds[num]
-            self._count("fds.stale", 1)
-            f = None
+        f = self._live(p, num, ino)
         if f is not None and (f.type not in ("file", "directory") or (ino and f.ino == ino)):
             return f
         link = readlink_or_none(f"{self.proc_root}/{p.pid}/fd/{num}")
@@ -217,10 +223,7 @@ class FdTable:
         ev.fd = f
 
     def _sock_fd(self, p: Process, num: Any, sa: tuple | None, ino: int | None) -> FdInfo:
-        f = p.fds.get(num) if isinstance(num, int) else None
-        if f is not None and ino and f.ino and f.ino != ino:
-            self._count("fds.stale", 1)
-            f = None
+        f = self._live(p, num, ino) if isinstance(num, int) else None
         if f is None or f.type not in ("ipv4", "ipv6", "unix"):
             kind = sa[0] if sa is not None else "ipv4"
             f = FdInfo(num if isinstance(num, int) else -1, kind, "")

@@ -56,6 +56,24 @@ def events_of(src: EbpfSource, action: Callable[[], Any]) -> list:
         src.close()
 
 
+class AsDecoded:
+    """Enrich events again from what the decoder gave, with a fresh enricher (after their
+    processes are gone: only what the events themselves say counts).  Enriching resolves
+    paths in place, so each run starts from copies of the decoded ``args``/``extra``; ``raw``
+    holds them, by ``id`` of the event, for a test to alter."""
+
+    def __init__(self, events: list) -> None:
+        self.raw = {id(e): (dict(e.args), e.extra and dict(e.extra)) for e in events}
+
+    def enrich(self, events: list) -> None:
+        enricher = ProcessEnricher(snapshot=True)
+        for e in events:
+            args, extra = self.raw[id(e)]
+            e.args, e.extra = dict(args), extra and dict(extra)
+            e.proc = e.fd = e.fd2 = None
+            enricher.enrich(e)
+
+
 class Live:
     """The live source running in a nursery, its batches enriched as they come."""
 

@@ -13,11 +13,10 @@ from syswarden.core.config import default_rules_path
 from syswarden.core.plugins import collect_fields
 from syswarden.core.rules.engine import RuleEngine
 from syswarden.core.rules.prefilter import open_prefilter
-from syswarden.plugins.enrichers.process.enricher import ProcessEnricher
 from syswarden.plugins.sources.ebpf import program as P
 from syswarden.plugins.sources.ebpf.source import EbpfSource
 
-from .conftest import ARGS_FROM, events_of, needs_root
+from .conftest import ARGS_FROM, AsDecoded, events_of, needs_root
 
 pytestmark = [needs_root, pytest.mark.root]
 
@@ -55,20 +54,15 @@ def test_a_number_reused_behind_the_tables_back_is_not_taken_for_the_old_socket(
     dup, sock = dups[0], socks[0]
     assert sock.extra["ino"] and dup.extra["ino"] and sock.extra["ino"] != dup.extra["ino"]
     assert not os.path.exists(f"/proc/{dup.pid}")
-    raw = {id(e): (dict(e.args), e.extra and dict(e.extra)) for e in events}
+    decoded = AsDecoded(events)
 
     def dup_source(evts: list):
-        enricher = ProcessEnricher(snapshot=True)
-        for e in evts:
-            e.args, e.extra = dict(raw[id(e)][0]), raw[id(e)][1] and dict(raw[id(e)][1])
-            e.proc = e.fd = e.fd2 = None
-            enricher.enrich(e)
+        decoded.enrich(evts)
         return dup.fd2
 
     assert dup_source(events) is None                  # stale: dropped, the process is gone
-    dup_ino = raw[id(dup)][1].pop("ino")               # without the stamp, it would be taken
+    decoded.raw[id(dup)][1].pop("ino")                 # without the stamp, it would be taken
     assert dup_source(events).type == "ipv4"           # for the closed socket
-    raw[id(dup)][1]["ino"] = dup_ino
 
 
 def test_every_call_that_creates_or_uses_an_fd_sends_its_inode():

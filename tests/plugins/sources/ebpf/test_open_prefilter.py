@@ -14,10 +14,9 @@ from syswarden.core.config import default_rules_path
 from syswarden.core.plugins import collect_fields
 from syswarden.core.rules.engine import RuleEngine
 from syswarden.core.rules.prefilter import open_prefilter
-from syswarden.plugins.enrichers.process.enricher import ProcessEnricher
 from syswarden.plugins.sources.ebpf.source import FILTERED, EbpfSource
 
-from .conftest import ARGS_FROM, events_of, field, needs_root, run_live
+from .conftest import ARGS_FROM, AsDecoded, events_of, field, needs_root, run_live
 
 pytestmark = [needs_root, pytest.mark.root]
 
@@ -101,14 +100,10 @@ def test_a_file_reached_through_a_directory_fd_is_named_after_the_process_is_gon
             and e.args.get("name") in ("/etc", "shadow")]
     assert [e.args["name"] for e in mine] == ["/etc", "shadow"]
 
-    raw = {id(e): (dict(e.args), e.extra and dict(e.extra)) for e in events}
+    decoded = AsDecoded(events)
 
     def fd_name_of_shadow(evts: list) -> str:
-        enricher = ProcessEnricher(snapshot=True)
-        for e in evts:                       # as decoded (enriching resolves paths in place)
-            e.args, e.extra = dict(raw[id(e)][0]), raw[id(e)][1] and dict(raw[id(e)][1])
-            e.proc = e.fd = None
-            enricher.enrich(e)
+        decoded.enrich(evts)
         return field("fd.name", mine[1])
 
     assert fd_name_of_shadow(events) == "/etc/shadow"
