@@ -28,7 +28,15 @@ The machine has two cores and other work may run on them (other engineers' test 
 development): the figures say what was measured, under whatever else was running.
 
     .venv/bin/python bench/bench_overhead.py [--rounds 6] [--pin] [--auditd] [--controls]
-                                             [--skip-rate] [--skip-latency]
+                                             [--skip-rate] [--skip-latency] [--attach-both]
+
+Where the kernel runs fexit programs (not this one: the guest of ``scripts/vm``, Debian's own
+kernel under emulation), the agent follows syscalls with them; ``--attach-both`` adds the agent
+with tracepoints beside it, so both are measured in the same run::
+
+    .venv/bin/python bench/bench_overhead.py --build-loops /tmp/loops
+    scripts/vm/run.sh 'python bench/bench_overhead.py --loops /out/loops --attach-both \
+                       --scale 0.1 --skip-rate --skip-latency'   (with /tmp/loops in $OUT)
 """
 
 from __future__ import annotations
@@ -47,6 +55,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 SYSWARDEN = [os.path.join(REPO, ".venv", "bin", "syswarden")]
+if not os.path.exists(os.path.join(REPO, ".venv", "bin", "python")):   # another machine's venv
+    # (the test guest, which shares this checkout): the running interpreter's
+    SYSWARDEN = [sys.executable, "-m", "syswarden.core.cli"]
 
 LOOPS_C = r"""
 #include <fcntl.h>
@@ -99,12 +110,12 @@ LATENCY_RULES = """
 """
 
 
-def build_loops(tmp: str) -> str:
+def build_loops(tmp: str, static: bool = False) -> str:
     src = os.path.join(tmp, "loops.c")
     with open(src, "w") as f:
         f.write(LOOPS_C)
     exe = os.path.join(tmp, "loops")
-    subprocess.run(["gcc", "-O2", "-o", exe, src], check=True)
+    subprocess.run(["gcc", "-O2", *(["-static"] if static else []), "-o", exe, src], check=True)
     return exe
 
 
@@ -166,11 +177,30 @@ class Agent:
             self.proc.wait()
 
 
+SCALE = [1.0]   # --scale: the loops' iteration counts multiplied by this
+
+
 def measure(exe: str, rounds: int) -> dict[str, float]:
     out = {}
-    for name, args in LOOPS:
+    for name, (mode, n) in LOOPS:
+        args = [mode, str(max(1, int(int(n) * SCALE[0])))]
         out[name] = statistics.median(run_loop(exe, args) for _ in range(rounds))
     return out
+
+
+def with_agent(exe: str, rounds: int, args: list[str]) -> tuple[dict[str, float], int, str]:
+    """The loops with the agent running (default rules); its RSS after them, and how it
+    attached (its log line)."""
+    agent = Agent(["-o", "pipeline.stats_interval=0", *args])
+    try:
+        time.sleep(2)
+        got = measure(exe, rounds)
+        rss = agent.rss_kb()
+    finally:
+        agent.stop()
+    hooks = next((line.split("ebpf: ", 1)[1].strip() for line in agent.log
+                  if "hooks attached" in line), "?")
+    return got, rss, hooks
 
 
 def auditd_measure(exe: str, rounds: int) -> dict[str, float] | None:
@@ -197,7 +227,8 @@ def auditd_measure(exe: str, rounds: int) -> dict[str, float] | None:
         print("auditd: rules deleted, never,task set, auditing disabled, daemon stopped")
 
 
-def kernel_side(exe: str, rounds: int, args_from: str) -> dict[str, float]:
+def kernel_side(exe: str, rounds: int, args_from: str,
+                attach: str = "tracepoint") -> dict[str, float]:
     """The loops with only the kernel side of the agent: its program for the default rules
     loaded here, the rings emptied every millisecond without reading a record."""
     from syswarden.core.config import default_rules_path
@@ -207,7 +238,7 @@ def kernel_side(exe: str, rounds: int, args_from: str) -> dict[str, float]:
     from syswarden.plugins.sources.ebpf.source import EbpfSource
 
     engine = RuleEngine.load([default_rules_path()], collect_fields())
-    src = EbpfSource({"args_from": args_from}, engine.event_types(), os.getpid(),
+    src = EbpfSource({"args_from": args_from, "attach": attach}, engine.event_types(), os.getpid(),
                      open_prefilter=open_prefilter(engine))
     src.load()
     done = threading.Event()
@@ -254,12 +285,17 @@ def sustained_rate(exe: str) -> None:
             run_loop(exe, ["wopen", str(rate * 4), str(rate)])  # 4 seconds at this pace
             time.sleep(2.5)
             after = agent.counters()
-            drops = sum(after.get(k, 0) - before.get(k, 0) for k in after
-                        if k.startswith("drops.kernel."))
+            by_kind = {k[len("drops.kernel."):]: after.get(k, 0) - before.get(k, 0)
+                       for k in after if k.startswith("drops.kernel.")}
+            by_kind = {k: n for k, n in by_kind.items() if n}
+            drops = sum(by_kind.values())
             events = after.get("events.in", 0) - before.get("events.in", 0)
             ppm = drops * 1e6 / max(1, events + drops)
+            retries = after.get("ebpf.ring_retries", 0) - before.get("ebpf.ring_retries", 0)
             print(f"  {rate:>7} opens/s for 4 s: events in {events:>8}, kernel drops {drops} "
-                  f"({ppm:.1f} per million)")
+                  f"({ppm:.1f} per million)"
+                  + (f": {', '.join(f'{k} {n}' for k, n in by_kind.items())}" if drops else "")
+                  + (f"; ring outputs retried {retries}" if retries else ""))
             clean = clean and drops == 0
             if clean:
                 zero = rate
@@ -312,42 +348,58 @@ def main() -> None:
     ap.add_argument("--skip-loops", action="store_true")
     ap.add_argument("--skip-rate", action="store_true")
     ap.add_argument("--skip-latency", action="store_true")
+    ap.add_argument("--attach-both", action="store_true",
+                    help="also the agent with ebpf.attach=tracepoint (where the default is "
+                    "fentry: a kernel that runs fexit programs)")
+    ap.add_argument("--scale", type=float, default=1.0,
+                    help="multiply the loops' iteration counts (0.1 under emulation)")
+    ap.add_argument("--loops", metavar="EXE", help="a loops binary built elsewhere (with "
+                    "--build-loops: a machine without a compiler)")
+    ap.add_argument("--build-loops", metavar="EXE", help="build the loops, static, and exit")
     ap.add_argument("--pin", action="store_true",
                     help="run the loops on CPU 1 and the agent on CPU 0 (taskset), so that the "
                     "figures show the monitoring cost, not the two sharing one core")
     opts = ap.parse_args()
+    SCALE[0] = opts.scale
+    if opts.build_loops:
+        with tempfile.TemporaryDirectory() as tmp:
+            shutil.copy(build_loops(tmp, static=True), opts.build_loops)
+        return
     if opts.pin:
         PIN["loop"], PIN["agent"] = ["taskset", "-c", "1"], ["taskset", "-c", "0"]
     if os.geteuid() != 0:
         sys.exit("needs root (the agent loads eBPF)")
     with tempfile.TemporaryDirectory() as tmp:
-        exe = build_loops(tmp)
+        exe = opts.loops or build_loops(tmp)
         print(f"loops: {', '.join(f'{n} ({a[1]})' for n, a in LOOPS)}; "
               f"median of {opts.rounds} rounds; {os.cpu_count()} cores, shared"
               + ("; loops pinned to CPU 1, agent to CPU 0" if opts.pin else ""))
         if not opts.skip_loops:
             base = measure(exe, opts.rounds)
-            agent = Agent(["-o", "pipeline.stats_interval=0"])
-            try:
-                time.sleep(2)
-                with_agent = measure(exe, opts.rounds)
-                rss = agent.rss_kb()
-            finally:
-                agent.stop()
+            agent, rss, hooks = with_agent(exe, opts.rounds, [])
+            print(f"agent: {hooks}")
+            columns = {}
+            if opts.attach_both:
+                columns["agent:tracepoint"], _, tp_hooks = with_agent(
+                    exe, opts.rounds, ["-o", "ebpf.attach=tracepoint"])
+                print(f"agent:tracepoint: {tp_hooks}")
             base2 = measure(exe, opts.rounds)       # the baseline again: the machine may drift
             base = {k: min(base[k], base2[k]) for k in base}
             audit = auditd_measure(exe, opts.rounds) if opts.auditd else None
-            columns = {"auditd": audit} if audit else {}
+            if audit:
+                columns["auditd"] = audit
             if opts.controls:
+                if opts.attach_both:
+                    columns["kernel:fentry"] = kernel_side(exe, opts.rounds, "regs", "fentry")
                 columns["kernel:regs"] = kernel_side(exe, opts.rounds, "regs")
                 columns["kernel:enter"] = kernel_side(exe, opts.rounds, "enter")
                 columns["busy cpu"] = busy_neighbour(exe, opts.rounds)
             print(f"{'loop':<12}{'none (s)':>10}{'agent (s)':>11}{'ratio':>8}"
-                  + "".join(f"{c:>14}" for c in columns))
+                  + "".join(f"{c:>18}" for c in columns))
             for name, _ in LOOPS:
-                line = (f"{name:<12}{base[name]:>10.3f}{with_agent[name]:>11.3f}"
-                        f"{with_agent[name] / base[name]:>7.2f}x")
-                line += "".join(f"{col[name] / base[name]:>13.2f}x" for col in columns.values())
+                line = (f"{name:<12}{base[name]:>10.3f}{agent[name]:>11.3f}"
+                        f"{agent[name] / base[name]:>7.2f}x")
+                line += "".join(f"{col[name] / base[name]:>17.2f}x" for col in columns.values())
                 print(line)
             print(f"agent RSS after the loops (default rules): {rss // 1024} MB")
         if not opts.skip_rate:

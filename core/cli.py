@@ -172,9 +172,9 @@ def _list_rules(agent: Any) -> int:
 
 def _dump_ebpf(agent: Any, config: dict[str, Any]) -> int:
     _build_filters(agent)
-    from syswarden.plugins.sources.ebpf.program import render_program, resolve_args_from
-    ebpf = dict(config.get("ebpf") or {})
-    ebpf["args_from"] = resolve_args_from(ebpf.get("args_from", "auto"))   # what would run
+    from syswarden.plugins.sources.ebpf.source import resolved_config
+    from syswarden.plugins.sources.ebpf.program import render_program
+    ebpf = resolved_config(dict(config.get("ebpf") or {}))     # what would run here
     prefilter = agent.open_prefilter() if ebpf.get("open_prefilter", True) else None
     print(render_program(agent.event_types(), ebpf, open_prefilter=prefilter))
     return EXIT_OK

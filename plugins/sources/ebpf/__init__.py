@@ -1,4 +1,4 @@
-"""The live eBPF source plugin (bcc, tracepoints only).  See ``docs/ebpf.md``.
+"""The live eBPF source plugin (bcc: fexit programs or tracepoints).  See ``docs/ebpf.md``.
 
 Config: the ``ebpf`` section (ring sizes, string bounds) and Falco's top-level
 ``syscall_event_drops`` section::
@@ -14,7 +14,8 @@ Config: the ``ebpf`` section (ring sizes, string bounds) and Falco's top-level
       wakeup_every: 256        # records per CPU between two reader wake-ups
       poll_ms: 10              # the reader also reads the rings this often
       raw_fallback: false      # syscalls without a tracepoint through raw_syscalls (costly)
-      args_from: auto          # syscall arguments: regs (one tracepoint) or enter (two)
+      args_from: auto          # syscall arguments: regs (one hook per syscall) or enter (two)
+      attach: auto             # fentry (fexit programs) where the kernel allows, else tracepoint
       open_prefilter: true     # opens no loaded rule can match stay in the kernel
     syscall_event_drops:
       threshold: 0.1           # share of events dropped in a second that triggers the actions
@@ -31,7 +32,7 @@ from typing import Any
 from syswarden.core.config import Key, Section
 from syswarden.core.hookspecs import hookimpl
 
-from .program import DEFAULTS
+from .program import ATTACH_MODES, DEFAULTS
 
 SECTION = "ebpf"
 DROPS = "syscall_event_drops"
@@ -65,9 +66,16 @@ def syswarden_config_schema() -> dict[str, Section]:
                                 "runs a BPF program (getppid 1.16x -> 2.66x here)"),
             "args_from": Key(str, DEFAULTS["args_from"], "where an exit handler finds the "
                              "syscall's arguments: regs (the registers saved on entry; x86_64 "
-                             "with BTF, kernel 5.15+: one tracepoint per syscall), enter (stored "
-                             "by an enter tracepoint: two per syscall), auto (regs when the "
-                             "kernel accepts it, else enter)", choices=("auto", "regs", "enter")),
+                             "with BTF, kernel 5.15+: one hook per syscall, its exit), enter "
+                             "(stored by an enter tracepoint: two tracepoints per syscall; not "
+                             "with fexit programs), auto (regs when the kernel accepts it, else "
+                             "enter)", choices=("auto", "regs", "enter")),
+            "attach": Key(str, DEFAULTS["attach"], "how syscalls are followed: fentry (fexit "
+                          "programs on the syscalls' kernel functions: a syscall no rule needs "
+                          "costs nothing; x86_64, BTF, a kernel that allows them), tracepoint "
+                          "(syscall tracepoints: every syscall of every process pays ~45 ns), "
+                          "auto (fentry when the kernel runs it, else tracepoint; logged)",
+                          choices=ATTACH_MODES),
             "open_prefilter": Key(bool, True, "keep in the kernel the opens no loaded rule can "
                                   "match (a condition on the flags and the path derived from "
                                   "the rules; counted as ebpf.opens_filtered); false sends "

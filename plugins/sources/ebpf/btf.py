@@ -13,7 +13,7 @@ Only what is needed is decoded: the type table is walked once (about a second fo
 from __future__ import annotations
 
 import struct
-from typing import Any
+from typing import Any, Iterable
 
 VMLINUX = "/sys/kernel/btf/vmlinux"
 
@@ -31,6 +31,7 @@ class Btf:
         self.types: list[tuple | None] = [None]   # type id 0 is void
         self.strings = data[hdr_len + str_off:hdr_len + str_off + str_len]
         self.by_name: dict[str, int] = {}
+        self.func_by_name_off: dict[int, int] = {}   # a function's name (string offset) -> id
         pos, end = hdr_len + type_off, hdr_len + type_off + type_len
         unpack = struct.unpack_from
         while pos < end:
@@ -58,10 +59,18 @@ class Btf:
             self.types.append((kind, name_off, size_type, members))
             if kind in (STRUCT, UNION) and name_off:
                 self.by_name.setdefault(self.name(name_off), len(self.types) - 1)
+            elif kind == FUNC:
+                self.func_by_name_off.setdefault(name_off, len(self.types) - 1)
 
     def name(self, off: int) -> str:
         end = self.strings.index(b"\0", off)
         return self.strings[off:end].decode()
+
+    def function_id(self, name: str) -> int | None:
+        """The type id of the kernel function ``name`` (what an fentry/fexit program is
+        attached to), None when the kernel has no such function (inlined, or not built)."""
+        at = self.strings.find(b"\0" + name.encode() + b"\0")   # strings are deduplicated
+        return None if at < 0 else self.func_by_name_off.get(at + 1)
 
     def resolve(self, tid: int) -> int:
         """Skip typedefs and qualifiers."""
@@ -105,6 +114,7 @@ WANTED = (
     ("OFF_TASK_LOGINUID", "task_struct", "loginuid"),
     ("OFF_TASK_SESSIONID", "task_struct", "sessionid"),
     ("OFF_SIGNAL_TTY", "signal_struct", "tty"),
+    ("OFF_SIGNAL_LIVE", "signal_struct", "live"),
     ("OFF_TTY_INDEX", "tty_struct", "index"),
     ("OFF_TTY_DRIVER", "tty_struct", "driver"),
     ("OFF_DRIVER_MAJOR", "tty_driver", "major"),
@@ -137,11 +147,19 @@ WANTED_SIZES = (("SIZE_UPID", "upid"),)
 
 def kernel_offsets(path: str = VMLINUX) -> dict[str, int]:
     """The offsets of :data:`WANTED` found in the running kernel (missing ones left out)."""
+    return kernel_info(path)[0]
+
+
+def kernel_info(path: str = VMLINUX,
+                functions: Iterable[str] = ()) -> tuple[dict[str, int], dict[str, int]]:
+    """What the program needs of the running kernel's types, from one reading of its BTF: the
+    offsets of :data:`WANTED` and the sizes of :data:`WANTED_SIZES` that it has, and the type
+    ids of those of ``functions`` it has (the fexit mode's targets).  ({}, {}) without BTF."""
     try:
         with open(path, "rb") as f:
             btf = Btf(f.read())
     except (OSError, ValueError, struct.error):
-        return {}
+        return {}, {}
     out = {}
     for macro, struct_name, member in WANTED:
         off = btf.member_offset(struct_name, member)
@@ -151,4 +169,9 @@ def kernel_offsets(path: str = VMLINUX) -> dict[str, int]:
         size = btf.struct_size(struct_name)
         if size:
             out[macro] = size
-    return out
+    funcs = {}
+    for name in functions:
+        tid = btf.function_id(name)
+        if tid is not None:
+            funcs[name] = tid
+    return out, funcs

@@ -4,8 +4,8 @@ bcc compiles with LLVM in-process: importing it and compiling costs the process 
 that stays resident.  The agent therefore never imports bcc itself.  It starts this module as
 a helper (``python -m syswarden.plugins.sources.ebpf.loader``), sends it the program text and
 the tracepoints to attach, and receives over a unix socket (``SCM_RIGHTS``) the file
-descriptors that keep everything alive: one perf event per attached tracepoint (closing it
-detaches the program) and the maps (the two rings, the drop counters).  The helper then exits.
+descriptors that keep everything alive: one perf event per attached tracepoint, one link per
+fexit program (closing it detaches the program) and the maps (the two rings, the drop counters).  The helper then exits.
 
 Protocol on the socket: the agent sends one JSON document (``{"text": ..., "tracepoints":
 [[tp, fn], ...]}``) and shuts down its write side; the helper answers with one message whose
@@ -32,7 +32,7 @@ TRACEFS = "/sys/kernel/tracing"
 @dataclass
 class Loaded:
     maps: dict[str, int]
-    attached: dict[str, int]            # tracepoint -> perf event fd
+    attached: dict[str, int]            # hook -> its fd (a perf event, an fexit link)
     missing: list[str] = field(default_factory=list)
 
 
@@ -83,6 +83,9 @@ def load(text: str, tracepoints: list[tuple[str, str]], timeout: float = 120.0) 
 # The helper side
 # ---------------------------------------------------------------------------------------------
 
+#: fexit mode hooks (``fentry:<function>``, ``fexit:<function>``) -> where bcc keeps their fds.
+KFUNC_HOOKS = {"fentry": "kfunc_entry_fds", "fexit": "kfunc_exit_fds"}
+
 HINT = "run `make setup` (installs python3-bpfcc and links the kernel headers), as root"
 
 
@@ -109,6 +112,18 @@ def _helper(sock: socket.socket) -> None:
     attached, missing, fds = [], [], []
     for tp, fn in req["tracepoints"]:
         cat, name = tp.split(":", 1)
+        if cat in KFUNC_HOOKS:   # bcc attached it while loading (kfunc__/kretfunc__ names)
+            # (bcc 0.26 keys it by the program's name; later ones may qualify it with the
+            # module, kfunc__vmlinux__<function>)
+            fds_by_prog = getattr(bpf, KFUNC_HOOKS[cat])
+            key = next((k for k in fds_by_prog if k == fn.encode()
+                        or k.endswith(b"__" + name.encode())), None)
+            if key is None:
+                _reply(sock, {"error": f"bcc did not attach {fn} to {tp}", "hint": HINT})
+                return
+            attached.append(tp)
+            fds.append(fds_by_prog[key])
+            continue
         if not os.path.isdir(f"{TRACEFS}/events/{cat}/{name}"):
             missing.append(tp)
             continue

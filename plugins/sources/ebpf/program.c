@@ -1,7 +1,15 @@
 // syswarden's BPF program (template).  program.py renders it: the @NAME@ markers are replaced
 // by constants from the config and by one exit handler per syscall the rules need.
 //
-// Tracepoints only, one record per syscall, sent on exit.  An exit handler needs the syscall's
+// Syscalls followed through: @ATTACH@.
+//
+// One record per syscall, sent on exit.  The exit handlers are reached through the syscalls'
+// exit tracepoints or, where the kernel runs them (fexit mode, see fentry.py), through fexit
+// programs on the syscalls' own kernel functions (__x64_sys_openat): a syscall tracepoint once
+// enabled slows every syscall of every process, an fexit program only the function it is on.
+// The fexit mode always reads the arguments from the registers (TASK_REGS).
+//
+// An exit handler needs the syscall's
 // arguments, which the exit tracepoint does not carry.  With TASK_REGS (x86_64, a kernel with
 // BTF and bpf_task_pt_regs: 5.15 and later) it reads them from the registers the syscall was
 // entered with, which the kernel keeps at the top of the thread's stack (struct pt_regs, an ABI
@@ -35,6 +43,8 @@
 #define NR_FORK 57
 #define NR_VFORK 58
 #define NR_CLONE3 435
+#define NR_EXECVE 59
+#define NR_EXECVEAT 322
 
 #define CAT_PROC 0
 #define CAT_EVT 1
@@ -49,6 +59,11 @@
 #define KIND_FORK 3
 #define KIND_EXIT 4
 #define KIND_EXEC_FAIL 5
+
+// Where the sched tracepoints keep the fields read (their layouts change between kernels:
+// tracefs.py reads them from the kernel's format files).  A context is read at constant offsets.
+@TP_OFFSETS@
+#define TP_FIELD(ctx, type, off) (*(type *)((char *)(ctx) + (off)))
 
 struct sys_enter_ctx {
     u64 common;
@@ -403,6 +418,24 @@ int sw_enter_execveat(struct sys_enter_ctx *ctx)
     return stash_exec(ctx, (const char *)ctx->a[1], (const char *const *)ctx->a[2], 5);
 }
 
+#if TASK_REGS
+// The same from the registers (the fexit mode's entry program on __x64_sys_execve/execveat).
+static __always_inline int stash_exec_regs(int nr)
+{
+    struct sw_regs *regs = current_regs();
+    struct sys_enter_ctx c = {};
+    c.nr = nr;
+    c.a[0] = regs->di;
+    c.a[1] = regs->si;
+    c.a[2] = regs->dx;
+    c.a[3] = regs->r10;
+    c.a[4] = regs->r8;
+    if (nr == NR_EXECVEAT)
+        return stash_exec(&c, (const char *)c.a[1], (const char *const *)c.a[2], 5);
+    return stash_exec(&c, (const char *)c.a[0], (const char *const *)c.a[1], 3);
+}
+#endif
+
 // What no helper gives: read at offsets taken from the running kernel's BTF (btf.py), never
 // from the installed headers.  Without them (no BTF) these are 0 and /proc is the fallback.
 @BTF_OFFSETS@
@@ -656,53 +689,45 @@ static __always_inline int send_exec(u64 id, u32 stash_tid, s64 res, u16 kind,
     return send(r, pos, CAT_PROC);
 }
 
-struct exec_tp {
-    u64 common;
-    u32 filename_loc;
-    int pid;
-    int old_pid;
-};
-
-int sw_sched_exec(struct exec_tp *ctx)
+int sw_sched_exec(void *ctx)
 {
     u64 id = bpf_get_current_pid_tgid();
     if (is_agent(id))
         return 0;
-    const void *fname = (const void *)ctx + (ctx->filename_loc & 0xffff);
-    return send_exec(id, (u32)ctx->old_pid, 0, KIND_EXEC, fname, ctx->old_pid);
+    const void *fname = ctx + (TP_FIELD(ctx, u32, TP_EXEC_FILENAME) & 0xffff);  // __data_loc
+    int old_pid = TP_FIELD(ctx, int, TP_EXEC_OLD_PID);
+    return send_exec(id, (u32)old_pid, 0, KIND_EXEC, fname, old_pid);
 }
 
 // A failed exec: its stash is still there (a successful one was sent by sw_sched_exec).
-int sw_exit_exec(struct sys_exit_ctx *ctx)
+static __always_inline int do_exit_exec(s64 ret)
 {
     u64 id = bpf_get_current_pid_tgid();
     if (is_agent(id))
         return 0;
     u32 tid = (u32)id;
-    if (ctx->ret == 0) {
+    if (ret == 0) {
         execs.delete(&tid);
         return 0;
     }
-    return send_exec(id, tid, ctx->ret, KIND_EXEC_FAIL, 0, 0);
+    return send_exec(id, tid, ret, KIND_EXEC_FAIL, 0, 0);
 }
 
-struct fork_tp {
-    u64 common;
-    u32 parent_comm_loc;
-    int parent_pid;
-    u32 child_comm_loc;
-    int child_pid;
-};
+int sw_exit_exec(struct sys_exit_ctx *ctx)
+{
+    return do_exit_exec(ctx->ret);
+}
 
 // Not filtered for the agent: the agent's own children (a program output) must be known.
-int sw_sched_fork(struct fork_tp *ctx)
+int sw_sched_fork(void *ctx)
 {
     u64 id = bpf_get_current_pid_tgid();
     u32 tid = (u32)id;
-    struct rec *r = new_rec(id, KIND_FORK, 0, ctx->child_pid);
+    int child = TP_FIELD(ctx, int, TP_FORK_CHILD_PID);
+    struct rec *r = new_rec(id, KIND_FORK, 0, child);
     if (!r)
         return 0;
-    r->extra = ctx->child_pid;
+    r->extra = child;
     // the clone flags (CLONE_THREAD tells a thread): from the parent's registers, or from
     // what the clone/clone3 enter stored
     r->evt = 0xffff;                         // not known (a kernel thread's fork)
@@ -737,15 +762,19 @@ int sw_sched_fork(struct fork_tp *ctx)
     return send(r, pos, CAT_PROC);
 }
 
-struct exit_tp {
-    u64 common;
-    char comm[16];
-    int pid;
-    int prio;
-    u8 group_dead;
-};
+// Whether the exiting thread is its process's last, where sched_process_exit does not say
+// (its group_dead field is from 6.16): do_exit has counted the thread out of signal->live by then.
+static __always_inline u32 current_group_dead(u64 id)
+{
+#if defined(OFF_TASK_SIGNAL) && defined(OFF_SIGNAL_LIVE)
+    void *sig = read_ptr_at((void *)bpf_get_current_task(), OFF_TASK_SIGNAL);
+    if (sig)
+        return read_u32_at(sig, OFF_SIGNAL_LIVE) == 0;
+#endif
+    return (u32)id == id >> 32;              // not known: the leader's exit ends the process
+}
 
-int sw_sched_exit(struct exit_tp *ctx)
+int sw_sched_exit(void *ctx)
 {
     u64 id = bpf_get_current_pid_tgid();
     if (is_agent(id))
@@ -758,7 +787,11 @@ int sw_sched_exit(struct exit_tp *ctx)
     struct rec *r = new_rec(id, KIND_EXIT, 0, 0);
     if (!r)
         return 0;
-    r->extra = ctx->group_dead;
+#ifdef TP_EXIT_GROUP_DEAD
+    r->extra = TP_FIELD(ctx, u8, TP_EXIT_GROUP_DEAD);
+#else
+    r->extra = current_group_dead(id);
+#endif
     return send(r, REC_HDR, CAT_PROC);
 }
 

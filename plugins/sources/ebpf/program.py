@@ -21,7 +21,7 @@ from typing import Any, Iterable
 
 from syswarden.core.rules.prefilter import OpenPrefilter
 
-from . import open_filter
+from . import open_filter, tracefs
 
 # Argument kinds: how the kernel side reads an argument and the decoder turns it into a value.
 FD = "fd"          # signed 32-bit (fds, dirfds, pids)
@@ -188,6 +188,7 @@ DEFAULTS: dict[str, Any] = {
     "raw_fallback": False,
     "poll_ms": 10,
     "args_from": "auto",
+    "attach": "auto",
 }
 
 
@@ -213,7 +214,10 @@ def needed_syscalls(event_types: Iterable[str] | None) -> list[str]:
     return [s.name for s in SYSCALLS if s.name in wanted]
 
 
-def _exit_handler(sc: Syscall, prefilter: bool = False) -> str:
+def _exit_handler(sc: Syscall, prefilter: bool = False,
+                  kfunc: tuple[str, int] | None = None) -> str:
+    """``do_exit_<name>``, and its entry point: the tracepoint program ``sw_exit_<name>``, or
+    with ``kfunc`` (function, its number of arguments) an fexit program on that function."""
     lines = [
         f"static __always_inline int do_exit_{sc.name}(struct sys_exit_ctx *ctx)",
         "{",
@@ -287,11 +291,19 @@ def _exit_handler(sc: Syscall, prefilter: bool = False) -> str:
         lines.append(f"    if ({ok})\n        pos = put_sock_end(r, pos, "
                      f"{len(sc.strings)}, {fd}, 0);")
     cat = "CAT_PROC" if sc.ring == "proc" else "CAT_EVT"
-    lines += [f"    return send(r, pos, {cat});", "}", "",
-              f"int sw_exit_{sc.name}(struct sys_exit_ctx *ctx)",
-              "{",
-              f"    return do_exit_{sc.name}(ctx);",
-              "}", ""]
+    lines += [f"    return send(r, pos, {cat});", "}", ""]
+    if kfunc is None:
+        lines += [f"int sw_exit_{sc.name}(struct sys_exit_ctx *ctx)",
+                  "{",
+                  f"    return do_exit_{sc.name}(ctx);",
+                  "}", ""]
+    else:   # the arguments are read from the registers (TASK_REGS), only the result is taken
+        func, nargs = kfunc
+        lines += [f"KRETFUNC_PROBE({func}, {'void *regs, ' * nargs}long ret)",
+                  "{",
+                  "    struct sys_exit_ctx c = {.ret = ret};",
+                  f"    return do_exit_{sc.name}(&c);",
+                  "}", ""]
     return "\n".join(lines)
 
 
@@ -317,6 +329,60 @@ def _raw_handlers(names: list[str]) -> str:
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------------------------------------
+# How syscalls are hooked: exit tracepoints, or fexit programs on the kernel's syscall functions
+# ---------------------------------------------------------------------------------------------
+
+#: ``ebpf.attach`` values: ``auto`` is resolved by the source (fexit when the kernel runs it).
+ATTACH_MODES = ("auto", "fentry", "tracepoint")
+FENTRY, TRACEPOINT = "fentry", "tracepoint"
+
+
+def _kfunc_names(sc: Syscall) -> tuple[tuple[str, int], ...]:
+    """The kernel functions an fexit program may follow ``sc`` through, best first, with their
+    number of arguments: the syscall's own entry (``__x64_sys_X``, given the registers), or,
+    for a syscall without arguments whose entry is an alias BTF does not name, its body
+    (``__do_sys_X``, which x86_64's SYSCALL_DEFINE0 gives the registers too)."""
+    own = (f"__x64_sys_{sc.tracepoint}", 1)
+    return (own, (f"__do_sys_{sc.tracepoint}", 1)) if not sc.args else (own,)
+
+
+#: Every kernel function name the fexit mode may use (looked up in the kernel's BTF).
+KFUNC_CANDIDATES: tuple[str, ...] = tuple(
+    [name for sc in SYSCALLS for name, _ in _kfunc_names(sc)]
+    + [f"__x64_sys_{n}" for n in EXEC_SYSCALLS])
+
+
+def fentry_mode(cfg: dict[str, Any]) -> bool:
+    """Whether syscalls are followed by fexit programs (``attach`` resolved to ``fentry``)."""
+    return cfg.get("attach") == FENTRY
+
+
+def kfunc_of(sc: Syscall, cfg: dict[str, Any]) -> tuple[str, int] | None:
+    """(function, number of arguments) ``sc`` is followed through in the fexit mode; None when
+    it is followed by its exit tracepoint (the tracepoint mode, or a kernel without such a
+    function: ``cfg["kfuncs"]`` lists those it has)."""
+    if not fentry_mode(cfg):
+        return None
+    have = cfg.get("kfuncs") or {}
+    return next((k for k in _kfunc_names(sc) if k[0] in have), None)
+
+
+def _exec_kfuncs(cfg: dict[str, Any]) -> str:
+    """execve/execveat in the fexit mode: argv stored at entry, a failure sent at exit."""
+    if not fentry_mode(cfg):
+        return ""
+    out = []
+    for name in EXEC_SYSCALLS:
+        func = f"__x64_sys_{name}"
+        if func in (cfg.get("kfuncs") or {}):
+            out += [f"KFUNC_PROBE({func}, void *regs)", "{",
+                    f"    return stash_exec_regs(NR_{name.upper()});", "}", "",
+                    f"KRETFUNC_PROBE({func}, void *regs, long ret)", "{",
+                    "    return do_exit_exec(ret);", "}", ""]
+    return "\n".join(out)
+
+
 def template() -> str:
     return resources.files(__package__).joinpath("program.c").read_text()
 
@@ -335,9 +401,13 @@ def render_program(event_types: Iterable[str] | None, config: dict[str, Any] | N
     cfg = {**DEFAULTS, **config}
     names = needed_syscalls(event_types)
     on = open_prefilter is not None
-    handlers = "\n".join(_exit_handler(BY_NAME[n], on) for n in names
+    handlers = "\n".join(_exit_handler(BY_NAME[n], on, kfunc_of(BY_NAME[n], cfg)) for n in names
                          if n not in FORK_SYSCALLS)
+    handlers += "\n" + _exec_kfuncs(cfg)
     handlers += "\n" + _raw_handlers(raw_syscalls(event_types, cfg))
+    tp_offsets = cfg.get("tp")
+    if tp_offsets is None:                    # not read from a kernel: the default layouts
+        tp_offsets = tracefs.DEFAULT
     subst = {
         "AGENT_PID": str(int(agent_pid)),
         "PATH_MAX": str(_pow2(cfg["path_max"], 64, 4096)),
@@ -348,6 +418,9 @@ def render_program(event_types: Iterable[str] | None, config: dict[str, Any] | N
         "PENDING_SLOTS": str(_pow2(cfg["pending_max"], 64, 1 << 20)),
         "WAKEUP_EVERY": str(max(1, int(cfg["wakeup_every"]))),
         "TASK_REGS": "1" if task_regs(cfg) else "0",
+        "TP_OFFSETS": "\n".join(f"#define {k} {int(v)}" for k, v in sorted(tp_offsets.items())),
+        "ATTACH": "fexit programs on the syscalls' kernel functions" if fentry_mode(cfg)
+                  else "tracepoints",
         "OPEN_FILTER": open_filter.render(open_prefilter),
         "EXIT_HANDLERS": handlers,
         "BTF_OFFSETS": "\n".join(f"#define {k} {int(v)}"
@@ -361,9 +434,9 @@ def render_program(event_types: Iterable[str] | None, config: dict[str, Any] | N
 
 def task_regs(cfg: dict[str, Any]) -> bool:
     """Whether exit handlers read the arguments from the saved registers (``args_from``:
-    ``regs``; ``auto`` is resolved before rendering, see :func:`resolve_args_from`) rather
-    than from an enter tracepoint's stash."""
-    return cfg.get("args_from") == "regs"
+    ``regs``; ``auto`` is resolved before rendering, see :func:`resolve_args_from`; always with
+    fexit programs) rather than from an enter tracepoint's stash."""
+    return cfg.get("args_from") == "regs" or fentry_mode(cfg)
 
 
 def resolve_args_from(value: str) -> str:
@@ -384,15 +457,17 @@ def raw_syscalls(event_types: Iterable[str] | None, cfg: dict[str, Any]) -> list
     """The needed syscalls the config says have no tracepoint here (``cfg["no_tracepoint"]``,
     filled by the source from tracefs) and that raw_syscalls can follow."""
     missing = set(cfg.get("no_tracepoint") or ())
-    return [n for n in needed_syscalls(event_types) if n in missing and n in RAW_NR]
+    return [n for n in needed_syscalls(event_types) if n in missing and n in RAW_NR
+            and kfunc_of(BY_NAME[n], cfg) is None]
 
 
 def tracepoints(event_types: Iterable[str] | None,
                 cfg: dict[str, Any] | None = None) -> list[tuple[str, str]]:
-    """(tracepoint, BPF function) pairs to attach for these event types.  With the arguments
-    read from the registers, a syscall costs one tracepoint (its exit) and a fork none of its
-    own (sched_process_fork reads the parent's registers); otherwise the enter tracepoints
-    store the arguments."""
+    """(hook, BPF function) pairs to attach for these event types; a hook is a tracepoint
+    (``category:name``) or, in the fexit mode, ``fentry:<function>``/``fexit:<function>``.
+    With the arguments read from the registers, a syscall costs one hook (its exit) and a fork
+    none of its own (sched_process_fork reads the parent's registers); otherwise the enter
+    tracepoints store the arguments."""
     regs = task_regs(cfg or {})
     out: list[tuple[str, str]] = [
         ("sched:sched_process_fork", "sw_sched_fork"),
@@ -403,12 +478,23 @@ def tracepoints(event_types: Iterable[str] | None,
         ("syscalls:sys_enter_execveat", "sw_enter_execveat"),
         ("syscalls:sys_exit_execveat", "sw_exit_exec"),
     ]
+    for name in EXEC_SYSCALLS if fentry_mode(cfg or {}) else ():
+        func = f"__x64_sys_{name}"
+        if func in ((cfg or {}).get("kfuncs") or {}):
+            i = out.index((f"syscalls:sys_enter_{name}", f"sw_enter_{name}"))
+            out[i:i + 2] = [(f"fentry:{func}", f"kfunc__{func}"),
+                            (f"fexit:{func}", f"kretfunc__{func}")]
     for n in needed_syscalls(event_types):
         sc = BY_NAME[n]
         if not regs:
             enter = {"clone3": "sw_enter_clone3"}.get(n, f"sw_enter{len(sc.args)}")
             out.append((f"syscalls:sys_enter_{sc.tracepoint}", enter))
-        if n not in FORK_SYSCALLS:
+        if n in FORK_SYSCALLS:
+            continue
+        kfunc = kfunc_of(sc, cfg or {})
+        if kfunc is not None:
+            out.append((f"fexit:{kfunc[0]}", f"kretfunc__{kfunc[0]}"))
+        else:
             out.append((f"syscalls:sys_exit_{sc.tracepoint}", f"sw_exit_{n}"))
     if cfg and raw_syscalls(event_types, cfg):
         if not regs:

@@ -2,12 +2,14 @@
 
 * Loaded by a helper process (:mod:`.loader`): bcc compiles with LLVM, which would stay
   resident in the agent; the helper compiles, attaches and hands over the file descriptors
-  (maps, one perf event per attached tracepoint), then exits.  The agent never imports bcc.
-* Attached: the sched lifecycle tracepoints, execve/execveat, the clone enters (their flags
-  tell a thread from a process) and, for every syscall the rules need plus those the state
-  tables need, its ``sys_enter_*``/``sys_exit_*`` pair.  :meth:`EbpfSource.set_event_types`
-  detaches what a rule reload no longer needs (closing perf events) and, when it needs more,
-  loads a new program and switches to it.
+  (maps, one perf event per attached tracepoint, one link per fexit program), then exits.
+  The agent never imports bcc.
+* Attached (see :func:`resolved_config` for how): the sched lifecycle tracepoints,
+  execve/execveat and, for every syscall the rules need plus those the state tables need, an
+  fexit program on its kernel function where the kernel runs them, else its ``sys_exit_*``
+  tracepoint (and ``sys_enter_*`` when the arguments are stored at enter, with the clone
+  enters).  :meth:`EbpfSource.set_event_types` detaches what a rule reload no longer needs
+  (closing their fds) and, when it needs more, loads a new program and switches to it.
 * Read: both rings are mapped (:mod:`.ringbuf`); their fds are awaited with
   ``trio.lowlevel.wait_readable`` (the kernel wakes the reader every few records, the reader
   also polls every few milliseconds); both are read (the process ring first), the records are
@@ -33,7 +35,7 @@ from syswarden.core.errors import SourceError
 from syswarden.core.event import Event
 from syswarden.core.rules.prefilter import OpenPrefilter
 
-from . import btf, loader
+from . import btf, fentry, loader, tracefs
 from . import program as P
 from .decode import Decoder
 from .ringbuf import MmapRing
@@ -72,6 +74,76 @@ def check_environment() -> None:
                               hint=f"mount -t tracefs nodev {TRACEFS}")
 
 
+def resolved_config(config: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``ebpf`` section as this machine will run it: the defaults, what the program needs
+    of the kernel's BTF (``btf`` offsets, ``kfuncs``) and tracepoints (``tp`` offsets), the
+    syscalls without a tracepoint (with ``raw_fallback``), and ``attach``/``args_from`` made
+    concrete (what was asked is kept in ``asked``: the source falls back from an ``auto``
+    choice the kernel then refuses)."""
+    cfg = {**P.DEFAULTS, **(config or {})}
+    if "btf" not in cfg or "kfuncs" not in cfg:
+        offsets, kfuncs = btf.kernel_info(functions=P.KFUNC_CANDIDATES)
+        cfg.setdefault("btf", offsets)
+        cfg.setdefault("kfuncs", kfuncs)
+    if "no_tracepoint" not in cfg and cfg.get("raw_fallback"):
+        cfg["no_tracepoint"] = [
+            sc.name for sc in P.SYSCALLS
+            if not os.path.isdir(f"{TRACEFS}/events/syscalls/sys_exit_{sc.tracepoint}")]
+    if "tp" not in cfg:
+        cfg["tp"] = tracefs.offsets()
+        if cfg["tp"] is None:
+            log.warning("ebpf: the sched tracepoints' formats cannot be read under %s; their "
+                        "layout is assumed to be Linux 6.16's", TRACEFS)
+    cfg["asked"] = {"attach": cfg.get("attach", "auto"),
+                    "args_from": cfg.get("args_from", "auto")}
+    if cfg["asked"] == {"attach": P.FENTRY, "args_from": "enter"}:
+        raise SourceError("ebpf.attach is fentry and ebpf.args_from is enter: fexit programs "
+                          "read the arguments from the registers",
+                          hint="set ebpf.args_from to auto or regs")
+    cfg["attach"] = resolve_attach(cfg)
+    cfg["args_from"] = "regs" if P.fentry_mode(cfg) else P.resolve_args_from(cfg["args_from"])
+    return cfg
+
+
+def resolve_attach(cfg: dict[str, Any]) -> str:
+    """``ebpf.attach`` made concrete: ``fentry`` when this kernel runs fexit programs on the
+    syscalls' functions (asked of it, see :mod:`.fentry`) and ``args_from`` is not ``enter``,
+    else ``tracepoint``; ``fentry`` asked for explicitly on a kernel that refuses it is an
+    error.  ``cfg["kfuncs"]`` holds the functions the kernel's BTF has."""
+    asked = cfg.get("attach", "auto")
+    if asked == P.TRACEPOINT:
+        return asked
+    if asked == "auto" and cfg.get("args_from") == "enter":
+        return P.TRACEPOINT         # arguments stored at enter: the enter tracepoints
+    usable, why = fentry.probe((cfg.get("kfuncs") or {}).get("__x64_sys_openat"))
+    if usable and not P.registers_usable():
+        usable, why = False, "the syscalls' registers cannot be read here"
+    if usable:
+        return P.FENTRY
+    if asked == P.FENTRY:
+        raise SourceError(f"ebpf.attach is fentry, but {why}",
+                          hint="set ebpf.attach to auto or tracepoint")
+    log.info("ebpf: %s; syscalls are followed through tracepoints", why)
+    return P.TRACEPOINT
+
+
+def _fallback(cfg: dict[str, Any], exc: loader.LoadError) -> dict[str, Any]:
+    """The config to try after the kernel refused the program built from ``cfg``: the next
+    choice ``auto`` allows, or a :class:`SourceError` when there is none."""
+    why = str(exc).splitlines()[0][:200]
+    asked = cfg["asked"]
+    if asked["attach"] == "auto" and P.fentry_mode(cfg):
+        log.info("ebpf: the fexit programs were refused (%s); syscalls are followed through "
+                 "tracepoints", why)
+        return {**cfg, "attach": P.TRACEPOINT,
+                "args_from": P.resolve_args_from(asked["args_from"])}
+    if asked["args_from"] == "auto" and not P.fentry_mode(cfg) and cfg["args_from"] == "regs":
+        log.info("ebpf: syscall arguments cannot be read from the registers here (%s); they "
+                 "are stored at enter instead", why)
+        return {**cfg, "args_from": "enter"}
+    raise SourceError(str(exc), hint=exc.hint or HINT) from None
+
+
 def _close_all(fds: list[int]) -> None:
     for fd in fds:
         try:
@@ -106,11 +178,12 @@ _HOLDERS: list[subprocess.Popen] = []
 
 
 class Program:
-    """A loaded program as the agent holds it: map fds, perf event fds, mapped rings."""
+    """A loaded program as the agent holds it: map fds, hook fds (perf events, links), mapped
+    rings."""
 
     def __init__(self, loaded: loader.Loaded, cfg: dict[str, Any], syscalls: set[str]) -> None:
         self.maps = loaded.maps
-        self.attached = loaded.attached              # tracepoint -> perf event fd
+        self.attached = loaded.attached              # hook -> perf event or link fd
         self.missing = loaded.missing
         self.compiled = syscalls
         self.rings = (MmapRing(self.maps["proc_ring"], P.ring_bytes(cfg["proc_ring_pages"])),
@@ -126,8 +199,8 @@ class Program:
         return [loader.percpu_u64_sum(fd, i, self.ncpu) for i in range(N_COUNTERS)]
 
     def detach(self, tps: list[str]) -> None:
-        """Close the perf events of these tracepoints (each close waits for an RCU grace
-        period, ~40 ms here)."""
+        """Close the fds of these hooks (a tracepoint's perf event waits for an RCU grace period
+        on its last close, ~40 ms here)."""
         _close_all([self.attached.pop(tp) for tp in tps if tp in self.attached])
 
     def detach_later(self) -> None:
@@ -203,17 +276,7 @@ class EbpfSource:
     def __init__(self, config: dict[str, Any], event_types: set[str] | None, agent_pid: int,
                  metrics: Any = None, alert: Callable[[str, dict], None] | None = None,
                  open_prefilter: OpenPrefilter | None = None) -> None:
-        self.cfg = {**P.DEFAULTS, **(config or {})}
-        if "btf" not in self.cfg:
-            self.cfg["btf"] = btf.kernel_offsets()
-        if "no_tracepoint" not in self.cfg and self.cfg.get("raw_fallback"):
-            self.cfg["no_tracepoint"] = [
-                sc.name for sc in P.SYSCALLS
-                if not os.path.isdir(f"{TRACEFS}/events/syscalls/sys_exit_{sc.tracepoint}")]
-        # "auto": the registers where this machine may offer them, the enter stash if the
-        # kernel then refuses the program (see _build)
-        self._args_auto = self.cfg.get("args_from", "auto") == "auto"
-        self.cfg["args_from"] = P.resolve_args_from(self.cfg.get("args_from", "auto"))
+        self.cfg = resolved_config(config)
         self.event_types = None if event_types is None else set(event_types)
         self.open_prefilter = open_prefilter if self.cfg.get("open_prefilter", True) else None
         self.agent_pid = agent_pid
@@ -234,28 +297,33 @@ class EbpfSource:
 
     # -- loading -------------------------------------------------------------------------------
 
-    def program_text(self) -> str:
-        return P.render_program(self.event_types, self.cfg, self.agent_pid,
+    def program_text(self, cfg: dict[str, Any] | None = None) -> str:
+        return P.render_program(self.event_types, cfg or self.cfg, self.agent_pid,
                                 self.open_prefilter)
 
     def _build(self) -> Program:
-        """Load and attach a program for the current event types (blocking: ~2 s)."""
+        """Load and attach a program for the current event types (blocking: ~2 s).  An
+        ``auto`` choice the kernel refuses falls back (fexit programs -> tracepoints, the
+        registers -> enter); the source's config changes only once a program is loaded."""
         check_environment()
-        try:
-            loaded = loader.load(self.program_text(), P.tracepoints(self.event_types, self.cfg))
-        except loader.LoadError as exc:
-            if not (self._args_auto and self.cfg["args_from"] == "regs"):
-                raise SourceError(str(exc), hint=exc.hint or HINT) from None
-            log.info("ebpf: syscall arguments cannot be read from the registers here (%s); "
-                     "they are stored at enter instead", str(exc).splitlines()[0][:200])
-            self.cfg["args_from"] = "enter"
-            return self._build()
+        cfg = self.cfg
+        while True:
+            try:
+                loaded = loader.load(self.program_text(cfg), P.tracepoints(self.event_types, cfg))
+                break
+            except loader.LoadError as exc:
+                cfg = _fallback(cfg, exc)
+        self.cfg = cfg
         if loaded.missing:
             log.info("not on this kernel, not followed: %s", ", ".join(loaded.missing))
+        kinds = sorted({hook.split(":", 1)[0] for hook in loaded.attached})
+        log.info("ebpf: %d hooks attached (%s), syscall arguments from %s",
+                 len(loaded.attached), ", ".join(kinds),
+                 "the registers" if P.task_regs(self.cfg) else "enter tracepoints")
         if self.open_prefilter is not None:
             log.info("ebpf: opens sent when: %s (or a directory, or a path not judged here)",
                      self.open_prefilter.describe())
-        return Program(loaded, self.cfg, set(P.needed_syscalls(self.event_types)))
+        return Program(loaded, cfg, set(P.needed_syscalls(self.event_types)))
 
     def load(self) -> None:
         """Load the program and attach (the first time)."""

@@ -26,6 +26,14 @@ ARGS_FROM = pytest.mark.parametrize("args_from", [
 _REGISTRY = None
 
 
+def exit_hook(cfg: dict, name: str) -> str:
+    """The hook a syscall's exit is followed through with this (resolved) config: its fexit
+    program where the kernel runs them, else its exit tracepoint."""
+    sc = P.BY_NAME[name]
+    kfunc = P.kfunc_of(sc, cfg)
+    return f"fexit:{kfunc[0]}" if kfunc else f"syscalls:sys_exit_{sc.tracepoint}"
+
+
 def field(name: str, evt: Any, arg: Any = None) -> Any:
     """Read one field of an event through the real field registry (as the rule engine does)."""
     global _REGISTRY

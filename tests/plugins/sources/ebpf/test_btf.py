@@ -20,7 +20,10 @@ def test_offsets_of_the_running_kernel():
                         "OFF_SKC_RCV_SADDR", "OFF_SKC_V6_RCV_SADDR", "OFF_SKC_DPORT",
                         "OFF_SKC_DADDR", "OFF_SKC_V6_DADDR"}
     assert all(isinstance(v, int) and 0 <= v < 16384 for v in off.values())
-    assert off["OFF_TTY_INDEX"] < off["OFF_TTY_DRIVER"]
+    # members of one struct lie at distinct offsets (their order differs between kernels)
+    for prefix in ("OFF_TTY_", "OFF_SKC_", "OFF_FILE_"):
+        same = [v for k, v in off.items() if k.startswith(prefix)]
+        assert len(same) == len(set(same)) > 1
 
 
 def _btf(types: bytes, strings: bytes) -> bytes:

@@ -17,9 +17,11 @@ import trio
 from syswarden.core.errors import SourceError
 from syswarden.plugins.enrichers.process.enricher import ProcessEnricher
 from syswarden.plugins.sources.ebpf import program as P
+from syswarden.plugins.sources.ebpf import tracefs
 from syswarden.plugins.sources.ebpf.source import EbpfSource
 
-from .conftest import ARGS_FROM, descends_from_me, events_of, field, needs_root, run_live
+from .conftest import (ARGS_FROM, descends_from_me, events_of, exit_hook, field, needs_root,
+                       run_live)
 
 pytestmark = [needs_root, pytest.mark.root]
 
@@ -259,6 +261,53 @@ def test_a_process_that_exits_at_once_is_fully_resolved():
     assert len(exits) == 1 and exits[0].proc is ev.proc and ev.proc.exit_ts is not None
 
 
+@pytest.mark.parametrize("from_tracepoint", [True, False], ids=["tracepoint", "signal-live"])
+def test_a_thread_exit_is_told_from_its_process_exit(from_tracepoint):
+    """group_dead: from sched_process_exit's field where the kernel has it (6.16 on), else
+    read in the kernel from the process's count of live threads (signal->live)."""
+    tp = tracefs.offsets()
+    if from_tracepoint and "TP_EXIT_GROUP_DEAD" not in tp:
+        pytest.skip("this kernel's sched_process_exit has no group_dead field")
+    if not from_tracepoint:
+        tp.pop("TP_EXIT_GROUP_DEAD", None)
+    src = EbpfSource({"tp": tp}, set(), os.getpid())
+    assert ("#define TP_EXIT_GROUP_DEAD" in src.program_text()) == from_tracepoint
+    child = []
+
+    def action():
+        p = subprocess.Popen([sys.executable, "-c", "import threading, time\n"
+                              "t = threading.Thread(target=time.sleep, args=(0.05,))\n"
+                              "t.start(); t.join(); time.sleep(0.05)"])
+        child.append(p.pid)
+        p.wait()
+
+    events = events_of(src, action)
+    exits = [e for e in events if e.type == "procexit" and e.pid == child[0]]
+    assert len(exits) == 2                            # the thread, then the main thread
+    thread, main = sorted(exits, key=lambda e: e.ts)
+    assert thread.tid != child[0] and thread.extra["group_dead"] is False
+    assert main.tid == child[0] and main.extra["group_dead"] is True
+
+
+def test_setsid_returns_the_new_session_which_the_process_then_leads():
+    """setsid is followed for the process table (with fexit programs: through its body,
+    ``__do_sys_setsid``, whose result is its second argument on x86_64)."""
+    child = []
+
+    def action():
+        p = subprocess.Popen([sys.executable, "-c", "import os; os.setsid()"])
+        child.append(p.pid)
+        p.wait()
+
+    events = events_of(EbpfSource({}, set(), os.getpid()), action)
+    setsids = [e for e in events if e.type == "setsid" and e.pid == child[0]]
+    assert len(setsids) == 1 and setsids[0].res == child[0]
+    enricher = ProcessEnricher(snapshot=True)
+    for e in events:
+        enricher.enrich(e)
+    assert field("proc.sid", setsids[0]) == child[0]
+
+
 def test_the_first_process_of_a_new_pid_namespace_reads_vpid_1_after_it_is_gone():
     """proc.vpid comes from the kernel at exec (a container's first process is vpid 1)."""
     enricher = ProcessEnricher(snapshot=True)
@@ -281,23 +330,26 @@ async def test_only_the_needed_tracepoints_are_attached_and_a_reload_changes_the
     async def action(live):
         src = live.source
         expected = {tp for tp, _ in P.tracepoints({"openat"}, src.cfg)} - set(src.unavailable)
+        openat, mkdirat = exit_hook(src.cfg, "openat"), exit_hook(src.cfg, "mkdirat")
         assert set(src.attached) == expected
-        assert "syscalls:sys_exit_mkdirat" not in src.attached
-        assert "syscalls:sys_exit_openat" in src.attached
-        # the arguments come from the saved registers here: no enter tracepoint but exec's
+        assert mkdirat not in src.attached
+        assert openat in src.attached
+        # the arguments come from the saved registers here: no enter hook but exec's
         assert src.cfg["args_from"] == "regs"
-        assert {tp for tp in src.attached if ":sys_enter_" in tp} == {
-            "syscalls:sys_enter_execve", "syscalls:sys_enter_execveat"}
+        assert {tp for tp in src.attached if ":sys_enter_" in tp or tp.startswith("fentry:")} \
+            == ({"fentry:__x64_sys_execve", "fentry:__x64_sys_execveat"}
+                if P.fentry_mode(src.cfg) else
+                {"syscalls:sys_enter_execve", "syscalls:sys_enter_execveat"})
         await trio.run_process(["/bin/mkdir", str(tmp_path / "before")])
         src.set_event_types({"openat", "mkdirat", "mkdir"})    # not compiled in: reloads
-        with trio.fail_after(20):
-            while "syscalls:sys_exit_mkdirat" not in src.attached:
+        with trio.fail_after(60):
+            while mkdirat not in src.attached:
                 await trio.sleep(0.05)
         await trio.run_process(["/bin/mkdir", str(tmp_path / "after")])
         await live.settle()
         src.set_event_types({"mkdirat"})                        # compiled in: detaches only
-        assert "syscalls:sys_exit_openat" not in src.attached
-        assert "syscalls:sys_exit_mkdirat" in src.attached
+        assert openat not in src.attached
+        assert mkdirat in src.attached
 
     live = await run_live({"openat"}, action)
     made = [e.args.get("path") for e in mine(live, {"mkdir", "mkdirat"})]
