@@ -292,6 +292,9 @@ def sustained_rate(exe: str) -> None:
             events = after.get("events.in", 0) - before.get("events.in", 0)
             ppm = drops * 1e6 / max(1, events + drops)
             retries = after.get("ebpf.ring_retries", 0) - before.get("ebpf.ring_retries", 0)
+            room = after.get("ebpf.drops_with_room", 0) - before.get("ebpf.drops_with_room", 0)
+            if drops:
+                by_kind["of which with room in the ring"] = room
             print(f"  {rate:>7} opens/s for 4 s: events in {events:>8}, kernel drops {drops} "
                   f"({ppm:.1f} per million)"
                   + (f": {', '.join(f'{k} {n}' for k, n in by_kind.items())}" if drops else "")
@@ -305,6 +308,9 @@ def sustained_rate(exe: str) -> None:
                 break
         print(f"highest rate with zero drops: {zero} events/s; with at most 10 drops per "
               f"million: {best} events/s (agent RSS {agent.rss_kb() // 1024} MB)")
+        for line in agent.log:
+            if "the reader is" in line or "caught up" in line:
+                print("  agent: " + line.split("ebpf: ", 1)[-1].strip())
     finally:
         agent.stop()
 

@@ -44,8 +44,10 @@ log = logging.getLogger("syswarden.ebpf")
 
 #: Kernel counter categories, in program.c's order (CAT_*).
 CATEGORIES = ("proc", "events", "pending", "exec")
-RETRIED, FILTERED = 8, 10          # counters[]: ring outputs retried, opens kept in the kernel
-N_COUNTERS = 12
+#: counters[]: ring outputs retried, opens kept in the kernel, records lost with room in
+#: their ring (the ring's lock refused three times; the rest of the drops: a full ring)
+RETRIED, FILTERED, LOST_WITH_ROOM = 8, 10, 12
+N_COUNTERS = 14
 TRACEFS = "/sys/kernel/tracing"
 HINT = loader.HINT
 
@@ -194,7 +196,8 @@ class Program:
         return [self.maps["proc_ring"], self.maps["evt_ring"]]
 
     def counters(self) -> list[int]:
-        """[attempted, dropped] per category, then at RETRIED and FILTERED those counts."""
+        """[attempted, dropped] per category, then at RETRIED, FILTERED and LOST_WITH_ROOM
+        those counts."""
         fd = self.maps["counters"]
         return [loader.percpu_u64_sum(fd, i, self.ncpu) for i in range(N_COUNTERS)]
 
@@ -439,6 +442,8 @@ class EbpfSource:
             self.metrics.inc("ebpf.ring_retries", c[RETRIED] - prev[RETRIED])
         if self.metrics is not None and c[FILTERED] > prev[FILTERED]:
             self.metrics.inc("ebpf.opens_filtered", c[FILTERED] - prev[FILTERED])
+        if self.metrics is not None and c[LOST_WITH_ROOM] > prev[LOST_WITH_ROOM]:
+            self.metrics.inc("ebpf.drops_with_room", c[LOST_WITH_ROOM] - prev[LOST_WITH_ROOM])
         if self.metrics is not None and self.decode_errors:
             self.metrics.inc("drops.ebpf.decode", self.decode_errors)
             self.decode_errors = 0
@@ -495,7 +500,10 @@ class EbpfSource:
 
     async def _read_loop(self, send: trio.MemorySendChannel[list[Event]],
                          nursery: trio.Nursery) -> None:
-        """Wait for either ring, drain both, send."""
+        """Wait for either ring, drain both, send.  A backlog over half a ring is logged, and
+        its largest size once the reader has caught up (the reader starved, or the next stage
+        slow: what comes before a full ring's drops)."""
+        backlog: dict[int, int] = {}     # ring -> the largest backlog of this episode
         while True:
             if self._stop_requested:
                 self.prog.detach_later()
@@ -509,6 +517,16 @@ class EbpfSource:
                 self._switched = trio.Event()
                 nursery.start_soon(self._switch)
             fds = self.prog.ring_fds()
+            for ring in self.rings:      # a backlog over half a ring: the reader falls behind
+                behind = ring.pending()
+                if behind > ring.size // 2 and behind > backlog.get(id(ring), 0):
+                    if not backlog.get(id(ring)):
+                        log.info("ebpf: the reader is %.1f MB behind the kernel (a ring of "
+                                 "%d MB)", behind / 1e6, ring.size >> 20)
+                    backlog[id(ring)] = behind
+                elif behind < ring.size // 8 and backlog.get(id(ring)):
+                    log.info("ebpf: the reader caught up (it was at most %.1f MB behind)",
+                             backlog.pop(id(ring)) / 1e6)
             batch = self.drain()
             if batch:
                 await send.send(batch)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import shutil
 import socket
@@ -18,7 +19,7 @@ from syswarden.core.errors import SourceError
 from syswarden.plugins.enrichers.process.enricher import ProcessEnricher
 from syswarden.plugins.sources.ebpf import program as P
 from syswarden.plugins.sources.ebpf import tracefs
-from syswarden.plugins.sources.ebpf.source import EbpfSource
+from syswarden.plugins.sources.ebpf.source import LOST_WITH_ROOM, EbpfSource
 
 from .conftest import (ARGS_FROM, descends_from_me, events_of, exit_hook, field, needs_root,
                        run_live)
@@ -384,6 +385,38 @@ def test_tiny_ring_accounting_is_exact():
     assert src.received["events"] == attempted_evt - dropped_evt
     assert src.received["proc"] == attempted_proc - dropped_proc
     assert reported["kernel.events"] == dropped_evt
+    # the ring was full for every one of them (nothing read it meanwhile): none is reported
+    # as lost with room to spare, which a query of the wrong ring would say
+    assert c[LOST_WITH_ROOM] == 0
+
+
+async def test_a_reader_falling_behind_says_so_and_when_it_has_caught_up(caplog):
+    """The next stage takes nothing for a while: the ring fills behind the reader, which logs
+    the backlog before its drops, and its largest size once it has caught up."""
+    src = EbpfSource({"evt_ring_pages": 4}, {"openat"}, os.getpid())
+    send, recv = trio.open_memory_channel(0)
+    gate = trio.Event()
+
+    async def next_stage():
+        await gate.wait()
+        async with recv:
+            async for _ in recv:
+                pass
+
+    code = "for i in range(3000):\n    open('/dev/null', 'w').close()"
+    with caplog.at_level(logging.INFO, "syswarden.ebpf"):
+        async with trio.open_nursery() as outer:
+            outer.start_soon(next_stage)
+            async with send:
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(src.run, send)
+                    await trio.run_process([sys.executable, "-c", code])  # nobody reads
+                    gate.set()                                             # now it does
+                    await trio.sleep(1.0)
+                    src.stop()
+    logged = [r.getMessage() for r in caplog.records]
+    assert any("the reader is" in m and "MB behind the kernel" in m for m in logged), logged
+    assert any("the reader caught up" in m for m in logged), logged
 
 
 async def test_the_agent_itself_is_filtered_in_the_kernel(tmp_path):
