@@ -25,6 +25,10 @@ ARGS_FROM = pytest.mark.parametrize("args_from", [
 
 _REGISTRY = None
 
+#: Seconds a rule reload may take to load its new program: ~2 s here, up to a minute in the
+#: test guest (tests/vm: emulated, where bcc compiles and each fexit program is attached slowly).
+RELOAD_TIMEOUT = 180
+
 
 def exit_hook(cfg: dict, name: str) -> str:
     """The hook a syscall's exit is followed through with this (resolved) config: its fexit

@@ -16,7 +16,8 @@ from syswarden.core.rules.engine import RuleEngine
 from syswarden.core.rules.prefilter import open_prefilter
 from syswarden.plugins.sources.ebpf.source import FILTERED, EbpfSource
 
-from .conftest import ARGS_FROM, AsDecoded, events_of, field, needs_root, run_live
+from .conftest import (ARGS_FROM, RELOAD_TIMEOUT, AsDecoded, events_of, field, needs_root,
+                       run_live)
 
 pytestmark = [needs_root, pytest.mark.root]
 
@@ -130,7 +131,7 @@ async def test_a_rule_reload_that_changes_the_prefilter_loads_a_new_program():
         src.set_open_prefilter(src.open_prefilter)              # unchanged: nothing to do
         assert not src._needs_reload
         src.set_open_prefilter(None)                            # every open now
-        with trio.fail_after(30):
+        with trio.fail_after(RELOAD_TIMEOUT):
             while src.prog is first:
                 await trio.sleep(0.05)
         assert "OPEN_FILTER 0" in src.program_text()

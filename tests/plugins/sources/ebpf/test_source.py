@@ -21,8 +21,8 @@ from syswarden.plugins.sources.ebpf import program as P
 from syswarden.plugins.sources.ebpf import tracefs
 from syswarden.plugins.sources.ebpf.source import LOST_WITH_ROOM, EbpfSource
 
-from .conftest import (ARGS_FROM, descends_from_me, events_of, exit_hook, field, needs_root,
-                       run_live)
+from .conftest import (ARGS_FROM, RELOAD_TIMEOUT, descends_from_me, events_of, exit_hook,
+                       field, needs_root, run_live)
 
 pytestmark = [needs_root, pytest.mark.root]
 
@@ -343,7 +343,7 @@ async def test_only_the_needed_tracepoints_are_attached_and_a_reload_changes_the
                 {"syscalls:sys_enter_execve", "syscalls:sys_enter_execveat"})
         await trio.run_process(["/bin/mkdir", str(tmp_path / "before")])
         src.set_event_types({"openat", "mkdirat", "mkdir"})    # not compiled in: reloads
-        with trio.fail_after(60):
+        with trio.fail_after(RELOAD_TIMEOUT):
             while mkdirat not in src.attached:
                 await trio.sleep(0.05)
         await trio.run_process(["/bin/mkdir", str(tmp_path / "after")])
