@@ -6,7 +6,7 @@ The guest runs ``tests/plugins/sources/ebpf`` against its kernel, with the proje
 read-only from this checkout.  There the source's ``auto`` choice is fexit, so every live test
 that does not ask for enter tracepoints runs through fexit programs, and those that do run on an
 older kernel's tracepoints.  The first build of the guest image takes a few minutes and about
-500 MB of downloads (cached in /var/cache/syswarden-vm); the run about 15 minutes.
+500 MB of downloads (cached in /var/cache/syswarden-vm); the run about 25 minutes.
 """
 
 from __future__ import annotations
