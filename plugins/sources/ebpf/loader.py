@@ -5,7 +5,8 @@ that stays resident.  The agent therefore never imports bcc itself.  It starts t
 a helper (``python -m syswarden.plugins.sources.ebpf.loader``), sends it the program text and
 the tracepoints to attach, and receives over a unix socket (``SCM_RIGHTS``) the file
 descriptors that keep everything alive: one perf event per attached tracepoint, one link per
-fexit program (closing it detaches the program) and the maps (the two rings, the drop counters).  The helper then exits.
+fexit program (closing it detaches the program) and the maps (the two rings, the drop
+counters).  The helper then exits.
 
 Protocol on the socket: the agent sends one JSON document (``{"text": ..., "tracepoints":
 [[tp, fn], ...]}``) and shuts down its write side; the helper answers with one message whose

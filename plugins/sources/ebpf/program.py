@@ -214,10 +214,9 @@ def needed_syscalls(event_types: Iterable[str] | None) -> list[str]:
     return [s.name for s in SYSCALLS if s.name in wanted]
 
 
-def _exit_handler(sc: Syscall, prefilter: bool = False,
-                  kfunc: tuple[str, int] | None = None) -> str:
+def _exit_handler(sc: Syscall, prefilter: bool = False, kfunc: str | None = None) -> str:
     """``do_exit_<name>``, and its entry point: the tracepoint program ``sw_exit_<name>``, or
-    with ``kfunc`` (function, its number of arguments) an fexit program on that function."""
+    with ``kfunc`` an fexit program on that function."""
     lines = [
         f"static __always_inline int do_exit_{sc.name}(struct sys_exit_ctx *ctx)",
         "{",
@@ -298,8 +297,7 @@ def _exit_handler(sc: Syscall, prefilter: bool = False,
                   f"    return do_exit_{sc.name}(ctx);",
                   "}", ""]
     else:   # the arguments are read from the registers (TASK_REGS), only the result is taken
-        func, nargs = kfunc
-        lines += [f"KRETFUNC_PROBE({func}, {'void *regs, ' * nargs}long ret)",
+        lines += [f"KRETFUNC_PROBE({kfunc}, void *regs, long ret)",
                   "{",
                   "    struct sys_exit_ctx c = {.ret = ret};",
                   f"    return do_exit_{sc.name}(&c);",
@@ -338,18 +336,18 @@ ATTACH_MODES = ("auto", "fentry", "tracepoint")
 FENTRY, TRACEPOINT = "fentry", "tracepoint"
 
 
-def _kfunc_names(sc: Syscall) -> tuple[tuple[str, int], ...]:
-    """The kernel functions an fexit program may follow ``sc`` through, best first, with their
-    number of arguments: the syscall's own entry (``__x64_sys_X``, given the registers), or,
-    for a syscall without arguments whose entry is an alias BTF does not name, its body
-    (``__do_sys_X``, which x86_64's SYSCALL_DEFINE0 gives the registers too)."""
-    own = (f"__x64_sys_{sc.tracepoint}", 1)
-    return (own, (f"__do_sys_{sc.tracepoint}", 1)) if not sc.args else (own,)
+def _kfunc_names(sc: Syscall) -> tuple[str, ...]:
+    """The kernel functions an fexit program may follow ``sc`` through, best first: the
+    syscall's own entry (``__x64_sys_X``), or, for a syscall without arguments whose entry is
+    an alias BTF does not name, its body (``__do_sys_X``).  On x86_64 both take the registers,
+    so the result is always the program's second argument."""
+    own = f"__x64_sys_{sc.tracepoint}"
+    return (own, f"__do_sys_{sc.tracepoint}") if not sc.args else (own,)
 
 
 #: Every kernel function name the fexit mode may use (looked up in the kernel's BTF).
 KFUNC_CANDIDATES: tuple[str, ...] = tuple(
-    [name for sc in SYSCALLS for name, _ in _kfunc_names(sc)]
+    [name for sc in SYSCALLS for name in _kfunc_names(sc)]
     + [f"__x64_sys_{n}" for n in EXEC_SYSCALLS])
 
 
@@ -358,14 +356,14 @@ def fentry_mode(cfg: dict[str, Any]) -> bool:
     return cfg.get("attach") == FENTRY
 
 
-def kfunc_of(sc: Syscall, cfg: dict[str, Any]) -> tuple[str, int] | None:
-    """(function, number of arguments) ``sc`` is followed through in the fexit mode; None when
-    it is followed by its exit tracepoint (the tracepoint mode, or a kernel without such a
-    function: ``cfg["kfuncs"]`` lists those it has)."""
+def kfunc_of(sc: Syscall, cfg: dict[str, Any]) -> str | None:
+    """The function ``sc`` is followed through in the fexit mode; None when it is followed by
+    its exit tracepoint (the tracepoint mode, or a kernel without such a function:
+    ``cfg["kfuncs"]`` lists those it has)."""
     if not fentry_mode(cfg):
         return None
     have = cfg.get("kfuncs") or {}
-    return next((k for k in _kfunc_names(sc) if k[0] in have), None)
+    return next((name for name in _kfunc_names(sc) if name in have), None)
 
 
 def _exec_kfuncs(cfg: dict[str, Any]) -> str:
@@ -493,7 +491,7 @@ def tracepoints(event_types: Iterable[str] | None,
             continue
         kfunc = kfunc_of(sc, cfg or {})
         if kfunc is not None:
-            out.append((f"fexit:{kfunc[0]}", f"kretfunc__{kfunc[0]}"))
+            out.append((f"fexit:{kfunc}", f"kretfunc__{kfunc}"))
         else:
             out.append((f"syscalls:sys_exit_{sc.tracepoint}", f"sw_exit_{n}"))
     if cfg and raw_syscalls(event_types, cfg):

@@ -35,7 +35,7 @@ def exit_hook(cfg: dict, name: str) -> str:
     program where the kernel runs them, else its exit tracepoint."""
     sc = P.BY_NAME[name]
     kfunc = P.kfunc_of(sc, cfg)
-    return f"fexit:{kfunc[0]}" if kfunc else f"syscalls:sys_exit_{sc.tracepoint}"
+    return f"fexit:{kfunc}" if kfunc else f"syscalls:sys_exit_{sc.tracepoint}"
 
 
 def field(name: str, evt: Any, arg: Any = None) -> Any:
