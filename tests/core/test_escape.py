@@ -53,3 +53,9 @@ def test_escaped_text_is_one_clean_line_and_unambiguous(value):
     shown.encode("utf-8")                                  # strict: no surrogate left
     assert not re.search("[\x00-\x1f\x7f-\x9f\u2028\u2029]", shown)
     assert _unescape(shown) == value                       # no two values print the same
+
+
+def test_every_escaped_character_but_the_backslash_is_unprintable():
+    """escape_text returns a printable value without a backslash untouched (its fast path)."""
+    from syswarden.core.escape import _TABLE
+    assert [chr(n) for n in _TABLE if chr(n).isprintable()] == ["\\"]
