@@ -37,7 +37,7 @@ GITHUB = """\
 
 | field | value |
 |---|---|
-{% for name, value in fields | dictsort %}| {{ name }} | {{ value | text | replace("|", "\\\\|") }} |
+{% for name, v in fields | dictsort %}| {{ name }} | {{ v | text | replace("|", "\\\\|") }} |
 {% endfor %}
 Alert id: `{{ uuid }}`{% endset %}
 {"title": {{ ("[" ~ priority ~ "] " ~ rule ~ " on " ~ hostname)[:250] | tojson }},
