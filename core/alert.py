@@ -58,7 +58,8 @@ HOSTNAME = socket.gethostname()
 class Alert:
     rule: str
     priority: Priority
-    output: str                       # the rendered output line, without time and priority
+    output: str                       # the rendered output line, without time and priority,
+    #                                   its field values escaped (core.escape): one text line
     time_ns: int                      # the event's time, ns since the epoch
     output_fields: dict[str, Any] = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)

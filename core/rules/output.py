@@ -6,6 +6,11 @@ value prints ``<NA>`` (and is ``null`` in ``output_fields``); ``%container.info`
 ``name (id=xxxxxxxxxxxx)`` for a container, ``host`` on the host (``<NA>`` while unknown); a
 field name is the longest declared field at that place (``%fd.name.`` is ``fd.name`` then a
 dot).
+
+The text is one line whatever the values hold: every substituted value goes through
+:func:`~syswarden.core.escape.escape_text` (newlines, terminal escapes, bytes that are not UTF-8
+written as ``\\n``, ``\\x1b``, ``\\xff``); the format's own text is the operator's and stays
+as written.  ``output_fields`` keep the raw values.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import Location, RuleError
+from ..escape import escape_text
 from ..fields import FieldRegistry
 from . import ast
 from .compiler import Compiler
@@ -26,12 +32,13 @@ NA = "<NA>"
 
 
 def render_value(v: Any) -> str:
+    """A value as text, unescaped (bytes that are not UTF-8 kept as surrogates)."""
     if v is None:
         return NA
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, bytes):
-        return v.decode("utf-8", "replace")
+        return v.decode("utf-8", "surrogateescape")
     if isinstance(v, tuple):
         if len(v) == 1:
             return render_value(v[0])
@@ -137,6 +144,7 @@ def compile_output(fmt: str, fields: FieldRegistry, location: Location | None = 
     lits = tuple(merged)
 
     def render(e: Any) -> tuple[str, dict[str, Any]]:
-        text = "".join(p if isinstance(p, str) else render_value(p(e)) for p in lits)
+        text = "".join(p if isinstance(p, str) else escape_text(render_value(p(e)))
+                       for p in lits)
         return text, {k: json_value(r(e)) for k, r in out_fields}
     return render

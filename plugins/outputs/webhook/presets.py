@@ -26,6 +26,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from syswarden.core.alert import Alert, Priority, format_text, to_json_dict
 from syswarden.core.errors import ConfigError
+from syswarden.core.escape import escape_text
 from syswarden.core.outputs import AlertFormatter
 
 from .templates import BUILTIN_NOTES, BUILTIN_TEMPLATES
@@ -129,13 +130,13 @@ class RedminePreset(Preset):
         self.headers = {"X-Redmine-API-Key": opts["api_key"]} if opts.get("api_key") else {}
 
     def subject(self, alert: Alert) -> str:
-        keys = ", ".join(f"{k}={v}" for k, v in key_values(alert, self.key_fields))
+        keys = ", ".join(f"{k}={escape_text(v)}" for k, v in key_values(alert, self.key_fields))
         text = f"[{alert.priority.label}] {alert.rule}" + (f" ({keys})" if keys else "")
         return text if len(text) <= 255 else text[:254] + "…"
 
     def description(self, alert: Alert) -> str:
         lines = [format_text(alert), "", "Fields:"]
-        lines += [f"* {k}: {v}" for k, v in sorted(alert.output_fields.items())]
+        lines += [f"* {k}: {escape_text(str(v))}" for k, v in sorted(alert.output_fields.items())]
         lines += ["", f"Host: {alert.hostname}", f"Source: {alert.source}",
                   f"Tags: {', '.join(sorted(alert.tags)) or '-'}", f"Alert id: {alert.uuid}"]
         return "\n".join(lines)
@@ -184,6 +185,7 @@ class TemplatePreset(Preset):
         source, where = self._source(opts, where_name)
         self.env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False,
                                         keep_trailing_newline=True)
+        self.env.filters["text"] = lambda value: escape_text(str(value))
         self.template = self._compile(source, where, where_name)
         self.content_type = opts.get("content_type") or "application/json"
         self.vars = dict(opts.get("vars") or {})

@@ -6,7 +6,8 @@ template: ``alert`` (Falco's JSON alert as a dict), ``rule``, ``priority`` (``Cr
 and priority), ``fields`` (output_fields), ``tags``, ``hostname``, ``source``, ``uuid``, ``time``
 (RFC 3339), ``container`` (name, id or ``host``), ``key`` (the key fields as (name, value)
 pairs) and ``vars`` (the output's ``template.vars``).  Use ``| tojson`` for every value put in
-JSON.  docs/outputs.md shows a config for each.
+JSON, and ``| text`` for a raw value (``fields``) put in a text line: it escapes newlines and
+terminal controls as the text output does.  docs/outputs.md shows a config for each.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 JIRA = """\
 {% set description %}{{ output }}
 
-{% for name, value in fields | dictsort %}* {{ name }}: {{ value }}
+{% for name, value in fields | dictsort %}* {{ name }}: {{ value | text }}
 {% endfor %}
 Alert id: {{ uuid }}{% endset %}
 {"fields": {
@@ -36,7 +37,7 @@ GITHUB = """\
 
 | field | value |
 |---|---|
-{% for name, value in fields | dictsort %}| {{ name }} | {{ value | string | replace("|", "\\\\|") }} |
+{% for name, v in fields | dictsort %}| {{ name }} | {{ v | text | replace("|", "\\\\|") }} |
 {% endfor %}
 Alert id: `{{ uuid }}`{% endset %}
 {"title": {{ ("[" ~ priority ~ "] " ~ rule ~ " on " ~ hostname)[:250] | tojson }},

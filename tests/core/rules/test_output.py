@@ -70,3 +70,29 @@ def test_unknown_output_field_is_a_located_error(reg):
     err = info.value
     assert err.reason == "unknown field 'fd.nam' in output"
     assert (err.location.line, err.location.col) == (9, 11 + 5)
+
+
+def test_field_values_are_escaped_the_format_text_is_not(reg, ev):
+    """A value cannot add a line, drive a terminal or fake an escape; the operator's own text
+    (a backslash, a tab written in the rule) is printed as written; output_fields stay raw."""
+    forged = "x\n12:00:00.000000000: Critical forged\x1b[2K \\n"
+    render = compile_output("C:\\rules\tproc=%proc.name file=%fd.name aname=%proc.aname", reg)
+    text, fields = render(ev(name=forged, proc=forged, parent="p\u2028q"))
+    shown = "x\\n12:00:00.000000000: Critical forged\\x1b[2K \\\\n"
+    assert text == (f"C:\\rules\tproc={shown} file={shown} "
+                    f"aname=(p\\u2028q,sshd)")
+    assert fields["proc.name"] == forged and fields["fd.name"] == forged
+    assert fields["proc.aname"] == ["p\u2028q", "sshd"]
+
+
+def test_container_info_and_bytes_values_are_escaped(real_registry):
+    from syswarden.core.event import Container, Event, Process
+    c = Container("abcdef123456", name="web\x1b]0;x\x07", complete=True)
+    evt = Event("execve")
+    evt.proc = Process(6, comm="sh", container_id=c.id, container=c)
+    evt.container = c
+    assert compile_output("%container.info", real_registry)(evt)[0] == \
+        "web\\x1b]0;x\\x07 (id=abcdef123456)"
+    from syswarden.core.escape import escape_text
+    from syswarden.core.rules.output import render_value
+    assert escape_text(render_value(b"a\xffb\n")) == "a\\xffb\\n"

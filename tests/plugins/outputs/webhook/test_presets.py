@@ -181,3 +181,52 @@ def test_notes_need_their_three_keys(tmp_path):
                    template={"body": "{}", "notes": True, "ref_field": "id"})
     with pytest.raises(ConfigError, match="ref_field, repeat_path and repeat_body"):
         make_preset(section, AlertFormatter(True))
+
+
+FORGED = "evil\n12:00:00.000000000: Critical forged\x1b[2K|x"
+ESCAPED = "evil\\n12:00:00.000000000: Critical forged\\x1b[2K|x"
+
+
+def forged_alert():
+    """An alert whose proc.name forges a line; its output as the rule engine forms it."""
+    alert = make_alert(**{"proc.name": FORGED})
+    alert.output = f"A shell was spawned in a container (proc={ESCAPED})"
+    return alert
+
+
+@pytest.mark.parametrize("builtin,text", [
+    ("jira", lambda d: d["fields"]["description"]),
+    ("github", lambda d: d["body"]),
+])
+def test_builtin_templates_escape_raw_fields_in_their_text_lines(tmp_path, builtin, text):
+    """A field value with a newline cannot add a line (a forged alert, a Markdown table row) to
+    a ticket's description; the JSON around it is still JSON."""
+    section = hook("http://x", tmp_path, preset="template",
+                   template={"builtin": builtin, "vars": {"project": "SEC"}})
+    preset = make_preset(section, AlertFormatter(True))
+    described = text(json.loads(preset.request(forged_alert()).body))
+    assert not any(line.startswith("12:00:00") for line in described.splitlines())
+    assert "\x1b" not in described
+    table_cell = ESCAPED.replace("|", "\\|")
+    assert (f"* proc.name: {ESCAPED}" if builtin == "jira"
+            else f"| proc.name | {table_cell} |") in described
+
+
+def test_own_template_text_filter_and_tojson_keeps_raw(tmp_path):
+    body = ('{"line": {{ ("proc=" ~ fields["proc.name"] | text) | tojson }}, '
+            '"raw": {{ fields["proc.name"] | tojson }}}')
+    preset = make_preset(hook("http://x", tmp_path, preset="template", template={"body": body}),
+                         AlertFormatter(True))
+    doc = json.loads(preset.request(forged_alert()).body)
+    assert doc["line"] == f"proc={ESCAPED}"
+    assert doc["raw"] == FORGED                    # JSON-escaped once, not text-escaped too
+
+
+def test_redmine_escapes_raw_fields_in_subject_and_description(tmp_path):
+    section = hook("http://x", tmp_path, preset="redmine", key_fields=["proc.name"],
+                   redmine={"project": "ci"})
+    preset = make_preset(section, AlertFormatter(True))
+    issue = json.loads(preset.request(forged_alert()).body)["issue"]
+    assert issue["subject"].endswith(f"(proc.name={ESCAPED})")
+    assert f"* proc.name: {ESCAPED}" in issue["description"].splitlines()
+    assert "\x1b" not in issue["description"]
