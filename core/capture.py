@@ -19,6 +19,9 @@ process last seen with that pid, so parent chains work across lines.
 
 Writing is :class:`CaptureWriter`; reading is :func:`read_capture`, which reports a malformed
 line with its line number (to a callback, or the log) and skips it: nothing is dropped silently.
+Whatever a line holds, decoding it fails as that line's fault, never the reader's; the lines
+themselves are read by :mod:`.capture_lines` (bounded in length, a damaged ``.gz`` read up to
+its damage).
 """
 
 from __future__ import annotations
