@@ -19,6 +19,9 @@ process last seen with that pid, so parent chains work across lines.
 
 Writing is :class:`CaptureWriter`; reading is :func:`read_capture`, which reports a malformed
 line with its line number (to a callback, or the log) and skips it: nothing is dropped silently.
+Whatever a line holds, decoding it fails as that line's fault, never the reader's; the lines
+themselves are read by :mod:`.capture_lines` (bounded in length, a damaged ``.gz`` read up to
+its damage).
 """
 
 from __future__ import annotations
@@ -31,12 +34,13 @@ import json
 import logging
 import os
 import platform
-import shlex
 import socket
 import time
 from dataclasses import asdict, fields as dc_fields
 from typing import IO, Any, Callable, Iterator
 
+from . import shellwords
+from .capture_lines import DamagedStream, open_lines, read_lines
 from .errors import Location, SourceError
 from .event import Container, Event, FdInfo, Mount, Process
 
@@ -51,6 +55,8 @@ MAX_ANCESTORS = 16
 SHORT_FORM_BASE_TS = 1_700_000_000_000_000_000
 #: First pid given to a short-form process that names none.
 SHORT_FORM_BASE_PID = 20000
+#: The deepest nesting a line may have in ``args``, ``extra`` and inline ``parent``\ s.
+MAX_DEPTH = 32
 
 OPEN_TYPES = frozenset({"open", "openat", "openat2", "creat"})
 #: Arguments whose raw value is a number Falco prints as flags or a name; the short form may
@@ -61,9 +67,28 @@ _LENIENT_FLAG_ARGS = frozenset({"type"})
 
 ErrorCallback = Callable[[int, str], None]
 
+#: What a replay loses, counted by the replay source: lines skipped as malformed, and the rest
+#: of a file that cannot be read (once).  Either makes ``syswarden -e`` exit with code 4.
+REPLAY_MALFORMED = "drops.replay.malformed"
+REPLAY_UNREADABLE = "drops.replay.unreadable_rest"
+
+
+def replay_damage(metrics: Any) -> str | None:
+    """What a replay lost, in words (None: nothing), from the counters of its agent."""
+    malformed, unreadable = metrics.get(REPLAY_MALFORMED), metrics.get(REPLAY_UNREADABLE)
+    parts = [f"{malformed} malformed line(s) skipped"] if malformed else []
+    if unreadable:
+        parts.append("the end of the file could not be read")
+    return "; ".join(parts) or None
+
 
 class CaptureError(SourceError):
     """A capture line that cannot be decoded (the reader reports it and skips the line)."""
+
+
+class CaptureDamaged(CaptureError):
+    """The rest of a capture cannot be read (a truncated or corrupt ``.gz``, a read error):
+    raised by :func:`read_capture` after every event before the damage."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -340,14 +365,44 @@ def _str(value: Any, key: str) -> str:
     return value
 
 
-def _arg_value(value: Any) -> Any:
+def _arg_value(value: Any, where: str, depth: int = 1) -> Any:
+    if isinstance(value, (dict, list)):
+        _want(depth <= MAX_DEPTH, f"{where} is nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, dict):
         if set(value) == {"$bytes"}:
-            return base64.b64decode(value["$bytes"])
-        return {k: _arg_value(v) for k, v in value.items()}
+            return base64.b64decode(_str(value["$bytes"], f"{where}.$bytes"))
+        return {k: _arg_value(v, where, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
-        return [_arg_value(v) for v in value]
+        return [_arg_value(v, where, depth + 1) for v in value]
     return value
+
+
+def _typed(value: Any, kind: tuple[type, bool], path: str) -> Any:
+    """``value`` checked against ``kind``: (str, int or bool; whether null is allowed)."""
+    base, optional = kind
+    if value is None and optional:
+        return value
+    ok = isinstance(value, base) and (base is bool or not isinstance(value, bool))
+    _want(ok, f"{path} must be {_KIND_NAMES[base]}{' or null' if optional else ''}")
+    return value
+
+
+_KIND_NAMES = {str: "a string", int: "an integer", bool: "true or false"}
+
+
+def _scalar_kinds(cls: type) -> dict[str, tuple[type, bool]]:
+    """The scalar fields of a dataclass -> (type, optional), from its annotations."""
+    out = {}
+    for f in dc_fields(cls):
+        parts = [p.strip() for p in str(f.type).split("|")]
+        base = {"str": str, "int": int, "bool": bool}.get(parts[0])
+        if base is not None:
+            out[f.name] = (base, "None" in parts)
+    return out
+
+
+_CONTAINER_KINDS = _scalar_kinds(Container)
+_MOUNT_KINDS = _scalar_kinds(Mount)
 
 
 def _flag_names() -> dict[str, int]:
@@ -434,7 +489,7 @@ class Decoder:
         _want(bool(etype), "an event needs a 'type'")
         args = rec.get("args", {})
         _want(isinstance(args, dict), "args must be an object")
-        args = {str(k): _arg_value(v) for k, v in args.items()}
+        args = {str(k): _arg_value(v, f"args.{k}") for k, v in args.items()}
 
         container = self._container(rec["container"]) if rec.get("container") else None
         proc = None
@@ -479,6 +534,7 @@ class Decoder:
         evt.container = container or (proc.container if proc is not None else None)
         if rec.get("extra") is not None:
             _want(isinstance(rec["extra"], dict), "extra must be an object")
+            _arg_value(rec["extra"], "extra")  # only to bound its depth
             evt.extra = dict(rec["extra"])
         return evt
 
@@ -524,6 +580,8 @@ class Decoder:
         inline_parent = d.pop("parent", None)
         if inline_parent is not None:
             _want(parent is None, f"{where}: give 'parent' or 'ancestors', not both")
+            _want(where.count(".") < MAX_DEPTH,
+                  f"{where}: parents nested deeper than {MAX_DEPTH} levels")
             parent = self._proc(inline_parent, container, None, f"{where}.parent")
         attrs = self._proc_attrs(d, where)
         attrs.setdefault("container_id", container.id if container is not None else "host")
@@ -594,14 +652,14 @@ class Decoder:
                 attrs[key] = value
             elif key in _PROC_LIST_KEYS:
                 if isinstance(value, str):
-                    value = shlex.split(value)
+                    value = shellwords.split(value)
                 _want(isinstance(value, list) and all(isinstance(v, str) for v in value),
                       f"{path} must be a list of strings")
                 attrs[key] = list(value)
             elif key == "name":
                 attrs["comm"] = _str(value, path)
             elif key == "cmdline":
-                words = shlex.split(_str(value, path))
+                words = shellwords.split(_str(value, path))
                 _want(bool(words), f"{path} is empty")
                 attrs.setdefault("comm", os.path.basename(words[0]))
                 attrs.setdefault("args", words[1:])
@@ -677,21 +735,31 @@ class Decoder:
         cached = self._containers.get(cid)
         if cached is not None and cached[0] == d:
             return cached[1]
+        for key, value in d.items():
+            if key in _CONTAINER_KINDS:
+                _typed(value, _CONTAINER_KINDS[key], f"container.{key}")
         mounts = []
-        for i, m in enumerate(d.get("mounts") or []):
+        given_mounts = d.get("mounts") or []
+        _want(isinstance(given_mounts, list), "container.mounts must be a list")
+        for i, m in enumerate(given_mounts):
             _want(isinstance(m, dict) and "dest" in m and not set(m) - _MOUNT_KEYS,
                   f"container.mounts[{i}] must be an object with dest (and source, mode, rw,"
                   " propagation)")
+            for key, value in m.items():
+                _typed(value, _MOUNT_KINDS[key], f"container.mounts[{i}].{key}")
             m = dict(m)
             m.setdefault("source", "")
             mounts.append(Mount(**m))
         labels = d.get("labels") or {}
         _want(isinstance(labels, dict), "container.labels must be an object")
+        _want(isinstance(d.get("pod_labels") or {}, dict), "container.pod_labels must be an object")
         values = {k: v for k, v in d.items() if k not in ("id", "mounts", "labels")}
         if self.short_form:
             values.setdefault("complete", True)
-        if isinstance(values.get("pod_labels"), dict):
+        if values.get("pod_labels") is not None:
             values["pod_labels"] = {str(k): str(v) for k, v in values["pod_labels"].items()}
+        else:
+            values.pop("pod_labels", None)
         c = Container(id=cid, mounts=mounts, labels={str(k): str(v) for k, v in labels.items()},
                       **values)
         self._containers[cid] = (d, c)
@@ -738,9 +806,25 @@ def record_to_event(rec: Any, lineno: int = 0, decoder: Decoder | None = None) -
     Pass the same ``decoder`` for every record of one file so processes are shared.
     """
     try:
-        return (decoder or Decoder()).decode(rec)
-    except (_Bad, ValueError, TypeError) as exc:
+        return _decode(decoder or Decoder(), rec)
+    except _Bad as exc:
         raise CaptureError(str(exc), Location(None, lineno or None)) from None
+
+
+def _decode(decoder: Decoder, rec: Any) -> Event:
+    """``decoder.decode(rec)``; whatever goes wrong is the record's fault (:class:`_Bad`).
+
+    The checks name the key at fault; a value they let through that still breaks decoding is
+    reported with the exception, so that one hostile line never ends a replay.
+    """
+    try:
+        return decoder.decode(rec)
+    except (_Bad, ValueError, TypeError) as exc:
+        raise _Bad(str(exc)) from None
+    except RecursionError:
+        raise _Bad("nested too deeply") from None
+    except Exception as exc:
+        raise _Bad(f"cannot be decoded: {type(exc).__name__}: {exc}") from None
 
 
 def is_header(rec: Any) -> bool:
@@ -763,9 +847,7 @@ def open_capture(path: str) -> IO[bytes]:
     Lines are decoded one by one, so a line that is not UTF-8 is one malformed line.
     """
     try:
-        if path.endswith(".gz"):
-            return gzip.open(path, "rb")
-        return open(path, "rb")
+        return open_lines(path)
     except OSError as exc:
         raise CaptureError(f"cannot read capture: {exc.strerror}", Location(path)) from None
 
@@ -787,6 +869,10 @@ def decode_lines(lines: Iterator[tuple[int, bytes | str]], path: str,
             _report(on_error, path, lineno, f"not JSON: {exc}")
             first = False
             continue
+        except RecursionError:
+            _report(on_error, path, lineno, "not JSON: nested too deeply")
+            first = False
+            continue
         if is_header(rec):
             if first:
                 check_header(rec, path)
@@ -797,8 +883,8 @@ def decode_lines(lines: Iterator[tuple[int, bytes | str]], path: str,
             continue
         first = False
         try:
-            evt = decoder.decode(rec)
-        except (_Bad, ValueError, TypeError) as exc:
+            evt = _decode(decoder, rec)
+        except _Bad as exc:
             _report(on_error, path, lineno, str(exc))
             continue
         yield evt
@@ -814,15 +900,19 @@ def _report(on_error: ErrorCallback | None, path: str, lineno: int, message: str
 def read_capture(path: str, on_error: ErrorCallback | None = None) -> Iterator[Event]:
     """Iterate the events of a capture file.
 
-    Each malformed line is passed to ``on_error(lineno, message)`` (default: a warning in the
-    log) and skipped.  Raises :class:`CaptureError` when the file cannot be opened or its header
-    announces a newer format.
+    Each malformed line (not JSON, not a valid record, longer than ``MAX_LINE_BYTES``) is
+    passed to ``on_error(lineno, message)`` (default: a warning in the log) and skipped.  Raises
+    :class:`CaptureError` when the file cannot be opened or its header announces a newer
+    format, and :class:`CaptureDamaged` when the rest of the file cannot be read (a truncated
+    or corrupt ``.gz``), after the events of every complete line before the damage.
     """
     with open_capture(path) as fh:
         try:
-            yield from decode_lines(enumerate(fh, 1), path, on_error)
-        except (OSError, EOFError) as exc:  # a truncated or corrupt gzip stream
-            raise CaptureError(f"cannot read capture: {exc}", Location(path)) from None
+            yield from decode_lines(read_lines(fh, lambda n, why: _report(on_error, path, n, why)),
+                                    path, on_error)
+        except DamagedStream as exc:
+            raise CaptureDamaged(f"cannot read the capture from this line on: {exc.reason}",
+                                 Location(path, exc.lineno)) from None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ Exit codes (also in docs/cli.md):
   agent crashed while running
 - 2: the input is wrong: command line, config file, rules at start-up, plugins
 - 3: the machine cannot run the agent as configured (no root, bcc missing, capture unreadable)
+- 4: a replay (``-e FILE``) ran, but the capture was damaged: malformed lines were skipped or its
+  end could not be read; the alerts are those of the lines that could be read
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from .log import setup_logging
 
 log = logging.getLogger("syswarden.cli")
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ENVIRONMENT = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ENVIRONMENT, EXIT_DAMAGED = 0, 1, 2, 3, 4
 SUBCOMMANDS = ("capture", "test-rules", "event-generator")
 
 
@@ -116,7 +118,14 @@ def _main(args: argparse.Namespace) -> int:
         print(f"syswarden: dry run ok: {_summary(agent)}")
         return EXIT_OK
     import trio
-    return trio.run(agent.run)
+    code = trio.run(agent.run)
+    if args.replay and code == EXIT_OK:
+        from .capture import replay_damage
+        damage = replay_damage(agent.metrics)
+        if damage:
+            print(f"syswarden: {args.replay}: damaged capture: {damage}", file=sys.stderr)
+            return EXIT_DAMAGED
+    return code
 
 
 def _summary(agent: Any) -> str:

@@ -7,6 +7,7 @@ The schema check uses a small validator for the subset of JSON Schema the schema
 
 from __future__ import annotations
 
+import functools
 import gzip
 import ipaddress
 import json
@@ -26,6 +27,7 @@ from syswarden.core.capture import (
     read_capture,
     record_to_event,
 )
+from syswarden.core.capture_lines import MAX_LINE_BYTES
 from syswarden.core.event import Container, Event, FdInfo, Mount, Process
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -357,6 +359,77 @@ def test_malformed_lines_are_reported_with_their_numbers_and_skipped(tmp_path):
     assert "not-an-ip" in messages[8]
     assert "header" in messages[9]
     assert "type" in messages[10]
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+#: (a hostile line, what its report says): each is skipped, the lines around it decoded.
+HOSTILE_LINES = [
+    (json.dumps({"type": "open", "container": {"id": "c1", "image": 5}}),
+     "container.image must be a string or null"),
+    (json.dumps({"type": "open", "container": {"id": "c1", "image": ["a", "b"]}}),
+     "container.image must be a string or null"),
+    (json.dumps({"type": "open", "container": {"id": "c1", "privileged": "yes"}}),
+     "container.privileged must be true or false or null"),
+    (json.dumps({"type": "open", "container": {"id": "c1", "mounts": {"dest": "/"}}}),
+     "container.mounts must be a list"),
+    (json.dumps({"type": "open", "container": {"id": "c1", "mounts": [{"dest": 7}]}}),
+     "container.mounts[0].dest must be a string"),
+    (json.dumps({"type": "open", "container": {"id": "c1", "pod_labels": "x"}}),
+     "container.pod_labels must be an object"),
+    ('{"type": "open", "args": {"a": ' + _nested(100_000) + '}}', "nested too deeply"),
+    ('{"type": "open", "args": {"a": ' + _nested(200) + '}}', "args.a is nested deeper than"),
+    ('{"type": "open", "extra": {"a": ' + _nested(200) + '}}', "extra is nested deeper than"),
+    (json.dumps({"type": "open", "proc": functools.reduce(
+        lambda p, _: {"name": "sh", "parent": p}, range(200), {"name": "init"})}),
+     "parents nested deeper than"),
+    (json.dumps({"type": "open", "args": {"buf": {"$bytes": 5}}}),
+     "args.buf.$bytes must be a string"),
+    (b'{"type": "open", "fd": {"name": "\xff\xfe"}}', "not JSON"),  # not UTF-8
+    (json.dumps([{"type": "open"}]), "a record must be a JSON object"),
+    (json.dumps("open"), "a record must be a JSON object"),
+    ("42", "a record must be a JSON object"),
+    ("null", "a record must be a JSON object"),
+]
+
+
+def test_every_hostile_line_is_skipped_and_reported_and_the_good_lines_decoded(tmp_path):
+    path = tmp_path / "hostile.jsonl"
+    good = json.dumps({"type": "execve", "proc": {"name": "ok"},
+                       "container": {"id": "c1", "image": "nginx:1"}}).encode()
+    lines = [good]
+    for bad, _ in HOSTILE_LINES:
+        lines += [bad if isinstance(bad, bytes) else bad.encode(), good]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    errors: list[tuple[int, str]] = []
+    events = list(read_capture(str(path), on_error=lambda n, m: errors.append((n, m))))
+    assert len(events) == len(HOSTILE_LINES) + 1
+    assert all(e.container.image_repository == "nginx" for e in events)
+    assert [n for n, _ in errors] == list(range(2, 2 * len(HOSTILE_LINES) + 1, 2))
+    for (lineno, message), (_, expected) in zip(errors, HOSTILE_LINES):
+        assert expected in message, (lineno, message)
+
+
+def test_a_line_longer_than_the_limit_is_skipped_and_reported(tmp_path):
+    path = tmp_path / "long.jsonl"
+    long_line = json.dumps({"type": "open", "fd": {"name": "x" * (MAX_LINE_BYTES + 10)}})
+    path.write_text("\n".join(['{"type": "open"}', long_line, '{"type": "close"}']) + "\n")
+    errors: list[tuple[int, str]] = []
+    events = list(read_capture(str(path), on_error=lambda n, m: errors.append((n, m))))
+    assert [e.type for e in events] == ["open", "close"]
+    assert errors == [(2, f"line longer than {MAX_LINE_BYTES} bytes ({len(long_line) + 1})")]
+
+
+def test_a_megabyte_command_line_in_the_short_form_is_split_like_a_shell():
+    word = "A" * (1 << 20)
+    evt = record_to_event({"type": "execve", "proc": {
+        "cmdline": f"/usr/bin/python3 -c '{word} x' \"y\\\"z\" {word}"}})
+    assert (evt.proc.comm, evt.proc.exe) == ("python3", "/usr/bin/python3")
+    assert evt.proc.args == ["-c", f"{word} x", 'y"z', word]
+    evt = record_to_event({"type": "execve", "proc": {"name": "sh", "args": word + " b"}})
+    assert evt.proc.args == [word, "b"]
 
 
 def test_a_capture_with_a_header_is_read_as_written(tmp_path):

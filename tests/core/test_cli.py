@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import pathlib
 import signal
@@ -71,15 +72,23 @@ def test_run_for_a_while_with_M_announces_ready_and_exits_zero(tmp_path):
     assert (tmp_path / "alerts.txt").read_text().split() == [str(i) for i in range(1, 11)]
 
 
+def start_until_ready(*args: str) -> subprocess.Popen:
+    """The agent started with ``args``, once it has logged ``syswarden ready``."""
+    proc = subprocess.Popen([*CLI, *args], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    line = "-"
+    while line and "syswarden ready" not in line and time.monotonic() < deadline:
+        line = proc.stderr.readline()   # "" at the end: the agent exited
+    if "syswarden ready" not in line:
+        proc.kill()
+        proc.wait()
+        pytest.fail("the agent did not get ready")
+    return proc
+
+
 def test_sigterm_stops_the_agent_with_exit_code_zero(tmp_path):
-    proc = subprocess.Popen([*CLI, "-c", kit_config(tmp_path, count=5, forever=True)],
-                            stderr=subprocess.PIPE, text=True)
+    proc = start_until_ready("-c", kit_config(tmp_path, count=5, forever=True))
     try:
-        deadline = time.monotonic() + 30
-        line = ""
-        while "syswarden ready" not in line and time.monotonic() < deadline:
-            line = proc.stderr.readline()
-        assert "syswarden ready" in line
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     finally:
@@ -131,3 +140,27 @@ def test_validate_exit_codes(compat, tmp_path):
     bad = run("-V", str(broken))
     assert bad.returncode == 1 and f"{broken}: Invalid" in bad.stdout
     assert f"{broken}:3" in bad.stdout
+
+
+def test_sigterm_stops_a_replay_of_huge_lines_promptly(tmp_path):
+    """A capture whose lines carry a 1 MB command line: SIGTERM during the replay is answered
+    (the agent stops gracefully and exits 0 before the end of the file)."""
+    word = "A" * (1 << 20)
+    line = json.dumps({"type": "execve", "proc": {"cmdline": f"/usr/bin/bench -x {word}"}})
+    big = tmp_path / "big.jsonl.gz"
+    with gzip.open(big, "wt", compresslevel=1) as fh:
+        for _ in range(1000):
+            fh.write(line + "\n")
+    proc = start_until_ready("-e", str(big), "-o", "disabled_plugins=[ebpf]",
+                             "-o", "stdout_output.enabled=false", "-o", "pipeline.stats_interval=0")
+    try:
+        time.sleep(0.5)  # well inside the replay: the first batches are being decoded
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) == 0   # a hang guard, not a timing
+        err = proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.wait()
+    assert "SIGTERM: stopping" in err
+    judged = int(err.split("events.judged=")[1].split()[0]) if "events.judged=" in err else 0
+    assert judged < 1000

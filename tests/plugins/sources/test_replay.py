@@ -9,6 +9,7 @@ import json
 import logging
 import pathlib
 import subprocess
+import zlib
 
 import pytest
 import trio
@@ -236,3 +237,113 @@ def test_the_cli_refuses_an_unreadable_capture(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 3
     assert "missing.jsonl: cannot read capture" in proc.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Damaged captures: every good line judged, every bad one counted, exit code 4
+# ---------------------------------------------------------------------------------------------
+
+def _shadow_read(name: str) -> bytes:
+    return json.dumps({"type": "openat", "proc": {"name": name}, "fd": {"name": "/etc/shadow"},
+                       "args": {"flags": "O_RDONLY"}}).encode()
+
+
+HOSTILE = [
+    json.dumps({"type": "openat", "container": {"id": "c1", "image": 5}}).encode(),
+    b'{"type": "openat", "args": {"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}",
+    b'{"type": "openat", "fd": {"name": "\xff"}}',   # not UTF-8
+    json.dumps(["not", "an", "object"]).encode(),
+]
+
+
+async def test_hostile_lines_in_a_replay_are_counted_and_every_good_line_judged(tmp_path):
+    capture = tmp_path / "cap.jsonl"
+    lines = [_shadow_read("cat0")]
+    for i, bad in enumerate(HOSTILE, 1):
+        lines += [bad, _shadow_read(f"cat{i}")]
+    capture.write_bytes(b"\n".join(lines) + b"\n")
+    agent = _agent(tmp_path, capture)
+    assert await agent.run() == 0   # the agent ran to the end; the CLI makes it 4
+    assert [a["output_fields"]["proc.name"] for a in _alerts(tmp_path)] == \
+        [f"cat{i}" for i in range(len(HOSTILE) + 1)]
+    assert agent.metrics.drops() == {replay.MALFORMED: len(HOSTILE)}
+
+
+async def test_only_the_first_malformed_lines_are_logged_and_all_are_counted(tmp_path, caplog):
+    path = tmp_path / "cap.jsonl"
+    path.write_text("{bad\n" * 50 + '{"type": "execve"}\n')
+    ctx = _ctx(str(path))
+    caplog.set_level(logging.WARNING, "syswarden.replay")
+    batches = await _collect(replay.syswarden_make_sources(ctx))
+    assert [e.type for b in batches for e in b] == ["execve"]
+    assert ctx.metrics.get(replay.MALFORMED) == 50
+    logged = [r.getMessage() for r in caplog.records if "malformed capture line" in r.getMessage()]
+    assert logged == [f"{path}:{n}: malformed capture line skipped: not JSON: Expecting "
+                      "property name enclosed in double quotes: line 1 column 2 (char 1)"
+                      for n in range(1, replay.LOGGED_LINES + 1)]
+    assert "further malformed lines are counted" in caplog.text
+
+
+def _repeated_rule_test_capture(tmp_path, copies: int = 20) -> list[bytes]:
+    """The lines (header first) of the rule tests' capture, its events repeated ``copies``
+    times: big enough for a .gz to be damaged in its middle."""
+    one = tmp_path / "one.jsonl"
+    _rule_test_capture(one)
+    header, *events = one.read_bytes().splitlines(keepends=True)
+    return [header, *events * copies]
+
+
+def _damage(packed: bytes, how: str) -> bytes:
+    mid = len(packed) // 2
+    return packed[:mid] if how == "truncated" else packed[:mid] + b"\xff" * 64 + packed[mid + 64:]
+
+
+@pytest.mark.parametrize("how", ["truncated", "corrupt"])
+async def test_a_damaged_gz_replays_every_complete_line_before_the_damage(tmp_path, how):
+    lines = _repeated_rule_test_capture(tmp_path)
+    packed = gzip.compress(b"".join(lines))
+    damaged = tmp_path / f"{how}.jsonl.gz"
+    damaged.write_bytes(_damage(packed, how))
+    # the complete lines before the damaged offset, by zlib alone
+    readable = zlib.decompressobj(zlib.MAX_WBITS | 16).decompress(
+        packed[:len(packed) // 2]).count(b"\n")
+    assert 100 < readable < len(lines)
+    out = tmp_path / "damaged"
+    out.mkdir()
+    agent = _agent(out, damaged)
+    assert await agent.run() == 0
+    judged = agent.metrics.get("events.judged")
+    assert judged >= readable - 1  # every event line before the damage (the header is none)
+    if how == "truncated":
+        assert judged == readable - 1
+    assert agent.metrics.drops() == {replay.UNREADABLE: 1}
+    # the alerts are those of the undamaged file's first lines, as many as were judged
+    prefix = tmp_path / "prefix.jsonl"
+    prefix.write_bytes(b"".join(lines[:judged + 1]))
+    ref = tmp_path / "prefix"
+    ref.mkdir()
+    assert await _agent(ref, prefix).run() == 0
+    got = collections.Counter(a["rule"] for a in _alerts(out))
+    assert got == collections.Counter(a["rule"] for a in _alerts(ref))
+    assert sum(got.values()) > 100
+
+
+def test_the_cli_exits_4_for_a_damaged_capture_after_replaying_what_it_could(tmp_path):
+    from tests.conftest import SYSWARDEN  # noqa: PLC0415
+
+    lines = _repeated_rule_test_capture(tmp_path, copies=10)
+    damaged = tmp_path / "cut.jsonl.gz"
+    damaged.write_bytes(_damage(gzip.compress(b"".join(lines)), "truncated"))
+    malformed = tmp_path / "bad.jsonl"
+    malformed.write_bytes(b"".join(lines[:30]) + b"{oops\n" + b"".join(lines[30:40]))
+    cmd = [*SYSWARDEN, "-o", "json_output=true", "-o", "disabled_plugins=[ebpf]"]
+    cut = subprocess.run([*cmd, "-e", str(damaged)], capture_output=True, text=True, timeout=120)
+    assert cut.returncode == 4, cut.stderr
+    assert len(cut.stdout.splitlines()) > 10   # the alerts of the readable part
+    assert f"{damaged}: damaged capture: the end of the file could not be read" in cut.stderr
+    assert "cannot read the capture from this line on: the compressed stream stops" in cut.stderr
+    bad = subprocess.run([*cmd, "-e", str(malformed)], capture_output=True, text=True,
+                         timeout=120)
+    assert bad.returncode == 4, bad.stderr
+    assert f"{malformed}:31: malformed capture line skipped: not JSON" in bad.stderr
+    assert f"{malformed}: damaged capture: 1 malformed line(s) skipped" in bad.stderr
