@@ -25,11 +25,16 @@ from ..syscalls import KNOWN_EVENT_TYPES
 from . import ast
 from .codegen import Namespace, compile_node
 from .lexer import LIST_OPS, NUM_OPS, Lexer
+from .limits import (MAX_CONDITION_NODES, MAX_LIST_ITEMS, MAX_MACRO_DEPTH, MAX_TOTAL_LIST_ITEMS,
+                     MAX_TOTAL_NODES, over)
+from .lists import flatten_lists
 from .operators import apply_transform, glob_regex, pair_pred, pmatch_pred, single_pred
 from .parser import parse
-from .resolved import BoundField, MacroDef, Origin, RCheck, RMacro, RNode
+from .resolved import BoundField, MacroDef, Origin, RCheck, RMacro, RNode, inlined_size
 
 __all__ = ["Compiler", "MacroDef", "Namespace", "Origin", "compile_condition", "expand_lists"]
+
+_SMALLER = "a macro used several times is copied where each use is: use fewer, smaller ones"
 
 STRING_OPS = frozenset({"contains", "icontains", "startswith", "endswith", "glob", "iglob",
                         "regex", "bcontains", "bstartswith"})
@@ -57,6 +62,10 @@ class Compiler:
         self._resolving: list[str] = []
         self._bound: dict[str, BoundField] = {}
         self.used_lists: set[str] = set()
+        self._list_consts: dict[tuple, tuple[list[tuple[str, int]], Any, Callable]] = {}
+        self._list_items = 0
+        self._sizes: dict[int, int] = {}      # inlined size of each resolved macro, by id
+        self._nodes = 0                       # inlined size of every rule checked so far
 
     # -- entry points -------------------------------------------------------------------------
 
@@ -91,6 +100,10 @@ class Compiler:
         if ref.name in self._resolving:
             chain = " -> ".join(self._resolving[self._resolving.index(ref.name):] + [ref.name])
             raise origin.error(ref.pos, f"macro '{ref.name}' refers to itself ({chain})")
+        if len(self._resolving) >= MAX_MACRO_DEPTH:
+            chain = " -> ".join(self._resolving[-3:] + [ref.name])
+            raise origin.error(ref.pos, f"macros nested more than {MAX_MACRO_DEPTH} deep "
+                                        f"(... {chain})")
         self._resolving.append(ref.name)
         try:
             child = self.resolve(mdef.node, mdef.origin)
@@ -98,8 +111,27 @@ class Compiler:
             self._resolving.pop()
         mdef.used = True
         rm = RMacro(ref.name, child)
+        size = inlined_size(rm, self._sizes)
+        if size > MAX_CONDITION_NODES:
+            raise RuleError(over(f"macro '{ref.name}' expands (the macros it uses inlined) "
+                                 "to", size, MAX_CONDITION_NODES, "nodes"),
+                            mdef.origin.location, hint=_SMALLER)
         self._macro_cache[ref.name] = rm
         return rm
+
+    def check_size(self, node: RNode, what: str, location: Location | None) -> None:
+        """Refuse a rule's resolved condition that, macros inlined, has over
+        :data:`~.limits.MAX_CONDITION_NODES` nodes, or brings every rule's together over
+        :data:`~.limits.MAX_TOTAL_NODES`."""
+        size = inlined_size(node, self._sizes)
+        if size > MAX_CONDITION_NODES:
+            raise RuleError(over(f"the condition of {what} expands (its macros inlined) to",
+                                 size, MAX_CONDITION_NODES, "nodes"), location, hint=_SMALLER)
+        if self._nodes + size > MAX_TOTAL_NODES:
+            raise RuleError(over(f"the conditions of the rules up to {what} expand (their "
+                                 "macros inlined) to", self._nodes + size, MAX_TOTAL_NODES,
+                                 "nodes in all"), location, hint=_SMALLER)
+        self._nodes += size
 
     def bind_field(self, ref: ast.FieldRef, origin: Origin) -> BoundField:
         key = ref.text()
@@ -192,22 +224,13 @@ class Compiler:
         self._check_op(op, ftype, ref, origin, node.pos)
         if op in LIST_OPS:
             assert isinstance(value, ast.ListLit)
-            items = self._expand(value, origin)
+            items, const, pred = self._list_const(value, op, bf, origin)
             if op == "pmatch":
-                const = pmatch_pred([v for v, _ in items])
-                return RCheck(bf, op, const, pred=const)
-            conv = [self._convert(v, ftype, op, p, origin, bf) for v, p in items]
-            if ftype in (FieldType.IPADDR, FieldType.IPNET):
-                const = tuple(conv)
-            else:
-                try:
-                    const = frozenset(conv)
-                except TypeError:
-                    const = tuple(conv)
-            rc = RCheck(bf, op, const, pred=single_pred(op, const, ftype))
+                return RCheck(bf, op, const, pred=pred)
+            rc = RCheck(bf, op, const, pred=pred)
             if bf.name == "evt.type" and not ref.transformers:
                 self._note_types(items, origin)
-                rc.types = frozenset(conv)
+                rc.types = frozenset(const)
             return rc
         assert isinstance(value, ast.Literal)
         const = self._convert(value.value, ftype, op, value.pos, origin, bf)
@@ -233,14 +256,59 @@ class Compiler:
                                     f"{ftype.value}")
 
     def _expand(self, value: ast.ListLit, origin: Origin) -> list[tuple[str, int]]:
-        out: list[tuple[str, int]] = []
+        """The items of ``(...)``, lists substituted, each once (with the position of its
+        first mention); over :data:`~.limits.MAX_LIST_ITEMS` is an error at the item."""
+        out: dict[str, int] = {}
+        size = 0
         for item in value.items:
             if not item.quoted and item.value in self.lists:
                 self.used_lists.add(item.value)
-                out.extend((_unquote(v), item.pos) for v in self.lists[item.value])
+                items = self.lists[item.value]
+                size += len(items)
+                if size > MAX_LIST_ITEMS:
+                    raise origin.error(item.pos, over(f"this list, with '{item.value}' "
+                                                      "substituted, has", size,
+                                                      MAX_LIST_ITEMS, "items"))
+                for v in items:
+                    out.setdefault(_unquote(v), item.pos)
             else:
-                out.append((item.value, item.pos))
-        return out
+                size += 1
+                out.setdefault(item.value, item.pos)
+        return list(out.items())
+
+    def _list_const(self, value: ast.ListLit, op: str, bf: BoundField, origin: Origin
+                    ) -> tuple[list[tuple[str, int]], Any, Callable[[Any], bool]]:
+        """(items, converted constant, predicate) of ``field op (...)``: built once per list
+        text, operator and field type, shared by every check that writes the same list (a big
+        list named by many rules is converted once).  ``evt.type`` lists are not shared: their
+        items' positions locate the warnings about unknown event types."""
+        key = (op, bf.type, bf.name,
+               tuple((i.value, i.quoted) for i in value.items))
+        got = None if bf.name == "evt.type" else self._list_consts.get(key)
+        if got is not None:
+            return got
+        items = self._expand(value, origin)
+        self._list_items += len(items)
+        if self._list_items > MAX_TOTAL_LIST_ITEMS:
+            raise origin.error(value.pos, over("the lists of the conditions so far have",
+                                               self._list_items, MAX_TOTAL_LIST_ITEMS,
+                                               "items in all"))
+        if op == "pmatch":
+            pred = pmatch_pred([v for v, _ in items])
+            got = (items, pred, pred)
+        else:
+            conv = [self._convert(v, bf.type, op, p, origin, bf) for v, p in items]
+            const: Any
+            if bf.type in (FieldType.IPADDR, FieldType.IPNET):
+                const = tuple(conv)
+            else:
+                try:
+                    const = frozenset(conv)
+                except TypeError:
+                    const = tuple(conv)
+            got = (items, const, single_pred(op, const, bf.type))
+        self._list_consts[key] = got
+        return got
 
     def _note_types(self, items: list[tuple[str, int]], origin: Origin) -> None:
         for name, pos in items:
@@ -326,23 +394,13 @@ def _parse_int(text: str) -> int | None:
 
 
 def expand_lists(lists: dict[str, list[str]]) -> dict[str, list[str]]:
-    """Lists with the names of other lists among their items replaced by those items."""
-    out: dict[str, list[str]] = {}
+    """Lists with the names of other lists among their items replaced by those items.
 
-    def expand(name: str, seen: tuple[str, ...]) -> list[str]:
-        if name in out:
-            return out[name]
-        items: list[str] = []
-        for item in lists[name]:
-            if item in lists and item not in seen:
-                items.extend(expand(item, seen + (item,)))
-            else:
-                items.append(item)
-        out[name] = items
-        return items
-
-    for name in lists:
-        expand(name, (name,))
+    Raises the first :class:`RuleError` of a list refused by :func:`.lists.flatten_lists`.
+    """
+    out, errors = flatten_lists(lists)
+    if errors:
+        raise errors[0]
     return out
 
 
@@ -362,4 +420,5 @@ def compile_condition(text: str, fields: FieldRegistry, lists: dict[str, list[st
         node = comp.resolve(parse(text), origin)
     except RecursionError:
         raise RuleError("condition too deeply nested") from None
+    comp.check_size(node, "the condition", None)
     return compile_node(node)

@@ -26,7 +26,8 @@ from .codegen import Namespace, build_matcher, compile_node
 from .compiler import Compiler, compile_condition
 from .loader import Loader, LoadResult, rule_condition
 from .output import compile_output
-from .resolved import Origin, RNode
+from .limits import MAX_GENERATED_NODES, over
+from .resolved import Origin, RNode, inlined_size
 from .typesets import ALL, TypeSet, fold, mentioned_types, type_sets
 
 __all__ = ["RuleEngine", "CompiledRule", "compile_condition", "load_rules"]
@@ -58,7 +59,9 @@ def load_rules(files: list[str], fields: FieldRegistry) -> tuple[LoadResult, lis
     Errors (of reading and of compiling) are in ``result.errors``, in file order.
     """
     result = Loader().load_files(files)
-    lists = result.expanded_lists()
+    lists, list_errors = result.expanded_lists()
+    for exc in list_errors:
+        _record(result, exc)
     comp = Compiler(fields, lists, result.macros)
     warnings: list[RuleError] = []
     rules: list[CompiledRule] = []
@@ -75,6 +78,7 @@ def load_rules(files: list[str], fields: FieldRegistry) -> tuple[LoadResult, lis
                 node = comp.resolve_text(text, origin)
             except RecursionError:
                 raise RuleError("condition too deeply nested", rd.cond_location) from None
+            comp.check_size(node, f"rule '{rd.name}'", rd.cond_location)
             render = compile_output(rd.output, fields, rd.output_location, comp)
         except RuleError as exc:
             if rd.skip_if_unknown_filter and "unknown field" in exc.message:
@@ -181,12 +185,36 @@ class _Index:
         seen: set[int] = set()
         for r in active:
             mentioned_types(r.node, named, seen)
+        budget = _CodeBudget(active)
         for t in sorted(named):
-            members = _members(active, t)
+            members = budget.spend(_members(active, t))
             fn, self.sources[t] = build_matcher(members, self.ns, mode, "_match_" + _ident(t))
             self.dispatch[t] = fn
-        self.other, self.sources["*"] = build_matcher(_members(active, None), self.ns, mode,
-                                                      "_match_other")
+        self.other, self.sources["*"] = build_matcher(budget.spend(_members(active, None)),
+                                                      self.ns, mode, "_match_other")
+
+
+class _CodeBudget:
+    """Counts the nodes of the generated functions (each rule once per event type it names,
+    folded for it) and refuses, at the rule that would pass it, over
+    :data:`~.limits.MAX_GENERATED_NODES`."""
+
+    def __init__(self, active: list[CompiledRule]) -> None:
+        self.active = active
+        self.nodes = 0
+
+    def spend(self, members: list[tuple[int, RNode]]) -> list[tuple[int, RNode]]:
+        memo: dict[int, int] = {}
+        for i, node in members:
+            self.nodes += inlined_size(node, memo)
+            if self.nodes > MAX_GENERATED_NODES:
+                rule = self.active[i]
+                raise RuleError(over("with rule '" + rule.name + "', the code generated for "
+                                     "the event types the rules name has", self.nodes,
+                                     MAX_GENERATED_NODES, "nodes"), rule.location,
+                                hint="name fewer event types in big rules, or use fewer, "
+                                     "smaller macros")
+        return members
 
 
 def _members(active: list[CompiledRule], evt_type: str | None) -> list[tuple[int, RNode]]:

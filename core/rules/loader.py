@@ -30,7 +30,7 @@ from typing import Any
 from .. import yamlmarks
 from ..alert import Priority
 from ..errors import Location, RuleError
-from .compiler import expand_lists
+from .lists import flatten_lists
 from .parser import parse
 from .resolved import MacroDef, Origin
 
@@ -109,9 +109,11 @@ class LoadResult:
     #: per file: the errors and warnings found while reading it (for -V)
     by_file: dict[str, tuple[list[RuleError], list[RuleError]]] = field(default_factory=dict)
 
-    def expanded_lists(self) -> dict[str, list[str]]:
-        """Lists with list names among their items replaced by those lists' items."""
-        return expand_lists({name: d.items for name, d in self.lists.items()})
+    def expanded_lists(self) -> tuple[dict[str, list[str]], list[RuleError]]:
+        """Lists with list names among their items replaced by those lists' items, and the
+        errors of the lists refused for growing too large (:mod:`.lists`)."""
+        return flatten_lists({name: d.items for name, d in self.lists.items()},
+                             {name: d.location for name, d in self.lists.items()})
 
 
 def expand_paths(paths: list[str]) -> list[str]:

@@ -59,23 +59,28 @@ def _to_bytes(v: Any) -> bytes:
 
 
 def pmatch_pred(paths: list[str]) -> Callable[[Any], bool]:
+    """``pmatch``: the value is one of ``paths`` or under one (by whole path components), or
+    matches a glob among them.  Plain paths are looked up per ancestor of the value (a set
+    lookup per ``/`` in it), so a list of any length costs the same per event."""
     exact: set[str] = set()
-    prefixes: list[str] = []
     globs: list[re.Pattern] = []
     for p in paths:
         if any(ch in p for ch in "*?["):
             globs.append(glob_regex(p.rstrip("/") or "/", False, prefix=True))
         else:
-            p = p.rstrip("/") or "/"
-            exact.add(p)
-            prefixes.append("/" if p == "/" else p + "/")
-    prefixes_t = tuple(prefixes)
+            exact.add(p.rstrip("/") or "/")
+    root = "/" in exact
 
     def pred(v: Any) -> bool:
         if not isinstance(v, str):
             return False
-        if v in exact or v.startswith(prefixes_t):
+        if v in exact or (root and v.startswith("/")):
             return True
+        i = v.find("/", 1)
+        while i > 0:
+            if v[:i] in exact:
+                return True
+            i = v.find("/", i + 1)
         return any(g.fullmatch(v) for g in globs)
     pred.paths = tuple(paths)   # type: ignore[attr-defined]  # read by the open prefilter
     return pred
@@ -97,8 +102,12 @@ def _ip_pred(consts: list[Any]) -> Callable[[Any], bool]:
     network) matches a network containing it.
     """
     addrs = frozenset((c.version, _ip_int(c)) for c in consts if isinstance(c, _ADDRS))
-    nets = tuple((int(n.network_address), int(n.netmask), n.version, n)
-                 for n in consts if isinstance(n, _NETS))
+    nets = tuple(n for n in consts if isinstance(n, _NETS))
+    # networks grouped by (version, mask): one set lookup per prefix length, not per network
+    by_mask: dict[tuple[int, int], set[int]] = {}
+    for n in nets:
+        by_mask.setdefault((n.version, int(n.netmask)), set()).add(int(n.network_address))
+    masks = tuple((ver, mask, frozenset(bases)) for (ver, mask), bases in by_mask.items())
     raw = [c for c in consts if isinstance(c, _ADDRS)]
 
     def pred(v: Any) -> bool:
@@ -107,14 +116,14 @@ def _ip_pred(consts: list[Any]) -> Callable[[Any], bool]:
             if v is None:
                 return False
             if isinstance(v, _NETS):
-                return any(v.version == n.version and v.subnet_of(n) for *_, n in nets) or \
+                return any(v.version == n.version and v.subnet_of(n) for n in nets) or \
                     any(a.version == v.version and a in v for a in raw)
         ver = v.version
         iv = _ip_int(v)
         if (ver, iv) in addrs:
             return True
-        for base, mask, nver, _ in nets:
-            if ver == nver and iv & mask == base:
+        for nver, mask, bases in masks:
+            if ver == nver and iv & mask in bases:
                 return True
         return False
     return pred

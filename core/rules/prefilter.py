@@ -72,7 +72,8 @@ FD_FIELDS_WITHOUT_OPENS = frozenset({
 _FILE_KINDS = frozenset({"file", "directory", "f", "d"})
 
 MAX_TERMS = 16       # beyond this a conjunction stops refining (still sound, less selective)
-MAX_PREFIXES = 64    # beyond this the prefilter is given up (every open sent)
+MAX_PREFIXES = 64    # beyond this the prefilter is given up (every open sent); a part of a
+                     # condition naming more paths counts as "any open"
 
 _BOOL_TESTS = {"evt.is_open_write": WRITE, "evt.is_open_read": READ,
                "evt.is_open_create": CREATE, "evt.is_open_exec": CREATE}
@@ -180,10 +181,10 @@ def open_prefilter(engine: Any) -> OpenPrefilter | None:
                          rule.name, t)
                 return None
             out = _union(out, terms)
-    if sum(len(t.prefixes or ()) for t in out) > MAX_PREFIXES:
-        log.info("opens are not filtered at the source: the rules name over %d paths",
-                 MAX_PREFIXES)
-        return None
+            if _too_many(out):
+                log.info("opens are not filtered at the source: the rules name over %d paths",
+                         MAX_PREFIXES)
+                return None
     return OpenPrefilter(tuple(sorted(out, key=lambda t: (sorted(t.needs), t.prefixes is not None,
                                                           sorted(t.prefixes or ())))))
 
@@ -234,6 +235,8 @@ def _abstract(node: RNode, memo: dict[int, Terms]) -> Terms:
             if ct is None:
                 return None
             out = _union(out, ct)
+            if _too_many(out):
+                return None
         return out
     if isinstance(node, ast.And):
         acc: list[Term] = [Term()]
@@ -304,15 +307,29 @@ def _paths(prefixes: list[str] | None) -> Terms:
     # could not resolve, which the kernel side sends anyway (it is relative there too)
     if prefixes is None or not all(isinstance(p, str) and p.startswith("/") for p in prefixes):
         return None
-    return [Term(frozenset(), minimal_prefixes(frozenset(prefixes)))]
+    terms = [Term(frozenset(), minimal_prefixes(frozenset(prefixes)))]
+    return None if _too_many(terms) else terms
 
 
 def minimal_prefixes(prefixes: frozenset[str] | None) -> frozenset[str] | None:
-    """Without the prefixes another one already covers."""
+    """Without the prefixes another one already covers.
+
+    In sorted order a string comes after its prefixes, with only strings sharing that prefix
+    between them: one pass keeping each string the last kept one does not start.
+    """
     if prefixes is None:
         return None
-    return frozenset(p for p in prefixes
-                     if not any(q != p and p.startswith(q) for q in prefixes))
+    kept: list[str] = []
+    for p in sorted(prefixes):
+        if not kept or not p.startswith(kept[-1]):
+            kept.append(p)
+    return frozenset(kept)
+
+
+def _too_many(terms: list[Term]) -> bool:
+    """Whether ``terms`` name over :data:`MAX_PREFIXES` paths: the prefilter would be given up
+    for them, so they are widened to "any open" (sound) before costing more."""
+    return sum(len(t.prefixes or ()) for t in terms) > MAX_PREFIXES
 
 
 def _union(acc: list[Term], more: list[Term]) -> list[Term]:

@@ -89,3 +89,18 @@ def iter_checks(node: RNode, seen: set[int] | None = None) -> Iterator[RCheck]:
     elif isinstance(node, (ast.And, ast.Or)):
         for c in node.children:
             yield from iter_checks(c, seen)
+
+
+def inlined_size(node: RNode, memo: dict[int, int]) -> int:
+    """Nodes of a resolved condition with every macro inlined where it is used, as the
+    generated code has them; a macro's size is computed once (``memo``, by ``id``)."""
+    if isinstance(node, RMacro):
+        got = memo.get(id(node))
+        if got is None:
+            got = memo[id(node)] = inlined_size(node.child, memo)
+        return got
+    if isinstance(node, ast.Not):
+        return 1 + inlined_size(node.child, memo)
+    if isinstance(node, (ast.And, ast.Or)):
+        return 1 + sum(inlined_size(c, memo) for c in node.children)
+    return 1
