@@ -51,10 +51,18 @@ def add_shared_option(ap: argparse.ArgumentParser) -> None:
                     "$SYSWARDEN_SHARED, else ../shared beside the repository)")
 
 
+def falco_rules_paths(shared: str | None = None) -> list[str]:
+    """Where Falco's three rule files are: ``shared`` (default: $SYSWARDEN_SHARED, else
+    ../shared beside the repository)/compat/falco-rules/."""
+    base = shared or os.environ.get("SYSWARDEN_SHARED") or os.path.join(os.path.dirname(REPO),
+                                                                         "shared")
+    return [os.path.join(base, "compat", "falco-rules", name) for name in FALCO_RULES]
+
+
 def falco_rules_files(shared: str | None = None) -> list[str]:
-    """Falco's three rule files, read where they are (never copied into the project)."""
-    base = shared or os.path.join(os.path.dirname(REPO), "shared")
-    files = [os.path.join(base, "compat", "falco-rules", name) for name in FALCO_RULES]
+    """Falco's three rule files, read where they are (never copied into the project); a clear
+    exit when they are not there."""
+    files = falco_rules_paths(shared)
     missing = [f for f in files if not os.path.exists(f)]
     if missing:
         raise SystemExit(f"Falco's rule files are not there: {', '.join(missing)}\n"
@@ -208,14 +216,24 @@ def audit_known(syscalls: Iterable[str]) -> list[str]:
     return [s for s in syscalls if s in known]
 
 
+def audit_daemon_pid() -> int:
+    """The pid of the audit daemon the kernel talks to (0: none)."""
+    out = _auditctl("-s").stdout
+    m = re.search(r"^pid (\d+)", out, re.MULTILINE)
+    return int(m.group(1)) if m else 0
+
+
 @contextlib.contextmanager
 def auditd(syscalls: Iterable[str]) -> Iterator[list[str]]:
     """auditd running with one rule recording every exit of ``syscalls`` (those it knows:
     yielded).  The machine is restored afterwards: rules deleted, ``never,task`` set, auditing
-    disabled, the daemon stopped."""
+    disabled, the daemon we started stopped (and waited for)."""
     ensure_packages(["auditd"])
+    before = audit_daemon_pid()
     subprocess.run(["auditd"], check=False)
-    time.sleep(1)
+    deadline = time.monotonic() + 10
+    while (pid := audit_daemon_pid()) in (0, before) and time.monotonic() < deadline:
+        time.sleep(0.1)
     try:
         _auditctl("-D")
         known = audit_known(syscalls)
@@ -227,11 +245,11 @@ def auditd(syscalls: Iterable[str]) -> Iterator[list[str]]:
         _auditctl("-D")
         _auditctl("-a", "never,task")
         _auditctl("-e", "0")
-        try:                                                        # the daemon we started
-            with open("/var/run/auditd.pid") as f:
-                os.kill(int(f.read().strip()), 15)
-        except (OSError, ValueError):
-            pass
+        if pid and pid != before:                                   # the daemon we started
+            with contextlib.suppress(OSError):
+                os.kill(pid, 15)
+            while audit_daemon_pid() == pid and time.monotonic() < deadline + 30:
+                time.sleep(0.1)
 
 
 def have_auditd() -> bool:
