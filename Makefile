@@ -1,5 +1,6 @@
 # The two commands: `make run` (the agent, default config and rules, alerts on stdout) and
 # `make test` (the whole test suite).  Both set the machine up first (idempotent, fast when done).
+# `make bench BENCH_ARGS=--quick`: the workload, start-up and memory benchmarks in a short check.
 .PHONY: setup run test demo bench clean
 
 VENV := .venv
@@ -24,6 +25,9 @@ bench: setup
 	$(PY) bench/bench_replay.py
 	$(PY) bench/bench_outputs.py
 	$(PY) bench/bench_overhead.py
+	$(PY) bench/bench_workloads.py $(BENCH_ARGS)
+	$(PY) bench/bench_startup.py $(BENCH_ARGS)
+	$(PY) bench/bench_memory.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -52,12 +52,8 @@ import tempfile
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-SYSWARDEN = [os.path.join(REPO, ".venv", "bin", "syswarden")]
-if not os.path.exists(os.path.join(REPO, ".venv", "bin", "python")):   # another machine's venv
-    # (the test guest, which shares this checkout): the running interpreter's
-    SYSWARDEN = [sys.executable, "-m", "syswarden.core.cli"]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import PIN, Agent, auditd, compile_c, have_auditd
 
 LOOPS_C = r"""
 #include <fcntl.h>
@@ -111,70 +107,13 @@ LATENCY_RULES = """
 
 
 def build_loops(tmp: str, static: bool = False) -> str:
-    src = os.path.join(tmp, "loops.c")
-    with open(src, "w") as f:
-        f.write(LOOPS_C)
-    exe = os.path.join(tmp, "loops")
-    subprocess.run(["gcc", "-O2", *(["-static"] if static else []), "-o", exe, src], check=True)
-    return exe
-
-
-PIN: dict[str, list[str]] = {"loop": [], "agent": []}
+    return compile_c(LOOPS_C, tmp, "loops", static)
 
 
 def run_loop(exe: str, args: list[str]) -> float:
     out = subprocess.run([*PIN["loop"], exe, *args], capture_output=True, text=True,
                          check=True).stdout
     return float(out.strip())
-
-
-class Agent:
-    """syswarden as a subprocess; stderr (logs) collected, stdout lines handed to a callback."""
-
-    def __init__(self, args: list[str], on_line=None) -> None:
-        self.proc = subprocess.Popen(PIN["agent"] + SYSWARDEN + args, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, bufsize=1)
-        self.log: list[str] = []
-        self.ready = threading.Event()
-        self.on_line = on_line
-        threading.Thread(target=self._read_err, daemon=True).start()
-        threading.Thread(target=self._read_out, daemon=True).start()
-        if not self.ready.wait(60):
-            self.stop()
-            raise SystemExit("the agent did not become ready:\n" + "".join(self.log[-20:]))
-
-    def _read_err(self) -> None:
-        for line in self.proc.stderr:
-            self.log.append(line)
-            if "syswarden ready" in line:
-                self.ready.set()
-
-    def _read_out(self) -> None:
-        for line in self.proc.stdout:
-            if self.on_line is not None:
-                self.on_line(time.time_ns(), line)
-
-    def counters(self) -> dict[str, int]:
-        """The last periodic counters line (stats_interval=1)."""
-        for line in reversed(self.log):
-            if "counters:" in line:
-                return {k: int(v) for k, v in re.findall(r"([\w.]+)=(\d+)", line)}
-        return {}
-
-    def rss_kb(self) -> int:
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return 0
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 SCALE = [1.0]   # --scale: the loops' iteration counts multiplied by this
@@ -204,27 +143,13 @@ def with_agent(exe: str, rounds: int, args: list[str]) -> tuple[dict[str, float]
 
 
 def auditd_measure(exe: str, rounds: int) -> dict[str, float] | None:
-    if not shutil.which("auditctl") or not shutil.which("auditd"):
+    if not have_auditd():
         print("auditd: not installed (apt-get install auditd), skipped")
         return None
-    subprocess.run(["auditd"], check=False)
-    time.sleep(1)
-    try:
-        subprocess.run(["auditctl", "-D"], check=False, capture_output=True)
-        for sc in ("openat", "execve"):
-            subprocess.run(["auditctl", "-a", "always,exit", "-F", "arch=b64", "-S", sc],
-                           check=True, capture_output=True)
-        return measure(exe, rounds)
-    finally:
-        subprocess.run(["auditctl", "-D"], check=False, capture_output=True)
-        subprocess.run(["auditctl", "-a", "never,task"], check=False, capture_output=True)
-        subprocess.run(["auditctl", "-e", "0"], check=False, capture_output=True)
-        try:                                                        # the daemon we started
-            with open("/var/run/auditd.pid") as f:
-                os.kill(int(f.read().strip()), 15)
-        except (OSError, ValueError):
-            pass
-        print("auditd: rules deleted, never,task set, auditing disabled, daemon stopped")
+    with auditd(("openat", "execve")):
+        got = measure(exe, rounds)
+    print("auditd: rules deleted, never,task set, auditing disabled, daemon stopped")
+    return got
 
 
 def kernel_side(exe: str, rounds: int, args_from: str,

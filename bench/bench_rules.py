@@ -6,7 +6,8 @@ process tree, fds and container metadata attached the way the enrichers attach t
 them through:
 
   (a) syswarden's default rules (rules/default_rules.yaml), if present;
-  (b) Falco's three rule files together (stable + incubating + sandbox, from ../shared/compat);
+  (b) Falco's three rule files together (stable + incubating + sandbox, from ../shared/compat,
+      or $SYSWARDEN_SHARED/compat);
 
 each with the event-type index on and off; then the cost per event with the first 10 rules
 against all of them.  Each figure is the best of three runs.  Prints figures; asserts nothing.
@@ -28,10 +29,10 @@ from syswarden.core.event import Container, Event, FdInfo, Mount, Process
 from syswarden.core.plugins import collect_fields
 from syswarden.core.rules.engine import RuleEngine, load_rules
 
-COMPAT = os.environ.get("SYSWARDEN_COMPAT", os.path.join(
-    os.path.dirname(__file__), "..", "..", "shared", "compat", "falco-rules"))
-FALCO_FILES = [os.path.join(COMPAT, f) for f in
-               ("falco_rules.yaml", "falco-incubating_rules.yaml", "falco-sandbox_rules.yaml")]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import falco_rules_paths
+
+FALCO_FILES = falco_rules_paths()   # $SYSWARDEN_SHARED, else ../shared beside the repository
 
 
 def registry():
@@ -181,7 +182,8 @@ def main() -> int:
         print(f"(a) default rules: skipped, {default} does not exist yet")
 
     if not all(os.path.exists(f) for f in FALCO_FILES):
-        print(f"(b) Falco rules: skipped, not found under {COMPAT}")
+        print(f"(b) Falco rules: skipped, not found under {os.path.dirname(FALCO_FILES[0])} "
+              "(SYSWARDEN_SHARED=DIR points at the shared folder)")
         return 0
     t0 = time.perf_counter()
     result, rules, _ = load_rules(FALCO_FILES, fields)

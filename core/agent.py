@@ -15,7 +15,11 @@ them.  Events of the agent's own descendants (a program output and what it runs;
 enricher marks them ``Process.from_agent``) are not judged: an output never feeds itself.
 
 Readiness: once every source has started and the pipeline runs, the agent logs a line containing
-``syswarden ready`` (always, whatever ``log_level``), and :attr:`Agent.ready` is set.
+``syswarden ready`` (always, whatever ``log_level``), and :attr:`Agent.ready` is set.  Then
+one info line ``start-up: ...`` gives the seconds each phase took (:attr:`Agent.startup`): the
+filters built (rules compiled), the sources, enrichers (the process table's ``/proc`` snapshot)
+and outputs built, and the outputs, enricher services and sources started (the eBPF source
+compiles and attaches its program then; its own line splits that time).
 
 Signals: SIGINT/SIGTERM stop the sources, let the stages drain, give the outputs
 ``pipeline.shutdown_grace`` seconds to flush, and return 0 (a second signal stops at once).
@@ -29,12 +33,14 @@ crashed task (a source that dies) stops the agent with a clear message and exit 
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
 import signal
 import time
-from typing import Any, Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import trio
 
@@ -65,6 +71,10 @@ def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
 
 
 class Agent:
+    #: start-up phases, in order, as :attr:`startup` and the ``start-up:`` line name them
+    STARTUP_PHASES = ("filters", "sources", "enrichers", "outputs", "outputs started",
+                      "services started", "sources started")
+
     def __init__(self, config: dict[str, Any], plugins: Plugins, *,
                  config_path: str | None = None, overrides: tuple[str, ...] = (),
                  rules_files: list[str] | None = None, replay_file: str | None = None,
@@ -88,6 +98,15 @@ class Agent:
         self.runners: list[OutputRunner] = []
         self._checks: list[tuple[str, Callable]] = []
         self._offers: list[Callable] = []
+        self.startup: dict[str, float] = {}     # phase -> seconds (STARTUP_PHASES)
+
+    @contextlib.contextmanager
+    def _phase(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.startup[name] = time.perf_counter() - t0
 
     # -- start-up ------------------------------------------------------------------------------
 
@@ -96,15 +115,19 @@ class Agent:
         self.ctx = PluginContext(self.config, self.metrics, self.plugins.fields(),
                                  replay_file=self.replay_file, agent_pid=os.getpid())
         self.ctx.extra["emit_alert"] = self.emit_internal_alert
-        self.filters = self.plugins.make("filter", self.ctx)
-        self.ctx.event_types = self.event_types()
-        self.ctx.open_prefilter = self.open_prefilter()
-        self.sources = self.plugins.make("source", self.ctx)
+        with self._phase("filters"):
+            self.filters = self.plugins.make("filter", self.ctx)
+            self.ctx.event_types = self.event_types()
+            self.ctx.open_prefilter = self.open_prefilter()
+        with self._phase("sources"):
+            self.sources = self.plugins.make("source", self.ctx)
         if not self.sources:
             raise SourceError("no event source is enabled",
                               hint="enable the ebpf source, or replay a capture with -e FILE")
-        self.enrichers = self.plugins.make("enricher", self.ctx)
-        self.outputs = self.plugins.make("output", self.ctx)
+        with self._phase("enrichers"):
+            self.enrichers = self.plugins.make("enricher", self.ctx)
+        with self._phase("outputs"):
+            self.outputs = self.plugins.make("output", self.ctx)
         self.runners = [OutputRunner.for_output(o, self.config, self.metrics)
                         for o in self.outputs]
         self._checks = [(f.name, f.check) for f in self.filters]
@@ -147,12 +170,14 @@ class Agent:
                     root.start_soon(self._report_periodically, interval)
                 async with trio.open_nursery() as outputs:
                     flushed = [trio.Event() for _ in self.runners]
-                    for runner, done in zip(self.runners, flushed):
-                        await outputs.start(self._run_output, runner, done)
+                    with self._phase("outputs started"):
+                        for runner, done in zip(self.runners, flushed):
+                            await outputs.start(self._run_output, runner, done)
                     async with trio.open_nursery() as services:
-                        for enricher in self.enrichers:
-                            if hasattr(enricher, "run"):
-                                await services.start(enricher.run)
+                        with self._phase("services started"):
+                            for enricher in self.enrichers:
+                                if hasattr(enricher, "run"):
+                                    await services.start(enricher.run)
                         await self._pipeline()
                         services.cancel_scope.cancel()
                     for runner in self.runners:
@@ -219,8 +244,9 @@ class Agent:
         async with send:
             with self._sources_scope:
                 async with trio.open_nursery() as nursery:
-                    for source in self.sources:
-                        await nursery.start(self._run_source, source, send.clone())
+                    with self._phase("sources started"):
+                        for source in self.sources:
+                            await nursery.start(self._run_source, source, send.clone())
                     self._announce_ready()
 
     async def _run_source(self, source: Any, send: trio.MemorySendChannel[list[Event]], *,
@@ -243,6 +269,8 @@ class Agent:
                 ",".join(e.name for e in self.enrichers), ",".join(f.name for f in self.filters),
                 ",".join(o.name for o in self.outputs),
                 "all" if types is None else len(types))
+        log.info("start-up: %s", ", ".join(f"{name} {self.startup.get(name, 0.0):.3f} s"
+                                            for name in self.STARTUP_PHASES))
         self.ready.set()
 
     async def _enrich_stage(self, recv: trio.MemoryReceiveChannel[list[Event]],

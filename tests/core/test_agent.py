@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import pathlib
+import re
 import signal
 
 import pytest
@@ -138,6 +139,18 @@ async def test_readiness_is_announced_once_sources_run(tmp_path, caplog):
     ready = [r for r in caplog.records if "syswarden ready" in r.getMessage()]
     assert len(ready) == 1
     assert "sources=kit-source" in ready[0].getMessage()
+
+
+async def test_start_up_phases_are_timed_and_logged_once_ready(tmp_path, caplog):
+    agent = make_agent(tmp_path, count=3)
+    with caplog.at_level(logging.INFO, logger="syswarden"):
+        await agent.run()
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("start-up:")]
+    assert len(lines) == 1
+    phases = dict(re.findall(r"([a-z ]+) (\d+\.\d+) s", lines[0].split(":", 1)[1]))
+    assert {k.strip() for k in phases} == set(Agent.STARTUP_PHASES)
+    assert set(agent.startup) == set(Agent.STARTUP_PHASES)
+    assert all(v >= 0 for v in agent.startup.values())
 
 
 def test_the_hot_path_holds_bound_methods_not_hook_callers(tmp_path):

@@ -10,7 +10,8 @@ counters).  The helper then exits.
 
 Protocol on the socket: the agent sends one JSON document (``{"text": ..., "tracepoints":
 [[tp, fn], ...]}``) and shuts down its write side; the helper answers with one message whose
-data is a JSON document (``{"maps": [names], "attached": [tps], "missing": [tps]}`` or
+data is a JSON document (``{"maps": [names], "attached": [tps], "missing": [tps], "seconds":
+{"import": s, "compile": s, "attach": s}}``, the helper's own phases, or
 ``{"error": ..., "hint": ...}``) and whose ancillary data carries the fds, maps first, then the
 perf events in the order of ``attached``.
 """
@@ -23,6 +24,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +37,8 @@ class Loaded:
     maps: dict[str, int]
     attached: dict[str, int]            # hook -> its fd (a perf event, an fexit link)
     missing: list[str] = field(default_factory=list)
+    #: the helper's phases: bcc imported, the program compiled and loaded, the hooks attached
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 class LoadError(Exception):
@@ -77,7 +81,7 @@ def load(text: str, tracepoints: list[tuple[str, str]], timeout: float = 120.0) 
     names, attached = reply["maps"], reply["attached"]
     maps = dict(zip(names, fds[:len(names)]))
     perf = dict(zip(attached, fds[len(names):]))
-    return Loaded(maps, perf, reply.get("missing", []))
+    return Loaded(maps, perf, reply.get("missing", []), reply.get("seconds", {}))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -98,18 +102,21 @@ def _helper(sock: socket.socket) -> None:
             break
         buf += data
     req = json.loads(buf)
+    t0 = time.perf_counter()
     try:
         import bcc  # noqa: PLC0415
     except Exception as exc:
         _reply(sock, {"error": f"the eBPF source needs bcc, which cannot be imported ({exc})",
                       "hint": HINT})
         return
+    t1 = time.perf_counter()
     try:
         bpf = bcc.BPF(text=req["text"].encode(), cflags=["-Wno-unused-function"])
     except Exception as exc:
         _reply(sock, {"error": f"the BPF program could not be compiled or loaded: {exc}",
                       "hint": HINT})
         return
+    t2 = time.perf_counter()
     attached, missing, fds = [], [], []
     for tp, fn in req["tracepoints"]:
         cat, name = tp.split(":", 1)
@@ -138,8 +145,9 @@ def _helper(sock: socket.socket) -> None:
         attached.append(tp)
         fds.append(bpf.tracepoint_fds[tp.encode()])
     map_fds = [bpf[name.encode()].map_fd for name in MAPS]
-    _reply(sock, {"maps": list(MAPS), "attached": attached, "missing": missing},
-           map_fds + fds)
+    seconds = {"import": t1 - t0, "compile": t2 - t1, "attach": time.perf_counter() - t2}
+    _reply(sock, {"maps": list(MAPS), "attached": attached, "missing": missing,
+                  "seconds": seconds}, map_fds + fds)
     # exit without bcc's cleanup (which would detach): the agent now holds the fds
     os._exit(0)
 

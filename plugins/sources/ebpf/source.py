@@ -187,6 +187,7 @@ class Program:
         self.maps = loaded.maps
         self.attached = loaded.attached              # hook -> perf event or link fd
         self.missing = loaded.missing
+        self.seconds = loaded.seconds                # the loader helper's phases
         self.compiled = syscalls
         self.rings = (MmapRing(self.maps["proc_ring"], P.ring_bytes(cfg["proc_ring_pages"])),
                       MmapRing(self.maps["evt_ring"], P.ring_bytes(cfg["evt_ring_pages"])))
@@ -310,6 +311,7 @@ class EbpfSource:
         registers -> enter); the source's config changes only once a program is loaded."""
         check_environment()
         cfg = self.cfg
+        t0 = time.perf_counter()
         while True:
             try:
                 loaded = loader.load(self.program_text(cfg), P.tracepoints(self.event_types, cfg))
@@ -323,6 +325,10 @@ class EbpfSource:
         log.info("ebpf: %d hooks attached (%s), syscall arguments from %s",
                  len(loaded.attached), ", ".join(kinds),
                  "the registers" if P.task_regs(self.cfg) else "enter tracepoints")
+        took = loaded.seconds
+        log.info("ebpf: program built in %.3f s: bcc import %.3f s, compile and load %.3f s, "
+                 "attach %.3f s", time.perf_counter() - t0, took.get("import", 0.0),
+                 took.get("compile", 0.0), took.get("attach", 0.0))
         if self.open_prefilter is not None:
             log.info("ebpf: opens sent when: %s (or a directory, or a path not judged here)",
                      self.open_prefilter.describe())

@@ -360,6 +360,20 @@ async def test_only_the_needed_tracepoints_are_attached_and_a_reload_changes_the
     assert any(e.type == "openat" for e in mine(live, {"openat"}))
 
 
+def test_the_program_build_is_timed_by_phase_and_logged(caplog):
+    src = EbpfSource({}, {"openat"}, os.getpid())
+    with caplog.at_level(logging.INFO, logger="syswarden"):
+        src.load()
+    try:
+        seconds = src.prog.seconds
+    finally:
+        src.close()
+    assert set(seconds) == {"import", "compile", "attach"}
+    assert seconds["compile"] > 0 and all(v >= 0 for v in seconds.values())
+    line = next(r.getMessage() for r in caplog.records if "program built in" in r.getMessage())
+    assert f"compile and load {seconds['compile']:.3f} s" in line
+
+
 def test_tiny_ring_accounting_is_exact():
     """generated = delivered + dropped, per ring, with a ring far too small."""
     src = EbpfSource({"evt_ring_pages": 1}, {"openat"}, os.getpid())
