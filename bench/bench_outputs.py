@@ -5,7 +5,10 @@
       (SQLite WAL), i.e. how fast a burst is made crash-safe;
   (c) webhook delivery to a local HTTP receiver (keep-alive, one request per alert);
   (d) isolation: 1000 alerts offered to a file output and to a webhook whose receiver takes
-      5 s per request: the time until the file has all of them, and the time the offers took.
+      5 s per request: the time until the file has all of them, and the time the offers took;
+  (e) recovery: 2,000 alerts spooled while the receiver answers 500, then it answers 200: the
+      time until all are delivered, one request at a time (max_in_flight 1) and at the default
+      (4), with an instant receiver and one taking 10 ms per request (a remote receiver).
 
 Receivers are real (trio HTTP server on 127.0.0.1, the one the tests use).  Prints figures;
 asserts nothing.
@@ -132,12 +135,36 @@ async def bench_isolation(directory: str) -> None:
           f"{offered * 1000:.1f} ms; the file output had all of them after {dt * 1000:.1f} ms")
 
 
+async def bench_recovery(directory: str, in_flight: int, delay: float) -> None:
+    n = 2000
+    receiver = HttpReceiver(mode="fail")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(receiver.serve)
+        out = webhook(receiver.url, directory, max_in_flight=in_flight)
+        runner = OutputRunner.for_output(out, CONFIG, Metrics())
+        await nursery.start(runner.run)
+        for a in alerts(n):
+            runner.offer(a)
+        await until(lambda: out.pending() >= n and len(receiver.seen) >= 5)
+        t0 = time.perf_counter()
+        receiver.mode, receiver.delay = ("slow", delay) if delay else ("ok", 0.0)
+        await receiver.wait_for(n, timeout=600)
+        dt = time.perf_counter() - t0
+        nursery.cancel_scope.cancel()
+    print(f"(e) recovery, receiver {delay * 1000:.0f} ms per request, max_in_flight "
+          f"{in_flight}: {n} spooled alerts drained in {dt:.2f} s = {n / dt:,.0f} alerts/s")
+
+
 async def main(n: int) -> None:
     for bench in (bench_file, bench_spool, bench_delivery):
         with tempfile.TemporaryDirectory() as directory:
             await bench(n, directory)
     with tempfile.TemporaryDirectory() as directory:
         await bench_isolation(directory)
+    for delay in (0.0, 0.01):
+        for in_flight in (1, 4):
+            with tempfile.TemporaryDirectory() as directory:
+                await bench_recovery(directory, in_flight, delay)
 
 
 if __name__ == "__main__":

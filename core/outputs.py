@@ -11,13 +11,17 @@ Counters: ``outputs.<name>.queued``, ``outputs.<name>.suppressed`` (rate limit),
 
 Output plugins share the per-output config keys (:func:`output_keys`: ``min_priority`` or
 ``priority``, ``json_output``, ``rate``, ``max_burst``, ``queue_size``), read them with
-:class:`OutputSettings`, and read their queue in batches with :func:`batches`.
+:class:`OutputSettings`, read their queue in batches with :func:`batches`, and write a batch
+in a worker thread with :class:`ThreadedWriter` (``.sent``, ``.failed``, or ``.dropped`` when
+the writing thread is still stuck as the shutdown grace runs out: every alert counted once).
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import trio
 
@@ -27,6 +31,8 @@ from .config import PRIORITIES, Key, Section
 if TYPE_CHECKING:
     from .metrics import Metrics
     from .protocols import Output
+
+log = logging.getLogger("syswarden.outputs")
 
 
 class TokenBucket:
@@ -211,3 +217,41 @@ async def batches(alerts: "trio.MemoryReceiveChannel[Alert]", limit: int = 512):
             except (trio.WouldBlock, trio.EndOfChannel):
                 break
         yield batch
+
+
+class ThreadedWriter:
+    """Writes batches with a blocking ``write(batch) -> bool`` (True: written, False: failed,
+    already logged) in a worker thread, so a blocked pipe or a slow disk stalls only its output.
+
+    Each alert is counted exactly once: ``outputs.<name>.sent`` or ``.failed`` when the write
+    returns, ``.dropped`` when the task is cancelled (the shutdown grace ran out) while the
+    thread is still blocked.  The abandoned thread, should it finish later, counts nothing.
+    """
+
+    def __init__(self, name: str, metrics: "Metrics", write: Callable[[list[Alert]], bool]
+                 ) -> None:
+        self.name = name
+        self.metrics = metrics
+        self.write = write
+        self._lock = threading.Lock()
+
+    async def __call__(self, batch: list[Alert]) -> None:
+        settled = [False]               # this batch is counted (guarded by the lock)
+        try:
+            await trio.to_thread.run_sync(self._write, batch, settled, abandon_on_cancel=True)
+        except trio.Cancelled:
+            with self._lock:
+                stuck, settled[0] = not settled[0], True
+            if stuck:
+                self.metrics.inc(f"outputs.{self.name}.dropped", len(batch))
+                log.error("output %r: %d alerts still being written when the shutdown grace "
+                          "ran out: dropped", self.name, len(batch))
+            raise
+
+    def _write(self, batch: list[Alert], settled: list[bool]) -> None:
+        ok = self.write(batch)
+        with self._lock:
+            if settled[0]:
+                return                  # abandoned: already counted as dropped
+            settled[0] = True
+            self.metrics.inc(f"outputs.{self.name}.{'sent' if ok else 'failed'}", len(batch))

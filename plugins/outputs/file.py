@@ -17,7 +17,8 @@ import trio
 
 from syswarden.core.config import Key, Section
 from syswarden.core.hookspecs import hookimpl
-from syswarden.core.outputs import OutputSettings, batches, build_if_enabled, output_schema
+from syswarden.core.outputs import (OutputSettings, ThreadedWriter, batches, build_if_enabled,
+                                    output_schema)
 
 log = logging.getLogger("syswarden.outputs.file")
 
@@ -38,15 +39,16 @@ class FileOutput:
     async def run(self, alerts: trio.MemoryReceiveChannel, *,
                   task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
+        # in a thread: a slow disk (NFS, a full journal) stalls only this output
+        write = ThreadedWriter(self.name, self.metrics, self.write)
         try:
             async with alerts:
                 async for batch in batches(alerts):
-                    # in a thread: a slow disk (NFS, a full journal) stalls only this output
-                    await trio.to_thread.run_sync(self.write, batch, abandon_on_cancel=True)
+                    await write(batch)
         finally:
             self._close()
 
-    def write(self, batch: list) -> None:
+    def write(self, batch: list) -> bool:
         text = "".join(self.formatter(a) + "\n" for a in batch)
         if self._reopen:
             self._reopen = False
@@ -64,13 +66,12 @@ class FileOutput:
                     fh.close()
         except OSError as exc:
             self._close()
-            self.metrics.inc("outputs.file.failed", len(batch))
             if not self._failing:
                 log.error("file output: cannot write %s: %s", self.filename, exc)
             self._failing = True
-        else:
-            self.metrics.inc("outputs.file.sent", len(batch))
-            self._failing = False
+            return False
+        self._failing = False
+        return True
 
     def reopen(self) -> None:
         """The next write opens the path again (after a logrotate rename).  Only a flag: the

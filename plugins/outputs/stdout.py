@@ -2,7 +2,9 @@
 
 Lines are flushed per batch unless ``buffered_outputs`` is set.  Writes happen in a worker
 thread: stdout piped into a slow reader stalls this output alone.  A closed stdout (the reader
-went away) is counted as ``outputs.stdout.failed`` per alert, never raised into the agent.
+went away) is counted as ``outputs.stdout.failed`` per alert, never raised into the agent; a
+batch still blocked when the shutdown grace runs out (a reader that never reads) is counted as
+``outputs.stdout.dropped``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import trio
 
 from syswarden.core.config import Key, Section
 from syswarden.core.hookspecs import hookimpl
-from syswarden.core.outputs import OutputSettings, batches, build_if_enabled, output_schema
+from syswarden.core.outputs import (OutputSettings, ThreadedWriter, batches, build_if_enabled,
+                                    output_schema)
 
 
 class StdoutOutput:
@@ -30,22 +33,22 @@ class StdoutOutput:
     async def run(self, alerts: trio.MemoryReceiveChannel, *,
                   task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
+        # a pipe to a slow reader blocks the write: in a thread, it fills only this output's
+        # queue, never the detection path
+        write = ThreadedWriter(self.name, self.metrics, self.write)
         async with alerts:
             async for batch in batches(alerts):
-                # a pipe to a slow reader blocks the write: in a thread, it fills only this
-                # output's queue, never the detection path
-                await trio.to_thread.run_sync(self.write, batch, abandon_on_cancel=True)
+                await write(batch)
 
-    def write(self, batch: list) -> None:
+    def write(self, batch: list) -> bool:
         stream = self.stream or sys.stdout   # looked up late: tests and the CLI swap sys.stdout
         try:
             stream.write("".join(self.formatter(a) + "\n" for a in batch))
             if not self.buffered:
                 stream.flush()
         except (OSError, ValueError):
-            self.metrics.inc("outputs.stdout.failed", len(batch))
-        else:
-            self.metrics.inc("outputs.stdout.sent", len(batch))
+            return False
+        return True
 
 
 @hookimpl

@@ -6,7 +6,8 @@
 ``${ENV}`` values, ``timeout``, retries, the on-disk queue, de-duplication, preset options).
 ``webhook_outputs`` maps more webhooks' names to mappings with the same keys.
 See docs/outputs.md.  The pieces: :mod:`.output` (the output), :mod:`.spool` (the disk queue),
-:mod:`.delivery` (HTTP and retries), :mod:`.presets` and :mod:`.templates` (the payloads).
+:mod:`.backlog` (the disk queue and what it could not take), :mod:`.delivery` (HTTP and
+retries), :mod:`.presets` and :mod:`.templates` (the payloads).
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ def webhook_section(enabled_default: bool) -> Section:
         "queue_max": Key(int, 100_000, "jobs kept on disk; beyond, the oldest are dropped"),
         "retry_initial": Key(float, 0.5, "first retry delay, doubled each attempt (jittered)"),
         "retry_max": Key(float, 60.0, "longest retry delay"),
+        "max_in_flight": Key(int, 4, "requests sent at once while the receiver answers (one "
+                             "at a time while it fails); 1: delivered strictly in order", min=1),
         "max_attempts": Key(int, 0, "attempts before an alert is given up; 0: never give up"),
         "dedup_window": Key(float, None, "seconds in which repeats of an alert are folded "
                                          "(0: off; default: redmine 3600, others 0)"),

@@ -62,8 +62,9 @@ def ssl_context(section: dict[str, Any]) -> ssl.SSLContext | bool:
 
 def make_client(section: dict[str, Any], tls: ssl.SSLContext | bool) -> httpx.AsyncClient:
     keep_alive = section.get("keep_alive", True)
-    limits = httpx.Limits(max_connections=4,
-                          max_keepalive_connections=4 if keep_alive else 0)
+    connections = int(section.get("max_in_flight") or 4)     # one per request in flight
+    limits = httpx.Limits(max_connections=connections,
+                          max_keepalive_connections=connections if keep_alive else 0)
     return httpx.AsyncClient(verify=tls, limits=limits,
                              timeout=float(section.get("timeout") or 10.0),
                              headers={"User-Agent": section.get("user_agent") or "syswarden"},

@@ -16,9 +16,11 @@ Two tables:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
+from collections.abc import Container, Iterator
 from dataclasses import asdict, dataclass
 
 from syswarden.core.alert import Alert, Priority
@@ -82,18 +84,19 @@ class Spool:
     # -- jobs ----------------------------------------------------------------------------------
 
     def add_alerts(self, alerts: list[tuple[Alert, str | None]]) -> int:
-        """Queue alerts (each with its dedup key or None); return the old jobs dropped."""
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
+        """Queue alerts (each with its dedup key or None); return the old jobs dropped.
+        Raises sqlite3.Error when the spool cannot be written (disk full): nothing changed."""
+        with self._writing():
             self.db.executemany(
                 "INSERT INTO jobs (kind, dedup_key, alert) VALUES ('alert', ?, ?)",
                 [(key, alert_to_json(a)) for a, key in alerts])
-            return self._trim(len(alerts))
+            dropped = self._trim(len(alerts))
+        self.size += len(alerts) - dropped          # only once committed
+        return dropped
 
     def add_repeat(self, key: str, alert: Alert, not_before: float) -> int:
         """Count one more repeat for ``key``: grows the pending note, or queues a new one."""
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
+        with self._writing():
             cur = self.db.execute(
                 "UPDATE jobs SET count = count + 1, alert = ? WHERE kind = 'repeat' "
                 "AND dedup_key = ?", (alert_to_json(alert), key))
@@ -102,46 +105,66 @@ class Spool:
             self.db.execute(
                 "INSERT INTO jobs (kind, dedup_key, not_before, alert) VALUES ('repeat', ?, ?, ?)",
                 (key, not_before, alert_to_json(alert)))
-            return self._trim(1)
+            dropped = self._trim(1)
+        self.size += 1 - dropped
+        return dropped
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One write transaction.  A failed COMMIT (SQLITE_FULL) is rolled back, so the
+        connection is ready for the next write once there is room again."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
 
     def _trim(self, added: int) -> int:
-        """Inside the inserting transaction: drop the oldest beyond the bound."""
+        """Inside the inserting transaction: delete the oldest beyond the bound; their number."""
         excess = self.size + added - self.max_jobs
-        if excess > 0:
-            self.db.execute("DELETE FROM jobs WHERE id IN "
-                            "(SELECT id FROM jobs ORDER BY id LIMIT ?)", (excess,))
-            self.size = self.max_jobs
-            return excess
-        self.size += added
-        return 0
+        if excess <= 0:
+            return 0
+        self.db.execute("DELETE FROM jobs WHERE id IN "
+                        "(SELECT id FROM jobs ORDER BY id LIMIT ?)", (excess,))
+        return excess
 
-    def next_due(self, now: float | None) -> Job | None:
-        """The oldest job due at ``now`` (None: every job is due)."""
+    def next_due(self, now: float | None, exclude: Container[int] = ()) -> Job | None:
+        """The oldest job due at ``now`` (None: every job is due) whose id is not in
+        ``exclude`` (jobs being sent, delivered jobs the full disk would not let go)."""
         sql = "SELECT id, kind, dedup_key, count, alert FROM jobs"
         args: tuple = ()
         if now is not None:
             sql += " WHERE not_before <= ?"
             args = (now,)
-        row = self.db.execute(sql + " ORDER BY id LIMIT 1", args).fetchone()
-        if row is None:
+        cur = self.db.execute(sql + " ORDER BY id", args)
+        try:
+            for row in cur:
+                if row[0] not in exclude:
+                    return Job(row[0], row[1], row[2], row[3], alert_from_json(row[4]))
             return None
-        return Job(row[0], row[1], row[2], row[3], alert_from_json(row[4]))
+        finally:
+            cur.close()
 
-    def next_wake(self) -> float | None:
-        (when,) = self.db.execute("SELECT MIN(not_before) FROM jobs").fetchone()
+    def next_wake(self, now: float = 0.0) -> float | None:
+        """When the next job held back (a repeat note) becomes due, if any is after ``now``."""
+        (when,) = self.db.execute("SELECT MIN(not_before) FROM jobs WHERE not_before > ?",
+                                  (now,)).fetchone()
         return when
 
     def done(self, job: Job, next_note: float = 0.0) -> None:
         """The job was delivered (or given up).  A repeat note that gained repeats while it
-        was being sent stays, with what it gained, due at ``next_note``."""
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
+        was being sent stays, with what it gained, due at ``next_note``.  Raises sqlite3.Error
+        when the spool cannot be written (the job stays)."""
+        with self._writing():
             if job.kind == "repeat" and self.db.execute(
                     "UPDATE jobs SET count = count - ?, not_before = ? WHERE id = ? AND count > ?",
                     (job.count, next_note, job.id, job.count)).rowcount:
                 return
-            if self.db.execute("DELETE FROM jobs WHERE id = ?", (job.id,)).rowcount:
-                self.size -= 1
+            deleted = self.db.execute("DELETE FROM jobs WHERE id = ?", (job.id,)).rowcount
+        self.size -= deleted
 
     def __len__(self) -> int:
         return self.size
@@ -150,8 +173,7 @@ class Spool:
 
     def seen(self, key: str, now: float, window: float) -> tuple[bool, int]:
         """Record an alert for ``key``: (is a repeat within the window, alerts in the window)."""
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
+        with self._writing():
             row = self.db.execute("SELECT first_seen, count FROM dedup WHERE key = ?",
                                   (key,)).fetchone()
             if row is not None and now - row[0] < window:

@@ -48,7 +48,8 @@ class HttpReceiver:
     """Answers by ``mode``: ``ok``, ``fail`` (500), ``busy`` (429 + Retry-After: 1),
     ``reject`` (400 with a body), ``hang``, ``close`` (drop the connection unanswered), or
     ``slow`` (answer after ``delay`` seconds).  ``fail_first`` answers 500 that many times first.
-    Every request that got a 2xx is in ``delivered``; every request at all in ``seen``."""
+    Every request that got a 2xx is in ``delivered``; every request at all in ``seen``;
+    ``max_concurrent`` is the most requests it was answering at once."""
 
     mode: str = "ok"
     delay: float = 0.0
@@ -59,6 +60,8 @@ class HttpReceiver:
     got: trio.Event = field(default_factory=trio.Event)
     tls: ssl.SSLContext | None = None            # serve HTTPS with this server context
     answer: bytes = b'{"ok": true}'               # the body of a 200
+    max_concurrent: int = 0
+    _answering: int = 0
     _scope: trio.CancelScope | None = None
 
     @property
@@ -124,15 +127,20 @@ class HttpReceiver:
                     body = gzip.decompress(body)
                 req = Received(method, path, headers, body)
                 self.seen.append(req)
-                status, extra, answer = await self._answer()
-                if status is None:
-                    return                      # close without answering
-                if 200 <= status < 300:
-                    self.delivered.append(req)
-                    self.got.set()
-                text = (f"HTTP/1.1 {status} X\r\nContent-Length: {len(answer)}\r\n"
-                        f"Content-Type: application/json\r\n{extra}\r\n").encode() + answer
-                await stream.send_all(text)
+                self._answering += 1
+                self.max_concurrent = max(self.max_concurrent, self._answering)
+                try:
+                    status, extra, answer = await self._answer()
+                    if status is None:
+                        return                      # close without answering
+                    if 200 <= status < 300:
+                        self.delivered.append(req)
+                        self.got.set()
+                    text = (f"HTTP/1.1 {status} X\r\nContent-Length: {len(answer)}\r\n"
+                            f"Content-Type: application/json\r\n{extra}\r\n").encode() + answer
+                    await stream.send_all(text)
+                finally:
+                    self._answering -= 1
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return                              # includes a failed TLS handshake
 

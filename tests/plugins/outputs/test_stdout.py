@@ -80,3 +80,62 @@ async def test_a_stdout_nobody_reads_stalls_no_other_output(tmp_path, drive, met
         if not drained.is_set():
             threading.Thread(target=drain, daemon=True).start()
         stuck.runner.close()
+
+
+def exit_counters(log: str) -> dict[str, int]:
+    """The agent's ``counters at exit:`` line as a dict."""
+    line = [ln for ln in log.splitlines() if "counters at exit:" in ln][-1]
+    pairs = (kv.rpartition("=") for kv in line.split("counters at exit: ", 1)[1].split())
+    return {k: int(v) for k, _, v in pairs if v.isdigit()}
+
+
+async def test_a_stalled_stdout_at_stop_every_alert_is_written_or_counted(tmp_path):
+    """The real agent, its stdout a pipe nobody reads, stopped: the batch its writing thread
+    was stuck in when the grace ran out is counted as dropped like the rest of the queue, so
+    written + dropped is every alert raised."""
+    import os
+    import pathlib
+    import signal
+    import subprocess
+    import sys
+
+    import trio
+
+    kit = str(pathlib.Path(__file__).parents[2] / "core" / "plugin_kit.py")
+    rules = tmp_path / "kit-rules.json"
+    rules.write_text(json.dumps({"type": "kit"}))
+    recorded = tmp_path / "kit-out.txt"
+    config = tmp_path / "config.yaml"
+    config.write_text(json.dumps({
+        "plugins": [kit],
+        "disabled_plugins": ["ebpf", "replay", "process", "docker", "rules", "file", "syslog",
+                             "program"],
+        "kit": {"rules": str(rules), "output": str(recorded), "count": 3000, "batch": 10,
+                "forever": True},
+        "pipeline": {"stats_interval": 0, "shutdown_grace": 1}}))
+    r, w = os.pipe()                 # nobody reads r: ~64 kB fit, the rest blocks the writer
+    log = tmp_path / "agent.log"
+    with open(log, "w") as err:
+        agent = subprocess.Popen([sys.executable, "-m", "syswarden.core.cli", "-c", str(config)],
+                                 stdout=w, stderr=err)
+    os.close(w)
+    try:
+        with trio.fail_after(60):    # every alert raised: the kit's own output has them all
+            while not recorded.exists() or len(recorded.read_text().splitlines()) < 3000:
+                assert agent.poll() is None, log.read_text()
+                await trio.sleep(0.05)
+        agent.send_signal(signal.SIGTERM)
+        with trio.fail_after(30):
+            while agent.poll() is None:
+                await trio.sleep(0.05)
+    finally:
+        agent.kill()
+        agent.wait()
+        os.close(r)
+    assert agent.returncode == 0, log.read_text()
+    counters = exit_counters(log.read_text())
+    assert counters["alerts.total"] == 3000
+    sent = counters.get("outputs.stdout.sent", 0)
+    dropped = counters.get("outputs.stdout.dropped", 0)
+    assert 0 < sent < 3000 and dropped > 0                  # it was indeed stalled
+    assert sent + dropped + counters.get("outputs.stdout.failed", 0) == 3000, counters

@@ -23,7 +23,7 @@ async def main(queue_file: str, url: str, first: int, count: int) -> None:
               "pipeline": {"output_queue": 10000, "shutdown_grace": 5.0}}
     section = webhook_section(True).defaults()
     section.update(name="crash", url=url, queue_file=queue_file, retry_initial=0.1,
-                   retry_max=0.5)
+                   retry_max=0.5, max_in_flight=1)           # in order: old ones first
     out = WebhookOutput(config, section, Metrics())
     runner = OutputRunner.for_output(out, config, Metrics())
     async with trio.open_nursery() as nursery:

@@ -23,7 +23,8 @@ CHILD = os.path.join(os.path.dirname(__file__), "spool_child.py")
 
 
 async def test_falco_json_body_with_stable_id(receiver, drive, metrics, tmp_path):
-    out = WebhookOutput(base_config(), hook(receiver.url, tmp_path), metrics)
+    """One request at a time (max_in_flight: 1): in order, each once."""
+    out = WebhookOutput(base_config(), hook(receiver.url, tmp_path, max_in_flight=1), metrics)
     driven = await drive(out)
     alerts = [make_alert(i) for i in range(20)]
     driven.offer(alerts)
@@ -78,7 +79,8 @@ async def test_4xx_not_retried_and_logged_with_body(receiver, drive, metrics, tm
 async def test_receiver_down_30s_then_up_every_alert_delivered(receiver, drive, metrics,
                                                                 tmp_path, nursery):
     receiver.down()
-    out = WebhookOutput(base_config(), hook(receiver.url, tmp_path, retry_max=2.0), metrics)
+    out = WebhookOutput(base_config(), hook(receiver.url, tmp_path, retry_max=2.0,
+                                            max_in_flight=1), metrics)
     driven = await drive(out)
     alerts = [make_alert(i) for i in range(100)]
     for a in alerts[:50]:
@@ -126,7 +128,7 @@ async def test_graceful_stop_keeps_the_rest_for_the_next_start(receiver, drive, 
                                                                 tmp_path, nursery):
     receiver.down()
     config = base_config(pipeline={"output_queue": 1000, "shutdown_grace": 0.5})
-    section = hook(receiver.url, tmp_path)
+    section = hook(receiver.url, tmp_path, max_in_flight=1)        # in order
     driven = await drive(WebhookOutput(config, section, metrics), config)
     alerts = [make_alert(i) for i in range(7)]
     driven.offer(alerts)
@@ -143,7 +145,7 @@ async def test_graceful_stop_keeps_the_rest_for_the_next_start(receiver, drive, 
 async def test_full_spool_drops_oldest_counted(receiver, drive, metrics, tmp_path, nursery):
     receiver.down()
     config = base_config(pipeline={"output_queue": 1000, "shutdown_grace": 0.2})
-    section = hook(receiver.url, tmp_path, queue_max=10)
+    section = hook(receiver.url, tmp_path, queue_max=10, max_in_flight=1)     # in order
     driven = await drive(WebhookOutput(config, section, metrics), config)
     alerts = [make_alert(i) for i in range(25)]
     for a in alerts:
