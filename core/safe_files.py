@@ -69,7 +69,8 @@ def mode_problem(value: Any) -> str | None:
 
 def mode_key(doc: str) -> Key:
     """The config key of a file's mode (default 0600), validated by :func:`mode_problem`."""
-    return Key((str, int), f"{FILE_MODE:04o}", doc, check=mode_problem)
+    return Key((str, int), f"{FILE_MODE:04o}", f"{doc} (octal, at most {WIDEST_FILE_MODE:04o})",
+               check=mode_problem)
 
 
 def configured_mode(value: Any, key: str) -> int:
@@ -100,9 +101,12 @@ def open_file(path: str, mode: int = FILE_MODE, *, truncate: bool = False, creat
     path = os.path.abspath(path)
     parent, name = os.path.split(path)
     dfd = _open_dir(parent, dir_mode if make_dirs else None)
-    if private_dir:
-        _check_private(dfd, parent)
     try:
+        if private_dir and _others_write(os.fstat(dfd)):
+            _refuse_entry(dfd, name, path)         # a planted link or FIFO: say that first
+            raise _refused(parent, "the directory is writable by others: files created beside "
+                           "this one by name could be planted first", f"chmod go-w {parent}, or "
+                           f"{_HINT_PLACE}")
         fd = _open_in(dfd, name, path, mode, truncate, create)
     finally:
         os.close(dfd)
@@ -246,13 +250,6 @@ def _check_dir(fd: int, where: str) -> None:
     if _others_write(st) and not st.st_mode & stat.S_ISVTX:
         raise _refused(where, "the directory is writable by others and not sticky: anyone can "
                        "replace what is in it", f"chmod go-w {where}, or {_HINT_PLACE}")
-
-
-def _check_private(fd: int, where: str) -> None:
-    if _others_write(os.fstat(fd)):
-        raise _refused(where, "the directory is writable by others: files created beside this "
-                       "one by name could be planted first", f"chmod go-w {where}, or "
-                       f"{_HINT_PLACE}")
 
 
 def _others_write(st: os.stat_result) -> bool:

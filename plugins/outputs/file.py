@@ -22,8 +22,8 @@ from typing import IO, Any
 import trio
 
 from syswarden.core.config import Key, Section
-from syswarden.core.hookspecs import hookimpl
 from syswarden.core.errors import UnsafePathError
+from syswarden.core.hookspecs import hookimpl
 from syswarden.core.outputs import OutputSettings, batches, build_if_enabled, output_schema
 from syswarden.core.safe_files import configured_mode, mode_key, open_file
 
@@ -121,7 +121,7 @@ def syswarden_config_schema() -> dict[str, Section]:
         "file_output", "Falco's file output", Key(bool, False, "append alerts to a file"),
         keep_alive=Key(bool, False, "keep the file open (reopened on SIGUSR1/SIGHUP)"),
         filename=Key(str, "./events.txt", "the file alerts are appended to"),
-        mode=mode_key("the file's permissions (octal), set when it is opened"))
+        mode=mode_key("the file's permissions, set when it is opened"))
 
 
 @hookimpl

@@ -13,15 +13,8 @@ import pytest
 from syswarden.core.config import load_config
 from syswarden.core.errors import ConfigError, UnsafePathError
 from syswarden.core.plugins import make_plugin_manager
-from syswarden.core.safe_files import (dir_mode_for, make_dirs, mode_problem, open_file,
-                                       parse_mode)
-from tests.helpers.users import as_nobody, root_secret, shared_dir, unchanged
-
-
-@pytest.fixture
-def shared():
-    with shared_dir() as path:
-        yield path
+from syswarden.core.safe_files import dir_mode_for, make_dirs, mode_problem, open_file, parse_mode
+from tests.helpers.users import as_nobody, root_secret, shared_fixture, unchanged  # noqa: F401
 
 
 def mode_of(path: pathlib.Path) -> int:

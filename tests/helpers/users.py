@@ -6,7 +6,8 @@ is a fresh world-writable sticky directory under /tmp (mode 1777, like /tmp itse
 can reach, removed afterwards.  ``root_secret(path)`` writes a root file of mode 0600, the kind
 of file a planted link points at.
 
-Use: ``from tests.helpers.users import as_nobody, shared_dir``.
+Use: ``from tests.helpers.users import as_nobody, shared_dir``; the fixture ``shared`` is
+``shared_dir()`` for one test (import ``shared_fixture``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ import pathlib
 import shutil
 import tempfile
 import traceback
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
 
 NOBODY = 65534
 SECRET = b"root:$6$only-root-may-read-this\n"
@@ -33,7 +37,7 @@ def as_nobody(fn: Callable[..., Any], *args: Any) -> None:
             os.setgid(NOBODY)
             os.setuid(NOBODY)
             fn(*args)
-        except BaseException:
+        except BaseException:  # noqa: BLE001 (the child must never return into pytest)
             traceback.print_exc()
             code = 1
         os._exit(code)
@@ -50,6 +54,13 @@ def shared_dir() -> Iterator[pathlib.Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(name="shared")
+def shared_fixture() -> Iterator[pathlib.Path]:
+    """:func:`shared_dir` as a fixture (import it into the test module)."""
+    with shared_dir() as path:
+        yield path
 
 
 def root_secret(path: pathlib.Path, mode: int = 0o600) -> pathlib.Path:

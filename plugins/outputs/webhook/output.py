@@ -35,6 +35,7 @@ import trio
 from syswarden.core.alert import Alert
 from syswarden.core.errors import ConfigError, OutputError
 from syswarden.core.outputs import AlertFormatter, OutputSettings, batches
+from syswarden.core.safe_files import configured_mode
 
 from .delivery import Backoff, make_client, send, ssl_context
 from .presets import Request, key_values, make_preset
@@ -94,6 +95,7 @@ class WebhookOutput:
         self.spool_path = section.get("queue_file") or \
             f"/var/lib/syswarden/webhook-{re.sub(r'[^A-Za-z0-9_.-]', '_', self.name)}.sqlite3"
         self.spool_max = int(section.get("queue_max") or 100_000)
+        self.spool_mode = configured_mode(section.get("queue_mode"), f"{where} queue_mode")
         self.spool: Spool | None = None
         self._left = 0
         self._wake = trio.Event()
@@ -124,7 +126,7 @@ class WebhookOutput:
     async def run(self, alerts: trio.MemoryReceiveChannel, *,
                   task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         try:
-            self.spool = Spool(self.spool_path, self.spool_max)
+            self.spool = Spool(self.spool_path, self.spool_max, self.spool_mode)
         except (OSError, sqlite3.Error) as exc:
             raise OutputError(f"webhook {self.name!r}: cannot open its queue "
                               f"{self.spool_path}: {exc}",

@@ -11,7 +11,7 @@ import trio
 from syswarden.core.errors import ConfigError, UnsafePathError
 from syswarden.plugins.outputs import file as file_plugin
 from syswarden.plugins.outputs.file import FileOutput
-from tests.helpers.users import as_nobody, root_secret, shared_dir, unchanged
+from tests.helpers.users import as_nobody, root_secret, shared_fixture, unchanged  # noqa: F401
 
 from .conftest import base_config, make_alert
 
@@ -108,12 +108,6 @@ def test_seed_falco_yaml_sections_build_the_output(tmp_path):
 
 
 # -- what another user plants at the path (a real user: nobody, in a sticky dir like /tmp) ------
-
-@pytest.fixture
-def shared():
-    with shared_dir() as path:
-        yield path
-
 
 async def wait_count(metrics, name: str, n: int) -> None:
     with trio.fail_after(10):
