@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
+import io
 import ipaddress
 import json
 import logging
@@ -43,6 +44,7 @@ from . import shellwords
 from .capture_lines import DamagedStream, open_lines, read_lines
 from .errors import Location, SourceError
 from .event import Container, Event, FdInfo, Mount, Process
+from .safe_files import open_file
 
 log = logging.getLogger("syswarden.capture")
 
@@ -259,6 +261,9 @@ def _now_ns() -> int:
 class CaptureWriter:
     """Writes events to a capture file (gzip when the name ends in ``.gz``).
 
+    A path is opened with :func:`~syswarden.core.safe_files.open_file` (mode 0600, truncated
+    only after the checks): a capture holds the whole host's command lines and file names.
+
     Written lines reach the file at least every ``flush_seconds`` (checked as events are
     written), so a live capture can be followed while it runs.
 
@@ -277,17 +282,22 @@ class CaptureWriter:
         if isinstance(path, (str, os.PathLike)):
             self.path = os.fspath(path)
             try:
-                if self.path.endswith(".gz"):
-                    self._fh: IO[str] = gzip.open(self.path, "wt", encoding="utf-8")
-                else:
-                    self._fh = open(self.path, "w", encoding="utf-8")
+                # root writes it: no link, FIFO or other user's file at the path (0600)
+                raw = os.fdopen(open_file(self.path, truncate=True), "wb")
             except OSError as exc:
                 raise CaptureError(f"cannot write capture: {exc.strerror}",
                                    Location(self.path)) from None
+            self._raw: IO[bytes] | None = raw
+            if self.path.endswith(".gz"):
+                self._fh: IO[str] = gzip.open(raw, "wt", encoding="utf-8")
+            else:
+                self._fh = io.TextIOWrapper(raw, encoding="utf-8")
+                self._raw = None            # closed with the text layer
             self._owned = True
         else:
             self.path = getattr(path, "name", "<stream>")
             self._fh = path
+            self._raw = None
             self._owned = False
         if header:
             self._line(header_record(**header_extra))
@@ -315,6 +325,8 @@ class CaptureWriter:
     def close(self) -> None:
         if self._owned:
             self._fh.close()
+            if self._raw is not None:       # a GzipFile given a file leaves it open
+                self._raw.close()
         else:
             self._fh.flush()
 

@@ -17,7 +17,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import yaml
 
@@ -43,6 +43,7 @@ class Key:
     choices: tuple | None = None
     items: Any = None  # type of list items, when type is list
     min: float | None = None  # smallest value a number may take
+    check: Callable[[Any], str | None] | None = None  # what is wrong with a value, or None
 
 
 @dataclass
@@ -284,6 +285,8 @@ def _check_value(value: Any, key: Key, path: tuple, dotted: str, marks: yamlmark
     if key.min is not None and value < key.min:
         raise ConfigError(f"{dotted} must be at least {key.min:g}, not {value!r}",
                           marks.loc(path, dotted))
+    if key.check is not None and (problem := key.check(value)):
+        raise ConfigError(f"{dotted} {problem}, not {value!r}", marks.loc(path, dotted))
     if key.items is not None and isinstance(value, list):
         for i, item in enumerate(value):
             if not _type_ok(item, key.items):

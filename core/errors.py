@@ -60,3 +60,8 @@ class SourceError(SyswardenError):
 
 class OutputError(SyswardenError):
     """An output that cannot be set up or cannot deliver."""
+
+
+class UnsafePathError(SyswardenError):
+    """A path root was asked to write that another user could have prepared: a symbolic or
+    hard link, a FIFO, a file or directory someone else owns, a directory others can write."""

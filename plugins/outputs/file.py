@@ -5,6 +5,12 @@ renamed file is never written to after the rename.  With ``keep_alive`` it stays
 ``reopen()`` (the agent calls it on SIGUSR1 and SIGHUP, e.g. from logrotate's postrotate) makes
 the next write open the path afresh.  A write that fails (disk full, directory gone) is logged
 once per failure streak and counted as ``outputs.file.failed``; the output keeps running.
+
+Every open goes through :func:`~syswarden.core.safe_files.open_file`: a symbolic link, a hard
+link, a FIFO or a file someone else owns at the path, or a directory others can replace it in,
+is refused.  At start that stops the agent with the reason; later (a link planted before a
+SIGUSR1 reopen) the batch is counted as failed and the reason logged.  The file gets ``mode``
+(default 0600: alerts hold the command lines and file names of the whole host).
 """
 
 from __future__ import annotations
@@ -16,9 +22,11 @@ from typing import IO, Any
 import trio
 
 from syswarden.core.config import Key, Section
+from syswarden.core.errors import UnsafePathError
 from syswarden.core.hookspecs import hookimpl
 from syswarden.core.outputs import (OutputSettings, ThreadedWriter, batches, build_if_enabled,
                                     output_schema)
+from syswarden.core.safe_files import configured_mode, mode_key, open_file
 
 log = logging.getLogger("syswarden.outputs.file")
 
@@ -32,16 +40,18 @@ class FileOutput:
         self.filename = os.path.abspath(section.get("filename") or "./events.txt")
         self.keep_alive = bool(section.get("keep_alive", False))
         self.buffered = bool(config.get("buffered_outputs", False))
+        self.mode = configured_mode(section.get("mode"), "file_output.mode")
         self._fh: IO[str] | None = None
         self._reopen = False
         self._failing = False
 
     async def run(self, alerts: trio.MemoryReceiveChannel, *,
                   task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()
         # in a thread: a slow disk (NFS, a full journal) stalls only this output
         write = ThreadedWriter(self.name, self.metrics, self.write)
         try:
+            await trio.to_thread.run_sync(self._open_at_start)
+            task_status.started()
             async with alerts:
                 async for batch in batches(alerts):
                     await write(batch)
@@ -54,7 +64,7 @@ class FileOutput:
             self._reopen = False
             self._close()
         try:
-            fh = self._fh or open(self.filename, "a", encoding="utf-8")
+            fh = self._fh or self._open()
             try:
                 fh.write(text)
                 if not self.buffered or not self.keep_alive:
@@ -64,14 +74,33 @@ class FileOutput:
                     self._fh = fh
                 else:
                     fh.close()
-        except OSError as exc:
+        except (OSError, UnsafePathError) as exc:
             self._close()
-            if not self._failing:
-                log.error("file output: cannot write %s: %s", self.filename, exc)
-            self._failing = True
+            self._failed(exc)
             return False
         self._failing = False
         return True
+
+    def _open(self) -> IO[str]:
+        return os.fdopen(open_file(self.filename, self.mode), "a", encoding="utf-8")
+
+    def _open_at_start(self) -> None:
+        """An unsafe path stops the agent at start; a missing directory is only logged (the
+        writes count their failures until it appears)."""
+        try:
+            fh = self._open()
+        except OSError as exc:
+            self._failed(exc)
+            return
+        if self.keep_alive:
+            self._fh = fh
+        else:
+            fh.close()
+
+    def _failed(self, exc: Exception) -> None:
+        if not self._failing:
+            log.error("file output: cannot write %s: %s", self.filename, exc)
+        self._failing = True
 
     def reopen(self) -> None:
         """The next write opens the path again (after a logrotate rename).  Only a flag: the
@@ -92,7 +121,8 @@ def syswarden_config_schema() -> dict[str, Section]:
     return output_schema(
         "file_output", "Falco's file output", Key(bool, False, "append alerts to a file"),
         keep_alive=Key(bool, False, "keep the file open (reopened on SIGUSR1/SIGHUP)"),
-        filename=Key(str, "./events.txt", "the file alerts are appended to"))
+        filename=Key(str, "./events.txt", "the file alerts are appended to"),
+        mode=mode_key("the file's permissions, set when it is opened"))
 
 
 @hookimpl

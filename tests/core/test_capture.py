@@ -28,7 +28,9 @@ from syswarden.core.capture import (
     record_to_event,
 )
 from syswarden.core.capture_lines import MAX_LINE_BYTES
+from syswarden.core.errors import UnsafePathError
 from syswarden.core.event import Container, Event, FdInfo, Mount, Process
+from tests.helpers.users import as_nobody, root_secret, shared_dir, unchanged
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((REPO / "docs" / "capture-format.schema.json").read_text())
@@ -480,6 +482,27 @@ def test_gzip_capture(tmp_path):
     with gzip.open(path, "rt") as fh:
         assert json.loads(fh.readline())["syswarden_capture"] == 1
     assert [e.num for e in read_capture(str(path))] == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("name", ["cap.jsonl", "cap.jsonl.gz"])
+def test_a_capture_is_written_0600(tmp_path, name):
+    path = tmp_path / name
+    with CaptureWriter(str(path)) as w:
+        w.write_batch(_live_events())
+    assert path.stat().st_mode & 0o7777 == 0o600
+    assert [e.num for e in read_capture(str(path))] == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("name", ["cap.jsonl", "cap.jsonl.gz"])
+def test_capture_w_refuses_a_symlink_nobody_planted(tmp_path, name):
+    """``capture -w /tmp/cap.jsonl``: a link planted there must not make root truncate the
+    file it points at."""
+    secret = root_secret(tmp_path / "shadow")
+    with shared_dir() as shared:
+        as_nobody(os.symlink, str(secret), str(shared / name))
+        with pytest.raises(UnsafePathError, match="is a symbolic link"):
+            CaptureWriter(str(shared / name))
+    assert unchanged(secret)
 
 
 def test_record_to_event_names_the_line():

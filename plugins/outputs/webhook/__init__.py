@@ -21,6 +21,7 @@ from syswarden.core.config import Key, Section
 from syswarden.core.errors import ConfigError
 from syswarden.core.hookspecs import hookimpl
 from syswarden.core.outputs import output_keys
+from syswarden.core.safe_files import mode_key
 
 from .output import WebhookOutput
 from .presets import PRESETS
@@ -57,6 +58,8 @@ def webhook_section(enabled_default: bool) -> Section:
                                         "timeout is retried like any failure (retry_*)"),
         "queue_file": Key(str, "", "the on-disk queue (default /var/lib/syswarden/webhook-NAME"
                                    ".sqlite3)"),
+        "queue_mode": mode_key("permissions of the queue and SQLite's side files; a "
+                               "directory created for them gets the matching search bits"),
         "queue_max": Key(int, 100_000, "jobs kept on disk; beyond, the oldest are dropped"),
         "retry_initial": Key(float, 0.5, "first retry delay, doubled each attempt (jittered)"),
         "retry_max": Key(float, 60.0, "longest retry delay"),

@@ -40,6 +40,7 @@ import trio
 from syswarden.core.alert import Alert
 from syswarden.core.errors import ConfigError, OutputError
 from syswarden.core.outputs import AlertFormatter, OutputSettings, batches
+from syswarden.core.safe_files import configured_mode
 
 from .backlog import Backlog
 from .delivery import Backoff, Outcome, make_client, send, ssl_context
@@ -100,6 +101,7 @@ class WebhookOutput:
         self.spool_path = section.get("queue_file") or \
             f"/var/lib/syswarden/webhook-{re.sub(r'[^A-Za-z0-9_.-]', '_', self.name)}.sqlite3"
         self.spool_max = int(section.get("queue_max") or 100_000)
+        self.spool_mode = configured_mode(section.get("queue_mode"), f"{where} queue_mode")
         self.max_in_flight = int(section.get("max_in_flight") or 4)
         pipeline = config.get("pipeline") or {}
         self.memory_max = int(settings.queue_size or pipeline.get("output_queue") or 10_000)
@@ -143,7 +145,7 @@ class WebhookOutput:
     async def run(self, alerts: trio.MemoryReceiveChannel, *,
                   task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         try:
-            self.spool = Spool(self.spool_path, self.spool_max)
+            self.spool = Spool(self.spool_path, self.spool_max, self.spool_mode)
         except (OSError, sqlite3.Error) as exc:
             raise OutputError(f"webhook {self.name!r}: cannot open its queue "
                               f"{self.spool_path}: {exc}",

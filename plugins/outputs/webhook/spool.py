@@ -12,6 +12,16 @@ Two tables:
           ``not_before`` holds a repeat note back so a burst becomes one note.
 ``dedup`` one row per de-duplication key: when its window started, how many alerts it has
           seen, the receiver's reference (a Redmine issue id) once the first one was delivered.
+
+The queue holds alerts (command lines, file names of the whole host) and root writes it, so the
+database is created by :func:`~syswarden.core.safe_files.open_file` before SQLite opens it: a
+symbolic link, hard link or FIFO at its path, a directory on the way another user owns or can
+write without the sticky bit, or a database directory anyone else can write even with it, is
+refused (:class:`~syswarden.core.errors.UnsafePathError`).  The file gets ``mode`` (default
+0600) and a directory created for it the matching search bits (0700).  SQLite names its side
+files after the database and creates them with the database's mode; ones left by a crash are
+checked and given the mode too, and nobody else can plant new ones: nobody else can write in
+that directory.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ from collections.abc import Container, Iterator
 from dataclasses import asdict, dataclass
 
 from syswarden.core.alert import Alert, Priority
+from syswarden.core.safe_files import FILE_MODE, dir_mode_for, open_file
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -44,6 +55,9 @@ CREATE TABLE IF NOT EXISTS dedup (
 );
 """
 
+#: what SQLite keeps beside the database (WAL mode, or the rollback journal)
+SIDE_FILES = ("-wal", "-shm", "-journal")
+
 
 def alert_to_json(alert: Alert) -> str:
     doc = asdict(alert)
@@ -57,6 +71,17 @@ def alert_from_json(text: str) -> Alert:
     return Alert(**doc)
 
 
+def prepare(path: str, mode: int) -> None:
+    """Create (or check) the database file and its directories before SQLite opens them."""
+    os.close(open_file(path, mode, make_dirs=True, dir_mode=dir_mode_for(mode),
+                       private_dir=True))
+    for suffix in SIDE_FILES:
+        try:
+            os.close(open_file(path + suffix, mode, create=False))
+        except FileNotFoundError:
+            pass
+
+
 @dataclass
 class Job:
     id: int
@@ -67,10 +92,10 @@ class Job:
 
 
 class Spool:
-    def __init__(self, path: str, max_jobs: int) -> None:
+    def __init__(self, path: str, max_jobs: int, mode: int = FILE_MODE) -> None:
         self.path = path
         self.max_jobs = max(1, int(max_jobs))
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        prepare(path, mode)
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")

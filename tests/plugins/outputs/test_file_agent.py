@@ -17,6 +17,7 @@ from syswarden.core.agent import Agent
 from syswarden.core.config import load_config
 from syswarden.core.event import Event
 from syswarden.core.plugins import BUILTIN_PLUGINS, make_plugin_manager
+from tests.helpers.users import as_nobody, root_secret, shared_dir, unchanged
 
 HERE = pathlib.Path(__file__).parent
 KIT = str(HERE.parents[1] / "core" / "plugin_kit.py")
@@ -85,3 +86,50 @@ async def test_logrotate_rename_then_sigusr1_then_sighup(tmp_path):
     assert nums(tmp_path / "events.log.1") == [1, 2, 3]
     assert nums(tmp_path / "events.log.2") == [4, 5]
     assert nums(events) == [6]
+
+
+def push_kit(agent: Agent, first: int, last: int) -> None:
+    [source] = [s for s in agent.sources if s.name == "push-source"]
+    source.push([Event("kit", ts=1_700_000_000_000_000_000 + n, num=n)
+                 for n in range(first, last + 1)])
+
+
+async def test_a_symlink_nobody_planted_stops_the_agent_at_start(tmp_path, caplog):
+    """The alerts file in a shared sticky dir (like /tmp), a link to a root file planted at
+    its name by nobody: the agent refuses to start and says why; the root file is untouched."""
+    secret = root_secret(tmp_path / "shadow")
+    with shared_dir() as shared:
+        as_nobody(os.symlink, str(secret), str(shared / "events.log"))
+        agent = make_agent(tmp_path, shared / "events.log")
+        with trio.fail_after(30):                  # without the check it runs on, writing
+            assert await agent.run() == 1
+    assert f"{shared / 'events.log'}: refusing to write here: is a symbolic link" in caplog.text
+    assert "hint: remove it" in caplog.text
+    assert unchanged(secret)
+
+
+async def test_a_symlink_planted_before_sigusr1_is_never_written_through(tmp_path, caplog):
+    secret = root_secret(tmp_path / "shadow")
+    with shared_dir() as shared:
+        events = shared / "events.log"
+        agent = make_agent(tmp_path, events)
+        [file_output] = [o for o in agent.outputs if o.name == "file"]
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(agent.run)
+            await agent.ready.wait()
+            push_kit(agent, 1, 2)
+            await wait_lines(events, 2)
+            os.rename(events, shared / "events.log.1")           # logrotate
+            as_nobody(os.symlink, str(secret), str(events))
+            os.kill(os.getpid(), signal.SIGUSR1)
+            with trio.fail_after(10):
+                while not file_output._reopen:
+                    await trio.sleep(0.01)
+            push_kit(agent, 3, 4)
+            with trio.fail_after(10):
+                while agent.metrics.get("outputs.file.failed") < 2:
+                    await trio.sleep(0.01)
+            agent.request_stop()
+        assert nums(shared / "events.log.1") == [1, 2]
+    assert unchanged(secret)
+    assert "symbolic link (owned by uid 65534 (nobody)" in caplog.text

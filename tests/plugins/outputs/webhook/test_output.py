@@ -11,9 +11,10 @@ import sys
 import pytest
 import trio
 
-from syswarden.core.errors import ConfigError
+from syswarden.core.errors import ConfigError, UnsafePathError
 from syswarden.plugins.outputs.file import FileOutput
 from syswarden.plugins.outputs.webhook import WebhookOutput
+from tests.helpers.users import as_nobody, shared_dir
 
 from ..conftest import base_config, make_alert
 from ..receivers import HttpReceiver
@@ -207,6 +208,30 @@ def test_unset_env_is_a_config_error(tmp_path, metrics):
 def test_bad_url_is_a_config_error(tmp_path, metrics):
     with pytest.raises(ConfigError, match="url must start with http"):
         WebhookOutput(base_config(), hook("127.0.0.1:80", tmp_path), metrics)
+
+
+def test_a_bad_queue_mode_is_a_config_error(tmp_path, metrics):
+    with pytest.raises(ConfigError, match="webhook 'hook' queue_mode must be an octal file mode"):
+        WebhookOutput(base_config(), hook("http://127.0.0.1:1", tmp_path, queue_mode="0606"),
+                      metrics)
+
+
+async def test_queue_mode_reaches_the_queue(receiver, drive, metrics, tmp_path):
+    section = hook(receiver.url, tmp_path, queue_mode="0640")
+    driven = await drive(WebhookOutput(base_config(), section, metrics))
+    driven.offer([make_alert(0)])
+    await driven.stop()
+    assert os.stat(section["queue_file"]).st_mode & 0o7777 == 0o640
+
+
+async def test_a_queue_file_nobody_linked_stops_the_output(receiver, drive, metrics, tmp_path):
+    target = tmp_path / "planted.db"
+    with shared_dir() as shared:
+        as_nobody(os.symlink, str(target), str(shared / "q.db"))
+        section = hook(receiver.url, tmp_path, queue_file=str(shared / "q.db"))
+        with pytest.raises(UnsafePathError, match="is a symbolic link"):
+            await drive(WebhookOutput(base_config(), section, metrics))
+    assert not target.exists()
 
 
 async def test_dedup_window_folds_repeats(receiver, drive, metrics, tmp_path):

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
+import pytest
+
+from syswarden.core.errors import UnsafePathError
 from syswarden.plugins.outputs.webhook.spool import Spool
+from tests.helpers.users import as_nobody, shared_fixture  # noqa: F401
 
 from ..conftest import make_alert
 
@@ -85,3 +91,80 @@ def test_repeats_folded_while_a_note_is_sent_are_kept(tmp_path):
     assert spool.next_due(50.0) is None and len(spool) == 1
     spool.done(rest)
     assert len(spool) == 0
+
+
+# -- the queue's path: what another user plants (the real user nobody, in a 1777 dir) -------------
+
+def mode_of(path) -> int:
+    return os.lstat(path).st_mode & 0o7777
+
+
+def test_a_symlinked_queue_file_is_refused(tmp_path, shared):
+    """SQLite would create its database at the link's target, a path nobody chose."""
+    (tmp_path / "root").mkdir(mode=0o700)
+    target = tmp_path / "root" / "planted.db"
+    as_nobody(os.symlink, str(target), str(shared / "q.db"))
+    with pytest.raises(UnsafePathError, match="is a symbolic link") as err:
+        Spool(str(shared / "q.db"), 100)
+    assert str(shared / "q.db") in str(err.value) and "uid 65534 (nobody)" in str(err.value)
+    assert not target.exists()
+
+
+def test_a_symlinked_queue_directory_is_refused(tmp_path, shared):
+    root_dir = tmp_path / "lib"
+    root_dir.mkdir(mode=0o700)
+    as_nobody(os.symlink, str(root_dir), str(shared / "syswarden"))
+    with pytest.raises(UnsafePathError, match="symbolic link owned by uid 65534"):
+        Spool(str(shared / "syswarden" / "q.db"), 100)
+    assert list(root_dir.iterdir()) == []
+
+
+def test_a_queue_directory_nobody_made_is_refused(shared):
+    as_nobody(os.mkdir, str(shared / "syswarden"), 0o777)
+    with pytest.raises(UnsafePathError, match="the directory belongs to uid 65534"):
+        Spool(str(shared / "syswarden" / "q.db"), 100)
+    assert list((shared / "syswarden").iterdir()) == []
+
+
+def test_a_queue_in_a_shared_sticky_directory_is_refused(shared):
+    """Even sticky: SQLite creates q.db-wal and q.db-shm by name, nobody could make them first."""
+    with pytest.raises(UnsafePathError, match="the directory is writable by others"):
+        Spool(str(shared / "q.db"), 100)
+    assert list(shared.iterdir()) == []
+
+
+# -- modes ----------------------------------------------------------------------------------------
+
+def test_queue_0600_its_side_files_0600_and_new_directories_0700(tmp_path):
+    path = tmp_path / "lib" / "syswarden" / "q.db"
+    old = os.umask(0o022)
+    try:
+        spool = Spool(str(path), 100)
+        spool.add_alerts([(make_alert(1), None)])
+        assert mode_of(f"{path}-wal") == 0o600 and mode_of(f"{path}-shm") == 0o600
+        spool.close()
+    finally:
+        os.umask(old)
+    assert mode_of(path) == 0o600
+    assert mode_of(tmp_path / "lib") == 0o700 and mode_of(tmp_path / "lib" / "syswarden") == 0o700
+
+
+def test_a_configured_mode_reaches_the_side_files_and_the_directory(tmp_path):
+    path = tmp_path / "q" / "q.db"
+    spool = Spool(str(path), 100, mode=0o640)
+    spool.add_alerts([(make_alert(1), None)])
+    assert [mode_of(p) for p in (path, f"{path}-wal", f"{path}-shm")] == [0o640] * 3
+    assert mode_of(tmp_path / "q") == 0o750
+    spool.close()
+
+
+def test_side_files_left_by_an_older_run_get_the_mode(tmp_path):
+    path = str(tmp_path / "q.db")
+    older = Spool(path, 100, mode=0o644)            # still open: its -wal and -shm stay
+    older.add_alerts([(make_alert(1), None)])
+    assert mode_of(path + "-wal") == 0o644
+    spool = Spool(path, 100)
+    assert [mode_of(p) for p in (path, path + "-wal", path + "-shm")] == [0o600] * 3
+    assert spool.next_due(None).alert.output_fields["seq"] == 1
+    spool.close()
+    older.close()
