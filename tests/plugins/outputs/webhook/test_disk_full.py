@@ -25,7 +25,8 @@ def tiny_fs(tmp_path):
     """A 256 kB tmpfs mounted for the test, unmounted after."""
     mnt = tmp_path / "tiny"
     mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", str(mnt)],
+                   check=True)          # 0700: the spool refuses a directory others can write
     yield mnt
     subprocess.run(["umount", "-l", str(mnt)], check=True)
 
