@@ -360,21 +360,35 @@ class Agent:
     # -- signals, reload, reports ---------------------------------------------------------------
 
     async def _watch_signals(self, root_scope: trio.CancelScope) -> None:
+        """Answer signals, a stop at once even while a reload runs: a SIGHUP's reload is a task
+        of its own (abandoned by a stop), and SIGHUPs during one ask for one more after it."""
         wanted = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1)
+        ask, asked = trio.open_memory_channel[None](1)    # one pending reload at most
+        reloading = trio.CancelScope()
         with trio.open_signal_receiver(*wanted) as signals:
-            async for signum in signals:
-                if signum in (signal.SIGINT, signal.SIGTERM):
-                    if self.stopping.is_set():
-                        log.warning("second stop signal: stopping now")
-                        root_scope.cancel()
+            async with trio.open_nursery() as reloads:
+                reloads.start_soon(self._reload_when_asked, asked, reloading)
+                async for signum in signals:
+                    if signum in (signal.SIGINT, signal.SIGTERM):
+                        reloading.cancel()
+                        if self.stopping.is_set():
+                            log.warning("second stop signal: stopping now")
+                            root_scope.cancel()
+                        else:
+                            log.info("%s: stopping", signal.Signals(signum).name)
+                            self.request_stop()
+                    elif signum == signal.SIGHUP:
+                        with contextlib.suppress(trio.WouldBlock):
+                            ask.send_nowait(None)
                     else:
-                        log.info("%s: stopping", signal.Signals(signum).name)
-                        self.request_stop()
-                elif signum == signal.SIGHUP:
-                    await self.reload()
-                    self._reopen_outputs()
-                else:
-                    self._reopen_outputs()
+                        self._reopen_outputs()
+
+    async def _reload_when_asked(self, asked: trio.MemoryReceiveChannel[None],
+                                 scope: trio.CancelScope) -> None:
+        with scope:
+            async for _ in asked:
+                await self.reload()
+                self._reopen_outputs()
 
     def _reopen_outputs(self) -> None:
         for output in self.outputs:
@@ -397,7 +411,7 @@ class Agent:
             return False
         for f in self.filters:
             try:
-                await trio.to_thread.run_sync(f.reload, config)
+                await trio.to_thread.run_sync(f.reload, config, abandon_on_cancel=True)
             except Exception as exc:
                 detail = str(exc) if isinstance(exc, RuleError) else \
                     f"{type(exc).__name__}: {exc}"

@@ -8,6 +8,7 @@ import os
 import pathlib
 import re
 import signal
+import threading
 
 import pytest
 import trio
@@ -107,6 +108,40 @@ async def test_sighup_with_good_rules_switches_them(tmp_path):
         agent.request_stop()
     assert agent.filters[0].alert_type == "other"
     assert agent.event_types() == {"other"}
+
+
+async def test_sigterm_during_a_reload_that_hangs_stops_the_agent(tmp_path):
+    """A reload stuck reading its rules (here a FIFO nobody writes: a hung network mount) does
+    not keep the agent from answering SIGTERM; SIGHUPs meanwhile ask for one reload more."""
+    agent = make_agent(tmp_path, count=5, forever=True)
+    rules = tmp_path / "kit-rules.json"
+    rules.unlink()
+    os.mkfifo(rules)
+    unblocked = threading.Event()
+
+    def unblock():                  # a hang guard: the reload gets its file after 30 s
+        with open(rules, "w") as fh:
+            unblocked.set()
+            fh.write("{}")
+    guard = threading.Timer(30, unblock)
+    guard.start()
+    codes = []
+    async with trio.open_nursery() as nursery:
+        async def runner():
+            codes.append(await agent.run())
+            codes.append("stopped while the reload hung" if not unblocked.is_set() else "late")
+        nursery.start_soon(runner)
+        await agent.ready.wait()
+        os.kill(os.getpid(), signal.SIGHUP)
+        os.kill(os.getpid(), signal.SIGHUP)
+        await trio.sleep(0.2)                           # the reload is blocked in open()
+        os.kill(os.getpid(), signal.SIGTERM)
+    guard.cancel()
+    if not unblocked.is_set():
+        unblock()                                       # release the abandoned thread
+    assert codes == [0, "stopped while the reload hung"]
+    assert delivered(tmp_path) == list(range(1, 6))
+    assert agent.filters[0].alert_type == "kit"
 
 
 async def test_sigterm_stops_the_agent_with_exit_code_zero(tmp_path):
