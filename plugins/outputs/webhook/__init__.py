@@ -16,7 +16,7 @@ from typing import Any
 
 
 from syswarden.core import yamlmarks
-from syswarden.core.config import Key, Section
+from syswarden.core.config import MAX_QUEUE, MAX_SECONDS, Key, Section
 from syswarden.core.errors import ConfigError
 from syswarden.core.hookspecs import hookimpl
 from syswarden.core.outputs import output_keys
@@ -40,7 +40,7 @@ def webhook_section(enabled_default: bool) -> Section:
         "method": Key(str, "POST", "HTTP method (falco and template presets)",
                       choices=("post", "put", "patch")),
         "headers": Key(Section(open=True), doc="extra headers; ${ENV} in values is expanded"),
-        "timeout": Key(float, 10.0, "seconds for a whole request"),
+        "timeout": Key(float, 10.0, "seconds for a whole request", min=0.1, max=3600),
         "user_agent": Key(str, "syswarden", "User-Agent header"),
         "insecure": Key(bool, False, "skip TLS certificate verification"),
         "ca_cert": Key(str, "", "CA certificate file"),
@@ -53,23 +53,28 @@ def webhook_section(enabled_default: bool) -> Section:
         "compress_uploads": Key(bool, False, "gzip request bodies"),
         "keep_alive": Key(bool, True, "reuse connections"),
         "max_consecutive_timeouts": Key(int, 5, "accepted for falco.yaml compatibility: here a "
-                                        "timeout is retried like any failure (retry_*)"),
+                                        "timeout is retried like any failure (retry_*)", min=0),
         "queue_file": Key(str, "", "the on-disk queue (default /var/lib/syswarden/webhook-NAME"
                                    ".sqlite3)"),
-        "queue_max": Key(int, 100_000, "jobs kept on disk; beyond, the oldest are dropped"),
-        "retry_initial": Key(float, 0.5, "first retry delay, doubled each attempt (jittered)"),
-        "retry_max": Key(float, 60.0, "longest retry delay"),
-        "max_attempts": Key(int, 0, "attempts before an alert is given up; 0: never give up"),
+        "queue_max": Key(int, 100_000, "jobs kept on disk; beyond, the oldest are dropped",
+                         min=1, max=10 * MAX_QUEUE),
+        "retry_initial": Key(float, 0.5, "first retry delay, doubled each attempt (jittered)",
+                             min=0.01, max=3600),
+        "retry_max": Key(float, 60.0, "longest retry delay", min=0.01, max=MAX_SECONDS),
+        "max_attempts": Key(int, 0, "attempts before an alert is given up; 0: never give up",
+                            min=0, max=1_000_000),
         "dedup_window": Key(float, None, "seconds in which repeats of an alert are folded "
-                                         "(0: off; default: redmine 3600, others 0)"),
+                                         "(0: off; default: redmine 3600, others 0)",
+                            min=0, max=30 * MAX_SECONDS),
         "key_fields": Key(list, ["container.id", "proc.name"], "fields that, with the rule and "
                           "host, make two alerts the same (de-duplication, Redmine subject)",
                           items=str),
-        "note_interval": Key(float, 60.0, "seconds between repeat notes on a ticket"),
+        "note_interval": Key(float, 60.0, "seconds between repeat notes on a ticket", min=0,
+                             max=MAX_SECONDS),
         "redmine": Key(Section({
             "project": Key((str, int), None, "project identifier or id"),
             "api_key": Key(str, "", "X-Redmine-API-Key (${ENV} expanded)"),
-            "tracker_id": Key(int, None, "tracker (default: the project's first)"),
+            "tracker_id": Key(int, None, "tracker (default: the project's first)", min=1),
             "priorities": Key(Section(open=True), doc="Falco priority -> Redmine priority id"),
         }), doc="preset redmine"),
         "alertmanager": Key(Section({
