@@ -97,19 +97,37 @@ def webhook_section(enabled_default: bool) -> Section:
     return Section(keys, doc="an HTTP output (Falco's http_output)")
 
 
-def _entries(config: dict[str, Any]) -> list[dict[str, Any]]:
-    """The enabled webhooks, defaults filled in: http_output first, then webhook_outputs."""
+def _entries(config: dict[str, Any]) -> list[tuple[tuple, dict[str, Any]]]:
+    """The enabled webhooks, defaults filled in, each with its key path in the config:
+    http_output first, then webhook_outputs."""
     out = []
     http = dict(config.get("http_output") or {})
     if http.get("enabled"):
         http["name"] = http.get("name") or "http"
-        out.append(http)
+        out.append((("http_output",), http))
     for name, item in (config.get("webhook_outputs") or {}).items():
         merged = dict(item)  # defaults filled in by the config loader
         merged["name"] = str(name)
         if merged.get("enabled"):
-            out.append(merged)
+            out.append((("webhook_outputs", name), merged))
     return out
+
+
+def _outputs(config: dict[str, Any], metrics: Any) -> list[WebhookOutput]:
+    """One output per enabled webhook; an error of one gets the line of its entry in the config
+    file (or of the key it names: ``template.body``)."""
+    outputs = []
+    for path, entry in _entries(config):
+        try:
+            outputs.append(WebhookOutput(config, entry, metrics))
+        except ConfigError as exc:
+            if exc.location is not None and exc.location.file is not None:
+                raise
+            item = exc.location.item if exc.location is not None else None
+            where = path + tuple(item.split(".") if item else ())
+            raise ConfigError(exc.message, _marks(config).loc(where, ".".join(map(str, where))),
+                              exc.hint) from None
+    return outputs
 
 
 def _marks(config: dict[str, Any]) -> yamlmarks.Marks:
@@ -149,8 +167,7 @@ def syswarden_config_schema() -> dict[str, Section]:
 def syswarden_validate_config(config: dict[str, Any]) -> list[str] | None:
     try:
         check_entries(config)
-        _check_spools([WebhookOutput(config, entry, metrics=None)   # url, preset, ${ENV}...
-                       for entry in _entries(config)])
+        _check_spools(_outputs(config, metrics=None))   # url, preset, ${ENV}, templates...
     except ConfigError as exc:
         return [str(exc)]
     return None
@@ -159,7 +176,7 @@ def syswarden_validate_config(config: dict[str, Any]) -> list[str] | None:
 @hookimpl
 def syswarden_make_outputs(ctx: Any) -> list[WebhookOutput] | None:
     check_entries(ctx.config)
-    outputs = [WebhookOutput(ctx.config, entry, ctx.metrics) for entry in _entries(ctx.config)]
+    outputs = _outputs(ctx.config, ctx.metrics)
     _check_spools(outputs)
     return outputs or None
 
