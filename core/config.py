@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 from importlib import resources
@@ -34,7 +35,9 @@ class Key:
     """One config key: accepted types, default, a one-line doc, optional choices.
 
     ``type`` is a Python type or a tuple of them (``(str, list)`` for Falco's ``rules_file``),
-    or a nested :class:`Section`.  ``float`` accepts ints; ``choices`` compares lower-cased.
+    or a nested :class:`Section`.  ``float`` accepts ints, never NaN or infinity; ``choices``
+    compares lower-cased; ``min`` and ``max`` bound a number (both ends allowed); ``check``
+    returns what is wrong with a value of the right type (e.g. an address it cannot parse).
     """
 
     type: Any
@@ -43,6 +46,7 @@ class Key:
     choices: tuple | None = None
     items: Any = None  # type of list items, when type is list
     min: float | None = None  # smallest value a number may take
+    max: float | None = None  # largest value a number may take
     check: Callable[[Any], str | None] | None = None  # what is wrong with a value, or None
 
 
@@ -75,6 +79,11 @@ def _copy(value: Any) -> Any:
     return value
 
 
+#: Most alerts (or events) one in-memory queue may hold: bounds the agent's memory.
+MAX_QUEUE = 10_000_000
+#: Longest delay, timeout or interval in seconds a key may give (a day).
+MAX_SECONDS = 86_400.0
+
 LOG_LEVELS = ("emergency", "alert", "critical", "error", "warning", "notice", "info", "debug")
 PRIORITIES = ("emergency", "alert", "critical", "error", "warning", "notice", "informational",
               "info", "debug")
@@ -92,7 +101,7 @@ CORE_SCHEMA: dict[str, Key] = {
     "outputs": Key(Section({
         "rate": Key(float, 0.0, "alerts per second per output (token bucket); 0: unlimited",
                     min=0),
-        "max_burst": Key(int, 1000, "token bucket size", min=1),
+        "max_burst": Key(int, 1000, "token bucket size", min=1, max=MAX_QUEUE),
     }), doc="Falco's output rate limit"),
     "log_level": Key(str, "info", "level of the agent's own log", choices=LOG_LEVELS),
     "log_stderr": Key(bool, True, "write the agent's log to stderr"),
@@ -101,12 +110,14 @@ CORE_SCHEMA: dict[str, Key] = {
     "plugins": Key(list, [], "third-party plugins: module paths (or Falco plugin entries)"),
     "disabled_plugins": Key(list, [], "names of plugins not to load", items=str),
     "pipeline": Key(Section({
-        "batch_size": Key(int, 256, "events per batch between stages", min=1),
-        "channel_batches": Key(int, 64, "batches buffered between two stages", min=1),
-        "output_queue": Key(int, 10000, "alerts buffered per output", min=1),
-        "shutdown_grace": Key(float, 5.0, "seconds outputs get to flush on stop", min=0),
+        "batch_size": Key(int, 256, "events per batch between stages", min=1, max=65536),
+        "channel_batches": Key(int, 64, "batches buffered between two stages", min=1,
+                               max=65536),
+        "output_queue": Key(int, 10000, "alerts buffered per output", min=1, max=MAX_QUEUE),
+        "shutdown_grace": Key(float, 5.0, "seconds outputs get to flush on stop", min=0,
+                              max=3600),
         "stats_interval": Key(float, 60.0, "seconds between counter reports in the log; 0: off",
-                              min=0),
+                              min=0, max=MAX_SECONDS),
     }), doc="the agent's stages and queues"),
 }
 
@@ -139,8 +150,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not path:
         raise ConfigError(f"override {text!r} has no key", Location("-o"))
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+        value = yamlmarks.load(raw, "-o", ConfigError)[0] if raw.strip() else ""
+    except ConfigError:
         value = raw
     return path, value
 
@@ -150,9 +161,8 @@ def peek_plugin_keys(path: str | None, overrides: Iterable[str] = ()) -> dict[st
     schemas the full validation needs.  Errors are left to :func:`load_config`."""
     out: dict[str, Any] = {"plugins": [], "disabled_plugins": []}
     try:
-        with open(path or default_config_path(), encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
-    except (OSError, yaml.YAMLError):
+        data = yamlmarks.load_file(path or default_config_path(), ConfigError)[0]
+    except ConfigError:
         data = None
     if isinstance(data, dict):
         for key in out:
@@ -242,6 +252,42 @@ def _type_ok(value: Any, t: Any) -> bool:
     return isinstance(value, t)
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _number_problem(value: float, key: Key) -> str | None:
+    """What a number must be when ``value`` is not that, else None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "a finite number"
+    if (key.min is not None and value < key.min) or (key.max is not None and value > key.max):
+        return value_range(key)
+    return None
+
+
+def value_range(key: Key) -> str:
+    """``between 1 and 65536``, ``at least 0``, ``at most 5`` or ``""``: a Key's bounds."""
+    low, high = _num(key.min), _num(key.max)
+    if low is not None and high is not None:
+        return f"between {low} and {high}"
+    if low is not None:
+        return f"at least {low}"
+    return f"at most {high}" if high is not None else ""
+
+
+def _num(x: float | None) -> str | None:
+    if x is None:
+        return None
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def _show(value: Any) -> str:
+    """``repr(value)``, clipped: the value may be a 4000-digit number or a whole file."""
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10 ** 30 else \
+        f"a {len(str(abs(value)))}-digit integer"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _suggest(name: str, choices: Iterable[str]) -> str | None:
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
     return f"did you mean {close[0]}?" if close else None
@@ -253,7 +299,8 @@ def _validate(data: dict, schema: Section, path: tuple, marks: yamlmarks.Marks) 
         if schema.values is not None:
             if not isinstance(value, dict):
                 raise ConfigError(f"{dotted} must be a mapping of "
-                                  f"{', '.join(schema.values.keys) or 'keys'}, not {value!r}",
+                                  f"{', '.join(schema.values.keys) or 'keys'}, "
+                                  f"not {_show(value)}",
                                   marks.loc(path + (name,), dotted))
             _validate(value, schema.values, path + (name,), marks)
             continue
@@ -275,22 +322,26 @@ def _check_value(value: Any, key: Key, path: tuple, dotted: str, marks: yamlmark
     if value is None and key.default is None and not isinstance(key.type, Section):
         return
     if not _type_ok(value, key.type):
-        raise ConfigError(f"{dotted} must be {_type_name(key.type)}, not {value!r}",
+        raise ConfigError(f"{dotted} must be {_type_name(key.type)}, not {_show(value)}",
                           marks.loc(path, dotted))
     if isinstance(key.type, Section):
         _validate(value, key.type, path, marks)
     if key.choices and str(value).lower() not in key.choices:
-        raise ConfigError(f"{dotted} must be one of {', '.join(key.choices)}, not {value!r}",
+        raise ConfigError(f"{dotted} must be one of {', '.join(key.choices)}, not {_show(value)}",
                           marks.loc(path, dotted), hint=_suggest(str(value).lower(), key.choices))
-    if key.min is not None and value < key.min:
-        raise ConfigError(f"{dotted} must be at least {key.min:g}, not {value!r}",
-                          marks.loc(path, dotted))
-    if key.check is not None and (problem := key.check(value)):
-        raise ConfigError(f"{dotted} {problem}, not {value!r}", marks.loc(path, dotted))
+    if _is_number(value):
+        problem = _number_problem(value, key)
+        if problem:
+            raise ConfigError(f"{dotted} must be {problem}, not {_show(value)}",
+                              marks.loc(path, dotted))
+    problem = key.check(value) if key.check is not None and value is not None else None
+    if problem:
+        raise ConfigError(f"{dotted}: {problem}", marks.loc(path, dotted))
     if key.items is not None and isinstance(value, list):
         for i, item in enumerate(value):
             if not _type_ok(item, key.items):
-                raise ConfigError(f"{dotted}[{i}] must be {_type_name(key.items)}, not {item!r}",
+                raise ConfigError(f"{dotted}[{i}] must be {_type_name(key.items)}, "
+                                  f"not {_show(item)}",
                                   marks.loc(path + (i,), dotted))
 
 

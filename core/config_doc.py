@@ -9,18 +9,25 @@ from __future__ import annotations
 import json
 import sys
 
-from .config import CORE_SCHEMA, Key, Section
+from . import yamlmarks
+from .config import CORE_SCHEMA, Key, Section, value_range
 from .plugins import make_plugin_manager
 
-HEADER = """# Configuration reference
+HEADER = f"""# Configuration reference
 
 Generated from the code (`python -m syswarden.core.config_doc > docs/config.md`); do not edit.
 
 The config is YAML.  Keys follow Falco's `falco.yaml` where the concept is the same, so a Falco
 config loads as is; Falco keys with no meaning here (`grpc`, `webserver`, `engine`, ...) are
 accepted with one warning.  An unknown key is an error naming the file, the line and the closest
-valid key; a wrong type names the expected one.  `-o key.path=value` overrides any key (the value
-typed like a YAML scalar).  Plugins declare their own sections.
+valid key; a wrong type names the expected one; a number out of the range shown below, NaN or
+infinity names the range.  `-o key.path=value` overrides any key (the value typed like a YAML
+scalar).  Plugins declare their own sections.
+
+The file must be UTF-8 ({yamlmarks.MAX_FILE_BYTES >> 20} MiB at most).  A key given twice in
+one mapping is an error naming both lines, as are nesting deeper than {yamlmarks.MAX_DEPTH}
+levels, aliases that expand to more than {yamlmarks.MAX_ALIAS_NODES} nodes, a recursive alias and
+an integer of more than 4300 digits (rules files are read the same way).
 """
 
 
@@ -51,7 +58,7 @@ def _rows(keys: dict[str, Key], prefix: str) -> list[str]:
             rows.extend(_rows(inner, label))
         else:
             doc = key.doc + (f" (one of: {', '.join(key.choices)})" if key.choices else "") \
-                + (f" (at least {key.min:g})" if key.min is not None else "")
+                + (f" ({value_range(key)})" if value_range(key) else "")
             rows.append(f"| `{dotted}` | {_type(key)} | {_default(key)} | {doc} |")
     return rows
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import trio
 
 from .alert import Alert, Priority, format_json, format_text
-from .config import PRIORITIES, Key, Section
+from .config import MAX_QUEUE, PRIORITIES, Key, Section
 
 if TYPE_CHECKING:
     from .metrics import Metrics
@@ -153,9 +153,12 @@ def output_keys() -> dict[str, Key]:
                             choices=PRIORITIES),
         "priority": Key(str, None, "same as min_priority", choices=PRIORITIES),
         "json_output": Key(bool, None, "override the global json_output for this output"),
-        "rate": Key(float, None, "alerts per second (token bucket); default outputs.rate"),
-        "max_burst": Key(int, None, "token bucket size; default outputs.max_burst"),
-        "queue_size": Key(int, None, "alerts buffered in memory; default pipeline.output_queue"),
+        "rate": Key(float, None, "alerts per second (token bucket); default outputs.rate",
+                    min=0),
+        "max_burst": Key(int, None, "token bucket size; default outputs.max_burst", min=1,
+                         max=MAX_QUEUE),
+        "queue_size": Key(int, None, "alerts buffered in memory; default pipeline.output_queue",
+                          min=1, max=MAX_QUEUE),
     }
 
 

@@ -45,7 +45,7 @@ def parse_engine_version(raw: Any) -> tuple[int, int, int] | None:
         return None
     if isinstance(raw, int):
         return (0, raw, 0) if raw >= 0 else None
-    m = re.fullmatch(r"\s*(\d+)\.(\d+)\.(\d+)\s*", str(raw))
+    m = re.fullmatch(r"\s*(\d{1,9})\.(\d{1,9})\.(\d{1,9})\s*", str(raw))
     return (int(m[1]), int(m[2]), int(m[3])) if m else None
 
 
@@ -163,10 +163,9 @@ class Loader:
         self.result.files.append(path)
         self.result.by_file[path] = (self._errors, self._warnings)
         try:
-            with open(path, encoding="utf-8") as fh:
-                text = fh.read()
-        except OSError as exc:
-            self.error(f"cannot read rules file: {exc.strerror}", Location(path))
+            text = yamlmarks.read_text(path, RuleError, "rules file")
+        except RuleError as exc:
+            self._errors.append(exc)
             self._flush()
             return
         self.load_text(text, path)
@@ -314,7 +313,7 @@ class Loader:
         loc = marks.loc((i, "required_engine_version"))
         wanted = parse_engine_version(raw)
         if wanted is None:
-            raise RuleError(f"required_engine_version {raw!r} is not a version "
+            raise RuleError(f"required_engine_version {str(raw)[:40]!r} is not a version "
                             "(MAJOR.MINOR.PATCH, or Falco's old integer)", loc)
         if wanted > ENGINE_VERSION:
             have = ".".join(map(str, ENGINE_VERSION))

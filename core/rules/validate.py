@@ -93,7 +93,7 @@ def _file_snippet(loc: Location | None, cache: dict[str, list[str]]) -> str:
     lines = cache.get(loc.file)
     if lines is None:
         try:
-            with open(loc.file, encoding="utf-8") as fh:
+            with open(loc.file, encoding="utf-8", errors="replace") as fh:
                 lines = fh.read().splitlines()
         except OSError:
             lines = []

@@ -43,14 +43,28 @@ def parse_address(address: str) -> tuple[str, Any]:
         return "unix", "/dev/log"
     if "://" not in address:
         return "unix", address
-    parts = urlsplit(address)
-    if parts.scheme == "unix":
-        return "unix", parts.netloc + parts.path
-    if parts.scheme in ("udp", "tcp"):
-        if not parts.hostname or not parts.port:
-            raise ConfigError(f"syslog_output.address {address!r} needs host:port")
-        return parts.scheme, (parts.hostname, parts.port)
+    try:
+        parts = urlsplit(address)
+        if parts.scheme == "unix":
+            return "unix", parts.netloc + parts.path
+        if parts.scheme in ("udp", "tcp"):
+            if not parts.hostname or not parts.port:
+                raise ConfigError(f"syslog_output.address {address!r} needs host:port "
+                                  "(port 1..65535; an IPv6 host in brackets: udp://[::1]:514)")
+            return parts.scheme, (parts.hostname, parts.port)
+    except ValueError as exc:     # urllib: "Invalid IPv6 URL", "Port out of range 0-65535"
+        raise ConfigError(f"syslog_output.address {address!r}: {exc} (udp://host:port or "
+                          "tcp://host:port, port 1..65535, an IPv6 host in brackets)") from None
     raise ConfigError(f"syslog_output.address {address!r}: scheme must be unix, udp or tcp")
+
+
+def address_problem(address: str) -> str | None:
+    """The config check of ``address``: what :func:`parse_address` refuses, or None."""
+    try:
+        parse_address(address)
+    except ConfigError as exc:
+        return exc.message.removeprefix("syslog_output.address ")
+    return None
 
 
 class SyslogFormat:
@@ -175,7 +189,8 @@ class SyslogOutput:
 def syswarden_config_schema() -> dict[str, Section]:
     return output_schema(
         "syslog_output", "Falco's syslog output", Key(bool, False, "send alerts to syslog"),
-        address=Key(str, "", "'' (/dev/log), a unix socket path, udp://h:p or tcp://h:p"),
+        address=Key(str, "", "'' (/dev/log), a unix socket path, udp://h:p or tcp://h:p",
+                    check=address_problem),
         format=Key(str, "rfc3164", "message format", choices=("rfc3164", "rfc5424")),
         facility=Key(str, "user", "syslog facility", choices=tuple(FACILITIES)),
         tag=Key(str, "syswarden", "the program name (APP-NAME) in each message"),

@@ -131,5 +131,5 @@ def test_a_number_below_its_minimum_is_located(tmp_path):
     path = write(tmp_path, "pipeline:\n  batch_size: 0\n")
     with pytest.raises(ConfigError) as info:
         load_config(path, (), OUTPUTS)
-    assert "pipeline.batch_size must be at least 1, not 0" in str(info.value)
+    assert "pipeline.batch_size must be between 1 and 65536, not 0" in str(info.value)
     assert info.value.location.line == 2

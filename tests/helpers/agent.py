@@ -92,3 +92,13 @@ def running_agent(*args: str, ready_timeout: float = 90.0) -> Iterator[AgentProc
     finally:
         code = agent.stop()
     assert code == 0, f"agent exited with {code}:\n{agent.stderr[-3000:]}"
+
+
+def refused_at_start(*args: str) -> str:
+    """``syswarden ARGS --dry-run -e /dev/null`` must exit 2 (bad input) with no traceback;
+    returns its stderr, for the test to check the message names the place."""
+    out = subprocess.run([*CLI, *args, "--dry-run", "-e", "/dev/null"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr
+    return out.stderr

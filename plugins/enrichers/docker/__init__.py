@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from syswarden.core.config import Key, Section
+from syswarden.core.config import MAX_SECONDS, Key, Section
 from syswarden.core.hookspecs import hookimpl
 
 from .client import DEFAULT_SOCKET
@@ -35,12 +35,16 @@ def syswarden_config_schema() -> dict[str, Section]:
         "enabled": Key(bool, True, "attach container metadata from the Docker Engine API"),
         "socket": Key(str, DEFAULT_SOCKET, "path of the Docker Engine API unix socket"),
         "lookup_wait": Key(float, 0.2, "seconds a batch may wait for the metadata of a "
-                           "container seen for the first time (then fields read unknown)", min=0),
-        "api_timeout": Key(float, 2.0, "seconds each Docker API request may take", min=0),
+                           "container seen for the first time (then fields read unknown)", min=0,
+                           max=60),
+        "api_timeout": Key(float, 2.0, "seconds each Docker API request may take", min=0,
+                           max=3600),
         "reconnect_max": Key(float, 30.0, "longest wait, seconds, between reconnection "
-                             "attempts while the daemon is away", min=0),
+                             "attempts while the daemon is away", min=0,
+                             max=3600),
         "forget_after": Key(float, 60.0, "seconds a removed container's metadata is kept for "
-                            "the late events of its processes", min=0),
+                            "the late events of its processes", min=0,
+                            max=MAX_SECONDS),
     }, doc="container metadata from Docker (Falco's container_engines.docker)")}
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from syswarden.core.config import Key, Section
+from syswarden.core.config import MAX_QUEUE, Key, Section
 from syswarden.core.hookspecs import hookimpl
 
 from .fields import FIELDS
@@ -29,9 +29,10 @@ SECTION = "process"
 def syswarden_config_schema() -> dict[str, Section]:
     return {SECTION: Section({
         "max_entries": Key(int, 65536, "processes the table keeps at most; past it exited "
-                           "entries go first, then the oldest (counted)", min=16),
+                           "entries go first, then the oldest (counted)", min=16,
+                           max=MAX_QUEUE),
         "exit_grace": Key(float, 5.0, "seconds an exited process stays in the table for its "
-                          "late events", min=0),
+                          "late events", min=0, max=3600),
         "snapshot": Key(bool, True, "read every process of /proc at start"),
     }, doc="the process and fd tables behind proc.*, fd.*, user.*, group.*")}
 

@@ -17,7 +17,7 @@ from typing import Any
 
 
 from syswarden.core import yamlmarks
-from syswarden.core.config import Key, Section
+from syswarden.core.config import MAX_QUEUE, MAX_SECONDS, Key, Section
 from syswarden.core.errors import ConfigError
 from syswarden.core.hookspecs import hookimpl
 from syswarden.core.outputs import output_keys
@@ -42,7 +42,7 @@ def webhook_section(enabled_default: bool) -> Section:
         "method": Key(str, "POST", "HTTP method (falco and template presets)",
                       choices=("post", "put", "patch")),
         "headers": Key(Section(open=True), doc="extra headers; ${ENV} in values is expanded"),
-        "timeout": Key(float, 10.0, "seconds for a whole request"),
+        "timeout": Key(float, 10.0, "seconds for a whole request", min=0.1, max=3600),
         "user_agent": Key(str, "syswarden", "User-Agent header"),
         "insecure": Key(bool, False, "skip TLS certificate verification"),
         "ca_cert": Key(str, "", "CA certificate file"),
@@ -55,27 +55,33 @@ def webhook_section(enabled_default: bool) -> Section:
         "compress_uploads": Key(bool, False, "gzip request bodies"),
         "keep_alive": Key(bool, True, "reuse connections"),
         "max_consecutive_timeouts": Key(int, 5, "accepted for falco.yaml compatibility: here a "
-                                        "timeout is retried like any failure (retry_*)"),
+                                        "timeout is retried like any failure (retry_*)", min=0),
         "queue_file": Key(str, "", "the on-disk queue (default /var/lib/syswarden/webhook-NAME"
                                    ".sqlite3)"),
         "queue_mode": mode_key("permissions of the queue and SQLite's side files; a "
                                "directory created for them gets the matching search bits"),
-        "queue_max": Key(int, 100_000, "jobs kept on disk; beyond, the oldest are dropped"),
-        "retry_initial": Key(float, 0.5, "first retry delay, doubled each attempt (jittered)"),
-        "retry_max": Key(float, 60.0, "longest retry delay"),
+        "queue_max": Key(int, 100_000, "jobs kept on disk; beyond, the oldest are dropped",
+                         min=1, max=10 * MAX_QUEUE),
+        "retry_initial": Key(float, 0.5, "first retry delay, doubled each attempt (jittered)",
+                             min=0.01, max=3600),
+        "retry_max": Key(float, 60.0, "longest retry delay", min=0.01, max=MAX_SECONDS),
         "max_in_flight": Key(int, 4, "requests sent at once while the receiver answers (one "
-                             "at a time while it fails); 1: delivered strictly in order", min=1),
-        "max_attempts": Key(int, 0, "attempts before an alert is given up; 0: never give up"),
+                             "at a time while it fails); 1: delivered strictly in order",
+                             min=1, max=256),
+        "max_attempts": Key(int, 0, "attempts before an alert is given up; 0: never give up",
+                            min=0, max=1_000_000),
         "dedup_window": Key(float, None, "seconds in which repeats of an alert are folded "
-                                         "(0: off; default: redmine 3600, others 0)"),
+                                         "(0: off; default: redmine 3600, others 0)",
+                            min=0, max=30 * MAX_SECONDS),
         "key_fields": Key(list, ["container.id", "proc.name"], "fields that, with the rule and "
                           "host, make two alerts the same (de-duplication, Redmine subject)",
                           items=str),
-        "note_interval": Key(float, 60.0, "seconds between repeat notes on a ticket"),
+        "note_interval": Key(float, 60.0, "seconds between repeat notes on a ticket", min=0,
+                             max=MAX_SECONDS),
         "redmine": Key(Section({
             "project": Key((str, int), None, "project identifier or id"),
             "api_key": Key(str, "", "X-Redmine-API-Key (${ENV} expanded)"),
-            "tracker_id": Key(int, None, "tracker (default: the project's first)"),
+            "tracker_id": Key(int, None, "tracker (default: the project's first)", min=1),
             "priorities": Key(Section(open=True), doc="Falco priority -> Redmine priority id"),
         }), doc="preset redmine"),
         "alertmanager": Key(Section({
@@ -98,19 +104,37 @@ def webhook_section(enabled_default: bool) -> Section:
     return Section(keys, doc="an HTTP output (Falco's http_output)")
 
 
-def _entries(config: dict[str, Any]) -> list[dict[str, Any]]:
-    """The enabled webhooks, defaults filled in: http_output first, then webhook_outputs."""
+def _entries(config: dict[str, Any]) -> list[tuple[tuple, dict[str, Any]]]:
+    """The enabled webhooks, defaults filled in, each with its key path in the config:
+    http_output first, then webhook_outputs."""
     out = []
     http = dict(config.get("http_output") or {})
     if http.get("enabled"):
         http["name"] = http.get("name") or "http"
-        out.append(http)
+        out.append((("http_output",), http))
     for name, item in (config.get("webhook_outputs") or {}).items():
         merged = dict(item)  # defaults filled in by the config loader
         merged["name"] = str(name)
         if merged.get("enabled"):
-            out.append(merged)
+            out.append((("webhook_outputs", name), merged))
     return out
+
+
+def _outputs(config: dict[str, Any], metrics: Any) -> list[WebhookOutput]:
+    """One output per enabled webhook; an error of one gets the line of its entry in the config
+    file (or of the key it names: ``template.body``)."""
+    outputs = []
+    for path, entry in _entries(config):
+        try:
+            outputs.append(WebhookOutput(config, entry, metrics))
+        except ConfigError as exc:
+            if exc.location is not None and exc.location.file is not None:
+                raise
+            item = exc.location.item if exc.location is not None else None
+            where = path + tuple(item.split(".") if item else ())
+            raise ConfigError(exc.message, _marks(config).loc(where, ".".join(map(str, where))),
+                              exc.hint) from None
+    return outputs
 
 
 def _marks(config: dict[str, Any]) -> yamlmarks.Marks:
@@ -150,8 +174,7 @@ def syswarden_config_schema() -> dict[str, Section]:
 def syswarden_validate_config(config: dict[str, Any]) -> list[str] | None:
     try:
         check_entries(config)
-        _check_spools([WebhookOutput(config, entry, metrics=None)   # url, preset, ${ENV}...
-                       for entry in _entries(config)])
+        _check_spools(_outputs(config, metrics=None))   # url, preset, ${ENV}, templates...
     except ConfigError as exc:
         return [str(exc)]
     return None
@@ -160,7 +183,7 @@ def syswarden_validate_config(config: dict[str, Any]) -> list[str] | None:
 @hookimpl
 def syswarden_make_outputs(ctx: Any) -> list[WebhookOutput] | None:
     check_entries(ctx.config)
-    outputs = [WebhookOutput(ctx.config, entry, ctx.metrics) for entry in _entries(ctx.config)]
+    outputs = _outputs(ctx.config, ctx.metrics)
     _check_spools(outputs)
     return outputs or None
 

@@ -85,6 +85,28 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+def transport_reason(exc: BaseException) -> str:
+    """Why a request failed, from the first cause that says: httpx's ConnectError over trio
+    has an empty message, the TLS failure is two causes down."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return (f"{type(exc).__name__}: TLS certificate verify failed: "
+                    f"{cause.verify_message or cause.reason}")
+        if isinstance(cause, ssl.SSLError):
+            return f"{type(exc).__name__}: TLS error: {cause.reason or cause}"
+        cause = cause.__cause__ or cause.__context__
+    cause, seen = exc, set()
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if str(cause):
+            return f"{type(exc).__name__}: {cause}"
+        cause = cause.__cause__ or cause.__context__
+    return type(exc).__name__
+
+
 async def send(client: httpx.AsyncClient, url: str, request: Request, headers: dict[str, str],
                timeout: float, compress: bool) -> Outcome:
     body = request.body
@@ -101,7 +123,7 @@ async def send(client: httpx.AsyncClient, url: str, request: Request, headers: d
         except httpx.TimeoutException as exc:
             return Outcome(False, True, f"timeout ({type(exc).__name__})")
         except httpx.TransportError as exc:
-            return Outcome(False, True, f"{type(exc).__name__}: {exc}")
+            return Outcome(False, True, transport_reason(exc))
     if scope.cancelled_caught or response is None:
         return Outcome(False, True, f"no answer within {timeout:g} s")
     status = response.status_code

@@ -22,12 +22,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jinja2
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 from syswarden.core.alert import Alert, Priority, format_text, to_json_dict
-from syswarden.core.errors import ConfigError
+from syswarden.core.errors import ConfigError, Location
 from syswarden.core.escape import escape_text
 from syswarden.core.outputs import AlertFormatter
+from syswarden.core.yamlmarks import read_text
 
 from .templates import BUILTIN_NOTES, BUILTIN_TEMPLATES
 
@@ -126,7 +128,12 @@ class RedminePreset(Preset):
         self.tracker_id = opts.get("tracker_id")
         self.priorities = dict(REDMINE_PRIORITIES)
         for name, pid in (opts.get("priorities") or {}).items():
-            self.priorities[Priority.parse(name)] = int(pid)
+            try:
+                self.priorities[Priority.parse(name)] = int(pid)
+            except (ValueError, TypeError) as exc:
+                raise ConfigError(f"webhook {section.get('name')!r}: redmine.priorities."
+                                  f"{name}: {exc} (a priority name -> an integer id)",
+                                  Location(item=f"redmine.priorities.{name}")) from None
         self.headers = {"X-Redmine-API-Key": opts["api_key"]} if opts.get("api_key") else {}
 
     def subject(self, alert: Alert) -> str:
@@ -167,6 +174,16 @@ class RedminePreset(Preset):
             return None
 
 
+class _Sandbox(SandboxedEnvironment):
+    """Jinja's sandbox, refusing an unsafe attribute where it is read: Jinja's own returns an
+    undefined value that raises only when printed, so ``{{ x.__class__ | tojson }}`` failed as
+    a TypeError of the filter instead of naming the refusal."""
+
+    def unsafe_undefined(self, obj: Any, attribute: str) -> jinja2.Undefined:
+        raise SecurityError(f"access to attribute {attribute!r} of {type(obj).__name__!r} "
+                            "object is unsafe")
+
+
 class TemplatePreset(Preset):
     """A Jinja2 template over the alert, rendered in a sandbox with strict undefined names.
 
@@ -182,13 +199,13 @@ class TemplatePreset(Preset):
         super().__init__(section, formatter)
         opts = section.get("template") or {}
         where_name = section.get("name")
-        source, where = self._source(opts, where_name)
-        self.env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False,
-                                        keep_trailing_newline=True)
+        source, where, key = self._source(opts, where_name)
+        self.env = _Sandbox(undefined=jinja2.StrictUndefined, autoescape=False,
+                            keep_trailing_newline=True)
         self.env.filters["text"] = lambda value: escape_text(str(value))
-        self.template = self._compile(source, where, where_name)
-        self.content_type = opts.get("content_type") or "application/json"
         self.vars = dict(opts.get("vars") or {})
+        self.template = self._compile(source, where, where_name, key)
+        self.content_type = opts.get("content_type") or "application/json"
         self.where = where
         self.keeps_tickets = bool(opts.get("notes"))
         if self.keeps_tickets:
@@ -199,31 +216,48 @@ class TemplatePreset(Preset):
             if not (self.ref_field and self.repeat_path and repeat_body):
                 raise ConfigError(f"webhook {where_name!r}: template.notes needs ref_field, "
                                   "repeat_path and repeat_body (built in for jira and github)")
-            self.repeat_template = self._compile(repeat_body, "repeat_body", where_name)
+            key = "repeat_body" if opts.get("repeat_body") else "builtin"
+            self.repeat_template = self._compile(repeat_body, "repeat_body", where_name, key,
+                                                 {"count": 2, "total": 3, "ref": "SAMPLE-1"})
 
-    def _compile(self, source: str, where: str, name: Any) -> jinja2.Template:
+    def _compile(self, source: str, where: str, name: Any, key: str,
+                 extra: dict[str, Any] | None = None) -> jinja2.Template:
+        """Compile, then render once against a sample alert: what the sandbox refuses (an
+        ``__class__``, an unsafe callable) is an error now, not a failure on every alert."""
+        located = Location(item=f"template.{key}")
         try:
-            return self.env.from_string(source)
+            template = self.env.from_string(source)
         except jinja2.TemplateSyntaxError as exc:
             raise ConfigError(f"webhook {name!r}: template {where} line {exc.lineno}: "
-                              f"{exc.message}") from None
+                              f"{exc.message}", located) from None
+        try:
+            template.render({**self.context(sample_alert()), **(extra or {})})
+        except SecurityError as exc:
+            raise ConfigError(f"webhook {name!r}: template {where}: the sandbox refuses it: "
+                              f"{exc} (a template may read the alert's values, not Python "
+                              "internals: names starting with _, unsafe callables)",
+                              located) from None
+        except Exception:  # noqa: BLE001 - the sample lacks what a real alert has: per alert
+            pass
+        return template
 
     @staticmethod
-    def _source(opts: dict[str, Any], name: Any) -> tuple[str, str]:
+    def _source(opts: dict[str, Any], name: Any) -> tuple[str, str, str]:
+        """(the template, where it is for messages, its config key)."""
         if opts.get("body"):
-            return opts["body"], "body"
+            return opts["body"], "body", "body"
         if opts.get("file"):
             try:
-                with open(opts["file"], encoding="utf-8") as fh:
-                    return fh.read(), opts["file"]
-            except OSError as exc:
-                raise ConfigError(f"webhook {name!r}: cannot read template {opts['file']}: "
-                                  f"{exc.strerror}") from None
+                return read_text(opts["file"], ConfigError, "template"), opts["file"], "file"
+            except ConfigError as exc:
+                raise ConfigError(f"webhook {name!r}: {exc}", Location(item="template.file")
+                                  ) from None
         builtin = opts.get("builtin")
         if builtin in BUILTIN_TEMPLATES:
-            return BUILTIN_TEMPLATES[builtin], f"builtin:{builtin}"
+            return BUILTIN_TEMPLATES[builtin], f"builtin:{builtin}", "builtin"
         raise ConfigError(f"webhook {name!r}: template needs body, file or builtin (one of "
-                          f"{', '.join(sorted(BUILTIN_TEMPLATES))}), not {builtin!r}")
+                          f"{', '.join(sorted(BUILTIN_TEMPLATES))}), not {builtin!r}",
+                          Location(item="template"))
 
     def context(self, alert: Alert) -> dict[str, Any]:
         doc = to_json_dict(alert)
@@ -268,6 +302,20 @@ class TemplatePreset(Preset):
         except (ValueError, KeyError, TypeError, IndexError):
             return None
         return str(value)
+
+
+class _AnyFields(dict):
+    """The sample alert's output fields: every field a rule could print reads ``sample``."""
+
+    def __missing__(self, key: str) -> str:
+        return "sample"
+
+
+def sample_alert() -> Alert:
+    """The alert a template is rendered against once at load."""
+    return Alert(rule="Sample rule", priority=Priority.WARNING, output="a sample alert",
+                 time_ns=0, output_fields=_AnyFields({"proc.name": "sample"}),
+                 tags=["sample"])
 
 
 PRESETS: dict[str, type[Preset]] = {

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from syswarden.core.config import Key, Section
+from syswarden.core.config import MAX_QUEUE, Key, Section
 from syswarden.core.hookspecs import hookimpl
 
 from .program import ATTACH_MODES, DEFAULTS
@@ -45,21 +45,26 @@ def syswarden_config_schema() -> dict[str, Section]:
         SECTION: Section({
             "enabled": Key(bool, True, "capture live syscalls with eBPF"),
             "evt_ring_pages": Key(int, DEFAULTS["evt_ring_pages"], "size of the syscall ring "
-                                  "buffer in 4 KiB pages (rounded up to a power of two)", min=1),
+                                  "buffer in 4 KiB pages (rounded up to a power of two)", min=1,
+                                  max=65536),
             "proc_ring_pages": Key(int, DEFAULTS["proc_ring_pages"], "size of the process "
-                                   "lifecycle ring buffer in 4 KiB pages (power of two)", min=1),
+                                   "lifecycle ring buffer in 4 KiB pages (power of two)", min=1,
+                                   max=65536),
             "path_max": Key(int, DEFAULTS["path_max"], "bytes kept of one path or string "
-                            "argument (64..4096, rounded up to a power of two)", min=1),
+                            "argument (rounded up to a power of two)", min=64, max=4096),
             "argv_max": Key(int, DEFAULTS["argv_max"], "bytes kept of an exec's argv "
-                            "(256..4096)", min=1),
-            "max_args": Key(int, DEFAULTS["max_args"], "argv entries kept at most (1..256)", min=1),
+                            "(rounded up to a power of two)", min=256, max=4096),
+            "max_args": Key(int, DEFAULTS["max_args"], "argv entries kept at most", min=1,
+                            max=256),
             "pending_max": Key(int, DEFAULTS["pending_max"], "slots for the enter arguments of "
                                "syscalls in progress, by thread id (a power of two); two "
-                               "threads sharing a slot at once lose one event (counted)", min=1),
+                               "threads sharing a slot at once lose one event (counted)",
+                               min=64, max=1 << 20),
             "wakeup_every": Key(int, DEFAULTS["wakeup_every"], "records (per CPU) between two "
-                                "wake-ups of the reader by the kernel", min=1),
+                                "wake-ups of the reader by the kernel", min=1, max=65536),
             "poll_ms": Key(int, DEFAULTS["poll_ms"], "milliseconds between two reads of the "
-                           "rings when the kernel has not woken the reader", min=1),
+                           "rings when the kernel has not woken the reader", min=1,
+                           max=10_000),
             "raw_fallback": Key(bool, False, "follow the needed syscalls this kernel has no "
                                 "tracepoint for (init_module & co. without module support) "
                                 "through raw_syscalls: costly, every syscall of every process "
@@ -83,11 +88,12 @@ def syswarden_config_schema() -> dict[str, Section]:
         }, doc="the live eBPF source: ring sizes and capture bounds"),
         DROPS: Section({
             "threshold": Key(float, 0.1, "share of events dropped in one second above which "
-                             "the actions run"),
+                             "the actions run", min=0, max=1),
             "actions": Key(list, ["log", "alert"], "what to do: log, alert, ignore",
                            items=str),
-            "rate": Key(float, 0.03333, "actions per second at most (token bucket rate)"),
-            "max_burst": Key(int, 1, "actions in a burst at most"),
+            "rate": Key(float, 0.03333, "actions per second at most (token bucket rate)",
+                        min=0),
+            "max_burst": Key(int, 1, "actions in a burst at most", min=1, max=MAX_QUEUE),
             "simulate_drops": Key(bool, False, "act as if events were dropped (testing)"),
         }, doc="Falco's syscall_event_drops: what to do when the kernel drops events"),
     }

@@ -43,7 +43,7 @@ def test_no_enricher_for_a_replay(tmp_path) -> None:
 def test_bad_config_is_located(tmp_path) -> None:
     with pytest.raises(ConfigError, match="docker.sockets"):
         _config(tmp_path, "docker:\n  sockets: /x\n")
-    with pytest.raises(ConfigError, match="docker.lookup_wait must be at least 0, not -1"):
+    with pytest.raises(ConfigError, match="docker.lookup_wait must be between 0 and 60, not -1"):
         _config(tmp_path, "docker:\n  lookup_wait: -1\n")
 
 

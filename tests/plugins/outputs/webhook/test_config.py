@@ -12,6 +12,7 @@ from syswarden.core.errors import ConfigError
 from syswarden.core.metrics import Metrics
 from syswarden.core.plugins import make_plugin_manager
 from syswarden.core.protocols import PluginContext
+from tests.helpers.agent import refused_at_start
 
 OUTPUT_PLUGINS = ("stdout", "file", "syslog", "program", "webhook")
 
@@ -81,6 +82,29 @@ def test_an_unknown_key_in_a_webhook_names_file_and_line(tmp_path):
         outputs_for(str(path))
     text = str(info.value)
     assert f"{path}:4" in text and "retries_max" in text and "retry_max" in text
+
+
+def test_a_template_the_sandbox_refuses_is_located_at_load(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("webhook_outputs:\n  tickets:\n    url: http://x\n    preset: template\n"
+                    f"    queue_file: {tmp_path / 'q'}\n"
+                    "    template:\n      body: '{{ rule.__class__ | tojson }}'\n")
+    with pytest.raises(ConfigError) as info:
+        outputs_for(str(path))
+    assert str(info.value).startswith(f"{path}:7:13 (webhook_outputs.tickets.template.body): "
+                                      "webhook 'tickets': template body: the sandbox refuses")
+    assert f"{path}:7:" in refused_at_start("-c", str(path))
+
+
+def test_a_bad_redmine_priority_is_located(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("http_output:\n  enabled: true\n  url: http://x\n  preset: redmine\n"
+                    f"  queue_file: {tmp_path / 'q'}\n"
+                    "  redmine:\n    project: p\n    priorities:\n      nosuch: 3\n")
+    with pytest.raises(ConfigError) as info:
+        outputs_for(str(path))
+    assert str(info.value).startswith(f"{path}:9:")
+    assert "unknown priority 'nosuch'" in str(info.value)
 
 
 def test_a_webhook_named_like_a_builtin_is_refused(tmp_path):

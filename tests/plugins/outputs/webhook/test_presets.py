@@ -103,11 +103,24 @@ async def test_own_template_and_a_failing_one(receiver, drive, metrics, tmp_path
     assert metrics.get("outputs.hook.render.dropped") == 1
 
 
-def test_template_is_sandboxed(tmp_path):
-    section = hook("http://x", tmp_path, preset="template",
-                   template={"body": "{{ alert.__class__.__mro__[1].__subclasses__() }}"})
-    preset = make_preset(section, AlertFormatter(True))
-    with pytest.raises(ValueError, match="template body"):
+@pytest.mark.parametrize("body", [
+    "{{ alert.__class__.__mro__[1].__subclasses__() }}",
+    '{"x": {{ "".__class__ | tojson }}}',                      # a filter used to hide it
+    '{"x": {{ "{0.__class__}".format(rule) | tojson }}}',
+    '{"x": {{ (rule.upper).__self__ | tojson }}}',
+])
+def test_a_template_the_sandbox_refuses_fails_at_load(tmp_path, body):
+    section = hook("http://x", tmp_path, preset="template", template={"body": body})
+    with pytest.raises(ConfigError, match="template body: the sandbox refuses it: access to "
+                                          "attribute '__"):
+        make_preset(section, AlertFormatter(True))
+
+
+def test_a_refusal_only_some_alerts_reach_fails_those_alerts(tmp_path):
+    body = '{% if fields["proc.name"] == "bash" %}{{ rule.__class__ }}{% endif %}{}'
+    section = hook("http://x", tmp_path, preset="template", template={"body": body})
+    preset = make_preset(section, AlertFormatter(True))     # the sample alert does not reach it
+    with pytest.raises(ValueError, match="template body: SecurityError"):
         preset.request(make_alert())
 
 

@@ -1,8 +1,12 @@
-"""Falco's TLS keys against a real HTTPS receiver: ca_cert, insecure, mutual TLS."""
+"""Falco's TLS keys against a real HTTPS receiver: ca_cert, insecure, mutual TLS, and a
+refused certificate's reason in the logged delivery error."""
 
 from __future__ import annotations
 
+import logging
+import os
 import ssl
+import subprocess
 
 import pytest
 import trio
@@ -64,3 +68,56 @@ async def test_mutual_tls(nursery, drive, metrics, tmp_path, certs):
                        mtls=True, client_cert=certs["client_cert"],
                        client_key=certs["client_key"])
     assert len(r.delivered) == 1
+
+
+def self_signed(directory) -> ssl.SSLContext:
+    """A server context with a self-signed certificate for 127.0.0.1, made with openssl."""
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    "self.key", "-out", "self.pem", "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], cwd=directory, check=True,
+                   capture_output=True)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(os.path.join(directory, "self.pem"), os.path.join(directory, "self.key"))
+    return ctx
+
+
+async def _first_failure(nursery, drive, metrics, tmp_path, caplog, tls, host="127.0.0.1",
+                         **keys) -> str:
+    """The logged reason of the first failed delivery to a receiver serving ``tls``."""
+    receiver = HttpReceiver(tls=tls)
+    await nursery.start(receiver.serve)
+    url = receiver.url.replace("127.0.0.1", host)
+    driven = await drive(WebhookOutput(base_config(), hook(url, tmp_path, **keys), metrics))
+    driven.offer([make_alert()])
+    with trio.move_on_after(10):
+        while not any("delivery failed" in r.getMessage() for r in caplog.records):
+            await trio.sleep(0.05)
+    driven.runner.close()
+    receiver.down()
+    assert receiver.delivered == []
+    return next(r.getMessage() for r in caplog.records if "delivery failed" in r.getMessage())
+
+
+async def test_a_self_signed_server_is_refused_naming_why(nursery, drive, metrics, tmp_path,
+                                                         caplog):
+    caplog.set_level(logging.WARNING, "syswarden")
+    message = await _first_failure(nursery, drive, metrics, tmp_path, caplog,
+                                   self_signed(str(tmp_path)))
+    assert "TLS certificate verify failed: self-signed certificate" in message
+
+
+async def test_a_hostname_mismatch_is_refused_naming_why(nursery, drive, metrics, tmp_path,
+                                                        certs, caplog):
+    caplog.set_level(logging.WARNING, "syswarden")
+    message = await _first_failure(nursery, drive, metrics, tmp_path, caplog,
+                                   server_context(certs, False), host="localhost",
+                                   ca_cert=certs["ca"])
+    assert "TLS certificate verify failed: Hostname mismatch" in message
+
+
+async def test_an_unknown_ca_is_refused_naming_why(nursery, drive, metrics, tmp_path, certs,
+                                                  caplog):
+    caplog.set_level(logging.WARNING, "syswarden")
+    message = await _first_failure(nursery, drive, metrics, tmp_path, caplog,
+                                   server_context(certs, False))
+    assert "TLS certificate verify failed: unable to get local issuer certificate" in message

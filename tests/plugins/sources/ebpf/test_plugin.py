@@ -30,7 +30,10 @@ def test_schema_defaults_and_validation():
     errors = plugin.syswarden_validate_config(cfg)
     assert any("explode" in e for e in errors)
     schema = plugin.syswarden_config_schema()["ebpf"]
-    assert all(schema.keys[k].min == 1 for k in ("path_max", "evt_ring_pages", "poll_ms"))
+    assert all(schema.keys[k].min == 1 for k in ("evt_ring_pages", "poll_ms"))
+    # the bounds the program is rendered with (program.render_program clamps to them)
+    assert (schema.keys["path_max"].min, schema.keys["path_max"].max) == (64, 4096)
+    assert (schema.keys["argv_max"].min, schema.keys["argv_max"].max) == (256, 4096)
 
 
 def test_no_live_source_when_replaying():
