@@ -207,5 +207,5 @@ def test_a_bad_mode_in_the_config_file_is_located(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_config(str(path), (), make_plugin_manager({}).schemas())
     text = str(err.value)
-    assert f"{path}:3" in text and "file_output.mode must be an octal file mode" in text
+    assert f"{path}:3" in text and "file_output.mode: must be an octal file mode" in text
     assert "0o666 in octal" in text

@@ -124,7 +124,7 @@ def test_a_bad_preset_value_is_refused(tmp_path):
 def test_max_in_flight_below_one_is_refused_with_its_line(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("webhook_outputs:\n  siem:\n    url: http://x\n    max_in_flight: 0\n")
-    with pytest.raises(ConfigError, match=r"c\.yaml:4.*max_in_flight.*at least 1"):
+    with pytest.raises(ConfigError, match=r"c\.yaml:4.*max_in_flight.*between 1 and 256"):
         outputs_for(str(path))
 
 
