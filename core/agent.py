@@ -46,7 +46,7 @@ import trio
 
 from .alert import Alert, Priority
 from .config import load_config
-from .errors import RuleError, SourceError, SyswardenError
+from .errors import ConfigError, RuleError, SourceError, SyswardenError, UnsafePathError
 from .event import Event
 from .metrics import Metrics
 from .outputs import OutputRunner
@@ -58,6 +58,11 @@ log = logging.getLogger("syswarden.agent")
 
 #: seconds a source with a stop() method gets to send what it still holds and return
 SOURCE_STOP_GRACE = 2.0
+
+#: Errors that, raised before the agent is ready, are bad input (a config value, a path an
+#: output refuses to write through): :meth:`Agent.run` raises them for the CLI's exit code 2.
+BAD_INPUT = (ConfigError, UnsafePathError)
+
 #: log the first N errors of one plugin with a traceback, then one in every EVERY
 ERRORS_LOGGED_FULLY = 5
 ERRORS_EVERY = 1000
@@ -158,8 +163,10 @@ class Agent:
     # -- running -------------------------------------------------------------------------------
 
     async def run(self) -> int:
-        """Run until the sources end or a stop is asked; return the exit code."""
+        """Run until the sources end or a stop is asked; return the exit code (0, or 1 when a
+        stage failed).  Bad input found while starting (:data:`BAD_INPUT`) is raised instead."""
         grace = float(self.config["pipeline"]["shutdown_grace"])
+        bad_input: SyswardenError | None = None
         try:
             async with trio.open_nursery() as root:
                 root.start_soon(self._watch_signals, root.cancel_scope)
@@ -189,8 +196,12 @@ class Agent:
                     outputs.cancel_scope.cancel()
                 root.cancel_scope.cancel()
         except* SyswardenError as group:
-            for exc in _leaves(group):
-                log.error("%s", exc)
+            leaves = _leaves(group)
+            if not self.ready.is_set() and all(isinstance(e, BAD_INPUT) for e in leaves):
+                bad_input = leaves[0]           # the CLI's exit 2, as before the agent runs
+            else:
+                for exc in leaves:
+                    log.error("%s", exc)
             failed = True
         except* Exception as group:
             for exc in _leaves(group):
@@ -200,6 +211,8 @@ class Agent:
             failed = False
         finally:
             self._report(final=True)
+        if bad_input is not None:
+            raise bad_input
         return 1 if failed else 0
 
     async def _run_output(self, runner: OutputRunner, done: trio.Event, *,

@@ -10,13 +10,17 @@ import json
 import os
 import pathlib
 import signal
+import subprocess
 
+import pytest
 import trio
 
 from syswarden.core.agent import Agent
 from syswarden.core.config import load_config
+from syswarden.core.errors import UnsafePathError
 from syswarden.core.event import Event
 from syswarden.core.plugins import BUILTIN_PLUGINS, make_plugin_manager
+from tests.helpers.agent import CLI
 from tests.helpers.users import as_nobody, root_secret, shared_dir, unchanged
 
 HERE = pathlib.Path(__file__).parent
@@ -101,10 +105,15 @@ async def test_a_symlink_nobody_planted_stops_the_agent_at_start(tmp_path, caplo
     with shared_dir() as shared:
         as_nobody(os.symlink, str(secret), str(shared / "events.log"))
         agent = make_agent(tmp_path, shared / "events.log")
-        with trio.fail_after(30):                  # without the check it runs on, writing
-            assert await agent.run() == 1
-    assert f"{shared / 'events.log'}: refusing to write here: is a symbolic link" in caplog.text
-    assert "hint: remove it" in caplog.text
+        with trio.fail_after(30), pytest.raises(UnsafePathError) as refused:
+            await agent.run()                      # without the check it runs on, writing
+        # the same through the CLI: bad input, exit 2, the reason on stderr
+        cli = subprocess.run([*CLI, "-e", "/dev/null", "-o", "file_output.enabled=true",
+                              "-o", f"file_output.filename={shared / 'events.log'}"],
+                             capture_output=True, text=True, timeout=120)
+    message = f"{shared / 'events.log'}: refusing to write here: is a symbolic link"
+    assert message in str(refused.value) and "hint: remove it" in str(refused.value)
+    assert cli.returncode == 2 and message in cli.stderr and "Traceback" not in cli.stderr
     assert unchanged(secret)
 
 
