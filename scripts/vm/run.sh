@@ -26,7 +26,7 @@ mount -t 9p -o trans=virtio,version=9p2000.L,ro src /src
 ip link set lo up
 hostname syswarden-vm
 echo "SW-VM: up, kernel $(uname -r)"
-export PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 HOME=/tmp
+export PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 HOME=/tmp SYSWARDEN_GUEST=1
 cd /src && sh /out/cmd.sh >/out/log 2>&1
 echo $? >/out/rc
 sync

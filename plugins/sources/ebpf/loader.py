@@ -47,9 +47,16 @@ class LoadError(Exception):
         self.hint = hint
 
 
-def load(text: str, tracepoints: list[tuple[str, str]], timeout: float = 120.0) -> Loaded:
+#: Seconds the helper may take to compile, load and attach (~1-2 s on a quiet machine).
+LOAD_TIMEOUT = 120.0
+
+
+def load(text: str, tracepoints: list[tuple[str, str]], timeout: float | None = None) -> Loaded:
     """Run the helper; return the fds it passed (blocking: ~1-2 s)."""
+    timeout = timeout or LOAD_TIMEOUT
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    chunks: list[bytes] = []
+    fds: list[int] = []
     try:
         proc = subprocess.Popen([sys.executable, "-m", __name__, str(child.fileno())],
                                 pass_fds=[child.fileno()], stdin=subprocess.DEVNULL,
@@ -58,7 +65,6 @@ def load(text: str, tracepoints: list[tuple[str, str]], timeout: float = 120.0) 
         parent.sendall(json.dumps({"text": text, "tracepoints": tracepoints}).encode())
         parent.shutdown(socket.SHUT_WR)
         parent.settimeout(timeout)
-        chunks, fds = [], []
         while True:
             data, got, _flags, _addr = socket.recv_fds(parent, 1 << 20, 1024)
             fds += got
@@ -67,6 +73,15 @@ def load(text: str, tracepoints: list[tuple[str, str]], timeout: float = 120.0) 
             chunks.append(data)
         err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
         proc.wait(timeout)
+    except (TimeoutError, subprocess.TimeoutExpired):
+        proc.kill()
+        proc.wait()
+        for fd in fds:
+            os.close(fd)
+        raise LoadError(f"the BPF loader did not finish within {timeout:g} s (compiling, "
+                        "loading and attaching the program)",
+                        "a machine this loaded compiles slowly: try again when it is quieter"
+                        ) from None
     finally:
         parent.close()
     try:

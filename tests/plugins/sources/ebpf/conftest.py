@@ -11,10 +11,16 @@ import trio
 
 from syswarden.core.plugins import collect_fields
 from syswarden.plugins.enrichers.process.enricher import ProcessEnricher
+from syswarden.plugins.sources.ebpf import loader
 from syswarden.plugins.sources.ebpf import program as P
 from syswarden.plugins.sources.ebpf.source import EbpfSource
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (eBPF)")
+
+if os.environ.get("SYSWARDEN_GUEST"):
+    # the test guest (tests/vm) is emulated: bcc compiles ten times slower, and slower again
+    # on a loaded host
+    loader.LOAD_TIMEOUT = 900.0
 
 #: Where exit handlers find a syscall's arguments: both ways are run where they can be.
 ARGS_FROM = pytest.mark.parametrize("args_from", [
