@@ -5,7 +5,8 @@ complete once the Docker API answered, a placeholder (``complete=False``, id and
 from the cgroup) while a lookup is pending or when the container is not Docker's.
 
 ``request(ref)`` never blocks: it records a :class:`Pending` lookup with a deadline
-(now + ``lookup_wait``) and queues the id for the lookup workers (a bounded channel; a full
+(now + ``lookup_wait``; for a lookup the daemon's events asked for, from when an event first
+needs it: ``needed``) and queues the id for the lookup workers (a bounded channel; a full
 queue is counted in ``drops.enrich.docker_lookup_queue``).  ``wait(pendings)`` is what the
 enricher's ``prepare`` awaits: until every lookup finished or the latest deadline passed; an
 id is waited for at most ``lookup_wait`` once, however many batches carry it.
@@ -35,7 +36,7 @@ class Pending:
     """A lookup in flight: ``done`` is set when it ends (found, not found or failed)."""
 
     ref: ContainerRef
-    deadline: float                      # trio clock
+    deadline: float | None               # trio clock; None: no event has needed it yet
     done: trio.Event = field(default_factory=trio.Event)
     again: bool = False                  # asked again meanwhile (``start`` after ``create``)
 
@@ -77,9 +78,12 @@ class ContainerCache:
         seen = self._not_found.get(short_id)
         return seen is None or time.monotonic() - seen >= self.retry_after
 
-    def request(self, ref: ContainerRef, force: bool = False) -> Pending | None:
+    def request(self, ref: ContainerRef, force: bool = False,
+                background: bool = False) -> Pending | None:
         """Queue a lookup of ``ref`` unless one is pending or not needed; return the pending
-        lookup (None when there is none)."""
+        lookup (None when there is none).  A ``background`` lookup (the daemon announced the
+        container) has no deadline until :meth:`needed`: a container's first process, judged
+        after a lookup that started at its ``create``, still gets its ``lookup_wait``."""
         pend = self.pending.get(ref.id)
         if pend is not None:
             if force:
@@ -87,7 +91,7 @@ class ContainerCache:
             return pend
         if not force and not self.needs_lookup(ref.id):
             return None
-        pend = Pending(ref, trio.current_time() + self.lookup_wait)
+        pend = Pending(ref, None if background else trio.current_time() + self.lookup_wait)
         try:
             self.send.send_nowait(ref)
         except trio.WouldBlock:
@@ -107,6 +111,13 @@ class ContainerCache:
         """Docker went away: no pending lookup will answer; stop anyone waiting."""
         for short_id in list(self.pending):
             self.finish(short_id)
+
+    def needed(self, pend: Pending, now: float) -> bool:
+        """An event needs this lookup: whether it is still worth waiting for (its deadline,
+        set now if no event needed it before, is ahead)."""
+        if pend.deadline is None:
+            pend.deadline = now + self.lookup_wait
+        return pend.deadline > now
 
     async def wait(self, pendings: list[Pending]) -> None:
         """Wait until these lookups end or the latest of their deadlines passes."""

@@ -153,7 +153,7 @@ class DockerEnricher:
             if entry is not None and entry.complete:
                 continue
             pend = cache.request(ref)
-            if pend is not None and pend.deadline > now and pend not in waits:
+            if pend is not None and cache.needed(pend, now) and pend not in waits:
                 waits.append(pend)
         if waits:
             self.metrics.inc("enrich.docker.batch_waits")
@@ -227,13 +227,13 @@ class DockerEnricher:
             return
         pendings = []
         for full in ids:
-            pend = self.cache.request(ContainerRef(full[:12], full, "docker"))
+            pend = self.cache.request(ContainerRef(full[:12], full, "docker"), background=True)
             if pend is not None:
                 pendings.append(pend)
         for entry in list(self.cache.entries.values()):
             if not entry.complete:
                 pend = self.cache.request(ContainerRef(entry.id, entry.full_id, entry.type),
-                                          force=True)
+                                          force=True, background=True)
                 if pend is not None:
                     pendings.append(pend)
         with trio.move_on_after(self.startup_wait):
@@ -248,7 +248,7 @@ class DockerEnricher:
             return
         short = full[:12]
         if action in _REFRESH:
-            self.cache.request(ContainerRef(short, full, "docker"), force=True)
+            self.cache.request(ContainerRef(short, full, "docker"), force=True, background=True)
         elif action == "destroy":
             self.cache.destroyed(short, self.forget_after)
 
@@ -288,7 +288,7 @@ class DockerEnricher:
         finally:
             pend = cache.finish(ref.id)
             if pend is not None and pend.again and self.available:
-                cache.request(ref, force=True)
+                cache.request(ref, force=True, background=True)
 
     async def _sweeper(self) -> None:
         while True:
