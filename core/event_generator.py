@@ -254,7 +254,8 @@ def _docker_run(run: Run, *flags: str) -> None:
                 raise SkipAction("dockerd cannot start this container on this machine "
                                  f"(capabilities missing from the bounding set): {reason}")
             raise RuntimeError(f"docker run failed: {reason}")
-        time.sleep(0.5)
+        # up long enough for a loaded agent to resolve its cgroup (gone once it is removed)
+        time.sleep(2.0)
     finally:
         _sh("docker", "rm", "-f", name)
 
