@@ -53,6 +53,7 @@ from .outputs import OutputRunner
 from .plugins import Plugins
 from .protocols import PluginContext
 from .rules.prefilter import OpenPrefilter
+from .rules.sockfilter import SocketPrefilter
 
 log = logging.getLogger("syswarden.agent")
 
@@ -124,6 +125,7 @@ class Agent:
             self.filters = self.plugins.make("filter", self.ctx)
             self.ctx.event_types = self.event_types()
             self.ctx.open_prefilter = self.open_prefilter()
+            self.ctx.socket_prefilter = self.socket_prefilter()
         with self._phase("sources"):
             self.sources = self.plugins.make("source", self.ctx)
         if not self.sources:
@@ -159,6 +161,19 @@ class Agent:
                 return None
             terms += pf.terms
         return OpenPrefilter(tuple(dict.fromkeys(terms)))
+
+    def socket_prefilter(self) -> SocketPrefilter | None:
+        """The socket families some filter may care about, per socket syscall: the union of
+        the filters' prefilters, or None when one needs every family (it has no prefilter, or
+        its prefilter is None)."""
+        out: list[SocketPrefilter] = []
+        for f in self.filters:
+            get = getattr(f, "socket_prefilter", None)
+            pf = get() if get is not None else None
+            if pf is None:
+                return None
+            out.append(pf)
+        return SocketPrefilter.union(out)
 
     # -- running -------------------------------------------------------------------------------
 
@@ -433,10 +448,14 @@ class Agent:
                 return False
         self.ctx.event_types = self.event_types()
         self.ctx.open_prefilter = self.open_prefilter()
+        self.ctx.socket_prefilter = self.socket_prefilter()
         for source in self.sources:
             set_prefilter = getattr(source, "set_open_prefilter", None)
             if set_prefilter is not None:
                 set_prefilter(self.ctx.open_prefilter)
+            set_sock_prefilter = getattr(source, "set_socket_prefilter", None)
+            if set_sock_prefilter is not None:
+                set_sock_prefilter(self.ctx.socket_prefilter)
             setter = getattr(source, "set_event_types", None)
             if setter is not None:
                 setter(self.ctx.event_types)

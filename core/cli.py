@@ -185,7 +185,9 @@ def _dump_ebpf(agent: Any, config: dict[str, Any]) -> int:
     from syswarden.plugins.sources.ebpf.program import render_program
     ebpf = resolved_config(dict(config.get("ebpf") or {}))     # what would run here
     prefilter = agent.open_prefilter() if ebpf.get("open_prefilter", True) else None
-    print(render_program(agent.event_types(), ebpf, open_prefilter=prefilter))
+    sock = agent.socket_prefilter() if ebpf.get("socket_prefilter", True) else None
+    print(render_program(agent.event_types(), ebpf, open_prefilter=prefilter,
+                         socket_prefilter=sock))
     return EXIT_OK
 
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .fields import FieldRegistry
     from .metrics import Metrics
     from .rules.prefilter import OpenPrefilter
+    from .rules.sockfilter import SocketPrefilter
 
 
 @dataclass
@@ -30,6 +31,8 @@ class PluginContext:
     all); sources use it to attach only what is needed.  ``open_prefilter`` is a condition an
     open must meet for some filter to care (None: every open matters); a source may keep the
     other opens where it reads them (see :mod:`syswarden.core.rules.prefilter`).
+    ``socket_prefilter`` is, per socket syscall, the socket families some filter may care about
+    (None: all; see :mod:`syswarden.core.rules.sockfilter`).
     """
 
     config: dict[str, Any]
@@ -37,6 +40,7 @@ class PluginContext:
     fields: "FieldRegistry"
     event_types: set[str] | None = None
     open_prefilter: "OpenPrefilter | None" = None
+    socket_prefilter: "SocketPrefilter | None" = None
     replay_file: str | None = None          # -e FILE: replay instead of the live source
     agent_pid: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -56,7 +60,8 @@ class Source(Protocol):
     exhausted) or is cancelled; it calls ``task_status.started()`` once attached (the agent logs
     ``ready`` when every source has).  It must not close ``send`` (the agent owns it).
     Optional: ``set_event_types(types)`` to change the attached syscalls on a rule reload,
-    preceded by ``set_open_prefilter(prefilter)`` when it has one;
+    preceded by ``set_open_prefilter(prefilter)`` and ``set_socket_prefilter(prefilter)`` when
+    it has them;
     ``stop()`` to be asked, on a graceful stop, to send what it still holds and return (else it
     is cancelled).
     A source counts what it loses itself, in ``ctx.metrics`` (``drops.<where>.<why>``), and
@@ -93,7 +98,8 @@ class Filter(Protocol):
     ``reload(config)`` re-reads its rules; on failure it raises a :class:`RuleError` and keeps
     the rules it had.  Optional: ``open_prefilter()``, an
     :class:`~syswarden.core.rules.prefilter.OpenPrefilter` every open this filter can match
-    meets, or None (a filter without it needs every open).  Optional: ``describe() -> Iterable[tuple[name, desc]]`` for ``-L``.
+    meets, or None (a filter without it needs every open); ``socket_prefilter()``, likewise a
+    :class:`~syswarden.core.rules.sockfilter.SocketPrefilter` or None.  Optional: ``describe() -> Iterable[tuple[name, desc]]`` for ``-L``.
     """
 
     name: str

@@ -25,6 +25,7 @@ from syswarden.core.fields import FieldRegistry
 from syswarden.core.hookspecs import hookimpl
 from syswarden.core.rules.engine import RuleEngine
 from syswarden.core.rules.prefilter import OpenPrefilter, open_prefilter
+from syswarden.core.rules.sockfilter import SocketPrefilter, socket_prefilter
 
 log = logging.getLogger("syswarden.rules")
 
@@ -74,6 +75,9 @@ class RulesFilter:
 
     def open_prefilter(self) -> OpenPrefilter | None:
         return open_prefilter(self.engine)
+
+    def socket_prefilter(self) -> SocketPrefilter | None:
+        return socket_prefilter(self.engine)
 
     def reload(self, config: dict[str, Any]) -> None:
         """Load the rules anew; on any error raise it and keep the running rules."""

@@ -283,3 +283,27 @@ async def test_the_sources_get_the_union_of_the_filters_open_prefilters(tmp_path
     assert told == [OpenPrefilter((writes, shadow))] and agent.ctx.open_prefilter == told[0]
     agent.filters.append(type("NoPrefilter", (), {"name": "n"})())
     assert agent.open_prefilter() is None
+
+
+async def test_the_sources_get_the_union_of_the_filters_socket_prefilters(tmp_path):
+    from syswarden.core.rules.sockfilter import IP, UNIX, SocketPrefilter
+    agent = make_agent(tmp_path, count=5, forever=True)
+    assert agent.ctx.socket_prefilter is None        # the kit filter has no prefilter
+    mine = SocketPrefilter((("connect", frozenset({IP})), ("sendto", frozenset({IP}))))
+    agent.filters[0].socket_prefilter = lambda: mine
+    other = type("Other", (), {"name": "other", "event_types": lambda self: set(),
+                               "reload": lambda self, config: None,
+                               "socket_prefilter": lambda self: SocketPrefilter(
+                                   (("sendto", frozenset({UNIX})),))})()
+    agent.filters.append(other)
+    told: list = []
+    agent.sources[0].set_socket_prefilter = told.append
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(agent.run)
+        await agent.ready.wait()
+        assert await agent.reload() is True
+        agent.request_stop()
+    assert told == [SocketPrefilter((("sendto", frozenset({IP, UNIX})),))]
+    assert agent.ctx.socket_prefilter == told[0]
+    agent.filters.append(type("NoPrefilter", (), {"name": "n"})())
+    assert agent.socket_prefilter() is None

@@ -17,6 +17,7 @@ Config: the ``ebpf`` section (ring sizes, string bounds) and Falco's top-level
       args_from: auto          # syscall arguments: regs (one hook per syscall) or enter (two)
       attach: auto             # fentry (fexit programs) where the kernel allows, else tracepoint
       open_prefilter: true     # opens no loaded rule can match stay in the kernel
+      socket_prefilter: true   # so do socket syscalls on families no loaded rule can match
     syscall_event_drops:
       threshold: 0.1           # share of events dropped in a second that triggers the actions
       actions: [log, alert]
@@ -85,6 +86,11 @@ def syswarden_config_schema() -> dict[str, Section]:
                                   "match (a condition on the flags and the path derived from "
                                   "the rules; counted as ebpf.opens_filtered); false sends "
                                   "every open"),
+            "socket_prefilter": Key(bool, True, "keep in the kernel the socket syscalls "
+                                    "(sendto, connect, accept...) on a socket family (UNIX, "
+                                    "IP, other) no loaded rule can match for that syscall "
+                                    "(derived from the rules; counted as "
+                                    "ebpf.sockets_filtered); false sends every family"),
         }, doc="the live eBPF source: ring sizes and capture bounds"),
         DROPS: Section({
             "threshold": Key(float, 0.1, "share of events dropped in one second above which "
@@ -123,4 +129,5 @@ def syswarden_make_sources(ctx: Any):
     cfg = dict(section)
     cfg["syscall_event_drops"] = ctx.section(DROPS)
     return EbpfSource(cfg, ctx.event_types, ctx.agent_pid, ctx.metrics,
-                      alert=ctx.extra.get("emit_alert"), open_prefilter=ctx.open_prefilter)
+                      alert=ctx.extra.get("emit_alert"), open_prefilter=ctx.open_prefilter,
+                      socket_prefilter=ctx.socket_prefilter)

@@ -53,7 +53,8 @@
 #define CAT_RETRY 4                    // [8]: outputs retried once (no drop category)
 #define CAT_FILTERED 5                 // [10]: opens no rule can match, kept here
 #define CAT_ROOM 6                     // [12]: records lost while their ring had room
-#define NCAT 7
+#define CAT_SOCK_FILTERED 7            // [14]: socket syscalls on families no rule can match
+#define NCAT 8
 
 #define KIND_SYSCALL 1
 #define KIND_EXEC 2
@@ -667,6 +668,9 @@ static __always_inline u32 put_sock_end(struct rec *r, u32 pos, int slot, s64 fd
 
 // The rules' open prefilter, rendered by open_filter.py (OPEN_FILTER 0: every open is sent).
 @OPEN_FILTER@
+
+// The rules' socket prefilter, rendered by sock_filter.py (SOCK_FILTER 0: every family sent).
+@SOCK_FILTER@
 
 // Send the exec record: the stash (path, argv) plus what the new image says.
 static __always_inline int send_exec(u64 id, u32 stash_tid, s64 res, u16 kind,

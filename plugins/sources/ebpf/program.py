@@ -20,8 +20,9 @@ from importlib import resources
 from typing import Any, Iterable
 
 from syswarden.core.rules.prefilter import OpenPrefilter
+from syswarden.core.rules.sockfilter import SocketPrefilter
 
-from . import open_filter, tracefs
+from . import open_filter, sock_filter, tracefs
 
 # Argument kinds: how the kernel side reads an argument and the decoder turns it into a value.
 FD = "fd"          # signed 32-bit (fds, dirfds, pids)
@@ -214,9 +215,11 @@ def needed_syscalls(event_types: Iterable[str] | None) -> list[str]:
     return [s.name for s in SYSCALLS if s.name in wanted]
 
 
-def _exit_handler(sc: Syscall, prefilter: bool = False, kfunc: str | None = None) -> str:
+def _exit_handler(sc: Syscall, prefilter: bool = False, kfunc: str | None = None,
+                  socket_prefilter: SocketPrefilter | None = None) -> str:
     """``do_exit_<name>``, and its entry point: the tracepoint program ``sw_exit_<name>``, or
-    with ``kfunc`` an fexit program on that function."""
+    with ``kfunc`` an fexit program on that function.  ``prefilter``: the open prefilter is
+    rendered; ``socket_prefilter``: the rules' (see :mod:`.sock_filter`)."""
     lines = [
         f"static __always_inline int do_exit_{sc.name}(struct sys_exit_ctx *ctx)",
         "{",
@@ -240,6 +243,7 @@ def _exit_handler(sc: Syscall, prefilter: bool = False, kfunc: str | None = None
             "        return 0;",
             "    }",
         ]
+    lines[8:8] = sock_filter.handler_lines(socket_prefilter, sc.name)
     if sc.name in MAY_CREATE:
         reg = MAY_CREATE[sc.name]
         test = "1" if reg is None else f"(p.a[{reg}] & O_CREAT_BIT)"
@@ -386,12 +390,14 @@ def template() -> str:
 
 
 def render_program(event_types: Iterable[str] | None, config: dict[str, Any] | None = None,
-                   agent_pid: int = 0, open_prefilter: OpenPrefilter | None = None) -> str:
+                   agent_pid: int = 0, open_prefilter: OpenPrefilter | None = None,
+                   socket_prefilter: SocketPrefilter | None = None) -> str:
     """The C source of the BPF program for these event types and this ``ebpf`` config section.
 
     ``agent_pid`` is filtered out in the kernel (0: nothing is filtered, pid 0 makes no
     syscalls).  ``open_prefilter`` (the rules', see :mod:`.open_filter`) keeps in the kernel
-    the opens no rule can match; None sends them all.
+    the opens no rule can match; None sends them all.  ``socket_prefilter`` (the rules', see
+    :mod:`.sock_filter`) keeps the socket syscalls on families no rule can match.
     """
     config = config or {}
     if isinstance(config.get("ebpf"), dict):   # the whole config was given
@@ -399,8 +405,9 @@ def render_program(event_types: Iterable[str] | None, config: dict[str, Any] | N
     cfg = {**DEFAULTS, **config}
     names = needed_syscalls(event_types)
     on = open_prefilter is not None
-    handlers = "\n".join(_exit_handler(BY_NAME[n], on, kfunc_of(BY_NAME[n], cfg)) for n in names
-                         if n not in FORK_SYSCALLS)
+    handlers = "\n".join(_exit_handler(BY_NAME[n], on, kfunc_of(BY_NAME[n], cfg),
+                                       socket_prefilter)
+                         for n in names if n not in FORK_SYSCALLS)
     handlers += "\n" + _exec_kfuncs(cfg)
     handlers += "\n" + _raw_handlers(raw_syscalls(event_types, cfg))
     tp_offsets = cfg.get("tp")
@@ -420,6 +427,7 @@ def render_program(event_types: Iterable[str] | None, config: dict[str, Any] | N
         "ATTACH": "fexit programs on the syscalls' kernel functions" if fentry_mode(cfg)
                   else "tracepoints",
         "OPEN_FILTER": open_filter.render(open_prefilter),
+        "SOCK_FILTER": sock_filter.render(socket_prefilter),
         "EXIT_HANDLERS": handlers,
         "BTF_OFFSETS": "\n".join(f"#define {k} {int(v)}"
                                  for k, v in sorted((cfg.get("btf") or {}).items())),

@@ -34,6 +34,7 @@ import trio
 from syswarden.core.errors import SourceError
 from syswarden.core.event import Event
 from syswarden.core.rules.prefilter import OpenPrefilter
+from syswarden.core.rules.sockfilter import SocketPrefilter
 
 from . import btf, fentry, loader, tracefs
 from . import program as P
@@ -45,9 +46,10 @@ log = logging.getLogger("syswarden.ebpf")
 #: Kernel counter categories, in program.c's order (CAT_*).
 CATEGORIES = ("proc", "events", "pending", "exec")
 #: counters[]: ring outputs retried, opens kept in the kernel, records lost with room in
-#: their ring (the ring's lock refused three times; the rest of the drops: a full ring)
-RETRIED, FILTERED, LOST_WITH_ROOM = 8, 10, 12
-N_COUNTERS = 14
+#: their ring (the ring's lock refused three times; the rest of the drops: a full ring),
+#: socket syscalls kept in the kernel
+RETRIED, FILTERED, LOST_WITH_ROOM, SOCKS_FILTERED = 8, 10, 12, 14
+N_COUNTERS = 16
 TRACEFS = "/sys/kernel/tracing"
 HINT = loader.HINT
 
@@ -197,8 +199,8 @@ class Program:
         return [self.maps["proc_ring"], self.maps["evt_ring"]]
 
     def counters(self) -> list[int]:
-        """[attempted, dropped] per category, then at RETRIED, FILTERED and LOST_WITH_ROOM
-        those counts."""
+        """[attempted, dropped] per category, then at RETRIED, FILTERED, LOST_WITH_ROOM and
+        SOCKS_FILTERED those counts."""
         fd = self.maps["counters"]
         return [loader.percpu_u64_sum(fd, i, self.ncpu) for i in range(N_COUNTERS)]
 
@@ -279,10 +281,13 @@ class EbpfSource:
 
     def __init__(self, config: dict[str, Any], event_types: set[str] | None, agent_pid: int,
                  metrics: Any = None, alert: Callable[[str, dict], None] | None = None,
-                 open_prefilter: OpenPrefilter | None = None) -> None:
+                 open_prefilter: OpenPrefilter | None = None,
+                 socket_prefilter: SocketPrefilter | None = None) -> None:
         self.cfg = resolved_config(config)
         self.event_types = None if event_types is None else set(event_types)
         self.open_prefilter = open_prefilter if self.cfg.get("open_prefilter", True) else None
+        self.socket_prefilter = socket_prefilter if self.cfg.get("socket_prefilter", True) \
+            else None
         self.agent_pid = agent_pid
         self.metrics = metrics
         self.decoder = Decoder()
@@ -303,7 +308,7 @@ class EbpfSource:
 
     def program_text(self, cfg: dict[str, Any] | None = None) -> str:
         return P.render_program(self.event_types, cfg or self.cfg, self.agent_pid,
-                                self.open_prefilter)
+                                self.open_prefilter, self.socket_prefilter)
 
     def _build(self) -> Program:
         """Load and attach a program for the current event types (blocking: ~2 s).  An
@@ -332,6 +337,9 @@ class EbpfSource:
         if self.open_prefilter is not None:
             log.info("ebpf: opens sent when: %s (or a directory, or a path not judged here)",
                      self.open_prefilter.describe())
+        if self.socket_prefilter is not None:
+            log.info("ebpf: socket syscalls sent for the families: %s (or not a socket)",
+                     self.socket_prefilter.describe())
         return Program(loaded, cfg, set(P.needed_syscalls(self.event_types)))
 
     def load(self) -> None:
@@ -356,6 +364,16 @@ class EbpfSource:
         if not self.cfg.get("open_prefilter", True) or prefilter == self.open_prefilter:
             return
         self.open_prefilter = prefilter
+        if self.prog is not None:
+            self._needs_reload = True
+
+    def set_socket_prefilter(self, prefilter: SocketPrefilter | None) -> None:
+        """Keep in the kernel the socket syscalls on families this prefilter says no rule can
+        match (a rule reload; called before :meth:`set_event_types`).  A change loads a new
+        program."""
+        if not self.cfg.get("socket_prefilter", True) or prefilter == self.socket_prefilter:
+            return
+        self.socket_prefilter = prefilter
         if self.prog is not None:
             self._needs_reload = True
 
@@ -448,6 +466,8 @@ class EbpfSource:
             self.metrics.inc("ebpf.ring_retries", c[RETRIED] - prev[RETRIED])
         if self.metrics is not None and c[FILTERED] > prev[FILTERED]:
             self.metrics.inc("ebpf.opens_filtered", c[FILTERED] - prev[FILTERED])
+        if self.metrics is not None and c[SOCKS_FILTERED] > prev[SOCKS_FILTERED]:
+            self.metrics.inc("ebpf.sockets_filtered", c[SOCKS_FILTERED] - prev[SOCKS_FILTERED])
         if self.metrics is not None and c[LOST_WITH_ROOM] > prev[LOST_WITH_ROOM]:
             self.metrics.inc("ebpf.drops_with_room", c[LOST_WITH_ROOM] - prev[LOST_WITH_ROOM])
         if self.metrics is not None and self.decode_errors:

@@ -63,13 +63,20 @@ def descends_from_me(evt: Any) -> bool:
 
 def events_of(src: EbpfSource, action: Callable[[], Any]) -> list:
     """Load ``src``, run ``action`` (which waits for the processes it starts), and return what
-    the kernel sent meanwhile; ``src`` is closed afterwards.  Checks of the loaded source
+    the kernel sent meanwhile (the rings read until empty: other processes' events may be many);
+    ``src`` is closed afterwards.  Checks of the loaded source
     (what is attached) belong in ``action``."""
     src.load()
     try:
         action()
         time.sleep(0.05)
-        return src.drain()
+        events: list = []
+        for _ in range(10_000):     # a drain reads a bounded number of records per ring
+            batch = src.drain()
+            if not batch:
+                break
+            events += batch
+        return events
     finally:
         src.close()
 
@@ -96,9 +103,10 @@ class Live:
     """The live source running in a nursery, its batches enriched as they come."""
 
     def __init__(self, types: set[str] | None, cfg: dict | None = None,
-                 prefilter: Any = None) -> None:
+                 prefilter: Any = None, socket_prefilter: Any = None) -> None:
         self.enricher = ProcessEnricher(snapshot=True)
-        self.source = EbpfSource(cfg or {}, types, os.getpid(), open_prefilter=prefilter)
+        self.source = EbpfSource(cfg or {}, types, os.getpid(), open_prefilter=prefilter,
+                                 socket_prefilter=socket_prefilter)
         self.events: list = []
 
     async def consume(self, recv: trio.MemoryReceiveChannel) -> None:
@@ -113,9 +121,17 @@ class Live:
         await trio.sleep(seconds)
 
 
+async def switched(src: EbpfSource, first: Any) -> None:
+    """Wait until ``src`` runs a program other than ``first`` (a reload's new one)."""
+    with trio.fail_after(RELOAD_TIMEOUT):
+        while src.prog is first:
+            await trio.sleep(0.05)
+
+
 async def run_live(types: set[str] | None, action: Callable[[Live], Awaitable[None]],
-                   cfg: dict | None = None, prefilter: Any = None) -> Live:
-    live = Live(types, cfg, prefilter)
+                   cfg: dict | None = None, prefilter: Any = None,
+                   socket_prefilter: Any = None) -> Live:
+    live = Live(types, cfg, prefilter, socket_prefilter)
     send, recv = trio.open_memory_channel(1000)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(live.consume, recv)

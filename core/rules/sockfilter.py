@@ -1,0 +1,261 @@
+"""The socket families the loaded rules can match, per socket syscall, for the kernel.
+
+A socket syscall (``sendto``, ``recvmsg``, ``connect``...) is often as frequent as the opens:
+a database answers each query over a UNIX socket with a ``sendto``.  Most rules that follow
+these syscalls care about IP sockets only (``fd.typechar = 4``, ``fd.net != ...``).  From the
+rules' conditions, each folded for one socket syscall, :func:`socket_prefilter` derives the
+*classes* of socket family a rule can match: :data:`UNIX` (``AF_UNIX``), :data:`IP`
+(``AF_INET``, ``AF_INET6``) and :data:`OTHER` (netlink, packet...).  A source that reads the
+socket's family where the syscall happens drops the events of the other classes.
+
+The derivation over-approximates, so it is sound by construction: a check it does not
+understand (a process name, a negation, a file name) counts as "any family".  What it reads:
+
+* ``fd.typechar``, ``fd.type``, ``fd.sockfamily`` compared with constants (``=``, ``in``);
+* the fields of IP sockets (``fd.net``, ``fd.sip``, ``fd.rport``, ``fd.connected``,
+  ``fd.l4proto``...), which have no value (every comparison false) on any other socket;
+* ``socket``'s own ``evt.arg.domain``.
+
+:data:`IP` always brings :data:`OTHER` along: the fd table shows a socket of a family it does not
+know (``AF_PACKET``) as ``ipv4``.  The family judged is the kernel's, of the socket the syscall
+used (or, for ``socket``, the one asked for); a syscall on something that is not a socket is
+always sent.
+
+The fd table learns from these events (a socket's family from ``socket``, its ends from
+``bind``/``connect``/``accept``, a datagram's peer from ``sendto``...), and later events read
+what it learned.  So every family some rule reads ``fd.*`` of (other than ``fd.num``) on an
+event that uses an existing descriptor (:data:`READERS`, ``close``, ``dup``...: not a
+``dirfd``, which a socket cannot be in a call that succeeds) is also sent by the syscalls that
+teach the table (:data:`TEACHERS`), whatever their own rules say.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from ..syscalls import ENTER_ARGS, EVENTS, SOCKET_FAMILIES
+from . import ast
+from .prefilter import reads_a_descriptor
+from .resolved import RCheck, RMacro, RNode, iter_checks
+
+log = logging.getLogger("syswarden.rules")
+
+UNIX = "unix"
+IP = "ip"
+OTHER = "other"
+CLASSES = frozenset({UNIX, IP, OTHER})
+
+#: The socket syscalls the prefilter speaks for.
+SOCKET_SYSCALLS = ("socket", "connect", "accept", "accept4", "bind", "listen", "sendto",
+                   "sendmsg", "recvfrom", "recvmsg")
+#: Those whose events the fd table learns from (``listen`` only looks its fd up).
+TEACHERS = frozenset(SOCKET_SYSCALLS) - {"listen"}
+#: Socket syscalls that read an existing descriptor's entry (``accept``: the listening one's).
+READERS = frozenset(SOCKET_SYSCALLS) - {"socket"}
+
+_AF_CLASS = {1: UNIX, 2: IP, 10: IP}
+_TYPES = {"ipv4": IP, "ipv6": IP, "unix": UNIX, "netlink": OTHER}
+_TYPECHARS = {"4": IP, "6": IP, "u": UNIX, "n": OTHER, "o": OTHER}
+_SOCKFAMILIES = {"ip": IP, "unix": UNIX}
+#: Fields that have a value only on an IP socket (or one the fd table takes for one).
+IP_ONLY_FIELDS = frozenset({
+    "fd.cip", "fd.sip", "fd.lip", "fd.rip", "fd.cport", "fd.sport", "fd.lport", "fd.rport",
+    "fd.ip", "fd.port", "fd.net", "fd.cnet", "fd.snet", "fd.lnet", "fd.rnet", "fd.connected",
+    "fd.l4proto"})
+
+# Abstract value of a condition: the classes it may hold for (None: any).
+Classes = frozenset[str] | None
+
+
+def family_class(family: int) -> str:
+    """The class of a kernel ``AF_*`` number."""
+    return _AF_CLASS.get(family, OTHER)
+
+
+@dataclass(frozen=True)
+class SocketPrefilter:
+    """Per socket syscall, the classes a rule can match; a syscall not listed: every one."""
+
+    wanted: tuple[tuple[str, frozenset[str]], ...]
+
+    def classes(self, evt_type: str) -> frozenset[str] | None:
+        """The classes ``evt_type``'s events are sent for; None: all (not filtered)."""
+        return dict(self.wanted).get(evt_type)
+
+    def accepts(self, evt_type: str, family: int | None) -> bool:
+        """Whether an event must be sent (the reference a source's own test implements): its
+        syscall is not filtered, its family could not be read (``None``: not a socket, or
+        no offsets), or its family's class is wanted."""
+        classes = self.classes(evt_type)
+        return classes is None or family is None or family_class(family) in classes
+
+    def describe(self) -> str:
+        if not self.wanted:
+            return "every family"
+        return "; ".join(f"{t}: {', '.join(sorted(c)) or 'none'}" for t, c in self.wanted)
+
+    @staticmethod
+    def union(prefilters: list[SocketPrefilter]) -> SocketPrefilter:
+        """What any of ``prefilters`` wants."""
+        out: dict[str, frozenset[str]] | None = None
+        for pf in prefilters:
+            mine = dict(pf.wanted)
+            out = mine if out is None else \
+                {t: c | mine[t] for t, c in out.items() if t in mine}
+        return _make(out or {})
+
+
+def _make(wanted: dict[str, frozenset[str]]) -> SocketPrefilter:
+    return SocketPrefilter(tuple(sorted((t, c) for t, c in wanted.items() if c != CLASSES)))
+
+
+def socket_prefilter(engine: Any) -> SocketPrefilter | None:
+    """The prefilter of a :class:`~.engine.RuleEngine`'s active rules, or None (send all)."""
+    state = _state_classes(engine)
+    wanted: dict[str, frozenset[str]] = {}
+    for t in SOCKET_SYSCALLS:
+        classes = _closed(_of_rules(engine, t, t))
+        if t in TEACHERS:
+            classes = _closed(_or(classes, state))
+        if classes is not None:
+            wanted[t] = classes
+    pf = _make(wanted)
+    if not pf.wanted:
+        log.info("socket syscalls are not filtered at the source: rules can match any family")
+        return None
+    return pf
+
+
+def _of_rules(engine: Any, evt_type: str | None, arg_type: str | None,
+              fd_readers_only: bool = False) -> Classes:
+    out: Classes = frozenset()
+    memo: dict[int, Classes] = {}
+    for _rule, node in engine.conditions_for(evt_type):
+        if fd_readers_only and not _reads_fd_state(node):
+            continue
+        out = _or(out, _abstract(node, arg_type, memo))
+        if out is None:
+            return None
+    return out
+
+
+def _state_classes(engine: Any) -> Classes:
+    """The classes some rule reads the fd table's ``fd.*`` of, on an event that uses an fd it
+    did not create."""
+    out: Classes = frozenset()
+    types: list[str | None] = sorted(engine.named_types())
+    for t in [*types, None]:
+        if t == "socket" or not (t in READERS or _may_take_a_socket(t)):
+            continue
+        out = _or(out, _of_rules(engine, t, t, fd_readers_only=True))
+        if out is None:
+            return None
+    return out
+
+
+def _may_take_a_socket(evt_type: str | None) -> bool:
+    """Whether ``fd.*`` of this event type may be a socket's table entry: it takes an fd
+    other than a directory's (a socket as a ``dirfd`` fails with ``ENOTDIR``)."""
+    if evt_type is None or evt_type not in EVENTS:
+        return True
+    names = (*EVENTS[evt_type], *ENTER_ARGS.get(evt_type, ()))
+    return reads_a_descriptor(evt_type) and any("fd" in n and "dirfd" not in n for n in names)
+
+
+def _reads_fd_state(node: RNode) -> bool:
+    for check in iter_checks(node):
+        for f in (check.field, check.rhs):
+            if f is not None and f.name.startswith("fd.") and f.name != "fd.num":
+                return True
+    return False
+
+
+def _or(a: Classes, b: Classes) -> Classes:
+    return None if a is None or b is None else a | b
+
+
+def _closed(c: Classes) -> Classes:
+    """With :data:`OTHER` wherever :data:`IP` is (see the module docstring)."""
+    if c is None:
+        return None
+    return c | {OTHER} if IP in c else c
+
+
+def _abstract(node: RNode, evt_type: str | None, memo: dict[int, Classes]) -> Classes:
+    if isinstance(node, RCheck):
+        return _check(node, evt_type)
+    if isinstance(node, RMacro):
+        key = id(node)
+        if key not in memo:
+            memo[key] = _abstract(node.child, evt_type, memo)
+        return memo[key]
+    if isinstance(node, ast.Const):
+        return None if node.value else frozenset()
+    if isinstance(node, ast.Or):
+        out: Classes = frozenset()
+        for c in node.children:
+            out = _or(out, _abstract(c, evt_type, memo))
+            if out is None:
+                return None
+        return out
+    if isinstance(node, ast.And):
+        acc: Classes = None
+        for c in node.children:
+            cc = _abstract(c, evt_type, memo)
+            if cc is not None:
+                acc = cc if acc is None else acc & cc
+        return acc
+    return None                             # a negation: may hold for any family
+
+
+def _check(c: RCheck, evt_type: str | None) -> Classes:
+    """One comparison as the classes it may hold for; None when it says nothing of them."""
+    f, op, const = c.field, c.op, c.const
+    if f.key == "evt.arg.domain" and evt_type == "socket" and c.rhs is None:
+        return _domains(op, const)
+    if f.key != f.name or (c.rhs is not None and c.rhs.key != c.rhs.name):
+        return None                          # a transformer, an argument: not understood
+    ip_only = f.name in IP_ONLY_FIELDS or (c.rhs is not None and c.rhs.name in IP_ONLY_FIELDS)
+    if ip_only:
+        return frozenset({IP})               # no value, every comparison false, elsewhere
+    if c.rhs is not None:
+        return None
+    if f.name == "fd.typechar":
+        return _named(op, const, _TYPECHARS)
+    if f.name == "fd.type":
+        return _named(op, const, _TYPES)
+    if f.name == "fd.sockfamily":
+        return _named(op, const, _SOCKFAMILIES)
+    return None
+
+
+def _named(op: str, const: Any, table: dict[str, str]) -> Classes:
+    """``= X`` or ``in (X, Y)`` as classes: those of the names ``table`` knows (a name it does
+    not know is no socket's)."""
+    if op == "=" and isinstance(const, str):
+        names = [const]
+    elif op == "in" and isinstance(const, frozenset):
+        names = list(const)
+    else:
+        return None
+    return frozenset(table[n] for n in map(str, names) if n in table)
+
+
+def _domains(op: str, const: Any) -> Classes:
+    """A test of ``socket``'s ``evt.arg.domain`` (rendered as its ``AF_*`` name, or as its
+    number when the name is not known) as the classes of the families it can hold for."""
+    if op in ("=", "contains") and isinstance(const, str):
+        consts = [const]
+    elif op == "in" and isinstance(const, frozenset):
+        consts = [str(x) for x in const]
+    else:
+        return None
+    out = set()
+    for k in consts:
+        out |= {family_class(n) for n, name in SOCKET_FAMILIES.items()
+                if (k in name if op == "contains" else k == name)}
+        if k.isdigit() and (op == "contains" or int(k) not in SOCKET_FAMILIES):
+            out.add(OTHER)                   # a number without a name, rendered as digits
+    return frozenset(out)

@@ -1,0 +1,209 @@
+"""The socket prefilter derived from rules: the families it keeps per socket syscall, and that
+dropping what it keeps changes no alert (checked against the engine and the fd table over
+sequences of synthetic socket events, Falco's rules included)."""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import socket
+
+import pytest
+from syswarden.core.config import default_rules_path
+from syswarden.core.event import Event, Process
+from syswarden.core.plugins import collect_fields
+from syswarden.core.rules.engine import RuleEngine
+from syswarden.core.rules.sockfilter import (IP, OTHER, SOCKET_SYSCALLS, UNIX, SocketPrefilter,
+                                             socket_prefilter)
+from syswarden.plugins.enrichers.process.fds import FdTable
+
+FIELDS = collect_fields()
+FALCO_FILES = ("falco_rules.yaml", "falco-incubating_rules.yaml", "falco-sandbox_rules.yaml")
+IP_CLASSES = frozenset({IP, OTHER})
+
+
+def engine(tmp_path, rules: str, **kw) -> RuleEngine:
+    f = tmp_path / "rules.yaml"
+    f.write_text(rules)
+    return RuleEngine.load([str(f)], FIELDS, **kw)
+
+
+def rule(cond: str, name: str = "r") -> str:
+    return (f"- rule: {name}\n  desc: d\n  condition: {cond}\n  output: o\n"
+            f"  priority: WARNING\n")
+
+
+def falco(compat) -> RuleEngine:
+    return RuleEngine.load([str(compat / "falco-rules" / f) for f in FALCO_FILES], FIELDS,
+                           rule_matching="all")
+
+
+@pytest.mark.parametrize("cond, syscall, classes", [
+    ("evt.type = sendto and fd.typechar = 4", "sendto", IP_CLASSES),
+    ("evt.type = sendto and (fd.typechar = 4 or fd.typechar = 6)", "sendto", IP_CLASSES),
+    ("evt.type = sendto and fd.l4proto != tcp", "sendto", IP_CLASSES),
+    ("evt.type = sendto and fd.net != 127.0.0.0/8", "sendto", IP_CLASSES),
+    ("evt.type = recvfrom and fd.type in (ipv4, ipv6) and proc.name = java", "recvfrom",
+     IP_CLASSES),
+    ("evt.type = sendmsg and fd.sockfamily = unix", "sendmsg", {UNIX}),
+    ("evt.type = connect and fd.type = unix", "connect", {UNIX}),
+    ("evt.type = connect and fd.typechar = n", "connect", {OTHER}),
+    ("evt.type = sendto and (fd.typechar = u or fd.rport = 53)", "sendto", None),  # all three
+    ("evt.type = sendto and (fd.typechar = u or fd.typechar = n)", "sendto", {UNIX, OTHER}),
+    ("evt.type = sendto and fd.typechar = f", "sendto", set()),        # no socket is a file
+    ("evt.type = socket and evt.arg.domain contains AF_PACKET", "socket", {OTHER}),
+    ("evt.type = socket and evt.arg.domain = AF_INET6", "socket", IP_CLASSES),
+    ("evt.type = socket and evt.arg.domain contains INET", "socket", IP_CLASSES),
+    ("evt.type = socket and evt.arg.domain in (AF_UNIX, AF_NETLINK)", "socket", {UNIX, OTHER}),
+    ("evt.type = socket and evt.arg.domain = 77", "socket", {OTHER}),  # no name: its number
+    ("evt.type = execve and proc.name = nc", "sendto", set()),         # no rule: none sent
+    # "may hold for any family": not filtered
+    ("evt.type = sendto and proc.name = psql", "sendto", None),
+    ("evt.type = sendto and not fd.typechar = u", "sendto", None),
+    ("evt.type = sendto and toupper(fd.type) = UNIX", "sendto", None),
+    ("evt.type = socket and evt.arg.domain contains A", "socket", None),
+    ("evt.type = sendto and fd.name contains sock", "sendto", None),
+])
+def test_the_families_a_condition_leaves(tmp_path, cond, syscall, classes):
+    pf = socket_prefilter(engine(tmp_path, rule(cond)))
+    assert pf is not None
+    assert pf.classes(syscall) == (None if classes is None else frozenset(classes))
+
+
+def test_a_family_some_rule_reads_through_the_fd_table_is_sent_by_the_calls_that_teach_it(
+        tmp_path):
+    """dup's fd.type comes from the socket's socket/bind/connect: those send UNIX too."""
+    pf = socket_prefilter(engine(tmp_path, rule("evt.type = sendto and fd.typechar = 4", "s")
+                                 + rule("evt.type = dup and fd.type = unix", "d")))
+    assert pf is not None
+    for teacher in ("socket", "bind", "connect", "accept4", "sendto", "recvmsg"):
+        assert pf.classes(teacher) is None, teacher    # every class: not filtered
+    assert pf.classes("listen") == frozenset()        # learns nothing: only its own rules
+
+
+def test_a_directory_fd_is_no_socket(tmp_path):
+    """fd.name read on renameat (a dirfd) does not make every socket family matter."""
+    pf = socket_prefilter(engine(tmp_path, rule("evt.type = sendto and fd.typechar = 4", "s")
+                                 + rule("evt.type = renameat and fd.name startswith /root")))
+    assert pf is not None and pf.classes("sendto") == IP_CLASSES
+
+
+@pytest.mark.parametrize("cond", [
+    "evt.type = close and fd.name startswith /root",     # a socket's fd.name is read too
+    "proc.name = nc and fd.name contains x",              # any type: sockets' included
+    "evt.type = sendto and proc.name = nc",
+])
+def test_a_rule_that_needs_every_family_turns_the_prefilter_off(tmp_path, caplog, cond):
+    caplog.set_level("INFO", "syswarden.rules")
+    eng = engine(tmp_path, rule(cond) + rule("evt.type in (sendto, connect, socket, accept, "
+                                             "accept4, bind, sendmsg, recvfrom, recvmsg, "
+                                             "listen) and proc.name = x", "all"))
+    assert socket_prefilter(eng) is None
+    assert "not filtered" in caplog.text
+
+
+def test_falcos_rules_want_ip_sockets_only(compat):
+    pf = socket_prefilter(falco(compat))
+    assert pf is not None
+    for syscall in ("sendto", "sendmsg", "connect", "accept4", "socket"):
+        assert pf.classes(syscall) == IP_CLASSES, syscall
+        assert not pf.accepts(syscall, socket.AF_UNIX)
+        assert pf.accepts(syscall, socket.AF_INET) and pf.accepts(syscall, socket.AF_INET6)
+        assert pf.accepts(syscall, None)                  # not a socket: not judged
+
+
+def test_the_default_rules_want_ip_sockets_only():
+    pf = socket_prefilter(RuleEngine.load([default_rules_path()], FIELDS))
+    assert pf is not None
+    assert pf.classes("sendto") == IP_CLASSES and pf.classes("connect") == IP_CLASSES
+    assert not pf.accepts("sendmsg", socket.AF_UNIX) and pf.accepts("socket", socket.AF_PACKET)
+
+
+def test_the_union_of_prefilters_wants_what_any_wants():
+    a = SocketPrefilter((("connect", frozenset({UNIX})), ("sendto", frozenset({UNIX}))))
+    b = SocketPrefilter((("sendto", IP_CLASSES),))
+    u = SocketPrefilter.union([a, b])
+    assert u.classes("sendto") is None                    # every class: not filtered
+    assert u.classes("connect") is None                   # b does not filter it
+    assert SocketPrefilter.union([b]) == b
+
+
+# -- soundness: dropping what it keeps changes no alert ----------------------------------------
+
+NAMES = ["ssh", "nc", "java", "bash", "postgres", "login"]
+V4, V6 = ipaddress.IPv4Address, ipaddress.IPv6Address
+#: (domain, socket type, the peer's sockaddr as decoded, the local one)
+SOCKETS = [
+    (socket.AF_UNIX, socket.SOCK_STREAM, ("unix", "/run/postgresql/.s.PGSQL.5432", 0), None),
+    (socket.AF_UNIX, socket.SOCK_DGRAM, ("unix", "/dev/log", 0), None),
+    (socket.AF_INET, socket.SOCK_DGRAM, ("ipv4", V4("8.8.8.8"), 53), ("ipv4", V4("10.1.1.1"), 4000)),
+    (socket.AF_INET, socket.SOCK_STREAM, ("ipv4", V4("93.184.216.34"), 443),
+     ("ipv4", V4("10.1.1.1"), 4001)),
+    (socket.AF_INET, socket.SOCK_STREAM, ("ipv4", V4("127.0.0.1"), 5432),
+     ("ipv4", V4("127.0.0.1"), 4002)),
+    (socket.AF_INET6, socket.SOCK_DGRAM, ("ipv6", V6("2001:db8::1"), 123),
+     ("ipv6", V6("2001:db8::2"), 4003)),
+    (socket.AF_NETLINK, socket.SOCK_RAW, None, None),
+    (socket.AF_PACKET, socket.SOCK_RAW, None, None),
+]
+
+
+def _sequence(domain: int, stype: int, peer, local) -> list[tuple[Event, int]]:
+    """A socket's life as the live source decodes it, each event with its socket's family."""
+    def ev(t: str, res: int, args: dict, sa=None, **extra) -> tuple[Event, int]:
+        e = Event(t, ts=1, tid=1000, pid=1000, res=res, args=args)
+        e.extra = {"sockaddr": sa, "ino": 77, **extra}
+        return e, domain
+    return [
+        ev("socket", 5, {"domain": domain, "type": stype, "proto": 0}),
+        ev("bind", 0, {"fd": 5}, local),
+        ev("connect", 0, {"fd": 5}, peer, local=local),
+        ev("sendto", 10, {"fd": 5, "size": 10}, peer),
+        ev("sendmsg", 10, {"fd": 5, "size": 10}, peer),
+        ev("recvfrom", 10, {"fd": 5, "size": 10}, peer),
+        ev("recvmsg", 10, {"fd": 5, "size": 10}, None),
+        ev("listen", 0, {"fd": 5, "backlog": 5}),
+        ev("accept4", 6, {"flags": 0}, peer, listen_fd=5, local=local),
+        ev("dup", 7, {"oldfd": 5}),
+    ]
+
+
+def _alerts(eng: RuleEngine, table: FdTable, e: Event, p: Process) -> set[str]:
+    e.proc, e.fd, e.fd2 = p, None, None
+    table.enrich(e, p)
+    return {a.rule for a in eng.check(e) or ()}
+
+
+@pytest.mark.parametrize("rules", ["default", "falco"])
+def test_dropping_what_the_prefilter_keeps_changes_no_alert(compat, tmp_path, rules):
+    eng = falco(compat) if rules == "falco" else \
+        RuleEngine.load([default_rules_path()], FIELDS, rule_matching="all")
+    pf = socket_prefilter(eng)
+    assert pf is not None
+    kept = hits = 0
+    for (domain, stype, peer, local), name, container in itertools.product(
+            SOCKETS, NAMES, ("host", "0123456789ab")):
+        procs = []
+        for _ in range(2):
+            p = Process(1000)
+            p.comm, p.exepath, p.cwd, p.container_id = name, "/usr/bin/" + name, "/", container
+            procs.append(p)
+        every = FdTable(proc_root=str(tmp_path / "noproc"))
+        some = FdTable(proc_root=str(tmp_path / "noproc"))
+        for (e, family), (e2, _) in zip(_sequence(domain, stype, peer, local),
+                                        _sequence(domain, stype, peer, local)):
+            matched = _alerts(eng, every, e, procs[0])
+            hits += bool(matched)
+            if pf.accepts(e.type, family):
+                assert _alerts(eng, some, e2, procs[1]) == matched, (e.type, domain, name)
+            else:
+                kept += 1
+                assert not matched, (e.type, domain, name, matched)
+    assert kept > 50 and hits > 0                # it keeps events, and rules do match some
+
+
+def test_every_socket_syscall_the_source_follows_is_covered():
+    from syswarden.plugins.sources.ebpf.program import BY_NAME
+    from syswarden.plugins.sources.ebpf.sock_filter import CLASS_OF
+    assert set(SOCKET_SYSCALLS) == set(CLASS_OF)
+    assert all(s in BY_NAME for s in SOCKET_SYSCALLS)

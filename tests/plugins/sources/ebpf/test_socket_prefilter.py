@@ -1,0 +1,184 @@
+"""The rules' socket prefilter in the real kernel: over real socket calls on UNIX, UDP, TCP and
+netlink sockets (loopback), it keeps exactly the events its Python reference
+(:meth:`SocketPrefilter.accepts`) keeps, counts them, and follows a rule reload."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import trio
+
+from syswarden.core.plugins import collect_fields
+from syswarden.core.rules.engine import RuleEngine
+from syswarden.core.rules.sockfilter import (IP, OTHER, SOCKET_SYSCALLS, UNIX, SocketPrefilter,
+                                             socket_prefilter)
+from syswarden.plugins.sources.ebpf.program import render_program
+from syswarden.plugins.sources.ebpf.source import SOCKS_FILTERED, EbpfSource
+
+from .conftest import ARGS_FROM, events_of, needs_root, run_live, switched
+
+FALCO_FILES = ("falco_rules.yaml", "falco-incubating_rules.yaml", "falco-sandbox_rules.yaml")
+
+#: Sends a family no Falco rule wants (UNIX) on some syscalls and keeps IP on others.
+MIXED = SocketPrefilter((
+    ("accept4", frozenset()),
+    ("bind", frozenset({OTHER})),
+    ("connect", frozenset({UNIX})),
+    ("recvfrom", frozenset({IP})),
+    ("sendmsg", frozenset({IP, OTHER})),
+    ("sendto", frozenset({UNIX})),
+    ("socket", frozenset({UNIX})),
+))
+
+#: The child makes socket calls and prints each as "syscall fd family" (family: the socket's
+#: AF_* number, or - when the fd is not a socket).
+CHILD = """
+import ctypes, os, socket
+calls = []
+def log(name, s, fam=None):
+    fd = s if isinstance(s, int) else s.fileno()
+    calls.append(f"{name} {fd} {fam if fam is not None else s.family.value}")
+
+a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+a.send(b"x"); log("sendto", a)
+a.sendmsg([b"y"]); log("sendmsg", a)
+b.recv(10); log("recvfrom", b)
+b.recvmsg(10); log("recvmsg", b)
+
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); log("socket", u)
+u.bind(("127.0.0.1", 0)); log("bind", u)
+u.sendto(b"x", u.getsockname()); log("sendto", u)
+u.sendmsg([b"y"], [], 0, u.getsockname()); log("sendmsg", u)
+u.recvfrom(10); log("recvfrom", u)
+u.recvmsg(10); log("recvmsg", u)
+
+l = socket.socket(socket.AF_INET, socket.SOCK_STREAM); log("socket", l)
+l.bind(("127.0.0.1", 0)); log("bind", l)
+l.listen(); log("listen", l)
+c = socket.socket(socket.AF_INET, socket.SOCK_STREAM); log("socket", c)
+c.connect(l.getsockname()); log("connect", c)
+s, _ = l.accept(); log("accept4", s)
+c.send(b"x"); log("sendto", c)
+c.sendmsg([b"y"]); log("sendmsg", c)
+
+x = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); log("socket", x)
+path = os.path.join(os.getcwd(), "srv.sock")
+x.bind(path); log("bind", x)
+x.listen(); log("listen", x)
+y = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); log("socket", y)
+y.connect(path); log("connect", y)
+z, _ = x.accept(); log("accept4", z)
+y.sendmsg([b"q"]); log("sendmsg", y)
+
+n = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0); log("socket", n)
+n.bind((0, 0)); log("bind", n)
+
+r, w = os.pipe()
+ctypes.CDLL(None, use_errno=True).sendto(w, b"x", 1, 0, None, 0); log("sendto", w, "-")
+print("\\n".join(calls))
+"""
+
+
+def _falco(compat) -> SocketPrefilter:
+    eng = RuleEngine.load([str(compat / "falco-rules" / f) for f in FALCO_FILES],
+                          collect_fields())
+    pf = socket_prefilter(eng)
+    assert pf is not None
+    return pf
+
+
+def _fd_of(e) -> int | None:
+    return e.res if e.type in ("socket", "accept", "accept4") else e.args.get("fd")
+
+
+@needs_root
+@pytest.mark.root
+@ARGS_FROM
+@pytest.mark.parametrize("which", ["falco", "mixed"])
+def test_the_kernel_keeps_exactly_the_socket_events_the_reference_keeps(compat, tmp_path,
+                                                                        args_from, which):
+    pf = _falco(compat) if which == "falco" else MIXED
+    src = EbpfSource({"args_from": args_from}, set(SOCKET_SYSCALLS), os.getpid(),
+                     socket_prefilter=pf)
+    out: list = []
+    counted: list[int] = []
+
+    def action() -> None:
+        counted.append(src.kernel_counters()[SOCKS_FILTERED])
+        proc = subprocess.Popen([sys.executable, "-c", CHILD], cwd=tmp_path,
+                                stdout=subprocess.PIPE, text=True)
+        stdout, _ = proc.communicate()
+        assert proc.returncode == 0
+        out.append((proc.pid, stdout))
+        counted.append(src.kernel_counters()[SOCKS_FILTERED])
+
+    events = events_of(src, action)
+    pid, stdout = out[0]
+    calls = [(n, int(fd), None if fam == "-" else int(fam))
+             for n, fd, fam in (line.split() for line in stdout.split("\n") if line)]
+    seen = {(e.type, _fd_of(e)) for e in events if e.pid == pid}
+    kept = 0
+    for name, fd, family in calls:
+        wanted = pf.accepts(name, family)
+        assert ((name, fd) in seen) == wanted, (name, fd, family, sorted(seen))
+        kept += not wanted
+    assert kept >= (4 if which == "falco" else 8)
+    assert counted[1] - counted[0] >= kept                    # counted
+
+
+def test_the_handlers_test_the_family_where_the_prefilter_says():
+    text = render_program(set(SOCKET_SYSCALLS), {}, socket_prefilter=MIXED)
+    assert "#define SOCK_FILTER 1" in text
+    handler = text[text.index("do_exit_sendto("):text.index("do_exit_recvfrom(")]
+    assert "sock_class((s64)(int)p.a[0]) & 1)" in handler
+    assert "family_class((u32)p.a[0]) & 1)" in text          # socket: its domain argument
+    recvmsg = text[text.index("do_exit_recvmsg("):]
+    assert "CAT_SOCK_FILTERED" not in recvmsg.split("}\n", 1)[0]   # not filtered
+    assert "#define SOCK_FILTER 0" in render_program(set(SOCKET_SYSCALLS), {})
+
+
+@needs_root
+def test_without_the_switch_every_family_is_sent():
+    src = EbpfSource({"socket_prefilter": False}, {"sendto"}, os.getpid(),
+                     socket_prefilter=MIXED)
+    assert src.socket_prefilter is None and "SOCK_FILTER 0" in src.program_text()
+    src.set_socket_prefilter(MIXED)                           # a reload: still off
+    assert src.socket_prefilter is None
+
+
+@needs_root
+@pytest.mark.root
+async def test_a_rule_reload_that_changes_the_socket_prefilter_loads_a_new_program(compat):
+    child = [sys.executable, "-c", "import os, socket\na, b = socket.socketpair("
+             "socket.AF_UNIX, socket.SOCK_DGRAM)\na.sendmsg([b'x'])\nprint(os.getpid())"]
+    pids: list[int] = []
+
+    async def run_child() -> None:
+        pids.append(int((await trio.run_process(child, capture_stdout=True)).stdout))
+
+    async def action(live) -> None:
+        src, first = live.source, live.source.prog
+        await run_child()
+        src.set_socket_prefilter(src.socket_prefilter)          # unchanged: nothing to do
+        assert not src._needs_reload
+        src.set_socket_prefilter(None)                          # every family now
+        await switched(src, first)
+        assert "SOCK_FILTER 0" in src.program_text()
+        await run_child()
+
+    live = await run_live({"sendmsg"}, action, {}, socket_prefilter=_falco(compat))
+    sent = {e.pid for e in live.events if e.type == "sendmsg"}
+    assert pids[0] not in sent and pids[1] in sent            # kept before, sent after
+
+
+def test_the_child_reports_what_it_did(tmp_path):
+    """The child script itself, without the kernel: every call it logs is one it made."""
+    proc = subprocess.run([sys.executable, "-c", CHILD], cwd=tmp_path, capture_output=True,
+                          text=True, check=True)
+    names = {line.split()[0] for line in proc.stdout.split("\n") if line}
+    assert names <= set(SOCKET_SYSCALLS) and {"sendto", "sendmsg", "socket"} <= names
+    assert f" {socket.AF_NETLINK}" in proc.stdout
