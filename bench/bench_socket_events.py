@@ -14,7 +14,8 @@ server's ``accept4`` (the peer and the local end), a ``sendto`` with an address,
    (a)'s rules;
 
 for IPv4 (127.0.0.1) and IPv6 (::1) traffic.  Each figure is the best of three runs (the
-machine is shared), with the agent's garbage collector settings.  Prints microseconds per event; asserts nothing.
+machine is shared), with the agent's garbage collector settings.  Prints microseconds per
+event; asserts nothing.
 
     .venv/bin/python bench/bench_socket_events.py [--requests N] [--batch N]
 """
