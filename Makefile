@@ -23,6 +23,7 @@ bench: setup
 	@bash scripts/dockerd.sh
 	$(PY) bench/bench_rules.py
 	$(PY) bench/bench_replay.py
+	$(PY) bench/bench_socket_events.py
 	$(PY) bench/bench_capture_decode.py
 	$(PY) bench/bench_hostile.py
 	$(PY) bench/bench_yaml_hostile.py

@@ -90,25 +90,26 @@ _NETS = (ipaddress.IPv4Network, ipaddress.IPv6Network)
 _ADDRS = (ipaddress.IPv4Address, ipaddress.IPv6Address)
 
 
-def _ip_int(v: Any) -> int:
-    return v._ip if hasattr(v, "_ip") else int(v)
-
-
 def _ip_pred(consts: list[Any]) -> Callable[[Any], bool]:
     """Membership of an address in addresses and CIDR networks (``fd.sip in (10.0.0.0/8)``).
 
-    Addresses compare as (version, integer) and networks with integer masks, so the hot path
-    does no ``ipaddress`` hashing; a value that is itself a network (an IPNET field read as a
-    network) matches a network containing it.
+    Addresses compare as integers and networks with integer masks, both grouped by IP
+    version, so the hot path does no ``ipaddress`` hashing and an IPv6 address is never tried
+    against IPv4 networks; a value that is itself a network (an IPNET field read as a network)
+    matches a network containing it.
     """
-    addrs = frozenset((c.version, _ip_int(c)) for c in consts if isinstance(c, _ADDRS))
-    nets = tuple(n for n in consts if isinstance(n, _NETS))
-    # networks grouped by (version, mask): one set lookup per prefix length, not per network
-    by_mask: dict[tuple[int, int], set[int]] = {}
-    for n in nets:
-        by_mask.setdefault((n.version, int(n.netmask)), set()).add(int(n.network_address))
-    masks = tuple((ver, mask, frozenset(bases)) for (ver, mask), bases in by_mask.items())
     raw = [c for c in consts if isinstance(c, _ADDRS)]
+    nets = tuple(n for n in consts if isinstance(n, _NETS))
+    addrs: dict[int, frozenset[int]] = {
+        ver: frozenset(int(a) for a in raw if a.version == ver) for ver in (4, 6)}
+    # networks grouped by prefix length: one set lookup per prefix length, not per network
+    masks: dict[int, tuple[tuple[int, frozenset[int]], ...]] = {}
+    for ver in (4, 6):
+        by_mask: dict[int, set[int]] = {}
+        for n in nets:
+            if n.version == ver:
+                by_mask.setdefault(int(n.netmask), set()).add(int(n.network_address))
+        masks[ver] = tuple((mask, frozenset(bases)) for mask, bases in by_mask.items())
 
     def pred(v: Any) -> bool:
         if not isinstance(v, _ADDRS):
@@ -118,12 +119,11 @@ def _ip_pred(consts: list[Any]) -> Callable[[Any], bool]:
             if isinstance(v, _NETS):
                 return any(v.version == n.version and v.subnet_of(n) for n in nets) or \
                     any(a.version == v.version and a in v for a in raw)
-        ver = v.version
-        iv = _ip_int(v)
-        if (ver, iv) in addrs:
+        iv = v._ip              # ipaddress's integer and version, read without a call
+        if iv in addrs[v._version]:
             return True
-        for nver, mask, bases in masks:
-            if ver == nver and iv & mask in bases:
+        for mask, bases in masks[v._version]:
+            if iv & mask in bases:
                 return True
         return False
     return pred

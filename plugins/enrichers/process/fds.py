@@ -21,12 +21,12 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import posixpath
 import socket
 from typing import Any, Callable
 
+from syswarden.core import ip_addresses
 from syswarden.core.event import Event, FdInfo, Process
 
 from .table import readlink_or_none
@@ -39,7 +39,6 @@ O_TMPFILE = 0o20000000
 _SOCK_TYPES = {1: "tcp", 2: "udp", 3: "raw", 5: "tcp"}
 _FAMILIES = {socket.AF_INET: "ipv4", socket.AF_INET6: "ipv6", socket.AF_UNIX: "unix",
              16: "netlink"}
-_ANY4 = ipaddress.IPv4Address(0)
 
 
 def _stamp(ev: Event) -> int | None:
@@ -252,7 +251,7 @@ class FdTable:
                     if local is not None:
                         f.cip, f.cport = local
                 if f.cip is None:
-                    f.cip, f.cport = (_ANY4 if fam == "ipv4" else ipaddress.IPv6Address(0)), 0
+                    f.cip, f.cport = _unspecified(fam), 0
                 f.name = f"{f.cip}:{f.cport}->{f.sip}:{f.sport}"
             ev.args["tuple"] = f.name
         ev.fd = f
@@ -276,7 +275,7 @@ class FdTable:
             local = _kernel_local(ev)       # the accepted socket's own end: exact
             if local is None and listen is not None and listen.sip is not None:
                 local = listen.sip, listen.sport
-            if (local is None or local[0] == _ANY4 or not local[1]) and ev.res >= 0:
+            if (local is None or local[0] == ip_addresses.ANY4 or not local[1]) and ev.res >= 0:
                 local = self.local_address(p.pid, f, ev.res) or local
             if local is not None:
                 f.sip, f.sport = local
@@ -318,7 +317,7 @@ class FdTable:
             else:
                 f.sip, f.sport = sa[1], sa[2]
                 if f.cip is None:
-                    f.cip, f.cport = (_ANY4 if sa[0] == "ipv4" else ipaddress.IPv6Address(0)), 0
+                    f.cip, f.cport = _unspecified(sa[0]), 0
             f.name = f"{f.cip}:{f.cport}->{f.sip}:{f.sport}"
             ev.args["tuple"] = f.name
             if f.name != before:
@@ -398,6 +397,11 @@ class FdTable:
         return None
 
 
+def _unspecified(family: str) -> Any:
+    """The address of a socket's end not bound yet (0.0.0.0 or ::)."""
+    return ip_addresses.ANY4 if family == "ipv4" else ip_addresses.ANY6
+
+
 def _kernel_local(ev: Event) -> tuple[Any, int] | None:
     """The socket's local end the live source read in the kernel (connect, accept)."""
     local = (ev.extra or {}).get("local")
@@ -407,14 +411,8 @@ def _kernel_local(ev: Event) -> tuple[Any, int] | None:
 def _parse_proc_net_addr(text: str) -> tuple[Any, int] | None:
     try:
         hexip, hexport = text.split(":")
-        raw = bytes.fromhex(hexip)
-        port = int(hexport, 16)
-        if len(raw) == 4:
-            return ipaddress.IPv4Address(raw[::-1]), port
-        words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
-        addr = ipaddress.IPv6Address(words)
-        return (addr.ipv4_mapped or addr), port
-    except (ValueError, IndexError):
+        return ip_addresses.parse_hex(hexip), int(hexport, 16)
+    except ValueError:
         return None
 
 

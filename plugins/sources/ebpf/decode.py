@@ -20,13 +20,13 @@ start-up.
 
 from __future__ import annotations
 
-import ipaddress
 import platform
 import socket
 import struct
 import time
 from typing import Any, Callable
 
+from syswarden.core import ip_addresses
 from syswarden.core.event import Event
 from syswarden.core.syscalls import O_F_CREATED
 
@@ -64,18 +64,17 @@ def _text(b: bytes) -> str:
 
 
 def parse_sockaddr(b: bytes) -> tuple[str, Any, int] | None:
-    """(family, address, port) of a raw sockaddr: ("ip", IPv4Address/IPv6Address, port),
-    ("unix", path, 0), or None when it is none of these."""
+    """(family, address, port) of a raw sockaddr: ("ipv4"/"ipv6", the address (see
+    :mod:`~syswarden.core.ip_addresses`), port), ("unix", path, 0), or None when it is none of
+    these."""
     if len(b) < 2:
         return None
     fam = b[0] | b[1] << 8
     if fam == socket.AF_INET and len(b) >= 8:
-        return ("ipv4", ipaddress.IPv4Address(b[4:8]), b[2] << 8 | b[3])
+        return ("ipv4", ip_addresses.from_packed(b[4:8]), b[2] << 8 | b[3])
     if fam == socket.AF_INET6 and len(b) >= 24:
-        addr = ipaddress.IPv6Address(b[8:24])
-        if addr.ipv4_mapped is not None:
-            return ("ipv4", addr.ipv4_mapped, b[2] << 8 | b[3])
-        return ("ipv6", addr, b[2] << 8 | b[3])
+        addr = ip_addresses.from_packed(b[8:24])
+        return (addr.family, addr, b[2] << 8 | b[3])
     if fam == socket.AF_UNIX:
         path = b[2:]
         if path[:1] == b"\0":

@@ -17,6 +17,8 @@ OPEN_ETC = dict(type="openat", name="/etc/shadow", args={"flags": 0, "dirfd": -1
 OPEN_W = dict(type="openat", name="/tmp/x.sh",
               args={"flags": O_WRONLY | O_CREAT | O_TRUNC, "mode": 0o755})
 CONNECT = dict(type="connect", sip="10.1.2.3", sport=443, name=None, res=0)
+CONNECT6 = dict(CONNECT, sip="2001:db8::5")
+CONNECT6_SAME_INT = dict(CONNECT, sip="::a01:203")       # the integer of 10.1.2.3
 EXEC = dict(type="execve", proc="curl", parent="sh", grandparent="nginx", res=0,
             cmdline=["-s", "http://example.org/x.sh"])
 CTR = dict(type="openat", name="/etc/passwd", args={"flags": 0}, container="abcdef123456",
@@ -138,6 +140,12 @@ CASES = [
     ("fd.snet != \"127.0.0.0/8\"", CONNECT, True),
     ("fd.snet in (127.0.0.0/8, 10.0.0.0/8)", CONNECT, True),
     ("fd.sport in (80, 443)", CONNECT, True),
+    ("fd.sip in (\"2001:db8::/32\", 10.0.0.0/8)", CONNECT6, True),
+    ("fd.sip in (\"2001:db8::5\")", CONNECT6, True),
+    ("fd.sip in (\"2001:db9::/32\", 10.0.0.0/8, 2.0.0.0/8)", CONNECT6, False),
+    ("fd.sip in (10.0.0.0/8, 10.1.2.3)", CONNECT6_SAME_INT, False),    # versions never mix
+    ("fd.sip in (\"::/96\", \"::a01:203\")", CONNECT, False),
+    ("fd.sip in (\"::/96\")", CONNECT6_SAME_INT, True),
     ("fd.ip = 10.0.0.1", CONNECT, True),                       # either end
     ("fd.ip != 10.0.0.1", CONNECT, False),                     # neither end
     ("fd.ip != 10.9.9.9", CONNECT, True),

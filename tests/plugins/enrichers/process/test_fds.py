@@ -6,6 +6,8 @@ import ipaddress
 import os
 import socket
 
+import pytest
+
 from syswarden.core.event import Event, FdInfo, Process
 from syswarden.plugins.enrichers.process.fds import FdTable, normalise
 
@@ -136,6 +138,24 @@ def test_local_end_of_a_real_connection(tmp_path):
         f = FdInfo(client.fileno(), "ipv4", l4proto="tcp")
         assert t.local_address(os.getpid(), f, client.fileno()) == \
             (IP("127.0.0.1"), client.getsockname()[1])
+    finally:
+        client.close()
+        server.close()
+
+
+@pytest.mark.parametrize("family, host, local, fd_type", [
+    (socket.AF_INET6, "::1", "::1", "ipv6"),
+    (socket.AF_INET6, "::ffff:127.0.0.1", "127.0.0.1", "ipv6"),   # an IPv4-mapped address
+])
+def test_local_end_of_a_real_ipv6_connection(family, host, local, fd_type):
+    server = socket.socket(family)
+    server.bind((host, 0))
+    server.listen(1)
+    client = socket.create_connection(server.getsockname()[:2])
+    try:
+        f = FdInfo(client.fileno(), fd_type, l4proto="tcp")
+        got = FdTable().local_address(os.getpid(), f, client.fileno())
+        assert got == (IP(local), client.getsockname()[1]) and str(got[0]) == local
     finally:
         client.close()
         server.close()
