@@ -22,6 +22,8 @@ demo: setup
 bench: setup
 	@bash scripts/dockerd.sh
 	$(PY) bench/bench_rules.py
+	$(PY) bench/bench_rules_scaling.py
+	$(PY) bench/bench_rules_scaling.py --distinct-macros
 	$(PY) bench/bench_replay.py
 	$(PY) bench/bench_socket_events.py
 	$(PY) bench/bench_capture_decode.py

@@ -8,8 +8,10 @@
    ``--rounds`` rounds, as ratios.  With ``--auditd``: the same against auditd with an openat
    and an execve rule (the machine is restored afterwards: rules deleted, ``auditctl -a
    never,task``, auditd stopped).
-2. The highest rate of monitored events (opens for writing, at a fixed pace) the agent keeps with zero kernel
-   drops, and with at most 10 drops per million, stepping the rate up.
+2. The highest rate of monitored events (opens for writing, at a fixed pace) the agent keeps
+   with zero kernel drops, and with at most 10 drops per million, stepping the rate up
+   (``--rates``); with ``--falco``, the agent judges them with Falco's three rule files
+   instead of the default rules (read from ../shared/compat/falco-rules/, or ``--shared DIR``).
 3. Detection latency at 10,000 events/s: one open in a hundred matches a rule whose output
    carries ``%evt.rawtime``; the time from the syscall to the alert line read from the agent's
    stdout, p50 and p99.
@@ -29,6 +31,7 @@ development): the figures say what was measured, under whatever else was running
 
     .venv/bin/python bench/bench_overhead.py [--rounds 6] [--pin] [--auditd] [--controls]
                                              [--skip-rate] [--skip-latency] [--attach-both]
+                                             [--rates 25000,50000,...] [--falco] [--shared DIR]
 
 Where the kernel runs fexit programs (not this one: the guest of ``scripts/vm``, Debian's own
 kernel under emulation), the agent follows syscalls with them; ``--attach-both`` adds the agent
@@ -53,7 +56,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import PIN, Agent, auditd, compile_c, have_auditd
+from harness import (PIN, Agent, add_shared_option, auditd, compile_c, falco_rules_files,
+                     have_auditd)
 
 LOOPS_C = r"""
 #include <fcntl.h>
@@ -199,12 +203,18 @@ def busy_neighbour(exe: str, rounds: int) -> dict[str, float]:
         spin.wait()
 
 
-def sustained_rate(exe: str) -> None:
-    agent = Agent(["-o", "pipeline.stats_interval=1"])
+RATES = (25_000, 50_000, 75_000, 100_000, 125_000, 150_000, 200_000)
+
+
+def sustained_rate(exe: str, rates: list[int], rules: list[str]) -> None:
+    """The ramp of part 2; ``rules``: the agent's rules files (none: its default rules)."""
+    print("sustained rate, " + (f"Falco's {len(rules)} rule files" if rules else "default rules")
+          + ":")
+    agent = Agent(["-o", "pipeline.stats_interval=1", *[a for f in rules for a in ("-r", f)]])
     try:
         zero = best = 0
         clean = True
-        for rate in (25_000, 50_000, 75_000, 100_000, 125_000, 150_000, 200_000):
+        for rate in rates:
             time.sleep(2.5)
             before = agent.counters()
             run_loop(exe, ["wopen", str(rate * 4), str(rate)])  # 4 seconds at this pace
@@ -279,6 +289,13 @@ def main() -> None:
     ap.add_argument("--skip-loops", action="store_true")
     ap.add_argument("--skip-rate", action="store_true")
     ap.add_argument("--skip-latency", action="store_true")
+    ap.add_argument("--rates", default=",".join(map(str, RATES)),
+                    help="the sustained-rate steps, events/s, comma separated (default: "
+                    "%(default)s)")
+    ap.add_argument("--falco", action="store_true",
+                    help="the sustained rate with Falco's three rule files, not the default "
+                    "rules")
+    add_shared_option(ap)
     ap.add_argument("--attach-both", action="store_true",
                     help="also the agent with ebpf.attach=tracepoint (where the default is "
                     "fentry: a kernel that runs fexit programs)")
@@ -334,7 +351,8 @@ def main() -> None:
                 print(line)
             print(f"agent RSS after the loops (default rules): {rss // 1024} MB")
         if not opts.skip_rate:
-            sustained_rate(exe)
+            sustained_rate(exe, [int(r) for r in opts.rates.split(",")],
+                           falco_rules_files(opts.shared) if opts.falco else [])
         if not opts.skip_latency:
             latency(exe, tmp)
         for f in os.listdir("/tmp"):
