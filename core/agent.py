@@ -150,30 +150,31 @@ class Agent:
             types |= set(needed)
         return types
 
-    def open_prefilter(self) -> OpenPrefilter | None:
-        """The opens some filter may care about: the union of the filters' prefilters, or None
-        when one needs every open (it has no prefilter, or its prefilter is None)."""
-        terms: list = []
+    def _filters_prefilters(self, method: str) -> list[Any] | None:
+        """Each filter's answer to its optional prefilter ``method``, or None when one needs
+        everything (it has no such method, or answers None)."""
+        out = []
         for f in self.filters:
-            get = getattr(f, "open_prefilter", None)
-            pf = get() if get is not None else None
-            if pf is None:
-                return None
-            terms += pf.terms
-        return OpenPrefilter(tuple(dict.fromkeys(terms)))
-
-    def socket_prefilter(self) -> SocketPrefilter | None:
-        """The socket families some filter may care about, per socket syscall: the union of
-        the filters' prefilters, or None when one needs every family (it has no prefilter, or
-        its prefilter is None)."""
-        out: list[SocketPrefilter] = []
-        for f in self.filters:
-            get = getattr(f, "socket_prefilter", None)
+            get = getattr(f, method, None)
             pf = get() if get is not None else None
             if pf is None:
                 return None
             out.append(pf)
-        return SocketPrefilter.union(out)
+        return out
+
+    def open_prefilter(self) -> OpenPrefilter | None:
+        """The opens some filter may care about: the union of the filters' prefilters, or None
+        when one needs every open."""
+        pfs = self._filters_prefilters("open_prefilter")
+        if pfs is None:
+            return None
+        return OpenPrefilter(tuple(dict.fromkeys(t for pf in pfs for t in pf.terms)))
+
+    def socket_prefilter(self) -> SocketPrefilter | None:
+        """The socket families some filter may care about, per socket syscall: the union of
+        the filters' prefilters, or None when one needs every family."""
+        pfs = self._filters_prefilters("socket_prefilter")
+        return None if pfs is None else SocketPrefilter.union(pfs)
 
     # -- running -------------------------------------------------------------------------------
 
@@ -449,16 +450,15 @@ class Agent:
         self.ctx.event_types = self.event_types()
         self.ctx.open_prefilter = self.open_prefilter()
         self.ctx.socket_prefilter = self.socket_prefilter()
+        # the prefilters first: a source reloads its program once it has the event types
+        told = (("set_open_prefilter", self.ctx.open_prefilter),
+                ("set_socket_prefilter", self.ctx.socket_prefilter),
+                ("set_event_types", self.ctx.event_types))
         for source in self.sources:
-            set_prefilter = getattr(source, "set_open_prefilter", None)
-            if set_prefilter is not None:
-                set_prefilter(self.ctx.open_prefilter)
-            set_sock_prefilter = getattr(source, "set_socket_prefilter", None)
-            if set_sock_prefilter is not None:
-                set_sock_prefilter(self.ctx.socket_prefilter)
-            setter = getattr(source, "set_event_types", None)
-            if setter is not None:
-                setter(self.ctx.event_types)
+            for name, value in told:
+                setter = getattr(source, name, None)
+                if setter is not None:
+                    setter(value)
         log.info("reloaded: event_types=%s", "all" if self.ctx.event_types is None
                  else len(self.ctx.event_types))
         return True
