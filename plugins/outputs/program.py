@@ -5,7 +5,9 @@ that one line, as Falco does.  With ``keep_alive`` one long-lived process is fed
 when it dies it is restarted (counted as ``outputs.program.restarts``, with a growing pause if
 it keeps dying at once) and the alert that found it dead is written to the new process.  A
 line already written into the pipe of a process that then dies unread cannot be recovered: a
-consumer that must not lose alerts should read promptly, or use the webhook output.
+consumer that must not lose alerts should read promptly, or use the webhook output.  On stop,
+the alerts of the batch still being fed when the shutdown grace runs out (a program that stopped
+reading, or never exits) are counted in ``outputs.program.dropped``, as the queue's are.
 ``reopen()`` (SIGUSR1/SIGHUP) ends the current process gracefully; the next alert starts a new one.
 """
 
@@ -55,11 +57,17 @@ class ProgramOutput:
         try:
             async with alerts:
                 async for batch in batches(alerts, limit=64):
-                    if self.keep_alive:
-                        await self._feed(batch)
-                    else:
-                        for alert in batch:
-                            await self._run_once(alert)
+                    left = len(batch)           # alerts of this batch not counted yet
+                    try:
+                        if self.keep_alive:
+                            await self._feed(batch)
+                        else:
+                            for alert in batch:
+                                await self._run_once(alert)
+                                left -= 1
+                        left = 0
+                    finally:                    # cancelled: the shutdown grace ran out
+                        self._dropped(left)
             if self._proc is not None:      # stopping: let the consumer finish its input
                 await self._retire(self._proc)
                 self._proc = None
@@ -69,6 +77,14 @@ class ProgramOutput:
             for proc in [self._proc, *self._retired]:
                 if proc is not None and proc.returncode is None:
                     proc.kill()
+
+    def _dropped(self, n: int) -> None:
+        """``n`` alerts of the batch in hand, neither sent nor failed when the output was
+        cancelled (a program that never reads, or never exits): counted, as the queue's are."""
+        if n:
+            self.metrics.inc("outputs.program.dropped", n)
+            log.error("program output: %d alerts still being fed to %r when the shutdown "
+                      "grace ran out: dropped", n, self.program)
 
     async def _run_once(self, alert: Any) -> None:
         line = (self.formatter(alert) + "\n").encode()

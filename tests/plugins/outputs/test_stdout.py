@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from syswarden.core.protocols import PluginContext
 from syswarden.plugins.outputs import stdout as stdout_plugin
 
@@ -89,10 +91,18 @@ def exit_counters(log: str) -> dict[str, int]:
     return {k: int(v) for k, _, v in pairs if v.isdigit()}
 
 
-async def test_a_stalled_stdout_at_stop_every_alert_is_written_or_counted(tmp_path):
-    """The real agent, its stdout a pipe nobody reads, stopped: the batch its writing thread
-    was stuck in when the grace ran out is counted as dropped like the rest of the queue, so
-    written + dropped is every alert raised."""
+STALLED = {    # output -> its config (or None: stdout, a pipe nobody reads), whether some go out
+    "stdout": (None, True),
+    "program-keep-alive": ({"enabled": True, "keep_alive": True, "program": "sleep 600"}, True),
+    "program-each": ({"enabled": True, "program": "sleep 600"}, False),
+}
+
+
+@pytest.mark.parametrize("case", list(STALLED))
+async def test_a_stalled_output_at_stop_every_alert_is_written_or_counted(tmp_path, case):
+    """The real agent, an output stalled (its stdout a pipe nobody reads; a program that never
+    reads its stdin or never exits), stopped: the batch in hand when the grace ran out is
+    counted as dropped like the rest of the queue, so written + dropped is every alert."""
     import os
     import pathlib
     import signal
@@ -106,12 +116,15 @@ async def test_a_stalled_stdout_at_stop_every_alert_is_written_or_counted(tmp_pa
     rules.write_text(json.dumps({"type": "kit"}))
     recorded = tmp_path / "kit-out.txt"
     config = tmp_path / "config.yaml"
+    program, some_out = STALLED[case]
+    name = "stdout" if program is None else "program"
     config.write_text(json.dumps({
         "plugins": [kit],
         "disabled_plugins": ["ebpf", "replay", "process", "docker", "rules", "file", "syslog",
-                             "program"],
+                             *(["program"] if program is None else ["stdout"])],
         "kit": {"rules": str(rules), "output": str(recorded), "count": 3000, "batch": 10,
                 "forever": True},
+        **({} if program is None else {"program_output": program}),
         "pipeline": {"stats_interval": 0, "shutdown_grace": 1}}))
     r, w = os.pipe()                 # nobody reads r: ~64 kB fit, the rest blocks the writer
     log = tmp_path / "agent.log"
@@ -135,7 +148,7 @@ async def test_a_stalled_stdout_at_stop_every_alert_is_written_or_counted(tmp_pa
     assert agent.returncode == 0, log.read_text()
     counters = exit_counters(log.read_text())
     assert counters["alerts.total"] == 3000
-    sent = counters.get("outputs.stdout.sent", 0)
-    dropped = counters.get("outputs.stdout.dropped", 0)
-    assert 0 < sent < 3000 and dropped > 0                  # it was indeed stalled
-    assert sent + dropped + counters.get("outputs.stdout.failed", 0) == 3000, counters
+    sent = counters.get(f"outputs.{name}.sent", 0)
+    dropped = counters.get(f"outputs.{name}.dropped", 0)
+    assert (sent > 0) == some_out and sent < 3000 and dropped > 0   # it was indeed stalled
+    assert sent + dropped + counters.get(f"outputs.{name}.failed", 0) == 3000, log.read_text()
