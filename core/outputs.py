@@ -13,14 +13,18 @@ Output plugins share the per-output config keys (:func:`output_keys`: ``min_prio
 ``priority``, ``json_output``, ``rate``, ``max_burst``, ``queue_size``), read them with
 :class:`OutputSettings`, read their queue in batches with :func:`batches`, and write a batch
 in a worker thread with :class:`ThreadedWriter` (``.sent``, ``.failed``, or ``.dropped`` when
-the writing thread is still stuck as the shutdown grace runs out: every alert counted once).
+the writing thread is still stuck as the shutdown grace runs out: every alert counted once), or,
+delivering alert by alert from the event loop, count what a stop leaves of the batch in hand with
+:class:`BatchInHand`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Callable
 
 import trio
@@ -258,3 +262,31 @@ class ThreadedWriter:
                 return                  # abandoned: already counted as dropped
             settled[0] = True
             self.metrics.inc(f"outputs.{self.name}.{'sent' if ok else 'failed'}", len(batch))
+
+
+class BatchInHand:
+    """The alerts of the batch an async output is delivering one by one: those not yet
+    counted (``sent``/``failed``, by the output, then :meth:`done`) when the output stops
+    mid-batch (cancelled as the shutdown grace runs out, a receiver that stopped reading) are
+    counted as ``outputs.<name>.dropped``, so every alert given to the output is counted once.
+    """
+
+    def __init__(self, name: str, metrics: "Metrics") -> None:
+        self.name = name
+        self.metrics = metrics
+        self.left = 0
+
+    @contextlib.contextmanager
+    def holding(self, batch: list[Alert]) -> Iterator[None]:
+        self.left = len(batch)
+        try:
+            yield
+        finally:
+            if self.left:
+                self.metrics.inc(f"outputs.{self.name}.dropped", self.left)
+                log.error("output %r: %d alerts still being delivered when it stopped: "
+                          "dropped", self.name, self.left)
+
+    def done(self, n: int = 1) -> None:
+        """``n`` alerts of the batch were counted as sent or failed."""
+        self.left -= n

@@ -22,7 +22,8 @@ import trio
 from syswarden.core.config import Key, Section
 from syswarden.core.errors import ConfigError
 from syswarden.core.hookspecs import hookimpl
-from syswarden.core.outputs import OutputSettings, batches, build_if_enabled, output_schema
+from syswarden.core.outputs import (BatchInHand, OutputSettings, batches, build_if_enabled,
+                                    output_schema)
 
 log = logging.getLogger("syswarden.outputs.program")
 
@@ -54,20 +55,18 @@ class ProgramOutput:
     async def run(self, alerts: trio.MemoryReceiveChannel, *,
                   task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
+        in_hand = BatchInHand(self.name, self.metrics)
         try:
             async with alerts:
                 async for batch in batches(alerts, limit=64):
-                    left = len(batch)           # alerts of this batch not counted yet
-                    try:
+                    with in_hand.holding(batch):
                         if self.keep_alive:
                             await self._feed(batch)
+                            in_hand.done(len(batch))
                         else:
                             for alert in batch:
                                 await self._run_once(alert)
-                                left -= 1
-                        left = 0
-                    finally:                    # cancelled: the shutdown grace ran out
-                        self._dropped(left)
+                                in_hand.done()
             if self._proc is not None:      # stopping: let the consumer finish its input
                 await self._retire(self._proc)
                 self._proc = None
@@ -77,14 +76,6 @@ class ProgramOutput:
             for proc in [self._proc, *self._retired]:
                 if proc is not None and proc.returncode is None:
                     proc.kill()
-
-    def _dropped(self, n: int) -> None:
-        """``n`` alerts of the batch in hand, neither sent nor failed when the output was
-        cancelled (a program that never reads, or never exits): counted, as the queue's are."""
-        if n:
-            self.metrics.inc("outputs.program.dropped", n)
-            log.error("program output: %d alerts still being fed to %r when the shutdown "
-                      "grace ran out: dropped", n, self.program)
 
     async def _run_once(self, alert: Any) -> None:
         line = (self.formatter(alert) + "\n").encode()

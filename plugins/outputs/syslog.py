@@ -25,7 +25,8 @@ from syswarden.core.alert import Alert
 from syswarden.core.config import Key, Section
 from syswarden.core.errors import ConfigError
 from syswarden.core.hookspecs import hookimpl
-from syswarden.core.outputs import OutputSettings, batches, build_if_enabled, output_schema
+from syswarden.core.outputs import (BatchInHand, OutputSettings, batches, build_if_enabled,
+                                    output_schema)
 
 log = logging.getLogger("syswarden.outputs.syslog")
 
@@ -113,11 +114,14 @@ class SyslogOutput:
     async def run(self, alerts: trio.MemoryReceiveChannel, *,
                   task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
+        in_hand = BatchInHand(self.name, self.metrics)
         try:
             async with alerts:
                 async for batch in batches(alerts, limit=128):
-                    for alert in batch:
-                        await self.send(alert)
+                    with in_hand.holding(batch):
+                        for alert in batch:
+                            await self.send(alert)
+                            in_hand.done()
         finally:
             await self._close()
 

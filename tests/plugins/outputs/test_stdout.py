@@ -91,21 +91,29 @@ def exit_counters(log: str) -> dict[str, int]:
     return {k: int(v) for k, _, v in pairs if v.isdigit()}
 
 
-STALLED = {    # output -> its config (or None: stdout, a pipe nobody reads), whether some go out
-    "stdout": (None, True),
-    "program-keep-alive": ({"enabled": True, "keep_alive": True, "program": "sleep 600"}, True),
-    "program-each": ({"enabled": True, "program": "sleep 600"}, False),
+#: output case -> (its section, its config (None: stdout, a pipe nobody reads), whether some
+#: alerts go out before it stalls, alerts raised)
+STALLED = {
+    "stdout": ("stdout_output", None, True, 3000),
+    "program-keep-alive": ("program_output", {"enabled": True, "keep_alive": True,
+                                              "program": "sleep 600"}, True, 3000),
+    "program-each": ("program_output", {"enabled": True, "program": "sleep 600"}, False, 3000),
+    # a receiver that accepts and never reads: enough to fill both ends' socket buffers
+    "syslog-tcp": ("syslog_output", {"enabled": True, "address": "tcp://127.0.0.1:{port}"},
+                   True, 20_000),
 }
 
 
 @pytest.mark.parametrize("case", list(STALLED))
 async def test_a_stalled_output_at_stop_every_alert_is_written_or_counted(tmp_path, case):
     """The real agent, an output stalled (its stdout a pipe nobody reads; a program that never
-    reads its stdin or never exits), stopped: the batch in hand when the grace ran out is
-    counted as dropped like the rest of the queue, so written + dropped is every alert."""
+    reads its stdin or never exits; a syslog receiver that stopped reading), stopped: the batch
+    in hand when the grace ran out is counted as dropped like the rest of the queue, so
+    written + dropped is every alert."""
     import os
     import pathlib
     import signal
+    import socket
     import subprocess
     import sys
 
@@ -116,16 +124,19 @@ async def test_a_stalled_output_at_stop_every_alert_is_written_or_counted(tmp_pa
     rules.write_text(json.dumps({"type": "kit"}))
     recorded = tmp_path / "kit-out.txt"
     config = tmp_path / "config.yaml"
-    program, some_out = STALLED[case]
-    name = "stdout" if program is None else "program"
+    section, output, some_out, count = STALLED[case]
+    name = section.removesuffix("_output")
+    receiver = socket.create_server(("127.0.0.1", 0))        # never accepted, never read
+    if output is not None and "address" in output:
+        output = {**output, "address": output["address"].format(port=receiver.getsockname()[1])}
+    others = {"stdout", "program", "syslog"} - {name}
     config.write_text(json.dumps({
         "plugins": [kit],
-        "disabled_plugins": ["ebpf", "replay", "process", "docker", "rules", "file", "syslog",
-                             *(["program"] if program is None else ["stdout"])],
-        "kit": {"rules": str(rules), "output": str(recorded), "count": 3000, "batch": 10,
+        "disabled_plugins": ["ebpf", "replay", "process", "docker", "rules", "file", *others],
+        "kit": {"rules": str(rules), "output": str(recorded), "count": count, "batch": 10,
                 "forever": True},
-        **({} if program is None else {"program_output": program}),
-        "pipeline": {"stats_interval": 0, "shutdown_grace": 1}}))
+        **({} if output is None else {section: output}),
+        "pipeline": {"stats_interval": 0, "shutdown_grace": 1, "output_queue": count}}))
     r, w = os.pipe()                 # nobody reads r: ~64 kB fit, the rest blocks the writer
     log = tmp_path / "agent.log"
     with open(log, "w") as err:
@@ -134,7 +145,7 @@ async def test_a_stalled_output_at_stop_every_alert_is_written_or_counted(tmp_pa
     os.close(w)
     try:
         with trio.fail_after(60):    # every alert raised: the kit's own output has them all
-            while not recorded.exists() or len(recorded.read_text().splitlines()) < 3000:
+            while not recorded.exists() or len(recorded.read_text().splitlines()) < count:
                 assert agent.poll() is None, log.read_text()
                 await trio.sleep(0.05)
         agent.send_signal(signal.SIGTERM)
@@ -145,10 +156,11 @@ async def test_a_stalled_output_at_stop_every_alert_is_written_or_counted(tmp_pa
         agent.kill()
         agent.wait()
         os.close(r)
+        receiver.close()
     assert agent.returncode == 0, log.read_text()
     counters = exit_counters(log.read_text())
-    assert counters["alerts.total"] == 3000
+    assert counters["alerts.total"] == count
     sent = counters.get(f"outputs.{name}.sent", 0)
     dropped = counters.get(f"outputs.{name}.dropped", 0)
-    assert (sent > 0) == some_out and sent < 3000 and dropped > 0   # it was indeed stalled
-    assert sent + dropped + counters.get(f"outputs.{name}.failed", 0) == 3000, log.read_text()
+    assert (sent > 0) == some_out and sent < count and dropped > 0  # it was indeed stalled
+    assert sent + dropped + counters.get(f"outputs.{name}.failed", 0) == count, log.read_text()
