@@ -51,7 +51,10 @@ SOCKET_TYPES = frozenset({
 
 def reads_a_descriptor(evt_type: str | None) -> bool:
     """Whether ``fd.*`` of this event type may come from the fd table: it takes a descriptor
-    it did not create (an ``fd``/``oldfd``/``dirfd`` argument); an unknown type may."""
+    it did not create (an ``fd``/``oldfd`` argument); an unknown type may.  A ``dirfd`` does
+    not count: it only makes a path argument absolute (``fd.*`` of ``unlinkat`` or ``renameat``
+    is not its directory, in Falco as here), and the kernel side sends every open that
+    returned a directory."""
     if evt_type is None:
         return True
     if evt_type in SOCKET_TYPES or evt_type in OPEN_TYPES or evt_type == "creat":
@@ -59,7 +62,12 @@ def reads_a_descriptor(evt_type: str | None) -> bool:
     names = EVENTS.get(evt_type)
     if names is None:
         return True
-    return any("fd" in n for n in (*names, *ENTER_ARGS.get(evt_type, ())))
+    return any(_names_a_descriptor(n) for n in (*names, *ENTER_ARGS.get(evt_type, ())))
+
+
+def _names_a_descriptor(arg: str) -> bool:
+    """Whether an argument of this name is a descriptor the event's ``fd.*`` may describe."""
+    return "fd" in arg and not arg.endswith("dirfd") and arg != "fdlimit"
 
 
 #: ``fd.*`` fields that read only what a call the prefilter never drops created (an IP socket's

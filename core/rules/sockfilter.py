@@ -1,32 +1,40 @@
-"""The socket families the loaded rules can match, per socket syscall, for the kernel.
+"""The socket classes the loaded rules can match, per socket syscall, for the kernel.
 
 A socket syscall (``sendto``, ``recvmsg``, ``connect``...) is often as frequent as the opens:
-a database answers each query over a UNIX socket with a ``sendto``.  Most rules that follow
-these syscalls care about IP sockets only (``fd.typechar = 4``, ``fd.net != ...``).  From the
-rules' conditions, each folded for one socket syscall, :func:`socket_prefilter` derives the
-*classes* of socket family a rule can match: :data:`UNIX` (``AF_UNIX``), :data:`IP`
-(``AF_INET``, ``AF_INET6``) and :data:`OTHER` (netlink, packet...).  A source that reads the
-socket's family where the syscall happens drops the events of the other classes.
+a database answers each query over a UNIX socket or a TCP connection with a ``sendto``.  Most
+rules that follow these syscalls care about some IP sockets only (``fd.typechar = 4``,
+``fd.net != ...``, ``fd.l4proto != tcp``).  From the rules' conditions, each folded for one
+socket syscall, :func:`socket_prefilter` derives the *classes* of socket a rule can match:
+:data:`UNIX` (``AF_UNIX``), :data:`TCP` (an IP socket of type ``SOCK_STREAM`` or
+``SOCK_SEQPACKET``, which the fd table shows as ``fd.l4proto = tcp``), :data:`NOT_TCP` (the
+other IP sockets: udp, raw, icmp) and :data:`OTHER` (netlink, packet...).  :data:`IP` is the
+two IP classes.  A source that reads the socket's family and type where the syscall happens
+drops the events of the other classes.
 
 The derivation over-approximates, so it is sound by construction: a check it does not
-understand (a process name, a negation, a file name) counts as "any family".  What it reads:
+understand (a process name, a negation, a file name) counts as "any class".  What it reads:
 
 * ``fd.typechar``, ``fd.type``, ``fd.sockfamily`` compared with constants (``=``, ``in``);
-* the fields of IP sockets (``fd.net``, ``fd.sip``, ``fd.rport``, ``fd.connected``,
-  ``fd.l4proto``...), which have no value (every comparison false) on any other socket;
+* ``fd.l4proto`` compared with constants (``=``, ``in``, ``!= tcp``);
+* the other fields of IP sockets (``fd.net``, ``fd.sip``, ``fd.rport``, ``fd.connected``...),
+  which have no value (every comparison false) on any other socket;
 * ``socket``'s own ``evt.arg.domain``.
 
-:data:`IP` always brings :data:`OTHER` along: the fd table shows a socket of a family it does not
-know (``AF_PACKET``) as ``ipv4``.  The family judged is the kernel's, of the socket the syscall
-used (or, for ``socket``, the one asked for); a syscall on something that is not a socket is
-always sent.
+:data:`OTHER` comes along with any IP class: the fd table shows a socket of a family it does
+not know (``AF_PACKET``) as ``ipv4``, with the protocol its type says.  The class judged is the
+kernel's, of the socket the syscall used (or, for ``socket``, the one asked for); a syscall on
+something that is not a socket is always sent.
 
 The fd table learns from these events (a socket's family from ``socket``, its ends from
 ``bind``/``connect``/``accept``, a datagram's peer from ``sendto``...), and later events read
-what it learned.  So every family some rule reads ``fd.*`` of (other than ``fd.num``) on an
+what it learned.  So every class some rule reads ``fd.*`` of (other than ``fd.num``) on an
 event that uses an existing descriptor (:data:`READERS`, ``close``, ``dup``...: not a
 ``dirfd``, which a socket cannot be in a call that succeeds) is also sent by the syscalls that
-teach the table (:data:`TEACHERS`), whatever their own rules say.
+teach the table (:data:`TEACHERS`), whatever their own rules say.  A TCP socket's messages
+teach it nothing (its ends come from ``connect``/``accept``; ``recvfrom`` on it returns no
+address), unless a ``sendto``/``sendmsg`` names a destination (TCP Fast Open, which connects):
+those are always sent (:data:`ADDRESSED`), the others keep the TCP class of the table's readers
+out of :data:`MESSAGES`.
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from ..syscalls import ENTER_ARGS, EVENTS, SOCKET_FAMILIES
+from ..syscalls import SOCKET_FAMILIES
 from . import ast
 from .prefilter import reads_a_descriptor
 from .resolved import RCheck, RMacro, RNode, iter_checks
@@ -43,9 +51,11 @@ from .resolved import RCheck, RMacro, RNode, iter_checks
 log = logging.getLogger("syswarden.rules")
 
 UNIX = "unix"
-IP = "ip"
+TCP = "tcp"
+NOT_TCP = "ip-not-tcp"
 OTHER = "other"
-CLASSES = frozenset({UNIX, IP, OTHER})
+IP = frozenset({TCP, NOT_TCP})
+CLASSES = frozenset({UNIX, TCP, NOT_TCP, OTHER})
 
 #: The socket syscalls the prefilter speaks for.
 SOCKET_SYSCALLS = ("socket", "connect", "accept", "accept4", "bind", "listen", "sendto",
@@ -54,11 +64,18 @@ SOCKET_SYSCALLS = ("socket", "connect", "accept", "accept4", "bind", "listen", "
 TEACHERS = frozenset(SOCKET_SYSCALLS) - {"listen"}
 #: Socket syscalls that read an existing descriptor's entry (``accept``: the listening one's).
 READERS = frozenset(SOCKET_SYSCALLS) - {"socket"}
+#: Teachers that teach the table nothing of a TCP socket (but :data:`ADDRESSED` calls).
+MESSAGES = frozenset({"sendto", "sendmsg", "recvfrom", "recvmsg"})
+#: Calls that may name a destination: on a TCP socket, one that does is always sent.
+ADDRESSED = frozenset({"sendto", "sendmsg"})
 
-_AF_CLASS = {1: UNIX, 2: IP, 10: IP}
-_TYPES = {"ipv4": IP, "ipv6": IP, "unix": UNIX, "netlink": OTHER}
-_TYPECHARS = {"4": IP, "6": IP, "u": UNIX, "n": OTHER, "o": OTHER}
-_SOCKFAMILIES = {"ip": IP, "unix": UNIX}
+_IP_FAMILIES = (2, 10)                                      # AF_INET, AF_INET6
+#: Socket types the fd table shows as ``fd.l4proto = tcp`` (SOCK_STREAM, SOCK_SEQPACKET).
+TCP_TYPES = (1, 5)
+_TYPES = {"ipv4": IP, "ipv6": IP, "unix": {UNIX}, "netlink": {OTHER}}
+_TYPECHARS = {"4": IP, "6": IP, "u": {UNIX}, "n": {OTHER}, "o": {OTHER}}
+_SOCKFAMILIES = {"ip": IP, "unix": {UNIX}}
+_L4PROTOS = {"tcp": {TCP}, "udp": {NOT_TCP}, "raw": {NOT_TCP}, "icmp": {NOT_TCP}}
 #: Fields that have a value only on an IP socket (or one the fd table takes for one).
 IP_ONLY_FIELDS = frozenset({
     "fd.cip", "fd.sip", "fd.lip", "fd.rip", "fd.cport", "fd.sport", "fd.lport", "fd.rport",
@@ -69,9 +86,16 @@ IP_ONLY_FIELDS = frozenset({
 Classes = frozenset[str] | None
 
 
-def family_class(family: int) -> str:
-    """The class of a kernel ``AF_*`` number."""
-    return _AF_CLASS.get(family, OTHER)
+def socket_classes(family: int, stype: int | None = None) -> frozenset[str]:
+    """The class of a kernel ``AF_*`` number and socket type (``SOCK_*``, without its flags);
+    both IP classes when an IP socket's type is not known."""
+    if family == 1:
+        return frozenset({UNIX})
+    if family not in _IP_FAMILIES:
+        return frozenset({OTHER})
+    if stype is None:
+        return IP
+    return frozenset({TCP if stype in TCP_TYPES else NOT_TCP})
 
 
 @dataclass(frozen=True)
@@ -84,12 +108,19 @@ class SocketPrefilter:
         """The classes ``evt_type``'s events are sent for; None: all (not filtered)."""
         return dict(self.wanted).get(evt_type)
 
-    def accepts(self, evt_type: str, family: int | None) -> bool:
+    def accepts(self, evt_type: str, family: int | None, stype: int | None = None,
+                addressed: bool = False) -> bool:
         """Whether an event must be sent (the reference a source's own test implements): its
         syscall is not filtered, its family could not be read (``None``: not a socket, or
-        no offsets), or its family's class is wanted."""
+        no offsets), its class (by family and type) is wanted, or it is a ``sendto`` or
+        ``sendmsg`` naming a destination (``addressed``) on a TCP socket."""
         classes = self.classes(evt_type)
-        return classes is None or family is None or family_class(family) in classes
+        if classes is None or family is None:
+            return True
+        mine = socket_classes(family, stype)
+        if addressed and evt_type in ADDRESSED and TCP in mine:
+            return True
+        return bool(mine & classes)
 
     def describe(self) -> str:
         if not self.wanted:
@@ -118,7 +149,8 @@ def socket_prefilter(engine: Any) -> SocketPrefilter | None:
     for t in SOCKET_SYSCALLS:
         classes = _closed(_of_rules(engine, t, t))
         if t in TEACHERS:
-            classes = _closed(_or(classes, state))
+            taught = state - {TCP} if state is not None and t in MESSAGES else state
+            classes = _closed(_or(classes, taught))
         if classes is not None:
             wanted[t] = classes
     pf = _make(wanted)
@@ -147,21 +179,12 @@ def _state_classes(engine: Any) -> Classes:
     out: Classes = frozenset()
     types: list[str | None] = sorted(engine.named_types())
     for t in [*types, None]:
-        if t == "socket" or not (t in READERS or _may_take_a_socket(t)):
+        if t == "socket" or not (t in READERS or reads_a_descriptor(t)):
             continue
         out = _or(out, _of_rules(engine, t, t, fd_readers_only=True))
         if out is None:
             return None
     return out
-
-
-def _may_take_a_socket(evt_type: str | None) -> bool:
-    """Whether ``fd.*`` of this event type may be a socket's table entry: it takes an fd
-    other than a directory's (a socket as a ``dirfd`` fails with ``ENOTDIR``)."""
-    if evt_type is None or evt_type not in EVENTS:
-        return True
-    names = (*EVENTS[evt_type], *ENTER_ARGS.get(evt_type, ()))
-    return reads_a_descriptor(evt_type) and any("fd" in n and "dirfd" not in n for n in names)
 
 
 def _reads_fd_state(node: RNode) -> bool:
@@ -177,10 +200,10 @@ def _or(a: Classes, b: Classes) -> Classes:
 
 
 def _closed(c: Classes) -> Classes:
-    """With :data:`OTHER` wherever :data:`IP` is (see the module docstring)."""
+    """With :data:`OTHER` wherever an IP class is (see the module docstring)."""
     if c is None:
         return None
-    return c | {OTHER} if IP in c else c
+    return c | {OTHER} if c & IP else c
 
 
 def _abstract(node: RNode, evt_type: str | None, memo: dict[int, Classes]) -> Classes:
@@ -217,9 +240,13 @@ def _check(c: RCheck, evt_type: str | None) -> Classes:
         return _domains(op, const)
     if f.key != f.name or (c.rhs is not None and c.rhs.key != c.rhs.name):
         return None                          # a transformer, an argument: not understood
+    if f.name == "fd.l4proto" and c.rhs is None:
+        if op == "!=" and const == "tcp":
+            return frozenset({NOT_TCP})
+        return _named(op, const, _L4PROTOS) if op in ("=", "in") else IP
     ip_only = f.name in IP_ONLY_FIELDS or (c.rhs is not None and c.rhs.name in IP_ONLY_FIELDS)
     if ip_only:
-        return frozenset({IP})               # no value, every comparison false, elsewhere
+        return IP                            # no value, every comparison false, elsewhere
     if c.rhs is not None:
         return None
     if f.name == "fd.typechar":
@@ -231,7 +258,7 @@ def _check(c: RCheck, evt_type: str | None) -> Classes:
     return None
 
 
-def _named(op: str, const: Any, table: dict[str, str]) -> Classes:
+def _named(op: str, const: Any, table: dict[str, set[str] | frozenset[str]]) -> Classes:
     """``= X`` or ``in (X, Y)`` as classes: those of the names ``table`` knows (a name it does
     not know is no socket's)."""
     if op == "=" and isinstance(const, str):
@@ -240,7 +267,7 @@ def _named(op: str, const: Any, table: dict[str, str]) -> Classes:
         names = list(const)
     else:
         return None
-    return frozenset(table[n] for n in map(str, names) if n in table)
+    return frozenset(c for n in map(str, names) if n in table for c in table[n])
 
 
 def _domains(op: str, const: Any) -> Classes:
@@ -254,8 +281,9 @@ def _domains(op: str, const: Any) -> Classes:
         return None
     out = set()
     for k in consts:
-        out |= {family_class(n) for n, name in SOCKET_FAMILIES.items()
-                if (k in name if op == "contains" else k == name)}
+        for n, name in SOCKET_FAMILIES.items():
+            if k in name if op == "contains" else k == name:
+                out |= socket_classes(n)
         if k.isdigit() and (op == "contains" or int(k) not in SOCKET_FAMILIES):
             out.add(OTHER)                   # a number without a name, rendered as digits
     return frozenset(out)

@@ -87,8 +87,9 @@ def syswarden_config_schema() -> dict[str, Section]:
                                   "the rules; counted as ebpf.opens_filtered); false sends "
                                   "every open"),
             "socket_prefilter": Key(bool, True, "keep in the kernel the socket syscalls "
-                                    "(sendto, connect, accept...) on a socket family (UNIX, "
-                                    "IP, other) no loaded rule can match for that syscall "
+                                    "(sendto, connect, accept...) on a socket class (UNIX, "
+                                    "TCP, other IP, other) no loaded rule can match for that "
+                                    "syscall "
                                     "(derived from the rules; counted as "
                                     "ebpf.sockets_filtered); false sends every family"),
         }, doc="the live eBPF source: ring sizes and capture bounds"),

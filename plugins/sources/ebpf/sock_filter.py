@@ -1,28 +1,31 @@
 """The rules' socket prefilter (:mod:`syswarden.core.rules.sockfilter`) rendered as C.
 
-:func:`render` gives ``sock_class(fd)``, the class bit of the family of this process's socket
-``fd`` (:data:`CLASS_BITS`; every bit when ``fd`` is not a socket or the family cannot be read),
-and ``family_class(family)`` for a family number.  The exit handler of a filtered syscall
+:func:`render` gives ``sock_class(fd)``, the class bit of this process's socket ``fd`` by its
+family and type (:data:`CLASS_BITS`; every bit when ``fd`` is not a socket or its family cannot
+be read), and ``socket_class(family, type)`` for a family and type number.  The exit handler of a filtered syscall
 (:func:`handler_lines`) tests it against the mask of the classes some rule can match: none in
 common keeps the event in the kernel (counted), else it is sent.
 
 The family is read from the kernel's socket: the fd's ``struct file`` (an inode of type
 ``S_IFSOCK``, else not a socket), its ``private_data`` (the ``struct socket``), its ``sk``, and
-``sk_common``'s ``skc_family``, at offsets from BTF as :func:`put_sock_end` reads them.
+``sk_common``'s ``skc_family``, at offsets from BTF as :func:`put_sock_end` reads them; the
+type from the ``struct socket``'s ``type`` (both IP classes when it cannot be read).
 """
 
 from __future__ import annotations
 
-from syswarden.core.rules.sockfilter import IP, OTHER, UNIX, SocketPrefilter
+from syswarden.core.rules.sockfilter import (NOT_TCP, OTHER, TCP, TCP_TYPES, UNIX,
+                                             SocketPrefilter)
 
-CLASS_BITS = {UNIX: 1, IP: 2, OTHER: 4}
+CLASS_BITS = {UNIX: 1, TCP: 2, OTHER: 4, NOT_TCP: 8}
 ALL_BITS = sum(CLASS_BITS.values())
+IP_BITS = CLASS_BITS[TCP] | CLASS_BITS[NOT_TCP]
 
 #: The filtered syscalls -> the C expression of their event's class bits: ``socket``'s from its
-#: domain argument, an accept's from the new socket (or the listening one when it failed), the
-#: others' from their fd argument.
+#: domain and type arguments, an accept's from the new socket (or the listening one when it
+#: failed), the others' from their fd argument.
 CLASS_OF = {
-    "socket": "family_class((u32)p.a[0])",
+    "socket": "socket_class((u32)p.a[0], (u32)p.a[1] & 0xf)",
     "accept": "sock_class(ctx->ret >= 0 ? ctx->ret : (s64)(int)p.a[0])",
     "accept4": "sock_class(ctx->ret >= 0 ? ctx->ret : (s64)(int)p.a[0])",
     **{n: "sock_class((s64)(int)p.a[0])" for n in (
@@ -38,36 +41,65 @@ def mask(pf: SocketPrefilter | None, syscall: str) -> int | None:
     return None if classes is None else sum(CLASS_BITS[c] for c in classes)
 
 
+#: The C expression saying a call names a destination (:data:`~.sockfilter.ADDRESSED`):
+#: sendto's dest_addr, sendmsg's msghdr.msg_name (its first field).
+ADDRESS_OF = {
+    "sendto": "p.a[4] != 0",
+    "sendmsg": "user_ptr_at(p.a[1]) != 0",
+}
+
+
 def handler_lines(pf: SocketPrefilter | None, syscall: str) -> list[str]:
-    """The lines an exit handler runs first (its arguments in ``p``): none when unfiltered."""
+    """The lines an exit handler runs first (its arguments in ``p``): none when unfiltered.
+    A call naming a destination on a TCP socket is sent whatever the mask (it teaches the fd
+    table like a connect)."""
     m = mask(pf, syscall)
     if m is None:
         return []
-    return [f"    if (!({CLASS_OF[syscall]} & {m})) {{",
-            "        count(CAT_SOCK_FILTERED, 0);",
-            "        return 0;",
-            "    }"]
+    lines = [f"    u32 sock_bits = {CLASS_OF[syscall]};"]
+    if syscall in ADDRESS_OF:
+        lines += [f"    if (sock_bits == {CLASS_BITS[TCP]} && {ADDRESS_OF[syscall]})",
+                  f"        sock_bits = {ALL_BITS};"]
+    return lines + [f"    if (!(sock_bits & {m})) {{",
+                    "        count(CAT_SOCK_FILTERED, 0);",
+                    "        return 0;",
+                    "    }"]
 
 
 def render(pf: SocketPrefilter | None) -> str:
-    """``#define SOCK_FILTER`` and, with a prefilter, ``family_class`` and ``sock_class``."""
+    """``#define SOCK_FILTER`` and, with a prefilter, ``socket_class`` and ``sock_class``."""
     if pf is None:
         return "#define SOCK_FILTER 0\n"
+    tcp_types = " || ".join(f"type == {t}" for t in TCP_TYPES)
     return "\n".join([
         "#define SOCK_FILTER 1",
         "",
-        "// The class bit of a socket family (rendered from sock_filter.py).",
-        "static __always_inline u32 family_class(u32 family)",
+        "// The class bit of a socket family and type (rendered from sock_filter.py); both IP",
+        "// bits when an IP socket's type is not known (0xffff).",
+        "static __always_inline u32 socket_class(u32 family, u32 type)",
         "{",
         "    if (family == 1)                     // AF_UNIX",
         f"        return {CLASS_BITS[UNIX]};",
-        "    if (family == 2 || family == 10)     // AF_INET, AF_INET6",
-        f"        return {CLASS_BITS[IP]};",
-        f"    return {CLASS_BITS[OTHER]};",
+        "    if (family != 2 && family != 10)     // not AF_INET, AF_INET6",
+        f"        return {CLASS_BITS[OTHER]};",
+        "    if (type == 0xffff)",
+        f"        return {IP_BITS};",
+        f"    if ({tcp_types})        // SOCK_STREAM, SOCK_SEQPACKET: fd.l4proto = tcp",
+        f"        return {CLASS_BITS[TCP]};",
+        f"    return {CLASS_BITS[NOT_TCP]};",
         "}",
         "",
-        "// The class bit of the family of this process's socket `fd`; every bit when `fd` is",
-        "// not a socket, or its family cannot be read here.",
+        "// The pointer at user address `addr` (0 when it cannot be read).",
+        "static __always_inline u64 user_ptr_at(u64 addr)",
+        "{",
+        "    u64 v = 0;",
+        "    if (addr)",
+        "        bpf_probe_read_user(&v, sizeof(v), (void *)addr);",
+        "    return v;",
+        "}",
+        "",
+        "// The class bit of this process's socket `fd`; every bit when `fd` is not a socket, or",
+        "// its family cannot be read here.",
         "static __always_inline u32 sock_class(s64 fd)",
         "{",
         "#if defined(OFF_FILE_INODE) && defined(OFF_INODE_MODE) && defined(OFF_FILE_PRIVATE) && \\",
@@ -86,7 +118,12 @@ def render(pf: SocketPrefilter | None) -> str:
         "    u16 family = 0;",
         "    if (!sk || bpf_probe_read_kernel(&family, sizeof(family), sk + OFF_SKC_FAMILY))",
         f"        return {ALL_BITS};",
-        "    return family_class(family);",
+        "    u16 type = 0xffff;",
+        "#ifdef OFF_SOCKET_TYPE",
+        "    if (bpf_probe_read_kernel(&type, sizeof(type), sock + OFF_SOCKET_TYPE))",
+        "        type = 0xffff;",
+        "#endif",
+        "    return socket_class(family, type);",
         "#else",
         f"    return {ALL_BITS};",
         "#endif",

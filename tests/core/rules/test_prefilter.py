@@ -88,6 +88,36 @@ def test_socket_fields_on_fds_of_other_calls_need_no_open(tmp_path):
     assert pf is not None and pf.terms == (Term(frozenset({WRITE})),)
 
 
+@pytest.mark.parametrize("evt_type, args", [
+    ("renameat", {"olddirfd": 3, "oldpath": "a", "newdirfd": 3, "newpath": "b"}),
+    ("renameat2", {"olddirfd": 3, "oldpath": "a", "newdirfd": 3, "newpath": "b", "flags": 0}),
+    ("unlinkat", {"dirfd": 3, "name": "a", "flags": 0}),
+    ("mkdirat", {"dirfd": 3, "path": "a", "mode": 0}),
+    ("symlinkat", {"target": "/x", "linkdirfd": 3, "linkpath": "a"}),
+    ("fchmodat", {"dirfd": 3, "filename": "a", "mode": 0}),
+    ("fchownat", {"dirfd": 3, "pathname": "a", "uid": 0, "gid": 0, "flags": 0}),
+])
+def test_fd_fields_of_a_call_that_takes_only_a_dirfd_need_no_open(tmp_path, evt_type, args):
+    """Falco's shell-history rule reads fd.name on renameat: a dirfd only makes the path
+    absolute (through a directory's open, which the kernel always sends), the event has no
+    fd of its own, so the prefilter stays on."""
+    pf = open_prefilter(engine(tmp_path, rule(f"evt.type = {evt_type} and fd.name contains h")
+                               + rule("evt.type = openat and evt.is_open_write = true", "w")))
+    assert pf is not None and pf.terms == (Term(frozenset({WRITE})),)
+    assert pf.accepts(3, os.O_DIRECTORY, "/home/u", is_dir=True)
+    p = Process(50)
+    table = FdTable(proc_root=str(tmp_path / "noproc"))
+    table.enrich(Event("openat", ts=1, tid=50, pid=50, res=3,
+                       args={"dirfd": -100, "name": "/home/u", "flags": os.O_DIRECTORY}), p)
+    p.fds[3].type = "directory"
+    ev = Event(evt_type, ts=2, tid=50, pid=50, res=0, args=dict(args))
+    table.enrich(ev, p)
+    assert ev.fd is None
+    path = next(k for k in ("oldpath", "name", "path", "linkpath", "filename", "pathname")
+                if k in args)
+    assert ev.args[path] == "/home/u/a"
+
+
 def test_no_open_rule_keeps_every_open(tmp_path):
     pf = open_prefilter(engine(tmp_path, rule("evt.type = execve and proc.name = nc")))
     assert pf is not None and pf.terms == ()

@@ -13,13 +13,14 @@ from syswarden.core.config import default_rules_path
 from syswarden.core.event import Event, Process
 from syswarden.core.plugins import collect_fields
 from syswarden.core.rules.engine import RuleEngine
-from syswarden.core.rules.sockfilter import (IP, OTHER, SOCKET_SYSCALLS, UNIX, SocketPrefilter,
-                                             socket_prefilter)
+from syswarden.core.rules.sockfilter import (CLASSES, IP, NOT_TCP, OTHER, SOCKET_SYSCALLS, TCP, UNIX,
+                                             SocketPrefilter, socket_prefilter)
+from syswarden.core.rules import sockfilter as _sf
 from syswarden.plugins.enrichers.process.fds import FdTable
 
 FIELDS = collect_fields()
 FALCO_FILES = ("falco_rules.yaml", "falco-incubating_rules.yaml", "falco-sandbox_rules.yaml")
-IP_CLASSES = frozenset({IP, OTHER})
+IP_CLASSES = IP | {OTHER}
 
 
 def engine(tmp_path, rules: str, **kw) -> RuleEngine:
@@ -41,7 +42,13 @@ def falco(compat) -> RuleEngine:
 @pytest.mark.parametrize("cond, syscall, classes", [
     ("evt.type = sendto and fd.typechar = 4", "sendto", IP_CLASSES),
     ("evt.type = sendto and (fd.typechar = 4 or fd.typechar = 6)", "sendto", IP_CLASSES),
-    ("evt.type = sendto and fd.l4proto != tcp", "sendto", IP_CLASSES),
+    ("evt.type = sendto and fd.l4proto != tcp", "sendto", {NOT_TCP, OTHER}),
+    ("evt.type = sendto and fd.l4proto = tcp", "sendto", {TCP, OTHER}),
+    ("evt.type = sendto and fd.l4proto in (udp, icmp)", "sendto", {NOT_TCP, OTHER}),
+    ("evt.type = sendto and fd.l4proto = sctp", "sendto", set()),     # no such value
+    ("evt.type = sendto and fd.l4proto != udp", "sendto", IP_CLASSES),
+    ("evt.type = sendto and (fd.l4proto = tcp or fd.typechar = u)", "sendto",
+     {TCP, OTHER, UNIX}),
     ("evt.type = sendto and fd.net != 127.0.0.0/8", "sendto", IP_CLASSES),
     ("evt.type = recvfrom and fd.type in (ipv4, ipv6) and proc.name = java", "recvfrom",
      IP_CLASSES),
@@ -76,8 +83,10 @@ def test_a_family_some_rule_reads_through_the_fd_table_is_sent_by_the_calls_that
     pf = socket_prefilter(engine(tmp_path, rule("evt.type = sendto and fd.typechar = 4", "s")
                                  + rule("evt.type = dup and fd.type = unix", "d")))
     assert pf is not None
-    for teacher in ("socket", "bind", "connect", "accept4", "sendto", "recvmsg"):
+    for teacher in ("socket", "bind", "connect", "accept4", "sendto"):
         assert pf.classes(teacher) is None, teacher    # every class: not filtered
+    # a TCP socket's messages teach the table nothing (sendto's own rule wants TCP above)
+    assert pf.classes("recvmsg") == CLASSES - {TCP}
     assert pf.classes("listen") == frozenset()        # learns nothing: only its own rules
 
 
@@ -106,16 +115,36 @@ def test_falcos_rules_want_ip_sockets_only(compat):
     pf = socket_prefilter(falco(compat))
     assert pf is not None
     for syscall in ("sendto", "sendmsg", "connect", "accept4", "socket"):
-        assert pf.classes(syscall) == IP_CLASSES, syscall
+        assert pf.classes(syscall) <= IP_CLASSES and NOT_TCP in pf.classes(syscall), syscall
         assert not pf.accepts(syscall, socket.AF_UNIX)
         assert pf.accepts(syscall, socket.AF_INET) and pf.accepts(syscall, socket.AF_INET6)
         assert pf.accepts(syscall, None)                  # not a socket: not judged
 
 
+def test_falcos_rules_want_no_tcp_sendto_for_themselves(compat, tmp_path):
+    """Falco's sendto/sendmsg rules (outbound) want fd.l4proto != tcp: a database's or a web
+    server's TCP messages would stay in the kernel, but for the fd table (the rules read fd.*
+    of TCP sockets on close and the like, which those calls teach)."""
+    eng = falco(compat)
+    for t in ("sendto", "sendmsg"):
+        own = [_sf._abstract(node, t, {}) for _r, node in eng.conditions_for(t)]
+        assert None not in own and frozenset().union(*own) == {NOT_TCP}, t
+    pf = socket_prefilter(eng)
+    assert pf is not None
+    for t in ("sendto", "sendmsg", "recvfrom", "recvmsg"):
+        assert TCP not in pf.classes(t), t
+        assert not pf.accepts(t, socket.AF_INET, socket.SOCK_STREAM)
+        assert pf.accepts(t, socket.AF_INET6, socket.SOCK_DGRAM)
+        assert pf.accepts(t, socket.AF_INET)                  # type unknown: sent
+    assert pf.accepts("sendto", socket.AF_INET, socket.SOCK_STREAM, addressed=True)
+    assert not pf.accepts("recvfrom", socket.AF_INET, socket.SOCK_STREAM, addressed=True)
+    assert TCP in pf.classes("connect") and TCP in pf.classes("socket")
+
+
 def test_the_default_rules_want_ip_sockets_only():
     pf = socket_prefilter(RuleEngine.load([default_rules_path()], FIELDS))
     assert pf is not None
-    assert pf.classes("sendto") == IP_CLASSES and pf.classes("connect") == IP_CLASSES
+    assert pf.classes("sendto") == {NOT_TCP, OTHER} and pf.classes("connect") == IP_CLASSES
     assert not pf.accepts("sendmsg", socket.AF_UNIX) and pf.accepts("socket", socket.AF_PACKET)
 
 
@@ -160,6 +189,8 @@ def _sequence(domain: int, stype: int, peer, local) -> list[tuple[Event, int]]:
         ev("connect", 0, {"fd": 5}, peer, local=local),
         ev("sendto", 10, {"fd": 5, "size": 10}, peer),
         ev("sendmsg", 10, {"fd": 5, "size": 10}, peer),
+        ev("sendto", 10, {"fd": 5, "size": 10}),          # connected: no destination named
+        ev("sendmsg", 10, {"fd": 5, "size": 10}),
         ev("recvfrom", 10, {"fd": 5, "size": 10}, peer),
         ev("recvmsg", 10, {"fd": 5, "size": 10}, None),
         ev("listen", 0, {"fd": 5, "backlog": 5}),
@@ -194,7 +225,8 @@ def test_dropping_what_the_prefilter_keeps_changes_no_alert(compat, tmp_path, ru
                                         _sequence(domain, stype, peer, local)):
             matched = _alerts(eng, every, e, procs[0])
             hits += bool(matched)
-            if pf.accepts(e.type, family):
+            addressed = e.extra["sockaddr"] is not None
+            if pf.accepts(e.type, family, stype, addressed):
                 assert _alerts(eng, some, e2, procs[1]) == matched, (e.type, domain, name)
             else:
                 kept += 1

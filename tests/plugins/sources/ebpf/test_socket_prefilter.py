@@ -1,11 +1,13 @@
 """The rules' socket prefilter in the real kernel: over real socket calls on UNIX, UDP, TCP and
 netlink sockets (loopback), it keeps exactly the events its Python reference
-(:meth:`SocketPrefilter.accepts`) keeps, counts them, and follows a rule reload."""
+(:meth:`SocketPrefilter.accepts`) keeps (by family, type and whether a sendto names a
+destination), counts them, and follows a rule reload."""
 
 from __future__ import annotations
 
 import os
 import socket
+from collections import Counter
 import subprocess
 import sys
 
@@ -14,8 +16,8 @@ import trio
 
 from syswarden.core.plugins import collect_fields
 from syswarden.core.rules.engine import RuleEngine
-from syswarden.core.rules.sockfilter import (IP, OTHER, SOCKET_SYSCALLS, UNIX, SocketPrefilter,
-                                             socket_prefilter)
+from syswarden.core.rules.sockfilter import (IP, NOT_TCP, OTHER, SOCKET_SYSCALLS, TCP, UNIX,
+                                             SocketPrefilter, socket_prefilter)
 from syswarden.plugins.sources.ebpf.program import render_program
 from syswarden.plugins.sources.ebpf.source import SOCKS_FILTERED, EbpfSource
 
@@ -28,20 +30,23 @@ MIXED = SocketPrefilter((
     ("accept4", frozenset()),
     ("bind", frozenset({OTHER})),
     ("connect", frozenset({UNIX})),
-    ("recvfrom", frozenset({IP})),
-    ("sendmsg", frozenset({IP, OTHER})),
-    ("sendto", frozenset({UNIX})),
-    ("socket", frozenset({UNIX})),
+    ("recvfrom", IP),
+    ("recvmsg", frozenset({TCP})),
+    ("sendmsg", IP | {OTHER}),
+    ("sendto", frozenset({UNIX, NOT_TCP})),
+    ("socket", frozenset({UNIX, TCP})),
 ))
 
-#: The child makes socket calls and prints each as "syscall fd family" (family: the socket's
-#: AF_* number, or - when the fd is not a socket).
+#: The child makes socket calls and prints each as "syscall fd family type addressed" (family:
+#: the socket's AF_* number, or - when the fd is not a socket; addressed: 1 when a sendto or
+#: sendmsg names a destination).
 CHILD = """
 import ctypes, os, socket
 calls = []
-def log(name, s, fam=None):
+def log(name, s, fam=None, addressed=0):
     fd = s if isinstance(s, int) else s.fileno()
-    calls.append(f"{name} {fd} {fam if fam is not None else s.family.value}")
+    kind = s.type.value if fam is None else 0
+    calls.append(f"{name} {fd} {fam if fam is not None else s.family.value} {kind} {addressed}")
 
 a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
 a.send(b"x"); log("sendto", a)
@@ -51,8 +56,8 @@ b.recvmsg(10); log("recvmsg", b)
 
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); log("socket", u)
 u.bind(("127.0.0.1", 0)); log("bind", u)
-u.sendto(b"x", u.getsockname()); log("sendto", u)
-u.sendmsg([b"y"], [], 0, u.getsockname()); log("sendmsg", u)
+u.sendto(b"x", u.getsockname()); log("sendto", u, addressed=1)
+u.sendmsg([b"y"], [], 0, u.getsockname()); log("sendmsg", u, addressed=1)
 u.recvfrom(10); log("recvfrom", u)
 u.recvmsg(10); log("recvmsg", u)
 
@@ -64,6 +69,10 @@ c.connect(l.getsockname()); log("connect", c)
 s, _ = l.accept(); log("accept4", s)
 c.send(b"x"); log("sendto", c)
 c.sendmsg([b"y"]); log("sendmsg", c)
+c.sendto(b"z", l.getsockname()); log("sendto", c, addressed=1)    # ignored by TCP, but named
+c.sendmsg([b"w"], [], 0, l.getsockname()); log("sendmsg", c, addressed=1)
+s.recv(1); log("recvfrom", s)
+s.recvmsg(1); log("recvmsg", s)
 
 x = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); log("socket", x)
 path = os.path.join(os.getcwd(), "srv.sock")
@@ -118,15 +127,20 @@ def test_the_kernel_keeps_exactly_the_socket_events_the_reference_keeps(compat, 
 
     events = events_of(src, action)
     pid, stdout = out[0]
-    calls = [(n, int(fd), None if fam == "-" else int(fam))
-             for n, fd, fam in (line.split() for line in stdout.split("\n") if line)]
-    seen = {(e.type, _fd_of(e)) for e in events if e.pid == pid}
+    calls = [(n, int(fd), None if fam == "-" else int(fam), int(kind), addressed == "1")
+             for n, fd, fam, kind, addressed in (line.split() for line in stdout.split("\n")
+                                                 if line)]
+    seen = Counter((e.type, _fd_of(e)) for e in events
+                   if e.pid == pid and e.type in SOCKET_SYSCALLS)
+    expected: Counter = Counter()
     kept = 0
-    for name, fd, family in calls:
-        wanted = pf.accepts(name, family)
-        assert ((name, fd) in seen) == wanted, (name, fd, family, sorted(seen))
+    for name, fd, family, kind, addressed in calls:
+        wanted = pf.accepts(name, family, kind, addressed)
+        expected[(name, fd)] += wanted
         kept += not wanted
-    assert kept >= (4 if which == "falco" else 8)
+    keys = {k for k, n in expected.items() if n} | set(seen)
+    assert {k: seen[k] for k in keys} == {k: expected[k] for k in keys}, calls
+    assert kept >= (8 if which == "falco" else 10)
     assert counted[1] - counted[0] >= kept                    # counted
 
 
@@ -134,10 +148,15 @@ def test_the_handlers_test_the_family_where_the_prefilter_says():
     text = render_program(set(SOCKET_SYSCALLS), {}, socket_prefilter=MIXED)
     assert "#define SOCK_FILTER 1" in text
     handler = text[text.index("do_exit_sendto("):text.index("do_exit_recvfrom(")]
-    assert "sock_class((s64)(int)p.a[0]) & 1)" in handler
-    assert "family_class((u32)p.a[0]) & 1)" in text          # socket: its domain argument
-    recvmsg = text[text.index("do_exit_recvmsg("):]
-    assert "CAT_SOCK_FILTERED" not in recvmsg.split("}\n", 1)[0]   # not filtered
+    assert "sock_bits = sock_class((s64)(int)p.a[0]);" in handler
+    assert "sock_bits & 9)" in handler                       # UNIX, NOT_TCP
+    assert "sock_bits == 2 && p.a[4] != 0" in handler         # TCP naming a destination
+    socket_ = text[text.index("do_exit_socket("):]
+    assert "sock_bits = socket_class((u32)p.a[0], (u32)p.a[1] & 0xf);" in socket_  # its arguments
+    assert "sock_bits & 3)" in socket_                       # UNIX, TCP
+    connect = text[text.index("do_exit_connect("):]
+    assert "sock_bits == 2" not in connect.split("}\n", 1)[0]      # names its peer anyway
+    assert "#define SOCK_FILTER 0" in render_program(set(SOCKET_SYSCALLS), {})
     assert "#define SOCK_FILTER 0" in render_program(set(SOCKET_SYSCALLS), {})
 
 
