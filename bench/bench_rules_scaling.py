@@ -36,7 +36,6 @@ from syswarden.core.fields import FieldRegistry
 from syswarden.core.rules import ast
 from syswarden.core.rules.compiler import Compiler
 from syswarden.core.rules.engine import CompiledRule, RuleEngine, load_rules
-from syswarden.core.rules.lexer import LIST_OPS
 from syswarden.core.rules.loader import LoadResult, RuleDef, rule_condition
 from syswarden.core.rules.parser import parse
 from syswarden.core.rules.resolved import MacroDef, Origin
@@ -100,8 +99,7 @@ class Cloner:
             return ast.Not(self._vary(node.child, k, origin), node.pos)
         if isinstance(node, ast.MacroRef) and self.distinct_macros:
             return ast.MacroRef(self._macro(node.name, k), node.pos)
-        if (isinstance(node, ast.Check) and node.op in LIST_OPS
-                and isinstance(node.value, ast.ListLit)):
+        if isinstance(node, ast.Check) and isinstance(node.value, ast.ListLit):
             bound = self.comp.bind_field(node.field, origin)
             if bound.name != "evt.type" and bound.type.is_string:
                 extra = ast.Literal(f"swbench-clone-{k}", node.value.pos, quoted=True)

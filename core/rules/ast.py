@@ -60,7 +60,8 @@ Value = Union[Literal, ListLit, FieldValue]
 
 @dataclass(frozen=True)
 class Check:
-    """``field op value``; ``value`` is None for the unary ``exists``."""
+    """``field op value``; ``op`` as written (``==`` too); ``value`` is None for a unary
+    operator (``exists``)."""
 
     field: FieldRef
     op: str

@@ -13,10 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import RuleError
-from ..fields import FieldType
 from . import ast
-from .lexer import NUM_OPS
-from .operators import any_element, any_pair_of, no_element, single_pred
+from .operators import OPERATORS, any_pair_of
 from .resolved import BoundField, RCheck, RMacro, RNode, iter_checks
 
 _U = object()  # an unfilled per-event cache slot
@@ -145,7 +143,7 @@ class _Gen:
 
         def cost(c: RNode) -> int:
             if isinstance(c, RCheck) and c.rhs is None and not c.field.many \
-                    and id(c.field.read) in self.eager and c.op in ("=", "in", "intersects"):
+                    and id(c.field.read) in self.eager and OPERATORS[c.op].cheap:
                 return 0
             return 1
         kids = sorted(node.children, key=cost)
@@ -172,10 +170,6 @@ class _Gen:
 
     def check(self, c: RCheck) -> str:
         acc, v = self.access(c.field, "_t")
-        if c.op == "exists":
-            if c.field.many:
-                return f"({acc} is not None and len({v}) > 0)"
-            return f"({acc} is not None)"
         if c.rhs is not None:
             acc2, w = self.access(c.rhs, "_t2")
             p = self.ns.name(c.pred, "_p")
@@ -186,36 +180,24 @@ class _Gen:
             return f"({acc} is not None and {acc2} is not None and {p}({v}, {w}))"
         if c.field.many:
             if c.many_pred is None:
-                if c.op == "!=":   # no element equals (fd.net != 127.0.0.0/8: neither end is)
-                    c.many_pred = no_element(single_pred("=", c.const, c.field.type))
-                else:
-                    c.many_pred = any_element(c.pred)
+                c.many_pred = OPERATORS[c.op].many(c.pred, c.const, c.field.type)
             p = self.ns.name(c.many_pred, "_p")
             return f"({acc} is not None and {p}({v}))"
-        return f"({acc} is not None and {self.inline(c, v)})"
+        test = self.inline(c, v)
+        if test == "True":
+            return f"({acc} is not None)"
+        return f"({acc} is not None and {test})"
 
     def inline(self, c: RCheck, v: str) -> str:
-        op, ftype = c.op, c.field.type
-        special = ftype in (FieldType.IPADDR, FieldType.IPNET) or c.field.name == "evt.rawarg"
-        if not special:
-            k = self.ns.name(c.const, "_c") if c.const is not None else None
-            if op == "=":
-                return f"{v} == {k}"
-            if op == "!=":
-                return f"{v} != {k}"
-            if op in ("in", "intersects") and isinstance(c.const, frozenset):
-                return f"{v} in {k}"
-            if op in NUM_OPS and ftype.is_numeric:
-                return f"{v} {op} {k}"
-            if ftype.is_string and isinstance(c.const, str):
-                if op == "startswith":
-                    return f"{v}.startswith({k})"
-                if op == "endswith":
-                    return f"{v}.endswith({k})"
-                if op == "contains":
-                    return f"{k} in {v}"
-                if op == "icontains":
-                    return f"{k} in {v}.lower()"
+        """The test of one (non-None) value: the operator's inline form where it applies,
+        else a call of the check's predicate.  ``evt.rawarg`` has values of no fixed type:
+        always the predicate."""
+        op = OPERATORS[c.op]
+        form = op.inline
+        if form is not None and c.field.name != "evt.rawarg" \
+                and op.inline_if(c.field.type, c.const):
+            k = self.ns.name(c.const, "_c") if "{k}" in form else ""
+            return form.format(v=v, k=k)
         p = self.ns.name(c.pred, "_p")
         return f"{p}({v})"
 

@@ -14,8 +14,6 @@ comparison false, ``!=`` included.  :func:`compile_condition` does all three for
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -24,20 +22,17 @@ from ..fields import ArgKind, Bound, FieldDef, FieldRegistry, FieldType
 from ..syscalls import KNOWN_EVENT_TYPES
 from . import ast
 from .codegen import Namespace, compile_node
-from .lexer import LIST_OPS, NUM_OPS, Lexer
+from .lexer import Lexer
 from .limits import (MAX_CONDITION_NODES, MAX_LIST_ITEMS, MAX_MACRO_DEPTH, MAX_TOTAL_LIST_ITEMS,
                      MAX_TOTAL_NODES, over)
 from .lists import flatten_lists
-from .operators import apply_transform, glob_regex, pair_pred, pmatch_pred, single_pred
+from .operators import OPERATORS, ConstError, Kind, NotANumber, Operator, apply_transform
 from .parser import parse
 from .resolved import BoundField, MacroDef, Origin, RCheck, RMacro, RNode, inlined_size
 
 __all__ = ["Compiler", "MacroDef", "Namespace", "Origin", "compile_condition", "expand_lists"]
 
 _SMALLER = "a macro used several times is copied where each use is: use fewer, smaller ones"
-
-STRING_OPS = frozenset({"contains", "icontains", "startswith", "endswith", "glob", "iglob",
-                        "regex", "bcontains", "bstartswith"})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -201,59 +196,47 @@ class Compiler:
     def _check(self, node: ast.Check, origin: Origin) -> RNode:
         ref = node.field
         bf = self.bind_field(ref, origin)
-        op = node.op
+        operator = OPERATORS[node.op]
+        op = operator.name
         ftype = bf.type
-        if op == "==":
-            op = "="
         # evt.dir: one exit event stands for both directions (see core/evt_fields.py)
         if bf.name == "evt.dir" and not ref.transformers and isinstance(node.value, ast.Literal):
             if node.value.value in ("<", ">"):
                 return ast.Const(op == "=", node.pos)
-        if op == "exists":
-            return RCheck(bf, op, pred=lambda v: True)
         value = node.value
+        if operator.kind is Kind.UNARY:
+            self._check_type(operator, ftype, ref, origin, node.pos)
+            return RCheck(bf, op, pred=operator.pred(None, ftype))
         if isinstance(value, ast.FieldValue):
-            if op in LIST_OPS or op == "pmatch":
+            if operator.pair is None:
                 raise origin.error(value.pos, f"val() cannot be used with '{op}'")
             rhs = self.bind_field(value.field, origin)
-            self._check_op(op, ftype, ref, origin, node.pos)
-            if ftype.is_numeric != rhs.type.is_numeric and op in NUM_OPS:
+            self._check_type(operator, ftype, ref, origin, node.pos)
+            if operator.pair_same_kind and ftype.is_numeric != rhs.type.is_numeric:
                 raise origin.error(value.pos, f"cannot compare {bf.key} ({ftype.value}) with "
                                               f"{rhs.key} ({rhs.type.value})")
-            return RCheck(bf, op, rhs=rhs, pred=pair_pred(op, ftype))
-        self._check_op(op, ftype, ref, origin, node.pos)
-        if op in LIST_OPS:
+            return RCheck(bf, op, rhs=rhs, pred=operator.pair)
+        self._check_type(operator, ftype, ref, origin, node.pos)
+        if operator.kind is Kind.LIST:
             assert isinstance(value, ast.ListLit)
-            items, const, pred = self._list_const(value, op, bf, origin)
-            if op == "pmatch":
-                return RCheck(bf, op, const, pred=pred)
+            items, const, pred = self._list_const(value, operator, bf, origin)
             rc = RCheck(bf, op, const, pred=pred)
-            if bf.name == "evt.type" and not ref.transformers:
-                self._note_types(items, origin)
-                rc.types = frozenset(const)
-            return rc
-        assert isinstance(value, ast.Literal)
-        const = self._convert(value.value, ftype, op, value.pos, origin, bf)
-        rc = RCheck(bf, op, const, pred=single_pred(op, const, ftype))
-        if bf.name == "evt.type" and not ref.transformers and op in ("=", "!="):
-            self._note_types([(value.value, value.pos)], origin)
-            rc.types = frozenset([const])
-            rc.negate_types = op == "!="
+        else:
+            assert isinstance(value, ast.Literal)
+            items = [(value.value, value.pos)]
+            const = self._convert(value.value, operator, value.pos, origin, bf)
+            rc = RCheck(bf, op, const, pred=operator.pred(const, ftype))
+        if bf.name == "evt.type" and not ref.transformers and operator.event_types:
+            self._note_types(items, origin)
+            rc.types = frozenset(const) if operator.kind is Kind.LIST else frozenset([const])
+            rc.negate_types = operator.event_types == "not in"
         return rc
 
-    def _check_op(self, op: str, ftype: FieldType, ref: ast.FieldRef, origin: Origin,
-                  pos: int) -> None:
-        if op in STRING_OPS and (ftype.is_numeric or ftype is FieldType.BOOL or
-                                 ftype in (FieldType.IPADDR, FieldType.IPNET)):
-            if not (op in ("bcontains", "bstartswith") and ftype is FieldType.BYTEBUF):
-                raise origin.error(pos, f"operator '{op}' cannot be used with {ref.text()} "
-                                        f"({ftype.value})")
-        if op in NUM_OPS and ftype in (FieldType.BOOL, FieldType.IPADDR, FieldType.IPNET):
-            raise origin.error(pos, f"operator '{op}' cannot be used with {ref.text()} "
-                                    f"({ftype.value})")
-        if op == "pmatch" and not ftype.is_string:
-            raise origin.error(pos, f"operator 'pmatch' needs a string field, {ref.text()} is "
-                                    f"{ftype.value}")
+    def _check_type(self, operator: Operator, ftype: FieldType, ref: ast.FieldRef,
+                    origin: Origin, pos: int) -> None:
+        if ftype not in operator.types:
+            raise origin.error(pos, operator.type_error.format(
+                op=operator.name, field=ref.text(), type=ftype.value))
 
     def _expand(self, value: ast.ListLit, origin: Origin) -> list[tuple[str, int]]:
         """The items of ``(...)``, lists substituted, each once (with the position of its
@@ -276,13 +259,13 @@ class Compiler:
                 out.setdefault(item.value, item.pos)
         return list(out.items())
 
-    def _list_const(self, value: ast.ListLit, op: str, bf: BoundField, origin: Origin
-                    ) -> tuple[list[tuple[str, int]], Any, Callable[[Any], bool]]:
+    def _list_const(self, value: ast.ListLit, operator: Operator, bf: BoundField,
+                    origin: Origin) -> tuple[list[tuple[str, int]], Any, Callable[[Any], bool]]:
         """(items, converted constant, predicate) of ``field op (...)``: built once per list
         text, operator and field type, shared by every check that writes the same list (a big
         list named by many rules is converted once).  ``evt.type`` lists are not shared: their
         items' positions locate the warnings about unknown event types."""
-        key = (op, bf.type, bf.name,
+        key = (operator.name, bf.type, bf.name,
                tuple((i.value, i.quoted) for i in value.items))
         got = None if bf.name == "evt.type" else self._list_consts.get(key)
         if got is not None:
@@ -293,20 +276,9 @@ class Compiler:
             raise origin.error(value.pos, over("the lists of the conditions so far have",
                                                self._list_items, MAX_TOTAL_LIST_ITEMS,
                                                "items in all"))
-        if op == "pmatch":
-            pred = pmatch_pred([v for v, _ in items])
-            got = (items, pred, pred)
-        else:
-            conv = [self._convert(v, bf.type, op, p, origin, bf) for v, p in items]
-            const: Any
-            if bf.type in (FieldType.IPADDR, FieldType.IPNET):
-                const = tuple(conv)
-            else:
-                try:
-                    const = frozenset(conv)
-                except TypeError:
-                    const = tuple(conv)
-            got = (items, const, single_pred(op, const, bf.type))
+        const = operator.gather([self._convert(v, operator, p, origin, bf) for v, p in items],
+                                bf.type)
+        got = (items, const, operator.pred(const, bf.type))
         self._list_consts[key] = got
         return got
 
@@ -315,49 +287,18 @@ class Compiler:
             if name not in KNOWN_EVENT_TYPES:
                 self.warnings.append(origin.error(pos, f"unknown event type '{name}'"))
 
-    def _convert(self, text: str, ftype: FieldType, op: str, pos: int, origin: Origin,
+    def _convert(self, text: str, operator: Operator, pos: int, origin: Origin,
                  bf: BoundField) -> Any:
-        if op in ("bcontains", "bstartswith"):
-            try:
-                return bytes.fromhex(text)
-            except ValueError:
-                raise origin.error(pos, f"'{op}' needs hexadecimal bytes, not '{text}'") \
-                    from None
-        if op in ("glob", "iglob"):
-            return glob_regex(text, op == "iglob").fullmatch
-        if op == "regex":
-            try:
-                return re.compile(text, re.DOTALL).fullmatch
-            except re.error as exc:
-                raise origin.error(pos, f"invalid regular expression '{text}': {exc}") \
-                    from None
-        if ftype.is_numeric:
-            num = _parse_int(text)
-            if num is None:
-                if bf.name == "evt.rawarg":
-                    return text
-                raise origin.error(pos, f"{bf.key} is numeric ({ftype.value}); '{text}' is "
-                                        "not a number")
-            return num
-        if ftype is FieldType.BOOL:
-            low = text.lower()
-            if low in ("true", "false"):
-                return low == "true"
-            raise origin.error(pos, f"{bf.key} is a boolean; '{text}' is not true or false")
-        if ftype in (FieldType.IPADDR, FieldType.IPNET):
-            try:
-                if "/" in text:
-                    return ipaddress.ip_network(text, strict=False)
-                return ipaddress.ip_address(text)
-            except ValueError:
-                raise origin.error(pos, f"{bf.key} is an IP field; '{text}' is not an IP "
-                                        "address or network") from None
-        if ftype is FieldType.BYTEBUF and op in ("contains", "startswith", "endswith", "=",
-                                                 "!=", "in", "intersects"):
-            return text.encode("utf-8", "surrogateescape")
-        if op == "icontains":
-            return text.lower()
-        return text
+        """One value's text as ``operator``'s constant for the field (a located error when
+        it cannot be one); ``evt.rawarg``, of no fixed type, keeps a word as text."""
+        try:
+            return operator.const(text, bf.type, bf.key)
+        except NotANumber as exc:
+            if bf.name == "evt.rawarg":
+                return text
+            raise origin.error(pos, str(exc)) from None
+        except ConstError as exc:
+            raise origin.error(pos, str(exc)) from None
 
 
 def _unquote(item: str) -> str:
@@ -374,23 +315,6 @@ def _unquote(item: str) -> str:
         if lx.pos == len(item):
             return value
     return item
-
-
-def _parse_int(text: str) -> int | None:
-    t = text.strip()
-    try:
-        return int(t, 0)
-    except ValueError:
-        pass
-    try:
-        return int(t)
-    except ValueError:
-        pass
-    try:
-        f = float(t)
-    except ValueError:
-        return None
-    return int(f) if f.is_integer() else None
 
 
 def expand_lists(lists: dict[str, list[str]]) -> dict[str, list[str]]:

@@ -25,6 +25,7 @@ from .ast import Const
 from .codegen import Namespace, build_matcher, compile_node
 from .compiler import Compiler, compile_condition
 from .loader import Loader, LoadResult, rule_condition
+from .operators import OPERATORS
 from .output import compile_output
 from .limits import MAX_GENERATED_NODES, over
 from .resolved import Origin, RNode, inlined_size
@@ -111,11 +112,6 @@ def load_rules(files: list[str], fields: FieldRegistry) -> tuple[LoadResult, lis
     return result, rules, warnings
 
 
-_EXCEPTION_COMPS = frozenset({"=", "==", "!=", "<", "<=", ">", ">=", "contains", "icontains",
-                              "bcontains", "startswith", "bstartswith", "endswith", "glob",
-                              "iglob", "regex", "in", "intersects", "pmatch"})
-
-
 def _check_exceptions(rd: Any, comp: Compiler) -> None:
     """Each exception's fields and comps, reported at the exception (not in the condition)."""
     from . import ast as rast
@@ -133,7 +129,8 @@ def _check_exceptions(rd: Any, comp: Compiler) -> None:
             except RuleError:
                 raise RuleError(f"exception '{exc.name}': unknown field '{f}'",
                                 exc.location) from None
-            if c is not None and c not in _EXCEPTION_COMPS:
+            operator = OPERATORS.get(c)
+            if c is not None and (operator is None or not operator.comparator):
                 raise RuleError(f"exception '{exc.name}': '{c}' is not a comparison operator",
                                 exc.location)
 

@@ -14,8 +14,8 @@ Lexical rules, as in falcosecurity/libs ``filter/parser.cpp``:
   ``\\"`` ``\\'`` ``\\\\`` ``\\n`` ``\\t`` ``\\r`` ``\\b`` ``\\f`` ``\\xHH`` (any other backslash
   stays);
 - keywords ``and`` ``or`` ``not`` end at a non-identifier character;
-- operators: ``== = != <= < >= >`` and the words ``contains icontains bcontains startswith
-  bstartswith endswith glob iglob regex in intersects pmatch exists``.
+- operators: the spellings of :data:`~.operators.OPERATORS` (docs/operators.md), punctuation
+  longest first (``<=`` before ``<``), words ending at a non-identifier character.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import re
 from dataclasses import dataclass
 
 from ..errors import Location, RuleError
+from .operators import OPERATORS
 
 
 class TokenType(enum.Enum):
@@ -51,11 +52,6 @@ class Token:
     arg: str | None = None
 
 
-BINARY_OPS = ("==", "=", "!=", "<=", "<", ">=", ">")
-WORD_OPS = ("contains", "icontains", "bcontains", "startswith", "bstartswith", "endswith",
-            "glob", "iglob", "regex", "in", "intersects", "pmatch", "exists")
-LIST_OPS = frozenset({"in", "intersects", "pmatch"})
-NUM_OPS = frozenset({"<", "<=", ">", ">="})
 TRANSFORMERS = frozenset({"tolower", "toupper", "b64", "basename", "len", "val"})
 
 _WS = re.compile(r"[ \t\n\r\f\v\b]*")
@@ -210,12 +206,12 @@ class Lexer:
     def operator(self) -> Token:
         self.skip_ws()
         start = self.pos
-        for op in BINARY_OPS:
+        for op in OPERATORS.symbols:
             if self.text.startswith(op, start):
                 self.pos += len(op)
                 return Token(TokenType.OP, op, start)
         m = _IDENT.match(self.text, start)
-        if m and m.group() in WORD_OPS:
+        if m and m.group() in OPERATORS.words:
             self.pos = m.end()
             return Token(TokenType.OP, m.group(), start)
         if start >= len(self.text):

@@ -31,6 +31,7 @@ from .. import yamlmarks
 from ..alert import Priority
 from ..errors import Location, RuleError
 from .lists import flatten_lists
+from .operators import takes_list
 from .parser import parse
 from .resolved import MacroDef, Origin
 
@@ -530,7 +531,7 @@ def exception_text(exc: Exception_, lists: dict[str, Any]) -> str | None:
     Returns None when the exception has no values (it then excludes nothing).
     """
     def value(v: Any, comp: str) -> str:
-        if comp in ("in", "intersects", "pmatch"):
+        if takes_list(comp):
             if isinstance(v, list):
                 return "(" + ", ".join(item(x) for x in v) + ")"
             s = _scalar(v)
@@ -545,7 +546,7 @@ def exception_text(exc: Exception_, lists: dict[str, Any]) -> str | None:
         comp = exc.comps if isinstance(exc.comps, str) else "in"
         if not exc.values:
             return None
-        if comp in ("in", "intersects", "pmatch"):
+        if takes_list(comp):
             return f"{exc.fields} {comp} ({', '.join(item(v) for v in exc.values)})"
         return " or ".join(f"{exc.fields} {comp} {item(v)}" for v in exc.values)
     comps = exc.comps if isinstance(exc.comps, list) else ["="] * len(exc.fields)

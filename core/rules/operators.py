@@ -1,4 +1,13 @@
-"""Falco's comparison operators and field transformers, on single values.
+"""Falco's comparison operators, one declaration each in :data:`OPERATORS`, and the field
+transformers.
+
+An :class:`Operator` says everything the rule language needs to know about one operator: its
+spellings, what stands on its right (a value, a list, nothing), the field types it takes, how
+its constant is converted, the predicate it becomes, and optionally its form between two fields
+(``val()``), its inline form in generated code, what it says about ``evt.type`` and how it holds
+on a multi-valued field.  The lexer's words, the parser, the compiler's checks, code generation,
+the comparators of rule exceptions and ``docs/operators.md`` all read the registry: adding an
+operator is one declaration here, and a test (``docs/plugins.md`` walks through it).
 
 Each operator becomes a predicate ``value -> bool`` built once per check, its constant
 prepared at load time (a frozenset for ``in``, a compiled regex for ``glob``/``regex``, integer
@@ -13,16 +22,20 @@ from __future__ import annotations
 
 import base64
 import binascii
+import enum
 import ipaddress
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from operator import ge, gt, le, lt
 from typing import Any
 
 from ..fields import FieldType
-from .lexer import NUM_OPS
+
+Pred = Callable[[Any], bool]
 
 # ---------------------------------------------------------------------------------------------
-# Operators on single values
+# Predicates on single values
 # ---------------------------------------------------------------------------------------------
 
 def glob_regex(pattern: str, icase: bool, prefix: bool = False) -> re.Pattern:
@@ -58,7 +71,7 @@ def _to_bytes(v: Any) -> bytes:
     return str(v).encode("utf-8", "surrogateescape")
 
 
-def pmatch_pred(paths: list[str]) -> Callable[[Any], bool]:
+def pmatch_pred(paths: list[str]) -> Pred:
     """``pmatch``: the value is one of ``paths`` or under one (by whole path components), or
     matches a glob among them.  Plain paths are looked up per ancestor of the value (a set
     lookup per ``/`` in it), so a list of any length costs the same per event."""
@@ -90,7 +103,7 @@ _NETS = (ipaddress.IPv4Network, ipaddress.IPv6Network)
 _ADDRS = (ipaddress.IPv4Address, ipaddress.IPv6Address)
 
 
-def _ip_pred(consts: list[Any]) -> Callable[[Any], bool]:
+def _ip_pred(consts: list[Any]) -> Pred:
     """Membership of an address in addresses and CIDR networks (``fd.sip in (10.0.0.0/8)``).
 
     Addresses compare as integers and networks with integer masks, both grouped by IP
@@ -141,66 +154,6 @@ def _as_ip(v: Any) -> Any:
     return v
 
 
-_ORDER: dict[str, Callable[[Any, Any], bool]] = {
-    "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
-    ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
-}
-
-
-def single_pred(op: str, const: Any, ftype: FieldType) -> Callable[[Any], bool]:
-    """The comparison ``value OP const`` as a function of a (non-None) value."""
-    if ftype in (FieldType.IPADDR, FieldType.IPNET):
-        if op in ("=", "=="):
-            return _ip_pred([const])
-        if op == "!=":
-            p = _ip_pred([const])
-            return lambda v: not p(v)
-        if op in ("in", "intersects"):
-            return _ip_pred(list(const))
-    if op in ("=", "=="):
-        return lambda v: v == const
-    if op == "!=":
-        return lambda v: v != const
-    if op in NUM_OPS:
-        cmp = _ORDER[op]
-        if isinstance(const, str):    # a string field: Falco compares strings (strcmp)
-            return lambda v: cmp(v if isinstance(v, str) else str(v), const)
-
-        def num_cmp(v: Any) -> bool:
-            n = _num(v)
-            return n is not None and cmp(n, const)
-        return num_cmp
-    if op == "contains":
-        if isinstance(const, bytes):
-            return lambda v: const in _to_bytes(v)
-        return lambda v: const in v if isinstance(v, str) else const in str(v)
-    if op == "icontains":
-        return lambda v: const in (v.decode("utf-8", "replace") if isinstance(v, bytes)
-                                   else str(v)).lower()
-    if op == "startswith":
-        if isinstance(const, bytes):
-            return lambda v: _to_bytes(v).startswith(const)
-        return lambda v: str(v).startswith(const)
-    if op == "endswith":
-        if isinstance(const, bytes):
-            return lambda v: _to_bytes(v).endswith(const)
-        return lambda v: str(v).endswith(const)
-    if op == "bcontains":
-        return lambda v: const in _to_bytes(v)
-    if op == "bstartswith":
-        return lambda v: _to_bytes(v).startswith(const)
-    if op in ("in", "intersects"):
-        return lambda v: v in const
-    if op == "pmatch":
-        return const
-    if op in ("glob", "iglob", "regex"):
-        match = const
-        return lambda v: match(v if isinstance(v, str) else str(v)) is not None
-    if op == "exists":
-        return lambda v: True
-    raise ValueError(op)
-
-
 def _num(v: Any) -> int | None:
     if isinstance(v, bool):
         return int(v)
@@ -212,44 +165,464 @@ def _num(v: Any) -> int | None:
         return None
 
 
-def pair_pred(op: str, ftype: FieldType) -> Callable[[Any, Any], bool]:
-    """``lhs OP rhs`` for two field values (val() on the right side)."""
-    if op in ("=", "=="):
-        return lambda a, b: a == b
-    if op == "!=":
-        return lambda a, b: a != b
-    if op in NUM_OPS:
-        fn = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
-              ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}[op]
+def any_element(pred: Pred) -> Pred:
+    def any_of(values: Any) -> bool:
+        for x in values:
+            if x is not None and pred(x):
+                return True
+        return False
+    return any_of
 
-        def cmp(a: Any, b: Any) -> bool:
-            try:
-                return fn(a, b)
-            except TypeError:
+
+def no_element(pred: Pred) -> Pred:
+    def none_of(values: Any) -> bool:
+        for x in values:
+            if x is not None and pred(x):
                 return False
-        return cmp
-    if op == "contains":
-        return lambda a, b: str(b) in str(a)
-    if op == "icontains":
-        return lambda a, b: str(b).lower() in str(a).lower()
-    if op == "startswith":
-        return lambda a, b: str(a).startswith(str(b))
-    if op == "endswith":
-        return lambda a, b: str(a).endswith(str(b))
-    if op == "bcontains":
-        return lambda a, b: _to_bytes(b) in _to_bytes(a)
-    if op == "bstartswith":
-        return lambda a, b: _to_bytes(a).startswith(_to_bytes(b))
-    if op in ("glob", "iglob"):
-        return lambda a, b: glob_regex(str(b), op == "iglob").fullmatch(str(a)) is not None
-    if op == "regex":
-        def rx(a: Any, b: Any) -> bool:
-            try:
-                return re.fullmatch(str(b), str(a)) is not None
-            except re.error:
-                return False
-        return rx
-    raise ValueError(op)
+        return True
+    return none_of
+
+
+def any_pair_of(pred: Callable, lmany: bool, rmany: bool) -> Callable[[Any, Any], bool]:
+    def any_pair(a: Any, b: Any) -> bool:
+        la = a if lmany else (a,)
+        lb = b if rmany else (b,)
+        return any(pred(x, y) for x in la for y in lb if x is not None and y is not None)
+    return any_pair
+
+
+# ---------------------------------------------------------------------------------------------
+# Constants: the text of a value converted for an operator and a field type
+# ---------------------------------------------------------------------------------------------
+
+class ConstError(ValueError):
+    """A value an operator cannot take; the message is the whole reason (the compiler adds
+    the column and the caret)."""
+
+
+class NotANumber(ConstError):
+    """A numeric field compared with a word (``evt.rawarg``, of no fixed type, keeps the text)."""
+
+
+IP_TYPES = frozenset({FieldType.IPADDR, FieldType.IPNET})
+
+
+def parse_int(text: str) -> int | None:
+    """A number as Falco reads one: decimal, ``0x``/``0o``/``0b``, or an integral float."""
+    t = text.strip()
+    try:
+        return int(t, 0)
+    except ValueError:
+        pass
+    try:
+        return int(t)
+    except ValueError:
+        pass
+    try:
+        f = float(t)
+    except ValueError:
+        return None
+    return int(f) if f.is_integer() else None
+
+
+def _number(text: str, ftype: FieldType, field: str) -> int:
+    num = parse_int(text)
+    if num is None:
+        raise NotANumber(f"{field} is numeric ({ftype.value}); '{text}' is not a number")
+    return num
+
+
+def typed_const(text: str, ftype: FieldType, field: str) -> Any:
+    """The value as the field's type: a number, a boolean, an IP address or network, bytes
+    for a byte buffer, else the text.  ``field`` (as written) names it in the error."""
+    if ftype.is_numeric:
+        return _number(text, ftype, field)
+    if ftype is FieldType.BOOL:
+        low = text.lower()
+        if low in ("true", "false"):
+            return low == "true"
+        raise ConstError(f"{field} is a boolean; '{text}' is not true or false")
+    if ftype in IP_TYPES:
+        try:
+            if "/" in text:
+                return ipaddress.ip_network(text, strict=False)
+            return ipaddress.ip_address(text)
+        except ValueError:
+            raise ConstError(f"{field} is an IP field; '{text}' is not an IP address or "
+                             "network") from None
+    if ftype is FieldType.BYTEBUF:
+        return text.encode("utf-8", "surrogateescape")
+    return text
+
+
+def number_or_text(text: str, ftype: FieldType, field: str) -> Any:
+    """A number for a numeric field, else the text (a byte buffer's included)."""
+    return _number(text, ftype, field) if ftype.is_numeric else text
+
+
+def as_text(text: str, ftype: FieldType, field: str) -> str:
+    return text
+
+
+def lowered(text: str, ftype: FieldType, field: str) -> str:
+    return text.lower()
+
+
+def hex_bytes(op: str) -> Callable[[str, FieldType, str], bytes]:
+    """Hexadecimal bytes (``CAFE``), for the byte operators."""
+    def convert(text: str, ftype: FieldType, field: str) -> bytes:
+        try:
+            return bytes.fromhex(text)
+        except ValueError:
+            raise ConstError(f"'{op}' needs hexadecimal bytes, not '{text}'") from None
+    return convert
+
+
+def glob_const(icase: bool) -> Callable[[str, FieldType, str], Callable]:
+    def convert(text: str, ftype: FieldType, field: str) -> Callable:
+        return glob_regex(text, icase).fullmatch
+    return convert
+
+
+def regex_const(text: str, ftype: FieldType, field: str) -> Callable:
+    try:
+        return re.compile(text, re.DOTALL).fullmatch
+    except re.error as exc:
+        raise ConstError(f"invalid regular expression '{text}': {exc}") from None
+
+
+def collection(consts: list[Any], ftype: FieldType) -> Any:
+    """A list operator's constant: a frozenset (a tuple of IP addresses and networks, or of
+    values that cannot be hashed)."""
+    if ftype in IP_TYPES:
+        return tuple(consts)
+    try:
+        return frozenset(consts)
+    except TypeError:
+        return tuple(consts)
+
+
+# ---------------------------------------------------------------------------------------------
+# The declaration of an operator, and the registry
+# ---------------------------------------------------------------------------------------------
+
+class Kind(enum.Enum):
+    """What stands on an operator's right."""
+
+    VALUE = "a value"                  # proc.name = bash, fd.num < val(proc.pid)
+    LIST = "a list"                    # proc.name in (bash, sh), proc.name in shell_binaries
+    UNARY = "nothing"                  # fd.name exists
+
+
+ANY_TYPE = frozenset(FieldType)
+TEXT_TYPES = frozenset({FieldType.STRING, FieldType.CHARBUF, FieldType.BYTEBUF})
+STRING_TYPES = frozenset(t for t in FieldType if t.is_string)
+ORDERED_TYPES = ANY_TYPE - {FieldType.BOOL} - IP_TYPES
+
+
+def _always(*_: Any) -> bool:
+    return True
+
+
+def _any_element(pred: Pred, const: Any, ftype: FieldType) -> Pred:
+    return any_element(pred)
+
+
+@dataclass(frozen=True)
+class Operator:
+    """One operator of the condition language, everything the rule engine needs of it.
+
+    Required:
+
+    - ``name``: its spelling in conditions (an identifier, or punctuation);
+    - ``kind``: what stands on its right (:class:`Kind`);
+    - ``doc``: one line for ``docs/operators.md``;
+    - ``pred``: ``(constant, field type) -> (value -> bool)``, the check on one value that is
+      not None (a field that cannot be read makes every comparison false).
+
+    Optional:
+
+    - ``spellings``: other ways to write it (``==`` for ``=``);
+    - ``types``: the field types it accepts; any other is a compile error, ``type_error``
+      (formatted with ``op``, ``field`` and ``type``);
+    - ``const``: ``(text, field type, field as written) -> constant``, one value's text
+      converted, a :class:`ConstError` when it cannot be; a list operator converts each
+      item, then ``gather`` makes the check's constant of them;
+    - ``pair``: ``(lhs, rhs) -> bool`` for a comparison with another field (``val()``);
+      None refuses ``val()``.  ``pair_same_kind``: both sides numeric or neither;
+    - ``inline``: the check as a Python expression in generated code, ``{v}`` the value and
+      ``{k}`` the constant, used when ``inline_if(field type, constant)``; otherwise the
+      generated code calls the predicate.  ``"True"`` leaves only the test that the field
+      has a value (``exists``);
+    - ``many``: ``(pred, constant, field type) -> (values -> bool)`` on a multi-valued field
+      (default: any value holds);
+    - ``event_types``: on ``evt.type``, what the constant says of the event's type: ``"in"``
+      (among the constants) or ``"not in"``; the rule is then indexed by those types;
+    - ``cheap``: one equality or set lookup, tested before a rule's other checks.
+
+    Every operator but a unary one may be a comparator of a rule's exceptions; a list
+    operator's exception values are written as a list.
+    """
+
+    name: str
+    kind: Kind
+    doc: str
+    pred: Callable[[Any, FieldType], Pred]
+    spellings: tuple[str, ...] = ()
+    types: frozenset[FieldType] = ANY_TYPE
+    type_error: str = "operator '{op}' cannot be used with {field} ({type})"
+    const: Callable[[str, FieldType, str], Any] = typed_const
+    gather: Callable[[list[Any], FieldType], Any] = collection
+    pair: Callable[[Any, Any], bool] | None = None
+    pair_same_kind: bool = False
+    inline: str | None = None
+    inline_if: Callable[[FieldType, Any], bool] = _always
+    many: Callable[[Pred, Any, FieldType], Pred] = _any_element
+    event_types: str | None = None
+    cheap: bool = False
+
+    @property
+    def spelled(self) -> tuple[str, ...]:
+        return (self.name, *self.spellings)
+
+    @property
+    def comparator(self) -> bool:
+        """Whether a rule's exceptions may use it (``comps``)."""
+        return self.kind is not Kind.UNARY
+
+
+_WORD = re.compile(r"[a-zA-Z][a-zA-Z0-9_]*")
+_SYMBOL = re.compile(r"[^\sa-zA-Z0-9_(),\"'\[\]]+")
+
+
+class Registry:
+    """The operators, by name and by every spelling, in declaration order.
+
+    ``words`` (identifier spellings) and ``symbols`` (punctuation, longest first, so ``<=``
+    is read before ``<``) are what the lexer matches.
+    """
+
+    def __init__(self) -> None:
+        self._ops: dict[str, Operator] = {}
+        self._spelled: dict[str, Operator] = {}
+        self.words: frozenset[str] = frozenset()
+        self.symbols: tuple[str, ...] = ()
+
+    def add(self, op: Operator) -> Operator:
+        for s in op.spelled:
+            if s in self._spelled:
+                raise ValueError(f"operator '{s}' is declared twice")
+            if not (_WORD.fullmatch(s) or _SYMBOL.fullmatch(s)):
+                raise ValueError(f"operator '{s}': an identifier or punctuation, please")
+        if op.event_types not in (None, "in", "not in"):
+            raise ValueError(f"operator '{op.name}': event_types is 'in', 'not in' or None")
+        self._ops[op.name] = op
+        for s in op.spelled:
+            self._spelled[s] = op
+        self._derive()
+        return op
+
+    def remove(self, name: str) -> None:
+        op = self._ops.pop(name)
+        for s in op.spelled:
+            del self._spelled[s]
+        self._derive()
+
+    def _derive(self) -> None:
+        self.words = frozenset(s for s in self._spelled if _WORD.fullmatch(s))
+        self.symbols = tuple(sorted((s for s in self._spelled if s not in self.words),
+                                    key=len, reverse=True))
+
+    def get(self, spelling: Any) -> Operator | None:
+        """The operator spelled so (None for an unknown spelling or a non-string)."""
+        return self._spelled.get(spelling) if isinstance(spelling, str) else None
+
+    def __getitem__(self, spelling: str) -> Operator:
+        return self._spelled[spelling]
+
+    def __contains__(self, spelling: Any) -> bool:
+        return self.get(spelling) is not None
+
+    def __iter__(self) -> Iterator[Operator]:
+        return iter(list(self._ops.values()))
+
+    def __len__(self) -> int:
+        return len(self._ops)
+
+
+OPERATORS = Registry()
+
+
+def takes_list(spelling: Any) -> bool:
+    """Whether ``spelling`` is a list operator (its right side a list, in an exception too)."""
+    op = OPERATORS.get(spelling)
+    return op is not None and op.kind is Kind.LIST
+
+
+# ---------------------------------------------------------------------------------------------
+# Falco's operators
+# ---------------------------------------------------------------------------------------------
+
+def _not_ip(ftype: FieldType, const: Any) -> bool:
+    return ftype not in IP_TYPES
+
+
+def _numeric(ftype: FieldType, const: Any) -> bool:
+    return ftype.is_numeric
+
+
+def _on_strings(ftype: FieldType, const: Any) -> bool:
+    return ftype.is_string and isinstance(const, str)
+
+
+def _hashed(ftype: FieldType, const: Any) -> bool:
+    return isinstance(const, frozenset)
+
+
+def _equal(const: Any, ftype: FieldType) -> Pred:
+    if ftype in IP_TYPES:
+        return _ip_pred([const])
+    return lambda v: v == const
+
+
+def _not_equal(const: Any, ftype: FieldType) -> Pred:
+    if ftype in IP_TYPES:
+        p = _ip_pred([const])
+        return lambda v: not p(v)
+    return lambda v: v != const
+
+
+def _none_equal(pred: Pred, const: Any, ftype: FieldType) -> Pred:
+    """``!=`` on a multi-valued field: no value equals (``fd.net != 127.0.0.0/8``: neither
+    end is)."""
+    return no_element(_equal(const, ftype))
+
+
+def _member(const: Any, ftype: FieldType) -> Pred:
+    if ftype in IP_TYPES:
+        return _ip_pred(list(const))
+    return lambda v: v in const
+
+
+def _ordering(name: str, cmp: Callable[[Any, Any], bool], doc: str) -> Operator:
+    """An ordering operator: numbers compared as numbers, strings as strings (Falco's
+    ``strcmp``); between two fields, values that do not compare make it false."""
+    def pred(const: Any, ftype: FieldType) -> Pred:
+        if isinstance(const, str):    # a string field: Falco compares strings (strcmp)
+            return lambda v: cmp(v if isinstance(v, str) else str(v), const)
+
+        def num_cmp(v: Any) -> bool:
+            n = _num(v)
+            return n is not None and cmp(n, const)
+        return num_cmp
+
+    def pair(a: Any, b: Any) -> bool:
+        try:
+            return cmp(a, b)
+        except TypeError:
+            return False
+    return Operator(name, Kind.VALUE, doc, pred, types=ORDERED_TYPES, const=number_or_text,
+                    pair=pair, pair_same_kind=True, inline=f"{{v}} {name} {{k}}",
+                    inline_if=_numeric)
+
+
+def _contains(const: Any, ftype: FieldType) -> Pred:
+    if isinstance(const, bytes):
+        return lambda v: const in _to_bytes(v)
+    return lambda v: const in v if isinstance(v, str) else const in str(v)
+
+
+def _icontains(const: Any, ftype: FieldType) -> Pred:
+    return lambda v: const in (v.decode("utf-8", "replace") if isinstance(v, bytes)
+                               else str(v)).lower()
+
+
+def _startswith(const: Any, ftype: FieldType) -> Pred:
+    if isinstance(const, bytes):
+        return lambda v: _to_bytes(v).startswith(const)
+    return lambda v: str(v).startswith(const)
+
+
+def _endswith(const: Any, ftype: FieldType) -> Pred:
+    if isinstance(const, bytes):
+        return lambda v: _to_bytes(v).endswith(const)
+    return lambda v: str(v).endswith(const)
+
+
+def _matches(const: Any, ftype: FieldType) -> Pred:
+    match = const
+    return lambda v: match(v if isinstance(v, str) else str(v)) is not None
+
+
+def _glob_pair(icase: bool) -> Callable[[Any, Any], bool]:
+    return lambda a, b: glob_regex(str(b), icase).fullmatch(str(a)) is not None
+
+
+def _regex_pair(a: Any, b: Any) -> bool:
+    try:
+        return re.fullmatch(str(b), str(a)) is not None
+    except re.error:
+        return False
+
+
+def _non_empty(pred: Pred, const: Any, ftype: FieldType) -> Pred:
+    return lambda values: len(values) > 0
+
+
+for _op in (
+    Operator("=", Kind.VALUE, "equal; on an IP field the constant may be a CIDR network that "
+             "holds the address", _equal, spellings=("==",), pair=lambda a, b: a == b,
+             inline="{v} == {k}", inline_if=_not_ip, event_types="in", cheap=True),
+    Operator("!=", Kind.VALUE, "not equal; a multi-valued field holds when none of its "
+             "values equals", _not_equal, pair=lambda a, b: a != b, inline="{v} != {k}",
+             inline_if=_not_ip, many=_none_equal, event_types="not in"),
+    _ordering("<", lt, "less than: numbers as numbers, strings as strings"),
+    _ordering("<=", le, "less than or equal"),
+    _ordering(">", gt, "greater than"),
+    _ordering(">=", ge, "greater than or equal"),
+    Operator("contains", Kind.VALUE, "the value contains the constant (as bytes, on a byte buffer)",
+             _contains, pair=lambda a, b: str(b) in str(a), inline="{k} in {v}",
+             inline_if=_on_strings, types=TEXT_TYPES),
+    Operator("icontains", Kind.VALUE, "the value contains the constant, ignoring case",
+             _icontains, const=lowered, pair=lambda a, b: str(b).lower() in str(a).lower(),
+             inline="{k} in {v}.lower()", inline_if=_on_strings, types=TEXT_TYPES),
+    Operator("bcontains", Kind.VALUE, "the value contains the bytes written in hexadecimal "
+             "(`CAFE`)", lambda const, ftype: lambda v: const in _to_bytes(v),
+             const=hex_bytes("bcontains"), pair=lambda a, b: _to_bytes(b) in _to_bytes(a),
+             types=TEXT_TYPES),
+    Operator("startswith", Kind.VALUE, "the value starts with the constant", _startswith,
+             pair=lambda a, b: str(a).startswith(str(b)), inline="{v}.startswith({k})",
+             inline_if=_on_strings, types=TEXT_TYPES),
+    Operator("bstartswith", Kind.VALUE, "the value starts with the bytes written in "
+             "hexadecimal", lambda const, ftype: lambda v: _to_bytes(v).startswith(const),
+             const=hex_bytes("bstartswith"),
+             pair=lambda a, b: _to_bytes(a).startswith(_to_bytes(b)), types=TEXT_TYPES),
+    Operator("endswith", Kind.VALUE, "the value ends with the constant", _endswith,
+             pair=lambda a, b: str(a).endswith(str(b)), inline="{v}.endswith({k})",
+             inline_if=_on_strings, types=TEXT_TYPES),
+    Operator("glob", Kind.VALUE, "the whole value matches a shell glob (`*` and `?` do not "
+             "match `/`; `[...]` classes)", _matches, const=glob_const(False),
+             pair=_glob_pair(False), types=TEXT_TYPES),
+    Operator("iglob", Kind.VALUE, "`glob`, ignoring case", _matches, const=glob_const(True),
+             pair=_glob_pair(True), types=TEXT_TYPES),
+    Operator("regex", Kind.VALUE, "the whole value matches a regular expression (Python's "
+             "syntax)", _matches, const=regex_const, pair=_regex_pair, types=TEXT_TYPES),
+    Operator("in", Kind.LIST, "equal to an item of the list; on an IP field items may be "
+             "CIDR networks", _member, inline="{v} in {k}", inline_if=_hashed,
+             event_types="in", cheap=True),
+    Operator("intersects", Kind.LIST, "a value of a multi-valued field is in the list (as "
+             "`in`)", _member, inline="{v} in {k}", inline_if=_hashed, event_types="in",
+             cheap=True),
+    Operator("pmatch", Kind.LIST, "the path is an item of the list or below one, by whole "
+             "components (items may be globs)", lambda const, ftype: const,
+             types=STRING_TYPES, const=as_text,
+             gather=lambda consts, ftype: pmatch_pred(consts),
+             type_error="operator '{op}' needs a string field, {field} is {type}"),
+    Operator("exists", Kind.UNARY, "the field has a value (a multi-valued one: at least one)",
+             lambda const, ftype: _always, inline="True", many=_non_empty),
+):
+    OPERATORS.add(_op)
+del _op
 
 
 # ---------------------------------------------------------------------------------------------
@@ -296,28 +669,3 @@ def apply_transform(read: Callable, many: bool, name: str) -> tuple[Callable, bo
         return None if v is None else fn(v)
     return read_one, False
 
-
-def any_element(pred: Callable[[Any], bool]) -> Callable[[Any], bool]:
-    def any_of(values: Any) -> bool:
-        for x in values:
-            if x is not None and pred(x):
-                return True
-        return False
-    return any_of
-
-
-def no_element(pred: Callable[[Any], bool]) -> Callable[[Any], bool]:
-    def none_of(values: Any) -> bool:
-        for x in values:
-            if x is not None and pred(x):
-                return False
-        return True
-    return none_of
-
-
-def any_pair_of(pred: Callable, lmany: bool, rmany: bool) -> Callable[[Any, Any], bool]:
-    def any_pair(a: Any, b: Any) -> bool:
-        la = a if lmany else (a,)
-        lb = b if rmany else (b,)
-        return any(pred(x, y) for x in la for y in lb if x is not None and y is not None)
-    return any_pair

@@ -7,7 +7,7 @@ Grammar (precedence ``not`` > ``and`` > ``or``; keywords and operators are case 
     and_expr    := not_expr ( "and" not_expr )*
     not_expr    := "not" not_expr | primary
     primary     := "(" or_expr ")" | check | MACRO
-    check       := operand "exists"
+    check       := operand UNARY_OP
                  | operand LIST_OP list_value
                  | operand OP value
     operand     := FIELD [ "[" ARG "]" ] | TRANSFORMER "(" operand ")"
@@ -16,9 +16,8 @@ Grammar (precedence ``not`` > ``and`` > ``or``; keywords and operators are case 
     value       := QUOTED | BARE | rhs_field
     rhs_field   := "val(" operand ")" | TRANSFORMER "(" rhs_field | operand ")"
     TRANSFORMER := tolower | toupper | b64 | basename | len
-    LIST_OP     := in | intersects | pmatch
-    OP          := = | == | != | < | <= | > | >= | contains | icontains | bcontains
-                 | startswith | bstartswith | endswith | glob | iglob | regex
+    UNARY_OP, LIST_OP, OP := the operators of :data:`~.operators.OPERATORS` of each kind
+                 (UNARY, LIST, VALUE), listed in docs/operators.md
 
 One function per grammar rule; every error is a :class:`RuleError` naming the column, with the
 condition and a caret under the fault.
@@ -28,7 +27,8 @@ from __future__ import annotations
 
 from ..errors import Location, RuleError
 from . import ast
-from .lexer import LIST_OPS, Lexer, TokenType
+from .lexer import Lexer, TokenType
+from .operators import OPERATORS, Kind
 
 __all__ = ["parse", "RuleError"]
 
@@ -124,9 +124,10 @@ def _operand(lx: Lexer) -> ast.FieldRef:
 
 def _check(lx: Lexer, field: ast.FieldRef) -> ast.Check:
     op = lx.operator()
-    if op.value == "exists":
-        return ast.Check(field, "exists", None, field.pos)
-    if op.value in LIST_OPS:
+    kind = OPERATORS[op.value].kind
+    if kind is Kind.UNARY:
+        return ast.Check(field, op.value, None, field.pos)
+    if kind is Kind.LIST:
         return ast.Check(field, op.value, _list_value(lx), field.pos)
     return ast.Check(field, op.value, _value(lx), field.pos)
 

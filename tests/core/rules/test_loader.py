@@ -229,6 +229,8 @@ def test_exceptions_are_compiled_into_the_condition(tmp_path, reg, ev):
 @pytest.mark.parametrize("fields, comps, message", [
     ("[proc.nam]", "[=]", "exception 'e': unknown field 'proc.nam'"),
     ("[proc.name]", "[like]", "exception 'e': 'like' is not a comparison operator"),
+    ("[proc.name]", "[exists]", "exception 'e': 'exists' is not a comparison operator"),
+    ("[proc.name]", "[[in]]", "exception 'e': '['in']' is not a comparison operator"),
     ("proc.name[", "in", "exception 'e': unknown field 'proc.name['"),
 ])
 def test_exception_errors_point_at_the_exception(tmp_path, reg, fields, comps, message):

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from syswarden.core.errors import RuleError
 from syswarden.core.rules import ast
 from syswarden.core.rules.compiler import compile_condition
+from syswarden.core.rules.operators import OPERATORS, Kind
 from syswarden.core.rules.parser import parse
 
 
@@ -161,9 +162,7 @@ _checks = st.builds(
                      "tolower(proc.name)", "len(fd.name)", "basename(fd.name)",
                      "b64(proc.cmdline)", "evt.is_open_read", "evt.res", "evt.rawres",
                      "proc.env[X]", "evt.dir"]),
-    st.sampled_from(["=", "!=", "<", "<=", ">", ">=", "contains", "icontains", "startswith",
-                     "endswith", "glob", "iglob", "regex", "in", "intersects", "pmatch",
-                     "bcontains", "bstartswith"]),
+    st.sampled_from([s for op in OPERATORS if op.kind is not Kind.UNARY for s in op.spelled]),
     st.sampled_from(["x", "3", "-1", "0x10", "true", "/etc", "/etc/*", "10.0.0.0/8",
                      "10.1.2.3", "(a, 3, /etc)", "(10.0.0.0/8, 1.2.3.4)", "()", "CAFE",
                      "val(proc.pname)", "val(fd.num)", "O_RDONLY", "'a b'", "<", ">"]))
