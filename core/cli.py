@@ -215,7 +215,7 @@ def _subcommand(name: str, argv: list[str]) -> int:
         from .ruletest import main as run_tests
         return run_tests(args.files, config)
     if name == "capture":
-        from .capture import capture_main
+        from .capture.command import capture_main
         return capture_main(args, config, plugins)
     from .event_generator import main as generate
     return generate(args, config)
