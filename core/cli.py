@@ -108,8 +108,10 @@ def _main(args: argparse.Namespace) -> int:
     agent = Agent(config, plugins, config_path=args.config, overrides=tuple(args.overrides),
                   rules_files=args.rules, replay_file=args.replay, max_seconds=args.max_seconds)
     if args.list_rules:
+        agent.build(["filters"])
         return _list_rules(agent)
     if args.dump_ebpf:
+        agent.build(["filters"])
         return _dump_ebpf(agent, config)
     agent.build()
     if args.dry_run:
@@ -164,14 +166,7 @@ def _list_fields(plugins: Any) -> int:
     return EXIT_OK
 
 
-def _build_filters(agent: Any) -> None:
-    from .protocols import PluginContext
-    agent.ctx = PluginContext(agent.config, agent.metrics, agent.plugins.fields())
-    agent.filters = agent.plugins.make("filter", agent.ctx)
-
-
 def _list_rules(agent: Any) -> int:
-    _build_filters(agent)
     for f in agent.filters:
         describe = getattr(f, "describe", None)
         for name, desc in (describe() if describe else []):
@@ -180,7 +175,6 @@ def _list_rules(agent: Any) -> int:
 
 
 def _dump_ebpf(agent: Any, config: dict[str, Any]) -> int:
-    _build_filters(agent)
     from syswarden.plugins.sources.ebpf.source import resolved_config
     from syswarden.plugins.sources.ebpf.program import render_program
     ebpf = resolved_config(dict(config.get("ebpf") or {}))     # what would run here

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
-from ..errors import SourceError
 from ..event import Event
 from .writing import CaptureWriter
 
@@ -25,6 +23,14 @@ class CaptureSink:
     def __init__(self, writer: CaptureWriter, event_types: set[str] | None) -> None:
         self.writer = writer
         self._types = event_types
+
+    @classmethod
+    def open(cls, path: str, agent: Any) -> "CaptureSink":
+        """The sink of ``agent`` (its sources built), writing to a new capture at ``path``."""
+        types = agent.ctx.event_types
+        writer = CaptureWriter(path, source=",".join(s.name for s in agent.sources),
+                               event_types=sorted(types) if types is not None else "all")
+        return cls(writer, types)
 
     def check(self, event: Event) -> None:
         self.writer.write(event)
@@ -46,33 +52,19 @@ def capture_main(args: Any, config: dict[str, Any], plugins: Any) -> int:
     import trio  # noqa: PLC0415 (the CLI imports this module for other commands too)
 
     from ..agent import Agent  # noqa: PLC0415 (the agent imports the plugins; keep this light)
-    from ..protocols import PluginContext  # noqa: PLC0415
 
     agent = Agent(config, plugins, config_path=getattr(args, "config", None),
                   overrides=tuple(getattr(args, "overrides", ()) or ()),
                   rules_files=getattr(args, "rules", None),
                   max_seconds=getattr(args, "max_seconds", None))
-    ctx = PluginContext(config, agent.metrics, plugins.fields(), agent_pid=os.getpid())
-    if getattr(args, "all_events", False):
-        types = None
-    else:
-        agent.filters = plugins.make("filter", ctx)
-        types = agent.event_types()
-    ctx.event_types = types
-    agent.ctx = ctx
-    agent.sources = plugins.make("source", ctx)
-    if not agent.sources:
-        raise SourceError("no live event source is enabled", hint="enable the ebpf source")
-    agent.enrichers = plugins.make("enricher", ctx)
-    writer = CaptureWriter(args.write, source=",".join(s.name for s in agent.sources),
-                           event_types=sorted(types) if types is not None else "all")
-    sink = CaptureSink(writer, types)
-    agent.filters = [sink]
-    agent._checks = [(sink.name, sink.check)]
+    stages = ["sources", "enrichers"]
+    if not getattr(args, "all_events", False):
+        stages.append("filters")
+    agent.build(stages, record=lambda built: CaptureSink.open(args.write, built))
+    [sink] = agent.filters
     try:
         code = trio.run(agent.run)
     finally:
-        writer.close()
-    log.info("capture: %d events written to %s", writer.count, writer.path)
+        sink.writer.close()
+    log.info("capture: %d events written to %s", sink.writer.count, sink.writer.path)
     return code
-
