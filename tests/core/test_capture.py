@@ -534,7 +534,7 @@ def test_capture_main_writes_enriched_events_and_the_rules_event_types(tmp_path,
     """`syswarden capture` wiring, with the agent tests' kit plugins as the live stages."""
     import argparse
 
-    from syswarden.core.capture.command import capture_main
+    from syswarden.commands.capture import capture_main
     from syswarden.core.config import load_config
     from syswarden.core.plugins import BUILTIN_PLUGINS, make_plugin_manager
 

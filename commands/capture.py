@@ -1,12 +1,19 @@
-"""``syswarden capture -w FILE``: the live pipeline with a capture writer instead of the rules."""
+"""``syswarden capture -w FILE``: the live pipeline with a capture writer instead of the rules.
+
+The events are recorded after enrichment, in the capture format (``docs/capture-format.md``),
+until ``-M SECONDS`` or a signal; ``syswarden -e FILE`` replays them through the rules.
+"""
 
 from __future__ import annotations
 
+import argparse
 import logging
 from typing import Any
 
-from ..event import Event
-from .writing import CaptureWriter
+from syswarden.core.capture import CaptureWriter
+from syswarden.core.event import Event
+from syswarden.core.hookspecs import hookimpl
+from syswarden.core.protocols import Command
 
 log = logging.getLogger("syswarden.capture")
 
@@ -49,9 +56,9 @@ def capture_main(args: Any, config: dict[str, Any], plugins: Any) -> int:
     ``rules``.  Without ``--all-events`` the rules are loaded only to know which syscalls to
     attach, so the capture holds what those rules would judge.
     """
-    import trio  # noqa: PLC0415 (the CLI imports this module for other commands too)
+    import trio  # noqa: PLC0415 (every command line registers this plugin: keep it light)
 
-    from ..agent import Agent  # noqa: PLC0415 (the agent imports the plugins; keep this light)
+    from syswarden.core.agent import Agent  # noqa: PLC0415
 
     agent = Agent(config, plugins, config_path=getattr(args, "config", None),
                   overrides=tuple(getattr(args, "overrides", ()) or ()),
@@ -68,3 +75,22 @@ def capture_main(args: Any, config: dict[str, Any], plugins: Any) -> int:
         sink.writer.close()
     log.info("capture: %d events written to %s", sink.writer.count, sink.writer.path)
     return code
+
+
+class CaptureCommand(Command):
+    name = "capture"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("-w", dest="write", metavar="FILE", required=True,
+                            help="write the capture here (JSON lines)")
+        parser.add_argument("-M", dest="max_seconds", type=float, help="stop after SECONDS")
+        parser.add_argument("--all-events", action="store_true",
+                            help="record every supported syscall, not only those the rules need")
+
+    def run(self, args: argparse.Namespace, config: dict[str, Any], plugins: Any) -> int:
+        return capture_main(args, config, plugins)
+
+
+@hookimpl
+def syswarden_commands() -> list[Command]:
+    return [CaptureCommand()]
