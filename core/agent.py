@@ -1,9 +1,10 @@
 """The agent: one root trio nursery wiring sources -> enrichers -> filters -> outputs.
 
-Start-up (:meth:`Agent.build`) resolves every plugin once: the filters first (their rules say
-which syscalls are needed), then the sources (told those event types), the enrichers and the
-outputs, each output wrapped in an :class:`~syswarden.core.outputs.OutputRunner` with its own
-bounded queue.  From then on the hot path calls plain bound methods; no ``pm.hook`` per event.
+Start-up (:meth:`Agent.build`, the one way an agent is assembled) resolves every plugin once:
+the filters first (their rules say which syscalls are needed), then the sources (told those
+event types), the enrichers and the outputs, each output wrapped in an
+:class:`~syswarden.core.outputs.OutputRunner` with its own bounded queue.  From then on the hot
+path calls plain bound methods; no ``pm.hook`` per event.
 
 The stages, in the agent's nursery::
 
@@ -39,7 +40,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import trio
@@ -51,7 +52,7 @@ from .event import Event
 from .metrics import Metrics
 from .outputs import OutputRunner
 from .plugins import Plugins
-from .protocols import PluginContext
+from .protocols import Filter, PluginContext
 from .rules.prefilter import OpenPrefilter
 from .rules.sockfilter import SocketPrefilter
 
@@ -63,6 +64,9 @@ SOURCE_STOP_GRACE = 2.0
 #: Errors that, raised before the agent is ready, are bad input (a config value, a path an
 #: output refuses to write through): :meth:`Agent.run` raises them for the CLI's exit code 2.
 BAD_INPUT = (ConfigError, UnsafePathError)
+
+#: The stages :meth:`Agent.build` resolves, in this order.
+STAGES = ("filters", "sources", "enrichers", "outputs")
 
 #: log the first N errors of one plugin with a traceback, then one in every EVERY
 ERRORS_LOGGED_FULLY = 5
@@ -116,27 +120,51 @@ class Agent:
 
     # -- start-up ------------------------------------------------------------------------------
 
-    def build(self) -> None:
-        """Resolve every plugin object once.  Raises SyswardenError on a user's mistake."""
+    def build(self, stages: Iterable[str] = STAGES, *,
+              record: Callable[[Agent], Filter] | None = None) -> None:
+        """Resolve the plugin objects of ``stages`` once, in the order of :data:`STAGES`.
+
+        The one way an agent is assembled: the run builds every stage; ``-L`` and
+        ``--dump-ebpf`` only the filters.  Without the filters, the sources attach every
+        syscall they support.  ``record`` makes an agent that records instead of judging
+        (``syswarden capture``): the filters only tell which syscalls to attach (with no open or
+        socket prefilter: every event of those types is kept), no outputs are built, and the
+        filter stage is the object ``record(agent)`` returns once the sources and enrichers
+        are built.  Raises SyswardenError on a user's mistake.
+        """
+        stages = frozenset(stages)
+        if not stages <= set(STAGES):
+            raise ValueError(f"unknown stage(s): {', '.join(sorted(stages - set(STAGES)))}")
         self.ctx = PluginContext(self.config, self.metrics, self.plugins.fields(),
                                  replay_file=self.replay_file, agent_pid=os.getpid())
-        self.ctx.extra["emit_alert"] = self.emit_internal_alert
-        with self._phase("filters"):
-            self.filters = self.plugins.make("filter", self.ctx)
-            self.ctx.event_types = self.event_types()
-            self.ctx.open_prefilter = self.open_prefilter()
-            self.ctx.socket_prefilter = self.socket_prefilter()
-        with self._phase("sources"):
-            self.sources = self.plugins.make("source", self.ctx)
-        if not self.sources:
-            raise SourceError("no event source is enabled",
-                              hint="enable the ebpf source, or replay a capture with -e FILE")
-        with self._phase("enrichers"):
-            self.enrichers = self.plugins.make("enricher", self.ctx)
-        with self._phase("outputs"):
-            self.outputs = self.plugins.make("output", self.ctx)
-        self.runners = [OutputRunner.for_output(o, self.config, self.metrics)
-                        for o in self.outputs]
+        if record is None:      # an alert about the agent goes to the outputs
+            self.ctx.extra["emit_alert"] = self.emit_internal_alert
+        if "filters" in stages:
+            with self._phase("filters"):
+                self.filters = self.plugins.make("filter", self.ctx)
+                self.ctx.event_types = self.event_types()
+                if record is None:
+                    self.ctx.open_prefilter = self.open_prefilter()
+                    self.ctx.socket_prefilter = self.socket_prefilter()
+        if "sources" in stages:
+            with self._phase("sources"):
+                self.sources = self.plugins.make("source", self.ctx)
+            if not self.sources and record is not None:
+                raise SourceError("no live event source is enabled",
+                                  hint="enable the ebpf source")
+            if not self.sources:
+                raise SourceError("no event source is enabled",
+                                  hint="enable the ebpf source, or replay a capture with -e FILE")
+        if "enrichers" in stages:
+            with self._phase("enrichers"):
+                self.enrichers = self.plugins.make("enricher", self.ctx)
+        if record is not None:
+            self.filters = [record(self)]
+        elif "outputs" in stages:
+            with self._phase("outputs"):
+                self.outputs = self.plugins.make("output", self.ctx)
+            self.runners = [OutputRunner.for_output(o, self.config, self.metrics)
+                            for o in self.outputs]
         self._checks = [(f.name, f.check) for f in self.filters]
         self._offers = [r.offer for r in self.runners]
 

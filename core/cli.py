@@ -1,5 +1,11 @@
 """The ``syswarden`` command: Falco's flags where the concept is the same.
 
+The main command runs the agent (or replays, validates, lists).  The subcommands, and the flags
+that belong to one plugin, come from the plugins' ``syswarden_commands`` hook
+(:class:`~syswarden.core.protocols.Command`, :class:`~syswarden.core.protocols.Flag`): the
+built-in subcommands (``capture``, ``test-rules``, ``event-generator``) live above ``core/`` in
+``syswarden/commands/``, and ``--dump-ebpf`` in the eBPF source; ``core/`` imports none of them.
+
 Exit codes (also in docs/cli.md):
 
 - 0: success (the agent stopped on a signal, ``-M`` or the end of a replay; a check passed)
@@ -16,16 +22,62 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Sequence
 
 from .config import load_config, peek_plugin_keys
-from .errors import SourceError, SyswardenError
+from .errors import PluginError, SourceError, SyswardenError
 from .log import setup_logging
+from .protocols import Command, Flag
+
+if TYPE_CHECKING:
+    from .plugins import Plugins
 
 log = logging.getLogger("syswarden.cli")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ENVIRONMENT, EXIT_DAMAGED = 0, 1, 2, 3, 4
-SUBCOMMANDS = ("capture", "test-rules", "event-generator")
+
+
+@dataclass
+class Commands:
+    """The subcommands and flags the installed plugins add, in registration order."""
+
+    subcommands: dict[str, Command]
+    flags: list[tuple[str, Flag]]           # (plugin, flag)
+
+    @classmethod
+    def of(cls, plugins: Plugins) -> Commands:
+        """The commands of ``plugins``; PluginError for a name declared twice or an object
+        that is neither a :class:`Command` nor a :class:`Flag`."""
+        subcommands: dict[str, Command] = {}
+        owners: dict[str, str] = {}
+        flags: list[tuple[str, Flag]] = []
+        for plugin, command in plugins.commands():
+            if isinstance(command, Flag):
+                if not command.flag.startswith("--"):
+                    raise PluginError(f"plugin {plugin!r}: the flag {command.flag!r} must "
+                                      "start with --")
+                flags.append((plugin, command))
+            elif isinstance(command, Command):
+                name = command.name
+                if not name or name.startswith("-"):
+                    raise PluginError(f"plugin {plugin!r}: a command needs a name that does "
+                                      f"not start with - (not {name!r})")
+                if name in subcommands:
+                    raise PluginError(f"the command {name!r} is declared by two plugins "
+                                      f"({owners[name]} and {plugin})")
+                subcommands[name], owners[name] = command, plugin
+            else:
+                raise PluginError(f"plugin {plugin!r}: syswarden_commands returned {command!r},"
+                                  " not a Command or a Flag")
+        return cls(subcommands, flags)
+
+
+def installed_commands() -> Commands:
+    """The commands of the installed plugins (the built-in plugins and commands, the entry
+    points): the command line is parsed before the config, which may name other plugins."""
+    from .plugins import BUILTIN_COMMANDS, BUILTIN_PLUGINS, make_plugin_manager
+    return Commands.of(make_plugin_manager(builtins=BUILTIN_PLUGINS + BUILTIN_COMMANDS))
 
 
 def _version() -> str:
@@ -33,11 +85,12 @@ def _version() -> str:
     return __version__
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: Commands) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="syswarden",
         description="Runtime security agent: kernel events judged by Falco-compatible rules. "
-                    f"Subcommands: {', '.join(SUBCOMMANDS)} (syswarden SUBCOMMAND -h).")
+                    f"Subcommands: {', '.join(commands.subcommands)} "
+                    "(syswarden SUBCOMMAND -h).")
     p.add_argument("-c", dest="config", metavar="FILE", help="config file (default: built-in)")
     p.add_argument("-o", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
                    help="override a config key, e.g. -o json_output=true (repeatable)")
@@ -53,20 +106,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="list the loaded rules with their descriptions and exit")
     p.add_argument("--list-fields", action="store_true", help="list every field and exit")
     p.add_argument("--list-plugins", action="store_true", help="list every plugin and exit")
-    p.add_argument("--dump-ebpf", action="store_true",
-                   help="print the eBPF program the loaded rules need and exit")
-    p.add_argument("--dry-run", action="store_true",
-                   help="load config, plugins and rules, start nothing")
-    p.add_argument("--version", action="version", version=f"syswarden {_version()}")
+    try:
+        for _, flag in commands.flags:      # listed with the other flags that run and exit
+            p.add_argument(flag.flag, dest=flag.dest, action="store_true", help=flag.help)
+        p.add_argument("--dry-run", action="store_true",
+                       help="load config, plugins and rules, start nothing")
+        p.add_argument("--version", action="version", version=f"syswarden {_version()}")
+    except argparse.ArgumentError as exc:   # a plugin's flag that is already taken
+        [plugin, *_] = [name for name, flag in reversed(commands.flags)
+                        if flag.flag == exc.argument_name]
+        raise PluginError(f"plugin {plugin!r}: the flag {exc.argument_name} is already "
+                          "taken") from None
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        if argv and argv[0] in SUBCOMMANDS:
-            return _subcommand(argv[0], argv[1:])
-        return _main(build_parser().parse_args(argv))
+        commands = installed_commands()
+        if argv and argv[0] in commands.subcommands:
+            return _subcommand(commands.subcommands[argv[0]], argv[1:])
+        return _main(build_parser(commands).parse_args(argv), commands)
     except SourceError as exc:
         print(f"syswarden: {exc}", file=sys.stderr)
         return EXIT_ENVIRONMENT
@@ -77,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
 
 
-def load(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
+def load(args: argparse.Namespace) -> tuple[dict[str, Any], Plugins]:
     """Config and plugins, in the order they depend on each other."""
     from .plugins import make_plugin_manager
 
@@ -93,7 +153,7 @@ def load(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
     return config, plugins
 
 
-def _main(args: argparse.Namespace) -> int:
+def _main(args: argparse.Namespace, commands: Commands) -> int:
     config, plugins = load(args)
     setup_logging(config["log_level"], config["log_stderr"], config["log_syslog"])
     if args.list_plugins:
@@ -108,9 +168,11 @@ def _main(args: argparse.Namespace) -> int:
     agent = Agent(config, plugins, config_path=args.config, overrides=tuple(args.overrides),
                   rules_files=args.rules, replay_file=args.replay, max_seconds=args.max_seconds)
     if args.list_rules:
+        agent.build(["filters"])
         return _list_rules(agent)
-    if args.dump_ebpf:
-        return _dump_ebpf(agent, config)
+    for _, flag in commands.flags:
+        if getattr(args, flag.dest):
+            return flag.run(args, agent)
     agent.build()
     if args.dry_run:
         log.info("dry run: config, %d plugins and rules loaded; %s", len(plugins.records),
@@ -164,14 +226,7 @@ def _list_fields(plugins: Any) -> int:
     return EXIT_OK
 
 
-def _build_filters(agent: Any) -> None:
-    from .protocols import PluginContext
-    agent.ctx = PluginContext(agent.config, agent.metrics, agent.plugins.fields())
-    agent.filters = agent.plugins.make("filter", agent.ctx)
-
-
 def _list_rules(agent: Any) -> int:
-    _build_filters(agent)
     for f in agent.filters:
         describe = getattr(f, "describe", None)
         for name, desc in (describe() if describe else []):
@@ -179,46 +234,17 @@ def _list_rules(agent: Any) -> int:
     return EXIT_OK
 
 
-def _dump_ebpf(agent: Any, config: dict[str, Any]) -> int:
-    _build_filters(agent)
-    from syswarden.plugins.sources.ebpf.source import resolved_config
-    from syswarden.plugins.sources.ebpf.program import render_program
-    ebpf = resolved_config(dict(config.get("ebpf") or {}))     # what would run here
-    prefilter = agent.open_prefilter() if ebpf.get("open_prefilter", True) else None
-    sock = agent.socket_prefilter() if ebpf.get("socket_prefilter", True) else None
-    print(render_program(agent.event_types(), ebpf, open_prefilter=prefilter,
-                         socket_prefilter=sock))
-    return EXIT_OK
-
-
-def _subcommand(name: str, argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog=f"syswarden {name}")
+def _subcommand(command: Command, argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog=f"syswarden {command.name}",
+                                description=command.description)
     p.add_argument("-c", dest="config", metavar="FILE")
     p.add_argument("-o", dest="overrides", metavar="KEY=VALUE", action="append", default=[])
     p.add_argument("-r", dest="rules", metavar="FILE|DIR", action="append")
-    if name == "capture":
-        p.add_argument("-w", dest="write", metavar="FILE", required=True,
-                       help="write the capture here (JSON lines)")
-        p.add_argument("-M", dest="max_seconds", type=float, help="stop after SECONDS")
-        p.add_argument("--all-events", action="store_true",
-                       help="record every supported syscall, not only those the rules need")
-    elif name == "test-rules":
-        p.add_argument("files", nargs="+", metavar="TEST.yaml")
-    elif name == "event-generator":
-        p.add_argument("actions", nargs="*", metavar="ACTION")
-        p.add_argument("--list", action="store_true", help="list the actions and exit")
-        p.add_argument("--container", metavar="NAME", help="run the actions in a container")
+    command.add_arguments(p)
     args = p.parse_args(argv)
     config, plugins = load(args)
     setup_logging(config["log_level"], config["log_stderr"], config["log_syslog"])
-    if name == "test-rules":
-        from .ruletest import main as run_tests
-        return run_tests(args.files, config)
-    if name == "capture":
-        from .capture import capture_main
-        return capture_main(args, config, plugins)
-    from .event_generator import main as generate
-    return generate(args, config)
+    return command.run(args, config, plugins)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ import pluggy
 if TYPE_CHECKING:
     from .config import Section
     from .fields import FieldDef
-    from .protocols import Enricher, Filter, Output, PluginContext, Source
+    from .protocols import Command, Enricher, Filter, Flag, Output, PluginContext, Source
 
 PROJECT = "syswarden"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -79,6 +79,32 @@ def syswarden_fields() -> "Iterable[FieldDef] | None":
     declared by exactly one plugin.
 
     :return: the plugin's :class:`~syswarden.core.fields.FieldDef` objects.
+    """
+
+
+# ---------------------------------------------------------------------------------------------
+# The command line: read before it is parsed
+# ---------------------------------------------------------------------------------------------
+
+
+@hookspec
+def syswarden_commands() -> "Iterable[Command | Flag] | None":
+    """Add commands to the ``syswarden`` command line (datasette's ``register_commands``).
+
+    Called once when ``syswarden`` starts, before the command line is parsed, for every
+    installed plugin: the built-ins and the plugins of the ``syswarden`` entry-point group,
+    enabled or not.  A plugin named only in the config (``plugins:``) adds no command: the
+    config file is read after the command line.  The built-in commands (``capture``,
+    ``test-rules``, ``event-generator``) and the eBPF source's ``--dump-ebpf`` come this way.
+
+    A :class:`~syswarden.core.protocols.Command` is a subcommand, ``syswarden NAME ARGS``: it gets
+    ``-c``, ``-o`` and ``-r`` and adds its own arguments; it runs with the config and the
+    plugins loaded.  A :class:`~syswarden.core.protocols.Flag` is a flag of the main command that
+    runs instead of the agent, like ``--list-fields``: it is given the agent the command line
+    describes, not built yet.  A name declared twice is a :class:`PluginError` (exit code 2).
+
+    :return: the plugin's :class:`~syswarden.core.protocols.Command` and
+        :class:`~syswarden.core.protocols.Flag` objects, or None.
     """
 
 

@@ -49,6 +49,16 @@ BUILTIN_PLUGINS: tuple[tuple[str, str, str], ...] = (
     ("webhook", "output", "syswarden.plugins.outputs.webhook"),
 )
 
+#: The built-in subcommands, plugins of their own above ``core/`` (``syswarden/commands/``):
+#: core names their modules, never imports them.  They are registered, after the built-in
+#: plugins, only to read the command line (``syswarden_commands``); the agent's plugin manager
+#: and ``--list-plugins`` leave them out, as datasette lists its default plugins only on demand.
+BUILTIN_COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("capture", "command", "syswarden.commands.capture"),
+    ("test-rules", "command", "syswarden.commands.ruletest"),
+    ("event-generator", "command", "syswarden.commands.event_generator"),
+)
+
 _KIND_OF_HOOK = {
     "syswarden_make_sources": "source",
     "syswarden_make_enrichers": "enricher",
@@ -121,6 +131,14 @@ class Plugins:
             registry.add_all(result or ())
         return registry
 
+    def commands(self) -> list[tuple[str, Any]]:
+        """``(plugin name, Command or Flag)`` declared by every registered plugin (enabled or
+        not), in registration order."""
+        out: list[tuple[str, Any]] = []
+        for impl in self.pm.hook.syswarden_commands.get_hookimpls():
+            out.extend((impl.plugin_name, c) for c in as_list(impl.function()))
+        return out
+
     def enabled(self, name: str) -> bool:
         return any(r.name == name and r.available and not r.disabled for r in self.records)
 
@@ -134,7 +152,11 @@ def _core_fields() -> Iterable:
 
 
 def _kinds(plugin: Any) -> list[str]:
-    return [kind for hook, kind in _KIND_OF_HOOK.items() if hasattr(plugin, hook)]
+    """What the plugin builds for the pipeline; ``command`` for one that only adds commands."""
+    kinds = [kind for hook, kind in _KIND_OF_HOOK.items() if hasattr(plugin, hook)]
+    if not kinds and hasattr(plugin, "syswarden_commands"):
+        kinds = ["command"]
+    return kinds
 
 
 def _import_path(path: str) -> ModuleType:

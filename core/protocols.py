@@ -2,7 +2,8 @@
 
 The agent resolves these once at start-up and then calls their methods directly: the hot path
 (event -> rule -> alert) never goes through ``pm.hook``.  Optional members are marked; the agent
-checks for them once with ``getattr``.
+checks for them once with ``getattr``.  The commands a plugin adds to the command line
+(``syswarden_commands``) subclass :class:`Command` or :class:`Flag`.
 """
 
 from __future__ import annotations
@@ -12,12 +13,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    import argparse
+
     import trio
 
+    from .agent import Agent
     from .alert import Alert
     from .event import Event
     from .fields import FieldRegistry
     from .metrics import Metrics
+    from .plugins import Plugins
     from .rules.prefilter import OpenPrefilter
     from .rules.sockfilter import SocketPrefilter
 
@@ -131,6 +136,53 @@ class Output(Protocol):
 
     async def run(self, alerts: "trio.MemoryReceiveChannel[Alert]", *,
                   task_status: Any = ...) -> None: ...
+
+
+class Command:
+    """A subcommand, ``syswarden NAME ARGS``, that a plugin adds (``syswarden_commands``).
+
+    Its parser (``prog="syswarden NAME"``) has the agent's ``-c FILE``, ``-o KEY=VALUE`` and
+    ``-r FILE|DIR``, and the arguments :meth:`add_arguments` adds.  Once the command line is
+    parsed, the config and the plugins are loaded and logging is set up; then :meth:`run`
+    returns the exit code.  A :class:`~syswarden.core.errors.SyswardenError` it raises is
+    printed without a traceback: exit code 3 for a ``SourceError``, else 2.
+    """
+
+    #: the word after ``syswarden``
+    name: str = ""
+    #: the text of ``syswarden NAME --help`` above the arguments (None: none)
+    description: str | None = None
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """Add the command's own arguments to ``parser`` (none by default)."""
+
+    def run(self, args: argparse.Namespace, config: dict[str, Any], plugins: Plugins) -> int:
+        """Do the command with the parsed ``args``; return the exit code."""
+        raise NotImplementedError
+
+
+class Flag:
+    """A flag of the main command, ``syswarden --NAME``, that runs instead of the agent (like
+    ``--list-fields``), added by a plugin (``syswarden_commands``).
+
+    It is listed in ``syswarden --help`` after ``--list-plugins``.  Once the config and the
+    plugins are loaded, :meth:`run` is given the parsed command line and the agent it
+    describes, not built: build the stages you need (``agent.build(["filters"])``).
+    """
+
+    #: the flag, ``--`` and a name (``--dump-ebpf``)
+    flag: str = ""
+    #: its line in ``syswarden --help``
+    help: str = ""
+
+    @property
+    def dest(self) -> str:
+        """The attribute of the parsed command line that is true when the flag is given."""
+        return self.flag.lstrip("-").replace("-", "_")
+
+    def run(self, args: argparse.Namespace, agent: Agent) -> int:
+        """Do what the flag asks; return the exit code."""
+        raise NotImplementedError
 
 
 def as_list(value: Any) -> list:

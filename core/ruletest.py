@@ -1,4 +1,4 @@
-"""``syswarden test-rules FILE.yaml...``: unit tests for rules, before they are deployed.
+"""Rule test files: unit tests for rules, before they are deployed (``syswarden test-rules``).
 
 A test file names the rules it tests and lists cases; each case is a few events in the capture
 format (the short form is fine, ``docs/capture-format.md``) and the alerts they must raise, or
@@ -28,25 +28,22 @@ An expected alert may be written as just the rule name.  A case passes when the 
 events raise are exactly the expected ones (order free); ``allow_other_alerts: true`` on a case
 only requires the expected ones.  Each case starts with an empty process table.
 
-The command prints PASS/FAIL per case, and for a failure what was expected and what came; it
-returns 0 when every case passed, 1 when one failed, 2 when a test file or its rules cannot be
-loaded (the error names the file and line).
+:func:`load_test_file` reads a file (a :class:`RuleTestError` names the file and line of a
+mistake); a :class:`Runner` loads each ruleset once and runs the cases against it;
+``syswarden test-rules`` (``commands/ruletest.py``) prints what they give.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, field
-from typing import Any, Iterable, TextIO
+from typing import Any, Iterable
 
 from . import yamlmarks
 from .alert import Alert, Priority
 from .capture import CaptureError, Decoder, record_to_event
 from .config import default_rules_path
-from .errors import Location, RuleError, SyswardenError
-
-EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
+from .errors import Location, RuleError
 
 _FILE_KEYS = {"rules", "default_rules", "rule_matching", "priority", "cases"}
 _CASE_KEYS = {"name", "covers", "events", "expect", "allow_other_alerts"}
@@ -302,52 +299,3 @@ def _compare(case: Case, alerts: list[Alert]) -> tuple[bool, list[Alert], list[s
         for a in left:
             problems.append(f"unexpected alert: {a.rule} ({a.priority.label}): {a.output}")
     return not problems, alerts, problems
-
-
-def run_file(runner: Runner, path: str, out: TextIO) -> tuple[int, int, bool]:
-    """Run one test file; returns (passed, failed, loaded)."""
-    try:
-        test = load_test_file(path, runner.config)
-    except SyswardenError as exc:
-        located = exc.location is not None and exc.location.file
-        print(f"ERROR {exc}" if located else f"ERROR {path}: {exc}", file=out)
-        return 0, 0, False
-    try:
-        engine = runner.engine(test)
-    except SyswardenError as exc:
-        print(f"ERROR {path}: its rules cannot be loaded: {exc}", file=out)
-        return 0, 0, False
-    print(path, file=out)
-    passed = failed = 0
-    for case in test.cases:
-        result = runner.run_case(engine, case)
-        if result.passed:
-            passed += 1
-            print(f"  PASS  {case.name}", file=out)
-            continue
-        failed += 1
-        print(f"  FAIL  {case.name}  ({case.location.file}:{case.location.line})", file=out)
-        expected = ", ".join(str(e) for e in case.expected) or "silence"
-        print(f"        expected: {expected}", file=out)
-        got = "; ".join(f"{a.rule} ({a.priority.label})" for a in result.alerts) or "silence"
-        print(f"        got:      {got}", file=out)
-        for problem in result.problems:
-            print(f"        - {problem}", file=out)
-    return passed, failed, True
-
-
-def main(paths: list[str], config: dict[str, Any], out: TextIO | None = None) -> int:
-    """Run every test file; print PASS/FAIL per case and a summary; return the exit code."""
-    out = out or sys.stdout
-    runner = Runner(config)
-    passed = failed = errors = 0
-    for path in paths:
-        p, f, loaded = run_file(runner, path, out)
-        passed, failed, errors = passed + p, failed + f, errors + (not loaded)
-    summary = f"{passed} passed, {failed} failed"
-    if errors:
-        summary += f", {errors} test file(s) could not be loaded"
-    print(summary, file=out)
-    if errors:
-        return EXIT_ERROR
-    return EXIT_FAILED if failed else EXIT_OK

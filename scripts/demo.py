@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 
-from syswarden.core.event_generator import ACTIONS, run_actions
+from syswarden.commands.event_generator import ACTIONS, run_actions
 
 IMAGE = "syswarden-demo:latest"
 CONTAINER_ACTIONS = {"terminal-shell-in-container", "package-manager-in-container"}

@@ -38,7 +38,7 @@ from syswarden.core.capture import (
     open_capture,
     read_capture,
 )
-from syswarden.core.capture_lines import DamagedStream, read_lines
+from syswarden.core.capture.lines import DamagedStream, read_lines
 from syswarden.core.hookspecs import hookimpl
 
 if TYPE_CHECKING:

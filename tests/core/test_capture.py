@@ -27,7 +27,7 @@ from syswarden.core.capture import (
     read_capture,
     record_to_event,
 )
-from syswarden.core.capture_lines import MAX_LINE_BYTES
+from syswarden.core.capture.lines import MAX_LINE_BYTES
 from syswarden.core.errors import UnsafePathError
 from syswarden.core.event import Container, Event, FdInfo, Mount, Process
 from tests.helpers.users import as_nobody, root_secret, shared_dir, unchanged
@@ -534,7 +534,7 @@ def test_capture_main_writes_enriched_events_and_the_rules_event_types(tmp_path,
     """`syswarden capture` wiring, with the agent tests' kit plugins as the live stages."""
     import argparse
 
-    from syswarden.core.capture import capture_main
+    from syswarden.commands.capture import capture_main
     from syswarden.core.config import load_config
     from syswarden.core.plugins import BUILTIN_PLUGINS, make_plugin_manager
 

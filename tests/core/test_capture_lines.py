@@ -15,7 +15,7 @@ import zlib
 import pytest
 
 from syswarden.core.capture import CaptureDamaged, CaptureWriter, read_capture
-from syswarden.core.capture_lines import open_lines, read_lines
+from syswarden.core.capture.lines import open_lines, read_lines
 from syswarden.core.event import Event, Process
 
 

@@ -16,7 +16,7 @@ def test_there_are_hooks_for_every_kind_of_plugin():
     names = {fn.__name__ for fn in SPECS}
     assert {"syswarden_make_sources", "syswarden_make_enrichers", "syswarden_make_filters",
             "syswarden_make_outputs", "syswarden_fields", "syswarden_config_schema",
-            "syswarden_validate_config"} <= names
+            "syswarden_validate_config", "syswarden_commands"} <= names
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda fn: fn.__name__)

@@ -12,7 +12,8 @@ import textwrap
 
 import pytest
 
-from syswarden.core.ruletest import RuleTestError, load_test_file, main
+from syswarden.commands.ruletest import main
+from syswarden.core.ruletest import RuleTestError, load_test_file
 
 CONFIG = {"priority": "debug", "rule_matching": "first", "rules_file": []}
 

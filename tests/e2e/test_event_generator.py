@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from syswarden.core.event_generator import ACTIONS, run_actions
+from syswarden.commands.event_generator import ACTIONS, run_actions
 from tests.conftest import COMPAT
 from tests.helpers.agent import running_agent
 from tests.helpers.docker import containers, docker_images, dockerd  # noqa: F401

@@ -12,10 +12,11 @@ import re
 import pytest
 import yaml
 
+from syswarden.commands.ruletest import main
 from syswarden.core.config import default_rules_path
 from syswarden.core.plugins import collect_fields
 from syswarden.core.rules.engine import RuleEngine
-from syswarden.core.ruletest import load_test_file, main
+from syswarden.core.ruletest import load_test_file
 from tests.helpers.docker import containers, docker_images, dockerd  # noqa: F401 (fixtures)
 
 REPO = pathlib.Path(__file__).resolve().parents[2]

@@ -132,3 +132,10 @@ def syswarden_make_sources(ctx: Any):
     return EbpfSource(cfg, ctx.event_types, ctx.agent_pid, ctx.metrics,
                       alert=ctx.extra.get("emit_alert"), open_prefilter=ctx.open_prefilter,
                       socket_prefilter=ctx.socket_prefilter)
+
+
+@hookimpl
+def syswarden_commands() -> list:
+    from .dump import DumpEbpf
+
+    return [DumpEbpf()]

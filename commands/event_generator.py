@@ -13,6 +13,7 @@ an attacker's process would do.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import ctypes
 import ctypes.util
@@ -24,7 +25,10 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
+
+from syswarden.core.hookspecs import hookimpl
+from syswarden.core.protocols import Command
 
 
 @dataclass(frozen=True)
@@ -383,15 +387,29 @@ def run_actions(names: list[str], container: str | None = None,
     return results
 
 
-def main(args, config) -> int:
-    if args.list:
-        for action in ACTIONS:
-            print(f"{action.name:<30} {action.rule}\n    {action.desc}")
-        return 0
-    try:
-        results = run_actions(args.actions, args.container)
-    except KeyError as exc:
-        print(f"syswarden event-generator: unknown action(s): {exc.args[0]} "
-              f"(see --list)", file=sys.stderr)
-        return 2
-    return 1 if any(r.startswith("failed") for r in results.values()) else 0
+class EventGeneratorCommand(Command):
+    name = "event-generator"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("actions", nargs="*", metavar="ACTION")
+        parser.add_argument("--list", action="store_true", help="list the actions and exit")
+        parser.add_argument("--container", metavar="NAME",
+                            help="run the actions in a container")
+
+    def run(self, args: argparse.Namespace, config: dict[str, Any], plugins: Any) -> int:
+        if args.list:
+            for action in ACTIONS:
+                print(f"{action.name:<30} {action.rule}\n    {action.desc}")
+            return 0
+        try:
+            results = run_actions(args.actions, args.container)
+        except KeyError as exc:
+            print(f"syswarden event-generator: unknown action(s): {exc.args[0]} "
+                  f"(see --list)", file=sys.stderr)
+            return 2
+        return 1 if any(r.startswith("failed") for r in results.values()) else 0
+
+
+@hookimpl
+def syswarden_commands() -> list[Command]:
+    return [EventGeneratorCommand()]
