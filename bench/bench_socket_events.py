@@ -44,7 +44,8 @@ from syswarden.core.plugins import collect_fields  # noqa: E402
 from syswarden.core.rules.engine import RuleEngine  # noqa: E402
 from syswarden.plugins.enrichers.process.enricher import ProcessEnricher  # noqa: E402
 from syswarden.plugins.sources.ebpf import program as P  # noqa: E402
-from syswarden.plugins.sources.ebpf.decode import KIND_SYSCALL, REC, Decoder  # noqa: E402
+from syswarden.plugins.sources.ebpf import record as R  # noqa: E402
+from syswarden.plugins.sources.ebpf.decode import Decoder  # noqa: E402
 
 CLIENT_PID, SERVER_PID = 41000, 42000
 LISTEN_FD, CLIENT_FD, SERVER_FD = 6, 3, 11
@@ -63,13 +64,12 @@ def sockaddr(family: int, host: str, port: int) -> bytes:
 
 def record(name: str, ts: int, pid: int, res: int, regs: Iterable[int] = (),
            strings: Iterable[bytes] = (), ino: int = 0) -> bytes:
-    """One ``struct rec`` of ``program.c`` followed by its strings."""
-    regs = list(regs)
-    regs += [0] * (6 - len(regs))
+    """One ``struct rec`` (:mod:`~syswarden.plugins.sources.ebpf.record`) followed by its
+    strings."""
     strings = list(strings)
-    lens = [len(s) for s in strings] + [0] * (4 - len(strings))
-    head = REC.pack(ts, 1, res, *regs, pid, pid,
-                    0, 0, KIND_SYSCALL, P.EVT_ID[name], *lens, 0, ino)
+    head = R.pack(ts=ts, cgroup=1, res=res, a=list(regs), tid=pid, pid=pid,
+                  kind=R.Kind.SYSCALL, evt=P.EVT_ID[name], slen=[len(s) for s in strings],
+                  ino=ino)
     return head + b"".join(strings)
 
 

@@ -1,8 +1,9 @@
 """Ring-buffer records -> :class:`~syswarden.core.event.Event` objects.
 
-A record is ``struct rec`` of ``program.c`` (112 bytes: timestamps, ids, the six raw register
-arguments, the return value, string lengths, an fd's inode number) followed by its strings back to back.  One record
-is one event, taken on the syscall's exit, with the enter arguments merged in:
+A record is ``struct rec`` (declared in :mod:`.record`, rendered into ``program.c``: timestamps,
+ids, the six raw register arguments, the return value, string lengths, an fd's inode number)
+followed by its strings back to back; its fields are read by their names.  One record is one
+event, taken on the syscall's exit, with the enter arguments merged in:
 
 * a syscall (``KIND_SYSCALL``): ``Event(type, res, args)`` with Falco's argument names
   (:mod:`syswarden.core.syscalls`); ints raw (flags as the kernel's bits), paths as text,
@@ -20,7 +21,6 @@ start-up.
 
 from __future__ import annotations
 
-import platform
 import socket
 import struct
 import time
@@ -31,20 +31,28 @@ from syswarden.core.event import Event
 from syswarden.core.syscalls import O_F_CREATED
 
 from . import program as P
+from .record import AT, FORMAT, SLOT, STRING_SLOTS, Kind, machine_nr
 
-REC = struct.Struct("<QQq6QIIIIHH4HIQ")
-assert REC.size == 112
+#: ``struct rec``, the fixed part of a record.
+REC = struct.Struct(FORMAT)
 
-KIND_SYSCALL, KIND_EXEC, KIND_FORK, KIND_EXIT, KIND_EXEC_FAIL = 1, 2, 3, 4, 5
+KIND_SYSCALL = int(Kind.SYSCALL)
+KIND_EXEC = int(Kind.EXEC)
+KIND_FORK = int(Kind.FORK)
+KIND_EXIT = int(Kind.EXIT)
+KIND_EXEC_FAIL = int(Kind.EXEC_FAIL)
+# Where the fields are in the tuple REC unpacks: the syscall decoders, generated, have them
+# written in; the process records (exec, fork, exit) read them here.
+_KIND, _EVT, _TS, _CGROUP, _RES, _TID, _PID, _UID, _GID, _EXTRA = (AT[name] for name in (
+    "kind", "evt", "ts", "cgroup", "res", "tid", "pid", "uid", "gid", "extra"))
+_REGS = slice(AT["a"], AT["a"] + 6)
+_LENS = slice(AT["slen"], AT["slen"] + STRING_SLOTS)
+_FILENAME, _PATH, _ARGV, _COMM = SLOT["filename"], SLOT["path"], SLOT["argv"], SLOT["comm"]
 
-#: Linux syscall numbers the kernel side passes through (exec and clone families).
-_NR = {
-    "x86_64": {"execve": 59, "execveat": 322, "clone": 56, "fork": 57, "vfork": 58,
-               "clone3": 435},
-    "aarch64": {"execve": 221, "execveat": 281, "clone": 220, "clone3": 435},
-}.get(platform.machine(), {"execve": 59, "execveat": 322, "clone": 56, "fork": 57, "vfork": 58,
-                           "clone3": 435})
-_NR_NAME = {v: k for k, v in _NR.items()}
+#: This machine's numbers of the syscalls exec and fork records carry (in ``evt``).
+_NR = machine_nr()
+_NR_NAME = {nr: name for name, nr in _NR.items()
+            if name in P.EXEC_SYSCALLS or name in P.FORK_SYSCALLS}
 CLONE_THREAD = 0x10000
 
 _I32 = struct.Struct("<i")
@@ -103,16 +111,21 @@ def _how(raw: bytes, args: dict[str, Any]) -> None:
 
 def _syscall_decoder(sc: P.Syscall) -> Callable[[tuple, Any, int, int], Event]:
     """Generate the decoder of one syscall's records: a straight-line function (no loop over
-    an argument table per event).  ``h`` is the unpacked header tuple."""
-    conv = {P.FD: "(((h[{i}] & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000)",
-            P.I32: "(((h[{i}] & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000)",
-            P.U32: "(h[{i}] & 0xFFFFFFFF)", P.U64: "h[{i}]"}
-    items = [f"{sc.res!r}: h[2]"]
+    an argument table per event).  ``h`` is the unpacked header tuple, read at the positions
+    of the fields' names (:data:`.record.AT`)."""
+
+    def f(name: str, i: int = 0) -> str:       # a field of the record, an array's element i
+        return f"h[{AT[name] + i}]"
+
+    conv = {P.FD: "((({a} & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000)",
+            P.I32: "((({a} & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000)",
+            P.U32: "({a} & 0xFFFFFFFF)", P.U64: "{a}"}
+    items = [f"{sc.res!r}: {f('res')}"]
     hidden = []
     for i, a in enumerate(sc.args):
         if a is None or a[1] not in conv:
             continue
-        expr = conv[a[1]].format(i=3 + i)
+        expr = conv[a[1]].format(a=f("a", i))
         if a[0].startswith("_"):
             hidden.append((a[0][1:], expr))
         else:
@@ -123,8 +136,8 @@ def _syscall_decoder(sc: P.Syscall) -> Callable[[tuple, Any, int, int], Event]:
     if strings:
         lines.append(f"    pos = base + {REC.size}")
     sock = False
-    for slot, (_reg, name, kind) in enumerate(strings[:4]):
-        lines.append(f"    n = h[{15 + slot}]")
+    for slot, (_reg, name, kind) in enumerate(strings):    # as many as slots: see Syscall
+        lines.append(f"    n = {f('slen', slot)}")
         if kind == P.STR:
             lines.append(f"    args[{name!r}] = data[pos:pos + n].decode('utf-8', "
                          "'surrogateescape') if n else None")
@@ -136,12 +149,14 @@ def _syscall_decoder(sc: P.Syscall) -> Callable[[tuple, Any, int, int], Event]:
             lines.append(f"    args[{name!r}] = sockaddr_text(sa)")
         lines.append("    pos += n")
     if sc.name in P.LOCAL_END:         # the socket's local end follows the strings
-        lines.append(f"    n = h[{15 + len(strings)}]")
+        lines.append(f"    n = {f('slen', sc.slots - 1)}")
         lines.append("    local = parse_sockaddr(data[pos:pos + n]) if n else None")
     if sc.name in P.MAY_CREATE:        # the kernel found the file created by this open
-        lines.append("    if h[19]:\n        args['flags'] = args.get('flags', 0) | O_F_CREATED")
-    lines.append(f"    ev = Event({sc.name!r}, h[0] + off, h[9], h[10], h[2], args)")
-    lines.append("    ev.cgroup_id = h[1]")
+        lines.append(f"    if {f('extra')}:\n"
+                     "        args['flags'] = args.get('flags', 0) | O_F_CREATED")
+    lines.append(f"    ev = Event({sc.name!r}, {f('ts')} + off, {f('tid')}, {f('pid')}, "
+                 f"{f('res')}, args)")
+    lines.append(f"    ev.cgroup_id = {f('cgroup')}")
     extra = [f"{k!r}: {e}" for k, e in hidden]
     if sock:
         extra.append("'sockaddr': sa")
@@ -150,11 +165,11 @@ def _syscall_decoder(sc: P.Syscall) -> Callable[[tuple, Any, int, int], Event]:
     if extra:
         lines.append(f"    ev.extra = {{{', '.join(extra)}}}")
     if sc.name in P.OPEN_SYSCALLS:      # the file's inode: Falco's `ino` parameter of an open
-        lines.append("    if h[20]:\n        args['ino'] = h[20]")
+        lines.append(f"    if {f('ino')}:\n        args['ino'] = {f('ino')}")
     elif sc.name in P.FD_CREATORS or sc.name in P.FD_USERS:    # the fd's inode: its stamp
-        lines.append("    if h[20]:")
+        lines.append(f"    if {f('ino')}:")
         lines.append("        ev.extra = ev.extra or {}" if extra else "        ev.extra = {}")
-        lines.append("        ev.extra['ino'] = h[20]")
+        lines.append(f"        ev.extra['ino'] = {f('ino')}")
     lines.append("    return ev")
     scope = {"Event": Event, "parse_sockaddr": parse_sockaddr, "sockaddr_text": sockaddr_text,
              "_how": _how, "O_F_CREATED": O_F_CREATED}
@@ -178,30 +193,35 @@ class Decoder:
         except struct.error:
             self.errors += 1
             return None
-        kind = h[13]
+        kind = h[_KIND]
         if kind == KIND_SYSCALL:
             try:
-                return self._syscalls[h[14]](h, data, self.epoch_offset, base)
+                return self._syscalls[h[_EVT]](h, data, self.epoch_offset, base)
             except IndexError:
                 self.errors += 1
                 return None
-        (ts, cgroup, res, a0, a1, a2, a3, a4, a5, tid, pid, uid, gid, kind, evt,
-         l0, l1, l2, l3, extra, _ino) = h
-        regs = (a0, a1, a2, a3, a4, a5)
-        ts += self.epoch_offset
+        ts = h[_TS] + self.epoch_offset
+        tid = h[_TID]
+        pid = h[_PID]
+        res = h[_RES]
+        evt = h[_EVT]
+        uid = h[_UID]
+        gid = h[_GID]
+        extra = h[_EXTRA]
         if kind in (KIND_EXEC, KIND_EXEC_FAIL):
-            ev = self._exec(data, base, ts, tid, pid, res, regs, evt, (l0, l1, l2, l3), extra,
-                            kind)
+            ev = self._exec(data, base, ts, tid, pid, res, h[_REGS], evt, h[_LENS], extra, kind)
         elif kind == KIND_FORK:
+            regs = h[_REGS]
             name = _NR_NAME.get(evt, "clone")
             if evt == 0xFFFF:        # the clone's enter was not seen: flags unknown
                 flags = 0
             elif name == "clone3":
-                flags = a1
+                flags = regs[1]
             elif name == "clone":
-                flags = a0
+                flags = regs[0]
             else:
                 flags = 0
+            # the comm slot: a fork record sends no other string
             comm = _text(data[base + REC.size:base + REC.size + 16].split(b"\0", 1)[0])
             ev = Event(name, ts, tid, pid, res, {"res": res, "flags": flags & 0xFFFFFFFFFFFF,
                                                  "comm": comm, "uid": uid, "gid": gid})
@@ -212,7 +232,7 @@ class Decoder:
         else:
             self.errors += 1
             return None
-        ev.cgroup_id = cgroup
+        ev.cgroup_id = h[_CGROUP]
         if kind in (KIND_EXEC, KIND_EXEC_FAIL):
             ev.extra["uid"] = uid
             ev.extra["gid"] = gid
@@ -225,7 +245,7 @@ class Decoder:
         for n in lens:
             parts.append(data[pos:pos + n])
             pos += n
-        kfile, path, argv_blob, comm = parts
+        kfile, path, argv_blob, comm = parts[_FILENAME], parts[_PATH], parts[_ARGV], parts[_COMM]
         argv = [_text(a) for a in argv_blob.split(b"\0")] if argv_blob else []
         if argv and argv[-1] == "" and argv_blob.endswith(b"\0"):
             argv.pop()

@@ -1,5 +1,6 @@
 // syswarden's BPF program (template).  program.py renders it: the @NAME@ markers are replaced
-// by constants from the config and by one exit handler per syscall the rules need.
+// by the record's declaration (record.py), constants from the config and one exit handler per
+// syscall the rules need.
 //
 // Syscalls followed through: @ATTACH@.
 //
@@ -34,33 +35,13 @@
 #define MAX_ARGS @MAX_ARGS@            // argv entries read at most
 #define SOCK_MAX 128                   // bytes kept of one sockaddr
 #define HALF 8192                      // scratch half size: every write starts below HALF
-#define REC_HDR 112                    // sizeof(struct rec), checked by the decoder
 #define WAKEUP_EVERY @WAKEUP_EVERY@           // records per CPU between two reader wake-ups
 #define PENDING_SLOTS @PENDING_SLOTS@         // syscalls in progress kept (a power of two)
 #define TASK_REGS @TASK_REGS@                 // 1: arguments from the saved registers
 #define O_CREAT_BIT 0100                      // open(2)'s O_CREAT (Linux ABI)
-#define NR_CLONE 56                    // x86_64 (TASK_REGS is only rendered there)
-#define NR_FORK 57
-#define NR_VFORK 58
-#define NR_CLONE3 435
-#define NR_EXECVE 59
-#define NR_EXECVEAT 322
 
-#define CAT_PROC 0
-#define CAT_EVT 1
-#define CAT_PENDING 2
-#define CAT_EXEC 3
-#define CAT_RETRY 4                    // [8]: outputs retried once (no drop category)
-#define CAT_FILTERED 5                 // [10]: opens no rule can match, kept here
-#define CAT_ROOM 6                     // [12]: records lost while their ring had room
-#define CAT_SOCK_FILTERED 7            // [14]: socket syscalls on families no rule can match
-#define NCAT 8
-
-#define KIND_SYSCALL 1
-#define KIND_EXEC 2
-#define KIND_FORK 3
-#define KIND_EXIT 4
-#define KIND_EXEC_FAIL 5
+// Rendered from record.py, the declaration the decoder reads too.
+@RECORD@
 
 // Where the sched tracepoints keep the fields read (their layouts change between kernels:
 // tracefs.py reads them from the kernel's format files).  A context is read at constant offsets.
@@ -79,23 +60,6 @@ struct sys_exit_ctx {
     int nr;
     int pad;
     long ret;
-};
-
-// One record's fixed part.  Strings follow it back to back, their lengths in slen[].
-struct rec {
-    u64 ts;
-    u64 cgroup;
-    s64 res;
-    u64 a[6];
-    u32 tid;
-    u32 pid;
-    u32 uid;
-    u32 gid;
-    u16 kind;
-    u16 evt;
-    u16 slen[4];
-    u32 extra;      // fork: child tid; exec: old pid; exit: group_dead
-    u64 ino;        // the inode of the fd the syscall created or used (0: none, unknown)
 };
 
 // The arguments of a syscall in progress, in slot (tid % PENDING_SLOTS) of an array: cheaper
@@ -171,10 +135,9 @@ static __always_inline struct rec *new_rec(u64 id, u16 kind, u16 evt, s64 res)
     r->gid = ug >> 32;
     r->kind = kind;
     r->evt = evt;
-    r->slen[0] = 0;
-    r->slen[1] = 0;
-    r->slen[2] = 0;
-    r->slen[3] = 0;
+    #pragma unroll
+    for (int i = 0; i < STRING_SLOTS; i++)
+        r->slen[i] = 0;
     r->extra = 0;
     r->ino = 0;
     return r;
@@ -191,7 +154,7 @@ static __always_inline u32 put_str(struct rec *r, u32 pos, int slot, const void 
     if (n <= 0)
         return pos;
     n -= 1;                                  // the NUL is not sent
-    r->slen[slot & 3] = n & 0xffff;
+    r->slen[slot & (STRING_SLOTS - 1)] = n & 0xffff;
     return pos + (n & (PATH_MAX_B - 1));
 }
 
@@ -207,7 +170,7 @@ static __always_inline u32 put_bytes(struct rec *r, u32 pos, int slot, const voi
     u8 *buf = (u8 *)r;
     if (bpf_probe_read_user(buf + (pos & (HALF - 1)), l, uptr) != 0)
         return pos;
-    r->slen[slot & 3] = l;
+    r->slen[slot & (STRING_SLOTS - 1)] = l;
     return pos + l;
 }
 
@@ -221,7 +184,7 @@ static __always_inline u32 put_kstr(struct rec *r, u32 pos, int slot, const void
     if (n <= 0)
         return pos;
     n -= 1;
-    r->slen[slot & 3] = n & 0xffff;
+    r->slen[slot & (STRING_SLOTS - 1)] = n & 0xffff;
     return pos + (n & (PATH_MAX_B - 1));
 }
 
@@ -654,12 +617,12 @@ static __always_inline u32 put_sock_end(struct rec *r, u32 pos, int slot, s64 fd
     if (family == 2) {
         bpf_probe_read_kernel(buf + 4, 4, sk + (peer ? OFF_SKC_DADDR : OFF_SKC_RCV_SADDR));
         *(u64 *)(buf + 8) = 0;
-        r->slen[slot & 3] = 16;
+        r->slen[slot & (STRING_SLOTS - 1)] = 16;
         return pos + 16;
     }
     bpf_probe_read_kernel(buf + 8, 16, sk + (peer ? OFF_SKC_V6_DADDR : OFF_SKC_V6_RCV_SADDR));
     *(u32 *)(buf + 24) = 0;
-    r->slen[slot & 3] = 28;
+    r->slen[slot & (STRING_SLOTS - 1)] = 28;
     return pos + 28;
 #else
     return pos;
@@ -683,16 +646,16 @@ static __always_inline int send_exec(u64 id, u32 stash_tid, s64 res, u16 kind,
     r->extra = old_pid;
     u32 pos = REC_HDR;
     u8 *buf = (u8 *)r;
-    // slot 0: the filename the kernel resolved (sched_process_exec), or the stashed path
+    // the filename the kernel resolved (sched_process_exec), then the stashed path and argv
     if (kfilename)
-        pos = put_kstr(r, pos, 0, kfilename);
+        pos = put_kstr(r, pos, SLOT_FILENAME, kfilename);
     if (s) {
         __builtin_memcpy(r->a, s->a, sizeof(r->a));
         r->evt = s->nr & 0xffff;             // the syscall number: execve or execveat
         u32 pl = s->path_len & (PATH_MAX_B - 1);
         if (pos < HALF && pl) {
             bpf_probe_read_kernel(buf + (pos & (HALF - 1)), pl, s->path);
-            r->slen[1] = pl;
+            r->slen[SLOT_PATH] = pl;
             pos += pl;
         }
         u32 al = s->argv_len;
@@ -700,7 +663,7 @@ static __always_inline int send_exec(u64 id, u32 stash_tid, s64 res, u16 kind,
             al = ARGV_MAX_B;
         if (pos < HALF && al) {
             bpf_probe_read_kernel(buf + (pos & (HALF - 1)), al & (ARGV_MAX_B * 2 - 1), s->argv);
-            r->slen[2] = al;
+            r->slen[SLOT_ARGV] = al;
             pos += al;
         }
         execs.delete(&stash_tid);
@@ -709,10 +672,10 @@ static __always_inline int send_exec(u64 id, u32 stash_tid, s64 res, u16 kind,
     r->a[5] = (u64)current_tty() | ((u64)current_loginuid() << 32);
     // a[3] (envp, not decoded): the pid in the process's own pid namespace
     r->a[3] = current_vpid();
-    // slot 3: comm after exec
+    // comm after exec
     if (pos < HALF) {
         bpf_get_current_comm(buf + (pos & (HALF - 1)), 16);
-        r->slen[3] = 16;
+        r->slen[SLOT_COMM] = 16;
         pos += 16;
     }
     return send(r, pos, CAT_PROC);
@@ -786,7 +749,7 @@ int sw_sched_fork(void *ctx)
     u32 pos = REC_HDR;
     u8 *buf = (u8 *)r;
     bpf_get_current_comm(buf + pos, 16);
-    r->slen[3] = 16;
+    r->slen[SLOT_COMM] = 16;
     pos += 16;
     return send(r, pos, CAT_PROC);
 }

@@ -4,7 +4,10 @@
 arguments is (an int, a user string, a sockaddr...) and its name in Falco's event table
 (``evt.arg.<name>``, the same names as :mod:`syswarden.core.syscalls`).  The renderer turns that
 table into one exit handler per syscall in ``program.c`` (kept beside this module), the decoder
-(:mod:`.decode`) reads the records back with the same table.
+(:mod:`.decode`) reads the records back with the same table.  The record itself (``struct rec``,
+its kinds, the counter categories, the syscall numbers) is declared in :mod:`.record` and
+rendered into the program with the rest; a syscall whose record would need more string slots
+than it has is refused where it is declared.
 
 :func:`render_program` is pure (no root, no kernel): ``syswarden --dump-ebpf`` prints it and
 the tests check it.  It renders exit handlers only for the syscalls in ``event_types`` plus
@@ -19,10 +22,11 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Iterable
 
+from syswarden.core.errors import Location, PluginError
 from syswarden.core.rules.prefilter import OpenPrefilter
 from syswarden.core.rules.sockfilter import SocketPrefilter
 
-from . import open_filter, sock_filter, tracefs
+from . import open_filter, record, sock_filter, tracefs
 
 # Argument kinds: how the kernel side reads an argument and the decoder turns it into a value.
 FD = "fd"          # signed 32-bit (fds, dirfds, pids)
@@ -37,6 +41,11 @@ HOW = "how"        # openat2's struct open_how: flags, mode, resolve
 
 Arg = tuple[str, str] | None  # (Falco name, kind) or None (not kept); a name starting with
                               # "_" is not a Falco argument: the decoder puts it in Event.extra
+
+#: Syscalls whose record ends with the socket's local end (read from the kernel's socket, so
+#: known even when the process is gone before its event is decoded) -> the register of the
+#: socket's fd (None: the new fd, the return value).  Decoded into ``Event.extra["local"]``.
+LOCAL_END: dict[str, int | None] = {"connect": 0, "accept": None, "accept4": None}
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,26 @@ class Syscall:
         """(register, Falco name, kind) of the arguments sent as bytes, in slot order."""
         return [(i, a[0], a[1]) for i, a in enumerate(self.args)
                 if a is not None and a[1] in (STR, SOCK, SOCKP, MSG, HOW)]
+
+    @property
+    def slots(self) -> int:
+        """The string slots its record fills: its strings, then the socket's local end."""
+        return len(self.strings) + (self.name in LOCAL_END)
+
+    def __post_init__(self) -> None:
+        where = Location(__file__, item=f"syscall {self.name!r}")
+        if len(self.args) > 6:
+            raise PluginError(f"syscall {self.name!r} is declared with {len(self.args)} "
+                              "arguments: a syscall has six registers", where)
+        if self.slots > record.STRING_SLOTS:
+            sent = [name for _reg, name, _kind in self.strings]
+            if self.name in LOCAL_END:
+                sent.append("the local end")
+            raise PluginError(f"syscall {self.name!r} sends {self.slots} strings "
+                              f"({', '.join(sent)}), but a record has "
+                              f"{record.STRING_SLOTS} string slots", where,
+                              hint="send fewer of its arguments as bytes, or raise "
+                                   "STRING_SLOTS in plugins/sources/ebpf/record.py")
 
 
 def _s(name: str, *args: Arg, res: str = "res", ring: str = "evt", state: bool = False,
@@ -165,10 +194,6 @@ MAY_CREATE: dict[str, int | None] = {"open": 1, "openat": 2, "openat2": None}
 #: (openat2's flags are in a user struct, creat always writes: both always sent.)
 PREFILTERED: dict[str, tuple[int, int]] = {"open": (0, 1), "openat": (1, 2)}
 
-#: Syscalls whose record ends with the socket's local end (read from the kernel's socket, so
-#: known even when the process is gone before its event is decoded) -> the register of the
-#: socket's fd (None: the new fd, the return value).  Decoded into ``Event.extra["local"]``.
-LOCAL_END: dict[str, int | None] = {"connect": 0, "accept": None, "accept4": None}
 #: Accepts: their peer comes from the new socket when the caller passed no address buffer.
 ACCEPTS = ("accept", "accept4")
 
@@ -292,7 +317,7 @@ def _exit_handler(sc: Syscall, prefilter: bool = False, kfunc: str | None = None
         ok = "ctx->ret >= 0" if LOCAL_END[sc.name] is None else \
             "ctx->ret == 0 || ctx->ret == -115"          # connected, or EINPROGRESS
         lines.append(f"    if ({ok})\n        pos = put_sock_end(r, pos, "
-                     f"{len(sc.strings)}, {fd}, 0);")
+                     f"{sc.slots - 1}, {fd}, 0);")
     cat = "CAT_PROC" if sc.ring == "proc" else "CAT_EVT"
     lines += [f"    return send(r, pos, {cat});", "}", ""]
     if kfunc is None:
@@ -309,9 +334,10 @@ def _exit_handler(sc: Syscall, prefilter: bool = False, kfunc: str | None = None
     return "\n".join(lines)
 
 
-#: x86_64 numbers of the syscalls that may have no tracepoint of their own (a kernel built
-#: without module support): they are followed through raw_syscalls instead, when needed.
-RAW_NR = {"init_module": 175, "delete_module": 176, "finit_module": 313}
+#: The syscalls that may have no tracepoint of their own (a kernel built without module
+#: support): they are followed through raw_syscalls instead, when needed, by their x86_64
+#: numbers (``NR_*``, :data:`.record.C_NR`).
+RAW_SYSCALLS = ("init_module", "delete_module", "finit_module")
 
 
 def _raw_handlers(names: list[str]) -> str:
@@ -321,12 +347,12 @@ def _raw_handlers(names: list[str]) -> str:
     the enter program is rendered but not attached.)"""
     if not names:
         return ""
-    enters = " || ".join(f"nr == {RAW_NR[n]}" for n in names)
+    enters = " || ".join(f"nr == NR_{n.upper()}" for n in names)
     lines = ["int sw_raw_enter(struct sys_enter_ctx *ctx)", "{", "    int nr = ctx->nr;",
              f"    if (!({enters}))", "        return 0;", "    return do_enter(ctx, 6);", "}",
              "", "int sw_raw_exit(struct sys_exit_ctx *ctx)", "{", "    int nr = ctx->nr;"]
     for n in names:
-        lines += [f"    if (nr == {RAW_NR[n]})", f"        return do_exit_{n}(ctx);"]
+        lines += [f"    if (nr == NR_{n.upper()})", f"        return do_exit_{n}(ctx);"]
     lines += ["    return 0;", "}", ""]
     return "\n".join(lines)
 
@@ -414,6 +440,7 @@ def render_program(event_types: Iterable[str] | None, config: dict[str, Any] | N
     if tp_offsets is None:                    # not read from a kernel: the default layouts
         tp_offsets = tracefs.DEFAULT
     subst = {
+        "RECORD": record.render_c(),
         "AGENT_PID": str(int(agent_pid)),
         "PATH_MAX": str(_pow2(cfg["path_max"], 64, 4096)),
         "ARGV_MAX": str(_pow2(cfg["argv_max"], 256, 4096)),
@@ -463,7 +490,7 @@ def raw_syscalls(event_types: Iterable[str] | None, cfg: dict[str, Any]) -> list
     """The needed syscalls the config says have no tracepoint here (``cfg["no_tracepoint"]``,
     filled by the source from tracefs) and that raw_syscalls can follow."""
     missing = set(cfg.get("no_tracepoint") or ())
-    return [n for n in needed_syscalls(event_types) if n in missing and n in RAW_NR
+    return [n for n in needed_syscalls(event_types) if n in missing and n in RAW_SYSCALLS
             and kfunc_of(BY_NAME[n], cfg) is None]
 
 

@@ -36,20 +36,19 @@ from syswarden.core.event import Event
 from syswarden.core.rules.prefilter import OpenPrefilter
 from syswarden.core.rules.sockfilter import SocketPrefilter
 
-from . import btf, fentry, loader, tracefs
+from . import btf, fentry, loader, record, tracefs
 from . import program as P
 from .decode import Decoder
 from .ringbuf import MmapRing
 
 log = logging.getLogger("syswarden.ebpf")
 
-#: Kernel counter categories, in program.c's order (CAT_*).
-CATEGORIES = ("proc", "events", "pending", "exec")
-#: counters[]: ring outputs retried, opens kept in the kernel, records lost with room in
-#: their ring (the ring's lock refused three times; the rest of the drops: a full ring),
-#: socket syscalls kept in the kernel
-RETRIED, FILTERED, LOST_WITH_ROOM, SOCKS_FILTERED = 8, 10, 12, 14
-N_COUNTERS = 16
+#: counters[] (the kernel's, by category: :data:`.record.CATEGORIES`): ring outputs retried,
+#: opens kept in the kernel, records lost with room in their ring (the ring's lock refused
+#: three times; the rest of the drops: a full ring), socket syscalls kept in the kernel
+RETRIED, FILTERED, LOST_WITH_ROOM, SOCKS_FILTERED = (
+    record.counter(name) for name in ("RETRY", "FILTERED", "ROOM", "SOCK_FILTERED"))
+N_COUNTERS = record.N_COUNTERS
 TRACEFS = "/sys/kernel/tracing"
 HINT = loader.HINT
 
@@ -444,7 +443,8 @@ class EbpfSource:
         if self.prog is None:
             return {}
         c = self.kernel_counters()
-        return {f"kernel.{cat}": c[2 * i + 1] for i, cat in enumerate(CATEGORIES)}
+        return {f"kernel.{cat.metric}": c[record.counter(cat.name, dropped=True)]
+                for cat in record.CATEGORIES if cat.drops}
 
     def _account(self, retired: Any = None) -> None:
         """Turn the kernel counters' growth into metrics and the drop monitor's input.  A
@@ -453,23 +453,19 @@ class EbpfSource:
         prev, self._kernel_prev = self._kernel_prev, ([0] * len(c) if retired else c)
         dropped: dict[str, int] = {}
         attempted = 0
-        for i, cat in enumerate(CATEGORIES):
-            d_att = c[2 * i] - prev[2 * i]
-            d_drop = c[2 * i + 1] - prev[2 * i + 1]
-            if cat in ("proc", "events"):
-                attempted += d_att
+        for cat in record.CATEGORIES:
+            at = record.counter(cat.name)
+            if not cat.drops:               # a count of its own: its metric
+                if self.metrics is not None and c[at] > prev[at]:
+                    self.metrics.inc(cat.metric, c[at] - prev[at])
+                continue
+            d_drop = c[at + 1] - prev[at + 1]
+            if cat.metric in ("proc", "events"):
+                attempted += c[at] - prev[at]
             if d_drop:
-                dropped[cat] = d_drop
+                dropped[cat.metric] = d_drop
                 if self.metrics is not None:
-                    self.metrics.inc(f"drops.kernel.{cat}", d_drop)
-        if self.metrics is not None and c[RETRIED] > prev[RETRIED]:
-            self.metrics.inc("ebpf.ring_retries", c[RETRIED] - prev[RETRIED])
-        if self.metrics is not None and c[FILTERED] > prev[FILTERED]:
-            self.metrics.inc("ebpf.opens_filtered", c[FILTERED] - prev[FILTERED])
-        if self.metrics is not None and c[SOCKS_FILTERED] > prev[SOCKS_FILTERED]:
-            self.metrics.inc("ebpf.sockets_filtered", c[SOCKS_FILTERED] - prev[SOCKS_FILTERED])
-        if self.metrics is not None and c[LOST_WITH_ROOM] > prev[LOST_WITH_ROOM]:
-            self.metrics.inc("ebpf.drops_with_room", c[LOST_WITH_ROOM] - prev[LOST_WITH_ROOM])
+                    self.metrics.inc(f"drops.kernel.{cat.metric}", d_drop)
         if self.metrics is not None and self.decode_errors:
             self.metrics.inc("drops.ebpf.decode", self.decode_errors)
             self.decode_errors = 0

@@ -8,12 +8,13 @@ import struct
 
 from syswarden.plugins.sources.ebpf import decode as D
 from syswarden.plugins.sources.ebpf import program as P
+from syswarden.plugins.sources.ebpf import record as R
 
 
 def record(kind, evt, res=0, regs=(0,) * 6, strings=(), tid=100, pid=100, extra=0,
            uid=1000, gid=1000, ts=5, cgroup=77, ino=0):
-    lens = [len(s) for s in strings] + [0] * (4 - len(strings))
-    head = D.REC.pack(ts, cgroup, res, *regs, tid, pid, uid, gid, kind, evt, *lens, extra, ino)
+    head = R.pack(ts=ts, cgroup=cgroup, res=res, a=regs, tid=tid, pid=pid, uid=uid, gid=gid,
+                  kind=kind, evt=evt, slen=[len(s) for s in strings], extra=extra, ino=ino)
     return head + b"".join(strings)
 
 

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import ctypes
 import re
+import struct
+
+import pytest
 
 from syswarden.core import syscalls as core_syscalls
+from syswarden.core.errors import PluginError
 from syswarden.plugins.sources.ebpf import program as P
+from syswarden.plugins.sources.ebpf import record as R
+from syswarden.plugins.sources.ebpf import source as S
 
 
 def handlers(text: str) -> set[str]:
@@ -102,3 +109,83 @@ def test_argument_names_agree_with_the_core_event_table():
         assert not unknown, f"{sc.name}: {unknown} not in {known}"
     for name in P.EXEC_SYSCALLS:
         assert {"res", "exe", "args", "tid", "pid", "comm"} <= set(core_syscalls.arg_names(name))
+
+
+# ---------------------------------------------------------------------------------------------
+# The record: declared once (record.py), rendered into the C, read back by the decoder
+# ---------------------------------------------------------------------------------------------
+
+def test_the_record_is_rendered_from_its_declaration():
+    text = P.render_program(set(), {})
+    struct_rec = re.search(r"^struct rec \{\n(.*?)^\};", text, re.M | re.S).group(1)
+    members = re.findall(r"^\s+(\w+) (\w+)(?:\[(\w+)\])?;", struct_rec, re.M)
+    assert [(t, n) for t, n, _ in members] == [(f.ctype, f.name) for f in R.FIELDS]
+    assert ("u16", "slen", "STRING_SLOTS") in members
+    assert f"#define REC_HDR {R.REC.size}" in text and R.REC.size == 112
+    assert "_Static_assert(sizeof(struct rec) == REC_HDR" in text     # the compiler agrees
+    assert f"#define STRING_SLOTS {R.STRING_SLOTS}" in text
+    for kind in R.Kind:
+        assert f"#define KIND_{kind.name} {kind.value}" in text
+    for i, name in enumerate(R.EXEC_SLOTS):
+        assert re.search(rf"^#define SLOT_{name.upper()} {i}\b", text, re.M)
+    for name, nr in R.C_NR.items():
+        assert re.search(rf"^#define NR_{name.upper()} {nr}\b", text, re.M)
+    assert "@RECORD@" not in text
+
+
+def test_the_counter_indexes_are_the_kernels():
+    """The source reads counters[] where the kernel's count(CAT_X, dropped) writes them."""
+    text = P.render_program(set(), {})
+    cat = {m[0]: int(m[1]) for m in re.findall(r"^#define CAT_(\w+) (\d+)", text, re.M)}
+    assert list(cat) == [c.name for c in R.CATEGORIES]
+    assert re.search(rf"^#define NCAT {len(cat)}\b", text, re.M)
+    assert R.N_COUNTERS == 2 * len(cat)
+    assert (S.RETRIED, S.FILTERED, S.LOST_WITH_ROOM, S.SOCKS_FILTERED) == (
+        2 * cat["RETRY"], 2 * cat["FILTERED"], 2 * cat["ROOM"], 2 * cat["SOCK_FILTERED"])
+    assert R.counter("PENDING", dropped=True) == 2 * cat["PENDING"] + 1
+
+
+def test_a_layout_is_padded_as_the_c_compiler_pads_it():
+    fields = (R.Field("kind", "u16"), R.Field("ts", "u64"), R.Field("n", "u32"))
+    members, fmt, size = R._layout(fields)
+    assert members == [("u16", "kind", 1), ("u8", "_pad1", 6), ("u64", "ts", 1),
+                       ("u32", "n", 1), ("u8", "_pad4", 4)]
+    assert fmt == "<H6xQI4x" and struct.calcsize(fmt) == size
+
+    class C(ctypes.Structure):      # as the C compiler lays it out
+        _fields_ = [("kind", ctypes.c_uint16), ("ts", ctypes.c_uint64), ("n", ctypes.c_uint32)]
+
+    assert size == ctypes.sizeof(C) == 24 and C.ts.offset == 8
+
+
+def test_records_are_packed_and_read_by_field_name():
+    head = R.pack(ts=7, a=(1, 2), slen=(3,), kind=R.Kind.EXIT, ino=9)
+    h = R.REC.unpack(head)
+    assert (h[R.AT["ts"]], h[R.AT["kind"]], h[R.AT["ino"]]) == (7, R.Kind.EXIT, 9)
+    assert h[R.AT["a"]:R.AT["a"] + 6] == (1, 2, 0, 0, 0, 0)
+    assert h[R.AT["slen"]:R.AT["slen"] + R.STRING_SLOTS] == (3, 0, 0, 0)
+    with pytest.raises(TypeError, match="no field nope"):
+        R.pack(nope=1)
+
+
+def test_a_syscall_with_more_strings_than_the_record_has_slots_is_refused():
+    """Where it is declared: a row of SYSCALLS like this one fails the module's import."""
+    five = [(f"path{i}", P.STR) for i in range(R.STRING_SLOTS + 1)]
+    with pytest.raises(PluginError, match=r"syscall 'toomany' sends 5 strings \(path0, "
+                                          r"path1, path2, path3, path4\), but a record has "
+                                          r"4 string slots") as info:
+        P._s("toomany", *five)
+    assert "STRING_SLOTS" in info.value.hint and "syscall 'toomany'" in str(info.value)
+    P._s("enough", *five[:R.STRING_SLOTS])
+    # connect's record ends with the socket's local end: one slot more
+    with pytest.raises(PluginError, match="sends 5 strings .*the local end"):
+        P._s("connect", *five[:R.STRING_SLOTS])
+    with pytest.raises(PluginError, match="7 arguments"):
+        P._s("sevenargs", *[("x", P.U32)] * 7)
+
+
+def test_every_syscall_followed_by_number_has_one():
+    assert set(P.RAW_SYSCALLS) <= set(R.C_NR)
+    assert set(P.EXEC_SYSCALLS) | set(P.FORK_SYSCALLS) <= set(R.C_NR)
+    for numbers in R.SYSCALL_NR.values():
+        assert set(P.EXEC_SYSCALLS) <= set(numbers)

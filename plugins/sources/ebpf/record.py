@@ -1,0 +1,291 @@
+"""The kernel record: the one declaration of what ``program.c`` sends and :mod:`.decode` reads.
+
+A record is ``struct rec`` (:data:`FIELDS`, laid out as a C compiler lays them out, any padding
+made explicit) followed by its strings back to back, one per string slot (at most
+:data:`STRING_SLOTS`), their lengths in ``slen``.  Its ``kind`` (:class:`Kind`) says what it
+is.  The kernel counts the records it sends and drops per :data:`CATEGORIES`; the syscall
+numbers it compares or passes through are :data:`SYSCALL_NR`'s.
+
+Both sides derive from this module: :func:`render_c` is the C block ``program.py`` puts in
+place of ``program.c``'s ``@RECORD@`` marker (the struct, ``REC_HDR``, ``STRING_SLOTS``, the
+``KIND_*``, ``CAT_*``, ``SLOT_*`` and ``NR_*`` constants); :data:`REC` is the same layout as a
+:class:`struct.Struct` and :data:`AT` the position of each field in the tuple it unpacks, so
+the decoder reads fields by name; :class:`Record` names a whole unpacked tuple.  A field added
+here is sent by the kernel side once it is written there, and read by the decoder by its name;
+nothing else lists them.  A layout the kernel side cannot index (string slots not a power of
+two) fails at import.
+"""
+
+from __future__ import annotations
+
+import platform
+import struct
+from collections import namedtuple
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+#: C type -> (size in bytes, :mod:`struct` code); the size is also the alignment.
+C_TYPES: dict[str, tuple[int, str]] = {
+    "u8": (1, "B"), "u16": (2, "H"), "s32": (4, "i"), "u32": (4, "I"), "u64": (8, "Q"),
+    "s64": (8, "q"),
+}
+
+#: The strings a record can carry.  A power of two: the kernel side bounds a slot index with
+#: ``slot & (STRING_SLOTS - 1)`` for the verifier.  A syscall declared with more strings than
+#: this is refused where it is declared (``program.py``).
+STRING_SLOTS = 4
+
+
+@dataclass(frozen=True)
+class Field:
+    """One member of ``struct rec``."""
+
+    name: str
+    ctype: str                 # a key of C_TYPES
+    count: int = 1             # more than 1: an array (``a[6]``)
+    doc: str = ""
+
+    @property
+    def size(self) -> int:
+        return C_TYPES[self.ctype][0] * self.count
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("ts", "u64", doc="bpf_ktime_get_ns: CLOCK_MONOTONIC"),
+    Field("cgroup", "u64", doc="the task's cgroup id"),
+    Field("res", "s64", doc="the return value (fork: the child's id)"),
+    Field("a", "u64", 6, doc="the syscall's register arguments"),
+    Field("tid", "u32"),
+    Field("pid", "u32"),
+    Field("uid", "u32"),
+    Field("gid", "u32"),
+    Field("kind", "u16", doc="KIND_*"),
+    Field("evt", "u16", doc="syscall: its position in SYSCALLS; exec, fork: its number"),
+    Field("slen", "u16", STRING_SLOTS, doc="the strings' lengths, by slot"),
+    Field("extra", "u32", doc="fork: child tid; exec: old pid; exit: group_dead; open: created"),
+    Field("ino", "u64", doc="the inode of the fd the syscall created or used (0: none, unknown)"),
+)
+
+
+class Kind(IntEnum):
+    """What a record is: ``struct rec``'s ``kind``, ``KIND_<NAME>`` in C."""
+
+    SYSCALL = 1        # a syscall's exit; ``evt``: its position in SYSCALLS
+    EXEC = 2           # sched_process_exec: a successful execve/execveat
+    FORK = 3           # sched_process_fork, in the parent (the clone family's event)
+    EXIT = 4           # sched_process_exit
+    EXEC_FAIL = 5      # a failed execve/execveat, from its exit
+
+
+#: The string slots of an exec record, ``SLOT_<NAME>`` in C: the file the kernel ran
+#: (sched_process_exec's filename), the path as passed, argv (NUL-separated), the comm after
+#: exec.  A fork record sends the parent's comm alone, in its slot.
+EXEC_SLOTS: tuple[str, ...] = ("filename", "path", "argv", "comm")
+SLOT: dict[str, int] = {name: i for i, name in enumerate(EXEC_SLOTS)}
+
+
+@dataclass(frozen=True)
+class Category:
+    """A kernel counter category, ``CAT_<NAME>`` in C.  Each has two per-CPU counters:
+    ``counters[2 * cat]`` counts what happened and, for a drop category, ``counters[2 * cat +
+    1]`` what was lost."""
+
+    name: str
+    metric: str          # drops: drops.kernel.<metric> counts the lost; else the metric counting it
+    drops: bool
+    doc: str
+
+
+CATEGORIES: tuple[Category, ...] = (
+    Category("PROC", "proc", True, "records for proc_ring"),
+    Category("EVT", "events", True, "records for evt_ring"),
+    Category("PENDING", "pending", True, "syscall enters stored; lost: a slot taken over"),
+    Category("EXEC", "exec", True, "exec argv stashes"),
+    Category("RETRY", "ebpf.ring_retries", False, "ring outputs retried"),
+    Category("FILTERED", "ebpf.opens_filtered", False, "opens no rule can match, kept here"),
+    Category("ROOM", "ebpf.drops_with_room", False, "records lost while their ring had room"),
+    Category("SOCK_FILTERED", "ebpf.sockets_filtered", False,
+             "socket syscalls on a class no rule can match, kept here"),
+)
+#: How many per-CPU counters the kernel keeps (``counters``).
+N_COUNTERS = 2 * len(CATEGORIES)
+
+
+def counter(name: str, dropped: bool = False) -> int:
+    """The index in ``counters`` of category ``name`` (``FILTERED``): what it counts, or with
+    ``dropped`` what it lost."""
+    i = next(i for i, cat in enumerate(CATEGORIES) if cat.name == name)
+    return 2 * i + int(dropped)
+
+
+#: Syscall numbers by machine.  Exec and fork records carry their syscall's number in ``evt``
+#: (the decoder reads them with this machine's); the C program is rendered with x86_64's (its
+#: register code, sched_process_fork's syscall test, and the raw_syscalls handlers of the
+#: syscalls that may have no tracepoint of their own).
+SYSCALL_NR: dict[str, dict[str, int]] = {
+    "x86_64": {"clone": 56, "fork": 57, "vfork": 58, "clone3": 435, "execve": 59,
+               "execveat": 322, "init_module": 175, "delete_module": 176,
+               "finit_module": 313},
+    "aarch64": {"clone": 220, "clone3": 435, "execve": 221, "execveat": 281},
+}
+#: The numbers the C program is rendered with.
+C_NR = SYSCALL_NR["x86_64"]
+
+
+def machine_nr() -> dict[str, int]:
+    """This machine's syscall numbers (x86_64's on a machine not in :data:`SYSCALL_NR`)."""
+    return SYSCALL_NR.get(platform.machine(), C_NR)
+
+
+# ---------------------------------------------------------------------------------------------
+# The layout, as the C compiler makes it: each member at a multiple of its size
+# ---------------------------------------------------------------------------------------------
+
+def _layout(fields: tuple[Field, ...]) -> tuple[list[tuple[str, str, int]], str, int]:
+    """The members in order, padding included, as (C type, name, count); the :mod:`struct`
+    format; the size (a multiple of the largest member's, as ``sizeof`` rounds it)."""
+    members: list[tuple[str, str, int]] = []
+    codes: list[tuple[str, int]] = []            # (struct code, repeat)
+    off = 0
+    align = 1
+
+    def add(code: str, n: int) -> None:          # "6Q", not "QQQQQQ": unpacked faster
+        if codes and codes[-1][0] == code:
+            n += codes.pop()[1]
+        codes.append((code, n))
+
+    def pad_to(boundary: int) -> None:
+        nonlocal off
+        if off % boundary:
+            pad = boundary - off % boundary
+            members.append(("u8", f"_pad{len(members)}", pad))
+            add("x", pad)
+            off += pad
+
+    for f in fields:
+        if f.ctype not in C_TYPES:
+            raise ValueError(f"struct rec: field {f.name!r} has the C type {f.ctype!r}, not one "
+                             f"of {', '.join(C_TYPES)}")
+        size, code = C_TYPES[f.ctype]
+        align = max(align, size)
+        pad_to(size)
+        members.append((f.ctype, f.name, f.count))
+        add(code, f.count)
+        off += f.size
+    pad_to(align)
+    fmt = "<" + "".join(f"{n if n > 1 else ''}{code}" for code, n in codes)
+    return members, fmt, off
+
+
+_MEMBERS, FORMAT, SIZE = _layout(FIELDS)
+#: ``struct rec`` as :mod:`struct` reads it (the kernel's byte order: the machine's, little-endian;
+#: the members padded as C pads them): :data:`FORMAT`, ``sizeof(struct rec)`` bytes.
+REC = struct.Struct(FORMAT)
+assert REC.size == SIZE
+
+
+def _positions(fields: tuple[Field, ...]) -> dict[str, int]:
+    at, i = {}, 0
+    for f in fields:
+        at[f.name] = i
+        i += f.count
+    return at
+
+
+#: A field's position in the tuple :data:`REC` unpacks (an array's: its first element's).
+AT: dict[str, int] = _positions(FIELDS)
+
+
+class Record(namedtuple("Record", [f"{f.name}{k}" if f.count > 1 else f.name
+                                   for f in FIELDS for k in range(f.count)])):
+    """An unpacked record with its fields named (an array's elements as ``a0``...``a5``, the
+    whole array as ``a``): ``Record.of(REC.unpack_from(data))``.  Costs a tuple copy: the
+    syscall decoders, generated, read the plain tuple at :data:`AT`'s positions instead."""
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, values: tuple) -> Record:
+        return tuple.__new__(cls, values)
+
+
+def _array(name: str, count: int) -> property:
+    lo = AT[name]
+    return property(lambda self: self[lo:lo + count], doc=f"``{name}[{count}]``")
+
+
+for _f in FIELDS:
+    if _f.count > 1:
+        setattr(Record, _f.name, _array(_f.name, _f.count))
+
+
+def pack(**values: Any) -> bytes:
+    """A record's fixed part from its fields by name (absent: 0; an array: a sequence, short
+    ones padded with 0): how tests and benchmarks build what the kernel would send."""
+    unknown = set(values) - set(AT)
+    if unknown:
+        raise TypeError(f"struct rec has no field {', '.join(sorted(unknown))}")
+    flat: list[int] = []
+    for f in FIELDS:
+        v = values.get(f.name, 0)
+        if f.count == 1:
+            flat.append(v)
+        else:
+            v = list(v or ())
+            if len(v) > f.count:
+                raise ValueError(f"struct rec: {f.name} has {f.count} elements, not {len(v)}")
+            flat += v + [0] * (f.count - len(v))
+    return REC.pack(*flat)
+
+
+def _check() -> None:
+    if STRING_SLOTS & (STRING_SLOTS - 1) or STRING_SLOTS < 1:
+        raise ValueError(f"STRING_SLOTS is {STRING_SLOTS}: it must be a power of two (the "
+                         "kernel side masks a slot index with STRING_SLOTS - 1)")
+    if len(EXEC_SLOTS) > STRING_SLOTS:
+        raise ValueError(f"EXEC_SLOTS names {len(EXEC_SLOTS)} strings, the record has "
+                         f"{STRING_SLOTS} slots")
+    if next(f for f in FIELDS if f.name == "slen").count != STRING_SLOTS:
+        raise ValueError("struct rec: slen must have STRING_SLOTS elements")
+
+
+_check()
+
+
+# ---------------------------------------------------------------------------------------------
+# The C side
+# ---------------------------------------------------------------------------------------------
+
+def _define(name: str, value: int, doc: str = "") -> str:
+    line = f"#define {name} {value}"
+    return f"{line:<40}// {doc}" if doc else line
+
+
+def render_c() -> str:
+    """The C block of the record (``program.c``'s ``@RECORD@``): the constants, then ``struct
+    rec`` with a compile-time check that the C compiler laid it out as :data:`REC`."""
+    lines = ["// One record's fixed part.  Strings follow it back to back, their lengths in "
+             "slen[].",
+             _define("REC_HDR", SIZE, "sizeof(struct rec)"),
+             _define("STRING_SLOTS", STRING_SLOTS, "strings a record carries at most"),
+             ""]
+    lines += [_define(f"KIND_{k.name}", k.value) for k in Kind]
+    lines.append("")
+    lines += [_define(f"SLOT_{name.upper()}", i, "exec record string slots" if i == 0 else "")
+              for i, name in enumerate(EXEC_SLOTS)]
+    lines += ["", "// Counter categories: counters[2*cat] attempted (or counted), "
+              "counters[2*cat+1] dropped."]
+    lines += [_define(f"CAT_{c.name}", i, c.doc) for i, c in enumerate(CATEGORIES)]
+    lines += [_define("NCAT", len(CATEGORIES)), ""]
+    lines.append("// Syscall numbers, x86_64's (TASK_REGS is only rendered there).")
+    lines += [_define(f"NR_{name.upper()}", nr) for name, nr in C_NR.items()]
+    lines += ["", "struct rec {"]
+    docs = {f.name: f.doc for f in FIELDS}
+    for ctype, name, count in _MEMBERS:
+        count_s = "STRING_SLOTS" if name == "slen" else str(count)
+        decl = f"    {ctype} {name}{f'[{count_s}]' if count > 1 else ''};"
+        lines.append(f"{decl:<32}// {docs[name]}" if docs.get(name) else decl)
+    lines += ["};",
+              "_Static_assert(sizeof(struct rec) == REC_HDR, \"struct rec: see record.py\");"]
+    return "\n".join(lines)
