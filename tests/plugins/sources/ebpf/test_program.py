@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import pathlib
 import re
 import struct
 
@@ -10,9 +11,12 @@ import pytest
 
 from syswarden.core import syscalls as core_syscalls
 from syswarden.core.errors import PluginError
+from syswarden.plugins.sources.ebpf import decode as D
 from syswarden.plugins.sources.ebpf import program as P
 from syswarden.plugins.sources.ebpf import record as R
 from syswarden.plugins.sources.ebpf import source as S
+
+DOCS = pathlib.Path(__file__).resolve().parents[4] / "docs"
 
 
 def handlers(text: str) -> set[str]:
@@ -189,3 +193,27 @@ def test_every_syscall_followed_by_number_has_one():
     assert set(P.EXEC_SYSCALLS) | set(P.FORK_SYSCALLS) <= set(R.C_NR)
     for numbers in R.SYSCALL_NR.values():
         assert set(P.EXEC_SYSCALLS) <= set(numbers)
+
+
+def test_the_docs_walkthrough_row_is_all_a_syscall_needs(monkeypatch):
+    """docs/plugins.md's "Adding a syscall", run from the page: the row renders the handler,
+    names the hooks and generates the decoder (its event id: the next in the table)."""
+    text = (DOCS / "plugins.md").read_text()
+    section = text[text.index("## Adding a syscall"):]
+    scope: dict = {}
+    exec(compile(re.search(r"```python\n(.*?)```", section, re.S).group(1), "docs/plugins.md",
+                 "exec"), scope)
+    row = scope["LCHOWN"]
+    monkeypatch.setitem(P.EVT_ID, row.name, len(P.SYSCALLS))
+    names = [a[0] for a in row.args] + [row.res]
+    assert set(names) <= set(core_syscalls.arg_names("lchown"))
+    handler = P._exit_handler(row)
+    assert "int sw_exit_lchown(struct sys_exit_ctx *ctx)" in handler
+    assert f"new_rec(id, KIND_SYSCALL, {len(P.SYSCALLS)}, ctx->ret)" in handler
+    assert "pos = put_str(r, pos, 0, (const void *)p.a[0]);" in handler
+    assert P._kfunc_names(row) == ("__x64_sys_lchown",) and row.tracepoint == "lchown"
+    head = R.pack(ts=1, res=0, a=(0, 1000, 50), tid=7, pid=7, kind=R.Kind.SYSCALL,
+                  evt=len(P.SYSCALLS), slen=[len(b"/tmp/x")])
+    ev = D._syscall_decoder(row)(R.REC.unpack_from(head), head + b"/tmp/x", 0, 0)
+    assert (ev.type, ev.tid, ev.args) == ("lchown", 7, {"res": 0, "path": "/tmp/x", "uid": 1000,
+                                                        "gid": 50})
