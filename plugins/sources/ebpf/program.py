@@ -73,7 +73,7 @@ class Syscall:
         return len(self.strings) + (self.name in LOCAL_END)
 
     def __post_init__(self) -> None:
-        where = Location(__file__, item=f"syscall {self.name!r}")
+        where = Location(__file__)
         if len(self.args) > 6:
             raise PluginError(f"syscall {self.name!r} is declared with {len(self.args)} "
                               "arguments: a syscall has six registers", where)

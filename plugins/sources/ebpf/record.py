@@ -8,10 +8,10 @@ numbers it compares or passes through are :data:`SYSCALL_NR`'s.
 
 Both sides derive from this module: :func:`render_c` is the C block ``program.py`` puts in
 place of ``program.c``'s ``@RECORD@`` marker (the struct, ``REC_HDR``, ``STRING_SLOTS``, the
-``KIND_*``, ``CAT_*``, ``SLOT_*`` and ``NR_*`` constants); :data:`REC` is the same layout as a
-:class:`struct.Struct` and :data:`AT` the position of each field in the tuple it unpacks, so
-the decoder reads fields by name; :class:`Record` names a whole unpacked tuple.  A field added
-here is sent by the kernel side once it is written there, and read by the decoder by its name;
+``KIND_*``, ``CAT_*``, ``SLOT_*`` and ``NR_*`` constants); :data:`FORMAT` is the same layout
+for :mod:`struct` and :data:`AT` the position of each field in the tuple it unpacks, so the
+decoder reads fields by name; :func:`pack` builds a record by field name.  A field added here
+is sent by the kernel side once it is written there, and read by the decoder by its name;
 nothing else lists them.  A layout the kernel side cannot index (string slots not a power of
 two) fails at import.
 """
@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import platform
 import struct
-from collections import namedtuple
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
+
+from syswarden.core.errors import Location, PluginError
 
 #: C type -> (size in bytes, :mod:`struct` code); the size is also the alignment.
 C_TYPES: dict[str, tuple[int, str]] = {
@@ -165,8 +166,8 @@ def _layout(fields: tuple[Field, ...]) -> tuple[list[tuple[str, str, int]], str,
 
     for f in fields:
         if f.ctype not in C_TYPES:
-            raise ValueError(f"struct rec: field {f.name!r} has the C type {f.ctype!r}, not one "
-                             f"of {', '.join(C_TYPES)}")
+            raise PluginError(f"struct rec: field {f.name!r} has the C type {f.ctype!r}, not "
+                              f"one of {', '.join(C_TYPES)}", Location(__file__))
         size, code = C_TYPES[f.ctype]
         align = max(align, size)
         pad_to(size)
@@ -197,29 +198,6 @@ def _positions(fields: tuple[Field, ...]) -> dict[str, int]:
 AT: dict[str, int] = _positions(FIELDS)
 
 
-class Record(namedtuple("Record", [f"{f.name}{k}" if f.count > 1 else f.name
-                                   for f in FIELDS for k in range(f.count)])):
-    """An unpacked record with its fields named (an array's elements as ``a0``...``a5``, the
-    whole array as ``a``): ``Record.of(REC.unpack_from(data))``.  Costs a tuple copy: the
-    syscall decoders, generated, read the plain tuple at :data:`AT`'s positions instead."""
-
-    __slots__ = ()
-
-    @classmethod
-    def of(cls, values: tuple) -> Record:
-        return tuple.__new__(cls, values)
-
-
-def _array(name: str, count: int) -> property:
-    lo = AT[name]
-    return property(lambda self: self[lo:lo + count], doc=f"``{name}[{count}]``")
-
-
-for _f in FIELDS:
-    if _f.count > 1:
-        setattr(Record, _f.name, _array(_f.name, _f.count))
-
-
 def pack(**values: Any) -> bytes:
     """A record's fixed part from its fields by name (absent: 0; an array: a sequence, short
     ones padded with 0): how tests and benchmarks build what the kernel would send."""
@@ -240,14 +218,15 @@ def pack(**values: Any) -> bytes:
 
 
 def _check() -> None:
+    where = Location(__file__)
     if STRING_SLOTS & (STRING_SLOTS - 1) or STRING_SLOTS < 1:
-        raise ValueError(f"STRING_SLOTS is {STRING_SLOTS}: it must be a power of two (the "
-                         "kernel side masks a slot index with STRING_SLOTS - 1)")
+        raise PluginError(f"STRING_SLOTS is {STRING_SLOTS}: it must be a power of two (the "
+                          "kernel side masks a slot index with STRING_SLOTS - 1)", where)
     if len(EXEC_SLOTS) > STRING_SLOTS:
-        raise ValueError(f"EXEC_SLOTS names {len(EXEC_SLOTS)} strings, the record has "
-                         f"{STRING_SLOTS} slots")
+        raise PluginError(f"EXEC_SLOTS names {len(EXEC_SLOTS)} strings, the record has "
+                          f"{STRING_SLOTS} slots", where)
     if next(f for f in FIELDS if f.name == "slen").count != STRING_SLOTS:
-        raise ValueError("struct rec: slen must have STRING_SLOTS elements")
+        raise PluginError("struct rec: slen must have STRING_SLOTS elements", where)
 
 
 _check()
@@ -278,7 +257,8 @@ def render_c() -> str:
               "counters[2*cat+1] dropped."]
     lines += [_define(f"CAT_{c.name}", i, c.doc) for i, c in enumerate(CATEGORIES)]
     lines += [_define("NCAT", len(CATEGORIES)), ""]
-    lines.append("// Syscall numbers, x86_64's (TASK_REGS is only rendered there).")
+    lines.append("// Syscall numbers, x86_64's (TASK_REGS and the raw_syscalls handlers "
+                 "are x86_64's).")
     lines += [_define(f"NR_{name.upper()}", nr) for name, nr in C_NR.items()]
     lines += ["", "struct rec {"]
     docs = {f.name: f.doc for f in FIELDS}

@@ -6,6 +6,8 @@ import ctypes
 import pathlib
 import re
 import struct
+import sys
+import types
 
 import pytest
 
@@ -186,6 +188,20 @@ def test_a_syscall_with_more_strings_than_the_record_has_slots_is_refused():
         P._s("connect", *five[:R.STRING_SLOTS])
     with pytest.raises(PluginError, match="7 arguments"):
         P._s("sevenargs", *[("x", P.U32)] * 7)
+
+
+def test_a_table_with_such_a_row_fails_the_import(monkeypatch):
+    """program.py itself, with a row of five strings added to SYSCALLS, does not import."""
+    source = pathlib.Path(P.__file__).read_text()
+    table = "SYSCALLS: tuple[Syscall, ...] = (\n"
+    row = '    _s("mount5", ("a", STR), ("b", STR), ("c", STR), ("d", STR), ("e", STR)),\n'
+    assert source.count(table) == 1
+    code = compile(source.replace(table, table + row), P.__file__, "exec")
+    copy = types.ModuleType(f"{P.__package__}.program_copy")
+    copy.__package__, copy.__file__ = P.__package__, P.__file__
+    monkeypatch.setitem(sys.modules, copy.__name__, copy)
+    with pytest.raises(PluginError, match="syscall 'mount5' sends 5 strings"):
+        exec(code, copy.__dict__)
 
 
 def test_every_syscall_followed_by_number_has_one():
