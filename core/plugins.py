@@ -28,7 +28,7 @@ from . import hookspecs
 from .config import Section
 from .errors import PluginError
 from .fields import FieldRegistry
-from .protocols import as_list
+from .protocols import adapt, as_list
 
 log = logging.getLogger("syswarden.plugins")
 
@@ -105,8 +105,10 @@ class Plugins:
         return out
 
     def make(self, kind: str, ctx: Any) -> list:
-        """Call the ``syswarden_make_<kind>s`` factories of the enabled plugins."""
-        return self._enabled_call(f"syswarden_make_{kind}s", ctx=ctx)
+        """Call the ``syswarden_make_<kind>s`` factories of the enabled plugins: their objects,
+        each an instance of the kind's base class (an object that does not subclass it is
+        wrapped once by :func:`~syswarden.core.protocols.adapt`)."""
+        return [adapt(kind, obj) for obj in self._enabled_call(f"syswarden_make_{kind}s", ctx=ctx)]
 
     def schemas(self) -> dict[str, Section]:
         """Config sections of every registered plugin (enabled or not)."""

@@ -72,7 +72,7 @@ def test_webhook_outputs_build_one_output_each(tmp_path, monkeypatch):
     tickets = outputs[1]
     assert tickets.preset.name == "redmine" and tickets.dedup_window == 3600
     assert tickets.preset.headers == {"X-Redmine-API-Key": "k"}
-    assert tickets.min_priority.label == "Error"
+    assert tickets.settings.min_priority.label == "Error"
 
 
 def test_an_unknown_key_in_a_webhook_names_file_and_line(tmp_path):
