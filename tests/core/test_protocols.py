@@ -3,7 +3,6 @@ them (a third-party plugin written against the methods alone), wrapped once at s
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 
@@ -11,10 +10,9 @@ import pytest
 import trio
 
 from syswarden.core.agent import Agent
-from syswarden.core.config import load_config
 from syswarden.core.errors import PluginError
-from syswarden.core.plugins import BUILTIN_PLUGINS, make_plugin_manager
 from syswarden.core.protocols import Enricher, Filter, Output, Source, adapt
+from syswarden.testing import make_agent
 
 #: A plugin whose objects subclass nothing: only the required methods, and a few optional ones
 #: (the source's stop, the output's reopen); the rest comes from the bases' defaults.
@@ -100,16 +98,11 @@ def syswarden_make_outputs(ctx):
 
 
 def plain_agent(tmp_path, source: str = PLAIN_PLUGIN) -> Agent:
+    """The agent of that plugin, loaded as a user loads it: by its path in the config."""
     plugin = tmp_path / "plain_plugin.py"
     plugin.write_text(source)
-    cfg = {"plugins": [str(plugin)], "disabled_plugins": [n for n, _, _ in BUILTIN_PLUGINS],
-           "pipeline": {"stats_interval": 0, "shutdown_grace": 5}}
-    path = tmp_path / "config.yaml"
-    path.write_text(json.dumps(cfg))
-    plugins = make_plugin_manager(cfg)
-    agent = Agent(load_config(str(path), (), plugins.schemas()), plugins, config_path=str(path))
-    agent.build()
-    return agent
+    return make_agent(tmp_path, config={"plugins": [str(plugin)],
+                                        "pipeline": {"stats_interval": 0}})
 
 
 async def test_a_plugin_that_subclasses_nothing_runs_with_the_bases_defaults(tmp_path):

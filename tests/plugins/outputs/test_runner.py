@@ -9,8 +9,7 @@ from syswarden.core.alert import Priority
 from syswarden.core.outputs import (AlertFormatter, OutputRunner, OutputSettings, TokenBucket,
                                     batches)
 from syswarden.core.protocols import Output
-
-from .conftest import base_config, make_alert
+from syswarden.testing import base_config, make_alert
 
 
 class Parked(Output):

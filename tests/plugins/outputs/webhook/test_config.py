@@ -12,7 +12,7 @@ from syswarden.core.errors import ConfigError
 from syswarden.core.metrics import Metrics
 from syswarden.core.plugins import make_plugin_manager
 from syswarden.core.protocols import PluginContext
-from tests.helpers.agent import refused_at_start
+from syswarden.testing import refused_at_start
 
 OUTPUT_PLUGINS = ("stdout", "file", "syslog", "program", "webhook")
 
