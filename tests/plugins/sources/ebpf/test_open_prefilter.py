@@ -15,9 +15,9 @@ from syswarden.core.plugins import collect_fields
 from syswarden.core.rules.engine import RuleEngine
 from syswarden.core.rules.prefilter import open_prefilter
 from syswarden.plugins.sources.ebpf.source import FILTERED, EbpfSource
-
-from .conftest import (ARGS_FROM, RELOAD_TIMEOUT, AsDecoded, events_of, field, needs_root,
-                       run_live)
+from syswarden.testing import read_field as field
+from tests.helpers.ebpf import (ARGS_FROM, RELOAD_TIMEOUT, AsDecoded, events_of, needs_root,
+                                run_live)
 
 pytestmark = [needs_root, pytest.mark.root]
 
