@@ -742,9 +742,9 @@ def _fd_filename(e):
 
 @field("fd.nameraw", C, "The path as the process passed it (not made absolute).")
 def _fd_nameraw(e):
-    x = e.extra
-    if x and "nameraw" in x:
-        return x["nameraw"]
+    k = e.kernel
+    if k is not None and k.nameraw is not None:
+        return k.nameraw
     a = e.args
     raw = a.get("name") or a.get("path") or a.get("pathname")
     if isinstance(raw, str):
@@ -900,8 +900,8 @@ def _fd_connected(e):
 
 @field("fd.name_changed", B, "True when the event changed the name of its fd (a UDP tuple).")
 def _fd_name_changed(e):
-    x = e.extra
-    return bool(x.get("fd.name_changed")) if x else False
+    k = e.kernel
+    return k.fd_name_changed if k is not None else False
 
 
 @field("fd.dev", I, "Device number (major/minor) holding the file.")
