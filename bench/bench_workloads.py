@@ -1,10 +1,12 @@
 """What monitoring costs real workloads, side by side in one run.  Prints figures.
 
-Three workloads (bench/workloads.py), each set up once in its own temporary folder:
+Four workloads (bench/workloads.py), each set up once in its own temporary folder:
 
 1. a database: Debian's PostgreSQL on 127.0.0.1 under pgbench (TPS, p99 transaction latency);
 2. a web server: Debian's nginx serving a small file on 127.0.0.1 under wrk (requests/s);
-3. a build: a C build of a few hundred generated files with ``make -j2`` (seconds).
+3. the same web server, a new connection per request (``Connection: close``, as ``ab``
+   without keep-alive: a socket, a connect and an accept per request);
+4. a build: a C build of a few hundred generated files with ``make -j2`` (seconds).
 
 are run with nothing monitoring, with the agent and (a) its default rules, (b) Falco's three
 rule files together (read from ../shared/compat/falco-rules/), and with auditd recording every
@@ -20,7 +22,7 @@ Everything started is stopped afterwards, whatever happens (auditd: rules delete
 ``never,task`` set, auditing disabled, the daemon stopped).
 
     .venv/bin/python bench/bench_workloads.py [--rounds 5] [--seconds 20] [--files 300]
-        [--only postgres,nginx,build] [--no-falco] [--no-auditd] [--shared DIR] [--quick]
+        [--only postgres,nginx,nginx-conn,build] [--no-falco] [--no-auditd] [--shared DIR] [--quick]
 
 ``--quick``: one round of a few seconds per workload, a check that everything works (its
 figures are noise).
@@ -47,7 +49,7 @@ from harness import (
     median,
     rule_syscalls,
 )
-from workloads import PACKAGES, CBuild, Nginx, Postgres, Workload
+from workloads import PACKAGES, CBuild, Nginx, NginxConnections, Postgres, Workload
 
 #: the issue's targets: slowdown ratios not to exceed, by figure (prefix)
 TARGETS = {"pgbench": 1.03, "nginx": 1.03, "make": 1.10}
@@ -99,7 +101,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=20,
                     help="seconds of pgbench and of wrk per run")
     ap.add_argument("--files", type=int, default=300, help="C files in the build")
-    ap.add_argument("--only", default="postgres,nginx,build",
+    ap.add_argument("--only", default="postgres,nginx,nginx-conn,build",
                     help="the workloads to run, comma-separated")
     ap.add_argument("--no-falco", action="store_true", help="no (b): the default rules only")
     ap.add_argument("--no-auditd", action="store_true")
@@ -133,6 +135,7 @@ def main() -> int:
     makers: dict[str, Callable[[], Workload]] = {
         "postgres": lambda: Postgres(opts.quick, opts.seconds),
         "nginx": lambda: Nginx(opts.quick, opts.seconds),
+        "nginx-conn": lambda: NginxConnections(opts.quick, opts.seconds),
         "build": lambda: CBuild(opts.quick, opts.files)}
     print(f"machine: {machine()}")
     print(f"{opts.rounds} round(s); (a) default rules, (b) Falco's "

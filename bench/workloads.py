@@ -25,7 +25,7 @@ Figures = dict[str, tuple[float, str]]
 
 #: Debian packages each workload needs (pgbench ships in postgresql-15, which postgresql pulls)
 PACKAGES = {"postgres": ["postgresql"], "nginx": ["nginx", "wrk"],
-            "build": ["build-essential"]}
+            "nginx-conn": ["nginx", "wrk"], "build": ["build-essential"]}
 
 
 def free_port() -> int:
@@ -220,16 +220,34 @@ class Nginx(Workload):
         wait_port(self.port, server, "nginx")
 
     def run(self) -> Figures:
-        out = subprocess.run(["wrk", "-t1", "-c16", f"-d{int(self.seconds)}s",
+        return self._wrk([], "nginx requests/s")
+
+    def _wrk(self, extra: list[str], figure: str) -> Figures:
+        out = subprocess.run(["wrk", "-t1", "-c16", f"-d{int(self.seconds)}s", *extra,
                               f"http://127.0.0.1:{self.port}/index.html"],
                              capture_output=True, text=True, check=True).stdout
         m = re.search(r"Requests/sec:\s+([\d.]+)", out)
         if not m or "Non-2xx" in out:
             raise SystemExit(f"wrk said:\n{out}")
-        return {"nginx requests/s": (float(m.group(1)), "higher")}
+        return {figure: (float(m.group(1)), "higher")}
 
     def describe(self) -> str:
         return f"nginx, 1 worker, wrk -t1 -c16 for {self.seconds:.0f} s on a 612-byte file"
+
+
+class NginxConnections(Nginx):
+    """The same nginx, each request on a new connection (``Connection: close``, as ``ab``
+    without ``-k``): a socket, a connect and an accept per request, where the keep-alive
+    workload has none."""
+
+    name = "nginx-conn"
+
+    def run(self) -> Figures:
+        return self._wrk(["-H", "Connection: close"], "nginx new connections/s")
+
+    def describe(self) -> str:
+        return (f"nginx, 1 worker, wrk -t1 -c16 -H 'Connection: close' for "
+                f"{self.seconds:.0f} s: a new connection per request")
 
 
 # -- a C build --------------------------------------------------------------------------------

@@ -13,12 +13,12 @@ from typing import Any
 from syswarden.core.capture import CaptureWriter
 from syswarden.core.event import Event
 from syswarden.core.hookspecs import hookimpl
-from syswarden.core.protocols import Command
+from syswarden.core.protocols import Command, Filter
 
 log = logging.getLogger("syswarden.capture")
 
 
-class CaptureSink:
+class CaptureSink(Filter):
     """Stands in the filter stage: writes every enriched event to the capture, raises nothing.
 
     ``event_types`` is what the source attaches: the syscalls the loaded rules need, or None

@@ -41,7 +41,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 
@@ -52,13 +52,15 @@ from .event import Event
 from .metrics import Metrics
 from .outputs import OutputRunner
 from .plugins import Plugins
-from .protocols import Filter, PluginContext
+from .protocols import Enricher, Filter, Output, PluginContext, Source, adapt
 from .rules.prefilter import OpenPrefilter
 from .rules.sockfilter import SocketPrefilter
 
 log = logging.getLogger("syswarden.agent")
 
-#: seconds a source with a stop() method gets to send what it still holds and return
+T = TypeVar("T")
+
+#: seconds a source whose stop() answers True gets to send what it still holds and return
 SOURCE_STOP_GRACE = 2.0
 
 #: Errors that, raised before the agent is ready, are bad input (a config value, a path an
@@ -71,6 +73,16 @@ STAGES = ("filters", "sources", "enrichers", "outputs")
 #: log the first N errors of one plugin with a traceback, then one in every EVERY
 ERRORS_LOGGED_FULLY = 5
 ERRORS_EVERY = 1000
+
+
+def _every(answers: Iterable[T | None]) -> list[T] | None:
+    """The answers, or None as soon as one is None (that filter needs everything)."""
+    out: list[T] = []
+    for answer in answers:
+        if answer is None:
+            return None
+        out.append(answer)
+    return out
 
 
 def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
@@ -101,10 +113,10 @@ class Agent:
         self.stopping = trio.Event()
         self._sources_scope = trio.CancelScope()
         self._error_counts: dict[str, int] = {}
-        self.filters: list = []
-        self.sources: list = []
-        self.enrichers: list = []
-        self.outputs: list = []
+        self.filters: list[Filter] = []
+        self.sources: list[Source] = []
+        self.enrichers: list[Enricher] = []
+        self.outputs: list[Output] = []
         self.runners: list[OutputRunner] = []
         self._checks: list[tuple[str, Callable]] = []
         self._offers: list[Callable] = []
@@ -136,9 +148,9 @@ class Agent:
         if not stages <= set(STAGES):
             raise ValueError(f"unknown stage(s): {', '.join(sorted(stages - set(STAGES)))}")
         self.ctx = PluginContext(self.config, self.metrics, self.plugins.fields(),
-                                 replay_file=self.replay_file, agent_pid=os.getpid())
-        if record is None:      # an alert about the agent goes to the outputs
-            self.ctx.extra["emit_alert"] = self.emit_internal_alert
+                                 replay_file=self.replay_file, agent_pid=os.getpid(),
+                                 # an alert about the agent goes to the outputs
+                                 emit_alert=self.emit_internal_alert if record is None else None)
         if "filters" in stages:
             with self._phase("filters"):
                 self.filters = self.plugins.make("filter", self.ctx)
@@ -159,7 +171,7 @@ class Agent:
             with self._phase("enrichers"):
                 self.enrichers = self.plugins.make("enricher", self.ctx)
         if record is not None:
-            self.filters = [record(self)]
+            self.filters = [adapt("filter", record(self))]
         elif "outputs" in stages:
             with self._phase("outputs"):
                 self.outputs = self.plugins.make("output", self.ctx)
@@ -178,22 +190,10 @@ class Agent:
             types |= set(needed)
         return types
 
-    def _filters_prefilters(self, method: str) -> list[Any] | None:
-        """Each filter's answer to its optional prefilter ``method``, or None when one needs
-        everything (it has no such method, or answers None)."""
-        out = []
-        for f in self.filters:
-            get = getattr(f, method, None)
-            pf = get() if get is not None else None
-            if pf is None:
-                return None
-            out.append(pf)
-        return out
-
     def open_prefilter(self) -> OpenPrefilter | None:
         """The opens some filter may care about: the union of the filters' prefilters, or None
         when one needs every open."""
-        pfs = self._filters_prefilters("open_prefilter")
+        pfs = _every(f.open_prefilter() for f in self.filters)
         if pfs is None:
             return None
         return OpenPrefilter(tuple(dict.fromkeys(t for pf in pfs for t in pf.terms)))
@@ -201,7 +201,7 @@ class Agent:
     def socket_prefilter(self) -> SocketPrefilter | None:
         """The socket families some filter may care about, per socket syscall: the union of
         the filters' prefilters, or None when one needs every family."""
-        pfs = self._filters_prefilters("socket_prefilter")
+        pfs = _every(f.socket_prefilter() for f in self.filters)
         return None if pfs is None else SocketPrefilter.union(pfs)
 
     # -- running -------------------------------------------------------------------------------
@@ -227,8 +227,7 @@ class Agent:
                     async with trio.open_nursery() as services:
                         with self._phase("services started"):
                             for enricher in self.enrichers:
-                                if hasattr(enricher, "run"):
-                                    await services.start(enricher.run)
+                                await services.start(enricher.run)
                         await self._pipeline()
                         services.cancel_scope.cancel()
                     for runner in self.runners:
@@ -269,15 +268,14 @@ class Agent:
     def request_stop(self) -> None:
         """Stop the sources; the stages drain and the outputs flush.
 
-        A source with a ``stop()`` method is asked to return after sending what it still
-        holds (the eBPF rings' last records), within SOURCE_STOP_GRACE seconds; the others are
-        cancelled at once (or at that deadline, when some source stops gracefully)."""
+        Each source's ``stop()`` is called: one that answers True returns by itself after
+        sending what it still holds (the eBPF rings' last records), within SOURCE_STOP_GRACE
+        seconds; the others are cancelled at once (or at that deadline, when some source stops
+        gracefully)."""
         if self.stopping.is_set():
             return
         self.stopping.set()
-        graceful = [s for s in self.sources if hasattr(s, "stop")]
-        for source in graceful:
-            source.stop()
+        graceful = [source for source in self.sources if source.stop()]
         if graceful:
             self._sources_scope.deadline = trio.current_time() + SOURCE_STOP_GRACE
         else:
@@ -306,7 +304,7 @@ class Agent:
                             await nursery.start(self._run_source, source, send.clone())
                     self._announce_ready()
 
-    async def _run_source(self, source: Any, send: trio.MemorySendChannel[list[Event]], *,
+    async def _run_source(self, source: Source, send: trio.MemorySendChannel[list[Event]], *,
                           task_status=trio.TASK_STATUS_IGNORED) -> None:
         async with send:
             try:
@@ -333,7 +331,7 @@ class Agent:
     async def _enrich_stage(self, recv: trio.MemoryReceiveChannel[list[Event]],
                             send: trio.MemorySendChannel[list[Event]]) -> None:
         enrich = [(e.name, e.enrich) for e in self.enrichers]
-        prepare = [(e.name, e.prepare) for e in self.enrichers if hasattr(e, "prepare")]
+        prepare = [(e.name, e.prepare) for e in self.enrichers]
         number = 0
         async with recv, send:
             async for batch in recv:
@@ -449,12 +447,10 @@ class Agent:
 
     def _reopen_outputs(self) -> None:
         for output in self.outputs:
-            reopen = getattr(output, "reopen", None)
-            if reopen is not None:
-                try:
-                    reopen()
-                except Exception as exc:
-                    log.error("output %r could not reopen: %s", output.name, exc)
+            try:
+                output.reopen()
+            except Exception as exc:
+                log.error("output %r could not reopen: %s", output.name, exc)
 
     async def reload(self) -> bool:
         """Re-read the config file and the rules; keep what runs when anything fails."""
@@ -478,15 +474,11 @@ class Agent:
         self.ctx.event_types = self.event_types()
         self.ctx.open_prefilter = self.open_prefilter()
         self.ctx.socket_prefilter = self.socket_prefilter()
-        # the prefilters first: a source reloads its program once it has the event types
-        told = (("set_open_prefilter", self.ctx.open_prefilter),
-                ("set_socket_prefilter", self.ctx.socket_prefilter),
-                ("set_event_types", self.ctx.event_types))
         for source in self.sources:
-            for name, value in told:
-                setter = getattr(source, name, None)
-                if setter is not None:
-                    setter(value)
+            # the prefilters first: a source reloads its program once it has the event types
+            source.set_open_prefilter(self.ctx.open_prefilter)
+            source.set_socket_prefilter(self.ctx.socket_prefilter)
+            source.set_event_types(self.ctx.event_types)
         log.info("reloaded: event_types=%s", "all" if self.ctx.event_types is None
                  else len(self.ctx.event_types))
         return True

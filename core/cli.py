@@ -228,8 +228,7 @@ def _list_fields(plugins: Any) -> int:
 
 def _list_rules(agent: Any) -> int:
     for f in agent.filters:
-        describe = getattr(f, "describe", None)
-        for name, desc in (describe() if describe else []):
+        for name, desc in f.describe():
             print(f"{name}\n    {' '.join(str(desc or '').split())}\n")
     return EXIT_OK
 

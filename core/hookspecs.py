@@ -9,11 +9,10 @@ Every hook is documented here; ``tests/core/test_hookspecs.py`` fails when one i
 A minimal output plugin::
 
     from syswarden.core.hookspecs import hookimpl
+    from syswarden.core.protocols import Output
 
-    class Printer:
+    class Printer(Output):
         name = "printer"
-        min_priority = None
-        queue_size = None
         async def run(self, alerts, *, task_status):
             task_status.started()
             async with alerts:

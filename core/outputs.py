@@ -9,10 +9,11 @@ another output or the detection path, and nothing is lost silently.
 Counters: ``outputs.<name>.queued``, ``outputs.<name>.suppressed`` (rate limit),
 ``outputs.<name>.dropped`` (queue full).  Outputs count their own ``.sent`` and ``.failed``.
 
-Output plugins share the per-output config keys (:func:`output_keys`: ``min_priority`` or
-``priority``, ``json_output``, ``rate``, ``max_burst``, ``queue_size``), read them with
-:class:`OutputSettings`, read their queue in batches with :func:`batches`, and write a batch
-in a worker thread with :class:`ThreadedWriter` (``.sent``, ``.failed``, or ``.dropped`` when
+Output plugins (subclasses of :class:`~syswarden.core.protocols.Output`) share the per-output
+config keys (:func:`output_keys`: ``min_priority`` or ``priority``, ``json_output``, ``rate``,
+``max_burst``, ``queue_size``), read them into their ``settings`` (:class:`OutputSettings`, the
+one object the runner reads), read their queue in batches with :func:`batches`, and write a
+batch in a worker thread with :class:`ThreadedWriter` (``.sent``, ``.failed``, or ``.dropped`` when
 the writing thread is still stuck as the shutdown grace runs out: every alert counted once), or,
 delivering alert by alert from the event loop, count what a stop leaves of the batch in hand with
 :class:`BatchInHand`.
@@ -25,6 +26,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 import trio
@@ -106,17 +108,17 @@ class OutputRunner:
     @classmethod
     def for_output(cls, output: "Output", config: dict[str, Any], metrics: "Metrics"
                    ) -> "OutputRunner":
-        """Settings from the output's attributes, else the global config."""
+        """The output's :class:`OutputSettings`, the global config where they say None."""
+        s = output.settings
         limits = config.get("outputs") or {}
-        min_priority = getattr(output, "min_priority", None)
+        min_priority = s.min_priority
         if min_priority is None:
             min_priority = Priority.parse(config.get("priority") or "debug")
-        queue_size = getattr(output, "queue_size", None) or config["pipeline"]["output_queue"]
-        rate = getattr(output, "rate", None)
-        max_burst = getattr(output, "max_burst", None)
-        return cls(output, metrics, queue_size=queue_size, min_priority=min_priority,
-                   rate=limits.get("rate", 0) if rate is None else rate,
-                   max_burst=limits.get("max_burst", 1000) if max_burst is None else max_burst)
+        return cls(output, metrics, queue_size=s.queue_size or config["pipeline"]["output_queue"],
+                   min_priority=min_priority,
+                   rate=limits.get("rate", 0) if s.rate is None else s.rate,
+                   max_burst=limits.get("max_burst", 1000) if s.max_burst is None
+                   else s.max_burst)
 
     def offer(self, alert: Alert) -> None:
         """Queue ``alert`` for this output without ever waiting."""
@@ -183,27 +185,35 @@ def build_if_enabled(ctx: Any, section: str, factory: Any, enabled_default: bool
     return factory(ctx.config, values, ctx.metrics)
 
 
+@dataclass(frozen=True)
 class OutputSettings:
-    """The shared per-output settings, read once from an output's section.
+    """An output's shared settings (:func:`output_keys`), one object the agent reads.
 
-    An output class sets its attributes from it: ``min_priority``, ``queue_size``, ``rate``,
-    ``max_burst`` (each None: the global value) and ``formatter`` (text or JSON).
+    ``min_priority``, ``queue_size``, ``rate``, ``max_burst``: None is the global value
+    (``priority``, ``pipeline.output_queue``, ``outputs.rate``, ``outputs.max_burst``).
+    ``formatter`` turns an alert into the output's text or JSON line.  An output sets its
+    ``settings`` once, from its section (:meth:`from_config`); the default is every global.
     """
 
-    def __init__(self, config: dict[str, Any], section: dict[str, Any]) -> None:
-        raw = section.get("min_priority") or section.get("priority")
-        self.min_priority: Priority | None = Priority.parse(raw) if raw else None
-        self.queue_size: int | None = section.get("queue_size")
-        self.rate: float | None = section.get("rate")
-        self.max_burst: int | None = section.get("max_burst")
-        self.formatter = AlertFormatter.from_config(config, section)
+    min_priority: Priority | None = None
+    queue_size: int | None = None
+    rate: float | None = None
+    max_burst: int | None = None
+    formatter: AlertFormatter = field(default_factory=lambda: AlertFormatter(False))
 
-    def apply(self, output: Any) -> None:
-        output.min_priority = self.min_priority
-        output.queue_size = self.queue_size
-        output.rate = self.rate
-        output.max_burst = self.max_burst
-        output.formatter = self.formatter
+    @classmethod
+    def from_config(cls, config: dict[str, Any], section: dict[str, Any], *,
+                    json_output: bool | None = None) -> "OutputSettings":
+        """The settings of an output whose config section is ``section``.  ``json_output``:
+        the output's own format when its section sets none (None: the global
+        ``json_output``; the webhook's is JSON)."""
+        if json_output is not None and section.get("json_output") is None:
+            section = {**section, "json_output": json_output}
+        raw = section.get("min_priority") or section.get("priority")
+        return cls(min_priority=Priority.parse(raw) if raw else None,
+                   queue_size=section.get("queue_size"), rate=section.get("rate"),
+                   max_burst=section.get("max_burst"),
+                   formatter=AlertFormatter.from_config(config, section))
 
 
 async def batches(alerts: "trio.MemoryReceiveChannel[Alert]", limit: int = 512):

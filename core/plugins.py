@@ -28,7 +28,7 @@ from . import hookspecs
 from .config import Section
 from .errors import PluginError
 from .fields import FieldRegistry
-from .protocols import as_list
+from .protocols import adapt, as_list
 
 log = logging.getLogger("syswarden.plugins")
 
@@ -72,7 +72,7 @@ class PluginRecord:
     """One plugin as ``--list-plugins`` shows it."""
 
     name: str
-    origin: str                     # "built-in", "entry point (dist x.y)", "config path"
+    origin: str                     # "built-in", "entry point (dist x.y)", "config path", "given"
     module: str
     kinds: list[str] = field(default_factory=list)
     available: bool = True
@@ -105,8 +105,10 @@ class Plugins:
         return out
 
     def make(self, kind: str, ctx: Any) -> list:
-        """Call the ``syswarden_make_<kind>s`` factories of the enabled plugins."""
-        return self._enabled_call(f"syswarden_make_{kind}s", ctx=ctx)
+        """Call the ``syswarden_make_<kind>s`` factories of the enabled plugins: their objects,
+        each an instance of the kind's base class (an object that does not subclass it is
+        wrapped once by :func:`~syswarden.core.protocols.adapt`)."""
+        return [adapt(kind, obj) for obj in self._enabled_call(f"syswarden_make_{kind}s", ctx=ctx)]
 
     def schemas(self) -> dict[str, Section]:
         """Config sections of every registered plugin (enabled or not)."""
@@ -194,8 +196,13 @@ def _config_plugin_paths(entries: list) -> list[tuple[str | None, str]]:
 
 
 def make_plugin_manager(config: dict[str, Any] | None = None,
-                        builtins: Iterable[tuple[str, str, str]] = BUILTIN_PLUGINS) -> Plugins:
-    """Build the plugin manager for ``config`` (``plugins``, ``disabled_plugins``)."""
+                        builtins: Iterable[tuple[str, str, str]] = BUILTIN_PLUGINS,
+                        given: Iterable[tuple[str, Any]] = ()) -> Plugins:
+    """Build the plugin manager for ``config`` (``plugins``, ``disabled_plugins``).
+
+    ``given``: ``(name, plugin)`` pairs registered last, as they are (``syswarden.testing``
+    gives the plugins of a test this way); one already registered (an installed entry point)
+    is left as it is."""
     config = config or {}
     disabled = set(config.get("disabled_plugins") or ())
     pm = pluggy.PluginManager(hookspecs.PROJECT)
@@ -246,6 +253,10 @@ def make_plugin_manager(config: dict[str, Any] | None = None,
                 os.path.splitext(os.path.basename(path))[0] if is_file
                 else path.rsplit(".", 1)[-1])
         register(module, name, "config path", path)
+
+    for name, plugin in given:
+        if not pm.is_registered(plugin):
+            register(plugin, name, "given", name)
 
     try:
         pm.check_pending()

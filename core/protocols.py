@@ -1,21 +1,32 @@
-"""What plugins implement: the objects the factory hooks return.
+"""What plugins implement: the objects the factory hooks return, and the commands they add.
 
-The agent resolves these once at start-up and then calls their methods directly: the hot path
-(event -> rule -> alert) never goes through ``pm.hook``.  Optional members are marked; the agent
-checks for them once with ``getattr``.  The commands a plugin adds to the command line
-(``syswarden_commands``) subclass :class:`Command` or :class:`Flag`.
+The sources, enrichers, filters and outputs subclass :class:`Source`, :class:`Enricher`,
+:class:`Filter` and :class:`Output` (as httpx's transports subclass ``BaseTransport``): each
+declares the required methods (abstract) and gives every optional one a documented no-op
+default, so the agent calls them all directly and never asks whether a plugin has one.  An
+object that does not subclass its base but has the required members still works: the plugin
+manager wraps it once, at start-up, with :func:`adapt` (the defaults for what it lacks; the
+per-event methods stay its own bound methods).  The agent resolves these objects once and then
+calls their methods directly: the hot path (event -> rule -> alert) never goes through
+``pm.hook``.  The commands a plugin adds to the command line (``syswarden_commands``) subclass
+:class:`Command` or :class:`Flag`.
 """
 
 from __future__ import annotations
 
+import abc
 import logging
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterable, Protocol
+
+import trio
+
+from .alert import Priority
+from .errors import PluginError
+from .outputs import OutputSettings
 
 if TYPE_CHECKING:
     import argparse
-
-    import trio
 
     from .agent import Agent
     from .alert import Alert
@@ -25,6 +36,15 @@ if TYPE_CHECKING:
     from .plugins import Plugins
     from .rules.prefilter import OpenPrefilter
     from .rules.sockfilter import SocketPrefilter
+
+
+class EmitAlert(Protocol):
+    """Raises an alert about the agent itself (Falco's internal alerts), offered to every output
+    like a rule's alert: ``output`` is its text, ``fields`` its ``output_fields``.  Called from
+    the agent's trio thread."""
+
+    def __call__(self, output: str, fields: dict[str, Any], rule: str = ...,
+                 priority: Priority = ...) -> None: ...
 
 
 @dataclass
@@ -37,7 +57,9 @@ class PluginContext:
     open must meet for some filter to care (None: every open matters); a source may keep the
     other opens where it reads them (see :mod:`syswarden.core.rules.prefilter`).
     ``socket_prefilter`` is, per socket syscall, the socket families some filter may care about
-    (None: all; see :mod:`syswarden.core.rules.sockfilter`).
+    (None: all; see :mod:`syswarden.core.rules.sockfilter`).  ``emit_alert`` raises an alert
+    about the agent itself (a source's event drops; :class:`EmitAlert`), or is None when no
+    output would get it (``syswarden capture``): then log it instead.
     """
 
     config: dict[str, Any]
@@ -48,7 +70,7 @@ class PluginContext:
     socket_prefilter: "SocketPrefilter | None" = None
     replay_file: str | None = None          # -e FILE: replay instead of the live source
     agent_pid: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    emit_alert: EmitAlert | None = None
 
     def section(self, name: str) -> dict[str, Any]:
         return self.config.get(name) or {}
@@ -57,85 +79,213 @@ class PluginContext:
         return logging.getLogger(f"syswarden.{plugin}")
 
 
-@runtime_checkable
-class Source(Protocol):
+# ---------------------------------------------------------------------------------------------
+# The pipeline's plugin objects: required methods are abstract, optional ones no-ops
+# ---------------------------------------------------------------------------------------------
+
+
+class Source(abc.ABC):
     """Produces batches of events.
 
-    ``run`` sends ``list[Event]`` batches on ``send`` until the source ends (a replay file is
-    exhausted) or is cancelled; it calls ``task_status.started()`` once attached (the agent logs
-    ``ready`` when every source has).  It must not close ``send`` (the agent owns it).
-    Optional: ``set_event_types(types)`` to change the attached syscalls on a rule reload,
-    preceded by ``set_open_prefilter(prefilter)`` and ``set_socket_prefilter(prefilter)`` when
-    it has them;
-    ``stop()`` to be asked, on a graceful stop, to send what it still holds and return (else it
-    is cancelled).
-    A source counts what it loses itself, in ``ctx.metrics`` (``drops.<where>.<why>``), and
-    may raise an alert about itself with ``ctx.extra["emit_alert"](output, fields)``.
+    A source counts what it loses itself, in ``ctx.metrics`` (``drops.<where>.<why>``), and may
+    raise an alert about itself with ``ctx.emit_alert``.
     """
 
-    name: str
+    #: the source's name in logs and metrics
+    name: str = ""
 
+    @abc.abstractmethod
     async def run(self, send: "trio.MemorySendChannel[list[Event]]", *,
-                  task_status: Any = ...) -> None: ...
+                  task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Send ``list[Event]`` batches on ``send`` until the source ends (a replay file is
+        exhausted) or is cancelled; call ``task_status.started()`` once attached (the agent
+        logs ``ready`` when every source has).  Never close ``send``: the agent owns it."""
+
+    def stop(self) -> bool:
+        """The agent's graceful stop.  Return True when the source will send what it still
+        holds and return from :meth:`run` by itself (within the agent's ``SOURCE_STOP_GRACE``);
+        the default returns False: the source is cancelled."""
+        return False
+
+    def set_open_prefilter(self, prefilter: "OpenPrefilter | None") -> None:
+        """A rule reload's new open prefilter (see :attr:`PluginContext.open_prefilter`),
+        told before :meth:`set_event_types`.  The default ignores it."""
+
+    def set_socket_prefilter(self, prefilter: "SocketPrefilter | None") -> None:
+        """A rule reload's new socket prefilter (see :attr:`PluginContext.socket_prefilter`),
+        told before :meth:`set_event_types`.  The default ignores it."""
+
+    def set_event_types(self, types: set[str] | None) -> None:
+        """A rule reload's syscalls (None: all), to change what the source attaches.  The
+        default keeps what it has."""
 
 
-@runtime_checkable
-class Enricher(Protocol):
-    """Fills state on events: process, fds, users, containers.  Fills only what is missing.
+class Enricher(abc.ABC):
+    """Fills state on events: process, fds, users, containers.  Fills only what is missing
+    (a replayed capture already carries its state)."""
 
-    ``enrich(event)`` is called per event, synchronously, in pipeline order.  Optional:
-    ``async run(*, task_status)`` a background service (Docker's event stream), started before
-    the sources; ``async prepare(batch)`` awaited once per batch before ``enrich`` (a bounded wait
-    for pending lookups).
-    """
+    #: the enricher's name in logs and metrics (``errors.enrich.<name>``)
+    name: str = ""
 
-    name: str
+    @abc.abstractmethod
+    def enrich(self, event: "Event") -> None:
+        """Fill ``event``'s state: called per event, synchronously, in pipeline order."""
 
-    def enrich(self, event: "Event") -> None: ...
+    async def prepare(self, batch: "list[Event]") -> None:
+        """Awaited once per batch before :meth:`enrich` (a bounded wait for pending lookups).
+        The default returns at once."""
 
-
-@runtime_checkable
-class Filter(Protocol):
-    """Judges events: the rule engine.
-
-    ``check(event)`` returns the alerts the event raises (an empty list or None for none).
-    ``event_types()`` is the set of syscalls the filter needs (None: every event).
-    ``reload(config)`` re-reads its rules; on failure it raises a :class:`RuleError` and keeps
-    the rules it had.  Optional: ``open_prefilter()``, an
-    :class:`~syswarden.core.rules.prefilter.OpenPrefilter` every open this filter can match
-    meets, or None (a filter without it needs every open); ``socket_prefilter()``, likewise a
-    :class:`~syswarden.core.rules.sockfilter.SocketPrefilter` or None.  Optional: ``describe() -> Iterable[tuple[name, desc]]`` for ``-L``.
-    """
-
-    name: str
-
-    def check(self, event: "Event") -> "list[Alert] | None": ...
-
-    def event_types(self) -> set[str] | None: ...
-
-    def reload(self, config: dict[str, Any]) -> None: ...
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """A background service (Docker's event stream), started before the sources and
+        cancelled once the pipeline has drained.  The default has none."""
+        task_status.started()
 
 
-@runtime_checkable
-class Output(Protocol):
+class Filter(abc.ABC):
+    """Judges events: the rule engine."""
+
+    #: the filter's name in logs and metrics (``errors.filter.<name>``)
+    name: str = ""
+
+    @abc.abstractmethod
+    def check(self, event: "Event") -> "list[Alert] | None":
+        """The alerts ``event`` raises (an empty list or None for none)."""
+
+    def event_types(self) -> set[str] | None:
+        """The syscalls the filter needs.  The default, None, is every event."""
+        return None
+
+    def reload(self, config: dict[str, Any]) -> None:
+        """Re-read the rules from ``config`` (SIGHUP); on failure raise a
+        :class:`~syswarden.core.errors.RuleError` and keep the rules it had.  The default has
+        nothing to re-read."""
+
+    def open_prefilter(self) -> "OpenPrefilter | None":
+        """An :class:`~syswarden.core.rules.prefilter.OpenPrefilter` every open this filter
+        can match meets.  The default, None, needs every open."""
+        return None
+
+    def socket_prefilter(self) -> "SocketPrefilter | None":
+        """A :class:`~syswarden.core.rules.sockfilter.SocketPrefilter`: the socket families
+        this filter can match, per socket syscall.  The default, None, needs them all."""
+        return None
+
+    def describe(self) -> Iterable[tuple[str, str]]:
+        """``(name, description)`` of each rule, for ``-L``.  The default has none."""
+        return ()
+
+
+class Output(abc.ABC):
     """Delivers alerts somewhere.
 
     The agent gives each output its own bounded queue and applies the output's priority
-    threshold and rate limit before queuing (see :mod:`syswarden.core.outputs`).  ``run`` reads
-    alerts from ``alerts`` until the channel is closed (the agent is stopping), delivers what it
-    can, and returns.  It calls ``task_status.started()`` once ready.  Optional:
-    ``reopen()`` (SIGUSR1/SIGHUP, e.g. a file output after logrotate).
-
-    Attributes the agent reads: ``name``; ``min_priority`` (a Priority or None for the global
-    ``priority``); ``queue_size`` (int or None for ``pipeline.output_queue``); optional ``rate``
-    and ``max_burst`` (None: the global ``outputs.rate``/``outputs.max_burst``).  The built-in
-    outputs take these from their sections' shared keys (:func:`syswarden.core.outputs.output_keys`).
+    threshold and rate limit before queuing (see :mod:`syswarden.core.outputs`).
     """
 
-    name: str
+    #: the output's name in logs and metrics (``outputs.<name>.sent`` ...)
+    name: str = ""
+    #: the shared per-output settings the agent reads (threshold, queue, rate limit, format);
+    #: read yours from your section with :meth:`OutputSettings.from_config
+    #: <syswarden.core.outputs.OutputSettings.from_config>`.  The default: every global value.
+    settings: OutputSettings = OutputSettings()
 
+    @abc.abstractmethod
     async def run(self, alerts: "trio.MemoryReceiveChannel[Alert]", *,
-                  task_status: Any = ...) -> None: ...
+                  task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Read alerts from ``alerts`` until the channel is closed (the agent is stopping),
+        deliver what it can, and return; call ``task_status.started()`` once ready."""
+
+    def reopen(self) -> None:
+        """SIGUSR1 and SIGHUP: reopen what rotates (a file after logrotate).  The default
+        does nothing."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Plugin objects that do not subclass their base
+# ---------------------------------------------------------------------------------------------
+
+
+class _Adapted:
+    """A plugin object that does not subclass its base, as the agent holds it: the object's
+    own members, looked up once here, over the base's defaults for those it lacks.  The
+    object's methods are copied onto the adapter (the adapters' own ``run``, ``enrich`` and
+    ``check`` only stand for the base's abstract ones), so the agent calls the object's bound
+    methods with nothing in between: per event too."""
+
+    base: type
+
+    def __init__(self, plugin: Any) -> None:
+        self.plugin = plugin
+        for member in _members(self.base):
+            value = getattr(plugin, member, None)
+            if value is not None:
+                setattr(self, member, value)
+
+    def __repr__(self) -> str:
+        return f"<{self.base.__name__} {self.plugin!r}>"
+
+
+class _AdaptedSource(_Adapted, Source):
+    base = Source
+
+    def __init__(self, plugin: Any) -> None:
+        super().__init__(plugin)
+        own_stop = vars(self).get("stop")
+        if own_stop is not None:    # a stop() of its own: it returns by itself unless it says no
+            self.stop = lambda: own_stop() is not False
+
+    async def run(self, send: Any, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        await self.plugin.run(send, task_status=task_status)
+
+
+class _AdaptedEnricher(_Adapted, Enricher):
+    base = Enricher
+
+    def enrich(self, event: "Event") -> None:
+        self.plugin.enrich(event)
+
+
+class _AdaptedFilter(_Adapted, Filter):
+    base = Filter
+
+    def check(self, event: "Event") -> "list[Alert] | None":
+        return self.plugin.check(event)
+
+
+class _AdaptedOutput(_Adapted, Output):
+    base = Output
+
+    async def run(self, alerts: Any, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        await self.plugin.run(alerts, task_status=task_status)
+
+
+#: kind (as the factory hooks name it) -> the base its objects subclass, and the adapter
+BASES: dict[str, tuple[type, type]] = {
+    "source": (Source, _AdaptedSource),
+    "enricher": (Enricher, _AdaptedEnricher),
+    "filter": (Filter, _AdaptedFilter),
+    "output": (Output, _AdaptedOutput),
+}
+
+
+def _members(base: type) -> list[str]:
+    """The public members ``base`` declares: its methods and attributes."""
+    return [n for n in vars(base) if not n.startswith("_")]
+
+
+def adapt(kind: str, plugin: Any) -> Any:
+    """``plugin`` as an instance of the ``kind``'s base: itself when it subclasses it, else
+    wrapped once with the base's defaults for the optional members it lacks.  Raises
+    :class:`PluginError` when it lacks a ``name`` or a required method."""
+    base, adapter = BASES[kind]
+    if isinstance(plugin, base):
+        return plugin
+    required = ["name", *sorted(base.__abstractmethods__)]
+    missing = [m for m in required if not getattr(plugin, m, None)]
+    if missing:
+        raise PluginError(f"the {kind} {plugin!r} has no {', '.join(missing)}",
+                          hint=f"subclass syswarden.core.protocols.{base.__name__}")
+    return adapter(plugin)
 
 
 class Command:

@@ -1,17 +1,14 @@
-"""Shared test set-up: paths to the compat rule files and small helpers."""
+"""Shared test set-up: the compat rule files as a fixture.  Helpers are in
+:mod:`syswarden.testing` (public) and ``tests/helpers/`` (the project's own); no test imports
+from a conftest."""
 
 from __future__ import annotations
 
-import os
 import pathlib
-import sys
 
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
-SHARED = pathlib.Path(os.environ.get("SYSWARDEN_SHARED", REPO.parent / "shared"))
-COMPAT = SHARED / "compat"
-SYSWARDEN = [sys.executable, "-m", "syswarden.core.cli"]
+from tests.helpers.paths import COMPAT
 
 
 @pytest.fixture

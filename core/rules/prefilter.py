@@ -11,7 +11,7 @@ The derivation over-approximates, so it is sound by construction: a check it doe
 understand (a process name, a container, a negation) counts as "may be true".  A path
 constraint holds only of the path as ``fd.name`` shows it: absolute and normalised.  The
 kernel side sends every open whose path it cannot judge that way (relative, or containing
-``//``, ``/.``, or a trailing ``/``).
+``//``, a ``.`` or ``..`` component, or a trailing ``/``).
 
 It is ``None`` (every open must be sent) when some rule can match an open with no flag or path
 constraint, or when a rule reads ``fd.*`` on an event that takes a file descriptor it did not
@@ -22,6 +22,7 @@ miss one.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,21 +100,27 @@ _FLAG_TESTS = {
 
 def judgeable(path: str) -> bool:
     """Whether ``fd.name`` will be this path as it is: absolute, and nothing to normalise
-    (no ``//``, no ``/.``, no trailing ``/``)."""
-    return (path.startswith("/") and "//" not in path and "/." not in path
-            and not path.endswith("/"))
+    (no ``//``, no ``.`` or ``..`` component, no trailing ``/``; ``/.ssh`` is fine)."""
+    return (path.startswith("/") and "//" not in path and "/./" not in path
+            and "/../" not in path and not path.endswith(("/", "/.", "/..")))
 
 
 @dataclass(frozen=True)
 class Term:
-    """Every test in ``needs`` holds and, unless ``prefixes`` is None, ``fd.name`` starts
-    with one of ``prefixes``."""
+    """Every test in ``needs`` holds; unless ``prefixes`` is None, ``fd.name`` starts with
+    one of ``prefixes``; unless ``substrings`` is None, it contains one of ``substrings``."""
 
     needs: frozenset[str] = frozenset()
     prefixes: frozenset[str] | None = None
+    substrings: frozenset[str] | None = None
+
+    @property
+    def has_path_test(self) -> bool:
+        return self.prefixes is not None or self.substrings is not None
 
     def both(self, o: Term) -> Term:
-        """The conjunction."""
+        """The conjunction (of two substring tests, the more selective one is kept: dropping
+        a conjunct only widens)."""
         if self.prefixes is None or o.prefixes is None:
             prefixes = self.prefixes if o.prefixes is None else o.prefixes
         else:
@@ -121,16 +128,37 @@ class Term:
             prefixes = frozenset(p if p.startswith(q) else q
                                  for p in self.prefixes for q in o.prefixes
                                  if p.startswith(q) or q.startswith(p))
-        return Term(self.needs | o.needs, minimal_prefixes(prefixes))
+        if self.substrings is None or o.substrings is None:
+            subs = self.substrings if o.substrings is None else o.substrings
+        else:
+            subs = max(self.substrings, o.substrings, key=_selectivity)
+        return Term(self.needs | o.needs, minimal_prefixes(prefixes), subs)
 
     def covers(self, o: Term) -> bool:
         """Whether every open ``o`` accepts, this term accepts too."""
         if not self.needs <= o.needs:
             return False
+        if self.substrings is not None and (o.substrings is None or not all(
+                any(s in t for s in self.substrings) for t in o.substrings)):
+            return False
         if self.prefixes is None:
             return True
         return o.prefixes is not None and all(any(p.startswith(q) for q in self.prefixes)
                                               for p in o.prefixes)
+
+    def holds(self, res: int, flags: int, path: str, judged: bool) -> bool:
+        """Whether an open passes this term (a path not ``judged`` passes every path test)."""
+        if not all(_FLAG_TESTS[n](res, flags) for n in self.needs):
+            return False
+        if not judged:
+            return True
+        return ((self.prefixes is None or path.startswith(tuple(self.prefixes)))
+                and (self.substrings is None or any(x in path for x in self.substrings)))
+
+
+def _selectivity(subs: frozenset[str]) -> tuple[int, int]:
+    """How selective a substring test is: its shortest string's length, then fewer strings."""
+    return (min(map(len, subs), default=0), -len(subs))
 
 
 @dataclass(frozen=True)
@@ -150,11 +178,7 @@ class OpenPrefilter:
         if res >= 0 and is_dir:
             return True
         judged = judgeable(path)
-        for t in self.terms:
-            if all(_FLAG_TESTS[n](res, flags) for n in t.needs) and (
-                    t.prefixes is None or not judged or path.startswith(tuple(t.prefixes))):
-                return True
-        return False
+        return any(t.holds(res, flags, path, judged) for t in self.terms)
 
     def describe(self) -> str:
         if not self.terms:
@@ -164,6 +188,8 @@ class OpenPrefilter:
             s = " and ".join(sorted(t.needs)) or "any"
             if t.prefixes is not None:
                 s += " under " + ", ".join(sorted(t.prefixes))
+            if t.substrings is not None:
+                s += " containing " + ", ".join(repr(x) for x in sorted(t.substrings))
             parts.append(s)
         return " | ".join(parts)
 
@@ -193,8 +219,14 @@ def open_prefilter(engine: Any) -> OpenPrefilter | None:
                 log.info("opens are not filtered at the source: the rules name over %d paths",
                          MAX_PREFIXES)
                 return None
-    return OpenPrefilter(tuple(sorted(out, key=lambda t: (sorted(t.needs), t.prefixes is not None,
-                                                          sorted(t.prefixes or ())))))
+    subs = {x for t in out for x in (t.substrings or ())}
+    if len(subs) > MAX_SUBSTRINGS:
+        log.info("opens are not filtered at the source: the rules test over %d substrings",
+                 MAX_SUBSTRINGS)
+        return None
+    return OpenPrefilter(tuple(sorted(out, key=lambda t: (
+        sorted(t.needs), t.prefixes is not None, sorted(t.prefixes or ()),
+        t.substrings is not None, sorted(t.substrings or ())))))
 
 
 def _fd_reader(engine: Any) -> str | None:
@@ -271,7 +303,13 @@ def _check(c: RCheck) -> Terms:
         return [Term(frozenset({_BOOL_TESTS[name]}))]
     if name in ("fd.num", "evt.rawres") and op == ">=" and isinstance(const, int) and const >= 0:
         return [Term(frozenset({OK}))]
-    if name == "fd.name":
+    if name in ("fd.name", "fd.nameraw"):
+        # fd.nameraw is fd.name for a path the kernel judges (absolute, nothing to normalise)
+        if op in ("contains", "endswith") and isinstance(const, str):
+            return _substrings([const])             # endswith X: contains X (wider)
+        if op == "glob":
+            runs = _glob_runs(const)
+            return None if runs is None else _glob(runs)
         return _paths(_name_prefixes(op, const, c))
     if name == "fd.directory":
         return _paths(_dir_prefixes(op, const))
@@ -303,11 +341,69 @@ def _dir_prefixes(op: str, const: Any) -> list[str] | None:
 
 
 def _literal_head(pattern: str) -> str:
-    """The part of a pmatch glob before its first wildcard."""
+    """The part of a glob before its first wildcard (or escape)."""
     for i, ch in enumerate(pattern):
-        if ch in "*?[":
+        if ch in "*?[\\":
             return pattern[:i]
     return pattern
+
+
+#: Longest substring a term keeps (a longer one is cut: containing it contains its head).
+MAX_SUBSTRING = 64
+#: Distinct substrings the prefilter tests at most (a source tests each one at every position
+#: of a path); beyond, it is given up (every open sent).
+MAX_SUBSTRINGS = 32
+
+
+def _substrings(subs: list[str]) -> Terms:
+    kept = frozenset(x[:MAX_SUBSTRING] for x in subs)
+    if not kept or "" in kept:
+        return None
+    terms = [Term(frozenset(), None, kept)]
+    return None if _too_many(terms) else terms
+
+
+def _glob(runs: list[str]) -> Terms:
+    """A glob, as its literal runs (the first one before any wildcard), as a prefix (its
+    literal head, when absolute) and a substring (its longest literal run after the head)."""
+    head, rest = runs[0], [r for r in runs[1:] if r]
+    prefixes = frozenset({head}) if head.startswith("/") else None
+    subs = frozenset({max(rest, key=len)[:MAX_SUBSTRING]}) if rest else None
+    if prefixes is None and subs is None:
+        return None
+    return [Term(frozenset(), minimal_prefixes(prefixes), subs)]
+
+
+def _glob_runs(const: Any) -> list[str] | None:
+    """The literal runs of a compiled ``glob`` constant (the bound ``fullmatch`` of the regex
+    :func:`~.operators.glob_regex` made): the text between its wildcards, the first run the
+    one before any wildcard (empty when the glob starts with one).  None when it is not such
+    a regex."""
+    regex = getattr(getattr(const, "__self__", None), "pattern", None)
+    if not isinstance(regex, str) or getattr(const, "__name__", "") != "fullmatch" or \
+            const.__self__.flags & re.IGNORECASE:
+        return None
+    runs, cur, i = [], "", 0
+    while i < len(regex):
+        ch = regex[i]
+        if ch == "\\" and i + 1 < len(regex):        # re.escape: a literal character
+            cur += regex[i + 1]
+            i += 2
+        elif ch == "[":                                # a class: [^/] (? and *) or [...]
+            runs.append(cur)
+            cur = ""
+            i += 1
+            while i < len(regex) and regex[i] != "]":
+                i += 2 if regex[i] == "\\" else 1
+            i += 1
+            if regex[i:i + 1] == "*":
+                i += 1
+        elif ch in ".^$*+?{}()|":                      # not from a glob: not understood
+            return None
+        else:
+            cur += ch
+            i += 1
+    return runs + [cur]
 
 
 def _paths(prefixes: list[str] | None) -> Terms:
@@ -337,7 +433,7 @@ def minimal_prefixes(prefixes: frozenset[str] | None) -> frozenset[str] | None:
 def _too_many(terms: list[Term]) -> bool:
     """Whether ``terms`` name over :data:`MAX_PREFIXES` paths: the prefilter would be given up
     for them, so they are widened to "any open" (sound) before costing more."""
-    return sum(len(t.prefixes or ()) for t in terms) > MAX_PREFIXES
+    return sum(len(t.prefixes or ()) + len(t.substrings or ()) for t in terms) > MAX_PREFIXES
 
 
 def _union(acc: list[Term], more: list[Term]) -> list[Term]:

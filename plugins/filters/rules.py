@@ -23,6 +23,7 @@ from syswarden.core.config import default_rules_path
 from syswarden.core.errors import RuleError
 from syswarden.core.fields import FieldRegistry
 from syswarden.core.hookspecs import hookimpl
+from syswarden.core.protocols import Filter
 from syswarden.core.rules.engine import RuleEngine
 from syswarden.core.rules.prefilter import OpenPrefilter, open_prefilter
 from syswarden.core.rules.sockfilter import SocketPrefilter, socket_prefilter
@@ -37,7 +38,7 @@ def rules_files(config: dict[str, Any]) -> list[str]:
     return list(files) or [default_rules_path()]
 
 
-class RulesFilter:
+class RulesFilter(Filter):
     """The Filter the agent calls: ``check`` is the engine's, bound at build time."""
 
     name = "rules"

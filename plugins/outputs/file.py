@@ -26,16 +26,17 @@ from syswarden.core.errors import UnsafePathError
 from syswarden.core.hookspecs import hookimpl
 from syswarden.core.outputs import (OutputSettings, ThreadedWriter, batches, build_if_enabled,
                                     output_schema)
+from syswarden.core.protocols import Output
 from syswarden.core.safe_files import configured_mode, mode_key, open_file
 
 log = logging.getLogger("syswarden.outputs.file")
 
 
-class FileOutput:
+class FileOutput(Output):
     name = "file"
 
     def __init__(self, config: dict[str, Any], section: dict[str, Any], metrics: Any) -> None:
-        OutputSettings(config, section).apply(self)
+        self.settings = OutputSettings.from_config(config, section)
         self.metrics = metrics
         self.filename = os.path.abspath(section.get("filename") or "./events.txt")
         self.keep_alive = bool(section.get("keep_alive", False))
@@ -59,7 +60,8 @@ class FileOutput:
             self._close()
 
     def write(self, batch: list) -> bool:
-        text = "".join(self.formatter(a) + "\n" for a in batch)
+        fmt = self.settings.formatter
+        text = "".join(fmt(a) + "\n" for a in batch)
         if self._reopen:
             self._reopen = False
             self._close()

@@ -24,6 +24,7 @@ from syswarden.core.errors import ConfigError
 from syswarden.core.hookspecs import hookimpl
 from syswarden.core.outputs import (BatchInHand, OutputSettings, batches, build_if_enabled,
                                     output_schema)
+from syswarden.core.protocols import Output
 
 log = logging.getLogger("syswarden.outputs.program")
 
@@ -31,11 +32,11 @@ MAX_RESTART_PAUSE = 30.0
 STABLE_AFTER = 10.0          # a process alive this long resets the restart pause
 
 
-class ProgramOutput:
+class ProgramOutput(Output):
     name = "program"
 
     def __init__(self, config: dict[str, Any], section: dict[str, Any], metrics: Any) -> None:
-        OutputSettings(config, section).apply(self)
+        self.settings = OutputSettings.from_config(config, section)
         self.metrics = metrics
         self.program = section.get("program") or ""
         if not self.program.strip():
@@ -78,7 +79,7 @@ class ProgramOutput:
                     proc.kill()
 
     async def _run_once(self, alert: Any) -> None:
-        line = (self.formatter(alert) + "\n").encode()
+        line = (self.settings.formatter(alert) + "\n").encode()
         try:
             result = await trio.run_process(self.argv, stdin=line, check=False,
                                             stdout=subprocess.DEVNULL)
@@ -93,7 +94,8 @@ class ProgramOutput:
             self.metrics.inc("outputs.program.sent")
 
     async def _feed(self, batch: list) -> None:
-        data = "".join(self.formatter(a) + "\n" for a in batch).encode()
+        fmt = self.settings.formatter
+        data = "".join(fmt(a) + "\n" for a in batch).encode()
         while True:
             proc = await self._live_process()
             if proc is None:

@@ -18,14 +18,15 @@ from syswarden.core.config import Key, Section
 from syswarden.core.hookspecs import hookimpl
 from syswarden.core.outputs import (OutputSettings, ThreadedWriter, batches, build_if_enabled,
                                     output_schema)
+from syswarden.core.protocols import Output
 
 
-class StdoutOutput:
+class StdoutOutput(Output):
     name = "stdout"
 
     def __init__(self, config: dict[str, Any], section: dict[str, Any], metrics: Any,
                  stream: TextIO | None = None) -> None:
-        OutputSettings(config, section).apply(self)
+        self.settings = OutputSettings.from_config(config, section)
         self.metrics = metrics
         self.stream = stream
         self.buffered = bool(config.get("buffered_outputs", False))
@@ -43,7 +44,8 @@ class StdoutOutput:
     def write(self, batch: list) -> bool:
         stream = self.stream or sys.stdout   # looked up late: tests and the CLI swap sys.stdout
         try:
-            stream.write("".join(self.formatter(a) + "\n" for a in batch))
+            fmt = self.settings.formatter
+            stream.write("".join(fmt(a) + "\n" for a in batch))
             if not self.buffered:
                 stream.flush()
         except (OSError, ValueError):

@@ -27,6 +27,7 @@ from syswarden.core.errors import ConfigError
 from syswarden.core.hookspecs import hookimpl
 from syswarden.core.outputs import (BatchInHand, OutputSettings, batches, build_if_enabled,
                                     output_schema)
+from syswarden.core.protocols import Output
 
 log = logging.getLogger("syswarden.outputs.syslog")
 
@@ -94,11 +95,11 @@ class SyslogFormat:
         return f"<{pri}>{stamp}{host} {self.tag}[{self.pid}]: {text}".encode()
 
 
-class SyslogOutput:
+class SyslogOutput(Output):
     name = "syslog"
 
     def __init__(self, config: dict[str, Any], section: dict[str, Any], metrics: Any) -> None:
-        OutputSettings(config, section).apply(self)
+        self.settings = OutputSettings.from_config(config, section)
         self.metrics = metrics
         self.transport, self.target = parse_address(section.get("address") or "")
         facility = str(section.get("facility") or "user").lower()
@@ -133,7 +134,7 @@ class SyslogOutput:
         return message + b"\n"
 
     async def send(self, alert: Alert) -> None:
-        data = self.frame(self.render(alert, self.formatter(alert)))
+        data = self.frame(self.render(alert, self.settings.formatter(alert)))
         for attempt in (1, 2):
             try:
                 if self._sock is None:

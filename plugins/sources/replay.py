@@ -40,6 +40,7 @@ from syswarden.core.capture import (
 )
 from syswarden.core.capture.lines import DamagedStream, read_lines
 from syswarden.core.hookspecs import hookimpl
+from syswarden.core.protocols import Source
 
 if TYPE_CHECKING:
     from syswarden.core.event import Event
@@ -56,7 +57,7 @@ LOGGED_LINES = 10
 BATCH_SECONDS = 0.1
 
 
-class ReplaySource:
+class ReplaySource(Source):
     """Replays one capture file; see the module docstring."""
 
     name = "replay"

@@ -17,11 +17,12 @@ from syswarden.core.alert import Alert, Priority
 from syswarden.core.config import Key, Section
 from syswarden.core.event import Event
 from syswarden.core.hookspecs import hookimpl
+from syswarden.core.protocols import Enricher, Filter, Output, Source
 
 PLUGIN_NAME = "kit"
 
 
-class CountingSource:
+class CountingSource(Source):
     """Sends ``count`` events numbered 1..count (type ``kit``; every ``fail_every``-th is
     ``boom``), in batches, then ends; with ``forever`` it then waits to be cancelled."""
 
@@ -51,7 +52,7 @@ class CountingSource:
             await trio.sleep_forever()
 
 
-class FailingEnricher:
+class FailingEnricher(Enricher):
     """Raises on ``boom`` events: the agent must count it and let the rest flow."""
 
     name = "kit-enricher"
@@ -61,7 +62,7 @@ class FailingEnricher:
             raise ValueError(f"cannot enrich event {event.num}")
 
 
-class TypeFilter:
+class TypeFilter(Filter):
     """Alerts on every event of the configured type, with the event number in the output.
     Its 'rules' are a JSON file ({"type": ...}) so a reload can fail for real."""
 
@@ -90,12 +91,10 @@ class TypeFilter:
         return None
 
 
-class RecordingOutput:
+class RecordingOutput(Output):
     """Appends each alert's event number to a file, one per line (slowly, if asked)."""
 
     name = "kit-output"
-    min_priority = None
-    queue_size = None
 
     def __init__(self, section: dict) -> None:
         self.path = section["output"]

@@ -16,6 +16,7 @@ import trio
 from syswarden.core.agent import Agent
 from syswarden.core.config import load_config
 from syswarden.core.plugins import BUILTIN_PLUGINS, make_plugin_manager
+from syswarden.core.protocols import adapt
 
 KIT_PATH = str(pathlib.Path(__file__).with_name("plugin_kit.py"))
 
@@ -212,7 +213,7 @@ async def test_alerts_left_after_the_grace_period_are_counted_as_dropped(tmp_pat
 
 async def test_an_internal_alert_reaches_the_outputs(tmp_path):
     agent = make_agent(tmp_path, count=1, forever=True)
-    assert agent.ctx.extra["emit_alert"] == agent.emit_internal_alert
+    assert agent.ctx.emit_alert == agent.emit_internal_alert
     async with trio.open_nursery() as nursery:
         nursery.start_soon(agent.run)
         await agent.ready.wait()
@@ -269,10 +270,11 @@ async def test_the_sources_get_the_union_of_the_filters_open_prefilters(tmp_path
     assert agent.ctx.open_prefilter is None          # the kit filter has no prefilter
     writes, shadow = Term(frozenset({OK, WRITE})), Term(frozenset(), frozenset({"/etc/shadow"}))
     agent.filters[0].open_prefilter = lambda: OpenPrefilter((writes,))
-    other = type("Other", (), {"name": "other", "event_types": lambda self: set(),
+    other = type("Other", (), {"name": "other", "check": lambda self, event: None,
+                               "event_types": lambda self: set(),
                                "reload": lambda self, config: None,
                                "open_prefilter": lambda self: OpenPrefilter((shadow, writes))})()
-    agent.filters.append(other)
+    agent.filters.append(adapt("filter", other))
     told: list = []
     agent.sources[0].set_open_prefilter = told.append
     async with trio.open_nursery() as nursery:
@@ -281,7 +283,8 @@ async def test_the_sources_get_the_union_of_the_filters_open_prefilters(tmp_path
         assert await agent.reload() is True
         agent.request_stop()
     assert told == [OpenPrefilter((writes, shadow))] and agent.ctx.open_prefilter == told[0]
-    agent.filters.append(type("NoPrefilter", (), {"name": "n"})())
+    agent.filters.append(adapt("filter", type("NoPrefilter", (), {
+        "name": "n", "check": lambda self, event: None})()))
     assert agent.open_prefilter() is None
 
 
@@ -291,11 +294,12 @@ async def test_the_sources_get_the_union_of_the_filters_socket_prefilters(tmp_pa
     assert agent.ctx.socket_prefilter is None        # the kit filter has no prefilter
     mine = SocketPrefilter((("connect", frozenset({IP})), ("sendto", frozenset({IP}))))
     agent.filters[0].socket_prefilter = lambda: mine
-    other = type("Other", (), {"name": "other", "event_types": lambda self: set(),
+    other = type("Other", (), {"name": "other", "check": lambda self, event: None,
+                               "event_types": lambda self: set(),
                                "reload": lambda self, config: None,
                                "socket_prefilter": lambda self: SocketPrefilter(
                                    (("sendto", frozenset({UNIX})),))})()
-    agent.filters.append(other)
+    agent.filters.append(adapt("filter", other))
     told: list = []
     agent.sources[0].set_socket_prefilter = told.append
     async with trio.open_nursery() as nursery:
@@ -305,5 +309,6 @@ async def test_the_sources_get_the_union_of_the_filters_socket_prefilters(tmp_pa
         agent.request_stop()
     assert told == [SocketPrefilter((("sendto", frozenset({IP, UNIX})),))]
     assert agent.ctx.socket_prefilter == told[0]
-    agent.filters.append(type("NoPrefilter", (), {"name": "n"})())
+    agent.filters.append(adapt("filter", type("NoPrefilter", (), {
+        "name": "n", "check": lambda self, event: None})()))
     assert agent.socket_prefilter() is None

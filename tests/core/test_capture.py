@@ -631,7 +631,7 @@ def test_live_capture_then_replay_raises_the_alert(tmp_path):
     import time
     import uuid
 
-    from tests.conftest import SYSWARDEN
+    from syswarden.testing import SYSWARDEN
 
     marker = f"/nonexistent-{uuid.uuid4().hex}"
     out = tmp_path / "live.jsonl"

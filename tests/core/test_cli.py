@@ -7,15 +7,14 @@ import json
 import pathlib
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
 from syswarden.core.plugins import BUILTIN_PLUGINS
+from syswarden.testing import SYSWARDEN as CLI
 
 KIT_PATH = str(pathlib.Path(__file__).with_name("plugin_kit.py"))
-CLI = [sys.executable, "-m", "syswarden.core.cli"]
 
 
 def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:

@@ -9,16 +9,15 @@ import os
 import pathlib
 import re
 import subprocess
-import sys
 import textwrap
 
 import pytest
 
 from syswarden.core.cli import installed_commands
+from syswarden.testing import SYSWARDEN as CLI
+from tests.helpers.paths import REPO
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "plugins.md"
-CLI = [sys.executable, "-m", "syswarden.core.cli"]
 
 
 def example_source() -> str:

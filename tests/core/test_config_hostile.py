@@ -14,7 +14,7 @@ import pytest
 from syswarden.core.config import load_config
 from syswarden.core.errors import ConfigError
 from syswarden.core.plugins import make_plugin_manager
-from tests.helpers.agent import refused_at_start
+from syswarden.testing import refused_at_start
 
 SCHEMAS = make_plugin_manager({}).schemas()
 

@@ -269,7 +269,7 @@ def test_broken_rules_exit_two_and_other_files_still_run(tmp_path, rules):
 
 def test_the_cli_subcommand(tmp_path, rules):
     """`syswarden test-rules` as a user runs it: exit code and output."""
-    from tests.conftest import SYSWARDEN  # noqa: PLC0415
+    from syswarden.testing import SYSWARDEN  # noqa: PLC0415
 
     good = write(tmp_path, "good.yaml", f"rules: [rules.yaml]\ncases:\n  - name: ok\n"
                                         f"    events: [{SHADOW}]\n    expect: [Secret read]\n")

@@ -19,8 +19,7 @@ import time
 
 import pytest
 
-from tests.conftest import SYSWARDEN
-from tests.helpers.agent import running_agent
+from syswarden.testing import SYSWARDEN, running_agent
 from tests.plugins.outputs.receivers import Rsyslog
 
 RULE = "Sensitive file read by an untrusted program"

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.helpers.agent import running_agent
+from syswarden.testing import running_agent
 
 pytestmark = [pytest.mark.root]
 

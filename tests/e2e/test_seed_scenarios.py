@@ -14,9 +14,9 @@ import time
 
 import pytest
 
-from tests.conftest import COMPAT
-from tests.helpers.agent import running_agent
+from syswarden.testing import running_agent
 from tests.helpers.docker import containers, docker, docker_images, dockerd  # noqa: F401
+from tests.helpers.paths import COMPAT
 
 pytestmark = [pytest.mark.root, pytest.mark.docker]
 

@@ -41,7 +41,8 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+from tests.helpers.paths import REPO
+
 DOCKERD_SCRIPT = REPO / "scripts" / "dockerd.sh"
 TEST_LABEL = "org.syswarden.test"
 BUSYBOX_APPLETS = ("sh", "ls", "cat", "touch", "mkdir", "sleep", "echo", "rm", "cp", "mv", "ps",

@@ -18,8 +18,8 @@ from syswarden.core.plugins import collect_fields
 from syswarden.core.rules.engine import RuleEngine
 from syswarden.core.ruletest import load_test_file
 from tests.helpers.docker import containers, docker_images, dockerd  # noqa: F401 (fixtures)
+from tests.helpers.paths import REPO
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
 TESTS = sorted((REPO / "rules" / "tests").glob("*.yaml"))
 CONFIG = {"priority": "debug", "rule_matching": "first", "rules_file": []}
 DEFAULT = pathlib.Path(default_rules_path())
@@ -256,7 +256,7 @@ def _live(tmp_path, tok: str, act) -> tuple[dict[str, str], list[dict]]:
     import json  # noqa: PLC0415
     import time  # noqa: PLC0415
 
-    from tests.helpers.agent import running_agent  # noqa: PLC0415
+    from syswarden.testing import running_agent  # noqa: PLC0415
 
     alerts_path = tmp_path / "alerts.json"
     with running_agent("-o", "json_output=true", "-o", "rule_matching=all",

@@ -58,7 +58,7 @@ def syswarden_make_enrichers(ctx: Any):
     section = ctx.section(SECTION)
     if not section.get("enabled", True):
         return None
-    if getattr(ctx, "replay_file", None):
+    if ctx.replay_file:
         # a capture carries its containers; its cgroup ids are another moment's (or host's)
         return None
     from .enricher import DockerEnricher

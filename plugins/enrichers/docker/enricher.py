@@ -36,6 +36,7 @@ import trio
 
 from syswarden.core.event import Container, Event
 from syswarden.core.metrics import Metrics
+from syswarden.core.protocols import Enricher
 
 from .cache import ContainerCache, Pending
 from .cgroup import HOST, HOST_REF, CgroupResolver, ContainerRef, read_proc_cgroup
@@ -48,7 +49,7 @@ log = logging.getLogger("syswarden.docker")
 _REFRESH = frozenset({"create", "start", "rename", "update"})
 
 
-class DockerEnricher:
+class DockerEnricher(Enricher):
     name = "docker"
 
     def __init__(self, metrics: Metrics, socket: str = DEFAULT_SOCKET, lookup_wait: float = 0.2,

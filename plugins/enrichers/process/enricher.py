@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from syswarden.core.event import Event, Process
+from syswarden.core.protocols import Enricher
 
 from . import users
 from .fds import FdTable
@@ -20,7 +21,7 @@ _EXEC = ("execve", "execveat")
 _FORK = ("clone", "clone3", "fork", "vfork")
 
 
-class ProcessEnricher:
+class ProcessEnricher(Enricher):
     name = "process"
 
     def __init__(self, metrics: Any = None, *, max_entries: int = 65536, grace_s: float = 5.0,

@@ -39,7 +39,8 @@ import trio
 
 from syswarden.core.alert import Alert
 from syswarden.core.errors import ConfigError, OutputError
-from syswarden.core.outputs import AlertFormatter, OutputSettings, batches
+from syswarden.core.outputs import OutputSettings, batches
+from syswarden.core.protocols import Output
 from syswarden.core.safe_files import configured_mode
 
 from .backlog import Backlog
@@ -66,18 +67,14 @@ def dedup_key(alert: Alert, key_fields: list[str]) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
 
 
-class WebhookOutput:
+class WebhookOutput(Output):
     """One webhook (Falco's ``http_output`` or an entry of ``webhook_outputs``)."""
 
     def __init__(self, config: dict[str, Any], section: dict[str, Any], metrics: Any) -> None:
         self.name = section.get("name") or "http"
         where = f"webhook {self.name!r}"
-        settings = OutputSettings(config, section)
-        settings.apply(self)
-        if section.get("json_output") is None:   # Falco's JSON alert by default
-            self.formatter = AlertFormatter(True, settings.formatter.include_output,
-                                            settings.formatter.include_tags,
-                                            settings.formatter.iso_8601)
+        # Falco's JSON alert unless the section says otherwise (not the global json_output)
+        self.settings = OutputSettings.from_config(config, section, json_output=True)
         self.metrics = metrics
         self.url = expand_env(section.get("url") or "", f"{where} url")
         if not self.url.startswith(("http://", "https://")):
@@ -85,7 +82,7 @@ class WebhookOutput:
                               f"not {self.url!r}")
         section = self._expanded(section, where)
         self.section = section
-        self.preset = make_preset(section, self.formatter)
+        self.preset = make_preset(section, self.settings.formatter)
         self.tls = ssl_context(section)          # a bad certificate path fails at start
         self.headers = {str(k): str(v) for k, v in (section.get("headers") or {}).items()}
         self.timeout = float(section.get("timeout") or 10.0)
@@ -104,7 +101,7 @@ class WebhookOutput:
         self.spool_mode = configured_mode(section.get("queue_mode"), f"{where} queue_mode")
         self.max_in_flight = int(section.get("max_in_flight") or 4)
         pipeline = config.get("pipeline") or {}
-        self.memory_max = int(settings.queue_size or pipeline.get("output_queue") or 10_000)
+        self.memory_max = int(self.settings.queue_size or pipeline.get("output_queue") or 10_000)
         self.spool: Spool | None = None
         self.backlog: Backlog | None = None
         self._left = 0

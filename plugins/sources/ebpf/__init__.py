@@ -130,7 +130,7 @@ def syswarden_make_sources(ctx: Any):
     cfg = dict(section)
     cfg["syscall_event_drops"] = ctx.section(DROPS)
     return EbpfSource(cfg, ctx.event_types, ctx.agent_pid, ctx.metrics,
-                      alert=ctx.extra.get("emit_alert"), open_prefilter=ctx.open_prefilter,
+                      alert=ctx.emit_alert, open_prefilter=ctx.open_prefilter,
                       socket_prefilter=ctx.socket_prefilter)
 
 

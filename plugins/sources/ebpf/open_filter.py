@@ -8,9 +8,13 @@ it; counted), 1 sends it.  In the order the kernel tests:
 2. the open returned a directory: sent, whatever the rules say (a later ``openat(dirfd, ...)``
    or ``fchdir`` is resolved from it by the fd table);
 3. no term with a path test has its flags: kept;
-4. the path is read; relative, or not as ``fd.name`` will show it (``//``, ``/.``, a trailing
-   ``/``, longer than :data:`SCAN_MAX`): sent, it cannot be judged here;
-5. a term whose flags hold has a prefix the path starts with: sent; else kept.
+4. the path is read; relative, or not as ``fd.name`` will show it (``//``, a ``.`` or ``..``
+   component, a trailing ``/``, longer than :data:`SCAN_MAX`): sent, it cannot be judged here;
+5. a term whose flags hold has a prefix the path starts with and (when it has substrings) a
+   substring the path contains: sent; else kept.
+
+A substring is searched by a bounded loop over the path (at most :data:`SCAN_MAX` bytes), one
+small function per distinct substring.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 from syswarden.core.rules.prefilter import (CREATE, OK, READ, TRUNC, WRITE, OpenPrefilter,
                                              Term, minimal_prefixes)
 
-#: Bytes of a path checked for ``//`` and ``/.``; a longer path is sent unjudged.
+#: Bytes of a path checked for ``//``, ``/./`` and ``/../``; a longer path is sent unjudged.
 SCAN_MAX = 256
 
 _FLAG_C = {
@@ -46,19 +50,49 @@ def _prefix_c(prefix: str) -> str:
 
 
 def _by_flags(terms: list[Term]) -> dict[str, list[str]]:
-    """The path terms' prefixes grouped by their flag tests (as C)."""
+    """The prefix-only terms' prefixes grouped by their flag tests (as C)."""
     out: dict[str, set[str]] = {}
     for t in terms:
         out.setdefault(_flags_c(t), set()).update(t.prefixes or ())
     return {c: sorted(minimal_prefixes(frozenset(ps)) or ()) for c, ps in out.items()}
 
 
+def _substring_bits(terms: list[Term]) -> dict[str, int]:
+    """Every substring the terms test -> its bit in the ``want`` mask."""
+    subs = sorted({x for t in terms for x in (t.substrings or ())})
+    return {x: 1 << i for i, x in enumerate(subs)}
+
+
+def _substring_c(sub: str, bit: int) -> list[str]:
+    """Inside the scan, without a branch: sets ``bit`` of ``hits`` when the path holds ``sub``
+    from position ``i``.  ``d`` is 0 there (every byte equal, and ``sub`` ends within the
+    path: ``left`` is not below its length); it is below 256 otherwise, so ``d - 1`` has its
+    top bit set only when ``d`` is 0."""
+    raw = sub.encode()
+    diff = " | ".join(f"(q[(i + {k}) & (2 * SCAN_MAX - 1)] ^ {b})" if k else f"(q[i] ^ {b})"
+                      for k, b in enumerate(raw))
+    return [f"        d = {diff};",
+            f"        d |= (u32)((u64)(left - {len(raw)}) >> 63);",
+            f"        hits |= ((d - 1) >> 31) * {bit:#x};"]
+
+
+def _term_c(t: Term) -> str:
+    """A term's flag and prefix tests as C."""
+    parts = [_flags_c(t)]
+    if t.prefixes is not None:
+        parts.append("(" + (" || ".join(_prefix_c(x) for x in sorted(t.prefixes)) or "0") + ")")
+    return " && ".join(parts)
+
+
 def render(pf: OpenPrefilter | None) -> str:
     """``#define OPEN_FILTER`` and, with a prefilter, ``open_wanted``."""
     if pf is None:
         return "#define OPEN_FILTER 0\n"
-    flag_only = [t for t in pf.terms if t.prefixes is None]
-    with_path = [t for t in pf.terms if t.prefixes is not None]
+    flag_only = [t for t in pf.terms if not t.has_path_test]
+    with_path = [t for t in pf.terms if t.has_path_test]
+    prefix_only = [t for t in with_path if t.substrings is None]
+    with_subs = [t for t in with_path if t.substrings is not None]
+    bits = _substring_bits(with_subs)         # at most MAX_SUBSTRINGS: bits of a u32
     lines = [
         "#define OPEN_FILTER 1",
         f"#define SCAN_MAX {SCAN_MAX}",
@@ -74,8 +108,8 @@ def render(pf: OpenPrefilter | None) -> str:
     if not with_path:
         lines += ["    return 0;", "}", ""]
         return "\n".join(lines)
-    groups = _by_flags(with_path)
-    cond = " || ".join(f"({c})" for c in groups)
+    groups = _by_flags(prefix_only)
+    cond = " || ".join(f"({c})" for c in {**groups, **{_flags_c(t): [] for t in with_subs}})
     lines += [
         f"    if (!({cond}))",
         "        return 0;",
@@ -91,16 +125,44 @@ def render(pf: OpenPrefilter | None) -> str:
     for flags, prefixes in groups.items():
         tests = "\n        || ".join(_prefix_c(x) for x in prefixes) or "0"
         lines += [f"    if (({flags}) && (\n        {tests}))", "        return 1;"]
+    # the substrings whose terms' flags and prefixes hold, looked for in the scan below
+    lines += ["    u32 want = 0, hits = 0, d = 0;"]
+    for t in with_subs:
+        mask = sum(bits[x] for x in t.substrings or ())
+        lines += [f"    if ({_term_c(t)})", f"        want |= {mask:#x};"]
+    # One scan, the last thing the function does: a path to normalise (//, a . or ..
+    # component; a dot file such as /.ssh is fine) is sent, so is one holding a wanted
+    # substring.  What keeps it within the verifier's budget (a million instructions, which a
+    # state per combination of partial matches, positions and lengths exceeds at once): the
+    # substrings are compared without a branch, every byte is read afresh (volatile: a byte
+    # kept in a register would carry what a comparison learnt of it into the next tests), and
+    # the bytes left are counted in a copy of the length the verifier cannot relate to `n`.
     lines += [
         "    if (p[(n - 1) & (SCAN_MAX - 1)] == '/')",
         "        return 1;",
-        "    for (int i = 0; i < SCAN_MAX - 1; i++) {",
-        "        if (i + 1 >= n)",
+        "    volatile const u8 *q = p;           // every byte read afresh (see open_filter.py)",
+        "    for (int i = 0; i < SCAN_MAX; i++) {",
+        "        if (i >= n)",
         "            break;",
-        "        if (p[i] == '/' && (p[i + 1] == '.' || p[i + 1] == '/'))",
-        "            return 1;",
+        "        if (q[i] == '/') {",
+        "            if (q[i + 1] == '/')",
+        "                return 1;",
+        "            if (q[i + 1] == '.' && (q[i + 2] == '/' || q[i + 2] == 0))",
+        "                return 1;",
+        "            if (q[i + 1] == '.' && q[i + 2] == '.' &&",
+        "                (q[(i + 3) & (2 * SCAN_MAX - 1)] == '/' ||",
+        "                 q[(i + 3) & (2 * SCAN_MAX - 1)] == 0))",
+        "                return 1;",
+        "        }",
+    ]
+    if bits:
+        lines += ["        long left = n - i;               // bytes from i to the end",
+                  '        asm volatile("" : "+r"(left));']
+        for sub, bit in bits.items():
+            lines += _substring_c(sub, bit)
+    lines += [
         "    }",
-        "    return 0;",
+        "    return (hits & want) != 0;" if bits else "    return 0;",
         "}",
         "",
     ]

@@ -33,6 +33,7 @@ import trio
 
 from syswarden.core.errors import SourceError
 from syswarden.core.event import Event
+from syswarden.core.protocols import Source
 from syswarden.core.rules.prefilter import OpenPrefilter
 from syswarden.core.rules.sockfilter import SocketPrefilter
 
@@ -274,7 +275,7 @@ class DropMonitor:
         return True
 
 
-class EbpfSource:
+class EbpfSource(Source):
     """The live eBPF source (see the module docstring)."""
 
     name = "ebpf"
@@ -494,12 +495,13 @@ class EbpfSource:
         finally:
             self._shutdown()
 
-    def stop(self) -> None:
+    def stop(self) -> bool:
         """The agent's graceful stop: detach, send what the rings still hold, then return.
         What happened before this call is owed to the agent; the perf events are released in
         the background, so the kernel may still record a few later events, which are not."""
         self._stop_ts = time.monotonic_ns() + self.decoder.epoch_offset
         self._stop_requested = True
+        return True
 
     def _shutdown(self) -> None:
         """Stop: what the kernel sent and nobody will read is counted, not lost silently."""

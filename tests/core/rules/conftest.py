@@ -1,4 +1,5 @@
-"""Fixtures for the rule language tests: a small field registry and an event builder.
+"""Fixtures for the rule language tests: a small field registry and an event builder
+(:func:`syswarden.testing.make_event`).
 
 The unit tests of the language use fields declared here (Falco's names, readers over the real
 event objects) so they do not depend on the enrichers' declarations; the tests of the compat
@@ -7,13 +8,10 @@ rule files use the real registry (:func:`syswarden.core.plugins.collect_fields`)
 
 from __future__ import annotations
 
-import ipaddress
-from typing import Any
-
 import pytest
-from syswarden.core.event import Container, Event, FdInfo, Mount, Process
 from syswarden.core.evt_fields import fields as evt_fields
 from syswarden.core.fields import ArgKind, Bound, FieldDef, FieldRegistry, FieldSet, FieldType
+from syswarden.testing import make_event
 
 F = FieldType
 test_fields = FieldSet("test")
@@ -160,37 +158,7 @@ def real_registry() -> FieldRegistry:
     return collect_fields()
 
 
-def build_event(type: str = "openat", *, name: str | None = None, proc: str = "cat",
-                parent: str = "bash", grandparent: str = "sshd", args: dict | None = None,
-                res: int = 3, uid: int = 1000, cmdline: list[str] | None = None,
-                sip: str | None = None, sport: int | None = None, container: Any = None,
-                mounts: list[str] | None = None, env: list[str] | None = None,
-                ts: int = 1_700_000_000_123_456_789, fd_num: int = 3) -> Event:
-    """A realistic event: a process tree, an fd, optionally a container."""
-    gp = Process(10, comm=grandparent, uid=0)
-    par = Process(11, comm=parent, parent=gp, uid=uid)
-    p = Process(12, comm=proc, parent=par, uid=uid, args=cmdline or [], env=env or [])
-    evt_args = dict(args or {})
-    if name is not None and type in ("open", "openat", "openat2"):
-        evt_args.setdefault("name", name)
-        evt_args.setdefault("fd", res)
-    e = Event(type, ts=ts, tid=12, pid=12, res=res, args=evt_args)
-    e.proc = p
-    if name is not None:
-        e.fd = FdInfo(fd_num, "file", name)
-    if sip is not None:
-        e.fd = FdInfo(fd_num, "ipv4", f"10.0.0.1:5000->{sip}:{sport}",
-                      sip=ipaddress.ip_address(sip), sport=sport,
-                      cip=ipaddress.ip_address("10.0.0.1"), cport=5000)
-    if container is not None or mounts is not None:
-        c = Container(container or "abcdef123456", name="web", image_repository="nginx",
-                      mounts=[Mount("/src" + d, d) for d in (mounts or [])], complete=True)
-        e.container = c
-        p.container = c
-        p.container_id = c.id
-    return e
-
-
 @pytest.fixture
 def ev():
-    return build_event
+    """A realistic event: a process tree, an fd, optionally a container."""
+    return make_event

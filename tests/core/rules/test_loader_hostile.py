@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from syswarden.core.rules.loader import Loader
-from tests.helpers.agent import refused_at_start
+from syswarden.testing import refused_at_start
 
 RULE = b"- rule: r\n  desc: d\n  condition: evt.type = open\n  output: o\n  priority: INFO\n"
 

@@ -118,6 +118,50 @@ def test_fd_fields_of_a_call_that_takes_only_a_dirfd_need_no_open(tmp_path, evt_
     assert ev.args[path] == "/home/u/a"
 
 
+@pytest.mark.parametrize("cond, term, sent, kept", [
+    ("fd.name contains id_rsa", Term(frozenset(), None, frozenset({"id_rsa"})),
+     ["/home/u/.ssh/id_rsa.pub", "/x/../id_rsa"], ["/home/u/.ssh/known_hosts"]),
+    ("fd.name endswith _history", Term(frozenset(), None, frozenset({"_history"})),
+     ["/root/.bash_history", "/root/.zsh_history.bak"], ["/root/.bashrc"]),   # wider: contains
+    ("fd.name glob /proc/*/environ",
+     Term(frozenset(), frozenset({"/proc/"}), frozenset({"/environ"})),
+     ["/proc/1/environ", "/proc/self/environ"], ["/proc/1/cmdline", "/etc/environ"]),
+    ("fd.nameraw glob '*../*../*'", Term(frozenset(), None, frozenset({"../"})),
+     ["/a../b../c", "/a/../../c", "../../x"], ["/a/b/c"]),
+    ("fd.name contains /.ssh/ and fd.name glob /home/*/.ssh/*",
+     Term(frozenset(), frozenset({"/home/"}), frozenset({"/.ssh/"})),
+     ["/home/u/.ssh/config"], ["/root/.ssh/config", "/home/u/ssh"]),
+    ("evt.is_open_read = true and fd.name contains abc and fd.name contains abcdef",
+     Term(frozenset({READ}), None, frozenset({"abcdef"})), ["/abcdef"], ["/abc"]),
+])
+def test_substrings_and_globs_are_tested_in_the_path(tmp_path, cond, term, sent, kept):
+    pf = open_prefilter(engine(tmp_path, rule(f"evt.type = openat and {cond}")))
+    assert pf is not None and pf.terms == (term,)
+    for path in sent:
+        assert pf.accepts(3, 0, path), path
+    for path in kept:
+        assert not pf.accepts(3, 0, path), path
+
+
+@pytest.mark.parametrize("cond", [
+    "fd.name contains ''", "fd.name icontains ssh", "fd.name iglob /proc/*/environ",
+    "fd.name glob '*'"])
+def test_a_substring_test_it_cannot_make_says_any_path(tmp_path, cond):
+    assert open_prefilter(engine(tmp_path, rule(f"evt.type = openat and {cond}"))) is None
+
+
+def test_over_max_substrings_gives_the_prefilter_up(tmp_path, caplog):
+    from syswarden.core.rules.prefilter import MAX_SUBSTRINGS
+    caplog.set_level("INFO", "syswarden.rules")
+    many = "".join(rule(f"evt.type = openat and fd.name contains k{i:03d}x", f"r{i}")
+                   for i in range(MAX_SUBSTRINGS + 1))
+    assert open_prefilter(engine(tmp_path, many)) is None
+    assert f"over {MAX_SUBSTRINGS} substrings" in caplog.text
+    fewer = "".join(rule(f"evt.type = openat and fd.name contains k{i:03d}x", f"r{i}")
+                    for i in range(MAX_SUBSTRINGS))
+    assert open_prefilter(engine(tmp_path, fewer)) is not None
+
+
 def test_no_open_rule_keeps_every_open(tmp_path):
     pf = open_prefilter(engine(tmp_path, rule("evt.type = execve and proc.name = nc")))
     assert pf is not None and pf.terms == ()
@@ -128,7 +172,9 @@ def test_no_open_rule_keeps_every_open(tmp_path):
 # -- soundness: every open a rule matches is accepted -------------------------------------------
 
 PATHS = ["/etc/shadow", "/etc/shadow-", "/etc/pam.d/sshd", "/etc/pam.d", "/etc/passwd",
-         "/dev/null",
+         "/dev/null", "/home/u/.ssh/id_rsa", "/root/.ssh/known_hosts", "/proc/12/environ",
+         "/proc/12/environx", "/usr/lib/liblzma.so.5.6.1", "/root/.bash_history",
+         "/etc/a../b../passwd", "/etc/../etc/passwd", "/home/u/../../etc/shadow",
          "/dev/shm/x", "/usr/bin/ls", "/usr/binx", "/var/log/syslog", "/root/.bashrc",
          "/home/u/.ssh/authorized_keys", "/tmp/../etc/shadow", "//etc/shadow", "/etc/./shadow",
          "/etc/pam.d/", "etc/shadow", "shadow", "/tmp/x"]
@@ -146,13 +192,27 @@ SENSITIVE_RULES = "".join([
     rule("evt.type = openat and fd.directory = /etc/pam.d", "failed or not"),
     rule("evt.type = open and evt.arg.flags contains O_TRUNC and fd.filename = syslog", "t"),
     rule("evt.type = openat and evt.is_open_create = true and fd.name startswith /dev/", "d"),
+    rule("evt.type = openat and fd.nameraw contains '../' and fd.nameraw glob '*../*../*' and "
+         "fd.name startswith /etc/", "traversal"),
+    rule("evt.type in (open, openat) and fd.name glob /proc/*/environ", "environ"),
+    rule("evt.type = openat and (fd.name contains liblzma.so.5.6.0 or fd.name endswith .5.6.1)",
+         "xz"),
+    rule("evt.type = open and evt.is_open_write = true and fd.name endswith ash_history", "h"),
 ])
 
 
-@pytest.mark.parametrize("rules", ["default", "sample"])
-def test_no_open_a_rule_matches_is_kept(tmp_path, rules):
-    eng = RuleEngine.load([default_rules_path()], FIELDS, rule_matching="all") \
-        if rules == "default" else engine(tmp_path, SENSITIVE_RULES)
+FALCO_FILES = ("falco_rules.yaml", "falco-incubating_rules.yaml", "falco-sandbox_rules.yaml")
+
+
+@pytest.mark.parametrize("rules", ["default", "sample", "falco"])
+def test_no_open_a_rule_matches_is_kept(tmp_path, rules, request):
+    if rules == "falco":
+        compat = request.getfixturevalue("compat")
+        eng = RuleEngine.load([str(compat / "falco-rules" / f) for f in FALCO_FILES], FIELDS,
+                              rule_matching="all")
+    else:
+        eng = RuleEngine.load([default_rules_path()], FIELDS, rule_matching="all") \
+            if rules == "default" else engine(tmp_path, SENSITIVE_RULES)
     pf = open_prefilter(eng)
     assert pf is not None
     fds = FdTable(proc_root=str(tmp_path / "noproc"))

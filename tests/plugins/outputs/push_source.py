@@ -7,11 +7,12 @@ import trio
 
 from syswarden.core.event import Event
 from syswarden.core.hookspecs import hookimpl
+from syswarden.core.protocols import Source
 
 PLUGIN_NAME = "push"
 
 
-class PushSource:
+class PushSource(Source):
     name = "push-source"
 
     def __init__(self) -> None:

@@ -17,8 +17,7 @@ from syswarden.core.config import load_config, peek_plugin_keys
 from syswarden.core.metrics import Metrics
 from syswarden.core.plugins import make_plugin_manager
 from syswarden.core.protocols import PluginContext
-
-from .conftest import Driven, make_alert
+from syswarden.testing import DrivenOutput, make_alert
 
 DOC = pathlib.Path(__file__).parents[3] / "docs" / "plugins.md"
 
@@ -42,9 +41,9 @@ def built_outputs(config_path: pathlib.Path):
 
 
 async def run_it(output, config, metrics, alerts) -> None:
-    driven = Driven(output, config, metrics)
+    driven = DrivenOutput(output, config, metrics)
     async with trio.open_nursery() as nursery:
-        await nursery.start(driven._run)
+        await nursery.start(driven.run)
         driven.offer(alerts)
         await driven.stop()
 

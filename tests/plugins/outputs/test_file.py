@@ -11,9 +11,8 @@ import trio
 from syswarden.core.errors import ConfigError, UnsafePathError
 from syswarden.plugins.outputs import file as file_plugin
 from syswarden.plugins.outputs.file import FileOutput
+from syswarden.testing import base_config, make_alert
 from tests.helpers.users import as_nobody, root_secret, shared_fixture, unchanged  # noqa: F401
-
-from .conftest import base_config, make_alert
 
 
 async def test_every_alert_appended_as_text(tmp_path, drive, metrics):

@@ -20,7 +20,7 @@ from syswarden.core.config import load_config
 from syswarden.core.errors import UnsafePathError
 from syswarden.core.event import Event
 from syswarden.core.plugins import BUILTIN_PLUGINS, make_plugin_manager
-from tests.helpers.agent import CLI
+from syswarden.testing import SYSWARDEN as CLI
 from tests.helpers.users import as_nobody, root_secret, shared_dir, unchanged
 
 HERE = pathlib.Path(__file__).parent

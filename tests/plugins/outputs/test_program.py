@@ -10,8 +10,7 @@ import trio
 
 from syswarden.core.errors import ConfigError
 from syswarden.plugins.outputs.program import ProgramOutput
-
-from .conftest import base_config, make_alert
+from syswarden.testing import base_config, make_alert
 
 
 def _children(pid: int) -> list[int]:

@@ -6,17 +6,20 @@ from __future__ import annotations
 import trio
 
 from syswarden.core.alert import Priority
-from syswarden.core.outputs import AlertFormatter, OutputRunner, TokenBucket, batches
+from syswarden.core.outputs import (AlertFormatter, OutputRunner, OutputSettings, TokenBucket,
+                                    batches)
+from syswarden.core.protocols import Output
+from syswarden.testing import base_config, make_alert
 
-from .conftest import base_config, make_alert
 
-
-class Parked:
+class Parked(Output):
     """An output that never reads its queue (a receiver that hangs), to fill the queue."""
 
     name = "parked"
-    min_priority = None
-    queue_size = 3
+    settings = OutputSettings(queue_size=3)
+
+    async def run(self, alerts, *, task_status=trio.TASK_STATUS_IGNORED):
+        task_status.started()
 
 
 def test_full_queue_drops_and_counts(metrics):
@@ -30,8 +33,7 @@ def test_full_queue_drops_and_counts(metrics):
 
 def test_token_bucket_suppresses_and_counts(metrics):
     output = Parked()
-    output.queue_size = 100
-    output.rate, output.max_burst = 1.0, 4
+    output.settings = OutputSettings(queue_size=100, rate=1.0, max_burst=4)
     runner = OutputRunner.for_output(output, base_config(), metrics)
     for i in range(10):
         runner.offer(make_alert(i))

@@ -8,8 +8,7 @@ import pytest
 
 from syswarden.core.protocols import PluginContext
 from syswarden.plugins.outputs import stdout as stdout_plugin
-
-from .conftest import base_config, make_alert
+from syswarden.testing import base_config, make_alert
 
 
 async def test_text_lines_on_stdout(capsys, drive, metrics):

@@ -10,8 +10,7 @@ import trio
 from syswarden.core.alert import Priority
 from syswarden.core.errors import ConfigError
 from syswarden.plugins.outputs.syslog import SyslogOutput, parse_address
-
-from .conftest import base_config, make_alert
+from syswarden.testing import base_config, make_alert
 
 
 async def _send_and_read(rsyslog, drive, metrics, section, alerts):

@@ -217,7 +217,7 @@ async def test_malformed_lines_in_a_replay_are_counted_and_the_rest_judged(tmp_p
 
 def test_the_cli_replays_a_capture(tmp_path):
     """`syswarden -e FILE` as a user runs it: alerts on stdout as Falco's JSON, exit 0."""
-    from tests.conftest import SYSWARDEN  # noqa: PLC0415
+    from syswarden.testing import SYSWARDEN  # noqa: PLC0415
 
     capture = tmp_path / "cap.jsonl"
     expected = _rule_test_capture(capture)
@@ -231,7 +231,7 @@ def test_the_cli_replays_a_capture(tmp_path):
 
 
 def test_the_cli_refuses_an_unreadable_capture(tmp_path):
-    from tests.conftest import SYSWARDEN  # noqa: PLC0415
+    from syswarden.testing import SYSWARDEN  # noqa: PLC0415
 
     proc = subprocess.run([*SYSWARDEN, "-e", str(tmp_path / "missing.jsonl")],
                           capture_output=True, text=True, timeout=120)
@@ -329,7 +329,7 @@ async def test_a_damaged_gz_replays_every_complete_line_before_the_damage(tmp_pa
 
 
 def test_the_cli_exits_4_for_a_damaged_capture_after_replaying_what_it_could(tmp_path):
-    from tests.conftest import SYSWARDEN  # noqa: PLC0415
+    from syswarden.testing import SYSWARDEN  # noqa: PLC0415
 
     lines = _repeated_rule_test_capture(tmp_path, copies=10)
     damaged = tmp_path / "cut.jsonl.gz"

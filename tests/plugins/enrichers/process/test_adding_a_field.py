@@ -96,8 +96,8 @@ def test_the_walkthrough_adds_a_field_with_its_state(tmp_path):
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     for part in ("core", "plugins", "commands", "rules", "tests", "docs"):
         shutil.copytree(REPO / part, copy / part, ignore=ignore)
-    for name in ("__init__.py", "pyproject.toml"):
-        shutil.copy(REPO / name, copy / name)
+    for path in [*REPO.glob("*.py"), REPO / "pyproject.toml"]:      # testing.py among them
+        shutil.copy(path, copy / path.name)
     for block in blocks:
         apply(copy, *block)
 

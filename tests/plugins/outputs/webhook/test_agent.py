@@ -12,15 +12,15 @@ from __future__ import annotations
 import json
 import pathlib
 import signal
-import sys
 
 import trio
+
+from syswarden.testing import SYSWARDEN
 
 from ..receivers import HttpReceiver
 from .helpers import spooled
 
 KIT = str(pathlib.Path(__file__).parents[3] / "core" / "plugin_kit.py")
-SYSWARDEN = [sys.executable, "-m", "syswarden.core.cli"]
 NOT_KIT = ["ebpf", "replay", "process", "docker", "rules", "stdout", "file", "syslog", "program"]
 
 

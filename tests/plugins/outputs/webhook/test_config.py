@@ -12,7 +12,7 @@ from syswarden.core.errors import ConfigError
 from syswarden.core.metrics import Metrics
 from syswarden.core.plugins import make_plugin_manager
 from syswarden.core.protocols import PluginContext
-from tests.helpers.agent import refused_at_start
+from syswarden.testing import refused_at_start
 
 OUTPUT_PLUGINS = ("stdout", "file", "syslog", "program", "webhook")
 
@@ -72,7 +72,7 @@ def test_webhook_outputs_build_one_output_each(tmp_path, monkeypatch):
     tickets = outputs[1]
     assert tickets.preset.name == "redmine" and tickets.dedup_window == 3600
     assert tickets.preset.headers == {"X-Redmine-API-Key": "k"}
-    assert tickets.min_priority.label == "Error"
+    assert tickets.settings.min_priority.label == "Error"
 
 
 def test_an_unknown_key_in_a_webhook_names_file_and_line(tmp_path):

@@ -13,8 +13,8 @@ import pytest
 import trio
 
 from syswarden.plugins.outputs.webhook import WebhookOutput
+from syswarden.testing import base_config, make_alert
 
-from ..conftest import base_config, make_alert
 from .helpers import hook, spooled
 
 LOGGER = "syswarden.outputs.webhook"

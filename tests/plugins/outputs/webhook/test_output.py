@@ -14,9 +14,9 @@ import trio
 from syswarden.core.errors import ConfigError, UnsafePathError
 from syswarden.plugins.outputs.file import FileOutput
 from syswarden.plugins.outputs.webhook import WebhookOutput
+from syswarden.testing import base_config, make_alert
 from tests.helpers.users import as_nobody, shared_dir
 
-from ..conftest import base_config, make_alert
 from ..receivers import HttpReceiver
 from .helpers import hook, spooled
 

@@ -15,8 +15,8 @@ from syswarden.core.errors import ConfigError
 from syswarden.core.outputs import AlertFormatter
 from syswarden.plugins.outputs.webhook import WebhookOutput
 from syswarden.plugins.outputs.webhook.presets import make_preset
+from syswarden.testing import base_config, make_alert
 
-from ..conftest import base_config, make_alert
 from .helpers import hook
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import trio
 
 from syswarden.plugins.outputs.webhook import WebhookOutput
+from syswarden.testing import base_config, make_alert
 
-from ..conftest import base_config, make_alert
 from .helpers import hook
 
 

@@ -8,9 +8,8 @@ import pytest
 
 from syswarden.core.errors import UnsafePathError
 from syswarden.plugins.outputs.webhook.spool import Spool
+from syswarden.testing import make_alert
 from tests.helpers.users import as_nobody, shared_fixture  # noqa: F401
-
-from ..conftest import make_alert
 
 
 def test_fifo_and_survives_reopen(tmp_path):

@@ -12,8 +12,8 @@ import pytest
 import trio
 
 from syswarden.plugins.outputs.webhook import WebhookOutput
+from syswarden.testing import base_config, make_alert
 
-from ..conftest import base_config, make_alert
 from ..receivers import HttpReceiver, make_certs
 from .helpers import hook
 

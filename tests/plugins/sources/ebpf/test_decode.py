@@ -54,7 +54,7 @@ def test_connect_sockaddr_becomes_falco_text_and_a_parsed_tuple():
     assert ev.kernel.sockaddr == ("ipv4", ipaddress.IPv4Address("127.0.0.1"), 8080)
 
 
-def test_accept_listen_fd_goes_to_extra_not_args():
+def test_accept_listen_fd_goes_to_the_kernel_facts_not_args():
     dec = D.Decoder()
     ev = dec.decode(record(D.KIND_SYSCALL, P.EVT_ID["accept4"], 7, (4, 0, 0, 0o2000000, 0, 0),
                            [sockaddr_in("10.1.2.3", 5555)]))

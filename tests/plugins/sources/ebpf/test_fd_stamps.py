@@ -15,8 +15,7 @@ from syswarden.core.rules.engine import RuleEngine
 from syswarden.core.rules.prefilter import open_prefilter
 from syswarden.plugins.sources.ebpf import program as P
 from syswarden.plugins.sources.ebpf.source import EbpfSource
-
-from .conftest import ARGS_FROM, AsDecoded, events_of, needs_root
+from tests.helpers.ebpf import ARGS_FROM, AsDecoded, events_of, needs_root
 
 pytestmark = [needs_root, pytest.mark.root]
 

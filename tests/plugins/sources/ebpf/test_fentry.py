@@ -20,8 +20,7 @@ from syswarden.plugins.sources.ebpf import btf, fentry, loader
 from syswarden.plugins.sources.ebpf import program as P
 from syswarden.plugins.sources.ebpf.source import (EbpfSource, _fallback, resolve_attach,
                                                    resolved_config)
-
-from .conftest import needs_root
+from tests.helpers.ebpf import needs_root
 
 #: What the kernel's BTF has of the functions the fexit mode may use, as the source asks.
 KFUNCS = {name: i + 1 for i, name in enumerate(P.KFUNC_CANDIDATES)

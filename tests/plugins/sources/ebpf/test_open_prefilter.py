@@ -15,9 +15,9 @@ from syswarden.core.plugins import collect_fields
 from syswarden.core.rules.engine import RuleEngine
 from syswarden.core.rules.prefilter import open_prefilter
 from syswarden.plugins.sources.ebpf.source import FILTERED, EbpfSource
-
-from .conftest import (ARGS_FROM, RELOAD_TIMEOUT, AsDecoded, events_of, field, needs_root,
-                       run_live)
+from syswarden.testing import read_field as field
+from tests.helpers.ebpf import (ARGS_FROM, RELOAD_TIMEOUT, AsDecoded, events_of, needs_root,
+                                run_live)
 
 pytestmark = [needs_root, pytest.mark.root]
 
@@ -49,12 +49,60 @@ for arg in sys.argv[1:]:
 """
 
 
+#: Substring and glob tests ({tmp}: the test's folder), and the opens that exercise them.
+SUBSTRING_RULES = """
+- rule: key
+  desc: d
+  condition: evt.type in (open, openat) and fd.name contains secret-key
+  output: o
+  priority: WARNING
+- rule: environ
+  desc: d
+  condition: evt.type = openat and evt.is_open_read = true and fd.name glob {tmp}/*/environ
+  output: o
+  priority: WARNING
+- rule: dot
+  desc: d
+  condition: evt.type = openat and fd.name startswith {tmp}/.hidden
+  output: o
+  priority: WARNING
+"""
+SUBSTRING_OPENS = [
+    ("{tmp}/my-secret-key", os.O_RDONLY, False),        # sent: contains it
+    ("{tmp}/public-key", os.O_RDONLY, False),           # kept
+    ("{tmp}/d/environ", os.O_RDONLY, False),            # sent: the glob's head and its run
+    ("{tmp}/d/environx", os.O_RDONLY, False),           # sent: contains /environ (wider)
+    ("{tmp}/d/cmdline", os.O_RDONLY, False),            # kept
+    ("{tmp}/.hidden", os.O_RDONLY, False),              # sent: a dot file is judged
+    ("{tmp}/.other", os.O_RDONLY, False),               # kept: judged too
+    ("{tmp}/d/../d/cmdline", os.O_RDONLY, False),       # sent: a .. component
+    ("{tmp}/d/./cmdline", os.O_RDONLY, False),          # sent: a . component
+]
+
+
 @ARGS_FROM
 def test_the_kernel_keeps_exactly_the_opens_the_reference_keeps(tmp_path, args_from):
     pf = open_prefilter(DEFAULT)
     assert pf is not None
     (tmp_path / "relative-name").write_text("x")
-    opens = [(p.format(tmp=tmp_path), f, d) for p, f, d in OPENS]
+    _check_the_kernel(tmp_path, args_from, pf, OPENS, 4)
+
+
+@ARGS_FROM
+def test_the_kernel_tests_substrings_globs_and_dot_files_as_the_reference(tmp_path, args_from):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(SUBSTRING_RULES.format(tmp=tmp_path))
+    pf = open_prefilter(RuleEngine.load([str(rules)], collect_fields()))
+    assert pf is not None and any(t.substrings for t in pf.terms)
+    (tmp_path / "d").mkdir()
+    for name in ("my-secret-key", "public-key", "d/environ", "d/environx", "d/cmdline",
+                 ".hidden", ".other"):
+        (tmp_path / name).write_text("x")
+    _check_the_kernel(tmp_path, args_from, pf, SUBSTRING_OPENS, 3)
+
+
+def _check_the_kernel(tmp_path, args_from, pf, table, kept) -> None:
+    opens = [(p.format(tmp=tmp_path), f, d) for p, f, d in table]
     src = EbpfSource({"args_from": args_from}, {"openat", "open"}, os.getpid(),
                      open_prefilter=pf)
     child: list[int] = []
@@ -77,7 +125,7 @@ def test_the_kernel_keeps_exactly_the_opens_the_reference_keeps(tmp_path, args_f
         wanted = pf.accepts(res, flags | os.O_CLOEXEC, path, is_dir)
         assert ((path, flags | os.O_CLOEXEC) in seen) == wanted, (path, oct(flags), seen)
         expected_kept += not wanted
-    assert expected_kept == 4
+    assert expected_kept == kept
     assert before[1] - before[0] >= expected_kept       # counted (the interpreter's own too)
 
 

@@ -13,8 +13,7 @@ from syswarden.core.metrics import Metrics
 from syswarden.core.protocols import PluginContext, Source
 from syswarden.plugins.sources import ebpf as plugin
 from syswarden.plugins.sources.ebpf.source import DropMonitor
-
-from .conftest import needs_root
+from tests.helpers.ebpf import needs_root
 
 
 def config():

@@ -20,8 +20,7 @@ from syswarden.core.rules.sockfilter import (IP, NOT_TCP, OTHER, SOCKET_SYSCALLS
                                              SocketPrefilter, socket_prefilter)
 from syswarden.plugins.sources.ebpf.program import render_program
 from syswarden.plugins.sources.ebpf.source import SOCKS_FILTERED, EbpfSource
-
-from .conftest import ARGS_FROM, events_of, needs_root, run_live, switched
+from tests.helpers.ebpf import ARGS_FROM, events_of, needs_root, run_live, switched
 
 FALCO_FILES = ("falco_rules.yaml", "falco-incubating_rules.yaml", "falco-sandbox_rules.yaml")
 

@@ -20,9 +20,9 @@ from syswarden.plugins.enrichers.process.enricher import ProcessEnricher
 from syswarden.plugins.sources.ebpf import program as P
 from syswarden.plugins.sources.ebpf import tracefs
 from syswarden.plugins.sources.ebpf.source import LOST_WITH_ROOM, EbpfSource
-
-from .conftest import (ARGS_FROM, RELOAD_TIMEOUT, descends_from_me, events_of, exit_hook,
-                       field, needs_root, run_live)
+from syswarden.testing import read_field as field
+from tests.helpers.ebpf import (ARGS_FROM, RELOAD_TIMEOUT, descends_from_me, events_of,
+                                exit_hook, needs_root, run_live)
 
 pytestmark = [needs_root, pytest.mark.root]
 
