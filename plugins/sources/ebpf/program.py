@@ -36,7 +36,7 @@ MSG = "msg"        # a msghdr: the sockaddr in msg_name
 HOW = "how"        # openat2's struct open_how: flags, mode, resolve
 
 Arg = tuple[str, str] | None  # (Falco name, kind) or None (not kept); a name starting with
-                              # "_" is not a Falco argument: the decoder puts it in Event.extra
+                              # "_" is not a Falco argument but a KernelFacts attribute
 
 
 @dataclass(frozen=True)
@@ -167,7 +167,7 @@ PREFILTERED: dict[str, tuple[int, int]] = {"open": (0, 1), "openat": (1, 2)}
 
 #: Syscalls whose record ends with the socket's local end (read from the kernel's socket, so
 #: known even when the process is gone before its event is decoded) -> the register of the
-#: socket's fd (None: the new fd, the return value).  Decoded into ``Event.extra["local"]``.
+#: socket's fd (None: the new fd, the return value).  Decoded into ``KernelFacts.local``.
 LOCAL_END: dict[str, int | None] = {"connect": 0, "accept": None, "accept4": None}
 #: Accepts: their peer comes from the new socket when the caller passed no address buffer.
 ACCEPTS = ("accept", "accept4")

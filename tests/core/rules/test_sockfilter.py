@@ -10,7 +10,7 @@ import socket
 
 import pytest
 from syswarden.core.config import default_rules_path
-from syswarden.core.event import Event, Process
+from syswarden.core.event import Event, KernelFacts, Process
 from syswarden.core.plugins import collect_fields
 from syswarden.core.rules.engine import RuleEngine
 from syswarden.core.rules.sockfilter import (CLASSES, IP, NOT_TCP, OTHER, SOCKET_SYSCALLS, TCP,
@@ -199,9 +199,9 @@ SOCKETS = [
 
 def _sequence(domain: int, stype: int, peer, local) -> list[tuple[Event, int]]:
     """A socket's life as the live source decodes it, each event with its socket's family."""
-    def ev(t: str, res: int, args: dict, sa=None, **extra) -> tuple[Event, int]:
+    def ev(t: str, res: int, args: dict, sa=None, **facts) -> tuple[Event, int]:
         e = Event(t, ts=1, tid=1000, pid=1000, res=res, args=args)
-        e.extra = {"sockaddr": sa, "ino": 77, **extra}
+        e.kernel = KernelFacts(77, sa, **facts)
         return e, domain
     return [
         ev("socket", 5, {"domain": domain, "type": stype, "proto": 0}),
@@ -245,7 +245,7 @@ def test_dropping_what_the_prefilter_keeps_changes_no_alert(compat, tmp_path, ru
                                         _sequence(domain, stype, peer, local)):
             matched = _alerts(eng, every, e, procs[0])
             hits += bool(matched)
-            addressed = e.extra["sockaddr"] is not None
+            addressed = e.kernel.sockaddr is not None
             if pf.accepts(e.type, family, stype, addressed):
                 assert _alerts(eng, some, e2, procs[1]) == matched, (e.type, domain, name)
             else:
