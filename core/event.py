@@ -5,22 +5,130 @@ arguments and return value.  Sources fill the syscall part; enrichers attach sta
 :class:`Process` that made the call (``proc.*``, ``thread.*``, ``user.*``, ``group.*``), the
 :class:`FdInfo` the call is about (``fd.*``) and the :class:`Container` it runs in
 (``container.*``, ``k8s.*``).  Enrichers only fill what is missing, so a replayed capture,
-which already carries that state, flows through the same pipeline unchanged.
+which already carries that state, flows through the same pipeline unchanged.  What the live
+source read in the kernel beside Falco's arguments (an fd's inode, a socket's addresses, an
+exec's path) travels as :class:`KernelFacts` (``Event.kernel``).
 
-These are plain ``__slots__`` classes: the hot path reads them millions of times.
+Each state object is one declaration: a ``slots`` dataclass whose every attribute is declared
+with :func:`state` (its type, default and doc line; whether a fork or a dup copies it, whether
+a capture stores it).  What is written about them elsewhere is derived from these declarations
+(:func:`declared`): the capture's encoding and checked decoding (:mod:`syswarden.core.capture`),
+its JSON Schema and the tables of ``docs/capture-format.md``, the process table's fork copy
+(:meth:`Process.fork`) and the fd table's dup (:meth:`FdInfo.dup`).  An attribute added here
+is stored, validated and documented by the capture without another edit; a type the capture
+cannot check is an error when the capture module is imported.
+
+They are ``__slots__`` classes: the hot path reads them millions of times.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+import functools
+import ipaddress
+from dataclasses import MISSING, dataclass, field, fields, replace
+from typing import Any, Callable, Literal, get_args
 
 #: Syscall argument names follow Falco's event tables (``evt.arg.<name>``): ``name`` or
 #: ``path`` for paths, ``flags``, ``mode``, ``fd``, ``dirfd``, ``oldpath``/``newpath``,
 #: ``tuple`` for sockets, ``request`` for ptrace, ``nstype`` for setns/unshare ...
 Args = dict[str, Any]
 
+#: Falco's ``fd.type``: the kinds of file descriptor.
+FdType = Literal["file", "directory", "ipv4", "ipv6", "unix", "pipe", "event", "signalfd",
+                 "eventpoll", "inotify", "timerfd", "netlink", "bpf", "userfaultfd", "io_uring",
+                 "memfd"]
+FD_TYPES: tuple[str, ...] = get_args(FdType)
 
+#: An IP address as the sources and the fd table hold it (:mod:`syswarden.core.ip_addresses`
+#: or :mod:`ipaddress`; both compare as :mod:`ipaddress` objects).
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+#: A socket address as the live source parses it: ``(family, address, port)``, family
+#: ``"ipv4"``/``"ipv6"`` with an :data:`IPAddress`, or ``("unix", path, 0)``.
+SockAddr = tuple[str, Any, int]
+
+
+# ---------------------------------------------------------------------------------------------
+# The declarations
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StateAttr:
+    """One declared attribute of a state object (see :func:`state`); ``name``, ``type`` (the
+    annotation, as written) and ``default`` are filled by :func:`declared`."""
+
+    doc: str
+    #: what a copy takes of it (a fork's child, a dup's new fd): "share" the same value,
+    #: "copy" a shallow copy of it (``.copy()``), None nothing (the copy's own default)
+    copied: Literal["share", "copy"] | None = None
+    #: stored by a capture (False: kept some other way, or not at all)
+    captured: bool = True
+    #: also stored in a capture's ancestor records (what Falco's ancestor fields read)
+    ancestor: bool = False
+    #: written by a capture even at its default (the short form would read its absence as
+    #: something else)
+    always: bool = False
+    #: its default is the value of this other attribute (``tid`` defaults to ``pid``)
+    same_as: str = ""
+    #: its key in a capture record, when not its name
+    key: str = ""
+    name: str = ""
+    type: str = ""
+    default: Any = None
+
+    @property
+    def record_key(self) -> str:
+        return self.key or self.name
+
+
+def state(default: Any = MISSING, doc: str = "", *, factory: Callable[[], Any] | Any = MISSING,
+          **how: Any) -> Any:
+    """Declare one attribute of a state object (a dataclass field with a :class:`StateAttr`);
+    ``factory`` makes a fresh mutable default per object."""
+    return field(default=default, default_factory=factory,
+                 metadata={"state": StateAttr(doc, **how)})
+
+
+@functools.cache
+def declared(cls: type) -> tuple[StateAttr, ...]:
+    """Every attribute of a state class, in declaration order, with its name, type and
+    default."""
+    out = []
+    for f in fields(cls):
+        attr = f.metadata.get("state")
+        if attr is None:
+            raise TypeError(f"{cls.__name__}.{f.name} is not declared with state()")
+        default = (f.default if f.default is not MISSING
+                   else f.default_factory() if f.default_factory is not MISSING else MISSING)
+        out.append(replace(attr, name=f.name, type=str(f.type), default=default))
+    return tuple(out)
+
+
+def _copier(cls: type, name: str, pick: Callable[[StateAttr], str | None]) -> Callable:
+    """A straight-line ``copy(src, dst) -> dst`` of the attributes ``pick`` says how to copy
+    ("share" or "copy"), generated from the declarations."""
+    lines = [f"def {name}(src, dst):"]
+    for a in declared(cls):
+        how = pick(a)
+        if how == "share":
+            lines.append(f"    dst.{a.name} = src.{a.name}")
+        elif how == "copy":
+            lines.append(f"    dst.{a.name} = src.{a.name}.copy()")
+        elif how is not None:
+            raise ValueError(f"{cls.__name__}.{a.name}: copied must be 'share' or 'copy'")
+    lines.append("    return dst")
+    scope: dict[str, Any] = {}
+    exec("\n".join(lines), scope)  # noqa: S102 - generated from the declarations above
+    return scope[name]
+
+
+# ---------------------------------------------------------------------------------------------
+# The state objects
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True, eq=False, repr=False)
 class Process:
     """One process (thread group) as the process table knows it.
 
@@ -28,55 +136,66 @@ class Process:
     for as long as a descendant needs it.
     """
 
-    __slots__ = (
-        "pid", "tid", "ppid", "vpid", "vtid", "pidns", "sid", "vpgid",
-        "comm", "exe", "exepath", "args", "cwd", "tty",
-        "uid", "gid", "euid", "loginuid", "user", "group", "loginname",
-        "start_ts", "exit_ts", "parent", "cgroup_id", "container_id", "container",
-        "fds", "env", "is_exe_writable", "is_exe_upper_layer", "is_exe_from_memfd",
-        "cap_effective", "exe_ino", "from_agent",
-    )
+    pid: int = state(doc="process id (proc.pid)", ancestor=True)
+    tid: int = state(None, "thread id (default: pid)", ancestor=True, same_as="pid")
+    ppid: int = state(0, "the parent's pid (proc.ppid)", ancestor=True)
+    vpid: int = state(None, "pid in the process's own PID namespace (proc.vpid; default: pid)",
+                      ancestor=True, same_as="pid")
+    vtid: int = state(None, "tid in the process's own PID namespace (thread.vtid; default: "
+                      "tid)", same_as="tid")
+    pidns: int = state(0, "PID namespace id", copied="share")
+    sid: int = state(0, "session id (proc.sid)", copied="share", ancestor=True)
+    vpgid: int = state(0, "process group id in the process's PID namespace (proc.vpgid)",
+                       copied="share", ancestor=True)
+    comm: str = state("", "the name, task->comm (proc.name)", copied="share", ancestor=True)
+    exe: str = state("", "argv[0] (proc.exe)", copied="share", ancestor=True)
+    exepath: str = state("", "the full executable path (proc.exepath)", copied="share",
+                         ancestor=True)
+    args: list[str] = state(doc="argv[1:] (proc.args)", factory=list, copied="share",
+                            ancestor=True)
+    cwd: str = state("", "the working directory (proc.cwd)", copied="share")
+    tty: int = state(0, "the controlling terminal, 0 for none (proc.tty)", copied="share")
+    uid: int | None = state(None, "user id (user.uid)", copied="share", always=True)
+    gid: int | None = state(None, "group id (group.gid)", copied="share", always=True)
+    euid: int | None = state(None, "effective user id", copied="share")
+    loginuid: int | None = state(None, "audit user id (user.loginuid)", copied="share")
+    user: str | None = state(None, "the user's name, from the container's own passwd in a "
+                             "container (user.name)", copied="share", always=True)
+    group: str | None = state(None, "the group's name (group.name)", copied="share",
+                              always=True)
+    loginname: str | None = state(None, "the audit user's name (user.loginname)",
+                                  copied="share")
+    start_ts: int = state(0, "start, ns since the epoch (proc.pid.ts)", ancestor=True)
+    exit_ts: int | None = state(None, "exit, ns since the epoch; null while it runs")
+    parent: Process | None = state(None, "the parent (a capture writes it as ancestors)",
+                                   captured=False)
+    cgroup_id: int = state(0, "cgroup v2 id", copied="share")
+    container_id: str = state("", "'host', a 12-hex container id, or '' (unknown)",
+                              copied="share", ancestor=True)
+    container: Container | None = state(None, "its container (a capture writes it beside the "
+                                        "process)", captured=False, copied="share")
+    fds: dict[int, FdInfo] = state(doc="its open fds, by number (the fd table's)", factory=dict,
+                                   captured=False, copied="copy")
+    env: list[str] = state(doc="the environment, NAME=value (proc.env)", factory=list,
+                           copied="share")
+    is_exe_writable: bool = state(False, "proc.is_exe_writable", copied="share")
+    is_exe_upper_layer: bool = state(False, "proc.is_exe_upper_layer", copied="share")
+    is_exe_from_memfd: bool = state(False, "proc.is_exe_from_memfd", copied="share")
+    cap_effective: int = state(0, "the effective capability set, a bit mask "
+                               "(thread.cap_effective)", copied="share")
+    exe_ino: int = state(0, "the executable's inode number (proc.exe_ino)", copied="share")
+    #: started by the agent (a program output) or by one of its descendants: never judged,
+    #: so an output can never raise the alerts that feed it
+    from_agent: bool = state(False, "started by the agent or a descendant: recorded, never "
+                             "judged")
 
-    def __init__(self, pid: int, **kw: Any) -> None:
-        self.pid = pid
-        self.tid = pid
-        self.ppid = 0
-        self.vpid = pid
-        self.vtid = pid
-        self.pidns = 0
-        self.sid = 0
-        self.vpgid = 0
-        self.comm = ""
-        self.exe = ""
-        self.exepath = ""
-        self.args: list[str] = []
-        self.cwd = ""
-        self.tty = 0
-        self.uid: int | None = None
-        self.gid: int | None = None
-        self.euid: int | None = None
-        self.loginuid: int | None = None
-        self.user: str | None = None        # resolved user.name (container-aware)
-        self.group: str | None = None       # resolved group.name
-        self.loginname: str | None = None   # resolved user.loginname
-        self.start_ts = 0
-        self.exit_ts: int | None = None
-        self.parent: Process | None = None
-        self.cgroup_id = 0
-        self.container_id = ""             # "" unknown, "host", or a 12-hex short id
-        self.container: Container | None = None
-        self.fds: dict[int, FdInfo] = {}
-        self.env: list[str] = []
-        self.is_exe_writable = False
-        self.is_exe_upper_layer = False
-        self.is_exe_from_memfd = False
-        self.cap_effective = 0
-        self.exe_ino = 0
-        #: started by the agent (a program output) or by one of its descendants: never judged,
-        #: so an output can never raise the alerts that feed it
-        self.from_agent = False
-        for key, value in kw.items():
-            setattr(self, key, value)
+    def __post_init__(self) -> None:
+        if self.tid is None:
+            self.tid = self.pid
+        if self.vpid is None:
+            self.vpid = self.pid
+        if self.vtid is None:
+            self.vtid = self.tid
 
     @property
     def cmdline(self) -> str:
@@ -92,81 +211,157 @@ class Process:
             p = p.parent
             seen += 1
 
+    def copy(self) -> Process:
+        """A new version of this process, every attribute shared (its fd table too)."""
+        return _copy_process(self, Process.__new__(Process))
+
+    def fork(self, pid: int) -> Process:
+        """A child ``pid`` as a fork makes it: a copy of what a fork copies (see the
+        declarations' ``copied``); its ids, parent and start are the caller's to set."""
+        return _fork_process(self, Process(pid))
+
     def __repr__(self) -> str:
         return f"Process(pid={self.pid}, comm={self.comm!r}, ppid={self.ppid})"
 
 
+@dataclass(slots=True, eq=False, repr=False)
 class FdInfo:
-    """A file descriptor: a file, a directory or a socket (``fd.*``).
+    """A file descriptor: a file, a directory or a socket (``fd.*``)."""
 
-    ``type`` is Falco's ``fd.type``: file, directory, ipv4, ipv6, unix, pipe, event, signalfd,
-    eventpoll, inotify, timerfd, netlink, bpf, userfaultfd, io_uring, memfd.
-    """
+    num: int = state(-1, "the fd's number, -1 for a failed open (fd.num)", always=True)
+    type: FdType = state("file", "Falco's fd.type", copied="share", always=True)
+    name: str = state("", "a file's path, or a socket's tuple cip:cport->sip:sport (fd.name)",
+                      copied="share", always=True)
+    ino: int = state(0, "inode number (fd.ino)", copied="share")
+    dev: int = state(0, "device number (fd.dev)", copied="share")
+    sip: IPAddress | None = state(None, "a socket's server IP address", copied="share")
+    sport: int | None = state(None, "a socket's server port", copied="share")
+    cip: IPAddress | None = state(None, "a socket's client IP address", copied="share")
+    cport: int | None = state(None, "a socket's client port", copied="share")
+    l4proto: str | None = state(None, "tcp, udp, icmp, raw", copied="share")
+    sockfamily: str | None = state(None, "ip, unix", copied="share")
+    is_server: bool | None = state(None, "this end listens or accepted: the local end is the "
+                                   "server", copied="share")
+    open_flags: int = state(0, "the flags it was opened with (O_CLOEXEC is followed)")
 
-    __slots__ = (
-        "num", "type", "name", "ino", "dev",
-        "sip", "sport", "cip", "cport", "l4proto", "sockfamily", "is_server",
-        "open_flags",
-    )
-
-    def __init__(self, num: int = -1, type: str = "file", name: str = "", **kw: Any) -> None:
-        self.num = num
-        self.type = type
-        self.name = name
-        self.ino = 0
-        self.dev = 0
-        self.sip = None        # server ip (ipaddress object) for sockets
-        self.sport = None
-        self.cip = None        # client ip
-        self.cport = None
-        self.l4proto = None    # tcp, udp, icmp, raw
-        self.sockfamily = None  # ip, unix
-        self.is_server = None  # True when this end listens/accepted (local is the server)
-        self.open_flags = 0
-        for key, value in kw.items():
-            setattr(self, key, value)
+    def dup(self, num: int) -> FdInfo:
+        """The new fd ``num`` of a dup of this one (see the declarations' ``copied``)."""
+        return _dup_fd(self, FdInfo(num))
 
     def __repr__(self) -> str:
         return f"FdInfo(num={self.num}, type={self.type!r}, name={self.name!r})"
 
 
-@dataclass
+@dataclass(slots=True)
 class Mount:
     """One container mount, as Docker reports it."""
 
-    source: str
-    dest: str
-    mode: str = ""
-    rw: bool = True
-    propagation: str = ""
+    source: str = state(doc="the host path")
+    dest: str = state(doc="the path in the container")
+    mode: str = state("", "the mount's mode (ro, z...)")
+    rw: bool = state(True, "mounted read-write")
+    propagation: str = state("", "rprivate, rshared...")
 
 
-@dataclass
+@dataclass(slots=True)
 class Container:
     """A container's metadata (``container.*``, ``k8s.*``)."""
 
-    id: str                       # 12-hex short id
-    full_id: str = ""
-    type: str = "docker"
-    name: str | None = None
-    image: str | None = None      # repo:tag as the user named it
-    image_repository: str | None = None
-    image_tag: str | None = None
-    image_id: str | None = None
-    image_digest: str | None = None
-    privileged: bool | None = None
-    mounts: list[Mount] = field(default_factory=list)
-    labels: dict[str, str] = field(default_factory=dict)
-    start_ts: int | None = None   # ns since epoch
-    healthcheck: str | None = None
-    ip: str | None = None
-    user: str | None = None
-    host_pid: bool | None = None      # --pid=host
-    host_network: bool | None = None  # --network=host
-    host_ipc: bool | None = None      # --ipc=host
-    pod_labels: dict[str, str] = field(default_factory=dict)  # k8s pod labels, when known
+    id: str = state(doc="12-hex short id (container.id)")
+    full_id: str = state("", "the full 64-hex id (container.full_id)")
+    type: str = state("docker", "the runtime (container.type)")
+    name: str | None = state(None, "container.name")
+    image: str | None = state(None, "repository:tag as the user named it (container.image)")
+    image_repository: str | None = state(None, "container.image.repository")
+    image_tag: str | None = state(None, "container.image.tag")
+    image_id: str | None = state(None, "container.image.id")
+    image_digest: str | None = state(None, "container.image.digest")
+    privileged: bool | None = state(None, "container.privileged")
+    mounts: list[Mount] = state(doc="container.mounts", factory=list)
+    labels: dict[str, str] = state(doc="container.label", factory=dict)
+    start_ts: int | None = state(None, "start, ns since the epoch (container.start_ts)")
+    healthcheck: str | None = state(None, "the health check command")
+    ip: str | None = state(None, "container.ip")
+    user: str | None = state(None, "the user it runs as (container.user)")
+    host_pid: bool | None = state(None, "--pid=host (container.host_pid)")
+    host_network: bool | None = state(None, "--network=host (container.host_network)")
+    host_ipc: bool | None = state(None, "--ipc=host (container.host_ipc)")
+    pod_labels: dict[str, str] = state(doc="its pod's labels, when known (k8s.pod.label)",
+                                       factory=dict)
     #: False while the metadata lookup is still pending or failed: fields are then unknown
-    complete: bool = False
+    complete: bool = state(False, "false while the metadata lookup was pending: container "
+                           "fields read as unknown")
+
+
+# ---------------------------------------------------------------------------------------------
+# Kernel facts: what an event carries beside Falco's arguments
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class KernelFacts:
+    """What the live source read in the kernel for an event beside its Falco arguments, for
+    the enrichers (``Event.kernel``; None when there is nothing).  The fd table adds what it
+    finds while it reads them (``nameraw``, ``fd_name_changed``), which fields read.
+
+    The lifecycle events carry a subclass: :class:`ForkFacts`, :class:`ExecFacts`,
+    :class:`ExitFacts` (:data:`FACTS_OF`).  A capture stores them as ``extra``.
+    """
+
+    ino: int = state(0, "the inode number of the event's fd, 0 if not read: the fd table's "
+                     "stamp of the entry")
+    sockaddr: SockAddr | None = state(None, "the address a socket call named (connect, bind, "
+                                      "sendto...) or got (accept, recvfrom...)")
+    local: SockAddr | None = state(None, "the socket's own end (connect, accept)")
+    listen_fd: int | None = state(None, "accept's listening fd")
+    nameraw: str | None = state(None, "the path as the process passed it, when the fd table "
+                                "made the argument absolute (fd.nameraw)")
+    fd_name_changed: bool = state(False, "the event changed the name of its fd, a UDP tuple "
+                                  "(fd.name_changed)", key="fd.name_changed")
+
+
+@dataclass(slots=True)
+class ForkFacts(KernelFacts):
+    """A fork (``clone``, ``clone3``, ``fork``, ``vfork``, seen in the parent)."""
+
+    child_tid: int = state(0, "the new task's id")
+    is_thread: bool = state(False, "the new task is a thread (CLONE_THREAD)")
+
+
+@dataclass(slots=True)
+class ExecFacts(KernelFacts):
+    """An exec (``execve``, ``execveat``): what the kernel had at the exec."""
+
+    exepath: str | None = state(None, "the path the kernel resolved")
+    argv: list[str] = state(doc="the whole argv", factory=list)
+    uid: int | None = state(None, "the user id after the exec")
+    gid: int | None = state(None, "the group id after the exec")
+    tty: int | None = state(None, "the controlling terminal")
+    loginuid: int | None = state(None, "the audit user id")
+    vpid: int | None = state(None, "the pid in the process's own PID namespace")
+    old_pid: int = state(0, "the id the calling thread had (an exec by a thread takes the "
+                         "leader's)")
+
+
+@dataclass(slots=True)
+class ExitFacts(KernelFacts):
+    """A task's exit (``procexit``)."""
+
+    group_dead: bool | None = state(None, "the last thread of its process exited")
+
+
+#: The facts class of the lifecycle event types; every other type's is :class:`KernelFacts`.
+FACTS_OF: dict[str, type[KernelFacts]] = {
+    "execve": ExecFacts, "execveat": ExecFacts, "clone": ForkFacts, "clone3": ForkFacts,
+    "fork": ForkFacts, "vfork": ForkFacts, "procexit": ExitFacts,
+}
+#: Every facts class, the base first.
+FACTS_CLASSES: tuple[type[KernelFacts], ...] = (KernelFacts, ForkFacts, ExecFacts, ExitFacts)
+
+
+_copy_process = _copier(Process, "_copy_process", lambda a: "share")
+_fork_process = _copier(Process, "_fork_process", lambda a: a.copied)
+_dup_fd = _copier(FdInfo, "_dup_fd", lambda a: a.copied)
 
 
 class Event:
@@ -174,7 +369,7 @@ class Event:
 
     __slots__ = (
         "num", "ts", "type", "tid", "pid", "res", "args", "cpu",
-        "proc", "fd", "fd2", "container", "cgroup_id", "source", "extra",
+        "proc", "fd", "fd2", "container", "cgroup_id", "source", "kernel",
     )
 
     def __init__(
@@ -201,7 +396,7 @@ class Event:
         self.container: Container | None = None
         self.cgroup_id = 0
         self.source = "syscall"
-        self.extra: dict[str, Any] | None = None  # anything a plugin wants to hang off an event
+        self.kernel: KernelFacts | None = None  # what the kernel said beside the arguments
 
     def __repr__(self) -> str:
         return f"Event({self.type}, tid={self.tid}, res={self.res}, args={self.args})"

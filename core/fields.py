@@ -1,7 +1,9 @@
 """The field registry: every field a condition or an output can name.
 
 A field is declared once, by the plugin that can provide it, as a :class:`FieldDef`: its Falco
-name, its type, the form of its argument and a one-line description.  The rule compiler binds a
+name, its type, the form of its argument and a one-line description.  A plugin writes them as
+the rows of a table (:class:`Field`: name, type, description, reader; :func:`define` makes the
+definitions), or with a :class:`FieldSet`'s decorator beside each reader.  The rule compiler binds a
 field reference (``proc.aname[2]``) once, at load time, into a plain reader
 ``Callable[[Event], value | None]``; the hot path only calls readers.
 
@@ -135,6 +137,49 @@ def _unknown(evt: Any) -> None:
 
 def unknown_binder(arg: Any) -> Bound:
     return Bound(_unknown)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field as a row of its family's table: its name, type, description and reader.
+
+    ``read(evt)`` returns the field's value for an event, None when unknown.  A field with an
+    argument (``arg``: ``proc.aname[2]``, ``proc.env[HOME]``) has ``read`` given the argument
+    once, when the rules load, to return the reader (or a :class:`Bound`); it may raise
+    ``ValueError`` for a bad argument.  ``many``: the reader returns a tuple, every value the
+    field has (a comparison holds when it holds for one).  ``read=None`` declares a field the
+    plugin knows but cannot read: it parses, and reads as unknown.  ``hint`` is the argument
+    as ``--list-fields`` prints it (``[index]``).
+    """
+
+    name: str
+    type: FieldType
+    desc: str
+    read: Callable[[Any], Any] | None
+    arg: ArgKind = ArgKind.NONE
+    hint: str = ""
+    many: bool = False
+
+    def define(self, provider: str) -> FieldDef:
+        """The registry's :class:`FieldDef` of this row, for ``provider``."""
+        read, many = self.read, self.many
+        if read is None:
+            bind: Callable[[Any], Bound] = unknown_binder
+        elif self.arg is ArgKind.NONE:
+            bound = Bound(read, many)
+
+            def bind(arg: Any) -> Bound:
+                return bound
+        else:
+            def bind(arg: Any) -> Bound:
+                got = read(arg)
+                return got if isinstance(got, Bound) else Bound(got, many)
+        return FieldDef(self.name, self.type, self.desc, bind, self.arg, provider, self.hint)
+
+
+def define(provider: str, *tables: Iterable[Field]) -> list[FieldDef]:
+    """The definitions of every row of ``tables``, for ``provider``."""
+    return [row.define(provider) for table in tables for row in table]
 
 
 class FieldRegistry:

@@ -22,6 +22,8 @@ One module per part, their public names gathered here:
   per file (records naming the same pid with the same content share one :class:`Process`; a
   record giving only ``ppid`` is linked to the process last seen with that pid).
 - :mod:`.lines`: the lines of a file, bounded in length, a damaged ``.gz`` read up to its damage.
+- :mod:`.schema`: the JSON Schema and the docs' tables, generated from the state objects'
+  declarations (:mod:`syswarden.core.event`).
 """
 
 from __future__ import annotations

@@ -2,13 +2,17 @@
 
 A record is one JSON object: the syscall part of an event (``type``, ``ts``, ``tid``, ``pid``,
 ``res``, ``args``), the process that made it (``proc``) with its ancestors, the fd it is about
-(``fd``, ``fd2``) and the container it runs in (``container``); a capture's first line may be a
-*header* (``{"syswarden_capture": 1, "hostname": ..., ...}``).  ``docs/capture-format.md``
-describes every key, ``docs/capture-format.schema.json`` is its schema.
+(``fd``, ``fd2``), the container it runs in (``container``) and its kernel facts (``extra``); a
+capture's first line may be a *header* (``{"syswarden_capture": 1, "hostname": ..., ...}``).
+``docs/capture-format.md`` describes every key, ``docs/capture-format.schema.json`` is its
+schema; both are generated from the state objects' declarations (:mod:`syswarden.core.event`)
+by :mod:`.schema`.
 
-Encoding (:func:`event_to_record`) writes what differs from the state objects' defaults.
-Decoding checks every key, naming the one at fault (:class:`_Bad`, turned into a
-:class:`CaptureError` with the line by the reader).  The *short form* (hand-written events, as
+The keys of the process, fd, container, mount and ``extra`` records are the declared
+attributes a capture stores (:func:`stored`), each read by the :class:`Codec` of its declared
+type (:data:`CODECS`).  Encoding (:func:`event_to_record`) writes what differs from the
+declared defaults.  Decoding checks every key, naming the one at fault (:class:`_Bad`, turned
+into a :class:`CaptureError` with the line by the reader).  The *short form* (hand-written events, as
 ``syswarden test-rules`` reads them) fills sensible defaults: a process named by
 ``name``/``cmdline``, an fd given by ``name``, flags given as Falco's text ``O_WRONLY|O_CREAT``.
 Linking the records of one file together (one :class:`Process` per pid, parents across lines)
@@ -18,6 +22,7 @@ is the reader's part, :mod:`.reading`.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import ipaddress
 import json
@@ -25,12 +30,26 @@ import os
 import platform
 import socket
 import time
-from dataclasses import asdict, fields as dc_fields
-from typing import Any, Callable
+from dataclasses import asdict
+from operator import attrgetter
+from typing import Any, Callable, NamedTuple
 
 from .. import shellwords
 from ..errors import Location, SourceError
-from ..event import Container, Event, FdInfo, Mount, Process
+from ..event import (
+    FACTS_CLASSES,
+    FACTS_OF,
+    FD_TYPES,
+    Container,
+    Event,
+    FdInfo,
+    KernelFacts,
+    Mount,
+    Process,
+    SockAddr,
+    StateAttr,
+    declared,
+)
 
 #: The format version written in the header; readers accept this version and older.
 FORMAT_VERSION = 1
@@ -57,16 +76,166 @@ class CaptureError(SourceError):
 
 
 # ---------------------------------------------------------------------------------------------
-# Encoding: Event -> record
+# How the capture holds each declared type
 # ---------------------------------------------------------------------------------------------
 
-_PROC_SKIP = ("parent", "container", "fds")
-#: written even when unknown (null): the short form would read their absence as root
-_PROC_ALWAYS = frozenset({"uid", "gid", "user", "group"})
-_PROC_DEFAULTS = {k: getattr(Process(0), k) for k in Process.__slots__ if k not in _PROC_SKIP}
-_FD_DEFAULTS = {k: getattr(FdInfo(), k) for k in FdInfo.__slots__}
-_CONTAINER_KEYS = {f.name for f in dc_fields(Container)}
-_MOUNT_KEYS = {f.name for f in dc_fields(Mount)}
+
+class _Bad(ValueError):
+    """A record that does not fit the format; the message names the key."""
+
+
+def _want(cond: bool, msg: str) -> None:
+    if not cond:
+        raise _Bad(msg)
+
+
+def _int(value: Any, key: str) -> int:
+    _want(isinstance(value, int) and not isinstance(value, bool), f"{key} must be an integer")
+    return value
+
+
+def _str(value: Any, key: str) -> str:
+    _want(isinstance(value, str), f"{key} must be a string")
+    return value
+
+
+class Codec(NamedTuple):
+    """How a capture record holds a value of one declared type: ``read(value, path)`` checks a
+    JSON value and returns the state value (a :class:`_Bad` naming ``path`` when it does not
+    fit), ``schema`` is its JSON Schema, ``words`` its name in the docs' tables.  Values are
+    written by :func:`_json_value`."""
+
+    read: Callable[[Any, str], Any]
+    schema: dict[str, Any]
+    words: str
+
+
+_KIND_NAMES = {str: "a string", int: "an integer", bool: "true or false"}
+
+
+def _scalar(base: type, optional: bool) -> Callable[[Any, str], Any]:
+    """A reader of a str, int or bool (and null when ``optional``); a bool is no integer."""
+    must = f" must be {_KIND_NAMES[base]}{' or null' if optional else ''}"
+
+    def read(value: Any, path: str) -> Any:
+        if value is None and optional:
+            return value
+        _want(isinstance(value, base) and (base is bool or not isinstance(value, bool)),
+              path + must)
+        return value
+    return read
+
+
+def _words(value: Any, path: str) -> list[str]:
+    if isinstance(value, str):
+        value = shellwords.split(value)  # the short form: one command line
+    _want(isinstance(value, list) and all(isinstance(v, str) for v in value),
+          f"{path} must be a list of strings")
+    return list(value)
+
+
+def _ip(value: Any, path: str) -> Any:
+    if value is None:
+        return None
+    try:
+        _want(isinstance(value, str), "")
+        return ipaddress.ip_address(value)
+    except ValueError:
+        raise _Bad(f"{path}: {value!r} is not an IP address") from None
+
+
+def _fd_type(value: Any, path: str) -> str:
+    _want(value in FD_TYPES, f"{path}: unknown fd type {value!r}")
+    return value
+
+
+def _sockaddr(value: Any, path: str) -> SockAddr | None:
+    if value is None:
+        return None
+    ok = isinstance(value, list) and len(value) == 3 and isinstance(value[0], str) \
+        and isinstance(value[1], str) and isinstance(value[2], int)
+    _want(ok, f"{path} must be [family, address, port] or null")
+    family, addr, port = value
+    return (family, addr if family == "unix" else _ip(addr, path), port)
+
+
+def _labels(value: Any, path: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    _want(isinstance(value, dict), f"{path} must be an object")
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def _mounts(value: Any, path: str) -> list[Mount]:
+    if value is None:
+        return []
+    _want(isinstance(value, list), f"{path} must be a list")
+    out = []
+    for i, m in enumerate(value):
+        _want(isinstance(m, dict) and "dest" in m and not set(m) - set(_MOUNT_READ),
+              f"{path}[{i}] must be an object with {_MOUNT_SHAPE}")
+        values = {_MOUNT_READ[k][0]: _MOUNT_READ[k][1](v, f"{path}[{i}].{k}")
+                  for k, v in m.items()}
+        values.setdefault("source", "")
+        out.append(Mount(**values))
+    return out
+
+
+_OPT_INT = {"$ref": "#/$defs/optInt"}
+_OPT_STR = {"$ref": "#/$defs/optStr"}
+
+#: Every type a state object may declare for an attribute a capture stores, by its annotation.
+CODECS: dict[str, Codec] = {
+    "int": Codec(_scalar(int, False), {"type": "integer"}, "integer"),
+    "int | None": Codec(_scalar(int, True), _OPT_INT, "integer or null"),
+    "str": Codec(_scalar(str, False), {"type": "string"}, "string"),
+    "str | None": Codec(_scalar(str, True), _OPT_STR, "string or null"),
+    "bool": Codec(_scalar(bool, False), {"type": "boolean"}, "boolean"),
+    "bool | None": Codec(_scalar(bool, True), {"type": ["boolean", "null"]},
+                         "boolean or null"),
+    "list[str]": Codec(_words, {"$ref": "#/$defs/strList"}, "list of strings"),
+    "IPAddress | None": Codec(_ip, _OPT_STR, "IP address (text) or null"),
+    "FdType": Codec(_fd_type, {"enum": list(FD_TYPES)}, "fd type"),
+    "SockAddr | None": Codec(_sockaddr, {"type": ["array", "null"],
+                                         "items": {"type": ["string", "integer"]}},
+                             "[family, address, port] or null"),
+    "dict[str, str]": Codec(_labels, {"type": "object",
+                                      "additionalProperties": {"type": "string"}},
+                            "object of strings"),
+    "list[Mount]": Codec(_mounts, {"type": "array", "items": {"$ref": "#/$defs/mount"}},
+                         "list of mounts"),
+}
+
+
+def stored(cls: type) -> tuple[StateAttr, ...]:
+    """The attributes of a state class a capture stores, each with a codec for its type (a
+    TypeError names an attribute whose type has none: nothing is stored unchecked)."""
+    out = tuple(a for a in declared(cls) if a.captured)
+    for a in out:
+        if a.type not in CODECS:
+            raise TypeError(f"{cls.__name__}.{a.name}: the capture has no codec for its type "
+                            f"{a.type!r} (core/capture/format.py, CODECS)")
+    return out
+
+
+def _readers(cls: type) -> dict[str, tuple[str, Callable[[Any, str], Any]]]:
+    """A record's key -> (the attribute, its checked reader), for one state class."""
+    return {a.record_key: (a.name, CODECS[a.type].read) for a in stored(cls)}
+
+
+_PROC_READ = _readers(Process)
+_FD_READ = _readers(FdInfo)
+_CONTAINER_READ = _readers(Container)
+_MOUNT_READ = _readers(Mount)
+_MOUNT_SHAPE = "dest (and {})".format(", ".join(k for k in _MOUNT_READ if k != "dest"))
+_FACTS_READ = {cls: _readers(cls) for cls in FACTS_CLASSES}
+#: Keys of ``extra`` that earlier versions wrote and no reader needs: read and ignored.
+RETIRED_FACTS = frozenset({"argv_truncated"})
+
+
+# ---------------------------------------------------------------------------------------------
+# Encoding: Event -> record
+# ---------------------------------------------------------------------------------------------
 
 
 def _json_value(value: Any) -> Any:
@@ -84,30 +253,31 @@ def _json_value(value: Any) -> Any:
     return str(value)
 
 
+@functools.cache
+def _encoder(cls: type) -> Callable[[Any], dict[str, Any]]:
+    """The record of a state object: what differs from its declared default (an attribute
+    that defaults to another is written when it differs from that one), and what is declared
+    ``always``."""
+    plan = [(a.name, a.record_key, a.default, a.same_as, a.always) for a in stored(cls)]
+
+    def encode(obj: Any) -> dict[str, Any]:
+        rec: dict[str, Any] = {}
+        for name, key, default, same_as, always in plan:
+            value = getattr(obj, name)
+            if always or (value != default and not (same_as and value == getattr(obj, same_as))):
+                rec[key] = _json_value(value)
+        return rec
+    return encode
+
+
+_encode_proc = _encoder(Process)
+_fd_record = _encoder(FdInfo)
+
+
 def _proc_record(proc: Process) -> dict[str, Any]:
-    rec: dict[str, Any] = {"pid": proc.pid}
-    for key, default in _PROC_DEFAULTS.items():
-        if key == "pid":
-            continue
-        value = getattr(proc, key, default)
-        if (value != default and not (key in ("tid", "vpid") and value == proc.pid)) \
-                or key in _PROC_ALWAYS:
-            rec[key] = _json_value(value)
-    if proc.vtid == proc.tid:
-        rec.pop("vtid", None)
+    rec = _encode_proc(proc)
     if proc.parent is not None and "ppid" not in rec:
         rec["ppid"] = proc.parent.pid
-    return rec
-
-
-def _fd_record(fd: FdInfo) -> dict[str, Any]:
-    rec: dict[str, Any] = {"num": fd.num, "type": fd.type, "name": fd.name}
-    for key, default in _FD_DEFAULTS.items():
-        if key in rec:
-            continue
-        value = getattr(fd, key, default)
-        if value != default:
-            rec[key] = _json_value(value)
     return rec
 
 
@@ -119,20 +289,28 @@ def _container_record(c: Container) -> dict[str, Any]:
 
 #: What an ancestor's record carries: the fields Falco reads of ancestors (``proc.aname``,
 #: ``proc.apid``, ``proc.aexe``, ``proc.aexepath``, ``proc.acmdline``, ``proc.pvpid``,
-#: ``proc.sname``, ``proc.vpgid.name``, ``proc.ppid.duration`` ...).
-ANCESTOR_KEYS = ("pid", "tid", "ppid", "vpid", "sid", "vpgid", "comm", "exe", "exepath",
-                 "args", "start_ts", "container_id")
+#: ``proc.sname``, ``proc.vpgid.name``, ``proc.ppid.duration`` ...), declared ``ancestor``.
+ANCESTOR_KEYS = tuple(a.name for a in stored(Process) if a.ancestor)
+_ANCESTOR_PLAN = [(a.name, a.same_as) for a in stored(Process) if a.ancestor and a.name != "pid"]
+_ancestor_values = attrgetter(*ANCESTOR_KEYS)
 
 
 def _ancestor_record(proc: Process) -> dict[str, Any]:
     rec: dict[str, Any] = {"pid": proc.pid}
-    for key in ANCESTOR_KEYS[1:]:
+    for key, same_as in _ANCESTOR_PLAN:
         value = getattr(proc, key)
-        if value and not (key in ("tid", "vpid") and value == proc.pid):
-            rec[key] = list(value) if key == "args" else value
+        if value and not (same_as and value == getattr(proc, same_as)):
+            rec[key] = list(value) if type(value) is list else _json_value(value)
     if proc.parent is not None and "ppid" not in rec:
         rec["ppid"] = proc.parent.pid
     return rec
+
+
+_COLLECTION_TYPES = frozenset(t for t in CODECS if t.startswith(("list[", "dict[")))
+_container_scalars = attrgetter(*[a.name for a in stored(Container)
+                                  if a.type not in _COLLECTION_TYPES])
+_container_sized = attrgetter(*[a.name for a in stored(Container)
+                                if a.type in _COLLECTION_TYPES])
 
 
 class _RecordCache:
@@ -148,15 +326,12 @@ class _RecordCache:
         self._limit = limit
 
     def container(self, c: Container) -> dict[str, Any]:
-        sig = (c.id, c.complete, c.name, c.image, c.image_id, c.privileged, len(c.mounts),
-               len(c.labels), c.start_ts)
+        sig = (_container_scalars(c), tuple(map(len, _container_sized(c))))
         return self._cached(c, sig, _container_record)
 
     def record(self, proc: Process) -> dict[str, Any]:
         parent = proc.parent
-        sig = (proc.pid, proc.comm, proc.exe, proc.exepath, proc.args, proc.start_ts,
-               proc.ppid, proc.vpid, proc.sid, proc.vpgid, proc.container_id,
-               parent.pid if parent is not None else None)
+        sig = (_ancestor_values(proc), parent.pid if parent is not None else None)
         return self._cached(proc, sig, _ancestor_record)
 
     def _cached(self, obj: Any, sig: tuple, build: Callable[[Any], dict[str, Any]]
@@ -169,6 +344,11 @@ class _RecordCache:
             self._cache.clear()
         self._cache[id(obj)] = (sig, rec)
         return rec
+
+
+def facts_record(facts: KernelFacts) -> dict[str, Any]:
+    """An event's kernel facts as the record's ``extra`` (empty when all are defaults)."""
+    return _encoder(type(facts))(facts)
 
 
 def event_to_record(evt: Event, max_ancestors: int = MAX_ANCESTORS,
@@ -198,8 +378,10 @@ def event_to_record(evt: Event, max_ancestors: int = MAX_ANCESTORS,
     if container is not None:
         rec["container"] = (_cache.container(container) if _cache is not None
                             else _container_record(container))
-    if evt.extra:
-        rec["extra"] = _json_value(evt.extra)
+    if evt.kernel is not None:
+        extra = facts_record(evt.kernel)
+        if extra:
+            rec["extra"] = extra
     return rec
 
 
@@ -239,40 +421,12 @@ def check_header(rec: dict[str, Any], path: str) -> None:
 # Decoding: one record's values, checked, as state objects (the reader links the records)
 # ---------------------------------------------------------------------------------------------
 
-_PROC_INT_KEYS = {"pid", "tid", "ppid", "vpid", "vtid", "pidns", "sid", "vpgid", "tty",
-                  "start_ts", "cgroup_id", "cap_effective", "exe_ino"}
-_PROC_OPT_INT_KEYS = {"uid", "gid", "euid", "loginuid", "exit_ts"}
-_PROC_STR_KEYS = {"comm", "exe", "exepath", "cwd", "container_id"}
-_PROC_OPT_STR_KEYS = {"user", "group", "loginname"}
-_PROC_BOOL_KEYS = {"is_exe_writable", "is_exe_upper_layer", "is_exe_from_memfd", "from_agent"}
-_PROC_LIST_KEYS = {"args", "env"}
-_FD_TYPES = {"file", "directory", "ipv4", "ipv6", "unix", "pipe", "event", "signalfd",
-             "eventpoll", "inotify", "timerfd", "netlink", "bpf", "userfaultfd", "io_uring",
-             "memfd"}
-_PROC_OTHER_SLOTS = (set(Process.__slots__) - set(_PROC_SKIP) - _PROC_INT_KEYS
-                     - _PROC_OPT_INT_KEYS - _PROC_STR_KEYS - _PROC_OPT_STR_KEYS
-                     - _PROC_BOOL_KEYS - _PROC_LIST_KEYS)
 _EVENT_KEYS = {"num", "ts", "type", "tid", "pid", "res", "args", "cpu", "cgroup_id", "source",
                "proc", "ancestors", "fd", "fd2", "container", "extra"}
-
-
-class _Bad(ValueError):
-    """A record that does not fit the format; the message names the key."""
-
-
-def _want(cond: bool, msg: str) -> None:
-    if not cond:
-        raise _Bad(msg)
-
-
-def _int(value: Any, key: str) -> int:
-    _want(isinstance(value, int) and not isinstance(value, bool), f"{key} must be an integer")
-    return value
-
-
-def _str(value: Any, key: str) -> str:
-    _want(isinstance(value, str), f"{key} must be a string")
-    return value
+#: What the short form adds to a process record (:func:`_proc_attrs`; ``parent``: the reader's).
+SHORT_FORM_PROC_KEYS = {"name": "short form: comm",
+                        "cmdline": "short form: name and args as one command line",
+                        "parent": "short form: the parent, inline"}
 
 
 def _arg_value(value: Any, where: str, depth: int = 1) -> Any:
@@ -285,34 +439,6 @@ def _arg_value(value: Any, where: str, depth: int = 1) -> Any:
     if isinstance(value, list):
         return [_arg_value(v, where, depth + 1) for v in value]
     return value
-
-
-def _typed(value: Any, kind: tuple[type, bool], path: str) -> Any:
-    """``value`` checked against ``kind``: (str, int or bool; whether null is allowed)."""
-    base, optional = kind
-    if value is None and optional:
-        return value
-    ok = isinstance(value, base) and (base is bool or not isinstance(value, bool))
-    _want(ok, f"{path} must be {_KIND_NAMES[base]}{' or null' if optional else ''}")
-    return value
-
-
-_KIND_NAMES = {str: "a string", int: "an integer", bool: "true or false"}
-
-
-def _scalar_kinds(cls: type) -> dict[str, tuple[type, bool]]:
-    """The scalar fields of a dataclass -> (type, optional), from its annotations."""
-    out = {}
-    for f in dc_fields(cls):
-        parts = [p.strip() for p in str(f.type).split("|")]
-        base = {"str": str, "int": int, "bool": bool}.get(parts[0])
-        if base is not None:
-            out[f.name] = (base, "None" in parts)
-    return out
-
-
-_CONTAINER_KINDS = _scalar_kinds(Container)
-_MOUNT_KINDS = _scalar_kinds(Mount)
 
 
 def _flag_names() -> dict[str, int]:
@@ -361,15 +487,6 @@ def parse_flag_text(text: str) -> int:
     return total
 
 
-def _ip(value: Any, key: str) -> Any:
-    if value is None:
-        return None
-    try:
-        return ipaddress.ip_address(value)
-    except ValueError:
-        raise _Bad(f"fd.{key}: {value!r} is not an IP address") from None
-
-
 def _convert_flags(args: dict[str, Any]) -> None:
     """Short form: flag arguments given as Falco's text become their raw numbers."""
     for key in FLAG_ARGS:
@@ -388,23 +505,9 @@ def _proc_attrs(d: dict, where: str, short_form: bool) -> dict[str, Any]:
     attrs: dict[str, Any] = {}
     for key, value in d.items():
         path = f"{where}.{key}"
-        if key in _PROC_INT_KEYS:
-            attrs[key] = _int(value, path)
-        elif key in _PROC_OPT_INT_KEYS:
-            attrs[key] = None if value is None else _int(value, path)
-        elif key in _PROC_STR_KEYS:
-            attrs[key] = _str(value, path)
-        elif key in _PROC_OPT_STR_KEYS:
-            attrs[key] = None if value is None else _str(value, path)
-        elif key in _PROC_BOOL_KEYS:
-            _want(isinstance(value, bool), f"{path} must be true or false")
-            attrs[key] = value
-        elif key in _PROC_LIST_KEYS:
-            if isinstance(value, str):
-                value = shellwords.split(value)
-            _want(isinstance(value, list) and all(isinstance(v, str) for v in value),
-                  f"{path} must be a list of strings")
-            attrs[key] = list(value)
+        known = _PROC_READ.get(key)
+        if known is not None:
+            attrs[known[0]] = known[1](value, path)
         elif key == "name":
             attrs["comm"] = _str(value, path)
         elif key == "cmdline":
@@ -414,8 +517,6 @@ def _proc_attrs(d: dict, where: str, short_form: bool) -> dict[str, Any]:
             attrs.setdefault("args", words[1:])
             if words[0].startswith("/"):
                 attrs.setdefault("exe", words[0])
-        elif key in _PROC_OTHER_SLOTS:
-            attrs[key] = value  # a field added to Process after this reader was written
         else:
             raise _Bad(f"unknown key {path}")
     if where.startswith("ancestors") or not short_form:
@@ -435,27 +536,14 @@ def _proc_attrs(d: dict, where: str, short_form: bool) -> dict[str, Any]:
 def _fd(d: Any, where: str, short_form: bool) -> FdInfo:
     """An fd record (``fd`` or ``fd2``, named by ``where``) as an :class:`FdInfo`."""
     _want(isinstance(d, dict), f"{where} must be an object")
-    fd = FdInfo(num=3 if short_form else -1)
+    values: dict[str, Any] = {}
     for key, value in d.items():
-        path = f"{where}.{key}"
-        if key in ("num", "ino", "dev", "open_flags"):
-            setattr(fd, key, _int(value, path))
-        elif key in ("sport", "cport"):
-            setattr(fd, key, None if value is None else _int(value, path))
-        elif key in ("sip", "cip"):
-            setattr(fd, key, _ip(value, key))
-        elif key == "type":
-            _want(value in _FD_TYPES, f"{path}: unknown fd type {value!r}")
-            fd.type = value
-        elif key == "name":
-            fd.name = _str(value, path)
-        elif key in ("l4proto", "sockfamily"):
-            setattr(fd, key, None if value is None else _str(value, path))
-        elif key == "is_server":
-            _want(value is None or isinstance(value, bool), f"{path} must be a boolean")
-            fd.is_server = value
-        else:
-            raise _Bad(f"unknown key {path}")
+        known = _FD_READ.get(key)
+        if known is None:
+            raise _Bad(f"unknown key {where}.{key}")
+        values[known[0]] = known[1](value, f"{where}.{key}")
+    values.setdefault("num", 3 if short_form else -1)
+    fd = FdInfo(**values)
     if not short_form:
         return fd
     if "type" not in d:
@@ -474,10 +562,25 @@ def _fd(d: Any, where: str, short_form: bool) -> FdInfo:
     return fd
 
 
+def _facts(d: Any, etype: str) -> KernelFacts | None:
+    """A record's ``extra`` as the :class:`KernelFacts` of its event type (None: empty)."""
+    cls = FACTS_OF.get(etype, KernelFacts)
+    readers = _FACTS_READ.get(cls) or _readers(cls)
+    values: dict[str, Any] = {}
+    for key, value in d.items():
+        known = readers.get(key)
+        if known is None:
+            if key in RETIRED_FACTS:
+                continue
+            raise _Bad(f"unknown key extra.{key}")
+        values[known[0]] = known[1](value, f"extra.{key}")
+    return cls(**values) if values else None
+
+
 def _container_id(d: Any) -> str:
     """The id of a container record (a hash of the record when it gives none)."""
     _want(isinstance(d, dict), "container must be an object")
-    unknown = set(d) - _CONTAINER_KEYS
+    unknown = set(d) - set(_CONTAINER_READ)
     _want(not unknown, f"unknown key(s) container.{', container.'.join(sorted(unknown))}")
     cid = d.get("id")
     if cid is None:
@@ -488,33 +591,14 @@ def _container_id(d: Any) -> str:
 def _container(d: dict, cid: str, short_form: bool) -> Container:
     """A container record (its keys checked by :func:`_container_id`) as a
     :class:`Container`."""
+    values = {}
     for key, value in d.items():
-        if key in _CONTAINER_KINDS:
-            _typed(value, _CONTAINER_KINDS[key], f"container.{key}")
-    mounts = []
-    given_mounts = d.get("mounts") or []
-    _want(isinstance(given_mounts, list), "container.mounts must be a list")
-    for i, m in enumerate(given_mounts):
-        _want(isinstance(m, dict) and "dest" in m and not set(m) - _MOUNT_KEYS,
-              f"container.mounts[{i}] must be an object with dest (and source, mode, rw,"
-              " propagation)")
-        for key, value in m.items():
-            _typed(value, _MOUNT_KINDS[key], f"container.mounts[{i}].{key}")
-        m = dict(m)
-        m.setdefault("source", "")
-        mounts.append(Mount(**m))
-    labels = d.get("labels") or {}
-    _want(isinstance(labels, dict), "container.labels must be an object")
-    _want(isinstance(d.get("pod_labels") or {}, dict), "container.pod_labels must be an object")
-    values = {k: v for k, v in d.items() if k not in ("id", "mounts", "labels")}
+        if key != "id":
+            name, read = _CONTAINER_READ[key]
+            values[name] = read(value, f"container.{key}")
     if short_form:
         values.setdefault("complete", True)
-    if values.get("pod_labels") is not None:
-        values["pod_labels"] = {str(k): str(v) for k, v in values["pod_labels"].items()}
-    else:
-        values.pop("pod_labels", None)
-    c = Container(id=cid, mounts=mounts, labels={str(k): str(v) for k, v in labels.items()},
-                  **values)
+    c = Container(id=cid, **values)
     if not short_form:
         return c
     if c.image and c.image_repository is None:

@@ -31,6 +31,7 @@ from .format import (
     _container,
     _container_id,
     _convert_flags,
+    _facts,
     _fd,
     _int,
     _proc_attrs,
@@ -140,7 +141,7 @@ class Decoder:
         if rec.get("extra") is not None:
             _want(isinstance(rec["extra"], dict), "extra must be an object")
             _arg_value(rec["extra"], "extra")  # only to bound its depth
-            evt.extra = dict(rec["extra"])
+            evt.kernel = _facts(rec["extra"], etype)
         return evt
 
     # -- processes ------------------------------------------------------------------------
@@ -214,15 +215,7 @@ class Decoder:
 
     @staticmethod
     def _new_proc(attrs: dict[str, Any], parent: Process | None) -> Process:
-        proc = Process(**attrs)
-        if "tid" not in attrs:
-            proc.tid = proc.pid
-        if "vpid" not in attrs:
-            proc.vpid = proc.pid
-        if "vtid" not in attrs:
-            proc.vtid = proc.tid
-        proc.parent = parent
-        return proc
+        return Process(**attrs, parent=parent)   # tid, vpid default to pid, vtid to tid
 
     def _by_pid(self, pid: int) -> Process | None:
         cached = self._procs.get(pid)

@@ -13,6 +13,7 @@ import ipaddress
 import json
 import os
 import pathlib
+import re
 
 import pytest
 
@@ -29,7 +30,8 @@ from syswarden.core.capture import (
 )
 from syswarden.core.capture.lines import MAX_LINE_BYTES
 from syswarden.core.errors import UnsafePathError
-from syswarden.core.event import Container, Event, FdInfo, Mount, Process
+from syswarden.core.event import (Container, Event, ExecFacts, FdInfo, ForkFacts, KernelFacts,
+                                  Mount, Process)
 from tests.helpers.users import as_nobody, root_secret, shared_dir, unchanged
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -148,7 +150,7 @@ def _live_events() -> list[Event]:
     e = Event("write", ts=1_795_000_000_000_000_400, tid=1051, pid=1050, res=5,
               args={"fd": 4, "data": b"\x00hi\xff\n"}, num=4)
     e.proc, e.container = sh, c
-    e.extra = {"fd.name_changed": True}
+    e.kernel = KernelFacts(fd_name_changed=True)
     out.append(e)
     e = Event("ptrace", ts=1_795_000_000_000_000_500, tid=900, pid=900, res=-1,
               args={"request": 16, "pid": 1050}, num=5)
@@ -187,7 +189,7 @@ def test_round_trip_keeps_every_field_the_rules_read(tmp_path):
     assert len(back) == len(events)
     for a, b in zip(events, back):
         for key in ("num", "ts", "type", "tid", "pid", "res", "args", "cpu", "cgroup_id",
-                    "source", "extra"):
+                    "source", "kernel"):
             assert getattr(a, key) == getattr(b, key), (a, key)
         _same_lineage(a.proc, b.proc)
         if a.fd is not None:
@@ -232,6 +234,64 @@ def test_the_schema_names_every_field_of_the_state_objects():
     assert {f.name for f in dataclasses.fields(Container)} \
         <= set(defs["container"]["properties"])
     assert {f.name for f in dataclasses.fields(Mount)} <= set(defs["mount"]["properties"])
+
+
+def test_the_schema_and_the_docs_tables_are_generated_from_the_declarations():
+    from syswarden.core.capture import schema as generated
+    stale = "stale: python -m syswarden.core.capture.schema --write"
+    assert (REPO / "docs" / generated.SCHEMA_FILE).read_text() == generated.render_schema(), \
+        stale
+    page = (REPO / "docs" / generated.FORMAT_DOC).read_text()
+    assert generated.tables_in(page) == generated.render_tables(), stale
+
+
+def test_an_attribute_the_capture_cannot_check_is_refused():
+    """Every stored attribute is read through the codec of its declared type: a type without
+    one is an error, not a value taken unchecked."""
+    import dataclasses
+    import datetime
+
+    from syswarden.core.capture.format import stored
+    from syswarden.core.event import state
+
+    @dataclasses.dataclass(slots=True)
+    class Odd:
+        when: datetime.datetime | None = state(None, "a type the capture cannot check")
+        kept: datetime.datetime | None = state(None, "not stored", captured=False)
+
+    with pytest.raises(TypeError, match="Odd.when: the capture has no codec for its type"):
+        stored(Odd)
+
+
+def test_kernel_facts_round_trip_and_an_older_capture_reads():
+    sa = ("ipv4", ipaddress.ip_address("1.2.3.4"), 443)
+    connect = Event("connect", ts=1, tid=5, pid=5, res=0, args={"fd": 3})
+    connect.kernel = KernelFacts(7, sa, local=("ipv4", ipaddress.ip_address("10.0.0.2"), 4000))
+    execve = Event("execve", ts=2, tid=5, pid=5)
+    execve.kernel = ExecFacts(exepath="/usr/bin/ls", argv=["ls", "-l"], uid=0, gid=0, tty=0,
+                              old_pid=6)
+    clone = Event("clone", ts=3, tid=5, pid=5, res=9)
+    clone.kernel = ForkFacts(child_tid=9, is_thread=True)
+    for evt in (connect, execve, clone):
+        rec = json.loads(json.dumps(event_to_record(evt)))
+        assert schema_errors(rec, SCHEMA) == []
+        back = record_to_event(rec, 1, Decoder(short_form=False))
+        assert back.kernel == evt.kernel and type(back.kernel) is type(evt.kernel)
+    assert "extra" not in event_to_record(Event("openat"))
+    # written by an earlier version: argv_truncated is read and ignored
+    old = {"type": "execve", "extra": {"tty": None, "loginuid": None, "vpid": None,
+                                       "exepath": "/bin/sh", "argv": ["sh"], "old_pid": 0,
+                                       "argv_truncated": False, "uid": 0, "gid": 0}}
+    assert record_to_event(old).kernel == ExecFacts(exepath="/bin/sh", argv=["sh"], uid=0,
+                                                     gid=0)
+    # a fact the event type does not have, or of the wrong type, is the line's fault
+    for rec, fault in ((({"type": "openat", "extra": {"child_tid": 5}}),
+                        "unknown key extra.child_tid"),
+                       ({"type": "openat", "extra": {"ino": "5"}}, "extra.ino must be an integer"),
+                       ({"type": "connect", "extra": {"sockaddr": ["ipv4", "x", 1]}},
+                        "extra.sockaddr: 'x' is not an IP address")):
+        with pytest.raises(CaptureError, match=re.escape(fault)):
+            record_to_event(rec)
 
 
 def test_written_lines_match_the_schema(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from typing import Any, Awaitable, Callable
 
 import pytest
@@ -66,17 +67,17 @@ def events_of(src: EbpfSource, action: Callable[[], Any]) -> list:
 class AsDecoded:
     """Enrich events again from what the decoder gave, with a fresh enricher (after their
     processes are gone: only what the events themselves say counts).  Enriching resolves
-    paths in place, so each run starts from copies of the decoded ``args``/``extra``; ``raw``
+    paths in place, so each run starts from copies of the decoded ``args``/``kernel``; ``raw``
     holds them, by ``id`` of the event, for a test to alter."""
 
     def __init__(self, events: list) -> None:
-        self.raw = {id(e): (dict(e.args), e.extra and dict(e.extra)) for e in events}
+        self.raw = {id(e): (dict(e.args), e.kernel and replace(e.kernel)) for e in events}
 
     def enrich(self, events: list) -> None:
         enricher = ProcessEnricher(snapshot=True)
         for e in events:
-            args, extra = self.raw[id(e)]
-            e.args, e.extra = dict(args), extra and dict(extra)
+            args, kernel = self.raw[id(e)]
+            e.args, e.kernel = dict(args), kernel and replace(kernel)
             e.proc = e.fd = e.fd2 = None
             enricher.enrich(e)
 

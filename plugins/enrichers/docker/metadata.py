@@ -111,9 +111,8 @@ def container_from_inspect(doc: dict[str, Any]) -> Container:
         ip=networks,
         user=str(config.get("User")) if config.get("User") else None,
         complete=True,
+        host_pid=host.get("PidMode") == "host",
+        host_network=host.get("NetworkMode") == "host",
+        host_ipc=host.get("IpcMode") == "host",
     )
-    # Container has no slots for these (core/event.py); the field readers use getattr.
-    container.host_pid = host.get("PidMode") == "host"  # type: ignore[attr-defined]
-    container.host_network = host.get("NetworkMode") == "host"  # type: ignore[attr-defined]
-    container.host_ipc = host.get("IpcMode") == "host"  # type: ignore[attr-defined]
     return container

@@ -27,7 +27,7 @@ import socket
 from typing import Any, Callable
 
 from syswarden.core import ip_addresses
-from syswarden.core.event import Event, FdInfo, Process
+from syswarden.core.event import Event, FdInfo, KernelFacts, Process
 
 from .table import readlink_or_none
 
@@ -41,10 +41,28 @@ _FAMILIES = {socket.AF_INET: "ipv4", socket.AF_INET6: "ipv6", socket.AF_UNIX: "u
              16: "netlink"}
 
 
-def _stamp(ev: Event) -> int | None:
-    """The inode number the kernel read for the event's fd (see ``lookup``), if any."""
-    x = ev.extra
-    return x.get("ino") if x else None
+#: The facts of an event that carries none (never written to).
+_NO_FACTS = KernelFacts()
+
+
+def _facts(ev: Event) -> KernelFacts:
+    """What the kernel said of the event beside its arguments (nothing: all defaults)."""
+    k = ev.kernel
+    return k if k is not None else _NO_FACTS
+
+
+def _own_facts(ev: Event) -> KernelFacts:
+    """The event's facts, to add to (made when it has none)."""
+    k = ev.kernel
+    if k is None:
+        k = ev.kernel = KernelFacts()
+    return k
+
+
+def _stamp(ev: Event) -> int:
+    """The inode number the kernel read for the event's fd (see ``lookup``), 0 if none."""
+    k = ev.kernel
+    return k.ino if k is not None else 0
 
 
 def normalise(path: str) -> str:
@@ -177,9 +195,7 @@ class FdTable:
         else:
             flags = a.get("flags") or 0
         if name is not None and name != raw:
-            if ev.extra is None:
-                ev.extra = {}
-            ev.extra["nameraw"] = raw
+            _own_facts(ev).nameraw = raw
             a["name"] = name  # Falco prints the resolved path for fd-creating opens
         res = ev.res
         if flags & O_DIRECTORY and (flags & O_TMPFILE) != O_TMPFILE:
@@ -234,7 +250,7 @@ class FdTable:
         return f
 
     def _connect(self, ev: Event, p: Process) -> None:
-        sa = (ev.extra or {}).get("sockaddr")
+        sa = _facts(ev).sockaddr
         f = self._sock_fd(p, ev.args.get("fd"), sa, _stamp(ev))
         if sa is not None:
             fam, addr, port = sa
@@ -257,10 +273,9 @@ class FdTable:
         ev.fd = f
 
     def _accept(self, ev: Event, p: Process) -> None:
-        extra = ev.extra or {}
-        sa = extra.get("sockaddr")
-        listen = p.fds.get(extra.get("listen_fd")) if extra.get("listen_fd") is not None \
-            else None
+        facts = _facts(ev)
+        sa = facts.sockaddr
+        listen = p.fds.get(facts.listen_fd) if facts.listen_fd is not None else None
         kind = sa[0] if sa is not None else (listen.type if listen is not None else "ipv4")
         f = FdInfo(ev.res if ev.res >= 0 else -1, kind, "")
         f.is_server = True
@@ -287,7 +302,7 @@ class FdTable:
         ev.fd = f
 
     def _bind(self, ev: Event, p: Process) -> None:
-        sa = (ev.extra or {}).get("sockaddr")
+        sa = _facts(ev).sockaddr
         f = self._sock_fd(p, ev.args.get("fd"), sa, _stamp(ev))
         if sa is not None:
             fam, addr, port = sa
@@ -302,7 +317,7 @@ class FdTable:
         ev.fd = f
 
     def _datagram(self, ev: Event, p: Process) -> None:
-        sa = (ev.extra or {}).get("sockaddr")
+        sa = _facts(ev).sockaddr
         num = ev.args.get("fd")
         f = self.lookup(p, num, _stamp(ev)) if isinstance(num, int) and num >= 0 else None
         if sa is not None and sa[0] != "unix":
@@ -321,7 +336,7 @@ class FdTable:
             f.name = f"{f.cip}:{f.cport}->{f.sip}:{f.sport}"
             ev.args["tuple"] = f.name
             if f.name != before:
-                ev.extra["fd.name_changed"] = True
+                _own_facts(ev).fd_name_changed = True
         ev.fd = f
 
     def _use_fd(self, ev: Event, p: Process) -> None:
@@ -339,10 +354,7 @@ class FdTable:
         src = self.lookup(p, old, _stamp(ev)) if isinstance(old, int) and old >= 0 else None
         ev.fd2 = src
         if ev.res >= 0 and src is not None:
-            f = FdInfo(ev.res, src.type, src.name)
-            for attr in ("ino", "dev", "sip", "sport", "cip", "cport", "l4proto",
-                         "sockfamily", "is_server"):
-                setattr(f, attr, getattr(src, attr))
+            f = src.dup(ev.res)                 # what a dup copies: core/event.py's declarations
             f.open_flags = 0o2000000 if (ev.args.get("flags") or 0) & 0o2000000 else 0
             p.fds[ev.res] = f
             ev.fd = f
@@ -404,7 +416,7 @@ def _unspecified(family: str) -> Any:
 
 def _kernel_local(ev: Event) -> tuple[Any, int] | None:
     """The socket's local end the live source read in the kernel (connect, accept)."""
-    local = (ev.extra or {}).get("local")
+    local = _facts(ev).local
     return (local[1], local[2]) if local is not None and local[0] != "unix" else None
 
 

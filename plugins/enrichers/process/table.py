@@ -29,16 +29,16 @@ import re
 from typing import Any, Callable
 
 from syswarden.core.cgroups import cgroup2_root
-from syswarden.core.event import Event, Process
+from syswarden.core.event import Event, ExecFacts, ExitFacts, ForkFacts, Process
 
 from . import users
 
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _FD_PATH = re.compile(r"^/(?:dev|proc/self)/fd/(\d+)$")
 UNSET_LOGINUID = 0xFFFFFFFF
-
-
-_PROCESS_SLOTS = Process.__slots__
+#: The facts of a fork or an exec that carries none (a replayed or hand-written event).
+_NO_FORK = ForkFacts()
+_NO_EXEC = ExecFacts()
 
 
 def _read(path: str, mode: str = "r") -> Any:
@@ -259,9 +259,7 @@ class ProcessTable:
         a setuid) changes the process before the rule stage reads the earlier one.  The fd table
         is shared between versions (an event's fd is attached to the event itself).
         """
-        q = Process.__new__(Process)
-        for slot in _PROCESS_SLOTS:
-            setattr(q, slot, getattr(p, slot))
+        q = p.copy()
         if self.procs.get(p.pid) is p:
             self.procs[p.pid] = q
         return q
@@ -291,27 +289,22 @@ class ProcessTable:
     def on_fork(self, ev: Event) -> Process | None:
         """A clone/fork seen in the parent: the child is a copy of it (or a new thread)."""
         parent = self.get(ev.tid, ev.pid)
-        extra = ev.extra or {}
-        child = int(extra.get("child_tid") or ev.res or 0)
+        facts = ev.kernel if isinstance(ev.kernel, ForkFacts) else _NO_FORK
+        child = facts.child_tid or ev.res or 0
         if child <= 0:
             return parent
-        if extra.get("is_thread"):
+        if facts.is_thread:
             self.threads[child] = ev.pid
             return parent
         known = self.procs.get(child)
         if known is not None and known.exit_ts is None and known.start_ts >= ev.ts:
             return parent  # the same fork seen twice (two programs overlap during a reload)
-        c = Process(child)
         if parent is not None:
-            for attr in ("comm", "exe", "exepath", "args", "cwd", "tty", "uid", "gid", "euid",
-                         "loginuid", "user", "group", "loginname", "sid", "vpgid", "pidns",
-                         "cgroup_id", "container_id", "container", "env", "is_exe_writable",
-                         "is_exe_upper_layer", "is_exe_from_memfd", "cap_effective", "exe_ino"):
-                setattr(c, attr, getattr(parent, attr))
-            c.fds = dict(parent.fds)
+            c = parent.fork(child)          # what a fork copies: core/event.py's declarations
             c.ppid = parent.pid
             c.vpid = child if parent.vpid == parent.pid else 0
         else:
+            c = Process(child)
             c.ppid = ev.pid
         c.parent = parent
         c.from_agent = parent is not None and (parent.from_agent or
@@ -325,8 +318,8 @@ class ProcessTable:
     def on_exec(self, ev: Event) -> Process:
         """A successful exec: the process gets its new image (argv, path from the kernel)."""
         pid = ev.pid
-        extra = ev.extra or {}
-        old_pid = int(extra.get("old_pid") or 0)
+        facts = ev.kernel if isinstance(ev.kernel, ExecFacts) else _NO_EXEC
+        old_pid = facts.old_pid
         if old_pid and old_pid != pid:
             self.threads.pop(old_pid, None)
         p = self.get(ev.tid, pid)       # unknown so far: read from /proc if still there
@@ -339,15 +332,15 @@ class ProcessTable:
             self._insert(pid, p)
             self._count("process.exec_unknown", 1)
         args = ev.args
-        argv = extra.get("argv") or []
+        argv = facts.argv
         p.comm = args.get("comm") or p.comm
         p.exe = args.get("exe") or (argv[0] if argv else p.comm)
         p.args = list(argv[1:])
-        p.exepath = self.resolve_exepath(p, extra.get("exepath") or args.get("filename") or "")
+        p.exepath = self.resolve_exepath(p, facts.exepath or args.get("filename") or "")
         p.is_exe_from_memfd = p.exepath.startswith("memfd:")
         p.exit_ts = None
-        uid = extra.get("uid")
-        gid = extra.get("gid")
+        uid = facts.uid
+        gid = facts.gid
         if uid is not None and uid != p.uid:
             p.uid = uid
             p.user = users.user_name(p, uid)
@@ -361,12 +354,12 @@ class ProcessTable:
         self.reader.fill_live(p)
         # the kernel's own values at exec (read through BTF offsets) win over /proc's, which
         # are a few milliseconds late or gone
-        if extra.get("tty") is not None:
-            p.tty = extra["tty"]
-        if extra.get("loginuid") is not None:
-            p.loginuid = extra["loginuid"]
-        if extra.get("vpid"):
-            p.vpid = p.vtid = extra["vpid"]
+        if facts.tty is not None:
+            p.tty = facts.tty
+        if facts.loginuid is not None:
+            p.loginuid = facts.loginuid
+        if facts.vpid:
+            p.vpid = p.vtid = facts.vpid
         if p.loginuid != before:
             p.loginname = users.login_name(p.loginuid)
         if p.user is None:
@@ -412,9 +405,9 @@ class ProcessTable:
         p = self.get(ev.tid, ev.pid)
         if ev.tid != ev.pid:
             self.threads.pop(ev.tid, None)
-        extra = ev.extra or {}
-        if p is not None and (extra.get("group_dead") or ev.tid == ev.pid):
-            if extra.get("group_dead", True):
+        group_dead = ev.kernel.group_dead if isinstance(ev.kernel, ExitFacts) else None
+        if p is not None and (group_dead or ev.tid == ev.pid):
+            if group_dead is not False:         # unknown: the leader's exit ends the group
                 p.exit_ts = ev.ts
                 self._exited.append((ev.ts, p.pid, p))
         self.expire(ev.ts)

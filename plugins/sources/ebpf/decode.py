@@ -9,11 +9,18 @@ event, taken on the syscall's exit, with the enter arguments merged in:
   (:mod:`syswarden.core.syscalls`); ints raw (flags as the kernel's bits), paths as text,
   sockaddrs as Falco prints them (``1.2.3.4:80``, a unix path);
 * an exec (``KIND_EXEC``/``KIND_EXEC_FAIL``): an ``execve``/``execveat`` event; ``args`` has
-  ``exe`` (argv[0]), ``args`` (argv[1:]), ``filename``, ``comm``; ``extra`` has the path the
-  kernel resolved (``exepath``) and the whole ``argv``;
+  ``exe`` (argv[0]), ``args`` (argv[1:]), ``filename``, ``comm``; its
+  :class:`~syswarden.core.event.ExecFacts` have the path the kernel resolved (``exepath``),
+  the whole ``argv``, the ids, tty and login uid;
 * a fork (``KIND_FORK``): a ``clone``/``clone3``/``fork``/``vfork`` event in the parent, ``res``
-  the child's id; ``extra`` says whether the child is a thread;
-* an exit (``KIND_EXIT``): a ``procexit`` event; ``extra`` has ``group_dead``.
+  the child's id; its :class:`~syswarden.core.event.ForkFacts` say whether the child is a
+  thread;
+* an exit (``KIND_EXIT``): a ``procexit`` event; its
+  :class:`~syswarden.core.event.ExitFacts` have ``group_dead``.
+
+What a record says beyond Falco's arguments (an fd's inode, a parsed sockaddr, the socket's
+local end, accept's listening fd) goes to the event's
+:class:`~syswarden.core.event.KernelFacts` (``Event.kernel``).
 
 Timestamps are CLOCK_MONOTONIC in the kernel; the decoder adds the offset to the epoch taken at
 start-up.
@@ -27,7 +34,7 @@ import time
 from typing import Any, Callable
 
 from syswarden.core import ip_addresses
-from syswarden.core.event import Event
+from syswarden.core.event import Event, ExecFacts, ExitFacts, ForkFacts, KernelFacts, declared
 from syswarden.core.syscalls import O_F_CREATED
 
 from . import program as P
@@ -54,6 +61,8 @@ _NR = machine_nr()
 _NR_NAME = {nr: name for name, nr in _NR.items()
             if name in P.EXEC_SYSCALLS or name in P.FORK_SYSCALLS}
 CLONE_THREAD = 0x10000
+#: What a syscall record's hidden arguments ("_" names in program.SYSCALLS) may be.
+_FACTS = frozenset(a.name for a in declared(KernelFacts))
 
 _I32 = struct.Struct("<i")
 
@@ -127,6 +136,8 @@ def _syscall_decoder(sc: P.Syscall) -> Callable[[tuple, Any, int, int], Event]:
             continue
         expr = conv[a[1]].format(a=f("a", i))
         if a[0].startswith("_"):
+            if a[0][1:] not in _FACTS:
+                raise ValueError(f"{sc.name}: {a[0]} is no attribute of KernelFacts")
             hidden.append((a[0][1:], expr))
         else:
             items.append(f"{a[0]!r}: {expr}")
@@ -157,22 +168,23 @@ def _syscall_decoder(sc: P.Syscall) -> Callable[[tuple, Any, int, int], Event]:
     lines.append(f"    ev = Event({sc.name!r}, {f('ts')} + off, {f('tid')}, {f('pid')}, "
                  f"{f('res')}, args)")
     lines.append(f"    ev.cgroup_id = {f('cgroup')}")
-    extra = [f"{k!r}: {e}" for k, e in hidden]
+    facts = [f"{k}={e}" for k, e in hidden]
     if sock:
-        extra.append("'sockaddr': sa")
+        facts.append("sockaddr=sa")
     if sc.name in P.LOCAL_END:
-        extra.append("'local': local")
-    if extra:
-        lines.append(f"    ev.extra = {{{', '.join(extra)}}}")
+        facts.append("local=local")
+    stamp = sc.name not in P.OPEN_SYSCALLS and (sc.name in P.FD_CREATORS
+                                                or sc.name in P.FD_USERS)
+    if facts:                           # the fd's inode (0: none) is its stamp
+        lines.append(f"    ev.kernel = KernelFacts({f('ino') + ', ' if stamp else ''}"
+                     f"{', '.join(facts)})")
+    elif stamp:
+        lines.append(f"    if {f('ino')}:\n        ev.kernel = KernelFacts({f('ino')})")
     if sc.name in P.OPEN_SYSCALLS:      # the file's inode: Falco's `ino` parameter of an open
         lines.append(f"    if {f('ino')}:\n        args['ino'] = {f('ino')}")
-    elif sc.name in P.FD_CREATORS or sc.name in P.FD_USERS:    # the fd's inode: its stamp
-        lines.append(f"    if {f('ino')}:")
-        lines.append("        ev.extra = ev.extra or {}" if extra else "        ev.extra = {}")
-        lines.append(f"        ev.extra['ino'] = {f('ino')}")
     lines.append("    return ev")
-    scope = {"Event": Event, "parse_sockaddr": parse_sockaddr, "sockaddr_text": sockaddr_text,
-             "_how": _how, "O_F_CREATED": O_F_CREATED}
+    scope = {"Event": Event, "KernelFacts": KernelFacts, "parse_sockaddr": parse_sockaddr,
+             "sockaddr_text": sockaddr_text, "_how": _how, "O_F_CREATED": O_F_CREATED}
     exec("\n".join(lines), scope)  # noqa: S102 - generated from the static table above
     return scope[f"_decode_{sc.name}"]
 
@@ -209,7 +221,8 @@ class Decoder:
         gid = h[_GID]
         extra = h[_EXTRA]
         if kind in (KIND_EXEC, KIND_EXEC_FAIL):
-            ev = self._exec(data, base, ts, tid, pid, res, h[_REGS], evt, h[_LENS], extra, kind)
+            ev = self._exec(data, base, ts, tid, pid, res, h[_REGS], evt, h[_LENS], extra, kind,
+                            uid, gid)
         elif kind == KIND_FORK:
             regs = h[_REGS]
             name = _NR_NAME.get(evt, "clone")
@@ -225,21 +238,18 @@ class Decoder:
             comm = _text(data[base + REC.size:base + REC.size + 16].split(b"\0", 1)[0])
             ev = Event(name, ts, tid, pid, res, {"res": res, "flags": flags & 0xFFFFFFFFFFFF,
                                                  "comm": comm, "uid": uid, "gid": gid})
-            ev.extra = {"child_tid": extra, "is_thread": bool(flags & CLONE_THREAD)}
+            ev.kernel = ForkFacts(child_tid=extra, is_thread=bool(flags & CLONE_THREAD))
         elif kind == KIND_EXIT:
             ev = Event("procexit", ts, tid, pid, 0, {"status": 0})
-            ev.extra = {"group_dead": bool(extra)}
+            ev.kernel = ExitFacts(group_dead=bool(extra))
         else:
             self.errors += 1
             return None
         ev.cgroup_id = h[_CGROUP]
-        if kind in (KIND_EXEC, KIND_EXEC_FAIL):
-            ev.extra["uid"] = uid
-            ev.extra["gid"] = gid
         return ev
 
     def _exec(self, data: Any, base: int, ts: int, tid: int, pid: int, res: int, regs: tuple,
-              nr: int, lens: tuple, old_pid: int, kind: int) -> Event:
+              nr: int, lens: tuple, old_pid: int, kind: int, uid: int, gid: int) -> Event:
         pos = base + REC.size
         parts = []
         for n in lens:
@@ -269,13 +279,14 @@ class Decoder:
             args["filename"] = filename
         ev = Event(name, ts, tid, pid, res, args)
         loginuid = regs[5] >> 32
-        ev.extra = {
-            "tty": regs[5] & 0xFFFFFFFF if kind == KIND_EXEC else None,
-            "loginuid": loginuid if kind == KIND_EXEC and loginuid != 0xFFFFFFFE else None,
-            "vpid": (regs[3] & 0xFFFFFFFF) or None if kind == KIND_EXEC else None,
-            "exepath": _text(kfile) if kfile else None,
-            "argv": argv,
-            "old_pid": old_pid if kind == KIND_EXEC else 0,
-            "argv_truncated": len(argv_blob) >= 1 and not argv_blob.endswith(b"\0"),
-        }
+        ev.kernel = ExecFacts(
+            tty=regs[5] & 0xFFFFFFFF if kind == KIND_EXEC else None,
+            loginuid=loginuid if kind == KIND_EXEC and loginuid != 0xFFFFFFFE else None,
+            vpid=(regs[3] & 0xFFFFFFFF) or None if kind == KIND_EXEC else None,
+            exepath=_text(kfile) if kfile else None,
+            argv=argv,
+            old_pid=old_pid if kind == KIND_EXEC else 0,
+            uid=uid,
+            gid=gid,
+        )
         return ev

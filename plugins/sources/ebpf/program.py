@@ -40,11 +40,11 @@ MSG = "msg"        # a msghdr: the sockaddr in msg_name
 HOW = "how"        # openat2's struct open_how: flags, mode, resolve
 
 Arg = tuple[str, str] | None  # (Falco name, kind) or None (not kept); a name starting with
-                              # "_" is not a Falco argument: the decoder puts it in Event.extra
+                              # "_" is not a Falco argument but a KernelFacts attribute
 
 #: Syscalls whose record ends with the socket's local end (read from the kernel's socket, so
 #: known even when the process is gone before its event is decoded) -> the register of the
-#: socket's fd (None: the new fd, the return value).  Decoded into ``Event.extra["local"]``.
+#: socket's fd (None: the new fd, the return value).  Decoded into ``KernelFacts.local``.
 LOCAL_END: dict[str, int | None] = {"connect": 0, "accept": None, "accept4": None}
 
 

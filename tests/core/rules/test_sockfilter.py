@@ -10,11 +10,11 @@ import socket
 
 import pytest
 from syswarden.core.config import default_rules_path
-from syswarden.core.event import Event, Process
+from syswarden.core.event import Event, KernelFacts, Process
 from syswarden.core.plugins import collect_fields
 from syswarden.core.rules.engine import RuleEngine
-from syswarden.core.rules.sockfilter import (CLASSES, IP, NOT_TCP, OTHER, SOCKET_SYSCALLS, TCP, UNIX,
-                                             SocketPrefilter, socket_prefilter)
+from syswarden.core.rules.sockfilter import (CLASSES, IP, NOT_TCP, OTHER, SOCKET_SYSCALLS, TCP,
+                                             UNIX, SocketPrefilter, socket_prefilter)
 from syswarden.core.rules import sockfilter as _sf
 from syswarden.plugins.enrichers.process.fds import FdTable
 
@@ -141,11 +141,31 @@ def test_falcos_rules_want_no_tcp_sendto_for_themselves(compat, tmp_path):
     assert TCP in pf.classes("connect") and TCP in pf.classes("socket")
 
 
-def test_the_default_rules_want_ip_sockets_only():
+def test_the_default_rules_want_ip_connects_only():
+    """Their connect rules read only what a connect gives itself (its peer, its type): the
+    socket, accept and message calls that would teach the table stay in the kernel."""
     pf = socket_prefilter(RuleEngine.load([default_rules_path()], FIELDS))
     assert pf is not None
-    assert pf.classes("sendto") == {NOT_TCP, OTHER} and pf.classes("connect") == IP_CLASSES
+    assert pf.classes("connect") == IP_CLASSES and pf.classes("socket") == {OTHER}
+    for t in ("accept", "accept4", "bind", "listen", "sendto", "sendmsg", "recvfrom"):
+        assert pf.classes(t) == frozenset(), t
     assert not pf.accepts("sendmsg", socket.AF_UNIX) and pf.accepts("socket", socket.AF_PACKET)
+    assert not pf.accepts("socket", socket.AF_INET, socket.SOCK_STREAM)
+
+
+@pytest.mark.parametrize("cond, socket_classes", [
+    ("fd.sip = 10.0.0.1 and fd.typechar = 4", set()),          # the connect's own peer
+    ("fd.net != 127.0.0.0/8 and fd.lport = 4000", set()),      # its ends: its own
+    ("fd.l4proto = udp", {NOT_TCP, OTHER}),                    # taught by socket()
+    ("proc.name = nc and fd.name_changed = true", None),       # not one of its own: any
+])
+def test_a_connect_rule_needs_the_teachers_only_for_what_the_connect_does_not_give(
+        tmp_path, cond, socket_classes):
+    pf = socket_prefilter(engine(tmp_path, rule(f"evt.type = connect and {cond}")
+                                 + rule("evt.type = socket and evt.arg.domain = AF_UNIX", "u")))
+    assert pf is not None
+    want = None if socket_classes is None else frozenset(socket_classes) | {UNIX}
+    assert pf.classes("socket") == want
 
 
 def test_the_union_of_prefilters_wants_what_any_wants():
@@ -179,9 +199,9 @@ SOCKETS = [
 
 def _sequence(domain: int, stype: int, peer, local) -> list[tuple[Event, int]]:
     """A socket's life as the live source decodes it, each event with its socket's family."""
-    def ev(t: str, res: int, args: dict, sa=None, **extra) -> tuple[Event, int]:
+    def ev(t: str, res: int, args: dict, sa=None, **facts) -> tuple[Event, int]:
         e = Event(t, ts=1, tid=1000, pid=1000, res=res, args=args)
-        e.extra = {"sockaddr": sa, "ino": 77, **extra}
+        e.kernel = KernelFacts(77, sa, **facts)
         return e, domain
     return [
         ev("socket", 5, {"domain": domain, "type": stype, "proto": 0}),
@@ -225,7 +245,7 @@ def test_dropping_what_the_prefilter_keeps_changes_no_alert(compat, tmp_path, ru
                                         _sequence(domain, stype, peer, local)):
             matched = _alerts(eng, every, e, procs[0])
             hits += bool(matched)
-            addressed = e.extra["sockaddr"] is not None
+            addressed = e.kernel.sockaddr is not None
             if pf.accepts(e.type, family, stype, addressed):
                 assert _alerts(eng, some, e2, procs[1]) == matched, (e.type, domain, name)
             else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from syswarden.core.event import Event, FdInfo, Process
+from syswarden.core.event import Event, ExecFacts, FdInfo, ForkFacts, Process
 from syswarden.core.metrics import Metrics
 from syswarden.core.protocols import Enricher, PluginContext
 from syswarden.plugins.enrichers import process as plugin
@@ -22,12 +22,12 @@ def test_execve_event_shows_the_new_image_and_its_parent():
     sh = Process(500, comm="bash", cwd="/root", uid=0, user="root")
     en = enricher_with(sh)
     f = Event("clone", tid=500, pid=500, res=501)
-    f.extra = {"child_tid": 501, "is_thread": False}
+    f.kernel = ForkFacts(child_tid=501, is_thread=False)
     en.enrich(f)
     assert f.proc is sh
     x = Event("execve", tid=501, pid=501, res=0,
               args={"res": 0, "exe": "nc", "args": ["-l", "4444"], "comm": "nc"})
-    x.extra = {"exepath": "/bin/nc.openbsd", "argv": ["nc", "-l", "4444"], "uid": 0, "gid": 0}
+    x.kernel = ExecFacts(exepath="/bin/nc.openbsd", argv=["nc", "-l", "4444"], uid=0, gid=0)
     en.enrich(x)
     assert x.proc.comm == "nc" and x.proc.parent is sh and x.proc.cmdline == "nc -l 4444"
     assert x.args["ptid"] == 500 and x.args["cwd"] == "/root"
@@ -82,7 +82,7 @@ def test_events_keep_the_process_as_it_was_when_later_events_change_it():
     first = Event("unshare", tid=600, pid=600, res=0, args={"flags": 0x04000000})
     x = Event("execve", tid=600, pid=600, res=0,
               args={"res": 0, "exe": "true", "args": [], "comm": "true"})
-    x.extra = {"exepath": "/bin/true", "argv": ["true"], "uid": 0, "gid": 0}
+    x.kernel = ExecFacts(exepath="/bin/true", argv=["true"], uid=0, gid=0)
     su = Event("setuid", tid=600, pid=600, res=0, args={"uid": 65534})
     for ev in (first, x, su):
         en.enrich(ev)

@@ -8,15 +8,15 @@ import socket
 
 import pytest
 
-from syswarden.core.event import Event, FdInfo, Process
+from syswarden.core.event import Event, FdInfo, KernelFacts, Process
 from syswarden.plugins.enrichers.process.fds import FdTable, normalise
 
 IP = ipaddress.ip_address
 
 
-def ev(evt_type, res=0, extra=None, **args):
+def ev(evt_type, res=0, facts=None, **args):
     e = Event(evt_type, tid=1, pid=1, res=res, args=dict(args))
-    e.extra = extra or {}
+    e.kernel = KernelFacts(**facts) if facts else None
     return e
 
 
@@ -34,7 +34,7 @@ def test_open_resolves_against_cwd_and_dirfd():
     e = ev("openat", res=3, dirfd=-100, name="../x/./f.txt", flags=0o101)
     t.enrich(e, p)
     assert e.fd.name == "/home/x/f.txt" and e.fd.num == 3 and e.fd.type == "file"
-    assert e.args["name"] == "/home/x/f.txt" and e.extra["nameraw"] == "../x/./f.txt"
+    assert e.args["name"] == "/home/x/f.txt" and e.kernel.nameraw == "../x/./f.txt"
     assert p.fds[3] is e.fd
     d = ev("openat", res=4, dirfd=-100, name="/etc", flags=0o200000)
     t.enrich(d, p)
@@ -74,7 +74,7 @@ def test_socket_connect_close():
     s = ev("socket", res=4, domain=socket.AF_INET, type=socket.SOCK_STREAM, proto=0)
     t.enrich(s, p)
     assert (s.fd.type, s.fd.l4proto, s.fd.sockfamily) == ("ipv4", "tcp", "ip")
-    c = ev("connect", res=0, extra={"sockaddr": ("ipv4", IP("10.0.0.9"), 443)}, fd=4,
+    c = ev("connect", res=0, facts={"sockaddr": ("ipv4", IP("10.0.0.9"), 443)}, fd=4,
            addr="10.0.0.9:443")
     t.enrich(c, p)
     assert c.fd is p.fds[4] and c.fd.sip == IP("10.0.0.9") and c.fd.sport == 443
@@ -88,8 +88,8 @@ def test_socket_connect_close():
 def test_bind_then_accept_gives_the_server_tuple():
     t, p = FdTable(), proc()
     t.enrich(ev("socket", res=3, domain=socket.AF_INET, type=socket.SOCK_STREAM, proto=0), p)
-    t.enrich(ev("bind", res=0, extra={"sockaddr": ("ipv4", IP("0.0.0.0"), 8080)}, fd=3), p)
-    a = ev("accept4", res=5, extra={"sockaddr": ("ipv4", IP("192.168.1.7"), 51000),
+    t.enrich(ev("bind", res=0, facts={"sockaddr": ("ipv4", IP("0.0.0.0"), 8080)}, fd=3), p)
+    a = ev("accept4", res=5, facts={"sockaddr": ("ipv4", IP("192.168.1.7"), 51000),
                                     "listen_fd": 3}, flags=0)
     t.enrich(a, p)
     f = a.fd
@@ -101,10 +101,10 @@ def test_bind_then_accept_gives_the_server_tuple():
 def test_udp_sendto_updates_the_tuple():
     t, p = FdTable(), proc()
     t.enrich(ev("socket", res=6, domain=socket.AF_INET, type=socket.SOCK_DGRAM, proto=0), p)
-    s = ev("sendto", res=10, extra={"sockaddr": ("ipv4", IP("8.8.8.8"), 53)}, fd=6, size=10)
+    s = ev("sendto", res=10, facts={"sockaddr": ("ipv4", IP("8.8.8.8"), 53)}, fd=6, size=10)
     t.enrich(s, p)
     assert s.fd.l4proto == "udp" and s.fd.name == "0.0.0.0:0->8.8.8.8:53"
-    assert s.extra["fd.name_changed"] is True
+    assert s.kernel.fd_name_changed is True
 
 
 def test_dup_copies_and_the_old_fd_is_fd2():
@@ -164,16 +164,16 @@ def test_local_end_of_a_real_ipv6_connection(family, host, local, fd_type):
 def test_an_entry_stamped_with_another_inode_is_stale():
     counted: list = []
     t, p = FdTable(count=lambda name, n=1: counted.append(name)), proc()
-    t.enrich(ev("socket", res=3, extra={"ino": 11}, domain=socket.AF_INET,
+    t.enrich(ev("socket", res=3, facts={"ino": 11}, domain=socket.AF_INET,
                 type=socket.SOCK_STREAM, proto=0), p)
     assert p.fds[3].ino == 11
-    same = ev("dup2", res=7, extra={"ino": 11}, oldfd=3, newfd=7)
+    same = ev("dup2", res=7, facts={"ino": 11}, oldfd=3, newfd=7)
     t.enrich(same, p)
     assert same.fd2 is p.fds[3] and p.fds[7].type == "ipv4" and not counted
-    other = ev("fchmod", extra={"ino": 12}, fd=3, mode=0o600)    # 3 closed, taken by a file
+    other = ev("fchmod", facts={"ino": 12}, fd=3, mode=0o600)    # 3 closed, taken by a file
     t.enrich(other, p)
     assert other.fd is None and 3 not in p.fds and counted == ["fds.stale"]
-    c = ev("connect", res=0, extra={"ino": 13, "sockaddr": ("ipv4", IP("10.0.0.9"), 443)},
+    c = ev("connect", res=0, facts={"ino": 13, "sockaddr": ("ipv4", IP("10.0.0.9"), 443)},
            fd=7, addr="10.0.0.9:443")
     t.enrich(c, p)                 # 7 is another socket now: a new entry, stamped
     assert c.fd is p.fds[7] and c.fd.ino == 13 and counted == ["fds.stale", "fds.stale"]

@@ -7,13 +7,13 @@ import subprocess
 import sys
 import time
 
-from syswarden.core.event import Event, Process
+from syswarden.core.event import Event, ExecFacts, ExitFacts, ForkFacts, Process
 from syswarden.plugins.enrichers.process.table import ProcessTable, ProcReader
 
 
 def fork(parent_pid, child, ts, thread=False):
     ev = Event("clone", ts=ts, tid=parent_pid, pid=parent_pid, res=child)
-    ev.extra = {"child_tid": child, "is_thread": thread}
+    ev.kernel = ForkFacts(child_tid=child, is_thread=thread)
     return ev
 
 
@@ -21,13 +21,13 @@ def execev(pid, argv, comm, exepath, ts, uid=0, gid=0):
     ev = Event("execve", ts=ts, tid=pid, pid=pid, res=0,
                args={"res": 0, "exe": argv[0], "args": argv[1:], "comm": comm,
                      "filename": argv[0]})
-    ev.extra = {"exepath": exepath, "argv": argv, "old_pid": pid, "uid": uid, "gid": gid}
+    ev.kernel = ExecFacts(exepath=exepath, argv=argv, old_pid=pid, uid=uid, gid=gid)
     return ev
 
 
 def exit_ev(pid, ts, tid=None):
     ev = Event("procexit", ts=ts, tid=tid or pid, pid=pid)
-    ev.extra = {"group_dead": tid is None or tid == pid}
+    ev.kernel = ExitFacts(group_dead=tid is None or tid == pid)
     return ev
 
 

@@ -6,6 +6,7 @@ import ipaddress
 import socket
 import struct
 
+from syswarden.core.event import ExitFacts, ForkFacts, KernelFacts
 from syswarden.plugins.sources.ebpf import decode as D
 from syswarden.plugins.sources.ebpf import program as P
 from syswarden.plugins.sources.ebpf import record as R
@@ -29,8 +30,8 @@ def test_the_inode_of_an_fd_a_call_created_or_used_is_its_stamp():
                              ino=4242))
     used = dec.decode(record(D.KIND_SYSCALL, P.EVT_ID["fchmod"], 0, (5, 0o644, 0, 0, 0, 0),
                              ino=77))
-    assert made.extra == {"ino": 4242} and used.extra == {"ino": 77}
-    assert dec.decode(record(D.KIND_SYSCALL, P.EVT_ID["fchmod"], 0, (5, 0, 0, 0, 0, 0))).extra \
+    assert made.kernel == KernelFacts(ino=4242) and used.kernel == KernelFacts(ino=77)
+    assert dec.decode(record(D.KIND_SYSCALL, P.EVT_ID["fchmod"], 0, (5, 0, 0, 0, 0, 0))).kernel \
         is None
 
 
@@ -43,7 +44,7 @@ def test_openat_merges_enter_args_with_the_result():
                        "mode": 0o644}
     assert ev.cgroup_id == 77
     assert ev.ts == 5 + dec.epoch_offset
-    assert ev.extra is None                  # nothing beyond Falco's arguments
+    assert ev.kernel is None                 # nothing beyond Falco's arguments
 
 
 def test_connect_sockaddr_becomes_falco_text_and_a_parsed_tuple():
@@ -51,15 +52,15 @@ def test_connect_sockaddr_becomes_falco_text_and_a_parsed_tuple():
     sa = sockaddr_in("127.0.0.1", 8080)
     ev = dec.decode(record(D.KIND_SYSCALL, P.EVT_ID["connect"], 0, (5, 1, 16, 0, 0, 0), [sa]))
     assert ev.args["fd"] == 5 and ev.args["addr"] == "127.0.0.1:8080"
-    assert ev.extra["sockaddr"] == ("ipv4", ipaddress.IPv4Address("127.0.0.1"), 8080)
+    assert ev.kernel.sockaddr == ("ipv4", ipaddress.IPv4Address("127.0.0.1"), 8080)
 
 
-def test_accept_listen_fd_goes_to_extra_not_args():
+def test_accept_listen_fd_goes_to_the_kernel_facts_not_args():
     dec = D.Decoder()
     ev = dec.decode(record(D.KIND_SYSCALL, P.EVT_ID["accept4"], 7, (4, 0, 0, 0o2000000, 0, 0),
                            [sockaddr_in("10.1.2.3", 5555)]))
     assert ev.args["fd"] == 7 and ev.args["flags"] == 0o2000000
-    assert "_listen_fd" not in ev.args and ev.extra["listen_fd"] == 4
+    assert "_listen_fd" not in ev.args and ev.kernel.listen_fd == 4
 
 
 def test_sockaddr_families():
@@ -83,10 +84,9 @@ def test_exec_record_carries_argv_and_the_kernel_filename():
     assert ev.type == "execve" and ev.res == 0
     assert ev.args["exe"] == "./mytool" and ev.args["args"] == ["-v", "x y"]
     assert ev.args["filename"] == "./mytool" and ev.args["comm"] == "mytool"
-    assert ev.extra["exepath"] == "/usr/bin/mytool"
-    assert ev.extra["argv"] == ["./mytool", "-v", "x y"]
-    assert ev.extra["argv_truncated"] is False
-    assert ev.extra["uid"] == 1000 and ev.extra["gid"] == 1000
+    assert ev.kernel.exepath == "/usr/bin/mytool"
+    assert ev.kernel.argv == ["./mytool", "-v", "x y"]
+    assert ev.kernel.uid == 1000 and ev.kernel.gid == 1000
 
 
 def test_failed_execveat():
@@ -95,7 +95,7 @@ def test_failed_execveat():
                            strings=[b"", b"prog", b"prog\0", b"sh".ljust(16, b"\0")]))
     assert ev.type == "execveat" and ev.res == -2
     assert ev.args["pathname"] == "prog" and ev.args["dirfd"] == 3
-    assert ev.args["flags"] == 0x1000 and ev.extra["exepath"] is None
+    assert ev.args["flags"] == 0x1000 and ev.kernel.exepath is None
 
 
 def test_fork_tells_threads_from_processes():
@@ -103,19 +103,19 @@ def test_fork_tells_threads_from_processes():
     comm = b"parent".ljust(16, b"\0")
     t = dec.decode(record(D.KIND_FORK, D._NR["clone"], 201, regs=(0x10000 | 0x100, 0, 0, 0, 0, 0),
                           strings=[b"", b"", b"", comm], extra=201))
-    assert t.type == "clone" and t.res == 201 and t.extra == {"child_tid": 201, "is_thread": True}
+    assert t.type == "clone" and t.res == 201 and t.kernel == ForkFacts(child_tid=201, is_thread=True)
     p = dec.decode(record(D.KIND_FORK, 0xFFFF, 202, regs=(0x10000, 0, 0, 0, 0, 0),
                           strings=[b"", b"", b"", comm], extra=202))   # flags unknown: ignored
-    assert p.type == "clone" and p.extra["is_thread"] is False and p.args["comm"] == "parent"
+    assert p.type == "clone" and p.kernel.is_thread is False and p.args["comm"] == "parent"
     c3 = dec.decode(record(D.KIND_FORK, D._NR["clone3"], 203, regs=(0, 0x10000, 0, 0, 0, 0),
                            strings=[b"", b"", b"", comm], extra=203))
-    assert c3.type == "clone3" and c3.extra["is_thread"] is True
+    assert c3.type == "clone3" and c3.kernel.is_thread is True
 
 
 def test_exit_and_broken_records():
     dec = D.Decoder()
     ev = dec.decode(record(D.KIND_EXIT, 0, extra=1))
-    assert ev.type == "procexit" and ev.extra["group_dead"] is True
+    assert ev.type == "procexit" and ev.kernel == ExitFacts(group_dead=True)
     assert dec.decode(b"short") is None
     assert dec.decode(record(99, 0)) is None
     assert dec.decode(record(D.KIND_SYSCALL, 60000)) is None

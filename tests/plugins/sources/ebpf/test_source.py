@@ -165,7 +165,8 @@ async def test_connect_to_a_loopback_port(args_from):
     finally:
         server.close()
     conns = [e for e in mine(live, {"connect"})
-             if (e.extra or {}).get("sockaddr", (None, None, 0))[2] == port]
+             if e.kernel is not None and e.kernel.sockaddr is not None
+             and e.kernel.sockaddr[2] == port]
     assert len(conns) == 1
     ev = conns[0]
     assert ev.res == 0
@@ -200,8 +201,8 @@ async def test_a_fork_and_a_thread_are_told_apart_by_their_clone_flags(args_from
     live = await run_live(set(), action, {"args_from": args_from})
     pids = {e.pid for e in live.events if e.type == "execve" and descends_from_me(e)}
     forks = [e for e in live.events if e.type in P.FORK_SYSCALLS and e.pid in pids]
-    threads = [e for e in forks if e.extra["is_thread"]]
-    children = [e for e in forks if not e.extra["is_thread"]]
+    threads = [e for e in forks if e.kernel.is_thread]
+    children = [e for e in forks if not e.kernel.is_thread]
     assert len(threads) == 1 and len(children) == 1, forks
     assert threads[0].type == "clone3" and children[0].type == "clone"   # glibc's choices
     assert threads[0].res > 0 and children[0].res > 0
@@ -227,14 +228,14 @@ async def test_the_local_ends_of_a_connect_and_an_accept_come_from_the_kernel(ar
                           {"args_from": args_from})
     cport, sport, cport2 = ports
     loop = ipaddress.IPv4Address("127.0.0.1")
-    conns = [e for e in mine(live, {"connect"}) if (e.extra or {}).get("sockaddr", (0, 0, 0))[2]
-             == sport]
+    conns = [e for e in mine(live, {"connect"}) if e.kernel is not None
+             and e.kernel.sockaddr is not None and e.kernel.sockaddr[2] == sport]
     accepts = [e for e in mine(live, {"accept", "accept4"}) if e.res >= 0]
     assert len(conns) == 2 and len(accepts) == 2, (conns, accepts)
     # the accept without an address buffer: the client's end read from the new socket
     assert accepts[1].args["tuple"] == f"127.0.0.1:{cport2}->127.0.0.1:{sport}"
-    assert conns[0].extra["local"] == ("ipv4", loop, cport)
-    assert accepts[0].extra["local"] == ("ipv4", loop, sport)
+    assert conns[0].kernel.local == ("ipv4", loop, cport)
+    assert accepts[0].kernel.local == ("ipv4", loop, sport)
     assert field("fd.name", conns[0]) == f"127.0.0.1:{cport}->127.0.0.1:{sport}"
     assert field("fd.name", accepts[0]) == f"127.0.0.1:{cport}->127.0.0.1:{sport}"
     assert field("fd.lport", accepts[0]) == sport and field("fd.rport", accepts[0]) == cport
@@ -286,8 +287,8 @@ def test_a_thread_exit_is_told_from_its_process_exit(from_tracepoint):
     exits = [e for e in events if e.type == "procexit" and e.pid == child[0]]
     assert len(exits) == 2                            # the thread, then the main thread
     thread, main = sorted(exits, key=lambda e: e.ts)
-    assert thread.tid != child[0] and thread.extra["group_dead"] is False
-    assert main.tid == child[0] and main.extra["group_dead"] is True
+    assert thread.tid != child[0] and thread.kernel.group_dead is False
+    assert main.tid == child[0] and main.kernel.group_dead is True
 
 
 def test_setsid_returns_the_new_session_which_the_process_then_leads():

@@ -1,0 +1,297 @@
+"""Falco's ``fd.*`` fields: the file descriptor the call is about.
+
+Readers read the :class:`~syswarden.core.event.FdInfo` the fd table attaches (``evt.fd``),
+and what it found while it did (``evt.kernel``: ``fd.nameraw``, ``fd.name_changed``).
+
+The ``fd.*net`` fields (``fd.net``, ``fd.snet`` ...) have Falco's IPNET type: their reader
+returns the ip address of the fd and the rule engine checks it against the network operand.
+``fd.ip``, ``fd.port`` and ``fd.net`` are multi-valued (the client and the server end).
+"""
+
+from __future__ import annotations
+
+import os
+from operator import attrgetter
+from typing import Any, Callable
+
+from syswarden.core.event import FD_TYPES
+from syswarden.core.fields import ArgKind, Bound, Field
+
+from .common import IP, NET, PORT, B, C, I
+
+#: Falco's ``fd.typechar`` for each ``fd.type``.
+TYPECHARS = {
+    "file": "f", "directory": "d", "ipv4": "4", "ipv6": "6", "unix": "u", "pipe": "p",
+    "event": "e", "signalfd": "s", "eventpoll": "l", "inotify": "i", "timerfd": "t",
+    "netlink": "n", "bpf": "b", "userfaultfd": "u", "io_uring": "r", "memfd": "m",
+}
+assert set(TYPECHARS) == set(FD_TYPES), "a typechar for every fd type (core/event.py)"
+
+_FILE_TYPES = frozenset({"file", "directory", "memfd"})
+_IP_TYPES = frozenset({"ipv4", "ipv6"})
+
+
+def _fd_num(e):
+    f = e.fd
+    return f.num if f is not None and f.num >= 0 else None
+
+
+def _fd_type(e):
+    f = e.fd
+    return f.type if f is not None else None
+
+
+def _fd_typechar(e):
+    f = e.fd
+    return TYPECHARS.get(f.type, "o") if f is not None else None
+
+
+def _fd_name(e):
+    f = e.fd
+    return f.name if f is not None else None
+
+
+def directory_of(name: str) -> str:
+    """Falco's ``fd.directory`` of a path: everything before the last slash, or ``/``."""
+    pos = name.rfind("/")
+    if pos <= 0:
+        return "/"
+    return name[:pos] if pos < len(name) - 1 else name
+
+
+def _fd_directory(e):
+    f = e.fd
+    if f is None or f.type not in _FILE_TYPES or not f.name:
+        return None
+    if f.type == "directory":
+        return f.name
+    return directory_of(f.name)
+
+
+def _fd_filename(e):
+    f = e.fd
+    if f is None or f.type not in _FILE_TYPES or not f.name:
+        return None
+    pos = f.name.rfind("/")
+    return f.name[pos + 1:] if 0 <= pos < len(f.name) - 1 else f.name
+
+
+def _fd_nameraw(e):
+    k = e.kernel
+    if k is not None and k.nameraw is not None:
+        return k.nameraw
+    a = e.args
+    raw = a.get("name") or a.get("path") or a.get("pathname")
+    if isinstance(raw, str):
+        return raw
+    f = e.fd
+    return f.name if f is not None and f.type in _FILE_TYPES else None
+
+
+def _is_ip(f: Any) -> bool:
+    return f is not None and f.type in _IP_TYPES
+
+
+def _local(f: Any, ip: bool) -> Any:
+    if f.is_server:
+        return f.sip if ip else f.sport
+    return f.cip if ip else f.cport
+
+
+def _remote(f: Any, ip: bool) -> Any:
+    if f.is_server:
+        return f.cip if ip else f.cport
+    return f.sip if ip else f.sport
+
+
+def _ips(e):
+    f = e.fd
+    if not _is_ip(f):
+        return None
+    return tuple(v for v in (f.cip, f.sip) if v is not None)
+
+
+def _ports(e):
+    f = e.fd
+    if not _is_ip(f):
+        return None
+    return tuple(v for v in (f.cport, f.sport) if v is not None)
+
+
+def _sock(attr: str) -> Callable[[Any], Any]:
+    """A reader of one end of an IP socket fd (client/server ip or port)."""
+    get = attrgetter(attr)
+
+    def read(e: Any) -> Any:
+        f = e.fd
+        return get(f) if _is_ip(f) else None
+    return read
+
+
+def _end(local: bool, ip: bool) -> Callable[[Any], Any]:
+    """A reader of the local or remote end of an IP socket fd, by the fd's role."""
+    pick = _local if local else _remote
+
+    def read(e: Any) -> Any:
+        f = e.fd
+        return pick(f, ip) if _is_ip(f) else None
+    return read
+
+
+def _fd_attr(attr: str) -> Callable[[Any], Any]:
+    get = attrgetter(attr)
+
+    def read(e: Any) -> Any:
+        f = e.fd
+        return get(f) if f is not None else None
+    return read
+
+
+_fd_cip = _sock("cip")
+_fd_sip = _sock("sip")
+_fd_lip = _end(True, True)
+_fd_rip = _end(False, True)
+
+
+def _fd_uid(e):
+    f = e.fd
+    return f"{e.tid}{f.num}" if f is not None and f.num >= 0 else None
+
+
+def _container_id(e: Any) -> str:
+    c = e.container
+    if c is not None:
+        return c.id
+    p = e.proc
+    return (p.container_id if p is not None else "") or "host"
+
+
+def _fd_containername(e):
+    f = e.fd
+    return f"{_container_id(e)}:{f.name}" if f is not None else None
+
+
+def _fd_containerdirectory(e):
+    d = _fd_directory(e)
+    return f"{_container_id(e)}:{d}" if d is not None else None
+
+
+def _fd_connected(e):
+    f = e.fd
+    if f is None or f.type not in _IP_TYPES:
+        return None
+    return f.cip is not None and f.sip is not None and bool(f.sport)
+
+
+def _fd_name_changed(e):
+    k = e.kernel
+    return k.fd_name_changed if k is not None else False
+
+
+def _fd_dev(e):
+    f = e.fd
+    return f.dev if f is not None and f.dev else None
+
+
+def _fd_dev_major(e):
+    f = e.fd
+    return os.major(f.dev) if f is not None and f.dev else None
+
+
+def _fd_dev_minor(e):
+    f = e.fd
+    return os.minor(f.dev) if f is not None and f.dev else None
+
+
+def _fd_ino(e):
+    f = e.fd
+    return f.ino if f is not None and f.ino else None
+
+
+def _fd_types(arg):
+    if arg is None:
+        def read_all(e):
+            p = e.proc
+            if p is None:
+                return None
+            return tuple(dict.fromkeys(f.type for f in p.fds.values()))
+        return Bound(read_all, many=True)
+    n = int(arg)
+
+    def read_n(e):
+        p = e.proc
+        f = p.fds.get(n) if p is not None else None
+        return (f.type,) if f is not None else None
+    return Bound(read_n, many=True)
+
+
+FIELDS = (
+    Field("fd.num", I, "The number of the file descriptor.", _fd_num),
+    Field("fd.type", C, f"Type of fd: {', '.join(FD_TYPES[:-1])} or {FD_TYPES[-1]}.",
+          _fd_type),
+    Field("fd.typechar", C, "Type of fd as one character: f file, d directory, 4/6 ip sockets, "
+          "u unix, p pipe, e event, s signalfd, l eventpoll, i inotify, m memfd, o other.",
+          _fd_typechar),
+    Field("fd.name", C, "Full name of the fd: the absolute path of a file, the connection "
+          "tuple of a socket.", _fd_name),
+    Field("fd.directory", C, "If the fd is a file, the directory that contains it.",
+          _fd_directory),
+    Field("fd.filename", C, "If the fd is a file, its name without the directory.",
+          _fd_filename),
+    Field("fd.nameraw", C, "The path as the process passed it (not made absolute).",
+          _fd_nameraw),
+    Field("fd.cip", IP, "Client IP address.", _fd_cip),
+    Field("fd.sip", IP, "Server IP address.", _fd_sip),
+    Field("fd.lip", IP, "Local IP address.", _fd_lip),
+    Field("fd.rip", IP, "Remote IP address.", _fd_rip),
+    Field("fd.cport", PORT, "For TCP/UDP fds, the client port.", _sock("cport")),
+    Field("fd.sport", PORT, "For TCP/UDP fds, the server port.", _sock("sport")),
+    Field("fd.lport", PORT, "For TCP/UDP fds, the local port.", _end(True, False)),
+    Field("fd.rport", PORT, "For TCP/UDP fds, the remote port.", _end(False, False)),
+    Field("fd.l4proto", C, "The IP protocol of a socket: tcp, udp, icmp or raw.",
+          _fd_attr("l4proto")),
+    Field("fd.sockfamily", C, "The socket family of a socket: ip or unix.",
+          _fd_attr("sockfamily")),
+    Field("fd.is_server", B, "True if the process owning this fd is the server end of the "
+          "connection.", _fd_attr("is_server")),
+    Field("fd.uid", C, "A unique id of the fd: the thread id and the fd number chained.",
+          _fd_uid),
+    Field("fd.containername", C, "The container id and fd.name chained.", _fd_containername),
+    Field("fd.containerdirectory", C, "The container id and fd.directory chained.",
+          _fd_containerdirectory),
+    Field("fd.proto", C, "Matches the protocol name (client or server port's service) of the "
+          "fd.", None),
+    Field("fd.cproto", C, "For TCP/UDP fds, the client protocol.", None),
+    Field("fd.sproto", C, "For TCP/UDP fds, the server protocol.", None),
+    Field("fd.lproto", C, "For TCP/UDP fds, the local protocol.", None),
+    Field("fd.rproto", C, "For TCP/UDP fds, the remote protocol.", None),
+    Field("fd.cip.name", C, "Domain name of the client IP address (no DNS tracking here).",
+          None),
+    Field("fd.sip.name", C, "Domain name of the server IP address (no DNS tracking here).",
+          None),
+    Field("fd.lip.name", C, "Domain name of the local IP address (no DNS tracking here).",
+          None),
+    Field("fd.rip.name", C, "Domain name of the remote IP address (no DNS tracking here).",
+          None),
+    # filter-only fields: multi-valued (client or server) or compared against a network
+    Field("fd.ip", IP, "Matches the ip address (client or server) of the fd.", _ips,
+          many=True),
+    Field("fd.port", PORT, "Matches the port (client or server) of the fd.", _ports,
+          many=True),
+    Field("fd.net", NET, "Matches the IP network (client or server) of the fd.", _ips,
+          many=True),
+    Field("fd.cnet", NET, "Matches the client IP network of the fd.", _fd_cip),
+    Field("fd.snet", NET, "Matches the server IP network of the fd.", _fd_sip),
+    Field("fd.lnet", NET, "Matches the local IP network of the fd.", _fd_lip),
+    Field("fd.rnet", NET, "Matches the remote IP network of the fd.", _fd_rip),
+    Field("fd.connected", B, "For TCP/UDP fds, true if the socket is connected.",
+          _fd_connected),
+    Field("fd.name_changed", B, "True when the event changed the name of its fd (a UDP "
+          "tuple).", _fd_name_changed),
+    Field("fd.dev", I, "Device number (major/minor) holding the file.", _fd_dev),
+    Field("fd.dev.major", I, "Major device number holding the file.", _fd_dev_major),
+    Field("fd.dev.minor", I, "Minor device number holding the file.", _fd_dev_minor),
+    Field("fd.ino", I, "Inode number of the file.", _fd_ino),
+    Field("fd.types", C, "The types of the fds the process has open; fd.types[n] the type of "
+          "fd n.", _fd_types, ArgKind.INDEX_OPTIONAL, "[fd]"),
+)

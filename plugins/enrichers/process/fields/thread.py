@@ -1,0 +1,119 @@
+"""Falco's ``thread.*`` fields: the thread that made the call.
+
+Its ids come with the event; its capabilities, cgroups and memory are read lazily from
+``/proc/PID`` (unknown once the process has gone), except the effective capability set the
+process table keeps.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from syswarden.core.fields import ArgKind, Field
+
+from .common import REL, B, C, I, U, caps, caps_text, status_kb
+
+
+def _thread_tid(e):
+    return e.tid if e.tid else None
+
+
+def _thread_vtid(e):
+    p = e.proc
+    if p is None:
+        return None
+    if e.tid == p.pid:
+        return p.vpid
+    return p.vtid if p.vtid != p.pid else None
+
+
+def _thread_ismain(e):
+    return e.tid == e.pid if e.tid else None
+
+
+def _thread_nametid(e):
+    p = e.proc
+    return f"{p.comm}{e.tid}" if p is not None else None
+
+
+def _status_caps(key: str) -> Callable[[Any], str | None]:
+    """A reader of a capability set of the process's ``/proc/PID/status``."""
+    def read(e: Any) -> str | None:
+        p = e.proc
+        return caps(p, key) if p is not None else None
+    return read
+
+
+def _thread_cap_effective(e):
+    p = e.proc
+    if p is None:
+        return None
+    if p.cap_effective:
+        return caps_text(p.cap_effective)
+    return caps(p, "CapEff")
+
+
+def _thread_cgroups(e):
+    p = e.proc
+    if p is None:
+        return None
+    try:
+        with open(f"/proc/{p.pid}/cgroup") as f:
+            return " ".join(line.strip() for line in f)
+    except OSError:
+        return None
+
+
+def _thread_cgroup(arg):
+    sub = str(arg)
+
+    def read(e):
+        p = e.proc
+        if p is None:
+            return None
+        try:
+            with open(f"/proc/{p.pid}/cgroup") as f:
+                for line in f:
+                    _, ctrl, path = line.rstrip("\n").split(":", 2)
+                    if sub in ctrl.split(",") or (not ctrl and sub in ("", "unified")):
+                        return path
+                return None
+        except (OSError, ValueError):
+            return None
+    return read
+
+
+FIELDS = (
+    Field("thread.vmsize", U, "Total virtual memory of the process (kb), for its main thread.",
+          status_kb("VmSize")),
+    Field("thread.vmrss", U, "Resident memory of the process (kb), for its main thread.",
+          status_kb("VmRSS")),
+    Field("thread.tid", I, "The id of the thread generating the event.", _thread_tid),
+    Field("thread.vtid", I, "The id of the thread as seen from its own PID namespace.",
+          _thread_vtid),
+    Field("thread.ismain", B, "True if the thread generating the event is the process's main "
+          "one.", _thread_ismain),
+    Field("thread.nametid", C, "proc.name and thread.tid chained: one execve of one thread.",
+          _thread_nametid),
+    Field("thread.cap_permitted", C, "The permitted capability set (names separated by "
+          "spaces).", _status_caps("CapPrm")),
+    Field("thread.cap_inheritable", C, "The inheritable capability set.",
+          _status_caps("CapInh")),
+    Field("thread.cap_effective", C, "The effective capability set.", _thread_cap_effective),
+    Field("thread.cgroups", C, "All the cgroups of the thread, as one string.",
+          _thread_cgroups),
+    Field("thread.cgroup", C, "The cgroup of the thread for one subsystem, e.g. "
+          "thread.cgroup.cpuacct.", _thread_cgroup, ArgKind.KEY, ".<subsystem>"),
+    Field("thread.pfmajor", U, "Major page faults since the thread started (unknown here).",
+          None),
+    Field("thread.pfminor", U, "Minor page faults since the thread started (unknown here).",
+          None),
+    Field("thread.exectime", REL, "CPU time of the last scheduled thread (switch events "
+          "only).", None),
+    Field("thread.totexectime", REL, "Total CPU time of the thread (switch events only).",
+          None),
+    Field("thread.vmsize.b", U, "Total virtual memory of the process (bytes), for its main "
+          "thread.", None),
+    Field("thread.vmrss.b", U, "Resident memory of the process (bytes), for its main thread.",
+          None),
+)
