@@ -165,7 +165,7 @@ def _of_rules(engine: Any, evt_type: str | None, arg_type: str | None,
     out: Classes = frozenset()
     memo: dict[int, Classes] = {}
     for _rule, node in engine.conditions_for(evt_type):
-        if fd_readers_only and not _reads_fd_state(node, evt_type):
+        if fd_readers_only and not _reads_fd_state(node):
             continue
         out = _or(out, _abstract(node, arg_type, memo))
         if out is None:
@@ -187,26 +187,10 @@ def _state_classes(engine: Any) -> Classes:
     return out
 
 
-#: The ``fd.*`` fields an event gives itself, whatever the fd table knew of its socket: a
-#: ``connect``'s or an ``accept``'s entry takes its ends from the event (the address argument,
-#: the local end the kernel read), its type from the address and its name from both.  What
-#: ``socket`` taught (the protocol: ``fd.l4proto``) is not among them.
-_ENDS = frozenset({
-    "fd.type", "fd.typechar", "fd.sockfamily", "fd.name", "fd.is_server", "fd.connected",
-    "fd.cip", "fd.sip", "fd.lip", "fd.rip", "fd.cport", "fd.sport", "fd.lport", "fd.rport",
-    "fd.ip", "fd.port", "fd.net", "fd.cnet", "fd.snet", "fd.lnet", "fd.rnet",
-    "fd.cip.name", "fd.sip.name", "fd.lip.name", "fd.rip.name", "fd.uid"})
-SELF_TAUGHT: dict[str, frozenset[str]] = {"connect": _ENDS, "accept": _ENDS, "accept4": _ENDS}
-
-
-def _reads_fd_state(node: RNode, evt_type: str | None = None) -> bool:
-    """Whether a condition reads ``fd.*`` the fd table was taught by other calls (on
-    ``evt_type``: not the fields it gives itself, :data:`SELF_TAUGHT`)."""
-    own = SELF_TAUGHT.get(evt_type or "", frozenset())
+def _reads_fd_state(node: RNode) -> bool:
     for check in iter_checks(node):
         for f in (check.field, check.rhs):
-            if f is not None and f.name.startswith("fd.") and f.name != "fd.num" and \
-                    f.name not in own:
+            if f is not None and f.name.startswith("fd.") and f.name != "fd.num":
                 return True
     return False
 

@@ -13,8 +13,8 @@ from syswarden.core.config import default_rules_path
 from syswarden.core.event import Event, KernelFacts, Process
 from syswarden.core.plugins import collect_fields
 from syswarden.core.rules.engine import RuleEngine
-from syswarden.core.rules.sockfilter import (CLASSES, IP, NOT_TCP, OTHER, SOCKET_SYSCALLS, TCP,
-                                             UNIX, SocketPrefilter, socket_prefilter)
+from syswarden.core.rules.sockfilter import (CLASSES, IP, NOT_TCP, OTHER, SOCKET_SYSCALLS, TCP, UNIX,
+                                             SocketPrefilter, socket_prefilter)
 from syswarden.core.rules import sockfilter as _sf
 from syswarden.plugins.enrichers.process.fds import FdTable
 
@@ -141,31 +141,11 @@ def test_falcos_rules_want_no_tcp_sendto_for_themselves(compat, tmp_path):
     assert TCP in pf.classes("connect") and TCP in pf.classes("socket")
 
 
-def test_the_default_rules_want_ip_connects_only():
-    """Their connect rules read only what a connect gives itself (its peer, its type): the
-    socket, accept and message calls that would teach the table stay in the kernel."""
+def test_the_default_rules_want_ip_sockets_only():
     pf = socket_prefilter(RuleEngine.load([default_rules_path()], FIELDS))
     assert pf is not None
-    assert pf.classes("connect") == IP_CLASSES and pf.classes("socket") == {OTHER}
-    for t in ("accept", "accept4", "bind", "listen", "sendto", "sendmsg", "recvfrom"):
-        assert pf.classes(t) == frozenset(), t
+    assert pf.classes("sendto") == {NOT_TCP, OTHER} and pf.classes("connect") == IP_CLASSES
     assert not pf.accepts("sendmsg", socket.AF_UNIX) and pf.accepts("socket", socket.AF_PACKET)
-    assert not pf.accepts("socket", socket.AF_INET, socket.SOCK_STREAM)
-
-
-@pytest.mark.parametrize("cond, socket_classes", [
-    ("fd.sip = 10.0.0.1 and fd.typechar = 4", set()),          # the connect's own peer
-    ("fd.net != 127.0.0.0/8 and fd.lport = 4000", set()),      # its ends: its own
-    ("fd.l4proto = udp", {NOT_TCP, OTHER}),                    # taught by socket()
-    ("proc.name = nc and fd.name_changed = true", None),       # not one of its own: any
-])
-def test_a_connect_rule_needs_the_teachers_only_for_what_the_connect_does_not_give(
-        tmp_path, cond, socket_classes):
-    pf = socket_prefilter(engine(tmp_path, rule(f"evt.type = connect and {cond}")
-                                 + rule("evt.type = socket and evt.arg.domain = AF_UNIX", "u")))
-    assert pf is not None
-    want = None if socket_classes is None else frozenset(socket_classes) | {UNIX}
-    assert pf.classes("socket") == want
 
 
 def test_the_union_of_prefilters_wants_what_any_wants():
