@@ -9,7 +9,7 @@ rule files use the real registry (:func:`syswarden.core.plugins.collect_fields`)
 from __future__ import annotations
 
 import pytest
-from syswarden.core.evt_fields import fields as evt_fields
+from syswarden.core.evt_fields import FIELDS as EVT_FIELDS
 from syswarden.core.fields import ArgKind, Bound, FieldDef, FieldRegistry, FieldSet, FieldType
 from syswarden.testing import make_event
 
@@ -149,7 +149,7 @@ def _unknown(e):
 
 @pytest.fixture(scope="session")
 def reg() -> FieldRegistry:
-    return FieldRegistry(list(evt_fields.defs) + list(test_fields.defs))
+    return FieldRegistry(list(EVT_FIELDS) + list(test_fields.defs))
 
 
 @pytest.fixture(scope="session")
