@@ -2,10 +2,10 @@
 
 A field is declared once, by the plugin that can provide it, as a :class:`FieldDef`: its Falco
 name, its type, the form of its argument and a one-line description.  A plugin writes them as
-the rows of a table (:class:`Field`: name, type, description, reader; :func:`define` makes the
-definitions), or with a :class:`FieldSet`'s decorator beside each reader.  The rule compiler binds a
-field reference (``proc.aname[2]``) once, at load time, into a plain reader
-``Callable[[Event], value | None]``; the hot path only calls readers.
+the rows of a table (:class:`Field`: name, type, description, reader), and :func:`define`
+makes the definitions.  The rule compiler binds a field reference (``proc.aname[2]``) once, at
+load time, into a plain reader ``Callable[[Event], value | None]``; the hot path only calls
+readers.
 
 Readers return Python natives by type (STRING -> str, numbers -> int, BOOL -> bool,
 IPADDR -> ``ipaddress`` address, IPNET -> ``ipaddress`` network, BYTEBUF -> bytes) and ``None``
@@ -72,12 +72,6 @@ class Bound(NamedTuple):
     many: bool = False
 
 
-def _no_arg(fn: Reader) -> Callable[[Any], Bound]:
-    def bind(arg: Any) -> Bound:
-        return Bound(fn)
-    return bind
-
-
 @dataclass(frozen=True)
 class FieldDef:
     """One field, declared once by the plugin that provides it.
@@ -95,40 +89,6 @@ class FieldDef:
     provider: str = "core"
     #: the argument as Falco prints it in --list-fields, e.g. "[index]" or "[key]"
     arg_hint: str = ""
-
-
-class FieldSet:
-    """A plugin's field declarations, written with decorators beside the readers.
-
-    >>> fields = FieldSet("process")
-    >>> @fields.field("proc.name", FieldType.STRING, "Name of the executable")
-    ... def _proc_name(evt): return evt.proc.comm if evt.proc else None
-
-    With an argument kind other than NONE the decorated function is the *binder*:
-    ``fn(arg) -> Bound`` (or a plain reader, taken as single-valued).
-    """
-
-    def __init__(self, provider: str) -> None:
-        self.provider = provider
-        self.defs: list[FieldDef] = []
-
-    def field(self, name: str, type: FieldType, desc: str, arg: ArgKind = ArgKind.NONE,
-              arg_hint: str = "") -> Callable[[Callable], Callable]:
-        def decorate(fn: Callable) -> Callable:
-            if arg is ArgKind.NONE:
-                bind = _no_arg(fn)
-            else:
-                def bind(a: Any, _fn=fn) -> Bound:
-                    got = _fn(a)
-                    return got if isinstance(got, Bound) else Bound(got)
-            self.defs.append(FieldDef(name, type, desc, bind, arg, self.provider, arg_hint))
-            return fn
-        return decorate
-
-    def declare(self, name: str, type: FieldType, desc: str, arg: ArgKind = ArgKind.NONE,
-                arg_hint: str = "") -> None:
-        """Declare a field this plugin does not read yet: it parses, and reads as unknown."""
-        self.defs.append(FieldDef(name, type, desc, unknown_binder, arg, self.provider, arg_hint))
 
 
 def _unknown(evt: Any) -> None:

@@ -150,7 +150,7 @@ def _core_fields() -> Iterable:
         from . import evt_fields
     except ImportError:  # the rule engine's evt.* declarations are not there yet
         return ()
-    return evt_fields.fields.defs
+    return evt_fields.FIELDS
 
 
 def _kinds(plugin: Any) -> list[str]:

@@ -9,11 +9,11 @@ import time
 
 import pytest
 from syswarden.core.event import Event
-from syswarden.core.evt_fields import fields
+from syswarden.core.evt_fields import FIELDS
 from syswarden.core.syscalls import O_F_CREATED
 from syswarden.core.fields import FieldRegistry
 
-REG = FieldRegistry(fields.defs)
+REG = FieldRegistry(FIELDS)
 TS = 1_700_000_000_123_456_789
 
 
@@ -135,7 +135,7 @@ def test_buffer():
 
 
 def test_every_field_is_declared_once_with_a_description():
-    names = [d.name for d in fields.defs]
+    names = [d.name for d in FIELDS]
     assert len(names) == len(set(names))
     assert all(d.desc and d.provider == "core" and d.name.startswith("evt.")
-               for d in fields.defs)
+               for d in FIELDS)

@@ -16,14 +16,13 @@ from syswarden.core.plugins import BUILTIN_PLUGINS, make_plugin_manager
 from syswarden.core.protocols import PluginContext
 
 PLUGIN_SOURCE = textwrap.dedent('''
-    from syswarden.core.fields import FieldSet, FieldType
+    from syswarden.core.fields import Field, FieldType, define
     from syswarden.core.hookspecs import hookimpl
 
-    fields = FieldSet("{name}")
-
-    @fields.field("{name}.answer", FieldType.UINT64, "Always 42")
     def _answer(evt):
         return 42
+
+    FIELDS = define("{name}", [Field("{name}.answer", FieldType.UINT64, "Always 42", _answer)])
 
     class Out:
         name = "{name}-out"
@@ -32,7 +31,7 @@ PLUGIN_SOURCE = textwrap.dedent('''
 
     @hookimpl
     def syswarden_fields():
-        return fields.defs
+        return FIELDS
 
     @hookimpl
     def syswarden_make_outputs(ctx):

@@ -1,4 +1,5 @@
-"""Falco's ``container.*`` and ``k8s.*`` fields, declared beside their readers.
+"""Falco's ``container.*`` and ``k8s.*`` fields: one table of rows (:data:`FIELDS`, made from
+:class:`~syswarden.core.fields.Field` rows), the readers above it.
 
 Readers read ``evt.container`` (a :class:`~syswarden.core.event.Container`, None on the host)
 and ``evt.proc.container_id`` (``"host"``, a 12-hex short id, or ``""`` when unknown).  They
@@ -28,12 +29,9 @@ import fnmatch
 import re
 from typing import Any, Callable
 
-from syswarden.core.fields import ArgKind, Bound, FieldSet, FieldType
+from syswarden.core.fields import ArgKind, Bound, Field, FieldType, define
 
 from .cgroup import HOST, SHORT_ID_LEN
-
-fields = FieldSet("docker")
-field = fields.field
 
 S = FieldType.STRING
 B = FieldType.BOOL
@@ -65,8 +63,6 @@ def _is_host(evt: Any) -> bool:
 # -- identity ---------------------------------------------------------------------------------
 
 
-@field("container.id", S, "The truncated container id (first 12 characters); 'host' for a "
-       "process on the host")
 def _container_id(evt: Any) -> str | None:
     return _cid(evt)
 
@@ -82,15 +78,8 @@ def _or_host(get: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
 
 
 _container_name = _or_host(lambda c: c.name)
-field("container.full_id", S, "The full container id; 'host' for a process on the host")(
-    _or_host(lambda c: c.full_id))
-field("container.name", S, "The container name; 'host' for a process on the host")(
-    _container_name)
-field("container.type", S, "The container type (docker, containerd, cri-o, podman, cri); "
-      "'host' for a process on the host")(_or_host(lambda c: c.type))
 
 
-@field("container.info", S, "Falco's %container.info: '<name> (id=<id>)'")
 def _container_info(evt: Any) -> str | None:
     cid = _cid(evt)
     if cid is None:
@@ -106,32 +95,6 @@ def _attr(name: str) -> Callable[[Any], Any]:
     return read
 
 
-for _name, _attr_name, _desc in (
-    ("container.image", "image", "The container image as it was named (e.g. nginx:latest)"),
-    ("container.image.id", "image_id", "The container image id (e.g. 6f7e2741b66b...)"),
-    ("container.image.repository", "image_repository",
-     "The container image repository (e.g. falcosecurity/falco)"),
-    ("container.image.tag", "image_tag", "The container image tag (e.g. stable, latest)"),
-    ("container.image.digest", "image_digest", "The container image registry digest"),
-    ("container.ip", "ip", "The container's primary ipv4 address, from the container engine"),
-    ("container.user", "user", "The user the container's process runs as (Config.User)"),
-):
-    fields.field(_name, S, _desc)(_attr(_attr_name))
-
-for _name, _attr_name, _desc in (
-    ("container.privileged", "privileged", "'true' for a privileged container, else 'false'"),
-    ("container.host_pid", "host_pid", "'true' when the container shares the host's pid "
-     "namespace"),
-    ("container.host_network", "host_network", "'true' when the container shares the host's "
-     "network namespace"),
-    ("container.host_ipc", "host_ipc", "'true' when the container shares the host's ipc "
-     "namespace"),
-):
-    fields.field(_name, B, _desc)(_attr(_attr_name))
-
-
-@field("container.healthcheck", S, "The container's health check command line; 'NONE' when "
-       "it has none")
 def _healthcheck(evt: Any) -> str | None:
     c = evt.container
     if c is None or not c.complete:
@@ -144,20 +107,11 @@ def _no_probe(evt: Any) -> str | None:
     return "NONE" if c is not None and c.complete else None
 
 
-field("container.liveness_probe", S, "The container's liveness probe ('NONE': Docker has "
-      "none)")(_no_probe)
-field("container.readiness_probe", S, "The container's readiness probe ('NONE': Docker has "
-      "none)")(_no_probe)
-fields.declare("container.cni.json", S, "The pod's CNI result as JSON (CRI runtimes only)")
-
-
-@field("container.start_ts", ABS, "Container start as epoch timestamp in nanoseconds")
 def _start_ts(evt: Any) -> int | None:
     c = evt.container
     return c.start_ts if c is not None else None
 
 
-@field("container.duration", REL, "Number of nanoseconds since container.start_ts")
 def _duration(evt: Any) -> int | None:
     c = evt.container
     if c is None or not c.start_ts or not evt.ts:
@@ -176,8 +130,6 @@ def _join_labels(labels: dict[str, str] | None, k8s: bool = False) -> str | None
     return ",".join(f"{k}:{v}" if v else k for k, v in items)
 
 
-@field("container.label", S, "A container label, e.g. container.label[com.example.team]",
-       arg=ArgKind.KEY, arg_hint="[key]")
 def _container_label(arg: Any) -> Bound:
     key = str(arg)
 
@@ -187,7 +139,6 @@ def _container_label(arg: Any) -> Bound:
     return Bound(read)
 
 
-@field("container.labels", S, "The container's labels, comma-separated key:value pairs")
 def _container_labels(evt: Any) -> str | None:
     c = evt.container
     return _join_labels(c.labels) if c is not None and c.complete else None
@@ -200,8 +151,6 @@ def _mount_text(m: Any) -> str:
     return f"{m.source}:{m.dest}:{m.mode}:{'true' if m.rw else 'false'}:{m.propagation}"
 
 
-@field("container.mounts", S, "The container's mounts, comma-separated "
-       "source:dest:mode:rdrw:propagation items")
 def _container_mounts(evt: Any) -> str | None:
     c = evt.container
     if c is None or not c.complete:
@@ -209,17 +158,10 @@ def _container_mounts(evt: Any) -> str | None:
     return ",".join(_mount_text(m) for m in c.mounts)
 
 
-_MOUNT_PARTS: dict[str, tuple[Callable[[Any], str], str]] = {
-    "container.mount": (_mount_text, "source"),
-    "container.mount.source": (lambda m: m.source, "dest"),
-    "container.mount.dest": (lambda m: m.dest, "source"),
-    "container.mount.mode": (lambda m: m.mode, "source"),
-    "container.mount.rdwr": (lambda m: "true" if m.rw else "false", "source"),
-    "container.mount.propagation": (lambda m: m.propagation, "source"),
-}
-
-
-def _mount_binder(part: Callable[[Any], str], key: str) -> Callable[[Any], Bound]:
+def _mount(part: Callable[[Any], str], key: str) -> Callable[[Any], Bound]:
+    """The reader of ``container.mount.<x>`` (every mount's part: many), ``[index]`` (that
+    mount's) or ``[glob]`` (the first mount whose ``key``, source or dest, matches), given the
+    argument."""
     def bind(arg: Any) -> Bound:
         if arg is None or arg == "":
             def read_all(evt: Any) -> tuple | None:
@@ -249,16 +191,6 @@ def _mount_binder(part: Callable[[Any], str], key: str) -> Callable[[Any], Bound
             return None
         return Bound(read_glob)
     return bind
-
-
-for _name, (_part, _key) in _MOUNT_PARTS.items():
-    _what = "Information about a single mount (source:dest:mode:rdrw:propagation)" \
-        if _name == "container.mount" else "The {} of a mount".format(
-            {"dest": "destination", "rdwr": "read/write flag (true/false)"}.get(
-                _name.rsplit(".", 1)[1], _name.rsplit(".", 1)[1]))
-    _by = "destination" if _key == "dest" else "source"
-    fields.field(_name, S, f"{_what}, by index ([0]) or by a glob on its {_by} ([/proc*])",
-                 arg=ArgKind.INDEX_OR_KEY, arg_hint="[index|glob]")(_mount_binder(_part, _key))
 
 
 # -- Kubernetes -------------------------------------------------------------------------------
@@ -308,36 +240,119 @@ def _pod_labels(evt: Any) -> str | None:
     return _join_labels(_pod_labels_of(evt), k8s=True)
 
 
-for _prefix in ("k8s", "container.k8s"):
-    field(f"{_prefix}.pod.name", S, "The Kubernetes pod name (label "
-          f"{K8S_POD})")(_label(K8S_POD))
-    field(f"{_prefix}.ns.name", S, "The Kubernetes namespace name (label "
-          f"{K8S_NS})")(_label(K8S_NS))
-    field(f"{_prefix}.pod.id", S, "[legacy] The Kubernetes pod UID, as k8s.pod.uid")(
-        _label(K8S_UID))
-    field(f"{_prefix}.pod.label", S, "A Kubernetes pod label, e.g. k8s.pod.label[app] (from "
-          "the pod's sandbox container)", arg=ArgKind.KEY, arg_hint="[key]")(_pod_label)
-    field(f"{_prefix}.pod.labels", S, "The Kubernetes pod labels, comma-separated key:value "
-          "pairs")(_pod_labels)
+def _pod_rows(prefix: str) -> tuple[Field, ...]:
+    """The pod's fields, under ``k8s.`` and under ``container.k8s.``."""
+    return (
+        Field(f"{prefix}.pod.name", S, f"The Kubernetes pod name (label {K8S_POD})",
+              _label(K8S_POD)),
+        Field(f"{prefix}.ns.name", S, f"The Kubernetes namespace name (label {K8S_NS})",
+              _label(K8S_NS)),
+        Field(f"{prefix}.pod.id", S, "[legacy] The Kubernetes pod UID, as k8s.pod.uid",
+              _label(K8S_UID)),
+        Field(f"{prefix}.pod.label", S, "A Kubernetes pod label, e.g. k8s.pod.label[app] (from "
+              "the pod's sandbox container)", _pod_label, ArgKind.KEY, "[key]"),
+        Field(f"{prefix}.pod.labels", S, "The Kubernetes pod labels, comma-separated key:value "
+              "pairs", _pod_labels),
+    )
 
-field("k8s.pod.uid", S, f"The Kubernetes pod UID (label {K8S_UID})")(_label(K8S_UID))
-field("k8s.pod.sandbox_id", S, "The truncated pod sandbox id (first 12 characters)")(
-    _sandbox_short)
-field("k8s.pod.full_sandbox_id", S, "The full pod sandbox id")(_sandbox_full)
-field("k8s.pod.ip", S, "The Kubernetes pod ip, as container.ip")(_attr("ip"))
-fields.declare("k8s.pod.cni.json", S, "The pod's CNI result as JSON (CRI runtimes only)")
 
-for _kind, _what in (("rc", "replication controller"), ("svc", "service"), ("rs", "replica set"),
-                     ("deployment", "deployment")):
-    fields.declare(f"k8s.{_kind}.name", S, f"[deprecated] Kubernetes {_what} name (unknown)")
-    fields.declare(f"k8s.{_kind}.id", S, f"[deprecated] Kubernetes {_what} id (unknown)")
-    fields.declare(f"k8s.{_kind}.label", S, f"[deprecated] Kubernetes {_what} label (unknown)",
-                   arg=ArgKind.KEY, arg_hint="[key]")
-    fields.declare(f"k8s.{_kind}.labels", S, f"[deprecated] Kubernetes {_what} labels "
-                   "(unknown)")
-fields.declare("k8s.ns.id", S, "[deprecated] Kubernetes namespace id (unknown)")
-fields.declare("k8s.ns.label", S, "[deprecated] Kubernetes namespace label (unknown)",
-               arg=ArgKind.KEY, arg_hint="[key]")
-fields.declare("k8s.ns.labels", S, "[deprecated] Kubernetes namespace labels (unknown)")
+def _deprecated_rows(kind: str, what: str) -> tuple[Field, ...]:
+    """Falco's deprecated API-server fields of one kind of object: they read as unknown."""
+    return (
+        Field(f"k8s.{kind}.name", S, f"[deprecated] Kubernetes {what} name (unknown)", None),
+        Field(f"k8s.{kind}.id", S, f"[deprecated] Kubernetes {what} id (unknown)", None),
+        Field(f"k8s.{kind}.label", S, f"[deprecated] Kubernetes {what} label (unknown)", None,
+              ArgKind.KEY, "[key]"),
+        Field(f"k8s.{kind}.labels", S, f"[deprecated] Kubernetes {what} labels (unknown)",
+              None),
+    )
 
-FIELDS = fields.defs
+
+def _mount_desc(what: str, by: str = "source") -> str:
+    return f"{what}, by index ([0]) or by a glob on its {by} ([/proc*])"
+
+
+FIELDS = define("docker", (
+    # identity
+    Field("container.id", S, "The truncated container id (first 12 characters); 'host' for a "
+          "process on the host", _container_id),
+    Field("container.full_id", S, "The full container id; 'host' for a process on the host",
+          _or_host(lambda c: c.full_id)),
+    Field("container.name", S, "The container name; 'host' for a process on the host",
+          _container_name),
+    Field("container.type", S, "The container type (docker, containerd, cri-o, podman, cri); "
+          "'host' for a process on the host", _or_host(lambda c: c.type)),
+    Field("container.info", S, "Falco's %container.info: '<name> (id=<id>)'", _container_info),
+    Field("container.image", S, "The container image as it was named (e.g. nginx:latest)",
+          _attr("image")),
+    Field("container.image.id", S, "The container image id (e.g. 6f7e2741b66b...)",
+          _attr("image_id")),
+    Field("container.image.repository", S, "The container image repository (e.g. "
+          "falcosecurity/falco)", _attr("image_repository")),
+    Field("container.image.tag", S, "The container image tag (e.g. stable, latest)",
+          _attr("image_tag")),
+    Field("container.image.digest", S, "The container image registry digest",
+          _attr("image_digest")),
+    Field("container.ip", S, "The container's primary ipv4 address, from the container engine",
+          _attr("ip")),
+    Field("container.user", S, "The user the container's process runs as (Config.User)",
+          _attr("user")),
+    Field("container.privileged", B, "'true' for a privileged container, else 'false'",
+          _attr("privileged")),
+    Field("container.host_pid", B, "'true' when the container shares the host's pid namespace",
+          _attr("host_pid")),
+    Field("container.host_network", B, "'true' when the container shares the host's network "
+          "namespace", _attr("host_network")),
+    Field("container.host_ipc", B, "'true' when the container shares the host's ipc namespace",
+          _attr("host_ipc")),
+    Field("container.healthcheck", S, "The container's health check command line; 'NONE' when "
+          "it has none", _healthcheck),
+    Field("container.liveness_probe", S, "The container's liveness probe ('NONE': Docker has "
+          "none)", _no_probe),
+    Field("container.readiness_probe", S, "The container's readiness probe ('NONE': Docker has "
+          "none)", _no_probe),
+    Field("container.cni.json", S, "The pod's CNI result as JSON (CRI runtimes only)", None),
+    Field("container.start_ts", ABS, "Container start as epoch timestamp in nanoseconds",
+          _start_ts),
+    Field("container.duration", REL, "Number of nanoseconds since container.start_ts",
+          _duration),
+    # labels
+    Field("container.label", S, "A container label, e.g. container.label[com.example.team]",
+          _container_label, ArgKind.KEY, "[key]"),
+    Field("container.labels", S, "The container's labels, comma-separated key:value pairs",
+          _container_labels),
+    # mounts
+    Field("container.mounts", S, "The container's mounts, comma-separated "
+          "source:dest:mode:rdrw:propagation items", _container_mounts),
+    Field("container.mount", S,
+          _mount_desc("Information about a single mount (source:dest:mode:rdrw:propagation)"),
+          _mount(_mount_text, "source"), ArgKind.INDEX_OR_KEY, "[index|glob]"),
+    Field("container.mount.source", S, _mount_desc("The source of a mount", "destination"),
+          _mount(lambda m: m.source, "dest"), ArgKind.INDEX_OR_KEY, "[index|glob]"),
+    Field("container.mount.dest", S, _mount_desc("The destination of a mount"),
+          _mount(lambda m: m.dest, "source"), ArgKind.INDEX_OR_KEY, "[index|glob]"),
+    Field("container.mount.mode", S, _mount_desc("The mode of a mount"),
+          _mount(lambda m: m.mode, "source"), ArgKind.INDEX_OR_KEY, "[index|glob]"),
+    Field("container.mount.rdwr", S, _mount_desc("The read/write flag (true/false) of a mount"),
+          _mount(lambda m: "true" if m.rw else "false", "source"), ArgKind.INDEX_OR_KEY,
+          "[index|glob]"),
+    Field("container.mount.propagation", S, _mount_desc("The propagation of a mount"),
+          _mount(lambda m: m.propagation, "source"), ArgKind.INDEX_OR_KEY, "[index|glob]"),
+    # Kubernetes
+    *_pod_rows("k8s"),
+    *_pod_rows("container.k8s"),
+    Field("k8s.pod.uid", S, f"The Kubernetes pod UID (label {K8S_UID})", _label(K8S_UID)),
+    Field("k8s.pod.sandbox_id", S, "The truncated pod sandbox id (first 12 characters)",
+          _sandbox_short),
+    Field("k8s.pod.full_sandbox_id", S, "The full pod sandbox id", _sandbox_full),
+    Field("k8s.pod.ip", S, "The Kubernetes pod ip, as container.ip", _attr("ip")),
+    Field("k8s.pod.cni.json", S, "The pod's CNI result as JSON (CRI runtimes only)", None),
+    *_deprecated_rows("rc", "replication controller"),
+    *_deprecated_rows("svc", "service"),
+    *_deprecated_rows("rs", "replica set"),
+    *_deprecated_rows("deployment", "deployment"),
+    Field("k8s.ns.id", S, "[deprecated] Kubernetes namespace id (unknown)", None),
+    Field("k8s.ns.label", S, "[deprecated] Kubernetes namespace label (unknown)", None,
+          ArgKind.KEY, "[key]"),
+    Field("k8s.ns.labels", S, "[deprecated] Kubernetes namespace labels (unknown)", None),
+))

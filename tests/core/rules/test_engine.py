@@ -9,7 +9,7 @@ import pytest
 from syswarden.core.alert import Priority
 from syswarden.core.errors import RuleError
 from syswarden.core.event import Event
-from syswarden.core.fields import FieldRegistry, FieldSet, FieldType
+from syswarden.core.fields import Field, FieldRegistry, FieldType, define
 from syswarden.core.rules.engine import RuleEngine, load_rules
 
 RULES = """
@@ -103,13 +103,12 @@ def test_index_on_and_off_agree(rules_file, reg, ev):
 
 
 def test_a_failing_reader_is_counted_and_other_rules_still_run(tmp_path, reg, ev):
-    broken = FieldSet("broken")
-
-    @broken.field("proc.broken", FieldType.STRING, "raises: a plugin bug")
     def _boom(e):
         raise RuntimeError("plugin bug")
 
-    registry = FieldRegistry(list(reg) + broken.defs)
+    broken = define("broken", [Field("proc.broken", FieldType.STRING, "raises: a plugin bug",
+                                     _boom)])
+    registry = FieldRegistry(list(reg) + broken)
     p = tmp_path / "r.yaml"
     p.write_text(textwrap.dedent("""
         - rule: Uses broken
