@@ -49,7 +49,10 @@ def glob_regex(pattern: str, icase: bool, prefix: bool = False) -> re.Pattern:
         elif c == "?":
             out.append("[^/]")
         elif c == "[":
-            j = pattern.find("]", i + 2 if pattern[i + 1:i + 2] in ("!", "^") else i + 1)
+            start = i + 2 if pattern[i + 1:i + 2] in ("!", "^") else i + 1
+            if pattern[start:start + 1] == "]":      # a first ] is a member: []a] [!]a]
+                start += 1
+            j = pattern.find("]", start)
             if j < 0:
                 out.append(re.escape(c))
             else:
@@ -280,7 +283,10 @@ def hex_bytes(op: str) -> Callable[[str, FieldType, str], bytes]:
 
 def glob_const(icase: bool) -> Callable[[str, FieldType, str], Callable]:
     def convert(text: str, ftype: FieldType, field: str) -> Callable:
-        return glob_regex(text, icase).fullmatch
+        try:
+            return glob_regex(text, icase).fullmatch
+        except re.error as exc:
+            raise ConstError(f"invalid glob '{text}': {exc}") from None
     return convert
 
 

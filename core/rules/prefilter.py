@@ -393,6 +393,10 @@ def _glob_runs(const: Any) -> list[str] | None:
             runs.append(cur)
             cur = ""
             i += 1
+            if regex[i:i + 1] == "^":
+                i += 1
+            if regex[i:i + 1] == "]":                  # a first ] is a member, as re reads it
+                i += 1
             while i < len(regex) and regex[i] != "]":
                 i += 2 if regex[i] == "\\" else 1
             i += 1

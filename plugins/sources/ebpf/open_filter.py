@@ -19,8 +19,8 @@ small function per distinct substring.
 
 from __future__ import annotations
 
-from syswarden.core.rules.prefilter import (CREATE, OK, READ, TRUNC, WRITE, OpenPrefilter,
-                                             Term, minimal_prefixes)
+from syswarden.core.rules.prefilter import (CREATE, MAX_SUBSTRINGS, OK, READ, TRUNC, WRITE,
+                                             OpenPrefilter, Term, minimal_prefixes)
 
 #: Bytes of a path checked for ``//``, ``/./`` and ``/../``; a longer path is sent unjudged.
 SCAN_MAX = 256
@@ -92,7 +92,9 @@ def render(pf: OpenPrefilter | None) -> str:
     with_path = [t for t in pf.terms if t.has_path_test]
     prefix_only = [t for t in with_path if t.substrings is None]
     with_subs = [t for t in with_path if t.substrings is not None]
-    bits = _substring_bits(with_subs)         # at most MAX_SUBSTRINGS: bits of a u32
+    bits = _substring_bits(with_subs)
+    if len(bits) > MAX_SUBSTRINGS:            # filters' prefilters joined: bits of a u32
+        return "#define OPEN_FILTER 0\n"
     lines = [
         "#define OPEN_FILTER 1",
         f"#define SCAN_MAX {SCAN_MAX}",

@@ -58,7 +58,7 @@ def handler_lines(pf: SocketPrefilter | None, syscall: str) -> list[str]:
         return []
     lines = [f"    u32 sock_bits = {CLASS_OF[syscall]};"]
     if syscall in ADDRESS_OF:
-        lines += [f"    if (sock_bits == {CLASS_BITS[TCP]} && {ADDRESS_OF[syscall]})",
+        lines += [f"    if ((sock_bits & {CLASS_BITS[TCP]}) && {ADDRESS_OF[syscall]})",
                   f"        sock_bits = {ALL_BITS};"]
     return lines + [f"    if (!(sock_bits & {m})) {{",
                     "        count(CAT_SOCK_FILTERED, 0);",

@@ -51,6 +51,8 @@ CASES = [
     ("fd.name glob /*", OPEN_ETC, False),                 # * does not cross /
     ("fd.name glob '/etc/sh?dow'", OPEN_ETC, True),
     ("fd.name glob '/etc/[rs]hadow'", OPEN_ETC, True),
+    ("fd.name glob '/etc/[]s]hadow'", OPEN_ETC, True),    # a first ] is a class member
+    ("fd.name glob '/etc/[!]s]hadow'", OPEN_ETC, False),
     ("fd.name iglob /ETC/SHA*", OPEN_ETC, True),
     ("fd.name regex '/etc/[a-z]+'", OPEN_ETC, True),
     ("fd.name regex 'etc'", OPEN_ETC, False),             # regex is a full match

@@ -131,6 +131,9 @@ def test_fd_fields_of_a_call_that_takes_only_a_dirfd_need_no_open(tmp_path, evt_
     ("fd.name contains /.ssh/ and fd.name glob /home/*/.ssh/*",
      Term(frozenset(), frozenset({"/home/"}), frozenset({"/.ssh/"})),
      ["/home/u/.ssh/config"], ["/root/.ssh/config", "/home/u/ssh"]),
+    ("fd.name glob '/tmp/[]a]b'",                  # a first ] is a class member, as in re
+     Term(frozenset(), frozenset({"/tmp/"}), frozenset({"b"})), ["/tmp/]b", "/tmp/ab"],
+     ["/tmp/x"]),
     ("evt.is_open_read = true and fd.name contains abc and fd.name contains abcdef",
      Term(frozenset({READ}), None, frozenset({"abcdef"})), ["/abcdef"], ["/abc"]),
 ])
@@ -160,6 +163,17 @@ def test_over_max_substrings_gives_the_prefilter_up(tmp_path, caplog):
     fewer = "".join(rule(f"evt.type = openat and fd.name contains k{i:03d}x", f"r{i}")
                     for i in range(MAX_SUBSTRINGS))
     assert open_prefilter(engine(tmp_path, fewer)) is not None
+
+
+def test_a_joined_prefilter_over_max_substrings_is_rendered_as_send_every_open():
+    """Two filters' prefilters joined by the agent may name more substrings than one scan
+    tests (bits of a u32): the kernel then sends every open rather than lose a term."""
+    from syswarden.core.rules.prefilter import MAX_SUBSTRINGS, OpenPrefilter
+    from syswarden.plugins.sources.ebpf.open_filter import render
+    terms = tuple(Term(frozenset(), None, frozenset({f"k{i:03d}x"}))
+                  for i in range(MAX_SUBSTRINGS + 1))
+    assert render(OpenPrefilter(terms)).startswith("#define OPEN_FILTER 0")
+    assert render(OpenPrefilter(terms[:-1])).startswith("#define OPEN_FILTER 1")
 
 
 def test_no_open_rule_keeps_every_open(tmp_path):

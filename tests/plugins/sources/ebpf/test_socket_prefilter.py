@@ -150,8 +150,9 @@ def test_the_handlers_test_the_family_where_the_prefilter_says():
     handler = text[text.index("do_exit_sendto("):text.index("do_exit_recvfrom(")]
     assert "sock_bits = sock_class((s64)(int)p.a[0]);" in handler
     assert "sock_bits & 9)" in handler                       # UNIX, NOT_TCP
-    assert "sock_bits == 2 && p.a[4] != 0" in handler         # TCP naming a destination
+    assert "(sock_bits & 2) && p.a[4] != 0" in handler       # TCP naming a destination
     socket_ = text[text.index("do_exit_socket("):]
+    socket_ = socket_[:socket_.index("\n}\n")]                  # that handler only
     assert "sock_bits = socket_class((u32)p.a[0], (u32)p.a[1] & 0xf);" in socket_  # its arguments
     assert "sock_bits & 3)" in socket_                       # UNIX, TCP
     connect = text[text.index("do_exit_connect("):]
