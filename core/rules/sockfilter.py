@@ -31,10 +31,11 @@ what it learned.  So every class some rule reads ``fd.*`` of (other than ``fd.nu
 event that uses an existing descriptor (:data:`READERS`, ``close``, ``dup``...: not a
 ``dirfd``, which a socket cannot be in a call that succeeds) is also sent by the syscalls that
 teach the table (:data:`TEACHERS`), whatever their own rules say.  A TCP socket's messages
-teach it nothing (its ends come from ``connect``/``accept``; ``recvfrom`` on it returns no
-address), unless a ``sendto``/``sendmsg`` names a destination (TCP Fast Open, which connects):
-those are always sent (:data:`ADDRESSED`), the others keep the TCP class of the table's readers
-out of :data:`MESSAGES`.
+teach it nothing (its ends come from ``connect``/``accept``; a receive on it returns no
+address), unless a ``sendto``/``sendmsg`` names a destination (TCP Fast Open, which connects)
+or a receive returns an address (an SCTP socket, which the table counts as ``tcp`` too by its
+type): those are always sent (:data:`ADDRESSED`), the others keep the TCP class of the table's
+readers out of :data:`MESSAGES`.
 """
 
 from __future__ import annotations
@@ -66,8 +67,9 @@ TEACHERS = frozenset(SOCKET_SYSCALLS) - {"listen"}
 READERS = frozenset(SOCKET_SYSCALLS) - {"socket"}
 #: Teachers that teach the table nothing of a TCP socket (but :data:`ADDRESSED` calls).
 MESSAGES = frozenset({"sendto", "sendmsg", "recvfrom", "recvmsg"})
-#: Calls that may name a destination: on a TCP socket, one that does is always sent.
-ADDRESSED = frozenset({"sendto", "sendmsg"})
+#: Calls that may name a destination or return a source: on a TCP socket, one that does is
+#: always sent.
+ADDRESSED = frozenset({"sendto", "sendmsg", "recvfrom", "recvmsg"})
 
 _IP_FAMILIES = (2, 10)                                      # AF_INET, AF_INET6
 #: Socket types the fd table shows as ``fd.l4proto = tcp`` (SOCK_STREAM, SOCK_SEQPACKET).
@@ -113,7 +115,8 @@ class SocketPrefilter:
         """Whether an event must be sent (the reference a source's own test implements): its
         syscall is not filtered, its family could not be read (``None``: not a socket, or
         no offsets), its class (by family and type) is wanted, or it is a ``sendto`` or
-        ``sendmsg`` naming a destination (``addressed``) on a TCP socket."""
+        ``sendmsg`` naming a destination, or a receive that returned an address
+        (``addressed``), on a TCP socket."""
         classes = self.classes(evt_type)
         if classes is None or family is None:
             return True

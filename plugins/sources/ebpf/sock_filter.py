@@ -41,18 +41,21 @@ def mask(pf: SocketPrefilter | None, syscall: str) -> int | None:
     return None if classes is None else sum(CLASS_BITS[c] for c in classes)
 
 
-#: The C expression saying a call names a destination (:data:`~.sockfilter.ADDRESSED`):
-#: sendto's dest_addr, sendmsg's msghdr.msg_name (its first field).
+#: The C expression saying a call names a destination or returned a source
+#: (:data:`~.sockfilter.ADDRESSED`): sendto's dest_addr, sendmsg's msghdr.msg_name (its first
+#: field); recvfrom's *addrlen, recvmsg's msghdr.msg_namelen (at offset 8) above 0 on return.
 ADDRESS_OF = {
     "sendto": "p.a[4] != 0",
     "sendmsg": "user_ptr_at(p.a[1]) != 0",
+    "recvfrom": "p.a[4] != 0 && user_u32_at(p.a[5]) != 0",
+    "recvmsg": "user_ptr_at(p.a[1]) != 0 && user_u32_at(p.a[1] + 8) != 0",
 }
 
 
 def handler_lines(pf: SocketPrefilter | None, syscall: str) -> list[str]:
     """The lines an exit handler runs first (its arguments in ``p``): none when unfiltered.
-    A call naming a destination on a TCP socket is sent whatever the mask (it teaches the fd
-    table like a connect)."""
+    A call naming a destination, or a receive that returned an address, on a TCP socket is sent
+    whatever the mask (it teaches the fd table)."""
     m = mask(pf, syscall)
     if m is None:
         return []
@@ -93,6 +96,15 @@ def render(pf: SocketPrefilter | None) -> str:
         "static __always_inline u64 user_ptr_at(u64 addr)",
         "{",
         "    u64 v = 0;",
+        "    if (addr)",
+        "        bpf_probe_read_user(&v, sizeof(v), (void *)addr);",
+        "    return v;",
+        "}",
+        "",
+        "// The u32 at user address `addr` (0 when it cannot be read).",
+        "static __always_inline u32 user_u32_at(u64 addr)",
+        "{",
+        "    u32 v = 0;",
         "    if (addr)",
         "        bpf_probe_read_user(&v, sizeof(v), (void *)addr);",
         "    return v;",

@@ -137,7 +137,9 @@ def test_falcos_rules_want_no_tcp_sendto_for_themselves(compat, tmp_path):
         assert pf.accepts(t, socket.AF_INET6, socket.SOCK_DGRAM)
         assert pf.accepts(t, socket.AF_INET)                  # type unknown: sent
     assert pf.accepts("sendto", socket.AF_INET, socket.SOCK_STREAM, addressed=True)
-    assert not pf.accepts("recvfrom", socket.AF_INET, socket.SOCK_STREAM, addressed=True)
+    # a receive that returned an address (an SCTP socket, "tcp" by its type) teaches the table
+    assert pf.accepts("recvfrom", socket.AF_INET, socket.SOCK_STREAM, addressed=True)
+    assert not pf.accepts("recvmsg", socket.AF_INET, socket.SOCK_STREAM, addressed=False)
     assert TCP in pf.classes("connect") and TCP in pf.classes("socket")
 
 
