@@ -224,6 +224,10 @@ CLONE_FLAGS: FlagTable = (
     ("CLONE_VFORK", 0x4000), ("CLONE_NEWCGROUP", 0x02000000), ("CLONE_NEWTIME", 0x80),
 )
 
+#: What the fd table shows as ``fd.l4proto`` for an IP socket of each type (``SOCK_*``, without
+#: its flags); another type shows ``raw``.  The socket prefilter's TCP class is read from it.
+SOCKET_TYPE_PROTOCOLS: dict[int, str] = {1: "tcp", 2: "udp", 3: "raw", 5: "tcp"}
+
 SOCKET_FAMILIES: dict[int, str] = {
     0: "AF_UNSPEC", 1: "AF_UNIX", 2: "AF_INET", 3: "AF_AX25", 4: "AF_IPX", 5: "AF_APPLETALK",
     6: "AF_NETROM", 7: "AF_BRIDGE", 8: "AF_ATMPVC", 9: "AF_X25", 10: "AF_INET6", 11: "AF_ROSE",

@@ -44,7 +44,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from ..syscalls import SOCKET_FAMILIES
+from ..syscalls import SOCKET_FAMILIES, SOCKET_TYPE_PROTOCOLS
 from . import ast
 from .prefilter import reads_a_descriptor
 from .resolved import RCheck, RMacro, RNode, iter_checks
@@ -73,7 +73,7 @@ ADDRESSED = frozenset({"sendto", "sendmsg", "recvfrom", "recvmsg"})
 
 _IP_FAMILIES = (2, 10)                                      # AF_INET, AF_INET6
 #: Socket types the fd table shows as ``fd.l4proto = tcp`` (SOCK_STREAM, SOCK_SEQPACKET).
-TCP_TYPES = (1, 5)
+TCP_TYPES = tuple(t for t, proto in SOCKET_TYPE_PROTOCOLS.items() if proto == "tcp")
 _TYPES = {"ipv4": IP, "ipv6": IP, "unix": {UNIX}, "netlink": {OTHER}}
 _TYPECHARS = {"4": IP, "6": IP, "u": {UNIX}, "n": {OTHER}, "o": {OTHER}}
 _SOCKFAMILIES = {"ip": IP, "unix": {UNIX}}

@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 from syswarden.core import ip_addresses
 from syswarden.core.event import Event, FdInfo, KernelFacts, Process
+from syswarden.core.syscalls import SOCKET_TYPE_PROTOCOLS
 
 from .table import readlink_or_none
 
@@ -36,7 +37,7 @@ O_DIRECTORY = 0o200000
 O_CREAT = 0o100
 O_TMPFILE = 0o20000000
 
-_SOCK_TYPES = {1: "tcp", 2: "udp", 3: "raw", 5: "tcp"}
+_SOCK_TYPES = SOCKET_TYPE_PROTOCOLS
 _FAMILIES = {socket.AF_INET: "ipv4", socket.AF_INET6: "ipv6", socket.AF_UNIX: "unix",
              16: "netlink"}
 
