@@ -52,7 +52,7 @@ from .event import Event
 from .metrics import Metrics
 from .outputs import OutputRunner
 from .plugins import Plugins
-from .protocols import Enricher, Filter, Output, PluginContext, Source, adapt
+from .protocols import Enricher, Filter, Output, PluginContext, Service, Source, adapt
 from .rules.prefilter import OpenPrefilter
 from .rules.sockfilter import SocketPrefilter
 
@@ -118,6 +118,7 @@ class Agent:
         self.enrichers: list[Enricher] = []
         self.outputs: list[Output] = []
         self.runners: list[OutputRunner] = []
+        self.services: list[Service] = []
         self._checks: list[tuple[str, Callable]] = []
         self._offers: list[Callable] = []
         self.startup: dict[str, float] = {}     # phase -> seconds (STARTUP_PHASES)
@@ -150,8 +151,10 @@ class Agent:
         self.ctx = PluginContext(self.config, self.metrics, self.plugins.fields(),
                                  replay_file=self.replay_file, agent_pid=os.getpid(),
                                  # an alert about the agent goes to the outputs
-                                 emit_alert=self.emit_internal_alert if record is None else None)
+                                 emit_alert=self.emit_internal_alert if record is None else None,
+                                 reload=self.reload)
         if "filters" in stages:
+            self._take_rules_source(self.config)
             with self._phase("filters"):
                 self.filters = self.plugins.make("filter", self.ctx)
                 self.ctx.event_types = self.event_types()
@@ -177,6 +180,7 @@ class Agent:
                 self.outputs = self.plugins.make("output", self.ctx)
             self.runners = [OutputRunner.for_output(o, self.config, self.metrics)
                             for o in self.outputs]
+            self.services = self.plugins.make("service", self.ctx)
         self._checks = [(f.name, f.check) for f in self.filters]
         self._offers = [r.offer for r in self.runners]
 
@@ -228,6 +232,8 @@ class Agent:
                         with self._phase("services started"):
                             for enricher in self.enrichers:
                                 await services.start(enricher.run)
+                            for service in self.services:
+                                await services.start(service.run)
                         await self._pipeline()
                         services.cancel_scope.cancel()
                     for runner in self.runners:
@@ -459,6 +465,7 @@ class Agent:
             config = load_config(self.config_path, self.overrides, self.plugins.schemas())
             if self.rules_files:
                 config["rules_file"] = list(self.rules_files)
+            self._take_rules_source(config)
         except SyswardenError as exc:
             log.error("reload failed, keeping the running config and rules: %s", exc)
             return False
@@ -482,6 +489,14 @@ class Agent:
         log.info("reloaded: event_types=%s", "all" if self.ctx.event_types is None
                  else len(self.ctx.event_types))
         return True
+
+    def _take_rules_source(self, config: dict[str, Any]) -> None:
+        """The rules a plugin keeps (``syswarden_rules_files``) replace ``rules_file``,
+        unless ``-r`` named the rules."""
+        if not self.rules_files:
+            files = self.plugins.rules_files(config)
+            if files is not None:
+                config["rules_file"] = files
 
     async def _report_periodically(self, interval: float) -> None:
         while True:

@@ -47,6 +47,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, str, str], ...] = (
     ("syslog", "output", "syswarden.plugins.outputs.syslog"),
     ("program", "output", "syswarden.plugins.outputs.program"),
     ("webhook", "output", "syswarden.plugins.outputs.webhook"),
+    ("nats", "output", "syswarden.plugins.outputs.nats"),
 )
 
 #: The built-in subcommands, plugins of their own above ``core/`` (``syswarden/commands/``):
@@ -64,6 +65,7 @@ _KIND_OF_HOOK = {
     "syswarden_make_enrichers": "enricher",
     "syswarden_make_filters": "filter",
     "syswarden_make_outputs": "output",
+    "syswarden_make_services": "service",
 }
 
 
@@ -109,6 +111,13 @@ class Plugins:
         each an instance of the kind's base class (an object that does not subclass it is
         wrapped once by :func:`~syswarden.core.protocols.adapt`)."""
         return [adapt(kind, obj) for obj in self._enabled_call(f"syswarden_make_{kind}s", ctx=ctx)]
+
+    def rules_files(self, config: dict[str, Any]) -> list[str] | None:
+        """The rules an enabled plugin keeps (``syswarden_rules_files``), or None."""
+        disabled = [r.plugin for r in self.records if r.disabled and r.plugin is not None]
+        caller = self.pm.subset_hook_caller("syswarden_rules_files", remove_plugins=disabled)
+        result = caller(config=config)       # firstresult: the first non-None answer
+        return None if result is None else list(result)
 
     def schemas(self) -> dict[str, Section]:
         """Config sections of every registered plugin (enabled or not)."""
