@@ -48,6 +48,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, str, str], ...] = (
     ("program", "output", "syswarden.plugins.outputs.program"),
     ("webhook", "output", "syswarden.plugins.outputs.webhook"),
     ("nats", "output", "syswarden.plugins.outputs.nats"),
+    ("fleet", "service", "syswarden.plugins.fleet"),
 )
 
 #: The built-in subcommands, plugins of their own above ``core/`` (``syswarden/commands/``):
@@ -58,6 +59,7 @@ BUILTIN_COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("capture", "command", "syswarden.commands.capture"),
     ("test-rules", "command", "syswarden.commands.ruletest"),
     ("event-generator", "command", "syswarden.commands.event_generator"),
+    ("fleet-commands", "command", "syswarden.commands.fleet"),
 )
 
 _KIND_OF_HOOK = {

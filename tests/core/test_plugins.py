@@ -62,7 +62,7 @@ def test_builtins_are_registered_in_their_fixed_order():
     names = [r.name for r in plugins.records if r.origin == "built-in"]
     assert names == [name for name, _, _ in BUILTIN_PLUGINS]
     assert names == ["ebpf", "replay", "process", "docker", "rules",
-                     "stdout", "file", "syslog", "program", "webhook", "nats"]
+                     "stdout", "file", "syslog", "program", "webhook", "nats", "fleet"]
 
 
 def test_a_plugin_from_entry_point_metadata_is_found(entry_point_plugin):
