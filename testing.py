@@ -494,9 +494,13 @@ class NatsCluster:
 
         import nats
 
+        async def quiet(exc: Exception) -> None:     # the caller sees the error it raises
+            pass
+
         async def go() -> Any:
             nc = await nats.connect(servers=[u for u, p in zip(self.urls, self.procs) if p],
                                     connect_timeout=2, allow_reconnect=False,
+                                    max_reconnect_attempts=0, error_cb=quiet,
                                     **{**self.auth, **connect})
             try:
                 return await fn(nc.jetstream(timeout=5))
