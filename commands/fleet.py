@@ -13,13 +13,12 @@ import time
 from typing import Any
 
 from syswarden.core.errors import ConfigError
+from syswarden.core.hookspecs import hookimpl
 from syswarden.core.protocols import Command
 from syswarden.core.rules.validate import validate
-from syswarden.plugins.outputs.nats.connection import NatsLink, seconds
-
-from syswarden.core.hookspecs import hookimpl
 from syswarden.plugins.fleet.heartbeat import fleet_bucket, render_status
 from syswarden.plugins.fleet.rules_source import Bundle, open_bucket
+from syswarden.plugins.outputs.nats.connection import NatsLink, seconds
 
 EXIT_OK, EXIT_REFUSED = 0, 2
 

@@ -66,7 +66,7 @@ class Bundle:
                            "pushed_at": self.pushed_at}).encode()
 
     @classmethod
-    def decode(cls, data: bytes, revision: int) -> "Bundle":
+    def decode(cls, data: bytes, revision: int) -> Bundle:
         """Raises ValueError for what is not a bundle."""
         try:
             doc = json.loads(data)
@@ -77,7 +77,7 @@ class Bundle:
                    revision)
 
     @classmethod
-    def from_paths(cls, paths: list[str]) -> "Bundle":
+    def from_paths(cls, paths: list[str]) -> Bundle:
         files = []
         for path in paths:
             with open(path, encoding="utf-8") as f:

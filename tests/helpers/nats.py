@@ -7,7 +7,8 @@ import json
 import pathlib
 import subprocess
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from syswarden.testing import SYSWARDEN
 

@@ -24,7 +24,8 @@ import os
 import re
 import ssl
 import threading
-from typing import Any, Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import trio
@@ -47,7 +48,7 @@ def _servers_problem(servers: list) -> str | None:
             return f"must be URLs, not {url!r}"
         try:
             parts = urlsplit(url if "://" in url else f"nats://{url}")
-            parts.port                      # noqa: B018 - raises on a bad port
+            _ = parts.port              # raises on a bad port
         except ValueError as exc:
             return f"{url!r} is not a URL: {exc}"
         if parts.scheme not in SCHEMES or not parts.hostname:
