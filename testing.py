@@ -454,7 +454,11 @@ class NatsCluster:
         self.auth = auth or {}
         for i in range(size):
             self.start(i, wait=False)
-        self.wait_ready()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.close()
+            raise
 
     @property
     def urls(self) -> list[str]:

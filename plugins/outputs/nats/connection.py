@@ -143,6 +143,11 @@ def _tls_context(tls: dict[str, Any]) -> ssl.SSLContext:
     return ctx
 
 
+def is_tls_error(exc: BaseException) -> bool:
+    """The server's certificate failed verification (or TLS could not be agreed)."""
+    return isinstance(exc, ssl.SSLError) or "certificate verify failed" in str(exc).lower()
+
+
 def is_auth_error(exc: BaseException) -> bool:
     """The server refused the credentials (not: could not be reached)."""
     import nats.errors
@@ -229,17 +234,21 @@ class NatsLink:
         opts = dict(self.options, allow_reconnect=False, max_reconnect_attempts=0)
         nc = nats.NATS()
         bound = opts["connect_timeout"] * len(opts["servers"]) + 1.0
-        try:
-            await asyncio.wait_for(nc.connect(**opts, error_cb=error_cb), bound)
-        except BaseException as exc:
+        attempt = asyncio.ensure_future(nc.connect(**opts, error_cb=error_cb))
+        # not wait_for: a connect that swallows its cancellation would hold wait_for for ever
+        await asyncio.wait({attempt}, timeout=bound)
+        if not attempt.done() or attempt.exception() is not None:
+            failure = attempt.exception() if attempt.done() else \
+                TimeoutError(f"no answer from {self.servers} in {bound:g} s")
+            attempt.cancel()                # abandoned, if it does not end by itself
             with contextlib.suppress(Exception):
-                await nc.close()
-            auth = [e for e in first_errors if is_auth_error(e)]
+                await asyncio.wait_for(nc.close(), 1.0)
+            auth = [e for e in first_errors if is_auth_error(e) or is_tls_error(e)]
             if auth:
-                raise auth[-1] from None
-            if first_errors and isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
-                raise first_errors[-1] from None
-            raise
+                raise auth[-1]
+            if first_errors and isinstance(failure, TimeoutError):
+                raise first_errors[-1]
+            raise failure
         # connected: from now on nats-py reconnects by itself, for ever
         nc.options["allow_reconnect"] = True
         nc.options["max_reconnect_attempts"] = -1

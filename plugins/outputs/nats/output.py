@@ -39,7 +39,7 @@ from syswarden.core.protocols import Output
 from syswarden.core.safe_files import configured_mode
 
 from ..spool import Job, Spool
-from .connection import NatsLink, is_auth_error
+from .connection import NatsLink, is_auth_error, is_tls_error
 
 log = logging.getLogger("syswarden.outputs.nats")
 
@@ -158,6 +158,11 @@ class NatsOutput(Output):
                 raise ConfigError(f"nats: {self.link.servers} refused the credentials: {exc}",
                                   hint="check nats.creds_file, nkey_seed_file, user/password "
                                        "or token") from None
+            if is_tls_error(exc):
+                await trio.to_thread.run_sync(self.link.stop)
+                raise ConfigError(f"nats.tls: {self.link.servers}: {exc}",
+                                  hint="nats.tls.ca_file: the CA that signed the servers' "
+                                       "certificates") from None
             if at_start:
                 log.warning("nats: %s cannot be reached (%s: %s); alerts are spooled in %s "
                             "until it can", self.link.servers, type(exc).__name__, exc,

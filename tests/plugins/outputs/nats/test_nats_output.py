@@ -286,3 +286,71 @@ def test_missing_stream(fresh_stream, tmp_path):
     assert "alerts not published" in log
     failed = [w for w in log.split() if w.startswith("outputs.nats.failed=")]
     assert failed and int(failed[0].split("=")[1]) > 0, log[-2000:]
+
+
+# -- the other credentials, and TLS -------------------------------------------------------------
+
+def _delivered(tmp_path, name: str, urls: list[str], nats: dict) -> str:
+    """An agent with these connection keys delivers its 5 alerts; its log."""
+    proc = start_agent("-c", kit_config(tmp_path, name, urls, 5, nats=nats,
+                                        nats_output={"replicas": 1}),
+                       log=tmp_path / f"{name}.log")
+    try:
+        wait_until(lambda: "outputs.nats" in (tmp_path / f"{name}.log").read_text() or
+                   (spooled(tmp_path / f"{name}.sqlite3") == 0 and
+                    "syswarden ready" in (tmp_path / f"{name}.log").read_text()), 20,
+                   f"{name}: delivered", proc)
+    finally:
+        assert stop(proc) == 0
+    log = (tmp_path / f"{name}.log").read_text()
+    assert "outputs.nats.sent=5" in log, log[-2000:]
+    return log
+
+
+def test_token_and_nkey_seed(tmp_path):
+    import nkeys
+    seed = nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER)
+    user = nkeys.from_seed(bytearray(seed)).public_key.decode()
+    (tmp_path / "user.nk").write_bytes(seed + b"\n")
+    other = nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER)
+    (tmp_path / "other.nk").write_bytes(other + b"\n")
+    conf = f"authorization {{ users: [ {{ nkey: {user} }} ] }}"
+    with nats_cluster(tmp_path / "nk", size=1, conf=conf,
+                      auth={"nkeys_seed": str(tmp_path / "user.nk")}) as server:
+        _delivered(tmp_path, "nk", server.urls, {"nkey_seed_file": str(tmp_path / "user.nk")})
+        err = _refused(tmp_path, "nk2", servers=server.urls, count=1,
+                       nats={"nkey_seed_file": str(tmp_path / "other.nk")})
+        assert "refused the credentials" in err and other.decode() not in err
+    (tmp_path / "token").write_text("t0ken-s3cret\n")
+    with nats_cluster(tmp_path / "tok", size=1, conf='authorization { token: "t0ken-s3cret" }',
+                      auth={"token": "t0ken-s3cret"}) as server:
+        log = _delivered(tmp_path, "tok", server.urls, {"token_file": str(tmp_path / "token")})
+        assert "t0ken-s3cret" not in log
+
+
+def _certificates(d) -> tuple[str, str, str]:
+    """A CA and a server certificate for 127.0.0.1 it signed: (ca, cert, key)."""
+    def ssl_(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+    ssl_("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test CA",
+         "-keyout", f"{d}/ca.key", "-out", f"{d}/ca.pem")
+    ssl_("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+         "-keyout", f"{d}/server.key", "-out", f"{d}/server.csr")
+    (d / "ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    ssl_("x509", "-req", "-in", f"{d}/server.csr", "-CA", f"{d}/ca.pem", "-CAkey",
+         f"{d}/ca.key", "-CAcreateserial", "-days", "2", "-extfile", f"{d}/ext",
+         "-out", f"{d}/server.pem")
+    return f"{d}/ca.pem", f"{d}/server.pem", f"{d}/server.key"
+
+
+def test_tls_verified_by_default(tmp_path):
+    import ssl
+    ca, cert, key = _certificates(tmp_path)
+    ctx = ssl.create_default_context(cafile=ca)
+    with nats_cluster(tmp_path / "tls", size=1,
+                      conf=f'tls {{ cert_file: "{cert}", key_file: "{key}" }}',
+                      auth={"tls": ctx}) as server:
+        urls = [u.replace("nats://", "tls://") for u in server.urls]
+        err = _refused(tmp_path, "t1", servers=urls, count=1)      # the system's CAs only
+        assert "nats.tls" in err and "certificate verify failed" in err.lower()
+        _delivered(tmp_path, "t2", urls, {"tls": {"ca_file": ca}})
