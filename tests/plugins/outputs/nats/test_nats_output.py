@@ -21,6 +21,7 @@ from syswarden.plugins.outputs.nats.output import alert_subject, subject_token
 from syswarden.testing import SYSWARDEN, NatsCluster, make_alert, nats_cluster
 from tests.helpers.nats import (alerts_by_host, kit_config, spooled, start_agent, stop,
                                 wait_until)
+from tests.helpers.paths import REPO
 
 STREAM = "SYSWARDEN_ALERTS"
 
@@ -354,3 +355,22 @@ def test_tls_verified_by_default(tmp_path):
         err = _refused(tmp_path, "t1", servers=urls, count=1)      # the system's CAs only
         assert "nats.tls" in err and "certificate verify failed" in err.lower()
         _delivered(tmp_path, "t2", urls, {"tls": {"ca_file": ca}})
+
+
+def test_the_documented_siem_reader_reads_the_stream(fresh_stream, tmp_path, capsys):
+    """docs/fleet.md's consumer, run once against alerts an agent published."""
+    import re
+    cluster = fresh_stream
+    proc = start_agent("-c", kit_config(tmp_path, "siem", cluster.urls, 3), hostname="siem-1",
+                       log=tmp_path / "siem.log")
+    try:
+        wait_until(lambda: count_in_stream(cluster) >= 3, 30, "alerts in the stream", proc)
+    finally:
+        assert stop(proc) == 0
+    doc = (REPO / "docs" / "fleet.md").read_text()
+    [block] = [b for b in re.findall(r"```python\n(.*?)```", doc, re.S) if "pull_subscribe" in b]
+    block = block.replace('servers=["nats://nats-1:4222"], user_credentials="siem.creds"',
+                          f"servers={cluster.urls!r}")
+    assert "while True:" in block and f"servers={cluster.urls!r}" in block
+    exec(compile(block.replace("while True:", "for _ in range(1):"), "fleet.md", "exec"), {})
+    assert capsys.readouterr().out.splitlines() == ["siem-1 Warning kit kit"] * 3
