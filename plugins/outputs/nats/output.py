@@ -141,29 +141,18 @@ class NatsOutput(Output):
     # -- in the agent's trio thread ---------------------------------------------------------
 
     async def _try_setup(self, at_start: bool) -> bool:
+        """Connect and find (or create) the stream.  At start a refusal is bad input
+        (ConfigError, exit 2); later it is logged and the caller counts and retries."""
         try:
             await self.link.call(self._setup)
-        except ConfigError:
-            raise
         except Exception as exc:
-            refused = _refused_stream(exc)
-            if refused and at_start:
+            problem = self._refusal(exc)
+            if problem is not None and at_start:
                 await trio.to_thread.run_sync(self.link.stop)
-                raise ConfigError(f"nats_output.stream: JetStream refused the stream "
-                                  f"{self.stream!r}: {refused}",
-                                  hint="check nats_output.replicas against the cluster's size"
-                                  ) from None
-            if is_auth_error(exc):
-                await trio.to_thread.run_sync(self.link.stop)
-                raise ConfigError(f"nats: {self.link.servers} refused the credentials: {exc}",
-                                  hint="check nats.creds_file, nkey_seed_file, user/password "
-                                       "or token") from None
-            if is_tls_error(exc):
-                await trio.to_thread.run_sync(self.link.stop)
-                raise ConfigError(f"nats.tls: {self.link.servers}: {exc}",
-                                  hint="nats.tls.ca_file: the CA that signed the servers' "
-                                       "certificates") from None
-            if at_start:
+                raise problem from None
+            if problem is not None:
+                log.error("nats: %s", problem)
+            elif at_start:
                 log.warning("nats: %s cannot be reached (%s: %s); alerts are spooled in %s "
                             "until it can", self.link.servers, type(exc).__name__, exc,
                             self.spool_path)
@@ -171,6 +160,25 @@ class NatsOutput(Output):
         self._ready = True
         self.metrics.set(self._c["connected"], 1)
         return True
+
+    def _refusal(self, exc: Exception) -> ConfigError | None:
+        """What in ``exc`` is the user's to fix (None: NATS is away, try again)."""
+        if isinstance(exc, ConfigError):
+            return exc
+        refused = _refused_stream(exc)
+        if refused:
+            return ConfigError(f"nats_output.stream: JetStream refused the stream "
+                               f"{self.stream!r}: {refused}",
+                               hint="check nats_output.replicas against the cluster's size")
+        if is_auth_error(exc):
+            return ConfigError(f"nats: {self.link.servers} refused the credentials: {exc}",
+                               hint="check nats.creds_file, nkey_seed_file, user/password or "
+                                    "token")
+        if is_tls_error(exc):
+            return ConfigError(f"nats.tls: {self.link.servers}: {exc}",
+                               hint="nats.tls.ca_file: the CA that signed the servers' "
+                                    "certificates")
+        return None
 
     async def run(self, alerts: trio.MemoryReceiveChannel[Alert], *,
                   task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
