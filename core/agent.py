@@ -22,6 +22,10 @@ filters built (rules compiled), the sources, enrichers (the process table's ``/p
 and outputs built, and the outputs, enricher services and sources started (the eBPF source
 compiles and attaches its program then; its own line splits that time).
 
+Services (``syswarden_make_services``: the fleet's heartbeat and rules watcher) start with the
+enrichers' services and stop with them; a plugin that keeps the rules
+(``syswarden_rules_files``) names the files the filters load, at start-up and on each reload.
+
 Signals: SIGINT/SIGTERM stop the sources, let the stages drain, give the outputs
 ``pipeline.shutdown_grace`` seconds to flush, and return 0 (a second signal stops at once).
 SIGHUP reloads the config file and the rules (on a failure the old rules keep running, the error
