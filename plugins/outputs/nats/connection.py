@@ -165,6 +165,7 @@ class NatsLink:
 
     def __init__(self, section: dict[str, Any], name: str) -> None:
         self.options = connect_options(section, name)
+        self.request_timeout = float(section.get("request_timeout") or 5.0)
         self.servers = ", ".join(self.options["servers"])
         self.name = name
         self.nc: Any = None
@@ -222,11 +223,13 @@ class NatsLink:
                             type(exc).__name__, exc or "error", self.errors)
 
         async def disconnected_cb() -> None:
-            if self.closing:
+            if self.closing or self.nc is None:
                 return
             log.warning("nats %s: disconnected from %s", self.name, self.servers)
 
         async def reconnected_cb() -> None:
+            if self.nc is None:
+                return
             log.info("nats %s: reconnected to %s", self.name, self.nc.connected_url.netloc)
 
         # the first attempt: once over the servers (nats-py would try for ever)
@@ -234,7 +237,9 @@ class NatsLink:
         opts = dict(self.options, allow_reconnect=False, max_reconnect_attempts=0)
         nc = nats.NATS()
         bound = opts["connect_timeout"] * len(opts["servers"]) + 1.0
-        attempt = asyncio.ensure_future(nc.connect(**opts, error_cb=error_cb))
+        attempt = asyncio.ensure_future(nc.connect(**opts, error_cb=error_cb,
+                                                   disconnected_cb=disconnected_cb,
+                                                   reconnected_cb=reconnected_cb))
         # not wait_for: a connect that swallows its cancellation would hold wait_for for ever
         await asyncio.wait({attempt}, timeout=bound)
         if not attempt.done() or attempt.exception() is not None:
@@ -249,15 +254,12 @@ class NatsLink:
             if first_errors and isinstance(failure, TimeoutError):
                 raise first_errors[-1]
             raise failure
-        # connected: from now on nats-py reconnects by itself, for ever
+        # connected: from now on nats-py reconnects by itself, for ever (it reads these
+        # options when the connection breaks)
         nc.options["allow_reconnect"] = True
         nc.options["max_reconnect_attempts"] = -1
-        nc.options["disconnected_cb"] = disconnected_cb
-        nc.options["reconnected_cb"] = reconnected_cb
-        nc._disconnected_cb = disconnected_cb
-        nc._reconnected_cb = reconnected_cb
         self.nc = nc
-        self.js = nc.jetstream(timeout=float(self.options.get("request_timeout", 5.0)))
+        self.js = nc.jetstream(timeout=self.request_timeout)
 
     async def close(self) -> None:
         self.closing = True
