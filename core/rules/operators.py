@@ -12,7 +12,8 @@ operator is one declaration here, and a test (``docs/plugins.md`` walks through 
 Each operator becomes a predicate ``value -> bool`` built once per check, its constant
 prepared at load time (a frozenset for ``in``, a compiled regex for ``glob``/``regex``, integer
 masks for CIDR networks).  Semantics are Falco's: ``glob`` and ``regex`` match the whole value
-(``*`` and ``?`` stop at ``/``); ``pmatch`` is a prefix match by path component (globs allowed);
+(``fnmatch`` without ``FNM_PATHNAME``: ``*`` and ``?`` cross ``/``); ``pmatch`` is a prefix match
+by path component (globs allowed, matched within a component);
 ordering operators compare numbers, or strings as strings; ``in``/``intersects``/``=`` on an IP
 field accept CIDR networks.  Multi-valued fields hold when any element does
 (:func:`any_element`), ``!=`` when no element equals (:func:`no_element`).
@@ -38,16 +39,26 @@ Pred = Callable[[Any], bool]
 # Predicates on single values
 # ---------------------------------------------------------------------------------------------
 
-def glob_regex(pattern: str, icase: bool, prefix: bool = False) -> re.Pattern:
-    """A shell glob as a regex: ``*`` and ``?`` do not cross ``/``; ``[...]`` classes."""
+def glob_regex(pattern: str, icase: bool, prefix: bool = False,
+               pathname: bool = False) -> re.Pattern:
+    """A shell glob as a regex, as glibc's ``fnmatch`` reads it with Falco's flags (none, or
+    ``FNM_CASEFOLD`` for ``icase``): ``*`` and ``?`` match any character, ``/`` included;
+    ``[...]`` classes (``[!...]`` negated); a backslash makes the next character literal.
+    ``pathname`` (``pmatch``, which matches a path component by component) keeps ``*`` and
+    ``?`` inside one component, as ``FNM_PATHNAME`` does; ``prefix`` lets whole components
+    follow."""
+    star, one = ("[^/]*", "[^/]") if pathname else (".*", ".")
     out = []
     i = 0
     while i < len(pattern):
         c = pattern[i]
         if c == "*":
-            out.append("[^/]*")
+            out.append(star)
         elif c == "?":
-            out.append("[^/]")
+            out.append(one)
+        elif c == "\\" and i + 1 < len(pattern):
+            i += 1
+            out.append(re.escape(pattern[i]))
         elif c == "[":
             start = i + 2 if pattern[i + 1:i + 2] in ("!", "^") else i + 1
             if pattern[start:start + 1] == "]":      # a first ] is a member: []a] [!]a]
@@ -82,7 +93,8 @@ def pmatch_pred(paths: list[str]) -> Pred:
     globs: list[re.Pattern] = []
     for p in paths:
         if any(ch in p for ch in "*?["):
-            globs.append(glob_regex(p.rstrip("/") or "/", False, prefix=True))
+            globs.append(glob_regex(p.rstrip("/") or "/", False, prefix=True,
+                                    pathname=True))
         else:
             exact.add(p.rstrip("/") or "/")
     root = "/" in exact
@@ -606,8 +618,9 @@ for _op in (
     Operator("endswith", Kind.VALUE, "the value ends with the constant", _endswith,
              pair=lambda a, b: str(a).endswith(str(b)), inline="{v}.endswith({k})",
              inline_if=_on_strings, types=TEXT_TYPES),
-    Operator("glob", Kind.VALUE, "the whole value matches a shell glob (`*` and `?` do not "
-             "match `/`; `[...]` classes)", _matches, const=glob_const(False),
+    Operator("glob", Kind.VALUE, "the whole value matches a shell glob, as `fnmatch` "
+             "without `FNM_PATHNAME` (`*` and `?` match `/` too; `[...]` classes; a "
+             "backslash escapes)", _matches, const=glob_const(False),
              pair=_glob_pair(False), types=TEXT_TYPES),
     Operator("iglob", Kind.VALUE, "`glob`, ignoring case", _matches, const=glob_const(True),
              pair=_glob_pair(True), types=TEXT_TYPES),

@@ -389,7 +389,7 @@ def _glob_runs(const: Any) -> list[str] | None:
         if ch == "\\" and i + 1 < len(regex):        # re.escape: a literal character
             cur += regex[i + 1]
             i += 2
-        elif ch == "[":                                # a class: [^/] (? and *) or [...]
+        elif ch == "[":                                # a class: [...] (or [^/], [^/]*)
             runs.append(cur)
             cur = ""
             i += 1
@@ -402,7 +402,11 @@ def _glob_runs(const: Any) -> list[str] | None:
             i += 1
             if regex[i:i + 1] == "*":
                 i += 1
-        elif ch in ".^$*+?{}()|":                      # not from a glob: not understood
+        elif ch == ".":                                # . (?) or .* (*): any characters
+            runs.append(cur)
+            cur = ""
+            i += 2 if regex[i + 1:i + 2] == "*" else 1
+        elif ch in "^$*+?{}()|":                       # not from a glob: not understood
             return None
         else:
             cur += ch

@@ -48,7 +48,17 @@ CASES = [
     ("fd.name icontains ETC/SHA", OPEN_ETC, True),
     ("fd.name contains ETC", OPEN_ETC, False),
     ("fd.name glob /etc/*", OPEN_ETC, True),
-    ("fd.name glob /*", OPEN_ETC, False),                 # * does not cross /
+    # Falco's glob is fnmatch without FNM_PATHNAME: * and ? cross /
+    ("fd.name glob /*", OPEN_ETC, True),
+    ("fd.name glob '*/shadow'", OPEN_ETC, True),
+    ("fd.name glob '/etc?shadow'", OPEN_ETC, True),
+    ("fd.name glob '/etc/\\*'", OPEN_ETC, False),       # a backslash escapes: a literal *
+    ("fd.name glob '/etc/\\shadow'", OPEN_ETC, True),   # \s is s
+    ("fd.name glob '*../*../*'", dict(OPEN_ETC, name="/etc/../etc/../etc/shadow"), True),
+    ("fd.name glob '*../*../*'", dict(OPEN_ETC, name="/etc/../etc/shadow"), False),
+    ("fd.name pmatch (/*/shadow)", OPEN_ETC, True),
+    ("fd.name pmatch (/*)", dict(OPEN_ETC, name="/etc/x/y"), True),  # pmatch: by component
+    ("fd.name pmatch (/e*/y)", dict(OPEN_ETC, name="/etc/x/y"), False),
     ("fd.name glob '/etc/sh?dow'", OPEN_ETC, True),
     ("fd.name glob '/etc/[rs]hadow'", OPEN_ETC, True),
     ("fd.name glob '/etc/[]s]hadow'", OPEN_ETC, True),    # a first ] is a class member

@@ -125,7 +125,11 @@ def test_fd_fields_of_a_call_that_takes_only_a_dirfd_need_no_open(tmp_path, evt_
      ["/root/.bash_history", "/root/.zsh_history.bak"], ["/root/.bashrc"]),   # wider: contains
     ("fd.name glob /proc/*/environ",
      Term(frozenset(), frozenset({"/proc/"}), frozenset({"/environ"})),
-     ["/proc/1/environ", "/proc/self/environ"], ["/proc/1/cmdline", "/etc/environ"]),
+     ["/proc/1/environ", "/proc/self/environ", "/proc/1/task/1/environ"],   # * crosses /
+     ["/proc/1/cmdline", "/etc/environ"]),
+    ("fd.name glob '/etc/?hadow'",                 # ? crosses / too (fnmatch, no FNM_PATHNAME)
+     Term(frozenset(), frozenset({"/etc/"}), frozenset({"hadow"})),
+     ["/etc/shadow", "/etc//hadow"], ["/etc/passwd"]),
     ("fd.nameraw glob '*../*../*'", Term(frozenset(), None, frozenset({"../"})),
      ["/a../b../c", "/a/../../c", "../../x"], ["/a/b/c"]),
     ("fd.name contains /.ssh/ and fd.name glob /home/*/.ssh/*",
