@@ -155,13 +155,11 @@ class Lexer:
         return None
 
     def _transformer(self, start: int) -> Token | None:
-        """``tolower(`` (any transformer or ``val`` followed by ``(``) at ``start``."""
+        """``tolower(`` (a transformer or ``val`` and ``(``, no blank between) at ``start``."""
         m = _IDENT.match(self.text, start)
-        if m and m.group() in TRANSFORMERS:
-            after = _WS.match(self.text, m.end()).end()
-            if self.text.startswith("(", after):
-                self.pos = after + 1
-                return Token(TokenType.TRANSFORMER, m.group(), start)
+        if m and m.group() in TRANSFORMERS and self.text.startswith("(", m.end()):
+            self.pos = m.end() + 1
+            return Token(TokenType.TRANSFORMER, m.group(), start)
         return None
 
     def operand(self) -> Token:

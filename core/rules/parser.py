@@ -30,7 +30,7 @@ from . import ast
 from .lexer import Lexer, TokenType
 from .operators import OPERATORS, Kind
 
-__all__ = ["parse", "RuleError"]
+__all__ = ["parse", "parse_operand", "RuleError"]
 
 
 def parse(text: str, location: Location | None = None) -> ast.Node:
@@ -48,6 +48,15 @@ def parse(text: str, location: Location | None = None) -> ast.Node:
         raise lx.error(f"unexpected {lx.text[lx.pos:lx.pos + 12]!r} after a complete "
                        "expression, expected 'and', 'or' or ')'")
     return node
+
+
+def parse_operand(text: str, pos: int = 0, location: Location | None = None
+                  ) -> tuple[ast.FieldRef, int]:
+    """A field or a transformer call at ``pos`` of ``text`` (an output's ``%`` token), and
+    the offset just after it; whatever follows is not read.  Raises :class:`RuleError`."""
+    lx = Lexer(text, location)
+    lx.pos = pos
+    return _operand(lx), lx.pos
 
 
 def _or_expr(lx: Lexer) -> ast.Node:
