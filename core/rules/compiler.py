@@ -26,7 +26,8 @@ from .lexer import Lexer
 from .limits import (MAX_CONDITION_NODES, MAX_LIST_ITEMS, MAX_MACRO_DEPTH, MAX_TOTAL_LIST_ITEMS,
                      MAX_TOTAL_NODES, over)
 from .lists import flatten_lists
-from .operators import OPERATORS, ConstError, Kind, NotANumber, Operator, apply_transform
+from .operators import (OPERATORS, ConstError, Kind, NotANumber, Operator, apply_transform,
+                        type_kind)
 from .parser import parse
 from .resolved import BoundField, MacroDef, Origin, RCheck, RMacro, RNode, inlined_size
 
@@ -212,7 +213,10 @@ class Compiler:
                 raise origin.error(value.pos, f"val() cannot be used with '{op}'")
             rhs = self.bind_field(value.field, origin)
             self._check_type(operator, ftype, ref, origin, node.pos)
-            if operator.pair_same_kind and ftype.is_numeric != rhs.type.is_numeric:
+            if FieldType.IPNET in (ftype, rhs.type):
+                raise origin.error(value.pos, "val() cannot be used with a network field "
+                                              f"({bf.key if ftype is FieldType.IPNET else rhs.key})")
+            if type_kind(ftype) != type_kind(rhs.type):
                 raise origin.error(value.pos, f"cannot compare {bf.key} ({ftype.value}) with "
                                               f"{rhs.key} ({rhs.type.value})")
             return RCheck(bf, op, rhs=rhs, pred=operator.pair)
@@ -291,6 +295,9 @@ class Compiler:
                  bf: BoundField) -> Any:
         """One value's text as ``operator``'s constant for the field (a located error when
         it cannot be one); ``evt.rawarg``, of no fixed type, keeps a word as text."""
+        if "\x00" in text and bf.type is not FieldType.BYTEBUF:
+            raise origin.error(pos, f"a NUL byte cannot be in a value compared with {bf.key} "
+                                    "(only a byte buffer holds one)")
         try:
             return operator.const(text, bf.type, bf.key)
         except NotANumber as exc:

@@ -11,8 +11,8 @@ Lexical rules, as in falcosecurity/libs ``filter/parser.cpp``:
 - identifier: ``[a-zA-Z][a-zA-Z0-9_]*``; field name: identifiers joined by dots (at least one);
 - field argument: ``[`` then a quoted string or ``[^ \\t\\n\\r\\[\\]"']+`` then ``]``;
 - bare value: ``[^ \\t\\n\\r(),="']+``; quoted value: ``"..."`` or ``'...'`` with the escapes
-  ``\\"`` ``\\'`` ``\\\\`` ``\\n`` ``\\t`` ``\\r`` ``\\b`` ``\\f`` ``\\xHH`` (any other backslash
-  stays);
+  ``\\"`` ``\\'`` ``\\\\`` ``\\n`` ``\\t`` ``\\r`` ``\\b`` ``\\f`` ``\\xHH`` (exactly two hex
+  digits; any other backslash stays);
 - keywords ``and`` ``or`` ``not`` end at a non-identifier character;
 - operators: the spellings of :data:`~.operators.OPERATORS` (docs/operators.md), punctuation
   longest first (``<=`` before ``<``), words ending at a non-identifier character.
@@ -247,7 +247,9 @@ class Lexer:
                 nxt = text[i + 1]
                 if nxt in _ESCAPES:
                     out.append(_ESCAPES[nxt])
-                elif nxt == "x" and _HEX2.fullmatch(text, i + 2, i + 4):
+                elif nxt == "x":
+                    if not _HEX2.fullmatch(text, i + 2, i + 4):
+                        raise self.error("\\x needs two hexadecimal digits (\\x41)", i)
                     out.append(chr(int(text[i + 2:i + 4], 16)))
                     i += 4
                     continue

@@ -223,7 +223,8 @@ IP_TYPES = frozenset({FieldType.IPADDR, FieldType.IPNET})
 
 
 def parse_int(text: str) -> int | None:
-    """A number as Falco reads one: decimal, ``0x``/``0o``/``0b``, or an integral float."""
+    """A number as Falco reads one: decimal (leading zeros allowed) or ``0x``/``0o``/``0b``.
+    A float (``1.0``) is not one: Falco refuses it on every numeric field."""
     t = text.strip()
     try:
         return int(t, 0)
@@ -232,12 +233,7 @@ def parse_int(text: str) -> int | None:
     try:
         return int(t)
     except ValueError:
-        pass
-    try:
-        f = float(t)
-    except ValueError:
         return None
-    return int(f) if f.is_integer() else None
 
 
 def _number(text: str, ftype: FieldType, field: str) -> int:
@@ -335,7 +331,18 @@ class Kind(enum.Enum):
 ANY_TYPE = frozenset(FieldType)
 TEXT_TYPES = frozenset({FieldType.STRING, FieldType.CHARBUF, FieldType.BYTEBUF})
 STRING_TYPES = frozenset(t for t in FieldType if t.is_string)
-ORDERED_TYPES = ANY_TYPE - {FieldType.BOOL} - IP_TYPES
+ORDERED_TYPES = ANY_TYPE - {FieldType.BOOL, FieldType.BYTEBUF} - IP_TYPES
+BYTES_TYPES = frozenset({FieldType.BYTEBUF})
+
+
+def type_kind(ftype: FieldType) -> str:
+    """What a field compares as with another field (``val()``): a number, a string, a
+    boolean, an address or bytes; Falco compares fields of one type only."""
+    if ftype.is_numeric:
+        return "number"
+    if ftype.is_string:
+        return "string"
+    return ftype.value
 
 
 def _always(*_: Any) -> bool:
@@ -367,7 +374,8 @@ class Operator:
       converted, a :class:`ConstError` when it cannot be; a list operator converts each
       item, then ``gather`` makes the check's constant of them;
     - ``pair``: ``(lhs, rhs) -> bool`` for a comparison with another field (``val()``);
-      None refuses ``val()``.  ``pair_same_kind``: both sides numeric or neither;
+      None refuses ``val()``.  Both sides must be of one kind (:func:`type_kind`), as in
+      Falco;
     - ``inline``: the check as a Python expression in generated code, ``{v}`` the value and
       ``{k}`` the constant, used when ``inline_if(field type, constant)``; otherwise the
       generated code calls the predicate.  ``"True"`` leaves only the test that the field
@@ -392,7 +400,6 @@ class Operator:
     const: Callable[[str, FieldType, str], Any] = typed_const
     gather: Callable[[list[Any], FieldType], Any] = collection
     pair: Callable[[Any, Any], bool] | None = None
-    pair_same_kind: bool = False
     inline: str | None = None
     inline_if: Callable[[FieldType, Any], bool] = _always
     many: Callable[[Pred, Any, FieldType], Pred] = _any_element
@@ -540,7 +547,7 @@ def _ordering(name: str, cmp: Callable[[Any, Any], bool], doc: str) -> Operator:
         except TypeError:
             return False
     return Operator(name, Kind.VALUE, doc, pred, types=ORDERED_TYPES, const=number_or_text,
-                    pair=pair, pair_same_kind=True, inline=f"{{v}} {name} {{k}}",
+                    pair=pair, inline=f"{{v}} {name} {{k}}",
                     inline_if=_numeric)
 
 
@@ -576,12 +583,6 @@ def _glob_pair(icase: bool) -> Callable[[Any, Any], bool]:
     return lambda a, b: glob_regex(str(b), icase).fullmatch(str(a)) is not None
 
 
-def _regex_pair(a: Any, b: Any) -> bool:
-    try:
-        return re.fullmatch(str(b), str(a)) is not None
-    except re.error:
-        return False
-
 
 def _non_empty(pred: Pred, const: Any, ftype: FieldType) -> Pred:
     return lambda values: len(values) > 0
@@ -603,29 +604,29 @@ for _op in (
              inline_if=_on_strings, types=TEXT_TYPES),
     Operator("icontains", Kind.VALUE, "the value contains the constant, ignoring case",
              _icontains, const=lowered, pair=lambda a, b: str(b).lower() in str(a).lower(),
-             inline="{k} in {v}.lower()", inline_if=_on_strings, types=TEXT_TYPES),
+             inline="{k} in {v}.lower()", inline_if=_on_strings, types=STRING_TYPES),
     Operator("bcontains", Kind.VALUE, "the value contains the bytes written in hexadecimal "
              "(`CAFE`)", lambda const, ftype: lambda v: const in _to_bytes(v),
              const=hex_bytes("bcontains"), pair=lambda a, b: _to_bytes(b) in _to_bytes(a),
-             types=TEXT_TYPES),
+             types=BYTES_TYPES),
     Operator("startswith", Kind.VALUE, "the value starts with the constant", _startswith,
              pair=lambda a, b: str(a).startswith(str(b)), inline="{v}.startswith({k})",
              inline_if=_on_strings, types=TEXT_TYPES),
     Operator("bstartswith", Kind.VALUE, "the value starts with the bytes written in "
              "hexadecimal", lambda const, ftype: lambda v: _to_bytes(v).startswith(const),
              const=hex_bytes("bstartswith"),
-             pair=lambda a, b: _to_bytes(a).startswith(_to_bytes(b)), types=TEXT_TYPES),
+             pair=lambda a, b: _to_bytes(a).startswith(_to_bytes(b)), types=BYTES_TYPES),
     Operator("endswith", Kind.VALUE, "the value ends with the constant", _endswith,
              pair=lambda a, b: str(a).endswith(str(b)), inline="{v}.endswith({k})",
              inline_if=_on_strings, types=TEXT_TYPES),
     Operator("glob", Kind.VALUE, "the whole value matches a shell glob, as `fnmatch` "
              "without `FNM_PATHNAME` (`*` and `?` match `/` too; `[...]` classes; a "
              "backslash escapes)", _matches, const=glob_const(False),
-             pair=_glob_pair(False), types=TEXT_TYPES),
+             pair=_glob_pair(False), types=STRING_TYPES),
     Operator("iglob", Kind.VALUE, "`glob`, ignoring case", _matches, const=glob_const(True),
-             pair=_glob_pair(True), types=TEXT_TYPES),
+             pair=_glob_pair(True), types=STRING_TYPES),
     Operator("regex", Kind.VALUE, "the whole value matches a regular expression (Python's "
-             "syntax)", _matches, const=regex_const, pair=_regex_pair, types=TEXT_TYPES),
+             "syntax); not with `val()`", _matches, const=regex_const, types=STRING_TYPES),
     Operator("in", Kind.LIST, "equal to an item of the list; on an IP field items may be "
              "CIDR networks", _member, inline="{v} in {k}", inline_if=_hashed,
              event_types="in", cheap=True),

@@ -14,7 +14,7 @@ Grammar (precedence ``not`` > ``and`` > ``or``; keywords and operators are case 
     list_value  := "(" [ item ( "," item )* ] ")" | LIST_NAME
     item        := QUOTED | BARE                  (a bare item naming a list is expanded)
     value       := QUOTED | BARE | rhs_field
-    rhs_field   := "val(" operand ")" | TRANSFORMER "(" rhs_field | operand ")"
+    rhs_field   := "val(" FIELD ")" | TRANSFORMER "(" operand ")"
     TRANSFORMER := tolower | toupper | b64 | basename | len
     UNARY_OP, LIST_OP, OP := the operators of :data:`~.operators.OPERATORS` of each kind
                  (UNARY, LIST, VALUE), listed in docs/operators.md
@@ -175,17 +175,15 @@ def _value(lx: Lexer) -> ast.Literal | ast.FieldValue:
 
 
 def _rhs_field(lx: Lexer, transformer: str) -> ast.FieldRef:
-    """After ``val(`` or ``tolower(`` on the right side: the field, transformed."""
+    """After ``val(`` or ``tolower(`` on the right side: ``val(`` takes a field (not a
+    transformer, as in Falco), a transformer a field or another transformer."""
     if transformer == "val":
-        field = _operand(lx)
-    else:
-        save = lx.pos
         tok = lx.operand()
-        if tok.type is TokenType.TRANSFORMER and tok.value == "val":
-            field = _rhs_field(lx, "val")
-        else:
-            lx.pos = save
-            field = _operand(lx)
+        if tok.type is not TokenType.FIELD:
+            raise lx.error("val() takes a field", tok.pos)
+        field = ast.FieldRef(tok.value, tok.arg, tok.pos)
+    else:
+        field = _operand(lx)
     if lx.punct(")") is None:
         raise lx.error(f"expected ')' to close {transformer}(")
     if transformer == "val":
