@@ -84,6 +84,8 @@ class Compiler:
         raise TypeError(node)  # pragma: no cover
 
     def _macro(self, ref: ast.MacroRef, origin: Origin) -> RNode:
+        if self._resolving:
+            self._check_visible(ref, origin)
         cached = self._macro_cache.get(ref.name)
         if cached is not None:
             return cached
@@ -114,6 +116,18 @@ class Compiler:
                             mdef.origin.location, hint=_SMALLER)
         self._macro_cache[ref.name] = rm
         return rm
+
+    def _check_visible(self, ref: ast.MacroRef, origin: Origin) -> None:
+        """A macro uses only the macros defined before it (Falco's visibility order): one
+        defined later is an undefined macro there."""
+        user = self.macros[self._resolving[-1]]
+        used = self.macros.get(ref.name)
+        if used is None or user.visibility is None or used.index is None or \
+                ref.name == user.name:
+            return
+        if used.index >= user.visibility:
+            raise origin.error(ref.pos, f"undefined macro '{ref.name}': macro '{user.name}' "
+                                        "can use only the macros defined before it")
 
     def check_size(self, node: RNode, what: str, location: Location | None) -> None:
         """Refuse a rule's resolved condition that, macros inlined, has over
@@ -214,8 +228,9 @@ class Compiler:
             rhs = self.bind_field(value.field, origin)
             self._check_type(operator, ftype, ref, origin, node.pos)
             if FieldType.IPNET in (ftype, rhs.type):
-                raise origin.error(value.pos, "val() cannot be used with a network field "
-                                              f"({bf.key if ftype is FieldType.IPNET else rhs.key})")
+                net = bf.key if ftype is FieldType.IPNET else rhs.key
+                raise origin.error(value.pos, f"val() cannot be used with a network field "
+                                              f"({net})")
             if type_kind(ftype) != type_kind(rhs.type):
                 raise origin.error(value.pos, f"cannot compare {bf.key} ({ftype.value}) with "
                                               f"{rhs.key} ({rhs.type.value})")
@@ -227,6 +242,7 @@ class Compiler:
             rc = RCheck(bf, op, const, pred=pred)
         else:
             assert isinstance(value, ast.Literal)
+            value = self._substitute(value, origin)
             items = [(value.value, value.pos)]
             const = self._convert(value.value, operator, value.pos, origin, bf)
             rc = RCheck(bf, op, const, pred=operator.pred(const, ftype))
@@ -235,6 +251,20 @@ class Compiler:
             rc.types = frozenset(const) if operator.kind is Kind.LIST else frozenset([const])
             rc.negate_types = operator.event_types == "not in"
         return rc
+
+    def _substitute(self, value: ast.Literal, origin: Origin) -> ast.Literal:
+        """A bare value naming a list, where one value stands: Falco substitutes list names
+        as text wherever they appear, so a list of one item is that item; any other is an
+        error (Falco's condition would not parse)."""
+        if value.quoted or value.value not in self.lists:
+            return value
+        items = self.lists[value.value]
+        self.used_lists.add(value.value)
+        if len(items) != 1:
+            raise origin.error(value.pos, f"'{value.value}' is a list of {len(items)} items: "
+                                          "a list stands after a list operator (in, "
+                                          "intersects, pmatch)")
+        return ast.Literal(_unquote(items[0]), value.pos, True)
 
     def _check_type(self, operator: Operator, ftype: FieldType, ref: ast.FieldRef,
                     origin: Origin, pos: int) -> None:

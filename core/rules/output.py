@@ -107,9 +107,10 @@ _TOKEN_START = re.compile(r"[a-zA-Z][a-zA-Z0-9_]*[.(]")
 
 def _longest_field(fmt: str, pct: int, at: int, comp: Compiler, origin: Origin
                    ) -> tuple[ast.FieldRef, BoundField, int] | None:
-    """The longest field or transformer call at ``at`` (of the ``%`` at ``pct``) that binds, as Falco reads a ``%``
-    token (``%proc.nameand`` is ``proc.name`` then ``and``): (ref, bound field, end).  None
-    when nothing field-shaped starts there; the first error when nothing binds."""
+    """The longest field or transformer call at ``at`` (of the ``%`` at ``pct``) that binds,
+    as Falco reads a ``%`` token (``%proc.nameand`` is ``proc.name`` then ``and``): (ref,
+    bound field, end).  None when nothing field-shaped starts there; the first error when
+    nothing binds."""
     if not _TOKEN_START.match(fmt, at):
         return None
     limit, first = len(fmt), None
