@@ -61,12 +61,13 @@ Value = Union[Literal, ListLit, FieldValue]
 @dataclass(frozen=True)
 class Check:
     """``field op value``; ``op`` as written (``==`` too); ``value`` is None for a unary
-    operator (``exists``)."""
+    operator (``exists``); ``mod`` a list modifier (``startswith anyof (a, b)``)."""
 
     field: FieldRef
     op: str
     value: Value | None
     pos: int
+    mod: str | None = None
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,8 @@ from .lexer import Lexer
 from .limits import (MAX_CONDITION_NODES, MAX_LIST_ITEMS, MAX_MACRO_DEPTH, MAX_TOTAL_LIST_ITEMS,
                      MAX_TOTAL_NODES, over)
 from .lists import flatten_lists
-from .operators import (OPERATORS, ConstError, Kind, NotANumber, Operator, apply_transform,
-                        type_kind)
+from .operators import (MODIFIERS, OPERATORS, ConstError, Kind, NotANumber, Operator,
+                        apply_transform, type_kind)
 from .parser import parse
 from .resolved import BoundField, MacroDef, Origin, RCheck, RMacro, RNode, inlined_size
 
@@ -236,6 +236,12 @@ class Compiler:
                                               f"{rhs.key} ({rhs.type.value})")
             return RCheck(bf, op, rhs=rhs, pred=operator.pair)
         self._check_type(operator, ftype, ref, origin, node.pos)
+        if node.mod is not None:
+            assert isinstance(value, ast.ListLit)
+            items = self._expand(value, origin, dedup=False)
+            consts = tuple(self._convert(v, operator, p, origin, bf) for v, p in items)
+            pred = MODIFIERS[node.mod](tuple(operator.pred(c, ftype) for c in consts))
+            return RCheck(bf, f"{op} {node.mod}", consts, pred=pred)
         if operator.kind is Kind.LIST:
             assert isinstance(value, ast.ListLit)
             items, const, pred = self._list_const(value, operator, bf, origin)
@@ -272,10 +278,13 @@ class Compiler:
             raise origin.error(pos, operator.type_error.format(
                 op=operator.name, field=ref.text(), type=ftype.value))
 
-    def _expand(self, value: ast.ListLit, origin: Origin) -> list[tuple[str, int]]:
+    def _expand(self, value: ast.ListLit, origin: Origin, dedup: bool = True
+                ) -> list[tuple[str, int]]:
         """The items of ``(...)``, lists substituted, each once (with the position of its
-        first mention); over :data:`~.limits.MAX_LIST_ITEMS` is an error at the item."""
+        first mention) unless not ``dedup`` (a modifier counts items); over
+        :data:`~.limits.MAX_LIST_ITEMS` is an error at the item."""
         out: dict[str, int] = {}
+        every: list[tuple[str, int]] = []
         size = 0
         for item in value.items:
             if not item.quoted and item.value in self.lists:
@@ -288,10 +297,12 @@ class Compiler:
                                                       MAX_LIST_ITEMS, "items"))
                 for v in items:
                     out.setdefault(_unquote(v), item.pos)
+                    every.append((_unquote(v), item.pos))
             else:
                 size += 1
                 out.setdefault(item.value, item.pos)
-        return list(out.items())
+                every.append((item.value, item.pos))
+        return list(out.items()) if dedup else every
 
     def _list_const(self, value: ast.ListLit, operator: Operator, bf: BoundField,
                     origin: Origin) -> tuple[list[tuple[str, int]], Any, Callable[[Any], bool]]:

@@ -25,7 +25,7 @@ from .ast import Const
 from .codegen import Namespace, build_matcher, compile_node
 from .compiler import Compiler, compile_condition
 from .loader import Loader, LoadResult, exception_field, rule_condition
-from .operators import OPERATORS
+from .operators import OPERATORS, split_modified
 from .output import compile_output
 from .limits import MAX_GENERATED_NODES, over
 from .resolved import Origin, RNode, inlined_size
@@ -127,7 +127,8 @@ def _check_exceptions(rd: Any, comp: Compiler) -> None:
                 raise RuleError(f"exception '{exc.name}': unknown field '{f}'",
                                 exc.location) from None
             operator = OPERATORS.get(c)
-            if c is not None and (operator is None or not operator.comparator):
+            if c is not None and split_modified(c) is None and \
+                    (operator is None or not operator.comparator):
                 raise RuleError(f"exception '{exc.name}': '{c}' is not a comparison operator",
                                 exc.location)
 

@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass
 
 from ..errors import Location, RuleError
-from .operators import OPERATORS
+from .operators import MODIFIERS, OPERATORS
 
 
 class TokenType(enum.Enum):
@@ -216,6 +216,20 @@ class Lexer:
             raise self.error("unexpected end of condition, expected an operator")
         found = m.group() if m else self.text[start]
         raise self.error(f"expected an operator, found {found!r}")
+
+    def modifier(self) -> Token | None:
+        """``oneof``, ``anyof`` or ``allof`` if next, followed by a list (``(`` or a name)."""
+        self.skip_ws()
+        m = _IDENT.match(self.text, self.pos)
+        if m is None or m.group() not in MODIFIERS:
+            return None
+        after = _WS.match(self.text, m.end()).end()
+        nxt = _IDENT.match(self.text, after)
+        if self.text.startswith("(", after) or (nxt and nxt.group() not in ("and", "or", "not")):
+            tok = Token(TokenType.WORD, m.group(), self.pos)
+            self.pos = m.end()
+            return tok
+        return None
 
     def value(self) -> Token:
         """A quoted or bare value (or ``val(`` / a transformer, for the right side)."""

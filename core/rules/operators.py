@@ -384,7 +384,9 @@ class Operator:
       (default: any value holds);
     - ``event_types``: on ``evt.type``, what the constant says of the event's type: ``"in"``
       (among the constants) or ``"not in"``; the rule is then indexed by those types;
-    - ``cheap``: one equality or set lookup, tested before a rule's other checks.
+    - ``cheap``: one equality or set lookup, tested before a rule's other checks;
+    - ``modifiers``: it may be followed by a list modifier (:data:`MODIFIERS`):
+      ``proc.name startswith anyof (a, b)``.
 
     Every operator but a unary one may be a comparator of a rule's exceptions; a list
     operator's exception values are written as a list.
@@ -405,6 +407,7 @@ class Operator:
     many: Callable[[Pred, Any, FieldType], Pred] = _any_element
     event_types: str | None = None
     cheap: bool = False
+    modifiers: bool = False
 
     @property
     def spelled(self) -> tuple[str, ...]:
@@ -479,9 +482,54 @@ OPERATORS = Registry()
 
 
 def takes_list(spelling: Any) -> bool:
-    """Whether ``spelling`` is a list operator (its right side a list, in an exception too)."""
+    """Whether ``spelling`` is a list operator, or an operator with a list modifier
+    (``startswith oneof``): its right side a list, in an exception too."""
     op = OPERATORS.get(spelling)
-    return op is not None and op.kind is Kind.LIST
+    if op is not None:
+        return op.kind is Kind.LIST
+    return split_modified(spelling) is not None
+
+
+# ---------------------------------------------------------------------------------------------
+# List modifiers (Falco 0.44): ``proc.name startswith anyof (a, b)``
+# ---------------------------------------------------------------------------------------------
+
+def _exactly_one(preds: tuple[Pred, ...]) -> Pred:
+    def oneof(v: Any) -> bool:
+        n = 0
+        for p in preds:
+            if p(v):
+                n += 1
+                if n > 1:
+                    return False
+        return n == 1
+    return oneof
+
+
+def _at_least_one(preds: tuple[Pred, ...]) -> Pred:
+    return lambda v: any(p(v) for p in preds)
+
+
+def _every(preds: tuple[Pred, ...]) -> Pred:
+    return lambda v: bool(preds) and all(p(v) for p in preds)
+
+
+#: How a modifier combines an operator's test against each item of the list: exactly one
+#: item, at least one, every item (never true of an empty list).  Items are not deduplicated:
+#: ``= oneof (a, a)`` is false of ``a``.
+MODIFIERS: dict[str, Callable[[tuple[Pred, ...]], Pred]] = {
+    "oneof": _exactly_one, "anyof": _at_least_one, "allof": _every}
+
+
+def split_modified(spelling: Any) -> tuple[Operator, str] | None:
+    """``"startswith oneof"`` -> (the operator, the modifier); None when it is not one."""
+    if not isinstance(spelling, str):
+        return None
+    parts = spelling.split()
+    if len(parts) != 2 or parts[1] not in MODIFIERS:
+        return None
+    op = OPERATORS.get(parts[0])
+    return (op, parts[1]) if op is not None and op.modifiers else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -591,42 +639,46 @@ def _non_empty(pred: Pred, const: Any, ftype: FieldType) -> Pred:
 for _op in (
     Operator("=", Kind.VALUE, "equal; on an IP field the constant may be a CIDR network that "
              "holds the address", _equal, spellings=("==",), pair=lambda a, b: a == b,
-             inline="{v} == {k}", inline_if=_not_ip, event_types="in", cheap=True),
+             inline="{v} == {k}", inline_if=_not_ip, event_types="in", cheap=True,
+             modifiers=True),
     Operator("!=", Kind.VALUE, "not equal; a multi-valued field holds when none of its "
              "values equals", _not_equal, pair=lambda a, b: a != b, inline="{v} != {k}",
-             inline_if=_not_ip, many=_none_equal, event_types="not in"),
+             inline_if=_not_ip, many=_none_equal, event_types="not in", modifiers=True),
     _ordering("<", lt, "less than: numbers as numbers, strings as strings"),
     _ordering("<=", le, "less than or equal"),
     _ordering(">", gt, "greater than"),
     _ordering(">=", ge, "greater than or equal"),
     Operator("contains", Kind.VALUE, "the value contains the constant (as bytes, on a byte buffer)",
              _contains, pair=lambda a, b: str(b) in str(a), inline="{k} in {v}",
-             inline_if=_on_strings, types=TEXT_TYPES),
+             inline_if=_on_strings, types=TEXT_TYPES, modifiers=True),
     Operator("icontains", Kind.VALUE, "the value contains the constant, ignoring case",
              _icontains, const=lowered, pair=lambda a, b: str(b).lower() in str(a).lower(),
-             inline="{k} in {v}.lower()", inline_if=_on_strings, types=STRING_TYPES),
+             inline="{k} in {v}.lower()", inline_if=_on_strings, types=STRING_TYPES,
+             modifiers=True),
     Operator("bcontains", Kind.VALUE, "the value contains the bytes written in hexadecimal "
              "(`CAFE`)", lambda const, ftype: lambda v: const in _to_bytes(v),
              const=hex_bytes("bcontains"), pair=lambda a, b: _to_bytes(b) in _to_bytes(a),
-             types=BYTES_TYPES),
+             types=BYTES_TYPES, modifiers=True),
     Operator("startswith", Kind.VALUE, "the value starts with the constant", _startswith,
              pair=lambda a, b: str(a).startswith(str(b)), inline="{v}.startswith({k})",
-             inline_if=_on_strings, types=TEXT_TYPES),
+             inline_if=_on_strings, types=TEXT_TYPES, modifiers=True),
     Operator("bstartswith", Kind.VALUE, "the value starts with the bytes written in "
              "hexadecimal", lambda const, ftype: lambda v: _to_bytes(v).startswith(const),
              const=hex_bytes("bstartswith"),
-             pair=lambda a, b: _to_bytes(a).startswith(_to_bytes(b)), types=BYTES_TYPES),
+             pair=lambda a, b: _to_bytes(a).startswith(_to_bytes(b)), types=BYTES_TYPES,
+             modifiers=True),
     Operator("endswith", Kind.VALUE, "the value ends with the constant", _endswith,
              pair=lambda a, b: str(a).endswith(str(b)), inline="{v}.endswith({k})",
-             inline_if=_on_strings, types=TEXT_TYPES),
+             inline_if=_on_strings, types=TEXT_TYPES, modifiers=True),
     Operator("glob", Kind.VALUE, "the whole value matches a shell glob, as `fnmatch` "
              "without `FNM_PATHNAME` (`*` and `?` match `/` too; `[...]` classes; a "
              "backslash escapes)", _matches, const=glob_const(False),
-             pair=_glob_pair(False), types=STRING_TYPES),
+             pair=_glob_pair(False), types=STRING_TYPES, modifiers=True),
     Operator("iglob", Kind.VALUE, "`glob`, ignoring case", _matches, const=glob_const(True),
-             pair=_glob_pair(True), types=STRING_TYPES),
+             pair=_glob_pair(True), types=STRING_TYPES, modifiers=True),
     Operator("regex", Kind.VALUE, "the whole value matches a regular expression (Python's "
-             "syntax); not with `val()`", _matches, const=regex_const, types=STRING_TYPES),
+             "syntax); not with `val()`", _matches, const=regex_const, types=STRING_TYPES,
+             modifiers=True),
     Operator("in", Kind.LIST, "equal to an item of the list; on an IP field items may be "
              "CIDR networks", _member, inline="{v} in {k}", inline_if=_hashed,
              event_types="in", cheap=True),

@@ -9,6 +9,7 @@ Grammar (precedence ``not`` > ``and`` > ``or``; keywords and operators are case 
     primary     := "(" or_expr ")" | check | MACRO
     check       := operand UNARY_OP
                  | operand LIST_OP list_value
+                 | operand MOD_OP MODIFIER list_value
                  | operand OP value
     operand     := FIELD [ "[" ARG "]" ] | TRANSFORMER "(" operand ")"
     list_value  := "(" [ item ( "," item )* ] ")" | LIST_NAME
@@ -18,6 +19,8 @@ Grammar (precedence ``not`` > ``and`` > ``or``; keywords and operators are case 
     TRANSFORMER := tolower | toupper | b64 | basename | len
     UNARY_OP, LIST_OP, OP := the operators of :data:`~.operators.OPERATORS` of each kind
                  (UNARY, LIST, VALUE), listed in docs/operators.md
+    MOD_OP      := an OP declared with ``modifiers`` (``=``, ``startswith``, ``glob``...)
+    MODIFIER    := oneof | anyof | allof
 
 One function per grammar rule; every error is a :class:`RuleError` naming the column, with the
 condition and a caret under the fault.
@@ -138,6 +141,10 @@ def _check(lx: Lexer, field: ast.FieldRef) -> ast.Check:
         return ast.Check(field, op.value, None, field.pos)
     if kind is Kind.LIST:
         return ast.Check(field, op.value, _list_value(lx), field.pos)
+    if OPERATORS[op.value].modifiers:
+        mod = lx.modifier()
+        if mod is not None:
+            return ast.Check(field, op.value, _list_value(lx), field.pos, mod.value)
     return ast.Check(field, op.value, _value(lx), field.pos)
 
 

@@ -1,0 +1,106 @@
+"""The condition language against falcosecurity/libs' own tests (userspace/libsinsp/test:
+``filterchecks/cmp_operator_modifiers.cpp``, ``filter_transformer.ut.cpp``,
+``filter_compiler.ut.cpp``, ``filter_escaping.ut.cpp``): each case is the behaviour one of them
+asserts, written as our own table of ``(condition, expected)`` on one event.  Compile-time
+refusals are in test_compiler.py (``test_compile_errors``), outputs in test_output.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+from syswarden.core.errors import RuleError
+from syswarden.core.rules.compiler import compile_condition
+
+
+@pytest.fixture
+def myexe(ev):
+    """Falco's test event: an execve of ``myexe``."""
+    return ev("execve", proc="myexe", res=0)
+
+
+# -- list modifiers: op oneof|anyof|allof (list) ---------------------------------------------
+
+MODIFIERS = [
+    ("proc.name == oneof (myexe, bash)", True),
+    ("proc.name == oneof (myexe)", True),
+    ("proc.name == oneof (bash, sh)", False),
+    ("proc.name == oneof (myexe, myexe)", False),          # items are counted, not a set
+    ("proc.name == anyof (myexe, bash)", True),
+    ("proc.name == anyof (bash, sh)", False),
+    ("proc.name == anyof (myexe, myexe)", True),
+    ("proc.name == allof (myexe)", True),
+    ("proc.name == allof (myexe, bash)", False),
+    ("proc.name == allof (myexe, myexe)", True),
+    ("proc.name != oneof (myexe, myexe, bash)", True),
+    ("proc.name != oneof (myexe, myexe)", False),
+    ("proc.name != oneof (bash, sh)", False),
+    ("proc.name != anyof (myexe, bash)", True),
+    ("proc.name != allof (bash, sh)", True),
+    ("proc.name != allof (myexe, bash)", False),
+    ("proc.name contains oneof (myex, bash)", True),
+    ("proc.name contains oneof (my, exe)", False),
+    ("proc.name contains anyof (my, exe)", True),
+    ("proc.name contains allof (my, exe)", True),
+    ("proc.name contains allof (myex, bash)", False),
+    ("proc.name icontains oneof (MYEX, BASH)", True),
+    ("proc.name icontains allof (MY, EXE)", True),
+    ("proc.name startswith oneof (my, mye)", False),
+    ("proc.name startswith allof (my, mye)", True),
+    ("proc.name endswith oneof (exe, sh)", True),
+    ("proc.name endswith allof (exe, yexe)", True),
+    ("proc.name glob oneof (my*, *exe)", False),
+    ("proc.name glob allof (my*, *exe)", True),
+    ("proc.name iglob anyof (MY*, BASH)", True),
+    ("proc.name regex oneof (my.*, b.*)", True),
+    ("proc.name regex allof (my.*, .*exe)", True),
+    ("proc.name regex allof (my.*, b.*)", False),
+    ("toupper(proc.name) == oneof (MYEXE, BASH)", True),
+    ("toupper(proc.name) != allof (MYEXE, BASH)", False),
+    ("proc.name == oneof (myexe) and proc.name != allof (bash, sh)", True),
+    ("proc.name == anyof (myexe, bash) or proc.name != oneof (myexe)", True),
+    ("not proc.name == oneof (bash)", True),
+    # an empty list: never true, whatever the modifier and operator
+    ("proc.name == oneof ()", False), ("proc.name == anyof ()", False),
+    ("proc.name == allof ()", False), ("proc.name != oneof ()", False),
+    ("proc.name != anyof ()", False), ("proc.name != allof ()", False),
+    # a list's name stands for its items (counted too)
+    ("proc.name == oneof (names)", True), ("proc.name == anyof names", True),
+    ("proc.name == allof names", False), ("proc.name == oneof (names, myexe)", False),
+    # without a list after it, a modifier's word is a value
+    ("proc.name != oneof", True),
+]
+
+
+@pytest.mark.parametrize("condition, expected", MODIFIERS)
+def test_list_modifiers(reg, myexe, condition, expected):
+    lists = {"names": ["myexe", "bash"]}
+    assert compile_condition(condition, reg, lists=lists)(myexe) is expected
+
+
+@pytest.mark.parametrize("condition, message", [
+    ("fd.num > anyof (1, 2)", "after a complete expression"),      # ordering: no modifier
+    ("proc.name in oneof (a)", "expected"),                        # a list operator: none
+    ("fd.sip contains anyof (10.0.0.1)", "operator 'contains' cannot be used with fd.sip"),
+    ("fd.sip == anyof (10.0.0.300)", "is not an IP address"),
+])
+def test_list_modifier_errors(reg, condition, message):
+    with pytest.raises(RuleError, match=message):
+        compile_condition(condition, reg)
+
+
+def test_ip_fields_take_modifiers_with_equality(reg, ev):
+    conn = ev("connect", sip="10.1.2.3", sport=443, res=0)
+    assert compile_condition("fd.sip == anyof (10.0.0.0/8, 192.168.0.1)", reg)(conn)
+    assert not compile_condition("fd.sip == allof (10.0.0.0/8, 192.168.0.1)", reg)(conn)
+    assert compile_condition("fd.sip != allof (192.168.0.1, 172.16.0.0/12)", reg)(conn)
+
+
+def test_a_modifier_as_an_exception_comparator(tmp_path, reg, ev):
+    from syswarden.core.rules.engine import RuleEngine
+    path = tmp_path / "r.yaml"
+    path.write_text("- rule: R\n  desc: d\n  condition: evt.type = openat\n  output: o\n"
+                    "  priority: INFO\n  exceptions:\n    - name: e\n      fields: fd.name\n"
+                    "      comps: startswith anyof\n      values: [/etc, /usr]\n")
+    eng = RuleEngine.load([str(path)], reg)
+    assert eng.check(ev("openat", name="/etc/x")) == []
+    assert [a.rule for a in eng.check(ev("openat", name="/tmp/x"))] == ["R"]
