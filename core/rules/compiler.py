@@ -20,7 +20,7 @@ from typing import Any
 from ..errors import Location, RuleError
 from ..fields import ArgKind, Bound, FieldDef, FieldRegistry, FieldType
 from ..syscalls import KNOWN_EVENT_TYPES
-from . import ast
+from . import ast, calls
 from .codegen import Namespace, compile_node
 from .lexer import Lexer
 from .limits import (MAX_CONDITION_NODES, MAX_LIST_ITEMS, MAX_MACRO_DEPTH, MAX_TOTAL_LIST_ITEMS,
@@ -148,30 +148,73 @@ class Compiler:
         got = self._bound.get(key)
         if got is not None:
             return got
-        fdef, arg = self.lookup(ref, origin)
-        try:
-            bound = fdef.bind(arg)
-        except (ValueError, TypeError, KeyError) as exc:
-            raise origin.error(ref.pos, f"bad argument for field {fdef.name}: {exc}") from None
-        if not isinstance(bound, Bound):
-            bound = Bound(bound)
-        read, many, ftype = bound.read, bound.many, fdef.type
+        if ref.call is not None:
+            read, many = self._bind_call(ref, origin)
+            ftype, name = calls.RESULT_TYPE, ref.call.text()
+        else:
+            fdef, arg = self.lookup(ref, origin)
+            try:
+                bound = fdef.bind(arg)
+            except (ValueError, TypeError, KeyError) as exc:
+                raise origin.error(ref.pos, f"bad argument for field {fdef.name}: "
+                                            f"{exc}") from None
+            if not isinstance(bound, Bound):
+                bound = Bound(bound)
+            read, many, ftype, name = bound.read, bound.many, fdef.type, fdef.name
+            if ref.transformers and name == "evt.rawarg":
+                raise origin.error(ref.pos, "evt.rawarg, of no fixed type, takes no "
+                                            "transformer")
         for t in reversed(ref.transformers):
             if t in ("b64",) and not (ftype.is_string or ftype is FieldType.BYTEBUF):
-                raise origin.error(ref.pos, f"{t}() needs a string field, {fdef.name} is "
+                raise origin.error(ref.pos, f"{t}() needs a string field, {name} is "
                                             f"{ftype.value}")
             if t in ("tolower", "toupper", "basename") and not ftype.is_string \
                     and ftype is not FieldType.BYTEBUF:
-                raise origin.error(ref.pos, f"{t}() needs a string field, {fdef.name} is "
+                raise origin.error(ref.pos, f"{t}() needs a string field, {name} is "
                                             f"{ftype.value}")
             read, many = apply_transform(read, many, t)
             if t == "len":
                 ftype = FieldType.UINT64
             elif t == "b64":
                 ftype = FieldType.STRING
-        bf = BoundField(key, read, many, ftype, fdef.name)
+        bf = BoundField(key, read, many, ftype, name)
         self._bound[key] = bf
         return bf
+
+    def _bind_call(self, ref: ast.FieldRef, origin: Origin) -> tuple[Callable, bool]:
+        """``join(...)``, ``concat(...)``, ``getopt(...)``: its arguments bound, its reader."""
+        assert ref.call is not None
+        build, keyed = calls.CALLS[ref.call.name]
+        if ref.arg is not None and not keyed:
+            raise origin.error(ref.pos, f"{ref.call.name}() takes no argument in brackets")
+        args = [self._call_arg(a, origin) for a in ref.call.args]
+        try:
+            return build(args, ref.arg)
+        except calls.CallError as exc:
+            raise origin.error(ref.pos, str(exc)) from None
+
+    def _call_arg(self, a: ast.FieldRef | ast.Literal | ast.ArgList, origin: Origin
+                  ) -> calls.Arg:
+        if isinstance(a, ast.Literal):
+            value = a.value
+            return calls.Arg(lambda e: value, False, True)
+        if isinstance(a, ast.FieldRef):
+            bf = self.bind_field(a, origin)
+            return calls.Arg(bf.read, bf.many, bf.type.is_string)
+        items = [self._call_arg(x, origin) for x in a.items]
+
+        def read_list(e: Any) -> tuple | None:
+            out: list[Any] = []
+            for item in items:
+                v = item.read(e)
+                if v is None:
+                    return None
+                if item.many:
+                    out.extend(v)
+                else:
+                    out.append(v)
+            return tuple(out)
+        return calls.Arg(read_list, True, all(x.text for x in items))
 
     def lookup(self, ref: ast.FieldRef, origin: Origin) -> tuple[FieldDef, Any]:
         """The declared field and its argument: ``evt.arg.flags`` is ``evt.arg`` + ``flags``."""

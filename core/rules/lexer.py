@@ -52,7 +52,9 @@ class Token:
     arg: str | None = None
 
 
-TRANSFORMERS = frozenset({"tolower", "toupper", "b64", "basename", "len", "val"})
+#: Transformers of several arguments (Falco 0.44): ``join``, ``concat``, ``getopt``.
+CALLS = frozenset({"join", "concat", "getopt"})
+TRANSFORMERS = frozenset({"tolower", "toupper", "b64", "basename", "len", "val"}) | CALLS
 
 _WS = re.compile(r"[ \t\n\r\f\v\b]*")
 _FIELD = re.compile(r"[a-zA-Z][a-zA-Z0-9_]*(?:\.[a-zA-Z0-9_]+)+")
@@ -60,6 +62,8 @@ _IDENT = re.compile(r"[a-zA-Z][a-zA-Z0-9_]*")
 _FIELD_ARG = re.compile(r"[^ \t\n\r\[\]\"']+")
 _BARE = re.compile(r"[^ \t\n\r\f\v\b(),=\"']+")
 _HEX2 = re.compile(r"[0-9a-fA-F]{2}")
+#: a number as a transformer's argument (Falco's NumValue)
+NUMBER = re.compile(r"0[xX][0-9a-zA-Z]+|[+\-]?[0-9]+\.?[0-9]*(?:[eE][+\-][0-9]+)?")
 _WORD_CHAR = re.compile(r"[a-zA-Z0-9_]")
 _ESCAPES = {"\"": "\"", "'": "'", "\\": "\\", "n": "\n", "t": "\t", "r": "\r", "b": "\b",
             "f": "\f"}
@@ -183,6 +187,23 @@ class Lexer:
         if start >= len(self.text):
             raise self.error("unexpected end of condition, expected a field, a macro or '('")
         raise self.error(f"unexpected {self.text[start]!r}, expected a field, a macro or '('")
+
+    def field_arg(self) -> str | None:
+        """``[...]`` right here (after a transformer call), or None."""
+        return self._field_arg() if self.text.startswith("[", self.pos) else None
+
+    def call_literal(self) -> Token | None:
+        """A quoted string or a number, as a transformer's argument; None if neither."""
+        self.skip_ws()
+        start = self.pos
+        if self.text[start:start + 1] in ("\"", "'"):
+            return Token(TokenType.STRING, self._quoted(), start)
+        m = NUMBER.match(self.text, start)
+        if m and not _WORD_CHAR.match(self.text, m.end()) and \
+                not self.text.startswith(".", m.end()):
+            self.pos = m.end()
+            return Token(TokenType.WORD, m.group(), start)
+        return None
 
     def _field_arg(self) -> str:
         open_pos = self.pos

@@ -702,8 +702,9 @@ del _op
 # ---------------------------------------------------------------------------------------------
 
 def _b64(v: Any) -> Any:
+    raw = _to_bytes(v)
     try:
-        data = base64.b64decode(_to_bytes(v), validate=False)
+        data = base64.b64decode(raw + b"=" * (-len(raw) % 4), validate=False)
     except (binascii.Error, ValueError):
         return None
     return data.decode("utf-8", "replace")

@@ -70,9 +70,9 @@ def _show(part: Callable | tuple[Callable, int], e: Any) -> str:
 
 def _inner_fields(ref: ast.FieldRef) -> list[ast.FieldRef]:
     """The plain fields a transformed field reads (``proc.name`` of ``toupper(proc.name)``)."""
-    if not ref.transformers:
+    if not ref.transformers and ref.call is None:
         return []
-    return [ast.FieldRef(ref.name, ref.arg, ref.pos)]
+    return ref.plain_fields()
 
 
 def _container_info(fields: FieldRegistry, comp: Compiler, origin: Origin

@@ -12,11 +12,15 @@ Grammar (precedence ``not`` > ``and`` > ``or``; keywords and operators are case 
                  | operand MOD_OP MODIFIER list_value
                  | operand OP value
     operand     := FIELD [ "[" ARG "]" ] | TRANSFORMER "(" operand ")"
+                 | CALL "(" [ arg ( "," arg )* ] ")" [ "[" ARG "]" ]
+    arg         := "(" [ item ( "," item )* ] ")" | item
+    item        := QUOTED | NUMBER | operand
     list_value  := "(" [ item ( "," item )* ] ")" | LIST_NAME
     item        := QUOTED | BARE                  (a bare item naming a list is expanded)
     value       := QUOTED | BARE | rhs_field
     rhs_field   := "val(" FIELD ")" | TRANSFORMER "(" operand ")"
     TRANSFORMER := tolower | toupper | b64 | basename | len
+    CALL        := join | concat | getopt
     UNARY_OP, LIST_OP, OP := the operators of :data:`~.operators.OPERATORS` of each kind
                  (UNARY, LIST, VALUE), listed in docs/operators.md
     MOD_OP      := an OP declared with ``modifiers`` (``=``, ``startswith``, ``glob``...)
@@ -28,9 +32,11 @@ condition and a caret under the fault.
 
 from __future__ import annotations
 
+import dataclasses
+
 from ..errors import Location, RuleError
 from . import ast
-from .lexer import Lexer, TokenType
+from .lexer import CALLS, Lexer, TokenType
 from .operators import OPERATORS, Kind
 
 __all__ = ["parse", "parse_operand", "RuleError"]
@@ -127,11 +133,56 @@ def _operand(lx: Lexer) -> ast.FieldRef:
     if tok.type is TokenType.TRANSFORMER:
         if tok.value == "val":
             raise lx.error("val() is only allowed on the right side of a comparison", tok.pos)
+        if tok.value in CALLS:
+            return _call(lx, tok.value, tok.pos)
         inner = _operand(lx)
         if lx.punct(")") is None:
             raise lx.error(f"expected ')' to close {tok.value}(")
-        return ast.FieldRef(inner.name, inner.arg, tok.pos, (tok.value,) + inner.transformers)
+        return _wrap(inner, tok.value, tok.pos)
     raise lx.error(f"expected a field, found {tok.value!r}", tok.pos)
+
+
+def _wrap(inner: ast.FieldRef, transformer: str, pos: int) -> ast.FieldRef:
+    return dataclasses.replace(inner, pos=pos, transformers=(transformer,) + inner.transformers)
+
+
+def _call(lx: Lexer, name: str, pos: int) -> ast.FieldRef:
+    """After ``join(``: the arguments, ``)``, and an optional ``[key]``."""
+    args: list[ast.FieldRef | ast.Literal | ast.ArgList] = []
+    if lx.punct(")") is None:
+        while True:
+            args.append(_call_arg(lx, name, True))
+            if lx.punct(",") is not None:
+                continue
+            if lx.punct(")") is not None:
+                break
+            raise lx.error(f"expected ',' or ')' in the arguments of {name}(")
+    key = lx.field_arg()
+    return ast.FieldRef(name, key, pos, (), ast.Call(name, tuple(args), pos))
+
+
+def _call_arg(lx: Lexer, name: str, list_ok: bool) -> ast.FieldRef | ast.Literal | ast.ArgList:
+    """A transformer's argument: a quoted string, a number, a field, a transformer, or (not
+    inside a list) a list of those."""
+    lx.skip_ws()
+    start = lx.pos
+    if list_ok and lx.punct("(") is not None:
+        items: list[ast.FieldRef | ast.Literal] = []
+        if lx.punct(")") is None:
+            while True:
+                item = _call_arg(lx, name, False)
+                assert not isinstance(item, ast.ArgList)
+                items.append(item)
+                if lx.punct(",") is not None:
+                    continue
+                if lx.punct(")") is not None:
+                    break
+                raise lx.error(f"expected ',' or ')' in a list argument of {name}(")
+        return ast.ArgList(tuple(items), start)
+    tok = lx.call_literal()
+    if tok is not None:
+        return ast.Literal(tok.value, tok.pos, tok.type is TokenType.STRING)
+    return _operand(lx)
 
 
 def _check(lx: Lexer, field: ast.FieldRef) -> ast.Check:
@@ -189,10 +240,12 @@ def _rhs_field(lx: Lexer, transformer: str) -> ast.FieldRef:
         if tok.type is not TokenType.FIELD:
             raise lx.error("val() takes a field", tok.pos)
         field = ast.FieldRef(tok.value, tok.arg, tok.pos)
+    elif transformer in CALLS:
+        return _call(lx, transformer, lx.pos)
     else:
         field = _operand(lx)
     if lx.punct(")") is None:
         raise lx.error(f"expected ')' to close {transformer}(")
     if transformer == "val":
         return field
-    return ast.FieldRef(field.name, field.arg, field.pos, (transformer,) + field.transformers)
+    return _wrap(field, transformer, field.pos)

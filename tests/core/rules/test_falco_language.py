@@ -104,3 +104,98 @@ def test_a_modifier_as_an_exception_comparator(tmp_path, reg, ev):
     eng = RuleEngine.load([str(path)], reg)
     assert eng.check(ev("openat", name="/etc/x")) == []
     assert [a.rule for a in eng.check(ev("openat", name="/tmp/x"))] == ["R"]
+
+
+# -- transformers of several arguments: join, concat, getopt ---------------------------------
+
+@pytest.fixture
+def run(ev):
+    """Falco's test event: /tmp/file_to_run opened (fd.name, fd.directory /tmp)."""
+    return ev("openat", name="/tmp/file_to_run", args={"flags": 0})
+
+
+JOIN_CONCAT = [
+    ('join(fd.name, (fd.name,fd.directory)) = /tmp/file_to_run/tmp/file_to_run/tmp', True),
+    ('join("-", (fd.name,fd.directory)) = /tmp/file_to_run-/tmp', True),
+    ('join("-", ("aaa","bbb")) = aaa-bbb', True),
+    ('join("->", ("aaa")) = aaa', True),
+    ('join("->", (fd.name, "aaa", fd.directory)) = /tmp/file_to_run->aaa->/tmp', True),
+    ('join("->", ( "aaa", toupper(fd.name))) = aaa->/TMP/FILE_TO_RUN', True),
+    ('join("-", (fd.directory, join("->", ( "aaa", toupper(fd.name))))) = '
+     '/tmp-aaa->/TMP/FILE_TO_RUN', True),
+    ('join(",", ("aaa","bbb")) = "aaa,bbb"', True),
+    ('join(",", ("aaa","bbb")) = "aaa-bbb"', False),
+    ('join(",", (fd.num, fd.num)) = "3,3"', True),
+    ('join(",", ()) = ""', True),
+    ('join(",", proc.aname) = "bash,sshd"', True),            # a multi-valued field is a list
+    ('concat(fd.name, fd.directory) = /tmp/file_to_run/tmp', True),
+    ('concat("aaa", "bbb", "ccc") = aaabbbccc', True),
+    ('concat(toupper(fd.name), "aaa") = /TMP/FILE_TO_RUNaaa', True),
+    ('concat(fd.directory, concat("aaa", toupper(fd.name))) = /tmpaaa/TMP/FILE_TO_RUN', True),
+    ('toupper(join("-", (fd.name, fd.directory))) = /TMP/FILE_TO_RUN-/TMP', True),
+    ('len(join("-", (fd.name, fd.directory))) = 21', True),
+    ('b64(join("W", ("YWFhL", "JiYg"))) = "aaa-bbb"', True),
+    ('toupper(concat(fd.name, fd.directory)) startswith /TMP', True),
+    ('len(concat(fd.name, fd.directory)) < 21', True),
+    ('fd.directory = concat("/t", "mp")', True),                # on the right side too
+    ('join("-", (fd.name, container.name)) = x', False),       # an unknown value: false
+]
+
+
+@pytest.mark.parametrize("condition, expected", JOIN_CONCAT)
+def test_join_and_concat(real_registry, run, condition, expected):
+    assert compile_condition(condition, real_registry)(run) is expected
+
+
+GETOPT = [
+    ('getopt(("-n",""), "n") intersects ("n")', True),
+    ('getopt(("-t", "hello"), "t:") intersects ("t", "hello")', True),
+    ('getopt(("-nt", "hello"), "nt:") intersects ("n", "t", "hello")', True),
+    ('getopt(("-thello"), "t:") intersects ("t", "hello")', True),
+    ('getopt(("-n", "--", "-t"), "nt:") intersects ("t")', False),     # -- ends the options
+    ('getopt(("-x", "-n"), "n") intersects ("?", "n")', True),         # unknown: ?
+    ('getopt(("-x", "-n"), "n") intersects ("x")', False),
+    ('getopt(("-lpe", "/bin/sh"), "lp:e:") intersects ("l","p","e")', True),
+    ('getopt(("-lpe", "/bin/sh"), "lpe:") intersects ("/bin/sh")', True),
+    ('getopt(("arg1", "-n", "arg2"), "n") intersects ("n")', False),   # stops at a word
+    ('getopt(("-", "-n"), "n") intersects ("n")', False),
+    ('getopt(("-t"), "t:") intersects ("")', True),                    # missing argument
+    ('getopt(("-t"), "t:") intersects ("t")', False),
+    ('getopt(("-t"), "t:") intersects ("?")', False),
+    ('getopt(("--exec", "-n"), "n") intersects ("n")', True),          # long options skipped
+    ('getopt(("--exec"), "e:") intersects ("e")', False),
+    ('getopt(("-t", "-123"), "t:") intersects ("t", "-123")', True),
+    ('getopt(("-n", "-t", "hello"), "nt:")[t] = hello', True),
+    ('getopt(("-n", "-t", "hello"), "nt:")[n] = n', True),
+    ('getopt(("-t", "v1", "-t", "v2"), "t:")[t] = v2', True),           # the last one
+    ('getopt(("-t?"), "t:")[t] = ?', True),
+    ('getopt(("-t:"), ":t:")[t] = :', True),
+    ('getopt(("-t"), "t:")[t] = ""', True),
+    ('getopt(("-t"), "t:")[t] = ?', False),
+    ('getopt(("-n"), "nt:")[t] != ""', False),                          # no -t: unknown
+    ('getopt(("-t", "v1", "-t"), "t:")[t] = ""', True),
+    ('getopt(("-s", proc.name), "s:")[s] = curl', True),           # fields among the args
+    ('getopt(("-x", proc.name), "s:") intersects (curl)', False),
+]
+
+
+@pytest.mark.parametrize("condition, expected", GETOPT)
+def test_getopt(real_registry, ev, condition, expected):
+    e = ev("execve", proc="curl", res=0, cmdline=["-s", "http://example.org/x.sh"])
+    assert compile_condition(condition, real_registry)(e) is expected
+
+
+@pytest.mark.parametrize("condition", [
+    "join() = foo", 'join("-") = foo', 'join("-", "a", "b") = foo',
+    'join(proc.aname, ("a", "b")) = foo', 'join(("a", "b"), ("a", "b")) = foo',
+    'join(("a", "b"), "a") = foo', 'join("a", "b") = foo',
+    "concat() = foo", 'concat("aaa") = foo', 'concat(proc.aname, "a") = foo',
+    'concat(("a", "b"), "a") = foo', 'concat("a", ("a", "b")) = foo', 'concat(fd.num, "a") = x',
+    'getopt() intersects ("n")', 'getopt(("a")) intersects ("n")',
+    'getopt(("a"), "n", "extra") intersects ("n")', 'getopt("not_a_list", "n") intersects ("n")',
+    'getopt(("-n"), ("n")) intersects ("n")', 'getopt(("-n"), "n")[""] = n',
+    'getopt(("-n"), "n")[nt] = n', 'join("-", ("a"))[x] = a',
+])
+def test_transformer_arguments_refused(real_registry, condition):
+    with pytest.raises(RuleError):
+        compile_condition(condition, real_registry)

@@ -147,3 +147,19 @@ def test_no_blank_between_a_transformer_and_its_parenthesis(reg, ev):
     transformer.  syswarden keeps a ``%`` that no field follows as text (Falco refuses the
     output; docs/rules.md, differences)."""
     assert compile_output("%toupper (proc.name)", reg)(ev())[0] == "%toupper (proc.name)"
+
+
+def test_join_and_concat_in_outputs(real_registry, ev):
+    e = ev("openat", name="/tmp/file_to_run", args={"flags": 0})
+    text, fields = compile_output('start %join("->", (proc.name, fd.name)) end',
+                                  real_registry)(e)
+    assert text == "start cat->/tmp/file_to_run end"
+    assert fields == {"join(->,(proc.name,fd.name))": "cat->/tmp/file_to_run",
+                      "proc.name": "cat", "fd.name": "/tmp/file_to_run"}
+    text, fields = compile_output("start %toupper(concat(proc.name, fd.name)) end",
+                                  real_registry)(e)
+    assert text == "start CAT/TMP/FILE_TO_RUN end"
+    assert fields["toupper(concat(proc.name,fd.name))"] == "CAT/TMP/FILE_TO_RUN"
+    text, fields = compile_output("%concat(toupper(proc.name), fd.name)", real_registry)(e)
+    assert text == "CAT/tmp/file_to_run"
+    assert set(fields) == {"concat(toupper(proc.name),fd.name)", "proc.name", "fd.name"}
