@@ -101,6 +101,16 @@ def _evt_datetime_s(e):
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.ts // 1_000_000_000))
 
 
+#: Event types that are not system calls: syscall.type is unknown for them, as in Falco.
+NOT_SYSCALLS = frozenset({"procexit", "container", "signaldeliver", "procinfo", "k8s",
+                          "mesos", "notification", "infra", "page_fault", "pluginevent",
+                          "scapevent", "tracer", "drop", "switch", "cpu_hotplug", "asyncevent"})
+
+
+def _syscall_type(e):
+    return None if e.type in NOT_SYSCALLS else e.type
+
+
 # -- result -----------------------------------------------------------------------------------
 
 def _evt_res(e):
@@ -224,6 +234,8 @@ def _is_open_create(e):
 
 FIELDS = define("core", (
     Field("evt.type", F.STRING, "Name of the event (the system call), e.g. openat", _evt_type),
+    Field("syscall.type", F.STRING, "For a system call, its name (evt.type); unknown for an "
+          "event that is not one (procexit)", _syscall_type),
     Field("evt.num", F.UINT64, "Sequence number of the event (from 1)", _evt_num),
     Field("evt.cpu", F.INT64, "Number of the CPU where the event happened", _evt_cpu),
     Field("evt.dir", F.STRING,

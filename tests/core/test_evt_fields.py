@@ -137,5 +137,11 @@ def test_buffer():
 def test_every_field_is_declared_once_with_a_description():
     names = [d.name for d in FIELDS]
     assert len(names) == len(set(names))
-    assert all(d.desc and d.provider == "core" and d.name.startswith("evt.")
+    assert all(d.desc and d.provider == "core" and d.name.startswith(("evt.", "syscall."))
                for d in FIELDS)
+
+
+def test_syscall_type_is_the_system_call_and_unknown_for_other_events():
+    read = {d.name: d for d in FIELDS}["syscall.type"].bind(None).read
+    assert read(Event("getcwd")) == "getcwd"
+    assert read(Event("procexit")) is None

@@ -199,3 +199,37 @@ def test_getopt(real_registry, ev, condition, expected):
 def test_transformer_arguments_refused(real_registry, condition):
     with pytest.raises(RuleError):
         compile_condition(condition, real_registry)
+
+
+# -- field values (libs filterchecks/fd.cpp, filter_compiler.ut.cpp) -------------------------
+
+def test_a_failed_open_has_fd_num_and_name_but_no_filename(real_registry):
+    """Falco reads fd.num from the call (its result, a negative errno, for an open that made
+    no fd) and fd.filename from the fd table (none for a failed open); fd.name and
+    fd.directory from the event's arguments."""
+    from syswarden.core.event import Event, FdInfo, Process
+    e = Event("openat", res=-2, args={"name": "/home/file.txt", "flags": 0o102, "fd": -2})
+    e.proc = Process(12, comm="cat")
+    e.fd = FdInfo(-1, "file", "/home/file.txt")       # as the process enricher makes it
+    check = lambda c: compile_condition(c, real_registry)(e)    # noqa: E731
+    assert check("fd.num = -2") and check("fd.num < 0") and not check("fd.num >= 0")
+    assert check("fd.name = /home/file.txt") and check("fd.directory = /home")
+    assert not check("fd.filename exists") and not check("fd.filename = file.txt")
+    e.fd, e.res = FdInfo(3, "file", "/home/file.txt"), 3
+    assert check("fd.num = 3") and check("fd.filename = file.txt")
+
+
+@pytest.mark.parametrize("condition, expected", [
+    ("syscall.type = getcwd", True),
+    ("tolower(syscall.type) = getcwd", True),
+    ("toupper(syscall.type) = GETCWD", True),
+    ("tolower(toupper(syscall.type)) = getcwd", True),
+    ("tolower(syscall.type) = tolower(syscall.type)", True),
+    ("toupper(syscall.type) = toupper(syscall.type)", True),
+    ("evt.args = evt.args", False),                  # a constant, the text 'evt.args'
+    ("evt.args = val(evt.args)", True),
+    ("evt.type = getcwd or evt.type = openat", True),
+])
+def test_syscall_type_and_field_comparisons(real_registry, ev, condition, expected):
+    e = ev("getcwd", res=-2, args={"res": -2, "path": "/test/dir"})
+    assert compile_condition(condition, real_registry)(e) is expected
