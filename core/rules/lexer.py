@@ -239,12 +239,17 @@ class Lexer:
         raise self.error(f"expected an operator, found {found!r}")
 
     def modifier(self) -> Token | None:
-        """``oneof``, ``anyof`` or ``allof`` if next, followed by a list (``(`` or a name)."""
+        """``oneof``, ``anyof`` or ``allof`` if next, blanks on both sides (as in Falco's
+        grammar: ``==oneof (a)`` and ``oneof(a)`` are no modifiers), then a list (``(`` or a
+        name)."""
+        start = self.pos
         self.skip_ws()
         m = _IDENT.match(self.text, self.pos)
-        if m is None or m.group() not in MODIFIERS:
+        if m is None or m.group() not in MODIFIERS or self.pos == start:
             return None
         after = _WS.match(self.text, m.end()).end()
+        if after == m.end():
+            return None
         nxt = _IDENT.match(self.text, after)
         if self.text.startswith("(", after) or (nxt and nxt.group() not in ("and", "or", "not")):
             tok = Token(TokenType.WORD, m.group(), self.pos)

@@ -233,3 +233,38 @@ def test_a_failed_open_has_fd_num_and_name_but_no_filename(real_registry):
 def test_syscall_type_and_field_comparisons(real_registry, ev, condition, expected):
     e = ev("getcwd", res=-2, args={"res": -2, "path": "/test/dir"})
     assert compile_condition(condition, real_registry)(e) is expected
+
+
+# -- syntax (libs filter_parser.ut.cpp) ------------------------------------------------------
+
+@pytest.mark.parametrize("condition", [
+    "  a", "(a)", "a and b and(c)", "(a)and(b)and(c)", "a or b or(c)", "(a)or(b)or(c)",
+    "(a.a exists and b)", "a.a=1 or b.b=2 and c", "not(a)", "not not(a)", "not(not(a))",
+    "not(a)and(not(b))", "not a.a exists", "a.b = not", "fd.name=*.log", "a.g in (1, 'a', b.c)",
+    "a and notb", "notz and a and b", "macro and not_macro", "macro and and_macro",
+    "macro and or_macro", "evt.arg[0] contains /bin", "evt.arg[a] contains /bin",
+    "test.str = 0a!@#456:/\\.;!$%^&*[]{}|", "test.str = ''", "test.str[+0.25e+10] = a",
+    "test.str['a aa'] = a", "test.str = 'mixed \"'", "((((((((((a))))))))))",
+    "proc.name == oneof (cat, nginx)", "proc.name != allof names",
+    'getopt(proc.args, "nt:")[t] = value', 'join("-", ()) = ""',
+])
+def test_falco_accepts(condition):
+    from syswarden.core.rules.parser import parse
+    parse(condition)
+
+
+@pytest.mark.parametrize("condition", [
+    "a andb", "aand b", "a and b and", "a and b not", "and a", "a or b or", "a not b", "anot b",
+    "a andnot b", "(a)andnot(b)", "a ornot b", "evt.arg[] contains /bin", "a.b = b = 1",
+    "(a.b = 1", "a.a invalidoperator xxx", "macro > 12", "a.g in ( 1 ,, , b)",
+    "#a and b; a and b", "fd.name=/var/lo);g/httpd.log", "test.str = a,", "test.str = a=",
+    "test.str = '", "test.str = missing start quote", "test.str = 'missing end quote",
+    "test.str[] = testval", "test.str[[] = testval",
+    "proc.name ==oneof (cat, nginx)", "proc.name == oneof(cat, nginx)",     # blanks required
+    "proc.name startswith anyof(cat)", 'getopt(proc.args, "nt:")[] = value',
+    'getopt(proc.args, "nt:")["t" = value', "toupper (proc.name) = X",
+])
+def test_falco_rejects(condition):
+    from syswarden.core.rules.parser import parse
+    with pytest.raises(RuleError):
+        parse(condition)
