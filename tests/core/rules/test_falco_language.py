@@ -268,3 +268,76 @@ def test_falco_rejects(condition):
     from syswarden.core.rules.parser import parse
     with pytest.raises(RuleError):
         parse(condition)
+
+
+# -- operators (libs filter_op_*.ut.cpp) -----------------------------------------------------
+
+@pytest.mark.parametrize("condition, expected", [
+    ("fd.name pmatch (/opt/dir)", True), ("fd.name pmatch (/opt/dir/subdir)", True),
+    ("fd.name pmatch (/opt/dir2)", False), ("fd.name pmatch (/opt/dir, /opt/dir2)", True),
+    ("fd.name pmatch (/opt/*)", True), ("fd.name pmatch (/opt/*/subdir)", True),
+    ("fd.name pmatch (/opt/di?/subdir)", True), ("fd.name pmatch (/opt/dii?/subdir)", False),
+    ("fd.name pmatch (/opt/di[r]/subdir)", True), ("fd.name pmatch (/opt/di[!r]/subdir)", False),
+    ("fd.name pmatch (/opt/di/subdir)", False), ("fd.name pmatch (/opt/*/subdir2)", False),
+    ("fd.name pmatch (/opt/*/*)", True), ("fd.name pmatch (/opt/*/*/subsubdir)", False),
+    ("fd.name contains /dir", True), ("fd.name icontains /SUBDIR", True),
+    ("fd.name icontains notthis", False),
+])
+def test_pmatch_and_contains(real_registry, ev, condition, expected):
+    e = ev("openat", name="/opt/dir/subdir/file.txt", args={"flags": 0})
+    assert compile_condition(condition, real_registry)(e) is expected
+
+
+@pytest.mark.parametrize("condition, expected", [
+    ("fd.num >= 0", False), ("fd.num > 0", False), ("fd.num < 0", True),
+    ("fd.num > 4294967295", False), ("fd.num < -1", False), ("fd.num > -65535", True),
+    ("evt.rawarg.fd < 0", True), ("evt.rawarg.fd > -65535", True),
+])
+def test_numeric_comparisons_on_a_failed_open(real_registry, condition, expected):
+    from syswarden.core.event import Event, FdInfo, Process
+    e = Event("open", res=-1, args={"fd": -1, "name": "/tmp/the_file", "flags": 0})
+    e.proc, e.fd = Process(1, comm="init"), FdInfo(-1, "file", "/tmp/the_file")
+    assert compile_condition(condition, real_registry)(e) is expected
+
+
+@pytest.mark.parametrize("sip, condition, expected", [
+    ("142.251.111.147", "fd.sip == 142.251.111.147", True),
+    ("142.251.111.147", "fd.ip == 142.251.111.147", True),
+    ("142.251.111.147", "fd.ip != 142.251.111.147", False),
+    ("142.251.111.147", "fd.sip != 0:0:0:0:0:0:0:1", True),
+    ("142.251.111.147", "fd.net == 142.251.0.0/16", True),
+    ("142.251.111.147", "fd.net != 2001:db8:abcd:0012::0/64", True),
+    ("142.251.111.147", "fd.net == 2001:db8:abcd:0012::0/64", False),
+    ("142.251.111.147", "fd.sip == anyof (10.0.0.9, 142.251.111.147)", True),
+    ("142.251.111.147", "fd.sip == allof (142.251.111.147, 10.0.0.9)", False),
+    ("142.251.111.147", "fd.sip == oneof (10.0.0.9, 142.251.111.147)", True),
+    ("142.251.111.147", "fd.sip != anyof (142.251.111.147)", False),
+    ("142.251.111.147", "fd.sip != allof (10.0.0.9, 192.168.0.1)", True),
+    ("2001:4860:4860::8888", "fd.sip == 2001:4860:4860::8888", True),
+    ("2001:4860:4860::8888", "fd.sip != 127.0.0.1", True),
+    ("2001:4860:4860::8888", "fd.net == 2001:4860::0/32", True),
+    ("2001:4860:4860::8888", "fd.sip != 10::0/16", True),
+    ("2001:4860:4860::8888", "fd.sip == 10::0/16", False),
+])
+def test_address_comparisons(real_registry, ev, sip, condition, expected):
+    e = ev("connect", sip=sip, sport=443, res=0)
+    assert compile_condition(condition, real_registry)(e) is expected
+
+
+@pytest.mark.parametrize("condition, expected", [
+    ("evt.buffer bcontains 68656c6c6f", True), ("evt.buffer bcontains 656c6C", True),
+    ("evt.buffer bcontains 20", False), ("evt.buffer bcontains 656c6cAA", False),
+    ("evt.buffer bstartswith 68", True), ("evt.buffer bstartswith 65", False),
+    ('evt.buffer = "hello"', True), ('evt.buffer = "hell"', False),
+])
+def test_byte_buffers(real_registry, ev, condition, expected):
+    e = ev("write", args={"data": b"hello"}, res=5)
+    assert compile_condition(condition, real_registry)(e) is expected
+
+
+@pytest.mark.parametrize("condition", [
+    "evt.buffer bcontains", "evt.buffer bcontains 2", "evt.buffer bcontains 2g",
+    "evt.buffer bstartswith 2", "evt.buffer bstartswith 123Z"])
+def test_byte_operators_need_whole_hex_bytes(real_registry, condition):
+    with pytest.raises(RuleError):
+        compile_condition(condition, real_registry)
