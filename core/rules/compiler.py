@@ -22,13 +22,13 @@ from ..fields import ArgKind, Bound, FieldDef, FieldRegistry, FieldType
 from ..syscalls import KNOWN_EVENT_TYPES
 from . import ast, calls
 from .codegen import Namespace, compile_node
-from .lexer import Lexer
+from .lexer import TRANSFORMERS, Lexer
 from .limits import (MAX_CONDITION_NODES, MAX_LIST_ITEMS, MAX_MACRO_DEPTH, MAX_TOTAL_LIST_ITEMS,
                      MAX_TOTAL_NODES, over)
 from .lists import flatten_lists
 from .operators import (MODIFIERS, OPERATORS, ConstError, Kind, NotANumber, Operator,
                         apply_transform, type_kind)
-from .parser import parse
+from .parser import parse, parse_operand
 from .resolved import BoundField, MacroDef, Origin, RCheck, RMacro, RNode, inlined_size
 
 __all__ = ["Compiler", "MacroDef", "Namespace", "Origin", "compile_condition", "expand_lists"]
@@ -315,6 +315,29 @@ class Compiler:
                                           "intersects, pmatch)")
         return ast.Literal(_unquote(items[0]), value.pos, True)
 
+    def _value_warnings(self, text: str, operator: Operator, pos: int, origin: Origin) -> None:
+        """libsinsp's warnings on a constant: a regex that a simpler operator would do, a
+        field name or a transformer call written as a value (``val()`` forgotten)."""
+        if operator.name == "regex" and _plain_regex(text):
+            self.warnings.append(origin.error(pos, f"regex check with '{text}' may be "
+                                                   "optimized with simpler operators such as "
+                                                   "'=', 'contains', 'startswith', 'endswith'"))
+        bare = "".join(text.split())
+        if "." in bare and bare[:1].isalpha():
+            try:
+                ref, end = parse_operand(bare)
+                if end == len(bare) and ref.call is None and not ref.transformers:
+                    self.lookup(ref, Origin(bare))
+                    self.warnings.append(origin.error(
+                        pos, f"'{text}' may be a valid field misused as a const string value"))
+            except RuleError:
+                pass
+        for t in TRANSFORMERS:
+            if bare.startswith(t + "(") and bare.endswith(")"):
+                self.warnings.append(origin.error(
+                    pos, f"'{text}' may be a valid field transformer misused as a const "
+                         "string value"))
+
     def _check_type(self, operator: Operator, ftype: FieldType, ref: ast.FieldRef,
                     origin: Origin, pos: int) -> None:
         if ftype not in operator.types:
@@ -379,6 +402,7 @@ class Compiler:
                  bf: BoundField) -> Any:
         """One value's text as ``operator``'s constant for the field (a located error when
         it cannot be one); ``evt.rawarg``, of no fixed type, keeps a word as text."""
+        self._value_warnings(text, operator, pos, origin)
         if "\x00" in text and bf.type is not FieldType.BYTEBUF:
             raise origin.error(pos, f"a NUL byte cannot be in a value compared with {bf.key} "
                                     "(only a byte buffer holds one)")
@@ -390,6 +414,28 @@ class Compiler:
             raise origin.error(pos, str(exc)) from None
         except ConstError as exc:
             raise origin.error(pos, str(exc)) from None
+
+
+_REGEX_SPECIAL = set(".+*?^$()[]{}|\\")
+
+
+def _plain_regex(v: str) -> bool:
+    """A regex whose only special characters are the anchors and a leading or trailing
+    ``.*``/``.+``/``.?``: it could be ``=``, ``contains``, ``startswith`` or ``endswith``
+    (libsinsp's heuristic)."""
+    n, i = len(v), 0
+    while i < n:
+        c = v[i]
+        if (i == 0 and c == "^") or (i == n - 1 and c == "$"):
+            i += 1
+            continue
+        if ((i == 0 and n > 1) or i == n - 2) and c == "." and v[i + 1:i + 2] in ("+", "*", "?"):
+            i += 2
+            continue
+        if c in _REGEX_SPECIAL:
+            return False
+        i += 1
+    return True
 
 
 def _unquote(item: str) -> str:

@@ -341,3 +341,24 @@ def test_byte_buffers(real_registry, ev, condition, expected):
 def test_byte_operators_need_whole_hex_bytes(real_registry, condition):
     with pytest.raises(RuleError):
         compile_condition(condition, real_registry)
+
+
+# -- compile warnings (libs filter_compiler.ut.cpp, compilation_warnings) -------------------
+
+@pytest.mark.parametrize("condition, warned", [
+    ("proc.name = proc.pname", True),                     # val() forgotten
+    ("proc.name = 'tolower(proc.pname)'", True),
+    ("proc.name regex syscall", True), ("proc.name regex ^syscall$", True),
+    ("proc.name regex .*syscall", True), ("proc.name regex syscall.+", True),
+    ("proc.name regex .?syscall.?", True),
+    ("proc.name = unknown.field", False), ("proc.name = tolower", False),
+    ("proc.name = tolower(proc.pname)", False),           # a real transformer: no warning
+    ("proc.name = 'tolow(proc.pname)'", False),
+    ("proc.name regex syscall.{1}", False), ("proc.name regex 'syscall\\\\.*'", False),
+    ("proc.name regex s.*l", False), ("proc.name regex syscal[l]?", False),
+])
+def test_compile_warnings(reg, condition, warned):
+    from syswarden.core.rules.compiler import Compiler, Origin
+    comp = Compiler(reg)
+    comp.resolve_text(condition, Origin(condition))
+    assert bool(comp.warnings) is warned, [w.reason for w in comp.warnings]
