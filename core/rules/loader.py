@@ -62,7 +62,8 @@ LIST_KEYS = {"list", "items", "append", "override"}
 OVERRIDE_APPEND = {"rule": {"condition", "output", "desc", "tags", "exceptions"},
                    "macro": {"condition"}, "list": {"items"}}
 OVERRIDE_REPLACE = {"rule": {"condition", "output", "desc", "priority", "tags", "exceptions",
-                             "enabled", "warn_evttypes", "skip-if-unknown-filter"},
+                             "enabled", "warn_evttypes", "skip-if-unknown-filter", "capture",
+                             "capture_duration"},
                     "macro": {"condition"}, "list": {"items"}}
 BUILTIN_PLUGINS = {"container"}
 _IDENTIFIER = re.compile(r"[a-zA-Z][a-zA-Z0-9_]*")
@@ -418,8 +419,9 @@ class Loader:
                           "override 'enabled: replace' to switch the rule",
                           marks.loc((i, "enabled", "__key__"), what))
         else:
+            overridable = OVERRIDE_APPEND["rule"] | OVERRIDE_REPLACE["rule"]
             for k in item:
-                if k not in ov and k not in ("rule", "override"):
+                if k in overridable and k not in ov:
                     raise RuleError(f"unexpected key '{k}': an override item holds only the "
                                     "keys its 'override' names",
                                     marks.loc((i, k, "__key__"), what))

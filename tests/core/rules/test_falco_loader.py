@@ -307,3 +307,21 @@ def test_a_list_name_is_substituted_where_a_value_stands(tmp_path, reg, ev):
     assert alerts(tmp_path, reg, quoted, ev("openat", name="/x", proc="editors")) == ["R"]
     two = "- list: editors\n  items: [vi, nano]\n" + RULE.format(cond="proc.name = editors")
     assert any("'editors' is a list of 2 items" in m for m in errors(tmp_path, reg, two))
+
+
+@pytest.mark.parametrize("amend", [
+    "  warn_evttypes: false\n  override:\n    warn_evttypes: replace\n",
+    "  capture: true\n  override:\n    capture: replace\n",
+    "  tags: [network]\n  override:\n    tags: replace\n",
+])
+def test_override_replace_of_other_keys(tmp_path, reg, amend):
+    assert errors(tmp_path, reg, RULE.format(cond="evt.type = close") + "- rule: R\n" + amend) == []
+
+
+def test_unknown_keys_are_warned(tmp_path, reg):
+    text = ("- list: my_list\n  items: [cat, bash]\n  priority: INFO\n"
+            "- macro: my_macro\n  condition: evt.type = close\n  typo_field: x\n"
+            + RULE.format(cond="my_macro and proc.name in (my_list)") + "  typo_field: x\n")
+    found = warnings(tmp_path, reg, text)
+    assert sum("unknown key 'typo_field'" in w for w in found) == 2
+    assert any("unknown key 'priority'" in w for w in found)
