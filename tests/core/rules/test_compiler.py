@@ -104,7 +104,9 @@ CASES = [
     ("evt.arg.name = /etc/shadow", OPEN_ETC, True),
     ("evt.rawarg.flags = 577", OPEN_W, True),
     ("evt.rawarg.flags > 1", OPEN_W, True),
-    ("evt.arg[0] = AF_PACKET", dict(type="socket", args={"domain": 17}, res=4), True),
+    # evt.arg[N]: Falco's event, exit parameters then enter ones (socket: fd, domain, ...)
+    ("evt.arg[1] = AF_PACKET", dict(type="socket", args={"domain": 17}, res=4), True),
+    ("evt.arg[0] = AF_PACKET", dict(type="socket", args={"domain": 17}, res=4), False),
     ("evt.arg.request = PTRACE_ATTACH", dict(type="ptrace", args={"request": 16, "pid": 1},
                                              res=0), True),
     ("evt.arg.nstype contains CLONE_NEWNS", dict(type="setns", args={"nstype": 0x20000},
@@ -209,8 +211,9 @@ CASES = [
     ("evt.rawtime = 1700000000123456789", OPEN_ETC, True),
     ("evt.source = syscall", OPEN_ETC, True),
     ("evt.args contains \"name=/etc/shadow\"", OPEN_ETC, True),
-    ("evt.arg[0] = 3", OPEN_ETC, True),                        # exit: fd
-    ("evt.arg[1] = /etc/shadow", OPEN_ETC, True),              # enter: name
+    ("evt.arg[0] = 3", OPEN_ETC, True),                        # fd
+    ("evt.arg[1] = -100", OPEN_ETC, True),                     # dirfd (AT_FDCWD)
+    ("evt.arg[1] = /etc/shadow", OPEN_ETC, False),             # not the enter event's name
 ]
 
 
