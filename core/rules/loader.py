@@ -30,11 +30,11 @@ from typing import Any
 from .. import yamlmarks
 from ..alert import Priority
 from ..errors import Location, RuleError
-from .lists import flatten_lists
-from .operators import OPERATORS, takes_list
 from . import ast
 from .ast import Const
 from .lexer import TRANSFORMERS
+from .lists import flatten_lists
+from .operators import OPERATORS, takes_list
 from .parser import parse, parse_operand
 from .resolved import MacroDef, Origin
 
