@@ -103,6 +103,8 @@ def _container_info(fields: FieldRegistry, comp: Compiler, origin: Origin
 _WIDTH = re.compile(r"[0-9]+")
 _CONTAINER_INFO = re.compile(r"container\.info(?![a-zA-Z0-9_\[(]|\.[a-zA-Z0-9_])")
 _TOKEN_START = re.compile(r"[a-zA-Z][a-zA-Z0-9_]*[.(]")
+#: Shorter texts tried at one ``%`` before giving up (a hostile output stays linear).
+_MAX_TRIES = 64
 
 
 def _longest_field(fmt: str, pct: int, at: int, comp: Compiler, origin: Origin
@@ -114,12 +116,14 @@ def _longest_field(fmt: str, pct: int, at: int, comp: Compiler, origin: Origin
     if not _TOKEN_START.match(fmt, at):
         return None
     limit, first = len(fmt), None
-    while limit > at:
+    for _ in range(_MAX_TRIES):
+        if limit <= at:
+            break
         try:
             ref, end = parse_operand(fmt[:limit], at, origin.location)
         except RuleError as exc:
             first = first or exc
-            limit -= 1
+            limit = min(limit - 1, getattr(exc, "column", limit) - 1)   # before the fault
             continue
         try:
             return ref, comp.bind_field(ref, origin), end
