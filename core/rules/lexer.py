@@ -12,7 +12,8 @@ Lexical rules, as in falcosecurity/libs ``filter/parser.cpp``:
 - field argument: ``[`` then a quoted string or ``[^ \\t\\n\\r\\[\\]"']+`` then ``]``;
 - bare value: ``[^ \\t\\n\\r(),="']+``; quoted value: ``"..."`` or ``'...'`` with the escapes
   ``\\"`` ``\\'`` ``\\\\`` ``\\n`` ``\\t`` ``\\r`` ``\\b`` ``\\f`` ``\\xHH`` (exactly two hex
-  digits; any other backslash stays);
+  digits, a byte: the string is UTF-8 with the bytes that are not kept as surrogates, as the
+  sources decode paths; any other backslash stays);
 - keywords ``and`` ``or`` ``not`` end at a non-identifier character;
 - operators: the spellings of :data:`~.operators.OPERATORS` (docs/operators.md), punctuation
   longest first (``<=`` before ``<``), words ending at a non-identifier character.
@@ -279,7 +280,7 @@ class Lexer:
         quote = self.text[self.pos]
         start = self.pos
         i = self.pos + 1
-        out: list[str] = []
+        out: list[str | bytes] = []
         text = self.text
         while i < len(text):
             c = text[i]
@@ -290,7 +291,9 @@ class Lexer:
                 elif nxt == "x":
                     if not _HEX2.fullmatch(text, i + 2, i + 4):
                         raise self.error("\\x needs two hexadecimal digits (\\x41)", i)
-                    out.append(chr(int(text[i + 2:i + 4], 16)))
+                    # a byte: "\xc3\xa9" is é, a byte that is not UTF-8 is kept as a path's
+                    # undecodable byte is (surrogateescape), as Falco compares bytes
+                    out.append(bytes([int(text[i + 2:i + 4], 16)]))
                     i += 4
                     continue
                 else:
@@ -299,6 +302,10 @@ class Lexer:
                 continue
             if c == quote:
                 self.pos = i + 1
+                if any(isinstance(x, bytes) for x in out):
+                    return b"".join(x if isinstance(x, bytes) else
+                                    x.encode("utf-8", "surrogateescape") for x in out
+                                    ).decode("utf-8", "surrogateescape")
                 return "".join(out)
             out.append(c)
             i += 1

@@ -362,3 +362,25 @@ def test_compile_warnings(reg, condition, warned):
     comp = Compiler(reg)
     comp.resolve_text(condition, Origin(condition))
     assert bool(comp.warnings) is warned, [w.reason for w in comp.warnings]
+
+
+# -- bytes that are not UTF-8 (libs filterchecks/invalid_utf8.cpp) ---------------------------
+
+@pytest.mark.parametrize("condition, expected", [
+    ('fd.name = "/p\\xff/q\\xff"', True),
+    ('fd.name contains "\\xff"', True),
+    ('fd.name contains "\\xfe"', False),
+    ('fd.name glob "/p?/q?"', True),                      # one byte, one ?
+    ('fd.name in ("/p\\xff/q\\xff")', True),
+    ('fd.directory contains "\\xff"', True),
+    ('fd.filename endswith "\\xff"', True),
+    ('fd.name regex "/p./q."', True),
+    ('fd.name regex "/p./q"', False),
+    ('proc.name = "caf\\xc3\\xa9"', False),              # \xc3\xa9 is é ...
+])
+def test_bytes_that_are_not_utf8(real_registry, ev, condition, expected):
+    path = b"/p\xff/q\xff".decode("utf-8", "surrogateescape")   # as the sources decode paths
+    e = ev("openat", name=path, args={"flags": 0})
+    assert compile_condition(condition, real_registry)(e) is expected
+    assert compile_condition('proc.name = "caf\\xc3\\xa9"', real_registry)(
+        ev("openat", name=path, proc="café"))          # ... so it matches café
