@@ -251,3 +251,10 @@ def test_no_open_a_rule_matches_is_kept(tmp_path, rules, request):
         kept += not accepted
         hits += matched
     assert kept > 100 and hits > 20          # it keeps opens, and rules do match some
+
+
+@pytest.mark.parametrize("cond", ['fd.name contains "\\xff"', 'fd.name startswith "/p\\xff"',
+                                  'fd.name glob "/p\\xff/*"'])
+def test_a_byte_that_is_not_utf8_says_any_path(tmp_path, cond):
+    """The kernel side compares UTF-8 bytes: a rule's undecodable byte is not given to it."""
+    assert open_prefilter(engine(tmp_path, rule(f"evt.type = openat and {cond}"))) is None
