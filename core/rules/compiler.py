@@ -149,7 +149,7 @@ class Compiler:
         if got is not None:
             return got
         if ref.call is not None:
-            read, many = self._bind_call(ref, origin)
+            read, many, reads = self._bind_call(ref, origin)
             ftype, name = calls.RESULT_TYPE, ref.call.text()
         else:
             fdef, arg = self.lookup(ref, origin)
@@ -161,6 +161,7 @@ class Compiler:
             if not isinstance(bound, Bound):
                 bound = Bound(bound)
             read, many, ftype, name = bound.read, bound.many, fdef.type, fdef.name
+            reads = (name,)
             if ref.transformers and name == "evt.rawarg":
                 raise origin.error(ref.pos, "evt.rawarg, of no fixed type, takes no "
                                             "transformer")
@@ -177,19 +178,23 @@ class Compiler:
                 ftype = FieldType.UINT64
             elif t == "b64":
                 ftype = FieldType.STRING
-        bf = BoundField(key, read, many, ftype, name)
+        bf = BoundField(key, read, many, ftype, name, reads)
         self._bound[key] = bf
         return bf
 
-    def _bind_call(self, ref: ast.FieldRef, origin: Origin) -> tuple[Callable, bool]:
-        """``join(...)``, ``concat(...)``, ``getopt(...)``: its arguments bound, its reader."""
+    def _bind_call(self, ref: ast.FieldRef, origin: Origin
+                   ) -> tuple[Callable, bool, tuple[str, ...]]:
+        """``join(...)``, ``concat(...)``, ``getopt(...)``: its arguments bound, its reader,
+        and the declared fields it reads."""
         assert ref.call is not None
         build, keyed = calls.CALLS[ref.call.name]
         if ref.arg is not None and not keyed:
             raise origin.error(ref.pos, f"{ref.call.name}() takes no argument in brackets")
         args = [self._call_arg(a, origin) for a in ref.call.args]
+        reads = tuple(dict.fromkeys(
+            name for f in ref.plain_fields() for name in self.bind_field(f, origin).reads))
         try:
-            return build(args, ref.arg)
+            return (*build(args, ref.arg), reads)
         except calls.CallError as exc:
             raise origin.error(ref.pos, str(exc)) from None
 

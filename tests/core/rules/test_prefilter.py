@@ -73,6 +73,14 @@ def test_paths_no_clean_path_can_satisfy_still_pass_paths_the_kernel_cannot_judg
     ("evt.type = fchmod and fd.name = /etc/passwd", "reads fd.name on fchmod"),
     ("proc.name = cat and fd.name = /etc/passwd", "reads fd.name on events of any type"),
     ("evt.type = dup and fd.type != file", "reads fd.type on dup"),
+    # a transformer of several arguments reads the fields among its arguments
+    ('evt.type = fchmod and concat(fd.name, "") = /etc/shadow', "reads fd.name on fchmod"),
+    ('evt.type = fchmod and join(",", (proc.name, fd.name)) contains shadow',
+     "reads fd.name on fchmod"),
+    ('evt.type = fchmod and getopt((proc.name, fd.directory), "a")[a] = x',
+     "reads fd.directory on fchmod"),
+    ('evt.type = fchmod and toupper(concat(fd.filename, "")) = SHADOW',
+     "reads fd.filename on fchmod"),
 ])
 def test_a_rule_that_needs_every_open_turns_the_prefilter_off(tmp_path, caplog, cond, why):
     caplog.set_level("INFO", "syswarden.rules")
