@@ -61,10 +61,12 @@ def json_value(v: Any) -> Any:
 
 
 def _show(part: Callable | tuple[Callable, int], e: Any) -> str:
-    """A value as printed: escaped, then padded or cut to its width if it has one."""
+    """A value as printed: padded or cut to its width if it has one, then escaped (a cut
+    never splits an escape: ``\\x1b`` cut to ``\\x`` would end in a bare backslash, which
+    the format's next character would make look like an escape of ours)."""
     if isinstance(part, tuple):
         read, width = part
-        return escape_text(render_value(read(e)))[:width].ljust(width)
+        return escape_text(render_value(read(e))[:width].ljust(width))
     return escape_text(render_value(part(e)))
 
 
