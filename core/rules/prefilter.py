@@ -28,6 +28,7 @@ from typing import Any
 
 from ..syscalls import ENTER_ARGS, EVENTS
 from . import ast
+from .globs import Glob
 from .resolved import RCheck, RMacro, RNode, iter_checks
 
 log = logging.getLogger("syswarden.rules")
@@ -388,14 +389,12 @@ def _glob(runs: list[str]) -> Terms:
 
 
 def _glob_runs(const: Any) -> list[str] | None:
-    """The literal runs of a compiled ``glob`` constant (the bound ``fullmatch`` of the regex
-    :func:`~.operators.glob_regex` made): the text between its wildcards, the first run the
-    one before any wildcard (empty when the glob starts with one).  None when it is not such
-    a regex."""
-    regex = getattr(getattr(const, "__self__", None), "pattern", None)
-    if not isinstance(regex, str) or getattr(const, "__name__", "") != "fullmatch" or \
-            const.__self__.flags & re.IGNORECASE:
+    """The literal runs of a ``glob`` constant (a :class:`~.globs.Glob`, read from its
+    ``regex``): the text between its wildcards, the first run the one before any wildcard
+    (empty when the glob starts with one).  None when it is not one, or not understood."""
+    if not isinstance(const, Glob) or const.regex.flags & re.IGNORECASE:
         return None
+    regex = const.regex.pattern
     runs, cur, i = [], "", 0
     while i < len(regex):
         ch = regex[i]
