@@ -27,7 +27,7 @@ from .limits import (MAX_CONDITION_NODES, MAX_LIST_ITEMS, MAX_MACRO_DEPTH, MAX_T
                      MAX_TOTAL_NODES, over)
 from .lists import flatten_lists
 from .operators import (MODIFIERS, OPERATORS, ConstError, Kind, NotANumber, Operator,
-                        apply_transform, type_kind)
+                        TRANSFORMS, apply_transform, type_kind)
 from .parser import parse, parse_operand
 from .resolved import BoundField, MacroDef, Origin, RCheck, RMacro, RNode, inlined_size
 
@@ -166,18 +166,12 @@ class Compiler:
                 raise origin.error(ref.pos, "evt.rawarg, of no fixed type, takes no "
                                             "transformer")
         for t in reversed(ref.transformers):
-            if t in ("b64",) and not (ftype.is_string or ftype is FieldType.BYTEBUF):
-                raise origin.error(ref.pos, f"{t}() needs a string field, {name} is "
-                                            f"{ftype.value}")
-            if t in ("tolower", "toupper", "basename") and not ftype.is_string \
-                    and ftype is not FieldType.BYTEBUF:
+            transform = TRANSFORMS[t]
+            if transform.text_only and not (ftype.is_string or ftype is FieldType.BYTEBUF):
                 raise origin.error(ref.pos, f"{t}() needs a string field, {name} is "
                                             f"{ftype.value}")
             read, many = apply_transform(read, many, t)
-            if t == "len":
-                ftype = FieldType.UINT64
-            elif t == "b64":
-                ftype = FieldType.STRING
+            ftype = transform.result or ftype
         bf = BoundField(key, read, many, ftype, name, reads)
         self._bound[key] = bf
         return bf

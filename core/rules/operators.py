@@ -681,17 +681,30 @@ def _basename(v: Any) -> Any:
     return s[s.rfind("/") + 1:]
 
 
-_TRANSFORMS: dict[str, Callable[[Any], Any]] = {
-    "tolower": lambda v: v.lower() if isinstance(v, str) else v,
-    "toupper": lambda v: v.upper() if isinstance(v, str) else v,
-    "b64": _b64,
-    "basename": _basename,
-    "len": lambda v: len(v) if isinstance(v, (str, bytes, tuple, list)) else len(str(v)),
+@dataclass(frozen=True)
+class Transform:
+    """A transformer of one field: ``fn`` applied to each value; ``text_only``: it takes a
+    string or a byte buffer only; ``result``: the type it gives (None: the field's own)."""
+
+    fn: Callable[[Any], Any]
+    text_only: bool
+    result: FieldType | None = None
+
+
+#: The transformers of one field, each declared once (the lexer's words, the compiler's type
+#: checks and the readers come from here; those of several arguments are in :mod:`.calls`).
+TRANSFORMS: dict[str, Transform] = {
+    "tolower": Transform(lambda v: v.lower() if isinstance(v, str) else v, True),
+    "toupper": Transform(lambda v: v.upper() if isinstance(v, str) else v, True),
+    "b64": Transform(_b64, True, FieldType.STRING),
+    "basename": Transform(_basename, True),
+    "len": Transform(lambda v: len(v) if isinstance(v, (str, bytes, tuple, list))
+                     else len(str(v)), False, FieldType.UINT64),
 }
 
 
 def apply_transform(read: Callable, many: bool, name: str) -> tuple[Callable, bool]:
-    fn = _TRANSFORMS[name]
+    fn = TRANSFORMS[name].fn
     if name == "len":
         def read_len(e, r=read):
             v = r(e)
