@@ -55,6 +55,7 @@ from .plugins import Plugins
 from .protocols import Enricher, Filter, Output, PluginContext, Source, adapt
 from .rules.prefilter import OpenPrefilter
 from .rules.sockfilter import SocketPrefilter
+from .webserver import serve as serve_webserver
 
 log = logging.getLogger("syswarden.agent")
 
@@ -121,6 +122,9 @@ class Agent:
         self._checks: list[tuple[str, Callable]] = []
         self._offers: list[Callable] = []
         self.startup: dict[str, float] = {}     # phase -> seconds (STARTUP_PHASES)
+        #: what waits for each stage ("enrich", "filter"), once the pipeline runs (/healthz)
+        self.stage_inputs: dict[str, trio.MemoryReceiveChannel[list[Event]]] = {}
+        self.ended_sources: list[str] = []      # sources that returned before a stop
 
     @contextlib.contextmanager
     def _phase(self, name: str) -> Iterator[None]:
@@ -214,6 +218,7 @@ class Agent:
         try:
             async with trio.open_nursery() as root:
                 root.start_soon(self._watch_signals, root.cancel_scope)
+                await root.start(serve_webserver, self)     # webserver, metrics snapshots
                 if self.max_seconds:
                     root.start_soon(self._stop_after, self.max_seconds)
                 interval = float(self.config["pipeline"]["stats_interval"])
@@ -290,6 +295,7 @@ class Agent:
         size = int(self.config["pipeline"]["channel_batches"])
         src_send, src_recv = trio.open_memory_channel[list[Event]](size)
         enr_send, enr_recv = trio.open_memory_channel[list[Event]](size)
+        self.stage_inputs = {"enrich": src_recv, "filter": enr_recv}
         async with trio.open_nursery() as stages:
             stages.start_soon(self._enrich_stage, src_recv, enr_send)
             stages.start_soon(self._filter_stage, enr_recv)
@@ -314,6 +320,8 @@ class Agent:
             except Exception as exc:
                 raise SourceError(f"source {source.name!r} failed: "
                                   f"{type(exc).__name__}: {exc}") from exc
+            if not self.stopping.is_set():
+                self.ended_sources.append(source.name)
 
     def _announce_ready(self) -> None:
         _settle_gc()
@@ -372,8 +380,7 @@ class Agent:
                             continue
                         if alerts:
                             for alert in alerts:
-                                metrics.inc("alerts.total")
-                                metrics.inc(f"alerts.rule.{alert.rule}")
+                                metrics.count_alert(alert)
                                 for offer in offers:
                                     offer(alert)
                 metrics.inc("events.judged", len(batch) - skipped)
@@ -387,8 +394,7 @@ class Agent:
         offered to every output like a rule's alert.  Called from the agent's trio thread."""
         alert = Alert(rule, priority, output, time.time_ns(), dict(fields),
                       tags=["syswarden", "internal"], source="internal")
-        self.metrics.inc("alerts.total")
-        self.metrics.inc(f"alerts.rule.{rule}")
+        self.metrics.count_alert(alert)
         for offer in self._offers:
             offer(alert)
 
