@@ -33,6 +33,7 @@ bench: setup
 	$(PY) bench/bench_overhead.py
 	$(PY) bench/bench_workloads.py $(BENCH_ARGS)
 	$(PY) bench/bench_startup.py $(BENCH_ARGS)
+	$(PY) bench/bench_webserver.py $(BENCH_ARGS)
 	$(PY) bench/bench_memory.py $(BENCH_ARGS)
 
 clean:

@@ -19,7 +19,8 @@ Readiness: once every source has started and the pipeline runs, the agent logs a
 ``syswarden ready`` (always, whatever ``log_level``), and :attr:`Agent.ready` is set.  Then
 one info line ``start-up: ...`` gives the seconds each phase took (:attr:`Agent.startup`): the
 filters built (rules compiled), the sources, enrichers (the process table's ``/proc`` snapshot)
-and outputs built, and the outputs, enricher services and sources started (the eBPF source
+and outputs built, the webserver listening (:mod:`~syswarden.core.webserver`), and the
+outputs, enricher services and sources started (the eBPF source
 compiles and attaches its program then; its own line splits that time).
 
 Signals: SIGINT/SIGTERM stop the sources, let the stages drain, give the outputs
@@ -95,8 +96,8 @@ def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
 
 class Agent:
     #: start-up phases, in order, as :attr:`startup` and the ``start-up:`` line name them
-    STARTUP_PHASES = ("filters", "sources", "enrichers", "outputs", "outputs started",
-                      "services started", "sources started")
+    STARTUP_PHASES = ("filters", "sources", "enrichers", "outputs", "webserver",
+                      "outputs started", "services started", "sources started")
 
     def __init__(self, config: dict[str, Any], plugins: Plugins, *,
                  config_path: str | None = None, overrides: tuple[str, ...] = (),
@@ -218,7 +219,8 @@ class Agent:
         try:
             async with trio.open_nursery() as root:
                 root.start_soon(self._watch_signals, root.cancel_scope)
-                await root.start(serve_webserver, self)     # webserver, metrics snapshots
+                with self._phase("webserver"):              # and the metrics snapshots
+                    await root.start(serve_webserver, self)
                 if self.max_seconds:
                     root.start_soon(self._stop_after, self.max_seconds)
                 interval = float(self.config["pipeline"]["stats_interval"])

@@ -7,44 +7,10 @@ counted a second time.  One :class:`Figure` carries both names: its Prometheus f
 name wherever the concept is Falco's, ``syswarden_`` otherwise) and its key in the snapshot's
 ``output_fields`` (Falco's ``falco.*``/``scap.*`` keys, ``syswarden.*`` otherwise).
 
-Falco's families (https://falco.org/docs/metrics/, ``userspace/falco/falco_metrics.cpp``):
-
-=============================================== ==============================================
-family                                          from
-=============================================== ==============================================
-falcosecurity_falco_version_info                the package's version
-falcosecurity_falco_sha256_rules_files_info     each rules file loaded (``file_name``,
-                                                ``sha256``)
-falcosecurity_falco_sha256_config_files_info    the config file
-falcosecurity_falco_kernel_release_info         ``uname -r``
-falcosecurity_evt_hostname_info                 the alerts' hostname
-falcosecurity_scap_engine_name_info             each source (``engine_name``: its name)
-falcosecurity_falco_start_timestamp_nanoseconds the agent's start
-falcosecurity_falco_duration_seconds_total      seconds since then
-falcosecurity_falco_host_num_cpus_total         CPUs online
-falcosecurity_falco_outputs_queue_num_drops_total ``outputs.<name>.dropped``, summed
-falcosecurity_falco_rules_matches_total         ``alerts.rule.<rule>`` (``rule_name``,
-                                                ``priority`` as a number, ``source``,
-                                                ``tag_<tag>="true"``)
-falcosecurity_falco_cpu_usage_ratio             the agent's CPU time over its life
-falcosecurity_falco_memory_{rss,vsz,pss}_bytes  ``/proc/self``
-falcosecurity_scap_n_evts_total                 ``events.in``
-falcosecurity_scap_n_drops_total                ``drops.kernel.*``, summed
-falcosecurity_scap_n_drops_buffer_total         ``drops.kernel.<category>`` (``dir="exit"``,
-                                                ``drop``: syswarden's ring categories, each
-                                                once it has dropped)
-falcosecurity_scap_n_drops_full_threadtable_total ``drops.process.evicted``
-falcosecurity_scap_n_containers_total           ``enrich.docker.containers``
-=============================================== ==============================================
-
-syswarden's own: ``syswarden_stage_queue_depth{stage}`` (batches waiting before the enrich and
-filter stages, alerts in an output's queue), ``syswarden_output_alerts_total{output,outcome}``
-(every ``outputs.<name>.<outcome>`` counter: queued, suppressed, dropped, sent, failed,
-retries, expired.dropped...), ``syswarden_output_backlog{output,state}`` (an output's gauges:
-spooled, held), ``syswarden_container_lookups_total{runtime}`` and
-``syswarden_container_lookup_failures_total{runtime}``, ``syswarden_drops_total{where,reason}``
-(every other ``drops.<where>.<reason>``), and every other counter as ``syswarden_<name>_total``
-(dots as underscores), every other numeric gauge as ``syswarden_<name>``.
+The families are declared once, in :data:`FAMILIES` (their Prometheus HELP text);
+docs/operations.md lists them (``tests/core/test_webserver.py`` checks it does).  Every other
+counter is ``syswarden_<name>_total`` (dots as underscores), every other numeric gauge
+``syswarden_<name>``.
 
 The ``metrics`` section's switches choose the groups: ``rules_counters_enabled`` (the rule
 matches), ``resource_utilization_enabled`` (CPU, memory), ``kernel_event_counters_enabled``
@@ -77,8 +43,47 @@ ALWAYS, RULES, RESOURCES, KERNEL, STATE = (None, "rules_counters", "resource_uti
 #: snapshot keys shown even at 0, as Falco's (the events and drops at a glance)
 ALWAYS_SHOWN = frozenset({"scap.n_evts", "scap.n_drops", "falco.outputs_queue_num_drops"})
 
-HELP = "https://falco.org/docs/metrics/"
-SYSWARDEN_HELP = "syswarden's own figure (docs/operations.md)"
+#: Every named family: its HELP text.  Falco's names (https://falco.org/docs/metrics/,
+#: falcosecurity/falco ``userspace/falco/falco_metrics.cpp``) where the concept is Falco's.
+FAMILIES: dict[str, str] = {
+    "falcosecurity_falco_version_info": "the agent's version (label version)",
+    "falcosecurity_falco_sha256_rules_files_info": "each rules file loaded (file_name, sha256)",
+    "falcosecurity_falco_sha256_config_files_info": "the config file (file_name, sha256)",
+    "falcosecurity_falco_kernel_release_info": "uname -r (kernel_release)",
+    "falcosecurity_evt_hostname_info": "the alerts' hostname (hostname)",
+    "falcosecurity_scap_engine_name_info": "each event source (engine_name: its name)",
+    "falcosecurity_falco_start_timestamp_nanoseconds": "when the agent started",
+    "falcosecurity_falco_duration_seconds_total": "seconds since the agent started",
+    "falcosecurity_falco_host_num_cpus_total": "CPUs online",
+    "falcosecurity_falco_outputs_queue_num_drops_total":
+        "alerts dropped by the outputs' queues (outputs.<name>.dropped, summed)",
+    "falcosecurity_falco_rules_matches_total":
+        "alerts per rule (alerts.rule.<rule>; rule_name, priority as a number, source, "
+        "tag_<tag>)",
+    "falcosecurity_falco_cpu_usage_ratio": "the agent's CPU time over its life, in CPUs",
+    "falcosecurity_falco_memory_rss_bytes": "the agent's resident memory",
+    "falcosecurity_falco_memory_vsz_bytes": "the agent's virtual memory",
+    "falcosecurity_falco_memory_pss_bytes": "the agent's proportional set size",
+    "falcosecurity_scap_n_evts_total": "events the sources delivered (events.in)",
+    "falcosecurity_scap_n_drops_total": "events the kernel side lost (drops.kernel.*, summed)",
+    "falcosecurity_scap_n_drops_buffer_total":
+        "events lost per ring category (drops.kernel.<drop>; dir=exit)",
+    "falcosecurity_scap_n_drops_full_threadtable_total":
+        "processes evicted from a full process table (drops.process.evicted)",
+    "falcosecurity_scap_n_containers_total": "containers known (enrich.docker.containers)",
+    "syswarden_alerts_total": "alerts raised, internal ones included (alerts.total)",
+    "syswarden_stage_queue_depth":
+        "what waits before a stage: batches before enrich and filter, alerts in an output's "
+        "queue (stage)",
+    "syswarden_output_alerts_total":
+        "every outputs.<output>.<outcome> counter: queued, suppressed, dropped, sent, "
+        "failed, retries, expired.dropped... (output, outcome)",
+    "syswarden_output_backlog": "an output's gauges: spooled, held (output, state)",
+    "syswarden_container_lookups_total": "container metadata lookups (runtime)",
+    "syswarden_container_lookup_failures_total": "container metadata lookups failed (runtime)",
+    "syswarden_drops_total": "every other drops.<where>.<reason> counter (where, reason)",
+}
+OTHER_HELP = "a syswarden counter or gauge of the same name, dots as underscores"
 
 
 @dataclass(frozen=True)
@@ -330,8 +335,8 @@ class FiguresCollector(Collector):
             metric = families.get(fig.family)
             if metric is None:
                 base = fig.family[:-len("_total")] if fig.kind == "counter" else fig.family
-                help_ = SYSWARDEN_HELP if fig.family.startswith("syswarden_") else HELP
-                metric = families[fig.family] = Metric(base, help_, fig.kind)
+                metric = families[fig.family] = Metric(base, FAMILIES.get(fig.family, OTHER_HELP),
+                                                       fig.kind)
             sample = metric.name + "_total" if fig.kind == "counter" else metric.name
             metric.add_sample(sample, fig.labels, fig.value)
         yield from families.values()

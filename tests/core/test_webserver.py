@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from syswarden.core.exposition import FAMILIES
 from syswarden.core.webserver import parse_interval
 from syswarden.testing import SYSWARDEN, running_agent
 
@@ -194,6 +195,27 @@ def test_prometheus_sees_the_event_counter_grow_and_the_drop_counters(served):
     assert rules[0]["metric"]["file_name"] == "default_rules.yaml"
     assert len(rules[0]["metric"]["sha256"]) == 64
     assert prom.query('syswarden_stage_queue_depth{stage="enrich"}')
+
+
+@pytest.mark.root
+def test_every_family_served_is_declared_and_falcos_are_all_there(served):
+    _, url, _, _ = served
+    text = httpx.get(f"{url}/metrics", timeout=5).text
+    families = {line.split()[2].removesuffix("_total") for line in text.splitlines()
+                if line.startswith("# TYPE")}
+    served_falco = {f for f in families if f.startswith("falcosecurity_")}
+    declared = {f.removesuffix("_total") for f in FAMILIES}
+    assert served_falco <= declared
+    assert not {f for f in families if not f.startswith(("falcosecurity_", "syswarden_"))}
+    for always in ("falcosecurity_scap_n_evts", "falcosecurity_scap_n_drops",
+                   "falcosecurity_falco_outputs_queue_num_drops",
+                   "falcosecurity_falco_memory_rss_bytes", "falcosecurity_falco_cpu_usage_ratio"):
+        assert always in families
+
+
+def test_every_metric_family_is_in_the_operations_doc():
+    doc = (Path(__file__).parents[2] / "docs" / "operations.md").read_text()
+    assert [f for f in FAMILIES if f"`{f}`" not in doc] == []
 
 
 @pytest.mark.root
