@@ -346,3 +346,55 @@ def test_metrics_interval_reads_falcos_durations(text, seconds):
 def test_metrics_interval_refuses_what_is_not_a_duration(text):
     with pytest.raises(ValueError, match="is not a duration"):
         parse_interval(text)
+
+
+RULES = """
+- rule: Any open
+  desc: every open
+  condition: evt.type = openat
+  output: an open (fd.name=%fd.name)
+  priority: WARNING
+"""
+
+
+async def test_healthz_names_an_output_failing_past_its_retries_and_a_stopped_source(tmp_path):
+    """In process: a webhook whose receiver is gone gives each alert up after its one attempt
+    (max_attempts: 1), and of two sources one ends while the agent runs."""
+    import trio
+
+    from syswarden.testing import ListSource, make_agent, make_event
+    (tmp_path / "rules.yaml").write_text(RULES)
+    port, dead = free_port(), free_port()
+    agent = make_agent(
+        tmp_path,
+        ListSource([make_event("openat", name=f"/tmp/f{i}") for i in range(20)], wait=True),
+        ListSource([], name="short"),
+        builtins=("rules", "webhook"),
+        config={"rules_file": [str(tmp_path / "rules.yaml")],
+                "webserver": {"enabled": True, "listen_address": "127.0.0.1",
+                              "listen_port": port, "healthz_stall_timeout": 5},
+                "webhook_outputs": {"gone": {
+                    "url": f"http://127.0.0.1:{dead}/", "max_attempts": 1, "timeout": 1,
+                    "queue_file": str(tmp_path / "gone.db")}},
+                "pipeline": {"stats_interval": 0, "shutdown_grace": 1}})
+    body: dict = {}
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(agent.run)
+        async with httpx.AsyncClient() as client:
+            with trio.fail_after(30):
+                while True:
+                    await trio.sleep(0.3)
+                    try:
+                        r = await client.get(f"http://127.0.0.1:{port}/healthz")
+                    except httpx.HTTPError:
+                        continue
+                    body = r.json()
+                    stages = {p["stage"]: p["reason"] for p in body.get("problems", [])}
+                    if r.status_code == 503 and any(s.startswith("output ") for s in stages):
+                        break
+        agent.request_stop()
+    assert body["status"] == "unhealthy"
+    assert stages["source short"] == "the source has stopped"
+    (output,) = [s for s in stages if s.startswith("output ")]
+    assert "gone" in output and stages[output] == "failing past its retries"
+    assert agent.metrics.get(f"outputs.{output[len('output '):]}.expired.dropped") > 0
