@@ -111,10 +111,20 @@ def version() -> str:
         return "0.0.0"
 
 
+_DIGESTS: dict[str, tuple[int, int, str]] = {}      # path -> (mtime_ns, size, sha256)
+
+
 def _sha256(path: str) -> str | None:
+    """The file's sha256, read again only when its size or modification time changed (a rule
+    edit before a SIGHUP reload shows at the next scrape, as Falco's after its reload)."""
     try:
-        with open(path, "rb") as fh:
-            return hashlib.file_digest(fh, "sha256").hexdigest()
+        st = os.stat(path)
+        known = _DIGESTS.get(path)
+        if known is None or known[:2] != (st.st_mtime_ns, st.st_size):
+            with open(path, "rb") as fh:
+                known = (st.st_mtime_ns, st.st_size, hashlib.file_digest(fh, "sha256").hexdigest())
+            _DIGESTS[path] = known
+        return known[2]
     except OSError:
         return None
 
@@ -165,9 +175,9 @@ class Figures:
         if not rules:
             from .config import default_rules_path
             rules = [default_rules_path()]
-        self.rules_files = [(p, _sha256(p)) for p in _files(rules)]
+        self.rules_paths = list(rules)
         cfg = agent.config.get("_config_file")
-        self.config_files = [(cfg, _sha256(cfg))] if cfg else []
+        self.config_paths = [cfg] if cfg else []
 
     def enabled(self, group: str | None) -> bool:
         return group is None or bool(self.switches.get(f"{group}_enabled", True))
@@ -188,8 +198,9 @@ class Figures:
 
         yield Figure("falcosecurity_falco_version_info", "gauge", 1, {"version": version()},
                      "falco.version", version())
-        for kind, files in (("rules", self.rules_files), ("config", self.config_files)):
-            for path, digest in files:
+        for kind, paths in (("rules", self.rules_paths), ("config", self.config_paths)):
+            for path in _files(paths):
+                digest = _sha256(path)
                 if digest is None:
                     continue
                 stem = os.path.splitext(os.path.basename(path))[0]

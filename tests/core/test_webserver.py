@@ -398,3 +398,18 @@ async def test_healthz_names_an_output_failing_past_its_retries_and_a_stopped_so
     (output,) = [s for s in stages if s.startswith("output ")]
     assert "gone" in output and stages[output] == "failing past its retries"
     assert agent.metrics.get(f"outputs.{output[len('output '):]}.expired.dropped") > 0
+
+
+def test_falcos_own_webserver_and_metrics_sections_load_as_they_are(compat, tmp_path):
+    import yaml as pyyaml
+
+    from syswarden.core.config import load_config
+    from syswarden.core.plugins import make_plugin_manager
+    falco = pyyaml.safe_load((compat / "falco-config" / "falco.yaml").read_text())
+    path = tmp_path / "falco-sections.yaml"
+    path.write_text(pyyaml.safe_dump({k: falco[k] for k in ("webserver", "metrics")}))
+    config = load_config(str(path), (), make_plugin_manager({}).schemas())
+    assert config["webserver"]["listen_port"] == 8765
+    assert config["webserver"]["enabled"] is True          # Falco's default, kept when set
+    assert parse_interval(config["metrics"]["interval"]) == 3600.0
+    assert config["metrics"]["include_empty_values"] is False
