@@ -346,6 +346,8 @@ class Agent:
         async with recv, send:
             async for batch in recv:
                 self.metrics.inc("events.in", len(batch))
+                if batch:                   # how old its newest event is (/metrics)
+                    self.metrics.set("latency.enrich", time.time_ns() - batch[-1].ts)
                 for evt in batch:   # evt.num: arrival order, from 1, unless the source set it
                     if not evt.num:
                         number += 1
@@ -386,6 +388,8 @@ class Agent:
                                 for offer in offers:
                                     offer(alert)
                 metrics.inc("events.judged", len(batch) - skipped)
+                if batch:
+                    metrics.set("latency.filter", time.time_ns() - batch[-1].ts)
                 if skipped:
                     metrics.inc("events.from_agent", skipped)
 

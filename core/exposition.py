@@ -75,6 +75,9 @@ FAMILIES: dict[str, str] = {
     "syswarden_stage_queue_depth":
         "what waits before a stage: batches before enrich and filter, alerts in an output's "
         "queue (stage)",
+    "syswarden_stage_event_age_seconds":
+        "how old the newest event of the last batch was when the stage took it (enrich) or had "
+        "judged it (filter): from the kernel to the rules, where the time goes (stage)",
     "syswarden_output_alerts_total":
         "every outputs.<output>.<outcome> counter: queued, suppressed, dropped, sent, "
         "failed, retries, expired.dropped... (output, outcome)",
@@ -284,6 +287,12 @@ class Figures:
                 yield Figure("syswarden_stage_queue_depth", "gauge",
                              inputs[stage].statistics().current_buffer_used, {"stage": stage},
                              f"syswarden.stage.{stage}.queue_depth")
+        for stage in ("enrich", "filter"):
+            age = snap.get(f"latency.{stage}")
+            if isinstance(age, int):
+                used.add(f"latency.{stage}")
+                yield Figure("syswarden_stage_event_age_seconds", "gauge", age / 1e9,
+                             {"stage": stage}, f"syswarden.stage.{stage}.event_age_s")
         for runner in agent.runners:
             yield Figure("syswarden_stage_queue_depth", "gauge", runner.pending(),
                          {"stage": f"output {runner.name}"},

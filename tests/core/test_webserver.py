@@ -195,6 +195,8 @@ def test_prometheus_sees_the_event_counter_grow_and_the_drop_counters(served):
     assert rules[0]["metric"]["file_name"] == "default_rules.yaml"
     assert len(rules[0]["metric"]["sha256"]) == 64
     assert prom.query('syswarden_stage_queue_depth{stage="enrich"}')
+    age = prom.query('syswarden_stage_event_age_seconds{stage="filter"}')
+    assert age and 0 <= value(age) < 60          # live events: judged within a minute
 
 
 @pytest.mark.root
