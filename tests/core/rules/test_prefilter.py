@@ -266,3 +266,40 @@ def test_no_open_a_rule_matches_is_kept(tmp_path, rules, request):
 def test_a_byte_that_is_not_utf8_says_any_path(tmp_path, cond):
     """The kernel side compares UTF-8 bytes: a rule's undecodable byte is not given to it."""
     assert open_prefilter(engine(tmp_path, rule(f"evt.type = openat and {cond}"))) is None
+
+
+@pytest.mark.parametrize("cond", [
+    "fd.name glob '/etc/[s]hadow'",
+    "fd.name glob '/etc/[!a-r]hadow*'",
+    "fd.name glob '/etc/[[:alpha:]]ha*ow'",
+    "fd.name glob '/etc/\\[*'",
+    "fd.nameraw glob '*/../*'",
+    "fd.name glob '/[!x]tc/*/sshd'",
+    "fd.name startswith anyof (/etc/sh, /root)",
+    "fd.name glob oneof ('/etc/*', '/etc/sh*')",
+    "toupper(fd.name) contains SHADOW",
+    'concat(fd.name, "") endswith shadow',
+    "basename(fd.name) = environ",
+    "fd.name pmatch ('/etc/pam.[d]', /usr/bin)",
+])
+def test_the_new_language_never_drops_an_open_a_rule_matches(tmp_path, cond):
+    """Modifiers, transformers, calls and glob classes: the prefilter either says nothing
+    (every open sent) or accepts every open the rule matches."""
+    eng = engine(tmp_path, rule(f"evt.type in (open, openat) and {cond}"))
+    pf = open_prefilter(eng)
+    fds = FdTable(proc_root=str(tmp_path / "noproc"))
+    hits = 0
+    for evt_type, path, flags, res in itertools.product(
+            ("open", "openat"), [*PATHS, "/etc/[x", "/etc/\\[x", "/etc/tc/sshd"], FLAGS, (3, -2)):
+        p = Process(1000)
+        p.comm, p.exepath, p.cwd = "cat", "/usr/bin/cat", "/"
+        args = {"name": path, "flags": flags, "mode": 0o755}
+        if evt_type == "openat":
+            args["dirfd"] = -100
+        ev = Event(evt_type, ts=1, tid=1000, pid=1000, res=res, args=args)
+        ev.proc = p
+        fds.enrich(ev, p)
+        matched = bool(eng.check(ev))
+        hits += matched
+        assert pf is None or pf.accepts(res, flags, path) or not matched, (path, oct(flags))
+    assert hits > 0
