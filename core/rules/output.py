@@ -15,9 +15,11 @@ as written.  ``output_fields`` keep the raw values.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import Location, RuleError
@@ -85,9 +87,11 @@ def _container_info(fields: FieldRegistry, comp: Compiler, origin: Origin
 
 
 def compile_output(fmt: str, fields: FieldRegistry, location: Location | None = None,
-                   compiler: Compiler | None = None
+                   compiler: Compiler | None = None, buffer_base64: bool = False
                    ) -> Callable[[Any], tuple[str, dict[str, Any]]]:
-    """Compile an output format.  Raises :class:`RuleError` for an unknown field."""
+    """Compile an output format.  Raises :class:`RuleError` for an unknown field.
+    ``buffer_base64``: a data buffer (bytes) prints in base64, as Falco's
+    ``buffer_format_base64``."""
     comp = compiler or Compiler(fields)
     origin = Origin(fmt, location)
     parts: list[Any] = []          # str literals and callables
@@ -143,8 +147,117 @@ def compile_output(fmt: str, fields: FieldRegistry, location: Location | None = 
     out_fields = tuple(seen.items())
     lits = tuple(merged)
 
+    show = render_base64 if buffer_base64 else render_value
+    as_json = (lambda v: render_base64(v) if isinstance(v, bytes) else json_value(v)) \
+        if buffer_base64 else json_value
+
     def render(e: Any) -> tuple[str, dict[str, Any]]:
-        text = "".join(p if isinstance(p, str) else escape_text(render_value(p(e)))
+        text = "".join(p if isinstance(p, str) else escape_text(show(p(e)))
                        for p in lits)
-        return text, {k: json_value(r(e)) for k, r in out_fields}
+        return text, {k: as_json(r(e)) for k, r in out_fields}
     return render
+
+
+def render_base64(v: Any) -> str:
+    """:func:`render_value`, a data buffer (bytes) in base64."""
+    return base64.b64encode(v).decode("ascii") if isinstance(v, bytes) else render_value(v)
+
+
+# -- Falco's append_output ---------------------------------------------------------------------
+
+#: The fields Falco's container plugin suggests for every rule's output, in its order:
+#: ``suggested_output: true`` appends them as ``container_id=%container.id ...``.
+SUGGESTED_FIELDS = ("container.id", "container.name", "container.image.repository",
+                    "container.image.tag", "k8s.pod.name", "k8s.ns.name")
+
+
+@dataclass(frozen=True)
+class AppendOutput:
+    """One ``append_output`` entry: which rules (``match``: source, every tag, rule name; all
+    when empty) get ``extra_output`` appended to their output, ``extra_fields`` added to their
+    ``output_fields`` (a field name: its value; ``(name, format)``: the format rendered), and,
+    with ``suggested_output``, the suggested fields appended as ``name_with_underscores=%name``."""
+
+    source: str | None = None
+    tags: frozenset[str] = frozenset()
+    rule: str | None = None
+    extra_output: str = ""
+    extra_fields: tuple[tuple[str, str | None], ...] = ()
+    suggested_output: bool = False
+
+    @classmethod
+    def from_config(cls, entry: dict[str, Any]) -> "AppendOutput":
+        match = entry.get("match") or {}
+        fields: list[tuple[str, str | None]] = []
+        for item in entry.get("extra_fields") or []:
+            fields.extend(item.items() if isinstance(item, dict) else [(item, None)])
+        return cls(match.get("source") or None, frozenset(match.get("tags") or ()),
+                   match.get("rule") or None, entry.get("extra_output") or "", tuple(fields),
+                   bool(entry.get("suggested_output")))
+
+    def matches(self, rule: str, source: str, tags: Iterable[str]) -> bool:
+        return ((self.source is None or self.source == source)
+                and self.tags <= set(tags)
+                and (self.rule is None or self.rule == rule))
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """What the config adds to every rule's output: ``append_output`` entries, in order, and
+    ``buffer_format_base64`` (data buffers printed in base64 instead of as text)."""
+
+    append: tuple[AppendOutput, ...] = ()
+    buffer_base64: bool = False
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "OutputOptions":
+        return cls(tuple(AppendOutput.from_config(e) for e in config.get("append_output") or ()),
+                   bool(config.get("buffer_format_base64")))
+
+    def rule_format(self, output: str, rule: str, source: str, tags: Iterable[str],
+                    fields: FieldRegistry) -> tuple[str, list[tuple[str, str | None]]]:
+        """The rule's output with what the matching entries append (Falco's order: each
+        entry's ``extra_output``, then its suggested fields), and the extra fields."""
+        tags = list(tags)
+        extra: list[tuple[str, str | None]] = []
+        for entry in self.append:
+            if not entry.matches(rule, source or "syscall", tags):
+                continue
+            if entry.extra_output:
+                output = f"{output} {entry.extra_output}"
+            if entry.suggested_output:
+                for name in SUGGESTED_FIELDS:
+                    if name in fields:
+                        output = f"{output} {name.replace('.', '_')}=%{name}"
+            extra.extend(entry.extra_fields)
+        return output, extra
+
+
+def compile_rule_output(output: str, rule: str, source: str, tags: Iterable[str],
+                        fields: FieldRegistry, location: Location | None = None,
+                        compiler: Compiler | None = None,
+                        options: OutputOptions | None = None
+                        ) -> Callable[[Any], tuple[str, dict[str, Any]]]:
+    """A rule's renderer with the config's ``append_output`` applied: its text gets the
+    appended formats; its ``output_fields`` also hold each extra field (a field's value, or
+    a ``{name: format}``'s rendered text)."""
+    options = options or OutputOptions()
+    fmt, extra = options.rule_format(output, rule, source, tags, fields)
+    render = compile_output(fmt, fields, location, compiler, options.buffer_base64)
+    if not extra:
+        return render
+    extras: list[tuple[str, Callable[[Any], Any]]] = []
+    for name, fmt_of in extra:
+        sub = compile_output(fmt_of if fmt_of is not None else f"%{name}", fields, location,
+                             compiler, options.buffer_base64)
+        if fmt_of is None:
+            extras.append((name, lambda e, sub=sub, name=name: sub(e)[1].get(name)))
+        else:
+            extras.append((name, lambda e, sub=sub: sub(e)[0]))
+
+    def render_with_fields(e: Any) -> tuple[str, dict[str, Any]]:
+        text, out = render(e)
+        for name, read in extras:
+            out[name] = read(e)
+        return text, out
+    return render_with_fields
