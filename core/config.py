@@ -416,8 +416,13 @@ def _set(data: dict, keys: list, value: Any, text: str, origins: _Origins) -> No
         else:
             nxt = keys[i + 1]
             child = target[key] if isinstance(key, int) or key in target else None
-            if not isinstance(child, (dict, list)) or isinstance(nxt, int) != isinstance(
-                    child, list):
+            if isinstance(child, list) and not isinstance(nxt, int):
+                raise ConfigError(f"override {text!r}: {where} is a list, not a mapping",
+                                  Location("-o", item=text), hint=f"{where}[0].{nxt}=...")
+            if isinstance(child, dict) and isinstance(nxt, int):
+                raise ConfigError(f"override {text!r}: {where} is a mapping, not a list",
+                                  Location("-o", item=text))
+            if not isinstance(child, (dict, list)):
                 child = [] if isinstance(nxt, int) else {}
                 target[key] = child
             target = child
