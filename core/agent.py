@@ -74,6 +74,12 @@ STAGES = ("filters", "sources", "enrichers", "outputs")
 #: seconds between two looks at the watched config and rules files (watch_config_files)
 WATCH_INTERVAL = 1.0
 
+#: The config keys a reload applies (the rules, what shapes their alerts, base_syscalls); a
+#: change to any other key is logged as taking effect at the next start.
+RELOADED_KEYS = frozenset({"rules_files", "rules_file", "rules", "append_output", "static_fields",
+                           "buffer_format_base64", "priority", "rule_matching", "base_syscalls",
+                           "config_files", "watch_config_files"})
+
 #: log the first N errors of one plugin with a traceback, then one in every EVERY
 ERRORS_LOGGED_FULLY = 5
 ERRORS_EVERY = 1000
@@ -125,7 +131,7 @@ class Agent:
         self._checks: list[tuple[str, Callable]] = []
         self._offers: list[Callable] = []
         self.startup: dict[str, float] = {}     # phase -> seconds (STARTUP_PHASES)
-        self._watch_config = config             # the config whose files are watched
+        self._current_config = config           # as last (re)loaded: watched, base_syscalls
 
     @contextlib.contextmanager
     def _phase(self, name: str) -> Iterator[None]:
@@ -190,7 +196,7 @@ class Agent:
         with Falco's ``base_syscalls``: plus its ``custom_set`` (less its ``!name``), or
         every syscall with ``all`` (the process and fd state's own syscalls, what ``repair``
         adds in Falco, are always followed here)."""
-        base = self.config.get("base_syscalls") or {}
+        base = self._current_config.get("base_syscalls") or {}
         if base.get("all"):
             return None
         types: set[str] = set()
@@ -467,7 +473,7 @@ class Agent:
         seen = await trio.to_thread.run_sync(watched_state, self.config, self.rules_files)
         while True:
             await trio.sleep(WATCH_INTERVAL)
-            now = await trio.to_thread.run_sync(watched_state, self._watch_config,
+            now = await trio.to_thread.run_sync(watched_state, self._current_config,
                                                 self.rules_files)
             if now != seen:
                 seen = now
@@ -501,7 +507,13 @@ class Agent:
                 log.error("reload failed, keeping the running rules: filter %r: %s",
                           f.name, detail)
                 return False
-        self._watch_config = config
+        changed = sorted(k for k in set(config) | set(self._current_config)
+                         if not k.startswith("_") and k not in RELOADED_KEYS
+                         and config.get(k) != self._current_config.get(k))
+        if changed:
+            log.warning("reload: the rules are reloaded; %s changed, which takes effect at the "
+                        "next start", ", ".join(changed))
+        self._current_config = config
         self.ctx.event_types = self.event_types()
         self.ctx.open_prefilter = self.open_prefilter()
         self.ctx.socket_prefilter = self.socket_prefilter()

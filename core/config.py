@@ -185,6 +185,12 @@ CORE_SCHEMA: dict[str, Key] = {
                              "suggested_output": Key(bool, False, "append the container "
                                                      "plugin's suggested fields"),
                          })),
+    "static_fields": Key(Section(open=True), doc="Falco's static fields, name: value: with "
+                         "suggested_output, appended to the output (static_NAME=value) and to "
+                         "output_fields (static.NAME); rule conditions cannot read them here",
+                         check=lambda v: next((f"static_fields.{k} must be a string, not "
+                                               f"{_show(x)}" for k, x in v.items()
+                                               if not isinstance(x, (str, int, float))), None)),
     "base_syscalls": Key(Section({
         "custom_set": Key(list, [], "syscalls followed besides the rules' ('!name' removes "
                           "one)", items=str),
@@ -250,7 +256,6 @@ FALCO_IGNORED: dict[str, str] = {
     "container_engines": "containers are enriched by the docker section",
     "capture": "no capture files are written on alerts; use syswarden capture",
     "plugins_hostinfo": "plugins get no host info",
-    "static_fields": "no static.* fields are defined",
     "syscall_event_timeouts": "a source that stops is reported by the agent as a crash",
     "watch_config_files_interval": "config files are checked every second",
     "file_output_json": "use json_output in file_output",
@@ -388,7 +393,26 @@ def _read_mapping(file: str) -> tuple[dict, yamlmarks.Marks]:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError("the config file must be a mapping of keys", marks.loc(()))
-    return data, marks
+    return expand_env(data), marks
+
+
+_ENV = re.compile(r"\$(\$?)\{([^}]*)\}")
+
+
+def expand_env(value: Any) -> Any:
+    """Falco's environment variables in a config file's string values: ``${NAME}`` is the
+    variable's value, ``$${NAME}`` the text ``${NAME}``.  A variable that is not set is left as
+    written (Falco erases it), so that a plugin needing it reports it by name."""
+    if isinstance(value, str):
+        if "$" not in value:
+            return value
+        return _ENV.sub(lambda m: "${" + m.group(2) + "}" if m.group(1)
+                        else os.environ.get(m.group(2), m.group(0)), value)
+    if isinstance(value, list):
+        return [expand_env(v) for v in value]
+    if isinstance(value, dict):
+        return {k: expand_env(v) for k, v in value.items()}
+    return value
 
 
 def _set(data: dict, keys: list, value: Any, text: str, origins: _Origins) -> None:

@@ -208,18 +208,24 @@ class OutputOptions:
 
     append: tuple[AppendOutput, ...] = ()
     buffer_base64: bool = False
+    static_fields: tuple[tuple[str, str], ...] = ()   # Falco's static_fields, suggested too
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "OutputOptions":
         return cls(tuple(AppendOutput.from_config(e) for e in config.get("append_output") or ()),
-                   bool(config.get("buffer_format_base64")))
+                   bool(config.get("buffer_format_base64")),
+                   tuple((str(k), str(v)) for k, v in (config.get("static_fields") or {}).items()))
 
     def rule_format(self, output: str, rule: str, source: str, tags: Iterable[str],
-                    fields: FieldRegistry) -> tuple[str, list[tuple[str, str | None]]]:
+                    fields: FieldRegistry) -> tuple[str, list[tuple[str, str | None]],
+                                                    dict[str, str]]:
         """The rule's output with what the matching entries append (Falco's order: each
-        entry's ``extra_output``, then its suggested fields), and the extra fields."""
+        entry's ``extra_output``, then its suggested fields), the extra fields, and the static
+        fields (``static.NAME``: value) suggested output adds, printed as ``static_NAME=value``
+        after the rest."""
         tags = list(tags)
         extra: list[tuple[str, str | None]] = []
+        constants: dict[str, str] = {}
         for entry in self.append:
             if not entry.matches(rule, source or "syscall", tags):
                 continue
@@ -229,8 +235,10 @@ class OutputOptions:
                 for name in SUGGESTED_FIELDS:
                     if name in fields:
                         output = f"{output} {name.replace('.', '_')}=%{name}"
+                for name, value in self.static_fields:
+                    constants[f"static.{name}"] = value
             extra.extend(entry.extra_fields)
-        return output, extra
+        return output, extra, constants
 
 
 def compile_rule_output(output: str, rule: str, source: str, tags: Iterable[str],
@@ -242,9 +250,9 @@ def compile_rule_output(output: str, rule: str, source: str, tags: Iterable[str]
     appended formats; its ``output_fields`` also hold each extra field (a field's value, or
     a ``{name: format}``'s rendered text)."""
     options = options or OutputOptions()
-    fmt, extra = options.rule_format(output, rule, source, tags, fields)
+    fmt, extra, constants = options.rule_format(output, rule, source, tags, fields)
     render = compile_output(fmt, fields, location, compiler, options.buffer_base64)
-    if not extra:
+    if not extra and not constants:
         return render
     extras: list[tuple[str, Callable[[Any], Any]]] = []
     for name, fmt_of in extra:
@@ -255,9 +263,12 @@ def compile_rule_output(output: str, rule: str, source: str, tags: Iterable[str]
         else:
             extras.append((name, lambda e, sub=sub: sub(e)[0]))
 
+    suffix = "".join(f" static_{k.removeprefix('static.')}={v}" for k, v in constants.items())
+
     def render_with_fields(e: Any) -> tuple[str, dict[str, Any]]:
         text, out = render(e)
         for name, read in extras:
             out[name] = read(e)
-        return text, out
+        out.update(constants)
+        return text + suffix, out
     return render_with_fields

@@ -482,3 +482,23 @@ def test_another_falco_plugin_is_refused_once_a_loaded_rule_needs_it(tmp_path, c
     ok = load(write(tmp_path, "ok.yaml",
                     f"rules_files: [{compat / 'falco-rules' / 'falco_rules.yaml'}]\n{plugin}"))
     assert rules_paths(ok)
+
+
+def test_environment_variables_in_values_are_expanded_as_falco_does(tmp_path, monkeypatch):
+    monkeypatch.setenv("SW_LOGDIR", "/var/log/sw")
+    monkeypatch.delenv("SW_UNSET", raising=False)
+    path = write(tmp_path, "falco.yaml", "file_output:\n  filename: ${SW_LOGDIR}/events.txt\n"
+                 "append_output:\n  - extra_output: 'a=$${SW_LOGDIR} b=${SW_UNSET}'\n")
+    config = load(path)
+    assert config["file_output"]["filename"] == "/var/log/sw/events.txt"
+    assert config["append_output"][0]["extra_output"] == "a=${SW_LOGDIR} b=${SW_UNSET}"
+
+
+def test_static_fields_are_suggested_output(tmp_path):
+    engine = engine_of(tmp_path, "static_fields: {cluster: prod-1, '%x': 'a%proc.name'}\n"
+                       "append_output:\n  - suggested_output: true\n")
+    alert, = engine.check(make_event("openat", name="/etc/shadow"))
+    assert alert.output.endswith(" static_cluster=prod-1 static_%x=a%proc.name")
+    assert alert.output_fields["static.cluster"] == "prod-1"
+    plain = engine_of(tmp_path, "static_fields: {cluster: prod-1}\n")
+    assert "static" not in plain.check(make_event("openat", name="/etc/shadow"))[0].output
