@@ -249,7 +249,8 @@ FALCO_IGNORED: dict[str, str] = {
     "webserver": "no web server is started",
     "metrics": "counters are logged every pipeline.stats_interval seconds instead",
     "libs_logger": "there are no Falco libs; the agent's own log follows log_level",
-    "falco_libs": "the process table has its own bounds (the process enricher's section)",
+    "falco_libs": "the process table's size is process.max_entries; captured strings and "
+                  "buffers are cut at ebpf.path_max",
     "syscall_buf_size_preset": "ring sizes are the ebpf section's",
     "syscall_drop_failed_exit": "failed syscalls are kept as the ebpf section says",
     "modern_bpf": "ring sizes are the ebpf section's",
@@ -276,34 +277,73 @@ def default_rules_path() -> str:
     return str(resources.files("syswarden.rules").joinpath("default_rules.yaml"))
 
 
-_INDEX = re.compile(r"\[(\d+)\]")
+#: ``key[]`` in an override: the entry after the last (Falco's append)
+APPEND = -1
 
 
 def parse_override(text: str) -> tuple[list[str | int], Any]:
     """``a.b[0].c=value`` -> (["a", "b", 0, "c"], value typed like YAML), as Falco's ``-o``:
-    a value may also be a YAML list or mapping (``-o 'rules=[{disable: {tag: net}}]'``)."""
+    ``\\.``, ``\\[``, ``\\]`` and ``\\\\`` are a key's own characters
+    (``-o 'x.kubernetes\\.io/role=master'``), ``key[]`` appends an entry, and a value may be a
+    YAML list or mapping (``-o 'rules=[{disable: {tag: net}}]'``)."""
     if "=" not in text:
         raise ConfigError(f"override {text!r} is not key.path=value", Location("-o", item=text),
                           hint="e.g. -o json_output=true or -o 'append_output[0].match.source="
                                "syscall'")
-    key, _, raw = text.partition("=")
-    path: list[str | int] = []
-    for part in key.strip().split("."):
-        name, _, rest = part.partition("[")
-        rest = "[" + rest if rest else ""
-        if name:
-            path.append(name)
-        if _INDEX.sub("", rest) or (not name and not rest and part):
-            raise ConfigError(f"override {text!r}: {part!r} is not a key or key[index]",
-                              Location("-o", item=text))
-        path.extend(int(i) for i in _INDEX.findall(rest))
-    if not path or not isinstance(path[0], str):
-        raise ConfigError(f"override {text!r} has no key", Location("-o", item=text))
+    key, _, raw = text.partition("=")        # the first =, as Falco splits
+    path = _override_path(key.strip(), text)
     try:
         value = yamlmarks.load(raw, "-o", ConfigError)[0] if raw.strip() else ""
     except ConfigError:
         value = raw
     return path, value
+
+
+def _override_path(key: str, text: str) -> list[str | int]:
+    path: list[str | int] = []
+    name, i, closed = "", 0, True      # closed: the last part ended with ]
+
+    def bad(why: str) -> ConfigError:
+        return ConfigError(f"override {text!r}: {why}", Location("-o", item=text),
+                           hint="keys are name.name[index]; \\. is a dot inside a name")
+    while i < len(key):
+        c = key[i]
+        if c == "\\":
+            if i + 1 >= len(key) or key[i + 1] not in ".[]\\":
+                raise bad(f"{key[i:i + 2]!r} is not an escape (\\. \\[ \\] \\\\)")
+            name += key[i + 1]
+            i += 2
+        elif c == ".":
+            if not name and not (path and closed):
+                raise bad("an empty key")
+            if name:
+                path.append(name)
+            name, closed = "", False
+            i += 1
+        elif c == "[":
+            end = key.find("]", i)
+            inside = key[i + 1:end] if end > 0 else "x"
+            if not (name or path) or (inside and not inside.isdigit()):
+                raise bad(f"{key[i:end + 1] or key[i:]!r} is not a key or key[index]")
+            if name:
+                path.append(name)
+            path.append(int(inside) if inside else APPEND)
+            name, closed, i = "", True, end + 1
+        elif c == "]":
+            raise bad("a ] without its [")
+        else:
+            if closed and path:
+                raise bad(f"{key[i:]!r} follows an index without a dot")
+            name += c
+            closed = False
+            i += 1
+    if name:
+        path.append(name)
+    elif not closed or not path:
+        raise bad("an empty key")
+    if not isinstance(path[0], str):
+        raise bad("an index before any key")
+    return path
 
 
 def peek_plugin_keys(path: str | None, overrides: Iterable[str] = ()) -> dict[str, Any]:
@@ -426,6 +466,8 @@ def _set(data: dict, keys: list, value: Any, text: str, origins: _Origins) -> No
             if not isinstance(target, list):
                 raise ConfigError(f"override {text!r}: {where.rsplit('.', 1)[0]} is not a list",
                                   Location("-o", item=text))
+            if key == APPEND:
+                key = keys[i] = len(target)
             if key > len(target):
                 raise ConfigError(f"override {text!r}: index {key} is past the end of a list "
                                   f"of {len(target)}", Location("-o", item=text),

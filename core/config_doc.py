@@ -29,7 +29,7 @@ sorted; a path that does not exist is skipped) with their `strategy` (`append`: 
 extended, any other value replaced; `override`: every key replaced; `add-only`: only keys not
 set yet), then `-o key.path=value` overrides apply (`-o config_files=...` first): any key of
 the schema, a list index (`-o 'append_output[0].match.source=syscall'`, the index after the last
-entry appends one) and a YAML value (`-o 'rules=[{{disable: {{tag: network}}}}]'`).  `rules_files`
+entry, or `[]`, appends one; `\\.` is a dot inside a key) and a YAML value (`-o 'rules=[{{disable: {{tag: network}}}}]'`).  `rules_files`
 paths that do not exist are an error naming where they were given.  `FALCO_HOSTNAME`, when set,
 is the alerts' `hostname`.
 

@@ -172,6 +172,10 @@ def test_overrides_take_list_indices_yaml_values_and_unknown_falco_keys(tmp_path
     assert config["rules"] == [{"disable": {"rule": "Read *"}}]
     assert "'webserver' has no meaning in syswarden" in caplog.text
     assert parse_override("a.b[2].c=x") == (["a", "b", 2, "c"], "x")
+    assert parse_override(r"labels.kubernetes\.io/role=a=b") == (
+        ["labels", "kubernetes.io/role"], "a=b")
+    appended = load(path, "append_output[]={extra_output: x}")
+    assert appended["append_output"][1] == {"extra_output": "x"}
 
 
 @pytest.mark.parametrize("override, message", [
@@ -181,6 +185,8 @@ def test_overrides_take_list_indices_yaml_values_and_unknown_falco_keys(tmp_path
     ("rules[0]={enable: {}}", "rules[0]: enable needs a rule"),
     ("engine.kind=kmode", "engine.kind must be one of"),
     ("a[x]=1", "is not a key or key[index]"),
+    ("a..b=1", "an empty key"),
+    (r"a\q=1", "is not an escape"),
 ])
 def test_a_bad_override_path_or_value_is_one_error_naming_the_override(tmp_path, override,
                                                                        message):
