@@ -347,24 +347,17 @@ def _override_path(key: str, text: str) -> list[str | int]:
 
 
 def peek_plugin_keys(path: str | None, overrides: Iterable[str] = ()) -> dict[str, Any]:
-    """``plugins`` and ``disabled_plugins`` before the full load: they decide which plugins'
-    schemas the full validation needs.  Errors are left to :func:`load_config`."""
+    """``plugins`` and ``disabled_plugins`` before the full load (the config files merged and
+    the overrides applied): they decide which plugins' schemas the full validation needs.
+    Errors are left to :func:`load_config`."""
     out: dict[str, Any] = {"plugins": [], "disabled_plugins": []}
     try:
-        data = yamlmarks.load_file(path or default_config_path(), ConfigError)[0]
+        data = _read_merged(path or default_config_path(), overrides)[0]
     except ConfigError:
-        data = None
-    if isinstance(data, dict):
-        for key in out:
-            if isinstance(data.get(key), list):
-                out[key] = data[key]
-    for override in overrides:
-        try:
-            keys, value = parse_override(override)
-        except ConfigError:
-            continue
-        if len(keys) == 1 and keys[0] in out and isinstance(value, list):
-            out[keys[0]] = value
+        return out
+    for key in out:
+        if isinstance(data.get(key), list):
+            out[key] = data[key]
     return out
 
 
@@ -397,12 +390,28 @@ def full_schema(schemas: dict[str, Section] | None = None) -> Section:
 
 def load_config(path: str | None = None, overrides: Iterable[str] = (),
                 schemas: dict[str, Section] | None = None) -> dict[str, Any]:
-    """Read, merge, validate.  Raises :class:`ConfigError` naming file and line.
-
-    As Falco: the ``-o config_files=...`` overrides first, then the ``config_files`` merged
-    in (each with its strategy), then the other overrides; then the whole is validated."""
+    """Read, merge, validate.  Raises :class:`ConfigError` naming file and line."""
     schema = full_schema(schemas)
     file = path or default_config_path()
+    data, origins, included, folders = _read_merged(file, overrides)
+    _validate(data, schema, (), origins)
+    rules = _rules_files(data, origins)
+    merged = _fill_values(_merge(schema.defaults(), data), schema)
+    merged["rules_files"] = merged["rules_file"] = [p for p, _ in rules]
+    merged["_rules_locations"] = {p: where for p, where in rules}
+    merged["_config_file"] = os.path.abspath(file)
+    merged["_config_files"] = [os.path.abspath(file)] + included
+    merged["_config_folders"] = folders
+    honour_falco_keys(merged, origins)
+    return merged
+
+
+def _read_merged(file: str, overrides: Iterable[str]
+                 ) -> tuple[dict, _Origins, list[str], list[str]]:
+    """The config as Falco assembles it, not validated yet: the file, its ``-o
+    config_files=...`` overrides, the ``config_files`` merged in (each with its strategy), then
+    the other overrides.  Returns the data, where each value came from, the files merged and
+    the directories read."""
     data, marks = _read_mapping(file)
     origins = _Origins(marks)
     parsed = [(*parse_override(text), text) for text in overrides]
@@ -415,16 +424,7 @@ def load_config(path: str | None = None, overrides: Iterable[str] = (),
     for keys, value, text in parsed:
         if keys[0] != "config_files":
             _set(data, keys, value, text, origins)
-    _validate(data, schema, (), origins)
-    rules = _rules_files(data, origins)
-    merged = _fill_values(_merge(schema.defaults(), data), schema)
-    merged["rules_files"] = merged["rules_file"] = [p for p, _ in rules]
-    merged["_rules_locations"] = {p: where for p, where in rules}
-    merged["_config_file"] = os.path.abspath(file)
-    merged["_config_files"] = [os.path.abspath(file)] + included
-    merged["_config_folders"] = folders
-    honour_falco_keys(merged, origins)
-    return merged
+    return data, origins, included, folders
 
 
 def _read_mapping(file: str) -> tuple[dict, yamlmarks.Marks]:

@@ -508,3 +508,18 @@ def test_static_fields_are_suggested_output(tmp_path):
     assert alert.output_fields["static.cluster"] == "prod-1"
     plain = engine_of(tmp_path, "static_fields: {cluster: prod-1}\n")
     assert "static" not in plain.check(make_event("openat", name="/etc/shadow"))[0].output
+
+
+def test_a_plugin_named_in_an_included_config_file_is_loaded(tmp_path):
+    from syswarden.core.config import peek_plugin_keys
+    plugin = write(tmp_path, "myplug.py", "from syswarden.core.config import Key, Section\n"
+                   "from syswarden.core.hookspecs import hookimpl\n@hookimpl\n"
+                   "def syswarden_config_schema():\n"
+                   "    return {'myplug': Section({'level': Key(int, 1)})}\n")
+    extra = write(tmp_path, "config.d/10-plugins.yaml", f"plugins: [{plugin}]\n")
+    main = write(tmp_path, "falco.yaml", f"config_files: [{os.path.dirname(extra)}]\n"
+                 "myplug: {level: 3}\n")
+    early = peek_plugin_keys(main)
+    assert early["plugins"] == [plugin]
+    config = load_config(main, (), make_plugin_manager(early).schemas())
+    assert config["myplug"] == {"level": 3}
