@@ -363,21 +363,36 @@ def peek_plugin_keys(path: str | None, overrides: Iterable[str] = ()) -> dict[st
 
 class _Origins(yamlmarks.Marks):
     """Where each value of a config merged from several files and ``-o`` came from: a path
-    under an override names that ``-o``; a top-level key points into the file it came from."""
+    under an override names that ``-o``; a top-level key points into the file it came from
+    (a list appended to: each entry into its own file)."""
 
     def __init__(self, main: yamlmarks.Marks) -> None:
         super().__init__()
         self.file = main.file
         self.main = main
-        self.by_key: dict[Any, yamlmarks.Marks] = {}
+        #: top-level key -> [(first list index, the file's marks)], in merge order
+        self.by_key: dict[Any, list[tuple[int, yamlmarks.Marks]]] = {}
         self.overrides: list[tuple[tuple, str]] = []
+
+    def merged(self, key: Any, marks: yamlmarks.Marks, appended_at: int | None = None) -> None:
+        """``key`` now comes from ``marks``' file: all of it, or its entries from
+        ``appended_at`` on."""
+        if appended_at is None:
+            self.by_key[key] = [(0, marks)]
+        else:
+            self.by_key.setdefault(key, [(0, self.main)]).append((appended_at, marks))
 
     def loc(self, path: tuple, item: str | None = None) -> Location:
         for prefix, text in reversed(self.overrides):
             if tuple(path[:len(prefix)]) == prefix:
                 return Location("-o", item=text)
-        marks = self.by_key.get(path[0], self.main) if path else self.main
-        return marks.loc(path, item)
+        segments = self.by_key.get(path[0]) if path else None
+        if not segments:
+            return self.main.loc(path, item)
+        if len(path) > 1 and isinstance(path[1], int):
+            start, marks = next((s, m) for s, m in reversed(segments) if s <= path[1])
+            return marks.loc((path[0], path[1] - start, *path[2:]), item)
+        return segments[-1][1].loc(path, item)
 
 
 def full_schema(schemas: dict[str, Section] | None = None) -> Section:
@@ -535,10 +550,11 @@ def _include(data: dict, file: str, strategy: str, origins: _Origins) -> None:
         if strategy == "add-only" and key in data:
             continue
         if strategy == "append" and isinstance(value, list) and isinstance(data.get(key), list):
+            origins.merged(key, marks, appended_at=len(data[key]))
             data[key] = data[key] + value
         else:
+            origins.merged(key, marks)
             data[key] = value
-        origins.by_key[key] = marks
 
 
 def _rules_files(data: dict, origins: _Origins) -> list[tuple[str, list]]:

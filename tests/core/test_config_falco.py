@@ -154,6 +154,11 @@ def test_a_bad_value_in_an_included_config_file_names_that_file(tmp_path):
     with pytest.raises(ConfigError, match="enable needs a rule") as info:
         load(main)
     assert (info.value.location.file, info.value.location.line) == (extra, 3)
+    main = write(tmp_path, "falco3.yaml", f"config_files: [{extra}]\nrules:\n"
+                 "  - disable: {tag: a}\n  - enable: {tag: 3}\n")
+    with pytest.raises(ConfigError, match=r"rules\[1\].enable.tag must be") as info:
+        load(main)
+    assert (info.value.location.file, info.value.location.line) == (main, 4)
     nested = write(tmp_path, "nested.yaml", "config_files: [x]\n")
     with pytest.raises(ConfigError, match="may not be set in an included"):
         load(write(tmp_path, "main2.yaml", f"config_files: [{nested}]\n"))
