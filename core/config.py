@@ -17,7 +17,7 @@ import logging
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from importlib import resources
 from typing import Any, Callable, Iterable
 
@@ -862,6 +862,9 @@ def honour_falco_keys(config: dict[str, Any], marks: yamlmarks.Marks) -> None:
                                         "base_syscalls.custom_set"),
                               hint=_suggest(name.lstrip("!"), KNOWN_EVENT_TYPES))
     config["_falco_plugins"] = _falco_plugins(config, marks)
+    config["_append_output_where"] = [
+        list(astuple(marks.loc(("append_output", i), f"append_output[{i}]")))
+        for i in range(len(config.get("append_output") or ()))]
 
 
 def _falco_plugins(config: dict[str, Any], marks: yamlmarks.Marks) -> list[dict[str, Any]]:

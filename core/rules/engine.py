@@ -61,6 +61,8 @@ def load_rules(files: list[str], fields: FieldRegistry, output: OutputOptions | 
 
     Errors (of reading and of compiling) are in ``result.errors``, in file order.
     """
+    for entry in output.append if output is not None else ():
+        entry.check(fields)
     result = Loader().load_files(files)
     lists, list_errors = result.expanded_lists()
     for exc in list_errors:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import Location, RuleError
+from ..errors import ConfigError, Location, RuleError
 from ..escape import escape_text
 from ..fields import FieldRegistry
 from . import ast
@@ -184,16 +184,30 @@ class AppendOutput:
     extra_output: str = ""
     extra_fields: tuple[tuple[str, str | None], ...] = ()
     suggested_output: bool = False
+    where: Location | None = None       # the entry in the config
 
     @classmethod
-    def from_config(cls, entry: dict[str, Any]) -> "AppendOutput":
+    def from_config(cls, entry: dict[str, Any], where: Location | None = None
+                    ) -> "AppendOutput":
         match = entry.get("match") or {}
         fields: list[tuple[str, str | None]] = []
         for item in entry.get("extra_fields") or []:
             fields.extend(item.items() if isinstance(item, dict) else [(item, None)])
         return cls(match.get("source") or None, frozenset(match.get("tags") or ()),
                    match.get("rule") or None, entry.get("extra_output") or "", tuple(fields),
-                   bool(entry.get("suggested_output")))
+                   bool(entry.get("suggested_output")), where)
+
+    def check(self, fields: FieldRegistry) -> None:
+        """Compile what the entry adds once: an unknown field is a :class:`ConfigError` at the
+        entry, not an error in every rule it matches."""
+        formats = [self.extra_output] + [f if f is not None else f"%{name}"
+                                         for name, f in self.extra_fields]
+        for fmt in filter(None, formats):
+            try:
+                compile_output(fmt, fields)
+            except RuleError as exc:
+                raise ConfigError(f"append_output: {exc.message} ({fmt!r})", self.where,
+                                  hint="syswarden --list-fields lists the fields") from None
 
     def matches(self, rule: str, source: str, tags: Iterable[str]) -> bool:
         return ((self.source is None or self.source == source)
@@ -212,7 +226,10 @@ class OutputOptions:
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "OutputOptions":
-        return cls(tuple(AppendOutput.from_config(e) for e in config.get("append_output") or ()),
+        where = config.get("_append_output_where") or []
+        entries = config.get("append_output") or ()
+        return cls(tuple(AppendOutput.from_config(e, Location(*where[i]) if i < len(where)
+                                                  else None) for i, e in enumerate(entries)),
                    bool(config.get("buffer_format_base64")),
                    tuple((str(k), str(v)) for k, v in (config.get("static_fields") or {}).items()))
 
