@@ -530,3 +530,14 @@ def test_a_plugin_named_in_an_included_config_file_is_loaded(tmp_path):
     assert early["plugins"] == [plugin]
     config = load_config(main, (), make_plugin_manager(early).schemas())
     assert config["myplug"] == {"level": 3}
+
+
+@pytest.mark.parametrize("buffered, on_disk", [(False, True), (True, False)])
+def test_buffered_outputs_leaves_the_flushing_to_the_stream(tmp_path, buffered, on_disk):
+    from syswarden.plugins.outputs.stdout import StdoutOutput
+    path = tmp_path / "out.txt"
+    with open(path, "w", buffering=1 << 16) as stream:
+        out = StdoutOutput({"buffered_outputs": buffered}, {}, Metrics(), stream=stream)
+        assert out.write([ALERT])
+        assert (path.stat().st_size > 0) is on_disk
+    assert path.read_text().endswith("Warning a shell\n")
