@@ -132,6 +132,8 @@ class Agent:
         self._offers: list[Callable] = []
         self.startup: dict[str, float] = {}     # phase -> seconds (STARTUP_PHASES)
         self._current_config = config           # as last (re)loaded: watched, base_syscalls
+        self._watch_seen: tuple | None = None   # the watched files' state (watch_config_files)
+        self._reload_lock = trio.Lock()
 
     @contextlib.contextmanager
     def _phase(self, name: str) -> Iterator[None]:
@@ -470,13 +472,14 @@ class Agent:
         """Falco's ``watch_config_files``: the config file, the ``config_files`` (and the
         files dropped into their directories) and the rules files, checked every
         WATCH_INTERVAL seconds; a change asks for a reload as SIGHUP does."""
-        seen = await trio.to_thread.run_sync(watched_state, self.config, self.rules_files)
+        self._watch_seen = await trio.to_thread.run_sync(watched_state, self.config,
+                                                         self.rules_files)
         while True:
             await trio.sleep(WATCH_INTERVAL)
             now = await trio.to_thread.run_sync(watched_state, self._current_config,
                                                 self.rules_files)
-            if now != seen:
-                seen = now
+            if now != self._watch_seen:
+                self._watch_seen = now
                 log.info("a watched config or rules file changed: reloading")
                 with contextlib.suppress(trio.WouldBlock):
                     ask.send_nowait(None)
@@ -489,7 +492,15 @@ class Agent:
                 log.error("output %r could not reopen: %s", output.name, exc)
 
     async def reload(self) -> bool:
-        """Re-read the config file and the rules; keep what runs when anything fails."""
+        """Re-read the config file and the rules; keep what runs when anything fails.  One
+        reload at a time; the files it reads are no change for ``watch_config_files``."""
+        async with self._reload_lock:
+            if self._watch_seen is not None:
+                self._watch_seen = await trio.to_thread.run_sync(
+                    watched_state, self._current_config, self.rules_files)
+            return await self._reload()
+
+    async def _reload(self) -> bool:
         log.info("reloading config and rules")
         try:
             config = load_config(self.config_path, self.overrides, self.plugins.schemas())
