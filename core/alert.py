@@ -52,8 +52,8 @@ class Priority(enum.IntEnum):
         return self <= threshold
 
 
-#: The alert's ``hostname``: ``FALCO_HOSTNAME`` when set (in Kubernetes, the node's name passed
-#: to the pod), as Falco reads it, else the machine's.
+#: The host's name in alerts: ``FALCO_HOSTNAME`` when set (as Falco: a DaemonSet gives it the
+#: node's name, the pod's own hostname being the pod's), else the system's.
 HOSTNAME = os.environ.get("FALCO_HOSTNAME") or socket.gethostname()
 
 
