@@ -105,9 +105,12 @@ def test_a_rule_disabled_by_tag_does_not_fire(dropin):
 def test_suggested_fields_come_from_a_real_container(dropin, containers):  # noqa: F811
     agent, _, events = dropin
     name = f"sw-dropin-{uuid.uuid4().hex[:6]}"
-    box = containers.run("alpine:latest", "sh", "-c", f"sleep 1; touch {MARK}-a-box; sleep 30",
+    # a touch a second: the first may come before the container's metadata is known
+    box = containers.run("alpine:latest", "sh", "-c",
+                         f"for i in {' '.join(map(str, range(60)))}; do "
+                         f"touch {MARK}-a-box$i; sleep 1; done",
                          name=name)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         found = [d for d in alerts(agent, events, "SW marker A")
                  if d["output_fields"].get("container.name") == name]
