@@ -47,7 +47,7 @@ from typing import Any, TypeVar
 import trio
 
 from .alert import Alert, Priority
-from .config import load_config, watched_state
+from .config import RELOADED_KEYS, load_config, watched_state
 from .errors import ConfigError, RuleError, SourceError, SyswardenError, UnsafePathError
 from .event import Event
 from .metrics import Metrics
@@ -73,12 +73,6 @@ STAGES = ("filters", "sources", "enrichers", "outputs")
 
 #: seconds between two looks at the watched config and rules files (watch_config_files)
 WATCH_INTERVAL = 1.0
-
-#: The config keys a reload applies (the rules, what shapes their alerts, base_syscalls); a
-#: change to any other key is logged as taking effect at the next start.
-RELOADED_KEYS = frozenset({"rules_files", "rules_file", "rules", "append_output", "static_fields",
-                           "buffer_format_base64", "priority", "rule_matching", "base_syscalls",
-                           "config_files", "watch_config_files"})
 
 #: log the first N errors of one plugin with a traceback, then one in every EVERY
 ERRORS_LOGGED_FULLY = 5

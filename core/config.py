@@ -241,6 +241,13 @@ CORE_SCHEMA: dict[str, Key] = {
     }), doc="the agent's stages and queues"),
 }
 
+#: The keys a reload (SIGHUP, watch_config_files) applies: the rules, what shapes their alerts,
+#: the syscalls followed, the files read.  A change to another key is logged as taking effect at
+#: the next start.
+RELOADED_KEYS = ("rules_files", "rules_file", "rules", "append_output", "static_fields",
+                 "buffer_format_base64", "priority", "rule_matching", "base_syscalls",
+                 "config_files", "watch_config_files")
+
 #: Falco's keys syswarden does not honour, each with what happens instead: accepted, and that
 #: one warning is logged.  None of them changes what is detected or what an alert holds.
 FALCO_IGNORED: dict[str, str] = {

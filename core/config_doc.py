@@ -10,7 +10,7 @@ import json
 import sys
 
 from . import yamlmarks
-from .config import CORE_SCHEMA, FALCO_IGNORED, Key, Section, value_range
+from .config import CORE_SCHEMA, FALCO_IGNORED, RELOADED_KEYS, Key, Section, value_range
 from .plugins import make_plugin_manager
 
 HEADER = f"""# Configuration reference
@@ -29,9 +29,13 @@ sorted; a path that does not exist is skipped) with their `strategy` (`append`: 
 extended, any other value replaced; `override`: every key replaced; `add-only`: only keys not
 set yet), then `-o key.path=value` overrides apply (`-o config_files=...` first): any key of
 the schema, a list index (`-o 'append_output[0].match.source=syscall'`, the index after the last
-entry, or `[]`, appends one; `\\.` is a dot inside a key) and a YAML value (`-o 'rules=[{{disable: {{tag: network}}}}]'`).  `rules_files`
-paths that do not exist are an error naming where they were given.  `FALCO_HOSTNAME`, when set,
-is the alerts' `hostname`.
+entry, or `[]`, appends one; `\\.` is a dot inside a key) and a YAML value
+(`-o 'rules=[{{disable: {{tag: network}}}}]'`).  `${{NAME}}` in a file's values is the environment
+variable (`$${{NAME}}` the text `${{NAME}}`; an unset one is left as written).  `rules_files` paths
+that do not exist are an error naming where they were given.  `FALCO_HOSTNAME`, when set, is the
+alerts' `hostname`.  A reload (SIGHUP, or a watched file that changed) applies
+{", ".join(f"`{k}`" for k in RELOADED_KEYS)}; a change to another key is logged and takes effect
+at the next start.
 
 The file must be UTF-8 ({yamlmarks.MAX_FILE_BYTES >> 20} MiB at most).  A key given twice in
 one mapping is an error naming both lines, as are nesting deeper than {yamlmarks.MAX_DEPTH}
