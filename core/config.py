@@ -253,8 +253,6 @@ RELOADED_KEYS = ("rules_files", "rules_file", "rules", "append_output", "static_
 FALCO_IGNORED: dict[str, str] = {
     "grpc": "no gRPC server is started; use http_output or webhook_outputs",
     "grpc_output": "no gRPC output; use http_output or webhook_outputs",
-    "webserver": "no web server is started",
-    "metrics": "counters are logged every pipeline.stats_interval seconds instead",
     "libs_logger": "there are no Falco libs; the agent's own log follows log_level",
     "falco_libs": "the process table's size is process.max_entries; captured strings and "
                   "buffers are cut at ebpf.path_max",

@@ -92,7 +92,8 @@ def render() -> str:
             for name in (record.plugin.syswarden_config_schema() or {}):
                 owners[name] = record.name
     for name, section in sorted(plugins.schemas().items()):
-        out += ["", f"## `{name}` (plugin `{owners.get(name, '?')}`)\n"]
+        owner = f"plugin `{owners[name]}`" if name in owners else "core"   # core.plugins.CORE_HOOKS
+        out += ["", f"## `{name}` ({owner})\n"]
         if section.doc:
             out.append(section.doc[0].upper() + section.doc[1:] + ".\n")
         out += ["| key | type | default | meaning |", "|---|---|---|---|"]

@@ -171,11 +171,13 @@ def test_overrides_take_list_indices_yaml_values_and_unknown_falco_keys(tmp_path
     path = write(tmp_path, "falco.yaml", "append_output:\n  - suggested_output: true\n")
     config = load(path, "append_output[0].match.source=syscall",
                   "append_output[1]={extra_output: 'cpu=%evt.cpu'}",
-                  "rules=[{disable: {rule: 'Read *'}}]", "webserver.enabled=false")
+                  "rules=[{disable: {rule: 'Read *'}}]", "webserver.enabled=false",
+                  "grpc.enabled=false")
     assert config["append_output"] == [{"suggested_output": True, "match": {"source": "syscall"}},
                                        {"extra_output": "cpu=%evt.cpu"}]
     assert config["rules"] == [{"disable": {"rule": "Read *"}}]
-    assert "'webserver' has no meaning in syswarden" in caplog.text
+    assert config["webserver"]["enabled"] is False
+    assert "'grpc' has no meaning in syswarden" in caplog.text
     assert parse_override("a.b[2].c=x") == (["a", "b", 2, "c"], "x")
     assert parse_override(r"labels.kubernetes\.io/role=a=b") == (
         ["labels", "kubernetes.io/role"], "a=b")
