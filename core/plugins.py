@@ -186,7 +186,8 @@ def _import_path(path: str) -> ModuleType:
 
 
 def _config_plugin_paths(entries: list) -> list[tuple[str | None, str]]:
-    """``plugins:`` entries: a module path, or ``{name, module}``; Falco .so plugins are skipped."""
+    """``plugins:`` entries: a module path, or ``{name, module}``; Falco's plugin entries
+    (``library_path``) are the config's to honour, not modules to import."""
     out: list[tuple[str | None, str]] = []
     for i, entry in enumerate(entries or []):
         if isinstance(entry, str):
@@ -194,8 +195,7 @@ def _config_plugin_paths(entries: list) -> list[tuple[str | None, str]]:
         elif isinstance(entry, dict) and entry.get("module"):
             out.append((entry.get("name"), str(entry["module"])))
         elif isinstance(entry, dict) and entry.get("library_path"):
-            log.warning("plugins[%d] (%s): Falco shared-library plugins are not supported; "
-                        "ignored", i, entry.get("name", entry["library_path"]))
+            continue    # a Falco plugin: the config's (core.config.honour_falco_keys)
         else:
             raise PluginError(f"plugins[{i}] must be a module path or {{name, module}}, "
                               f"not {entry!r}")
