@@ -227,6 +227,20 @@ SENSITIVE_RULES = "".join([
 ])
 
 
+def _open(fds: FdTable, evt_type: str, path: str, flags: int, res: int, name: str = "cat",
+          container: str = "host") -> Event:
+    """An open by a process named ``name``, through the fd table."""
+    p = Process(1000)
+    p.comm, p.exepath, p.cwd, p.container_id = name, "/usr/bin/" + name, "/", container
+    args = {"name": path, "flags": flags, "mode": 0o755}
+    if evt_type == "openat":
+        args["dirfd"] = -100
+    ev = Event(evt_type, ts=1, tid=1000, pid=1000, res=res, args=args)
+    ev.proc = p
+    fds.enrich(ev, p)
+    return ev
+
+
 FALCO_FILES = ("falco_rules.yaml", "falco-incubating_rules.yaml", "falco-sandbox_rules.yaml")
 
 
@@ -245,15 +259,7 @@ def test_no_open_a_rule_matches_is_kept(tmp_path, rules, request):
     kept = hits = 0
     for evt_type, path, flags, res, name, container in itertools.product(
             ("open", "openat"), PATHS, FLAGS, (3, -2), NAMES, ("host", "0123456789ab")):
-        p = Process(1000)
-        p.comm, p.exepath, p.cwd, p.container_id = name, "/usr/bin/" + name, "/", container
-        args = {"name": path, "flags": flags, "mode": 0o755}
-        if evt_type == "openat":
-            args["dirfd"] = -100
-        ev = Event(evt_type, ts=1, tid=1000, pid=1000, res=res, args=args)
-        ev.proc = p
-        fds.enrich(ev, p)
-        matched = bool(eng.check(ev))
+        matched = bool(eng.check(_open(fds, evt_type, path, flags, res, name, container)))
         accepted = pf.accepts(res, flags, path)
         assert accepted or not matched, (evt_type, path, oct(flags), res, name)
         kept += not accepted
@@ -291,15 +297,7 @@ def test_the_new_language_never_drops_an_open_a_rule_matches(tmp_path, cond):
     hits = 0
     for evt_type, path, flags, res in itertools.product(
             ("open", "openat"), [*PATHS, "/etc/[x", "/etc/\\[x", "/etc/tc/sshd"], FLAGS, (3, -2)):
-        p = Process(1000)
-        p.comm, p.exepath, p.cwd = "cat", "/usr/bin/cat", "/"
-        args = {"name": path, "flags": flags, "mode": 0o755}
-        if evt_type == "openat":
-            args["dirfd"] = -100
-        ev = Event(evt_type, ts=1, tid=1000, pid=1000, res=res, args=args)
-        ev.proc = p
-        fds.enrich(ev, p)
-        matched = bool(eng.check(ev))
+        matched = bool(eng.check(_open(fds, evt_type, path, flags, res)))
         hits += matched
         assert pf is None or pf.accepts(res, flags, path) or not matched, (path, oct(flags))
     assert hits > 0
