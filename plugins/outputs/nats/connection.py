@@ -21,7 +21,6 @@ import concurrent.futures
 import contextlib
 import logging
 import os
-import re
 import ssl
 import threading
 from collections.abc import Awaitable, Callable
@@ -33,6 +32,7 @@ import trio
 from syswarden.core.alert import HOSTNAME
 from syswarden.core.config import Key, Section
 from syswarden.core.errors import ConfigError
+from syswarden.core.webserver import parse_interval
 from syswarden.plugins.outputs.webhook.output import expand_env
 
 log = logging.getLogger("syswarden.nats")
@@ -282,21 +282,15 @@ class NatsLink:
 
 
 # ---------------------------------------------------------------------------------------------
-# Durations as the fleet's keys write them: 5s, 500ms, 2m, 1h, 7d (or a number of seconds)
+# Durations as the fleet's keys write them: 5s, 500ms, 2m, 1h, 7d (or a number of seconds),
+# read as Falco's metrics.interval is (one parser: core.webserver.parse_interval)
 # ---------------------------------------------------------------------------------------------
-
-DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
 def seconds(value: Any) -> float:
-    """``5s``, ``500ms``, ``2m``, ``1h``, ``7d`` or a number of seconds, in seconds."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    m = DURATION.match(str(value))
-    if not m:
-        raise ValueError(f"{value!r} is not a duration (5s, 500ms, 2m, 1h, 7d)")
-    return float(m.group(1)) * UNITS[m.group(2)]
+    """``5s``, ``500ms``, ``2m``, ``1h``, ``7d`` or a number of seconds, in seconds.
+    Raises ValueError."""
+    return parse_interval(value)
 
 
 def _duration_problem(value: Any) -> str | None:
