@@ -1,19 +1,20 @@
 """The container metadata cache: what is known, what is being looked up, what is waiting.
 
 Keyed by Falco's 12-hex short id.  An entry is a :class:`~syswarden.core.event.Container`:
-complete once the Docker API answered, a placeholder (``complete=False``, id and runtime type
-from the cgroup) while a lookup is pending or when the container is not Docker's.
+complete once an engine answered, a placeholder (``complete=False``, id and runtime type from
+the cgroup) while a lookup is pending or when no engine knows the container.
 
 ``request(ref)`` never blocks: it records a :class:`Pending` lookup with a deadline
 (now + ``lookup_wait``; for a lookup the daemon's events asked for, from when an event first
 needs it: ``needed``) and queues the id for the lookup workers (a bounded channel; a full
-queue is counted in ``drops.enrich.docker_lookup_queue``).  ``wait(pendings)`` is what the
+queue is counted in ``drops.enrich.container_lookup_queue``).  ``wait(pendings)`` is what the
 enricher's ``prepare`` awaits: until every lookup finished or the latest deadline passed; an
 id is waited for at most ``lookup_wait`` once, however many batches carry it.
 
-Pod labels: a container the kubelet started carries ``io.kubernetes.sandbox.id``; its pod's
-labels are the labels of that sandbox container, attached as ``container.pod_labels`` when both
-are known (whichever arrives last links them).
+Pod labels: a container the kubelet started through Docker carries ``io.kubernetes.sandbox.id``;
+its pod's labels are the labels of that sandbox container, attached as ``container.pod_labels``
+when both are known (whichever arrives last links them).  A CRI engine gives the pod's labels
+with the container: they are kept.
 """
 
 from __future__ import annotations
@@ -27,8 +28,7 @@ from syswarden.core.event import Container
 from syswarden.core.metrics import Metrics
 
 from .cgroup import SHORT_ID_LEN, ContainerRef
-
-K8S_SANDBOX = "io.kubernetes.sandbox.id"
+from .metadata import K8S_SANDBOX
 
 
 @dataclass
@@ -95,7 +95,7 @@ class ContainerCache:
         try:
             self.send.send_nowait(ref)
         except trio.WouldBlock:
-            self.metrics.inc("drops.enrich.docker_lookup_queue")
+            self.metrics.inc("drops.enrich.container_lookup_queue")
             return None
         self.pending[ref.id] = pend
         return pend
@@ -107,10 +107,12 @@ class ContainerCache:
             pend.done.set()
         return pend
 
-    def release_all(self) -> None:
-        """Docker went away: no pending lookup will answer; stop anyone waiting."""
-        for short_id in list(self.pending):
-            self.finish(short_id)
+    def release_all(self, types: frozenset[str] | None = None) -> None:
+        """An engine went away: no pending lookup of the containers it knows (of these
+        ``types``; None: every one) will answer; stop anyone waiting."""
+        for short_id, pend in list(self.pending.items()):
+            if types is None or pend.ref.type in types:
+                self.finish(short_id)
 
     def needed(self, pend: Pending, now: float) -> bool:
         """An event needs this lookup: whether it is still worth waiting for (its deadline,
@@ -136,19 +138,20 @@ class ContainerCache:
         self._not_found.pop(container.id, None)
         self._store(container)
         sandbox = container.labels.get(K8S_SANDBOX)
-        if sandbox:
+        if sandbox and not container.pod_labels:
             box = self.entries.get(sandbox[:SHORT_ID_LEN])
             if box is not None and box.complete:
-                container.pod_labels = box.labels  # type: ignore[attr-defined]
+                container.pod_labels = box.labels
         full = container.full_id
         for other in self.entries.values():
-            if other.complete and other.labels.get(K8S_SANDBOX) == full:
-                other.pod_labels = container.labels  # type: ignore[attr-defined]
+            if other.complete and not other.pod_labels \
+                    and other.labels.get(K8S_SANDBOX) == full:
+                other.pod_labels = container.labels
 
     def sandbox_to_fetch(self, container: Container) -> ContainerRef | None:
         """The sandbox of a pod container when its labels are not known yet."""
         sandbox = container.labels.get(K8S_SANDBOX)
-        if not sandbox or len(sandbox) < SHORT_ID_LEN:
+        if container.pod_labels or not sandbox or len(sandbox) < SHORT_ID_LEN:
             return None
         box = self.entries.get(sandbox[:SHORT_ID_LEN])
         if box is not None and box.complete:
@@ -156,12 +159,12 @@ class ContainerCache:
         return ContainerRef(sandbox[:SHORT_ID_LEN], sandbox, container.type)
 
     def not_found(self, ref: ContainerRef) -> None:
-        """Docker does not know this container (another runtime's, or already removed)."""
+        """No engine knows this container (another runtime's, or already removed)."""
         self._not_found[ref.id] = time.monotonic()
         self.placeholder(ref)
 
     def destroyed(self, short_id: str, grace: float) -> None:
-        """Docker removed the container: forget it after ``grace`` seconds (late events of
+        """Its runtime removed the container: forget it after ``grace`` seconds (late events of
         its last processes still find it)."""
         self._doomed[short_id] = time.monotonic() + grace
 
@@ -182,4 +185,4 @@ class ContainerCache:
         if len(self.entries) > self.max_entries:
             oldest = next(iter(self.entries))
             self.entries.pop(oldest, None)
-            self.metrics.inc("enrich.docker.evicted")
+            self.metrics.inc("enrich.container.evicted")

@@ -1,4 +1,4 @@
-"""The Docker enricher against a real dockerd: events built from real container processes (their
+"""The container enricher (its Docker engine) against a real dockerd: events built from real container processes (their
 real pid and kernel cgroup id), enriched, and read through Falco's field readers."""
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ import trio
 from syswarden.core.event import Container, Event, Process
 from syswarden.core.fields import FieldRegistry
 from syswarden.core.metrics import Metrics
-from syswarden.plugins.enrichers.docker.enricher import DockerEnricher
-from syswarden.plugins.enrichers.docker.fields import FIELDS
-from syswarden.plugins.enrichers.docker.metadata import parse_timestamp
+from syswarden.plugins.enrichers.containers.engines.docker import DockerEngine
+from syswarden.plugins.enrichers.containers.enricher import ContainerEnricher
+from syswarden.plugins.enrichers.containers.fields import FIELDS
+from syswarden.plugins.enrichers.containers.metadata import parse_timestamp
 from tests.helpers.docker import (
     CgroupProcess, RunningContainer, cgroup_id, dockerd_pid, eventually, in_thread, start_dockerd,
     stop_dockerd, unique_name,
@@ -49,7 +50,7 @@ def process_event(pid: int, cg: int | None = None, evt_type: str = "execve") -> 
     return evt
 
 
-async def enrich(enricher: DockerEnricher, *events: Event) -> None:
+async def enrich(enricher: ContainerEnricher, *events: Event) -> None:
     """As the agent does: prepare the batch, then enrich each event."""
     await enricher.prepare(list(events))
     for evt in events:
@@ -99,8 +100,8 @@ async def test_first_process_of_a_container_not_seen_yet_waits_for_its_lookup(
     evt = process_event(c.pid)
     await enrich(enricher, evt)
     assert read("container.mount.dest", evt, "/mnt*") == "/tmp/mnt"
-    assert enricher.metrics.get("enrich.docker.batch_waits") == 1
-    assert enricher.metrics.get("drops.enrich.docker_pending") == 0
+    assert enricher.metrics.get("enrich.container.batch_waits") == 1
+    assert enricher.metrics.get("drops.enrich.container_pending") == 0
 
 
 async def test_privileged_or_not(enricher, containers) -> None:
@@ -138,7 +139,7 @@ async def test_snapshot_process_reads_proc_once(enricher, containers) -> None:
     again.proc = evt.proc
     await enrich(enricher, again)
     assert read("container.name", again) == c.name
-    assert enricher.metrics.get("enrich.docker.proc_reads") == 1
+    assert enricher.metrics.get("enrich.container.proc_reads") == 1
 
 
 async def test_container_follows_the_cgroup_of_each_event(enricher, containers) -> None:
@@ -180,19 +181,19 @@ async def test_kubernetes_fields_from_the_kubelet_labels(enricher, containers) -
 
 
 async def test_docker_absent_one_warning_no_wait(nursery, containers, caplog) -> None:
-    caplog.set_level(logging.INFO, logger="syswarden.docker")
+    caplog.set_level(logging.INFO, logger="syswarden.container")
     c = await in_thread(containers.run, "alpine:latest")
-    e = DockerEnricher(Metrics(), socket="/nonexistent/docker.sock", lookup_wait=30.0,
-                       reconnect_min=0.05, reconnect_max=0.1)
+    e = ContainerEnricher(Metrics(), [DockerEngine("/nonexistent/docker.sock")],
+                          lookup_wait=30.0, reconnect_min=0.05, reconnect_max=0.1)
     await nursery.start(e.run)
-    await eventually(lambda: e.metrics.get("enrich.docker.connect_failures") >= 3)
+    await eventually(lambda: e.metrics.get("enrich.container.docker.connect_failures") >= 3)
     with trio.fail_after(10):                   # a hang guard: prepare must not wait 30 s
         evt = process_event(c.pid)
         await enrich(e, evt)
     assert read("container.id", evt) == c.short_id     # from the cgroup, Docker or not
     assert read("container.name", evt) is None
-    assert e.metrics.get("enrich.docker.batch_waits") == 0
-    assert e.metrics.get("drops.enrich.docker_unavailable") == 1
+    assert e.metrics.get("enrich.container.batch_waits") == 0
+    assert e.metrics.get("drops.enrich.container_unavailable") == 1
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "/nonexistent/docker.sock" in warnings[0].getMessage()
 
@@ -200,8 +201,8 @@ async def test_docker_absent_one_warning_no_wait(nursery, containers, caplog) ->
 @pytest.mark.slow
 async def test_api_slow_bounded_wait_then_fields_return(nursery, containers) -> None:
     c = await in_thread(containers.run, "alpine:latest")
-    e = DockerEnricher(Metrics(), lookup_wait=0.3, api_timeout=3.0, reconnect_min=0.1,
-                       reconnect_max=0.5)
+    e = ContainerEnricher(Metrics(), [DockerEngine(timeout=3.0)], lookup_wait=0.3,
+                          reconnect_min=0.1, reconnect_max=0.5)
     await nursery.start(e.run)
     await eventually(lambda: (e.cache.get(c.short_id) or Container("")).complete)
     del e.cache.entries[c.short_id]
@@ -212,7 +213,7 @@ async def test_api_slow_bounded_wait_then_fields_return(nursery, containers) -> 
         await enrich(e, evt)
         assert c.short_id in e.cache.pending    # it went on without the answer
         assert read("container.name", evt) is None
-        assert e.metrics.get("drops.enrich.docker_pending") == 1
+        assert e.metrics.get("drops.enrich.container_pending") == 1
     finally:
         os.kill(pid, signal.SIGCONT)
     await eventually(lambda: not e.cache.pending and e.available)
@@ -223,7 +224,7 @@ async def test_api_slow_bounded_wait_then_fields_return(nursery, containers) -> 
 
 @pytest.mark.slow
 async def test_dockerd_stopped_mid_run(enricher, containers, caplog) -> None:
-    caplog.set_level(logging.INFO, logger="syswarden.docker")
+    caplog.set_level(logging.INFO, logger="syswarden.container")
     before = await in_thread(containers.run, "alpine:latest")
     unseen = await in_thread(containers.run, "alpine:latest")
     e1 = process_event(before.pid)
@@ -236,9 +237,9 @@ async def test_dockerd_stopped_mid_run(enricher, containers, caplog) -> None:
     try:
         await in_thread(stop_dockerd)
         await eventually(lambda: not enricher.available)
-        failures = enricher.metrics.get("enrich.docker.connect_failures")
-        await eventually(lambda: enricher.metrics.get("enrich.docker.connect_failures")
-                         >= failures + 3)       # it keeps retrying, quietly
+        failures = enricher.metrics.get("enrich.container.docker.connect_failures")
+        await eventually(lambda: enricher.metrics.get(
+            "enrich.container.docker.connect_failures") >= failures + 3)       # it keeps retrying, quietly
         evt = Event("openat", ts=time.time_ns(), tid=unseen.pid, pid=unseen.pid)
         evt.cgroup_id = cg_unseen
         evt.proc = Process(unseen.pid, cgroup_id=cg_unseen)
@@ -246,7 +247,7 @@ async def test_dockerd_stopped_mid_run(enricher, containers, caplog) -> None:
             await enrich(enricher, evt)
         assert read("container.id", evt) == unseen.short_id
         assert read("container.name", evt) is None
-        assert enricher.metrics.get("drops.enrich.docker_unavailable") >= 1
+        assert enricher.metrics.get("drops.enrich.container_unavailable") >= 1
         warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
         assert len(warnings) == 1
     finally:
@@ -285,25 +286,27 @@ async def test_seed_conditions_on_real_containers(enricher, containers, compat) 
 
 
 async def test_another_runtimes_container_has_id_and_type_only(enricher) -> None:
-    """A CRI-O container (a real process in a real cgroup laid out as CRI-O does): Docker does
-    not know it, so the id and the runtime are known and the rest reads unknown, counted."""
+    """A CRI-O container (a real process in a real cgroup laid out as CRI-O does) with only the
+    Docker engine on: no engine may know it, so the id and the runtime are known and the rest
+    reads unknown, counted, without asking Docker."""
     full = uuid.uuid4().hex + uuid.uuid4().hex
     path = f"/kubepods.slice/kubepods-burstable.slice/crio-{full}.scope"
     with CgroupProcess(full, path=path) as proc:
         evt = process_event(proc.pid)
-        await enrich(enricher, evt)          # Docker answers 404 at once
+        await enrich(enricher, evt)          # no lookup: Docker cannot know a CRI-O container
+        assert full[:12] not in enricher.cache.pending
         again = process_event(proc.pid)
         await enrich(enricher, again)
     assert read("container.id", again) == full[:12]
     assert read("container.type", again) == "cri-o"
     assert read("container.name", again) is None
     assert read("container.info", again) == f"<NA> (id={full[:12]})"
-    assert enricher.metrics.get("enrich.docker.not_docker") == 2   # asked Docker once
-    assert enricher.metrics.get("drops.enrich.docker_pending") == 0
+    assert enricher.metrics.get("enrich.container.unknown") == 2
+    assert enricher.metrics.get("drops.enrich.container_pending") == 0
 
 
 async def test_removed_container_is_forgotten_after_its_grace(nursery, containers) -> None:
-    e = DockerEnricher(Metrics(), forget_after=0.2)
+    e = ContainerEnricher(Metrics(), [DockerEngine()], forget_after=0.2)
     await nursery.start(e.run)
     c = await in_thread(containers.run, "alpine:latest")
     await eventually(lambda: (e.cache.get(c.short_id) or Container("")).complete)

@@ -8,7 +8,7 @@ follow Falco's semantics (falcosecurity/libs, the container filter checks):
 - On the host, ``container.id``, ``container.name``, ``container.type`` and
   ``container.full_id`` read ``host``; every other field is unknown.
 - In a container whose metadata is not known (the lookup is pending or failed, or the runtime
-  is not Docker), ``container.id`` and ``container.type`` are known, the rest is unknown.
+  is known to no engine), ``container.id`` and ``container.type`` are known, the rest is unknown.
 - A missing value is None, which the rule engine treats as Falco treats a field that extracts
   nothing: every comparison on it is false.  So ``container.mount.dest[/mnt*] != "N/A"`` holds
   only when a mount whose *source* matches ``/mnt*`` exists, as the seed's rules expect.
@@ -17,8 +17,9 @@ follow Falco's semantics (falcosecurity/libs, the container filter checks):
   ``container.mount.source``); the first matching mount answers.
 - ``%container.info`` is ``<name> (id=<id>)``, Falco's generic rendering of it.
 - ``k8s.*`` come from the labels the kubelet sets (``io.kubernetes.pod.namespace``,
-  ``io.kubernetes.pod.name``, ``io.kubernetes.pod.uid``, ``io.kubernetes.sandbox.id``); pod
-  labels are the labels of the pod's sandbox container.  The ``k8s.rc.*``, ``k8s.svc.*``,
+  ``io.kubernetes.pod.name``, ``io.kubernetes.pod.uid``, ``io.kubernetes.sandbox.id``), which
+  the CRI engine fills from the pod sandbox's status; pod labels are the labels of the pod's
+  sandbox.  The ``k8s.rc.*``, ``k8s.svc.*``,
   ``k8s.rs.*``, ``k8s.deployment.*`` fields (Falco's deprecated API-server fields) are declared
   so rules naming them load; they read as unknown.
 """
@@ -32,16 +33,13 @@ from typing import Any, Callable
 from syswarden.core.fields import ArgKind, Bound, Field, FieldType, define
 
 from .cgroup import HOST, SHORT_ID_LEN
+from .metadata import K8S_NS, K8S_POD, K8S_SANDBOX, K8S_UID
 
 S = FieldType.STRING
 B = FieldType.BOOL
 ABS = FieldType.ABSTIME
 REL = FieldType.RELTIME
 
-K8S_NS = "io.kubernetes.pod.namespace"
-K8S_POD = "io.kubernetes.pod.name"
-K8S_UID = "io.kubernetes.pod.uid"
-K8S_SANDBOX = "io.kubernetes.sandbox.id"
 NA = "<NA>"
 
 
@@ -272,7 +270,7 @@ def _mount_desc(what: str, by: str = "source") -> str:
     return f"{what}, by index ([0]) or by a glob on its {by} ([/proc*])"
 
 
-FIELDS = define("docker", (
+FIELDS = define("container", (
     # identity
     Field("container.id", S, "The truncated container id (first 12 characters); 'host' for a "
           "process on the host", _container_id),
@@ -311,7 +309,8 @@ FIELDS = define("docker", (
           "none)", _no_probe),
     Field("container.readiness_probe", S, "The container's readiness probe ('NONE': Docker has "
           "none)", _no_probe),
-    Field("container.cni.json", S, "The pod's CNI result as JSON (CRI runtimes only)", None),
+    Field("container.cni.json", S, "The pod's CNI result as JSON (CRI runtimes only)",
+          _attr("cni_json")),
     Field("container.start_ts", ABS, "Container start as epoch timestamp in nanoseconds",
           _start_ts),
     Field("container.duration", REL, "Number of nanoseconds since container.start_ts",
@@ -346,7 +345,8 @@ FIELDS = define("docker", (
           _sandbox_short),
     Field("k8s.pod.full_sandbox_id", S, "The full pod sandbox id", _sandbox_full),
     Field("k8s.pod.ip", S, "The Kubernetes pod ip, as container.ip", _attr("ip")),
-    Field("k8s.pod.cni.json", S, "The pod's CNI result as JSON (CRI runtimes only)", None),
+    Field("k8s.pod.cni.json", S, "The pod's CNI result as JSON (CRI runtimes only)",
+          _attr("cni_json")),
     *_deprecated_rows("rc", "replication controller"),
     *_deprecated_rows("svc", "service"),
     *_deprecated_rows("rs", "replica set"),

@@ -9,7 +9,7 @@ import pytest
 
 from syswarden.core.event import Container, Event, Mount, Process
 from syswarden.core.fields import ArgKind, FieldRegistry
-from syswarden.plugins.enrichers.docker.fields import FIELDS
+from syswarden.plugins.enrichers.containers.fields import FIELDS
 
 REG = FieldRegistry(FIELDS)
 FULL = "1cb961bc2756ce61547ad845aae3e0d593b8943a6c5cf7b7627cee5b7c873e89"

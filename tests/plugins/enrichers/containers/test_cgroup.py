@@ -7,7 +7,7 @@ import os
 import pytest
 
 from tests.helpers.docker import CgroupProcess, cgroup_id, cgroup_v2_path
-from syswarden.plugins.enrichers.docker.cgroup import (
+from syswarden.plugins.enrichers.containers.cgroup import (
     HOST_REF, CgroupResolver, ContainerRef, find_cgroup2_mount, parse_cgroup_path,
     parse_proc_cgroup, read_proc_cgroup,
 )

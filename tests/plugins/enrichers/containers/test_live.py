@@ -11,7 +11,7 @@ import trio
 from syswarden.core.event import Event
 from syswarden.core.fields import FieldRegistry
 from syswarden.core.metrics import Metrics
-from syswarden.plugins.enrichers.docker.fields import FIELDS
+from syswarden.plugins.enrichers.containers.fields import FIELDS
 from tests.helpers.docker import eventually, in_thread
 
 REG = FieldRegistry(FIELDS)
@@ -51,7 +51,7 @@ async def test_first_exec_of_a_sensitive_mount_container(enricher, containers, n
     assert read("container.name", first) == c.name
     assert read("container.image.repository", first) == "nginx"
     assert read("container.mount.dest", first, "/mnt*") == "/tmp/mnt"
-    assert enricher.metrics.get("drops.enrich.docker_pending") == 0
+    assert enricher.metrics.get("drops.enrich.container_pending") == 0
 
 
 async def test_seed_launch_sensitive_mount_condition_live(enricher, containers, nursery,

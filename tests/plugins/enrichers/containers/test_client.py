@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from syswarden.plugins.enrichers.docker.client import DockerClient, DockerUnavailable
+from syswarden.plugins.enrichers.containers.engines.docker import DockerClient, DockerUnavailable
 from tests.helpers.docker import in_thread, unique_name
 
 pytestmark = pytest.mark.docker

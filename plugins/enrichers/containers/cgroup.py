@@ -1,23 +1,4 @@
-"""Container ids from cgroups: every runtime, cgroup v1 and v2, and kernel cgroup ids.
-
-A process belongs to a container when one of its cgroup paths ends in a component a container
-runtime names after the container's 64-hex id:
-
-===============================  ===========================================  ==============
-runtime                          cgroup component                             ``type``
-===============================  ===========================================  ==============
-Docker (cgroupfs driver)         ``/docker/<id>``                             docker
-Docker (systemd driver)          ``/system.slice/docker-<id>.scope``          docker
-containerd / CRI (systemd)       ``.../cri-containerd-<id>.scope``            containerd
-containerd (cgroupfs driver)     ``...pod<uid>.slice:cri-containerd:<id>``    containerd
-CRI-O                            ``.../crio-<id>.scope`` or ``crio-<id>``     cri-o
-podman                           ``.../libpod-<id>.scope`` or ``libpod-<id>`` podman
-Kubernetes (cgroupfs driver)     ``/kubepods/<qos>/pod<uid>/<id>``            cri
-===============================  ===========================================  ==============
-
-The reported id is Falco's short id, the first 12 hex characters; a process in none of these is
-on the ``host``.  Monitor processes (``libpod-conmon-<id>``, ``crio-conmon-<id>``) run on the
-host, as Falco says.  The innermost container wins (Docker in Docker).
+"""Kernel cgroup ids -> the container they name (every runtime: see :mod:`syswarden.core.cgroups`).
 
 The eBPF source hands over, with every event, the kernel cgroup id of the task
 (``bpf_get_current_cgroup_id``): on the unified (v2) hierarchy that id *is* the inode number of
@@ -33,89 +14,16 @@ import ctypes
 import errno
 import logging
 import os
-import re
 import struct
 import time
 from collections import OrderedDict
-from typing import NamedTuple
 
-from syswarden.core.cgroups import find_cgroup2_mount  # noqa: F401 (re-exported)
-
-log = logging.getLogger("syswarden.docker")
-
-HOST = "host"
-SHORT_ID_LEN = 12
-
-_HEX64 = r"([0-9a-f]{64})"
-#: Component patterns, tried on each path component from the innermost outwards.
-_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(rf"^docker-{_HEX64}\.scope$"), "docker"),
-    (re.compile(rf"^cri-containerd-{_HEX64}\.scope$"), "containerd"),
-    (re.compile(rf":cri-containerd:{_HEX64}$"), "containerd"),
-    (re.compile(rf"^crio-{_HEX64}(?:\.scope)?$"), "cri-o"),
-    (re.compile(rf"^libpod-{_HEX64}(?:\.scope)?$"), "podman"),
-    (re.compile(rf"^{_HEX64}$"), ""),  # bare id: the parent says which runtime
+from syswarden.core.cgroups import (  # noqa: F401 (re-exported)
+    HOST, HOST_REF, SHORT_ID_LEN, ContainerRef, find_cgroup2_mount, parse_cgroup_path,
+    parse_proc_cgroup, read_proc_cgroup,
 )
 
-
-class ContainerRef(NamedTuple):
-    """Which container a cgroup path names: Falco's short id, the full id, the runtime."""
-
-    id: str
-    full_id: str
-    type: str
-
-
-HOST_REF = ContainerRef(HOST, "", HOST)
-
-
-def _bare_type(parents: list[str]) -> str:
-    for part in reversed(parents):
-        if part == "docker" or part.startswith("docker"):
-            return "docker"
-        if part.startswith("kubepods"):
-            return "cri"
-        if part.startswith("machine.slice") or part == "libpod_parent":
-            return "podman"
-    return "docker"
-
-
-def parse_cgroup_path(path: str) -> ContainerRef | None:
-    """The container a single cgroup path belongs to, or None (not a container's cgroup)."""
-    parts = [p for p in path.split("/") if p]
-    for i in range(len(parts) - 1, -1, -1):
-        comp = parts[i]
-        for pattern, kind in _PATTERNS:
-            m = pattern.search(comp)
-            if m:
-                full = m.group(1)
-                return ContainerRef(full[:SHORT_ID_LEN], full, kind or _bare_type(parts[:i]))
-    return None
-
-
-def parse_proc_cgroup(text: str) -> ContainerRef:
-    """The container of a process from the text of ``/proc/PID/cgroup`` (v1 and v2 lines).
-
-    Every hierarchy is looked at (a v1 host may place a container in some controllers only);
-    no container in any of them means the host.
-    """
-    for line in text.splitlines():
-        _, _, path = line.partition(":")
-        _, _, path = path.partition(":")
-        ref = parse_cgroup_path(path)
-        if ref is not None:
-            return ref
-    return HOST_REF
-
-
-def read_proc_cgroup(pid: int, proc_root: str = "/proc") -> ContainerRef | None:
-    """The container of a live process, from ``/proc/PID/cgroup``; None when it has gone."""
-    try:
-        with open(f"{proc_root}/{pid}/cgroup", encoding="ascii", errors="replace") as fh:
-            return parse_proc_cgroup(fh.read())
-    except OSError:
-        return None
-
+log = logging.getLogger("syswarden.container")
 
 # -- kernel cgroup id -> path -----------------------------------------------------------------
 

@@ -6,8 +6,8 @@ import pytest
 import trio
 
 from syswarden.core.metrics import Metrics
-from syswarden.plugins.enrichers.docker.cache import ContainerCache
-from syswarden.plugins.enrichers.docker.cgroup import ContainerRef
+from syswarden.plugins.enrichers.containers.cache import ContainerCache
+from syswarden.plugins.enrichers.containers.cgroup import ContainerRef
 
 REF = ContainerRef("0123456789ab", "0123456789ab" * 5 + "0123", "docker")
 

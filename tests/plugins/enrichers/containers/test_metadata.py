@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from syswarden.plugins.enrichers.docker.metadata import (
-    container_from_inspect, parse_timestamp, split_image,
-)
+from syswarden.plugins.enrichers.containers.engines.docker import container_from_inspect
+from syswarden.plugins.enrichers.containers.metadata import parse_timestamp, split_image
 from tests.helpers.docker import inspect
 
 
