@@ -37,6 +37,17 @@ LAYOUTS = [
     ("/user.slice/user-1000.slice/session-4.scope", None),
     ("/system.slice/docker.service", None),
     (f"/docker/{A[:40]}", None),                                    # not a 64-hex id
+    (f"/k8s.io/{A}", (A[:12], "containerd")),                       # ctr -n k8s.io, cgroupfs
+    (f"/default/{A}", (A[:12], "containerd")),                      # ctr's default namespace
+    (f"/libpod_parent/libpod-{A}", (A[:12], "podman")),             # podman, cgroupfs
+    (f"/libpod_parent/{A}", (A[:12], "podman")),
+    (f"/kubepods/besteffort/{POD}/crio-{A}", (A[:12], "cri-o")),    # CRI-O, cgroupfs
+    (f"/kubepods.slice/kubepods-{POD}.slice/cri-containerd-{A}.scope", (A[:12], "containerd")),
+    (f"/system.slice/containerd.service/kubepods-burstable-{POD}.slice:cri-containerd:{A}",
+     (A[:12], "containerd")),                                       # v1, systemd cgroup path
+    (f"/kubepods/burstable/{POD}/{A}", (A[:12], "cri")),            # kubelet, cgroupfs, v1
+    (f"/user.slice/user-1000.slice/user@1000.service/app.slice/docker-{A}.scope",
+     (A[:12], "docker")),                                           # rootless Docker
 ]
 
 
@@ -56,6 +67,13 @@ def test_proc_cgroup_v1_and_v2_lines() -> None:
     v2 = f"0::/system.slice/docker-{B}.scope\n"
     assert parse_proc_cgroup(v2).id == B[:12]
     assert parse_proc_cgroup("0::/\n") == HOST_REF
+    # v1 lines of every runtime (a controller line names the container, name=systemd may not)
+    for line, kind in ((f"11:devices:/kubepods/besteffort/{POD}/{A}", "cri"),
+                       (f"4:memory:/kubepods.slice/kubepods-{POD}.slice/crio-{A}.scope", "cri-o"),
+                       (f"9:pids:/machine.slice/libpod-{A}.scope", "podman"),
+                       (f"3:cpu,cpuacct:/k8s.io/{A}", "containerd")):
+        text = f"12:blkio:/\n{line}\n1:name=systemd:/user.slice\n0::/\n"
+        assert parse_proc_cgroup(text) == ContainerRef(A[:12], A, kind)
     assert parse_proc_cgroup("") == HOST_REF
 
 
@@ -104,6 +122,7 @@ RUNTIMES = [
     (f"/machine.slice/libpod-{A}.scope/container", "podman"),
     (f"/system.slice/docker-{A}.scope", "docker"),
     (f"/kubepods/besteffort/{POD}/{A}", "cri"),
+    (f"/k8s.io/{A}", "containerd"),
 ]
 
 
