@@ -87,7 +87,7 @@ def make_engines(section: dict[str, Any], timeout: float) -> list[ContainerEngin
     """The engines the config enables: one per configured socket (a missing one is retried,
     with one warning), or one per usual socket that exists now (none: the engine is off, with
     one log line)."""
-    engines: list[ContainerEngine] = []
+    chosen: list[tuple[type[ContainerEngine], list[str]]] = []
     conf = section.get("engines") or {}
     for name in ENGINE_NAMES:
         entry = conf.get(name) or {}
@@ -105,7 +105,16 @@ def make_engines(section: dict[str, Any], timeout: float) -> list[ContainerEngin
                 log.info("%s: no socket at %s; engine off", name,
                          ", ".join(cls.default_sockets))
                 continue
-        engines.extend(cls(socket, timeout) for socket in sockets)
+        chosen.append((cls, sockets))
+    # a containerd socket the CRI engine also asks: the CRI answers for the pods' containers
+    cri = {s for cls, sockets in chosen if cls.name == "cri" for s in sockets}
+    engines: list[ContainerEngine] = []
+    for cls, sockets in chosen:
+        for socket in sockets:
+            if cls.name == "containerd":
+                engines.append(cls(socket, timeout, cri_managed=socket not in cri))
+            else:
+                engines.append(cls(socket, timeout))
     return engines
 
 

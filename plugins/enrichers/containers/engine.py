@@ -52,6 +52,8 @@ class ContainerEngine(abc.ABC):
     types: frozenset[str] = frozenset()
     #: the sockets it is found on when none is configured, in the order they are tried
     default_sockets: tuple[str, ...] = ()
+    #: seconds between two pings of a runtime that has no event stream
+    heartbeat: float = 2.0
 
     def __init__(self, socket: str, timeout: float = 2.0) -> None:
         self.socket = socket
@@ -72,9 +74,12 @@ class ContainerEngine(abc.ABC):
 
     async def events(self) -> AsyncIterator[EngineEvent]:
         """The runtime's container events until its stream ends; raises
-        :class:`EngineUnavailable` when the stream breaks.  The default has no stream: it
-        waits forever (a lookup starts when an event first carries the container)."""
-        await trio.sleep_forever()
+        :class:`EngineUnavailable` when the stream breaks.  The default has no stream (a
+        lookup starts when an event first carries the container): it pings the runtime every
+        ``heartbeat`` seconds, so that a runtime gone away is noticed."""
+        while True:
+            await trio.sleep(self.heartbeat)
+            await self.ping()
         yield EngineEvent("", "")  # pragma: no cover (an async generator)
 
     async def aclose(self) -> None:
@@ -95,6 +100,9 @@ class ContainerEngine(abc.ABC):
 ENGINES: tuple[tuple[str, str, str], ...] = (
     ("docker", "syswarden.plugins.enrichers.containers.engines.docker", "DockerEngine"),
     ("podman", "syswarden.plugins.enrichers.containers.engines.docker", "PodmanEngine"),
+    ("cri", "syswarden.plugins.enrichers.containers.engines.cri", "CriEngine"),
+    ("containerd", "syswarden.plugins.enrichers.containers.engines.containerd",
+     "ContainerdEngine"),
 )
 
 ENGINE_NAMES = tuple(name for name, _, _ in ENGINES)

@@ -336,7 +336,11 @@ class ContainerEnricher(Enricher):
                 cache.put(container)
                 self.metrics.inc("enrich.container.lookups")
                 return
-            if not failed and self._up_for(ref.type):
+            pend = cache.pending.get(ref.id)
+            if not failed and self._up_for(ref.type) and (pend is None
+                                                           or pend.deadline is not None):
+                # unknown to every engine; a lookup only a runtime's event asked for is not
+                # remembered (a CRI container is announced by containerd before the CRI has it)
                 cache.not_found(ref)
         finally:
             pend = cache.finish(ref.id)

@@ -1,5 +1,6 @@
-"""The container enricher (its Docker engine) against a real dockerd: events built from real container processes (their
-real pid and kernel cgroup id), enriched, and read through Falco's field readers."""
+"""The container enricher (its Docker engine) against a real dockerd: events built from real
+container processes (their real pid and kernel cgroup id), enriched, and read through Falco's
+field readers."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from syswarden.plugins.enrichers.containers.enricher import ContainerEnricher
 from syswarden.plugins.enrichers.containers.fields import FIELDS
 from syswarden.plugins.enrichers.containers.metadata import parse_timestamp
 from tests.helpers.docker import (
-    CgroupProcess, RunningContainer, cgroup_id, dockerd_pid, eventually, in_thread, start_dockerd,
-    stop_dockerd, unique_name,
+    CgroupProcess, RunningContainer, cgroup_id, dockerd_pid, eventually, in_thread, process_event,
+    start_dockerd, stop_dockerd, unique_name,
 )
 
 REG = FieldRegistry(FIELDS)
@@ -31,23 +32,6 @@ pytestmark = pytest.mark.docker
 
 def read(name: str, evt: Event, arg=None):
     return REG.get(name).bind(arg).read(evt)
-
-
-def vpid_of(pid: int) -> int:
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("NSpid:"):
-            return int(line.split()[-1])
-    raise AssertionError("no NSpid")
-
-
-def process_event(pid: int, cg: int | None = None, evt_type: str = "execve") -> Event:
-    """What the eBPF source and the process enricher hand over for a real process."""
-    cg = cgroup_id(pid) if cg is None else cg
-    evt = Event(evt_type, ts=time.time_ns(), tid=pid, pid=pid)
-    evt.cgroup_id = cg
-    comm = open(f"/proc/{pid}/comm").read().strip()
-    evt.proc = Process(pid, vpid=vpid_of(pid), comm=comm, cgroup_id=cg)
-    return evt
 
 
 async def enrich(enricher: ContainerEnricher, *events: Event) -> None:
@@ -238,8 +222,8 @@ async def test_dockerd_stopped_mid_run(enricher, containers, caplog) -> None:
         await in_thread(stop_dockerd)
         await eventually(lambda: not enricher.available)
         failures = enricher.metrics.get("enrich.container.docker.connect_failures")
-        await eventually(lambda: enricher.metrics.get(
-            "enrich.container.docker.connect_failures") >= failures + 3)       # it keeps retrying, quietly
+        await eventually(lambda: enricher.metrics.get(      # it keeps retrying, quietly
+            "enrich.container.docker.connect_failures") >= failures + 3)
         evt = Event("openat", ts=time.time_ns(), tid=unseen.pid, pid=unseen.pid)
         evt.cgroup_id = cg_unseen
         evt.proc = Process(unseen.pid, cgroup_id=cg_unseen)

@@ -82,3 +82,15 @@ def test_fields_registered_by_the_plugin_manager() -> None:
     reg = make_plugin_manager().fields()
     for name in ("container.id", "container.mount.dest", "container.info", "k8s.ns.name"):
         assert reg.get(name) is not None and reg.get(name).provider == "container"
+
+
+def test_containerd_leaves_pods_to_the_cri_on_a_shared_socket(tmp_path) -> None:
+    cfg = _config(tmp_path, "container:\n  engines:\n    docker: {enabled: false}\n"
+                  "    podman: {enabled: false}\n"
+                  "    cri: {sockets: [/run/containerd/containerd.sock]}\n"
+                  "    containerd: {sockets: [/run/containerd/containerd.sock, /run/k3s.sock]}\n")
+    engines = plugin.make_engines(cfg["container"], 1.0)
+    assert [(e.name, e.socket) for e in engines] == [
+        ("cri", "/run/containerd/containerd.sock"),
+        ("containerd", "/run/containerd/containerd.sock"), ("containerd", "/run/k3s.sock")]
+    assert [e.cri_managed for e in engines[1:]] == [False, True]
