@@ -37,11 +37,14 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import pytest
 
 from tests.helpers.paths import REPO
+
+if TYPE_CHECKING:
+    from syswarden.core.event import Event
 
 DOCKERD_SCRIPT = REPO / "scripts" / "dockerd.sh"
 TEST_LABEL = "org.syswarden.test"

@@ -13,28 +13,15 @@ import pytest
 import trio
 
 from syswarden.core.event import Container, Event, Process
-from syswarden.core.fields import FieldRegistry
 from syswarden.core.metrics import Metrics
 from syswarden.plugins.enrichers.containers.engines.containerd import ContainerdEngine
 from syswarden.plugins.enrichers.containers.engines.cri import CriEngine
 from syswarden.plugins.enrichers.containers.enricher import ContainerEnricher
-from syswarden.plugins.enrichers.containers.fields import FIELDS
 from tests.helpers.containerd import APP_IMAGE, containerd, kubelet  # noqa: F401
 from tests.helpers.docker import cgroup_id, eventually, in_thread, process_event, unique_name
-
-REG = FieldRegistry(FIELDS)
+from tests.helpers.runtimes import enrich, live_alerts, read
 
 pytestmark = [pytest.mark.docker, pytest.mark.root]
-
-
-def read(name: str, evt: Event, arg=None):
-    return REG.get(name).bind(arg).read(evt)
-
-
-async def enrich(enricher: ContainerEnricher, *events: Event) -> None:
-    await enricher.prepare(list(events))
-    for evt in events:
-        enricher.enrich(evt)
 
 
 async def started(nursery, socket: str, **kw) -> ContainerEnricher:
@@ -130,43 +117,16 @@ async def test_first_process_from_the_event_stream(nursery, containerd,  # noqa:
     assert e.metrics.get("enrich.container.batch_waits") == 0
 
 
-async def test_live_first_exec_and_alert_of_a_pod(nursery, containerd, kubelet,  # noqa: F811
-                                                  compat) -> None:
+async def test_live_first_exec_and_alert_of_a_pod(nursery, containerd,  # noqa: F811
+                                                  kubelet) -> None:  # noqa: F811
     """The real eBPF source, the process enricher and this enricher, then a rule's output:
     a file opened in a pod's container raises an alert that carries the container's name and
     image and the pod's name, namespace and labels; the container's first exec is enriched."""
-    if os.geteuid() != 0:
-        pytest.skip("the eBPF source needs root")
-    from syswarden.core.plugins import collect_fields
-    from syswarden.core.rules.compiler import compile_condition
-    from syswarden.core.rules.output import compile_output
-    from syswarden.plugins.enrichers.process.enricher import ProcessEnricher
-    from syswarden.plugins.sources.ebpf.source import EbpfSource
-
-    fields = collect_fields()
-    rule = compile_condition("evt.type in (openat, execve) and container.id != host "
-                             "and k8s.ns.name = shop", fields)
-    output = compile_output("%evt.type %fd.name %container.name %container.image "
-                            "%k8s.pod.name %k8s.ns.name %k8s.pod.labels", fields)
     e = await started(nursery, containerd.socket)
-    process = ProcessEnricher(Metrics())
-    source = EbpfSource({}, {"execve", "openat", "clone", "clone3", "fork", "vfork"},
-                        os.getpid(), Metrics())
-    send, recv = trio.open_memory_channel[list[Event]](256)
-    await nursery.start(source.run, send)
-    alerts: list[tuple[Event, str]] = []
-
-    async def pipeline() -> None:
-        async with recv:
-            async for batch in recv:
-                await e.prepare(batch)
-                for evt in batch:
-                    process.enrich(evt)
-                    e.enrich(evt)
-                    if rule(evt):
-                        alerts.append((evt, output(evt)[0]))
-    nursery.start_soon(pipeline)
-
+    alerts = await live_alerts(
+        nursery, e, "evt.type in (openat, execve) and container.id != host "
+        "and k8s.ns.name = shop", "%evt.type %fd.name %container.name %container.image "
+        "%k8s.pod.name %k8s.ns.name %k8s.pod.labels")
     pod = await in_thread(kubelet.run_pod, unique_name("cart"), "shop", {"app": "cart"})
     cid = await in_thread(kubelet.create_container, pod, "cart", APP_IMAGE, "sh", "-c",
                           "cat /etc/passwd; exec sleep 120")
@@ -175,7 +135,7 @@ async def test_live_first_exec_and_alert_of_a_pod(nursery, containerd, kubelet, 
     first = next(evt for evt, _ in alerts if evt.type == "execve" and evt.pid == pid)
     assert first.proc.vpid == 1 and read("container.name", first) == "cart"
     text = next(text for _, text in alerts if "/etc/passwd" in text)
-    assert text == (f"openat /etc/passwd cart {APP_IMAGE} {pod.name} shop app:cart")
+    assert text == f"openat /etc/passwd cart {APP_IMAGE} {pod.name} shop app:cart"
 
 
 async def test_container_gone_before_its_metadata(nursery, containerd, kubelet,  # noqa: F811

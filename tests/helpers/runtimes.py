@@ -1,0 +1,65 @@
+"""What the container engine tests share: reading a field, enriching as the agent does, and the
+live pipeline (the real eBPF source, the process enricher, the container enricher, a rule's
+condition and output) whose alerts a test reads."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+import trio
+
+from syswarden.core.event import Event
+from syswarden.core.fields import FieldRegistry
+from syswarden.core.metrics import Metrics
+from syswarden.plugins.enrichers.containers.fields import FIELDS
+
+REG = FieldRegistry(FIELDS)
+
+
+def read(name: str, evt: Event, arg: Any = None) -> Any:
+    return REG.get(name).bind(arg).read(evt)
+
+
+async def enrich(enricher: Any, *events: Event) -> None:
+    """As the agent does: prepare the batch, then enrich each event."""
+    await enricher.prepare(list(events))
+    for evt in events:
+        enricher.enrich(evt)
+
+
+async def live_alerts(nursery: trio.Nursery, enricher: Any, condition: str,
+                      output: str) -> list[tuple[Event, str]]:
+    """Start the real eBPF source (exec, fork and open events) feeding the process enricher
+    and ``enricher``; return the list the pipeline appends ``(event, output text)`` to for
+    every event that meets ``condition``."""
+    if os.geteuid() != 0:
+        pytest.skip("the eBPF source needs root")
+    from syswarden.core.plugins import collect_fields
+    from syswarden.core.rules.compiler import compile_condition
+    from syswarden.core.rules.output import compile_output
+    from syswarden.plugins.enrichers.process.enricher import ProcessEnricher
+    from syswarden.plugins.sources.ebpf.source import EbpfSource
+
+    fields = collect_fields()
+    rule = compile_condition(condition, fields)
+    render = compile_output(output, fields)
+    process = ProcessEnricher(Metrics())
+    source = EbpfSource({}, {"execve", "openat", "clone", "clone3", "fork", "vfork"},
+                        os.getpid(), Metrics())
+    send, recv = trio.open_memory_channel[list[Event]](256)
+    await nursery.start(source.run, send)
+    alerts: list[tuple[Event, str]] = []
+
+    async def pipeline() -> None:
+        async with recv:
+            async for batch in recv:
+                await enricher.prepare(batch)
+                for evt in batch:
+                    process.enrich(evt)
+                    enricher.enrich(evt)
+                    if rule(evt):
+                        alerts.append((evt, render(evt)[0]))
+    nursery.start_soon(pipeline)
+    return alerts
