@@ -118,17 +118,20 @@ def engine_class(name: str) -> type[ContainerEngine]:
 
 def present_sockets(paths: tuple[str, ...] | list[str]) -> list[str]:
     """The paths that are unix sockets now (globs such as ``/run/user/*/podman/podman.sock``
-    expanded), in order, without duplicates."""
+    expanded), in order, each socket once (``/var/run`` is often ``/run``)."""
     import glob
     import stat
 
     out: list[str] = []
+    seen: set[tuple[int, int]] = set()
     for pattern in paths:
         for path in sorted(glob.glob(pattern)) if any(c in pattern for c in "*?[") \
                 else [pattern]:
             try:
-                if stat.S_ISSOCK(os.stat(path).st_mode) and path not in out:
-                    out.append(path)
+                st = os.stat(path)
             except OSError:
                 continue
+            if stat.S_ISSOCK(st.st_mode) and (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                out.append(path)
     return out

@@ -94,3 +94,28 @@ def test_containerd_leaves_pods_to_the_cri_on_a_shared_socket(tmp_path) -> None:
         ("cri", "/run/containerd/containerd.sock"),
         ("containerd", "/run/containerd/containerd.sock"), ("containerd", "/run/k3s.sock")]
     assert [e.cri_managed for e in engines[1:]] == [False, True]
+
+
+def test_usual_sockets_found_once(tmp_path) -> None:
+    """Real sockets: a glob finds them, a second path to the same socket is not a second
+    engine, a regular file is not a socket."""
+    import socket as sk
+
+    socks = []
+    for user in ("1000", "1001"):
+        d = tmp_path / "user" / user
+        d.mkdir(parents=True)
+        s = sk.socket(sk.AF_UNIX)
+        s.bind(str(d / "podman.sock"))
+        socks.append(s)
+    (tmp_path / "link").symlink_to(tmp_path / "user" / "1000")
+    (tmp_path / "file.sock").write_text("")
+    try:
+        found = present_sockets([str(tmp_path / "user/*/podman.sock"),
+                                 str(tmp_path / "link/podman.sock"), str(tmp_path / "file.sock"),
+                                 str(tmp_path / "absent.sock")])
+        assert found == [str(tmp_path / "user/1000/podman.sock"),
+                         str(tmp_path / "user/1001/podman.sock")]
+    finally:
+        for s in socks:
+            s.close()
