@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 import socket
 import time
 import uuid as _uuid
@@ -51,7 +52,9 @@ class Priority(enum.IntEnum):
         return self <= threshold
 
 
-HOSTNAME = socket.gethostname()
+#: The host's name in alerts: ``FALCO_HOSTNAME`` when set (as Falco: a DaemonSet gives it the
+#: node's name, the pod's own hostname being the pod's), else the system's.
+HOSTNAME = os.environ.get("FALCO_HOSTNAME") or socket.gethostname()
 
 
 @dataclass
