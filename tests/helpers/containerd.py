@@ -9,10 +9,8 @@ removes the directory.  ``restart()`` stops and starts the daemon on the same st
 
 from __future__ import annotations
 
-import os
 import pathlib
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -23,6 +21,7 @@ from typing import Iterator
 import pytest
 
 from tests.helpers.docker import TEST_LABEL, _busybox_rootfs, docker, dockerd  # noqa: F401
+from tests.helpers.runtimes import RuntimeDaemon
 
 PAUSE_IMAGE = "registry.k8s.io/pause:3.6"
 NAMESPACE = "k8s.io"
@@ -73,41 +72,21 @@ def build_images() -> None:
     _build(APP_IMAGE, ["sleep", "3600"])
 
 
-class Containerd:
+class Containerd(RuntimeDaemon):
+    name = "containerd"
+
     def __init__(self) -> None:
-        self.dir = pathlib.Path(tempfile.mkdtemp(prefix="sw-ctd-"))
-        self.socket = str(self.dir / "ctd.sock")
-        self.proc: subprocess.Popen | None = None
+        directory = pathlib.Path(tempfile.mkdtemp(prefix="sw-ctd-"))
+        super().__init__(directory, str(directory / "ctd.sock"))
         (self.dir / "cni" / "bin").mkdir(parents=True)
         (self.dir / "cni" / "conf").mkdir(parents=True)
         (self.dir / "config.toml").write_text(CONFIG.format(d=self.dir, pause=PAUSE_IMAGE))
 
-    # -- the daemon -----------------------------------------------------------------------
+    def command(self) -> list[str]:
+        return ["containerd", "--config", str(self.dir / "config.toml")]
 
-    def start(self, timeout: float = 30.0) -> None:
-        log = open(self.dir / "containerd.log", "ab")
-        self.proc = subprocess.Popen(["containerd", "--config", str(self.dir / "config.toml")],
-                                     stdout=log, stderr=log, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if os.path.exists(self.socket) and self.ctr("version", check=False).returncode == 0:
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise RuntimeError("containerd did not start:\n" +
-                           (self.dir / "containerd.log").read_text()[-3000:])
-
-    def kill(self) -> None:
-        """Stop the daemon (its shims and containers keep running, as on a real node)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
+    def answers(self) -> bool:
+        return self.ctr("version", check=False).returncode == 0
 
     def restart(self) -> None:
         self.kill()
@@ -115,7 +94,7 @@ class Containerd:
 
     def stop(self) -> None:
         try:
-            if self.proc is not None and self.proc.poll() is None:
+            if self.running():
                 self._remove_everything()
         finally:
             self.kill()

@@ -13,10 +13,8 @@ import json
 import os
 import pathlib
 import shutil
-import signal
 import subprocess
 import tempfile
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Iterator
@@ -24,6 +22,7 @@ from typing import Iterator
 import pytest
 
 from tests.helpers.docker import docker, dockerd  # noqa: F401
+from tests.helpers.runtimes import RuntimeDaemon
 
 ULIMITS = ("--ulimit", "nproc=1000:1000", "--ulimit", "nofile=1024:1024")
 
@@ -54,46 +53,26 @@ class PodmanContainer:
         return self.id[:12]
 
 
-class Podman:
+class Podman(RuntimeDaemon):
+    name = "podman"
+
     def __init__(self) -> None:
-        self.dir = pathlib.Path(tempfile.mkdtemp(prefix="sw-podman-"))
-        self.socket = str(self.dir / "podman.sock")
+        directory = pathlib.Path(tempfile.mkdtemp(prefix="sw-podman-"))
+        super().__init__(directory, str(directory / "podman.sock"))
         (self.dir / "containers.conf").write_text(CONTAINERS_CONF.format(d=self.dir))
         (self.dir / "storage.conf").write_text(STORAGE_CONF.format(d=self.dir))
         self.env = {**os.environ, "CONTAINERS_CONF": str(self.dir / "containers.conf"),
                     "CONTAINERS_STORAGE_CONF": str(self.dir / "storage.conf")}
-        self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 30.0) -> None:
-        log = open(self.dir / "service.log", "ab")
-        self.proc = subprocess.Popen(
-            ["podman", "system", "service", "--time=0", f"unix://{self.socket}"],
-            env=self.env, stdout=log, stderr=log, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if os.path.exists(self.socket) and \
-                    self.podman("version", check=False).returncode == 0:
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise RuntimeError("podman service did not start:\n" +
-                           (self.dir / "service.log").read_text()[-3000:])
+    def command(self) -> list[str]:
+        return ["podman", "system", "service", "--time=0", f"unix://{self.socket}"]
 
-    def kill(self) -> None:
-        """Stop the service (its containers keep running under conmon)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
+    def answers(self) -> bool:
+        return self.podman("version", check=False).returncode == 0
 
     def stop(self) -> None:
         try:
-            if self.proc is not None and self.proc.poll() is None:
+            if self.running():
                 self.podman("rm", "-af", "-t", "0", check=False)
         finally:
             self.kill()

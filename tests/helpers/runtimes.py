@@ -5,6 +5,10 @@ condition and output) whose alerts a test reads."""
 from __future__ import annotations
 
 import os
+import pathlib
+import signal
+import subprocess
+import time
 from typing import Any
 
 import pytest
@@ -16,6 +20,53 @@ from syswarden.core.metrics import Metrics
 from syswarden.plugins.enrichers.containers.fields import FIELDS
 
 REG = FieldRegistry(FIELDS)
+
+
+class RuntimeDaemon:
+    """A runtime's daemon started by a test on a private socket: ``command()`` is how it runs,
+    ``answers()`` whether it serves its API yet; ``kill()`` stops the daemon alone (its
+    containers keep running, as on a real node when the runtime restarts)."""
+
+    name = "daemon"
+
+    def __init__(self, directory: pathlib.Path, socket: str) -> None:
+        self.dir = directory
+        self.socket = socket
+        self.proc: subprocess.Popen | None = None
+        self.env: dict[str, str] | None = None
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def answers(self) -> bool:
+        raise NotImplementedError
+
+    def start(self, timeout: float = 30.0) -> None:
+        log = self.dir / f"{self.name}.log"
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen(self.command(), env=self.env, stdout=out, stderr=out,
+                                         start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if os.path.exists(self.socket) and self.answers():
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} did not start:\n" + log.read_text()[-3000:])
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
 
 def read(name: str, evt: Event, arg: Any = None) -> Any:
