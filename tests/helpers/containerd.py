@@ -184,6 +184,7 @@ class Kubelet:
         self.api = api_pb2
         self.channel = grpc.insecure_channel(f"unix://{socket}")
         self.rt = api_pb2_grpc.RuntimeServiceStub(self.channel)
+        self.images = api_pb2_grpc.ImageServiceStub(self.channel)
         self.timeout = timeout
         self.pods: list[str] = []
 
@@ -215,9 +216,12 @@ class Kubelet:
                          mounts: tuple[tuple[str, str, bool], ...] = (),
                          labels: dict[str, str] | None = None) -> str:
         api = self.api
+        # the kubelet names the image by its id, and says what the pod spec named
+        image_id = self.images.ImageStatus(api.ImageStatusRequest(
+            image=api.ImageSpec(image=image)), timeout=self.timeout).image.id
         config = api.ContainerConfig(
             metadata=api.ContainerMetadata(name=name, attempt=0),
-            image=api.ImageSpec(image=image), command=list(cmd),
+            image=api.ImageSpec(image=image_id, user_specified_image=image), command=list(cmd),
             labels={"io.kubernetes.container.name": name,
                     "io.kubernetes.pod.name": pod.name,
                     "io.kubernetes.pod.namespace": pod.namespace,

@@ -47,6 +47,9 @@ from .engine import ContainerEngine, EngineUnavailable
 
 log = logging.getLogger("syswarden.container")
 
+#: seconds between two asks of a container no engine knows yet, while an event waits for it
+LOOKUP_RETRY = 0.05
+
 
 @dataclass(eq=False)
 class _Link:
@@ -308,44 +311,60 @@ class ContainerEnricher(Enricher):
                 await self._lookup(ref)
 
     async def _lookup(self, ref: ContainerRef) -> None:
+        """Ask the engines that may know ``ref`` in order; the first answer is cached.  When
+        none knows it yet and an event waits for it, ask again until that event's deadline:
+        a runtime registers a container a moment after announcing it (containerd's
+        /containers/create comes before the CRI has the container)."""
         cache = self.cache
         try:
-            failed = False
-            for link in self._links_for(ref.type):
-                if not link.available:
-                    continue
-                try:
-                    container = await link.engine.inspect(ref.full_id or ref.id)
-                    if container is None:
-                        continue
-                except EngineUnavailable as exc:
-                    log.debug("%s: lookup of %s failed: %s", link.engine.name, ref.id, exc)
-                    self.metrics.inc("enrich.container.lookup_failures")
-                    failed = True
-                    continue
-                sandbox = cache.sandbox_to_fetch(container)
-                if sandbox is not None:
-                    # a pod's container: its pod labels are the sandbox's; fetch it in the
-                    # same lookup so whoever waits for this container gets them too
-                    try:
-                        box = await link.engine.inspect(sandbox.full_id)
-                    except EngineUnavailable:
-                        box = None
-                    if box is not None:
-                        cache.put(box)
-                cache.put(container)
-                self.metrics.inc("enrich.container.lookups")
-                return
-            pend = cache.pending.get(ref.id)
-            if not failed and self._up_for(ref.type) and (pend is None
-                                                           or pend.deadline is not None):
-                # unknown to every engine; a lookup only a runtime's event asked for is not
-                # remembered (a CRI container is announced by containerd before the CRI has it)
-                cache.not_found(ref)
+            while True:
+                found, failed = await self._ask_engines(ref)
+                if found:
+                    return
+                pend = cache.pending.get(ref.id)
+                if failed or not self._up_for(ref.type):
+                    return
+                if pend is None or pend.deadline is None:
+                    return            # only a runtime's event asked: not remembered as unknown
+                if trio.current_time() + LOOKUP_RETRY >= pend.deadline:
+                    cache.not_found(ref)
+                    return
+                await trio.sleep(LOOKUP_RETRY)
         finally:
             pend = cache.finish(ref.id)
             if pend is not None and pend.again and self._up_for(ref.type):
                 cache.request(ref, force=True, background=True)
+
+    async def _ask_engines(self, ref: ContainerRef) -> tuple[bool, bool]:
+        """(found and cached, an engine failed)."""
+        cache = self.cache
+        failed = False
+        for link in self._links_for(ref.type):
+            if not link.available:
+                continue
+            try:
+                container = await link.engine.inspect(ref.full_id or ref.id)
+            except EngineUnavailable as exc:
+                log.debug("%s: lookup of %s failed: %s", link.engine.name, ref.id, exc)
+                self.metrics.inc("enrich.container.lookup_failures")
+                failed = True
+                continue
+            if container is None:
+                continue
+            sandbox = cache.sandbox_to_fetch(container)
+            if sandbox is not None:
+                # a pod's container: its pod labels are the sandbox's; fetch it in the same
+                # lookup so whoever waits for this container gets them too
+                try:
+                    box = await link.engine.inspect(sandbox.full_id)
+                except EngineUnavailable:
+                    box = None
+                if box is not None:
+                    cache.put(box)
+            cache.put(container)
+            self.metrics.inc("enrich.container.lookups")
+            return True, failed
+        return False, failed
 
     async def _sweeper(self) -> None:
         while True:

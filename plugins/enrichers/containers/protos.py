@@ -35,7 +35,8 @@ SOURCES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "types/fieldpath.proto", "types/event.proto", "types/task/task.proto",
         "services/containers/v1/containers.proto", "services/tasks/v1/tasks.proto",
         "services/events/v1/events.proto", "services/images/v1/images.proto",
-        "services/version/v1/version.proto", "events/task.proto", "events/container.proto",
+        "services/version/v1/version.proto", "services/namespaces/v1/namespace.proto",
+        "events/task.proto", "events/container.proto",
     )),
     ("cri", ("api.proto",)),
 )

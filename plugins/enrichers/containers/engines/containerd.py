@@ -1,15 +1,15 @@
 """The containerd engine: containerd's own gRPC API (``containerd.services.*.v1``).
 
 A container lives in a containerd namespace (``k8s.io`` is the kubelet's, ``default`` is
-``ctr``'s; Docker's ``moby`` is left to the Docker engine): every call names one in its
-``containerd-namespace`` metadata, and a lookup tries each of :data:`NAMESPACES`.
+``ctr``'s): every call names one in its ``containerd-namespace`` metadata, and a lookup tries
+each namespace ``Namespaces.List`` gives, but Docker's ``moby`` (its containers are the Docker
+engine's, under their Docker names).  What is read follows Falco's containerd engine:
 
 - ``Containers.Get``: the image as named, the labels, the OCI spec (an ``Any`` holding the
-  spec's JSON: mounts, user, host namespaces, privileged: :func:`~.grpcio.spec_facts`), the
-  creation time; ``container.name`` is the kubelet's container name label when there is one,
-  else the id (a ``ctr`` container has no other name).
+  spec's JSON: mounts, uid, host namespaces, privileged: :func:`~.grpcio.spec_facts`), the
+  creation time (``container.start_ts``); ``container.name`` is the short id (a container of
+  containerd has no other name).
 - ``Images.Get``: the image's digest (``container.image.digest``).
-- ``Tasks.Get``: the task's pid, to tell a running container (its start time is then known).
 - ``Tasks.List``: the running containers after a (re)connection.
 - A container the CRI plugin made (labelled ``io.cri-containerd.kind``) is left to the CRI
   engine when one asks the same socket (``cri_managed=False``): the CRI knows its pod.
@@ -26,20 +26,21 @@ from typing import Any, AsyncIterator
 from syswarden.core.event import Container
 
 from ..engine import ContainerEngine, EngineEvent
-from ..metadata import K8S_CONTAINER, image_parts
+from ..metadata import image_parts
 from ..stubs.containerd.events import container_pb2 as container_events
 from ..stubs.containerd.events import task_pb2 as task_events
 from ..stubs.containerd.services.containers.v1 import containers_pb2, containers_pb2_grpc
 from ..stubs.containerd.services.events.v1 import events_pb2, events_pb2_grpc
 from ..stubs.containerd.services.images.v1 import images_pb2, images_pb2_grpc
+from ..stubs.containerd.services.namespaces.v1 import namespace_pb2, namespace_pb2_grpc
 from ..stubs.containerd.services.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 from ..stubs.containerd.services.version.v1 import version_pb2_grpc
 from ..stubs.containerd.types.task import task_pb2
 from .grpcio import GrpcLink, json_or_empty, spec_facts
 
 DEFAULT_SOCKET = "/run/containerd/containerd.sock"
-#: the namespaces asked, in order
-NAMESPACES = ("k8s.io", "default")
+#: containerd namespaces whose containers another engine answers for (Docker's)
+SKIPPED_NAMESPACES = frozenset({"moby"})
 #: the label containerd's CRI plugin puts on the containers and sandboxes it made
 CRI_KIND = "io.cri-containerd.kind"
 #: topic -> (event message, what it means for the cache)
@@ -63,9 +64,8 @@ class ContainerdEngine(ContainerEngine):
     default_sockets = (DEFAULT_SOCKET, "/run/k3s/containerd/containerd.sock")
 
     def __init__(self, socket: str = DEFAULT_SOCKET, timeout: float = 2.0,
-                 namespaces: tuple[str, ...] = NAMESPACES, cri_managed: bool = True) -> None:
+                 cri_managed: bool = True) -> None:
         super().__init__(socket, timeout)
-        self.namespaces = namespaces
         self.cri_managed = cri_managed
         self.link = GrpcLink(socket, timeout)
         channel = self.link.channel
@@ -74,6 +74,14 @@ class ContainerdEngine(ContainerEngine):
         self.tasks = tasks_pb2_grpc.TasksStub(channel)
         self.event_service = events_pb2_grpc.EventsStub(channel)
         self.version = version_pb2_grpc.VersionStub(channel)
+        self.namespace_service = namespace_pb2_grpc.NamespacesStub(channel)
+
+    async def namespaces(self) -> list[str]:
+        """The namespaces to look in, ``k8s.io`` (the kubelet's) first."""
+        answer = await self.link.call(self.namespace_service.List,
+                                      namespace_pb2.ListNamespacesRequest())
+        names = [n.name for n in answer.namespaces if n.name not in SKIPPED_NAMESPACES]
+        return sorted(names, key=lambda n: n != "k8s.io")
 
     async def aclose(self) -> None:
         self.link.close()
@@ -85,7 +93,7 @@ class ContainerdEngine(ContainerEngine):
         return f"containerd {answer.version}"
 
     async def inspect(self, full_id: str) -> Container | None:
-        for namespace in self.namespaces:
+        for namespace in await self.namespaces():
             md = _ns(namespace)
             got = await self.link.call(self.containers.Get,
                                        containers_pb2.GetContainerRequest(id=full_id), md,
@@ -102,15 +110,12 @@ class ContainerdEngine(ContainerEngine):
                                              not_found=True)
                 if image is not None and image.image.target.digest:
                     digest = image.image.target.digest
-            task = await self.link.call(self.tasks.Get,
-                                        tasks_pb2.GetRequest(container_id=c.id), md,
-                                        not_found=True)
-            return container_from_containerd(c, digest, task.process if task else None)
+            return container_from_containerd(c, digest)
         return None
 
     async def list_running(self) -> list[str]:
         ids: list[str] = []
-        for namespace in self.namespaces:
+        for namespace in await self.namespaces():
             answer = await self.link.call(self.tasks.List, tasks_pb2.ListTasksRequest(),
                                           _ns(namespace))
             ids += [t.id for t in answer.tasks if t.status == task_pb2.Status.RUNNING]
@@ -120,7 +125,7 @@ class ContainerdEngine(ContainerEngine):
         request = events_pb2.SubscribeRequest(
             filters=[f'topic=="{topic}"' for topic in TOPICS])
         async for envelope in self.link.stream(self.event_service.Subscribe, request):
-            if envelope.namespace not in self.namespaces:
+            if envelope.namespace in SKIPPED_NAMESPACES:
                 continue
             known = TOPICS.get(envelope.topic)
             if known is None:
@@ -136,25 +141,14 @@ class ContainerdEngine(ContainerEngine):
                 yield EngineEvent(full, action)
 
 
-def container_from_containerd(c: Any, digest: str | None, process: Any) -> Container:
-    """A :class:`Container` from containerd's container record (and its task's process)."""
+def container_from_containerd(c: Any, digest: str | None) -> Container:
+    """A :class:`Container` from containerd's container record, as Falco's engine reads it."""
     spec = json_or_empty(c.spec.value) if c.HasField("spec") else {}
-    facts = spec_facts(spec)
-    labels = dict(c.labels)
     repo, tag, image_digest = image_parts(c.image, "")
     created = c.created_at.seconds * 1_000_000_000 + c.created_at.nanos \
         if c.HasField("created_at") else None
-    running = process is not None and process.pid > 0 \
-        and process.status == task_pb2.Status.RUNNING
     return Container(
-        id=c.id[:12], full_id=c.id, type="containerd",
-        name=labels.get(K8S_CONTAINER) or c.id,
+        id=c.id[:12], full_id=c.id, type="containerd", name=c.id[:12],
         image=c.image or None, image_repository=repo, image_tag=tag,
-        image_digest=image_digest or digest,
-        labels=labels,
-        start_ts=created if running else None,
-        complete=True,
-        **facts,
-    )
-
-
+        image_digest=image_digest or digest, labels=dict(c.labels), start_ts=created,
+        complete=True, **spec_facts(spec))

@@ -1,16 +1,17 @@
 """The CRI engine: the kubelet's runtime API (``runtime.v1.RuntimeService``), as containerd's CRI
 plugin and CRI-O serve it.
 
-A lookup is the kubelet's own view of a container:
+A lookup is the kubelet's own view of a container, read as Falco's CRI engine reads it:
 
-- ``ContainerStatus`` (verbose): the CRI container name (``container.name``), the image as the
-  pod spec named it, the image id, the labels and mounts, the start time; its verbose ``info``
-  (JSON) holds the OCI spec the runtime made (user, host namespaces, privileged:
-  :func:`~.grpcio.spec_facts`) and the privileged flag of the container's config;
+- ``ContainerStatus`` (verbose): the CRI container name (``container.name``), the image (its
+  name from the status, the digest from ``image_ref``, the id from the container's config),
+  the labels, the mounts (propagation ``private``, ``rslave``, ``rshared``), the creation time
+  (``container.start_ts``), the uid; its verbose ``info`` (JSON) says privileged (the runtime
+  spec's security context, else the config's, else the runtime's own flag);
 - ``ListContainers`` (filtered by id): the pod sandbox the container belongs to;
-- ``PodSandboxStatus`` (verbose): the pod's name, namespace, uid (``k8s.pod.*``, set as the
-  kubelet's ``io.kubernetes.*`` labels where the container lacks them), the pod's labels
-  (``k8s.pod.label[...]``), its ip (``k8s.pod.ip``), host networking, and the CNI result the
+- ``PodSandboxStatus`` (verbose): the pod's name, namespace, uid and sandbox id (``k8s.pod.*``,
+  set as the kubelet's ``io.kubernetes.*`` labels), the pod's labels (``k8s.pod.label[...]``),
+  its ip (``k8s.pod.ip``), host network, pid and ipc namespaces, and the CNI interfaces the
   runtime recorded (``k8s.pod.cni.json``).
 
 ``container.type`` is the runtime's name from ``Version``: ``containerd`` or ``cri-o``.  The
@@ -27,15 +28,16 @@ from typing import Any
 from syswarden.core.event import Container, Mount
 
 from ..engine import ContainerEngine
-from ..metadata import K8S_NS, K8S_POD, K8S_SANDBOX, K8S_UID, image_parts, strip_algo
+from ..metadata import K8S_NS, K8S_POD, K8S_SANDBOX, K8S_UID, split_image, strip_algo
 from ..stubs.cri import api_pb2, api_pb2_grpc
-from .grpcio import GrpcLink, json_or_empty, spec_facts
+from .grpcio import GrpcLink, json_or_empty
 
 DEFAULT_SOCKETS = ("/run/containerd/containerd.sock", "/run/crio/crio.sock",
                    "/run/k3s/containerd/containerd.sock")
 
+CNI_MAX = 4096
 _PROPAGATION = {
-    api_pb2.PROPAGATION_PRIVATE: "rprivate",
+    api_pb2.PROPAGATION_PRIVATE: "private",
     api_pb2.PROPAGATION_HOST_TO_CONTAINER: "rslave",
     api_pb2.PROPAGATION_BIDIRECTIONAL: "rshared",
 }
@@ -105,77 +107,106 @@ def _info(answer: Any) -> dict[str, Any]:
     return doc
 
 
+def _privileged(info: dict[str, Any]) -> bool:
+    """Falco's order: the runtime spec's security context, the container config's, the
+    runtime's own ``privileged`` (CRI-O)."""
+    for where in (info.get("runtimeSpec"), info.get("config")):
+        security = ((where or {}).get("linux") or {}).get("security_context") or {} \
+            if isinstance(where, dict) else {}
+        if isinstance(security, dict) and "privileged" in security:
+            return bool(security["privileged"])
+    return bool(info.get("privileged", False))
+
+
+def _image(st: Any, info: dict[str, Any]) -> dict[str, Any]:
+    """Image name, repository, tag, id and digest as Falco's CRI engine reads them: the name
+    from the status (or, when it is an id, from the runtime's annotations), the digest from
+    ``image_ref`` (``host/image@sha256:...`` names the image too), the id from the config."""
+    name, ref = st.image.image, st.image_ref
+    digest = ""
+    if ref.startswith("sha256:"):
+        digest = ref
+    elif "@sha256:" in ref:
+        name, _, digest = ref.partition("@")
+        tag = split_image(st.image.image)[1]
+        name = f"{name}:{tag}" if tag else name
+    if not name or name.startswith("sha256"):
+        notes = (info.get("runtimeSpec") or {}).get("annotations") or {}
+        name = next((notes[k] for k in ("io.kubernetes.cri.image-name",
+                                         "io.kubernetes.cri-o.Image",
+                                         "io.kubernetes.cri-o.ImageName") if k in notes), name)
+    config_image = ((info.get("config") or {}).get("image") or {}).get("image") or ""
+    image_id = strip_algo(config_image) if config_image.startswith("sha256:") else ""
+    repo, tag, _ = split_image(name) if name else ("", "", "")
+    return {"image": name or None, "image_repository": repo or None, "image_tag": tag or None,
+            "image_id": image_id or strip_algo(st.image_id) or None,
+            "image_digest": digest or None}
+
+
 def container_from_cri(answer: Any, sandbox_answer: Any, kind: str) -> Container:
-    """A :class:`Container` from ``ContainerStatus`` and its pod's ``PodSandboxStatus``."""
+    """A :class:`Container` from ``ContainerStatus`` and its pod's ``PodSandboxStatus``, read
+    as Falco's CRI engine reads them."""
     st = answer.status
     info = _info(answer)
-    spec = info.get("runtimeSpec") if isinstance(info.get("runtimeSpec"), dict) else {}
-    facts = spec_facts(spec) if spec else {}
-    config = info.get("config") if isinstance(info.get("config"), dict) else {}
-    security = ((config.get("linux") or {}).get("security_context") or {})
-    privileged = bool(security.get("privileged")) if "privileged" in security \
-        else facts.get("privileged")
-    image = st.image.user_specified_image or st.image.image
-    ref_id = st.image_ref if st.image_ref.startswith("sha256:") else ""
-    image_id = strip_algo(st.image_id or ref_id or (image if image.startswith("sha256:")
-                                                    else ""))
-    repo, tag, digest = image_parts(image, image_id)
-    if st.image_ref and "@" in st.image_ref and not digest:
-        digest = st.image_ref.partition("@")[2]
-    mounts = [Mount(source=m.host_path, dest=m.container_path, mode="ro" if m.readonly else "",
-                    rw=not m.readonly, propagation=_PROPAGATION.get(m.propagation, ""))
+    mounts = [Mount(source=m.host_path, dest=m.container_path, rw=not m.readonly,
+                    propagation=_PROPAGATION.get(m.propagation, "unknown"))
               for m in st.mounts]
     labels = dict(st.labels)
-    pod: dict[str, Any] = {"pod_labels": {}, "ip": None, "cni_json": None,
-                           "host_network": facts.get("host_network")}
+    pod: dict[str, Any] = {}
     if sandbox_answer is not None and sandbox_answer.status.id:
         labels = _pod_labels(labels, sandbox_answer.status)
         pod = _pod_facts(sandbox_answer)
     return Container(
-        id=st.id[:12], full_id=st.id, type=kind,
-        name=st.metadata.name or None,
-        image=image or None, image_repository=repo, image_tag=tag,
-        image_id=image_id or None, image_digest=digest,
-        privileged=privileged,
-        mounts=mounts or facts.get("mounts", []),
-        labels=labels,
-        start_ts=st.started_at or None,
-        user=facts.get("user"),
-        host_pid=facts.get("host_pid"),
-        host_ipc=facts.get("host_ipc"),
-        complete=True,
-        **pod,
-    )
+        id=st.id[:12], full_id=st.id, type=kind, name=st.metadata.name or None,
+        privileged=_privileged(info), mounts=mounts, labels=labels,
+        start_ts=st.created_at or None,
+        user=str(st.user.linux.uid) if st.HasField("user") else "0",
+        complete=True, **_image(st, info), **pod)
 
 
 def _pod_facts(sandbox_answer: Any) -> dict[str, Any]:
-    """What a container takes from its pod: the pod's labels, ip, host networking, CNI."""
+    """What a container takes from its pod: the pod's labels, ip, host namespaces, CNI."""
     box = sandbox_answer.status
-    cni = _info(sandbox_answer).get("cniResult")
+    options = box.linux.namespaces.options
     return {
         "pod_labels": dict(box.labels),
         "ip": box.network.ip or None,
-        "host_network": box.linux.namespaces.options.network == api_pb2.NODE,
-        "cni_json": json.dumps(cni, separators=(",", ":"), sort_keys=True) if cni else None,
+        "host_network": options.network == api_pb2.NODE,
+        "host_pid": options.pid == api_pb2.NODE,
+        "host_ipc": options.ipc == api_pb2.NODE,
+        "cni_json": _cni_json(_info(sandbox_answer)),
     }
 
 
+def _cni_json(info: dict[str, Any]) -> str | None:
+    """The pod's CNI interfaces but ``lo`` and ``veth`` (containerd's ``cniResult``), or
+    CRI-O's ``io.kubernetes.cri-o.CNIResult`` annotation; at most 4096 characters."""
+    text = None
+    result = info.get("cniResult")
+    if isinstance(result, dict) and isinstance(result.get("interfaces"), list):
+        ifaces = [i for i in result["interfaces"]
+                  if isinstance(i, dict) and i.get("name") not in ("lo", "veth")]
+        text = json.dumps(ifaces, separators=(",", ":"))
+    else:
+        notes = (info.get("runtimeSpec") or {}).get("annotations") or {}
+        text = notes.get("io.kubernetes.cri-o.CNIResult")
+    return text[:CNI_MAX] if text else None
+
+
 def _pod_labels(labels: dict[str, str], box: Any) -> dict[str, str]:
-    """The kubelet's pod labels (``io.kubernetes.*``) from the sandbox, where missing."""
-    labels.setdefault(K8S_POD, box.metadata.name)
-    labels.setdefault(K8S_NS, box.metadata.namespace)
-    labels.setdefault(K8S_UID, box.metadata.uid)
-    labels.setdefault(K8S_SANDBOX, box.id)
+    """The kubelet's pod labels (``io.kubernetes.*``), from the sandbox's status."""
+    labels[K8S_SANDBOX] = box.id
+    labels[K8S_UID] = box.metadata.uid
+    labels[K8S_POD] = box.metadata.name
+    labels[K8S_NS] = box.metadata.namespace
     return labels
 
 
 def sandbox_from_cri(sandbox_answer: Any, kind: str) -> Container:
-    """A pod sandbox as a container (Falco's: named after the pod)."""
+    """A pod sandbox as a container, named after the pod (Falco's CRI engine does not answer
+    for a sandbox: its pause process would read unknown)."""
     box = sandbox_answer.status
-    spec = _info(sandbox_answer).get("runtimeSpec")
-    facts = spec_facts(spec) if isinstance(spec, dict) else {}
-    facts.update(_pod_facts(sandbox_answer))
     return Container(
         id=box.id[:12], full_id=box.id, type=kind, name=box.metadata.name or None,
         labels=_pod_labels(dict(box.labels), box), start_ts=box.created_at or None,
-        complete=True, **facts)
+        complete=True, **_pod_facts(sandbox_answer))

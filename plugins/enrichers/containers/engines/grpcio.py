@@ -79,47 +79,48 @@ def describe(exc: grpc.RpcError) -> str:
 
 # -- the OCI runtime spec ---------------------------------------------------------------------
 
-_PROPAGATIONS = ("rprivate", "private", "rshared", "shared", "rslave", "slave", "runbindable",
-                 "unbindable")
-#: Linux capabilities: a bounding set holding this many (or more) is a privileged container's
-ALL_CAPS = 38
-
 
 def spec_facts(spec: dict[str, Any]) -> dict[str, Any]:
-    """What Falco reads in an OCI spec: mounts (bind mounts; the runtime's own /proc, /dev,
-    /sys... are not the user's), the user, host namespaces (a namespace the spec does not ask
-    for is the host's), privileged (every capability in the bounding set, as ``--privileged``
-    and a CRI privileged container get)."""
+    """What Falco's containerd engine reads in an OCI spec: every mount (mode from a ``mode=``
+    option, read-write unless ``ro``, the propagation of the root filesystem), the user's uid,
+    host namespaces (a namespace the spec does not list is the host's), privileged (as
+    containerd's ``WithPrivileged`` leaves a spec: no masked or read-only paths, no SELinux
+    label, no AppArmor profile or ``unconfined``, no seccomp, sysfs and cgroup mounted
+    read-write)."""
+    linux = spec.get("linux") or {}
+    process = spec.get("process") or {}
+    propagation = str(linux.get("rootfsPropagation") or "")
     mounts = []
     for m in spec.get("mounts") or []:
         if not isinstance(m, dict):
             continue
         options = [str(o) for o in m.get("options") or []]
-        if m.get("type") not in (None, "bind", "rbind") and "bind" not in options \
-                and "rbind" not in options:
-            continue
-        mounts.append(Mount(
-            source=str(m.get("source") or ""), dest=str(m.get("destination") or ""),
-            mode=",".join(o for o in options if o in ("ro", "rw", "z", "Z")),
-            rw="ro" not in options,
-            propagation=next((o for o in options if o in _PROPAGATIONS), "")))
-    process = spec.get("process") or {}
-    user = process.get("user") or {}
-    name = user.get("username") or (str(user["uid"]) if "uid" in user else None)
-    linux = spec.get("linux") or {}
+        mode = next((o[5:] for o in options if o.startswith("mode=")), "")
+        mounts.append(Mount(source=str(m.get("source") or ""),
+                            dest=str(m.get("destination") or ""), mode=mode,
+                            rw="ro" not in options, propagation=propagation))
     namespaces = {str(n.get("type")) for n in linux.get("namespaces") or []
-                  if isinstance(n, dict) and not n.get("path")}
-    joined = {str(n.get("type")): str(n.get("path")) for n in linux.get("namespaces") or []
-              if isinstance(n, dict) and n.get("path")}
-    bounding = (process.get("capabilities") or {}).get("bounding") or []
+                  if isinstance(n, dict)}
+    user = process.get("user") or {}
     return {
         "mounts": mounts,
-        "user": name,
-        "host_pid": "pid" not in namespaces and "pid" not in joined,
-        "host_network": "network" not in namespaces and "network" not in joined,
-        "host_ipc": "ipc" not in namespaces and "ipc" not in joined,
-        "privileged": "CAP_SYS_ADMIN" in bounding and len(bounding) >= ALL_CAPS,
+        "user": str(user.get("uid", 0)),
+        "host_pid": "pid" not in namespaces,
+        "host_network": "network" not in namespaces,
+        "host_ipc": "ipc" not in namespaces,
+        "privileged": _privileged(spec, linux, process),
     }
+
+
+def _privileged(spec: dict[str, Any], linux: dict[str, Any], process: dict[str, Any]) -> bool:
+    if not linux or not process:
+        return False
+    if linux.get("maskedPaths") is not None or linux.get("readonlyPaths") is not None \
+            or process.get("selinuxLabel") or linux.get("seccomp") is not None \
+            or process.get("apparmorProfile") not in (None, "", "unconfined"):
+        return False
+    return not any(m.get("type") in ("sysfs", "cgroup") and "ro" in (m.get("options") or [])
+                   for m in spec.get("mounts") or [] if isinstance(m, dict))
 
 
 def json_or_empty(text: str | bytes | None) -> dict[str, Any]:
