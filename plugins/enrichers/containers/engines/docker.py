@@ -33,6 +33,8 @@ DEFAULT_SOCKET = "/var/run/docker.sock"
 
 #: Docker events that (re)define what the cache holds about a container.
 _REFRESH = frozenset({"create", "start", "rename", "update"})
+#: ... and that remove it: Docker's destroy, podman's remove
+_GONE = frozenset({"destroy", "remove"})
 
 DockerUnavailable = EngineUnavailable
 
@@ -214,7 +216,7 @@ class DockerEngine(ContainerEngine):
                 continue
             if action in _REFRESH:
                 yield EngineEvent(full, "refresh")
-            elif action == "destroy":
+            elif action in _GONE:
                 yield EngineEvent(full, "destroy")
 
 
