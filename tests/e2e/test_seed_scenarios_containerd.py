@@ -114,7 +114,7 @@ def test_writing_outside_the_user_data_dirs(seed_agent, containerd, kubelet,  # 
         agent.wait_for_line(events, TIME + r"Error Writing to non user_data dir \(user=root "
                                            r"command=touch /usr/foo file=/usr/foo\)")
         lines = agent.lines(events)
-    assert not [line for line in lines if "/userdata" in line]
+    assert not [line for line in lines if "file=/userdata" in line]
 
 
 def test_a_pod_started_with_a_sensitive_mount(seed_agent, kubelet, nginx):  # noqa: F811
