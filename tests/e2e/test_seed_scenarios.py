@@ -8,15 +8,13 @@ the equivalent alert.
 from __future__ import annotations
 
 import os
-import pty
-import select
-import time
 
 import pytest
 
 from syswarden.testing import running_agent
 from tests.helpers.docker import containers, docker, docker_images, dockerd  # noqa: F401
 from tests.helpers.paths import COMPAT
+from tests.helpers.runtimes import run_in_terminal
 
 pytestmark = [pytest.mark.root, pytest.mark.docker]
 
@@ -44,30 +42,7 @@ def fresh(name: str) -> str:
 
 def exec_in_terminal(container: str, *command: str, send: bytes = b"exit\n") -> None:
     """``docker exec -it CONTAINER COMMAND`` under a real pseudo-terminal."""
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execvp("docker", ["docker", "exec", "-it", container, *command])
-    try:
-        time.sleep(1.5)
-        os.write(fd, send)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 0.5)
-            if ready:
-                try:
-                    if not os.read(fd, 4096):
-                        break
-                except OSError:
-                    break
-            done, _ = os.waitpid(pid, os.WNOHANG)
-            if done:
-                pid = 0
-                break
-    finally:
-        if pid:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-        os.close(fd)
+    run_in_terminal(["docker", "exec", "-it", container, *command], send)
 
 
 def test_a_terminal_shell_in_a_container(seed_agent, containers):  # noqa: F811

@@ -11,10 +11,6 @@ Falco as here, and that condition holds for neither.
 
 from __future__ import annotations
 
-import os
-import pty
-import select
-import time
 import uuid
 
 import pytest
@@ -23,6 +19,7 @@ from syswarden.testing import running_agent
 from tests.helpers.containerd import Containerd, Kubelet, containerd, kubelet  # noqa: F401
 from tests.helpers.docker import docker_images, dockerd  # noqa: F401
 from tests.helpers.paths import COMPAT
+from tests.helpers.runtimes import run_in_terminal
 
 pytestmark = [pytest.mark.root, pytest.mark.docker]
 
@@ -65,31 +62,8 @@ def ctr_exec(containerd: Containerd, cid: str, *command: str) -> None:  # noqa: 
 def ctr_exec_in_terminal(containerd: Containerd, cid: str, *command: str,  # noqa: F811
                          send: bytes = b"exit\n") -> None:
     """``ctr task exec -t`` under a real pseudo-terminal."""
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execvp("ctr", ["ctr", "-a", containerd.socket, "-n", "k8s.io", "tasks", "exec",
-                          "-t", "--exec-id", uuid.uuid4().hex[:8], cid, *command])
-    try:
-        time.sleep(1.5)
-        os.write(fd, send)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 0.5)
-            if ready:
-                try:
-                    if not os.read(fd, 4096):
-                        break
-                except OSError:
-                    break
-            done, _ = os.waitpid(pid, os.WNOHANG)
-            if done:
-                pid = 0
-                break
-    finally:
-        if pid:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-        os.close(fd)
+    run_in_terminal(["ctr", "-a", containerd.socket, "-n", "k8s.io", "tasks", "exec", "-t",
+                     "--exec-id", uuid.uuid4().hex[:8], cid, *command], send)
 
 
 def test_a_terminal_shell_in_a_pod(seed_agent, containerd, kubelet, nginx):  # noqa: F811

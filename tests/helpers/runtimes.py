@@ -22,6 +22,38 @@ from syswarden.plugins.enrichers.containers.fields import FIELDS
 REG = FieldRegistry(FIELDS)
 
 
+def run_in_terminal(argv: list[str], send: bytes = b"exit\n") -> None:
+    """Run ``argv`` (``docker exec -it ...``, ``ctr task exec -t ...``) under a real
+    pseudo-terminal, type ``send`` into it, and wait (bounded) until it ends."""
+    import pty
+    import select
+
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvp(argv[0], argv)
+    try:
+        time.sleep(1.5)
+        os.write(fd, send)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            if ready:
+                try:
+                    if not os.read(fd, 4096):
+                        break
+                except OSError:
+                    break
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done:
+                pid = 0
+                break
+    finally:
+        if pid:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        os.close(fd)
+
+
 class RuntimeDaemon:
     """A runtime's daemon started by a test on a private socket: ``command()`` is how it runs,
     ``answers()`` whether it serves its API yet; ``kill()`` stops the daemon alone (its
