@@ -89,12 +89,21 @@ def format_text(alert: Alert, iso_8601: bool = False) -> str:
     return f"{format_time_text(alert.time_ns, iso_8601)}: {alert.priority.label} {alert.output}"
 
 
-def to_json_dict(alert: Alert, include_output: bool = True, include_tags: bool = True) -> dict:
-    """Falco's JSON alert as a dict (key order as Falco writes it), plus ``uuid``."""
+def to_json_dict(alert: Alert, include_output: bool = True, include_tags: bool = True, *,
+                 include_message: bool = False, include_output_fields: bool = True,
+                 iso_8601: bool = False) -> dict:
+    """Falco's JSON alert as a dict (key order as Falco writes it), plus ``uuid``.
+
+    The ``json_include_*`` keys choose ``output`` (the text line, its time in ISO 8601 with
+    ``time_format_iso_8601`` as Falco writes it), ``message`` (the output alone),
+    ``output_fields`` and ``tags``; ``time`` is always RFC 3339 UTC."""
     doc: dict[str, Any] = {"hostname": alert.hostname}
     if include_output:
-        doc["output"] = f"{format_time_text(alert.time_ns)}: {alert.priority.label} {alert.output}"
-    doc["output_fields"] = alert.output_fields
+        doc["output"] = format_text(alert, iso_8601)
+    if include_message:
+        doc["message"] = alert.output
+    if include_output_fields:
+        doc["output_fields"] = alert.output_fields
     doc["priority"] = alert.priority.label
     doc["rule"] = alert.rule
     doc["source"] = alert.source
@@ -105,5 +114,7 @@ def to_json_dict(alert: Alert, include_output: bool = True, include_tags: bool =
     return doc
 
 
-def format_json(alert: Alert, include_output: bool = True, include_tags: bool = True) -> str:
-    return json.dumps(to_json_dict(alert, include_output, include_tags), default=str)
+def format_json(alert: Alert, include_output: bool = True, include_tags: bool = True,
+                **options: bool) -> str:
+    """:func:`to_json_dict` as one line of JSON."""
+    return json.dumps(to_json_dict(alert, include_output, include_tags, **options), default=str)

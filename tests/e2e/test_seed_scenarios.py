@@ -13,8 +13,8 @@ import pytest
 
 from syswarden.testing import running_agent
 from tests.helpers.docker import containers, docker, docker_images, dockerd  # noqa: F401
+from tests.helpers.docker import exec_in_terminal
 from tests.helpers.paths import COMPAT
-from tests.helpers.runtimes import run_in_terminal
 
 pytestmark = [pytest.mark.root, pytest.mark.docker]
 
@@ -38,11 +38,6 @@ def seed_agent(tmp_path, docker_images):  # noqa: F811
 def fresh(name: str) -> str:
     docker("rm", "-f", name, check=False)
     return name
-
-
-def exec_in_terminal(container: str, *command: str, send: bytes = b"exit\n") -> None:
-    """``docker exec -it CONTAINER COMMAND`` under a real pseudo-terminal."""
-    run_in_terminal(["docker", "exec", "-it", container, *command], send)
 
 
 def test_a_terminal_shell_in_a_container(seed_agent, containers):  # noqa: F811
