@@ -1,10 +1,118 @@
-"""Where the cgroup v2 hierarchy is: shared by the process table (a process's cgroup id) and the
-container enricher (a cgroup id's path).  On a hybrid host it is ``/sys/fs/cgroup/unified``.
+"""Cgroups: where the v2 hierarchy is, and which container a cgroup path names.
+
+Shared by the process table (a process's cgroup id) and the container enricher (a cgroup id's
+path, then the container it names).  On a hybrid host the v2 hierarchy is
+``/sys/fs/cgroup/unified``.
+
+A process belongs to a container when one of its cgroup paths has a component a container
+runtime names after the container's 64-hex id (every driver, cgroup v1 and v2):
+
+===============================  ===========================================  ==============
+runtime                          cgroup component                             ``type``
+===============================  ===========================================  ==============
+Docker (cgroupfs driver)         ``/docker/<id>``                             docker
+Docker (systemd driver)          ``/system.slice/docker-<id>.scope``          docker
+containerd / CRI (systemd)       ``.../cri-containerd-<id>.scope``            containerd
+containerd / CRI (cgroupfs)      ``...pod<uid>.slice:cri-containerd:<id>``    containerd
+containerd (its own namespaces)  ``/k8s.io/<id>``, ``/default/<id>``          containerd
+CRI-O                            ``.../crio-<id>.scope`` or ``crio-<id>``     cri-o
+podman (systemd, cgroupfs)       ``.../libpod-<id>.scope``, ``libpod-<id>``   podman
+podman (cgroupfs parent)         ``/machine.slice/<id>``, ``/libpod_parent/<id>``  podman
+Kubernetes (cgroupfs driver)     ``/kubepods/<qos>/pod<uid>/<id>``            cri
+===============================  ===========================================  ==============
+
+``cri`` is a kubelet's container whose runtime the path does not say (containerd or CRI-O): the
+CRI engine that knows it gives its runtime.  The reported id is Falco's short id, the first 12
+hex characters; a process in none of these is on the ``host``.  Monitor processes
+(``libpod-conmon-<id>``, ``crio-conmon-<id>``) run on the host, as Falco says.  The innermost
+container wins (Docker in Docker).
 """
 
 from __future__ import annotations
 
 import functools
+import re
+from typing import NamedTuple
+
+HOST = "host"
+SHORT_ID_LEN = 12
+
+_HEX64 = r"([0-9a-f]{64})"
+#: Component patterns, tried on each path component from the innermost outwards.
+_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(rf"^docker-{_HEX64}\.scope$"), "docker"),
+    (re.compile(rf"^cri-containerd-{_HEX64}\.scope$"), "containerd"),
+    (re.compile(rf":cri-containerd:{_HEX64}$"), "containerd"),
+    (re.compile(rf"^crio-{_HEX64}(?:\.scope)?$"), "cri-o"),
+    (re.compile(rf"^libpod-{_HEX64}(?:\.scope)?$"), "podman"),
+    (re.compile(rf"^{_HEX64}$"), ""),  # bare id: the parent says which runtime
+)
+
+#: containerd's own namespaces (``ctr -n NS``; ``k8s.io`` is the kubelet's): its cgroupfs driver
+#: puts a container at ``/<namespace>/<id>``.
+CONTAINERD_NAMESPACES = frozenset({"k8s.io", "default"})
+
+
+class ContainerRef(NamedTuple):
+    """Which container a cgroup path names: Falco's short id, the full id, the runtime."""
+
+    id: str
+    full_id: str
+    type: str
+
+
+HOST_REF = ContainerRef(HOST, "", HOST)
+
+
+def _bare_type(parents: list[str]) -> str:
+    """The runtime of a bare ``<id>`` component, from the components above it."""
+    for part in reversed(parents):
+        if part == "docker" or part.startswith("docker"):
+            return "docker"
+        if part.startswith("kubepods"):
+            return "cri"
+        if part.startswith("machine.slice") or part == "libpod_parent":
+            return "podman"
+        if part in CONTAINERD_NAMESPACES:
+            return "containerd"
+    return "docker"
+
+
+def parse_cgroup_path(path: str) -> ContainerRef | None:
+    """The container a single cgroup path belongs to, or None (not a container's cgroup)."""
+    parts = [p for p in path.split("/") if p]
+    for i in range(len(parts) - 1, -1, -1):
+        comp = parts[i]
+        for pattern, kind in _PATTERNS:
+            m = pattern.search(comp)
+            if m:
+                full = m.group(1)
+                return ContainerRef(full[:SHORT_ID_LEN], full, kind or _bare_type(parts[:i]))
+    return None
+
+
+def parse_proc_cgroup(text: str) -> ContainerRef:
+    """The container of a process from the text of ``/proc/PID/cgroup`` (v1 and v2 lines).
+
+    Every hierarchy is looked at (a v1 host may place a container in some controllers only);
+    no container in any of them means the host.
+    """
+    for line in text.splitlines():
+        _, _, path = line.partition(":")
+        _, _, path = path.partition(":")
+        ref = parse_cgroup_path(path)
+        if ref is not None:
+            return ref
+    return HOST_REF
+
+
+def read_proc_cgroup(pid: int, proc_root: str = "/proc") -> ContainerRef | None:
+    """The container of a live process, from ``/proc/PID/cgroup``; None when it has gone."""
+    try:
+        with open(f"{proc_root}/{pid}/cgroup", encoding="ascii", errors="replace") as fh:
+            return parse_proc_cgroup(fh.read())
+    except OSError:
+        return None
 
 
 def find_cgroup2_mount(mountinfo: str = "/proc/self/mountinfo") -> str | None:

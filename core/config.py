@@ -837,7 +837,7 @@ def _section_of(t: Any) -> Section | None:
 # -- Falco's keys made concrete ----------------------------------------------------------------
 
 #: Falco plugins whose job syswarden does itself, with the config section doing it
-FALCO_PLUGINS_BUILT_IN = {"container": "docker"}
+FALCO_PLUGINS_BUILT_IN = {"container": "container"}
 
 
 def honour_falco_keys(config: dict[str, Any], marks: yamlmarks.Marks) -> None:
@@ -892,7 +892,7 @@ def _falco_plugins(config: dict[str, Any], marks: yamlmarks.Marks) -> list[dict[
     for i, entry in chosen:
         where = marks.loc(("plugins", i), f"plugins[{i}]")
         section = FALCO_PLUGINS_BUILT_IN.get(entry["name"])
-        if section == "docker":
+        if section == "container":
             _container_plugin(config, entry, where)
         else:
             others.append({"name": entry["name"], "library_path": entry["library_path"],
@@ -901,21 +901,29 @@ def _falco_plugins(config: dict[str, Any], marks: yamlmarks.Marks) -> list[dict[
 
 
 def _container_plugin(config: dict[str, Any], entry: dict[str, Any], where: Location) -> None:
-    """Falco's container plugin: syswarden's container enrichment, with the Docker socket of
-    its ``init_config.engines.docker``; its other settings have no meaning here."""
-    docker = config.get("docker")
-    if docker is None:
+    """Falco's container plugin: syswarden's container enrichment.  Its
+    ``init_config.engines`` has the shape of the ``container.engines`` section (docker, podman,
+    containerd, cri with ``enabled`` and ``sockets``), so each engine's settings are taken from
+    it; its other settings have no meaning here and are named in one warning."""
+    container = config.get("container")
+    if container is None:
         return
     init = entry.get("init_config") if isinstance(entry.get("init_config"), dict) else {}
     engines = init.get("engines") if isinstance(init.get("engines"), dict) else {}
-    dockercfg = engines.get("docker") if isinstance(engines.get("docker"), dict) else {}
-    docker["enabled"] = bool(dockercfg.get("enabled", True))
-    sockets = dockercfg.get("sockets") or []
-    if sockets:
-        docker["socket"] = str(sockets[0])
-    ignored = sorted(set(init) - {"engines"}) + sorted(
-        f"engines.{name}" for name in set(engines) - {"docker"})
+    ours = container.get("engines") or {}
+    container["enabled"] = True
+    ignored = sorted(set(init) - {"engines"})
+    for name, settings in engines.items():
+        if name not in ours or not isinstance(settings, dict):
+            ignored.append(f"engines.{name}")
+            continue
+        for key, value in settings.items():
+            if key == "enabled" and isinstance(value, bool):
+                ours[name]["enabled"] = value
+            elif key == "sockets" and isinstance(value, list) and "sockets" in ours[name]:
+                ours[name]["sockets"] = [str(v) for v in value]
+            else:
+                ignored.append(f"engines.{name}.{key}")
     if ignored:
-        log.warning("%s: container plugin: %s have no meaning in syswarden; ignored: containers "
-                    "are enriched from the Docker socket (%s)", where, ", ".join(ignored),
-                    docker.get("socket"))
+        log.warning("%s: container plugin: %s have no meaning in syswarden; ignored", where,
+                    ", ".join(ignored))

@@ -288,6 +288,8 @@ class Container:
     host_ipc: bool | None = state(None, "--ipc=host (container.host_ipc)")
     pod_labels: dict[str, str] = state(doc="its pod's labels, when known (k8s.pod.label)",
                                        factory=dict)
+    cni_json: str | None = state(None, "its pod's CNI result as JSON, from a CRI runtime "
+                                 "(k8s.pod.cni.json)")
     #: False while the metadata lookup is still pending or failed: fields are then unknown
     complete: bool = state(False, "false while the metadata lookup was pending: container "
                            "fields read as unknown")

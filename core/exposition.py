@@ -70,7 +70,7 @@ FAMILIES: dict[str, str] = {
         "events lost per ring category (drops.kernel.<drop>; dir=exit)",
     "falcosecurity_scap_n_drops_full_threadtable_total":
         "processes evicted from a full process table (drops.process.evicted)",
-    "falcosecurity_scap_n_containers_total": "containers known (enrich.docker.containers)",
+    "falcosecurity_scap_n_containers_total": "containers known (enrich.container.containers)",
     "syswarden_alerts_total": "alerts raised, internal ones included (alerts.total)",
     "syswarden_stage_queue_depth":
         "what waits before a stage: batches before enrich and filter, alerts in an output's "
@@ -274,9 +274,9 @@ class Figures:
         yield Figure("falcosecurity_scap_n_drops_full_threadtable_total", "counter",
                      take("drops.process.evicted"), key="scap.n_drops_full_threadtable",
                      group=STATE)
-        containers = snap.get("enrich.docker.containers")
+        containers = snap.get("enrich.container.containers")
         if isinstance(containers, int):
-            used.add("enrich.docker.containers")
+            used.add("enrich.container.containers")
             yield Figure("falcosecurity_scap_n_containers_total", "gauge", containers,
                          key="scap.n_containers", group=STATE)
 
@@ -309,12 +309,10 @@ class Figures:
             else:
                 yield Figure("syswarden_output_backlog", "gauge", value,
                              {"output": out, "state": what}, f"syswarden.{name}")
-        for runtime in ("docker",):
-            for what, family in (("lookups", "syswarden_container_lookups_total"),
-                                 ("lookup_failures", "syswarden_container_lookup_failures_total")):
-                key = f"enrich.{runtime}.{what}"
-                yield Figure(family, "counter", take(key), {"runtime": runtime},
-                             f"syswarden.{key}")
+        for what, family in (("lookups", "syswarden_container_lookups_total"),
+                             ("lookup_failures", "syswarden_container_lookup_failures_total")):
+            key = f"enrich.container.{what}"
+            yield Figure(family, "counter", take(key), {}, f"syswarden.{key}")
         for name, value in counters.items():
             if name in used:
                 continue

@@ -1,6 +1,6 @@
 """Counters: events in, drops per stage, alerts per rule and per output.
 
-A counter is a dotted name (``events.in``, ``drops.enrich.docker``, ``alerts.rule.<rule>``,
+A counter is a dotted name (``events.in``, ``drops.enrich.container_pending``, ``alerts.rule.<rule>``,
 ``outputs.<name>.dropped``).  Anything that loses an event or an alert increments a ``drops.*``
 or ``*.dropped`` counter: nothing is lost silently.  The agent logs a summary periodically and
 on exit (non-zero counters only) and ``snapshot()`` gives them to tests.

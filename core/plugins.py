@@ -40,7 +40,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, str, str], ...] = (
     ("ebpf", "source", "syswarden.plugins.sources.ebpf"),
     ("replay", "source", "syswarden.plugins.sources.replay"),
     ("process", "enricher", "syswarden.plugins.enrichers.process"),
-    ("docker", "enricher", "syswarden.plugins.enrichers.docker"),
+    ("container", "enricher", "syswarden.plugins.enrichers.containers"),
     ("rules", "filter", "syswarden.plugins.filters.rules"),
     ("stdout", "output", "syswarden.plugins.outputs.stdout"),
     ("file", "output", "syswarden.plugins.outputs.file"),

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3-bpfcc linux-headers-amd64 docker.io busybox-static)
+APT_PACKAGES=(python3-bpfcc linux-headers-amd64 docker.io busybox-static containerd podman)
 # Receivers the output tests talk to, the Prometheus that scrapes the agent and the NATS
 # servers of the fleet's tests (installed without recommends).
 APT_RECEIVERS=(rsyslog prometheus-alertmanager prometheus redmine redmine-sqlite nats-server)
@@ -40,8 +40,13 @@ fi
 stamp=.venv/.syswarden-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     .venv/bin/pip install -q --upgrade pip
-    .venv/bin/pip install -q -e '.[test]'
+    .venv/bin/pip install -q -e '.[test,stubs]'
     touch "$stamp"
+fi
+# containerd's and the CRI's gRPC stubs, generated from the vendored .proto files (not committed)
+stubs=plugins/enrichers/containers/stubs
+if [ ! -f "$stubs/cri/api_pb2.py" ] || [ -n "$(find plugins/enrichers/containers/proto -newer "$stubs/cri/api_pb2.py" -name '*.proto' | head -n 1)" ]; then
+    .venv/bin/python -m syswarden.plugins.enrichers.containers.protos
 fi
 # bcc is not on PyPI: reach Debian's module (pure Python over libbcc) from the venv, that one
 # package only, by a symlink in site-packages.

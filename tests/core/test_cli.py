@@ -126,7 +126,7 @@ def test_the_seed_config_and_rules_dry_run(compat):
     out = run("-c", str(compat / "seed-rules" / "falco.yaml"),
               "-r", str(compat / "seed-rules" / "falco_rules.yaml"), "--dry-run")
     assert out.returncode == 0, out.stderr
-    assert "dry run ok: sources=ebpf enrichers=process,docker filters=rules" in out.stdout
+    assert "dry run ok: sources=ebpf enrichers=process,container filters=rules" in out.stdout
     assert "outputs=stdout,file" in out.stdout
 
 

@@ -469,7 +469,7 @@ def test_engine_kind_replay_replays_its_capture_file(tmp_path):
 
 def test_the_container_plugin_entry_is_the_container_enrichment(tmp_path, caplog):
     path = write(tmp_path, "falco.yaml", """load_plugins: [container]
-docker: {enabled: false}
+container: {enabled: false}
 plugins:
   - name: container
     library_path: libcontainer.so
@@ -479,8 +479,8 @@ plugins:
         docker: {enabled: true, sockets: [/run/other/docker.sock]}
 """)
     config = load(path)
-    assert config["docker"]["enabled"] is True
-    assert config["docker"]["socket"] == "/run/other/docker.sock"
+    assert config["container"]["enabled"] is True
+    assert config["container"]["engines"]["docker"]["sockets"] == ["/run/other/docker.sock"]
     assert "label_max_len have no meaning" in caplog.text
     assert config["_falco_plugins"] == []
 

@@ -61,7 +61,7 @@ def test_builtins_are_registered_in_their_fixed_order():
     plugins = make_plugin_manager({})
     names = [r.name for r in plugins.records if r.origin == "built-in"]
     assert names == [name for name, _, _ in BUILTIN_PLUGINS]
-    assert names == ["ebpf", "replay", "process", "docker", "rules",
+    assert names == ["ebpf", "replay", "process", "container", "rules",
                      "stdout", "file", "syslog", "program", "webhook", "nats", "fleet"]
 
 

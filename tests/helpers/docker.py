@@ -40,11 +40,14 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import pytest
 
 from tests.helpers.paths import REPO
+
+if TYPE_CHECKING:
+    from syswarden.core.event import Event
 
 DOCKERD_SCRIPT = REPO / "scripts" / "dockerd.sh"
 TEST_LABEL = "org.syswarden.test"
@@ -447,6 +450,25 @@ def _cgroup_pids(path: str) -> list[int]:
 
 
 # -- async tests ------------------------------------------------------------------------------
+
+
+def vpid_of(pid: int) -> int:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("NSpid:"):
+            return int(line.split()[-1])
+    raise AssertionError("no NSpid")
+
+
+def process_event(pid: int, cg: int | None = None, evt_type: str = "execve") -> "Event":
+    """What the eBPF source and the process enricher hand over for a real process."""
+    from syswarden.core.event import Event, Process
+
+    cg = cgroup_id(pid) if cg is None else cg
+    evt = Event(evt_type, ts=time.time_ns(), tid=pid, pid=pid)
+    evt.cgroup_id = cg
+    comm = open(f"/proc/{pid}/comm").read().strip()
+    evt.proc = Process(pid, vpid=vpid_of(pid), comm=comm, cgroup_id=cg)
+    return evt
 
 
 async def in_thread(fn: Callable, *args: Any, **kw: Any) -> Any:

@@ -131,7 +131,7 @@ async def test_a_stalled_output_at_stop_every_alert_is_written_or_counted(tmp_pa
     others = {"stdout", "program", "syslog"} - {name}
     config.write_text(json.dumps({
         "plugins": [kit],
-        "disabled_plugins": ["ebpf", "replay", "process", "docker", "rules", "file", *others],
+        "disabled_plugins": ["ebpf", "replay", "process", "container", "rules", "file", *others],
         "kit": {"rules": str(rules), "output": str(recorded), "count": count, "batch": 10,
                 "forever": True},
         **({} if output is None else {section: output}),

@@ -21,7 +21,7 @@ from ..receivers import HttpReceiver
 from .helpers import spooled
 
 KIT = str(pathlib.Path(__file__).parents[3] / "core" / "plugin_kit.py")
-NOT_KIT = ["ebpf", "replay", "process", "docker", "rules", "stdout", "file", "syslog", "program"]
+NOT_KIT = ["ebpf", "replay", "process", "container", "rules", "stdout", "file", "syslog", "program"]
 
 
 def write_config(tmp_path, url: str, count: int, **extra) -> str:

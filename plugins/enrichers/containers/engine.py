@@ -1,0 +1,137 @@
+"""What a container engine implements: one runtime's API, behind the enricher's shared cache.
+
+The container enricher (:mod:`.enricher`) owns what every runtime shares: the cgroup id ->
+container id resolution, the cache, the bounded waits, the reconnection with backoff and its
+one warning, the counters.  An engine only speaks its runtime's API:
+
+- :meth:`ContainerEngine.ping` once per (re)connection,
+- :meth:`ContainerEngine.inspect` a container into a :class:`~syswarden.core.event.Container`
+  (None when the runtime does not know it),
+- :meth:`ContainerEngine.list_running` after a (re)connection,
+- :meth:`ContainerEngine.events` to learn of new and removed containers (the default has no
+  stream: lookups then start when an event first carries the container).
+
+Every failure to reach the runtime is raised as :class:`EngineUnavailable`, the one thing the
+enricher catches.  The built-in engines are listed in :data:`ENGINES`, each ``(name, module,
+class)``; ``types`` says which ``container.type`` values (from the cgroup layout) an engine
+may know, so a lookup asks only the engines that can answer it.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+import os
+from dataclasses import dataclass
+from typing import Any, AsyncIterator
+
+import trio
+
+from syswarden.core.event import Container
+
+
+class EngineUnavailable(Exception):
+    """The runtime could not be reached or did not answer in time."""
+
+
+@dataclass(frozen=True, slots=True)
+class EngineEvent:
+    """A runtime's news about one container: ``refresh`` (created, started, renamed: look it
+    up again) or ``destroy`` (removed: forget it after a grace period)."""
+
+    full_id: str
+    action: str  # "refresh" | "destroy"
+
+
+class ContainerEngine(abc.ABC):
+    """One runtime's API on one socket.  ``timeout`` bounds every request (not the stream)."""
+
+    #: the engine's key in ``container.engines`` and its name in logs and counters
+    name: str = ""
+    #: the ``container.type`` values (from cgroups) of the containers this engine may know
+    types: frozenset[str] = frozenset()
+    #: the sockets it is found on when none is configured, in the order they are tried
+    default_sockets: tuple[str, ...] = ()
+    #: seconds between two pings of a runtime that has no event stream
+    heartbeat: float = 2.0
+
+    def __init__(self, socket: str, timeout: float = 2.0) -> None:
+        self.socket = socket
+        self.timeout = timeout
+
+    @abc.abstractmethod
+    async def ping(self) -> str:
+        """The runtime's version; raises :class:`EngineUnavailable`."""
+
+    @abc.abstractmethod
+    async def inspect(self, full_id: str) -> Container | None:
+        """A complete :class:`Container` for a full id (or an unambiguous prefix), None when
+        the runtime does not know it; raises :class:`EngineUnavailable`."""
+
+    @abc.abstractmethod
+    async def list_running(self) -> list[str]:
+        """Full ids of the running containers; raises :class:`EngineUnavailable`."""
+
+    async def events(self) -> AsyncIterator[EngineEvent]:
+        """The runtime's container events until its stream ends; raises
+        :class:`EngineUnavailable` when the stream breaks.  The default has no stream (a
+        lookup starts when an event first carries the container): it pings the runtime every
+        ``heartbeat`` seconds, so that a runtime gone away is noticed."""
+        while True:
+            await trio.sleep(self.heartbeat)
+            await self.ping()
+        yield EngineEvent("", "")  # pragma: no cover (an async generator)
+
+    async def aclose(self) -> None:
+        """Release the connection.  The default has nothing to release."""
+
+    async def __aenter__(self) -> "ContainerEngine":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"{self.name} engine on {self.socket}"
+
+
+#: The built-in engines: (name, module, class), in the order a lookup asks them (the CRI
+#: before containerd: a kubelet's container is a pod's, and the CRI knows the pod).
+ENGINES: tuple[tuple[str, str, str], ...] = (
+    ("docker", "syswarden.plugins.enrichers.containers.engines.docker", "DockerEngine"),
+    ("podman", "syswarden.plugins.enrichers.containers.engines.docker", "PodmanEngine"),
+    ("cri", "syswarden.plugins.enrichers.containers.engines.cri", "CriEngine"),
+    ("containerd", "syswarden.plugins.enrichers.containers.engines.containerd",
+     "ContainerdEngine"),
+)
+
+ENGINE_NAMES = tuple(name for name, _, _ in ENGINES)
+
+
+def engine_class(name: str) -> type[ContainerEngine]:
+    """The class of a built-in engine (imported on demand: gRPC only when it is used)."""
+    for engine, module, cls in ENGINES:
+        if engine == name:
+            return getattr(importlib.import_module(module), cls)
+    raise KeyError(name)
+
+
+def present_sockets(paths: tuple[str, ...] | list[str]) -> list[str]:
+    """The paths that are unix sockets now (globs such as ``/run/user/*/podman/podman.sock``
+    expanded), in order, each socket once (``/var/run`` is often ``/run``)."""
+    import glob
+    import stat
+
+    out: list[str] = []
+    seen: set[tuple[int, int]] = set()
+    for pattern in paths:
+        for path in sorted(glob.glob(pattern)) if any(c in pattern for c in "*?[") \
+                else [pattern]:
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            if stat.S_ISSOCK(st.st_mode) and (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                out.append(path)
+    return out

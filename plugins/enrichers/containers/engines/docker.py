@@ -1,0 +1,230 @@
+"""The Docker engine (and podman's, on its Docker-compatible API): the Engine API over a unix
+socket with httpx (works under trio).
+
+Only what the enricher needs: ``/version``, inspect a container (``GET /containers/{id}/json``),
+list the running ones, and stream ``/events`` (container events only).  Every failure to reach
+the daemon (socket missing, refused, reset, timed out, daemon restarting) is raised as
+:class:`~..engine.EngineUnavailable`; an unknown container is None, not an error.
+
+The inspect answer is read as Falco's Docker engine reads it: ``container.image`` is
+``Config.Image`` (the image as the user named it), ``container.name`` is ``Name`` without its
+leading ``/``, ``privileged`` is ``HostConfig.Privileged``, mounts are ``Mounts`` in Docker's
+order, ``start_ts`` is ``State.StartedAt``.
+
+podman serves the same API (``/run/podman/podman.sock``, rootless
+``/run/user/<uid>/podman/podman.sock``): :class:`PodmanEngine` is this engine with podman's
+sockets and ``container.type`` podman.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, AsyncIterator
+
+import httpx
+
+from syswarden.core.event import Container, Mount
+
+from ..cgroup import SHORT_ID_LEN
+from ..engine import ContainerEngine, EngineEvent, EngineUnavailable
+from ..metadata import image_parts, parse_timestamp, strip_algo
+
+DEFAULT_SOCKET = "/var/run/docker.sock"
+
+#: Docker events that (re)define what the cache holds about a container.
+_REFRESH = frozenset({"create", "start", "rename", "update"})
+#: ... and that remove it: Docker's destroy, podman's remove
+_GONE = frozenset({"destroy", "remove"})
+
+DockerUnavailable = EngineUnavailable
+
+
+class DockerClient:
+    """Docker Engine API on ``socket_path``; ``timeout`` bounds every request (not the stream)."""
+
+    def __init__(self, socket_path: str = DEFAULT_SOCKET, timeout: float = 2.0) -> None:
+        self.socket_path = socket_path
+        self.timeout = timeout
+        self._client = httpx.AsyncClient(
+            transport=httpx.AsyncHTTPTransport(uds=socket_path),
+            base_url="http://docker",
+            timeout=httpx.Timeout(timeout),
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self) -> "DockerClient":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()
+
+    async def _get(self, path: str, **params: Any) -> httpx.Response:
+        try:
+            return await self._client.get(path, params=params or None)
+        except (httpx.TransportError, OSError) as exc:
+            raise DockerUnavailable(f"{self.socket_path}: {_describe(exc)}") from None
+
+    async def ping(self) -> str:
+        """The daemon's API version (``/version``); raises DockerUnavailable."""
+        resp = await self._get("/version")
+        if resp.status_code != 200:
+            raise DockerUnavailable(f"{self.socket_path}: /version answered {resp.status_code}")
+        return str(resp.json().get("ApiVersion", ""))
+
+    async def inspect(self, container_id: str) -> dict[str, Any] | None:
+        """``GET /containers/{id}/json`` (a full id or an unambiguous prefix); None if unknown."""
+        resp = await self._get(f"/containers/{container_id}/json")
+        if resp.status_code == 404:
+            return None
+        if resp.status_code != 200:
+            raise DockerUnavailable(f"{self.socket_path}: inspect {container_id} answered "
+                                    f"{resp.status_code}")
+        try:
+            return resp.json()
+        except ValueError:
+            raise DockerUnavailable(f"{self.socket_path}: inspect {container_id}: "
+                                    "not JSON") from None
+
+    async def list_ids(self) -> list[str]:
+        """Full ids of the running containers (``GET /containers/json``)."""
+        resp = await self._get("/containers/json")
+        if resp.status_code != 200:
+            raise DockerUnavailable(f"{self.socket_path}: list answered {resp.status_code}")
+        return [str(c.get("Id", "")) for c in resp.json() if c.get("Id")]
+
+    async def events(self) -> AsyncIterator[dict[str, Any]]:
+        """Stream container events (``GET /events``) until the daemon closes the stream.
+
+        Raises DockerUnavailable when the connection fails or breaks.
+        """
+        params = {"filters": json.dumps({"type": ["container"]})}
+        timeout = httpx.Timeout(self.timeout, read=None)
+        try:
+            async with self._client.stream("GET", "/events", params=params,
+                                           timeout=timeout) as resp:
+                if resp.status_code != 200:
+                    raise DockerUnavailable(f"{self.socket_path}: /events answered "
+                                            f"{resp.status_code}")
+                async for line in resp.aiter_lines():
+                    line = line.strip()
+                    if not line:
+                        continue
+                    try:
+                        doc = json.loads(line)
+                    except ValueError:
+                        continue
+                    if isinstance(doc, dict):
+                        yield doc
+        except (httpx.TransportError, OSError) as exc:
+            raise DockerUnavailable(f"{self.socket_path}: {_describe(exc)}") from None
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, OSError) and cause.strerror:
+        text = cause.strerror
+    return text
+
+
+def container_from_inspect(doc: dict[str, Any], kind: str = "docker") -> Container:
+    """Build a complete :class:`Container` from an inspect answer."""
+    full_id = str(doc.get("Id") or "")
+    config = doc.get("Config") or {}
+    host = doc.get("HostConfig") or {}
+    state = doc.get("State") or {}
+    image = str(config.get("Image") or "")
+    image_id = strip_algo(str(doc.get("Image") or ""))
+    repo, tag, digest = image_parts(image, image_id)
+    name = str(doc.get("Name") or "")
+    if name.startswith("/"):
+        name = name[1:]
+    mounts = [
+        Mount(source=str(m.get("Source") or ""), dest=str(m.get("Destination") or ""),
+              mode=str(m.get("Mode") or ""), rw=bool(m.get("RW", True)),
+              propagation=str(m.get("Propagation") or ""))
+        for m in (doc.get("Mounts") or []) if isinstance(m, dict)
+    ]
+    labels = {str(k): str(v) for k, v in (config.get("Labels") or {}).items()}
+    healthcheck = None
+    test = (config.get("Healthcheck") or {}).get("Test")
+    if isinstance(test, list) and test:
+        if test[0] == "CMD" and len(test) > 1:
+            healthcheck = " ".join(str(t) for t in test[1:])
+        elif test[0] == "CMD-SHELL" and len(test) > 1:
+            healthcheck = "/bin/sh -c " + str(test[1])
+        elif test[0] == "NONE":
+            healthcheck = "NONE"
+    networks = ((doc.get("NetworkSettings") or {}).get("IPAddress")) or None
+    container = Container(
+        id=full_id[:SHORT_ID_LEN],
+        full_id=full_id,
+        type=kind,
+        name=name or None,
+        image=image or None,
+        image_repository=repo,
+        image_tag=tag,
+        image_id=image_id or None,
+        image_digest=digest,
+        privileged=bool(host.get("Privileged")) if "Privileged" in host else None,
+        mounts=mounts,
+        labels=labels,
+        start_ts=parse_timestamp(state.get("StartedAt")),
+        healthcheck=healthcheck,
+        ip=networks,
+        user=str(config.get("User")) if config.get("User") else None,
+        complete=True,
+        host_pid=host.get("PidMode") == "host",
+        host_network=host.get("NetworkMode") == "host",
+        host_ipc=host.get("IpcMode") == "host",
+    )
+    return container
+
+
+class DockerEngine(ContainerEngine):
+    """Docker's Engine API (``container.type`` docker)."""
+
+    name = "docker"
+    kind = "docker"
+    types = frozenset({"docker"})
+    default_sockets = (DEFAULT_SOCKET, "/run/docker.sock")
+
+    def __init__(self, socket: str = DEFAULT_SOCKET, timeout: float = 2.0) -> None:
+        super().__init__(socket, timeout)
+        self.client = DockerClient(socket, timeout)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def ping(self) -> str:
+        return await self.client.ping()
+
+    async def inspect(self, full_id: str) -> Container | None:
+        doc = await self.client.inspect(full_id)
+        return container_from_inspect(doc, self.kind) if doc is not None else None
+
+    async def list_running(self) -> list[str]:
+        return await self.client.list_ids()
+
+    async def events(self) -> AsyncIterator[EngineEvent]:
+        async for doc in self.client.events():
+            action = str(doc.get("Action") or doc.get("status") or "")
+            full = str((doc.get("Actor") or {}).get("ID") or doc.get("id") or "")
+            if len(full) < SHORT_ID_LEN:
+                continue
+            if action in _REFRESH:
+                yield EngineEvent(full, "refresh")
+            elif action in _GONE:
+                yield EngineEvent(full, "destroy")
+
+
+class PodmanEngine(DockerEngine):
+    """podman's Docker-compatible API (``container.type`` podman): the same answers, podman's
+    sockets (rootful, then each user's)."""
+
+    name = "podman"
+    kind = "podman"
+    types = frozenset({"podman"})
+    default_sockets = ("/run/podman/podman.sock", "/run/user/*/podman/podman.sock")
