@@ -40,8 +40,10 @@ class ProcessEnricher(Enricher):
         }
         for name in _FORK:
             self._state[name] = t.on_fork
+        #: credential calls -> the argument that sets the effective uid, gid (Falco's)
         self._uid_events = {"setuid": ("uid", None), "setresuid": ("euid", None),
-                            "setgid": (None, "gid"), "setresgid": (None, "egid")}
+                            "setgid": (None, "gid"), "setresgid": (None, "egid"),
+                            "capset": (None, None)}
         self._fd_handlers = self.fds.handlers
         self._procs = self.table.procs
         #: event types that change the process table: the slow path
@@ -94,13 +96,17 @@ class ProcessEnricher(Enricher):
 
     def _uid_change(self, ev: Event, p: Process) -> None:
         ukey, gkey = self._uid_events[ev.type]
+        names = self.table.names_of
         if ukey is not None:
             uid = ev.args.get(ukey)
             if isinstance(uid, int) and uid != 0xFFFFFFFF:
                 p.uid = uid
-                p.user = users.user_name(p, uid)
+                p.user = users.user_name(names(p), uid)
         if gkey is not None:
             gid = ev.args.get(gkey)
             if isinstance(gid, int) and gid != 0xFFFFFFFF:
                 p.gid = gid
-                p.group = users.group_name(p, gid)
+                p.group = users.group_name(names(p), gid)
+        caps = ev.kernel.cap_effective if ev.kernel is not None else None
+        if caps is not None:          # the kernel's set after the call (a setuid drops it)
+            p.cap_effective = caps

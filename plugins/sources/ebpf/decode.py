@@ -38,7 +38,7 @@ from syswarden.core.event import Event, ExecFacts, ExitFacts, ForkFacts, KernelF
 from syswarden.core.syscalls import O_F_CREATED
 
 from . import program as P
-from .record import AT, FORMAT, SLOT, STRING_SLOTS, Kind, machine_nr
+from .record import AT, EXE_FLAGS, FORMAT, SLOT, STRING_SLOTS, TAIL, TAIL_AT, Kind, machine_nr
 
 #: ``struct rec``, the fixed part of a record.
 REC = struct.Struct(FORMAT)
@@ -54,7 +54,13 @@ _KIND, _EVT, _TS, _CGROUP, _RES, _TID, _PID, _UID, _GID, _EXTRA = (AT[name] for 
     "kind", "evt", "ts", "cgroup", "res", "tid", "pid", "uid", "gid", "extra"))
 _REGS = slice(AT["a"], AT["a"] + 6)
 _LENS = slice(AT["slen"], AT["slen"] + STRING_SLOTS)
-_FILENAME, _PATH, _ARGV, _COMM = SLOT["filename"], SLOT["path"], SLOT["argv"], SLOT["comm"]
+_FILENAME, _PATH, _ARGV, _ENV = SLOT["filename"], SLOT["path"], SLOT["argv"], SLOT["env"]
+_T_CAPE, _T_CAPP, _T_CAPI, _T_INO, _T_CTIME, _T_MTIME, _T_EUID, _T_EGID, _T_FLAGS, _T_COMM = (
+    TAIL_AT[name] for name in ("cap_effective", "cap_permitted", "cap_inheritable", "exe_ino",
+                               "exe_ctime", "exe_mtime", "euid", "egid", "flags", "comm"))
+_EXE_CREDS, _EXE_FILE, _EXE_UPPER, _EXE_WRITABLE = (
+    EXE_FLAGS[name] for name in ("CREDS", "FILE", "UPPER_LAYER", "WRITABLE"))
+_NO_CAPS = 0xFFFFFFFFFFFFFFFF
 
 #: This machine's numbers of the syscalls exec and fork records carry (in ``evt``).
 _NR = machine_nr()
@@ -108,6 +114,14 @@ def sockaddr_text(sa: tuple[str, Any, int] | None) -> str | None:
     if fam == "unix":
         return addr
     return f"{addr}:{port}"
+
+
+def _strings(blob: bytes) -> list[str]:
+    """NUL-separated strings (argv, the environment) as a list."""
+    out = [_text(a) for a in blob.split(b"\0")] if blob else []
+    if out and out[-1] == "" and blob.endswith(b"\0"):
+        out.pop()
+    return out
 
 
 def _how(raw: bytes, args: dict[str, Any]) -> None:
@@ -180,6 +194,9 @@ def _syscall_decoder(sc: P.Syscall) -> Callable[[tuple, Any, int, int], Event]:
                      f"{', '.join(facts)})")
     elif stamp:
         lines.append(f"    if {f('ino')}:\n        ev.kernel = KernelFacts({f('ino')})")
+    if sc.name in P.CRED_SYSCALLS:      # the capabilities after the call
+        lines.append(f"    if {f('ino')} != {_NO_CAPS}:\n"
+                     f"        ev.kernel = KernelFacts(cap_effective={f('ino')})")
     if sc.name in P.OPEN_SYSCALLS:      # the file's inode: Falco's `ino` parameter of an open
         lines.append(f"    if {f('ino')}:\n        args['ino'] = {f('ino')}")
     lines.append("    return ev")
@@ -251,14 +268,15 @@ class Decoder:
     def _exec(self, data: Any, base: int, ts: int, tid: int, pid: int, res: int, regs: tuple,
               nr: int, lens: tuple, old_pid: int, kind: int, uid: int, gid: int) -> Event:
         pos = base + REC.size
+        t = TAIL.unpack_from(data, pos)
+        pos += TAIL.size
+        comm = t[_T_COMM]
         parts = []
         for n in lens:
             parts.append(data[pos:pos + n])
             pos += n
-        kfile, path, argv_blob, comm = parts[_FILENAME], parts[_PATH], parts[_ARGV], parts[_COMM]
-        argv = [_text(a) for a in argv_blob.split(b"\0")] if argv_blob else []
-        if argv and argv[-1] == "" and argv_blob.endswith(b"\0"):
-            argv.pop()
+        kfile, path = parts[_FILENAME], parts[_PATH]
+        argv = _strings(parts[_ARGV])
         name = _NR_NAME.get(nr, "execve")
         if name not in P.EXEC_SYSCALLS:
             name = "execve"
@@ -279,6 +297,9 @@ class Decoder:
             args["filename"] = filename
         ev = Event(name, ts, tid, pid, res, args)
         loginuid = regs[5] >> 32
+        flags = t[_T_FLAGS]
+        creds = flags & _EXE_CREDS
+        exe = flags & _EXE_FILE
         ev.kernel = ExecFacts(
             tty=regs[5] & 0xFFFFFFFF if kind == KIND_EXEC else None,
             loginuid=loginuid if kind == KIND_EXEC and loginuid != 0xFFFFFFFE else None,
@@ -286,7 +307,18 @@ class Decoder:
             exepath=_text(kfile) if kfile else None,
             argv=argv,
             old_pid=old_pid if kind == KIND_EXEC else 0,
-            uid=uid,
-            gid=gid,
+            # the effective ids (Falco's user.uid), the real ones when the cred was not read
+            uid=t[_T_EUID] if creds else uid,
+            gid=t[_T_EGID] if creds else gid,
+            env=_strings(parts[_ENV]),
+            env_read=kind == KIND_EXEC,
+            cap_effective=t[_T_CAPE] if creds else None,
+            cap_permitted=t[_T_CAPP] if creds else None,
+            cap_inheritable=t[_T_CAPI] if creds else None,
+            exe_inode=t[_T_INO] if exe else 0,
+            exe_ctime=t[_T_CTIME] if exe else 0,
+            exe_mtime=t[_T_MTIME] if exe else 0,
+            exe_upper_layer=bool(flags & _EXE_UPPER),
+            exe_writable=bool(flags & _EXE_WRITABLE),
         )
         return ev

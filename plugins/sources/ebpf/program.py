@@ -144,6 +144,7 @@ SYSCALLS: tuple[Syscall, ...] = (
     _s("setresuid", ("ruid", U32), ("euid", U32), ("suid", U32), state=True),
     _s("setresgid", ("rgid", U32), ("egid", U32), ("sgid", U32), state=True),
     _s("setsid", state=True),
+    _s("capset", state=True),
     _s("setpgid", ("pid", FD), ("pgid", FD)),
     _s("prctl", ("option", I32), ("arg2_int", U64)),
     _s("kill", ("pid", FD), ("sig", U32)),
@@ -193,6 +194,10 @@ MAY_CREATE: dict[str, int | None] = {"open": 1, "openat": 2, "openat2": None}
 #: Opens the rules' prefilter may keep in the kernel: (path register, flags register).
 #: (openat2's flags are in a user struct, creat always writes: both always sent.)
 PREFILTERED: dict[str, tuple[int, int]] = {"open": (0, 1), "openat": (1, 2)}
+
+#: Credential calls: their record's ``ino`` carries the effective capability set after the call
+#: (all ones: not read), which the process table follows (``thread.cap_effective``).
+CRED_SYSCALLS = frozenset({"setuid", "setgid", "setresuid", "setresgid", "capset"})
 
 #: Accepts: their peer comes from the new socket when the caller passed no address buffer.
 ACCEPTS = ("accept", "accept4")
@@ -279,6 +284,8 @@ def _exit_handler(sc: Syscall, prefilter: bool = False, kfunc: str | None = None
         lines.append(f"    r->ino = fd_ino(ctx->ret >= 0 ? ctx->ret : {used});")
     elif sc.name in FD_USERS:
         lines.append(f"    r->ino = fd_ino((s64)(int)p.a[{FD_USERS[sc.name]}]);")
+    elif sc.name in CRED_SYSCALLS:
+        lines.append("    r->ino = current_cap_effective();")
     for slot, (reg, _name, kind) in enumerate(sc.strings):
         ptr = f"(const void *)p.a[{reg}]"
         if kind == STR:

@@ -206,34 +206,34 @@ def _proc_is_vpgid_leader(e):
     return (p.vpgid == p.vpid) if p is not None and p.vpgid else None
 
 
-def _proc_exe_ino(e):
-    p = e.proc
-    if p is None:
-        return None
-    if p.exe_ino:
-        return p.exe_ino
-    st = exe_stat(p)
-    return st.st_ino if st is not None else None
+def _exe_value(attr: str, stat_attr: str) -> Callable[[Any], int | None]:
+    """A reader of one fact of the executable: the kernel's at exec (or /proc's at start-up),
+    else a live process's ``/proc/PID/exe``."""
+    get = attrgetter(attr)
+
+    def read(e: Any) -> int | None:
+        p = e.proc
+        if p is None:
+            return None
+        v = get(p)
+        if v:
+            return v
+        st = exe_stat(p)
+        return getattr(st, stat_attr) if st is not None else None
+    return read
 
 
-def _proc_exe_ino_ctime(e):
-    p = e.proc
-    st = exe_stat(p) if p is not None else None
-    return st.st_ctime_ns if st is not None else None
-
-
-def _proc_exe_ino_mtime(e):
-    p = e.proc
-    st = exe_stat(p) if p is not None else None
-    return st.st_mtime_ns if st is not None else None
+_proc_exe_ino = _exe_value("exe_ino", "st_ino")
+_proc_exe_ino_ctime = _exe_value("exe_ctime", "st_ctime_ns")
+_proc_exe_ino_mtime = _exe_value("exe_mtime", "st_mtime_ns")
 
 
 def _proc_exe_ino_ctime_duration_proc_start(e):
     p = e.proc
-    st = exe_stat(p) if p is not None else None
-    if st is None or not p.start_ts:
+    ctime = _proc_exe_ino_ctime(e)
+    if ctime is None or not p.start_ts:
         return None
-    return max(0, p.start_ts - st.st_ctime_ns)
+    return max(0, p.start_ts - ctime)
 
 
 def _proc_fdopencount(e):

@@ -144,7 +144,7 @@ def test_caps_text():
 
 def test_thread_fields_of_the_test_process(tmp_path):
     import os
-    me = Process(os.getpid(), start_ts=1)
+    me = Process(os.getpid(), start_ts=1, live=True)    # known from this machine's /proc
     e = Event("openat", tid=os.getpid(), pid=os.getpid())
     e.proc = me
     assert read("thread.ismain", e) is True
