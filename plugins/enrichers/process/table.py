@@ -85,13 +85,20 @@ def cgroup_id_of(pid: int) -> int:
 
 
 class ProcReader:
-    """Reads what /proc says of a live process into a Process (best effort, never raises)."""
+    """Reads what /proc says of a live process into a Process (best effort, never raises).
 
-    def __init__(self, root: str = "/proc") -> None:
+    ``root=None`` reads nothing (a replay: the processes are another machine's, so nothing of
+    the local /proc may describe them); ``live`` says which.
+    """
+
+    def __init__(self, root: str | None = "/proc") -> None:
         self.root = root
-        self.boot_ns = _boot_time_ns()
+        self.live = root is not None
+        self.boot_ns = _boot_time_ns() if self.live else 0
 
     def stat(self, pid: int) -> list[str] | None:
+        if not self.live:
+            return None
         text = _read(f"{self.root}/{pid}/stat")
         if not text:
             return None
@@ -138,7 +145,7 @@ class ProcReader:
 
     def alive(self, pid: int) -> bool:
         """Whether process ``pid`` is still there with its namespaces (not a zombie)."""
-        return os.path.exists(f"{self.root}/{pid}/ns/mnt")
+        return self.live and os.path.exists(f"{self.root}/{pid}/ns/mnt")
 
     def snapshot_one(self, pid: int) -> Process | None:
         """A Process built entirely from /proc (start-up snapshot, or an unknown pid)."""
@@ -213,7 +220,7 @@ class ProcessTable:
         """Load every process of /proc; link parents.  Returns how many were loaded."""
         root = self.reader.root
         try:
-            pids = [int(d) for d in os.listdir(root) if d.isdigit()]
+            pids = [int(d) for d in os.listdir(root) if d.isdigit()] if root else []
         except OSError:
             pids = []
         for pid in pids:
@@ -295,6 +302,8 @@ class ProcessTable:
             self._count("drops.process.evicted", 1)
 
     def _set_names(self, p: Process) -> None:
+        if not p.live:          # another machine's (a replay): its databases are not here
+            return
         q = self.names_of(p)
         p.user = users.user_name(q, p.uid)
         p.group = users.group_name(q, p.gid)
@@ -322,7 +331,7 @@ class ProcessTable:
         else:
             c = Process(child)
             c.ppid = ev.pid
-        c.live = True
+        c.live = self.reader.live
         c.parent = parent
         c.from_agent = parent is not None and (parent.from_agent or
                                                (self.agent_pid and parent.pid == self.agent_pid))
@@ -345,7 +354,7 @@ class ProcessTable:
         else:
             p = Process(pid)
             p.ppid = 0
-            p.live = True
+            p.live = self.reader.live
             p.start_ts = ev.ts
             self._insert(pid, p)
             self._count("process.exec_unknown", 1)
@@ -424,7 +433,7 @@ class ProcessTable:
             return self._exec_fd_path(p, int(m.group(1))) or path
         if not path.startswith("/"):
             path = posixpath.normpath(posixpath.join(p.cwd or "/", path))
-        if p.container_id and p.container_id != "host":
+        if (p.container_id and p.container_id != "host") or not p.live:
             return path
         got = self._realpath_cache.get(path)
         if got is None:
@@ -440,7 +449,7 @@ class ProcessTable:
         f = p.fds.get(num)
         if f is not None and f.name and f.type == "memfd":
             return f.name
-        link = readlink_or_none(f"{self.reader.root}/{p.pid}/exe")     # the new image, if still there
+        link = readlink_or_none(f"{self.reader.root}/{p.pid}/exe") if p.live else None
         if link:
             if link.endswith(" (deleted)"):
                 link = link[:-10]
