@@ -105,6 +105,8 @@ def load(text: str, tracepoints: list[tuple[str, str]], timeout: float | None = 
 
 #: fexit mode hooks (``fentry:<function>``, ``fexit:<function>``) -> where bcc keeps their fds.
 KFUNC_HOOKS = {"fentry": "kfunc_entry_fds", "fexit": "kfunc_exit_fds"}
+#: The hook category of a raw tracepoint program (``raw_tp:sys_exit``: program.tracepoints()).
+RAW_TP = "raw_tp"
 
 HINT = "run `make setup` (installs python3-bpfcc and links the kernel headers), as root"
 
@@ -146,6 +148,15 @@ def _helper(sock: socket.socket) -> None:
                 return
             attached.append(tp)
             fds.append(fds_by_prog[key])
+            continue
+        if cat == RAW_TP:        # a raw tracepoint program (sys_enter, sys_exit)
+            try:
+                bpf.attach_raw_tracepoint(tp=name.encode(), fn_name=fn.encode())
+            except Exception as exc:
+                _reply(sock, {"error": f"could not attach {fn} to {tp}: {exc}", "hint": HINT})
+                return
+            attached.append(tp)
+            fds.append(bpf.raw_tracepoint_fds[name.encode()])
             continue
         if not os.path.isdir(f"{TRACEFS}/events/{cat}/{name}"):
             missing.append(tp)

@@ -539,21 +539,21 @@ def test_a_kernel_refusing_the_registers_falls_back_to_enter(monkeypatch):
 
 
 @ARGS_FROM
-def test_a_syscall_without_tracepoint_through_raw_syscalls_when_asked(args_from):
+def test_a_syscall_without_tracepoint_through_raw_tracepoints(args_from):
     if os.path.isdir("/sys/kernel/tracing/events/syscalls/sys_exit_finit_module"):
         pytest.skip("this kernel has finit_module's own tracepoint")
     import ctypes
 
-    off = EbpfSource({"args_from": args_from}, {"finit_module"}, os.getpid())
-    assert "raw_syscalls:sys_exit" not in dict(P.tracepoints({"finit_module"}, off.cfg))
-    src = EbpfSource({"raw_fallback": True, "args_from": args_from}, {"finit_module"},
+    off = EbpfSource({"args_from": args_from, "raw_fallback": False}, {"finit_module"},
                      os.getpid())
+    assert "raw_tp:sys_exit" not in dict(P.tracepoints({"finit_module"}, off.cfg))
+    src = EbpfSource({"args_from": args_from}, {"finit_module"}, os.getpid())   # the default
     pids = []
 
     def load_a_module() -> None:
-        raw = {tp for tp in src.attached if tp.startswith("raw_syscalls:")}
-        assert raw == ({"raw_syscalls:sys_exit"} if args_from == "regs"
-                       else {"raw_syscalls:sys_enter", "raw_syscalls:sys_exit"})
+        raw = {tp for tp in src.attached if tp.startswith("raw_")}
+        assert raw == ({"raw_tp:sys_exit"} if args_from == "regs"
+                       else {"raw_tp:sys_enter", "raw_tp:sys_exit"})
         pid = os.fork()
         if pid == 0:
             fd = os.open("/dev/null", os.O_RDONLY)
