@@ -193,6 +193,15 @@ class Process:
                            "(proc.exe_ino.ctime)", copied="share")
     exe_mtime: int = state(0, "the executable's mtime, ns since the epoch "
                            "(proc.exe_ino.mtime)", copied="share")
+    vm_size: int | None = state(None, "total virtual memory at exec, kB (proc.vmsize)",
+                                copied="share")
+    vm_rss: int | None = state(None, "resident memory at exec, kB (proc.vmrss)", copied="share")
+    vm_swap: int | None = state(None, "swapped memory at exec, kB (proc.vmswap)",
+                                copied="share")
+    pf_major: int | None = state(None, "major page faults at exec (thread.pfmajor)")
+    pf_minor: int | None = state(None, "minor page faults at exec (thread.pfminor)")
+    fdlimit: int | None = state(None, "the soft RLIMIT_NOFILE at exec (proc.fdlimit)",
+                                copied="share")
     #: started by the agent (a program output) or by one of its descendants: never judged,
     #: so an output can never raise the alerts that feed it
     from_agent: bool = state(False, "started by the agent or a descendant: recorded, never "
@@ -343,6 +352,11 @@ class ForkFacts(KernelFacts):
     is_thread: bool = state(False, "the new task is a thread (CLONE_THREAD)")
 
 
+#: What an exec says of the new image's resources: the same attributes of :class:`ExecFacts`
+#: and :class:`Process`.
+EXEC_RESOURCES = ("vm_size", "vm_rss", "vm_swap", "pf_major", "pf_minor", "fdlimit")
+
+
 @dataclass(slots=True)
 class ExecFacts(KernelFacts):
     """An exec (``execve``, ``execveat``): what the kernel had at the exec."""
@@ -361,6 +375,15 @@ class ExecFacts(KernelFacts):
     exe_ctime: int = state(0, "the executable's ctime, ns since the epoch")
     exe_mtime: int = state(0, "the executable's mtime, ns since the epoch")
     exe_upper_layer: bool = state(False, "the executable is in an overlayfs upper layer")
+    vm_size: int | None = state(None, "memory after the exec, kB: total (null: not read)")
+    vm_rss: int | None = state(None, "resident, kB")
+    vm_swap: int | None = state(None, "swapped, kB")
+    pf_major: int | None = state(None, "major page faults so far")
+    pf_minor: int | None = state(None, "minor page faults so far")
+    fdlimit: int | None = state(None, "the soft RLIMIT_NOFILE (-1: unlimited)")
+    vpgid: int | None = state(None, "the process group id in its pid namespace (null: not "
+                              "read)")
+    sid: int | None = state(None, "the session id in its pid namespace")
     exe_writable: bool = state(False, "the executable is writable by the process")
     tty: int | None = state(None, "the controlling terminal")
     loginuid: int | None = state(None, "the audit user id")

@@ -211,6 +211,7 @@ class FdTable:
             f = FdInfo(res if res >= 0 else -1, "file", name or "")
         f.open_flags = flags
         f.ino = a.get("ino") or f.ino           # the live source's stamp (Falco's ino argument)
+        f.dev = a.get("dev") or f.dev           # the kernel's s_dev (Falco's dev argument)
         if res >= 0:
             p.fds[res] = f
         ev.fd = f

@@ -29,7 +29,8 @@ import re
 from typing import Any, Callable
 
 from syswarden.core.cgroups import cgroup2_root
-from syswarden.core.event import Event, ExecFacts, ExitFacts, ForkFacts, Process
+from syswarden.core.event import (EXEC_RESOURCES, Event, ExecFacts, ExitFacts, ForkFacts,
+                                   Process)
 
 from . import users
 
@@ -385,6 +386,9 @@ class ProcessTable:
                 facts.exe_mtime
             p.is_exe_upper_layer = facts.exe_upper_layer
             p.is_exe_writable = facts.exe_writable
+        if facts.vm_size is not None:
+            for name in EXEC_RESOURCES:
+                setattr(p, name, getattr(facts, name))
         if alive and p.cgroup_id:
             self._alive_in_cgroup[p.cgroup_id] = p.pid
         # the names again at every exec, the ids changed or not: a `docker exec`'s process took
@@ -402,6 +406,8 @@ class ProcessTable:
             p.loginuid = facts.loginuid
         if facts.vpid:
             p.vpid = p.vtid = facts.vpid
+        if facts.vpgid is not None:
+            p.vpgid, p.sid = facts.vpgid, facts.sid
         if p.loginuid != before:
             p.loginname = users.login_name(p.loginuid)
         return p

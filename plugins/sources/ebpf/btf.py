@@ -152,7 +152,13 @@ WANTED = (
     ("OFF_INODE_GID", "inode", "i_gid"),
     ("OFF_INODE_SB", "inode", "i_sb"),
     ("OFF_SB_MAGIC", "super_block", "s_magic"),
+    ("OFF_SB_DEV", "super_block", "s_dev"),
     ("OFF_DENTRY_INODE", "dentry", "d_inode"),
+    ("OFF_MM_TOTAL_VM", "mm_struct", "total_vm"),
+    ("OFF_SIGNAL_RLIM", "signal_struct", "rlim"),
+    ("OFF_SIGNAL_PIDS", "signal_struct", "pids"),
+    ("OFF_TASK_MAJ_FLT", "task_struct", "maj_flt"),
+    ("OFF_TASK_MIN_FLT", "task_struct", "min_flt"),
 )
 
 #: An inode's times: (C macro prefix, member names by kernel generation).  6.11 and later keep
@@ -210,6 +216,18 @@ def kernel_info(path: str = VMLINUX,
         out["OFF_OVL_UPPER"] = upper - vfs
     elif "SIZE_INODE" in out:
         out["OFF_OVL_UPPER"] = (out["SIZE_INODE"] + 7) & ~7
+    # the memory counters (file, anon, swap, shmem pages): 6.2 and later an array of struct
+    # percpu_counter (its `count`, as Falco reads it), before a struct mm_rss_stat of atomics
+    rss = btf.member_offset("mm_struct", "rss_stat")
+    if rss is not None:
+        if btf.struct_size("mm_rss_stat"):
+            count = btf.member_offset("mm_rss_stat", "count")
+            stride = 8
+        else:
+            count = btf.member_offset("percpu_counter", "count")
+            stride = btf.struct_size("percpu_counter")
+        if count is not None and stride:
+            out["OFF_MM_RSS"], out["SIZE_MM_RSS"] = rss + count, stride
     funcs = {}
     for name in functions:
         tid = btf.function_id(name)

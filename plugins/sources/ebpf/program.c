@@ -127,14 +127,13 @@ static __always_inline struct rec *new_rec(u64 id, u16 kind, u16 evt, s64 res)
     struct rec *r = (struct rec *)scratch.lookup(&zero);
     if (!r)
         return 0;
-    u64 ug = bpf_get_current_uid_gid();
     r->ts = bpf_ktime_get_ns();
     r->cgroup = bpf_get_current_cgroup_id();
     r->res = res;
     r->tid = (u32)id;
     r->pid = id >> 32;
-    r->uid = (u32)ug;
-    r->gid = ug >> 32;
+    r->cpu = bpf_get_smp_processor_id();
+    r->spare = 0;
     r->kind = kind;
     r->evt = evt;
     #pragma unroll
@@ -567,14 +566,35 @@ static __always_inline int fd_is_dir(s64 fd)
 
 // The inode number of this process's open file `fd` (0: unknown): the fd table's stamp, which
 // tells a live entry from one whose number has been closed and reused since.
-static __always_inline u64 fd_ino(s64 fd)
+static __always_inline u64 inode_ino(void *inode)
 {
 #ifdef OFF_INODE_INO
-    void *inode = fd_inode(fd);
     u64 ino = 0;
     if (inode)
         bpf_probe_read_kernel(&ino, sizeof(ino), inode + OFF_INODE_INO);
     return ino;
+#else
+    return 0;
+#endif
+}
+
+static __always_inline u64 fd_ino(s64 fd)
+{
+    return inode_ino(fd_inode(fd));
+}
+
+// The device of the file system holding an inode (inode->i_sb->s_dev, major << 20 | minor in
+// the kernel), encoded as stat(2)'s st_dev and Falco's `dev` argument of an open are
+// (new_encode_dev); 0: unknown.
+static __always_inline u32 inode_dev(void *inode)
+{
+#if defined(OFF_INODE_SB) && defined(OFF_SB_DEV)
+    void *sb = inode ? read_ptr_at(inode, OFF_INODE_SB) : 0;
+    if (!sb)
+        return 0;
+    u32 dev = read_u32_at(sb, OFF_SB_DEV);
+    u32 major = dev >> 20, minor = dev & 0xfffff;
+    return (minor & 0xff) | (major << 8) | ((minor & ~0xffU) << 12);
 #else
     return 0;
 #endif
@@ -682,6 +702,74 @@ static __always_inline u64 inode_time(void *inode, u32 sec_off, u32 nsec_off)
     return (u64)sec * 1000000000ULL + nsec;
 }
 
+// The new image's memory (kB), page faults and fd limit, as Falco's exec event has them: the
+// mm's total_vm and its resident (file + anon + shmem) and swapped counters, the task's fault
+// counts, signal->rlim[RLIMIT_NOFILE].rlim_cur.
+#define MM_FILEPAGES 0
+#define MM_ANONPAGES 1
+#define MM_SWAPENTS 2
+#define MM_SHMEMPAGES 3
+#define RLIMIT_NOFILE 7
+#define PAGE_KB 4
+static __always_inline void fill_resources(struct exec_tail *t)
+{
+#if defined(OFF_TASK_MM) && defined(OFF_MM_TOTAL_VM) && defined(OFF_MM_RSS) && \
+    defined(SIZE_MM_RSS) && defined(OFF_TASK_SIGNAL) && defined(OFF_SIGNAL_RLIM) && \
+    defined(OFF_TASK_MAJ_FLT) && defined(OFF_TASK_MIN_FLT)
+    void *task = (void *)bpf_get_current_task();
+    void *mm = read_ptr_at(task, OFF_TASK_MM);
+    void *sig = read_ptr_at(task, OFF_TASK_SIGNAL);
+    if (!mm || !sig)
+        return;
+    s64 file = read_u64_at(mm, OFF_MM_RSS + MM_FILEPAGES * SIZE_MM_RSS);
+    s64 anon = read_u64_at(mm, OFF_MM_RSS + MM_ANONPAGES * SIZE_MM_RSS);
+    s64 swap = read_u64_at(mm, OFF_MM_RSS + MM_SWAPENTS * SIZE_MM_RSS);
+    s64 shmem = read_u64_at(mm, OFF_MM_RSS + MM_SHMEMPAGES * SIZE_MM_RSS);
+    s64 rss = (file > 0 ? file : 0) + (anon > 0 ? anon : 0) + (shmem > 0 ? shmem : 0);
+    t->vm_size = read_u64_at(mm, OFF_MM_TOTAL_VM) * PAGE_KB;
+    t->vm_rss = rss * PAGE_KB;
+    t->vm_swap = (swap > 0 ? swap : 0) * PAGE_KB;
+    t->pf_major = read_u64_at(task, OFF_TASK_MAJ_FLT);
+    t->pf_minor = read_u64_at(task, OFF_TASK_MIN_FLT);
+    t->fdlimit = read_u64_at(sig, OFF_SIGNAL_RLIM + RLIMIT_NOFILE * 16);
+    t->flags |= EXE_RESOURCES;
+#endif
+}
+
+// The process group and session ids in the process's own pid namespace (proc.vpgid, proc.sid):
+// task->signal->pids[PIDTYPE_PGID, PIDTYPE_SID], each a struct pid read at the level of the
+// task's own (0 when it lives in an ancestor namespace, invisible from the process's).
+#define PIDTYPE_PGID 2
+#define PIDTYPE_SID 3
+static __always_inline u32 pid_nr_at(void *pid, u32 level)
+{
+#if defined(OFF_PID_LEVEL) && defined(OFF_PID_NUMBERS) && defined(OFF_UPID_NR) && \
+    defined(SIZE_UPID)
+    if (!pid || (read_u32_at(pid, OFF_PID_LEVEL) & 31) < level)
+        return 0;
+    return read_u32_at(pid, OFF_PID_NUMBERS + (level & 31) * SIZE_UPID + OFF_UPID_NR);
+#else
+    return 0;
+#endif
+}
+
+static __always_inline void fill_groups(struct exec_tail *t)
+{
+    t->vpgid = t->vsid = 0;
+#if defined(OFF_TASK_SIGNAL) && defined(OFF_SIGNAL_PIDS) && defined(OFF_TASK_THREAD_PID) && \
+    defined(OFF_PID_LEVEL)
+    void *task = (void *)bpf_get_current_task();
+    void *own = read_ptr_at(task, OFF_TASK_THREAD_PID);
+    void *sig = read_ptr_at(task, OFF_TASK_SIGNAL);
+    if (!own || !sig)
+        return;
+    u32 level = read_u32_at(own, OFF_PID_LEVEL) & 31;
+    t->vpgid = pid_nr_at(read_ptr_at(sig, OFF_SIGNAL_PIDS + PIDTYPE_PGID * 8), level);
+    t->vsid = pid_nr_at(read_ptr_at(sig, OFF_SIGNAL_PIDS + PIDTYPE_SID * 8), level);
+    t->flags |= EXE_GROUPS;
+#endif
+}
+
 #define OVERLAYFS_SUPER_MAGIC 0x794c7630
 #define CAP_DAC_OVERRIDE 1
 
@@ -689,7 +777,15 @@ static __always_inline u64 inode_time(void *inode, u32 sec_off, u32 nsec_off)
 // executable file (task->mm->exe_file) as the kernel has them now.
 static __always_inline void fill_exec_tail(struct exec_tail *t)
 {
+    u64 ug = bpf_get_current_uid_gid();      // the real ids, if the cred cannot be read
+    t->euid = (u32)ug;
+    t->egid = ug >> 32;
+    t->cap_effective = t->cap_permitted = t->cap_inheritable = 0;
+    t->exe_ino = t->exe_ctime = t->exe_mtime = t->fdlimit = 0;
+    t->vm_size = t->vm_rss = t->vm_swap = t->pf_major = t->pf_minor = 0;
     t->flags = 0;
+    fill_resources(t);
+    fill_groups(t);
 #if defined(OFF_TASK_CRED) && defined(OFF_CRED_EUID) && defined(OFF_CRED_EGID) && \
     defined(OFF_CRED_CAP_EFFECTIVE) && defined(OFF_CRED_CAP_PERMITTED) && \
     defined(OFF_CRED_CAP_INHERITABLE)
@@ -837,6 +933,7 @@ int sw_sched_fork(void *ctx)
     r->evt = 0xffff;                         // not known (a kernel thread's fork)
     r->a[0] = 0;
     r->a[1] = 0;
+    r->a[2] = bpf_get_current_uid_gid();     // the parent's (the child's) uid and gid
 #if TASK_REGS
     struct sw_regs *regs = current_regs();
     u64 nr = regs->orig_ax;

@@ -278,7 +278,15 @@ def _exit_handler(sc: Syscall, prefilter: bool = False, kfunc: str | None = None
         reg = MAY_CREATE[sc.name]
         test = "1" if reg is None else f"(p.a[{reg}] & O_CREAT_BIT)"
         lines.append(f"    if ({test})\n        r->extra = open_created(ctx->ret);")
-    if sc.name in FD_CREATORS:
+    if sc.name in OPEN_SYSCALLS:
+        # the new file's inode number (the fd table's stamp) and, in a[5] (free in every
+        # open), its device: one walk of the fd table for both
+        lines += ["    {",
+                  "        void *inode = ctx->ret >= 0 ? fd_inode(ctx->ret) : 0;",
+                  "        r->ino = inode_ino(inode);",
+                  "        r->a[5] = inode_dev(inode);",
+                  "    }"]
+    elif sc.name in FD_CREATORS:
         # a failed dup still names its old fd, which the fd table looks up
         used = "(s64)(int)p.a[0]" if sc.name.startswith("dup") else "-1"
         lines.append(f"    r->ino = fd_ino(ctx->ret >= 0 ? ctx->ret : {used});")

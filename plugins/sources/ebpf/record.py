@@ -59,8 +59,8 @@ FIELDS: tuple[Field, ...] = (
     Field("a", "u64", 6, doc="the syscall's register arguments"),
     Field("tid", "u32"),
     Field("pid", "u32"),
-    Field("uid", "u32"),
-    Field("gid", "u32"),
+    Field("cpu", "u32", doc="the CPU it ran on (evt.cpu)"),
+    Field("spare", "u32", doc="0"),
     Field("kind", "u16", doc="KIND_*"),
     Field("evt", "u16", doc="syscall: its position in SYSCALLS; exec, fork: its number"),
     Field("slen", "u16", STRING_SLOTS, doc="the strings' lengths, by slot"),
@@ -97,10 +97,19 @@ EXEC_TAIL: tuple[Field, ...] = (
     Field("exe_ino", "u64", doc="the executable's inode: number, ctime, mtime (ns)"),
     Field("exe_ctime", "u64"),
     Field("exe_mtime", "u64"),
-    Field("euid", "u32", doc="the effective ids (Falco's user.uid, group.gid)"),
+    Field("fdlimit", "u64", doc="RLIMIT_NOFILE's soft limit"),
+    Field("euid", "u32", doc="the effective ids (Falco's user.uid, group.gid; the real ones "
+          "when the cred cannot be read)"),
     Field("egid", "u32"),
     Field("flags", "u32", doc="EXE_* bits"),
-    Field("_pad", "u32"),
+    Field("vm_size", "u32", doc="memory, kB: total, resident, swapped (task->mm)"),
+    Field("vm_rss", "u32"),
+    Field("vm_swap", "u32"),
+    Field("pf_major", "u32", doc="page faults so far (task->maj_flt, min_flt)"),
+    Field("pf_minor", "u32"),
+    Field("vpgid", "u32", doc="process group and session ids in its own pid namespace (0: "
+          "not read, or not visible there)"),
+    Field("vsid", "u32"),
     Field("comm", "char", 16, doc="the comm after the exec"),
 )
 
@@ -110,6 +119,8 @@ EXE_FLAGS: dict[str, int] = {
     "FILE": 2,           # the executable's inode was read
     "UPPER_LAYER": 4,    # the executable is in the upper layer of an overlayfs
     "WRITABLE": 8,       # the executable is writable by the process's effective ids
+    "RESOURCES": 16,     # the memory, page faults and fd limit were read
+    "GROUPS": 32,        # the process group and session were read
 }
 
 

@@ -130,12 +130,17 @@ def proc_status(p: Any) -> dict[str, str]:
     return got
 
 
-def status_kb(key: str) -> Callable[[Any], int | None]:
-    """A reader of a ``kB`` figure of ``/proc/PID/status`` (``VmRSS``...)."""
+def status_kb(key: str, attr: str = "") -> Callable[[Any], int | None]:
+    """A reader of a ``kB`` figure: the process's ``attr`` (the kernel's at exec) when known,
+    else ``key`` of a live process's ``/proc/PID/status`` (``VmRSS``...)."""
     def read(e: Any) -> int | None:
         p = e.proc
         if p is None:
             return None
+        if attr:
+            known = getattr(p, attr)
+            if known is not None:
+                return known
         v = proc_status(p).get(key)
         try:
             return int(v.split()[0]) if v else None

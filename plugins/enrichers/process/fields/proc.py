@@ -21,6 +21,7 @@ from syswarden.core.fields import ArgKind, Bound, Field
 
 from .common import (
     ABS,
+    proc_file,
     REL,
     B,
     C,
@@ -236,6 +237,56 @@ def _proc_exe_ino_ctime_duration_proc_start(e):
     return max(0, p.start_ts - ctime)
 
 
+#: Why the Kubernetes probes are not told apart here.
+_NO_K8S_PROBES = ("the probes are read from the pod's specification in the Kubernetes API, "
+                  "which syswarden does not query")
+
+
+def _pidns_init(p: Any) -> Any:
+    """The first process of ``p``'s PID namespace (vpid 1) among its ancestors, itself
+    included; None when the table does not reach it."""
+    for a in [p, *p.ancestors()]:
+        if a.vpid == 1:
+            return a
+    return None
+
+
+def _proc_pidns_init_start_ts(e):
+    p = e.proc
+    init = _pidns_init(p) if p is not None else None
+    return init.start_ts or None if init is not None else None
+
+
+def _proc_exe_ino_ctime_duration_pidns(e):
+    ctime = _proc_exe_ino_ctime(e)
+    start = _proc_pidns_init_start_ts(e)
+    if ctime is None or start is None:
+        return None
+    return max(0, ctime - start)
+
+
+def _proc_is_container_healthcheck(e):
+    """Falco's: the process runs the container's health check command (the image's
+    HEALTHCHECK, exe and arguments as Docker runs them)."""
+    p, c = e.proc, e.container
+    if p is None or c is None or not c.complete:
+        return None
+    if not c.healthcheck:
+        return False
+    return " ".join([p.exe, *p.args]) == c.healthcheck or p.cmdline == c.healthcheck
+
+
+def _proc_fdlimit(e):
+    p = e.proc
+    if p is not None and p.fdlimit is not None:
+        return p.fdlimit
+    for line in proc_file(p, "limits") or ():
+        if line.startswith("Max open files"):
+            soft = line.split()[3]
+            return int(soft) if soft.isdigit() else -1      # unlimited
+    return None
+
+
 def _proc_fdopencount(e):
     p = e.proc
     return len(p.fds) if p is not None else None
@@ -341,22 +392,25 @@ FIELDS = (
     Field("proc.exe_ino.ctime_duration_proc_start", ABS, "Nanoseconds between the "
           "executable's ctime and the process start.", _proc_exe_ino_ctime_duration_proc_start),
     Field("proc.exe_ino.ctime_duration_pidns_start", ABS, "Nanoseconds between the PID "
-          "namespace start and the executable's ctime (unknown here).", None),
-    Field("proc.pidns_init_start_ts", U, "Start of the PID namespace, epoch nanoseconds "
-          "(unknown here).", None),
+          "namespace start and the executable's ctime.", _proc_exe_ino_ctime_duration_pidns),
+    Field("proc.pidns_init_start_ts", U, "Start of the PID namespace (of its first process), "
+          "epoch nanoseconds.", _proc_pidns_init_start_ts),
     Field("proc.is_container_healthcheck", B, "True if the process runs as the container's "
-          "health check.", None),
+          "health check.", _proc_is_container_healthcheck),
     Field("proc.is_container_liveness_probe", B, "True if the process runs as the container's "
-          "liveness probe.", None),
+          "liveness probe.", None, unsupported=_NO_K8S_PROBES),
     Field("proc.is_container_readiness_probe", B, "True if the process runs as the "
-          "container's readiness probe.", None),
+          "container's readiness probe.", None, unsupported=_NO_K8S_PROBES),
     Field("proc.fdopencount", U, "Number of open fds of the process (as the fd table knows "
           "them).", _proc_fdopencount),
-    Field("proc.vmsize", U, "Total virtual memory of the process (kb).", status_kb("VmSize")),
-    Field("proc.vmrss", U, "Resident memory of the process (kb).", status_kb("VmRSS")),
-    Field("proc.vmswap", U, "Swapped memory of the process (kb).", status_kb("VmSwap")),
-    Field("proc.fdlimit", I, "Maximum number of fds the process can open (unknown here).",
-          None),
+    Field("proc.vmsize", U, "Total virtual memory of the process (kb), at its exec.",
+          status_kb("VmSize", "vm_size")),
+    Field("proc.vmrss", U, "Resident memory of the process (kb), at its exec.",
+          status_kb("VmRSS", "vm_rss")),
+    Field("proc.vmswap", U, "Swapped memory of the process (kb), at its exec.",
+          status_kb("VmSwap", "vm_swap")),
+    Field("proc.fdlimit", I, "Maximum number of fds the process can open (its soft "
+          "RLIMIT_NOFILE at exec; -1: unlimited).", _proc_fdlimit),
     Field("proc.nthreads", U, "The number of live threads of the process, the leader "
           "included.", _proc_nthreads),
     Field("proc.nchilds", U, "The number of live threads of the process, the leader "

@@ -48,6 +48,35 @@ def _caps(attr: str, key: str) -> Callable[[Any], str | None]:
     return read
 
 
+#: Why the scheduler's fields are not computed here.
+_NO_SWITCH = "it is read from the scheduler's switch events, which are not captured"
+
+
+def _bytes(read_kb: Callable[[Any], int | None]) -> Callable[[Any], int | None]:
+    def read(e: Any) -> int | None:
+        kb = read_kb(e)
+        return kb * 1024 if kb is not None else None
+    return read
+
+
+def _faults(attr: str, i: int) -> Callable[[Any], int | None]:
+    """A reader of a page fault count: the kernel's at exec, else figure ``i`` of a live
+    process's ``/proc/PID/stat`` (after the comm: 0 is the state, 9 minflt, 11 majflt)."""
+    def read(e: Any) -> int | None:
+        p = e.proc
+        if p is not None and getattr(p, attr) is not None:
+            return getattr(p, attr)
+        lines = proc_file(p, "stat")
+        if not lines:
+            return None
+        fields = lines[0][lines[0].rfind(")") + 2:].split()
+        try:
+            return int(fields[i])
+        except (IndexError, ValueError):
+            return None
+    return read
+
+
 def _thread_cgroups(e):
     lines = proc_file(e.proc, "cgroup")
     return " ".join(line.strip() for line in lines) if lines is not None else None
@@ -70,9 +99,9 @@ def _thread_cgroup(arg):
 
 FIELDS = (
     Field("thread.vmsize", U, "Total virtual memory of the process (kb), for its main thread.",
-          status_kb("VmSize")),
+          status_kb("VmSize", "vm_size")),
     Field("thread.vmrss", U, "Resident memory of the process (kb), for its main thread.",
-          status_kb("VmRSS")),
+          status_kb("VmRSS", "vm_rss")),
     Field("thread.tid", I, "The id of the thread generating the event.", _thread_tid),
     Field("thread.vtid", I, "The id of the thread as seen from its own PID namespace.",
           _thread_vtid),
@@ -90,16 +119,16 @@ FIELDS = (
           _thread_cgroups),
     Field("thread.cgroup", C, "The cgroup of the thread for one subsystem, e.g. "
           "thread.cgroup.cpuacct.", _thread_cgroup, ArgKind.KEY, ".<subsystem>"),
-    Field("thread.pfmajor", U, "Major page faults since the thread started (unknown here).",
-          None),
-    Field("thread.pfminor", U, "Minor page faults since the thread started (unknown here).",
-          None),
+    Field("thread.pfmajor", U, "Major page faults of the thread (at its exec).",
+          _faults("pf_major", 11)),
+    Field("thread.pfminor", U, "Minor page faults of the thread (at its exec).",
+          _faults("pf_minor", 9)),
     Field("thread.exectime", REL, "CPU time of the last scheduled thread (switch events "
-          "only).", None),
+          "only).", None, unsupported=_NO_SWITCH),
     Field("thread.totexectime", REL, "Total CPU time of the thread (switch events only).",
-          None),
+          None, unsupported=_NO_SWITCH),
     Field("thread.vmsize.b", U, "Total virtual memory of the process (bytes), for its main "
-          "thread.", None),
+          "thread.", _bytes(status_kb("VmSize", "vm_size"))),
     Field("thread.vmrss.b", U, "Resident memory of the process (bytes), for its main thread.",
-          None),
+          _bytes(status_kb("VmRSS", "vm_rss"))),
 )

@@ -76,6 +76,10 @@ async def test_effective_ids_environment_and_capabilities_from_the_kernel(suid_n
     opens = [e for e in live.events if e.type == "openat" and descends_from_me(e)
              and e.args.get("name") == "/proc/self/status"]
     assert opens and field("user.name", opens[-1]) == "nobody"
+    st = os.stat("/proc/self/status")
+    assert (field("fd.dev", opens[-1]), field("fd.dev.major", opens[-1]),
+            field("fd.dev.minor", opens[-1])) == (st.st_dev, os.major(st.st_dev),
+                                                  os.minor(st.st_dev))
     assert field("group.gid", opens[-1]) == NOBODY
     assert field("thread.cap_effective", opens[-1]) == ""
     # root's file, 0755, run by nobody without capabilities
