@@ -266,14 +266,20 @@ def _proc_exe_ino_ctime_duration_pidns(e):
 
 
 def _proc_is_container_healthcheck(e):
-    """Falco's: the process runs the container's health check command (the image's
-    HEALTHCHECK, exe and arguments as Docker runs them)."""
+    """Falco's: the process runs the container's health check command (its HEALTHCHECK, exe
+    and arguments as Docker runs them), or descends from the one that does in the container
+    (what the check's shell runs)."""
     p, c = e.proc, e.container
     if p is None or c is None or not c.complete:
         return None
     if not c.healthcheck:
         return False
-    return " ".join([p.exe, *p.args]) == c.healthcheck or p.cmdline == c.healthcheck
+    for a in [p, *p.ancestors()]:
+        if a.container_id != p.container_id:
+            break
+        if " ".join([a.exe, *a.args]) == c.healthcheck or a.cmdline == c.healthcheck:
+            return True
+    return False
 
 
 def _proc_fdlimit(e):

@@ -120,3 +120,33 @@ async def test_short_lived_container_processes(containers):  # noqa: F811
 def box_cgroup(pid: int) -> int:
     from syswarden.plugins.enrichers.process.table import cgroup_id_of
     return cgroup_id_of(pid)
+
+
+def test_a_container_health_check_is_told_apart(tmp_path, containers):  # noqa: F811
+    import json
+    import time
+
+    from syswarden.testing import running_agent
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("- rule: Health check\n  desc: x\n  priority: NOTICE\n"
+                     "  condition: evt.type = execve and proc.is_container_healthcheck = true\n"
+                     "  output: check %proc.cmdline\n"
+                     "- rule: Not a health check\n  desc: x\n  priority: NOTICE\n"
+                     "  condition: evt.type = execve and container.id != host and "
+                     "proc.is_container_healthcheck = false and proc.name = sleep\n"
+                     "  output: other %proc.cmdline\n")
+    alerts = tmp_path / "alerts.json"
+    with running_agent("-r", str(rules), "-o", "json_output=true",
+                       "-o", "file_output.enabled=true", "-o", f"file_output.filename={alerts}",
+                       "-o", "stdout_output.enabled=false"):
+        box = containers.run("alpine:latest", "sleep", "60",
+                             extra=("--health-cmd", "sleep 0", "--health-interval", "1s"))
+        docker("exec", box.id, "sleep", "0")
+        deadline = time.monotonic() + 20
+        got: set = set()
+        while time.monotonic() < deadline and "Health check" not in {r for r, _ in got}:
+            time.sleep(0.3)
+            lines = alerts.read_text().splitlines() if alerts.exists() else []
+            got = {(a["rule"], a["output_fields"]["proc.cmdline"]) for a in map(json.loads, lines)}
+    assert ("Health check", "sh -c sleep 0") in got or ("Health check", "sleep 0") in got, got
+    assert ("Not a health check", "sleep 0") in got, got
