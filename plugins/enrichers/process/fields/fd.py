@@ -17,6 +17,7 @@ from typing import Any, Callable
 from syswarden.core.event import FD_TYPES
 from syswarden.core.fields import ArgKind, Bound, Field
 
+from .. import hostnames
 from .common import IP, NET, PORT, B, C, I
 
 #: Falco's ``fd.typechar`` for each ``fd.type``.
@@ -144,6 +145,14 @@ def _proto(read_port: Callable[[Any], Any]) -> Callable[[Any], Any]:
     def read(e: Any) -> str | None:
         port = read_port(e)
         return str(port) if port is not None else None
+    return read
+
+
+def _host_name(read_ip: Callable[[Any], Any]) -> Callable[[Any], str | None]:
+    """A reader of the host name of one of the socket's addresses (see :mod:`..hostnames`)."""
+    def read(e: Any) -> str | None:
+        ip = read_ip(e)
+        return hostnames.name_of(ip) if ip is not None else None
     return read
 
 
@@ -283,14 +292,14 @@ FIELDS = (
           _proto(_end(True, False))),
     Field("fd.rproto", C, "For TCP/UDP fds, the remote protocol (the port number).",
           _proto(_end(False, False))),
-    Field("fd.cip.name", C, "Domain name of the client IP address (no DNS tracking here).",
-          None),
-    Field("fd.sip.name", C, "Domain name of the server IP address (no DNS tracking here).",
-          None),
-    Field("fd.lip.name", C, "Domain name of the local IP address (no DNS tracking here).",
-          None),
-    Field("fd.rip.name", C, "Domain name of the remote IP address (no DNS tracking here).",
-          None),
+    Field("fd.cip.name", C, "Host name of the client IP address (the resolver's, by address).",
+          _host_name(_fd_cip)),
+    Field("fd.sip.name", C, "Host name of the server IP address (the resolver's, by address).",
+          _host_name(_fd_sip)),
+    Field("fd.lip.name", C, "Host name of the local IP address (the resolver's, by address).",
+          _host_name(_fd_lip)),
+    Field("fd.rip.name", C, "Host name of the remote IP address (the resolver's, by address).",
+          _host_name(_fd_rip)),
     # filter-only fields: multi-valued (client or server) or compared against a network
     Field("fd.ip", IP, "Matches the ip address (client or server) of the fd.", _ips,
           many=True),
