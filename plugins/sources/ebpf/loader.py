@@ -150,26 +150,21 @@ def _helper(sock: socket.socket) -> None:
             fds.append(fds_by_prog[key])
             continue
         if cat == RAW_TP:        # a raw tracepoint program (sys_enter, sys_exit)
-            try:
-                bpf.attach_raw_tracepoint(tp=name.encode(), fn_name=fn.encode())
-            except Exception as exc:
-                _reply(sock, {"error": f"could not attach {fn} to {tp}: {exc}", "hint": HINT})
-                return
-            attached.append(tp)
-            fds.append(bpf.raw_tracepoint_fds[name.encode()])
-            continue
-        if not os.path.isdir(f"{TRACEFS}/events/{cat}/{name}"):
-            missing.append(tp)
-            continue
+            attach, fds_of, key = bpf.attach_raw_tracepoint, bpf.raw_tracepoint_fds, name
+        else:
+            if not os.path.isdir(f"{TRACEFS}/events/{cat}/{name}"):
+                missing.append(tp)
+                continue
+            attach, fds_of, key = bpf.attach_tracepoint, bpf.tracepoint_fds, tp
         if tp in attached:
             continue
         try:
-            bpf.attach_tracepoint(tp=tp.encode(), fn_name=fn.encode())
+            attach(tp=key.encode(), fn_name=fn.encode())
         except Exception as exc:
             _reply(sock, {"error": f"could not attach {fn} to {tp}: {exc}", "hint": HINT})
             return
         attached.append(tp)
-        fds.append(bpf.tracepoint_fds[tp.encode()])
+        fds.append(fds_of[key.encode()])
     map_fds = [bpf[name.encode()].map_fd for name in MAPS]
     seconds = {"import": t1 - t0, "compile": t2 - t1, "attach": time.perf_counter() - t2}
     _reply(sock, {"maps": list(MAPS), "attached": attached, "missing": missing,

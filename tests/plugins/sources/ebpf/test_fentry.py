@@ -99,10 +99,9 @@ def test_a_syscall_with_neither_tracepoint_nor_function_is_a_raw_tracepoint_in_f
 def test_a_syscall_with_neither_tracepoint_nor_function_is_followed_live_in_fexit_mode():
     """In the fexit mode (the guest of tests/vm), finit_module told to have neither its own
     tracepoint nor a function: the raw sys_exit program sends it, with its arguments."""
-    import ctypes
     if not kernel_answer()[0]:
         pytest.skip("this kernel refuses fexit programs (the guest of tests/vm runs this)")
-    from tests.helpers.ebpf import events_of
+    from tests.helpers.ebpf import events_of, finit_module_attempt
     _, kfuncs = btf.kernel_info(functions=P.KFUNC_CANDIDATES)
     kfuncs.pop("__x64_sys_finit_module", None)
     src = EbpfSource({"attach": "fentry", "kfuncs": kfuncs, "no_tracepoint": ["finit_module"]},
@@ -111,13 +110,7 @@ def test_a_syscall_with_neither_tracepoint_nor_function_is_followed_live_in_fexi
 
     def load_a_module() -> None:
         assert "raw_tp:sys_exit" in src.attached and "fexit:__x64_sys_openat" in src.attached
-        pid = os.fork()
-        if pid == 0:
-            fd = os.open("/dev/null", os.O_RDONLY)
-            ctypes.CDLL(None, use_errno=True).syscall(313, fd, b"", 0)   # x86_64 finit_module
-            os._exit(0)
-        os.waitpid(pid, 0)
-        pids.append(pid)
+        pids.append(finit_module_attempt())
 
     events = events_of(src, load_a_module)
     got = [e for e in events if e.type == "finit_module" and e.pid == pids[0]]
