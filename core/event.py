@@ -155,9 +155,10 @@ class Process:
                             ancestor=True)
     cwd: str = state("", "the working directory (proc.cwd)", copied="share")
     tty: int = state(0, "the controlling terminal, 0 for none (proc.tty)", copied="share")
-    uid: int | None = state(None, "user id (user.uid)", copied="share", always=True)
-    gid: int | None = state(None, "group id (group.gid)", copied="share", always=True)
-    euid: int | None = state(None, "effective user id", copied="share")
+    uid: int | None = state(None, "the effective user id, Falco's user.uid", copied="share",
+                            always=True)
+    gid: int | None = state(None, "the effective group id, Falco's group.gid", copied="share",
+                            always=True)
     loginuid: int | None = state(None, "audit user id (user.loginuid)", copied="share")
     user: str | None = state(None, "the user's name, from the container's own passwd in a "
                              "container (user.name)", copied="share", always=True)
@@ -181,13 +182,34 @@ class Process:
     is_exe_writable: bool = state(False, "proc.is_exe_writable", copied="share")
     is_exe_upper_layer: bool = state(False, "proc.is_exe_upper_layer", copied="share")
     is_exe_from_memfd: bool = state(False, "proc.is_exe_from_memfd", copied="share")
-    cap_effective: int = state(0, "the effective capability set, a bit mask "
-                               "(thread.cap_effective)", copied="share")
+    cap_effective: int | None = state(None, "the effective capability set, a bit mask "
+                                      "(thread.cap_effective)", copied="share")
+    cap_permitted: int | None = state(None, "the permitted capability set "
+                                      "(thread.cap_permitted)", copied="share")
+    cap_inheritable: int | None = state(None, "the inheritable capability set "
+                                        "(thread.cap_inheritable)", copied="share")
     exe_ino: int = state(0, "the executable's inode number (proc.exe_ino)", copied="share")
+    exe_ctime: int = state(0, "the executable's ctime, ns since the epoch "
+                           "(proc.exe_ino.ctime)", copied="share")
+    exe_mtime: int = state(0, "the executable's mtime, ns since the epoch "
+                           "(proc.exe_ino.mtime)", copied="share")
+    vm_size: int | None = state(None, "total virtual memory at exec, kB (proc.vmsize)",
+                                copied="share")
+    vm_rss: int | None = state(None, "resident memory at exec, kB (proc.vmrss)", copied="share")
+    vm_swap: int | None = state(None, "swapped memory at exec, kB (proc.vmswap)",
+                                copied="share")
+    pf_major: int | None = state(None, "major page faults at exec (thread.pfmajor)")
+    pf_minor: int | None = state(None, "minor page faults at exec (thread.pfminor)")
+    fdlimit: int | None = state(None, "the soft RLIMIT_NOFILE at exec (proc.fdlimit)",
+                                copied="share")
     #: started by the agent (a program output) or by one of its descendants: never judged,
     #: so an output can never raise the alerts that feed it
     from_agent: bool = state(False, "started by the agent or a descendant: recorded, never "
                              "judged")
+    #: known from this machine (its kernel, its /proc): what no event carries may be read from
+    #: /proc/PID while it lives.  Never for a replayed process, read from a capture.
+    live: bool = state(False, "known from this machine: its /proc may be read", captured=False,
+                       copied="share")
 
     def __post_init__(self) -> None:
         if self.tid is None:
@@ -320,6 +342,8 @@ class KernelFacts:
                                 "made the argument absolute (fd.nameraw)")
     fd_name_changed: bool = state(False, "the event changed the name of its fd, a UDP tuple "
                                   "(fd.name_changed)", key="fd.name_changed")
+    cap_effective: int | None = state(None, "a credential call (setuid, capset...): the "
+                                      "effective capability set after it")
 
 
 @dataclass(slots=True)
@@ -330,14 +354,39 @@ class ForkFacts(KernelFacts):
     is_thread: bool = state(False, "the new task is a thread (CLONE_THREAD)")
 
 
+#: What an exec says of the new image's resources: the same attributes of :class:`ExecFacts`
+#: and :class:`Process`.
+EXEC_RESOURCES = ("vm_size", "vm_rss", "vm_swap", "pf_major", "pf_minor", "fdlimit")
+
+
 @dataclass(slots=True)
 class ExecFacts(KernelFacts):
     """An exec (``execve``, ``execveat``): what the kernel had at the exec."""
 
     exepath: str | None = state(None, "the path the kernel resolved")
     argv: list[str] = state(doc="the whole argv", factory=list)
-    uid: int | None = state(None, "the user id after the exec")
-    gid: int | None = state(None, "the group id after the exec")
+    uid: int | None = state(None, "the effective user id after the exec")
+    gid: int | None = state(None, "the effective group id after the exec")
+    env: list[str] = state(doc="the environment the exec passed", factory=list)
+    env_read: bool = state(False, "env was read from the exec (else /proc's is read)")
+    cap_effective: int | None = state(None, "the capability sets after the exec (null: not "
+                                      "read)")
+    cap_permitted: int | None = state(None, "the permitted set after the exec")
+    cap_inheritable: int | None = state(None, "the inheritable set after the exec")
+    exe_inode: int = state(0, "the executable's inode number (0: not read)")
+    exe_ctime: int = state(0, "the executable's ctime, ns since the epoch")
+    exe_mtime: int = state(0, "the executable's mtime, ns since the epoch")
+    exe_upper_layer: bool = state(False, "the executable is in an overlayfs upper layer")
+    vm_size: int | None = state(None, "memory after the exec, kB: total (null: not read)")
+    vm_rss: int | None = state(None, "resident, kB")
+    vm_swap: int | None = state(None, "swapped, kB")
+    pf_major: int | None = state(None, "major page faults so far")
+    pf_minor: int | None = state(None, "minor page faults so far")
+    fdlimit: int | None = state(None, "the soft RLIMIT_NOFILE (-1: unlimited)")
+    vpgid: int | None = state(None, "the process group id in its pid namespace (null: not "
+                              "read)")
+    sid: int | None = state(None, "the session id in its pid namespace")
+    exe_writable: bool = state(False, "the executable is writable by the process")
     tty: int | None = state(None, "the controlling terminal")
     loginuid: int | None = state(None, "the audit user id")
     vpid: int | None = state(None, "the pid in the process's own PID namespace")

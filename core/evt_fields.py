@@ -62,10 +62,6 @@ def _evt_count(e):
     return 1
 
 
-def _evt_latency(e):
-    return 0
-
-
 # -- time -------------------------------------------------------------------------------------
 
 def _evt_rawtime(e):
@@ -239,8 +235,9 @@ FIELDS = define("core", (
     Field("evt.hostname", F.STRING, "Hostname of the machine the event happened on",
           _evt_hostname),
     Field("evt.count", F.UINT64, "Always 1: counts events in aggregations", _evt_count),
-    Field("evt.latency", F.RELTIME, "Time spent in the call, ns (0: not measured)",
-          _evt_latency),
+    Field("evt.latency", F.RELTIME, "Time spent in the call, ns", None,
+          unsupported="a syscall is taken on its exit only (fexit programs or exit "
+          "tracepoints): its entry time is never read"),
     # time
     Field("evt.rawtime", F.ABSTIME, "Absolute time of the event, ns since the epoch",
           _evt_rawtime),

@@ -89,6 +89,8 @@ class FieldDef:
     provider: str = "core"
     #: the argument as Falco prints it in --list-fields, e.g. "[index]" or "[key]"
     arg_hint: str = ""
+    #: why the field cannot be computed here ("": it is): a rule naming it is refused
+    unsupported: str = ""
 
 
 def _unknown(evt: Any) -> None:
@@ -109,7 +111,9 @@ class Field:
     ``ValueError`` for a bad argument.  ``many``: the reader returns a tuple, every value the
     field has (a comparison holds when it holds for one).  ``read=None`` declares a field the
     plugin knows but cannot read: it parses, and reads as unknown.  ``hint`` is the argument
-    as ``--list-fields`` prints it (``[index]``).
+    as ``--list-fields`` prints it (``[index]``).  ``unsupported`` says why a field Falco has
+    cannot be computed here: it is listed, and a rule naming it is refused when the rules load
+    (never a value that looks computed and is not).
     """
 
     name: str
@@ -119,10 +123,19 @@ class Field:
     arg: ArgKind = ArgKind.NONE
     hint: str = ""
     many: bool = False
+    unsupported: str = ""
 
     def define(self, provider: str) -> FieldDef:
         """The registry's :class:`FieldDef` of this row, for ``provider``."""
         read, many = self.read, self.many
+        if self.unsupported:
+            why = f"{self.name} is not supported by syswarden: {self.unsupported}"
+
+            def bind(arg: Any) -> Bound:
+                raise ValueError(why)
+            return FieldDef(self.name, self.type, f"{self.desc} (Not supported: "
+                            f"{self.unsupported}.)", bind, self.arg, provider, self.hint,
+                            self.unsupported)
         if read is None:
             bind: Callable[[Any], Bound] = unknown_binder
         elif self.arg is ArgKind.NONE:

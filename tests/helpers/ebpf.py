@@ -130,3 +130,16 @@ async def run_live(types: set[str] | None, action: Callable[[Live], Awaitable[No
                     while live.source.prog is not None:
                         await trio.sleep(0.01)
     return live
+
+
+def finit_module_attempt() -> int:
+    """A child process that calls finit_module(2) on /dev/null (refused: nothing is loaded),
+    waited for; returns its pid."""
+    import ctypes
+    pid = os.fork()
+    if pid == 0:
+        fd = os.open("/dev/null", os.O_RDONLY)
+        ctypes.CDLL(None, use_errno=True).syscall(313, fd, b"", 0)   # x86_64 finit_module
+        os._exit(0)
+    os.waitpid(pid, 0)
+    return pid

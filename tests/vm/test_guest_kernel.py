@@ -41,6 +41,8 @@ MUST_PASS = (
     "test_fentry.py::test_the_source_follows_syscalls_the_way_the_kernel_allows",
     "test_fentry.py::test_the_probe_answers_for_this_kernel_and_auto_follows_it",
     "test_fentry.py::test_auto_falls_back_to_tracepoints_when_the_kernel_refuses_the_program",
+    "test_fentry.py::test_a_syscall_with_neither_tracepoint_nor_function_is_followed_live_in_"
+    "fexit_mode",
     "test_source.py::test_open_for_writing_a_unique_file[regs]",
     "test_source.py::test_open_for_writing_a_unique_file[enter]",
     "test_source.py::test_exec_of_renamed_binary_from_renamed_shell_under_a_pty",

@@ -15,7 +15,7 @@ from syswarden.core.protocols import Enricher
 
 from . import users
 from .fds import FdTable
-from .table import ProcessTable
+from .table import ProcessTable, ProcReader
 
 _EXEC = ("execve", "execveat")
 _FORK = ("clone", "clone3", "fork", "vfork")
@@ -25,12 +25,14 @@ class ProcessEnricher(Enricher):
     name = "process"
 
     def __init__(self, metrics: Any = None, *, max_entries: int = 65536, grace_s: float = 5.0,
-                 snapshot: bool = True, agent_pid: int = 0) -> None:
+                 snapshot: bool = True, agent_pid: int = 0, replay: bool = False) -> None:
         self.metrics = metrics
         count: Callable[[str, int], None] = (metrics.inc if metrics is not None
                                              else (lambda name, n=1: None))
+        # a replay's processes are another machine's: nothing of the local /proc is read
         self.table = ProcessTable(max_entries=max_entries, grace_s=grace_s, count=count,
-                                  agent_pid=agent_pid)
+                                  agent_pid=agent_pid,
+                                  reader=ProcReader(None if replay else "/proc"))
         self.fds = FdTable(count=count)
         if snapshot:
             self.table.snapshot()
@@ -40,8 +42,10 @@ class ProcessEnricher(Enricher):
         }
         for name in _FORK:
             self._state[name] = t.on_fork
+        #: credential calls -> the argument that sets the effective uid, gid (Falco's)
         self._uid_events = {"setuid": ("uid", None), "setresuid": ("euid", None),
-                            "setgid": (None, "gid"), "setresgid": (None, "egid")}
+                            "setgid": (None, "gid"), "setresgid": (None, "egid"),
+                            "capset": (None, None)}
         self._fd_handlers = self.fds.handlers
         self._procs = self.table.procs
         #: event types that change the process table: the slow path
@@ -94,13 +98,19 @@ class ProcessEnricher(Enricher):
 
     def _uid_change(self, ev: Event, p: Process) -> None:
         ukey, gkey = self._uid_events[ev.type]
+        # the names from this machine's databases, for its own processes only (a replay's are
+        # unknown until its capture says)
+        names = self.table.names_of(p) if p.live else None
         if ukey is not None:
             uid = ev.args.get(ukey)
             if isinstance(uid, int) and uid != 0xFFFFFFFF:
                 p.uid = uid
-                p.user = users.user_name(p, uid)
+                p.user = users.user_name(names, uid) if names is not None else None
         if gkey is not None:
             gid = ev.args.get(gkey)
             if isinstance(gid, int) and gid != 0xFFFFFFFF:
                 p.gid = gid
-                p.group = users.group_name(p, gid)
+                p.group = users.group_name(names, gid) if names is not None else None
+        caps = ev.kernel.cap_effective if ev.kernel is not None else None
+        if caps is not None:          # the kernel's set after the call (a setuid drops it)
+            p.cap_effective = caps

@@ -8,12 +8,13 @@
   one (the process is the server); ``sendto``/``sendmsg``/``recvfrom``/``recvmsg`` with an
   address update the tuple.  ``fd.name`` is Falco's ``cip:cport->sip:sport``.  The local end of
   a connected or accepted socket comes with the live event (read from the kernel's socket);
-  otherwise (a replay) from ``/proc/net`` when the process is still there.
+  otherwise from ``/proc/PID/net`` while a process of this machine lives (never for a replayed
+  process: a replay reads nothing of the local ``/proc``).
 * ``dup*`` copy an entry; ``close`` removes it when a rule makes the source follow closes.
   Otherwise an entry is stamped with its file's inode number, which the live source reads in
   the kernel for every call that creates or uses an fd: a use with another inode finds the
   entry stale (its number closed and taken by a call not sent) and drops it; files are also
-  checked against ``/proc/PID/fd`` when possible.
+  checked against ``/proc/PID/fd`` when possible (a live process of this machine).
 * ``chdir``/``fchdir`` move the process's cwd.
 * Path arguments of the path-only syscalls (``unlink``, ``mkdir``, ``rename``...) are made
   absolute in place (Falco resolves ``PT_FSPATH`` arguments the same way).
@@ -108,14 +109,19 @@ class FdTable:
 
     # -- helpers -------------------------------------------------------------------------------
 
+    def _link(self, p: Process, name: str) -> str | None:
+        """``/proc/PID/<name>``'s target for a process known from this machine while it lives;
+        None for a replayed one (a replay reads nothing of the local /proc)."""
+        return readlink_or_none(f"{self.proc_root}/{p.pid}/{name}") if p.live else None
+
     def dir_of(self, p: Process, dirfd: int | None) -> str:
         """The directory a relative path is relative to."""
         if dirfd is None or dirfd == AT_FDCWD:
-            return p.cwd or readlink_or_none(f"{self.proc_root}/{p.pid}/cwd") or "/"
+            return p.cwd or self._link(p, f"cwd") or "/"
         f = p.fds.get(dirfd)
         if f is not None and f.name.startswith("/"):
             return f.name
-        got = readlink_or_none(f"{self.proc_root}/{p.pid}/fd/{dirfd}")
+        got = self._link(p, f"fd/{dirfd}")
         return got if got and got.startswith("/") else (p.cwd or "/")
 
     def resolve(self, p: Process, dirfd: int | None, path: str | None) -> str | None:
@@ -145,7 +151,7 @@ class FdTable:
         f = self._live(p, num, ino)
         if f is not None and (f.type not in ("file", "directory") or (ino and f.ino == ino)):
             return f
-        link = readlink_or_none(f"{self.proc_root}/{p.pid}/fd/{num}")
+        link = self._link(p, f"fd/{num}")
         if link is None:
             return f
         if link.startswith("/"):
@@ -205,6 +211,7 @@ class FdTable:
             f = FdInfo(res if res >= 0 else -1, "file", name or "")
         f.open_flags = flags
         f.ino = a.get("ino") or f.ino           # the live source's stamp (Falco's ino argument)
+        f.dev = a.get("dev") or f.dev           # the kernel's s_dev (Falco's dev argument)
         if res >= 0:
             p.fds[res] = f
         ev.fd = f
@@ -264,7 +271,7 @@ class FdTable:
                 f.is_server = False
                 f.sip, f.sport = addr, port
                 if ev.res == 0 or ev.res == -115:  # connected, or EINPROGRESS
-                    local = _kernel_local(ev) or self.local_address(p.pid, f, ev.args.get("fd"))
+                    local = _kernel_local(ev) or self.local_address(p, f, ev.args.get("fd"))
                     if local is not None:
                         f.cip, f.cport = local
                 if f.cip is None:
@@ -292,7 +299,7 @@ class FdTable:
             if local is None and listen is not None and listen.sip is not None:
                 local = listen.sip, listen.sport
             if (local is None or local[0] == ip_addresses.ANY4 or not local[1]) and ev.res >= 0:
-                local = self.local_address(p.pid, f, ev.res) or local
+                local = self.local_address(p, f, ev.res) or local
             if local is not None:
                 f.sip, f.sport = local
             f.name = f"{f.cip}:{f.cport}->{f.sip}:{f.sport}"
@@ -375,7 +382,7 @@ class FdTable:
             if f is not None and f.name.startswith("/"):
                 p.cwd = f.name
             else:
-                cwd = readlink_or_none(f"{self.proc_root}/{p.pid}/cwd")
+                cwd = self._link(p, f"cwd")
                 if cwd:
                     p.cwd = cwd
 
@@ -388,10 +395,11 @@ class FdTable:
 
     # -- the local end of a socket, from /proc/net -------------------------------------------
 
-    def local_address(self, pid: int, f: FdInfo, num: Any) -> tuple[Any, int] | None:
+    def local_address(self, p: Process, f: FdInfo, num: Any) -> tuple[Any, int] | None:
         if not isinstance(num, int) or num < 0:
             return None
-        link = readlink_or_none(f"{self.proc_root}/{pid}/fd/{num}")
+        link = self._link(p, f"fd/{num}")
+        pid = p.pid
         if not link or not link.startswith("socket:["):
             return None
         inode = link[8:-1]

@@ -29,13 +29,16 @@ import re
 from typing import Any, Callable
 
 from syswarden.core.cgroups import cgroup2_root
-from syswarden.core.event import Event, ExecFacts, ExitFacts, ForkFacts, Process
+from syswarden.core.event import (EXEC_RESOURCES, Event, ExecFacts, ExitFacts, ForkFacts,
+                                   Process)
 
 from . import users
 
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _FD_PATH = re.compile(r"^/(?:dev|proc/self)/fd/(\d+)$")
 UNSET_LOGINUID = 0xFFFFFFFF
+#: /proc/PID/status's capability sets -> the Process attribute.
+_CAPS = {"CapEff": "cap_effective", "CapPrm": "cap_permitted", "CapInh": "cap_inheritable"}
 #: The facts of a fork or an exec that carries none (a replayed or hand-written event).
 _NO_FORK = ForkFacts()
 _NO_EXEC = ExecFacts()
@@ -83,21 +86,29 @@ def cgroup_id_of(pid: int) -> int:
 
 
 class ProcReader:
-    """Reads what /proc says of a live process into a Process (best effort, never raises)."""
+    """Reads what /proc says of a live process into a Process (best effort, never raises).
 
-    def __init__(self, root: str = "/proc") -> None:
+    ``root=None`` reads nothing (a replay: the processes are another machine's, so nothing of
+    the local /proc may describe them); ``live`` says which.
+    """
+
+    def __init__(self, root: str | None = "/proc") -> None:
         self.root = root
-        self.boot_ns = _boot_time_ns()
+        self.live = root is not None
+        self.boot_ns = _boot_time_ns() if self.live else 0
 
     def stat(self, pid: int) -> list[str] | None:
+        if not self.live:
+            return None
         text = _read(f"{self.root}/{pid}/stat")
         if not text:
             return None
         rpar = text.rfind(")")
         return [text[text.find("(") + 1:rpar]] + text[rpar + 2:].split()
 
-    def fill_live(self, p: Process) -> bool:
-        """tty, session, process group, namespace ids, login uid, env: True if alive."""
+    def fill_live(self, p: Process, *, image: bool = True) -> bool:
+        """tty, session, process group, namespace ids, login uid and (``image``) env and
+        capabilities: True if alive."""
         st = self.stat(p.pid)
         if st is None:
             return False
@@ -116,9 +127,9 @@ class ProcReader:
                     ns[key] = [int(x) for x in value.split()]
                 except ValueError:
                     pass
-            elif key == "CapEff":
+            elif key in _CAPS and image:
                 try:
-                    p.cap_effective = int(value.strip(), 16)
+                    setattr(p, _CAPS[key], int(value.strip(), 16))
                 except ValueError:
                     pass
         p.vpid = ns.get("NSpid", [p.pid])[-1]
@@ -127,10 +138,15 @@ class ProcReader:
         login = _read(f"{self.root}/{p.pid}/loginuid")
         if login and login.strip().isdigit():
             p.loginuid = int(login)
-        env = _read(f"{self.root}/{p.pid}/environ", "rb")
+        env = _read(f"{self.root}/{p.pid}/environ", "rb") if image else None
         if env:
             p.env = [e.decode("utf-8", "surrogateescape") for e in env.split(b"\0") if e]
+        p.live = True
         return True
+
+    def alive(self, pid: int) -> bool:
+        """Whether process ``pid`` is still there with its namespaces (not a zombie)."""
+        return self.live and os.path.exists(f"{self.root}/{pid}/ns/mnt")
 
     def snapshot_one(self, pid: int) -> Process | None:
         """A Process built entirely from /proc (start-up snapshot, or an unknown pid)."""
@@ -157,20 +173,25 @@ class ProcReader:
             exe = "memfd:" + exe[7:]
         p.exepath = exe
         p.is_exe_from_memfd = exe.startswith("memfd:")
+        try:
+            st_exe = os.stat(f"{self.root}/{pid}/exe")
+            p.exe_ino, p.exe_ctime, p.exe_mtime = st_exe.st_ino, st_exe.st_ctime_ns, \
+                st_exe.st_mtime_ns
+        except OSError:
+            pass
         p.cwd = readlink_or_none(f"{self.root}/{pid}/cwd") or ""
         status = _read(f"{self.root}/{pid}/status") or ""
         for line in status.splitlines():
             key, _, value = line.partition(":")
             if key in ("Uid", "Gid"):
                 try:
-                    real = int(value.split()[0])
-                    eff = int(value.split()[1])
+                    eff = int(value.split()[1])      # real, effective, saved, fs
                 except (IndexError, ValueError):
                     continue
                 if key == "Uid":
-                    p.uid, p.euid = real, eff
+                    p.uid = eff                      # Falco's user.uid is the effective one
                 else:
-                    p.gid = real
+                    p.gid = eff
         self.fill_live(p)
         p.cgroup_id = cgroup_id_of(pid)
         return p
@@ -191,6 +212,8 @@ class ProcessTable:
         self._exited: collections.deque[tuple[int, int, Process]] = collections.deque()
         self._count = count or (lambda name, n=1: None)
         self._realpath_cache: dict[str, str] = {}
+        #: cgroup id -> a process of it seen alive (the root of its user database)
+        self._alive_in_cgroup: dict[int, int] = {}
 
     # -- start-up ------------------------------------------------------------------------------
 
@@ -198,7 +221,7 @@ class ProcessTable:
         """Load every process of /proc; link parents.  Returns how many were loaded."""
         root = self.reader.root
         try:
-            pids = [int(d) for d in os.listdir(root) if d.isdigit()]
+            pids = [int(d) for d in os.listdir(root) if d.isdigit()] if root else []
         except OSError:
             pids = []
         for pid in pids:
@@ -280,8 +303,11 @@ class ProcessTable:
             self._count("drops.process.evicted", 1)
 
     def _set_names(self, p: Process) -> None:
-        p.user = users.user_name(p, p.uid)
-        p.group = users.group_name(p, p.gid)
+        if not p.live:          # another machine's (a replay): its databases are not here
+            return
+        q = self.names_of(p)
+        p.user = users.user_name(q, p.uid)
+        p.group = users.group_name(q, p.gid)
         p.loginname = users.login_name(p.loginuid)
 
     # -- events --------------------------------------------------------------------------------
@@ -306,6 +332,7 @@ class ProcessTable:
         else:
             c = Process(child)
             c.ppid = ev.pid
+        c.live = self.reader.live
         c.parent = parent
         c.from_agent = parent is not None and (parent.from_agent or
                                                (self.agent_pid and parent.pid == self.agent_pid))
@@ -328,6 +355,7 @@ class ProcessTable:
         else:
             p = Process(pid)
             p.ppid = 0
+            p.live = self.reader.live
             p.start_ts = ev.ts
             self._insert(pid, p)
             self._count("process.exec_unknown", 1)
@@ -339,19 +367,37 @@ class ProcessTable:
         p.exepath = self.resolve_exepath(p, facts.exepath or args.get("filename") or "")
         p.is_exe_from_memfd = p.exepath.startswith("memfd:")
         p.exit_ts = None
-        uid = facts.uid
-        gid = facts.gid
-        if uid is not None and uid != p.uid:
-            p.uid = uid
-            p.user = users.user_name(p, uid)
-        if gid is not None and gid != p.gid:
-            p.gid = gid
-            p.group = users.group_name(p, gid)
         if ev.cgroup_id:
             p.cgroup_id = ev.cgroup_id
         p.fds = {n: f for n, f in p.fds.items() if not (f.open_flags & 0o2000000)}  # O_CLOEXEC
         before = p.loginuid
-        self.reader.fill_live(p)
+        # what the kernel said of the new image (its environment, capabilities, executable)
+        # wins; /proc, read a few milliseconds late if at all, fills what it did not say
+        kernel_image = facts.env_read
+        alive = self.reader.fill_live(p, image=not kernel_image)
+        if kernel_image:
+            p.env = facts.env
+        if facts.cap_effective is not None:
+            p.cap_effective = facts.cap_effective
+            p.cap_permitted = facts.cap_permitted
+            p.cap_inheritable = facts.cap_inheritable
+        if facts.exe_inode:
+            p.exe_ino, p.exe_ctime, p.exe_mtime = facts.exe_inode, facts.exe_ctime, \
+                facts.exe_mtime
+            p.is_exe_upper_layer = facts.exe_upper_layer
+            p.is_exe_writable = facts.exe_writable
+        if facts.vm_size is not None:
+            for name in EXEC_RESOURCES:
+                setattr(p, name, getattr(facts, name))
+        if alive and p.cgroup_id:
+            self._alive_in_cgroup[p.cgroup_id] = p.pid
+        # the names again at every exec, the ids changed or not: a `docker exec`'s process took
+        # its ids (setresuid) before it entered the container's root
+        if facts.uid is not None:
+            p.uid = facts.uid
+        if facts.gid is not None:
+            p.gid = facts.gid
+        self._set_names(p)
         # the kernel's own values at exec (read through BTF offsets) win over /proc's, which
         # are a few milliseconds late or gone
         if facts.tty is not None:
@@ -360,11 +406,26 @@ class ProcessTable:
             p.loginuid = facts.loginuid
         if facts.vpid:
             p.vpid = p.vtid = facts.vpid
+        if facts.vpgid is not None:
+            p.vpgid, p.sid = facts.vpgid, facts.sid
         if p.loginuid != before:
             p.loginname = users.login_name(p.loginuid)
-        if p.user is None:
-            self._set_names(p)
         return p
+
+    def names_of(self, p: Process) -> Process:
+        """The process whose /proc/PID/root holds the user database of ``p``: itself while it
+        lives, else (a process gone before its exec is decoded) a live one of its cgroup, as the
+        processes of a container share their root."""
+        if self.reader.alive(p.pid) or not p.cgroup_id:
+            return p
+        peer = self._alive_in_cgroup.get(p.cgroup_id)
+        if peer is None or (peer and not self.reader.alive(peer)):
+            # once per cgroup until one of its processes is seen alive again (0: none)
+            peer = next((q.pid for q in self.procs.values()
+                         if q.cgroup_id == p.cgroup_id and q.exit_ts is None and q.live
+                         and self.reader.alive(q.pid)), 0)
+            self._alive_in_cgroup[p.cgroup_id] = peer
+        return Process(peer, container_id=p.container_id) if peer else p
 
     def resolve_exepath(self, p: Process, path: str) -> str:
         """The executable path made absolute (against the cwd) and, on the host, with its
@@ -378,7 +439,7 @@ class ProcessTable:
             return self._exec_fd_path(p, int(m.group(1))) or path
         if not path.startswith("/"):
             path = posixpath.normpath(posixpath.join(p.cwd or "/", path))
-        if p.container_id and p.container_id != "host":
+        if (p.container_id and p.container_id != "host") or not p.live:
             return path
         got = self._realpath_cache.get(path)
         if got is None:
@@ -394,7 +455,7 @@ class ProcessTable:
         f = p.fds.get(num)
         if f is not None and f.name and f.type == "memfd":
             return f.name
-        link = readlink_or_none(f"{self.reader.root}/{p.pid}/exe")     # the new image, if still there
+        link = readlink_or_none(f"{self.reader.root}/{p.pid}/exe") if p.live else None
         if link:
             if link.endswith(" (deleted)"):
                 link = link[:-10]

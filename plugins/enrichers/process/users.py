@@ -92,18 +92,12 @@ def root_of(p: Any) -> str:
     """The root prefix whose /etc files describe a process: "" on the host."""
     global _HOST_MNTNS
     if _HOST_MNTNS is None:
-        _HOST_MNTNS = _mntns(1) or 0
-    cid = getattr(p, "container_id", "")
-    if not cid or cid == "host":
-        if cid == "host":
-            return ""
-        ns = _mntns(p.pid)
-        if ns is None or ns == _HOST_MNTNS:
-            return ""
-    else:
-        ns = _mntns(p.pid)
-        if ns is None:
-            return ""
+        _HOST_MNTNS = _mntns(1) or _mntns("self") or 0    # pid 1's, else the agent's own
+    # by its mount namespace, not its container id: a `docker exec`'s process still has its
+    # parent's (runc, on the host) when its exec is decoded
+    ns = _mntns(p.pid)
+    if ns is None or ns == _HOST_MNTNS:
+        return ""
     got = _ns_root.get(ns)
     if got is None:
         got = f"/proc/{p.pid}/root"
@@ -123,18 +117,26 @@ def lookup_user(p: Any, uid: int) -> UserEntry | None:
     return database(root_of(p)).users.get(uid)
 
 
+#: What Falco's user.name and group.name read for an id its database has no entry for
+#: (libsinsp's threadinfo: "root" for 0, which a container image without /etc/passwd still
+#: runs as).
+def _no_entry(xid: int) -> str:
+    return "root" if xid == 0 else "<NA>"
+
+
 def user_name(p: Any, uid: int | None) -> str | None:
-    """Falco's user.name: the name, or "" when the uid has no entry (still known)."""
+    """Falco's user.name: the name, or its placeholder when the uid has no entry."""
     if uid is None:
         return None
     u = lookup_user(p, uid)
-    return u.name if u is not None else ""
+    return u.name if u is not None else _no_entry(uid)
 
 
 def group_name(p: Any, gid: int | None) -> str | None:
     if gid is None:
         return None
-    return database(root_of(p)).groups.get(gid, "")
+    name = database(root_of(p)).groups.get(gid)
+    return name if name is not None else _no_entry(gid)
 
 
 def login_name(uid: int | None) -> str | None:
@@ -142,4 +144,4 @@ def login_name(uid: int | None) -> str | None:
     if uid is None or uid < 0 or uid >= 0xFFFFFFFF:
         return None
     u = database("").users.get(uid)
-    return u.name if u is not None else ""
+    return u.name if u is not None else _no_entry(uid)

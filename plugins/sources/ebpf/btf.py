@@ -140,10 +140,38 @@ WANTED = (
     ("OFF_SKC_DPORT", "sock_common", "skc_dport"),
     ("OFF_SKC_DADDR", "sock_common", "skc_daddr"),
     ("OFF_SKC_V6_DADDR", "sock_common", "skc_v6_daddr"),
+    ("OFF_TASK_CRED", "task_struct", "cred"),
+    ("OFF_CRED_EUID", "cred", "euid"),
+    ("OFF_CRED_EGID", "cred", "egid"),
+    ("OFF_CRED_CAP_INHERITABLE", "cred", "cap_inheritable"),
+    ("OFF_CRED_CAP_PERMITTED", "cred", "cap_permitted"),
+    ("OFF_CRED_CAP_EFFECTIVE", "cred", "cap_effective"),
+    ("OFF_TASK_MM", "task_struct", "mm"),
+    ("OFF_MM_EXE_FILE", "mm_struct", "exe_file"),
+    ("OFF_INODE_UID", "inode", "i_uid"),
+    ("OFF_INODE_GID", "inode", "i_gid"),
+    ("OFF_INODE_SB", "inode", "i_sb"),
+    ("OFF_SB_MAGIC", "super_block", "s_magic"),
+    ("OFF_SB_DEV", "super_block", "s_dev"),
+    ("OFF_DENTRY_INODE", "dentry", "d_inode"),
+    ("OFF_MM_TOTAL_VM", "mm_struct", "total_vm"),
+    ("OFF_SIGNAL_RLIM", "signal_struct", "rlim"),
+    ("OFF_SIGNAL_PIDS", "signal_struct", "pids"),
+    ("OFF_TASK_MAJ_FLT", "task_struct", "maj_flt"),
+    ("OFF_TASK_MIN_FLT", "task_struct", "min_flt"),
 )
 
+#: An inode's times: (C macro prefix, member names by kernel generation).  6.11 and later keep
+#: seconds and nanoseconds apart (``i_ctime_sec``, ``i_ctime_nsec``); before, one ``struct
+#: timespec64`` (``__i_ctime`` from 6.6, ``i_ctime`` before: seconds at 0, nanoseconds at 8).
+INODE_TIMES = (("OFF_INODE_CTIME", ("i_ctime_sec", "__i_ctime", "i_ctime")),
+               ("OFF_INODE_MTIME", ("i_mtime_sec", "__i_mtime", "i_mtime")))
+
 #: (C macro, struct) sizes the program uses.
-WANTED_SIZES = (("SIZE_UPID", "upid"),)
+WANTED_SIZES = (("SIZE_UPID", "upid"),
+                # an overlayfs inode's upper dentry follows its struct inode (struct ovl_inode:
+                # vfs_inode, then __upperdentry, from 4.x to 6.18), as Falco reads it
+                ("SIZE_INODE", "inode"))
 
 
 def kernel_offsets(path: str = VMLINUX) -> dict[str, int]:
@@ -166,10 +194,40 @@ def kernel_info(path: str = VMLINUX,
         off = btf.member_offset(struct_name, member)
         if off is not None:
             out[macro] = off
+    for macro, names in INODE_TIMES:
+        for name in names:
+            off = btf.member_offset("inode", name)
+            if off is None:
+                continue
+            nsec = btf.member_offset("inode", name[:-3] + "nsec") if name.endswith("_sec") \
+                else off + 8
+            if nsec is not None:
+                out[macro + "_SEC"], out[macro + "_NSEC"] = off, nsec
+            break
     for macro, struct_name in WANTED_SIZES:
         size = btf.struct_size(struct_name)
         if size:
             out[macro] = size
+    # an overlayfs inode's upper dentry, from its struct inode: exact where the kernel's BTF has
+    # struct ovl_inode (overlayfs built in), else right after the struct inode
+    vfs, upper = btf.member_offset("ovl_inode", "vfs_inode"), \
+        btf.member_offset("ovl_inode", "__upperdentry")
+    if vfs is not None and upper is not None:
+        out["OFF_OVL_UPPER"] = upper - vfs
+    elif "SIZE_INODE" in out:
+        out["OFF_OVL_UPPER"] = (out["SIZE_INODE"] + 7) & ~7
+    # the memory counters (file, anon, swap, shmem pages): 6.2 and later an array of struct
+    # percpu_counter (its `count`, as Falco reads it), before a struct mm_rss_stat of atomics
+    rss = btf.member_offset("mm_struct", "rss_stat")
+    if rss is not None:
+        if btf.struct_size("mm_rss_stat"):
+            count = btf.member_offset("mm_rss_stat", "count")
+            stride = 8
+        else:
+            count = btf.member_offset("percpu_counter", "count")
+            stride = btf.struct_size("percpu_counter")
+        if count is not None and stride:
+            out["OFF_MM_RSS"], out["SIZE_MM_RSS"] = rss + count, stride
     funcs = {}
     for name in functions:
         tid = btf.function_id(name)

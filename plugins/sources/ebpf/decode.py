@@ -38,7 +38,7 @@ from syswarden.core.event import Event, ExecFacts, ExitFacts, ForkFacts, KernelF
 from syswarden.core.syscalls import O_F_CREATED
 
 from . import program as P
-from .record import AT, FORMAT, SLOT, STRING_SLOTS, Kind, machine_nr
+from .record import AT, EXE_FLAGS, FORMAT, SLOT, STRING_SLOTS, TAIL, TAIL_AT, Kind, machine_nr
 
 #: ``struct rec``, the fixed part of a record.
 REC = struct.Struct(FORMAT)
@@ -50,11 +50,21 @@ KIND_EXIT = int(Kind.EXIT)
 KIND_EXEC_FAIL = int(Kind.EXEC_FAIL)
 # Where the fields are in the tuple REC unpacks: the syscall decoders, generated, have them
 # written in; the process records (exec, fork, exit) read them here.
-_KIND, _EVT, _TS, _CGROUP, _RES, _TID, _PID, _UID, _GID, _EXTRA = (AT[name] for name in (
-    "kind", "evt", "ts", "cgroup", "res", "tid", "pid", "uid", "gid", "extra"))
+_KIND, _EVT, _TS, _CGROUP, _RES, _TID, _PID, _CPU, _EXTRA = (AT[name] for name in (
+    "kind", "evt", "ts", "cgroup", "res", "tid", "pid", "cpu", "extra"))
 _REGS = slice(AT["a"], AT["a"] + 6)
 _LENS = slice(AT["slen"], AT["slen"] + STRING_SLOTS)
-_FILENAME, _PATH, _ARGV, _COMM = SLOT["filename"], SLOT["path"], SLOT["argv"], SLOT["comm"]
+_FILENAME, _PATH, _ARGV, _ENV = SLOT["filename"], SLOT["path"], SLOT["argv"], SLOT["env"]
+_T_CAPE, _T_CAPP, _T_CAPI, _T_INO, _T_CTIME, _T_MTIME, _T_EUID, _T_EGID, _T_FLAGS, _T_COMM = (
+    TAIL_AT[name] for name in ("cap_effective", "cap_permitted", "cap_inheritable", "exe_ino",
+                               "exe_ctime", "exe_mtime", "euid", "egid", "flags", "comm"))
+_EXE_CREDS, _EXE_FILE, _EXE_UPPER, _EXE_WRITABLE, _EXE_RESOURCES, _EXE_GROUPS = (
+    EXE_FLAGS[name] for name in ("CREDS", "FILE", "UPPER_LAYER", "WRITABLE", "RESOURCES",
+                                 "GROUPS"))
+_T_VPGID, _T_VSID = TAIL_AT["vpgid"], TAIL_AT["vsid"]
+_T_RESOURCES = tuple(TAIL_AT[name] for name in ("vm_size", "vm_rss", "vm_swap", "pf_major",
+                                                 "pf_minor", "fdlimit"))
+_NO_CAPS = 0xFFFFFFFFFFFFFFFF
 
 #: This machine's numbers of the syscalls exec and fork records carry (in ``evt``).
 _NR = machine_nr()
@@ -108,6 +118,14 @@ def sockaddr_text(sa: tuple[str, Any, int] | None) -> str | None:
     if fam == "unix":
         return addr
     return f"{addr}:{port}"
+
+
+def _strings(blob: bytes) -> list[str]:
+    """NUL-separated strings (argv, the environment) as a list."""
+    out = [_text(a) for a in blob.split(b"\0")] if blob else []
+    if out and out[-1] == "" and blob.endswith(b"\0"):
+        out.pop()
+    return out
 
 
 def _how(raw: bytes, args: dict[str, Any]) -> None:
@@ -168,6 +186,7 @@ def _syscall_decoder(sc: P.Syscall) -> Callable[[tuple, Any, int, int], Event]:
     lines.append(f"    ev = Event({sc.name!r}, {f('ts')} + off, {f('tid')}, {f('pid')}, "
                  f"{f('res')}, args)")
     lines.append(f"    ev.cgroup_id = {f('cgroup')}")
+    lines.append(f"    ev.cpu = {f('cpu')}")
     facts = [f"{k}={e}" for k, e in hidden]
     if sock:
         facts.append("sockaddr=sa")
@@ -180,8 +199,13 @@ def _syscall_decoder(sc: P.Syscall) -> Callable[[tuple, Any, int, int], Event]:
                      f"{', '.join(facts)})")
     elif stamp:
         lines.append(f"    if {f('ino')}:\n        ev.kernel = KernelFacts({f('ino')})")
+    if sc.name in P.CRED_SYSCALLS:      # the capabilities after the call
+        lines.append(f"    if {f('ino')} != {_NO_CAPS}:\n"
+                     f"        ev.kernel = KernelFacts(cap_effective={f('ino')})")
     if sc.name in P.OPEN_SYSCALLS:      # the file's inode: Falco's `ino` parameter of an open
         lines.append(f"    if {f('ino')}:\n        args['ino'] = {f('ino')}")
+        # and its device (register 5, free in every open): Falco's `dev`, old_encode_dev-like
+        lines.append(f"    if {f('a', 5)}:\n        args['dev'] = {f('a', 5)}")
     lines.append("    return ev")
     scope = {"Event": Event, "KernelFacts": KernelFacts, "parse_sockaddr": parse_sockaddr,
              "sockaddr_text": sockaddr_text, "_how": _how, "O_F_CREATED": O_F_CREATED}
@@ -217,12 +241,9 @@ class Decoder:
         pid = h[_PID]
         res = h[_RES]
         evt = h[_EVT]
-        uid = h[_UID]
-        gid = h[_GID]
         extra = h[_EXTRA]
         if kind in (KIND_EXEC, KIND_EXEC_FAIL):
-            ev = self._exec(data, base, ts, tid, pid, res, h[_REGS], evt, h[_LENS], extra, kind,
-                            uid, gid)
+            ev = self._exec(data, base, ts, tid, pid, res, h[_REGS], evt, h[_LENS], extra, kind)
         elif kind == KIND_FORK:
             regs = h[_REGS]
             name = _NR_NAME.get(evt, "clone")
@@ -236,8 +257,10 @@ class Decoder:
                 flags = 0
             # the comm slot: a fork record sends no other string
             comm = _text(data[base + REC.size:base + REC.size + 16].split(b"\0", 1)[0])
+            ug = regs[2]                 # uid and gid (the parent's, the child's)
             ev = Event(name, ts, tid, pid, res, {"res": res, "flags": flags & 0xFFFFFFFFFFFF,
-                                                 "comm": comm, "uid": uid, "gid": gid})
+                                                 "comm": comm, "uid": ug & 0xFFFFFFFF,
+                                                 "gid": ug >> 32})
             ev.kernel = ForkFacts(child_tid=extra, is_thread=bool(flags & CLONE_THREAD))
         elif kind == KIND_EXIT:
             ev = Event("procexit", ts, tid, pid, 0, {"status": 0})
@@ -246,19 +269,21 @@ class Decoder:
             self.errors += 1
             return None
         ev.cgroup_id = h[_CGROUP]
+        ev.cpu = h[_CPU]
         return ev
 
     def _exec(self, data: Any, base: int, ts: int, tid: int, pid: int, res: int, regs: tuple,
-              nr: int, lens: tuple, old_pid: int, kind: int, uid: int, gid: int) -> Event:
+              nr: int, lens: tuple, old_pid: int, kind: int) -> Event:
         pos = base + REC.size
+        t = TAIL.unpack_from(data, pos)
+        pos += TAIL.size
+        comm = t[_T_COMM]
         parts = []
         for n in lens:
             parts.append(data[pos:pos + n])
             pos += n
-        kfile, path, argv_blob, comm = parts[_FILENAME], parts[_PATH], parts[_ARGV], parts[_COMM]
-        argv = [_text(a) for a in argv_blob.split(b"\0")] if argv_blob else []
-        if argv and argv[-1] == "" and argv_blob.endswith(b"\0"):
-            argv.pop()
+        kfile, path = parts[_FILENAME], parts[_PATH]
+        argv = _strings(parts[_ARGV])
         name = _NR_NAME.get(nr, "execve")
         if name not in P.EXEC_SYSCALLS:
             name = "execve"
@@ -279,6 +304,9 @@ class Decoder:
             args["filename"] = filename
         ev = Event(name, ts, tid, pid, res, args)
         loginuid = regs[5] >> 32
+        flags = t[_T_FLAGS]
+        creds = flags & _EXE_CREDS
+        exe = flags & _EXE_FILE
         ev.kernel = ExecFacts(
             tty=regs[5] & 0xFFFFFFFF if kind == KIND_EXEC else None,
             loginuid=loginuid if kind == KIND_EXEC and loginuid != 0xFFFFFFFE else None,
@@ -286,7 +314,25 @@ class Decoder:
             exepath=_text(kfile) if kfile else None,
             argv=argv,
             old_pid=old_pid if kind == KIND_EXEC else 0,
-            uid=uid,
-            gid=gid,
+            # the effective ids (Falco's user.uid), the real ones when the cred was not read
+            uid=t[_T_EUID],
+            gid=t[_T_EGID],
+            env=_strings(parts[_ENV]),
+            env_read=kind == KIND_EXEC,
+            cap_effective=t[_T_CAPE] if creds else None,
+            cap_permitted=t[_T_CAPP] if creds else None,
+            cap_inheritable=t[_T_CAPI] if creds else None,
+            exe_inode=t[_T_INO] if exe else 0,
+            exe_ctime=t[_T_CTIME] if exe else 0,
+            exe_mtime=t[_T_MTIME] if exe else 0,
+            exe_upper_layer=bool(flags & _EXE_UPPER),
+            exe_writable=bool(flags & _EXE_WRITABLE),
         )
+        if flags & _EXE_RESOURCES:
+            k = ev.kernel
+            k.vm_size, k.vm_rss, k.vm_swap, k.pf_major, k.pf_minor, fdlimit = (
+                t[i] for i in _T_RESOURCES)
+            k.fdlimit = -1 if fdlimit >= 1 << 63 else fdlimit        # RLIM_INFINITY
+        if flags & _EXE_GROUPS:
+            ev.kernel.vpgid, ev.kernel.sid = t[_T_VPGID], t[_T_VSID]
         return ev

@@ -105,6 +105,8 @@ def load(text: str, tracepoints: list[tuple[str, str]], timeout: float | None = 
 
 #: fexit mode hooks (``fentry:<function>``, ``fexit:<function>``) -> where bcc keeps their fds.
 KFUNC_HOOKS = {"fentry": "kfunc_entry_fds", "fexit": "kfunc_exit_fds"}
+#: The hook category of a raw tracepoint program (``raw_tp:sys_exit``: program.tracepoints()).
+RAW_TP = "raw_tp"
 
 HINT = "run `make setup` (installs python3-bpfcc and links the kernel headers), as root"
 
@@ -147,18 +149,22 @@ def _helper(sock: socket.socket) -> None:
             attached.append(tp)
             fds.append(fds_by_prog[key])
             continue
-        if not os.path.isdir(f"{TRACEFS}/events/{cat}/{name}"):
-            missing.append(tp)
-            continue
+        if cat == RAW_TP:        # a raw tracepoint program (sys_enter, sys_exit)
+            attach, fds_of, key = bpf.attach_raw_tracepoint, bpf.raw_tracepoint_fds, name
+        else:
+            if not os.path.isdir(f"{TRACEFS}/events/{cat}/{name}"):
+                missing.append(tp)
+                continue
+            attach, fds_of, key = bpf.attach_tracepoint, bpf.tracepoint_fds, tp
         if tp in attached:
             continue
         try:
-            bpf.attach_tracepoint(tp=tp.encode(), fn_name=fn.encode())
+            attach(tp=key.encode(), fn_name=fn.encode())
         except Exception as exc:
             _reply(sock, {"error": f"could not attach {fn} to {tp}: {exc}", "hint": HINT})
             return
         attached.append(tp)
-        fds.append(bpf.tracepoint_fds[tp.encode()])
+        fds.append(fds_of[key.encode()])
     map_fds = [bpf[name.encode()].map_fd for name in MAPS]
     seconds = {"import": t1 - t0, "compile": t2 - t1, "attach": time.perf_counter() - t2}
     _reply(sock, {"maps": list(MAPS), "attached": attached, "missing": missing,

@@ -77,8 +77,10 @@ struct exec_stash {
     u32 argv_len;
     u32 path_len;
     u32 nargs;
+    u32 env_len;
     char path[PATH_MAX_B];
     char argv[2 * ARGV_MAX_B];   // every read starts below ARGV_MAX_B
+    char env[2 * ARGV_MAX_B];    // the environment, the same way
 };
 
 // The two rings must stay the first maps declared (see ring_had_room).
@@ -125,14 +127,13 @@ static __always_inline struct rec *new_rec(u64 id, u16 kind, u16 evt, s64 res)
     struct rec *r = (struct rec *)scratch.lookup(&zero);
     if (!r)
         return 0;
-    u64 ug = bpf_get_current_uid_gid();
     r->ts = bpf_ktime_get_ns();
     r->cgroup = bpf_get_current_cgroup_id();
     r->res = res;
     r->tid = (u32)id;
     r->pid = id >> 32;
-    r->uid = (u32)ug;
-    r->gid = ug >> 32;
+    r->cpu = bpf_get_smp_processor_id();
+    r->spare = 0;
     r->kind = kind;
     r->evt = evt;
     #pragma unroll
@@ -353,8 +354,28 @@ int sw_enter_clone3(struct sys_enter_ctx *ctx)
 }
 
 // execve/execveat: argv must be read at enter; after a successful exec the old memory is gone.
+// Read the NUL-separated strings of a user array (argv, envp) into buf; returns the bytes.
+static __always_inline u32 read_strings(char *buf, const char *const *arr)
+{
+    u32 pos = 0;
+    #pragma unroll
+    for (int i = 0; i < MAX_ARGS; i++) {
+        const char *arg = 0;
+        if (bpf_probe_read_user(&arg, sizeof(arg), &arr[i]) != 0 || !arg)
+            break;
+        if (pos >= ARGV_MAX_B)
+            break;
+        long m = bpf_probe_read_user_str(&buf[pos & (ARGV_MAX_B - 1)], ARGV_MAX_B, arg);
+        if (m <= 0)
+            break;
+        pos += m;                            // NUL-separated, as in /proc/PID/cmdline
+    }
+    return pos > ARGV_MAX_B ? ARGV_MAX_B : pos;
+}
+
 static __always_inline int stash_exec(struct sys_enter_ctx *ctx, const char *path,
-                                      const char *const *argv, int nargs)
+                                      const char *const *argv, const char *const *envp,
+                                      int nargs)
 {
     u64 id = bpf_get_current_pid_tgid();
     if (is_agent(id))
@@ -376,21 +397,9 @@ static __always_inline int stash_exec(struct sys_enter_ctx *ctx, const char *pat
     long n = bpf_probe_read_user_str(s->path, PATH_MAX_B, path);
     if (n > 0)
         s->path_len = n - 1;
-    u32 pos = 0;
-    #pragma unroll
-    for (int i = 0; i < MAX_ARGS; i++) {
-        const char *arg = 0;
-        if (bpf_probe_read_user(&arg, sizeof(arg), &argv[i]) != 0 || !arg)
-            break;
-        if (pos >= ARGV_MAX_B)
-            break;
-        long m = bpf_probe_read_user_str(&s->argv[pos & (ARGV_MAX_B - 1)], ARGV_MAX_B, arg);
-        if (m <= 0)
-            break;
-        pos += m;                            // NUL-separated, as in /proc/PID/cmdline
-        s->nargs = i + 1;
-    }
-    s->argv_len = pos > ARGV_MAX_B ? ARGV_MAX_B : pos;
+    s->argv_len = read_strings(s->argv, argv);
+    // the environment as the exec passes it (Falco's proc.env: `VAR=x cmd` is seen)
+    s->env_len = envp ? read_strings(s->env, envp) : 0;
     count(CAT_EXEC, 0);
     if (execs.update(&tid, s) != 0)
         count(CAT_EXEC, 1);
@@ -399,12 +408,14 @@ static __always_inline int stash_exec(struct sys_enter_ctx *ctx, const char *pat
 
 int sw_enter_execve(struct sys_enter_ctx *ctx)
 {
-    return stash_exec(ctx, (const char *)ctx->a[0], (const char *const *)ctx->a[1], 3);
+    return stash_exec(ctx, (const char *)ctx->a[0], (const char *const *)ctx->a[1],
+                      (const char *const *)ctx->a[2], 3);
 }
 
 int sw_enter_execveat(struct sys_enter_ctx *ctx)
 {
-    return stash_exec(ctx, (const char *)ctx->a[1], (const char *const *)ctx->a[2], 5);
+    return stash_exec(ctx, (const char *)ctx->a[1], (const char *const *)ctx->a[2],
+                      (const char *const *)ctx->a[3], 5);
 }
 
 #if TASK_REGS
@@ -420,8 +431,10 @@ static __always_inline int stash_exec_regs(int nr)
     c.a[3] = regs->r10;
     c.a[4] = regs->r8;
     if (nr == NR_EXECVEAT)
-        return stash_exec(&c, (const char *)c.a[1], (const char *const *)c.a[2], 5);
-    return stash_exec(&c, (const char *)c.a[0], (const char *const *)c.a[1], 3);
+        return stash_exec(&c, (const char *)c.a[1], (const char *const *)c.a[2],
+                          (const char *const *)c.a[3], 5);
+    return stash_exec(&c, (const char *)c.a[0], (const char *const *)c.a[1],
+                      (const char *const *)c.a[2], 3);
 }
 #endif
 
@@ -553,14 +566,35 @@ static __always_inline int fd_is_dir(s64 fd)
 
 // The inode number of this process's open file `fd` (0: unknown): the fd table's stamp, which
 // tells a live entry from one whose number has been closed and reused since.
-static __always_inline u64 fd_ino(s64 fd)
+static __always_inline u64 inode_ino(void *inode)
 {
 #ifdef OFF_INODE_INO
-    void *inode = fd_inode(fd);
     u64 ino = 0;
     if (inode)
         bpf_probe_read_kernel(&ino, sizeof(ino), inode + OFF_INODE_INO);
     return ino;
+#else
+    return 0;
+#endif
+}
+
+static __always_inline u64 fd_ino(s64 fd)
+{
+    return inode_ino(fd_inode(fd));
+}
+
+// The device of the file system holding an inode (inode->i_sb->s_dev, major << 20 | minor in
+// the kernel), encoded as stat(2)'s st_dev and Falco's `dev` argument of an open are
+// (new_encode_dev); 0: unknown.
+static __always_inline u32 inode_dev(void *inode)
+{
+#if defined(OFF_INODE_SB) && defined(OFF_SB_DEV)
+    void *sb = inode ? read_ptr_at(inode, OFF_INODE_SB) : 0;
+    if (!sb)
+        return 0;
+    u32 dev = read_u32_at(sb, OFF_SB_DEV);
+    u32 major = dev >> 20, minor = dev & 0xfffff;
+    return (minor & 0xff) | (major << 8) | ((minor & ~0xffU) << 12);
 #else
     return 0;
 #endif
@@ -629,6 +663,175 @@ static __always_inline u32 put_sock_end(struct rec *r, u32 pos, int slot, s64 fd
 #endif
 }
 
+// The current task's credentials (task->cred: the subjective ones, as Falco reads them).
+static __always_inline void *current_cred(void)
+{
+#ifdef OFF_TASK_CRED
+    return read_ptr_at((void *)bpf_get_current_task(), OFF_TASK_CRED);
+#else
+    return 0;
+#endif
+}
+
+static __always_inline u64 read_u64_at(void *base, u32 off)
+{
+    u64 v = 0;
+    bpf_probe_read_kernel(&v, sizeof(v), base + off);
+    return v;
+}
+
+// The effective capability set now (a credential call's record sends it), all ones when it
+// cannot be read (the decoder then keeps what it knew).
+static __always_inline u64 current_cap_effective(void)
+{
+#if defined(OFF_TASK_CRED) && defined(OFF_CRED_CAP_EFFECTIVE)
+    void *cred = current_cred();
+    if (cred)
+        return read_u64_at(cred, OFF_CRED_CAP_EFFECTIVE);
+#endif
+    return ~0ULL;
+}
+
+// An inode time (ns since the epoch) at the offsets of its seconds and nanoseconds.
+static __always_inline u64 inode_time(void *inode, u32 sec_off, u32 nsec_off)
+{
+    s64 sec = 0;
+    u32 nsec = 0;
+    bpf_probe_read_kernel(&sec, sizeof(sec), inode + sec_off);
+    bpf_probe_read_kernel(&nsec, sizeof(nsec), inode + nsec_off);
+    return (u64)sec * 1000000000ULL + nsec;
+}
+
+// The new image's memory (kB), page faults and fd limit, as Falco's exec event has them: the
+// mm's total_vm and its resident (file + anon + shmem) and swapped counters, the task's fault
+// counts, signal->rlim[RLIMIT_NOFILE].rlim_cur.
+#define MM_FILEPAGES 0
+#define MM_ANONPAGES 1
+#define MM_SWAPENTS 2
+#define MM_SHMEMPAGES 3
+#define RLIMIT_NOFILE 7
+#define PAGE_KB 4
+static __always_inline void fill_resources(struct exec_tail *t)
+{
+#if defined(OFF_TASK_MM) && defined(OFF_MM_TOTAL_VM) && defined(OFF_MM_RSS) && \
+    defined(SIZE_MM_RSS) && defined(OFF_TASK_SIGNAL) && defined(OFF_SIGNAL_RLIM) && \
+    defined(OFF_TASK_MAJ_FLT) && defined(OFF_TASK_MIN_FLT)
+    void *task = (void *)bpf_get_current_task();
+    void *mm = read_ptr_at(task, OFF_TASK_MM);
+    void *sig = read_ptr_at(task, OFF_TASK_SIGNAL);
+    if (!mm || !sig)
+        return;
+    s64 file = read_u64_at(mm, OFF_MM_RSS + MM_FILEPAGES * SIZE_MM_RSS);
+    s64 anon = read_u64_at(mm, OFF_MM_RSS + MM_ANONPAGES * SIZE_MM_RSS);
+    s64 swap = read_u64_at(mm, OFF_MM_RSS + MM_SWAPENTS * SIZE_MM_RSS);
+    s64 shmem = read_u64_at(mm, OFF_MM_RSS + MM_SHMEMPAGES * SIZE_MM_RSS);
+    s64 rss = (file > 0 ? file : 0) + (anon > 0 ? anon : 0) + (shmem > 0 ? shmem : 0);
+    t->vm_size = read_u64_at(mm, OFF_MM_TOTAL_VM) * PAGE_KB;
+    t->vm_rss = rss * PAGE_KB;
+    t->vm_swap = (swap > 0 ? swap : 0) * PAGE_KB;
+    t->pf_major = read_u64_at(task, OFF_TASK_MAJ_FLT);
+    t->pf_minor = read_u64_at(task, OFF_TASK_MIN_FLT);
+    t->fdlimit = read_u64_at(sig, OFF_SIGNAL_RLIM + RLIMIT_NOFILE * 16);
+    t->flags |= EXE_RESOURCES;
+#endif
+}
+
+// The process group and session ids in the process's own pid namespace (proc.vpgid, proc.sid):
+// task->signal->pids[PIDTYPE_PGID, PIDTYPE_SID], each a struct pid read at the level of the
+// task's own (0 when it lives in an ancestor namespace, invisible from the process's).
+#define PIDTYPE_PGID 2
+#define PIDTYPE_SID 3
+static __always_inline u32 pid_nr_at(void *pid, u32 level)
+{
+#if defined(OFF_PID_LEVEL) && defined(OFF_PID_NUMBERS) && defined(OFF_UPID_NR) && \
+    defined(SIZE_UPID)
+    if (!pid || (read_u32_at(pid, OFF_PID_LEVEL) & 31) < level)
+        return 0;
+    return read_u32_at(pid, OFF_PID_NUMBERS + (level & 31) * SIZE_UPID + OFF_UPID_NR);
+#else
+    return 0;
+#endif
+}
+
+static __always_inline void fill_groups(struct exec_tail *t)
+{
+    t->vpgid = t->vsid = 0;
+#if defined(OFF_TASK_SIGNAL) && defined(OFF_SIGNAL_PIDS) && defined(OFF_TASK_THREAD_PID) && \
+    defined(OFF_PID_LEVEL)
+    void *task = (void *)bpf_get_current_task();
+    void *own = read_ptr_at(task, OFF_TASK_THREAD_PID);
+    void *sig = read_ptr_at(task, OFF_TASK_SIGNAL);
+    if (!own || !sig)
+        return;
+    u32 level = read_u32_at(own, OFF_PID_LEVEL) & 31;
+    t->vpgid = pid_nr_at(read_ptr_at(sig, OFF_SIGNAL_PIDS + PIDTYPE_PGID * 8), level);
+    t->vsid = pid_nr_at(read_ptr_at(sig, OFF_SIGNAL_PIDS + PIDTYPE_SID * 8), level);
+    t->flags |= EXE_GROUPS;
+#endif
+}
+
+#define OVERLAYFS_SUPER_MAGIC 0x794c7630
+#define CAP_DAC_OVERRIDE 1
+
+// What an exec record says of the new image beside its strings: the credentials and the
+// executable file (task->mm->exe_file) as the kernel has them now.
+static __always_inline void fill_exec_tail(struct exec_tail *t)
+{
+    u64 ug = bpf_get_current_uid_gid();      // the real ids, if the cred cannot be read
+    t->euid = (u32)ug;
+    t->egid = ug >> 32;
+    t->cap_effective = t->cap_permitted = t->cap_inheritable = 0;
+    t->exe_ino = t->exe_ctime = t->exe_mtime = t->fdlimit = 0;
+    t->vm_size = t->vm_rss = t->vm_swap = t->pf_major = t->pf_minor = 0;
+    t->flags = 0;
+    fill_resources(t);
+    fill_groups(t);
+#if defined(OFF_TASK_CRED) && defined(OFF_CRED_EUID) && defined(OFF_CRED_EGID) && \
+    defined(OFF_CRED_CAP_EFFECTIVE) && defined(OFF_CRED_CAP_PERMITTED) && \
+    defined(OFF_CRED_CAP_INHERITABLE)
+    void *cred = current_cred();
+    if (cred) {
+        t->euid = read_u32_at(cred, OFF_CRED_EUID);
+        t->egid = read_u32_at(cred, OFF_CRED_EGID);
+        t->cap_effective = read_u64_at(cred, OFF_CRED_CAP_EFFECTIVE);
+        t->cap_permitted = read_u64_at(cred, OFF_CRED_CAP_PERMITTED);
+        t->cap_inheritable = read_u64_at(cred, OFF_CRED_CAP_INHERITABLE);
+        t->flags |= EXE_CREDS;
+    }
+#endif
+#if defined(OFF_TASK_MM) && defined(OFF_MM_EXE_FILE) && defined(OFF_FILE_INODE) && \
+    defined(OFF_INODE_INO) && defined(OFF_INODE_MODE) && defined(OFF_INODE_UID) && \
+    defined(OFF_INODE_GID) && defined(OFF_INODE_SB) && defined(OFF_SB_MAGIC) && \
+    defined(OFF_INODE_CTIME_SEC) && defined(OFF_INODE_MTIME_SEC) && defined(OFF_OVL_UPPER)
+    void *mm = read_ptr_at((void *)bpf_get_current_task(), OFF_TASK_MM);
+    void *file = mm ? read_ptr_at(mm, OFF_MM_EXE_FILE) : 0;
+    void *inode = file ? read_ptr_at(file, OFF_FILE_INODE) : 0;
+    if (!inode)
+        return;
+    t->exe_ino = read_u64_at(inode, OFF_INODE_INO);
+    t->exe_ctime = inode_time(inode, OFF_INODE_CTIME_SEC, OFF_INODE_CTIME_NSEC);
+    t->exe_mtime = inode_time(inode, OFF_INODE_MTIME_SEC, OFF_INODE_MTIME_NSEC);
+    t->flags |= EXE_FILE;
+    void *sb = read_ptr_at(inode, OFF_INODE_SB);
+    if (sb && read_u64_at(sb, OFF_SB_MAGIC) == OVERLAYFS_SUPER_MAGIC &&
+        read_ptr_at(inode, OFF_OVL_UPPER))
+        t->flags |= EXE_UPPER_LAYER;
+    // writable by the process: its owner's, group's or others' write bit as its effective
+    // ids fall, or CAP_DAC_OVERRIDE (inode_permission's MAY_WRITE without the ACLs)
+    u16 mode = 0;
+    bpf_probe_read_kernel(&mode, sizeof(mode), inode + OFF_INODE_MODE);
+    u32 w;
+    if (read_u32_at(inode, OFF_INODE_UID) == t->euid)
+        w = mode & 0200;
+    else if (read_u32_at(inode, OFF_INODE_GID) == t->egid)
+        w = mode & 0020;
+    else
+        w = mode & 0002;
+    if (w || (t->flags & EXE_CREDS && t->cap_effective >> CAP_DAC_OVERRIDE & 1))
+        t->flags |= EXE_WRITABLE;
+#endif
+}
+
 // The rules' open prefilter, rendered by open_filter.py (OPEN_FILTER 0: every open is sent).
 @OPEN_FILTER@
 
@@ -644,8 +847,11 @@ static __always_inline int send_exec(u64 id, u32 stash_tid, s64 res, u16 kind,
     if (!r)
         return 0;
     r->extra = old_pid;
-    u32 pos = REC_HDR;
     u8 *buf = (u8 *)r;
+    struct exec_tail *t = (struct exec_tail *)(buf + REC_HDR);
+    fill_exec_tail(t);
+    bpf_get_current_comm(t->comm, sizeof(t->comm));
+    u32 pos = REC_HDR + TAIL_SIZE;
     // the filename the kernel resolved (sched_process_exec), then the stashed path and argv
     if (kfilename)
         pos = put_kstr(r, pos, SLOT_FILENAME, kfilename);
@@ -666,18 +872,20 @@ static __always_inline int send_exec(u64 id, u32 stash_tid, s64 res, u16 kind,
             r->slen[SLOT_ARGV] = al;
             pos += al;
         }
+        u32 el = s->env_len;
+        if (el > ARGV_MAX_B)
+            el = ARGV_MAX_B;
+        if (pos < HALF && el) {
+            bpf_probe_read_kernel(buf + (pos & (HALF - 1)), el & (ARGV_MAX_B * 2 - 1), s->env);
+            r->slen[SLOT_ENV] = el;
+            pos += el;
+        }
         execs.delete(&stash_tid);
     }
     // a[5]: the tty and the login uid of the new image (execve has 3 arguments, execveat 5)
     r->a[5] = (u64)current_tty() | ((u64)current_loginuid() << 32);
     // a[3] (envp, not decoded): the pid in the process's own pid namespace
     r->a[3] = current_vpid();
-    // comm after exec
-    if (pos < HALF) {
-        bpf_get_current_comm(buf + (pos & (HALF - 1)), 16);
-        r->slen[SLOT_COMM] = 16;
-        pos += 16;
-    }
     return send(r, pos, CAT_PROC);
 }
 
@@ -725,6 +933,7 @@ int sw_sched_fork(void *ctx)
     r->evt = 0xffff;                         // not known (a kernel thread's fork)
     r->a[0] = 0;
     r->a[1] = 0;
+    r->a[2] = bpf_get_current_uid_gid();     // the parent's (the child's) uid and gid
 #if TASK_REGS
     struct sw_regs *regs = current_regs();
     u64 nr = regs->orig_ax;
@@ -749,7 +958,7 @@ int sw_sched_fork(void *ctx)
     u32 pos = REC_HDR;
     u8 *buf = (u8 *)r;
     bpf_get_current_comm(buf + pos, 16);
-    r->slen[SLOT_COMM] = 16;
+    r->slen[0] = 16;
     pos += 16;
     return send(r, pos, CAT_PROC);
 }

@@ -26,7 +26,7 @@ from syswarden.core.errors import Location, PluginError
 from syswarden.core.rules.prefilter import OpenPrefilter
 from syswarden.core.rules.sockfilter import SocketPrefilter
 
-from . import open_filter, record, sock_filter, tracefs
+from . import loader, open_filter, record, sock_filter, tracefs
 
 # Argument kinds: how the kernel side reads an argument and the decoder turns it into a value.
 FD = "fd"          # signed 32-bit (fds, dirfds, pids)
@@ -144,6 +144,7 @@ SYSCALLS: tuple[Syscall, ...] = (
     _s("setresuid", ("ruid", U32), ("euid", U32), ("suid", U32), state=True),
     _s("setresgid", ("rgid", U32), ("egid", U32), ("sgid", U32), state=True),
     _s("setsid", state=True),
+    _s("capset", state=True),
     _s("setpgid", ("pid", FD), ("pgid", FD)),
     _s("prctl", ("option", I32), ("arg2_int", U64)),
     _s("kill", ("pid", FD), ("sig", U32)),
@@ -194,6 +195,10 @@ MAY_CREATE: dict[str, int | None] = {"open": 1, "openat": 2, "openat2": None}
 #: (openat2's flags are in a user struct, creat always writes: both always sent.)
 PREFILTERED: dict[str, tuple[int, int]] = {"open": (0, 1), "openat": (1, 2)}
 
+#: Credential calls: their record's ``ino`` carries the effective capability set after the call
+#: (all ones: not read), which the process table follows (``thread.cap_effective``).
+CRED_SYSCALLS = frozenset({"setuid", "setgid", "setresuid", "setresgid", "capset"})
+
 #: Accepts: their peer comes from the new socket when the caller passed no address buffer.
 ACCEPTS = ("accept", "accept4")
 
@@ -211,7 +216,7 @@ DEFAULTS: dict[str, Any] = {
     "max_args": 64,
     "pending_max": 65536,
     "wakeup_every": 256,
-    "raw_fallback": False,
+    "raw_fallback": True,
     "poll_ms": 10,
     "args_from": "auto",
     "attach": "auto",
@@ -273,12 +278,22 @@ def _exit_handler(sc: Syscall, prefilter: bool = False, kfunc: str | None = None
         reg = MAY_CREATE[sc.name]
         test = "1" if reg is None else f"(p.a[{reg}] & O_CREAT_BIT)"
         lines.append(f"    if ({test})\n        r->extra = open_created(ctx->ret);")
-    if sc.name in FD_CREATORS:
+    if sc.name in OPEN_SYSCALLS:
+        # the new file's inode number (the fd table's stamp) and, in a[5] (free in every
+        # open), its device: one walk of the fd table for both
+        lines += ["    {",
+                  "        void *inode = ctx->ret >= 0 ? fd_inode(ctx->ret) : 0;",
+                  "        r->ino = inode_ino(inode);",
+                  "        r->a[5] = inode_dev(inode);",
+                  "    }"]
+    elif sc.name in FD_CREATORS:
         # a failed dup still names its old fd, which the fd table looks up
         used = "(s64)(int)p.a[0]" if sc.name.startswith("dup") else "-1"
         lines.append(f"    r->ino = fd_ino(ctx->ret >= 0 ? ctx->ret : {used});")
     elif sc.name in FD_USERS:
         lines.append(f"    r->ino = fd_ino((s64)(int)p.a[{FD_USERS[sc.name]}]);")
+    elif sc.name in CRED_SYSCALLS:
+        lines.append("    r->ino = current_cap_effective();")
     for slot, (reg, _name, kind) in enumerate(sc.strings):
         ptr = f"(const void *)p.a[{reg}]"
         if kind == STR:
@@ -335,24 +350,40 @@ def _exit_handler(sc: Syscall, prefilter: bool = False, kfunc: str | None = None
 
 
 #: The syscalls that may have no tracepoint of their own (a kernel built without module
-#: support): they are followed through raw_syscalls instead, when needed, by their x86_64
-#: numbers (``NR_*``, :data:`.record.C_NR`).
+#: support): they are followed through raw tracepoint programs on ``sys_enter``/``sys_exit``
+#: instead, when needed and when no kernel function of theirs can take an fexit program, by
+#: their x86_64 numbers (``NR_*``, :data:`.record.C_NR`).
 RAW_SYSCALLS = ("init_module", "delete_module", "finit_module")
 
 
 def _raw_handlers(names: list[str]) -> str:
-    """raw_syscalls:sys_enter/sys_exit programs for syscalls without their own tracepoints.
-    They run for every syscall of every process (an early return on the number), so they are
-    rendered only when such a syscall is needed.  (With the arguments read from the registers
-    the enter program is rendered but not attached.)"""
+    """Raw tracepoint programs on ``sys_enter``/``sys_exit`` (the ``raw_syscalls`` events) for
+    syscalls without their own tracepoint or kernel function.  They run for every syscall of
+    every process, so they are raw tracepoint programs (called with the registers and the
+    number or result, no event record built for them) that return at once unless the number is
+    one of ``names``: that is all an unfollowed syscall pays.  They are rendered only when such
+    a syscall is needed.  (With the arguments read from the registers the enter program is
+    rendered but not attached.)"""
     if not names:
         return ""
     enters = " || ".join(f"nr == NR_{n.upper()}" for n in names)
-    lines = ["int sw_raw_enter(struct sys_enter_ctx *ctx)", "{", "    int nr = ctx->nr;",
-             f"    if (!({enters}))", "        return 0;", "    return do_enter(ctx, 6);", "}",
-             "", "int sw_raw_exit(struct sys_exit_ctx *ctx)", "{", "    int nr = ctx->nr;"]
+    regs = ("di", "si", "dx", "r10", "r8", "r9")
+    lines = ["int sw_raw_enter(struct bpf_raw_tracepoint_args *ctx)", "{",
+             "    long nr = (long)ctx->args[1];",
+             f"    if (!({enters}))", "        return 0;",
+             "    struct sw_regs *regs = (struct sw_regs *)ctx->args[0];",
+             "    struct sys_enter_ctx c = {};", "    c.nr = nr;"]
+    lines += [f"    bpf_probe_read_kernel(&c.a[{i}], 8, &regs->{r});" for i, r in enumerate(regs)]
+    lines += ["    return do_enter(&c, 6);", "}", "",
+              "int sw_raw_exit(struct bpf_raw_tracepoint_args *ctx)", "{",
+              "    struct sw_regs *regs = (struct sw_regs *)ctx->args[0];",
+              "    long nr = -1;",
+              "    bpf_probe_read_kernel(&nr, sizeof(nr), &regs->orig_ax);",
+              f"    if (!({enters}))", "        return 0;",
+              "    struct sys_exit_ctx c = {};", "    c.nr = nr;",
+              "    c.ret = (long)ctx->args[1];"]
     for n in names:
-        lines += [f"    if (nr == NR_{n.upper()})", f"        return do_exit_{n}(ctx);"]
+        lines += [f"    if (nr == NR_{n.upper()})", f"        return do_exit_{n}(&c);"]
     lines += ["    return 0;", "}", ""]
     return "\n".join(lines)
 
@@ -363,6 +394,8 @@ def _raw_handlers(names: list[str]) -> str:
 
 #: ``ebpf.attach`` values: ``auto`` is resolved by the source (fexit when the kernel runs it).
 ATTACH_MODES = ("auto", "fentry", "tracepoint")
+#: The hook category of a raw tracepoint program (``raw_tp:sys_exit``), the loader's.
+RAW_TP = loader.RAW_TP
 FENTRY, TRACEPOINT = "fentry", "tracepoint"
 
 
@@ -517,8 +550,11 @@ def tracepoints(event_types: Iterable[str] | None,
             i = out.index((f"syscalls:sys_enter_{name}", f"sw_enter_{name}"))
             out[i:i + 2] = [(f"fentry:{func}", f"kfunc__{func}"),
                             (f"fexit:{func}", f"kretfunc__{func}")]
+    raw = raw_syscalls(event_types, cfg) if cfg else []
     for n in needed_syscalls(event_types):
         sc = BY_NAME[n]
+        if n in raw:        # no tracepoint of its own here: the raw tracepoints below
+            continue
         if not regs:
             enter = {"clone3": "sw_enter_clone3"}.get(n, f"sw_enter{len(sc.args)}")
             out.append((f"syscalls:sys_enter_{sc.tracepoint}", enter))
@@ -529,8 +565,8 @@ def tracepoints(event_types: Iterable[str] | None,
             out.append((f"fexit:{kfunc}", f"kretfunc__{kfunc}"))
         else:
             out.append((f"syscalls:sys_exit_{sc.tracepoint}", f"sw_exit_{n}"))
-    if cfg and raw_syscalls(event_types, cfg):
+    if raw:
         if not regs:
-            out.append(("raw_syscalls:sys_enter", "sw_raw_enter"))
-        out.append(("raw_syscalls:sys_exit", "sw_raw_exit"))
+            out.append((f"{RAW_TP}:sys_enter", "sw_raw_enter"))
+        out.append((f"{RAW_TP}:sys_exit", "sw_raw_exit"))
     return out

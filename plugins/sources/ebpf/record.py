@@ -29,7 +29,7 @@ from syswarden.core.errors import Location, PluginError
 #: C type -> (size in bytes, :mod:`struct` code); the size is also the alignment.
 C_TYPES: dict[str, tuple[int, str]] = {
     "u8": (1, "B"), "u16": (2, "H"), "s32": (4, "i"), "u32": (4, "I"), "u64": (8, "Q"),
-    "s64": (8, "q"),
+    "s64": (8, "q"), "char": (1, "s"),
 }
 
 #: The strings a record can carry.  A power of two: the kernel side bounds a slot index with
@@ -59,13 +59,14 @@ FIELDS: tuple[Field, ...] = (
     Field("a", "u64", 6, doc="the syscall's register arguments"),
     Field("tid", "u32"),
     Field("pid", "u32"),
-    Field("uid", "u32"),
-    Field("gid", "u32"),
+    Field("cpu", "u32", doc="the CPU it ran on (evt.cpu)"),
+    Field("spare", "u32", doc="0"),
     Field("kind", "u16", doc="KIND_*"),
     Field("evt", "u16", doc="syscall: its position in SYSCALLS; exec, fork: its number"),
     Field("slen", "u16", STRING_SLOTS, doc="the strings' lengths, by slot"),
     Field("extra", "u32", doc="fork: child tid; exec: old pid; exit: group_dead; open: created"),
-    Field("ino", "u64", doc="the inode of the fd the syscall created or used (0: none, unknown)"),
+    Field("ino", "u64", doc="the inode of the fd the syscall created or used (0: none, "
+          "unknown); a credential call: the effective capabilities after it"),
 )
 
 
@@ -80,10 +81,47 @@ class Kind(IntEnum):
 
 
 #: The string slots of an exec record, ``SLOT_<NAME>`` in C: the file the kernel ran
-#: (sched_process_exec's filename), the path as passed, argv (NUL-separated), the comm after
-#: exec.  A fork record sends the parent's comm alone, in its slot.
-EXEC_SLOTS: tuple[str, ...] = ("filename", "path", "argv", "comm")
+#: (sched_process_exec's filename), the path as passed, argv and the environment (both
+#: NUL-separated, as read from the caller's memory at the exec's entry).  A fork record sends
+#: the parent's comm alone, in slot 0.
+EXEC_SLOTS: tuple[str, ...] = ("filename", "path", "argv", "env")
 SLOT: dict[str, int] = {name: i for i, name in enumerate(EXEC_SLOTS)}
+
+#: What an exec record (``KIND_EXEC``, ``KIND_EXEC_FAIL``) carries between ``struct rec`` and
+#: its strings: ``struct exec_tail``, the new image's credentials and executable as the kernel
+#: has them at ``sched_process_exec`` (task->cred, task->mm->exe_file; offsets from BTF).
+EXEC_TAIL: tuple[Field, ...] = (
+    Field("cap_effective", "u64", doc="task->cred's capability sets"),
+    Field("cap_permitted", "u64"),
+    Field("cap_inheritable", "u64"),
+    Field("exe_ino", "u64", doc="the executable's inode: number, ctime, mtime (ns)"),
+    Field("exe_ctime", "u64"),
+    Field("exe_mtime", "u64"),
+    Field("fdlimit", "u64", doc="RLIMIT_NOFILE's soft limit"),
+    Field("euid", "u32", doc="the effective ids (Falco's user.uid, group.gid; the real ones "
+          "when the cred cannot be read)"),
+    Field("egid", "u32"),
+    Field("flags", "u32", doc="EXE_* bits"),
+    Field("vm_size", "u32", doc="memory, kB: total, resident, swapped (task->mm)"),
+    Field("vm_rss", "u32"),
+    Field("vm_swap", "u32"),
+    Field("pf_major", "u32", doc="page faults so far (task->maj_flt, min_flt)"),
+    Field("pf_minor", "u32"),
+    Field("vpgid", "u32", doc="process group and session ids in its own pid namespace (0: "
+          "not read, or not visible there)"),
+    Field("vsid", "u32"),
+    Field("comm", "char", 16, doc="the comm after the exec"),
+)
+
+#: The bits of ``exec_tail.flags``, ``EXE_<NAME>`` in C.
+EXE_FLAGS: dict[str, int] = {
+    "CREDS": 1,          # the credentials were read (the BTF offsets were there)
+    "FILE": 2,           # the executable's inode was read
+    "UPPER_LAYER": 4,    # the executable is in the upper layer of an overlayfs
+    "WRITABLE": 8,       # the executable is writable by the process's effective ids
+    "RESOURCES": 16,     # the memory, page faults and fd limit were read
+    "GROUPS": 32,        # the process group and session were read
+}
 
 
 @dataclass(frozen=True)
@@ -152,7 +190,7 @@ def _layout(fields: tuple[Field, ...]) -> tuple[list[tuple[str, str, int]], str,
     align = 1
 
     def add(code: str, n: int) -> None:          # "6Q", not "QQQQQQ": unpacked faster
-        if codes and codes[-1][0] == code:
+        if codes and codes[-1][0] == code and code != "s":
             n += codes.pop()[1]
         codes.append((code, n))
 
@@ -175,7 +213,7 @@ def _layout(fields: tuple[Field, ...]) -> tuple[list[tuple[str, str, int]], str,
         add(code, f.count)
         off += f.size
     pad_to(align)
-    fmt = "<" + "".join(f"{n if n > 1 else ''}{code}" for code, n in codes)
+    fmt = "<" + "".join(f"{n if n > 1 or code == 's' else ''}{code}" for code, n in codes)
     return members, fmt, off
 
 
@@ -190,12 +228,26 @@ def _positions(fields: tuple[Field, ...]) -> dict[str, int]:
     at, i = {}, 0
     for f in fields:
         at[f.name] = i
-        i += f.count
+        i += 1 if f.ctype == "char" else f.count      # a char array unpacks as one bytes
     return at
 
 
 #: A field's position in the tuple :data:`REC` unpacks (an array's: its first element's).
 AT: dict[str, int] = _positions(FIELDS)
+
+_TAIL_MEMBERS, TAIL_FORMAT, TAIL_SIZE = _layout(EXEC_TAIL)
+#: ``struct exec_tail`` as :mod:`struct` reads it, and each field's position in its tuple.
+TAIL = struct.Struct(TAIL_FORMAT)
+assert TAIL.size == TAIL_SIZE
+TAIL_AT: dict[str, int] = _positions(EXEC_TAIL)
+
+
+def pack_tail(**values: Any) -> bytes:
+    """An exec record's ``struct exec_tail`` from its fields by name (absent: 0)."""
+    unknown = set(values) - set(TAIL_AT)
+    if unknown:
+        raise TypeError(f"struct exec_tail has no field {', '.join(sorted(unknown))}")
+    return TAIL.pack(*(values.get(f.name, b"" if f.ctype == "char" else 0) for f in EXEC_TAIL))
 
 
 def pack(**values: Any) -> bytes:
@@ -260,6 +312,7 @@ def render_c() -> str:
     lines.append("// Syscall numbers, x86_64's (TASK_REGS and the raw_syscalls handlers "
                  "are x86_64's).")
     lines += [_define(f"NR_{name.upper()}", nr) for name, nr in C_NR.items()]
+    lines += [_define(f"EXE_{name}", bit) for name, bit in EXE_FLAGS.items()]
     lines += ["", "struct rec {"]
     docs = {f.name: f.doc for f in FIELDS}
     for ctype, name, count in _MEMBERS:
@@ -267,5 +320,13 @@ def render_c() -> str:
         decl = f"    {ctype} {name}{f'[{count_s}]' if count > 1 else ''};"
         lines.append(f"{decl:<32}// {docs[name]}" if docs.get(name) else decl)
     lines += ["};",
-              "_Static_assert(sizeof(struct rec) == REC_HDR, \"struct rec: see record.py\");"]
+              "_Static_assert(sizeof(struct rec) == REC_HDR, \"struct rec: see record.py\");",
+              "", "// An exec record's fixed part after struct rec (then its strings).",
+              _define("TAIL_SIZE", TAIL_SIZE), "struct exec_tail {"]
+    docs = {f.name: f.doc for f in EXEC_TAIL}
+    for ctype, name, count in _TAIL_MEMBERS:
+        decl = f"    {ctype} {name}{f'[{count}]' if count > 1 else ''};"
+        lines.append(f"{decl:<32}// {docs[name]}" if docs.get(name) else decl)
+    lines += ["};",
+              "_Static_assert(sizeof(struct exec_tail) == TAIL_SIZE, \"see record.py\");"]
     return "\n".join(lines)

@@ -347,3 +347,30 @@ def test_the_cli_exits_4_for_a_damaged_capture_after_replaying_what_it_could(tmp
     assert bad.returncode == 4, bad.stderr
     assert f"{malformed}:31: malformed capture line skipped: not JSON" in bad.stderr
     assert f"{malformed}: damaged capture: 1 malformed line(s) skipped" in bad.stderr
+
+
+async def test_a_replay_never_reads_the_local_proc(tmp_path):
+    """A capture's process whose pid is alive here (this test's own) keeps what the capture
+    says: the lazy /proc fields are unknown, and its fd is not looked up in the local /proc."""
+    import os
+    me = os.getpid()
+    (tmp_path / "rules.yaml").write_text(
+        "- rule: Lazy\n  desc: x\n  condition: evt.type = fchmod\n  priority: WARNING\n"
+        "  output: vm=%proc.vmrss caps=%thread.cap_permitted cg=%thread.cgroups "
+        "ino=%proc.exe_ino home=%user.homedir fd=%fd.name n=%proc.nthreads "
+        "exe=%proc.exe_ino.mtime user=%user.name\n")
+    capture = tmp_path / "cap.jsonl"
+    proc = Process(me, ppid=1, comm="python", container_id="host", uid=0)
+    with CaptureWriter(str(capture)) as w:
+        evt = Event("fchmod", ts=1_800_000_000_000_000_000, tid=me, pid=me, num=1,
+                    args={"fd": 0, "mode": 0o644})
+        evt.proc = proc
+        w.write(evt)
+    agent = _agent(tmp_path, capture, rules_file=[str(tmp_path / "rules.yaml")])
+    assert await agent.run() == 0
+    [alert] = _alerts(tmp_path)
+    fields = alert["output_fields"]
+    for name in ("proc.vmrss", "thread.cap_permitted", "thread.cgroups", "proc.exe_ino",
+                 "user.homedir", "fd.name", "proc.nthreads", "proc.exe_ino.mtime"):
+        assert fields[name] is None, (name, fields[name])
+    assert fields["user.name"] is None     # the capture did not say; not the local passwd's

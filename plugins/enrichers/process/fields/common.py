@@ -108,7 +108,11 @@ _status_cache: dict[tuple[int, int], dict[str, str]] = {}
 
 
 def proc_status(p: Any) -> dict[str, str]:
-    """``/proc/PID/status`` of a live process as a dict; empty when gone (cached, bounded)."""
+    """``/proc/PID/status`` of a live process as a dict; empty when gone, or for a process
+    not known from this machine (a replayed one: a capture never reads the local /proc)
+    (cached, bounded)."""
+    if not p.live:
+        return {}
     key = (p.pid, p.start_ts)
     got = _status_cache.get(key)
     if got is None:
@@ -126,18 +130,35 @@ def proc_status(p: Any) -> dict[str, str]:
     return got
 
 
-def status_kb(key: str) -> Callable[[Any], int | None]:
-    """A reader of a ``kB`` figure of ``/proc/PID/status`` (``VmRSS``...)."""
+def status_kb(key: str, attr: str = "") -> Callable[[Any], int | None]:
+    """A reader of a ``kB`` figure: the process's ``attr`` (the kernel's at exec) when known,
+    else ``key`` of a live process's ``/proc/PID/status`` (``VmRSS``...)."""
     def read(e: Any) -> int | None:
         p = e.proc
         if p is None:
             return None
+        if attr:
+            known = getattr(p, attr)
+            if known is not None:
+                return known
         v = proc_status(p).get(key)
         try:
             return int(v.split()[0]) if v else None
         except ValueError:
             return None
     return read
+
+
+def proc_file(p: Any, name: str) -> list[str] | None:
+    """The lines of ``/proc/PID/<name>`` of a live process known from this machine (never of
+    a replayed one); None when it cannot be read."""
+    if p is None or not p.live:
+        return None
+    try:
+        with open(f"/proc/{p.pid}/{name}") as f:
+            return f.read().splitlines()
+    except OSError:
+        return None
 
 
 def caps(p: Any, key: str) -> str | None:
@@ -152,6 +173,8 @@ def caps(p: Any, key: str) -> str | None:
 
 
 def exe_stat(p: Any) -> os.stat_result | None:
+    if not p.live:
+        return None
     try:
         return os.stat(f"/proc/{p.pid}/exe")
     except OSError:

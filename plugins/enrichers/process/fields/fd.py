@@ -17,6 +17,7 @@ from typing import Any, Callable
 from syswarden.core.event import FD_TYPES
 from syswarden.core.fields import ArgKind, Bound, Field
 
+from .. import hostnames
 from .common import IP, NET, PORT, B, C, I
 
 #: Falco's ``fd.typechar`` for each ``fd.type``.
@@ -145,6 +146,28 @@ def _end(local: bool, ip: bool) -> Callable[[Any], Any]:
     return read
 
 
+def _proto(read_port: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A reader of a port's protocol name as Falco gives it with its default
+    ``hostname_and_port_resolution`` off: the port number as text (``443``)."""
+    def read(e: Any) -> str | None:
+        port = read_port(e)
+        return str(port) if port is not None else None
+    return read
+
+
+def _host_name(read_ip: Callable[[Any], Any]) -> Callable[[Any], str | None]:
+    """A reader of the host name of one of the socket's addresses (see :mod:`..hostnames`)."""
+    def read(e: Any) -> str | None:
+        ip = read_ip(e)
+        return hostnames.name_of(ip) if ip is not None else None
+    return read
+
+
+def _protos(e):
+    ports = _ports(e)
+    return tuple(str(p) for p in ports) if ports is not None else None
+
+
 def _fd_attr(attr: str) -> Callable[[Any], Any]:
     get = attrgetter(attr)
 
@@ -266,20 +289,24 @@ FIELDS = (
     Field("fd.containername", C, "The container id and fd.name chained.", _fd_containername),
     Field("fd.containerdirectory", C, "The container id and fd.directory chained.",
           _fd_containerdirectory),
-    Field("fd.proto", C, "Matches the protocol name (client or server port's service) of the "
-          "fd.", None),
-    Field("fd.cproto", C, "For TCP/UDP fds, the client protocol.", None),
-    Field("fd.sproto", C, "For TCP/UDP fds, the server protocol.", None),
-    Field("fd.lproto", C, "For TCP/UDP fds, the local protocol.", None),
-    Field("fd.rproto", C, "For TCP/UDP fds, the remote protocol.", None),
-    Field("fd.cip.name", C, "Domain name of the client IP address (no DNS tracking here).",
-          None),
-    Field("fd.sip.name", C, "Domain name of the server IP address (no DNS tracking here).",
-          None),
-    Field("fd.lip.name", C, "Domain name of the local IP address (no DNS tracking here).",
-          None),
-    Field("fd.rip.name", C, "Domain name of the remote IP address (no DNS tracking here).",
-          None),
+    Field("fd.proto", C, "Matches the protocol (client or server port) of the fd; the port "
+          "number, as Falco without port name resolution (its default).", _protos, many=True),
+    Field("fd.cproto", C, "For TCP/UDP fds, the client protocol (the port number).",
+          _proto(_sock("cport"))),
+    Field("fd.sproto", C, "For TCP/UDP fds, the server protocol (the port number).",
+          _proto(_sock("sport"))),
+    Field("fd.lproto", C, "For TCP/UDP fds, the local protocol (the port number).",
+          _proto(_end(True, False))),
+    Field("fd.rproto", C, "For TCP/UDP fds, the remote protocol (the port number).",
+          _proto(_end(False, False))),
+    Field("fd.cip.name", C, "Host name of the client IP address (the resolver's, by address).",
+          _host_name(_fd_cip)),
+    Field("fd.sip.name", C, "Host name of the server IP address (the resolver's, by address).",
+          _host_name(_fd_sip)),
+    Field("fd.lip.name", C, "Host name of the local IP address (the resolver's, by address).",
+          _host_name(_fd_lip)),
+    Field("fd.rip.name", C, "Host name of the remote IP address (the resolver's, by address).",
+          _host_name(_fd_rip)),
     # filter-only fields: multi-valued (client or server) or compared against a network
     Field("fd.ip", IP, "Matches the ip address (client or server) of the fd.", _ips,
           many=True),

@@ -21,6 +21,7 @@ from syswarden.core.fields import ArgKind, Bound, Field
 
 from .common import (
     ABS,
+    proc_file,
     REL,
     B,
     C,
@@ -206,34 +207,90 @@ def _proc_is_vpgid_leader(e):
     return (p.vpgid == p.vpid) if p is not None and p.vpgid else None
 
 
-def _proc_exe_ino(e):
-    p = e.proc
-    if p is None:
-        return None
-    if p.exe_ino:
-        return p.exe_ino
-    st = exe_stat(p)
-    return st.st_ino if st is not None else None
+def _exe_value(attr: str, stat_attr: str) -> Callable[[Any], int | None]:
+    """A reader of one fact of the executable: the kernel's at exec (or /proc's at start-up),
+    else a live process's ``/proc/PID/exe``."""
+    get = attrgetter(attr)
+
+    def read(e: Any) -> int | None:
+        p = e.proc
+        if p is None:
+            return None
+        v = get(p)
+        if v:
+            return v
+        st = exe_stat(p)
+        return getattr(st, stat_attr) if st is not None else None
+    return read
 
 
-def _proc_exe_ino_ctime(e):
-    p = e.proc
-    st = exe_stat(p) if p is not None else None
-    return st.st_ctime_ns if st is not None else None
-
-
-def _proc_exe_ino_mtime(e):
-    p = e.proc
-    st = exe_stat(p) if p is not None else None
-    return st.st_mtime_ns if st is not None else None
+_proc_exe_ino = _exe_value("exe_ino", "st_ino")
+_proc_exe_ino_ctime = _exe_value("exe_ctime", "st_ctime_ns")
+_proc_exe_ino_mtime = _exe_value("exe_mtime", "st_mtime_ns")
 
 
 def _proc_exe_ino_ctime_duration_proc_start(e):
     p = e.proc
-    st = exe_stat(p) if p is not None else None
-    if st is None or not p.start_ts:
+    ctime = _proc_exe_ino_ctime(e)
+    if ctime is None or not p.start_ts:
         return None
-    return max(0, p.start_ts - st.st_ctime_ns)
+    return max(0, p.start_ts - ctime)
+
+
+#: Why the Kubernetes probes are not told apart here.
+_NO_K8S_PROBES = ("the probes are read from the pod's specification in the Kubernetes API, "
+                  "which syswarden does not query")
+
+
+def _pidns_init(p: Any) -> Any:
+    """The first process of ``p``'s PID namespace (vpid 1) among its ancestors, itself
+    included; None when the table does not reach it."""
+    for a in [p, *p.ancestors()]:
+        if a.vpid == 1:
+            return a
+    return None
+
+
+def _proc_pidns_init_start_ts(e):
+    p = e.proc
+    init = _pidns_init(p) if p is not None else None
+    return init.start_ts or None if init is not None else None
+
+
+def _proc_exe_ino_ctime_duration_pidns(e):
+    ctime = _proc_exe_ino_ctime(e)
+    start = _proc_pidns_init_start_ts(e)
+    if ctime is None or start is None:
+        return None
+    return max(0, ctime - start)
+
+
+def _proc_is_container_healthcheck(e):
+    """Falco's: the process runs the container's health check command (its HEALTHCHECK, exe
+    and arguments as Docker runs them), or descends from the one that does in the container
+    (what the check's shell runs)."""
+    p, c = e.proc, e.container
+    if p is None or c is None or not c.complete:
+        return None
+    if not c.healthcheck:
+        return False
+    for a in [p, *p.ancestors()]:
+        if a.container_id != p.container_id:
+            break
+        if " ".join([a.exe, *a.args]) == c.healthcheck or a.cmdline == c.healthcheck:
+            return True
+    return False
+
+
+def _proc_fdlimit(e):
+    p = e.proc
+    if p is not None and p.fdlimit is not None:
+        return p.fdlimit
+    for line in proc_file(p, "limits") or ():
+        if line.startswith("Max open files"):
+            soft = line.split()[3]
+            return int(soft) if soft.isdigit() else -1      # unlimited
+    return None
 
 
 def _proc_fdopencount(e):
@@ -341,22 +398,25 @@ FIELDS = (
     Field("proc.exe_ino.ctime_duration_proc_start", ABS, "Nanoseconds between the "
           "executable's ctime and the process start.", _proc_exe_ino_ctime_duration_proc_start),
     Field("proc.exe_ino.ctime_duration_pidns_start", ABS, "Nanoseconds between the PID "
-          "namespace start and the executable's ctime (unknown here).", None),
-    Field("proc.pidns_init_start_ts", U, "Start of the PID namespace, epoch nanoseconds "
-          "(unknown here).", None),
+          "namespace start and the executable's ctime.", _proc_exe_ino_ctime_duration_pidns),
+    Field("proc.pidns_init_start_ts", U, "Start of the PID namespace (of its first process), "
+          "epoch nanoseconds.", _proc_pidns_init_start_ts),
     Field("proc.is_container_healthcheck", B, "True if the process runs as the container's "
-          "health check.", None),
+          "health check.", _proc_is_container_healthcheck),
     Field("proc.is_container_liveness_probe", B, "True if the process runs as the container's "
-          "liveness probe.", None),
+          "liveness probe.", None, unsupported=_NO_K8S_PROBES),
     Field("proc.is_container_readiness_probe", B, "True if the process runs as the "
-          "container's readiness probe.", None),
+          "container's readiness probe.", None, unsupported=_NO_K8S_PROBES),
     Field("proc.fdopencount", U, "Number of open fds of the process (as the fd table knows "
           "them).", _proc_fdopencount),
-    Field("proc.vmsize", U, "Total virtual memory of the process (kb).", status_kb("VmSize")),
-    Field("proc.vmrss", U, "Resident memory of the process (kb).", status_kb("VmRSS")),
-    Field("proc.vmswap", U, "Swapped memory of the process (kb).", status_kb("VmSwap")),
-    Field("proc.fdlimit", I, "Maximum number of fds the process can open (unknown here).",
-          None),
+    Field("proc.vmsize", U, "Total virtual memory of the process (kb), at its exec.",
+          status_kb("VmSize", "vm_size")),
+    Field("proc.vmrss", U, "Resident memory of the process (kb), at its exec.",
+          status_kb("VmRSS", "vm_rss")),
+    Field("proc.vmswap", U, "Swapped memory of the process (kb), at its exec.",
+          status_kb("VmSwap", "vm_swap")),
+    Field("proc.fdlimit", I, "Maximum number of fds the process can open (its soft "
+          "RLIMIT_NOFILE at exec; -1: unlimited).", _proc_fdlimit),
     Field("proc.nthreads", U, "The number of live threads of the process, the leader "
           "included.", _proc_nthreads),
     Field("proc.nchilds", U, "The number of live threads of the process, the leader "

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from syswarden.core.fields import ArgKind, Field
 
-from .common import REL, B, C, I, U, caps, caps_text, status_kb
+from .common import REL, B, C, I, U, caps, caps_text, proc_file, status_kb
 
 
 def _thread_tid(e):
@@ -36,58 +36,72 @@ def _thread_nametid(e):
     return f"{p.comm}{e.tid}" if p is not None else None
 
 
-def _status_caps(key: str) -> Callable[[Any], str | None]:
-    """A reader of a capability set of the process's ``/proc/PID/status``."""
+def _caps(attr: str, key: str) -> Callable[[Any], str | None]:
+    """A reader of a capability set: the process table's (from the kernel at exec, followed
+    through setuid and capset), else its live ``/proc/PID/status``."""
     def read(e: Any) -> str | None:
         p = e.proc
-        return caps(p, key) if p is not None else None
+        if p is None:
+            return None
+        mask = getattr(p, attr)
+        return caps_text(mask) if mask is not None else caps(p, key)
     return read
 
 
-def _thread_cap_effective(e):
-    p = e.proc
-    if p is None:
-        return None
-    if p.cap_effective:
-        return caps_text(p.cap_effective)
-    return caps(p, "CapEff")
+#: Why the scheduler's fields are not computed here.
+_NO_SWITCH = "it is read from the scheduler's switch events, which are not captured"
+
+
+def _bytes(read_kb: Callable[[Any], int | None]) -> Callable[[Any], int | None]:
+    def read(e: Any) -> int | None:
+        kb = read_kb(e)
+        return kb * 1024 if kb is not None else None
+    return read
+
+
+def _faults(attr: str, i: int) -> Callable[[Any], int | None]:
+    """A reader of a page fault count: the kernel's at exec, else figure ``i`` of a live
+    process's ``/proc/PID/stat`` (after the comm: 0 is the state, 9 minflt, 11 majflt)."""
+    def read(e: Any) -> int | None:
+        p = e.proc
+        if p is not None and getattr(p, attr) is not None:
+            return getattr(p, attr)
+        lines = proc_file(p, "stat")
+        if not lines:
+            return None
+        fields = lines[0][lines[0].rfind(")") + 2:].split()
+        try:
+            return int(fields[i])
+        except (IndexError, ValueError):
+            return None
+    return read
 
 
 def _thread_cgroups(e):
-    p = e.proc
-    if p is None:
-        return None
-    try:
-        with open(f"/proc/{p.pid}/cgroup") as f:
-            return " ".join(line.strip() for line in f)
-    except OSError:
-        return None
+    lines = proc_file(e.proc, "cgroup")
+    return " ".join(line.strip() for line in lines) if lines is not None else None
 
 
 def _thread_cgroup(arg):
     sub = str(arg)
 
     def read(e):
-        p = e.proc
-        if p is None:
-            return None
-        try:
-            with open(f"/proc/{p.pid}/cgroup") as f:
-                for line in f:
-                    _, ctrl, path = line.rstrip("\n").split(":", 2)
-                    if sub in ctrl.split(",") or (not ctrl and sub in ("", "unified")):
-                        return path
+        for line in proc_file(e.proc, "cgroup") or ():
+            try:
+                _, ctrl, path = line.split(":", 2)
+            except ValueError:
                 return None
-        except (OSError, ValueError):
-            return None
+            if sub in ctrl.split(",") or (not ctrl and sub in ("", "unified")):
+                return path
+        return None
     return read
 
 
 FIELDS = (
     Field("thread.vmsize", U, "Total virtual memory of the process (kb), for its main thread.",
-          status_kb("VmSize")),
+          status_kb("VmSize", "vm_size")),
     Field("thread.vmrss", U, "Resident memory of the process (kb), for its main thread.",
-          status_kb("VmRSS")),
+          status_kb("VmRSS", "vm_rss")),
     Field("thread.tid", I, "The id of the thread generating the event.", _thread_tid),
     Field("thread.vtid", I, "The id of the thread as seen from its own PID namespace.",
           _thread_vtid),
@@ -96,24 +110,25 @@ FIELDS = (
     Field("thread.nametid", C, "proc.name and thread.tid chained: one execve of one thread.",
           _thread_nametid),
     Field("thread.cap_permitted", C, "The permitted capability set (names separated by "
-          "spaces).", _status_caps("CapPrm")),
+          "spaces).", _caps("cap_permitted", "CapPrm")),
     Field("thread.cap_inheritable", C, "The inheritable capability set.",
-          _status_caps("CapInh")),
-    Field("thread.cap_effective", C, "The effective capability set.", _thread_cap_effective),
+          _caps("cap_inheritable", "CapInh")),
+    Field("thread.cap_effective", C, "The effective capability set.",
+          _caps("cap_effective", "CapEff")),
     Field("thread.cgroups", C, "All the cgroups of the thread, as one string.",
           _thread_cgroups),
     Field("thread.cgroup", C, "The cgroup of the thread for one subsystem, e.g. "
           "thread.cgroup.cpuacct.", _thread_cgroup, ArgKind.KEY, ".<subsystem>"),
-    Field("thread.pfmajor", U, "Major page faults since the thread started (unknown here).",
-          None),
-    Field("thread.pfminor", U, "Minor page faults since the thread started (unknown here).",
-          None),
+    Field("thread.pfmajor", U, "Major page faults of the thread (at its exec).",
+          _faults("pf_major", 11)),
+    Field("thread.pfminor", U, "Minor page faults of the thread (at its exec).",
+          _faults("pf_minor", 9)),
     Field("thread.exectime", REL, "CPU time of the last scheduled thread (switch events "
-          "only).", None),
+          "only).", None, unsupported=_NO_SWITCH),
     Field("thread.totexectime", REL, "Total CPU time of the thread (switch events only).",
-          None),
+          None, unsupported=_NO_SWITCH),
     Field("thread.vmsize.b", U, "Total virtual memory of the process (bytes), for its main "
-          "thread.", None),
+          "thread.", _bytes(status_kb("VmSize", "vm_size"))),
     Field("thread.vmrss.b", U, "Resident memory of the process (bytes), for its main thread.",
-          None),
+          _bytes(status_kb("VmRSS", "vm_rss"))),
 )

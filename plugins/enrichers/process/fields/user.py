@@ -15,19 +15,27 @@ from .common import C, I, U, own
 
 
 def _user_entry(p: Any) -> Any:
-    if p is None or p.uid is None:
+    # the user database of a live process of this machine (never a replayed one's)
+    if p is None or p.uid is None or not p.live:
         return None
     return users.lookup_user(p, p.uid)
 
 
 def _user_homedir(e):
-    u = _user_entry(e.proc)
-    return u.home if u is not None else None
+    p = e.proc
+    u = _user_entry(p)
+    if u is not None:
+        return u.home
+    return None if p is None or p.uid is None or not p.live else \
+        ("/root" if p.uid == 0 else "<NA>")      # libsinsp's placeholder, as for the name
 
 
 def _user_shell(e):
-    u = _user_entry(e.proc)
-    return u.shell if u is not None else None
+    p = e.proc
+    u = _user_entry(p)
+    if u is not None:
+        return u.shell
+    return None if p is None or p.uid is None or not p.live else "<NA>"
 
 
 def _user_loginuid(e):

@@ -53,7 +53,7 @@ def test_a_replayed_event_without_fd_gets_one_from_its_args():
 
 
 def test_setuid_changes_the_user():
-    p = Process(600, uid=0, user="root")
+    p = Process(600, uid=0, user="root", live=True)     # a process of this machine
     en = enricher_with(p)
     ev = Event("setuid", tid=600, pid=600, res=0, args={"res": 0, "uid": 65534})
     en.enrich(ev)

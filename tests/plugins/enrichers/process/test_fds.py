@@ -118,7 +118,7 @@ def test_dup_copies_and_the_old_fd_is_fd2():
 def test_a_reused_file_number_is_checked_against_proc(tmp_path):
     """A file's close never leaves the kernel: a later use of its number reads /proc."""
     t = FdTable()
-    me = Process(os.getpid())
+    me = Process(os.getpid(), live=True)       # this machine's: its /proc may be read
     path = tmp_path / "real"
     path.write_text("x")
     with open(path) as f:
@@ -136,7 +136,7 @@ def test_local_end_of_a_real_connection(tmp_path):
     try:
         t = FdTable()
         f = FdInfo(client.fileno(), "ipv4", l4proto="tcp")
-        assert t.local_address(os.getpid(), f, client.fileno()) == \
+        assert t.local_address(Process(os.getpid(), live=True), f, client.fileno()) == \
             (IP("127.0.0.1"), client.getsockname()[1])
     finally:
         client.close()
@@ -154,7 +154,7 @@ def test_local_end_of_a_real_ipv6_connection(family, host, local, fd_type):
     client = socket.create_connection(server.getsockname()[:2])
     try:
         f = FdInfo(client.fileno(), fd_type, l4proto="tcp")
-        got = FdTable().local_address(os.getpid(), f, client.fileno())
+        got = FdTable().local_address(Process(os.getpid(), live=True), f, client.fileno())
         assert got == (IP(local), client.getsockname()[1]) and str(got[0]) == local
     finally:
         client.close()

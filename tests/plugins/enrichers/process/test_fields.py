@@ -45,13 +45,31 @@ def test_every_field_of_the_compat_rules_is_declared(compat):
 
 def test_no_reader_raises_on_an_empty_event():
     e = Event("openat")
-    for d in REG:
+    supported = [d for d in REG if not d.unsupported]
+    for d in supported:
         arg = {ArgKind.INDEX: 1, ArgKind.KEY: "cpu", ArgKind.INDEX_OR_KEY: 0}.get(d.arg)
         d.bind(arg).read(e)
     e.proc, e.fd = Process(5), FdInfo()
-    for d in REG:
+    for d in supported:
         arg = {ArgKind.INDEX: 1, ArgKind.KEY: "cpu", ArgKind.INDEX_OR_KEY: 0}.get(d.arg)
         d.bind(arg).read(e)
+
+
+def test_a_field_that_cannot_be_computed_here_is_refused_when_the_rules_load():
+    import pytest
+
+    from syswarden.core.errors import RuleError
+    from syswarden.core.plugins import make_plugin_manager
+    from syswarden.core.rules.compiler import compile_condition
+    every = make_plugin_manager({}).fields()
+    unsupported = [d for d in every if d.unsupported]
+    assert {"evt.latency", "thread.exectime"} <= {d.name for d in unsupported}
+    for d in unsupported:
+        assert "Not supported" in d.desc                  # --list-fields says so
+        with pytest.raises(ValueError, match="not supported by syswarden"):
+            d.bind(None)
+    with pytest.raises(RuleError, match="evt.latency is not supported by syswarden: a syscall"):
+        compile_condition("evt.latency > 1000", every)
 
 
 def test_process_and_ancestors():
@@ -144,7 +162,7 @@ def test_caps_text():
 
 def test_thread_fields_of_the_test_process(tmp_path):
     import os
-    me = Process(os.getpid(), start_ts=1)
+    me = Process(os.getpid(), start_ts=1, live=True)    # known from this machine's /proc
     e = Event("openat", tid=os.getpid(), pid=os.getpid())
     e.proc = me
     assert read("thread.ismain", e) is True

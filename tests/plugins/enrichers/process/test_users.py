@@ -18,7 +18,9 @@ def test_host_users_and_groups():
     me = Process(os.getpid())
     assert users.user_name(me, 0) == "root"
     assert users.group_name(me, 0) == "root"
-    assert users.user_name(me, 4242424) == ""          # known uid-less: empty, not unknown
+    # an id without an entry: libsinsp's placeholder, "root" for 0 (an image without passwd)
+    assert users.user_name(me, 4242424) == "<NA>"
+    assert users.group_name(me, 4242424) == "<NA>"
     assert users.user_name(me, None) is None
     entry = users.lookup_user(me, 0)
     assert entry.home == pwd.getpwuid(0).pw_dir and entry.shell == pwd.getpwuid(0).pw_shell

@@ -13,10 +13,10 @@ from syswarden.plugins.sources.ebpf import record as R
 
 
 def record(kind, evt, res=0, regs=(0,) * 6, strings=(), tid=100, pid=100, extra=0,
-           uid=1000, gid=1000, ts=5, cgroup=77, ino=0):
-    head = R.pack(ts=ts, cgroup=cgroup, res=res, a=regs, tid=tid, pid=pid, uid=uid, gid=gid,
+           cpu=1, ts=5, cgroup=77, ino=0, tail=b""):
+    head = R.pack(ts=ts, cgroup=cgroup, res=res, a=regs, tid=tid, pid=pid, cpu=cpu,
                   kind=kind, evt=evt, slen=[len(s) for s in strings], extra=extra, ino=ino)
-    return head + b"".join(strings)
+    return head + tail + b"".join(strings)
 
 
 def sockaddr_in(ip: str, port: int) -> bytes:
@@ -80,19 +80,55 @@ def test_exec_record_carries_argv_and_the_kernel_filename():
     dec = D.Decoder()
     comm = b"mytool".ljust(16, b"\0")
     ev = dec.decode(record(D.KIND_EXEC, D._NR["execve"], 0, strings=[
-        b"/usr/bin/mytool", b"./mytool", b"./mytool\0-v\0x y\0", comm], extra=100))
+        b"/usr/bin/mytool", b"./mytool", b"./mytool\0-v\0x y\0", b"A=1\0B=x y\0"],
+        extra=100, tail=R.pack_tail(comm=comm, euid=1000, egid=1000), cpu=3))
     assert ev.type == "execve" and ev.res == 0
     assert ev.args["exe"] == "./mytool" and ev.args["args"] == ["-v", "x y"]
     assert ev.args["filename"] == "./mytool" and ev.args["comm"] == "mytool"
     assert ev.kernel.exepath == "/usr/bin/mytool"
     assert ev.kernel.argv == ["./mytool", "-v", "x y"]
-    assert ev.kernel.uid == 1000 and ev.kernel.gid == 1000
+    assert ev.kernel.env == ["A=1", "B=x y"]
+    # the cred was not read (no CREDS flag): the real ids, no capabilities
+    assert ev.kernel.uid == 1000 and ev.kernel.gid == 1000 and ev.cpu == 3
+    assert ev.kernel.cap_effective is None and ev.kernel.exe_inode == 0
+
+
+def test_exec_record_carries_the_effective_ids_capabilities_and_executable():
+    dec = D.Decoder()
+    f = R.EXE_FLAGS
+    tail = R.pack_tail(comm=b"su", euid=0, egid=0, cap_effective=0x1FF, cap_permitted=0x3FF,
+                       cap_inheritable=1, exe_ino=4242, exe_ctime=7, exe_mtime=8,
+                       flags=f["CREDS"] | f["FILE"] | f["UPPER_LAYER"] | f["WRITABLE"])
+    ev = dec.decode(record(D.KIND_EXEC, D._NR["execve"], 0, strings=[b"/bin/su", b"su", b"su\0",
+                                                                    b""], tail=tail))
+    k = ev.kernel
+    assert (k.uid, k.gid) == (0, 0)              # the effective ids
+    assert (k.cap_effective, k.cap_permitted, k.cap_inheritable) == (0x1FF, 0x3FF, 1)
+    assert (k.exe_inode, k.exe_ctime, k.exe_mtime) == (4242, 7, 8)
+    assert k.exe_upper_layer and k.exe_writable and k.env == [] and k.env_read
+    assert ev.args["comm"] == "su"
+
+
+def test_exec_record_carries_the_resources_and_groups_when_read():
+    f = R.EXE_FLAGS
+    tail = R.pack_tail(comm=b"sh", vm_size=2048, vm_rss=12, vm_swap=0, pf_major=1, pf_minor=90,
+                       fdlimit=(1 << 64) - 1, vpgid=7, vsid=5,
+                       flags=f["RESOURCES"] | f["GROUPS"])
+    k = D.Decoder().decode(record(D.KIND_EXEC, D._NR["execve"], 0,
+                                  strings=[b"", b"sh", b"sh\0", b""], tail=tail)).kernel
+    assert (k.vm_size, k.vm_rss, k.vm_swap, k.pf_major, k.pf_minor) == (2048, 12, 0, 1, 90)
+    assert k.fdlimit == -1 and (k.vpgid, k.sid) == (7, 5)       # RLIM_INFINITY: -1
+    k = D.Decoder().decode(record(D.KIND_EXEC, D._NR["execve"], 0, strings=[b"", b"sh", b"",
+                                                                           b""],
+                                  tail=R.pack_tail(comm=b"sh", vm_size=9))).kernel
+    assert k.vm_size is None and k.vpgid is None                # not read: unknown
 
 
 def test_failed_execveat():
     dec = D.Decoder()
     ev = dec.decode(record(D.KIND_EXEC_FAIL, D._NR["execveat"], -2, regs=(3, 0, 0, 0, 0x1000, 0),
-                           strings=[b"", b"prog", b"prog\0", b"sh".ljust(16, b"\0")]))
+                           strings=[b"", b"prog", b"prog\0", b""],
+                           tail=R.pack_tail(comm=b"sh")))
     assert ev.type == "execveat" and ev.res == -2
     assert ev.args["pathname"] == "prog" and ev.args["dirfd"] == 3
     assert ev.args["flags"] == 0x1000 and ev.kernel.exepath is None

@@ -80,6 +80,43 @@ def test_raw_syscalls_are_not_needed_for_a_syscall_an_fexit_program_follows():
     assert P.raw_syscalls({"finit_module"}, tp) == ["finit_module"]
 
 
+def test_a_syscall_with_neither_tracepoint_nor_function_is_a_raw_tracepoint_in_fexit_mode():
+    """fexit programs for the others, raw tracepoint programs on sys_exit for it (the
+    arguments from the registers: no sys_enter program), testing the number first."""
+    cfg = {**FEXIT, "no_tracepoint": ["finit_module"],
+           "kfuncs": {k: v for k, v in KFUNCS.items() if "finit_module" not in k}}
+    assert P.raw_syscalls({"openat", "finit_module"}, cfg) == ["finit_module"]
+    hooks = dict(P.tracepoints({"openat", "finit_module"}, cfg))
+    assert hooks["raw_tp:sys_exit"] == "sw_raw_exit" and "raw_tp:sys_enter" not in hooks
+    assert "fexit:__x64_sys_openat" in hooks
+    assert not [h for h in hooks if h.startswith("syscalls:")]
+    text = P.render_program({"openat", "finit_module"}, cfg)
+    body = text[text.index("int sw_raw_exit(struct bpf_raw_tracepoint_args *ctx)"):]
+    assert body.index("if (!(nr == NR_FINIT_MODULE))") < body.index("do_exit_finit_module")
+
+
+@needs_root
+def test_a_syscall_with_neither_tracepoint_nor_function_is_followed_live_in_fexit_mode():
+    """In the fexit mode (the guest of tests/vm), finit_module told to have neither its own
+    tracepoint nor a function: the raw sys_exit program sends it, with its arguments."""
+    if not kernel_answer()[0]:
+        pytest.skip("this kernel refuses fexit programs (the guest of tests/vm runs this)")
+    from tests.helpers.ebpf import events_of, finit_module_attempt
+    _, kfuncs = btf.kernel_info(functions=P.KFUNC_CANDIDATES)
+    kfuncs.pop("__x64_sys_finit_module", None)
+    src = EbpfSource({"attach": "fentry", "kfuncs": kfuncs, "no_tracepoint": ["finit_module"]},
+                     {"openat", "finit_module"}, os.getpid())
+    pids = []
+
+    def load_a_module() -> None:
+        assert "raw_tp:sys_exit" in src.attached and "fexit:__x64_sys_openat" in src.attached
+        pids.append(finit_module_attempt())
+
+    events = events_of(src, load_a_module)
+    got = [e for e in events if e.type == "finit_module" and e.pid == pids[0]]
+    assert len(got) == 1 and got[0].res < 0 and isinstance(got[0].args["fd"], int)
+
+
 def test_the_tracepoint_mode_renders_no_fexit_program():
     text = P.render_program({"openat"}, {**FEXIT, "attach": "tracepoint"})
     assert not fexit_programs(text) and "KFUNC_PROBE(" not in text

@@ -22,7 +22,7 @@ from syswarden.plugins.sources.ebpf import tracefs
 from syswarden.plugins.sources.ebpf.source import LOST_WITH_ROOM, EbpfSource
 from syswarden.testing import read_field as field
 from tests.helpers.ebpf import (ARGS_FROM, RELOAD_TIMEOUT, descends_from_me, events_of,
-                                exit_hook, needs_root, run_live)
+                                exit_hook, finit_module_attempt, needs_root, run_live)
 
 pytestmark = [needs_root, pytest.mark.root]
 
@@ -539,28 +539,20 @@ def test_a_kernel_refusing_the_registers_falls_back_to_enter(monkeypatch):
 
 
 @ARGS_FROM
-def test_a_syscall_without_tracepoint_through_raw_syscalls_when_asked(args_from):
+def test_a_syscall_without_tracepoint_through_raw_tracepoints(args_from):
     if os.path.isdir("/sys/kernel/tracing/events/syscalls/sys_exit_finit_module"):
         pytest.skip("this kernel has finit_module's own tracepoint")
-    import ctypes
-
-    off = EbpfSource({"args_from": args_from}, {"finit_module"}, os.getpid())
-    assert "raw_syscalls:sys_exit" not in dict(P.tracepoints({"finit_module"}, off.cfg))
-    src = EbpfSource({"raw_fallback": True, "args_from": args_from}, {"finit_module"},
+    off = EbpfSource({"args_from": args_from, "raw_fallback": False}, {"finit_module"},
                      os.getpid())
+    assert "raw_tp:sys_exit" not in dict(P.tracepoints({"finit_module"}, off.cfg))
+    src = EbpfSource({"args_from": args_from}, {"finit_module"}, os.getpid())   # the default
     pids = []
 
     def load_a_module() -> None:
-        raw = {tp for tp in src.attached if tp.startswith("raw_syscalls:")}
-        assert raw == ({"raw_syscalls:sys_exit"} if args_from == "regs"
-                       else {"raw_syscalls:sys_enter", "raw_syscalls:sys_exit"})
-        pid = os.fork()
-        if pid == 0:
-            fd = os.open("/dev/null", os.O_RDONLY)
-            ctypes.CDLL(None, use_errno=True).syscall(313, fd, b"", 0)   # x86_64 finit_module
-            os._exit(0)
-        os.waitpid(pid, 0)
-        pids.append(pid)
+        raw = {tp for tp in src.attached if tp.startswith("raw_")}
+        assert raw == ({"raw_tp:sys_exit"} if args_from == "regs"
+                       else {"raw_tp:sys_enter", "raw_tp:sys_exit"})
+        pids.append(finit_module_attempt())
 
     events = events_of(src, load_a_module)
     got = [e for e in events if e.type == "finit_module" and e.pid == pids[0]]
