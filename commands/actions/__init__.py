@@ -1,0 +1,117 @@
+"""The event generator's actions for Falco's own rule files (stable, incubating, sandbox): one
+module per kind of behaviour, each action naming the Falco rules it must trigger.
+
+``FALCO_ACTIONS`` is every such action, in the order the generator runs them; ``UNREACHABLE``
+names each Falco rule no action can trigger on a machine like the project's test machines, and
+why (``docs/falco-rules.md`` is generated from both: ``python -m syswarden.commands.actions
+--write``).  ``AWAITING`` names the rules an action triggers whose alert syswarden does not raise
+yet, with the missing piece (``RACES``: those it raises now and then, by a race).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Callable
+
+from . import containers, files, network, processes, syscalls
+from .base import FalcoAction, Run, SkipAction
+
+FALCO_ACTIONS: tuple[FalcoAction, ...] = (
+    *files.ACTIONS, *processes.ACTIONS, *syscalls.ACTIONS, *network.ACTIONS,
+    *containers.ACTIONS)
+
+NO_PRIVILEGED = ("no privileged containers: runc cannot start a --privileged container where "
+                 "CAP_SYS_RESOURCE is not in the capability bounding set")
+NO_CONTAINER_NETWORK = ("no network in containers: dockerd runs without a bridge, every "
+                        "container with --network none, and nothing answers at "
+                        "169.254.169.254")
+UNREACHABLE: dict[str, str] = {
+    "Contact K8S API Server From Container":
+        "no Kubernetes API server, and no DNS name for a server address (fd.sip.name needs "
+        "the DNS answers Falco tracks)",
+    "Debugfs Launched in Privileged Container": NO_PRIVILEGED,
+    "Mount Launched in Privileged Container": NO_PRIVILEGED,
+    "Launch Privileged Container": NO_PRIVILEGED,
+    "Contact EC2 Instance Metadata Service From Container": NO_CONTAINER_NETWORK,
+    "Contact cloud metadata service from container": NO_CONTAINER_NETWORK,
+    "Unexpected K8s NodePort Connection":
+        "no Kubernetes node ports, and " + NO_CONTAINER_NETWORK.split(": ", 1)[0],
+    "Network Connection outside Local Subnet":
+        "no Kubernetes namespaces, and Falco's list namespace_scope_network_only_subnet is "
+        "empty: the rule fires only once a user names namespaces",
+    "Detect outbound connections to common miner pool ports":
+        "no outbound network, and no DNS name for a server address (fd.sip.name)",
+    "Launch Disallowed Container":
+        "never fires as Falco ships it: its macro allowed_containers is `container.id "
+        "exists`, true for every container, meant to be overridden by the user",
+}
+
+#: rules an action triggers that syswarden does not raise yet: the piece they wait for
+AWAITING: dict[str, str] = {
+    "Directory traversal monitored file read":
+        "glob: Falco's `*` crosses `/` (fd.nameraw glob '*../*../*')",
+    "Drop and execute new binary in container":
+        "proc.is_exe_upper_layer is not computed",
+    "Program run with disallowed http proxy env":
+        "proc.env from the exec itself (read from /proc too late for a short process)",
+    "Potential Local Privilege Escalation via Environment Variables Misuse":
+        "proc.env from the exec itself (read from /proc too late for a short process)",
+    "Container Run as Root User":
+        "container.mount.dest[...] of a mount the container lacks reads as a value, not <NA>: "
+        "Launch Sensitive Mount Container (loaded before it) takes every container start",
+    "Basic Interactive Reconnaissance":
+        "proc.vpgid at the exec (read from /proc: a race with a short process)",
+    "Java Process Class File Download":
+        "evt.buffer of recvfrom: the live source captures no received data, and keeps a TCP "
+        "receive without an address in the kernel",
+}
+
+
+#: of ``AWAITING``, the rules whose alert depends on a race today (not a strict xfail)
+RACES = {"Basic Interactive Reconnaissance"}
+
+
+def by_name() -> dict[str, FalcoAction]:
+    return {a.name: a for a in FALCO_ACTIONS}
+
+
+def rule_actions() -> dict[str, list[FalcoAction]]:
+    """Each Falco rule an action triggers -> those actions."""
+    out: dict[str, list[FalcoAction]] = {}
+    for action in FALCO_ACTIONS:
+        for rule in action.rules:
+            out.setdefault(rule, []).append(action)
+    return out
+
+
+def run_falco_actions(names: list[str], container: str | None = None,
+                      report: Callable[[str], None] = print,
+                      before: Callable[[FalcoAction], None] | None = None,
+                      after: Callable[[FalcoAction, str], None] | None = None
+                      ) -> dict[str, str]:
+    """Run the named Falco actions (all when empty), in order; return name -> "ok" |
+    "skipped: why" | "failed: why".  ``before`` and ``after`` are called around each."""
+    actions = by_name()
+    unknown = [n for n in names if n not in actions]
+    if unknown:
+        raise KeyError(", ".join(unknown))
+    results: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="syswarden-gen-") as tmp:
+        os.chmod(tmp, 0o755)   # an action run as another user reaches its programs
+        run = Run(tmp, container)
+        for action in [actions[n] for n in names] if names else FALCO_ACTIONS:
+            if before:
+                before(action)
+            try:
+                action.perform(run)
+                results[action.name] = "ok"
+            except SkipAction as exc:
+                results[action.name] = f"skipped: {exc}"
+            except Exception as exc:  # one action failing must not stop the others
+                results[action.name] = f"failed: {type(exc).__name__}: {exc}"
+            if after:
+                after(action, results[action.name])
+            report(f"{action.name:<32} {results[action.name]:<10} "
+                   f"expects: {'; '.join(action.rules)}")
+    return results
