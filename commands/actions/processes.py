@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 
 from .base import FalcoAction, Run, SkipAction, sh
 
@@ -66,17 +67,21 @@ def pkexec_no_args(run: Run) -> None:
     sh(run.named("pkexec"))
 
 
+def _run_named_with_env(run: Run, name: str, var: str, value: str) -> None:
+    """A program named ``name`` started with ``var`` in its environment, that exits at once:
+    busybox's static ``true`` (no dynamic loader to wait for) under that name."""
+    busybox = shutil.which("busybox")
+    program = run.copy_binary(busybox, name) if busybox else run.named(name)
+    subprocess.run(["true"], executable=program, env={**os.environ, var: value},
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def http_proxy_env(run: Run) -> None:
-    # a program named wget (a copy of env) started with HTTP_PROXY; it runs true without it,
-    # so only the exec itself carries the variable, as Falco reads it
-    sh(run.named("wget", "env"), "-u", "HTTP_PROXY", "/bin/true",
-       env={**os.environ, "HTTP_PROXY": "http://198.18.0.2:3128"})
+    _run_named_with_env(run, "wget", "HTTP_PROXY", "http://198.18.0.2:3128")
 
 
 def glibc_tunables(run: Run) -> None:
-    # env started with GLIBC_TUNABLES runs true without it: only the exec carries the variable
-    sh(shutil.which("env") or "/usr/bin/env", "-u", "GLIBC_TUNABLES", "/bin/true",
-       env={**os.environ, "GLIBC_TUNABLES": "glibc.malloc.mxfast=0"})
+    _run_named_with_env(run, "sw-gen-tunables", "GLIBC_TUNABLES", "glibc.malloc.mxfast=0")
 
 
 def recon_with_terminal(run: Run) -> None:

@@ -37,6 +37,6 @@ def read_alerts(path) -> list[dict]:
         return []
 
 
-def rules_in_window(alerts: list[dict], start: int, end: int) -> set[str]:
-    """The rules of the alerts whose time falls in [start, end] (ns), give or take the slack."""
-    return {a["rule"] for a in alerts if start - SLACK_NS <= alert_ns(a) <= end + SLACK_NS}
+def rules_in_window(alerts: list[dict], start: int, end: int, slack: int = SLACK_NS) -> set[str]:
+    """The rules of the alerts whose time falls in [start, end] (ns), give or take ``slack``."""
+    return {a["rule"] for a in alerts if start - slack <= alert_ns(a) <= end + slack}

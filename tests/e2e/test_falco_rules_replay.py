@@ -13,6 +13,7 @@ and the counts, generated from ``commands/actions`` (checked here).
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 import yaml
@@ -93,3 +94,25 @@ def test_docs_table_is_current(compat):
     assert text[start:end].strip() == render(compat / "falco-rules").strip(), \
         f"{DOC} is stale: run python -m syswarden.commands.actions.coverage --write " \
         f"{compat / 'falco-rules'}"
+
+
+def test_generator_lists_the_falco_actions_and_the_rules_it_cannot_trigger():
+    from syswarden.commands.actions import FALCO_ACTIONS
+    from syswarden.testing import SYSWARDEN
+
+    out = subprocess.run([*SYSWARDEN, "event-generator", "--falco", "--list"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    for action in FALCO_ACTIONS:
+        assert action.name in out.stdout and action.rules[0] in out.stdout
+    for rule, reason in UNREACHABLE.items():
+        assert rule in out.stdout and reason in out.stdout
+
+
+def test_generator_refuses_an_unknown_falco_action():
+    from syswarden.testing import SYSWARDEN
+
+    out = subprocess.run([*SYSWARDEN, "event-generator", "--falco", "no-such-action"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert "unknown action(s): no-such-action" in out.stderr
