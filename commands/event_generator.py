@@ -19,12 +19,11 @@ import argparse
 import ctypes
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from syswarden.commands.actions import FALCO_ACTIONS, UNREACHABLE, run_falco_actions
-from syswarden.commands.actions.base import Run, SkipAction, docker_container, removed, sh
+from syswarden.commands.actions.base import Run, docker_container, perform_each, removed, sh
 from syswarden.commands.actions.files import (clear_log_file, create_file_below_dev,
                                               hardlink_over_shadow, mkdir_below_binary_dir,
                                               rename_below_binary_dir, set_setuid_bit,
@@ -158,6 +157,13 @@ def by_name() -> dict[str, Action]:
     return {a.name: a for a in ACTIONS}
 
 
+def _perform(action: Action, run: Run) -> None:
+    if run.container and action.container:
+        sh("docker", "exec", run.container, "sh", "-c", action.container)
+    elif action.host is not None:
+        action.host(run)
+
+
 def run_actions(names: list[str], container: str | None = None,
                 report: Callable[[str], None] = print) -> dict[str, str]:
     """Run the named actions (all when empty); return name -> "ok" | "skipped: why" | "failed: why"."""
@@ -165,23 +171,8 @@ def run_actions(names: list[str], container: str | None = None,
     unknown = [n for n in names if n not in actions]
     if unknown:
         raise KeyError(", ".join(unknown))
-    results: dict[str, str] = {}
-    with tempfile.TemporaryDirectory(prefix="syswarden-gen-") as tmp:
-        os.chmod(tmp, 0o755)
-        run = Run(tmp, container)
-        for action in [actions[n] for n in names] if names else ACTIONS:
-            try:
-                if container and action.container:
-                    sh("docker", "exec", container, "sh", "-c", action.container)
-                elif action.host is not None:
-                    action.host(run)
-                results[action.name] = "ok"
-            except SkipAction as exc:
-                results[action.name] = f"skipped: {exc}"
-            except Exception as exc:  # one action failing must not stop the others
-                results[action.name] = f"failed: {type(exc).__name__}: {exc}"
-            report(f"{action.name:<30} {results[action.name]:<10} expects: {action.rule}")
-    return results
+    chosen = [actions[n] for n in names] if names else list(ACTIONS)
+    return perform_each(chosen, container, _perform, lambda action: action.rule, report)
 
 
 class EventGeneratorCommand(Command):

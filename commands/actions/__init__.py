@@ -10,12 +10,10 @@ yet, with the missing piece (``RACES``: those it raises now and then, by a race)
 
 from __future__ import annotations
 
-import os
-import tempfile
 from typing import Callable
 
 from . import containers, files, network, processes, syscalls
-from .base import FalcoAction, Run, SkipAction
+from .base import FalcoAction, perform_each
 
 FALCO_ACTIONS: tuple[FalcoAction, ...] = (
     *files.ACTIONS, *processes.ACTIONS, *syscalls.ACTIONS, *network.ACTIONS,
@@ -97,22 +95,6 @@ def run_falco_actions(names: list[str], container: str | None = None,
     unknown = [n for n in names if n not in actions]
     if unknown:
         raise KeyError(", ".join(unknown))
-    results: dict[str, str] = {}
-    with tempfile.TemporaryDirectory(prefix="syswarden-gen-") as tmp:
-        os.chmod(tmp, 0o755)   # an action run as another user reaches its programs
-        run = Run(tmp, container)
-        for action in [actions[n] for n in names] if names else FALCO_ACTIONS:
-            if before:
-                before(action)
-            try:
-                action.perform(run)
-                results[action.name] = "ok"
-            except SkipAction as exc:
-                results[action.name] = f"skipped: {exc}"
-            except Exception as exc:  # one action failing must not stop the others
-                results[action.name] = f"failed: {type(exc).__name__}: {exc}"
-            if after:
-                after(action, results[action.name])
-            report(f"{action.name:<32} {results[action.name]:<10} "
-                   f"expects: {'; '.join(action.rules)}")
-    return results
+    chosen = [actions[n] for n in names] if names else list(FALCO_ACTIONS)
+    return perform_each(chosen, container, lambda action, run: action.perform(run),
+                        lambda action: "; ".join(action.rules), report, before, after)

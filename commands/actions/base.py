@@ -10,9 +10,12 @@ import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence, TypeVar
+
+T = TypeVar("T")
 
 #: a Python every user can run (the actions that drop to another uid run it): the system's
 PYTHON = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
@@ -152,6 +155,36 @@ def exec_in(name: str, *command: str, check: bool = True) -> None:
 
 
 HostAction = Callable[[Run], None]
+
+
+def perform_each(actions: Sequence[T], container: str | None,
+                 perform: Callable[[T, Run], None], expects: Callable[[T], str],
+                 report: Callable[[str], None] = print,
+                 before: Callable[[T], None] | None = None,
+                 after: Callable[[T, str], None] | None = None) -> dict[str, str]:
+    """Run each action (anything with a ``name``) in order through ``perform``, in one private
+    temporary directory; return name -> "ok" | "skipped: why" | "failed: why".  ``report``
+    gets a line per action (with what it ``expects``); ``before`` and ``after`` are called
+    around each."""
+    results: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="syswarden-gen-") as tmp:
+        os.chmod(tmp, 0o755)   # an action run as another user reaches its programs
+        run = Run(tmp, container)
+        for action in actions:
+            name = action.name  # type: ignore[attr-defined]
+            if before:
+                before(action)
+            try:
+                perform(action, run)
+                results[name] = "ok"
+            except SkipAction as exc:
+                results[name] = f"skipped: {exc}"
+            except Exception as exc:  # one action failing must not stop the others
+                results[name] = f"failed: {type(exc).__name__}: {exc}"
+            if after:
+                after(action, results[name])
+            report(f"{name:<32} {results[name]:<10} expects: {expects(action)}")
+    return results
 
 
 @dataclass(frozen=True)

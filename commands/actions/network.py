@@ -30,7 +30,8 @@ def interpreter_outbound_udp(run: Run) -> None:
 CONNECT_BACK = ("import socket, time; print('up', flush=True)\n"
                 "for _ in range(50):\n"
                 "    try:\n"
-                "        socket.create_connection(('{here}', {port}), timeout=1).send(b'hi'); break\n"
+                "        c = socket.create_connection(('{here}', {port}), timeout=1)\n"
+                "        c.send(b'hi'); break\n"
                 "    except OSError: time.sleep(0.1)\n")
 
 

@@ -108,7 +108,8 @@ def _params():
     labels = {rule: label for label, entries in falco_rules(COMPAT / "falco-rules").items()
               for rule, _ in entries} if (COMPAT / "falco-rules").is_dir() else {}
     for rule in rule_actions():
-        marks = [pytest.mark.xfail(strict=rule not in RACES, reason=f"waits for {AWAITING[rule]}")] \
+        marks = [pytest.mark.xfail(strict=rule not in RACES,
+                                   reason=f"waits for {AWAITING[rule]}")] \
             if rule in AWAITING else []
         yield pytest.param(rule, id=f"{labels.get(rule, '?')}::{rule}", marks=marks)
 
@@ -118,7 +119,8 @@ def test_rule_fires_live(live, rule, request):
     label = request.node.callspec.id.split("::")[0]
     alerts = live.alerts[label]
     for action in rule_actions()[rule]:
-        assert live.results.get(action.name) == "ok", f"{action.name}: {live.results.get(action.name)}"
+        result = live.results.get(action.name)
+        assert result == "ok", f"{action.name}: {result}"
         fired = rules_in_window(alerts, *live.windows[action.name], slack=SLACK_NS)
         start, end = live.windows[action.name]
         elsewhere = [f"{(alert_ns(a) - start) / 1e9:+.2f}s" for a in alerts
