@@ -125,6 +125,44 @@ def test_host(run: Run, port: int = 8443, server: str = ACCEPT_ONE,
 
 
 @contextlib.contextmanager
+def container_link(run: Run, net: tuple[str, str, int], port: int,
+                   server: str = ACCEPT_ONE) -> Iterator[str]:
+    """The container's network namespace linked (a veth pair) to a test host of its own, a
+    network namespace serving ``server`` on ``net``'s far address (``net``: the container's
+    address, the test host's, prefix length); yields the test host's address.  Nothing is
+    added to this machine's own namespace: both ends go away with the test host."""
+    if not run.container:
+        raise SkipAction("needs --container NAME")
+    pid = subprocess.run(["docker", "inspect", "-f", "{{.State.Pid}}", run.container],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    ns = run.token()[-12:]
+    mine, there, prefix = net
+    veth = f"sw{ns[-8:]}"
+    inside = ["nsenter", "-t", pid, "-n"]
+    ip = ["ip", "netns", "exec", ns]
+    try:
+        sh("ip", "netns", "add", ns, check=True)
+        sh("ip", "link", "add", f"{veth}a", "type", "veth", "peer", "name", f"{veth}b", check=True)
+        sh("ip", "link", "set", f"{veth}a", "netns", pid, check=True)
+        sh("ip", "link", "set", f"{veth}b", "netns", ns, check=True)
+        sh(*inside, "ip", "addr", "add", f"{mine}/{prefix}", "dev", f"{veth}a", check=True)
+        sh(*inside, "ip", "link", "set", f"{veth}a", "up", check=True)
+        sh(*ip, "ip", "addr", "add", f"{there}/{prefix}", "dev", f"{veth}b", check=True)
+        sh(*ip, "ip", "link", "set", f"{veth}b", "up", check=True)
+        listener = subprocess.Popen(
+            [*ip, sys.executable, "-c", server.format(there=there, port=port, here=mine)],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            listener.stdout.readline()
+            yield there
+        finally:
+            listener.kill()
+            listener.wait()
+    finally:
+        sh("ip", "netns", "del", ns)   # the veth pair goes with it, both ends
+
+
+@contextlib.contextmanager
 def docker_container(run: Run, *flags: str, command: tuple[str, ...] = ("sleep", "30")
                      ) -> Iterator[str]:
     """A container of ``run.image`` started with ``flags`` (always ``--network none``), up long

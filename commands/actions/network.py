@@ -1,12 +1,14 @@
 """Falco's network rules: connections out to, and in from, the generator's test host (a network
 namespace on this machine, ``base.test_host``), by a shell, a program named ssh, an
-interpreter, and a program named java that receives a class file."""
+interpreter, and a program named java that receives a class file; and from the container to a
+test host linked to it alone (``base.container_link``): the cloud metadata address, a node
+port."""
 
 from __future__ import annotations
 
 import subprocess
 
-from .base import PYTHON, TEST_HOST_NET, FalcoAction, Run, sh, test_host
+from .base import PYTHON, TEST_HOST_NET, FalcoAction, Run, container_link, sh, test_host
 
 
 def shell_outbound(run: Run) -> None:
@@ -73,6 +75,23 @@ def java_class_download(run: Run) -> None:
             pass
 
 
+#: the container's end and the cloud metadata address (link-local, as on a cloud machine)
+METADATA_NET = ("169.254.169.253", "169.254.169.254", 30)
+#: the container's end and a Kubernetes node, reached on a node port
+NODE_NET = ("10.255.19.1", "10.255.19.2", 30)
+
+
+def container_metadata(run: Run) -> None:
+    with container_link(run, METADATA_NET, 80) as host:
+        run.in_container(f"printf 'GET /latest/meta-data/ HTTP/1.0\\r\\n\\r\\n' | "
+                         f"/bin/nc -w 1 {host} 80")
+
+
+def container_node_port(run: Run) -> None:
+    with container_link(run, NODE_NET, 30080) as host:
+        run.in_container(f"echo sw-gen | /bin/nc -w 1 {host} 30080")
+
+
 ACTIONS: tuple[FalcoAction, ...] = (
     FalcoAction("shell-outbound", ("System procs network activity",),
                 "bash connects to the test host", shell_outbound),
@@ -90,4 +109,10 @@ ACTIONS: tuple[FalcoAction, ...] = (
     FalcoAction("java-class-download", ("Java Process Class File Download",),
                 "a program named java receives a class file's magic from the test host",
                 java_class_download),
+    FalcoAction("container-metadata", ("Contact EC2 Instance Metadata Service From Container",),
+                "in the container: an HTTP request to 169.254.169.254 (a test host linked to "
+                "the container only)", container_metadata),
+    FalcoAction("container-node-port", ("Unexpected K8s NodePort Connection",),
+                "in the container: nc to port 30080 of a test host linked to the container",
+                container_node_port),
 )
