@@ -135,6 +135,8 @@ def container_link(run: Run, net: tuple[str, str, int], port: int,
         raise SkipAction("needs --container NAME")
     pid = subprocess.run(["docker", "inspect", "-f", "{{.State.Pid}}", run.container],
                          capture_output=True, text=True, check=True).stdout.strip()
+    if pid in ("", "0"):
+        raise RuntimeError(f"container {run.container} is not running")
     ns = run.token()[-12:]
     mine, there, prefix = net
     veth = f"sw{ns[-8:]}"

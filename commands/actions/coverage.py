@@ -57,6 +57,7 @@ def render(directory: str | pathlib.Path) -> str:
                   "|---|---|---|"]
         for rule, enabled in entries:
             kind = classify(rule)
+            status = "replayed" if kind == "unreachable" else kind
             shipped = "" if enabled else " (disabled as shipped)"
             if kind in ("live", "awaiting"):
                 how = ", ".join(f"`{a.name}`" for a in actions[rule])
@@ -64,7 +65,7 @@ def render(directory: str | pathlib.Path) -> str:
                     how += f"; waits for: {AWAITING[rule]}"
             else:
                 how = UNREACHABLE.get(rule, "not covered yet")
-            lines.append(f"| {rule}{shipped} | {kind} | {how} |")
+            lines.append(f"| {rule}{shipped} | {status} | {how} |")
     return "\n".join(lines) + "\n"
 
 
