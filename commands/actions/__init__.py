@@ -37,6 +37,11 @@ UNREACHABLE: dict[str, str] = {
         "empty: the rule fires only once a user names namespaces",
     "Detect outbound connections to common miner pool ports":
         "no outbound network, and no DNS name for a server address (fd.sip.name)",
+    "Container Run as Root User":
+        "never fires with Falco's default rule_matching (first): Launch Sensitive Mount "
+        "Container, before it in the same file, takes every container start (a "
+        "container.mount.dest[...] that extracts nothing makes its `not ... in (<NA>, N/A)` "
+        "true)",
     "Launch Disallowed Container":
         "never fires as Falco ships it: its macro allowed_containers is `container.id "
         "exists`, true for every container, meant to be overridden by the user",
@@ -52,9 +57,6 @@ AWAITING: dict[str, str] = {
         "proc.env from the exec itself (read from /proc: a race with a short process)",
     "Potential Local Privilege Escalation via Environment Variables Misuse":
         "proc.env from the exec itself (read from /proc: a race with a short process)",
-    "Container Run as Root User":
-        "container.mount.dest[...] of a mount the container lacks reads as a value, not <NA>: "
-        "Launch Sensitive Mount Container (loaded before it) takes every container start",
     "Basic Interactive Reconnaissance":
         "proc.vpgid at the exec (read from /proc: a race with a short process)",
     "Java Process Class File Download":

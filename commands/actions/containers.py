@@ -31,7 +31,7 @@ ACTIONS: tuple[FalcoAction, ...] = (
                 "a container started with /proc mounted at /host/proc reads through it",
                 sensitive_mount_container),
     FalcoAction("capable-container",
-                ("Launch Excessively Capable Container", "Container Run as Root User",
+                ("Launch Excessively Capable Container",
                  "Detect release_agent File Container Escapes",
                  "Linux Kernel Module Injection Detected", "Privileged Container Device Access"),
                 "a container started with CAP_SYS_ADMIN and CAP_SYS_MODULE, and the null device "
