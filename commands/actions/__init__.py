@@ -49,8 +49,6 @@ UNREACHABLE: dict[str, str] = {
 
 #: rules an action triggers that syswarden does not raise yet: the piece they wait for
 AWAITING: dict[str, str] = {
-    "Directory traversal monitored file read":
-        "glob: Falco's `*` crosses `/` (fd.nameraw glob '*../*../*')",
     "Drop and execute new binary in container":
         "proc.is_exe_upper_layer is not computed",
     "Program run with disallowed http proxy env":
