@@ -92,11 +92,13 @@ ACCEPT_ONE = ("import socket; s = socket.socket(); "
 
 
 @contextlib.contextmanager
-def test_host(run: Run, port: int = 8443, server: str = ACCEPT_ONE,
-              net: tuple[str, str, int] = TEST_HOST_NET) -> Iterator[str]:
-    """A network namespace serving ``server`` (Python, formatted with ``here``, ``there`` and
-    ``port``; it prints a line when ready) on the test host's address ``net`` (this end, that
-    end, prefix length); yields that address."""
+def _linked_host(run: Run, net: tuple[str, str, int], port: int, server: str,
+                 near: list[str], near_ns: str | None) -> Iterator[str]:
+    """A test host: a network namespace of its own serving ``server`` (Python, formatted with
+    ``here``, ``there`` and ``port``; it prints a line when ready) on ``net``'s far address,
+    linked by a veth pair to the near end (moved to ``near_ns`` when given, and configured by
+    ``near``, the command prefix that enters it).  Yields the far address; deleting the test
+    host's namespace removes the pair, both ends."""
     ns = run.token()[-12:]
     here, there, prefix = net
     veth = f"sw{ns[-8:]}"
@@ -104,9 +106,11 @@ def test_host(run: Run, port: int = 8443, server: str = ACCEPT_ONE,
     try:
         sh("ip", "netns", "add", ns, check=True)
         sh("ip", "link", "add", f"{veth}a", "type", "veth", "peer", "name", f"{veth}b", check=True)
+        if near_ns is not None:
+            sh("ip", "link", "set", f"{veth}a", "netns", near_ns, check=True)
         sh("ip", "link", "set", f"{veth}b", "netns", ns, check=True)
-        sh("ip", "addr", "add", f"{here}/{prefix}", "dev", f"{veth}a", check=True)
-        sh("ip", "link", "set", f"{veth}a", "up", check=True)
+        sh(*near, "ip", "addr", "add", f"{here}/{prefix}", "dev", f"{veth}a", check=True)
+        sh(*near, "ip", "link", "set", f"{veth}a", "up", check=True)
         sh(*ip, "ip", "addr", "add", f"{there}/{prefix}", "dev", f"{veth}b", check=True)
         sh(*ip, "ip", "link", "set", f"{veth}b", "up", check=True)
         sh(*ip, "ip", "link", "set", "lo", "up")
@@ -120,48 +124,29 @@ def test_host(run: Run, port: int = 8443, server: str = ACCEPT_ONE,
             listener.kill()
             listener.wait()
     finally:
-        sh("ip", "link", "del", f"{veth}a")
         sh("ip", "netns", "del", ns)
 
 
-@contextlib.contextmanager
+def test_host(run: Run, port: int = 8443, server: str = ACCEPT_ONE,
+              net: tuple[str, str, int] = TEST_HOST_NET) -> contextlib.AbstractContextManager[str]:
+    """A test host on ``net`` (this machine's end, the test host's, prefix length) serving
+    ``server`` on ``port``, linked to this machine; ``with`` it gives its address."""
+    return _linked_host(run, net, port, server, near=[], near_ns=None)
+
+
 def container_link(run: Run, net: tuple[str, str, int], port: int,
-                   server: str = ACCEPT_ONE) -> Iterator[str]:
-    """The container's network namespace linked (a veth pair) to a test host of its own, a
-    network namespace serving ``server`` on ``net``'s far address (``net``: the container's
-    address, the test host's, prefix length); yields the test host's address.  Nothing is
-    added to this machine's own namespace: both ends go away with the test host."""
+                   server: str = ACCEPT_ONE) -> contextlib.AbstractContextManager[str]:
+    """A test host linked to the container's network namespace alone (``net``: the container's
+    address, the test host's, prefix length); ``with`` it gives the test host's address.
+    Nothing is added to this machine's own namespace."""
     if not run.container:
         raise SkipAction("needs --container NAME")
     pid = subprocess.run(["docker", "inspect", "-f", "{{.State.Pid}}", run.container],
                          capture_output=True, text=True, check=True).stdout.strip()
     if pid in ("", "0"):
         raise RuntimeError(f"container {run.container} is not running")
-    ns = run.token()[-12:]
-    mine, there, prefix = net
-    veth = f"sw{ns[-8:]}"
-    inside = ["nsenter", "-t", pid, "-n"]
-    ip = ["ip", "netns", "exec", ns]
-    try:
-        sh("ip", "netns", "add", ns, check=True)
-        sh("ip", "link", "add", f"{veth}a", "type", "veth", "peer", "name", f"{veth}b", check=True)
-        sh("ip", "link", "set", f"{veth}a", "netns", pid, check=True)
-        sh("ip", "link", "set", f"{veth}b", "netns", ns, check=True)
-        sh(*inside, "ip", "addr", "add", f"{mine}/{prefix}", "dev", f"{veth}a", check=True)
-        sh(*inside, "ip", "link", "set", f"{veth}a", "up", check=True)
-        sh(*ip, "ip", "addr", "add", f"{there}/{prefix}", "dev", f"{veth}b", check=True)
-        sh(*ip, "ip", "link", "set", f"{veth}b", "up", check=True)
-        listener = subprocess.Popen(
-            [*ip, sys.executable, "-c", server.format(there=there, port=port, here=mine)],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        try:
-            listener.stdout.readline()
-            yield there
-        finally:
-            listener.kill()
-            listener.wait()
-    finally:
-        sh("ip", "netns", "del", ns)   # the veth pair goes with it, both ends
+    return _linked_host(run, net, port, server, near=["nsenter", "-t", pid, "-n"],
+                        near_ns=pid)
 
 
 @contextlib.contextmanager
