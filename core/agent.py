@@ -19,7 +19,8 @@ Readiness: once every source has started and the pipeline runs, the agent logs a
 ``syswarden ready`` (always, whatever ``log_level``), and :attr:`Agent.ready` is set.  Then
 one info line ``start-up: ...`` gives the seconds each phase took (:attr:`Agent.startup`): the
 filters built (rules compiled), the sources, enrichers (the process table's ``/proc`` snapshot)
-and outputs built, and the outputs, enricher services and sources started (the eBPF source
+and outputs built, the webserver listening (:mod:`~syswarden.core.webserver`), and the
+outputs, enricher services and sources started (the eBPF source
 compiles and attaches its program then; its own line splits that time).
 
 Signals: SIGINT/SIGTERM stop the sources, let the stages drain, give the outputs
@@ -55,6 +56,7 @@ from .plugins import Plugins
 from .protocols import Enricher, Filter, Output, PluginContext, Source, adapt
 from .rules.prefilter import OpenPrefilter
 from .rules.sockfilter import SocketPrefilter
+from .webserver import serve as serve_webserver
 
 log = logging.getLogger("syswarden.agent")
 
@@ -94,8 +96,8 @@ def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
 
 class Agent:
     #: start-up phases, in order, as :attr:`startup` and the ``start-up:`` line name them
-    STARTUP_PHASES = ("filters", "sources", "enrichers", "outputs", "outputs started",
-                      "services started", "sources started")
+    STARTUP_PHASES = ("filters", "sources", "enrichers", "outputs", "webserver",
+                      "outputs started", "services started", "sources started")
 
     def __init__(self, config: dict[str, Any], plugins: Plugins, *,
                  config_path: str | None = None, overrides: tuple[str, ...] = (),
@@ -121,6 +123,9 @@ class Agent:
         self._checks: list[tuple[str, Callable]] = []
         self._offers: list[Callable] = []
         self.startup: dict[str, float] = {}     # phase -> seconds (STARTUP_PHASES)
+        #: what waits for each stage ("enrich", "filter"), once the pipeline runs (/healthz)
+        self.stage_inputs: dict[str, trio.MemoryReceiveChannel[list[Event]]] = {}
+        self.ended_sources: list[str] = []      # sources that returned before a stop
 
     @contextlib.contextmanager
     def _phase(self, name: str) -> Iterator[None]:
@@ -214,6 +219,8 @@ class Agent:
         try:
             async with trio.open_nursery() as root:
                 root.start_soon(self._watch_signals, root.cancel_scope)
+                with self._phase("webserver"):              # and the metrics snapshots
+                    await root.start(serve_webserver, self)
                 if self.max_seconds:
                     root.start_soon(self._stop_after, self.max_seconds)
                 interval = float(self.config["pipeline"]["stats_interval"])
@@ -290,6 +297,7 @@ class Agent:
         size = int(self.config["pipeline"]["channel_batches"])
         src_send, src_recv = trio.open_memory_channel[list[Event]](size)
         enr_send, enr_recv = trio.open_memory_channel[list[Event]](size)
+        self.stage_inputs = {"enrich": src_recv, "filter": enr_recv}
         async with trio.open_nursery() as stages:
             stages.start_soon(self._enrich_stage, src_recv, enr_send)
             stages.start_soon(self._filter_stage, enr_recv)
@@ -314,6 +322,8 @@ class Agent:
             except Exception as exc:
                 raise SourceError(f"source {source.name!r} failed: "
                                   f"{type(exc).__name__}: {exc}") from exc
+            if not self.stopping.is_set():
+                self.ended_sources.append(source.name)
 
     def _announce_ready(self) -> None:
         _settle_gc()
@@ -336,6 +346,8 @@ class Agent:
         async with recv, send:
             async for batch in recv:
                 self.metrics.inc("events.in", len(batch))
+                if batch:                   # how old its newest event is (/metrics)
+                    self.metrics.set("latency.enrich", time.time_ns() - batch[-1].ts)
                 for evt in batch:   # evt.num: arrival order, from 1, unless the source set it
                     if not evt.num:
                         number += 1
@@ -372,11 +384,12 @@ class Agent:
                             continue
                         if alerts:
                             for alert in alerts:
-                                metrics.inc("alerts.total")
-                                metrics.inc(f"alerts.rule.{alert.rule}")
+                                metrics.count_alert(alert)
                                 for offer in offers:
                                     offer(alert)
                 metrics.inc("events.judged", len(batch) - skipped)
+                if batch:
+                    metrics.set("latency.filter", time.time_ns() - batch[-1].ts)
                 if skipped:
                     metrics.inc("events.from_agent", skipped)
 
@@ -387,8 +400,7 @@ class Agent:
         offered to every output like a rule's alert.  Called from the agent's trio thread."""
         alert = Alert(rule, priority, output, time.time_ns(), dict(fields),
                       tags=["syswarden", "internal"], source="internal")
-        self.metrics.inc("alerts.total")
-        self.metrics.inc(f"alerts.rule.{rule}")
+        self.metrics.count_alert(alert)
         for offer in self._offers:
             offer(alert)
 

@@ -123,9 +123,9 @@ CORE_SCHEMA: dict[str, Key] = {
 
 #: falco.yaml keys with no meaning here: accepted, one warning each.
 FALCO_IGNORED = {
-    "load_plugins", "grpc", "grpc_output", "webserver", "engine", "libs_logger",
+    "load_plugins", "grpc", "grpc_output", "engine", "libs_logger",
     "base_syscalls", "falco_libs", "syscall_buf_size_preset", "modern_bpf", "config_files",
-    "append_output", "static_fields", "rules", "metrics", "output_timeout", "syscall_event_timeouts",
+    "append_output", "static_fields", "rules", "output_timeout", "syscall_event_timeouts",
     "file_output_json", "log_json", "container_engines", "capture", "json_include_message_property",
     "json_include_output_fields_property", "falco_libs", "rule_matching_mode", "outputs_queue",
     "plugins_hostinfo", "k8s_api", "k8s_api_cert", "k8s_node_name", "metadata_download",

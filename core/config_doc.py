@@ -18,7 +18,7 @@ HEADER = f"""# Configuration reference
 Generated from the code (`python -m syswarden.core.config_doc > docs/config.md`); do not edit.
 
 The config is YAML.  Keys follow Falco's `falco.yaml` where the concept is the same, so a Falco
-config loads as is; Falco keys with no meaning here (`grpc`, `webserver`, `engine`, ...) are
+config loads as is; Falco keys with no meaning here (`grpc`, `engine`, `libs_logger`, ...) are
 accepted with one warning.  An unknown key is an error naming the file, the line and the closest
 valid key; a wrong type names the expected one; a number out of the range shown below, NaN or
 infinity names the range.  `-o key.path=value` overrides any key (the value typed like a YAML
@@ -73,7 +73,8 @@ def render() -> str:
             for name in (record.plugin.syswarden_config_schema() or {}):
                 owners[name] = record.name
     for name, section in sorted(plugins.schemas().items()):
-        out += ["", f"## `{name}` (plugin `{owners.get(name, '?')}`)\n"]
+        owner = f"plugin `{owners[name]}`" if name in owners else "core"   # core.plugins.CORE_HOOKS
+        out += ["", f"## `{name}` ({owner})\n"]
         if section.doc:
             out.append(section.doc[0].upper() + section.doc[1:] + ".\n")
         out += ["| key | type | default | meaning |", "|---|---|---|---|"]

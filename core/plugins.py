@@ -59,6 +59,13 @@ BUILTIN_COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("event-generator", "command", "syswarden.commands.event_generator"),
 )
 
+#: (name, module): parts of ``core/`` that declare their config sections through the hooks,
+#: as a plugin does (the webserver's ``webserver`` and ``metrics``).  Registered in every
+#: plugin manager, first; they are the agent's own, so never disabled nor listed as plugins.
+CORE_HOOKS: tuple[tuple[str, str], ...] = (
+    ("core.webserver", "syswarden.core.webserver"),
+)
+
 _KIND_OF_HOOK = {
     "syswarden_make_sources": "source",
     "syswarden_make_enrichers": "enricher",
@@ -207,6 +214,8 @@ def make_plugin_manager(config: dict[str, Any] | None = None,
     disabled = set(config.get("disabled_plugins") or ())
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
+    for name, modpath in CORE_HOOKS:
+        pm.register(importlib.import_module(modpath), name=name)
     records: list[PluginRecord] = []
 
     def register(plugin: Any, name: str, origin: str, module: str) -> None:
