@@ -20,6 +20,9 @@ Plugin objects and the agent:
 The agent as a program: :data:`SYSWARDEN` (the command), :func:`running_agent` (started, ready,
 stopped and checked around a ``with`` block) and :func:`refused_at_start`.
 
+NATS: :class:`NatsCluster` and :func:`nats_cluster`, real ``nats-server`` processes with
+JetStream on 127.0.0.1 (the nats output and the fleet).
+
 Nothing here needs pytest; it needs trio.
 """
 
@@ -414,3 +417,137 @@ def refused_at_start(*args: str) -> str:
     assert out.returncode == 2, out.stderr
     assert "Traceback" not in out.stderr
     return out.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# NATS JetStream on 127.0.0.1 (the nats output and the fleet)
+# ---------------------------------------------------------------------------------------------
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class NatsCluster:
+    """``size`` real ``nats-server`` processes with JetStream on 127.0.0.1, clustered when
+    ``size`` > 1, each with its own store under ``directory`` (kept across restarts)::
+
+        cluster = NatsCluster(tmp_path)      # started, JetStream ready
+        cluster.kill(cluster.stream_leader("S"))    # SIGKILL one; cluster.start(i) again
+        cluster.close()
+
+    ``conf`` is added to every server's config (an ``authorization`` block; ``auth``: the
+    nats-py ``connect`` arguments that pass it).  ``call(fn)``
+    runs ``await fn(js)`` with a fresh nats-py connection, for checks from blocking code."""
+
+    def __init__(self, directory: str | os.PathLike, size: int = 3, conf: str = "",
+                 auth: dict[str, Any] | None = None) -> None:
+        self.dir = pathlib.Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.size = size
+        self.ports = [free_port() for _ in range(size)]
+        self.cluster_ports = [free_port() for _ in range(size)]
+        self.procs: list[subprocess.Popen | None] = [None] * size
+        self.conf = conf
+        self.auth = auth or {}
+        for i in range(size):
+            self.start(i, wait=False)
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def urls(self) -> list[str]:
+        return [f"nats://127.0.0.1:{p}" for p in self.ports]
+
+    def start(self, i: int, wait: bool = True) -> None:
+        name = f"n{i + 1}"
+        conf = self.dir / f"{name}.conf"
+        cluster = ""
+        if self.size > 1:
+            routes = ", ".join(f"nats-route://127.0.0.1:{p}" for p in self.cluster_ports)
+            cluster = (f"cluster {{ name: c1, listen: 127.0.0.1:{self.cluster_ports[i]}, "
+                       f"routes: [{routes}] }}")
+        conf.write_text(f"server_name: {name}\nlisten: 127.0.0.1:{self.ports[i]}\n"
+                        f"jetstream {{ store_dir: {self.dir / ('js-' + name)} }}\n"
+                        f"{cluster}\n{self.conf}\n")
+        log = open(self.dir / f"{name}.log", "ab")
+        self.procs[i] = subprocess.Popen(["nats-server", "-c", str(conf)], stdout=log,
+                                         stderr=subprocess.STDOUT)
+        if wait:
+            self.wait_ready()
+
+    def kill(self, i: int, sig: int = signal.SIGKILL) -> None:
+        proc = self.procs[i]
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(sig)
+            proc.wait(10)
+        self.procs[i] = None
+
+    def close(self) -> None:
+        for i in range(self.size):
+            self.kill(i, signal.SIGTERM)
+
+    def call(self, fn: Any, timeout: float = 30.0, **connect: Any) -> Any:
+        """``await fn(js)`` on a fresh connection to the servers that run."""
+        import asyncio
+
+        import nats
+
+        async def quiet(exc: Exception) -> None:     # the caller sees the error it raises
+            pass
+
+        async def go() -> Any:
+            nc = await nats.connect(servers=[u for u, p in zip(self.urls, self.procs) if p],
+                                    connect_timeout=2, allow_reconnect=False,
+                                    max_reconnect_attempts=0, error_cb=quiet,
+                                    **{**self.auth, **connect})
+            try:
+                return await fn(nc.jetstream(timeout=5))
+            finally:
+                await nc.close()
+        return asyncio.run(asyncio.wait_for(go(), timeout))
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Until JetStream answers (a meta leader is elected)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.call(lambda js: js.account_info(), timeout=5)
+                return
+            except Exception as exc:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"JetStream not ready after {timeout}s: {exc}")
+                time.sleep(0.2)
+
+    def stream_leader(self, stream: str) -> int:
+        """The index of the server leading ``stream``."""
+        async def info(js: Any) -> Any:
+            return await js.stream_info(stream)
+        leader = self.call(info).cluster.leader
+        return int(leader.lstrip("n")) - 1
+
+    def messages(self, stream: str) -> list[Any]:
+        """Every message of ``stream`` in order (nats-py ``RawStreamMsg``: ``subject``,
+        ``headers``, ``data``)."""
+        async def read(js: Any) -> list[Any]:
+            info = await js.stream_info(stream)
+            return [await js.get_msg(stream, seq) for seq in
+                    range(info.state.first_seq, info.state.last_seq + 1)] \
+                if info.state.messages else []
+        return self.call(read, timeout=120)
+
+
+@contextlib.contextmanager
+def nats_cluster(directory: str | os.PathLike, size: int = 3, conf: str = "",
+                 auth: dict[str, Any] | None = None) -> Iterator[NatsCluster]:
+    """A :class:`NatsCluster` for a ``with`` block, stopped after it."""
+    cluster = NatsCluster(directory, size, conf, auth)
+    try:
+        yield cluster
+    finally:
+        cluster.close()

@@ -23,10 +23,15 @@ and outputs built, the webserver listening (:mod:`~syswarden.core.webserver`), a
 outputs, enricher services and sources started (the eBPF source
 compiles and attaches its program then; its own line splits that time).
 
+Services (``syswarden_make_services``: the fleet's heartbeat and rules watcher) start with the
+enrichers' services and stop with them; a plugin that keeps the rules
+(``syswarden_rules_files``) names the files the filters load, at start-up and on each reload.
+
 Signals: SIGINT/SIGTERM stop the sources, let the stages drain, give the outputs
 ``pipeline.shutdown_grace`` seconds to flush, and return 0 (a second signal stops at once).
 SIGHUP reloads the config file and the rules (on a failure the old rules keep running, the error
-is logged) and reopens outputs; SIGUSR1 reopens outputs (logrotate).
+is logged) and reopens outputs; with ``watch_config_files`` a change to the config file, its
+``config_files`` or the rules files does the same; SIGUSR1 reopens outputs (logrotate).
 
 Failures: an exception while one plugin handles one event is caught at the stage boundary,
 counted (``errors.<stage>.<plugin>``) and logged with the plugin's name; the event goes on.  A
@@ -47,13 +52,13 @@ from typing import Any, TypeVar
 import trio
 
 from .alert import Alert, Priority
-from .config import load_config
+from .config import RELOADED_KEYS, load_config, watched_state
 from .errors import ConfigError, RuleError, SourceError, SyswardenError, UnsafePathError
 from .event import Event
 from .metrics import Metrics
 from .outputs import OutputRunner
 from .plugins import Plugins
-from .protocols import Enricher, Filter, Output, PluginContext, Source, adapt
+from .protocols import Enricher, Filter, Output, PluginContext, Service, Source, adapt
 from .rules.prefilter import OpenPrefilter
 from .rules.sockfilter import SocketPrefilter
 from .webserver import serve as serve_webserver
@@ -71,6 +76,9 @@ BAD_INPUT = (ConfigError, UnsafePathError)
 
 #: The stages :meth:`Agent.build` resolves, in this order.
 STAGES = ("filters", "sources", "enrichers", "outputs")
+
+#: seconds between two looks at the watched config and rules files (watch_config_files)
+WATCH_INTERVAL = 1.0
 
 #: log the first N errors of one plugin with a traceback, then one in every EVERY
 ERRORS_LOGGED_FULLY = 5
@@ -108,7 +116,7 @@ class Agent:
         self.config_path = config_path
         self.overrides = overrides
         self.rules_files = rules_files
-        self.replay_file = replay_file
+        self.replay_file = replay_file or config.get("_replay_file")   # -e, or engine.kind
         self.max_seconds = max_seconds
         self.metrics = metrics or Metrics()
         self.ready = trio.Event()
@@ -120,9 +128,13 @@ class Agent:
         self.enrichers: list[Enricher] = []
         self.outputs: list[Output] = []
         self.runners: list[OutputRunner] = []
+        self.services: list[Service] = []
         self._checks: list[tuple[str, Callable]] = []
         self._offers: list[Callable] = []
         self.startup: dict[str, float] = {}     # phase -> seconds (STARTUP_PHASES)
+        self._current_config = config           # as last (re)loaded: watched, base_syscalls
+        self._watch_seen: tuple | None = None   # the watched files' state (watch_config_files)
+        self._reload_lock = trio.Lock()
         #: what waits for each stage ("enrich", "filter"), once the pipeline runs (/healthz)
         self.stage_inputs: dict[str, trio.MemoryReceiveChannel[list[Event]]] = {}
         self.ended_sources: list[str] = []      # sources that returned before a stop
@@ -155,8 +167,10 @@ class Agent:
         self.ctx = PluginContext(self.config, self.metrics, self.plugins.fields(),
                                  replay_file=self.replay_file, agent_pid=os.getpid(),
                                  # an alert about the agent goes to the outputs
-                                 emit_alert=self.emit_internal_alert if record is None else None)
+                                 emit_alert=self.emit_internal_alert if record is None else None,
+                                 reload=self.reload)
         if "filters" in stages:
+            self._take_rules_source(self.config)
             with self._phase("filters"):
                 self.filters = self.plugins.make("filter", self.ctx)
                 self.ctx.event_types = self.event_types()
@@ -182,18 +196,27 @@ class Agent:
                 self.outputs = self.plugins.make("output", self.ctx)
             self.runners = [OutputRunner.for_output(o, self.config, self.metrics)
                             for o in self.outputs]
+            self.services = self.plugins.make("service", self.ctx)
         self._checks = [(f.name, f.check) for f in self.filters]
         self._offers = [r.offer for r in self.runners]
 
     def event_types(self) -> set[str] | None:
-        """The syscalls the filters need: their union, or None when one needs every event."""
+        """The syscalls the filters need: their union, or None when one needs every event;
+        with Falco's ``base_syscalls``: plus its ``custom_set`` (less its ``!name``), or
+        every syscall with ``all`` (the process and fd state's own syscalls, what ``repair``
+        adds in Falco, are always followed here)."""
+        base = self._current_config.get("base_syscalls") or {}
+        if base.get("all"):
+            return None
         types: set[str] = set()
         for f in self.filters:
             needed = f.event_types()
             if needed is None:
                 return None
             types |= set(needed)
-        return types
+        custom = [str(name) for name in base.get("custom_set") or ()]
+        types |= {name for name in custom if not name.startswith("!")}
+        return types - {name[1:] for name in custom if name.startswith("!")}
 
     def open_prefilter(self) -> OpenPrefilter | None:
         """The opens some filter may care about: the union of the filters' prefilters, or None
@@ -235,6 +258,8 @@ class Agent:
                         with self._phase("services started"):
                             for enricher in self.enrichers:
                                 await services.start(enricher.run)
+                            for service in self.services:
+                                await services.start(service.run)
                         await self._pipeline()
                         services.cancel_scope.cancel()
                     for runner in self.runners:
@@ -435,6 +460,8 @@ class Agent:
         with trio.open_signal_receiver(*wanted) as signals:
             async with trio.open_nursery() as reloads:
                 reloads.start_soon(self._reload_when_asked, asked, reloading)
+                if self.config.get("watch_config_files"):
+                    reloads.start_soon(self._watch_files, ask)
                 async for signum in signals:
                     if signum in (signal.SIGINT, signal.SIGTERM):
                         reloading.cancel()
@@ -457,6 +484,22 @@ class Agent:
                 await self.reload()
                 self._reopen_outputs()
 
+    async def _watch_files(self, ask: trio.MemorySendChannel[None]) -> None:
+        """Falco's ``watch_config_files``: the config file, the ``config_files`` (and the
+        files dropped into their directories) and the rules files, checked every
+        WATCH_INTERVAL seconds; a change asks for a reload as SIGHUP does."""
+        self._watch_seen = await trio.to_thread.run_sync(watched_state, self.config,
+                                                         self.rules_files)
+        while True:
+            await trio.sleep(WATCH_INTERVAL)
+            now = await trio.to_thread.run_sync(watched_state, self._current_config,
+                                                self.rules_files)
+            if now != self._watch_seen:
+                self._watch_seen = now
+                log.info("a watched config or rules file changed: reloading")
+                with contextlib.suppress(trio.WouldBlock):
+                    ask.send_nowait(None)
+
     def _reopen_outputs(self) -> None:
         for output in self.outputs:
             try:
@@ -465,12 +508,21 @@ class Agent:
                 log.error("output %r could not reopen: %s", output.name, exc)
 
     async def reload(self) -> bool:
-        """Re-read the config file and the rules; keep what runs when anything fails."""
+        """Re-read the config file and the rules; keep what runs when anything fails.  One
+        reload at a time; the files it reads are no change for ``watch_config_files``."""
+        async with self._reload_lock:
+            if self._watch_seen is not None:
+                self._watch_seen = await trio.to_thread.run_sync(
+                    watched_state, self._current_config, self.rules_files)
+            return await self._reload()
+
+    async def _reload(self) -> bool:
         log.info("reloading config and rules")
         try:
             config = load_config(self.config_path, self.overrides, self.plugins.schemas())
             if self.rules_files:
                 config["rules_file"] = list(self.rules_files)
+            self._take_rules_source(config)
         except SyswardenError as exc:
             log.error("reload failed, keeping the running config and rules: %s", exc)
             return False
@@ -483,6 +535,13 @@ class Agent:
                 log.error("reload failed, keeping the running rules: filter %r: %s",
                           f.name, detail)
                 return False
+        changed = sorted(k for k in set(config) | set(self._current_config)
+                         if not k.startswith("_") and k not in RELOADED_KEYS
+                         and config.get(k) != self._current_config.get(k))
+        if changed:
+            log.warning("reload: the rules are reloaded; %s changed, which takes effect at the "
+                        "next start", ", ".join(changed))
+        self._current_config = config
         self.ctx.event_types = self.event_types()
         self.ctx.open_prefilter = self.open_prefilter()
         self.ctx.socket_prefilter = self.socket_prefilter()
@@ -494,6 +553,14 @@ class Agent:
         log.info("reloaded: event_types=%s", "all" if self.ctx.event_types is None
                  else len(self.ctx.event_types))
         return True
+
+    def _take_rules_source(self, config: dict[str, Any]) -> None:
+        """The rules a plugin keeps (``syswarden_rules_files``) replace ``rules_file``,
+        unless ``-r`` named the rules."""
+        if not self.rules_files:
+            files = self.plugins.rules_files(config)
+            if files is not None:
+                config["rules_file"] = files
 
     async def _report_periodically(self, interval: float) -> None:
         while True:

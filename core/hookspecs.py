@@ -33,7 +33,8 @@ import pluggy
 if TYPE_CHECKING:
     from .config import Section
     from .fields import FieldDef
-    from .protocols import Command, Enricher, Filter, Flag, Output, PluginContext, Source
+    from .protocols import (Command, Enricher, Filter, Flag, Output, PluginContext, Service,
+                            Source)
 
 PROJECT = "syswarden"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -78,6 +79,21 @@ def syswarden_fields() -> "Iterable[FieldDef] | None":
     declared by exactly one plugin.
 
     :return: the plugin's :class:`~syswarden.core.fields.FieldDef` objects.
+    """
+
+
+@hookspec(firstresult=True)
+def syswarden_rules_files(config: dict[str, Any]) -> "list[str] | None":
+    """Say where the rules come from when a plugin keeps them (the fleet's key-value bucket).
+
+    Called before the filters are built (start-up) and on every reload (SIGHUP, or a reload a
+    :class:`~syswarden.core.protocols.Service` asks for), unless ``-r`` names the rules.  The
+    first non-None result replaces ``rules_file``: the local files or directories the rules
+    filter then loads, as it loads ``rules_file``.  Raise a ``ConfigError`` when there are no
+    rules to give (exit code 2 at start-up; on a reload the running rules stay).
+
+    :param config: the validated config (on a reload, the re-read one).
+    :return: rule files or directories, or None to leave ``rules_file`` as it is.
     """
 
 
@@ -145,6 +161,19 @@ def syswarden_make_enrichers(ctx: "PluginContext") -> "Enricher | Iterable[Enric
 
     :param ctx: config, metrics and the field registry.
     :return: enricher objects (see :class:`~syswarden.core.protocols.Enricher`), or None.
+    """
+
+
+@hookspec
+def syswarden_make_services(ctx: "PluginContext") -> "Service | Iterable[Service] | None":
+    """Build background services that run beside the pipeline (the fleet's heartbeat, the
+    rules watcher).
+
+    Called once at start-up, after the outputs.  Each service's ``run`` is started with the
+    enrichers' services, before the sources, and cancelled once the pipeline has drained.
+
+    :param ctx: config, metrics, the field registry and ``ctx.reload`` (the SIGHUP reload).
+    :return: service objects (see :class:`~syswarden.core.protocols.Service`), or None.
     """
 
 

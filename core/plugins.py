@@ -47,6 +47,8 @@ BUILTIN_PLUGINS: tuple[tuple[str, str, str], ...] = (
     ("syslog", "output", "syswarden.plugins.outputs.syslog"),
     ("program", "output", "syswarden.plugins.outputs.program"),
     ("webhook", "output", "syswarden.plugins.outputs.webhook"),
+    ("nats", "output", "syswarden.plugins.outputs.nats"),
+    ("fleet", "service", "syswarden.plugins.fleet"),
 )
 
 #: The built-in subcommands, plugins of their own above ``core/`` (``syswarden/commands/``):
@@ -57,6 +59,7 @@ BUILTIN_COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("capture", "command", "syswarden.commands.capture"),
     ("test-rules", "command", "syswarden.commands.ruletest"),
     ("event-generator", "command", "syswarden.commands.event_generator"),
+    ("fleet-commands", "command", "syswarden.commands.fleet"),
 )
 
 #: (name, module): parts of ``core/`` that declare their config sections through the hooks,
@@ -71,6 +74,7 @@ _KIND_OF_HOOK = {
     "syswarden_make_enrichers": "enricher",
     "syswarden_make_filters": "filter",
     "syswarden_make_outputs": "output",
+    "syswarden_make_services": "service",
 }
 
 
@@ -116,6 +120,13 @@ class Plugins:
         each an instance of the kind's base class (an object that does not subclass it is
         wrapped once by :func:`~syswarden.core.protocols.adapt`)."""
         return [adapt(kind, obj) for obj in self._enabled_call(f"syswarden_make_{kind}s", ctx=ctx)]
+
+    def rules_files(self, config: dict[str, Any]) -> list[str] | None:
+        """The rules an enabled plugin keeps (``syswarden_rules_files``), or None."""
+        disabled = [r.plugin for r in self.records if r.disabled and r.plugin is not None]
+        caller = self.pm.subset_hook_caller("syswarden_rules_files", remove_plugins=disabled)
+        result = caller(config=config)       # firstresult: the first non-None answer
+        return None if result is None else list(result)
 
     def schemas(self) -> dict[str, Section]:
         """Config sections of every registered plugin (enabled or not)."""
@@ -186,7 +197,8 @@ def _import_path(path: str) -> ModuleType:
 
 
 def _config_plugin_paths(entries: list) -> list[tuple[str | None, str]]:
-    """``plugins:`` entries: a module path, or ``{name, module}``; Falco .so plugins are skipped."""
+    """``plugins:`` entries: a module path, or ``{name, module}``; Falco's plugin entries
+    (``library_path``) are the config's to honour, not modules to import."""
     out: list[tuple[str | None, str]] = []
     for i, entry in enumerate(entries or []):
         if isinstance(entry, str):
@@ -194,8 +206,7 @@ def _config_plugin_paths(entries: list) -> list[tuple[str | None, str]]:
         elif isinstance(entry, dict) and entry.get("module"):
             out.append((entry.get("name"), str(entry["module"])))
         elif isinstance(entry, dict) and entry.get("library_path"):
-            log.warning("plugins[%d] (%s): Falco shared-library plugins are not supported; "
-                        "ignored", i, entry.get("name", entry["library_path"]))
+            continue    # a Falco plugin: the config's (core.config.honour_falco_keys)
         else:
             raise PluginError(f"plugins[{i}] must be a module path or {{name, module}}, "
                               f"not {entry!r}")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import abc
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Protocol
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Protocol
 
 import trio
 
@@ -71,6 +71,9 @@ class PluginContext:
     replay_file: str | None = None          # -e FILE: replay instead of the live source
     agent_pid: int = 0
     emit_alert: EmitAlert | None = None
+    #: the agent's SIGHUP reload (config and rules; True when the new rules run), for a
+    #: service that learns of new rules (None outside a running agent)
+    reload: "Callable[[], Awaitable[bool]] | None" = None
 
     def section(self, name: str) -> dict[str, Any]:
         return self.config.get(name) or {}
@@ -200,6 +203,20 @@ class Output(abc.ABC):
         does nothing."""
 
 
+class Service(abc.ABC):
+    """A background task beside the pipeline (``syswarden_make_services``): the fleet's
+    heartbeat, a watcher that reloads the rules when they change."""
+
+    #: the service's name in logs
+    name: str = ""
+
+    @abc.abstractmethod
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Run until cancelled (the agent stops once the pipeline has drained); call
+        ``task_status.started()`` once running.  Raising a ``ConfigError`` before that is bad
+        input (exit code 2)."""
+
+
 # ---------------------------------------------------------------------------------------------
 # Plugin objects that do not subclass their base
 # ---------------------------------------------------------------------------------------------
@@ -259,12 +276,20 @@ class _AdaptedOutput(_Adapted, Output):
         await self.plugin.run(alerts, task_status=task_status)
 
 
+class _AdaptedService(_Adapted, Service):
+    base = Service
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        await self.plugin.run(task_status=task_status)
+
+
 #: kind (as the factory hooks name it) -> the base its objects subclass, and the adapter
 BASES: dict[str, tuple[type, type]] = {
     "source": (Source, _AdaptedSource),
     "enricher": (Enricher, _AdaptedEnricher),
     "filter": (Filter, _AdaptedFilter),
     "output": (Output, _AdaptedOutput),
+    "service": (Service, _AdaptedService),
 }
 
 

@@ -5,9 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3-bpfcc linux-headers-amd64 docker.io busybox-static)
-# Receivers the output tests talk to, and the Prometheus that scrapes the agent (installed
-# without recommends).
-APT_RECEIVERS=(rsyslog prometheus-alertmanager prometheus redmine redmine-sqlite)
+# Receivers the output tests talk to, the Prometheus that scrapes the agent and the NATS
+# servers of the fleet's tests (installed without recommends).
+APT_RECEIVERS=(rsyslog prometheus-alertmanager prometheus redmine redmine-sqlite nats-server)
 
 missing() { for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || echo "$p"; done; }
 

@@ -24,7 +24,8 @@ PLUGIN_NAME = "kit"
 
 class CountingSource(Source):
     """Sends ``count`` events numbered 1..count (type ``kit``; every ``fail_every``-th is
-    ``boom``), in batches, then ends; with ``forever`` it then waits to be cancelled."""
+    ``boom``), in batches (``pace`` seconds apart), then ends; with ``forever`` it then waits
+    to be cancelled."""
 
     name = "kit-source"
 
@@ -34,6 +35,7 @@ class CountingSource(Source):
         self.forever = section["forever"]
         self.fail_every = section["fail_every"]
         self.crash = section["crash"]
+        self.pace = section["pace"]
 
     async def run(self, send, *, task_status=trio.TASK_STATUS_IGNORED):
         task_status.started()
@@ -45,7 +47,7 @@ class CountingSource(Source):
                 kind = "boom" if self.fail_every and n % self.fail_every == 0 else "kit"
                 batch.append(Event(kind, ts=1_700_000_000_000_000_000 + n, num=n))
             await send.send(batch)
-            await trio.sleep(0)
+            await trio.sleep(self.pace)
         if self.crash:
             raise RuntimeError("the kit source broke on purpose")
         if self.forever:
@@ -116,7 +118,7 @@ def syswarden_config_schema():
     return {"kit": Section({
         "count": Key(int, 100), "batch": Key(int, 7), "forever": Key(bool, False),
         "fail_every": Key(int, 0), "crash": Key(bool, False), "rules": Key(str, ""), "output": Key(str, ""),
-        "output_delay": Key(float, 0.0),
+        "output_delay": Key(float, 0.0), "pace": Key(float, 0.0),
     })}
 
 

@@ -83,7 +83,7 @@ def test_help_lists_the_added_subcommand_and_flag(site):
     out = run(site, "--help")
     assert out.returncode == 0
     text = " ".join(out.stdout.split())
-    assert "Subcommands: capture, test-rules, event-generator, fields-like" in text
+    assert "Subcommands: capture, test-rules, event-generator, rules, fleet, fields-like" in text
     assert "--count-syscalls print how many syscalls the loaded rules need and exit" in text
 
 

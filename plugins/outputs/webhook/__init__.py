@@ -5,7 +5,8 @@
 ``compress_uploads``, ``keep_alive``) and adds ours (``preset``, ``method``, ``headers`` with
 ``${ENV}`` values, ``timeout``, retries, the on-disk queue, de-duplication, preset options).
 ``webhook_outputs`` maps more webhooks' names to mappings with the same keys.
-See docs/outputs.md.  The pieces: :mod:`.output` (the output), :mod:`.spool` (the disk queue),
+See docs/outputs.md.  The pieces: :mod:`.output` (the output), :mod:`..spool` (the disk queue,
+shared with the nats output),
 :mod:`.backlog` (the disk queue and what it could not take), :mod:`.delivery` (HTTP and
 retries), :mod:`.presets` and :mod:`.templates` (the payloads).
 """

@@ -21,7 +21,7 @@ from collections.abc import Collection
 
 from syswarden.core.alert import Alert
 
-from .spool import Job, Spool
+from ..spool import Job, Spool
 
 
 class Backlog:

@@ -46,7 +46,7 @@ from syswarden.core.safe_files import configured_mode
 from .backlog import Backlog
 from .delivery import Backoff, Outcome, make_client, send, ssl_context
 from .presets import Request, key_values, make_preset
-from .spool import Job, Spool
+from ..spool import Job, Spool
 
 log = logging.getLogger("syswarden.outputs.webhook")
 

@@ -1,4 +1,6 @@
-"""The webhook's on-disk queue: alerts waiting for delivery survive a crash or SIGKILL.
+"""The outputs' on-disk queue: alerts waiting for delivery survive a crash or SIGKILL.
+
+One implementation, shared by the webhook and nats outputs (each its own database file).
 
 SQLite in WAL mode (``synchronous=NORMAL``: a committed row survives the process being
 killed; only a power cut may lose the last commits).  Bounded: beyond ``max_jobs`` rows the
@@ -189,6 +191,22 @@ class Spool:
                     (job.count, next_note, job.id, job.count)).rowcount:
                 return
             deleted = self.db.execute("DELETE FROM jobs WHERE id = ?", (job.id,)).rowcount
+        self.size -= deleted
+
+    def oldest(self, limit: int) -> list[Job]:
+        """Up to ``limit`` of the oldest jobs, in order (an output that delivers in order,
+        ``nats``, takes its next batch here)."""
+        rows = self.db.execute("SELECT id, kind, dedup_key, count, alert FROM jobs "
+                               "ORDER BY id LIMIT ?", (limit,)).fetchall()
+        return [Job(r[0], r[1], r[2], r[3], alert_from_json(r[4])) for r in rows]
+
+    def done_many(self, jobs: list[Job]) -> None:
+        """Jobs delivered, in one transaction.  Raises sqlite3.Error when the spool cannot be
+        written (the jobs stay; delivering them again is harmless to a receiver that
+        de-duplicates on the alert's uuid)."""
+        with self._writing():
+            deleted = self.db.executemany("DELETE FROM jobs WHERE id = ?",
+                                          [(j.id,) for j in jobs]).rowcount
         self.size -= deleted
 
     def __len__(self) -> int:

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from syswarden.core.errors import UnsafePathError
-from syswarden.plugins.outputs.webhook.spool import Spool
+from syswarden.plugins.outputs.spool import Spool
 from syswarden.testing import make_alert
 from tests.helpers.users import as_nobody, shared_fixture  # noqa: F401
 
@@ -167,3 +167,14 @@ def test_side_files_left_by_an_older_run_get_the_mode(tmp_path):
     assert spool.next_due(None).alert.output_fields["seq"] == 1
     spool.close()
     older.close()
+
+
+def test_oldest_in_order_and_done_many(tmp_path):
+    spool = Spool(str(tmp_path / "q.db"), 100)
+    alerts = [make_alert(i) for i in range(6)]
+    spool.add_alerts([(a, None) for a in alerts])
+    first = spool.oldest(4)
+    assert [j.alert.uuid for j in first] == [a.uuid for a in alerts[:4]]
+    spool.done_many(first[:3])
+    assert len(spool) == 3
+    assert [j.alert.uuid for j in spool.oldest(10)] == [a.uuid for a in alerts[3:]]
