@@ -7,14 +7,12 @@ the time window of that action) and one with Falco's stable ruleset
 
 from __future__ import annotations
 
-import calendar
-import json
 import time
 
 import pytest
 
 from syswarden.commands.event_generator import ACTIONS, run_actions
-from syswarden.testing import running_agent
+from tests.e2e.live_alerts import SLACK_NS, alert_ns, json_agent, read_alerts
 from tests.helpers.docker import containers, docker_images, dockerd  # noqa: F401
 from tests.helpers.paths import COMPAT
 
@@ -24,28 +22,6 @@ pytestmark = [pytest.mark.root, pytest.mark.docker, pytest.mark.slow]
 #: (these machines): the generator then says "skipped" with the reason
 MAY_SKIP = {"privileged-container"}
 NEEDS_CONTAINER = {"terminal-shell-in-container", "package-manager-in-container"}
-
-
-def alert_ns(alert: dict) -> int:
-    stamp, _, frac = alert["time"].rstrip("Z").partition(".")
-    secs = calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%S"))
-    return secs * 1_000_000_000 + int(frac.ljust(9, "0")[:9])
-
-
-def json_agent(events, *rules: str):
-    # the kernel here has no module support: follow finit_module through raw_syscalls
-    args = ["-o", "ebpf.raw_fallback=true", "-o", "json_output=true", "-o", "file_output.enabled=true",
-            "-o", f"file_output.filename={events}", "-o", "stdout_output.enabled=false"]
-    for r in rules:
-        args += ["-r", r]
-    return running_agent(*args)
-
-
-def read_alerts(path) -> list[dict]:
-    try:
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    except FileNotFoundError:
-        return []
 
 
 def test_every_action_raises_its_rule(tmp_path, containers):  # noqa: F811
@@ -68,7 +44,7 @@ def test_every_action_raises_its_rule(tmp_path, containers):  # noqa: F811
         time.sleep(1)
 
     alerts, falco_alerts = read_alerts(ours), read_alerts(falcos)
-    slack = 300_000_000
+    slack = SLACK_NS
     missed, report = [], []
     for action in ACTIONS:
         start, end, result = windows[action.name]
