@@ -49,14 +49,6 @@ UNREACHABLE: dict[str, str] = {
 
 #: rules an action triggers that syswarden does not raise yet: the piece they wait for
 AWAITING: dict[str, str] = {
-    "Drop and execute new binary in container":
-        "proc.is_exe_upper_layer is not computed",
-    "Program run with disallowed http proxy env":
-        "proc.env from the exec itself (read from /proc: a race with a short process)",
-    "Potential Local Privilege Escalation via Environment Variables Misuse":
-        "proc.env from the exec itself (read from /proc: a race with a short process)",
-    "Basic Interactive Reconnaissance":
-        "proc.vpgid at the exec (read from /proc: a race with a short process)",
     "Java Process Class File Download":
         "evt.buffer of recvfrom: the live source captures no received data, and keeps a TCP "
         "receive without an address in the kernel",
@@ -64,8 +56,7 @@ AWAITING: dict[str, str] = {
 
 
 #: of ``AWAITING``, the rules whose alert depends on a race today (not a strict xfail)
-RACES = {"Basic Interactive Reconnaissance", "Program run with disallowed http proxy env",
-         "Potential Local Privilege Escalation via Environment Variables Misuse"}
+RACES: set[str] = set()
 
 
 def by_name() -> dict[str, FalcoAction]:

@@ -97,7 +97,10 @@ def terminal_shell_in_container(run: Run) -> None:
 
 
 def _busybox_as(name: str, args: str = "") -> str:
-    return f"cp /bin/busybox /tmp/{name} && /tmp/{name} {args}; rm -f /tmp/{name}"
+    # a symbolic link, not a copy: the kernel names the process after the link, and the file it
+    # runs stays the image's (a copy would be a new binary in the container's upper layer, which
+    # "Drop and execute new binary in container", loaded first, takes)
+    return f"ln -sf /bin/busybox /tmp/{name} && /tmp/{name} {args}; rm -f /tmp/{name}"
 
 
 def netcat_in_container(run: Run) -> None:
@@ -126,7 +129,7 @@ def base64_decode_in_container(run: Run) -> None:
 
 
 def npm_runs_netcat(run: Run) -> None:
-    run.in_container("cp /bin/bash /tmp/npm && /tmp/npm -c 'nc 127.0.0.1 1 </dev/null; true'; "
+    run.in_container("ln -sf /bin/bash /tmp/npm && /tmp/npm -c 'nc 127.0.0.1 1 </dev/null; true'; "
                      "rm -f /tmp/npm")
 
 
