@@ -24,7 +24,7 @@ from ..fields import FieldRegistry
 from .ast import Const
 from .codegen import Namespace, build_matcher, compile_node
 from .compiler import Compiler, compile_condition
-from .loader import Loader, LoadResult, rule_condition
+from .loader import SOURCES, Loader, LoadResult, rule_condition
 from .operators import OPERATORS
 from .output import compile_output
 from .limits import MAX_GENERATED_NODES, over
@@ -67,9 +67,7 @@ def load_rules(files: list[str], fields: FieldRegistry) -> tuple[LoadResult, lis
     warnings: list[RuleError] = []
     rules: list[CompiledRule] = []
     for rd in result.rules:
-        if rd.source not in ("syscall", ""):
-            warnings.append(RuleError(f"rule source '{rd.source}' is not provided by "
-                                      "syswarden; rule skipped", rd.location))
+        if rd.source not in SOURCES:    # an error the loader reported: not compiled
             continue
         text = rule_condition(rd, lists)
         origin = Origin(text, rd.cond_location)

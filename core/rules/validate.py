@@ -59,10 +59,8 @@ def classify(err: RuleError, warning: bool) -> str:
                              ("too many evt.type", "LOAD_NO_EVTTYPE"),
                              ("unknown key", "LOAD_UNKNOWN_KEY"),
                              ("unknown top-level item", "LOAD_UNKNOWN_ITEM"),
-                             ("rule source", "LOAD_UNKNOWN_SOURCE"),
                              ("skip-if-unknown-filter", "LOAD_UNKNOWN_FILTER"),
                              ("unknown event type", "LOAD_UNKNOWN_EVTTYPE"),
-                             ("require plugin", "LOAD_UNKNOWN_PLUGIN"),
                              ("is not an identifier", "LOAD_INVALID_MACRO_NAME")):
             if needle in msg:
                 return code
@@ -73,6 +71,8 @@ def classify(err: RuleError, warning: bool) -> str:
         return "LOAD_ERR_YAML_PARSE"
     if "in output" in msg:
         return "LOAD_ERR_COMPILE_OUTPUT"
+    if msg.startswith(("plugin requirement not satisfied", "rule needs the event source")):
+        return "LOAD_ERR_VALIDATE"      # what the file needs is not loaded (fatal to Falco)
     if getattr(err, "column", None) is not None:
         return "LOAD_ERR_COMPILE_CONDITION"
     return "LOAD_ERR_YAML_VALIDATE"
