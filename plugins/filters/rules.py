@@ -24,7 +24,9 @@ from syswarden.core.errors import RuleError
 from syswarden.core.fields import FieldRegistry
 from syswarden.core.hookspecs import hookimpl
 from syswarden.core.protocols import Filter
+from syswarden.core.rules.describe import describe
 from syswarden.core.rules.engine import RuleEngine
+from syswarden.core.rules.loader import expand_paths
 from syswarden.core.rules.prefilter import OpenPrefilter, open_prefilter
 from syswarden.core.rules.sockfilter import SocketPrefilter, socket_prefilter
 
@@ -55,8 +57,10 @@ class RulesFilter(Filter):
             min_priority = Priority.parse(config.get("priority") or "debug")
         except ValueError as exc:
             raise RuleError(f"priority: {exc}") from None
-        engine = RuleEngine.load(rules_files(config), self.fields, min_priority=min_priority,
+        files = rules_files(config)
+        engine = RuleEngine.load(files, self.fields, min_priority=min_priority,
                                  rule_matching=str(config.get("rule_matching") or "first"))
+        self._files = files     # loaded: -L with json_output and --support read them
         if self.metrics is not None:
             engine.on_error = lambda: self.metrics.inc("rules.eval_errors")
         for w in engine.warnings:   # as Falco does at start-up; `-V` shows them in full
@@ -95,6 +99,12 @@ class RulesFilter(Filter):
 
     def describe(self) -> Iterable[tuple[str, str]]:
         return [(r.name, r.desc) for r in self.engine.rules()]
+
+    def describe_json(self, rule: str | None = None) -> dict[str, Any]:
+        return describe(self._files, self.fields, rule)
+
+    def rules_files(self) -> list[str]:
+        return expand_paths(self._files)
 
 
 @hookimpl
