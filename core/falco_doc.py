@@ -70,41 +70,41 @@ FALCO_KEYS: tuple[str, ...] = (
 #: spells it, with what syswarden does with it (docs/cli.md has the details).
 FLAGS: tuple[tuple[str, str], ...] = (
     ("-h, --help", "same: the flags, and syswarden's subcommands"),
-    ("-c <path>", "same; without it the config shipped in the package, not "
-                  "/etc/falco/falco.yaml"),
-    ("--config-schema", "same: the config's JSON Schema, generated from the definitions that "
-                        "validate it"),
-    ("--rule-schema", "same: a rules file's JSON Schema, generated from the keys the rules "
-                      "loader reads"),
-    ("--disable-source <event_source>", "same checks; `syscall` is the only source, so "
-                                        "disabling it is Falco's `Must enable at least one "
-                                        "event source`"),
+    ("-c <path>", ("same; without it the config shipped in the package, not "
+                   "/etc/falco/falco.yaml")),
+    ("--config-schema", ("same: the config's JSON Schema, generated from the definitions that "
+                         "validate it")),
+    ("--rule-schema", ("same: a rules file's JSON Schema, generated from the keys the rules "
+                       "loader reads")),
+    ("--disable-source <event_source>", ("same checks; `syscall` is the only source, so "
+                                         "disabling it is Falco's `Must enable at least one "
+                                         "event source`")),
     ("--dry-run", "same"),
     ("--enable-source <event_source>", "same; `syscall` is the only source"),
     ("-i", "the syscalls Falco's rules may name that syswarden never follows"),
-    ("-L", "same: two columns; with `json_output`, Falco's JSON (`rules` with `info` and "
-           "`details`, `macros`, `lists`; fewer `details` than Falco's)"),
+    ("-L", ("same: two columns; with `json_output`, Falco's JSON (`rules` with `info` and "
+            "`details`, `macros`, `lists`; fewer `details` than Falco's)")),
     ("-l <rule>", "same, text or JSON; a rule not loaded is Falco's message, exit 2"),
     ("--list [<source>]", "same: every field is the `syscall` source's"),
-    ("--list-events", "the syscall events syswarden follows, with Falco's parameter names "
-                      "(no parameter types)"),
-    ("--list-plugins", "syswarden's plugins (sources, enrichers, filters, outputs), built-in "
-                       "or installed"),
+    ("--list-events", ("the syscall events syswarden follows, with Falco's parameter names "
+                       "(no parameter types)")),
+    ("--list-plugins", ("syswarden's plugins (sources, enrichers, filters, outputs), built-in "
+                        "or installed")),
     ("-M <num_seconds>", "same"),
     ("--markdown", "same (deprecated in Falco): `--format markdown`"),
-    ("--format <format>", "same values (`text`, `markdown`, `json`) for `--list` and "
-                          "`--list-events`; syswarden's own shapes"),
+    ("--format <format>", ("same values (`text`, `markdown`, `json`) for `--list` and "
+                           "`--list-events`; syswarden's own shapes")),
     ("-N", "same"),
     ("-o, --option <opt>=<val>", "same"),
-    ("--plugin-info <plugin_name>", "a syswarden plugin's description and config sections; "
-                                    "`container` is the `docker` enricher"),
-    ("-p, --print <output_format>", "same (deprecated in Falco): an `append_output` entry; "
-                                    "`-pc`/`-pk` do nothing"),
-    ("-P, --pidfile <pid_file>", "same, written as root writes every file (no links, no "
-                                 "FIFOs); removed when the agent stops"),
+    ("--plugin-info <plugin_name>", ("a syswarden plugin's description and config sections; "
+                                     "`container` is the `docker` enricher")),
+    ("-p, --print <output_format>", ("same (deprecated in Falco): an `append_output` entry; "
+                                     "`-pc`/`-pk` do nothing")),
+    ("-P, --pidfile <pid_file>", ("same, written as root writes every file (no links, no "
+                                  "FIFOs); removed when the agent stops")),
     ("-r <rules_file>", "same"),
-    ("--support", "same keys: `version`, `engine_info`, `system_info`, `cmdline`, `config`, "
-                  "`rules_files`"),
+    ("--support", ("same keys: `version`, `engine_info`, `system_info`, `cmdline`, `config`, "
+                   "`rules_files`")),
     ("-U, --unbuffered", "same: `buffered_outputs=false`"),
     ("-V, --validate <rules_file>", "same report and JSON; exit 1 when a file is invalid"),
     ("-v", "same end-of-run counts (`Elapsed time`, `Captured Events`, eps)"),

@@ -13,7 +13,8 @@ import json
 import os
 import platform
 import textwrap
-from typing import TYPE_CHECKING, Any, Iterable, TextIO
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, TextIO
 
 import yaml
 
@@ -165,8 +166,8 @@ def plugin_info(plugins: Plugins, name: str, out: TextIO) -> None:
     wanted = FALCO_PLUGIN_NAMES.get(name, name)
     record = next((r for r in plugins.records if r.name == wanted or r.module == name), None)
     if record is None:
-        raise ConfigError(f"can't find plugin and print its info: {name}", Location("--plugin-info"),
-                          hint="syswarden --list-plugins lists them")
+        raise ConfigError(f"can't find plugin and print its info: {name}",
+                          Location("--plugin-info"), hint="syswarden --list-plugins lists them")
     doc = (record.plugin.__doc__ or "").strip() if record.plugin is not None else ""
     caps = {"source": "  - Event Sourcing (source='syscall')", "enricher": "  - Event Parsing",
             "filter": "  - Rule Matching", "output": "  - Alert Output",

@@ -12,8 +12,8 @@ import textwrap
 
 import pytest
 import yaml
-
-from syswarden.testing import SYSWARDEN as CLI, running_agent
+from syswarden.testing import SYSWARDEN as CLI
+from syswarden.testing import running_agent
 
 from .test_cli import kit_config
 
@@ -37,7 +37,8 @@ K8S_AUDIT_RULES = textwrap.dedent("""\
 
 
 def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout,
+                          check=False)
 
 
 def test_a_rules_file_needing_a_missing_plugin_stops_the_start(tmp_path):

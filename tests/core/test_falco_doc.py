@@ -8,11 +8,10 @@ import pathlib
 
 import pytest
 import yaml
-
 from syswarden.core.cli import build_parser, installed_commands
 from syswarden.core.config import ConfigError, load_config
-from syswarden.core.plugins import make_plugin_manager
 from syswarden.core.falco_doc import FALCO_KEYS, FLAGS, _top_schema, render, status
+from syswarden.core.plugins import make_plugin_manager
 
 DOCS = pathlib.Path(__file__).resolve().parents[2] / "docs"
 
