@@ -76,11 +76,14 @@ def _key(key: Key) -> dict[str, Any]:
 
 
 def _types(t: Any) -> dict[str, Any]:
+    """A type, a tuple of them, or a :class:`Section` (a mapping of its keys)."""
+    if isinstance(t, Section):
+        return _section(t)
     if isinstance(t, tuple):
+        if any(isinstance(x, Section) for x in t):
+            return {"anyOf": [_types(x) for x in t]}
         return {"type": [_JSON_TYPES[x] for x in t]}
-    if t is float:                           # finite: JSON has no NaN nor infinity
-        return {"type": "number"}
-    return {"type": _JSON_TYPES[t]}
+    return {"type": _JSON_TYPES[t]}          # a float is finite: JSON has no NaN nor infinity
 
 
 def _as_list(t: str | list[str]) -> list[str]:

@@ -112,12 +112,6 @@ FLAGS: tuple[tuple[str, str], ...] = (
     ("--page-size", "same"),
 )
 
-#: What the schema cannot say about a key, where syswarden differs from Falco.
-NOTES: dict[str, str] = {
-    "plugins": "Falco's `container` plugin entry is syswarden's container enrichment",
-    "rules": "by rule name (wildcards) or tag, in order",
-}
-
 HEADER = """# Coming from Falco
 
 Generated from the code (`python -m syswarden.core.falco_doc > docs/falco.md`); do not edit.
@@ -149,26 +143,30 @@ def _top_schema() -> Section:
 
 
 def status(path: str, top: Section) -> str:
-    """What syswarden does with the Falco key ``path`` (dotted)."""
+    """What syswarden does with the Falco key ``path`` (dotted): the description of the key
+    in the schema, the warning of a key accepted without effect, or the refusal."""
     names = path.split(".")
     if names[0] not in top.keys and names[0] in FALCO_IGNORED:
-        return "accepted, not acted on: one warning"
+        if len(names) > 1:
+            return f"as `{names[0]}`"
+        why = FALCO_IGNORED[names[0]] if isinstance(FALCO_IGNORED, dict) else ""
+        return "accepted, one warning" + (f": {why}" if why else "")
     section: Section = top
-    key: Key | None = None
+    doc = ""
     for name in names:
         if section.values is not None:
-            section, key = section.values, None
+            section = section.values
             continue
-        if section.open:
-            return "read (any key)"
         key = section.keys.get(name)
+        if key is None and section.open:
+            return "accepted" + (f" ({doc})" if doc else "")
         if key is None:
             return "**refused**: unknown key (exit 2)"
+        doc = key.doc
         if isinstance(key.type, Section):
             section = key.type
-    doc = (key.doc or (key.type.doc if isinstance(key.type, Section) else "")) if key else ""
-    note = NOTES.get(path)
-    return "read" + (f": {doc}" if doc else "") + (f" ({note})" if note else "")
+            doc = doc or section.doc
+    return "read" + (f": {doc}" if doc else "")
 
 
 def render() -> str:

@@ -26,6 +26,9 @@ from syswarden.testing import SYSWARDEN
 SCHEMAS = make_plugin_manager().schemas()
 SCHEMA = config_schema(SCHEMAS)
 VALIDATOR = jsonschema.Draft7Validator(SCHEMA)
+#: keys the loader also checks against other keys or tables (a syscall name, a plugin entry
+#: named elsewhere, a file the kind needs): a value may pass the schema and be refused at load
+CROSS_CHECKED = {"engine.kind", "load_plugins", "base_syscalls.custom_set"}
 SAMPLES = [True, False, 0, 1, -1, 5, 2.5, 70000, 10**8, "x", "info", "ALL", "0600", [], ["a"],
            [1], {}, {"a": 1}, None]
 
@@ -59,6 +62,18 @@ def loads(tmp_path, doc) -> bool:
     return True
 
 
+def has_check(key: Key) -> bool:
+    """Whether a check the schema cannot say applies to the key's value or one inside it."""
+    inner = [t for t in (key.type, key.items,
+                         *(key.type if isinstance(key.type, tuple) else ()),
+                         *(key.items if isinstance(key.items, tuple) else ()))
+             if isinstance(t, Section)]
+    return key.check is not None or any(
+        getattr(t, "check", None) is not None or any(has_check(k) for k in t.keys.values())
+        or (t.values is not None and any(has_check(k) for k in t.values.keys.values()))
+        for t in inner)
+
+
 def test_the_schema_is_a_valid_json_schema():
     jsonschema.Draft7Validator.check_schema(SCHEMA)
 
@@ -74,7 +89,7 @@ def test_the_schema_accepts_what_the_loader_accepts(tmp_path, path, key):
     for value in values:
         doc = nested(path, value)
         loaded, valid = loads(tmp_path, doc), VALIDATOR.is_valid(doc)
-        if key.check is None:
+        if not has_check(key) and ".".join(path) not in CROSS_CHECKED:
             assert loaded == valid, f"{'.'.join(path)}={value!r}: loader {loaded}, " \
                                     f"schema {valid}"
         else:               # what check refuses, the schema cannot say
