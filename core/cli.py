@@ -235,7 +235,9 @@ def _main(args: argparse.Namespace, commands: Commands, argv: list[str]) -> int:
         return EXIT_OK
     if args.validate:
         from .rules.validate import validate
-        return validate(args.validate, plugins.fields(), bool(config["json_output"]))
+        describe = True if args.list_rules else args.describe_rule or False
+        return validate(args.validate, plugins.fields(), bool(config["json_output"]),
+                        describe=describe)
 
     from .agent import Agent
     agent = Agent(config, plugins, config_path=args.config, overrides=tuple(args.overrides),

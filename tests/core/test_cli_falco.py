@@ -289,3 +289,15 @@ def test_print_appends_an_append_output_entry_and_pc_does_nothing():
         return yaml.safe_load(json.loads(out.stdout)["config"]).get("append_output") or []
     assert {"extra_output": "cpu=%evt.cpu"} in appended("-p", "cpu=%evt.cpu")
     assert {"extra_output": "c"} not in appended("-pc")
+
+
+def test_validate_with_describe_as_falco(tmp_path):
+    rules = rules_file(tmp_path)
+    out = run("-V", rules, "-l", "Other")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(f"{rules}: Ok")
+    assert f"\n{'Other':<50} another rule" in out.stdout and "Shell spawned " not in out.stdout
+    doc = json.loads(run("-V", rules, "-L", "-o", "json_output=true").stdout)
+    assert doc["falco_load_results"][0]["successful"] is True
+    assert [r["info"]["name"] for r in doc["falco_describe_results"]["rules"]] == \
+        ["Shell spawned", "Other"]
