@@ -70,6 +70,9 @@ OVERRIDE_REPLACE = {"rule": {"condition", "output", "desc", "priority", "tags", 
 BUILTIN_PLUGINS = {"container"}
 #: The event sources syswarden has: Falco's ``syscall`` (a rule without ``source`` is one).
 SOURCES = ("syscall",)
+#: How the errors of what a file needs and syswarden does not have begin (``-V`` classifies them)
+NEEDS_PLUGIN = "plugin requirement not satisfied"
+NEEDS_SOURCE = "rule needs the event source"
 _IDENTIFIER = re.compile(r"[a-zA-Z][a-zA-Z0-9_]*")
 
 
@@ -178,7 +181,23 @@ class Loader:
             self._flush()
             return
         self.load_text(text, path)
+        self._name_the_rules_in_need()
         self._flush()
+
+    def _name_the_rules_in_need(self) -> None:
+        """A file's unmet plugin requirement names the file's rules of a source syswarden does
+        not have: the start-up error (the file's first) then says which rules are missing
+        what."""
+        rules = [e.location.item for e in self._errors
+                 if e.message.startswith(NEEDS_SOURCE) and e.location and e.location.item]
+        if not rules:
+            return
+        more = f" and {len(rules) - 3} more" if len(rules) > 3 else ""
+        for err in self._errors:
+            if err.message.startswith(NEEDS_PLUGIN):
+                verb = "needs" if len(rules) == 1 else "need"
+                err.message += f"; the file's {', '.join(rules[:3])}{more} {verb} it"
+                err.args = (err.message,)
 
     def _flush(self) -> None:
         self.result.errors.extend(self._errors)
@@ -342,7 +361,7 @@ class Loader:
                               if isinstance(alt, dict)]
             if not {str(w.get("name")) for w in wanted} & BUILTIN_PLUGINS:
                 one_of = ", ".join(f"{w.get('name')} (>= {w.get('version')})" for w in wanted)
-                self.error(f"plugin requirement not satisfied, must load one of: {one_of}; "
+                self.error(f"{NEEDS_PLUGIN}, must load one of: {one_of}; "
                            "syswarden has no such plugin (of Falco's plugins it provides "
                            f"{', '.join(sorted(BUILTIN_PLUGINS))}, as its container "
                            "enrichment)", marks.loc((i, "required_plugin_versions", j)))
@@ -369,7 +388,7 @@ class Loader:
                 raise RuleError(f"rule has no '{key}'", loc)
         source = str(item.get("source") or "syscall")
         if source not in SOURCES:       # recorded all the same: a later append finds it
-            self.error(f"rule needs the event source '{source}', which is not loaded: "
+            self.error(f"{NEEDS_SOURCE} '{source}', which is not loaded: "
                        f"syswarden has the {', '.join(SOURCES)} source only (Falco reads "
                        f"'{source}' events through a plugin)", marks.loc((i, "source"), what))
         cond = item["condition"]

@@ -28,7 +28,7 @@ from typing import Any, TextIO
 from ..errors import Location, RuleError
 from ..fields import FieldRegistry
 from .engine import load_rules
-from .loader import expand_paths
+from .loader import NEEDS_PLUGIN, NEEDS_SOURCE, expand_paths
 
 CODES = {
     "LOAD_ERR_FILE_READ": "Could not read file",
@@ -71,7 +71,7 @@ def classify(err: RuleError, warning: bool) -> str:
         return "LOAD_ERR_YAML_PARSE"
     if "in output" in msg:
         return "LOAD_ERR_COMPILE_OUTPUT"
-    if msg.startswith(("plugin requirement not satisfied", "rule needs the event source")):
+    if msg.startswith((NEEDS_PLUGIN, NEEDS_SOURCE)):
         return "LOAD_ERR_VALIDATE"      # what the file needs is not loaded (fatal to Falco)
     if getattr(err, "column", None) is not None:
         return "LOAD_ERR_COMPILE_CONDITION"

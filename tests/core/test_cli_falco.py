@@ -50,6 +50,7 @@ def test_a_rules_file_needing_a_missing_plugin_stops_the_start(tmp_path):
     assert out.returncode == 2, out.stdout
     assert f"{rules}:3:5: plugin requirement not satisfied, must load one of: " \
            "k8saudit (>= 0.7.0), k8saudit-eks (>= 0.4.0)" in out.stderr
+    assert "the file's rule 'Disallowed K8s User' needs it" in out.stderr
     assert "dry run ok" not in out.stdout and "Traceback" not in out.stderr
 
 
