@@ -1,5 +1,9 @@
 """The ``syswarden`` command: Falco's flags where the concept is the same.
 
+Every flag of Falco 0.44's ``falco`` is taken (docs/falco.md says what each does here); what
+the print-and-exit ones print is in :mod:`.info`, the schemas in :mod:`.config_schema` and
+:mod:`.rules.schema`, ``-L``'s JSON in :mod:`.rules.describe`.
+
 The main command runs the agent (or replays, validates, lists).  The subcommands, and the flags
 that belong to one plugin, come from the plugins' ``syswarden_commands`` hook
 (:class:`~syswarden.core.protocols.Command`, :class:`~syswarden.core.protocols.Flag`): the
