@@ -106,7 +106,8 @@ FLAGS: tuple[tuple[str, str], ...] = (
     ("--support", ("same keys: `version`, `engine_info`, `system_info`, `cmdline`, `config`, "
                    "`rules_files`")),
     ("-U, --unbuffered", "same: `buffered_outputs=false`"),
-    ("-V, --validate <rules_file>", "same report and JSON; exit 1 when a file is invalid"),
+    ("-V, --validate <rules_file>", ("same report and JSON, with `-L`/`-l` the description "
+                                     "after it; exit 1 when a file is invalid")),
     ("-v", "same end-of-run counts (`Elapsed time`, `Captured Events`, eps)"),
     ("--version", "syswarden's version; JSON with `json_output`"),
     ("--page-size", "same"),
