@@ -24,12 +24,13 @@ from ..fields import FieldRegistry
 from .ast import Const
 from .codegen import Namespace, build_matcher, compile_node
 from .compiler import Compiler, compile_condition
-from .loader import SOURCES, Loader, LoadResult, rule_condition
+from .loader import Loader, LoadResult, rule_condition
 from .operators import OPERATORS
 from .output import compile_output
 from .limits import MAX_GENERATED_NODES, over
 from .resolved import Origin, RNode, inlined_size
 from .typesets import ALL, TypeSet, fold, mentioned_types, type_sets
+from .loader import SOURCES
 
 __all__ = ["RuleEngine", "CompiledRule", "compile_condition", "load_rules"]
 

@@ -26,9 +26,9 @@ from syswarden.core.hookspecs import hookimpl
 from syswarden.core.protocols import Filter
 from syswarden.core.rules.describe import describe
 from syswarden.core.rules.engine import RuleEngine
-from syswarden.core.rules.loader import expand_paths
 from syswarden.core.rules.prefilter import OpenPrefilter, open_prefilter
 from syswarden.core.rules.sockfilter import SocketPrefilter, socket_prefilter
+from syswarden.core.rules.loader import expand_paths
 
 log = logging.getLogger("syswarden.rules")
 
@@ -57,12 +57,11 @@ class RulesFilter(Filter):
             min_priority = Priority.parse(config.get("priority") or "debug")
         except ValueError as exc:
             raise RuleError(f"priority: {exc}") from None
-        files = rules_files(config)
-        engine = RuleEngine.load(files, self.fields, min_priority=min_priority,
+        engine = RuleEngine.load(rules_files(config), self.fields, min_priority=min_priority,
                                  rule_matching=str(config.get("rule_matching") or "first"))
-        self._files = files     # loaded: -L with json_output and --support read them
         if self.metrics is not None:
             engine.on_error = lambda: self.metrics.inc("rules.eval_errors")
+        self._files = rules_files(config)   # loaded: -L with json_output, --support read them
         for w in engine.warnings:   # as Falco does at start-up; `-V` shows them in full
             log.warning("rules: %s", str(w).split("\n")[0])
         active = engine.active_rules()
