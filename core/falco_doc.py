@@ -97,7 +97,7 @@ FLAGS: tuple[tuple[str, str], ...] = (
     ("-N", "same"),
     ("-o, --option <opt>=<val>", "same"),
     ("--plugin-info <plugin_name>", ("a syswarden plugin's description and config sections; "
-                                     "`container` is the `docker` enricher")),
+                                     "`container` is the container enrichment")),
     ("-p, --print <output_format>", ("same (deprecated in Falco): an `append_output` entry; "
                                      "`-pc`/`-pk` do nothing")),
     ("-P, --pidfile <pid_file>", ("same, written as root writes every file (no links, no "

@@ -29,8 +29,9 @@ if TYPE_CHECKING:
 #: ``--format`` / ``--markdown``: how ``--list`` and ``--list-events`` print (Falco's values)
 FORMATS = ("text", "markdown", "json")
 
-#: the plugin that stands for a Falco plugin of the same purpose (``--plugin-info container``)
-FALCO_PLUGIN_NAMES = {name: "docker" for name in BUILTIN_PLUGINS}
+#: a field of each Falco plugin syswarden stands in for: the plugin providing it stands for it
+#: (``--plugin-info container`` describes the container enrichment)
+FALCO_PLUGIN_FIELDS = {"container": "container.id"}
 
 
 def _version() -> str:
@@ -161,9 +162,12 @@ def engine_info() -> dict[str, str]:
 
 def plugin_info(plugins: Plugins, name: str, out: TextIO) -> None:
     """``--plugin-info NAME``: a plugin's name, description, version, capabilities and config
-    schema.  ``container`` (Falco's container plugin) names the Docker enricher."""
+    schema.  ``container`` (Falco's container plugin) names the container enrichment."""
     from .config_schema import config_schema
-    wanted = FALCO_PLUGIN_NAMES.get(name, name)
+    wanted = name
+    if name in BUILTIN_PLUGINS:
+        field = plugins.fields().get(FALCO_PLUGIN_FIELDS[name])
+        wanted = field.provider if field is not None else name
     record = next((r for r in plugins.records if r.name == wanted or r.module == name), None)
     if record is None:
         raise ConfigError(f"can't find plugin and print its info: {name}",

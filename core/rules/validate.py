@@ -59,8 +59,10 @@ def classify(err: RuleError, warning: bool) -> str:
                              ("too many evt.type", "LOAD_NO_EVTTYPE"),
                              ("unknown key", "LOAD_UNKNOWN_KEY"),
                              ("unknown top-level item", "LOAD_UNKNOWN_ITEM"),
+                             ("rule source", "LOAD_UNKNOWN_SOURCE"),
                              ("skip-if-unknown-filter", "LOAD_UNKNOWN_FILTER"),
                              ("unknown event type", "LOAD_UNKNOWN_EVTTYPE"),
+                             ("require plugin", "LOAD_UNKNOWN_PLUGIN"),
                              ("is not an identifier", "LOAD_INVALID_MACRO_NAME")):
             if needle in msg:
                 return code

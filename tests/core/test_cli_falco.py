@@ -14,6 +14,7 @@ import textwrap
 import pytest
 import yaml
 from syswarden.core import info
+from syswarden.core.plugins import make_plugin_manager
 from syswarden.testing import SYSWARDEN as CLI
 from syswarden.testing import running_agent
 
@@ -223,11 +224,12 @@ def test_version_as_json_with_json_output():
 
 
 def test_plugin_info_of_falcos_container_plugin_and_an_unknown_one():
+    enrichment = make_plugin_manager().fields().get("container.id").provider
     out = run("--plugin-info", "container")
     assert out.returncode == 0
-    assert out.stdout.startswith("Name: docker\nDescription: ")
+    assert out.stdout.startswith(f"Name: {enrichment}\nDescription: ")
     assert "  - Field Extraction" in out.stdout and "Init config schema type: JSON" in out.stdout
-    assert '"docker": {' in out.stdout
+    assert f'"{enrichment}": {{' in out.stdout
     missing = run("--plugin-info", "k8saudit")
     assert missing.returncode == 2
     assert "can't find plugin and print its info: k8saudit" in missing.stderr
