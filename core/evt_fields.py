@@ -24,7 +24,7 @@ from typing import Any
 
 from .alert import HOSTNAME, format_time_text
 from .fields import ArgKind, Bound, Field, FieldType, define
-from .syscalls import (ENTER_ARGS, EVENTS, EXIT_ARGS, O_F_CREATED, O_TMPFILE, render_arg,
+from .syscalls import (EVENTS, O_F_CREATED, O_TMPFILE, render_arg,
                        render_errno)
 
 F = FieldType
@@ -101,6 +101,16 @@ def _evt_datetime_s(e):
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.ts // 1_000_000_000))
 
 
+#: Event types that are not system calls: syscall.type is unknown for them, as in Falco.
+NOT_SYSCALLS = frozenset({"procexit", "container", "signaldeliver", "procinfo", "k8s",
+                          "mesos", "notification", "infra", "page_fault", "pluginevent",
+                          "scapevent", "tracer", "drop", "switch", "cpu_hotplug", "asyncevent"})
+
+
+def _syscall_type(e):
+    return None if e.type in NOT_SYSCALLS else e.type
+
+
 # -- result -----------------------------------------------------------------------------------
 
 def _evt_res(e):
@@ -118,21 +128,16 @@ def _evt_failed(e):
 # -- arguments --------------------------------------------------------------------------------
 
 def _arg_by_index(index: int) -> Bound:
-    """``evt.arg[N]``: the N-th parameter of Falco's exit event and of its enter event.
-
-    Multi-valued (one or two values): a comparison holds when it holds for either, as a Falco
-    rule without ``evt.dir`` matches either event.
-    """
+    """``evt.arg[N]``: the N-th parameter of Falco's event, in its order: the exit event's
+    parameters, then the enter event's (Falco's drivers send the exit event only, with the
+    enter parameters in it: ``openat`` is fd, dirfd, name, flags, mode, dev, ino)."""
     def read(e):
         t = e.type
-        out = []
-        for names in (EXIT_ARGS.get(t), ENTER_ARGS.get(t)):
-            if names is not None and index < len(names):
-                v = render_arg(t, names[index], e.args.get(names[index]))
-                if v is not None and v not in out:
-                    out.append(v)
-        return tuple(out) if out else None
-    return Bound(read, many=True)
+        names = EVENTS.get(t)
+        if names is None or index >= len(names):
+            return None
+        return render_arg(t, names[index], e.args.get(names[index]))
+    return Bound(read)
 
 
 def _evt_arg(arg: Any) -> Bound:
@@ -224,6 +229,8 @@ def _is_open_create(e):
 
 FIELDS = define("core", (
     Field("evt.type", F.STRING, "Name of the event (the system call), e.g. openat", _evt_type),
+    Field("syscall.type", F.STRING, "For a system call, its name (evt.type); unknown for an "
+          "event that is not one (procexit)", _syscall_type),
     Field("evt.num", F.UINT64, "Sequence number of the event (from 1)", _evt_num),
     Field("evt.cpu", F.INT64, "Number of the CPU where the event happened", _evt_cpu),
     Field("evt.dir", F.STRING,

@@ -147,9 +147,9 @@ EVENTS: dict[str, tuple[str, ...]] = {
     "io_uring_register": ("res", "fd", "opcode", "arg", "nr_args"),
 }
 
-#: The parameters of Falco's *enter* event, in its order, where the enter event has any.
-#: ``evt.arg[N]`` looks at both halves: Falco's exit event's N-th parameter and its enter
-#: event's N-th parameter (a rule without ``evt.dir`` matches either event in Falco).
+#: The parameters of Falco's *enter* event, in its order, where the enter event has any
+#: (Falco's drivers now put them in the exit event, after its own: ``evt.arg[N]`` reads
+#: :data:`EVENTS`).
 ENTER_ARGS: dict[str, tuple[str, ...]] = {
     "open": ("name", "flags", "mode"), "openat": ("dirfd", "name", "flags", "mode"),
     "openat2": ("dirfd", "name", "flags", "mode", "resolve"), "creat": ("name", "mode"),

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import RuleError
 from . import ast
-from .operators import OPERATORS, any_pair_of
+from .operators import OPERATORS, any_element, any_pair_of
 from .resolved import BoundField, RCheck, RMacro, RNode, iter_checks
 
 _U = object()  # an unfilled per-event cache slot
@@ -143,7 +143,7 @@ class _Gen:
 
         def cost(c: RNode) -> int:
             if isinstance(c, RCheck) and c.rhs is None and not c.field.many \
-                    and id(c.field.read) in self.eager and OPERATORS[c.op].cheap:
+                    and id(c.field.read) in self.eager and _cheap(c.op):
                 return 0
             return 1
         kids = sorted(node.children, key=cost)
@@ -180,7 +180,9 @@ class _Gen:
             return f"({acc} is not None and {acc2} is not None and {p}({v}, {w}))"
         if c.field.many:
             if c.many_pred is None:
-                c.many_pred = OPERATORS[c.op].many(c.pred, c.const, c.field.type)
+                op = OPERATORS.get(c.op)     # None: an operator with a list modifier
+                c.many_pred = any_element(c.pred) if op is None else \
+                    op.many(c.pred, c.const, c.field.type)
             p = self.ns.name(c.many_pred, "_p")
             return f"({acc} is not None and {p}({v}))"
         test = self.inline(c, v)
@@ -192,14 +194,19 @@ class _Gen:
         """The test of one (non-None) value: the operator's inline form where it applies,
         else a call of the check's predicate.  ``evt.rawarg`` has values of no fixed type:
         always the predicate."""
-        op = OPERATORS[c.op]
-        form = op.inline
+        op = OPERATORS.get(c.op)
+        form = op.inline if op is not None else None
         if form is not None and c.field.name != "evt.rawarg" \
                 and op.inline_if(c.field.type, c.const):
             k = self.ns.name(c.const, "_c") if "{k}" in form else ""
             return form.format(v=v, k=k)
         p = self.ns.name(c.pred, "_p")
         return f"{p}({v})"
+
+
+def _cheap(spelling: str) -> bool:
+    op = OPERATORS.get(spelling)
+    return op is not None and op.cheap
 
 
 def _fields_of(node: RNode, out: set[int]) -> None:

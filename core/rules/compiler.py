@@ -20,14 +20,15 @@ from typing import Any
 from ..errors import Location, RuleError
 from ..fields import ArgKind, Bound, FieldDef, FieldRegistry, FieldType
 from ..syscalls import KNOWN_EVENT_TYPES
-from . import ast
+from . import ast, calls
 from .codegen import Namespace, compile_node
-from .lexer import Lexer
+from .lexer import TRANSFORMERS, Lexer
 from .limits import (MAX_CONDITION_NODES, MAX_LIST_ITEMS, MAX_MACRO_DEPTH, MAX_TOTAL_LIST_ITEMS,
                      MAX_TOTAL_NODES, over)
 from .lists import flatten_lists
-from .operators import OPERATORS, ConstError, Kind, NotANumber, Operator, apply_transform
-from .parser import parse
+from .operators import (MODIFIERS, OPERATORS, ConstError, Kind, NotANumber, Operator,
+                        apply_transform, type_kind)
+from .parser import parse, parse_operand
 from .resolved import BoundField, MacroDef, Origin, RCheck, RMacro, RNode, inlined_size
 
 __all__ = ["Compiler", "MacroDef", "Namespace", "Origin", "compile_condition", "expand_lists"]
@@ -83,6 +84,8 @@ class Compiler:
         raise TypeError(node)  # pragma: no cover
 
     def _macro(self, ref: ast.MacroRef, origin: Origin) -> RNode:
+        if self._resolving:
+            self._check_visible(ref, origin)
         cached = self._macro_cache.get(ref.name)
         if cached is not None:
             return cached
@@ -114,6 +117,18 @@ class Compiler:
         self._macro_cache[ref.name] = rm
         return rm
 
+    def _check_visible(self, ref: ast.MacroRef, origin: Origin) -> None:
+        """A macro uses only the macros defined before it (Falco's visibility order): one
+        defined later is an undefined macro there."""
+        user = self.macros[self._resolving[-1]]
+        used = self.macros.get(ref.name)
+        if used is None or user.visibility is None or used.index is None or \
+                ref.name == user.name:
+            return
+        if used.index >= user.visibility:
+            raise origin.error(ref.pos, f"undefined macro '{ref.name}': macro '{user.name}' "
+                                        "can use only the macros defined before it")
+
     def check_size(self, node: RNode, what: str, location: Location | None) -> None:
         """Refuse a rule's resolved condition that, macros inlined, has over
         :data:`~.limits.MAX_CONDITION_NODES` nodes, or brings every rule's together over
@@ -133,30 +148,73 @@ class Compiler:
         got = self._bound.get(key)
         if got is not None:
             return got
-        fdef, arg = self.lookup(ref, origin)
-        try:
-            bound = fdef.bind(arg)
-        except (ValueError, TypeError, KeyError) as exc:
-            raise origin.error(ref.pos, f"bad argument for field {fdef.name}: {exc}") from None
-        if not isinstance(bound, Bound):
-            bound = Bound(bound)
-        read, many, ftype = bound.read, bound.many, fdef.type
+        if ref.call is not None:
+            read, many = self._bind_call(ref, origin)
+            ftype, name = calls.RESULT_TYPE, ref.call.text()
+        else:
+            fdef, arg = self.lookup(ref, origin)
+            try:
+                bound = fdef.bind(arg)
+            except (ValueError, TypeError, KeyError) as exc:
+                raise origin.error(ref.pos, f"bad argument for field {fdef.name}: "
+                                            f"{exc}") from None
+            if not isinstance(bound, Bound):
+                bound = Bound(bound)
+            read, many, ftype, name = bound.read, bound.many, fdef.type, fdef.name
+            if ref.transformers and name == "evt.rawarg":
+                raise origin.error(ref.pos, "evt.rawarg, of no fixed type, takes no "
+                                            "transformer")
         for t in reversed(ref.transformers):
             if t in ("b64",) and not (ftype.is_string or ftype is FieldType.BYTEBUF):
-                raise origin.error(ref.pos, f"{t}() needs a string field, {fdef.name} is "
+                raise origin.error(ref.pos, f"{t}() needs a string field, {name} is "
                                             f"{ftype.value}")
             if t in ("tolower", "toupper", "basename") and not ftype.is_string \
                     and ftype is not FieldType.BYTEBUF:
-                raise origin.error(ref.pos, f"{t}() needs a string field, {fdef.name} is "
+                raise origin.error(ref.pos, f"{t}() needs a string field, {name} is "
                                             f"{ftype.value}")
             read, many = apply_transform(read, many, t)
             if t == "len":
                 ftype = FieldType.UINT64
             elif t == "b64":
                 ftype = FieldType.STRING
-        bf = BoundField(key, read, many, ftype, fdef.name)
+        bf = BoundField(key, read, many, ftype, name)
         self._bound[key] = bf
         return bf
+
+    def _bind_call(self, ref: ast.FieldRef, origin: Origin) -> tuple[Callable, bool]:
+        """``join(...)``, ``concat(...)``, ``getopt(...)``: its arguments bound, its reader."""
+        assert ref.call is not None
+        build, keyed = calls.CALLS[ref.call.name]
+        if ref.arg is not None and not keyed:
+            raise origin.error(ref.pos, f"{ref.call.name}() takes no argument in brackets")
+        args = [self._call_arg(a, origin) for a in ref.call.args]
+        try:
+            return build(args, ref.arg)
+        except calls.CallError as exc:
+            raise origin.error(ref.pos, str(exc)) from None
+
+    def _call_arg(self, a: ast.FieldRef | ast.Literal | ast.ArgList, origin: Origin
+                  ) -> calls.Arg:
+        if isinstance(a, ast.Literal):
+            value = a.value
+            return calls.Arg(lambda e: value, False, True)
+        if isinstance(a, ast.FieldRef):
+            bf = self.bind_field(a, origin)
+            return calls.Arg(bf.read, bf.many, bf.type.is_string)
+        items = [self._call_arg(x, origin) for x in a.items]
+
+        def read_list(e: Any) -> tuple | None:
+            out: list[Any] = []
+            for item in items:
+                v = item.read(e)
+                if v is None:
+                    return None
+                if item.many:
+                    out.extend(v)
+                else:
+                    out.append(v)
+            return tuple(out)
+        return calls.Arg(read_list, True, all(x.text for x in items))
 
     def lookup(self, ref: ast.FieldRef, origin: Origin) -> tuple[FieldDef, Any]:
         """The declared field and its argument: ``evt.arg.flags`` is ``evt.arg`` + ``flags``."""
@@ -212,17 +270,28 @@ class Compiler:
                 raise origin.error(value.pos, f"val() cannot be used with '{op}'")
             rhs = self.bind_field(value.field, origin)
             self._check_type(operator, ftype, ref, origin, node.pos)
-            if operator.pair_same_kind and ftype.is_numeric != rhs.type.is_numeric:
+            if FieldType.IPNET in (ftype, rhs.type):
+                net = bf.key if ftype is FieldType.IPNET else rhs.key
+                raise origin.error(value.pos, f"val() cannot be used with a network field "
+                                              f"({net})")
+            if type_kind(ftype) != type_kind(rhs.type):
                 raise origin.error(value.pos, f"cannot compare {bf.key} ({ftype.value}) with "
                                               f"{rhs.key} ({rhs.type.value})")
             return RCheck(bf, op, rhs=rhs, pred=operator.pair)
         self._check_type(operator, ftype, ref, origin, node.pos)
+        if node.mod is not None:
+            assert isinstance(value, ast.ListLit)
+            items = self._expand(value, origin, dedup=False)
+            consts = tuple(self._convert(v, operator, p, origin, bf) for v, p in items)
+            pred = MODIFIERS[node.mod](tuple(operator.pred(c, ftype) for c in consts))
+            return RCheck(bf, f"{op} {node.mod}", consts, pred=pred)
         if operator.kind is Kind.LIST:
             assert isinstance(value, ast.ListLit)
             items, const, pred = self._list_const(value, operator, bf, origin)
             rc = RCheck(bf, op, const, pred=pred)
         else:
             assert isinstance(value, ast.Literal)
+            value = self._substitute(value, origin)
             items = [(value.value, value.pos)]
             const = self._convert(value.value, operator, value.pos, origin, bf)
             rc = RCheck(bf, op, const, pred=operator.pred(const, ftype))
@@ -232,16 +301,56 @@ class Compiler:
             rc.negate_types = operator.event_types == "not in"
         return rc
 
+    def _substitute(self, value: ast.Literal, origin: Origin) -> ast.Literal:
+        """A bare value naming a list, where one value stands: Falco substitutes list names
+        as text wherever they appear, so a list of one item is that item; any other is an
+        error (Falco's condition would not parse)."""
+        if value.quoted or value.value not in self.lists:
+            return value
+        items = self.lists[value.value]
+        self.used_lists.add(value.value)
+        if len(items) != 1:
+            raise origin.error(value.pos, f"'{value.value}' is a list of {len(items)} items: "
+                                          "a list stands after a list operator (in, "
+                                          "intersects, pmatch)")
+        return ast.Literal(_unquote(items[0]), value.pos, True)
+
+    def _value_warnings(self, text: str, operator: Operator, pos: int, origin: Origin) -> None:
+        """libsinsp's warnings on a constant: a regex that a simpler operator would do, a
+        field name or a transformer call written as a value (``val()`` forgotten)."""
+        if operator.name == "regex" and _plain_regex(text):
+            self.warnings.append(origin.error(pos, f"regex check with '{text}' may be "
+                                                   "optimized with simpler operators such as "
+                                                   "'=', 'contains', 'startswith', 'endswith'"))
+        bare = "".join(text.split())
+        if "." in bare and bare[:1].isalpha():
+            try:
+                ref, end = parse_operand(bare)
+                if end == len(bare) and ref.call is None and not ref.transformers:
+                    self.lookup(ref, Origin(bare))
+                    self.warnings.append(origin.error(
+                        pos, f"'{text}' may be a valid field misused as a const string value"))
+            except RuleError:
+                pass
+        for t in TRANSFORMERS:
+            if bare.startswith(t + "(") and bare.endswith(")"):
+                self.warnings.append(origin.error(
+                    pos, f"'{text}' may be a valid field transformer misused as a const "
+                         "string value"))
+
     def _check_type(self, operator: Operator, ftype: FieldType, ref: ast.FieldRef,
                     origin: Origin, pos: int) -> None:
         if ftype not in operator.types:
             raise origin.error(pos, operator.type_error.format(
                 op=operator.name, field=ref.text(), type=ftype.value))
 
-    def _expand(self, value: ast.ListLit, origin: Origin) -> list[tuple[str, int]]:
+    def _expand(self, value: ast.ListLit, origin: Origin, dedup: bool = True
+                ) -> list[tuple[str, int]]:
         """The items of ``(...)``, lists substituted, each once (with the position of its
-        first mention); over :data:`~.limits.MAX_LIST_ITEMS` is an error at the item."""
+        first mention) unless not ``dedup`` (a modifier counts items); over
+        :data:`~.limits.MAX_LIST_ITEMS` is an error at the item."""
         out: dict[str, int] = {}
+        every: list[tuple[str, int]] = []
         size = 0
         for item in value.items:
             if not item.quoted and item.value in self.lists:
@@ -254,10 +363,12 @@ class Compiler:
                                                       MAX_LIST_ITEMS, "items"))
                 for v in items:
                     out.setdefault(_unquote(v), item.pos)
+                    every.append((_unquote(v), item.pos))
             else:
                 size += 1
                 out.setdefault(item.value, item.pos)
-        return list(out.items())
+                every.append((item.value, item.pos))
+        return list(out.items()) if dedup else every
 
     def _list_const(self, value: ast.ListLit, operator: Operator, bf: BoundField,
                     origin: Origin) -> tuple[list[tuple[str, int]], Any, Callable[[Any], bool]]:
@@ -291,6 +402,10 @@ class Compiler:
                  bf: BoundField) -> Any:
         """One value's text as ``operator``'s constant for the field (a located error when
         it cannot be one); ``evt.rawarg``, of no fixed type, keeps a word as text."""
+        self._value_warnings(text, operator, pos, origin)
+        if "\x00" in text and bf.type is not FieldType.BYTEBUF:
+            raise origin.error(pos, f"a NUL byte cannot be in a value compared with {bf.key} "
+                                    "(only a byte buffer holds one)")
         try:
             return operator.const(text, bf.type, bf.key)
         except NotANumber as exc:
@@ -299,6 +414,28 @@ class Compiler:
             raise origin.error(pos, str(exc)) from None
         except ConstError as exc:
             raise origin.error(pos, str(exc)) from None
+
+
+_REGEX_SPECIAL = set(".+*?^$()[]{}|\\")
+
+
+def _plain_regex(v: str) -> bool:
+    """A regex whose only special characters are the anchors and a leading or trailing
+    ``.*``/``.+``/``.?``: it could be ``=``, ``contains``, ``startswith`` or ``endswith``
+    (libsinsp's heuristic)."""
+    n, i = len(v), 0
+    while i < n:
+        c = v[i]
+        if (i == 0 and c == "^") or (i == n - 1 and c == "$"):
+            i += 1
+            continue
+        if ((i == 0 and n > 1) or i == n - 2) and c == "." and v[i + 1:i + 2] in ("+", "*", "?"):
+            i += 2
+            continue
+        if c in _REGEX_SPECIAL:
+            return False
+        i += 1
+    return True
 
 
 def _unquote(item: str) -> str:

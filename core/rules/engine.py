@@ -24,8 +24,8 @@ from ..fields import FieldRegistry
 from .ast import Const
 from .codegen import Namespace, build_matcher, compile_node
 from .compiler import Compiler, compile_condition
-from .loader import Loader, LoadResult, rule_condition
-from .operators import OPERATORS
+from .loader import Loader, LoadResult, exception_field, rule_condition
+from .operators import OPERATORS, split_modified
 from .output import compile_output
 from .limits import MAX_GENERATED_NODES, over
 from .resolved import Origin, RNode, inlined_size
@@ -113,23 +113,21 @@ def load_rules(files: list[str], fields: FieldRegistry) -> tuple[LoadResult, lis
 
 def _check_exceptions(rd: Any, comp: Compiler) -> None:
     """Each exception's fields and comps, reported at the exception (not in the condition)."""
-    from . import ast as rast
-    from .lexer import Lexer, TokenType
     for exc in rd.exceptions:
         fields = [exc.fields] if isinstance(exc.fields, str) else list(exc.fields)
         comps = exc.comps if isinstance(exc.comps, list) else [exc.comps] * len(fields)
         for f, c in zip(fields, comps, strict=False):
-            lx = Lexer(str(f))
+            ref = exception_field(str(f))
             try:
-                tok = lx.operand()
-                if tok.type is not TokenType.FIELD or not lx.at_end():
+                if ref is None:
                     raise RuleError("not a field")
-                comp.lookup(rast.FieldRef(tok.value, tok.arg, 0), Origin(str(f)))
+                comp.lookup(ref, Origin(str(f)))
             except RuleError:
                 raise RuleError(f"exception '{exc.name}': unknown field '{f}'",
                                 exc.location) from None
             operator = OPERATORS.get(c)
-            if c is not None and (operator is None or not operator.comparator):
+            if c is not None and split_modified(c) is None and \
+                    (operator is None or not operator.comparator):
                 raise RuleError(f"exception '{exc.name}': '{c}' is not a comparison operator",
                                 exc.location)
 

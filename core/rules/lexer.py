@@ -11,8 +11,9 @@ Lexical rules, as in falcosecurity/libs ``filter/parser.cpp``:
 - identifier: ``[a-zA-Z][a-zA-Z0-9_]*``; field name: identifiers joined by dots (at least one);
 - field argument: ``[`` then a quoted string or ``[^ \\t\\n\\r\\[\\]"']+`` then ``]``;
 - bare value: ``[^ \\t\\n\\r(),="']+``; quoted value: ``"..."`` or ``'...'`` with the escapes
-  ``\\"`` ``\\'`` ``\\\\`` ``\\n`` ``\\t`` ``\\r`` ``\\b`` ``\\f`` ``\\xHH`` (any other backslash
-  stays);
+  ``\\"`` ``\\'`` ``\\\\`` ``\\n`` ``\\t`` ``\\r`` ``\\b`` ``\\f`` ``\\xHH`` (exactly two hex
+  digits, a byte: the string is UTF-8 with the bytes that are not kept as surrogates, as the
+  sources decode paths; any other backslash stays);
 - keywords ``and`` ``or`` ``not`` end at a non-identifier character;
 - operators: the spellings of :data:`~.operators.OPERATORS` (docs/operators.md), punctuation
   longest first (``<=`` before ``<``), words ending at a non-identifier character.
@@ -25,7 +26,7 @@ import re
 from dataclasses import dataclass
 
 from ..errors import Location, RuleError
-from .operators import OPERATORS
+from .operators import MODIFIERS, OPERATORS
 
 
 class TokenType(enum.Enum):
@@ -52,7 +53,9 @@ class Token:
     arg: str | None = None
 
 
-TRANSFORMERS = frozenset({"tolower", "toupper", "b64", "basename", "len", "val"})
+#: Transformers of several arguments (Falco 0.44): ``join``, ``concat``, ``getopt``.
+CALLS = frozenset({"join", "concat", "getopt"})
+TRANSFORMERS = frozenset({"tolower", "toupper", "b64", "basename", "len", "val"}) | CALLS
 
 _WS = re.compile(r"[ \t\n\r\f\v\b]*")
 _FIELD = re.compile(r"[a-zA-Z][a-zA-Z0-9_]*(?:\.[a-zA-Z0-9_]+)+")
@@ -60,6 +63,8 @@ _IDENT = re.compile(r"[a-zA-Z][a-zA-Z0-9_]*")
 _FIELD_ARG = re.compile(r"[^ \t\n\r\[\]\"']+")
 _BARE = re.compile(r"[^ \t\n\r\f\v\b(),=\"']+")
 _HEX2 = re.compile(r"[0-9a-fA-F]{2}")
+#: a number as a transformer's argument (Falco's NumValue)
+NUMBER = re.compile(r"0[xX][0-9a-zA-Z]+|[+\-]?[0-9]+\.?[0-9]*(?:[eE][+\-][0-9]+)?")
 _WORD_CHAR = re.compile(r"[a-zA-Z0-9_]")
 _ESCAPES = {"\"": "\"", "'": "'", "\\": "\\", "n": "\n", "t": "\t", "r": "\r", "b": "\b",
             "f": "\f"}
@@ -155,13 +160,11 @@ class Lexer:
         return None
 
     def _transformer(self, start: int) -> Token | None:
-        """``tolower(`` (any transformer or ``val`` followed by ``(``) at ``start``."""
+        """``tolower(`` (a transformer or ``val`` and ``(``, no blank between) at ``start``."""
         m = _IDENT.match(self.text, start)
-        if m and m.group() in TRANSFORMERS:
-            after = _WS.match(self.text, m.end()).end()
-            if self.text.startswith("(", after):
-                self.pos = after + 1
-                return Token(TokenType.TRANSFORMER, m.group(), start)
+        if m and m.group() in TRANSFORMERS and self.text.startswith("(", m.end()):
+            self.pos = m.end() + 1
+            return Token(TokenType.TRANSFORMER, m.group(), start)
         return None
 
     def operand(self) -> Token:
@@ -185,6 +188,23 @@ class Lexer:
         if start >= len(self.text):
             raise self.error("unexpected end of condition, expected a field, a macro or '('")
         raise self.error(f"unexpected {self.text[start]!r}, expected a field, a macro or '('")
+
+    def field_arg(self) -> str | None:
+        """``[...]`` right here (after a transformer call), or None."""
+        return self._field_arg() if self.text.startswith("[", self.pos) else None
+
+    def call_literal(self) -> Token | None:
+        """A quoted string or a number, as a transformer's argument; None if neither."""
+        self.skip_ws()
+        start = self.pos
+        if self.text[start:start + 1] in ("\"", "'"):
+            return Token(TokenType.STRING, self._quoted(), start)
+        m = NUMBER.match(self.text, start)
+        if m and not _WORD_CHAR.match(self.text, m.end()) and \
+                not self.text.startswith(".", m.end()):
+            self.pos = m.end()
+            return Token(TokenType.WORD, m.group(), start)
+        return None
 
     def _field_arg(self) -> str:
         open_pos = self.pos
@@ -219,6 +239,25 @@ class Lexer:
         found = m.group() if m else self.text[start]
         raise self.error(f"expected an operator, found {found!r}")
 
+    def modifier(self) -> Token | None:
+        """``oneof``, ``anyof`` or ``allof`` if next, blanks on both sides (as in Falco's
+        grammar: ``==oneof (a)`` and ``oneof(a)`` are no modifiers), then a list (``(`` or a
+        name)."""
+        start = self.pos
+        self.skip_ws()
+        m = _IDENT.match(self.text, self.pos)
+        if m is None or m.group() not in MODIFIERS or self.pos == start:
+            return None
+        after = _WS.match(self.text, m.end()).end()
+        if after == m.end():
+            return None
+        nxt = _IDENT.match(self.text, after)
+        if self.text.startswith("(", after) or (nxt and nxt.group() not in ("and", "or", "not")):
+            tok = Token(TokenType.WORD, m.group(), self.pos)
+            self.pos = m.end()
+            return tok
+        return None
+
     def value(self) -> Token:
         """A quoted or bare value (or ``val(`` / a transformer, for the right side)."""
         self.skip_ws()
@@ -241,7 +280,7 @@ class Lexer:
         quote = self.text[self.pos]
         start = self.pos
         i = self.pos + 1
-        out: list[str] = []
+        out: list[str | bytes] = []
         text = self.text
         while i < len(text):
             c = text[i]
@@ -249,8 +288,12 @@ class Lexer:
                 nxt = text[i + 1]
                 if nxt in _ESCAPES:
                     out.append(_ESCAPES[nxt])
-                elif nxt == "x" and _HEX2.fullmatch(text, i + 2, i + 4):
-                    out.append(chr(int(text[i + 2:i + 4], 16)))
+                elif nxt == "x":
+                    if not _HEX2.fullmatch(text, i + 2, i + 4):
+                        raise self.error("\\x needs two hexadecimal digits (\\x41)", i)
+                    # a byte: "\xc3\xa9" is é, a byte that is not UTF-8 is kept as a path's
+                    # undecodable byte is (surrogateescape), as Falco compares bytes
+                    out.append(bytes([int(text[i + 2:i + 4], 16)]))
                     i += 4
                     continue
                 else:
@@ -259,6 +302,10 @@ class Lexer:
                 continue
             if c == quote:
                 self.pos = i + 1
+                if any(isinstance(x, bytes) for x in out):
+                    return b"".join(x if isinstance(x, bytes) else
+                                    x.encode("utf-8", "surrogateescape") for x in out
+                                    ).decode("utf-8", "surrogateescape")
                 return "".join(out)
             out.append(c)
             i += 1

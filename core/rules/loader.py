@@ -34,9 +34,12 @@ from typing import Any
 from .. import yamlmarks
 from ..alert import Priority
 from ..errors import Location, RuleError
+from . import ast
+from .ast import Const
+from .lexer import TRANSFORMERS
 from .lists import flatten_lists
-from .operators import takes_list
-from .parser import parse
+from .operators import OPERATORS, takes_list
+from .parser import parse, parse_operand
 from .resolved import MacroDef, Origin
 
 #: The Falco rules engine version whose rule files syswarden reads (Falco's own rule files
@@ -63,7 +66,8 @@ LIST_KEYS = {"list", "items", "append", "override"}
 OVERRIDE_APPEND = {"rule": {"condition", "output", "desc", "tags", "exceptions"},
                    "macro": {"condition"}, "list": {"items"}}
 OVERRIDE_REPLACE = {"rule": {"condition", "output", "desc", "priority", "tags", "exceptions",
-                             "enabled", "warn_evttypes", "skip-if-unknown-filter"},
+                             "enabled", "warn_evttypes", "skip-if-unknown-filter", "capture",
+                             "capture_duration"},
                     "macro": {"condition"}, "list": {"items"}}
 #: The Falco plugins whose requirement syswarden satisfies: ``container`` by its container
 #: enrichment (the Docker enricher's ``container.*`` and ``k8s.*`` fields).
@@ -153,6 +157,10 @@ class Loader:
         self._order: list[str] = []
         self._errors: list[RuleError] = []
         self._warnings: list[RuleError] = []
+        self._seq = 0          # items read so far: the order macros see each other in
+        #: macros whose condition does not parse, with the error list of their file: an
+        #: error only if no later definition replaces them (Falco parses the final text)
+        self._bad_macros: dict[str, tuple[RuleError, list[RuleError]]] = {}
 
     # -- reporting ----------------------------------------------------------------------------
 
@@ -167,6 +175,9 @@ class Loader:
     def load_files(self, paths: list[str]) -> LoadResult:
         for path in expand_paths(paths):
             self.load_file(path)
+        for exc, file_errors in self._bad_macros.values():
+            file_errors.append(exc)
+            self.result.errors.append(exc)
         self.result.rules = [self._rules[n] for n in self._order]
         return self.result
 
@@ -228,6 +239,7 @@ class Loader:
     # -- items --------------------------------------------------------------------------------
 
     def _item(self, item: dict, i: int, marks: yamlmarks.Marks) -> None:
+        self._seq += 1
         if "rule" in item:
             self._rule(item, i, marks)
         elif "macro" in item:
@@ -333,8 +345,15 @@ class Loader:
         else:
             text = cond
             origin = Origin(text, cloc)
-        node = parse(text, origin.location)
-        self.result.macros[name] = MacroDef(name, node, origin)
+        try:
+            node = parse(text, origin.location)
+            self._bad_macros.pop(name, None)
+        except RuleError as exc:
+            node = Const(False)
+            self._bad_macros[name] = (exc, self._errors)
+        index = prev.index if prev is not None else self._seq
+        self.result.macros[name] = MacroDef(name, node, origin, index=index,
+                                            visibility=self._seq)
 
     def _engine_version(self, item: dict, i: int, marks: yamlmarks.Marks) -> None:
         raw = item.get("required_engine_version")
@@ -428,7 +447,16 @@ class Loader:
                                     f"{', '.join(sorted(OVERRIDE_APPEND['rule']))}",
                                     marks.loc((i, k, "__key__"), what))
             if "enabled" in item:
-                prev.enabled = self._bool(item, "enabled", i, marks, what)
+                self.warn("'enabled' is ignored in an item with 'append' (as in Falco): "
+                          "override 'enabled: replace' to switch the rule",
+                          marks.loc((i, "enabled", "__key__"), what))
+        else:
+            overridable = OVERRIDE_APPEND["rule"] | OVERRIDE_REPLACE["rule"]
+            for k in item:
+                if k in overridable and k not in ov:
+                    raise RuleError(f"unexpected key '{k}': an override item holds only the "
+                                    "keys its 'override' names",
+                                    marks.loc((i, k, "__key__"), what))
         for key, how in ov.items():
             if key == "condition":
                 text = item["condition"]
@@ -451,14 +479,16 @@ class Loader:
                 prev.tags = prev.tags + [t for t in tags if t not in prev.tags] \
                     if how == "append" else tags
             elif key == "exceptions":
-                excs = self._exceptions(item[key], i, marks, what)
+                excs = self._exceptions(item[key], i, marks, what,
+                                        None if how == "replace" else
+                                        {e.name: e for e in prev.exceptions})
                 if how == "replace":
                     prev.exceptions = excs
                 else:
                     byname = {e.name: e for e in prev.exceptions}
                     for e in excs:
                         old = byname.get(e.name)
-                        if old is not None and not e.fields:
+                        if old is not None:
                             old.values = list(old.values) + list(e.values)
                         else:
                             prev.exceptions.append(e)
@@ -495,38 +525,114 @@ class Loader:
             raise RuleError("tags must be a list of strings", marks.loc((i, "tags"), what))
         return [str(t) for t in tags]
 
-    def _exceptions(self, raw: Any, i: int, marks: yamlmarks.Marks, what: str
-                    ) -> list[Exception_]:
+    def _exceptions(self, raw: Any, i: int, marks: yamlmarks.Marks, what: str,
+                    existing: dict[str, Exception_] | None = None) -> list[Exception_]:
+        """A rule's exceptions, checked as Falco checks them.  ``existing``: the exceptions of
+        the rule appended to, whose values an exception of the same name (without fields or
+        comps) adds to."""
         if raw is None:
             return []
         if not isinstance(raw, list):
             raise RuleError("exceptions must be a list", marks.loc((i, "exceptions"), what))
-        out = []
+        out, names = [], set()
         for j, exc in enumerate(raw):
             loc = marks.loc((i, "exceptions", j), what)
             if not isinstance(exc, dict) or not isinstance(exc.get("name"), str):
                 raise RuleError("an exception needs a 'name'", loc)
-            fields = exc.get("fields")
-            comps = exc.get("comps")
-            values = exc.get("values") or []
+            name = exc["name"]
+            if name in names:
+                self.warn(f"multiple definitions of exception '{name}'", loc)
+            names.add(name)
+            for key in exc:
+                if key not in ("name", "fields", "comps", "values"):
+                    self.warn(f"unknown key '{key}' in exception '{name}'; ignored",
+                              marks.loc((i, "exceptions", j, key, "__key__"), what))
+            values = exc.get("values")
+            if values is None:
+                values = []
             if not isinstance(values, list):
                 raise RuleError("exception values must be a list",
                                 marks.loc((i, "exceptions", j, "values"), what))
-            if isinstance(fields, list):
-                if comps is not None and (not isinstance(comps, list) or
-                                          len(comps) != len(fields)):
-                    raise RuleError("exception comps must be a list as long as fields",
-                                    marks.loc((i, "exceptions", j, "comps"), what))
-                for k, v in enumerate(values):
-                    if not isinstance(v, list) or len(v) != len(fields):
-                        raise RuleError(f"exception value {k + 1} must be a list of "
-                                        f"{len(fields)} values (one per field)",
-                                        marks.loc((i, "exceptions", j, "values", k), what))
-            elif fields is not None and not isinstance(fields, str):
-                raise RuleError("exception fields must be a field or a list of fields",
-                                marks.loc((i, "exceptions", j, "fields"), what))
-            out.append(Exception_(exc["name"], fields or [], comps, values, loc))
+            if existing is not None and name in existing:
+                for key in ("fields", "comps"):
+                    if key in exc:
+                        raise RuleError(f"exception '{name}' exists: only values can be "
+                                        f"appended to it, not '{key}'",
+                                        marks.loc((i, "exceptions", j, key), what))
+                if not values:
+                    self.warn(f"appending to exception '{name}' with no values", loc)
+                out.append(Exception_(name, [], None, values, loc))
+                continue
+            out.append(self._exception(exc, values, (i, "exceptions", j), marks, what, loc))
         return out
+
+    def _exception(self, exc: dict, values: list, path: tuple, marks: yamlmarks.Marks,
+                   what: str, loc: Location) -> Exception_:
+        """One exception that defines its fields: fields, comps and values of one shape."""
+        name, fields, comps = exc["name"], exc.get("fields"), exc.get("comps")
+
+        def err(message: str, *sub: Any) -> RuleError:
+            return RuleError(f"exception '{name}': {message}", marks.loc(path + sub, what))
+
+        if fields is None:
+            raise err("no 'fields' (a field, or a list of fields)")
+        for f in fields if isinstance(fields, list) else [fields]:
+            if isinstance(f, str) and exception_field(f) is None:
+                raise err(f"unknown field '{f}'")
+        if isinstance(fields, list):
+            if not fields or not all(isinstance(f, str) for f in fields):
+                raise err("fields must be a field or a list of fields", "fields")
+            if comps is None:
+                comps = ["="] * len(fields)
+            if not isinstance(comps, list) or len(comps) != len(fields):
+                raise err("comps must be a list as long as fields", "comps")
+            comps = [c.strip() if isinstance(c, str) else c for c in comps]
+            for k, v in enumerate(values):
+                if not isinstance(v, list) or len(v) != len(fields):
+                    raise err(f"value {k + 1} must be a list of {len(fields)} values (one "
+                              "per field)", "values", k)
+                for f, c, x in zip(fields, comps, v, strict=True):
+                    if isinstance(x, list):
+                        if not all(_is_scalar(y) for y in x):
+                            raise err(f"value {k + 1}: a list of {f}'s values holds a list "
+                                      "or a mapping", "values", k)
+                        op = OPERATORS.get(c)
+                        if op is not None and op.comparator and not takes_list(c):
+                            raise err(f"value {k + 1}: {f} is compared with '{c}', which "
+                                      "takes one value, not a list", "values", k)
+                    elif not _is_scalar(x):
+                        raise err(f"value {k + 1}: {f}'s value must be a string or a list "
+                                  "of strings", "values", k)
+            return Exception_(name, fields, comps, values, loc)
+        if not isinstance(fields, str):
+            raise err("fields must be a field or a list of fields", "fields")
+        if comps is None:
+            comps = "in"
+        if not isinstance(comps, str):
+            raise err("fields and comps must both be strings (or both lists)", "comps")
+        comps = comps.strip()
+        if not takes_list(comps):
+            raise err(f"with a single field, comps must be a list operator (in, pmatch, "
+                      f"intersects), not '{comps}'", "comps")
+        for k, v in enumerate(values):
+            if not _is_scalar(v):
+                raise err(f"value {k + 1} must be a string: with a single field, values "
+                          "are one list of strings", "values", k)
+        return Exception_(name, fields, comps, values, loc)
+
+
+def exception_field(text: str) -> ast.FieldRef | None:
+    """An exception's field as written (``proc.name``, ``tolower(proc.name)``: transformers
+    allowed, as in Falco), or None when it is not one field."""
+    try:
+        ref, end = parse_operand(text.strip())
+    except RuleError:
+        return None
+    return ref if end == len(text.strip()) else None
+
+
+def _is_scalar(v: Any) -> bool:
+    return isinstance(v, (str, int, float, bool))
 
 
 def _scalar(v: Any) -> str:
@@ -557,6 +663,12 @@ def _value_loc(marks: yamlmarks.Marks, path: tuple, item: str) -> Location:
 # Exceptions as condition text
 # ---------------------------------------------------------------------------------------------
 
+#: An exception value that is a transformer call written without a blank
+#: (``toupper(proc.pname)``): Falco writes it into the condition unquoted, so it compares with
+#: that transformed field; any other value is a quoted constant.
+_TRANSFORMER_CALL = re.compile(r"(?:%s)\(\S*\)" % "|".join(sorted(TRANSFORMERS)))
+
+
 def exception_text(exc: Exception_, lists: dict[str, Any]) -> str | None:
     """Falco's rendering of an exception as ``(f1 = v1 and f2 in (a, b)) or (...)``.
 
@@ -572,7 +684,7 @@ def exception_text(exc: Exception_, lists: dict[str, Any]) -> str | None:
 
     def item(v: Any) -> str:
         s = _scalar(v)
-        return s if s in lists else _yaml_quote(s)
+        return s if s in lists or _TRANSFORMER_CALL.fullmatch(s) else _yaml_quote(s)
 
     if isinstance(exc.fields, str):
         comp = exc.comps if isinstance(exc.comps, str) else "in"

@@ -12,7 +12,8 @@ operator is one declaration here, and a test (``docs/plugins.md`` walks through 
 Each operator becomes a predicate ``value -> bool`` built once per check, its constant
 prepared at load time (a frozenset for ``in``, a compiled regex for ``glob``/``regex``, integer
 masks for CIDR networks).  Semantics are Falco's: ``glob`` and ``regex`` match the whole value
-(``*`` and ``?`` stop at ``/``); ``pmatch`` is a prefix match by path component (globs allowed);
+(``fnmatch`` without ``FNM_PATHNAME``: ``*`` and ``?`` cross ``/``); ``pmatch`` is a prefix match
+by path component (globs allowed, matched within a component);
 ordering operators compare numbers, or strings as strings; ``in``/``intersects``/``=`` on an IP
 field accept CIDR networks.  Multi-valued fields hold when any element does
 (:func:`any_element`), ``!=`` when no element equals (:func:`no_element`).
@@ -38,16 +39,26 @@ Pred = Callable[[Any], bool]
 # Predicates on single values
 # ---------------------------------------------------------------------------------------------
 
-def glob_regex(pattern: str, icase: bool, prefix: bool = False) -> re.Pattern:
-    """A shell glob as a regex: ``*`` and ``?`` do not cross ``/``; ``[...]`` classes."""
+def glob_regex(pattern: str, icase: bool, prefix: bool = False,
+               pathname: bool = False) -> re.Pattern:
+    """A shell glob as a regex, as glibc's ``fnmatch`` reads it with Falco's flags (none, or
+    ``FNM_CASEFOLD`` for ``icase``): ``*`` and ``?`` match any character, ``/`` included;
+    ``[...]`` classes (``[!...]`` negated); a backslash makes the next character literal.
+    ``pathname`` (``pmatch``, which matches a path component by component) keeps ``*`` and
+    ``?`` inside one component, as ``FNM_PATHNAME`` does; ``prefix`` lets whole components
+    follow."""
+    star, one = ("[^/]*", "[^/]") if pathname else (".*", ".")
     out = []
     i = 0
     while i < len(pattern):
         c = pattern[i]
         if c == "*":
-            out.append("[^/]*")
+            out.append(star)
         elif c == "?":
-            out.append("[^/]")
+            out.append(one)
+        elif c == "\\" and i + 1 < len(pattern):
+            i += 1
+            out.append(re.escape(pattern[i]))
         elif c == "[":
             start = i + 2 if pattern[i + 1:i + 2] in ("!", "^") else i + 1
             if pattern[start:start + 1] == "]":      # a first ] is a member: []a] [!]a]
@@ -82,7 +93,8 @@ def pmatch_pred(paths: list[str]) -> Pred:
     globs: list[re.Pattern] = []
     for p in paths:
         if any(ch in p for ch in "*?["):
-            globs.append(glob_regex(p.rstrip("/") or "/", False, prefix=True))
+            globs.append(glob_regex(p.rstrip("/") or "/", False, prefix=True,
+                                    pathname=True))
         else:
             exact.add(p.rstrip("/") or "/")
     root = "/" in exact
@@ -211,7 +223,8 @@ IP_TYPES = frozenset({FieldType.IPADDR, FieldType.IPNET})
 
 
 def parse_int(text: str) -> int | None:
-    """A number as Falco reads one: decimal, ``0x``/``0o``/``0b``, or an integral float."""
+    """A number as Falco reads one: decimal (leading zeros allowed) or ``0x``/``0o``/``0b``.
+    A float (``1.0``) is not one: Falco refuses it on every numeric field."""
     t = text.strip()
     try:
         return int(t, 0)
@@ -220,12 +233,7 @@ def parse_int(text: str) -> int | None:
     try:
         return int(t)
     except ValueError:
-        pass
-    try:
-        f = float(t)
-    except ValueError:
         return None
-    return int(f) if f.is_integer() else None
 
 
 def _number(text: str, ftype: FieldType, field: str) -> int:
@@ -323,7 +331,18 @@ class Kind(enum.Enum):
 ANY_TYPE = frozenset(FieldType)
 TEXT_TYPES = frozenset({FieldType.STRING, FieldType.CHARBUF, FieldType.BYTEBUF})
 STRING_TYPES = frozenset(t for t in FieldType if t.is_string)
-ORDERED_TYPES = ANY_TYPE - {FieldType.BOOL} - IP_TYPES
+ORDERED_TYPES = ANY_TYPE - {FieldType.BOOL, FieldType.BYTEBUF} - IP_TYPES
+BYTES_TYPES = frozenset({FieldType.BYTEBUF})
+
+
+def type_kind(ftype: FieldType) -> str:
+    """What a field compares as with another field (``val()``): a number, a string, a
+    boolean, an address or bytes; Falco compares fields of one type only."""
+    if ftype.is_numeric:
+        return "number"
+    if ftype.is_string:
+        return "string"
+    return ftype.value
 
 
 def _always(*_: Any) -> bool:
@@ -355,7 +374,8 @@ class Operator:
       converted, a :class:`ConstError` when it cannot be; a list operator converts each
       item, then ``gather`` makes the check's constant of them;
     - ``pair``: ``(lhs, rhs) -> bool`` for a comparison with another field (``val()``);
-      None refuses ``val()``.  ``pair_same_kind``: both sides numeric or neither;
+      None refuses ``val()``.  Both sides must be of one kind (:func:`type_kind`), as in
+      Falco;
     - ``inline``: the check as a Python expression in generated code, ``{v}`` the value and
       ``{k}`` the constant, used when ``inline_if(field type, constant)``; otherwise the
       generated code calls the predicate.  ``"True"`` leaves only the test that the field
@@ -364,7 +384,9 @@ class Operator:
       (default: any value holds);
     - ``event_types``: on ``evt.type``, what the constant says of the event's type: ``"in"``
       (among the constants) or ``"not in"``; the rule is then indexed by those types;
-    - ``cheap``: one equality or set lookup, tested before a rule's other checks.
+    - ``cheap``: one equality or set lookup, tested before a rule's other checks;
+    - ``modifiers``: it may be followed by a list modifier (:data:`MODIFIERS`):
+      ``proc.name startswith anyof (a, b)``.
 
     Every operator but a unary one may be a comparator of a rule's exceptions; a list
     operator's exception values are written as a list.
@@ -380,12 +402,12 @@ class Operator:
     const: Callable[[str, FieldType, str], Any] = typed_const
     gather: Callable[[list[Any], FieldType], Any] = collection
     pair: Callable[[Any, Any], bool] | None = None
-    pair_same_kind: bool = False
     inline: str | None = None
     inline_if: Callable[[FieldType, Any], bool] = _always
     many: Callable[[Pred, Any, FieldType], Pred] = _any_element
     event_types: str | None = None
     cheap: bool = False
+    modifiers: bool = False
 
     @property
     def spelled(self) -> tuple[str, ...]:
@@ -460,9 +482,54 @@ OPERATORS = Registry()
 
 
 def takes_list(spelling: Any) -> bool:
-    """Whether ``spelling`` is a list operator (its right side a list, in an exception too)."""
+    """Whether ``spelling`` is a list operator, or an operator with a list modifier
+    (``startswith oneof``): its right side a list, in an exception too."""
     op = OPERATORS.get(spelling)
-    return op is not None and op.kind is Kind.LIST
+    if op is not None:
+        return op.kind is Kind.LIST
+    return split_modified(spelling) is not None
+
+
+# ---------------------------------------------------------------------------------------------
+# List modifiers (Falco 0.44): ``proc.name startswith anyof (a, b)``
+# ---------------------------------------------------------------------------------------------
+
+def _exactly_one(preds: tuple[Pred, ...]) -> Pred:
+    def oneof(v: Any) -> bool:
+        n = 0
+        for p in preds:
+            if p(v):
+                n += 1
+                if n > 1:
+                    return False
+        return n == 1
+    return oneof
+
+
+def _at_least_one(preds: tuple[Pred, ...]) -> Pred:
+    return lambda v: any(p(v) for p in preds)
+
+
+def _every(preds: tuple[Pred, ...]) -> Pred:
+    return lambda v: bool(preds) and all(p(v) for p in preds)
+
+
+#: How a modifier combines an operator's test against each item of the list: exactly one
+#: item, at least one, every item (never true of an empty list).  Items are not deduplicated:
+#: ``= oneof (a, a)`` is false of ``a``.
+MODIFIERS: dict[str, Callable[[tuple[Pred, ...]], Pred]] = {
+    "oneof": _exactly_one, "anyof": _at_least_one, "allof": _every}
+
+
+def split_modified(spelling: Any) -> tuple[Operator, str] | None:
+    """``"startswith oneof"`` -> (the operator, the modifier); None when it is not one."""
+    if not isinstance(spelling, str):
+        return None
+    parts = spelling.split()
+    if len(parts) != 2 or parts[1] not in MODIFIERS:
+        return None
+    op = OPERATORS.get(parts[0])
+    return (op, parts[1]) if op is not None and op.modifiers else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -528,7 +595,7 @@ def _ordering(name: str, cmp: Callable[[Any, Any], bool], doc: str) -> Operator:
         except TypeError:
             return False
     return Operator(name, Kind.VALUE, doc, pred, types=ORDERED_TYPES, const=number_or_text,
-                    pair=pair, pair_same_kind=True, inline=f"{{v}} {name} {{k}}",
+                    pair=pair, inline=f"{{v}} {name} {{k}}",
                     inline_if=_numeric)
 
 
@@ -564,12 +631,6 @@ def _glob_pair(icase: bool) -> Callable[[Any, Any], bool]:
     return lambda a, b: glob_regex(str(b), icase).fullmatch(str(a)) is not None
 
 
-def _regex_pair(a: Any, b: Any) -> bool:
-    try:
-        return re.fullmatch(str(b), str(a)) is not None
-    except re.error:
-        return False
-
 
 def _non_empty(pred: Pred, const: Any, ftype: FieldType) -> Pred:
     return lambda values: len(values) > 0
@@ -578,41 +639,46 @@ def _non_empty(pred: Pred, const: Any, ftype: FieldType) -> Pred:
 for _op in (
     Operator("=", Kind.VALUE, "equal; on an IP field the constant may be a CIDR network that "
              "holds the address", _equal, spellings=("==",), pair=lambda a, b: a == b,
-             inline="{v} == {k}", inline_if=_not_ip, event_types="in", cheap=True),
+             inline="{v} == {k}", inline_if=_not_ip, event_types="in", cheap=True,
+             modifiers=True),
     Operator("!=", Kind.VALUE, "not equal; a multi-valued field holds when none of its "
              "values equals", _not_equal, pair=lambda a, b: a != b, inline="{v} != {k}",
-             inline_if=_not_ip, many=_none_equal, event_types="not in"),
+             inline_if=_not_ip, many=_none_equal, event_types="not in", modifiers=True),
     _ordering("<", lt, "less than: numbers as numbers, strings as strings"),
     _ordering("<=", le, "less than or equal"),
     _ordering(">", gt, "greater than"),
     _ordering(">=", ge, "greater than or equal"),
     Operator("contains", Kind.VALUE, "the value contains the constant (as bytes, on a byte buffer)",
              _contains, pair=lambda a, b: str(b) in str(a), inline="{k} in {v}",
-             inline_if=_on_strings, types=TEXT_TYPES),
+             inline_if=_on_strings, types=TEXT_TYPES, modifiers=True),
     Operator("icontains", Kind.VALUE, "the value contains the constant, ignoring case",
              _icontains, const=lowered, pair=lambda a, b: str(b).lower() in str(a).lower(),
-             inline="{k} in {v}.lower()", inline_if=_on_strings, types=TEXT_TYPES),
+             inline="{k} in {v}.lower()", inline_if=_on_strings, types=STRING_TYPES,
+             modifiers=True),
     Operator("bcontains", Kind.VALUE, "the value contains the bytes written in hexadecimal "
              "(`CAFE`)", lambda const, ftype: lambda v: const in _to_bytes(v),
              const=hex_bytes("bcontains"), pair=lambda a, b: _to_bytes(b) in _to_bytes(a),
-             types=TEXT_TYPES),
+             types=BYTES_TYPES, modifiers=True),
     Operator("startswith", Kind.VALUE, "the value starts with the constant", _startswith,
              pair=lambda a, b: str(a).startswith(str(b)), inline="{v}.startswith({k})",
-             inline_if=_on_strings, types=TEXT_TYPES),
+             inline_if=_on_strings, types=TEXT_TYPES, modifiers=True),
     Operator("bstartswith", Kind.VALUE, "the value starts with the bytes written in "
              "hexadecimal", lambda const, ftype: lambda v: _to_bytes(v).startswith(const),
              const=hex_bytes("bstartswith"),
-             pair=lambda a, b: _to_bytes(a).startswith(_to_bytes(b)), types=TEXT_TYPES),
+             pair=lambda a, b: _to_bytes(a).startswith(_to_bytes(b)), types=BYTES_TYPES,
+             modifiers=True),
     Operator("endswith", Kind.VALUE, "the value ends with the constant", _endswith,
              pair=lambda a, b: str(a).endswith(str(b)), inline="{v}.endswith({k})",
-             inline_if=_on_strings, types=TEXT_TYPES),
-    Operator("glob", Kind.VALUE, "the whole value matches a shell glob (`*` and `?` do not "
-             "match `/`; `[...]` classes)", _matches, const=glob_const(False),
-             pair=_glob_pair(False), types=TEXT_TYPES),
+             inline_if=_on_strings, types=TEXT_TYPES, modifiers=True),
+    Operator("glob", Kind.VALUE, "the whole value matches a shell glob, as `fnmatch` "
+             "without `FNM_PATHNAME` (`*` and `?` match `/` too; `[...]` classes; a "
+             "backslash escapes)", _matches, const=glob_const(False),
+             pair=_glob_pair(False), types=STRING_TYPES, modifiers=True),
     Operator("iglob", Kind.VALUE, "`glob`, ignoring case", _matches, const=glob_const(True),
-             pair=_glob_pair(True), types=TEXT_TYPES),
+             pair=_glob_pair(True), types=STRING_TYPES, modifiers=True),
     Operator("regex", Kind.VALUE, "the whole value matches a regular expression (Python's "
-             "syntax)", _matches, const=regex_const, pair=_regex_pair, types=TEXT_TYPES),
+             "syntax); not with `val()`", _matches, const=regex_const, types=STRING_TYPES,
+             modifiers=True),
     Operator("in", Kind.LIST, "equal to an item of the list; on an IP field items may be "
              "CIDR networks", _member, inline="{v} in {k}", inline_if=_hashed,
              event_types="in", cheap=True),
@@ -636,8 +702,9 @@ del _op
 # ---------------------------------------------------------------------------------------------
 
 def _b64(v: Any) -> Any:
+    raw = _to_bytes(v)
     try:
-        data = base64.b64decode(_to_bytes(v), validate=False)
+        data = base64.b64decode(raw + b"=" * (-len(raw) % 4), validate=False)
     except (binascii.Error, ValueError):
         return None
     return data.decode("utf-8", "replace")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 
 from ..fields import FieldType
-from .operators import ANY_TYPE, OPERATORS, Operator
+from .operators import ANY_TYPE, MODIFIERS, OPERATORS, Operator
 
 HEADER = """# Condition operators
 
@@ -32,8 +32,15 @@ A check is `field operator value` (`proc.name = bash`), `field operator list`
 - `val(field)` on the right compares with another field of the same event (`proc.name =
   val(proc.pname)`), where the `val()` column says yes;
 - a rule's `exceptions` take as comparators (`comps`) the operators the `exceptions` column
-  says yes for; a list operator's exception values are lists.
+  says yes for; a list operator's exception values are lists;
+- an operator the `modifiers` column says yes for may take a list with a modifier (Falco
+  0.44): `proc.name startswith anyof (ba, zs)`.  {modifiers}.  Items are not deduplicated
+  (`= oneof (a, a)` is false of `a`); an `allof` of an empty list is false.  In `exceptions`,
+  `comps: startswith oneof` takes a list like a list operator.
 """
+
+MODIFIER_DOCS = {"oneof": "exactly one item holds", "anyof": "at least one item holds",
+                 "allof": "every item holds"}
 
 
 def _types(op: Operator) -> str:
@@ -51,12 +58,16 @@ def _row(op: Operator) -> str:
     spelled = " ".join(f"`{s}`" for s in op.spelled)
     val = "yes" if op.pair is not None else "no"
     exc = "yes" if op.comparator else "no"
-    return f"| {spelled} | {op.kind.value} | {_types(op)} | {val} | {exc} | {op.doc} |"
+    mods = "yes" if op.modifiers else "no"
+    return (f"| {spelled} | {op.kind.value} | {_types(op)} | {val} | {exc} | {mods} "
+            f"| {op.doc} |")
 
 
 def render() -> str:
-    out = [HEADER, "| operator | right side | field types | `val()` | `exceptions` | meaning |",
-           "|---|---|---|---|---|---|"]
+    mods = "; ".join(f"`{m}`: {MODIFIER_DOCS[m]}" for m in MODIFIERS)
+    out = [HEADER.format(modifiers=mods[0].upper() + mods[1:]),
+           "| operator | right side | field types | `val()` | `exceptions` | modifiers "
+           "| meaning |", "|---|---|---|---|---|---|---|"]
     out += [_row(op) for op in OPERATORS]
     return "\n".join(out) + "\n"
 

@@ -9,15 +9,22 @@ Grammar (precedence ``not`` > ``and`` > ``or``; keywords and operators are case 
     primary     := "(" or_expr ")" | check | MACRO
     check       := operand UNARY_OP
                  | operand LIST_OP list_value
+                 | operand MOD_OP MODIFIER list_value
                  | operand OP value
     operand     := FIELD [ "[" ARG "]" ] | TRANSFORMER "(" operand ")"
+                 | CALL "(" [ arg ( "," arg )* ] ")" [ "[" ARG "]" ]
+    arg         := "(" [ item ( "," item )* ] ")" | item
+    item        := QUOTED | NUMBER | operand
     list_value  := "(" [ item ( "," item )* ] ")" | LIST_NAME
     item        := QUOTED | BARE                  (a bare item naming a list is expanded)
     value       := QUOTED | BARE | rhs_field
-    rhs_field   := "val(" operand ")" | TRANSFORMER "(" rhs_field | operand ")"
+    rhs_field   := "val(" FIELD ")" | TRANSFORMER "(" operand ")"
     TRANSFORMER := tolower | toupper | b64 | basename | len
+    CALL        := join | concat | getopt
     UNARY_OP, LIST_OP, OP := the operators of :data:`~.operators.OPERATORS` of each kind
                  (UNARY, LIST, VALUE), listed in docs/operators.md
+    MOD_OP      := an OP declared with ``modifiers`` (``=``, ``startswith``, ``glob``...)
+    MODIFIER    := oneof | anyof | allof
 
 One function per grammar rule; every error is a :class:`RuleError` naming the column, with the
 condition and a caret under the fault.
@@ -25,12 +32,14 @@ condition and a caret under the fault.
 
 from __future__ import annotations
 
+import dataclasses
+
 from ..errors import Location, RuleError
 from . import ast
-from .lexer import Lexer, TokenType
+from .lexer import CALLS, Lexer, TokenType
 from .operators import OPERATORS, Kind
 
-__all__ = ["parse", "RuleError"]
+__all__ = ["parse", "parse_operand", "RuleError"]
 
 
 def parse(text: str, location: Location | None = None) -> ast.Node:
@@ -48,6 +57,15 @@ def parse(text: str, location: Location | None = None) -> ast.Node:
         raise lx.error(f"unexpected {lx.text[lx.pos:lx.pos + 12]!r} after a complete "
                        "expression, expected 'and', 'or' or ')'")
     return node
+
+
+def parse_operand(text: str, pos: int = 0, location: Location | None = None
+                  ) -> tuple[ast.FieldRef, int]:
+    """A field or a transformer call at ``pos`` of ``text`` (an output's ``%`` token), and
+    the offset just after it; whatever follows is not read.  Raises :class:`RuleError`."""
+    lx = Lexer(text, location)
+    lx.pos = pos
+    return _operand(lx), lx.pos
 
 
 def _or_expr(lx: Lexer) -> ast.Node:
@@ -115,11 +133,56 @@ def _operand(lx: Lexer) -> ast.FieldRef:
     if tok.type is TokenType.TRANSFORMER:
         if tok.value == "val":
             raise lx.error("val() is only allowed on the right side of a comparison", tok.pos)
+        if tok.value in CALLS:
+            return _call(lx, tok.value, tok.pos)
         inner = _operand(lx)
         if lx.punct(")") is None:
             raise lx.error(f"expected ')' to close {tok.value}(")
-        return ast.FieldRef(inner.name, inner.arg, tok.pos, (tok.value,) + inner.transformers)
+        return _wrap(inner, tok.value, tok.pos)
     raise lx.error(f"expected a field, found {tok.value!r}", tok.pos)
+
+
+def _wrap(inner: ast.FieldRef, transformer: str, pos: int) -> ast.FieldRef:
+    return dataclasses.replace(inner, pos=pos, transformers=(transformer,) + inner.transformers)
+
+
+def _call(lx: Lexer, name: str, pos: int) -> ast.FieldRef:
+    """After ``join(``: the arguments, ``)``, and an optional ``[key]``."""
+    args: list[ast.FieldRef | ast.Literal | ast.ArgList] = []
+    if lx.punct(")") is None:
+        while True:
+            args.append(_call_arg(lx, name, True))
+            if lx.punct(",") is not None:
+                continue
+            if lx.punct(")") is not None:
+                break
+            raise lx.error(f"expected ',' or ')' in the arguments of {name}(")
+    key = lx.field_arg()
+    return ast.FieldRef(name, key, pos, (), ast.Call(name, tuple(args), pos))
+
+
+def _call_arg(lx: Lexer, name: str, list_ok: bool) -> ast.FieldRef | ast.Literal | ast.ArgList:
+    """A transformer's argument: a quoted string, a number, a field, a transformer, or (not
+    inside a list) a list of those."""
+    lx.skip_ws()
+    start = lx.pos
+    if list_ok and lx.punct("(") is not None:
+        items: list[ast.FieldRef | ast.Literal] = []
+        if lx.punct(")") is None:
+            while True:
+                item = _call_arg(lx, name, False)
+                assert not isinstance(item, ast.ArgList)
+                items.append(item)
+                if lx.punct(",") is not None:
+                    continue
+                if lx.punct(")") is not None:
+                    break
+                raise lx.error(f"expected ',' or ')' in a list argument of {name}(")
+        return ast.ArgList(tuple(items), start)
+    tok = lx.call_literal()
+    if tok is not None:
+        return ast.Literal(tok.value, tok.pos, tok.type is TokenType.STRING)
+    return _operand(lx)
 
 
 def _check(lx: Lexer, field: ast.FieldRef) -> ast.Check:
@@ -129,6 +192,10 @@ def _check(lx: Lexer, field: ast.FieldRef) -> ast.Check:
         return ast.Check(field, op.value, None, field.pos)
     if kind is Kind.LIST:
         return ast.Check(field, op.value, _list_value(lx), field.pos)
+    if OPERATORS[op.value].modifiers:
+        mod = lx.modifier()
+        if mod is not None:
+            return ast.Check(field, op.value, _list_value(lx), field.pos, mod.value)
     return ast.Check(field, op.value, _value(lx), field.pos)
 
 
@@ -166,19 +233,19 @@ def _value(lx: Lexer) -> ast.Literal | ast.FieldValue:
 
 
 def _rhs_field(lx: Lexer, transformer: str) -> ast.FieldRef:
-    """After ``val(`` or ``tolower(`` on the right side: the field, transformed."""
+    """After ``val(`` or ``tolower(`` on the right side: ``val(`` takes a field (not a
+    transformer, as in Falco), a transformer a field or another transformer."""
     if transformer == "val":
-        field = _operand(lx)
-    else:
-        save = lx.pos
         tok = lx.operand()
-        if tok.type is TokenType.TRANSFORMER and tok.value == "val":
-            field = _rhs_field(lx, "val")
-        else:
-            lx.pos = save
-            field = _operand(lx)
+        if tok.type is not TokenType.FIELD:
+            raise lx.error("val() takes a field", tok.pos)
+        field = ast.FieldRef(tok.value, tok.arg, tok.pos)
+    elif transformer in CALLS:
+        return _call(lx, transformer, lx.pos)
+    else:
+        field = _operand(lx)
     if lx.punct(")") is None:
         raise lx.error(f"expected ')' to close {transformer}(")
     if transformer == "val":
         return field
-    return ast.FieldRef(field.name, field.arg, field.pos, (transformer,) + field.transformers)
+    return _wrap(field, transformer, field.pos)

@@ -355,9 +355,20 @@ MAX_SUBSTRING = 64
 MAX_SUBSTRINGS = 32
 
 
+def _utf8(texts: Any) -> bool:
+    """Whether every text is UTF-8 text (a ``\\xff`` in a rule is a byte that is not: the
+    kernel side, which compares UTF-8 bytes, is not given it and sends every open)."""
+    try:
+        for t in texts:
+            t.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _substrings(subs: list[str]) -> Terms:
     kept = frozenset(x[:MAX_SUBSTRING] for x in subs)
-    if not kept or "" in kept:
+    if not kept or "" in kept or not _utf8(kept):
         return None
     terms = [Term(frozenset(), None, kept)]
     return None if _too_many(terms) else terms
@@ -366,6 +377,8 @@ def _substrings(subs: list[str]) -> Terms:
 def _glob(runs: list[str]) -> Terms:
     """A glob, as its literal runs (the first one before any wildcard), as a prefix (its
     literal head, when absolute) and a substring (its longest literal run after the head)."""
+    if not _utf8(runs):
+        return None
     head, rest = runs[0], [r for r in runs[1:] if r]
     prefixes = frozenset({head}) if head.startswith("/") else None
     subs = frozenset({max(rest, key=len)[:MAX_SUBSTRING]}) if rest else None
@@ -389,7 +402,7 @@ def _glob_runs(const: Any) -> list[str] | None:
         if ch == "\\" and i + 1 < len(regex):        # re.escape: a literal character
             cur += regex[i + 1]
             i += 2
-        elif ch == "[":                                # a class: [^/] (? and *) or [...]
+        elif ch == "[":                                # a class: [...] (or [^/], [^/]*)
             runs.append(cur)
             cur = ""
             i += 1
@@ -402,7 +415,11 @@ def _glob_runs(const: Any) -> list[str] | None:
             i += 1
             if regex[i:i + 1] == "*":
                 i += 1
-        elif ch in ".^$*+?{}()|":                      # not from a glob: not understood
+        elif ch == ".":                                # . (?) or .* (*): any characters
+            runs.append(cur)
+            cur = ""
+            i += 2 if regex[i + 1:i + 2] == "*" else 1
+        elif ch in "^$*+?{}()|":                       # not from a glob: not understood
             return None
         else:
             cur += ch
@@ -413,7 +430,8 @@ def _glob_runs(const: Any) -> list[str] | None:
 def _paths(prefixes: list[str] | None) -> Terms:
     # fd.name of an open is absolute: a constant that is not can only match a name the source
     # could not resolve, which the kernel side sends anyway (it is relative there too)
-    if prefixes is None or not all(isinstance(p, str) and p.startswith("/") for p in prefixes):
+    if prefixes is None or not all(isinstance(p, str) and p.startswith("/") for p in prefixes) \
+            or not _utf8(prefixes):
         return None
     terms = [Term(frozenset(), minimal_prefixes(frozenset(prefixes)))]
     return None if _too_many(terms) else terms

@@ -34,10 +34,17 @@ class Origin:
 
 @dataclass
 class MacroDef:
+    """A macro as loaded.  ``index`` is when it was first defined and ``visibility`` when it
+    was last defined, appended to or overridden (a count of the items read so far, as in
+    Falco's loader): it may use the macros whose ``index`` is below its ``visibility``.  None
+    for both: every macro is visible (a condition compiled on its own)."""
+
     name: str
     node: ast.Node
     origin: Origin
     used: bool = False
+    index: int | None = None
+    visibility: int | None = None
 
 
 # ---------------------------------------------------------------------------------------------

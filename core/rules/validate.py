@@ -47,6 +47,10 @@ CODES = {
     "LOAD_UNKNOWN_EVTTYPE": "Unknown event type",
     "LOAD_UNKNOWN_PLUGIN": "Required plugin not available",
     "LOAD_INVALID_MACRO_NAME": "Invalid macro name",
+    "LOAD_COMPILE_CONDITION": "Warning in rule condition",
+    "LOAD_APPEND_NO_VALUES": "Overriding/appending with no values",
+    "LOAD_EXCEPTION_NAME_NOT_UNIQUE": "Multiple exceptions defined with the same name",
+    "LOAD_DEPRECATED_ITEM": "Used deprecated item",
 }
 
 
@@ -63,7 +67,13 @@ def classify(err: RuleError, warning: bool) -> str:
                              ("skip-if-unknown-filter", "LOAD_UNKNOWN_FILTER"),
                              ("unknown event type", "LOAD_UNKNOWN_EVTTYPE"),
                              ("require plugin", "LOAD_UNKNOWN_PLUGIN"),
-                             ("is not an identifier", "LOAD_INVALID_MACRO_NAME")):
+                             ("is not an identifier", "LOAD_INVALID_MACRO_NAME"),
+                             ("misused as a const", "LOAD_COMPILE_CONDITION"),
+                             ("regex check with", "LOAD_COMPILE_CONDITION"),
+                             ("with no values", "LOAD_APPEND_NO_VALUES"),
+                             ("multiple definitions of exception",
+                              "LOAD_EXCEPTION_NAME_NOT_UNIQUE"),
+                             ("is ignored in an item with 'append'", "LOAD_DEPRECATED_ITEM")):
             if needle in msg:
                 return code
         return "LOAD_UNKNOWN_ITEM"

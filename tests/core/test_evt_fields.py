@@ -110,9 +110,10 @@ def test_arguments():
     assert read("evt.arg", e, "name") == "/tmp/f"
     assert read("evt.arg", e, "nothere") is None
     assert read("evt.rawarg", e, "flags") == os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-    # by position: Falco's exit event (fd, dirfd, name...) and enter event (dirfd, name...)
-    assert read("evt.arg", e, 0) == ("3", "-100")
-    assert read("evt.arg", e, "2") == ("/tmp/f", "O_TRUNC|O_CREAT|O_WRONLY")
+    # by position: Falco's event (fd, dirfd, name, flags, mode, dev, ino)
+    assert read("evt.arg", e, 0) == "3"
+    assert read("evt.arg", e, "2") == "/tmp/f"
+    assert read("evt.arg", e, 3) == "O_TRUNC|O_CREAT|O_WRONLY"
     assert read("evt.arg", e, 99) is None
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
     assert read("evt.args", e) == (f"fd=3 dirfd=-100 name=/tmp/f "
@@ -124,7 +125,8 @@ def test_arguments():
 def test_socket_domain_by_position():
     e = Event("socket", res=4, args={"fd": 4, "domain": socket.AF_PACKET, "type": 3,
                                      "proto": 0})
-    assert read("evt.arg", e, 0) == ("4", "AF_PACKET")
+    assert read("evt.arg", e, 0) == "4"                 # Falco's socket: fd, domain, type, proto
+    assert read("evt.arg", e, 1) == "AF_PACKET"
     assert read("evt.arg", e, "domain") == "AF_PACKET"
 
 
@@ -137,5 +139,11 @@ def test_buffer():
 def test_every_field_is_declared_once_with_a_description():
     names = [d.name for d in FIELDS]
     assert len(names) == len(set(names))
-    assert all(d.desc and d.provider == "core" and d.name.startswith("evt.")
+    assert all(d.desc and d.provider == "core" and d.name.startswith(("evt.", "syscall."))
                for d in FIELDS)
+
+
+def test_syscall_type_is_the_system_call_and_unknown_for_other_events():
+    read = {d.name: d for d in FIELDS}["syscall.type"].bind(None).read
+    assert read(Event("getcwd")) == "getcwd"
+    assert read(Event("procexit")) is None

@@ -48,7 +48,17 @@ CASES = [
     ("fd.name icontains ETC/SHA", OPEN_ETC, True),
     ("fd.name contains ETC", OPEN_ETC, False),
     ("fd.name glob /etc/*", OPEN_ETC, True),
-    ("fd.name glob /*", OPEN_ETC, False),                 # * does not cross /
+    # Falco's glob is fnmatch without FNM_PATHNAME: * and ? cross /
+    ("fd.name glob /*", OPEN_ETC, True),
+    ("fd.name glob '*/shadow'", OPEN_ETC, True),
+    ("fd.name glob '/etc?shadow'", OPEN_ETC, True),
+    ("fd.name glob '/etc/\\*'", OPEN_ETC, False),       # a backslash escapes: a literal *
+    ("fd.name glob '/etc/\\shadow'", OPEN_ETC, True),   # \s is s
+    ("fd.name glob '*../*../*'", dict(OPEN_ETC, name="/etc/../etc/../etc/shadow"), True),
+    ("fd.name glob '*../*../*'", dict(OPEN_ETC, name="/etc/../etc/shadow"), False),
+    ("fd.name pmatch (/*/shadow)", OPEN_ETC, True),
+    ("fd.name pmatch (/*)", dict(OPEN_ETC, name="/etc/x/y"), True),  # pmatch: by component
+    ("fd.name pmatch (/e*/y)", dict(OPEN_ETC, name="/etc/x/y"), False),
     ("fd.name glob '/etc/sh?dow'", OPEN_ETC, True),
     ("fd.name glob '/etc/[rs]hadow'", OPEN_ETC, True),
     ("fd.name glob '/etc/[]s]hadow'", OPEN_ETC, True),    # a first ] is a class member
@@ -94,7 +104,9 @@ CASES = [
     ("evt.arg.name = /etc/shadow", OPEN_ETC, True),
     ("evt.rawarg.flags = 577", OPEN_W, True),
     ("evt.rawarg.flags > 1", OPEN_W, True),
-    ("evt.arg[0] = AF_PACKET", dict(type="socket", args={"domain": 17}, res=4), True),
+    # evt.arg[N]: Falco's event, exit parameters then enter ones (socket: fd, domain, ...)
+    ("evt.arg[1] = AF_PACKET", dict(type="socket", args={"domain": 17}, res=4), True),
+    ("evt.arg[0] = AF_PACKET", dict(type="socket", args={"domain": 17}, res=4), False),
     ("evt.arg.request = PTRACE_ATTACH", dict(type="ptrace", args={"request": 16, "pid": 1},
                                              res=0), True),
     ("evt.arg.nstype contains CLONE_NEWNS", dict(type="setns", args={"nstype": 0x20000},
@@ -176,10 +188,14 @@ CASES = [
     ("evt.buffer bstartswith 7878", dict(type="write", args={"data": b"xxABCxx"}, res=7), True),
     ("evt.buffer bcontains 00", dict(type="write", args={"data": b"xxABCxx"}, res=7), False),
     ("evt.buffer contains ABC", dict(type="write", args={"data": b"xxABCxx"}, res=7), True),
-    ("evt.buffer icontains abc", dict(type="write", args={"data": b"xxABCxx"}, res=7), True),
     ("evt.buffer = xxABCxx", dict(type="write", args={"data": b"xxABCxx"}, res=7), True),
     ("evt.buffer != xxABCxx", dict(type="write", args={"data": b"xxABCxx"}, res=7), False),
     ("evt.buffer in (a, xxABCxx)", dict(type="write", args={"data": b"xxABCxx"}, res=7), True),
+    ('evt.buffer = "xx\\x41BCxx"', dict(type="write", args={"data": b"xxABCxx"}, res=7), True),
+    ('evt.buffer contains "\\x00a"', dict(type="write", args={"data": b"\x00abc"}, res=4),
+     True),                                                # a byte buffer may hold a NUL
+    ('proc.name = "\\x63\\x61t"', OPEN_ETC, True),         # \xHH: exactly two digits
+    ('proc.name = "\\x6341"', dict(OPEN_ETC, proc="c41"), True),
     ("evt.buffer startswith xxA", dict(type="write", args={"data": b"xxABCxx"}, res=7), True),
     # quoting and escapes
     ("proc.cmdline contains \"a b\"", dict(EXEC, cmdline=["a b"]), True),
@@ -195,8 +211,9 @@ CASES = [
     ("evt.rawtime = 1700000000123456789", OPEN_ETC, True),
     ("evt.source = syscall", OPEN_ETC, True),
     ("evt.args contains \"name=/etc/shadow\"", OPEN_ETC, True),
-    ("evt.arg[0] = 3", OPEN_ETC, True),                        # exit: fd
-    ("evt.arg[1] = /etc/shadow", OPEN_ETC, True),              # enter: name
+    ("evt.arg[0] = 3", OPEN_ETC, True),                        # fd
+    ("evt.arg[1] = -100", OPEN_ETC, True),                     # dirfd (AT_FDCWD)
+    ("evt.arg[1] = /etc/shadow", OPEN_ETC, False),             # not the enter event's name
 ]
 
 
@@ -241,6 +258,38 @@ def test_lists_and_macros(reg, ev):
     ("fd.num pmatch (/a)", 1, "operator 'pmatch' needs a string field"),
     ("fd.num < val(fd.name)", 10, "cannot compare fd.num (int64) with fd.name (string)"),
     ("tolower(fd.num) = 1", 1, "tolower() needs a string field"),
+    # Falco's compile-time checks (libs filter_compiler.ut.cpp): operators by field type ...
+    ("evt.buffer icontains abc", 1, "operator 'icontains' cannot be used with evt.buffer"),
+    ("evt.buffer glob 'a*'", 1, "operator 'glob' cannot be used with evt.buffer"),
+    ("evt.buffer regex '.*'", 1, "operator 'regex' cannot be used with evt.buffer"),
+    ("evt.buffer < 1", 1, "operator '<' cannot be used with evt.buffer"),
+    ("fd.name bcontains 303000", 1, "operator 'bcontains' cannot be used with fd.name"),
+    ("fd.name bstartswith 303000", 1, "operator 'bstartswith' cannot be used with fd.name"),
+    ("fd.num contains 1", 1, "operator 'contains' cannot be used with fd.num"),
+    ("fd.num glob 1", 1, "operator 'glob' cannot be used with fd.num"),
+    ("evt.is_open_read glob true", 1, "operator 'glob' cannot be used"),
+    ("fd.sip regex '.*'", 1, "operator 'regex' cannot be used with fd.sip"),
+    ("fd.snet contains 10.0.0.0/8", 1, "operator 'contains' cannot be used with fd.snet"),
+    # ... float literals on numeric fields ...
+    ("fd.num = 1.0", 10, "'1.0' is not a number"),
+    ("fd.num in (1, 2.5)", 15, "'2.5' is not a number"),
+    # ... a NUL byte in a string value, a truncated \x escape ...
+    ('proc.name = "\\x00"', 13, "a NUL byte cannot be in a value compared with proc.name"),
+    ('proc.name contains "a\\x00"', 20, "a NUL byte"),
+    ('fd.name pmatch ("\\x00")', 17, "a NUL byte"),
+    ('proc.name glob "\\x00?"', 16, "a NUL byte"),
+    ('proc.name = "\\x4"', 14, "\\x needs two hexadecimal digits"),
+    ('proc.name = "a\\x"', 15, "\\x needs two hexadecimal digits"),
+    ('proc.name = "\\xgg"', 14, "\\x needs two hexadecimal digits"),
+    ('evt.buffer bcontains "\\x00"', 22, "needs hexadecimal bytes"),
+    # ... and val(): a field only, not with regex, of the same kind, no network
+    ("proc.name = val(tolower(proc.pname))", 17, "val() takes a field"),
+    ("tolower(proc.name) = tolower(val(proc.pname))", 30, "val() is only allowed on the right"),
+    ("proc.name regex val(proc.pname)", 17, "val() cannot be used with 'regex'"),
+    ("proc.name = val(evt.is_open_read)", 13, "cannot compare proc.name (string) with "
+     "evt.is_open_read (bool)"),
+    ("fd.snet = val(fd.sip)", 11, "val() cannot be used with a network field (fd.snet)"),
+    ("fd.sip = val(fd.name)", 10, "cannot compare fd.sip (ipaddr) with fd.name (string)"),
 ])
 def test_compile_errors(reg, condition, column, message):
     with pytest.raises(RuleError) as info:

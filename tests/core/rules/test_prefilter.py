@@ -125,7 +125,11 @@ def test_fd_fields_of_a_call_that_takes_only_a_dirfd_need_no_open(tmp_path, evt_
      ["/root/.bash_history", "/root/.zsh_history.bak"], ["/root/.bashrc"]),   # wider: contains
     ("fd.name glob /proc/*/environ",
      Term(frozenset(), frozenset({"/proc/"}), frozenset({"/environ"})),
-     ["/proc/1/environ", "/proc/self/environ"], ["/proc/1/cmdline", "/etc/environ"]),
+     ["/proc/1/environ", "/proc/self/environ", "/proc/1/task/1/environ"],   # * crosses /
+     ["/proc/1/cmdline", "/etc/environ"]),
+    ("fd.name glob '/etc/?hadow'",                 # ? crosses / too (fnmatch, no FNM_PATHNAME)
+     Term(frozenset(), frozenset({"/etc/"}), frozenset({"hadow"})),
+     ["/etc/shadow", "/etc//hadow"], ["/etc/passwd"]),
     ("fd.nameraw glob '*../*../*'", Term(frozenset(), None, frozenset({"../"})),
      ["/a../b../c", "/a/../../c", "../../x"], ["/a/b/c"]),
     ("fd.name contains /.ssh/ and fd.name glob /home/*/.ssh/*",
@@ -247,3 +251,10 @@ def test_no_open_a_rule_matches_is_kept(tmp_path, rules, request):
         kept += not accepted
         hits += matched
     assert kept > 100 and hits > 20          # it keeps opens, and rules do match some
+
+
+@pytest.mark.parametrize("cond", ['fd.name contains "\\xff"', 'fd.name startswith "/p\\xff"',
+                                  'fd.name glob "/p\\xff/*"'])
+def test_a_byte_that_is_not_utf8_says_any_path(tmp_path, cond):
+    """The kernel side compares UTF-8 bytes: a rule's undecodable byte is not given to it."""
+    assert open_prefilter(engine(tmp_path, rule(f"evt.type = openat and {cond}"))) is None

@@ -112,3 +112,31 @@ def test_the_cli_validates(tmp_path):
                         text=True, timeout=60)
     assert js.returncode == 1
     assert json.loads(js.stdout)["falco_load_results"][0]["successful"] is False
+
+
+def test_falco_codes_of_the_language_warnings(tmp_path, reg):
+    p = tmp_path / "w.yaml"
+    p.write_text(textwrap.dedent("""
+        - rule: R
+          desc: d
+          condition: evt.type = openat and proc.name = proc.pname and fd.name regex '/etc.*'
+          output: x
+          priority: notice
+          exceptions:
+            - name: e
+              fields: [proc.name]
+              values: [[a]]
+            - name: e
+              fields: [proc.name]
+              values: [[b]]
+        - rule: R
+          exceptions:
+            - name: e
+          override:
+            exceptions: append
+        """))
+    out = io.StringIO()
+    assert validate([str(p)], reg, False, out) == 0
+    text = out.getvalue()
+    assert text.count("LOAD_COMPILE_CONDITION (Warning in rule condition)") == 2
+    assert "LOAD_EXCEPTION_NAME_NOT_UNIQUE" in text and "LOAD_APPEND_NO_VALUES" in text

@@ -32,8 +32,13 @@ _IP_TYPES = frozenset({"ipv4", "ipv6"})
 
 
 def _fd_num(e):
+    # a call that failed to make its fd (an open: num -1) has Falco's fd.num, the call's result
     f = e.fd
-    return f.num if f is not None and f.num >= 0 else None
+    if f is None:
+        return None
+    if f.num >= 0:
+        return f.num
+    return e.res if e.res is not None and e.res < 0 else None
 
 
 def _fd_type(e):
@@ -69,8 +74,10 @@ def _fd_directory(e):
 
 
 def _fd_filename(e):
+    # Falco reads it from the fd table: none for an open that failed (fd.name and fd.directory
+    # are read from the event's arguments, and have a value)
     f = e.fd
-    if f is None or f.type not in _FILE_TYPES or not f.name:
+    if f is None or f.num < 0 or f.type not in _FILE_TYPES or not f.name:
         return None
     pos = f.name.rfind("/")
     return f.name[pos + 1:] if 0 <= pos < len(f.name) - 1 else f.name
