@@ -1,7 +1,7 @@
 # The two commands: `make run` (the agent, default config and rules, alerts on stdout) and
 # `make test` (the whole test suite).  Both set the machine up first (idempotent, fast when done).
 # `make bench BENCH_ARGS=--quick`: the workload, start-up and memory benchmarks in a short check.
-.PHONY: setup run test demo bench clean
+.PHONY: setup run test demo bench clean image
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -33,7 +33,14 @@ bench: setup
 	$(PY) bench/bench_overhead.py
 	$(PY) bench/bench_workloads.py $(BENCH_ARGS)
 	$(PY) bench/bench_startup.py $(BENCH_ARGS)
+	$(PY) bench/bench_webserver.py $(BENCH_ARGS)
 	$(PY) bench/bench_memory.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
+
+# `make image`: the agent's container image (syswarden:0.1.0), built offline; the Debian base is
+# made once by debootstrap and cached under /var/cache/syswarden-image (scripts/image.sh).
+image: setup
+	@bash scripts/dockerd.sh
+	@bash scripts/image.sh

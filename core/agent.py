@@ -19,13 +19,15 @@ Readiness: once every source has started and the pipeline runs, the agent logs a
 ``syswarden ready`` (always, whatever ``log_level``), and :attr:`Agent.ready` is set.  Then
 one info line ``start-up: ...`` gives the seconds each phase took (:attr:`Agent.startup`): the
 filters built (rules compiled), the sources, enrichers (the process table's ``/proc`` snapshot)
-and outputs built, and the outputs, enricher services and sources started (the eBPF source
+and outputs built, the webserver listening (:mod:`~syswarden.core.webserver`), and the
+outputs, enricher services and sources started (the eBPF source
 compiles and attaches its program then; its own line splits that time).
 
 Signals: SIGINT/SIGTERM stop the sources, let the stages drain, give the outputs
 ``pipeline.shutdown_grace`` seconds to flush, and return 0 (a second signal stops at once).
 SIGHUP reloads the config file and the rules (on a failure the old rules keep running, the error
-is logged) and reopens outputs; SIGUSR1 reopens outputs (logrotate).
+is logged) and reopens outputs; with ``watch_config_files`` a change to the config file, its
+``config_files`` or the rules files does the same; SIGUSR1 reopens outputs (logrotate).
 
 Failures: an exception while one plugin handles one event is caught at the stage boundary,
 counted (``errors.<stage>.<plugin>``) and logged with the plugin's name; the event goes on.  A
@@ -46,7 +48,7 @@ from typing import Any, TypeVar
 import trio
 
 from .alert import Alert, Priority
-from .config import load_config
+from .config import RELOADED_KEYS, load_config, watched_state
 from .errors import ConfigError, RuleError, SourceError, SyswardenError, UnsafePathError
 from .event import Event
 from .metrics import Metrics
@@ -55,6 +57,7 @@ from .plugins import Plugins
 from .protocols import Enricher, Filter, Output, PluginContext, Source, adapt
 from .rules.prefilter import OpenPrefilter
 from .rules.sockfilter import SocketPrefilter
+from .webserver import serve as serve_webserver
 
 log = logging.getLogger("syswarden.agent")
 
@@ -69,6 +72,9 @@ BAD_INPUT = (ConfigError, UnsafePathError)
 
 #: The stages :meth:`Agent.build` resolves, in this order.
 STAGES = ("filters", "sources", "enrichers", "outputs")
+
+#: seconds between two looks at the watched config and rules files (watch_config_files)
+WATCH_INTERVAL = 1.0
 
 #: log the first N errors of one plugin with a traceback, then one in every EVERY
 ERRORS_LOGGED_FULLY = 5
@@ -94,8 +100,8 @@ def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
 
 class Agent:
     #: start-up phases, in order, as :attr:`startup` and the ``start-up:`` line name them
-    STARTUP_PHASES = ("filters", "sources", "enrichers", "outputs", "outputs started",
-                      "services started", "sources started")
+    STARTUP_PHASES = ("filters", "sources", "enrichers", "outputs", "webserver",
+                      "outputs started", "services started", "sources started")
 
     def __init__(self, config: dict[str, Any], plugins: Plugins, *,
                  config_path: str | None = None, overrides: tuple[str, ...] = (),
@@ -106,7 +112,7 @@ class Agent:
         self.config_path = config_path
         self.overrides = overrides
         self.rules_files = rules_files
-        self.replay_file = replay_file
+        self.replay_file = replay_file or config.get("_replay_file")   # -e, or engine.kind
         self.max_seconds = max_seconds
         self.metrics = metrics or Metrics()
         self.ready = trio.Event()
@@ -121,6 +127,12 @@ class Agent:
         self._checks: list[tuple[str, Callable]] = []
         self._offers: list[Callable] = []
         self.startup: dict[str, float] = {}     # phase -> seconds (STARTUP_PHASES)
+        self._current_config = config           # as last (re)loaded: watched, base_syscalls
+        self._watch_seen: tuple | None = None   # the watched files' state (watch_config_files)
+        self._reload_lock = trio.Lock()
+        #: what waits for each stage ("enrich", "filter"), once the pipeline runs (/healthz)
+        self.stage_inputs: dict[str, trio.MemoryReceiveChannel[list[Event]]] = {}
+        self.ended_sources: list[str] = []      # sources that returned before a stop
 
     @contextlib.contextmanager
     def _phase(self, name: str) -> Iterator[None]:
@@ -181,14 +193,22 @@ class Agent:
         self._offers = [r.offer for r in self.runners]
 
     def event_types(self) -> set[str] | None:
-        """The syscalls the filters need: their union, or None when one needs every event."""
+        """The syscalls the filters need: their union, or None when one needs every event;
+        with Falco's ``base_syscalls``: plus its ``custom_set`` (less its ``!name``), or
+        every syscall with ``all`` (the process and fd state's own syscalls, what ``repair``
+        adds in Falco, are always followed here)."""
+        base = self._current_config.get("base_syscalls") or {}
+        if base.get("all"):
+            return None
         types: set[str] = set()
         for f in self.filters:
             needed = f.event_types()
             if needed is None:
                 return None
             types |= set(needed)
-        return types
+        custom = [str(name) for name in base.get("custom_set") or ()]
+        types |= {name for name in custom if not name.startswith("!")}
+        return types - {name[1:] for name in custom if name.startswith("!")}
 
     def open_prefilter(self) -> OpenPrefilter | None:
         """The opens some filter may care about: the union of the filters' prefilters, or None
@@ -214,6 +234,8 @@ class Agent:
         try:
             async with trio.open_nursery() as root:
                 root.start_soon(self._watch_signals, root.cancel_scope)
+                with self._phase("webserver"):              # and the metrics snapshots
+                    await root.start(serve_webserver, self)
                 if self.max_seconds:
                     root.start_soon(self._stop_after, self.max_seconds)
                 interval = float(self.config["pipeline"]["stats_interval"])
@@ -290,6 +312,7 @@ class Agent:
         size = int(self.config["pipeline"]["channel_batches"])
         src_send, src_recv = trio.open_memory_channel[list[Event]](size)
         enr_send, enr_recv = trio.open_memory_channel[list[Event]](size)
+        self.stage_inputs = {"enrich": src_recv, "filter": enr_recv}
         async with trio.open_nursery() as stages:
             stages.start_soon(self._enrich_stage, src_recv, enr_send)
             stages.start_soon(self._filter_stage, enr_recv)
@@ -314,6 +337,8 @@ class Agent:
             except Exception as exc:
                 raise SourceError(f"source {source.name!r} failed: "
                                   f"{type(exc).__name__}: {exc}") from exc
+            if not self.stopping.is_set():
+                self.ended_sources.append(source.name)
 
     def _announce_ready(self) -> None:
         _settle_gc()
@@ -336,6 +361,8 @@ class Agent:
         async with recv, send:
             async for batch in recv:
                 self.metrics.inc("events.in", len(batch))
+                if batch:                   # how old its newest event is (/metrics)
+                    self.metrics.set("latency.enrich", time.time_ns() - batch[-1].ts)
                 for evt in batch:   # evt.num: arrival order, from 1, unless the source set it
                     if not evt.num:
                         number += 1
@@ -372,11 +399,12 @@ class Agent:
                             continue
                         if alerts:
                             for alert in alerts:
-                                metrics.inc("alerts.total")
-                                metrics.inc(f"alerts.rule.{alert.rule}")
+                                metrics.count_alert(alert)
                                 for offer in offers:
                                     offer(alert)
                 metrics.inc("events.judged", len(batch) - skipped)
+                if batch:
+                    metrics.set("latency.filter", time.time_ns() - batch[-1].ts)
                 if skipped:
                     metrics.inc("events.from_agent", skipped)
 
@@ -387,8 +415,7 @@ class Agent:
         offered to every output like a rule's alert.  Called from the agent's trio thread."""
         alert = Alert(rule, priority, output, time.time_ns(), dict(fields),
                       tags=["syswarden", "internal"], source="internal")
-        self.metrics.inc("alerts.total")
-        self.metrics.inc(f"alerts.rule.{rule}")
+        self.metrics.count_alert(alert)
         for offer in self._offers:
             offer(alert)
 
@@ -423,6 +450,8 @@ class Agent:
         with trio.open_signal_receiver(*wanted) as signals:
             async with trio.open_nursery() as reloads:
                 reloads.start_soon(self._reload_when_asked, asked, reloading)
+                if self.config.get("watch_config_files"):
+                    reloads.start_soon(self._watch_files, ask)
                 async for signum in signals:
                     if signum in (signal.SIGINT, signal.SIGTERM):
                         reloading.cancel()
@@ -445,6 +474,22 @@ class Agent:
                 await self.reload()
                 self._reopen_outputs()
 
+    async def _watch_files(self, ask: trio.MemorySendChannel[None]) -> None:
+        """Falco's ``watch_config_files``: the config file, the ``config_files`` (and the
+        files dropped into their directories) and the rules files, checked every
+        WATCH_INTERVAL seconds; a change asks for a reload as SIGHUP does."""
+        self._watch_seen = await trio.to_thread.run_sync(watched_state, self.config,
+                                                         self.rules_files)
+        while True:
+            await trio.sleep(WATCH_INTERVAL)
+            now = await trio.to_thread.run_sync(watched_state, self._current_config,
+                                                self.rules_files)
+            if now != self._watch_seen:
+                self._watch_seen = now
+                log.info("a watched config or rules file changed: reloading")
+                with contextlib.suppress(trio.WouldBlock):
+                    ask.send_nowait(None)
+
     def _reopen_outputs(self) -> None:
         for output in self.outputs:
             try:
@@ -453,7 +498,15 @@ class Agent:
                 log.error("output %r could not reopen: %s", output.name, exc)
 
     async def reload(self) -> bool:
-        """Re-read the config file and the rules; keep what runs when anything fails."""
+        """Re-read the config file and the rules; keep what runs when anything fails.  One
+        reload at a time; the files it reads are no change for ``watch_config_files``."""
+        async with self._reload_lock:
+            if self._watch_seen is not None:
+                self._watch_seen = await trio.to_thread.run_sync(
+                    watched_state, self._current_config, self.rules_files)
+            return await self._reload()
+
+    async def _reload(self) -> bool:
         log.info("reloading config and rules")
         try:
             config = load_config(self.config_path, self.overrides, self.plugins.schemas())
@@ -471,6 +524,13 @@ class Agent:
                 log.error("reload failed, keeping the running rules: filter %r: %s",
                           f.name, detail)
                 return False
+        changed = sorted(k for k in set(config) | set(self._current_config)
+                         if not k.startswith("_") and k not in RELOADED_KEYS
+                         and config.get(k) != self._current_config.get(k))
+        if changed:
+            log.warning("reload: the rules are reloaded; %s changed, which takes effect at the "
+                        "next start", ", ".join(changed))
+        self._current_config = config
         self.ctx.event_types = self.event_types()
         self.ctx.open_prefilter = self.open_prefilter()
         self.ctx.socket_prefilter = self.socket_prefilter()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 import socket
 import time
 import uuid as _uuid
@@ -51,7 +52,9 @@ class Priority(enum.IntEnum):
         return self <= threshold
 
 
-HOSTNAME = socket.gethostname()
+#: The host's name in alerts: ``FALCO_HOSTNAME`` when set (as Falco: a DaemonSet gives it the
+#: node's name, the pod's own hostname being the pod's), else the system's.
+HOSTNAME = os.environ.get("FALCO_HOSTNAME") or socket.gethostname()
 
 
 @dataclass
@@ -86,12 +89,21 @@ def format_text(alert: Alert, iso_8601: bool = False) -> str:
     return f"{format_time_text(alert.time_ns, iso_8601)}: {alert.priority.label} {alert.output}"
 
 
-def to_json_dict(alert: Alert, include_output: bool = True, include_tags: bool = True) -> dict:
-    """Falco's JSON alert as a dict (key order as Falco writes it), plus ``uuid``."""
+def to_json_dict(alert: Alert, include_output: bool = True, include_tags: bool = True, *,
+                 include_message: bool = False, include_output_fields: bool = True,
+                 iso_8601: bool = False) -> dict:
+    """Falco's JSON alert as a dict (key order as Falco writes it), plus ``uuid``.
+
+    The ``json_include_*`` keys choose ``output`` (the text line, its time in ISO 8601 with
+    ``time_format_iso_8601`` as Falco writes it), ``message`` (the output alone),
+    ``output_fields`` and ``tags``; ``time`` is always RFC 3339 UTC."""
     doc: dict[str, Any] = {"hostname": alert.hostname}
     if include_output:
-        doc["output"] = f"{format_time_text(alert.time_ns)}: {alert.priority.label} {alert.output}"
-    doc["output_fields"] = alert.output_fields
+        doc["output"] = format_text(alert, iso_8601)
+    if include_message:
+        doc["message"] = alert.output
+    if include_output_fields:
+        doc["output_fields"] = alert.output_fields
     doc["priority"] = alert.priority.label
     doc["rule"] = alert.rule
     doc["source"] = alert.source
@@ -102,5 +114,7 @@ def to_json_dict(alert: Alert, include_output: bool = True, include_tags: bool =
     return doc
 
 
-def format_json(alert: Alert, include_output: bool = True, include_tags: bool = True) -> str:
-    return json.dumps(to_json_dict(alert, include_output, include_tags), default=str)
+def format_json(alert: Alert, include_output: bool = True, include_tags: bool = True,
+                **options: bool) -> str:
+    """:func:`to_json_dict` as one line of JSON."""
+    return json.dumps(to_json_dict(alert, include_output, include_tags, **options), default=str)

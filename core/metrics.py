@@ -4,20 +4,38 @@ A counter is a dotted name (``events.in``, ``drops.enrich.docker``, ``alerts.rul
 ``outputs.<name>.dropped``).  Anything that loses an event or an alert increments a ``drops.*``
 or ``*.dropped`` counter: nothing is lost silently.  The agent logs a summary periodically and
 on exit (non-zero counters only) and ``snapshot()`` gives them to tests.
+
+:meth:`Metrics.count_alert` counts an alert (``alerts.total``, ``alerts.rule.<rule>``) and keeps
+what its rule is (priority, source, tags) the first time it is seen, for the labels of Falco's
+``falcosecurity_falco_rules_matches_total`` (:mod:`syswarden.core.exposition`).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .alert import Alert
 
 
 class Metrics:
     def __init__(self) -> None:
         self._counters: dict[str, int] = defaultdict(int)
         self._gauges: dict[str, object] = {}
+        #: rule name -> (priority value, source, tags), from the first alert of each rule
+        self.rules: dict[str, tuple[int, str, tuple[str, ...]]] = {}
 
     def inc(self, name: str, n: int = 1) -> None:
         self._counters[name] += n
+
+    def count_alert(self, alert: "Alert") -> None:
+        """An alert raised (by a rule, or about the agent itself)."""
+        counters = self._counters
+        counters["alerts.total"] += 1
+        counters[f"alerts.rule.{alert.rule}"] += 1
+        if alert.rule not in self.rules:
+            self.rules[alert.rule] = (int(alert.priority), alert.source, tuple(alert.tags))
 
     def set(self, name: str, value: object) -> None:
         """A gauge: a value read at report time (a ring's size, a table's entries)."""

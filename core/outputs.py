@@ -64,14 +64,18 @@ class TokenBucket:
 
 
 class AlertFormatter:
-    """Turns an alert into the line an output writes: Falco's text or Falco's JSON."""
+    """Turns an alert into the line an output writes: Falco's text or Falco's JSON (with the
+    global ``json_include_*`` and ``time_format_iso_8601`` keys)."""
 
     def __init__(self, json_output: bool, include_output: bool = True,
-                 include_tags: bool = True, iso_8601: bool = False) -> None:
+                 include_tags: bool = True, iso_8601: bool = False, *,
+                 include_message: bool = False, include_output_fields: bool = True) -> None:
         self.json_output = json_output
         self.include_output = include_output
         self.include_tags = include_tags
         self.iso_8601 = iso_8601
+        self.include_message = include_message
+        self.include_output_fields = include_output_fields
 
     @classmethod
     def from_config(cls, config: dict[str, Any], section: dict[str, Any] | None = None
@@ -82,11 +86,16 @@ class AlertFormatter:
             json_output = section["json_output"]
         return cls(bool(json_output), config.get("json_include_output_property", True),
                    config.get("json_include_tags_property", True),
-                   config.get("time_format_iso_8601", False))
+                   config.get("time_format_iso_8601", False),
+                   include_message=config.get("json_include_message_property", False),
+                   include_output_fields=config.get("json_include_output_fields_property", True))
 
     def __call__(self, alert: Alert) -> str:
         if self.json_output:
-            return format_json(alert, self.include_output, self.include_tags)
+            return format_json(alert, self.include_output, self.include_tags,
+                               include_message=self.include_message,
+                               include_output_fields=self.include_output_fields,
+                               iso_8601=self.iso_8601)
         return format_text(alert, self.iso_8601)
 
 
@@ -114,7 +123,9 @@ class OutputRunner:
         min_priority = s.min_priority
         if min_priority is None:
             min_priority = Priority.parse(config.get("priority") or "debug")
-        return cls(output, metrics, queue_size=s.queue_size or config["pipeline"]["output_queue"],
+        capacity = (config.get("outputs_queue") or {}).get("capacity") or 0
+        return cls(output, metrics,
+                   queue_size=s.queue_size or capacity or config["pipeline"]["output_queue"],
                    min_priority=min_priority,
                    rate=limits.get("rate", 0) if s.rate is None else s.rate,
                    max_burst=limits.get("max_burst", 1000) if s.max_burst is None
@@ -200,6 +211,7 @@ class OutputSettings:
     rate: float | None = None
     max_burst: int | None = None
     formatter: AlertFormatter = field(default_factory=lambda: AlertFormatter(False))
+    timeout: float | None = None     # seconds one write may block before it is reported
 
     @classmethod
     def from_config(cls, config: dict[str, Any], section: dict[str, Any], *,
@@ -213,7 +225,8 @@ class OutputSettings:
         return cls(min_priority=Priority.parse(raw) if raw else None,
                    queue_size=section.get("queue_size"), rate=section.get("rate"),
                    max_burst=section.get("max_burst"),
-                   formatter=AlertFormatter.from_config(config, section))
+                   formatter=AlertFormatter.from_config(config, section),
+                   timeout=(config.get("output_timeout") or 0) / 1000 or None)
 
 
 async def batches(alerts: "trio.MemoryReceiveChannel[Alert]", limit: int = 512):
@@ -245,11 +258,12 @@ class ThreadedWriter:
     thread is still blocked.  The abandoned thread, should it finish later, counts nothing.
     """
 
-    def __init__(self, name: str, metrics: "Metrics", write: Callable[[list[Alert]], bool]
-                 ) -> None:
+    def __init__(self, name: str, metrics: "Metrics", write: Callable[[list[Alert]], bool],
+                 timeout: float | None = None) -> None:
         self.name = name
         self.metrics = metrics
         self.write = write
+        self.timeout = timeout          # output_timeout in seconds: a longer write is reported
         self._lock = threading.Lock()
 
     async def __call__(self, batch: list[Alert]) -> None:
@@ -266,12 +280,29 @@ class ThreadedWriter:
             raise
 
     def _write(self, batch: list[Alert], settled: list[bool]) -> None:
-        ok = self.write(batch)
+        watchdog = None
+        if self.timeout:
+            watchdog = threading.Timer(self.timeout, self._timed_out)
+            watchdog.daemon = True
+            watchdog.start()
+        try:
+            ok = self.write(batch)
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
         with self._lock:
             if settled[0]:
                 return                  # abandoned: already counted as dropped
             settled[0] = True
             self.metrics.inc(f"outputs.{self.name}.{'sent' if ok else 'failed'}", len(batch))
+
+
+    def _timed_out(self) -> None:
+        """Falco's ``output_timeout`` report (its words; here only this output waits)."""
+        self.metrics.inc(f"outputs.{self.name}.timeouts")
+        log.critical('"%s" output timeout, all output channels are blocked (a write has '
+                     'taken more than output_timeout, %d ms; the other outputs go on)',
+                     self.name, round(self.timeout * 1000))
 
 
 class BatchInHand:

@@ -59,6 +59,13 @@ BUILTIN_COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("event-generator", "command", "syswarden.commands.event_generator"),
 )
 
+#: (name, module): parts of ``core/`` that declare their config sections through the hooks,
+#: as a plugin does (the webserver's ``webserver`` and ``metrics``).  Registered in every
+#: plugin manager, first; they are the agent's own, so never disabled nor listed as plugins.
+CORE_HOOKS: tuple[tuple[str, str], ...] = (
+    ("core.webserver", "syswarden.core.webserver"),
+)
+
 _KIND_OF_HOOK = {
     "syswarden_make_sources": "source",
     "syswarden_make_enrichers": "enricher",
@@ -179,7 +186,8 @@ def _import_path(path: str) -> ModuleType:
 
 
 def _config_plugin_paths(entries: list) -> list[tuple[str | None, str]]:
-    """``plugins:`` entries: a module path, or ``{name, module}``; Falco .so plugins are skipped."""
+    """``plugins:`` entries: a module path, or ``{name, module}``; Falco's plugin entries
+    (``library_path``) are the config's to honour, not modules to import."""
     out: list[tuple[str | None, str]] = []
     for i, entry in enumerate(entries or []):
         if isinstance(entry, str):
@@ -187,8 +195,7 @@ def _config_plugin_paths(entries: list) -> list[tuple[str | None, str]]:
         elif isinstance(entry, dict) and entry.get("module"):
             out.append((entry.get("name"), str(entry["module"])))
         elif isinstance(entry, dict) and entry.get("library_path"):
-            log.warning("plugins[%d] (%s): Falco shared-library plugins are not supported; "
-                        "ignored", i, entry.get("name", entry["library_path"]))
+            continue    # a Falco plugin: the config's (core.config.honour_falco_keys)
         else:
             raise PluginError(f"plugins[{i}] must be a module path or {{name, module}}, "
                               f"not {entry!r}")
@@ -207,6 +214,8 @@ def make_plugin_manager(config: dict[str, Any] | None = None,
     disabled = set(config.get("disabled_plugins") or ())
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
+    for name, modpath in CORE_HOOKS:
+        pm.register(importlib.import_module(modpath), name=name)
     records: list[PluginRecord] = []
 
     def register(plugin: Any, name: str, origin: str, module: str) -> None:

@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3-bpfcc linux-headers-amd64 docker.io busybox-static)
-# Receivers the output tests talk to (installed without recommends).
-APT_RECEIVERS=(rsyslog prometheus-alertmanager redmine redmine-sqlite)
+# Receivers the output tests talk to, and the Prometheus that scrapes the agent (installed
+# without recommends).
+APT_RECEIVERS=(rsyslog prometheus-alertmanager prometheus redmine redmine-sqlite)
 
 missing() { for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || echo "$p"; done; }
 

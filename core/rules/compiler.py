@@ -27,7 +27,7 @@ from .limits import (MAX_CONDITION_NODES, MAX_LIST_ITEMS, MAX_MACRO_DEPTH, MAX_T
                      MAX_TOTAL_NODES, over)
 from .lists import flatten_lists
 from .operators import (MODIFIERS, OPERATORS, ConstError, Kind, NotANumber, Operator,
-                        apply_transform, type_kind)
+                        TRANSFORMS, apply_transform, type_kind)
 from .parser import parse, parse_operand
 from .resolved import BoundField, MacroDef, Origin, RCheck, RMacro, RNode, inlined_size
 
@@ -149,7 +149,7 @@ class Compiler:
         if got is not None:
             return got
         if ref.call is not None:
-            read, many = self._bind_call(ref, origin)
+            read, many, reads = self._bind_call(ref, origin)
             ftype, name = calls.RESULT_TYPE, ref.call.text()
         else:
             fdef, arg = self.lookup(ref, origin)
@@ -161,35 +161,34 @@ class Compiler:
             if not isinstance(bound, Bound):
                 bound = Bound(bound)
             read, many, ftype, name = bound.read, bound.many, fdef.type, fdef.name
+            reads = (name,)
             if ref.transformers and name == "evt.rawarg":
                 raise origin.error(ref.pos, "evt.rawarg, of no fixed type, takes no "
                                             "transformer")
         for t in reversed(ref.transformers):
-            if t in ("b64",) and not (ftype.is_string or ftype is FieldType.BYTEBUF):
-                raise origin.error(ref.pos, f"{t}() needs a string field, {name} is "
-                                            f"{ftype.value}")
-            if t in ("tolower", "toupper", "basename") and not ftype.is_string \
-                    and ftype is not FieldType.BYTEBUF:
+            transform = TRANSFORMS[t]
+            if transform.text_only and not (ftype.is_string or ftype is FieldType.BYTEBUF):
                 raise origin.error(ref.pos, f"{t}() needs a string field, {name} is "
                                             f"{ftype.value}")
             read, many = apply_transform(read, many, t)
-            if t == "len":
-                ftype = FieldType.UINT64
-            elif t == "b64":
-                ftype = FieldType.STRING
-        bf = BoundField(key, read, many, ftype, name)
+            ftype = transform.result or ftype
+        bf = BoundField(key, read, many, ftype, name, reads)
         self._bound[key] = bf
         return bf
 
-    def _bind_call(self, ref: ast.FieldRef, origin: Origin) -> tuple[Callable, bool]:
-        """``join(...)``, ``concat(...)``, ``getopt(...)``: its arguments bound, its reader."""
+    def _bind_call(self, ref: ast.FieldRef, origin: Origin
+                   ) -> tuple[Callable, bool, tuple[str, ...]]:
+        """``join(...)``, ``concat(...)``, ``getopt(...)``: its arguments bound, its reader,
+        and the declared fields it reads."""
         assert ref.call is not None
         build, keyed = calls.CALLS[ref.call.name]
         if ref.arg is not None and not keyed:
             raise origin.error(ref.pos, f"{ref.call.name}() takes no argument in brackets")
         args = [self._call_arg(a, origin) for a in ref.call.args]
+        reads = tuple(dict.fromkeys(
+            name for f in ref.plain_fields() for name in self.bind_field(f, origin).reads))
         try:
-            return build(args, ref.arg)
+            return (*build(args, ref.arg), reads)
         except calls.CallError as exc:
             raise origin.error(ref.pos, str(exc)) from None
 

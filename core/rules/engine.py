@@ -14,7 +14,7 @@ first matching rule in load order; ``all`` raises one per matching rule.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +26,8 @@ from .codegen import Namespace, build_matcher, compile_node
 from .compiler import Compiler, compile_condition
 from .loader import Loader, LoadResult, exception_field, rule_condition
 from .operators import OPERATORS, split_modified
-from .output import compile_output
+from .output import OutputOptions, compile_rule_output
+from .selection import apply_selection
 from .limits import MAX_GENERATED_NODES, over
 from .resolved import Origin, RNode, inlined_size
 from .typesets import ALL, TypeSet, fold, mentioned_types, type_sets
@@ -54,12 +55,15 @@ class CompiledRule:
     predicate: Callable[[Any], bool] | None = field(default=None, repr=False)
 
 
-def load_rules(files: list[str], fields: FieldRegistry) -> tuple[LoadResult, list[CompiledRule],
-                                                                 list[RuleError]]:
-    """Read and compile; returns (load result, compiled rules, warnings).
+def load_rules(files: list[str], fields: FieldRegistry, output: OutputOptions | None = None
+               ) -> tuple[LoadResult, list[CompiledRule], list[RuleError]]:
+    """Read and compile; returns (load result, compiled rules, warnings).  ``output``: what
+    the config's ``append_output`` adds to the rules' outputs.
 
     Errors (of reading and of compiling) are in ``result.errors``, in file order.
     """
+    for entry in output.append if output is not None else ():
+        entry.check(fields)
     result = Loader().load_files(files)
     lists, list_errors = result.expanded_lists()
     for exc in list_errors:
@@ -79,7 +83,8 @@ def load_rules(files: list[str], fields: FieldRegistry) -> tuple[LoadResult, lis
             except RecursionError:
                 raise RuleError("condition too deeply nested", rd.cond_location) from None
             comp.check_size(node, f"rule '{rd.name}'", rd.cond_location)
-            render = compile_output(rd.output, fields, rd.output_location, comp)
+            render = compile_rule_output(rd.output, rd.name, rd.source, rd.tags, fields,
+                                         rd.output_location, comp, output)
         except RuleError as exc:
             if rd.skip_if_unknown_filter and "unknown field" in exc.message:
                 warnings.append(RuleError(f"rule skipped (skip-if-unknown-filter): "
@@ -248,11 +253,15 @@ class RuleEngine:
     @classmethod
     def load(cls, files: list[str], fields: FieldRegistry, *,
              min_priority: Priority = Priority.DEBUG, rule_matching: str = "first",
-             use_index: bool = True) -> RuleEngine:
-        """Load and compile rules files.  Raises the first :class:`RuleError`."""
-        result, rules, warnings = load_rules(files, fields)
+             use_index: bool = True, selection: Iterable[dict] = (),
+             output: OutputOptions | None = None) -> RuleEngine:
+        """Load and compile rules files.  Raises the first :class:`RuleError`.  ``selection``:
+        the config's ``rules:`` entries (:mod:`.selection`); ``output``: its
+        ``append_output`` and ``buffer_format_base64``."""
+        result, rules, warnings = load_rules(files, fields, output)
         if result.errors:
             raise result.errors[0]
+        apply_selection(rules, selection)
         return cls(rules, min_priority=min_priority, rule_matching=rule_matching,
                    use_index=use_index, warnings=result.warnings)
 

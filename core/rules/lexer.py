@@ -26,7 +26,8 @@ import re
 from dataclasses import dataclass
 
 from ..errors import Location, RuleError
-from .operators import MODIFIERS, OPERATORS
+from . import calls
+from .operators import MODIFIERS, OPERATORS, TRANSFORMS
 
 
 class TokenType(enum.Enum):
@@ -54,8 +55,8 @@ class Token:
 
 
 #: Transformers of several arguments (Falco 0.44): ``join``, ``concat``, ``getopt``.
-CALLS = frozenset({"join", "concat", "getopt"})
-TRANSFORMERS = frozenset({"tolower", "toupper", "b64", "basename", "len", "val"}) | CALLS
+CALLS = frozenset(calls.CALLS)
+TRANSFORMERS = frozenset(TRANSFORMS) | {"val"} | CALLS
 
 _WS = re.compile(r"[ \t\n\r\f\v\b]*")
 _FIELD = re.compile(r"[a-zA-Z][a-zA-Z0-9_]*(?:\.[a-zA-Z0-9_]+)+")

@@ -10,7 +10,8 @@ the comparators of rule exceptions and ``docs/operators.md`` all read the regist
 operator is one declaration here, and a test (``docs/plugins.md`` walks through it).
 
 Each operator becomes a predicate ``value -> bool`` built once per check, its constant
-prepared at load time (a frozenset for ``in``, a compiled regex for ``glob``/``regex``, integer
+prepared at load time (a frozenset for ``in``, a :class:`~.globs.Glob` for ``glob``, a compiled
+regex for ``regex``, integer
 masks for CIDR networks).  Semantics are Falco's: ``glob`` and ``regex`` match the whole value
 (``fnmatch`` without ``FNM_PATHNAME``: ``*`` and ``?`` cross ``/``); ``pmatch`` is a prefix match
 by path component (globs allowed, matched within a component);
@@ -32,52 +33,13 @@ from operator import ge, gt, le, lt
 from typing import Any
 
 from ..fields import FieldType
+from .globs import Glob, glob_regex
 
 Pred = Callable[[Any], bool]
 
 # ---------------------------------------------------------------------------------------------
 # Predicates on single values
 # ---------------------------------------------------------------------------------------------
-
-def glob_regex(pattern: str, icase: bool, prefix: bool = False,
-               pathname: bool = False) -> re.Pattern:
-    """A shell glob as a regex, as glibc's ``fnmatch`` reads it with Falco's flags (none, or
-    ``FNM_CASEFOLD`` for ``icase``): ``*`` and ``?`` match any character, ``/`` included;
-    ``[...]`` classes (``[!...]`` negated); a backslash makes the next character literal.
-    ``pathname`` (``pmatch``, which matches a path component by component) keeps ``*`` and
-    ``?`` inside one component, as ``FNM_PATHNAME`` does; ``prefix`` lets whole components
-    follow."""
-    star, one = ("[^/]*", "[^/]") if pathname else (".*", ".")
-    out = []
-    i = 0
-    while i < len(pattern):
-        c = pattern[i]
-        if c == "*":
-            out.append(star)
-        elif c == "?":
-            out.append(one)
-        elif c == "\\" and i + 1 < len(pattern):
-            i += 1
-            out.append(re.escape(pattern[i]))
-        elif c == "[":
-            start = i + 2 if pattern[i + 1:i + 2] in ("!", "^") else i + 1
-            if pattern[start:start + 1] == "]":      # a first ] is a member: []a] [!]a]
-                start += 1
-            j = pattern.find("]", start)
-            if j < 0:
-                out.append(re.escape(c))
-            else:
-                body = pattern[i + 1:j]
-                if body[:1] in ("!", "^"):
-                    body = "^" + body[1:]
-                out.append("[" + body.replace("\\", "\\\\") + "]")
-                i = j
-        else:
-            out.append(re.escape(c))
-        i += 1
-    tail = "(?:/.*)?" if prefix else ""
-    return re.compile("".join(out) + tail, re.DOTALL | (re.IGNORECASE if icase else 0))
-
 
 def _to_bytes(v: Any) -> bytes:
     if isinstance(v, bytes):
@@ -292,7 +254,7 @@ def hex_bytes(op: str) -> Callable[[str, FieldType, str], bytes]:
 def glob_const(icase: bool) -> Callable[[str, FieldType, str], Callable]:
     def convert(text: str, ftype: FieldType, field: str) -> Callable:
         try:
-            return glob_regex(text, icase).fullmatch
+            return Glob(text, icase)
         except re.error as exc:
             raise ConstError(f"invalid glob '{text}': {exc}") from None
     return convert
@@ -627,8 +589,12 @@ def _matches(const: Any, ftype: FieldType) -> Pred:
     return lambda v: match(v if isinstance(v, str) else str(v)) is not None
 
 
+def _globbed(const: Glob, ftype: FieldType) -> Pred:
+    return const
+
+
 def _glob_pair(icase: bool) -> Callable[[Any, Any], bool]:
-    return lambda a, b: glob_regex(str(b), icase).fullmatch(str(a)) is not None
+    return lambda a, b: Glob(str(b), icase)(a)
 
 
 
@@ -672,9 +638,9 @@ for _op in (
              inline_if=_on_strings, types=TEXT_TYPES, modifiers=True),
     Operator("glob", Kind.VALUE, "the whole value matches a shell glob, as `fnmatch` "
              "without `FNM_PATHNAME` (`*` and `?` match `/` too; `[...]` classes; a "
-             "backslash escapes)", _matches, const=glob_const(False),
+             "backslash escapes)", _globbed, const=glob_const(False),
              pair=_glob_pair(False), types=STRING_TYPES, modifiers=True),
-    Operator("iglob", Kind.VALUE, "`glob`, ignoring case", _matches, const=glob_const(True),
+    Operator("iglob", Kind.VALUE, "`glob`, ignoring case", _globbed, const=glob_const(True),
              pair=_glob_pair(True), types=STRING_TYPES, modifiers=True),
     Operator("regex", Kind.VALUE, "the whole value matches a regular expression (Python's "
              "syntax); not with `val()`", _matches, const=regex_const, types=STRING_TYPES,
@@ -715,17 +681,30 @@ def _basename(v: Any) -> Any:
     return s[s.rfind("/") + 1:]
 
 
-_TRANSFORMS: dict[str, Callable[[Any], Any]] = {
-    "tolower": lambda v: v.lower() if isinstance(v, str) else v,
-    "toupper": lambda v: v.upper() if isinstance(v, str) else v,
-    "b64": _b64,
-    "basename": _basename,
-    "len": lambda v: len(v) if isinstance(v, (str, bytes, tuple, list)) else len(str(v)),
+@dataclass(frozen=True)
+class Transform:
+    """A transformer of one field: ``fn`` applied to each value; ``text_only``: it takes a
+    string or a byte buffer only; ``result``: the type it gives (None: the field's own)."""
+
+    fn: Callable[[Any], Any]
+    text_only: bool
+    result: FieldType | None = None
+
+
+#: The transformers of one field, each declared once (the lexer's words, the compiler's type
+#: checks and the readers come from here; those of several arguments are in :mod:`.calls`).
+TRANSFORMS: dict[str, Transform] = {
+    "tolower": Transform(lambda v: v.lower() if isinstance(v, str) else v, True),
+    "toupper": Transform(lambda v: v.upper() if isinstance(v, str) else v, True),
+    "b64": Transform(_b64, True, FieldType.STRING),
+    "basename": Transform(_basename, True),
+    "len": Transform(lambda v: len(v) if isinstance(v, (str, bytes, tuple, list))
+                     else len(str(v)), False, FieldType.UINT64),
 }
 
 
 def apply_transform(read: Callable, many: bool, name: str) -> tuple[Callable, bool]:
-    fn = _TRANSFORMS[name]
+    fn = TRANSFORMS[name].fn
     if name == "len":
         def read_len(e, r=read):
             v = r(e)

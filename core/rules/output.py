@@ -16,12 +16,14 @@ as written.  ``output_fields`` keep the raw values.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from ..errors import Location, RuleError
+from ..errors import ConfigError, Location, RuleError
 from ..escape import escape_text
 from ..fields import FieldRegistry
 from . import ast
@@ -60,12 +62,17 @@ def json_value(v: Any) -> Any:
     return str(v)
 
 
-def _show(part: Callable | tuple[Callable, int], e: Any) -> str:
-    """A value as printed: escaped, then padded or cut to its width if it has one."""
+def _show(part: Callable | tuple[Callable, int], e: Any,
+          render: Callable[[Any], str] | None = None) -> str:
+    """A value as printed (``render``: :func:`render_value`, or :func:`render_base64`):
+    padded or cut to its width if it has one, then escaped (a cut never splits an escape:
+    ``\\x1b`` cut to ``\\x`` would end in a bare backslash, which the format's next
+    character would make look like an escape of ours)."""
+    render = render or render_value
     if isinstance(part, tuple):
         read, width = part
-        return escape_text(render_value(read(e)))[:width].ljust(width)
-    return escape_text(render_value(part(e)))
+        return escape_text(render(read(e))[:width].ljust(width))
+    return escape_text(render(part(e)))
 
 
 def _inner_fields(ref: ast.FieldRef) -> list[ast.FieldRef]:
@@ -136,7 +143,7 @@ def _longest_field(fmt: str, pct: int, at: int, comp: Compiler, origin: Origin
 
 
 def compile_output(fmt: str, fields: FieldRegistry, location: Location | None = None,
-                   compiler: Compiler | None = None
+                   compiler: Compiler | None = None, buffer_base64: bool = False
                    ) -> Callable[[Any], tuple[str, dict[str, Any]]]:
     """Compile an output format.  Raises :class:`RuleError` for an unknown field, a
     transformer that cannot apply, ``val()``.
@@ -145,7 +152,8 @@ def compile_output(fmt: str, fields: FieldRegistry, location: Location | None = 
     (``%proc.nameand`` is ``proc.name`` then ``and``); a width pads or cuts the value to that
     many characters; ``output_fields`` hold a transformed value under its text
     (``toupper(proc.name)``) and the field it reads under its own name.  A ``%`` that no field
-    follows is text.
+    follows is text.  ``buffer_base64``: a data buffer (bytes) prints in base64, as Falco's
+    ``buffer_format_base64``.
     """
     comp = compiler or Compiler(fields)
     origin = Origin(fmt, location)
@@ -194,7 +202,144 @@ def compile_output(fmt: str, fields: FieldRegistry, location: Location | None = 
     out_fields = tuple(seen.items())
     lits = tuple(merged)
 
+    show = render_base64 if buffer_base64 else render_value
+    as_json = (lambda v: render_base64(v) if isinstance(v, bytes) else json_value(v)) \
+        if buffer_base64 else json_value
+
     def render(e: Any) -> tuple[str, dict[str, Any]]:
-        text = "".join(p if isinstance(p, str) else _show(p, e) for p in lits)
-        return text, {k: json_value(r(e)) for k, r in out_fields}
+        text = "".join(p if isinstance(p, str) else _show(p, e, show) for p in lits)
+        return text, {k: as_json(r(e)) for k, r in out_fields}
     return render
+
+
+def render_base64(v: Any) -> str:
+    """:func:`render_value`, a data buffer (bytes) in base64."""
+    return base64.b64encode(v).decode("ascii") if isinstance(v, bytes) else render_value(v)
+
+
+# -- Falco's append_output ---------------------------------------------------------------------
+
+#: The fields Falco's container plugin suggests for every rule's output, in its order:
+#: ``suggested_output: true`` appends them as ``container_id=%container.id ...``.
+SUGGESTED_FIELDS = ("container.id", "container.name", "container.image.repository",
+                    "container.image.tag", "k8s.pod.name", "k8s.ns.name")
+
+
+@dataclass(frozen=True)
+class AppendOutput:
+    """One ``append_output`` entry: which rules (``match``: source, every tag, rule name; all
+    when empty) get ``extra_output`` appended to their output, ``extra_fields`` added to their
+    ``output_fields`` (a field name: its value; ``(name, format)``: the format rendered), and,
+    with ``suggested_output``, the suggested fields appended as ``name_with_underscores=%name``."""
+
+    source: str | None = None
+    tags: frozenset[str] = frozenset()
+    rule: str | None = None
+    extra_output: str = ""
+    extra_fields: tuple[tuple[str, str | None], ...] = ()
+    suggested_output: bool = False
+    where: Location | None = None       # the entry in the config
+
+    @classmethod
+    def from_config(cls, entry: dict[str, Any], where: Location | None = None
+                    ) -> "AppendOutput":
+        match = entry.get("match") or {}
+        fields: list[tuple[str, str | None]] = []
+        for item in entry.get("extra_fields") or []:
+            fields.extend(item.items() if isinstance(item, dict) else [(item, None)])
+        return cls(match.get("source") or None, frozenset(match.get("tags") or ()),
+                   match.get("rule") or None, entry.get("extra_output") or "", tuple(fields),
+                   bool(entry.get("suggested_output")), where)
+
+    def check(self, fields: FieldRegistry) -> None:
+        """Compile what the entry adds once: an unknown field is a :class:`ConfigError` at the
+        entry, not an error in every rule it matches."""
+        formats = [self.extra_output] + [f if f is not None else f"%{name}"
+                                         for name, f in self.extra_fields]
+        for fmt in filter(None, formats):
+            try:
+                compile_output(fmt, fields)
+            except RuleError as exc:
+                raise ConfigError(f"append_output: {exc.message} ({fmt!r})", self.where,
+                                  hint="syswarden --list-fields lists the fields") from None
+
+    def matches(self, rule: str, source: str, tags: Iterable[str]) -> bool:
+        return ((self.source is None or self.source == source)
+                and self.tags <= set(tags)
+                and (self.rule is None or self.rule == rule))
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """What the config adds to every rule's output: ``append_output`` entries, in order, and
+    ``buffer_format_base64`` (data buffers printed in base64 instead of as text)."""
+
+    append: tuple[AppendOutput, ...] = ()
+    buffer_base64: bool = False
+    static_fields: tuple[tuple[str, str], ...] = ()   # Falco's static_fields, suggested too
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "OutputOptions":
+        where = config.get("_append_output_where") or []
+        entries = config.get("append_output") or ()
+        return cls(tuple(AppendOutput.from_config(e, Location(*where[i]) if i < len(where)
+                                                  else None) for i, e in enumerate(entries)),
+                   bool(config.get("buffer_format_base64")),
+                   tuple((str(k), str(v)) for k, v in (config.get("static_fields") or {}).items()))
+
+    def rule_format(self, output: str, rule: str, source: str, tags: Iterable[str],
+                    fields: FieldRegistry) -> tuple[str, list[tuple[str, str | None]],
+                                                    dict[str, str]]:
+        """The rule's output with what the matching entries append (Falco's order: each
+        entry's ``extra_output``, then its suggested fields), the extra fields, and the static
+        fields (``static.NAME``: value) suggested output adds, printed as ``static_NAME=value``
+        after the rest."""
+        tags = list(tags)
+        extra: list[tuple[str, str | None]] = []
+        constants: dict[str, str] = {}
+        for entry in self.append:
+            if not entry.matches(rule, source or "syscall", tags):
+                continue
+            if entry.extra_output:
+                output = f"{output} {entry.extra_output}"
+            if entry.suggested_output:
+                for name in SUGGESTED_FIELDS:
+                    if name in fields:
+                        output = f"{output} {name.replace('.', '_')}=%{name}"
+                for name, value in self.static_fields:
+                    constants[f"static.{name}"] = value
+            extra.extend(entry.extra_fields)
+        return output, extra, constants
+
+
+def compile_rule_output(output: str, rule: str, source: str, tags: Iterable[str],
+                        fields: FieldRegistry, location: Location | None = None,
+                        compiler: Compiler | None = None,
+                        options: OutputOptions | None = None
+                        ) -> Callable[[Any], tuple[str, dict[str, Any]]]:
+    """A rule's renderer with the config's ``append_output`` applied: its text gets the
+    appended formats; its ``output_fields`` also hold each extra field (a field's value, or
+    a ``{name: format}``'s rendered text)."""
+    options = options or OutputOptions()
+    fmt, extra, constants = options.rule_format(output, rule, source, tags, fields)
+    render = compile_output(fmt, fields, location, compiler, options.buffer_base64)
+    if not extra and not constants:
+        return render
+    extras: list[tuple[str, Callable[[Any], Any]]] = []
+    for name, fmt_of in extra:
+        sub = compile_output(fmt_of if fmt_of is not None else f"%{name}", fields, location,
+                             compiler, options.buffer_base64)
+        if fmt_of is None:
+            extras.append((name, lambda e, sub=sub, name=name: sub(e)[1].get(name)))
+        else:
+            extras.append((name, lambda e, sub=sub: sub(e)[0]))
+
+    suffix = "".join(f" static_{k.removeprefix('static.')}={v}" for k, v in constants.items())
+
+    def render_with_fields(e: Any) -> tuple[str, dict[str, Any]]:
+        text, out = render(e)
+        for name, read in extras:
+            out[name] = read(e)
+        out.update(constants)
+        return text + suffix, out
+    return render_with_fields

@@ -28,6 +28,7 @@ from typing import Any
 
 from ..syscalls import ENTER_ARGS, EVENTS
 from . import ast
+from .globs import Glob
 from .resolved import RCheck, RMacro, RNode, iter_checks
 
 log = logging.getLogger("syswarden.rules")
@@ -238,20 +239,20 @@ def _fd_reader(engine: Any) -> str | None:
         for rule, node in engine.conditions_for(t):
             for check in iter_checks(node):
                 for f in (check.field, check.rhs):
-                    if f is not None and f.name.startswith("fd.") and \
-                            not _needs_no_open(check, f):
-                        return (f"rule {rule.name!r} reads {f.name} on "
-                                f"{t or 'events of any type'}")
+                    for name in () if f is None else f.reads:
+                        if name.startswith("fd.") and not _needs_no_open(check, f, name):
+                            return (f"rule {rule.name!r} reads {name} on "
+                                    f"{t or 'events of any type'}")
     return None
 
 
-def _needs_no_open(check: RCheck, f: Any) -> bool:
-    """Whether this check reads the same whether or not the fd table saw the fd's open: a
-    field of IP sockets, or a type test for kinds other than files (false for a file, known
-    or not, in either polarity)."""
-    if f.name in FD_FIELDS_WITHOUT_OPENS:
+def _needs_no_open(check: RCheck, f: Any, name: str) -> bool:
+    """Whether this check reads ``name`` (a field ``f`` reads) the same whether or not the fd
+    table saw the fd's open: a field of IP sockets, or a type test for kinds other than files
+    (false for a file, known or not, in either polarity)."""
+    if name in FD_FIELDS_WITHOUT_OPENS:
         return True
-    if f.name in ("fd.type", "fd.typechar") and check.rhs is None and f.key == f.name:
+    if name in ("fd.type", "fd.typechar") and check.rhs is None and f.key == name:
         kinds = {check.const} if check.op == "=" else \
             set(check.const) if check.op == "in" and isinstance(check.const, frozenset) else None
         return kinds is not None and not (kinds & _FILE_KINDS)
@@ -388,14 +389,12 @@ def _glob(runs: list[str]) -> Terms:
 
 
 def _glob_runs(const: Any) -> list[str] | None:
-    """The literal runs of a compiled ``glob`` constant (the bound ``fullmatch`` of the regex
-    :func:`~.operators.glob_regex` made): the text between its wildcards, the first run the
-    one before any wildcard (empty when the glob starts with one).  None when it is not such
-    a regex."""
-    regex = getattr(getattr(const, "__self__", None), "pattern", None)
-    if not isinstance(regex, str) or getattr(const, "__name__", "") != "fullmatch" or \
-            const.__self__.flags & re.IGNORECASE:
+    """The literal runs of a ``glob`` constant (a :class:`~.globs.Glob`, read from its
+    ``regex``): the text between its wildcards, the first run the one before any wildcard
+    (empty when the glob starts with one).  None when it is not one, or not understood."""
+    if not isinstance(const, Glob) or const.regex.flags & re.IGNORECASE:
         return None
+    regex = const.regex.pattern
     runs, cur, i = [], "", 0
     while i < len(regex):
         ch = regex[i]

@@ -57,7 +57,8 @@ class BoundField:
     read: Callable[[Any], Any]
     many: bool
     type: FieldType
-    name: str                  # the declared field's name
+    name: str                  # the declared field's name (a call's text: join(...))
+    reads: tuple[str, ...] = ()  # the declared fields it reads (a call's arguments' too)
 
 
 @dataclass(eq=False)

@@ -193,7 +193,7 @@ def _state_classes(engine: Any) -> Classes:
 def _reads_fd_state(node: RNode) -> bool:
     for check in iter_checks(node):
         for f in (check.field, check.rhs):
-            if f is not None and f.name.startswith("fd.") and f.name != "fd.num":
+            if f is not None and any(n.startswith("fd.") and n != "fd.num" for n in f.reads):
                 return True
     return False
 

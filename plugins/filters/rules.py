@@ -19,13 +19,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from syswarden.core.alert import Alert, Priority
-from syswarden.core.config import default_rules_path
+from syswarden.core.config import rules_paths
 from syswarden.core.errors import RuleError
 from syswarden.core.fields import FieldRegistry
 from syswarden.core.hookspecs import hookimpl
 from syswarden.core.protocols import Filter
 from syswarden.core.rules.describe import describe
 from syswarden.core.rules.engine import RuleEngine
+from syswarden.core.rules.output import OutputOptions
 from syswarden.core.rules.prefilter import OpenPrefilter, open_prefilter
 from syswarden.core.rules.sockfilter import SocketPrefilter, socket_prefilter
 from syswarden.core.rules.loader import expand_paths
@@ -34,10 +35,7 @@ log = logging.getLogger("syswarden.rules")
 
 
 def rules_files(config: dict[str, Any]) -> list[str]:
-    files = config.get("rules_file") or []
-    if isinstance(files, str):
-        files = [files]
-    return list(files) or [default_rules_path()]
+    return rules_paths(config)
 
 
 class RulesFilter(Filter):
@@ -58,7 +56,9 @@ class RulesFilter(Filter):
         except ValueError as exc:
             raise RuleError(f"priority: {exc}") from None
         engine = RuleEngine.load(rules_files(config), self.fields, min_priority=min_priority,
-                                 rule_matching=str(config.get("rule_matching") or "first"))
+                                 rule_matching=str(config.get("rule_matching") or "first"),
+                                 selection=config.get("rules") or (),
+                                 output=OutputOptions.from_config(config))
         if self.metrics is not None:
             engine.on_error = lambda: self.metrics.inc("rules.eval_errors")
         self._files = rules_files(config)   # loaded: -L with json_output, --support read them

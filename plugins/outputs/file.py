@@ -49,7 +49,8 @@ class FileOutput(Output):
     async def run(self, alerts: trio.MemoryReceiveChannel, *,
                   task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         # in a thread: a slow disk (NFS, a full journal) stalls only this output
-        write = ThreadedWriter(self.name, self.metrics, self.write)
+        write = ThreadedWriter(self.name, self.metrics, self.write,
+                               timeout=self.settings.timeout)
         try:
             await trio.to_thread.run_sync(self._open_at_start)
             task_status.started()

@@ -36,7 +36,8 @@ class StdoutOutput(Output):
         task_status.started()
         # a pipe to a slow reader blocks the write: in a thread, it fills only this output's
         # queue, never the detection path
-        write = ThreadedWriter(self.name, self.metrics, self.write)
+        write = ThreadedWriter(self.name, self.metrics, self.write,
+                               timeout=self.settings.timeout)
         async with alerts:
             async for batch in batches(alerts):
                 await write(batch)

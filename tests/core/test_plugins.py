@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from syswarden.core.config import load_config
+from syswarden.core.config import load_config, rules_paths
 from syswarden.core.errors import PluginError
 from syswarden.core.metrics import Metrics
 from syswarden.core.plugins import BUILTIN_PLUGINS, make_plugin_manager
@@ -113,10 +113,15 @@ def test_a_plugin_with_an_unknown_hook_is_refused(tmp_path):
         make_plugin_manager({"plugins": [str(path)]})
 
 
-def test_falco_shared_library_plugins_are_skipped_with_a_warning(caplog):
+def test_falco_shared_library_plugins_are_skipped_with_a_warning(caplog, tmp_path):
     plugins = make_plugin_manager({"plugins": [{"name": "k8saudit",
                                                 "library_path": "libk8saudit.so"}]})
     assert "k8saudit" not in [r.name for r in plugins.records]
+    # the config honours Falco's plugin entries: the warning comes once the rules are known
+    path = tmp_path / "falco.yaml"
+    path.write_text("plugins:\n  - name: k8saudit\n    library_path: libk8saudit.so\n")
+    config = load_config(str(path), (), plugins.schemas())
+    rules_paths(config)
     assert "Falco shared-library plugins are not supported" in caplog.text
 
 

@@ -8,14 +8,12 @@ the equivalent alert.
 from __future__ import annotations
 
 import os
-import pty
-import select
-import time
 
 import pytest
 
 from syswarden.testing import running_agent
 from tests.helpers.docker import containers, docker, docker_images, dockerd  # noqa: F401
+from tests.helpers.docker import exec_in_terminal
 from tests.helpers.paths import COMPAT
 
 pytestmark = [pytest.mark.root, pytest.mark.docker]
@@ -40,34 +38,6 @@ def seed_agent(tmp_path, docker_images):  # noqa: F811
 def fresh(name: str) -> str:
     docker("rm", "-f", name, check=False)
     return name
-
-
-def exec_in_terminal(container: str, *command: str, send: bytes = b"exit\n") -> None:
-    """``docker exec -it CONTAINER COMMAND`` under a real pseudo-terminal."""
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execvp("docker", ["docker", "exec", "-it", container, *command])
-    try:
-        time.sleep(1.5)
-        os.write(fd, send)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 0.5)
-            if ready:
-                try:
-                    if not os.read(fd, 4096):
-                        break
-                except OSError:
-                    break
-            done, _ = os.waitpid(pid, os.WNOHANG)
-            if done:
-                pid = 0
-                break
-    finally:
-        if pid:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-        os.close(fd)
 
 
 def test_a_terminal_shell_in_a_container(seed_agent, containers):  # noqa: F811

@@ -16,6 +16,7 @@ Everything here drives the real ``docker`` CLI against a real dockerd:
   rebuilt, so a pulled image never stands in for ours.
 - :class:`Containers` runs containers (always ``--network none``) and removes every one it
   started on exit, whatever happened; the ``containers`` fixture wraps it.
+- :func:`exec_in_terminal`: ``docker exec -it`` under a real pseudo-terminal.
 - :func:`cgroup_v2_path` / :func:`cgroup_id` give the real cgroup (v2) of a process: what
   ``bpf_get_current_cgroup_id`` reports for it.
 
@@ -30,6 +31,8 @@ import functools
 import json
 import os
 import pathlib
+import pty
+import select
 import shutil
 import signal
 import subprocess
@@ -284,6 +287,34 @@ class Containers:
     def close(self) -> None:
         for cid in list(reversed(self.started)):
             self.remove(cid)
+
+
+def exec_in_terminal(container: str, *command: str, send: bytes = b"exit\n") -> None:
+    """``docker exec -it CONTAINER COMMAND`` under a real pseudo-terminal."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvp("docker", ["docker", "exec", "-it", container, *command])
+    try:
+        time.sleep(1.5)
+        os.write(fd, send)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            if ready:
+                try:
+                    if not os.read(fd, 4096):
+                        break
+                except OSError:
+                    break
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done:
+                pid = 0
+                break
+    finally:
+        if pid:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        os.close(fd)
 
 
 def inspect(cid: str) -> dict[str, Any]:

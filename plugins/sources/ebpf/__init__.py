@@ -37,7 +37,7 @@ from .program import ATTACH_MODES, DEFAULTS
 
 SECTION = "ebpf"
 DROPS = "syscall_event_drops"
-DROP_ACTIONS = ("log", "alert", "ignore")
+DROP_ACTIONS = ("log", "alert", "exit", "ignore")
 
 
 @hookimpl
@@ -96,7 +96,7 @@ def syswarden_config_schema() -> dict[str, Section]:
         DROPS: Section({
             "threshold": Key(float, 0.1, "share of events dropped in one second above which "
                              "the actions run", min=0, max=1),
-            "actions": Key(list, ["log", "alert"], "what to do: log, alert, ignore",
+            "actions": Key(list, ["log", "alert"], "what to do: log, alert, exit, ignore",
                            items=str),
             "rate": Key(float, 0.03333, "actions per second at most (token bucket rate)",
                         min=0),

@@ -229,7 +229,7 @@ class Program:
 class DropMonitor:
     """Falco's ``syscall_event_drops``: once a second, when the share of events dropped in the
     last second exceeds ``threshold``, run the actions (``log``, ``alert``), rate-limited by a
-    token bucket (``rate`` per second, ``max_burst``)."""
+    token bucket (``rate`` per second, ``max_burst``); ``exit`` stops the agent (exit code 1)."""
 
     def __init__(self, cfg: dict[str, Any], alert: Callable[[str, dict], None] | None) -> None:
         self.threshold = float(cfg.get("threshold", 0.1))
@@ -271,6 +271,10 @@ class DropMonitor:
             else:  # no alert sink offered by the agent: still never silent
                 log.critical("%s (alert action) %s", msg,
                              " ".join(f"{k}={v}" for k, v in detail.items()))
+        if "exit" in self.actions:       # Falco's: the message, "Exiting.", the agent stops
+            log.critical("%s", msg)
+            log.critical("Exiting.")
+            raise SourceError(f"{msg} Exiting. (syscall_event_drops.actions has exit)")
         return True
 
 

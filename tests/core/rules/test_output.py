@@ -118,6 +118,16 @@ def test_falco_formatting(reg, ev, fmt, text):
     assert compile_output(fmt, reg)(ev(name="/etc/shadow"))[0] == text
 
 
+@pytest.mark.parametrize("fmt, name, text", [
+    ("%3proc.name|", "ab\x1b[2K", "ab\\x1b|"),     # the cut is made before escaping ...
+    ("%2proc.name n", "a\\b", "a\\\\ n"),         # ... never leaving a bare backslash
+    ("%4proc.name|", "\u00e9t\u00e9x", "\u00e9t\u00e9x|"),   # characters, not bytes
+    ("%3proc.name|", "a\udcffbc", "a\\xffb|"),    # a byte that is not UTF-8: one character
+])
+def test_a_width_cuts_the_value_not_its_escapes(reg, ev, fmt, name, text):
+    assert compile_output(fmt, reg)(ev(proc=name))[0] == text
+
+
 def test_a_transformed_field_is_in_output_fields_with_the_field_it_reads(reg, ev):
     render = compile_output("start %toupper(proc.name) %tolower(toupper(proc.aname[1])) end",
                             reg)

@@ -73,6 +73,14 @@ def test_paths_no_clean_path_can_satisfy_still_pass_paths_the_kernel_cannot_judg
     ("evt.type = fchmod and fd.name = /etc/passwd", "reads fd.name on fchmod"),
     ("proc.name = cat and fd.name = /etc/passwd", "reads fd.name on events of any type"),
     ("evt.type = dup and fd.type != file", "reads fd.type on dup"),
+    # a transformer of several arguments reads the fields among its arguments
+    ('evt.type = fchmod and concat(fd.name, "") = /etc/shadow', "reads fd.name on fchmod"),
+    ('evt.type = fchmod and join(",", (proc.name, fd.name)) contains shadow',
+     "reads fd.name on fchmod"),
+    ('evt.type = fchmod and getopt((proc.name, fd.directory), "a")[a] = x',
+     "reads fd.directory on fchmod"),
+    ('evt.type = fchmod and toupper(concat(fd.filename, "")) = SHADOW',
+     "reads fd.filename on fchmod"),
 ])
 def test_a_rule_that_needs_every_open_turns_the_prefilter_off(tmp_path, caplog, cond, why):
     caplog.set_level("INFO", "syswarden.rules")
@@ -219,6 +227,20 @@ SENSITIVE_RULES = "".join([
 ])
 
 
+def _open(fds: FdTable, evt_type: str, path: str, flags: int, res: int, name: str = "cat",
+          container: str = "host") -> Event:
+    """An open by a process named ``name``, through the fd table."""
+    p = Process(1000)
+    p.comm, p.exepath, p.cwd, p.container_id = name, "/usr/bin/" + name, "/", container
+    args = {"name": path, "flags": flags, "mode": 0o755}
+    if evt_type == "openat":
+        args["dirfd"] = -100
+    ev = Event(evt_type, ts=1, tid=1000, pid=1000, res=res, args=args)
+    ev.proc = p
+    fds.enrich(ev, p)
+    return ev
+
+
 FALCO_FILES = ("falco_rules.yaml", "falco-incubating_rules.yaml", "falco-sandbox_rules.yaml")
 
 
@@ -237,15 +259,7 @@ def test_no_open_a_rule_matches_is_kept(tmp_path, rules, request):
     kept = hits = 0
     for evt_type, path, flags, res, name, container in itertools.product(
             ("open", "openat"), PATHS, FLAGS, (3, -2), NAMES, ("host", "0123456789ab")):
-        p = Process(1000)
-        p.comm, p.exepath, p.cwd, p.container_id = name, "/usr/bin/" + name, "/", container
-        args = {"name": path, "flags": flags, "mode": 0o755}
-        if evt_type == "openat":
-            args["dirfd"] = -100
-        ev = Event(evt_type, ts=1, tid=1000, pid=1000, res=res, args=args)
-        ev.proc = p
-        fds.enrich(ev, p)
-        matched = bool(eng.check(ev))
+        matched = bool(eng.check(_open(fds, evt_type, path, flags, res, name, container)))
         accepted = pf.accepts(res, flags, path)
         assert accepted or not matched, (evt_type, path, oct(flags), res, name)
         kept += not accepted
@@ -258,3 +272,32 @@ def test_no_open_a_rule_matches_is_kept(tmp_path, rules, request):
 def test_a_byte_that_is_not_utf8_says_any_path(tmp_path, cond):
     """The kernel side compares UTF-8 bytes: a rule's undecodable byte is not given to it."""
     assert open_prefilter(engine(tmp_path, rule(f"evt.type = openat and {cond}"))) is None
+
+
+@pytest.mark.parametrize("cond", [
+    "fd.name glob '/etc/[s]hadow'",
+    "fd.name glob '/etc/[!a-r]hadow*'",
+    "fd.name glob '/etc/[[:alpha:]]ha*ow'",
+    "fd.name glob '/etc/\\[*'",
+    "fd.nameraw glob '*/../*'",
+    "fd.name glob '/[!x]tc/*/sshd'",
+    "fd.name startswith anyof (/etc/sh, /root)",
+    "fd.name glob oneof ('/etc/*', '/etc/sh*')",
+    "toupper(fd.name) contains SHADOW",
+    'concat(fd.name, "") endswith shadow',
+    "basename(fd.name) = environ",
+    "fd.name pmatch ('/etc/pam.[d]', /usr/bin)",
+])
+def test_the_new_language_never_drops_an_open_a_rule_matches(tmp_path, cond):
+    """Modifiers, transformers, calls and glob classes: the prefilter either says nothing
+    (every open sent) or accepts every open the rule matches."""
+    eng = engine(tmp_path, rule(f"evt.type in (open, openat) and {cond}"))
+    pf = open_prefilter(eng)
+    fds = FdTable(proc_root=str(tmp_path / "noproc"))
+    hits = 0
+    for evt_type, path, flags, res in itertools.product(
+            ("open", "openat"), [*PATHS, "/etc/[x", "/etc/\\[x", "/etc/tc/sshd"], FLAGS, (3, -2)):
+        matched = bool(eng.check(_open(fds, evt_type, path, flags, res)))
+        hits += matched
+        assert pf is None or pf.accepts(res, flags, path) or not matched, (path, oct(flags))
+    assert hits > 0

@@ -90,6 +90,21 @@ def test_a_family_some_rule_reads_through_the_fd_table_is_sent_by_the_calls_that
     assert pf.classes("listen") == frozenset()        # learns nothing: only its own rules
 
 
+@pytest.mark.parametrize("reader", [
+    'concat(fd.name, "") contains sock',                # a transformer's argument
+    'join(",", (proc.name, fd.name)) contains sock',
+    'toupper(concat(fd.name, "x")) contains SOCK',
+])
+def test_a_field_read_through_a_transformer_is_read_through_the_fd_table(tmp_path, reader):
+    """A rule reading fd.name on read(), inside join() or concat(), needs every socket's
+    name from the calls that teach the fd table, as the same rule without the call does."""
+    pf = socket_prefilter(engine(tmp_path, rule(f"evt.type = read and {reader}")
+                                 + rule("evt.type = connect and fd.typechar = u", "u")))
+    assert pf is not None
+    for teacher in ("socket", "bind", "connect", "accept4", "sendto"):
+        assert pf.classes(teacher) is None, teacher
+
+
 def test_a_directory_fd_is_no_socket(tmp_path):
     """fd.name read on renameat (a dirfd) does not make every socket family matter."""
     pf = socket_prefilter(engine(tmp_path, rule("evt.type = sendto and fd.typechar = 4", "s")
