@@ -307,3 +307,16 @@ def test_validate_with_describe_as_falco(tmp_path):
     assert doc["falco_load_results"][0]["successful"] is True
     assert [r["info"]["name"] for r in doc["falco_describe_results"]["rules"]] == \
         ["Shell spawned", "Other"]
+
+
+def test_print_appends_its_format_to_every_alert(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("- rule: Exec\n  desc: d\n  condition: evt.type = execve\n"
+                     "  output: exec %evt.type\n  priority: WARNING\n")
+    capture = tmp_path / "capture.jsonl"
+    capture.write_text(json.dumps({"type": "execve", "proc": {"cmdline": "/usr/bin/true"}}) + "\n")
+    common = ("-e", str(capture), "-r", str(rules), "-o", "append_output=[]")
+    out = run(*common, "-p", "extra=%evt.type")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.rstrip().endswith("Warning exec execve extra=execve")
+    assert run(*common, "-pc").stdout.rstrip().endswith("Warning exec execve")
