@@ -177,6 +177,16 @@ class Filter(abc.ABC):
         """``(name, description)`` of each rule, for ``-L``.  The default has none."""
         return ()
 
+    def describe_json(self, rule: str | None = None) -> dict[str, Any] | None:
+        """Falco's JSON description of the rules, or of the one named ``rule`` (``-L`` and
+        ``-l RULE`` with ``json_output``; :mod:`syswarden.core.rules.describe`).  The default,
+        None: the filter has no such description."""
+        return None
+
+    def rules_files(self) -> list[str]:
+        """The rules files the filter loaded, in order (``--support``).  The default has none."""
+        return []
+
 
 class Output(abc.ABC):
     """Delivers alerts somewhere.

@@ -31,6 +31,7 @@ from .selection import apply_selection
 from .limits import MAX_GENERATED_NODES, over
 from .resolved import Origin, RNode, inlined_size
 from .typesets import ALL, TypeSet, fold, mentioned_types, type_sets
+from .loader import SOURCES
 
 __all__ = ["RuleEngine", "CompiledRule", "compile_condition", "load_rules"]
 
@@ -71,9 +72,7 @@ def load_rules(files: list[str], fields: FieldRegistry, output: OutputOptions | 
     warnings: list[RuleError] = []
     rules: list[CompiledRule] = []
     for rd in result.rules:
-        if rd.source not in ("syscall", ""):
-            warnings.append(RuleError(f"rule source '{rd.source}' is not provided by "
-                                      "syswarden; rule skipped", rd.location))
+        if rd.source not in SOURCES:    # an error the loader reported: not compiled
             continue
         text = rule_condition(rd, lists)
         origin = Origin(text, rd.cond_location)

@@ -10,9 +10,13 @@ Files are read in order; items are applied as Falco applies them:
 - a rule with only ``name`` and ``enabled`` switches an earlier rule on or off;
 - ``required_engine_version`` is checked against :data:`ENGINE_VERSION`, the Falco rules engine
   version whose rule files syswarden reads (an old integer ``N`` is Falco's ``0.N.0``); a file
-  needing a newer engine is an error; ``required_plugin_versions`` on Falco's
-  ``container`` plugin is satisfied by syswarden's built-in container fields, any other plugin
-  requirement is a warning (the rules that need its fields then fail to compile).
+  needing a newer engine is an error;
+- what a file needs that syswarden does not have is an error, as it is fatal to Falco: a
+  ``required_plugin_versions`` entry none of whose alternatives is a plugin syswarden provides
+  (:data:`BUILTIN_PLUGINS`: Falco's ``container`` plugin is syswarden's container enrichment),
+  and a rule whose ``source`` is not one syswarden has (:data:`SOURCES`: ``k8s_audit``,
+  ``aws_cloudtrail``, ``okta``... come from Falco plugins).  An agent that silently runs none of
+  the rules it was given is worse than one that refuses to start.
 
 Every problem is a :class:`RuleError` located at the file, line and item (``rule 'X'``), kept
 in :attr:`LoadResult.errors` or :attr:`LoadResult.warnings` so that ``-V`` can list them all.
@@ -65,7 +69,14 @@ OVERRIDE_REPLACE = {"rule": {"condition", "output", "desc", "priority", "tags", 
                              "enabled", "warn_evttypes", "skip-if-unknown-filter", "capture",
                              "capture_duration"},
                     "macro": {"condition"}, "list": {"items"}}
+#: The Falco plugins whose requirement syswarden satisfies: ``container`` by its container
+#: enrichment (the Docker enricher's ``container.*`` and ``k8s.*`` fields).
 BUILTIN_PLUGINS = {"container"}
+#: The event sources syswarden has: Falco's ``syscall`` (a rule without ``source`` is one).
+SOURCES = ("syscall",)
+#: How the errors of what a file needs and syswarden does not have begin (``-V`` classifies them)
+NEEDS_PLUGIN = "plugin requirement not satisfied"
+NEEDS_SOURCE = "rule needs the event source"
 _IDENTIFIER = re.compile(r"[a-zA-Z][a-zA-Z0-9_]*")
 
 
@@ -181,7 +192,23 @@ class Loader:
             self._flush()
             return
         self.load_text(text, path)
+        self._name_the_rules_in_need()
         self._flush()
+
+    def _name_the_rules_in_need(self) -> None:
+        """A file's unmet plugin requirement names the file's rules of a source syswarden does
+        not have: the start-up error (the file's first) then says which rules are missing
+        what."""
+        rules = [e.location.item for e in self._errors
+                 if e.message.startswith(NEEDS_SOURCE) and e.location and e.location.item]
+        if not rules:
+            return
+        more = f" and {len(rules) - 3} more" if len(rules) > 3 else ""
+        for err in self._errors:
+            if err.message.startswith(NEEDS_PLUGIN):
+                verb = "needs" if len(rules) == 1 else "need"
+                err.message += f"; the file's {', '.join(rules[:3])}{more} {verb} it"
+                err.args = (err.message,)
 
     def _flush(self) -> None:
         self.result.errors.extend(self._errors)
@@ -348,15 +375,15 @@ class Loader:
         for j, req in enumerate(reqs):
             if not isinstance(req, dict):
                 continue
-            names = {str(req.get("name"))}
             alts = req.get("alternatives")
-            for alt in alts if isinstance(alts, list) else []:
-                if isinstance(alt, dict):
-                    names.add(str(alt.get("name")))
-            if not names & BUILTIN_PLUGINS:
-                self.warn(f"rules require plugin '{req.get('name')}' "
-                          f"(version {req.get('version')}), which syswarden does not provide",
-                          marks.loc((i, "required_plugin_versions", j)))
+            wanted = [req] + [alt for alt in (alts if isinstance(alts, list) else [])
+                              if isinstance(alt, dict)]
+            if not {str(w.get("name")) for w in wanted} & BUILTIN_PLUGINS:
+                one_of = ", ".join(f"{w.get('name')} (>= {w.get('version')})" for w in wanted)
+                self.error(f"{NEEDS_PLUGIN}, must load one of: {one_of}; "
+                           "syswarden has no such plugin (of Falco's plugins it provides "
+                           f"{', '.join(sorted(BUILTIN_PLUGINS))}, as its container "
+                           "enrichment)", marks.loc((i, "required_plugin_versions", j)))
 
     def _rule(self, item: dict, i: int, marks: yamlmarks.Marks) -> None:
         name, what, ov = self._begin(item, "rule", RULE_KEYS, i, marks)
@@ -378,6 +405,11 @@ class Loader:
         for key in ("condition", "output", "desc", "priority"):
             if key not in item:
                 raise RuleError(f"rule has no '{key}'", loc)
+        source = str(item.get("source") or "syscall")
+        if source not in SOURCES:       # recorded all the same: a later append finds it
+            self.error(f"{NEEDS_SOURCE} '{source}', which is not loaded: "
+                       f"syswarden has the {', '.join(SOURCES)} source only (Falco reads "
+                       f"'{source}' events through a plugin)", marks.loc((i, "source"), what))
         cond = item["condition"]
         if not isinstance(cond, str):
             raise RuleError("condition must be a string", marks.loc((i, "condition"), what))
@@ -390,7 +422,7 @@ class Loader:
             priority=self._priority(item, i, marks, what),
             tags=self._tags(item, i, marks, what),
             enabled=self._bool(item, "enabled", i, marks, what, True),
-            source=str(item.get("source") or "syscall"),
+            source=source,
             exceptions=self._exceptions(item.get("exceptions"), i, marks, what),
             location=loc,
             cond_location=_value_loc(marks, (i, "condition"), what),

@@ -28,7 +28,7 @@ from typing import Any, TextIO
 from ..errors import Location, RuleError
 from ..fields import FieldRegistry
 from .engine import load_rules
-from .loader import expand_paths
+from .loader import NEEDS_PLUGIN, NEEDS_SOURCE, expand_paths
 
 CODES = {
     "LOAD_ERR_FILE_READ": "Could not read file",
@@ -83,6 +83,8 @@ def classify(err: RuleError, warning: bool) -> str:
         return "LOAD_ERR_YAML_PARSE"
     if "in output" in msg:
         return "LOAD_ERR_COMPILE_OUTPUT"
+    if msg.startswith((NEEDS_PLUGIN, NEEDS_SOURCE)):
+        return "LOAD_ERR_VALIDATE"      # what the file needs is not loaded (fatal to Falco)
     if getattr(err, "column", None) is not None:
         return "LOAD_ERR_COMPILE_CONDITION"
     return "LOAD_ERR_YAML_VALIDATE"
@@ -150,8 +152,11 @@ def _text(entry: dict[str, Any]) -> str:
 
 
 def validate(paths: list[str], fields: FieldRegistry, json_output: bool,
-             out: TextIO = sys.stdout) -> int:
-    """Validate rules files; print Falco's report; return 0 when all are valid, else 1."""
+             out: TextIO = sys.stdout, *, describe: str | bool = False) -> int:
+    """Validate rules files; print Falco's report; return 0 when all are valid, else 1.
+
+    ``describe``: as Falco's ``-V`` with ``-L`` (True) or ``-l RULE`` (the name), the valid
+    files' rules are then described too (``falco_describe_results`` in the JSON)."""
     files = expand_paths(paths)
     result, _, _ = load_rules(files, fields)
     per_file: dict[str, tuple[list[RuleError], list[RuleError]]] = {f: ([], []) for f in files}
@@ -187,8 +192,20 @@ def validate(paths: list[str], fields: FieldRegistry, json_output: bool,
         if w_entries:
             text_out.append(f"{len(w_entries)} Warnings:")
             text_out.extend(_text(x) for x in w_entries)
+    described = None
+    if describe is not False and ok_all:
+        from .describe import describe as describe_rules
+        described = describe_rules(files, fields, None if describe is True else describe)
     if json_output:
-        out.write(json.dumps({"falco_load_results": docs}, indent=None) + "\n")
+        doc: dict[str, Any] = {"falco_load_results": docs}
+        if described is not None:
+            doc["falco_describe_results"] = described
+        out.write(json.dumps(doc, indent=None) + "\n")
     else:
         out.write("\n".join(text_out) + "\n")
+        if described is not None:
+            from ..info import describe_text
+            out.write("\n")
+            describe_text([(r["info"]["name"], r["info"]["description"])
+                           for r in described["rules"]], out)
     return 0 if ok_all else 1

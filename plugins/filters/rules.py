@@ -24,10 +24,12 @@ from syswarden.core.errors import RuleError
 from syswarden.core.fields import FieldRegistry
 from syswarden.core.hookspecs import hookimpl
 from syswarden.core.protocols import Filter
+from syswarden.core.rules.describe import describe
 from syswarden.core.rules.engine import RuleEngine
 from syswarden.core.rules.output import OutputOptions
 from syswarden.core.rules.prefilter import OpenPrefilter, open_prefilter
 from syswarden.core.rules.sockfilter import SocketPrefilter, socket_prefilter
+from syswarden.core.rules.loader import expand_paths
 
 log = logging.getLogger("syswarden.rules")
 
@@ -59,6 +61,7 @@ class RulesFilter(Filter):
                                  output=OutputOptions.from_config(config))
         if self.metrics is not None:
             engine.on_error = lambda: self.metrics.inc("rules.eval_errors")
+        self._files = rules_files(config)   # loaded: -L with json_output, --support read them
         for w in engine.warnings:   # as Falco does at start-up; `-V` shows them in full
             log.warning("rules: %s", str(w).split("\n")[0])
         active = engine.active_rules()
@@ -95,6 +98,12 @@ class RulesFilter(Filter):
 
     def describe(self) -> Iterable[tuple[str, str]]:
         return [(r.name, r.desc) for r in self.engine.rules()]
+
+    def describe_json(self, rule: str | None = None) -> dict[str, Any]:
+        return describe(self._files, self.fields, rule)
+
+    def rules_files(self) -> list[str]:
+        return expand_paths(self._files)
 
 
 @hookimpl

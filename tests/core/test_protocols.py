@@ -118,6 +118,7 @@ async def test_a_plugin_that_subclasses_nothing_runs_with_the_bases_defaults(tmp
     # what the plugin lacks: the bases' defaults
     assert filt.event_types() is None and agent.open_prefilter() is None
     assert list(filt.describe()) == [] and output.settings.min_priority is None
+    assert filt.describe_json() is None and filt.rules_files() == []
     async with trio.open_nursery() as nursery:
         nursery.start_soon(agent.run)
         await agent.ready.wait()
@@ -162,6 +163,7 @@ def test_a_subclass_is_used_as_it_is_and_must_implement_the_required_methods():
     assert adapt("filter", mine) is mine
     assert mine.event_types() is None and mine.open_prefilter() is None
     assert mine.socket_prefilter() is None and list(mine.describe()) == []
+    assert mine.describe_json("any rule") is None and mine.rules_files() == []
 
     class Forgot(Output):
         name = "forgot"

@@ -299,10 +299,26 @@ def test_plugin_requirements(tmp_path, reg):
               - name: k8saudit-eks
                 version: 0.4.0
         """, BASE)
-    eng = RuleEngine.load([f], reg)
-    msgs = [w.message for w in eng.warnings]
-    assert any("plugin 'k8saudit'" in m for m in msgs)
-    assert not any("'container'" in m for m in msgs)
+    result, _, _ = load_rules([f], reg)
+    [err] = result.errors                   # container is syswarden's container enrichment
+    assert err.message.startswith("plugin requirement not satisfied, must load one of: "
+                                  "k8saudit (>= 0.7.0), k8saudit-eks (>= 0.4.0)")
+    assert (err.location.file, err.location.line) == (f, 5)
+    with pytest.raises(RuleError, match="k8saudit"):
+        RuleEngine.load([f], reg)
+
+
+def test_a_container_plugin_requirement_is_satisfied(tmp_path, reg):
+    f = write(tmp_path, "req.yaml", """
+        - required_plugin_versions:
+          - name: k8smeta
+            version: 0.1.0
+            alternatives:
+              - name: container
+                version: 0.4.0
+        """, BASE)
+    result, _, _ = load_rules([f], reg)
+    assert result.errors == []
 
 
 @pytest.mark.parametrize("version, problem", [
@@ -383,7 +399,7 @@ def test_skip_if_unknown_filter(tmp_path, reg):
     assert any("skip-if-unknown-filter" in w.message for w in eng.warnings)
 
 
-def test_other_sources_are_skipped_with_a_warning(tmp_path, reg):
+def test_a_rule_of_a_source_syswarden_does_not_have_is_an_error(tmp_path, reg):
     f = write(tmp_path, "k.yaml", """
         - rule: K8s thing
           desc: d
@@ -391,10 +407,18 @@ def test_other_sources_are_skipped_with_a_warning(tmp_path, reg):
           output: o
           priority: notice
           source: k8s_audit
+        - rule: K8s thing
+          append: true
+          condition: and ka.user.name = x
         """, BASE)
-    eng = RuleEngine.load([f], reg)
-    assert [r.name for r in eng.rules()] == ["Shell spawned"]
-    assert any("rule source 'k8s_audit'" in w.message for w in eng.warnings)
+    result, rules, _ = load_rules([f], reg)
+    [err] = result.errors                   # the append found the rule: one error, located
+    assert "rule needs the event source 'k8s_audit', which is not loaded" in err.message
+    assert (err.location.file, err.location.line, err.location.item) == \
+        (f, 6, "rule 'K8s thing'")
+    assert [r.name for r in rules] == ["Shell spawned"]
+    with pytest.raises(RuleError, match="event source 'k8s_audit'"):
+        RuleEngine.load([f], reg)
 
 
 def test_directory_loads_yaml_files_in_order(tmp_path, reg):
