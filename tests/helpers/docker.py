@@ -31,8 +31,6 @@ import functools
 import json
 import os
 import pathlib
-import pty
-import select
 import shutil
 import signal
 import subprocess
@@ -294,30 +292,8 @@ class Containers:
 
 def exec_in_terminal(container: str, *command: str, send: bytes = b"exit\n") -> None:
     """``docker exec -it CONTAINER COMMAND`` under a real pseudo-terminal."""
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execvp("docker", ["docker", "exec", "-it", container, *command])
-    try:
-        time.sleep(1.5)
-        os.write(fd, send)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 0.5)
-            if ready:
-                try:
-                    if not os.read(fd, 4096):
-                        break
-                except OSError:
-                    break
-            done, _ = os.waitpid(pid, os.WNOHANG)
-            if done:
-                pid = 0
-                break
-    finally:
-        if pid:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-        os.close(fd)
+    from tests.helpers.runtimes import run_in_terminal
+    run_in_terminal(["docker", "exec", "-it", container, *command], send=send)
 
 
 def inspect(cid: str) -> dict[str, Any]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import pathlib
+import pty
+import select
 import signal
 import subprocess
 import time
@@ -25,9 +27,6 @@ REG = FieldRegistry(FIELDS)
 def run_in_terminal(argv: list[str], send: bytes = b"exit\n") -> None:
     """Run ``argv`` (``docker exec -it ...``, ``ctr task exec -t ...``) under a real
     pseudo-terminal, type ``send`` into it, and wait (bounded) until it ends."""
-    import pty
-    import select
-
     pid, fd = pty.fork()
     if pid == 0:
         os.execvp(argv[0], argv)
