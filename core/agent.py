@@ -14,6 +14,10 @@ The stages, in the agent's nursery::
 Events are numbered (``evt.num``) in arrival order from 1 when their source did not number
 them.  Events of the agent's own descendants (a program output and what it runs; the process
 enricher marks them ``Process.from_agent``) are not judged: an output never feeds itself.
+The filter stage times the judging of one event per batch, the last (the newest when the source
+read: under load any type, in proportion): ``rules.eval_ns.<type>`` and
+``rules.eval_events.<type>``, the rule engine's time per event type on ``/metrics``
+(:mod:`~syswarden.core.exposition`), at a cost per batch, not per event.
 
 Readiness: once every source has started and the pipeline runs, the agent logs a line containing
 ``syswarden ready`` (always, whatever ``log_level``), and :attr:`Agent.ready` is set.  Then
@@ -47,6 +51,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
 from typing import Any, TypeVar
 
 import trio
@@ -392,29 +397,39 @@ class Agent:
 
     async def _filter_stage(self, recv: trio.MemoryReceiveChannel[list[Event]]) -> None:
         metrics = self.metrics
+        perf = time.perf_counter_ns
         async with recv:
             async for batch in recv:
                 checks, offers = self._checks, self._offers
                 skipped = 0
-                for evt in batch:
-                    proc = evt.proc
-                    if proc is not None and proc.from_agent:
-                        skipped += 1    # the agent's own children (a program output)
-                        continue
-                    for name, check in checks:
-                        try:
-                            alerts = check(evt)
-                        except Exception as exc:
-                            self._plugin_error("filter", name, exc, evt)
+                # every event but the last, then the last alone, timed: the rule engine's time
+                # per event type at a cost per batch, not per event
+                n = len(batch)
+                for part in (islice(batch, max(0, n - 1)), batch[n - 1:]):
+                    t0 = perf()
+                    for evt in part:
+                        proc = evt.proc
+                        if proc is not None and proc.from_agent:
+                            skipped += 1    # the agent's own children (a program output)
                             continue
-                        if alerts:
-                            for alert in alerts:
-                                metrics.count_alert(alert)
-                                for offer in offers:
-                                    offer(alert)
-                metrics.inc("events.judged", len(batch) - skipped)
+                        for name, check in checks:
+                            try:
+                                alerts = check(evt)
+                            except Exception as exc:
+                                self._plugin_error("filter", name, exc, evt)
+                                continue
+                            if alerts:
+                                for alert in alerts:
+                                    metrics.count_alert(alert)
+                                    for offer in offers:
+                                        offer(alert)
                 if batch:
-                    metrics.set("latency.filter", time.time_ns() - batch[-1].ts)
+                    last = batch[-1]
+                    if last.proc is None or not last.proc.from_agent:
+                        metrics.inc(f"rules.eval_ns.{last.type}", perf() - t0)
+                        metrics.inc(f"rules.eval_events.{last.type}")
+                    metrics.set("latency.filter", time.time_ns() - last.ts)
+                metrics.inc("events.judged", n - skipped)
                 if skipped:
                     metrics.inc("events.from_agent", skipped)
 

@@ -84,6 +84,12 @@ FAMILIES: dict[str, str] = {
     "syswarden_output_backlog": "an output's gauges: spooled, held (output, state)",
     "syswarden_container_lookups_total": "container metadata lookups (runtime)",
     "syswarden_container_lookup_failures_total": "container metadata lookups failed (runtime)",
+    "syswarden_rule_eval_seconds_total":
+        "seconds the filter stage spent judging the events it timed, the last of each batch "
+        "(rules.eval_ns.<type>; evt_type)",
+    "syswarden_rule_eval_events_total":
+        "the events the filter stage timed (rules.eval_events.<type>; evt_type): seconds over "
+        "events is the rule engine's mean time per event of that type",
     "syswarden_drops_total": "every other drops.<where>.<reason> counter (where, reason)",
 }
 OTHER_HELP = "a syswarden counter or gauge of the same name, dots as underscores"
@@ -313,6 +319,15 @@ class Figures:
                              ("lookup_failures", "syswarden_container_lookup_failures_total")):
             key = f"enrich.container.{what}"
             yield Figure(family, "counter", take(key), {}, f"syswarden.{key}")
+        for name, value in counters.items():
+            if name.startswith("rules.eval_events."):
+                used.add(name)
+                evt_type = name[len("rules.eval_events."):]
+                yield Figure("syswarden_rule_eval_events_total", "counter", value,
+                             {"evt_type": evt_type}, f"syswarden.{name}")
+                yield Figure("syswarden_rule_eval_seconds_total", "counter",
+                             take(f"rules.eval_ns.{evt_type}") / 1e9, {"evt_type": evt_type},
+                             f"syswarden.rules.eval_seconds.{evt_type}")
         for name, value in counters.items():
             if name in used:
                 continue

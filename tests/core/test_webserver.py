@@ -415,3 +415,36 @@ def test_falcos_own_webserver_and_metrics_sections_load_as_they_are(compat, tmp_
     assert config["webserver"]["enabled"] is True          # Falco's default, kept when set
     assert parse_interval(config["metrics"]["interval"]) == 3600.0
     assert config["metrics"]["include_empty_values"] is False
+
+
+async def test_metrics_has_the_rule_engines_time_per_event_type(tmp_path):
+    """In process: 1000 openat and 1000 execve events, interleaved, in batches of 3 (the last
+    event of each, the one timed, of either type in turn); /metrics's text has both types'
+    seconds and events, computed from the ``rules.eval_*`` counters."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from syswarden.core.exposition import Figures, FiguresCollector
+    from syswarden.testing import ListSource, make_agent, make_event
+    (tmp_path / "rules.yaml").write_text(RULES)
+    events = [make_event(t, name=f"/tmp/f{i}") for i in range(1000) for t in ("openat", "execve")]
+    agent = make_agent(tmp_path, ListSource(events, batch_size=3), builtins=("rules",),
+                       config={"rules_file": [str(tmp_path / "rules.yaml")],
+                               "pipeline": {"stats_interval": 0}})
+    assert await agent.run() == 0
+    assert agent.metrics.get("events.judged") == 2000
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(FiguresCollector(Figures(agent)))
+    text = generate_latest(registry).decode()
+    got: dict[str, dict[str, float]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.startswith("syswarden_rule_eval_"):
+                got.setdefault(sample.name, {})[sample.labels["evt_type"]] = sample.value
+    seconds = got["syswarden_rule_eval_seconds_total"]
+    timed = got["syswarden_rule_eval_events_total"]
+    assert set(seconds) == set(timed) == {"openat", "execve"}
+    assert all(v > 0 for v in seconds.values()) and all(v > 0 for v in timed.values())
+    assert sum(timed.values()) == 667                  # one per batch: 2000 / 3, rounded up
+    assert timed["openat"] == agent.metrics.get("rules.eval_events.openat")
+    assert seconds["execve"] == agent.metrics.get("rules.eval_ns.execve") / 1e9
