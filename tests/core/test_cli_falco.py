@@ -297,6 +297,34 @@ def test_print_appends_an_append_output_entry_and_pc_does_nothing():
     assert {"extra_output": "c"} not in appended("-pc")
 
 
+def test_print_outlives_a_reload(tmp_path):
+    """``-p`` is an override: the reload that SIGHUP or watch_config_files asks for applies it
+    again, as it applies ``-o``."""
+    import trio
+    from syswarden.core import cli
+    from syswarden.core.agent import Agent
+    from syswarden.testing import make_event
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("- rule: Exec\n  desc: d\n  condition: evt.type = execve\n"
+                     "  output: exec %evt.type\n  priority: WARNING\n")
+    config = tmp_path / "falco.yaml"
+    config.write_text(f"rules_files: [{rules}]\nappend_output: []\n")
+    args = cli.build_parser(cli.installed_commands()).parse_args(
+        ["-c", str(config), "-p", "extra=%evt.type: 'quoted' #x"])
+    args.overrides.extend(cli._print_additional(args.print_additional))
+    loaded, plugins = cli.load(args)
+    agent = Agent(loaded, plugins, config_path=args.config, overrides=tuple(args.overrides))
+    agent.build(["filters"])
+
+    def output() -> str:
+        alert, = agent.filters[0].check(make_event("execve", proc="true"))
+        return alert.output
+    assert output() == "exec execve extra=execve: 'quoted' #x"
+    config.write_text(f"rules_files: [{rules}]\nappend_output:\n  - extra_output: more\n")
+    assert trio.run(agent.reload) is True
+    assert output() == "exec execve more extra=execve: 'quoted' #x"
+
+
 def test_validate_with_describe_as_falco(tmp_path):
     rules = rules_file(tmp_path)
     out = run("-V", rules, "-l", "Other")
