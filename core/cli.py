@@ -240,10 +240,11 @@ def _main(args: argparse.Namespace, commands: Commands, argv: list[str]) -> int:
         info.ignored_events(sys.stdout)
         return EXIT_OK
     if args.validate:
+        from .rules.loader import provided_plugins
         from .rules.validate import validate
         describe = True if args.list_rules else args.describe_rule or False
         return validate(args.validate, plugins.fields(), bool(config["json_output"]),
-                        describe=describe)
+                        describe=describe, plugins=provided_plugins(config))
 
     from .agent import Agent
     agent = Agent(config, plugins, config_path=args.config, overrides=tuple(args.overrides),

@@ -16,7 +16,7 @@ import yaml
 from syswarden.core import info
 from syswarden.core.plugins import make_plugin_manager
 from syswarden.testing import SYSWARDEN as CLI
-from syswarden.testing import running_agent
+from syswarden.testing import refused_at_start, running_agent
 
 from .test_cli import kit_config
 
@@ -82,6 +82,18 @@ def test_falcos_rules_need_only_the_container_plugin_which_syswarden_has(compat)
     out = run(*[a for f in files for a in ("-V", f)])
     assert out.returncode == 0, out.stdout
     assert all(f"{f}: Ok" in out.stdout for f in files)
+
+
+@pytest.mark.parametrize("off", ["container.enabled=false", "disabled_plugins=[container]"])
+def test_the_container_requirement_is_unmet_with_the_container_enrichment_off(compat, off):
+    falco_rules = str(compat / "falco-rules" / "falco_rules.yaml")
+    err = refused_at_start("-r", falco_rules, "-o", off)
+    assert f"{falco_rules}:31:7: plugin requirement not satisfied, must load one of: " \
+           "container (>= 0.4.0); the container enrichment, which stands for it, is off" in err
+    assert err.count("plugin requirement not satisfied") == 1
+    out = run("-V", falco_rules, "-o", off)
+    assert out.returncode == 1 and f"{falco_rules}: Invalid" in out.stdout
+    assert "LOAD_ERR_VALIDATE (Error in item): plugin requirement not satisfied" in out.stdout
 
 
 # -- rules: -l RULE, -L ------------------------------------------------------------------------
