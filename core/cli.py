@@ -215,11 +215,13 @@ def _main(args: argparse.Namespace, commands: Commands, argv: list[str]) -> int:
     fmt = _format(args)
     if args.unbuffered:
         args.overrides.append("buffered_outputs=false")
+    args.overrides.extend(_print_additional(args.print_additional))
     config, plugins = load(args)
     setup_logging(config["log_level"], config["log_stderr"], config["log_syslog"])
     _select_sources(args)
     if args.print_additional:
-        _print_additional(config, args.print_additional)
+        log.warning("The -p/--print option is deprecated and will be removed. Use -o "
+                    "append_output=... instead.")
     if args.version:
         return _print_version(bool(config["json_output"]))
     if args.list_plugins:
@@ -238,10 +240,11 @@ def _main(args: argparse.Namespace, commands: Commands, argv: list[str]) -> int:
         info.ignored_events(sys.stdout)
         return EXIT_OK
     if args.validate:
+        from .rules.loader import provided_plugins
         from .rules.validate import validate
         describe = True if args.list_rules else args.describe_rule or False
         return validate(args.validate, plugins.fields(), bool(config["json_output"]),
-                        describe=describe)
+                        describe=describe, plugins=provided_plugins(config))
 
     from .agent import Agent
     agent = Agent(config, plugins, config_path=args.config, overrides=tuple(args.overrides),
@@ -325,15 +328,14 @@ def _select_sources(args: argparse.Namespace) -> None:
                           hint=f"syswarden's event sources: {', '.join(SOURCES)}")
 
 
-def _print_additional(config: dict[str, Any], fmt: str) -> None:
+def _print_additional(fmt: str | None) -> list[str]:
     """Falco's deprecated ``-p``: ``c``/``container``/``k``/``kubernetes`` do nothing (the
     container fields are suggested output), another format is appended to every rule's output
-    as an ``append_output`` entry."""
-    log.warning("The -p/--print option is deprecated and will be removed. Use -o "
-                "append_output=... instead.")
-    if fmt not in ("c", "container", "k", "kubernetes"):
-        config["append_output"] = [*(config.get("append_output") or []),
-                                   {"extra_output": fmt}]
+    as an ``append_output`` entry: an override, so that every reload applies it again."""
+    if not fmt or fmt in ("c", "container", "k", "kubernetes"):
+        return []
+    # a YAML double-quoted string (JSON's), so that the format is never read as YAML
+    return [f"append_output[].extra_output={json.dumps(fmt, ensure_ascii=False)}"]
 
 
 def _print_version(json_output: bool) -> int:

@@ -98,8 +98,9 @@ FLAGS: tuple[tuple[str, str], ...] = (
     ("-o, --option <opt>=<val>", "same"),
     ("--plugin-info <plugin_name>", ("a syswarden plugin's description and config sections; "
                                      "`container` is the container enrichment")),
-    ("-p, --print <output_format>", ("same (deprecated in Falco): an `append_output` entry; "
-                                     "`-pc`/`-pk` do nothing")),
+    ("-p, --print <output_format>", ("same (deprecated in Falco): an `append_output` entry, "
+                                     "applied again on every reload as `-o` is; `-pc`/`-pk` "
+                                     "do nothing")),
     ("-P, --pidfile <pid_file>", ("same, written as root writes every file (no links, no "
                                   "FIFOs); removed when the agent stops")),
     ("-r <rules_file>", "same"),

@@ -24,7 +24,7 @@ from ..fields import FieldRegistry
 from .ast import Const
 from .codegen import Namespace, build_matcher, compile_node
 from .compiler import Compiler, compile_condition
-from .loader import Loader, LoadResult, exception_field, rule_condition
+from .loader import BUILTIN_PLUGINS, Loader, LoadResult, exception_field, rule_condition
 from .operators import OPERATORS, split_modified
 from .output import OutputOptions, compile_rule_output
 from .selection import apply_selection
@@ -55,16 +55,18 @@ class CompiledRule:
     predicate: Callable[[Any], bool] | None = field(default=None, repr=False)
 
 
-def load_rules(files: list[str], fields: FieldRegistry, output: OutputOptions | None = None
+def load_rules(files: list[str], fields: FieldRegistry, output: OutputOptions | None = None,
+               plugins: Iterable[str] = BUILTIN_PLUGINS
                ) -> tuple[LoadResult, list[CompiledRule], list[RuleError]]:
     """Read and compile; returns (load result, compiled rules, warnings).  ``output``: what
-    the config's ``append_output`` adds to the rules' outputs.
+    the config's ``append_output`` adds to the rules' outputs; ``plugins``: the Falco plugins
+    whose requirement is met (:func:`~.loader.provided_plugins`).
 
     Errors (of reading and of compiling) are in ``result.errors``, in file order.
     """
     for entry in output.append if output is not None else ():
         entry.check(fields)
-    result = Loader().load_files(files)
+    result = Loader(plugins).load_files(files)
     lists, list_errors = result.expanded_lists()
     for exc in list_errors:
         _record(result, exc)
@@ -254,11 +256,13 @@ class RuleEngine:
     def load(cls, files: list[str], fields: FieldRegistry, *,
              min_priority: Priority = Priority.DEBUG, rule_matching: str = "first",
              use_index: bool = True, selection: Iterable[dict] = (),
-             output: OutputOptions | None = None) -> RuleEngine:
+             output: OutputOptions | None = None,
+             plugins: Iterable[str] = BUILTIN_PLUGINS) -> RuleEngine:
         """Load and compile rules files.  Raises the first :class:`RuleError`.  ``selection``:
         the config's ``rules:`` entries (:mod:`.selection`); ``output``: its
-        ``append_output`` and ``buffer_format_base64``."""
-        result, rules, warnings = load_rules(files, fields, output)
+        ``append_output`` and ``buffer_format_base64``; ``plugins``: as for
+        :func:`load_rules`."""
+        result, rules, warnings = load_rules(files, fields, output, plugins)
         if result.errors:
             raise result.errors[0]
         apply_selection(rules, selection)

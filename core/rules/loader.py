@@ -13,7 +13,8 @@ Files are read in order; items are applied as Falco applies them:
   needing a newer engine is an error;
 - what a file needs that syswarden does not have is an error, as it is fatal to Falco: a
   ``required_plugin_versions`` entry none of whose alternatives is a plugin syswarden provides
-  (:data:`BUILTIN_PLUGINS`: Falco's ``container`` plugin is syswarden's container enrichment),
+  (:data:`BUILTIN_PLUGINS`: Falco's ``container`` plugin is syswarden's container enrichment,
+  unmet when the config turns it off: :func:`provided_plugins`),
   and a rule whose ``source`` is not one syswarden has (:data:`SOURCES`: ``k8s_audit``,
   ``aws_cloudtrail``, ``okta``... come from Falco plugins).  An agent that silently runs none of
   the rules it was given is worse than one that refuses to start.
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +80,15 @@ SOURCES = ("syscall",)
 NEEDS_PLUGIN = "plugin requirement not satisfied"
 NEEDS_SOURCE = "rule needs the event source"
 _IDENTIFIER = re.compile(r"[a-zA-Z][a-zA-Z0-9_]*")
+
+
+def provided_plugins(config: dict[str, Any]) -> set[str]:
+    """Of :data:`BUILTIN_PLUGINS`, those the config leaves on: ``container`` unless the
+    container enrichment is off (``container.enabled: false``, or ``container`` in
+    ``disabled_plugins``), as Falco's requirement is unmet without the plugin loaded."""
+    section = config.get("container") or {}
+    off = section.get("enabled") is False or "container" in (config.get("disabled_plugins") or ())
+    return set() if off else set(BUILTIN_PLUGINS)
 
 
 @dataclass
@@ -151,7 +162,9 @@ def _yaml_quote(value: str) -> str:
 
 
 class Loader:
-    def __init__(self) -> None:
+    def __init__(self, plugins: Iterable[str] = BUILTIN_PLUGINS) -> None:
+        #: the Falco plugins whose requirement is met (:func:`provided_plugins`)
+        self.plugins = set(plugins)
         self.result = LoadResult()
         self._rules: dict[str, RuleDef] = {}
         self._order: list[str] = []
@@ -378,12 +391,16 @@ class Loader:
             alts = req.get("alternatives")
             wanted = [req] + [alt for alt in (alts if isinstance(alts, list) else [])
                               if isinstance(alt, dict)]
-            if not {str(w.get("name")) for w in wanted} & BUILTIN_PLUGINS:
+            names = {str(w.get("name")) for w in wanted}
+            if not names & self.plugins:
                 one_of = ", ".join(f"{w.get('name')} (>= {w.get('version')})" for w in wanted)
-                self.error(f"{NEEDS_PLUGIN}, must load one of: {one_of}; "
-                           "syswarden has no such plugin (of Falco's plugins it provides "
-                           f"{', '.join(sorted(BUILTIN_PLUGINS))}, as its container "
-                           "enrichment)", marks.loc((i, "required_plugin_versions", j)))
+                why = ("the container enrichment, which stands for it, is off: set "
+                       "container.enabled: true and leave container out of disabled_plugins"
+                       if names & BUILTIN_PLUGINS else
+                       "syswarden has no such plugin (of Falco's plugins it provides "
+                       f"{', '.join(sorted(BUILTIN_PLUGINS))}, as its container enrichment)")
+                self.error(f"{NEEDS_PLUGIN}, must load one of: {one_of}; {why}",
+                           marks.loc((i, "required_plugin_versions", j)))
 
     def _rule(self, item: dict, i: int, marks: yamlmarks.Marks) -> None:
         name, what, ov = self._begin(item, "rule", RULE_KEYS, i, marks)

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
 from typing import Any, TextIO
 
 from ..errors import Location, RuleError
 from ..fields import FieldRegistry
 from .engine import load_rules
-from .loader import NEEDS_PLUGIN, NEEDS_SOURCE, expand_paths
+from .loader import BUILTIN_PLUGINS, NEEDS_PLUGIN, NEEDS_SOURCE, expand_paths
 
 CODES = {
     "LOAD_ERR_FILE_READ": "Could not read file",
@@ -152,13 +153,15 @@ def _text(entry: dict[str, Any]) -> str:
 
 
 def validate(paths: list[str], fields: FieldRegistry, json_output: bool,
-             out: TextIO = sys.stdout, *, describe: str | bool = False) -> int:
+             out: TextIO = sys.stdout, *, describe: str | bool = False,
+             plugins: Iterable[str] = BUILTIN_PLUGINS) -> int:
     """Validate rules files; print Falco's report; return 0 when all are valid, else 1.
 
     ``describe``: as Falco's ``-V`` with ``-L`` (True) or ``-l RULE`` (the name), the valid
-    files' rules are then described too (``falco_describe_results`` in the JSON)."""
+    files' rules are then described too (``falco_describe_results`` in the JSON);
+    ``plugins``: the Falco plugins whose requirement is met (the config's)."""
     files = expand_paths(paths)
-    result, _, _ = load_rules(files, fields)
+    result, _, _ = load_rules(files, fields, plugins=plugins)
     per_file: dict[str, tuple[list[RuleError], list[RuleError]]] = {f: ([], []) for f in files}
     for errs, bucket in ((result.errors, 0), (result.warnings, 1)):
         for e in errs:

@@ -29,7 +29,7 @@ from syswarden.core.rules.engine import RuleEngine
 from syswarden.core.rules.output import OutputOptions
 from syswarden.core.rules.prefilter import OpenPrefilter, open_prefilter
 from syswarden.core.rules.sockfilter import SocketPrefilter, socket_prefilter
-from syswarden.core.rules.loader import expand_paths
+from syswarden.core.rules.loader import expand_paths, provided_plugins
 
 log = logging.getLogger("syswarden.rules")
 
@@ -58,7 +58,8 @@ class RulesFilter(Filter):
         engine = RuleEngine.load(rules_files(config), self.fields, min_priority=min_priority,
                                  rule_matching=str(config.get("rule_matching") or "first"),
                                  selection=config.get("rules") or (),
-                                 output=OutputOptions.from_config(config))
+                                 output=OutputOptions.from_config(config),
+                                 plugins=provided_plugins(config))
         if self.metrics is not None:
             engine.on_error = lambda: self.metrics.inc("rules.eval_errors")
         self._files = rules_files(config)   # loaded: -L with json_output, --support read them

@@ -16,7 +16,7 @@ import yaml
 from syswarden.core import info
 from syswarden.core.plugins import make_plugin_manager
 from syswarden.testing import SYSWARDEN as CLI
-from syswarden.testing import running_agent
+from syswarden.testing import refused_at_start, running_agent
 
 from .test_cli import kit_config
 
@@ -82,6 +82,18 @@ def test_falcos_rules_need_only_the_container_plugin_which_syswarden_has(compat)
     out = run(*[a for f in files for a in ("-V", f)])
     assert out.returncode == 0, out.stdout
     assert all(f"{f}: Ok" in out.stdout for f in files)
+
+
+@pytest.mark.parametrize("off", ["container.enabled=false", "disabled_plugins=[container]"])
+def test_the_container_requirement_is_unmet_with_the_container_enrichment_off(compat, off):
+    falco_rules = str(compat / "falco-rules" / "falco_rules.yaml")
+    err = refused_at_start("-r", falco_rules, "-o", off)
+    assert f"{falco_rules}:31:7: plugin requirement not satisfied, must load one of: " \
+           "container (>= 0.4.0); the container enrichment, which stands for it, is off" in err
+    assert err.count("plugin requirement not satisfied") == 1
+    out = run("-V", falco_rules, "-o", off)
+    assert out.returncode == 1 and f"{falco_rules}: Invalid" in out.stdout
+    assert "LOAD_ERR_VALIDATE (Error in item): plugin requirement not satisfied" in out.stdout
 
 
 # -- rules: -l RULE, -L ------------------------------------------------------------------------
@@ -295,6 +307,34 @@ def test_print_appends_an_append_output_entry_and_pc_does_nothing():
         return yaml.safe_load(json.loads(out.stdout)["config"]).get("append_output") or []
     assert {"extra_output": "cpu=%evt.cpu"} in appended("-p", "cpu=%evt.cpu")
     assert {"extra_output": "c"} not in appended("-pc")
+
+
+def test_print_outlives_a_reload(tmp_path):
+    """``-p`` is an override: the reload that SIGHUP or watch_config_files asks for applies it
+    again, as it applies ``-o``."""
+    import trio
+    from syswarden.core import cli
+    from syswarden.core.agent import Agent
+    from syswarden.testing import make_event
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("- rule: Exec\n  desc: d\n  condition: evt.type = execve\n"
+                     "  output: exec %evt.type\n  priority: WARNING\n")
+    config = tmp_path / "falco.yaml"
+    config.write_text(f"rules_files: [{rules}]\nappend_output: []\n")
+    args = cli.build_parser(cli.installed_commands()).parse_args(
+        ["-c", str(config), "-p", "extra=%evt.type: 'quoted' #x"])
+    args.overrides.extend(cli._print_additional(args.print_additional))
+    loaded, plugins = cli.load(args)
+    agent = Agent(loaded, plugins, config_path=args.config, overrides=tuple(args.overrides))
+    agent.build(["filters"])
+
+    def output() -> str:
+        alert, = agent.filters[0].check(make_event("execve", proc="true"))
+        return alert.output
+    assert output() == "exec execve extra=execve: 'quoted' #x"
+    config.write_text(f"rules_files: [{rules}]\nappend_output:\n  - extra_output: more\n")
+    assert trio.run(agent.reload) is True
+    assert output() == "exec execve more extra=execve: 'quoted' #x"
 
 
 def test_validate_with_describe_as_falco(tmp_path):

@@ -60,7 +60,8 @@ def _engines_schema() -> Section:
 @hookimpl
 def syswarden_config_schema() -> dict[str, Section]:
     return {SECTION: Section({
-        "enabled": Key(bool, True, "attach container metadata from the container engines"),
+        "enabled": Key(bool, True, "attach container metadata from the container engines "
+                       "(off: rules requiring Falco's container plugin are refused)"),
         "lookup_wait": Key(float, 0.2, "seconds a batch may wait for the metadata of a "
                            "container seen for the first time (then fields read unknown)", min=0,
                            max=60),
