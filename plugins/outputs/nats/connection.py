@@ -112,6 +112,18 @@ def _creds_file(path: str) -> str:
                           hint="use the file `nsc generate creds` (or your NATS admin) gives")
     return path
 
+
+def _nkey_seed_file(path: str) -> str:
+    """``path`` if it holds an NKey seed (else nats-py fails every attempt, as for a server
+    that cannot be reached); the seed is never quoted."""
+    import nkeys
+    try:
+        nkeys.from_seed(bytearray(_read_secret(path, "nkey_seed_file").encode())).wipe()
+    except Exception:
+        raise ConfigError(f"nats.nkey_seed_file: {path} does not hold an NKey seed",
+                          hint="the file holds one line, the user's seed (SU...)") from None
+    return path
+
 def connect_options(section: dict[str, Any], name: str) -> dict[str, Any]:
     """nats-py's ``connect`` arguments for the ``nats`` section (secrets included: never log
     the result).  Raises ConfigError for a file that cannot be read or a variable not set."""
@@ -135,7 +147,8 @@ def connect_options(section: dict[str, Any], name: str) -> dict[str, Any]:
     if token:
         opts["token"] = token
     if section.get("nkey_seed_file"):
-        opts["nkeys_seed"] = _readable(section["nkey_seed_file"], "nkey_seed_file")
+        opts["nkeys_seed"] = _nkey_seed_file(_readable(section["nkey_seed_file"],
+                                                       "nkey_seed_file"))
     if section.get("creds_file"):
         opts["user_credentials"] = _creds_file(_readable(section["creds_file"], "creds_file"))
     tls = section.get("tls") or {}

@@ -323,6 +323,11 @@ def test_token_and_nkey_seed(tmp_path):
         err = _refused(tmp_path, "nk2", servers=server.urls, count=1,
                        nats={"nkey_seed_file": str(tmp_path / "other.nk")})
         assert "refused the credentials" in err and other.decode() not in err
+        (tmp_path / "bad.nk").write_text(other.decode()[:-4] + "\n")     # truncated
+        err = _refused(tmp_path, "nk3", servers=server.urls, count=1,
+                       nats={"nkey_seed_file": str(tmp_path / "bad.nk")})
+        assert "nats.nkey_seed_file" in err and "does not hold an NKey seed" in err
+        assert other.decode()[:-4] not in err
     (tmp_path / "token").write_text("t0ken-s3cret\n")
     with nats_cluster(tmp_path / "tok", size=1, conf='authorization { token: "t0ken-s3cret" }',
                       auth={"token": "t0ken-s3cret"}) as server:
