@@ -97,6 +97,33 @@ def _readable(path: str, key: str) -> str:
     return path
 
 
+CREDS_BLOCKS = ("-----BEGIN NATS USER JWT-----", "-----BEGIN USER NKEY SEED-----")
+
+
+def _creds_file(path: str) -> str:
+    """``path`` if it holds a user JWT and an NKey seed block (nats-py would fail on every
+    attempt with a TypeError that looks like an unreachable server); its content is never
+    quoted."""
+    text = _read_secret(path, "creds_file")
+    missing = [b.strip("-") for b in CREDS_BLOCKS if b not in text]
+    if missing:
+        raise ConfigError(f"nats.creds_file: {path} is not a .creds file (no "
+                          f"{' and no '.join(missing)} block)",
+                          hint="use the file `nsc generate creds` (or your NATS admin) gives")
+    return path
+
+
+def _nkey_seed_file(path: str) -> str:
+    """``path`` if it holds an NKey seed (else nats-py fails every attempt, as for a server
+    that cannot be reached); the seed is never quoted."""
+    import nkeys
+    try:
+        nkeys.from_seed(bytearray(_read_secret(path, "nkey_seed_file").encode())).wipe()
+    except Exception:
+        raise ConfigError(f"nats.nkey_seed_file: {path} does not hold an NKey seed",
+                          hint="the file holds one line, the user's seed (SU...)") from None
+    return path
+
 def connect_options(section: dict[str, Any], name: str) -> dict[str, Any]:
     """nats-py's ``connect`` arguments for the ``nats`` section (secrets included: never log
     the result).  Raises ConfigError for a file that cannot be read or a variable not set."""
@@ -120,9 +147,10 @@ def connect_options(section: dict[str, Any], name: str) -> dict[str, Any]:
     if token:
         opts["token"] = token
     if section.get("nkey_seed_file"):
-        opts["nkeys_seed"] = _readable(section["nkey_seed_file"], "nkey_seed_file")
+        opts["nkeys_seed"] = _nkey_seed_file(_readable(section["nkey_seed_file"],
+                                                       "nkey_seed_file"))
     if section.get("creds_file"):
-        opts["user_credentials"] = _readable(section["creds_file"], "creds_file")
+        opts["user_credentials"] = _creds_file(_readable(section["creds_file"], "creds_file"))
     tls = section.get("tls") or {}
     if any(u.startswith(("tls://", "wss://")) for u in opts["servers"]) or tls.get("ca_file") \
             or tls.get("cert_file") or tls.get("insecure"):

@@ -21,6 +21,7 @@ from syswarden.plugins.outputs.nats.output import alert_subject, subject_token
 from syswarden.testing import SYSWARDEN, NatsCluster, make_alert, nats_cluster
 from tests.helpers.nats import (alerts_by_host, kit_config, spooled, start_agent, stop,
                                 wait_until)
+from tests.helpers.nats_jwt import Operator
 from tests.helpers.paths import REPO
 
 STREAM = "SYSWARDEN_ALERTS"
@@ -322,12 +323,53 @@ def test_token_and_nkey_seed(tmp_path):
         err = _refused(tmp_path, "nk2", servers=server.urls, count=1,
                        nats={"nkey_seed_file": str(tmp_path / "other.nk")})
         assert "refused the credentials" in err and other.decode() not in err
+        (tmp_path / "bad.nk").write_text(other.decode()[:-4] + "\n")     # truncated
+        err = _refused(tmp_path, "nk3", servers=server.urls, count=1,
+                       nats={"nkey_seed_file": str(tmp_path / "bad.nk")})
+        assert "nats.nkey_seed_file" in err and "does not hold an NKey seed" in err
+        assert other.decode()[:-4] not in err
     (tmp_path / "token").write_text("t0ken-s3cret\n")
     with nats_cluster(tmp_path / "tok", size=1, conf='authorization { token: "t0ken-s3cret" }',
                       auth={"token": "t0ken-s3cret"}) as server:
         log = _delivered(tmp_path, "tok", server.urls, {"token_file": str(tmp_path / "token")})
         assert "t0ken-s3cret" not in log
 
+
+def test_creds_file_decentralized_auth(tmp_path):
+    """Operator mode (JWTs, a MEMORY resolver): an agent's .creds file publishes into a
+    JetStream stream of its account; a .creds of a user the operator does not trust, one whose
+    seed does not match its JWT, or a bare seed, is refused at start; no secret is logged."""
+    op = Operator()
+    creds, agent = op.creds(tmp_path / "agent.creds", "agent")
+    reader, _ = op.creds(tmp_path / "siem.creds", "siem")
+    with nats_cluster(tmp_path / "op", size=1, conf=op.conf,
+                      auth={"user_credentials": str(reader)}) as server:
+        log = _delivered(tmp_path, "cr", server.urls, {"creds_file": str(creds)})
+        assert agent.seed.decode() not in log and "BEGIN" not in log
+        alerts = alerts_by_host(server.messages(STREAM))
+        assert [len(a) for a in alerts.values()] == [5]
+        assert all(m.subject.startswith("syswarden.alerts.") for m in server.messages(STREAM))
+        # a user of an account the operator never signed
+        stranger = Operator()
+        bad, bad_user = stranger.creds(tmp_path / "stranger.creds", "agent")
+        err = _refused(tmp_path, "cr2", servers=server.urls, count=1,
+                       nats={"creds_file": str(bad)})
+        assert "refused the credentials" in err and bad_user.seed.decode() not in err
+        # the right JWT with another user's seed: the nonce's signature does not match
+        forged = tmp_path / "forged.creds"
+        forged.write_text(creds.read_text().replace(agent.seed.decode(),
+                                                    bad_user.seed.decode()))
+        err = _refused(tmp_path, "cr3", servers=server.urls, count=1,
+                       nats={"creds_file": str(forged)})
+        assert "refused the credentials" in err and bad_user.seed.decode() not in err
+        assert "BEGIN" not in err
+        # an NKey seed alone where a .creds file belongs: refused before connecting, not
+        # taken for an unreachable server (nats-py fails with a TypeError on every attempt)
+        (tmp_path / "seed.creds").write_bytes(agent.seed + b"\n")
+        err = _refused(tmp_path, "cr4", servers=server.urls, count=1,
+                       nats={"creds_file": str(tmp_path / "seed.creds")})
+        assert "nats.creds_file" in err and "is not a .creds file" in err
+        assert "NATS USER JWT" in err and agent.seed.decode() not in err
 
 def _certificates(d) -> tuple[str, str, str]:
     """A CA and a server certificate for 127.0.0.1 it signed: (ca, cert, key)."""
