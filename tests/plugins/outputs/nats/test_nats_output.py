@@ -281,7 +281,9 @@ def test_missing_stream(fresh_stream, tmp_path):
         async def drop(js):
             await js.delete_stream(STREAM)
         cluster.call(drop)
-        wait_until(lambda: spooled(queue) > 20, 30, "alerts kept on disk", proc)
+        wait_until(lambda: spooled(queue) > 20
+                   and "alerts not published" in (tmp_path / "s2.log").read_text(),
+                   30, "alerts kept on disk, the failure logged", proc)
     finally:
         assert stop(proc) == 0
     log = (tmp_path / "s2.log").read_text()
