@@ -111,11 +111,13 @@ async def enrich(enricher: Any, *events: Event) -> None:
         enricher.enrich(evt)
 
 
-async def live_alerts(nursery: trio.Nursery, enricher: Any, condition: str,
-                      output: str) -> list[tuple[Event, str]]:
-    """Start the real eBPF source (exec, fork and open events) feeding the process enricher
-    and ``enricher``; return the list the pipeline appends ``(event, output text)`` to for
-    every event that meets ``condition``."""
+async def live_alerts(nursery: trio.Nursery, enricher: Any, condition: str, output: str, *,
+                      macros: dict[str, str] | None = None,
+                      syscalls: frozenset[str] = frozenset({"execve", "openat"}),
+                      ) -> list[tuple[Event, str]]:
+    """Start the real eBPF source (``syscalls`` and the fork family) feeding the process
+    enricher and ``enricher``; return the list the pipeline appends ``(event, output text)``
+    to for every event that meets ``condition`` (which may name ``macros``)."""
     if os.geteuid() != 0:
         pytest.skip("the eBPF source needs root")
     from syswarden.core.plugins import collect_fields
@@ -125,10 +127,10 @@ async def live_alerts(nursery: trio.Nursery, enricher: Any, condition: str,
     from syswarden.plugins.sources.ebpf.source import EbpfSource
 
     fields = collect_fields()
-    rule = compile_condition(condition, fields)
+    rule = compile_condition(condition, fields, macros=macros)
     render = compile_output(output, fields)
     process = ProcessEnricher(Metrics())
-    source = EbpfSource({}, {"execve", "openat", "clone", "clone3", "fork", "vfork"},
+    source = EbpfSource({}, {*syscalls, "clone", "clone3", "fork", "vfork"},
                         os.getpid(), Metrics())
     send, recv = trio.open_memory_channel[list[Event]](256)
     await nursery.start(source.run, send)

@@ -13,6 +13,7 @@ from syswarden.core.fields import FieldRegistry
 from syswarden.core.metrics import Metrics
 from syswarden.plugins.enrichers.containers.fields import FIELDS
 from tests.helpers.docker import eventually, in_thread
+from tests.helpers.runtimes import live_alerts
 
 REG = FieldRegistry(FIELDS)
 
@@ -59,43 +60,21 @@ async def test_seed_launch_sensitive_mount_condition_live(enricher, containers, 
     """eBPF source -> process enricher -> Docker enricher, then the seed's own condition of
     "Launch Sensitive Mount Container" (compiled by the rule compiler) on every event: it
     holds for the container's first exec, and for nothing of a container without the mount."""
-    if os.geteuid() != 0:
-        pytest.skip("the eBPF source needs root")
     import yaml
-
-    from syswarden.core.plugins import collect_fields
-    from syswarden.core.rules.compiler import compile_condition
-    from syswarden.plugins.enrichers.process.enricher import ProcessEnricher
-    from syswarden.plugins.sources.ebpf.source import EbpfSource
 
     docs = yaml.safe_load((compat / "seed-rules" / "falco_rules_5.yaml").read_text())
     macros = {d["macro"]: d["condition"] for d in docs if isinstance(d, dict) and "macro" in d}
     need = ("spawned_process", "container_started", "container", "sensitive_mount")
-    rule = compile_condition("container_started and container and sensitive_mount",
-                             collect_fields(), macros={n: macros[n] for n in need})
-    process = ProcessEnricher(Metrics())
-    source = EbpfSource({}, {"execve", "execveat", "clone", "clone3", "fork", "vfork"},
-                        os.getpid(), Metrics())
-    send, recv = trio.open_memory_channel[list[Event]](256)
-    await nursery.start(source.run, send)
-    hits: list[Event] = []
-
-    async def pipeline() -> None:
-        async with recv:
-            async for batch in recv:
-                await enricher.prepare(batch)
-                for evt in batch:
-                    process.enrich(evt)
-                    enricher.enrich(evt)
-                    if rule(evt):
-                        hits.append(evt)
-    nursery.start_soon(pipeline)
+    alerts = await live_alerts(nursery, enricher,
+                               "container_started and container and sensitive_mount",
+                               "%evt.type", macros={n: macros[n] for n in need},
+                               syscalls=frozenset({"execve", "execveat"}))
 
     plain = await in_thread(containers.run, "nginx:latest", "nginx", "300")
     mounted = await in_thread(containers.run, "nginx:latest", "nginx", "300",
                               volumes=("/mnt:/tmp/mnt",))
-    await eventually(lambda: any(e.pid == mounted.pid for e in hits))
-    first = next(e for e in hits if e.pid == mounted.pid)
+    await eventually(lambda: any(e.pid == mounted.pid for e, _ in alerts))
+    first = next(e for e, _ in alerts if e.pid == mounted.pid)
     assert first.proc.vpid == 1 and first.proc.comm == "nginx"
     assert read("container.id", first) == mounted.short_id
-    assert not [e for e in hits if read("container.id", e) == plain.short_id]
+    assert not [e for e, _ in alerts if read("container.id", e) == plain.short_id]
