@@ -124,12 +124,7 @@ class Containerd(RuntimeDaemon):
 
     def import_image(self, ref: str) -> None:
         """A local Docker image into the k8s.io namespace, under its name."""
-        tar = self.dir / f"img-{uuid.uuid4().hex[:8]}.tar"
-        docker("save", ref, "-o", str(tar))
-        try:
-            self.ctr("images", "import", str(tar))
-        finally:
-            tar.unlink(missing_ok=True)
+        self.take_docker_image(ref, lambda tar: self.ctr("images", "import", tar))
 
     def run(self, image: str, *cmd: str, labels: dict[str, str] | None = None) -> "CtrContainer":
         """A container created and started through containerd's API (``ctr run``)."""

@@ -21,7 +21,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.helpers.docker import docker, dockerd  # noqa: F401
+from tests.helpers.docker import dockerd  # noqa: F401
 from tests.helpers.runtimes import RuntimeDaemon
 
 ULIMITS = ("--ulimit", "nproc=1000:1000", "--ulimit", "nofile=1024:1024")
@@ -85,12 +85,7 @@ class Podman(RuntimeDaemon):
                               timeout=timeout)
 
     def load(self, ref: str) -> None:
-        tar = self.dir / f"img-{uuid.uuid4().hex[:8]}.tar"
-        docker("save", ref, "-o", str(tar))
-        try:
-            self.podman("load", "-i", str(tar))
-        finally:
-            tar.unlink(missing_ok=True)
+        self.take_docker_image(ref, lambda tar: self.podman("load", "-i", tar))
 
     def run(self, image: str, *cmd: str, name: str | None = None,
             labels: dict[str, str] | None = None, volumes: tuple[str, ...] = ()

@@ -11,6 +11,8 @@ import select
 import signal
 import subprocess
 import time
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -71,6 +73,17 @@ class RuntimeDaemon:
 
     def answers(self) -> bool:
         raise NotImplementedError
+
+    def take_docker_image(self, ref: str, load: Callable[[str], Any]) -> None:
+        """A local Docker image handed to this runtime: ``docker save`` into a tar file of the
+        daemon's directory, ``load(tar path)`` (the runtime's own import), the file removed."""
+        from tests.helpers.docker import docker
+        tar = self.dir / f"img-{uuid.uuid4().hex[:8]}.tar"
+        docker("save", ref, "-o", str(tar))
+        try:
+            load(str(tar))
+        finally:
+            tar.unlink(missing_ok=True)
 
     def start(self, timeout: float = 30.0) -> None:
         log = self.dir / f"{self.name}.log"
