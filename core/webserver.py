@@ -27,6 +27,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import os
 import re
 import socket
 import ssl
@@ -36,7 +37,8 @@ import trio
 
 from .alert import Priority
 from .config import MAX_SECONDS, Key, Section
-from .errors import ConfigError, Location
+from . import safe_files
+from .errors import ConfigError, Location, UnsafePathError
 from .exposition import Figures, FiguresCollector
 from .health import Health
 from .hookspecs import hookimpl
@@ -303,10 +305,12 @@ async def _snapshots(agent: "Agent", figures: Figures, mcfg: dict[str, Any],
             line = json.dumps({"sample": sample, "output_fields": fields}, default=str)
             try:
                 await trio.to_thread.run_sync(_append, path, line)
-            except OSError as exc:
+            except (OSError, UnsafePathError) as exc:
                 log.error("metrics.output_file %s: %s", path, exc)
 
 
 def _append(path: str, line: str) -> None:
-    with open(path, "a", encoding="utf-8") as fh:
+    """One line appended to ``path``, opened as every file the root agent writes (no link
+    followed, no directory others can write, mode 0600: the figures name the host)."""
+    with os.fdopen(safe_files.open_file(path), "a", encoding="utf-8") as fh:
         fh.write(line + "\n")

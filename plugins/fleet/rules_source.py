@@ -32,6 +32,7 @@ from typing import Any
 
 import trio
 
+from syswarden.core import safe_files
 from syswarden.core.errors import ConfigError, RuleError
 from syswarden.core.fields import FieldRegistry
 from syswarden.core.protocols import PluginContext, Service
@@ -127,7 +128,7 @@ class Mirror:
     def install(self, bundle: Bundle) -> None:
         """Write ``bundle`` as ``rev-N`` and point ``current`` at it (a rename: atomic); keep
         the previous revision, remove older ones."""
-        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        safe_files.make_dirs(self.dir)             # every step checked: no planted link
         rev = os.path.join(self.dir, f"rev-{bundle.revision}")
         if os.path.isdir(rev):
             shutil.rmtree(rev)

@@ -448,3 +448,19 @@ async def test_metrics_has_the_rule_engines_time_per_event_type(tmp_path):
     assert sum(timed.values()) == 667                  # one per batch: 2000 / 3, rounded up
     assert timed["openat"] == agent.metrics.get("rules.eval_events.openat")
     assert seconds["execve"] == agent.metrics.get("rules.eval_ns.execve") / 1e9
+
+
+def test_the_metrics_output_file_is_written_as_the_root_agent_writes_files(tmp_path):
+    """metrics.output_file: mode 0600, and a planted link is refused, never followed."""
+    from syswarden.core.errors import UnsafePathError
+    from syswarden.core.webserver import _append
+
+    path = tmp_path / "metrics.jsonl"
+    _append(str(path), '{"sample": 1}')
+    assert path.read_text() == '{"sample": 1}\n' and (path.stat().st_mode & 0o777) == 0o600
+    target = tmp_path / "target"
+    target.write_text("")
+    (tmp_path / "planted").symlink_to(target)
+    with pytest.raises(UnsafePathError):
+        _append(str(tmp_path / "planted"), '{"sample": 2}')
+    assert target.read_text() == ""
