@@ -167,8 +167,9 @@ def test_leader_killed_mid_flow(fresh_stream, tmp_path):
 
 
 def test_cluster_down_then_back_spooled_in_order(fresh_stream, tmp_path):
-    """All three servers down while alerts keep coming (a few seconds stand for the 30 s: the
-    spool does not care how long), then back: every alert, the spooled ones in order."""
+    """All three servers down for 30 s while alerts keep coming (long enough for the client's
+    reconnects and the output's back-off to reach their ceilings), then back: every alert, the
+    spooled ones in order."""
     cluster = fresh_stream
     n = 600
     queue = tmp_path / "b.sqlite3"
@@ -178,8 +179,9 @@ def test_cluster_down_then_back_spooled_in_order(fresh_stream, tmp_path):
         wait_until(lambda: count_in_stream(cluster) > 50, 30, "first alerts", proc)
         for i in range(cluster.size):
             cluster.kill(i)
+        down = time.monotonic()
         wait_until(lambda: spooled(queue) > 100, 30, "alerts spooled", proc)
-        time.sleep(3)
+        time.sleep(max(0.0, 30 - (time.monotonic() - down)))
         for i in range(cluster.size):
             cluster.start(i, wait=False)
         cluster.wait_ready()
