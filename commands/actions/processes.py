@@ -85,7 +85,10 @@ def glibc_tunables(run: Run) -> None:
 
 
 def recon_with_terminal(run: Run) -> None:
-    sh("script", "-qc", "whoami", "/dev/null")
+    # script runs $SHELL -c: bash execs a lone command in place, dash (the /bin/sh used when
+    # SHELL is unset, as under CI) forks it, out of the session's process group; ``exec`` makes
+    # whoami the session's leader in either, as when typed at a prompt
+    sh("script", "-qc", "exec whoami", "/dev/null")
 
 
 # -- in the container -----------------------------------------------------------------------
