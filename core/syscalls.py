@@ -209,8 +209,11 @@ O_F_CREATED = 1 << 30
 _OPEN_TAIL: FlagTable = (("O_CLOEXEC", 0o2000000), ("O_TMPFILE", 0o20000000 | 0o200000),
                          ("O_NOFOLLOW", 0o400000), ("O_PATH", 0o10000000),
                          ("O_F_CREATED", O_F_CREATED))
-#: O_TMPFILE's bits (it includes O_DIRECTORY's).
-O_TMPFILE = 0o20000000 | 0o200000
+#: O_TMPFILE's bits (it includes O_DIRECTORY's); ``__O_TMPFILE``, its own bit, alone.
+O_TMPFILE_OWN = 0o20000000
+O_TMPFILE = O_TMPFILE_OWN | dict(OPEN_FLAGS)["O_DIRECTORY"]
+#: The bits of some flags the prefilters test, by name (Linux's values).
+O_CREAT, O_TRUNC = (dict(OPEN_FLAGS)[n] for n in ("O_CREAT", "O_TRUNC"))
 _ACCMODE = {0: "O_RDONLY", 1: "O_WRONLY", 2: "O_RDWR"}
 
 CLONE_FLAGS: FlagTable = (
