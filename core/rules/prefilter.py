@@ -26,7 +26,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..syscalls import ENTER_ARGS, EVENTS
+from ..fields import FieldDef
+from ..syscalls import ENTER_ARGS, EVENTS, O_CREAT, O_TMPFILE_OWN, O_TRUNC
 from . import ast
 from .globs import Glob
 from .resolved import RCheck, RMacro, RNode, iter_checks
@@ -72,13 +73,6 @@ def _names_a_descriptor(arg: str) -> bool:
     return "fd" in arg and not arg.endswith("dirfd") and arg != "fdlimit"
 
 
-#: ``fd.*`` fields that read only what a call the prefilter never drops created (an IP socket's
-#: ends) or the event's own argument (``fd.num``): the same whether or not the fd table knows a
-#: file's open.
-FD_FIELDS_WITHOUT_OPENS = frozenset({
-    "fd.num", "fd.cip", "fd.sip", "fd.lip", "fd.rip", "fd.cport", "fd.sport", "fd.lport",
-    "fd.rport", "fd.ip", "fd.port", "fd.net", "fd.cnet", "fd.snet", "fd.lnet", "fd.rnet",
-    "fd.connected", "fd.l4proto", "fd.sockfamily", "fd.is_server"})
 _FILE_KINDS = frozenset({"file", "directory", "f", "d"})
 
 MAX_TERMS = 16       # beyond this a conjunction stops refining (still sound, less selective)
@@ -94,8 +88,8 @@ _FLAG_TESTS = {
     OK: lambda res, flags: res >= 0,
     WRITE: lambda res, flags: flags & 3 in (1, 2),
     READ: lambda res, flags: flags & 3 in (0, 2),
-    CREATE: lambda res, flags: bool(flags & (0o100 | 0o20000000)),   # O_TMPFILE's own bit
-    TRUNC: lambda res, flags: bool(flags & 0o1000),
+    CREATE: lambda res, flags: bool(flags & (O_CREAT | O_TMPFILE_OWN)),
+    TRUNC: lambda res, flags: bool(flags & O_TRUNC),
 }
 
 
@@ -239,18 +233,20 @@ def _fd_reader(engine: Any) -> str | None:
         for rule, node in engine.conditions_for(t):
             for check in iter_checks(node):
                 for f in (check.field, check.rhs):
-                    for name in () if f is None else f.reads:
-                        if name.startswith("fd.") and not _needs_no_open(check, f, name):
-                            return (f"rule {rule.name!r} reads {name} on "
+                    for d in () if f is None else f.reads:
+                        if d.name.startswith("fd.") and not _needs_no_open(check, f, d):
+                            return (f"rule {rule.name!r} reads {d.name} on "
                                     f"{t or 'events of any type'}")
     return None
 
 
-def _needs_no_open(check: RCheck, f: Any, name: str) -> bool:
-    """Whether this check reads ``name`` (a field ``f`` reads) the same whether or not the fd
-    table saw the fd's open: a field of IP sockets, or a type test for kinds other than files
-    (false for a file, known or not, in either polarity)."""
-    if name in FD_FIELDS_WITHOUT_OPENS:
+def _needs_no_open(check: RCheck, f: Any, d: FieldDef) -> bool:
+    """Whether this check reads the declared field ``d`` (one ``f`` reads) the same whether or
+    not the fd table saw the fd's open: one declared ``without_open`` (a field of IP sockets,
+    the event's own fd number), or a type test for kinds other than files (false for a file,
+    known or not, in either polarity)."""
+    name = d.name
+    if d.without_open:
         return True
     if name in ("fd.type", "fd.typechar") and check.rhs is None and f.key == name:
         kinds = {check.const} if check.op == "=" else \

@@ -16,8 +16,8 @@ understand (a process name, a negation, a file name) counts as "any class".  Wha
 
 * ``fd.typechar``, ``fd.type``, ``fd.sockfamily`` compared with constants (``=``, ``in``);
 * ``fd.l4proto`` compared with constants (``=``, ``in``, ``!= tcp``);
-* the other fields of IP sockets (``fd.net``, ``fd.sip``, ``fd.rport``, ``fd.connected``...),
-  which have no value (every comparison false) on any other socket;
+* the other fields of IP sockets (``fd.net``, ``fd.sip``, ``fd.rport``, ``fd.connected``...,
+  declared ``ip_only``), which have no value (every comparison false) on any other socket;
 * ``socket``'s own ``evt.arg.domain``.
 
 :data:`OTHER` comes along with any IP class: the fd table shows a socket of a family it does
@@ -71,18 +71,15 @@ MESSAGES = frozenset({"sendto", "sendmsg", "recvfrom", "recvmsg"})
 #: always sent.
 ADDRESSED = frozenset({"sendto", "sendmsg", "recvfrom", "recvmsg"})
 
-_IP_FAMILIES = (2, 10)                                      # AF_INET, AF_INET6
+_FAMILY = {name: num for num, name in SOCKET_FAMILIES.items()}
+_AF_UNIX = _FAMILY["AF_UNIX"]
+_IP_FAMILIES = (_FAMILY["AF_INET"], _FAMILY["AF_INET6"])
 #: Socket types the fd table shows as ``fd.l4proto = tcp`` (SOCK_STREAM, SOCK_SEQPACKET).
 TCP_TYPES = tuple(t for t, proto in SOCKET_TYPE_PROTOCOLS.items() if proto == "tcp")
 _TYPES = {"ipv4": IP, "ipv6": IP, "unix": {UNIX}, "netlink": {OTHER}}
 _TYPECHARS = {"4": IP, "6": IP, "u": {UNIX}, "n": {OTHER}, "o": {OTHER}}
 _SOCKFAMILIES = {"ip": IP, "unix": {UNIX}}
 _L4PROTOS = {"tcp": {TCP}, "udp": {NOT_TCP}, "raw": {NOT_TCP}, "icmp": {NOT_TCP}}
-#: Fields that have a value only on an IP socket (or one the fd table takes for one).
-IP_ONLY_FIELDS = frozenset({
-    "fd.cip", "fd.sip", "fd.lip", "fd.rip", "fd.cport", "fd.sport", "fd.lport", "fd.rport",
-    "fd.ip", "fd.port", "fd.net", "fd.cnet", "fd.snet", "fd.lnet", "fd.rnet", "fd.connected",
-    "fd.l4proto"})
 
 # Abstract value of a condition: the classes it may hold for (None: any).
 Classes = frozenset[str] | None
@@ -91,7 +88,7 @@ Classes = frozenset[str] | None
 def socket_classes(family: int, stype: int | None = None) -> frozenset[str]:
     """The class of a kernel ``AF_*`` number and socket type (``SOCK_*``, without its flags);
     both IP classes when an IP socket's type is not known."""
-    if family == 1:
+    if family == _AF_UNIX:
         return frozenset({UNIX})
     if family not in _IP_FAMILIES:
         return frozenset({OTHER})
@@ -193,7 +190,8 @@ def _state_classes(engine: Any) -> Classes:
 def _reads_fd_state(node: RNode) -> bool:
     for check in iter_checks(node):
         for f in (check.field, check.rhs):
-            if f is not None and any(n.startswith("fd.") and n != "fd.num" for n in f.reads):
+            if f is not None and any(d.name.startswith("fd.") and d.name != "fd.num"
+                                     for d in f.reads):
                 return True
     return False
 
@@ -247,8 +245,7 @@ def _check(c: RCheck, evt_type: str | None) -> Classes:
         if op == "!=" and const == "tcp":
             return frozenset({NOT_TCP})
         return _named(op, const, _L4PROTOS) if op in ("=", "in") else IP
-    ip_only = f.name in IP_ONLY_FIELDS or (c.rhs is not None and c.rhs.name in IP_ONLY_FIELDS)
-    if ip_only:
+    if _ip_only(f) or (c.rhs is not None and _ip_only(c.rhs)):
         return IP                            # no value, every comparison false, elsewhere
     if c.rhs is not None:
         return None
@@ -259,6 +256,11 @@ def _check(c: RCheck, evt_type: str | None) -> Classes:
     if f.name == "fd.sockfamily":
         return _named(op, const, _SOCKFAMILIES)
     return None
+
+
+def _ip_only(f: Any) -> bool:
+    """Whether a bound field is one declared ``ip_only`` (a value only on an IP socket)."""
+    return len(f.reads) == 1 and f.reads[0].name == f.name and f.reads[0].ip_only
 
 
 def _named(op: str, const: Any, table: dict[str, set[str] | frozenset[str]]) -> Classes:

@@ -9,6 +9,7 @@ import os
 import pytest
 from syswarden.core.config import default_rules_path
 from syswarden.core.event import Event, Process
+from syswarden.core.fields import Field, FieldType, define
 from syswarden.core.plugins import collect_fields
 from syswarden.core.rules.engine import RuleEngine
 from syswarden.core.rules.prefilter import CREATE, OK, READ, TRUNC, WRITE, Term, open_prefilter
@@ -94,6 +95,19 @@ def test_socket_fields_on_fds_of_other_calls_need_no_open(tmp_path):
         "evt.type in (dup, dup2) and fd.type in (ipv4, ipv6) and fd.rport = 4444")
         + rule("evt.type = openat and evt.is_open_write = true", "w")))
     assert pf is not None and pf.terms == (Term(frozenset({WRITE})),)
+
+
+@pytest.mark.parametrize("without_open", [True, False])
+def test_an_fd_field_declared_without_open_keeps_the_prefilter_on(tmp_path, without_open):
+    """What the prefilter knows of an fd field is what its row declares: a plugin's field
+    declared ``without_open`` (its value never comes from an open) keeps it on."""
+    fields = collect_fields()
+    fields.add_all(define("test", [Field("fd.sock_cookie", FieldType.UINT64, "a test field",
+                                         lambda e: 1, without_open=without_open)]))
+    f = tmp_path / "rules.yaml"
+    f.write_text(rule("evt.type = dup and fd.sock_cookie = 7"))
+    pf = open_prefilter(RuleEngine.load([str(f)], fields))
+    assert (pf is not None) == without_open
 
 
 @pytest.mark.parametrize("evt_type, args", [

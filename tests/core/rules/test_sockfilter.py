@@ -11,6 +11,7 @@ import socket
 import pytest
 from syswarden.core.config import default_rules_path
 from syswarden.core.event import Event, KernelFacts, Process
+from syswarden.core.fields import Field, FieldType, define
 from syswarden.core.plugins import collect_fields
 from syswarden.core.rules.engine import RuleEngine
 from syswarden.core.rules.sockfilter import (CLASSES, IP, NOT_TCP, OTHER, SOCKET_SYSCALLS, TCP, UNIX,
@@ -75,6 +76,20 @@ def test_the_families_a_condition_leaves(tmp_path, cond, syscall, classes):
     pf = socket_prefilter(engine(tmp_path, rule(cond)))
     assert pf is not None
     assert pf.classes(syscall) == (None if classes is None else frozenset(classes))
+
+
+@pytest.mark.parametrize("ip_only, classes", [(True, IP_CLASSES), (False, None)])
+def test_an_fd_field_declared_ip_only_leaves_the_ip_sockets(tmp_path, ip_only, classes):
+    """What the socket prefilter knows of an fd field is what its row declares: a plugin's
+    field declared ``ip_only`` (no value on another socket) leaves the IP classes."""
+    fields = collect_fields()
+    fields.add_all(define("test", [Field("fd.tos", FieldType.UINT64, "a test field",
+                                         lambda e: 0, ip_only=ip_only)]))
+    f = tmp_path / "rules.yaml"
+    f.write_text(rule("evt.type = sendto and fd.tos = 16"))
+    pf = socket_prefilter(RuleEngine.load([str(f)], fields))
+    assert (pf.classes("sendto") if pf is not None else None) == (
+        None if classes is None else frozenset(classes))
 
 
 def test_a_family_some_rule_reads_through_the_fd_table_is_sent_by_the_calls_that_teach_it(
