@@ -28,7 +28,7 @@ import posixpath
 import re
 from typing import Any, Callable
 
-from syswarden.core.cgroups import cgroup2_root
+from syswarden.core.cgroups import cgroup2_root, read_proc_cgroup_text, unified_path
 from syswarden.core.event import (EXEC_RESOURCES, Event, ExecFacts, ExitFacts, ForkFacts,
                                    Process)
 
@@ -70,19 +70,15 @@ def _boot_time_ns() -> int:
 
 def cgroup_id_of(pid: int) -> int:
     """The cgroup v2 id of a process (the inode of its cgroup directory), 0 if unknown."""
-    text = _read(f"/proc/{pid}/cgroup")
-    if not text:
+    text = read_proc_cgroup_text(pid)
+    path = unified_path(text) if text else None
+    root = cgroup2_root() if path is not None else None
+    if root is None:
         return 0
-    for line in text.splitlines():
-        if line.startswith("0::"):
-            root = cgroup2_root()
-            if root is None:
-                return 0
-            try:
-                return os.stat(root.rstrip("/") + line[3:].strip()).st_ino
-            except OSError:
-                return 0
-    return 0
+    try:
+        return os.stat(root.rstrip("/") + path).st_ino
+    except OSError:
+        return 0
 
 
 class ProcReader:
