@@ -12,6 +12,7 @@ from syswarden.core.event import Event, Process
 from syswarden.core.fields import Field, FieldType, define
 from syswarden.core.plugins import collect_fields
 from syswarden.core.rules.engine import RuleEngine
+from syswarden.core.rules.operators import OPERATORS, STRING_TYPES, Kind, Operator, Says, as_text
 from syswarden.core.rules.prefilter import CREATE, OK, READ, TRUNC, WRITE, Term, open_prefilter
 from syswarden.plugins.enrichers.process.fds import FdTable
 
@@ -95,6 +96,32 @@ def test_socket_fields_on_fds_of_other_calls_need_no_open(tmp_path):
         "evt.type in (dup, dup2) and fd.type in (ipv4, ipv6) and fd.rport = 4444")
         + rule("evt.type = openat and evt.is_open_write = true", "w")))
     assert pf is not None and pf.terms == (Term(frozenset({WRITE})),)
+
+
+@pytest.mark.parametrize("says, prefixes", [
+    (lambda paths: Says(prefixes=frozenset(p.rstrip("/") + "/" for p in paths)),
+     {"/etc/", "/srv/"}),
+    (None, None),                       # an operator that says nothing: every open sent
+])
+def test_the_prefilter_reads_what_an_operator_says(tmp_path, says, prefixes):
+    """The prefilter asks the operator registry what a comparison says of the value: an
+    operator added with ``says`` is used with no edit of the prefilter."""
+    OPERATORS.add(Operator(
+        "under", Kind.LIST, "the path is below an item of the list",
+        lambda const, ftype: lambda v: any(str(v).startswith(p.rstrip("/") + "/")
+                                           for p in const),
+        types=STRING_TYPES, const=as_text, gather=lambda consts, ftype: tuple(consts),
+        says=says))
+    try:
+        pf = open_prefilter(engine(tmp_path, rule(
+            "evt.type = openat and fd.name under (/etc, /srv/)")))
+    finally:
+        OPERATORS.remove("under")
+    if prefixes is None:
+        assert pf is None
+    else:
+        assert pf is not None and pf.terms == (Term(frozenset(), frozenset(prefixes)),)
+        assert not pf.accepts(3, 0, "/etcetera") and pf.accepts(3, 0, "/srv/x")
 
 
 @pytest.mark.parametrize("without_open", [True, False])

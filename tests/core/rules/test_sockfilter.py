@@ -14,6 +14,7 @@ from syswarden.core.event import Event, KernelFacts, Process
 from syswarden.core.fields import Field, FieldType, define
 from syswarden.core.plugins import collect_fields
 from syswarden.core.rules.engine import RuleEngine
+from syswarden.core.rules.operators import OPERATORS, Kind, Operator, Says
 from syswarden.core.rules.sockfilter import (CLASSES, IP, NOT_TCP, OTHER, SOCKET_SYSCALLS, TCP, UNIX,
                                              SocketPrefilter, socket_prefilter)
 from syswarden.core.rules import sockfilter as _sf
@@ -76,6 +77,21 @@ def test_the_families_a_condition_leaves(tmp_path, cond, syscall, classes):
     pf = socket_prefilter(engine(tmp_path, rule(cond)))
     assert pf is not None
     assert pf.classes(syscall) == (None if classes is None else frozenset(classes))
+
+
+@pytest.mark.parametrize("said, classes", [(True, {UNIX}), (False, None)])
+def test_the_socket_prefilter_reads_what_an_operator_says(tmp_path, said, classes):
+    """What an operator says of the value (here: it is one of the constants) is what the
+    socket prefilter reads, with no edit of it."""
+    OPERATORS.add(Operator(
+        "is", Kind.VALUE, "equal", lambda const, ftype: lambda v: v == const,
+        says=(lambda const: Says(equals=frozenset({const}))) if said else None))
+    try:
+        pf = socket_prefilter(engine(tmp_path, rule("evt.type = sendto and fd.type is unix")))
+    finally:
+        OPERATORS.remove("is")
+    assert (pf.classes("sendto") if pf is not None else None) == (
+        None if classes is None else frozenset(classes))
 
 
 @pytest.mark.parametrize("ip_only, classes", [(True, IP_CLASSES), (False, None)])
