@@ -7,6 +7,7 @@ Events and alerts:
   and optionally its container, in one call: what a rule or a field reads.
 - :func:`make_alert`: an :class:`~syswarden.core.alert.Alert` as a rule raises it, for outputs.
 - :func:`read_field`: one field of an event, read as the rule engine reads it.
+- :func:`fields_with`: every installed field and some more rows (a plugin's, being written).
 
 Plugin objects and the agent:
 
@@ -52,7 +53,7 @@ from syswarden.core.agent import Agent
 from syswarden.core.alert import Alert, Priority
 from syswarden.core.config import load_config
 from syswarden.core.event import Container, Event, FdInfo, Mount, Process
-from syswarden.core.fields import FieldRegistry
+from syswarden.core.fields import Field, FieldRegistry, define
 from syswarden.core.hookspecs import hookimpl
 from syswarden.core.metrics import Metrics
 from syswarden.core.outputs import OutputRunner, OutputSettings
@@ -131,6 +132,14 @@ def make_alert(i: int | None = None, rule: str = "Terminal shell in container",
 @functools.cache
 def _installed_fields() -> FieldRegistry:
     return collect_fields()
+
+
+def fields_with(*rows: Field, provider: str = "test") -> FieldRegistry:
+    """A registry of every installed plugin's fields and ``rows``, declared by ``provider``:
+    the fields rules load against when a plugin that declares ``rows`` is enabled."""
+    registry = collect_fields()
+    registry.add_all(define(provider, rows))
+    return registry
 
 
 def read_field(name: str, event: Event, arg: Any = None,

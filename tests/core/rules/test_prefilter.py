@@ -9,20 +9,21 @@ import os
 import pytest
 from syswarden.core.config import default_rules_path
 from syswarden.core.event import Event, Process
-from syswarden.core.fields import Field, FieldType, define
+from syswarden.core.fields import Field, FieldType
 from syswarden.core.plugins import collect_fields
 from syswarden.core.rules.engine import RuleEngine
 from syswarden.core.rules.operators import OPERATORS, STRING_TYPES, Kind, Operator, Says, as_text
 from syswarden.core.rules.prefilter import CREATE, OK, READ, TRUNC, WRITE, Term, open_prefilter
 from syswarden.plugins.enrichers.process.fds import FdTable
+from syswarden.testing import fields_with
 
 FIELDS = collect_fields()
 
 
-def engine(tmp_path, rules: str) -> RuleEngine:
+def engine(tmp_path, rules: str, fields=FIELDS) -> RuleEngine:
     f = tmp_path / "rules.yaml"
     f.write_text(rules)
-    return RuleEngine.load([str(f)], FIELDS)
+    return RuleEngine.load([str(f)], fields)
 
 
 def rule(cond: str, name: str = "r") -> str:
@@ -128,12 +129,10 @@ def test_the_prefilter_reads_what_an_operator_says(tmp_path, says, prefixes):
 def test_an_fd_field_declared_without_open_keeps_the_prefilter_on(tmp_path, without_open):
     """What the prefilter knows of an fd field is what its row declares: a plugin's field
     declared ``without_open`` (its value never comes from an open) keeps it on."""
-    fields = collect_fields()
-    fields.add_all(define("test", [Field("fd.sock_cookie", FieldType.UINT64, "a test field",
-                                         lambda e: 1, without_open=without_open)]))
-    f = tmp_path / "rules.yaml"
-    f.write_text(rule("evt.type = dup and fd.sock_cookie = 7"))
-    pf = open_prefilter(RuleEngine.load([str(f)], fields))
+    cookie = Field("fd.sock_cookie", FieldType.UINT64, "a test field", lambda e: 1,
+                   without_open=without_open)
+    pf = open_prefilter(engine(tmp_path, rule("evt.type = dup and fd.sock_cookie = 7"),
+                               fields_with(cookie)))
     assert (pf is not None) == without_open
 
 
