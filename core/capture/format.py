@@ -288,17 +288,22 @@ def _json_value(value: Any) -> Any:
 def _encoder(cls: type) -> Callable[[Any], dict[str, Any]]:
     """The record of a state object: what differs from its declared default (an attribute
     that defaults to another is written when it differs from that one), and what is declared
-    ``always``."""
-    plan = [(a.name, a.record_key, a.default, a.same_as, a.always) for a in _values(cls)]
-
-    def encode(obj: Any) -> dict[str, Any]:
-        rec: dict[str, Any] = {}
-        for name, key, default, same_as, always in plan:
-            value = getattr(obj, name)
-            if always or (value != default and not (same_as and value == getattr(obj, same_as))):
-                rec[key] = _json_value(value)
-        return rec
-    return encode
+    ``always``.  Generated from the declarations as straight-line code: the writer runs it for
+    every event."""
+    scope: dict[str, Any] = {"_json_value": _json_value}
+    lines = ["def encode(obj):", "    rec = {}"]
+    for i, a in enumerate(_values(cls)):
+        lines.append(f"    v = obj.{a.name}")
+        write = f"rec[{a.record_key!r}] = _json_value(v)"
+        if a.always:
+            lines.append(f"    {write}")
+            continue
+        scope[f"d{i}"] = a.default
+        test = f"v != d{i}" + (f" and v != obj.{a.same_as}" if a.same_as else "")
+        lines += [f"    if {test}:", f"        {write}"]
+    lines.append("    return rec")
+    exec("\n".join(lines), scope)  # noqa: S102 - generated from the declarations
+    return scope["encode"]
 
 
 _encode_proc = _encoder(Process)
