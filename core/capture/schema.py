@@ -20,16 +20,7 @@ from typing import Any
 
 from dataclasses import MISSING
 
-from ..event import (
-    FACTS_CLASSES,
-    FACTS_OF,
-    Container,
-    Event,
-    FdInfo,
-    KernelFacts,
-    Mount,
-    Process,
-)
+from ..event import FACTS_CLASSES, FACTS_OF, Container, Event, FdInfo, KernelFacts, Mount, Process
 from .format import (
     ANCESTOR_KEYS,
     CODECS,
