@@ -904,7 +904,9 @@ def _container_plugin(config: dict[str, Any], entry: dict[str, Any], where: Loca
     """Falco's container plugin: syswarden's container enrichment.  Its
     ``init_config.engines`` has the shape of the ``container.engines`` section (docker, podman,
     containerd, cri with ``enabled`` and ``sockets``), so each engine's settings are taken from
-    it; its other settings have no meaning here and are named in one warning."""
+    it; its other keys that the section declares (``label_max_len``, ``with_size``, ``hooks``)
+    are taken as they are (the section's plugin checks them: ``syswarden_validate_config``);
+    the rest have no meaning here and are named in one warning."""
     container = config.get("container")
     if container is None:
         return
@@ -912,7 +914,10 @@ def _container_plugin(config: dict[str, Any], entry: dict[str, Any], where: Loca
     engines = init.get("engines") if isinstance(init.get("engines"), dict) else {}
     ours = container.get("engines") or {}
     container["enabled"] = True
-    ignored = sorted(set(init) - {"engines"})
+    taken = set(init) & set(container) - {"engines", "enabled"}
+    for key in taken:
+        container[key] = init[key]
+    ignored = sorted(set(init) - {"engines"} - taken)
     for name, settings in engines.items():
         if name not in ours or not isinstance(settings, dict):
             ignored.append(f"engines.{name}")

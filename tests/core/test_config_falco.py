@@ -474,14 +474,21 @@ plugins:
   - name: container
     library_path: libcontainer.so
     init_config:
-      label_max_len: 100
+      label_max_len: 40
+      with_size: true
+      hooks: [create]
+      log_level: info
       engines:
         docker: {enabled: true, sockets: [/run/other/docker.sock]}
 """)
     config = load(path)
     assert config["container"]["enabled"] is True
     assert config["container"]["engines"]["docker"]["sockets"] == ["/run/other/docker.sock"]
-    assert "label_max_len have no meaning" in caplog.text
+    # the keys the container section declares are taken; the others are named in a warning
+    assert config["container"]["label_max_len"] == 40
+    assert config["container"]["with_size"] is True
+    assert config["container"]["hooks"] == ["create"]
+    assert "container plugin: log_level have no meaning" in caplog.text
     assert config["_falco_plugins"] == []
 
 

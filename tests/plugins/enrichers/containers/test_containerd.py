@@ -17,6 +17,7 @@ from syswarden.core.metrics import Metrics
 from syswarden.plugins.enrichers.containers.engines.containerd import ContainerdEngine
 from syswarden.plugins.enrichers.containers.engines.cri import CriEngine
 from syswarden.plugins.enrichers.containers.enricher import ContainerEnricher
+from syswarden.plugins.enrichers.containers.metadata import process_start_ns
 from tests.helpers.containerd import APP_IMAGE, containerd, kubelet  # noqa: F401
 from tests.helpers.docker import cgroup_id, eventually, in_thread, process_event, unique_name
 from tests.helpers.runtimes import enrich, live_alerts, read
@@ -56,6 +57,10 @@ async def test_containerd_container_in_k8s_io(nursery, containerd) -> None:  # n
     assert read("container.privileged", evt) is False
     assert read("container.user", evt) == "0"
     assert read("container.host_pid", evt) is False
+    # the task's pid is its first process; container.start_ts is when that process started,
+    # as Falco reads it (the start of the pid namespace's init), not the container's creation
+    assert evt.container.pid == c.pid
+    assert read("container.start_ts", evt) == process_start_ns(c.pid)
     assert e.metrics.get("enrich.container.lookups") >= 1
 
 
@@ -93,6 +98,7 @@ async def test_cri_pod_as_the_kubelet_makes_it(nursery, containerd, kubelet) -> 
     assert read("container.user", evt) == "0"
     assert read("container.host_pid", evt) is False
     assert read("container.start_ts", evt) > 0
+    assert evt.container.pid == pid
     # the pod's pause process is in a container of its own: the CRI's pod sandbox
     pause = process_event(await in_thread(kubelet.sandbox_pid, pod))
     await enrich(e, pause)
