@@ -225,3 +225,29 @@ async def test_socket_missing_at_start_then_runtime_restarted(nursery, container
     assert {w.split(":")[0] for w in warned} == {"cri", "containerd"}
     back = [r.getMessage() for r in caplog.records if "reconnected" in r.getMessage()]
     assert len(back) == 2
+
+
+async def test_cri_without_an_event_stream_falls_back(nursery, containerd,  # noqa: F811
+                                                      kubelet, caplog) -> None:  # noqa: F811
+    """Debian 12's containerd (1.6) answers GetContainerEvents with UNIMPLEMENTED: one log
+    line, the CRI engine pings instead, and a pod's first process (the real eBPF source) is
+    still enriched through the CRI engine alone, its batch waiting for the lookup."""
+    caplog.set_level(logging.INFO, logger="syswarden.container")
+    engine = CriEngine(containerd.socket, 5.0)
+    engine.heartbeat = 0.2
+    e = ContainerEnricher(Metrics(), [engine], lookup_wait=5.0, reconnect_min=0.1,
+                          reconnect_max=0.3, startup_wait=10.0)
+    await nursery.start(e.run)
+    await eventually(lambda: engine.streams is False)
+    alerts = await live_alerts(nursery, e, "evt.type = execve and container.id != host and "
+                               "k8s.ns.name = polled", "%container.name %k8s.pod.name")
+    pod = await in_thread(kubelet.run_pod, unique_name("poll"), "polled")
+    cid = await in_thread(kubelet.create_container, pod, "polled", APP_IMAGE, "sleep", "120")
+    pid = await in_thread(kubelet.start_container, cid)
+    await eventually(lambda: any(evt.pid == pid for evt, _ in alerts))
+    evt = next(evt for evt, _ in alerts if evt.pid == pid)
+    assert evt.proc.vpid == 1 and read("container.name", evt) == "polled"
+    assert e.metrics.get("enrich.container.batch_waits") >= 1
+    said = [r.getMessage() for r in caplog.records if "event stream" in r.getMessage()]
+    assert len(said) == 1 and "UNIMPLEMENTED" in said[0] and e.available
+    assert e.metrics.get("enrich.container.cri.connect_failures") == 0
