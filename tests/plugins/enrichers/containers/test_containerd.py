@@ -14,6 +14,7 @@ import trio
 
 from syswarden.core.event import Container, Event, Process
 from syswarden.core.metrics import Metrics
+from syswarden.plugins.enrichers.containers.engine import EngineOptions
 from syswarden.plugins.enrichers.containers.engines.containerd import ContainerdEngine
 from syswarden.plugins.enrichers.containers.engines.cri import CriEngine
 from syswarden.plugins.enrichers.containers.enricher import ContainerEnricher
@@ -251,3 +252,23 @@ async def test_cri_without_an_event_stream_falls_back(nursery, containerd,  # no
     said = [r.getMessage() for r in caplog.records if "event stream" in r.getMessage()]
     assert len(said) == 1 and "UNIMPLEMENTED" in said[0] and e.available
     assert e.metrics.get("enrich.container.cri.connect_failures") == 0
+
+
+async def test_hooks_choose_containerds_topics(nursery, containerd) -> None:  # noqa: F811
+    """``hooks: [start]``: containerd's /containers/create starts no lookup (a container only
+    created stays unknown), /tasks/start does.  The stream is ordered: once the started one is
+    cached and nothing is pending, the created one would have been looked up already."""
+    import uuid
+
+    e = ContainerEnricher(Metrics(), [ContainerdEngine(
+        containerd.socket, 5.0, options=EngineOptions(hooks=frozenset({"start"})))],
+        reconnect_min=0.1, reconnect_max=0.3, startup_wait=10.0)
+    await nursery.start(e.run)
+    await eventually(lambda: e.available)
+    created = uuid.uuid4().hex + uuid.uuid4().hex
+    await in_thread(containerd.ctr, "containers", "create", APP_IMAGE, created, "sleep", "60")
+    started = await in_thread(containerd.run, APP_IMAGE, "sleep", "60")
+    await eventually(lambda: (e.cache.get(started.short_id) or Container("")).complete
+                     and not e.cache.pending)
+    assert e.cache.get(created[:12]) is None
+    assert e.cache.get(started.short_id).pid == started.pid

@@ -12,6 +12,7 @@ import pytest
 
 from syswarden.core.event import Container, Event
 from syswarden.core.metrics import Metrics
+from syswarden.plugins.enrichers.containers.engine import EngineOptions
 from syswarden.plugins.enrichers.containers.engines.cri import CriEngine
 from syswarden.plugins.enrichers.containers.enricher import ContainerEnricher
 from tests.helpers.containerd import APP_IMAGE, Containerd, Kubelet, containerd_next  # noqa: F401
@@ -57,3 +58,25 @@ async def test_a_pods_container_is_known_before_its_first_process(
     # the started event looked it up again: the first process's pid is known
     await eventually(lambda: e.cache.get(cid[:12]).pid == pid)
     assert os.path.exists(f"/proc/{pid}")
+
+
+async def test_hooks_choose_the_cri_events(nursery, containerd_next, kubelet) -> None:  # noqa: F811
+    """``hooks: [start]``: the CRI's created event starts no lookup, its started event does
+    (the stream is ordered: once the started container is cached and nothing is pending, the
+    one only created would have been looked up already)."""
+    engine = CriEngine(containerd_next.socket, 5.0,
+                       options=EngineOptions(hooks=frozenset({"start"})))
+    e = ContainerEnricher(Metrics(), [engine], reconnect_min=0.1, reconnect_max=0.3,
+                          startup_wait=10.0)
+    await nursery.start(e.run)
+    await eventually(lambda: e.available)
+    pod = await in_thread(kubelet.run_pod, unique_name("hk"), "hooks")
+    created = await in_thread(kubelet.create_container, pod, "created", APP_IMAGE, "sleep",
+                              "60")
+    started = await in_thread(kubelet.create_container, pod, "started", APP_IMAGE, "sleep",
+                              "60")
+    pid = await in_thread(kubelet.start_container, started)
+    await eventually(lambda: (e.cache.get(started[:12]) or Container("")).complete
+                     and not e.cache.pending)
+    assert e.cache.get(created[:12]) is None
+    assert e.cache.get(started[:12]).pid == pid
