@@ -314,8 +314,9 @@ class Container:
                                  "(k8s.pod.cni.json)")
     pid: int | None = state(None, "the host pid of its first process, the runtime's task "
                             "(Docker's State.Pid, containerd's task, the CRI's info.pid)")
-    size_rw: int | None = state(None, "bytes in its writable layer, asked only with Falco's "
-                                "container plugin with_size (no field reads it)")
+    size_rw: int | None = state(None, "its size as the runtime reports it with Falco's "
+                                "container plugin with_size (Docker's SizeRw, the CRI's "
+                                "writable layer, containerd's image target); no field reads it")
     #: False while the metadata lookup is still pending or failed: fields are then unknown
     complete: bool = state(False, "false while the metadata lookup was pending: container "
                            "fields read as unknown")

@@ -128,7 +128,8 @@ class RootlessPodman(Podman):
     def __init__(self) -> None:
         import pwd
 
-        if subprocess.run(["id", ROOTLESS_USER], capture_output=True).returncode != 0:
+        if subprocess.run(["id", ROOTLESS_USER], capture_output=True,
+                          check=False).returncode != 0:
             subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
                             "/usr/sbin/nologin", ROOTLESS_USER], check=True)
         for ids in ("/etc/subuid", "/etc/subgid"):

@@ -12,9 +12,9 @@ one warning, the counters.  An engine only speaks its runtime's API:
   stream: lookups then start when an event first carries the container).
 
 What every engine honours the same way is its :class:`EngineOptions` (Falco's container plugin
-``label_max_len``, ``with_size`` and ``hooks``): :meth:`ContainerEngine.labels` drops the long
-labels, ``with_size`` asks the runtime for the container's size, ``hooks`` says which of the
-runtime's events (a container created, started) start a lookup.
+``label_max_len``, ``with_size`` and ``hooks``): :func:`~.metadata.short_labels` drops the
+long labels, ``with_size`` asks the runtime for the container's size, ``hooks`` says which
+of the runtime's events (a container created, started) start a lookup.
 
 Every failure to reach the runtime is raised as :class:`EngineUnavailable`, the one thing the
 enricher catches.  The built-in engines are listed in :data:`ENGINES`, each ``(name, module,
@@ -67,6 +67,10 @@ class EngineOptions:
     hooks: frozenset[str] = frozenset(HOOKS)
 
 
+#: the options of an engine made without any
+DEFAULT_OPTIONS = EngineOptions()
+
+
 class ContainerEngine(abc.ABC):
     """One runtime's API on one socket.  ``timeout`` bounds every request (not the stream)."""
 
@@ -80,7 +84,7 @@ class ContainerEngine(abc.ABC):
     heartbeat: float = 2.0
 
     def __init__(self, socket: str, timeout: float = 2.0,
-                 options: EngineOptions = EngineOptions()) -> None:
+                 options: EngineOptions = DEFAULT_OPTIONS) -> None:
         self.socket = socket
         self.timeout = timeout
         self.options = options

@@ -31,7 +31,7 @@ from typing import Any, AsyncIterator
 
 from syswarden.core.event import Container
 
-from ..engine import ContainerEngine, EngineEvent, EngineOptions
+from ..engine import DEFAULT_OPTIONS, ContainerEngine, EngineEvent, EngineOptions
 from ..metadata import image_parts, process_start_ns, short_labels
 from ..stubs.containerd.events import container_pb2 as container_events
 from ..stubs.containerd.events import task_pb2 as task_events
@@ -70,7 +70,7 @@ class ContainerdEngine(ContainerEngine):
     default_sockets = (DEFAULT_SOCKET, "/run/k3s/containerd/containerd.sock")
 
     def __init__(self, socket: str = DEFAULT_SOCKET, timeout: float = 2.0,
-                 cri_managed: bool = True, options: EngineOptions = EngineOptions()) -> None:
+                 cri_managed: bool = True, options: EngineOptions = DEFAULT_OPTIONS) -> None:
         super().__init__(socket, timeout, options)
         self.cri_managed = cri_managed
         self.link = GrpcLink(socket, timeout)
@@ -157,7 +157,7 @@ class ContainerdEngine(ContainerEngine):
 
 
 def container_from_containerd(c: Any, target: Any = None,
-                              options: EngineOptions = EngineOptions()) -> Container:
+                              options: EngineOptions = DEFAULT_OPTIONS) -> Container:
     """A :class:`Container` from containerd's container record and its image's target
     descriptor, as Falco's engine reads them."""
     spec = json_or_empty(c.spec.value) if c.HasField("spec") else {}

@@ -35,7 +35,7 @@ from typing import Any, AsyncIterator
 
 from syswarden.core.event import Container, Mount
 
-from ..engine import ContainerEngine, EngineEvent, EngineOptions
+from ..engine import DEFAULT_OPTIONS, ContainerEngine, EngineEvent, EngineOptions
 from ..metadata import (K8S_NS, K8S_POD, K8S_SANDBOX, K8S_UID, short_labels, split_image,
                         strip_algo)
 from ..stubs.cri import api_pb2, api_pb2_grpc
@@ -69,7 +69,7 @@ class CriEngine(ContainerEngine):
     default_sockets = DEFAULT_SOCKETS
 
     def __init__(self, socket: str = DEFAULT_SOCKETS[0], timeout: float = 2.0,
-                 options: EngineOptions = EngineOptions()) -> None:
+                 options: EngineOptions = DEFAULT_OPTIONS) -> None:
         super().__init__(socket, timeout, options)
         self.link = GrpcLink(socket, timeout)
         self.runtime = api_pb2_grpc.RuntimeServiceStub(self.link.channel)
@@ -192,7 +192,7 @@ def _image(st: Any, info: dict[str, Any]) -> dict[str, Any]:
 
 
 def container_from_cri(answer: Any, sandbox_answer: Any, kind: str,
-                       options: EngineOptions = EngineOptions()) -> Container:
+                       options: EngineOptions = DEFAULT_OPTIONS) -> Container:
     """A :class:`Container` from ``ContainerStatus`` and its pod's ``PodSandboxStatus``, read
     as Falco's CRI engine reads them."""
     st = answer.status
@@ -260,7 +260,7 @@ def _pod_labels(labels: dict[str, str], box: Any) -> dict[str, str]:
 
 
 def sandbox_from_cri(sandbox_answer: Any, kind: str,
-                     options: EngineOptions = EngineOptions()) -> Container:
+                     options: EngineOptions = DEFAULT_OPTIONS) -> Container:
     """A pod sandbox as a container, named after the pod (Falco's CRI engine does not answer
     for a sandbox: its pause process would read unknown)."""
     box = sandbox_answer.status

@@ -29,7 +29,8 @@ import httpx
 from syswarden.core.event import Container, Mount
 
 from ..cgroup import SHORT_ID_LEN
-from ..engine import ContainerEngine, EngineEvent, EngineOptions, EngineUnavailable
+from ..engine import (DEFAULT_OPTIONS, ContainerEngine, EngineEvent, EngineOptions,
+                      EngineUnavailable)
 from ..metadata import image_parts, parse_timestamp, short_labels, strip_algo
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
@@ -137,7 +138,7 @@ def _describe(exc: BaseException) -> str:
 
 
 def container_from_inspect(doc: dict[str, Any], kind: str = "docker",
-                           options: EngineOptions = EngineOptions()) -> Container:
+                           options: EngineOptions = DEFAULT_OPTIONS) -> Container:
     """Build a complete :class:`Container` from an inspect answer."""
     full_id = str(doc.get("Id") or "")
     config = doc.get("Config") or {}
@@ -203,7 +204,7 @@ class DockerEngine(ContainerEngine):
     default_sockets = (DEFAULT_SOCKET, "/run/docker.sock")
 
     def __init__(self, socket: str = DEFAULT_SOCKET, timeout: float = 2.0,
-                 options: EngineOptions = EngineOptions()) -> None:
+                 options: EngineOptions = DEFAULT_OPTIONS) -> None:
         super().__init__(socket, timeout, options)
         self.client = DockerClient(socket, timeout)
 

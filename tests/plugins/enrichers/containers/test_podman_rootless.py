@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 
 from syswarden.core.config import load_config
+from syswarden.core.metrics import Metrics
 from syswarden.core.plugins import make_plugin_manager
 from syswarden.plugins.enrichers import containers as plugin
 from syswarden.plugins.enrichers.containers.engines.docker import PodmanEngine
 from syswarden.plugins.enrichers.containers.enricher import ContainerEnricher
-from syswarden.core.metrics import Metrics
 from tests.helpers.containerd import APP_IMAGE
 from tests.helpers.docker import eventually, in_thread
 from tests.helpers.podman import rootless_podman  # noqa: F401
