@@ -272,3 +272,34 @@ async def test_hooks_choose_containerds_topics(nursery, containerd) -> None:  # 
                      and not e.cache.pending)
     assert e.cache.get(created[:12]) is None
     assert e.cache.get(started.short_id).pid == started.pid
+
+
+async def test_label_max_len_and_with_size_on_containerd_and_the_cri(
+        containerd, kubelet) -> None:  # noqa: F811
+    """``label_max_len`` drops the long container and pod labels (the kubelet's pod name,
+    namespace and uid, which the CRI engine sets from the sandbox, stay); ``with_size`` asks
+    the CRI for the writable layer (``ContainerStats``) and containerd for its image target's
+    size, as Falco's engines do; without it no size is asked."""
+    long = "v" * 41
+    pod = await in_thread(kubelet.run_pod, unique_name("sz"), "sizes",
+                          {"app": "sz", "note": long})
+    cid = await in_thread(kubelet.create_container, pod, "sized", APP_IMAGE, "sleep", "120",
+                          labels={"team": "data", "note": long})
+    await in_thread(kubelet.start_container, cid)
+    c = await in_thread(containerd.run, APP_IMAGE, "sleep", "120", labels={"note": long,
+                                                                           "team": "data"})
+    options = EngineOptions(label_max_len=40, with_size=True)
+    async with CriEngine(containerd.socket, 5.0, options=options) as cri:
+        await cri.ping()
+        got = await cri.inspect(cid)
+    async with CriEngine(containerd.socket, 5.0) as cri:
+        plain = await cri.inspect(cid)
+    assert got.labels["team"] == "data" and "note" not in got.labels
+    assert got.pod_labels["app"] == "sz" and "note" not in got.pod_labels
+    assert got.labels["io.kubernetes.pod.name"] == pod.name
+    assert isinstance(got.size_rw, int) and got.size_rw >= 0
+    assert plain.labels["note"] == long and plain.pod_labels["note"] == long
+    assert plain.size_rw is None
+    async with ContainerdEngine(containerd.socket, 5.0, options=options) as ctd:
+        mine = await ctd.inspect(c.id)
+    assert mine.labels["team"] == "data" and "note" not in mine.labels and mine.size_rw > 0
