@@ -1,0 +1,250 @@
+"""What Falco's keys mean here, once the config is validated: ``rules_files`` (and the older
+``rules_file``) resolved to the files to load, what ``watch_config_files`` watches,
+``engine.kind``, ``base_syscalls``, and Falco's ``plugins``/``load_plugins`` entries (``container``
+turns on the container enrichment; another plugin is refused once a loaded rule needs it); and
+the Falco keys syswarden accepts without acting on them (:data:`FALCO_IGNORED`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import astuple
+from typing import Any
+
+from . import yamlmarks
+from .config_keys import suggest
+from .errors import ConfigError, Location
+from .falco_config_files import Origins
+
+log = logging.getLogger("syswarden.config")
+
+
+#: Falco's keys syswarden does not honour, each with what happens instead: accepted, and that
+#: one warning is logged.  None of them changes what is detected or what an alert holds.
+FALCO_IGNORED: dict[str, str] = {
+    "grpc": "no gRPC server is started; use http_output or webhook_outputs",
+    "grpc_output": "no gRPC output; use http_output or webhook_outputs",
+    "libs_logger": "there are no Falco libs; the agent's own log follows log_level",
+    "falco_libs": "the process table's size is process.max_entries; captured strings and "
+                  "buffers are cut at ebpf.path_max",
+    "syscall_buf_size_preset": "ring sizes are the ebpf section's",
+    "syscall_drop_failed_exit": "failed syscalls are kept as the ebpf section says",
+    "modern_bpf": "ring sizes are the ebpf section's",
+    "container_engines": "containers are enriched by the docker section",
+    "capture": "no capture files are written on alerts; use syswarden capture",
+    "plugins_hostinfo": "plugins get no host info",
+    "syscall_event_timeouts": "a source that stops is reported by the agent as a crash",
+    "watch_config_files_interval": "config files are checked every second",
+    "file_output_json": "use json_output in file_output",
+    "log_json": "the log is text",
+    "rule_matching_mode": "use rule_matching",
+    "k8s_api": "Kubernetes fields come from the container runtime's labels",
+    "k8s_api_cert": "Kubernetes fields come from the container runtime's labels",
+    "k8s_node_name": "Kubernetes fields come from the container runtime's labels",
+    "metadata_download": "Kubernetes fields come from the container runtime's labels",
+}
+
+
+def rules_files_given(data: dict, origins: Origins) -> list[tuple[str, list]]:
+    """``rules_files`` (or Falco's older ``rules_file``): ``[(path, [file, line, col])]``."""
+    if "rules_files" in data and "rules_file" in data:
+        set_by = {p[0] for p, _ in origins.overrides}
+        if set_by & {"rules_files", "rules_file"} and not {"rules_files", "rules_file"} <= set_by:
+            data.pop("rules_file" if "rules_files" in set_by else "rules_files")
+        else:
+            raise ConfigError("both rules_files and rules_file are set",
+                              origins.loc(("rules_file", "__key__"), "rules_file"),
+                              hint="keep rules_files: rules_file is Falco's older name")
+    key = "rules_files" if "rules_files" in data else "rules_file"
+    value = data.get(key)
+    out = []
+    for i, path in enumerate(_as_list(value)):
+        where = origins.loc((key, i) if isinstance(value, list) else (key,), key)
+        out.append((path, [where.file, where.line, where.col]))
+    return out
+
+
+def rules_paths(config: dict[str, Any]) -> list[str]:
+    """The rules files to load: ``rules_files`` with each directory replaced by its
+    ``*.yaml``/``*.yml`` files in name order, as Falco reads them; the packaged rules when
+    empty.  A path that does not exist is a :class:`ConfigError` located where it was given."""
+    from .config import default_rules_path
+    given = list(_given_rules(config)) or [default_rules_path()]
+    located = config.get("_rules_locations") or {}
+    for path in given:
+        if not os.path.exists(path):
+            file, line, col = located.get(path) or ("-r", None, None)
+            raise ConfigError(f"rules path {path!r} does not exist",
+                              Location(file, line, col, "rules_files"),
+                              hint="create it, or remove it from rules_files")
+    _refuse_needed_falco_plugins(config.get("_falco_plugins") or [], given)
+    return given
+
+
+#: The event source of Falco's source plugins (a rule of that source needs the plugin)
+FALCO_PLUGIN_SOURCES = {"k8saudit": "k8s_audit", "k8saudit-eks": "k8s_audit",
+                        "k8saudit-gke": "k8s_audit", "k8saudit-aks": "k8s_audit",
+                        "cloudtrail": "aws_cloudtrail", "okta": "okta", "github": "github",
+                        "gcpaudit": "gcp_auditlog", "dummy": "dummy"}
+
+
+def _refuse_needed_falco_plugins(plugins: list[dict[str, Any]], paths: list[str]) -> None:
+    """A Falco plugin syswarden cannot load is an error once a loaded rules file needs it (its
+    ``required_plugin_versions`` names it, or a rule has its source); else one warning."""
+    if not plugins:
+        return
+    from .rules.loader import expand_paths
+    wanted = {p["name"]: p for p in plugins}
+    for file in expand_paths(paths):
+        try:
+            doc, marks = yamlmarks.load_file(file, ConfigError)
+        except ConfigError:
+            continue                # the rules loader reports it
+        for i, item in enumerate(doc if isinstance(doc, list) else []):
+            if not isinstance(item, dict):
+                continue
+            needs = [r.get("name") for r in item.get("required_plugin_versions") or []
+                     if isinstance(r, dict)]
+            if "rule" in item:
+                needs = [n for n, src in FALCO_PLUGIN_SOURCES.items()
+                         if item.get("source") == src]
+            for name in needs:
+                if name in wanted:
+                    entry = wanted[name]
+                    raise ConfigError(
+                        f"plugin {name!r} ({entry['library_path']}, {entry['where']}) is a "
+                        f"Falco shared-library plugin syswarden cannot load, and this rules "
+                        f"file needs it", marks.loc((i,), f"rule {item['rule']!r}"
+                                                    if "rule" in item else name),
+                        hint="remove the rules that need it, or the plugin from load_plugins")
+    for entry in plugins:
+        log.warning("%s: plugin %r: Falco shared-library plugins are not supported; not "
+                    "loaded (no loaded rule needs it)", entry["where"], entry["name"])
+
+
+def _given_rules(config: dict[str, Any]) -> list[str]:
+    """The rules paths: :func:`load_config` sets ``rules_files`` and ``rules_file`` alike; one
+    set later (``-r`` sets ``rules_file``) wins."""
+    files, file = _as_list(config.get("rules_files")), _as_list(config.get("rules_file"))
+    return file if file != files and file else files
+
+
+def watched_state(config: dict[str, Any], rules: list[str] | None = None) -> tuple:
+    """What ``watch_config_files`` compares from one look to the next: the config file, the
+    ``config_files`` and their directories' listings, the rules files (``rules``: the ``-r``
+    ones) and their directories' listings, each file by its size, mtime and inode."""
+    from .rules.loader import expand_paths
+    paths = [config.get("_config_file") or "", *(config.get("_config_files") or ()),
+             *(config.get("_config_folders") or ())]
+    given = list(rules or _given_rules(config))
+    paths += given + expand_paths([p for p in given if os.path.isdir(p)])
+    state = []
+    for path in dict.fromkeys(paths):
+        try:
+            st = os.stat(path)
+        except OSError:
+            state.append((path, None))
+            continue
+        listing = tuple(sorted(os.listdir(path))) if os.path.isdir(path) else ()
+        state.append((path, st.st_size, st.st_mtime_ns, st.st_ino, listing))
+    return tuple(state)
+
+
+def _as_list(value: Any) -> list:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+#: Falco plugins whose job syswarden does itself, with the config section doing it
+FALCO_PLUGINS_BUILT_IN = {"container": "container"}
+
+
+def honour_falco_keys(config: dict[str, Any], marks: yamlmarks.Marks) -> None:
+    """Turn the Falco keys that select something into the settings the agent reads:
+    ``engine.kind`` (``_replay_file``), ``base_syscalls`` (checked), the Falco ``plugins``
+    entries ``load_plugins`` selects (``container``: the container enrichment;
+    ``_falco_plugins``: the others, refused once a loaded rule needs one)."""
+    engine = config["engine"]
+    kind = str(engine["kind"]).lower()
+    config["_replay_file"] = None
+    if kind == "replay":
+        capture = (engine.get("replay") or {}).get("capture_file") or ""
+        if not capture:
+            raise ConfigError("engine.kind is replay but engine.replay.capture_file is empty",
+                              marks.loc(("engine", "kind"), "engine.kind"),
+                              hint="set engine.replay.capture_file to a syswarden capture")
+        config["_replay_file"] = capture
+    elif kind in ("gvisor", "nodriver"):
+        log.warning("%s: engine.kind %s is not supported; syscalls are followed with the eBPF "
+                    "source instead", marks.loc(("engine", "kind")), kind)
+    base = config["base_syscalls"]
+    from .syscalls import KNOWN_EVENT_TYPES
+    for i, name in enumerate(base["custom_set"]):
+        if name.lstrip("!") not in KNOWN_EVENT_TYPES:
+            raise ConfigError(f"base_syscalls.custom_set[{i}]: unknown syscall {name!r}",
+                              marks.loc(("base_syscalls", "custom_set", i),
+                                        "base_syscalls.custom_set"),
+                              hint=suggest(name.lstrip("!"), KNOWN_EVENT_TYPES))
+    config["_falco_plugins"] = _falco_plugins(config, marks)
+    config["_append_output_where"] = [
+        list(astuple(marks.loc(("append_output", i), f"append_output[{i}]")))
+        for i in range(len(config.get("append_output") or ()))]
+
+
+def _falco_plugins(config: dict[str, Any], marks: yamlmarks.Marks) -> list[dict[str, Any]]:
+    entries = [(i, e) for i, e in enumerate(config.get("plugins") or [])
+               if isinstance(e, dict) and e.get("library_path")]
+    selected = config.get("load_plugins")
+    if selected is None:
+        chosen = entries
+    else:
+        by_name = {e["name"]: (i, e) for i, e in entries}
+        chosen = []
+        for j, name in enumerate(selected):
+            if name not in by_name:
+                raise ConfigError(f"load_plugins: cannot load plugin {name!r}: plugin config "
+                                  "not found for given name",
+                                  marks.loc(("load_plugins", j), "load_plugins"),
+                                  hint=suggest(name, by_name) or "add it to plugins")
+            chosen.append(by_name[name])
+    others = []
+    for i, entry in chosen:
+        where = marks.loc(("plugins", i), f"plugins[{i}]")
+        section = FALCO_PLUGINS_BUILT_IN.get(entry["name"])
+        if section == "container":
+            _container_plugin(config, entry, where)
+        else:
+            others.append({"name": entry["name"], "library_path": entry["library_path"],
+                           "where": str(where)})
+    return others
+
+
+def _container_plugin(config: dict[str, Any], entry: dict[str, Any], where: Location) -> None:
+    """Falco's container plugin: syswarden's container enrichment.  Its
+    ``init_config.engines`` has the shape of the ``container.engines`` section (docker, podman,
+    containerd, cri with ``enabled`` and ``sockets``), so each engine's settings are taken from
+    it; its other settings have no meaning here and are named in one warning."""
+    container = config.get("container")
+    if container is None:
+        return
+    init = entry.get("init_config") if isinstance(entry.get("init_config"), dict) else {}
+    engines = init.get("engines") if isinstance(init.get("engines"), dict) else {}
+    ours = container.get("engines") or {}
+    container["enabled"] = True
+    ignored = sorted(set(init) - {"engines"})
+    for name, settings in engines.items():
+        if name not in ours or not isinstance(settings, dict):
+            ignored.append(f"engines.{name}")
+            continue
+        for key, value in settings.items():
+            if key == "enabled" and isinstance(value, bool):
+                ours[name]["enabled"] = value
+            elif key == "sockets" and isinstance(value, list) and "sockets" in ours[name]:
+                ours[name]["sockets"] = [str(v) for v in value]
+            else:
+                ignored.append(f"engines.{name}.{key}")
+    if ignored:
+        log.warning("%s: container plugin: %s have no meaning in syswarden; ignored", where,
+                    ", ".join(ignored))
