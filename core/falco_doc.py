@@ -109,7 +109,8 @@ FLAGS: tuple[tuple[str, str], ...] = (
     ("-U, --unbuffered", "same: `buffered_outputs=false`"),
     ("-V, --validate <rules_file>", ("same report and JSON, with `-L`/`-l` the description "
                                      "after it; exit 1 when a file is invalid")),
-    ("-v", "same end-of-run counts (`Elapsed time`, `Captured Events`, eps)"),
+    ("-v", ("same end-of-run counts (`Elapsed time`, `Captured Events`, eps); with `--list`, "
+            "each field's `(Type: ...)` as Falco prints it, and its argument")),
     ("--version", "syswarden's version; JSON with `json_output`"),
     ("--page-size", "same"),
 )

@@ -178,6 +178,16 @@ def test_list_fields_of_a_source_names_only():
     assert all(" " not in line for line in out.stdout.splitlines())
 
 
+def test_verbose_list_says_each_fields_type_and_argument_as_falco():
+    plain, verbose = run("--list", "syscall").stdout, run("--list", "syscall", "-v").stdout
+    line = next(x for x in verbose.splitlines() if x.startswith("proc.name "))
+    assert "(Type: CHARBUF) The process name" in line
+    assert re.search(r"^fd\.sip +ipaddr +\(Type: IPADDR\) ", verbose, re.M)
+    assert re.search(r"^proc\.aname\[index\] .*\(Type: CHARBUF\) \(Argument: INDEX, optional\) ",
+                     verbose, re.M)
+    assert "(Type: " not in plain and len(plain.splitlines()) == len(verbose.splitlines())
+
+
 def test_list_fields_of_a_source_syswarden_does_not_have():
     out = run("--list", "k8s_audit")
     assert out.returncode == 2 and "unknown event source 'k8s_audit'" in out.stderr
