@@ -122,7 +122,8 @@ CORE_SCHEMA: dict[str, Key] = {
                                                      (p for p in map(_extra_field_problem, v)
                                                       if p), None)),
                              "suggested_output": Key(bool, False, "append the container "
-                                                     "plugin's suggested fields"),
+                                                     "plugin's suggested fields (and drop "
+                                                     "%container.info, as Falco 0.41+)"),
                          })),
     "static_fields": Key(Section(open=True), doc="Falco's static fields, name: value: with "
                          "suggested_output, appended to the output (static_NAME=value) and to "

@@ -319,6 +319,31 @@ def test_suggested_output_appends_the_container_fields_as_falco_does(tmp_path):
         assert name in alert.output_fields
 
 
+def test_container_info_is_dropped_where_the_container_fields_are_suggested(tmp_path):
+    rules = write(tmp_path, "info.yaml", "- rule: Info\n  desc: d\n  condition: evt.type = "
+                  "openat\n  output: opened (%container.info) by %proc.name\n"
+                  "  priority: WARNING\n")
+    fields = make_plugin_manager({}).fields()
+
+    def engine(config_text: str) -> RuleEngine:
+        config = load(write(tmp_path, "falco.yaml", f"rules_files: [{rules}]\n{config_text}"))
+        return RuleEngine.load(rules_paths(config), fields,
+                               output=OutputOptions.from_config(config))
+    event = make_event("openat", name="/etc/shadow", container="abcdef123456")
+    falco_044 = engine("append_output:\n  - suggested_output: true\n")
+    alert, = falco_044.check(event)      # Falco 0.41+: the text goes, the suggested fields say it
+    assert alert.output.startswith("opened () by cat container_id=abcdef123456 ")
+    assert "%container.info" not in alert.output and "(id=" not in alert.output
+    warned = [w for w in falco_044.warnings if "%container.info is deprecated" in w.message]
+    assert len(warned) == 1 and warned[0].location.file == rules
+    older, = engine("").check(event)     # no suggested fields: older Falco's rendering
+    assert older.output == "opened (web (id=abcdef123456)) by cat"
+    elsewhere = engine("append_output:\n  - match: {source: k8s_audit}\n"
+                       "    suggested_output: true\n")
+    assert elsewhere.check(event)[0].output == older.output and not [
+        w for w in elsewhere.warnings if "%container.info" in w.message]
+
+
 def test_an_override_of_append_output_takes_effect(tmp_path):
     engine = engine_of(tmp_path, "append_output:\n  - suggested_output: true\n",
                        "append_output[0].match.source=k8s_audit")
