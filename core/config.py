@@ -134,8 +134,11 @@ CORE_SCHEMA: dict[str, Key] = {
     "base_syscalls": Key(Section({
         "custom_set": Key(list, [], "syscalls followed besides the rules' ('!name' removes "
                           "one)", items=str),
-        "repair": Key(bool, False, "also follow the syscalls that keep the process and fd "
-                      "state right"),
+        "repair": Key(bool, False, "Falco's repair: also follow what the state needs given "
+                      "the rules' and custom_set's syscalls (clone, fork, execve, setuid..., "
+                      "procexit always; close with fd syscalls; socket, getsockopt with network "
+                      "ones; bind with accept/listen); syswarden's own state syscalls are "
+                      "followed in any case"),
         "all": Key(bool, False, "follow every syscall the source supports"),
     }), doc="Falco's base_syscalls: the syscalls followed besides the rules'"),
     "engine": Key(Section({

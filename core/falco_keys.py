@@ -248,3 +248,27 @@ def _container_plugin(config: dict[str, Any], entry: dict[str, Any], where: Loca
     if ignored:
         log.warning("%s: container plugin: %s have no meaning in syswarden; ignored", where,
                     ", ".join(ignored))
+
+
+def selected_syscalls(rules: set[str] | None, base: dict[str, Any]) -> set[str] | None:
+    """The syscalls followed, as Falco selects them from the rules' (``rules``; None: every
+    one) and ``base_syscalls``: ``all`` follows every syscall; ``custom_set``'s names are
+    added and its ``!name`` removed; ``repair`` adds what the state needs given the rest
+    (:func:`~syswarden.core.syscalls.repair_state_syscalls`): given the rules' alone when
+    ``custom_set`` adds nothing, and after the removals when there is a ``custom_set``, as
+    Falco does (so a removed syscall the state needs comes back).  The source adds the syscalls syswarden's own
+    process and fd tables follow in any case."""
+    from .syscalls import repair_state_syscalls
+    if base.get("all") or rules is None:
+        return None
+    custom = [str(name) for name in base.get("custom_set") or ()]
+    removed = {name[1:] for name in custom if name.startswith("!")}
+    added = {name for name in custom if not name.startswith("!")}
+    selected = set(rules) | added
+    if base.get("repair") and not added:
+        selected = repair_state_syscalls(selected)
+    selected -= removed
+    if base.get("repair") and custom:
+        selected = repair_state_syscalls(selected)
+    return selected
+

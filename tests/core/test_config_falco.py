@@ -471,11 +471,34 @@ def test_base_syscalls_add_to_and_remove_from_the_followed_syscalls(tmp_path):
                        builtins=["rules"])
     assert plain.event_types() == {"connect", "openat"}
     custom = make_agent(tmp_path, ListSource([]), config={"rules_files": [rules], "base_syscalls": {
-        "custom_set": ["ptrace", "!connect"], "repair": True}}, builtins=["rules"])
+        "custom_set": ["ptrace", "!connect"]}}, builtins=["rules"])
     assert custom.event_types() == {"openat", "ptrace"}
     every = make_agent(tmp_path, ListSource([]), config={
         "rules_files": [rules], "base_syscalls": {"all": True}}, builtins=["rules"])
     assert every.event_types() is None
+
+
+STATE = {"clone", "clone3", "fork", "vfork", "execve", "execveat", "fchdir", "chdir", "chroot",
+         "capset", "setgid", "setpgid", "setresgid", "setresuid", "setsid", "setuid", "prctl",
+         "procexit"}
+
+
+def test_base_syscalls_repair_adds_what_the_state_needs_given_the_rules(tmp_path):
+    rules = write(tmp_path, "rules.yaml", RULES)      # connect and openat
+
+    def followed(base: dict) -> set[str] | None:
+        return make_agent(tmp_path, ListSource([]), config={
+            "rules_files": [rules], "base_syscalls": base}, builtins=["rules"]).event_types()
+    # connect (network): socket, getsockopt and close; openat (a file): close
+    assert followed({"repair": True}) == {"connect", "openat", "socket", "getsockopt",
+                                          "close"} | STATE
+    # custom_set given: repaired after its removals, as Falco does (connect gone, so no
+    # socket/getsockopt; listen brings bind)
+    assert followed({"custom_set": ["listen", "!connect"], "repair": True}) == \
+        {"openat", "listen", "socket", "getsockopt", "bind", "close"} | STATE
+    assert followed({"custom_set": ["!connect"], "repair": False}) == {"openat"}
+    assert followed({"custom_set": ["!close"], "repair": True}) == \
+        {"connect", "openat", "socket", "getsockopt", "close"} | STATE   # repaired back
 
 
 def test_engine_kind_replay_replays_its_capture_file(tmp_path):
