@@ -69,6 +69,10 @@ def _plugin_entry_problem(entry: dict) -> str | None:
 _SELECT = Section({"rule": Key(str, None, "rule name; * and ? are wildcards"),
                    "tag": Key(str, None, "every rule with this tag")})
 
+#: What the falco_libs purging keys do here (accepted; one warning when set)
+PURGING = ("accepted, one warning: an exited process leaves the table exit_grace seconds after "
+           "its exit (process section); a live one is not purged for being quiet")
+
 CORE_SCHEMA: dict[str, Key] = {
     "rules_files": Key((str, list), None, "rules files or directories, loaded in order (a "
                        "directory: its *.yaml/*.yml files, sorted); empty: the packaged rules",
@@ -141,6 +145,17 @@ CORE_SCHEMA: dict[str, Key] = {
                       "followed in any case"),
         "all": Key(bool, False, "follow every syscall the source supports"),
     }), doc="Falco's base_syscalls: the syscalls followed besides the rules'"),
+    "falco_libs": Key(Section({
+        "thread_table_size": Key(int, None, "the process table's bound, as process.max_entries "
+                                 "(this one wins when set): past it exited processes go first, "
+                                 "then the oldest, each eviction counted "
+                                 "(drops.process.evicted, Falco's n_drops_full_threadtable) and "
+                                 "the first logged", min=16, max=MAX_QUEUE),
+        "thread_table_auto_purging_interval_s": Key(int, None, PURGING, min=0),
+        "thread_table_auto_purging_thread_timeout_s": Key(int, None, PURGING, min=0),
+        "snaplen": Key(int, None, "accepted, one warning: the eBPF source captures no I/O "
+                       "buffer", min=0),
+    }), doc="Falco's libs tuning"),
     "engine": Key(Section({
         "kind": Key(str, "modern_ebpf", "modern_ebpf, ebpf, kmod: the eBPF source; replay: "
                     "the replay source reading engine.replay.capture_file",

@@ -26,8 +26,6 @@ FALCO_IGNORED: dict[str, str] = {
     "grpc": "no gRPC server is started; use http_output or webhook_outputs",
     "grpc_output": "no gRPC output; use http_output or webhook_outputs",
     "libs_logger": "there are no Falco libs; the agent's own log follows log_level",
-    "falco_libs": "the process table's size is process.max_entries; captured strings and "
-                  "buffers are cut at ebpf.path_max",
     "syscall_buf_size_preset": "ring sizes are the ebpf section's",
     "syscall_drop_failed_exit": "failed syscalls are kept as the ebpf section says",
     "modern_bpf": "ring sizes are the ebpf section's",
@@ -157,6 +155,17 @@ def _as_list(value: Any) -> list:
     return [value] if isinstance(value, str) else list(value)
 
 
+#: ``falco_libs`` keys accepted without effect, each with what happens instead (one warning)
+FALCO_LIBS_IGNORED = {
+    "thread_table_auto_purging_interval_s": "an exited process leaves the table exit_grace "
+                                            "seconds after its exit; a live one is not purged "
+                                            "for being quiet",
+    "thread_table_auto_purging_thread_timeout_s": "an exited process leaves the table "
+                                                  "exit_grace seconds after its exit; a live one "
+                                                  "is not purged for being quiet",
+    "snaplen": "the eBPF source captures no I/O buffer",
+}
+
 #: Falco plugins whose job syswarden does itself, with the config section doing it
 FALCO_PLUGINS_BUILT_IN = {"container": "container"}
 
@@ -187,6 +196,11 @@ def honour_falco_keys(config: dict[str, Any], marks: yamlmarks.Marks) -> None:
                               marks.loc(("base_syscalls", "custom_set", i),
                                         "base_syscalls.custom_set"),
                               hint=suggest(name.lstrip("!"), KNOWN_EVENT_TYPES))
+    libs = config.get("falco_libs") or {}
+    for key, instead in FALCO_LIBS_IGNORED.items():
+        if libs.get(key) is not None:
+            log.warning("%s: falco_libs.%s has no meaning in syswarden; ignored: %s",
+                        marks.loc(("falco_libs", key, "__key__")), key, instead)
     config["_falco_plugins"] = _falco_plugins(config, marks)
     config["_append_output_where"] = [
         list(astuple(marks.loc(("append_output", i), f"append_output[{i}]")))
@@ -256,8 +270,8 @@ def selected_syscalls(rules: set[str] | None, base: dict[str, Any]) -> set[str] 
     added and its ``!name`` removed; ``repair`` adds what the state needs given the rest
     (:func:`~syswarden.core.syscalls.repair_state_syscalls`): given the rules' alone when
     ``custom_set`` adds nothing, and after the removals when there is a ``custom_set``, as
-    Falco does (so a removed syscall the state needs comes back).  The source adds the syscalls syswarden's own
-    process and fd tables follow in any case."""
+    Falco does (so a removed syscall the state needs comes back).  The source adds the
+    syscalls syswarden's own process and fd tables follow in any case."""
     from .syscalls import repair_state_syscalls
     if base.get("all") or rules is None:
         return None

@@ -501,6 +501,38 @@ def test_base_syscalls_repair_adds_what_the_state_needs_given_the_rules(tmp_path
         {"connect", "openat", "socket", "getsockopt", "close"} | STATE   # repaired back
 
 
+def test_falco_libs_thread_table_size_bounds_the_process_table(tmp_path, caplog):
+    from syswarden.core.event import ForkFacts, Process
+    from syswarden.testing import Event
+
+    def table(config: dict):
+        agent = make_agent(tmp_path, ListSource([]), builtins=["process"], config={
+            "process": {"snapshot": False, "max_entries": 64}, **config})
+        return agent, agent.enrichers[0].table
+    assert table({})[1].max_entries == 64
+    agent, t = table({"falco_libs": {"thread_table_size": 16}})
+    assert t.max_entries == 16                         # Falco's key wins over process.*
+    for pid in range(1000, 1016):
+        t.procs[pid] = Process(pid)
+    fork = Event("clone", ts=1, tid=1000, pid=1000, res=2000)
+    fork.kernel = ForkFacts(child_tid=2000)
+    with caplog.at_level(logging.WARNING, logger="syswarden.process"):
+        t.on_fork(fork)                                # the 17th: the oldest goes, counted
+    assert len(t.procs) == 16 and 2000 in t.procs and 1000 not in t.procs
+    assert agent.metrics.get("drops.process.evicted") == 1
+    assert "process table full (16 processes" in caplog.text
+
+
+@pytest.mark.parametrize("text, line, message", [
+    ("falco_libs:\n  thread_table_size: 4\n", 2, "between 16 and 10000000"),
+    ("falco_libs:\n  thread_table_sise: 100\n", 2, "did you mean thread_table_size?"),
+])
+def test_bad_falco_libs_values_are_located(tmp_path, text, line, message):
+    with pytest.raises(ConfigError) as err:
+        load(write(tmp_path, "falco.yaml", text))
+    assert err.value.location.line == line and message in str(err.value)
+
+
 def test_engine_kind_replay_replays_its_capture_file(tmp_path):
     capture = write(tmp_path, "empty.scap", "")
     path = write(tmp_path, "falco.yaml",
