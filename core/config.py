@@ -24,7 +24,7 @@ from .config_keys import (MAX_QUEUE, MAX_SECONDS, Key, Section, fill_values, mer
 from .errors import ConfigError
 from .falco_config_files import CONFIG_FILES_KEY, parse_override, read_merged
 from .falco_keys import FALCO_IGNORED, honour_falco_keys, rules_files_given, rules_paths, \
-    watched_state
+    set_plugin_keys, watched_state, with_target_bounds
 
 __all__ = ["CORE_SCHEMA", "FALCO_IGNORED", "MAX_QUEUE", "MAX_SECONDS", "PRIORITIES",
            "RELOADED_KEYS", "ConfigError", "Key", "Section", "default_config_path",
@@ -146,15 +146,16 @@ CORE_SCHEMA: dict[str, Key] = {
         "all": Key(bool, False, "follow every syscall the source supports"),
     }), doc="Falco's base_syscalls: the syscalls followed besides the rules'"),
     "falco_libs": Key(Section({
-        "thread_table_size": Key(int, None, "the process table's bound, as process.max_entries "
-                                 "(this one wins when set): past it exited processes go first, "
-                                 "then the oldest, each eviction counted "
+        "thread_table_size": Key(int, None, "the process table's bound: sets "
+                                 "process.max_entries (bounded as it is): past it exited "
+                                 "processes go first, then the oldest, each eviction counted "
                                  "(drops.process.evicted, Falco's n_drops_full_threadtable) and "
-                                 "the first logged", min=16, max=MAX_QUEUE),
+                                 "the first logged", min=0),
         "thread_table_auto_purging_interval_s": Key(int, None, PURGING, min=0),
         "thread_table_auto_purging_thread_timeout_s": Key(int, None, PURGING, min=0),
-        "snaplen": Key(int, None, "accepted, one warning: the eBPF source captures no I/O "
-                       "buffer", min=0),
+        "snaplen": Key(int, None, "bytes kept of each I/O buffer (evt.buffer, evt.arg.data): "
+                       "sets ebpf.snaplen (bounded as it is) when the eBPF source keeps "
+                       "buffers; else one warning", min=0),
     }), doc="Falco's libs tuning"),
     "engine": Key(Section({
         "kind": Key(str, "modern_ebpf", "modern_ebpf, ebpf, kmod: the eBPF source; replay: "
@@ -231,11 +232,12 @@ def peek_plugin_keys(path: str | None, overrides: Iterable[str] = ()) -> dict[st
 
 
 def full_schema(schemas: dict[str, Section] | None = None) -> Section:
-    """The core's keys and the plugins' sections, as one Section."""
+    """The core's keys and the plugins' sections, as one Section (the Falco keys that set a
+    plugin's key bounded as it is)."""
     schema = Section(dict(CORE_SCHEMA))
     for name, section in (schemas or {}).items():
         schema.keys[name] = Key(section, doc=section.doc)
-    return schema
+    return with_target_bounds(schema)
 
 
 def load_config(path: str | None = None, overrides: Iterable[str] = (),
@@ -253,4 +255,5 @@ def load_config(path: str | None = None, overrides: Iterable[str] = (),
     merged["_config_files"] = [os.path.abspath(file)] + included
     merged["_config_folders"] = folders
     honour_falco_keys(merged, origins)
+    set_plugin_keys(merged, schema, origins)
     return merged

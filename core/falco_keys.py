@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import astuple
+from dataclasses import astuple, replace
 from typing import Any
 
 from . import yamlmarks
-from .config_keys import suggest
+from .config_keys import Section, suggest
 from .errors import ConfigError, Location
 from .falco_config_files import Origins
 
@@ -163,7 +163,16 @@ FALCO_LIBS_IGNORED = {
     "thread_table_auto_purging_thread_timeout_s": "an exited process leaves the table "
                                                   "exit_grace seconds after its exit; a live one "
                                                   "is not purged for being quiet",
-    "snaplen": "the eBPF source captures no I/O buffer",
+}
+
+#: Falco keys that set a plugin's key: (the Falco key's section, name) -> ((the plugin's
+#: section, key), what happens when no loaded plugin declares that key).  When the Falco key is
+#: set it wins, bounded as the plugin's key is (a value out of them is refused at the Falco
+#: key's line); without the plugin's key, one warning says what happens instead.
+FALCO_KEY_TARGETS: dict[tuple[str, str], tuple[tuple[str, str], str]] = {
+    ("falco_libs", "thread_table_size"): (("process", "max_entries"),
+                                          "no process table is kept"),
+    ("falco_libs", "snaplen"): (("ebpf", "snaplen"), "no event source keeps I/O buffers"),
 }
 
 #: Falco plugins whose job syswarden does itself, with the config section doing it
@@ -286,3 +295,38 @@ def selected_syscalls(rules: set[str] | None, base: dict[str, Any]) -> set[str] 
         selected = repair_state_syscalls(selected)
     return selected
 
+
+def _declared(schema: Section, section: str, key: str) -> Any:
+    owner = schema.keys.get(section)
+    return owner.type.keys.get(key) if owner is not None and isinstance(owner.type,
+                                                                        Section) else None
+
+
+def with_target_bounds(schema: Section) -> Section:
+    """``schema`` (the full one) with each Falco key of :data:`FALCO_KEY_TARGETS` bounded as
+    the plugin key it sets, when a loaded plugin declares it: the loader and the JSON Schema
+    then refuse what the plugin's key would."""
+    keys = dict(schema.keys)
+    for (section, name), ((target, key), _) in FALCO_KEY_TARGETS.items():
+        declared, holder = _declared(schema, target, key), keys.get(section)
+        if declared is None or holder is None:
+            continue
+        inner = holder.type
+        bounded = replace(inner.keys[name], min=declared.min, max=declared.max)
+        keys[section] = replace(holder, type=replace(inner, keys={**inner.keys, name: bounded}))
+    return replace(schema, keys=keys)
+
+
+def set_plugin_keys(config: dict[str, Any], schema: Section, marks: yamlmarks.Marks) -> None:
+    """Apply :data:`FALCO_KEY_TARGETS` to a validated ``config`` (``schema``: the full one,
+    :func:`with_target_bounds`): each Falco key set is copied to the plugin key it sets, or
+    one warning says what happens instead when no loaded plugin declares that key."""
+    for (section, name), ((target, key), missing) in FALCO_KEY_TARGETS.items():
+        value = (config.get(section) or {}).get(name)
+        if value is None:
+            continue
+        if _declared(schema, target, key) is None or not isinstance(config.get(target), dict):
+            log.warning("%s: %s.%s has no meaning in syswarden; ignored: %s",
+                        marks.loc((section, name, "__key__")), section, name, missing)
+            continue
+        config[target][key] = value

@@ -524,7 +524,9 @@ def test_falco_libs_thread_table_size_bounds_the_process_table(tmp_path, caplog)
 
 
 @pytest.mark.parametrize("text, line, message", [
-    ("falco_libs:\n  thread_table_size: 4\n", 2, "between 16 and 10000000"),
+    ("falco_libs:\n  thread_table_size: 4\n", 2,
+     "falco_libs.thread_table_size must be between 16 and 10000000"),  # process.max_entries'
+    ("falco_libs:\n  snaplen: lots\n", 2, "falco_libs.snaplen must be an integer"),
     ("falco_libs:\n  thread_table_sise: 100\n", 2, "did you mean thread_table_size?"),
 ])
 def test_bad_falco_libs_values_are_located(tmp_path, text, line, message):
