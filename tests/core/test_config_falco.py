@@ -535,6 +535,26 @@ def test_bad_falco_libs_values_are_located(tmp_path, text, line, message):
     assert err.value.location.line == line and message in str(err.value)
 
 
+EBPF_SNAPLEN = make_plugin_manager().schemas()["ebpf"].keys.get("snaplen")
+
+
+@pytest.mark.skipif(EBPF_SNAPLEN is None, reason="the eBPF source keeps no I/O buffer here "
+                    "(ebpf.snaplen comes with the receive data of the fields3 branch)")
+def test_falco_libs_snaplen_sets_the_bytes_the_ebpf_source_keeps(tmp_path):
+    from syswarden.plugins.sources.ebpf.program import render_program
+    schemas = make_plugin_manager().schemas()
+    path = write(tmp_path, "falco.yaml", "falco_libs:\n  snaplen: 200\n")
+    config = load_config(path, (), schemas)
+    assert config["ebpf"]["snaplen"] == 200
+    assert "#define SNAPLEN 200 " in render_program(["recvfrom"], config["ebpf"])
+    too_big = EBPF_SNAPLEN.max + 1
+    write(tmp_path, "falco.yaml", f"ebpf:\n  snaplen: 100\nfalco_libs:\n  snaplen: {too_big}\n")
+    with pytest.raises(ConfigError) as err:        # never cut silently below what was asked
+        load_config(path, (), schemas)
+    assert err.value.location.line == 4
+    assert f"falco_libs.snaplen must be between 0 and {EBPF_SNAPLEN.max}" in str(err.value)
+
+
 def test_engine_kind_replay_replays_its_capture_file(tmp_path):
     capture = write(tmp_path, "empty.scap", "")
     path = write(tmp_path, "falco.yaml",
