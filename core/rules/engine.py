@@ -85,8 +85,10 @@ def load_rules(files: list[str], fields: FieldRegistry, output: OutputOptions | 
             except RecursionError:
                 raise RuleError("condition too deeply nested", rd.cond_location) from None
             comp.check_size(node, f"rule '{rd.name}'", rd.cond_location)
+            said: list[str] = []
             render = compile_rule_output(rd.output, rd.name, rd.source, rd.tags, fields,
-                                         rd.output_location, comp, output)
+                                         rd.output_location, comp, output, said)
+            warnings.extend(RuleError(text, rd.output_location) for text in said)
         except RuleError as exc:
             if rd.skip_if_unknown_filter and "unknown field" in exc.message:
                 warnings.append(RuleError(f"rule skipped (skip-if-unknown-filter): "
