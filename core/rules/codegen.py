@@ -30,6 +30,8 @@ EAGER_USES = 2
 REORDER = True
 #: rules per leaf of a narrowed function's tree of mask tests
 LEAF = 4
+#: a part this many rules share is tested before the tree, others by their first rule
+UPFRONT = 8
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,9 +169,11 @@ class _Gen:
         :data:`shape_var`) evaluated at most once per event."""
         shape = self.shapes.known(node) if self.shapes is not None else None
         var = self.shape_var.get(shape) if shape is not None else None
-        if var is not None:
-            return f"({var} if {var} is not None else ({var} := {self.bare(node)}))"
-        return self.bare(node)
+        if var is None:
+            return self.bare(node)
+        while isinstance(node, RMacro):    # a macro has its body's shape: one cache is enough
+            node = node.child
+        return f"({var} if {var} is not None else ({var} := {self.bare(node)}))"
 
     def bare(self, node: RNode) -> str:
         if isinstance(node, ast.Const):
@@ -259,14 +263,33 @@ def _narrowed(gen: _Gen, nar: Narrowing, tests: list[tuple[int, str]], hit: str
     for test in nar.tests:
         part = gen.expr(test.node)
         keep = nar.everyone & ~test.mask
+        if test.mask.bit_count() >= UPFRONT:
+            lines.append(f"if m & {test.mask:#x} and not {part}:")
+            lines.append(f"    m &= {keep:#x}")
+            continue
         for j in range(len(tests)):
             if test.mask >> j & 1:
                 parts[j].append((part, keep))
+
+    # rules no index or part can drop: always tried, and a subtree holding one untested
+    droppable = 0
+    for ix in nar.indexes:
+        allowed_by_all = ix.other
+        for mask in ix.masks.values():
+            allowed_by_all &= mask
+        droppable |= nar.everyone & ~allowed_by_all
+    for test in nar.tests:
+        droppable |= test.mask
+    fixed = nar.everyone & ~droppable
 
     def tree(lo: int, hi: int, indent: str) -> None:
         if hi - lo <= LEAF:
             for j in range(lo, hi):
                 idx, cond = tests[j]
+                if fixed >> j & 1:
+                    lines.append(f"{indent}if {cond}:")
+                    lines.append(f"{indent}    " + hit.format(idx))
+                    continue
                 if not parts[j]:
                     lines.append(f"{indent}if m & {1 << j:#x} and {cond}:")
                     lines.append(f"{indent}    " + hit.format(idx))
@@ -283,7 +306,11 @@ def _narrowed(gen: _Gen, nar: Narrowing, tests: list[tuple[int, str]], hit: str
             return
         mid = (lo + hi) // 2
         for a, b in ((lo, mid), (mid, hi)):
-            lines.append(f"{indent}if m & {(1 << b) - (1 << a):#x}:")
+            span = (1 << b) - (1 << a)
+            if span & fixed:           # never all dropped: no test
+                tree(a, b, indent)
+                continue
+            lines.append(f"{indent}if m & {span:#x}:")
             tree(a, b, indent + "    ")
     tree(0, len(tests), "")
     return ["    " + line for line in lines]

@@ -32,8 +32,8 @@ from .operators import OPERATORS
 from .resolved import BoundField, RCheck, RMacro, RNode, iter_checks
 
 #: an event type's function narrows when it has this many rules or more (below, trying the
-#: rules in turn costs as little: Falco's three files have at most 40 rules of one type)
-NARROW_MIN = 48
+#: rules in turn costs as little: measured with Falco's rules, bench_rules_scaling.py)
+NARROW_MIN = 24
 #: a field is indexed, a part shared, when this many rules need it
 SHARED_MIN = 2
 

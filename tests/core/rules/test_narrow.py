@@ -102,8 +102,8 @@ def falco(real_registry):
 
 @pytest.fixture
 def narrow_small(monkeypatch):
-    """Narrow an event type's rules from 12 of them (Falco's files have fewer than
-    :data:`~narrow.NARROW_MIN` rules of any one type)."""
+    """Narrow an event type's rules from 12 of them (more of Falco's event types than
+    with :data:`~narrow.NARROW_MIN`)."""
     monkeypatch.setattr(narrow, "NARROW_MIN", 12)
 
 
