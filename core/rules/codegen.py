@@ -259,6 +259,12 @@ def _narrowed(gen: _Gen, nar: Narrowing, tests: list[tuple[int, str]], hit: str
         m = "m"
     if m != "m":
         lines.append(f"m = {m}")
+    for ax in nar.any_indexes:
+        looks = []
+        for bf, table in zip(ax.fields, ax.tables, strict=True):
+            var, _ = gen.access(bf, "_t")
+            looks.append(f"{gen.ns.name(table, '_x')}.get({var}, 0)")
+        lines.append(f"m &= {' | '.join(looks)} | {ax.keep:#x}")
     parts: list[list[tuple[str, int]]] = [[] for _ in tests]   # per rule: (part, drop)
     for test in nar.tests:
         part = gen.expr(test.node)
@@ -280,6 +286,8 @@ def _narrowed(gen: _Gen, nar: Narrowing, tests: list[tuple[int, str]], hit: str
         droppable |= nar.everyone & ~allowed_by_all
     for test in nar.tests:
         droppable |= test.mask
+    for ax in nar.any_indexes:
+        droppable |= nar.everyone & ~ax.keep
     fixed = nar.everyone & ~droppable
 
     def tree(lo: int, hi: int, indent: str) -> None:
@@ -334,10 +342,12 @@ def build_matcher(rules: list[tuple[int, RNode]], ns: Namespace, mode: str = "fi
         gen.shapes = nar.shapes
         for test in nar.tests:        # evaluated once: up front, then by the rules
             gen.shape_var[test.shape] = f"_s{len(gen.shape_var)}"
-        for ix in nar.indexes:        # read up front, for the lookup
-            gen.forced.add(id(ix.field.read))
-            gen.fields_by_id.setdefault(id(ix.field.read), ix.field)
-            gen.field_uses.setdefault(id(ix.field.read), 1)
+        looked_up = [ix.field for ix in nar.indexes] + \
+            [bf for ax in nar.any_indexes for bf in ax.fields]
+        for bf in looked_up:          # read up front, for the lookups
+            gen.forced.add(id(bf.read))
+            gen.fields_by_id.setdefault(id(bf.read), bf)
+            gen.field_uses.setdefault(id(bf.read), 1)
     lines = [f"def {name}(e):"]
     lines += ["    " + line for line in gen.plan()]
     if mode == "all":

@@ -11,7 +11,8 @@ that is a check, macro or ``or`` that must hold for its condition to be true, fo
 
 - a **value index** per field whose value several rules need (``=``, ``in``, ``!=`` on a
   scalar, their negations, and an ``or`` of them on one field): one read, one dict lookup,
-  the mask of the rules that value allows;
+  the mask of the rules that value allows; and one per set of fields that several rules
+  need one value of (``fd.filename in (...) or fd.directory in (...)``);
 - a **shared part** (a macro, a check, an ``or``, written the same way by several rules:
   :class:`Shapes`) is evaluated once, by the first rule still possible that needs it; when
   it fails, every rule that needs it is dropped.
@@ -52,6 +53,18 @@ class ValueIndex:
 
 
 @dataclass(eq=False)
+class AnyIndex:
+    """Rules each needing one of several fields' values inside a set (``fd.filename in (...)
+    or fd.name in (...)``): ``tables[i][value]`` the rules whose need on ``fields[i]`` that
+    value meets (``None``: no value); a rule is kept when one of its fields' values meets
+    its need; ``keep``: the rules that need nothing of these fields."""
+
+    fields: list[BoundField]
+    tables: list[dict[Any, int]]
+    keep: int
+
+
+@dataclass(eq=False)
 class Test:
     """A part of the conditions (a macro, a check, an ``or``) that the rules of ``mask``
     require to be true, each written the same way (``shape``)."""
@@ -65,6 +78,7 @@ class Test:
 class Narrowing:
     everyone: int                    # every rule's bit
     indexes: list[ValueIndex] = field(default_factory=list)
+    any_indexes: list[AnyIndex] = field(default_factory=list)
     tests: list[Test] = field(default_factory=list)
     shapes: Shapes = field(default_factory=lambda: Shapes())
 
@@ -89,6 +103,8 @@ def narrowing(conditions: list[RNode]) -> Narrowing | None:
     needs: dict[int, tuple[BoundField, dict[int, _Need]]] = {}   # by reader id
     parts: dict[int, tuple[RNode, int]] = {}     # by shape: a node, the rules needing it
     memo: dict[tuple[int, bool], dict[int, _Need]] = {}
+    # by the fields of an "or": per rule, per field, the need one of them must meet
+    anys: dict[tuple[int, ...], dict[int, dict[int, tuple[BoundField, _Need]]]] = {}
     out = Narrowing(everyone)
     for j, node in enumerate(conditions):
         for reader, need in _needs(node, True, memo).items():
@@ -98,16 +114,22 @@ def narrowing(conditions: list[RNode]) -> Narrowing | None:
             shape = out.shapes.of(part)
             first, mask = parts.get(shape, (part, 0))
             parts[shape] = (first, mask | 1 << j)
+            alts = _alternatives(part, memo) if isinstance(part, ast.Or) else None
+            if alts is not None:
+                anys.setdefault(tuple(sorted(alts)), {}).setdefault(j, alts)
     for bf, by_rule in needs.values():
         # only needs of a value inside a set drop rules for most values (a field read for
         # "not in" needs alone would drop rules only on the values listed)
         if sum(need.inside for need in by_rule.values()) >= SHARED_MIN:
             out.indexes.append(_index(bf, by_rule, everyone))
+    for key, by_rule in anys.items():
+        if len(by_rule) >= SHARED_MIN:
+            out.any_indexes.append(_any_index(key, by_rule, everyone))
     indexed = {id(ix.field.read) for ix in out.indexes}
     for shape, (part, mask) in parts.items():
         if mask.bit_count() >= SHARED_MIN and not _indexed(part, indexed):
             out.tests.append(Test(part, shape, mask))
-    if not out.indexes and not out.tests:
+    if not out.indexes and not out.any_indexes and not out.tests:
         return None
     out.indexes.sort(key=lambda ix: -ix.rules)
     out.tests.sort(key=lambda t: -t.mask.bit_count())
@@ -170,6 +192,42 @@ def _needs(node: RNode, want: bool, memo: dict[tuple[int, bool], dict[int, _Need
             out[reader] = _Need(frozenset().union(*(a.values for a in alts)), True,
                                 any(a.at_none for a in alts))
     return out
+
+
+def _alternatives(node: ast.Or, memo: dict[tuple[int, bool], dict[int, _Need]]
+                  ) -> dict[int, tuple[BoundField, _Need]] | None:
+    """For an ``or`` each branch of which needs a value of some field inside a set, on two
+    fields or more: per field (by reader id), the union of its branches' sets.  None when a
+    branch needs no such value, or when they are all on one field (:func:`_needs` has it)."""
+    out: dict[int, tuple[BoundField, _Need]] = {}
+    for child in node.children:
+        inside = [(r, n) for r, n in _needs(child, True, memo).items() if n.inside]
+        if not inside:
+            return None
+        reader, need = min(inside, key=lambda rn: len(rn[1].values))
+        got = out.get(reader)
+        if got is not None:
+            need = _Need(got[1].values | need.values, True, got[1].at_none or need.at_none)
+        out[reader] = (got[0] if got is not None else _field_of(child, reader), need)
+    return out if len(out) > 1 else None
+
+
+def _any_index(key: tuple[int, ...], by_rule: dict[int, dict[int, tuple[BoundField, _Need]]],
+               everyone: int) -> AnyIndex:
+    tables: list[dict[Any, int]] = [{} for _ in key]
+    fields: list[BoundField] = [None] * len(key)   # type: ignore[list-item]
+    group = 0
+    for j, alts in by_rule.items():
+        bit = 1 << j
+        group |= bit
+        for i, reader in enumerate(key):
+            bf, need = alts[reader]
+            fields[i] = bf
+            for x in need.values:
+                tables[i][x] = tables[i].get(x, 0) | bit
+            if need.at_none:
+                tables[i][None] = tables[i].get(None, 0) | bit
+    return AnyIndex(fields, tables, everyone & ~group)
 
 
 def _field_of(node: RNode, reader: int) -> BoundField:

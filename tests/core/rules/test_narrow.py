@@ -131,8 +131,7 @@ def test_narrowed_engine_matches_the_straightforward_evaluation(falco, size, mod
 
 
 # ---------------------------------------------------------------------------------------------
-# One corner each: 14 rules (enough to narrow), each condition beside a filler that shares
-# its parts
+# One corner each, every condition written twice (rules that share it: narrowed)
 # ---------------------------------------------------------------------------------------------
 
 CORNERS = [
@@ -144,6 +143,10 @@ CORNERS = [
     # an or of values of one field, through a macro-like nesting
     "(proc.name = sudo or proc.name in (sudoedit, su)) and proc.pname exists",
     "not (proc.name in (cat, ls) or proc.pname = sshd)",
+    # an or of values of two fields (one of them missing at times)
+    "(fd.name in (/etc/passwd, /tmp/y) or proc.name in (ls, su)) and proc.pname = sshd",
+    "not (not fd.name in (/root/x) and not proc.name = vim)",
+    "(not fd.name != /etc/passwd or proc.name = su) and proc.pname = sshd",
     # a shared or, and the same check written in two rules
     "(fd.name startswith /etc or fd.name startswith /root) and proc.name = cat",
     "(fd.name startswith /etc or fd.name startswith /root) and not proc.name = cat",
@@ -162,7 +165,7 @@ def _rules(reg, texts: list[str]) -> list[CompiledRule]:
 
 @pytest.mark.parametrize("mode", ["first", "all"])
 def test_corners(reg, mode, narrow_small):
-    texts = [*CORNERS, *CORNERS[:5]]       # 14: every shape needed twice
+    texts = [*CORNERS, *CORNERS]            # every shape needed twice
     rules = _rules(reg, texts)
     engine = RuleEngine(rules, rule_matching=mode, use_index=False)
     assert "m = " in engine.sources["*"]
