@@ -20,7 +20,7 @@ from ..errors import RuleError
 from . import ast
 from .narrow import Narrowing, Shapes, narrowing
 from .operators import OPERATORS, any_element, any_pair_of
-from .resolved import BoundField, RCheck, RMacro, RNode, iter_checks
+from .resolved import BoundField, RCheck, RMacro, RNode, inlined_size, iter_checks
 
 _U = object()  # an unfilled per-event cache slot
 
@@ -243,8 +243,8 @@ def _fields_of(node: RNode, out: set[int]) -> None:
             out.add(id(check.rhs.read))
 
 
-def _narrowed(gen: _Gen, nar: Narrowing, tests: list[tuple[int, str]], hit: str
-              ) -> list[str]:
+def _narrowed(gen: _Gen, nar: Narrowing, nodes: list[RNode], tests: list[tuple[int, str]],
+              hit: str) -> list[str]:
     """The body of a narrowed function: the mask ``m`` of the rules still possible, from
     the value indexes, then a binary tree of mask tests down to the rules (in order), so
     that a rule left out costs nothing and one left in a few tests.  A rule still possible
@@ -266,6 +266,10 @@ def _narrowed(gen: _Gen, nar: Narrowing, tests: list[tuple[int, str]], hit: str
             looks.append(f"{gen.ns.name(table, '_x')}.get({var}, 0)")
         lines.append(f"m &= {' | '.join(looks)} | {ax.keep:#x}")
     parts: list[list[tuple[str, int]]] = [[] for _ in tests]   # per rule: (part, drop)
+    # a rule's parts are written again before it: at most its own size more (the code stays
+    # within twice the budget the rules were counted against, plus the up-front tests)
+    memo: dict[int, int] = {}
+    room = [inlined_size(node, memo) for node in nodes]
     for test in nar.tests:
         part = gen.expr(test.node)
         keep = nar.everyone & ~test.mask
@@ -273,8 +277,10 @@ def _narrowed(gen: _Gen, nar: Narrowing, tests: list[tuple[int, str]], hit: str
             lines.append(f"if m & {test.mask:#x} and not {part}:")
             lines.append(f"    m &= {keep:#x}")
             continue
+        size = inlined_size(test.node, memo)
         for j in range(len(tests)):
-            if test.mask >> j & 1:
+            if test.mask >> j & 1 and room[j] >= size:
+                room[j] -= size
                 parts[j].append((part, keep))
 
     # rules no index or part can drop: always tried, and a subtree holding one untested
@@ -359,7 +365,7 @@ def build_matcher(rules: list[tuple[int, RNode]], ns: Namespace, mode: str = "fi
             lines.append(f"    if {cond}:")
             lines.append("        " + hit.format(idx))
     else:
-        lines += _narrowed(gen, nar, tests, hit)
+        lines += _narrowed(gen, nar, [node for _, node in rules], tests, hit)
     lines.append("    return -1" if mode == "first" else "    return hits")
     src = "\n".join(lines) + "\n"
     try:
