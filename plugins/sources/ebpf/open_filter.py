@@ -63,6 +63,16 @@ def _by_flags(terms: list[Term]) -> dict[str, list[str]]:
     return {c: sorted(minimal_prefixes(frozenset(ps)) or ()) for c, ps in out.items()}
 
 
+def _groups_c(groups: dict[str, list[str]], indent: str) -> list[str]:
+    """Return 1 when a group's flag tests hold and the path (``p``, ``n``) starts with one of
+    its prefixes."""
+    out = []
+    for flags, prefixes in groups.items():
+        tests = f"\n{indent}    || ".join(_prefix_c(x) for x in prefixes) or "0"
+        out += [f"{indent}if (({flags}) && (\n{indent}    {tests}))", f"{indent}    return 1;"]
+    return out
+
+
 def _substring_bits(terms: list[Term]) -> dict[str, int]:
     """Every substring the terms test -> its bit in the ``want`` mask."""
     subs = sorted({x for t in terms for x in (t.substrings or ())})
@@ -113,10 +123,7 @@ def _realpath_wanted(terms: list[Term]) -> list[str]:
             "        if (p[0] != '/')",
             "            return 1;                    // cut short: cannot be judged",
         ]
-        for flags, prefixes in groups.items():
-            tests = "\n            || ".join(_prefix_c(x) for x in prefixes) or "0"
-            lines += [f"        if (({flags}) && (\n            {tests}))",
-                      "            return 1;"]
+        lines += _groups_c(groups, "        ")
         lines.append("    }")
     if ids:
         cond = " || ".join(f"({_flags_c(t)})" for t in ids)
@@ -177,9 +184,7 @@ def render(pf: OpenPrefilter | None) -> str:
         "    if (n < 1 || p[0] != '/' || n > SCAN_MAX)",
         "        return 1;",
     ]
-    for flags, prefixes in groups.items():
-        tests = "\n        || ".join(_prefix_c(x) for x in prefixes) or "0"
-        lines += [f"    if (({flags}) && (\n        {tests}))", "        return 1;"]
+    lines += _groups_c(groups, "    ")
     # the substrings whose terms' flags and prefixes hold, looked for in the scan below
     lines += ["    u32 want = 0, hits = 0, d = 0;"]
     for t in with_subs:
