@@ -206,7 +206,10 @@ static __always_inline int ring_had_room(int cat, u32 size)
         used = bpf_ringbuf_query(EVT_RING_MAP, BPF_RB_AVAIL_DATA);
         total = bpf_ringbuf_query(EVT_RING_MAP, BPF_RB_RING_SIZE);
     }
-    return used + size + 8 <= total;         // 8: the record's header in the ring
+    // what the record takes (its 8-byte header, the length rounded up to 8), and the kernel
+    // refuses a record that would fill the ring to its last byte (new_prod - cons > mask)
+    u64 need = (size + 8 + 7) & ~7ULL;
+    return used + need < total;
 }
 
 static __always_inline int send(struct rec *r, u32 pos, int cat)
