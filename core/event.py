@@ -303,6 +303,10 @@ class FdInfo:
                       copied="share", always=True)
     ino: int = state(0, "inode number (fd.ino)", copied="share")
     dev: int = state(0, "device number (fd.dev)", copied="share")
+    realpath: str | None = state(None, "a file's path as the kernel resolved it from the "
+                                 "opened file, links and /proc/PID/root followed (fd.realpath; "
+                                 "'...' and its last components when cut short; null: not "
+                                 "read)", copied="share")
     sip: IPAddress | None = state(None, "a socket's server IP address", copied="share")
     sport: int | None = state(None, "a socket's server port", copied="share")
     cip: IPAddress | None = state(None, "a socket's client IP address", copied="share")
@@ -396,6 +400,8 @@ class KernelFacts:
                                   "(fd.name_changed)", key="fd.name_changed")
     cap_effective: int | None = state(None, "a credential call (setuid, capset...): the "
                                       "effective capability set after it")
+    realpath: str | None = state(None, "an open: the path of the file it opened, walked in "
+                                 "the kernel from the file (fd.realpath)")
 
 
 @dataclass(slots=True)

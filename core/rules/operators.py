@@ -27,6 +27,7 @@ import base64
 import binascii
 import enum
 import ipaddress
+import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -277,6 +278,44 @@ def collection(consts: list[Any], ftype: FieldType) -> Any:
         return frozenset(consts)
     except TypeError:
         return tuple(consts)
+
+
+#: The fields ``samefile`` takes: a file's identity, ``major:minor:inode``.
+IDENTITY_FIELDS = frozenset({"fd.devino"})
+
+
+class FileIds(frozenset):
+    """``samefile``'s constant: the identities (``major:minor:inode``, as ``fd.devino`` has
+    them) of the files its paths name, taken with ``stat`` (links followed) when the rules
+    load; ``ids`` the same as numbers, ``paths`` as written.  A path naming no file adds
+    nothing."""
+
+    paths: tuple[str, ...]
+    ids: frozenset[tuple[int, int, int]]
+
+
+def file_ids(paths: list[str], ftype: FieldType | None = None) -> FileIds:
+    """The identities of the files ``paths`` name now (``os.stat``'s ``st_dev`` taken apart
+    into major and minor: the kernel's own encoding of a device differs from ``stat``'s)."""
+    ids = set()
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except (OSError, ValueError):
+            continue
+        ids.add((os.major(st.st_dev), os.minor(st.st_dev), st.st_ino))
+    out = FileIds(f"{a}:{b}:{c}" for a, b, c in ids)
+    out.paths = tuple(paths)
+    out.ids = frozenset(ids)
+    return out
+
+
+def _identity_item(text: str, ftype: FieldType, field: str) -> str:
+    if field not in IDENTITY_FIELDS:
+        raise ConstError(f"'samefile' compares the identity of a file: use it on "
+                         f"{', '.join(sorted(IDENTITY_FIELDS))}, not {field} "
+                         f"(fd.devino samefile (/etc/shadow))")
+    return text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -752,6 +791,12 @@ for _op in (
              gather=lambda consts, ftype: pmatch_pred(consts),
              type_error="operator '{op}' needs a string field, {field} is {type}",
              says=_says_pmatch),
+    Operator("samefile", Kind.LIST, "syswarden, beyond Falco: the file is one of those the "
+             "list's paths name, by identity (`fd.devino samefile (/etc/shadow)`: a hard "
+             "link, a bind mount or any path to it); the files are looked up (`stat`) when "
+             "the rules load and again on every reload", _member, types=STRING_TYPES,
+             const=_identity_item, gather=file_ids, inline="{v} in {k}", inline_if=_hashed,
+             cheap=True),
     Operator("exists", Kind.UNARY, "the field has a value (a multi-valued one: at least one)",
              lambda const, ftype: _always, inline="True", many=_non_empty),
 ):

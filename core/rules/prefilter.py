@@ -13,6 +13,11 @@ constraint holds only of the path as ``fd.name`` shows it: absolute and normalis
 kernel side sends every open whose path it cannot judge that way (relative, or containing
 ``//``, a ``.`` or ``..`` component, or a trailing ``/``).
 
+Beyond Falco, a term may test the path the kernel resolved from the opened file instead
+(``fd.realpath``: a term with ``real``, the same prefixes tested on it), or the file's identity
+(``samefile``: a term with ``ids``, the device and inode numbers of the files the rule names);
+the kernel side computes both for every successful open before it judges it.
+
 It is ``None`` (every open must be sent) when some rule can match an open with no flag or path
 constraint, or when a rule reads ``fd.*`` on an event that takes a file descriptor it did not
 create (``fchmod``, ``dup``...): the fd table learns a file's name from its open, and must not
@@ -101,20 +106,33 @@ def judgeable(path: str) -> bool:
 
 @dataclass(frozen=True)
 class Term:
-    """Every test in ``needs`` holds; unless ``prefixes`` is None, ``fd.name`` starts with
-    one of ``prefixes``; unless ``substrings`` is None, it contains one of ``substrings``."""
+    """Every test in ``needs`` holds; unless ``prefixes`` is None, ``fd.name`` (with ``real``:
+    ``fd.realpath``) starts with one of ``prefixes``; unless ``substrings`` is None, it contains
+    one of ``substrings``; unless ``ids`` is None, the file is one of ``ids`` (``(major, minor,
+    inode)``: ``samefile``), and then there is no path test."""
 
     needs: frozenset[str] = frozenset()
     prefixes: frozenset[str] | None = None
     substrings: frozenset[str] | None = None
+    real: bool = False
+    ids: frozenset[tuple[int, int, int]] | None = None
 
     @property
     def has_path_test(self) -> bool:
-        return self.prefixes is not None or self.substrings is not None
+        """Whether it tests the file (its path or identity), not only the flags."""
+        return self.prefixes is not None or self.substrings is not None or self.ids is not None
 
     def both(self, o: Term) -> Term:
-        """The conjunction (of two substring tests, the more selective one is kept: dropping
-        a conjunct only widens)."""
+        """The conjunction (of two substring tests, the more selective one is kept; of a path
+        test on ``fd.name`` and one on ``fd.realpath``, or of a path and an identity test, one
+        of them: dropping a conjunct only widens)."""
+        if self.ids is not None or o.ids is not None:
+            ids = self.ids if o.ids is None else o.ids if self.ids is None else \
+                self.ids & o.ids
+            return Term(self.needs | o.needs, ids=ids)
+        if self.has_path_test and o.has_path_test and self.real != o.real:
+            return Term(self.needs | o.needs, self.prefixes, self.substrings, self.real)
+        real = self.real if self.has_path_test else o.real
         if self.prefixes is None or o.prefixes is None:
             prefixes = self.prefixes if o.prefixes is None else o.prefixes
         else:
@@ -126,11 +144,17 @@ class Term:
             subs = self.substrings if o.substrings is None else o.substrings
         else:
             subs = max(self.substrings, o.substrings, key=_selectivity)
-        return Term(self.needs | o.needs, minimal_prefixes(prefixes), subs)
+        return Term(self.needs | o.needs, minimal_prefixes(prefixes), subs, real)
 
     def covers(self, o: Term) -> bool:
         """Whether every open ``o`` accepts, this term accepts too."""
         if not self.needs <= o.needs:
+            return False
+        if not self.has_path_test:
+            return True
+        if self.ids is not None:
+            return o.ids is not None and o.ids <= self.ids
+        if o.ids is not None or self.real != o.real:
             return False
         if self.substrings is not None and (o.substrings is None or not all(
                 any(s in t for s in self.substrings) for t in o.substrings)):
@@ -140,11 +164,20 @@ class Term:
         return o.prefixes is not None and all(any(p.startswith(q) for q in self.prefixes)
                                               for p in o.prefixes)
 
-    def holds(self, res: int, flags: int, path: str, judged: bool) -> bool:
-        """Whether an open passes this term (a path not ``judged`` passes every path test)."""
+    def holds(self, res: int, flags: int, path: str, judged: bool, realpath: str | None = None,
+              ident: tuple[int, int, int] | None = None) -> bool:
+        """Whether an open passes this term (a path not ``judged`` passes every path test; a
+        ``realpath`` not known or cut (not absolute) every test on it; an unknown ``ident``
+        no identity test)."""
         if not all(_FLAG_TESTS[n](res, flags) for n in self.needs):
             return False
-        if not judged:
+        if self.ids is not None:
+            return ident in self.ids
+        if self.real:
+            if realpath is None or not realpath.startswith("/"):
+                return True
+            path = realpath
+        elif not judged:
             return True
         return ((self.prefixes is None or path.startswith(tuple(self.prefixes)))
                 and (self.substrings is None or any(x in path for x in self.substrings)))
@@ -164,15 +197,21 @@ class OpenPrefilter:
     def prefixes(self) -> list[str]:
         return sorted({p for t in self.terms for p in (t.prefixes or ())})
 
-    def accepts(self, res: int, flags: int, path: str, is_dir: bool = False) -> bool:
+    def accepts(self, res: int, flags: int, path: str, is_dir: bool = False,
+                realpath: str | None = None,
+                ident: tuple[int, int, int] | None = None) -> bool:
         """Whether an open must be sent (the reference a source's own test implements): a
         term holds of it, with its path judged only when the path is as ``fd.name`` will show
         it; and an open that returned a directory is always sent (a later ``openat(dirfd,
-        ...)`` or ``fchdir`` is resolved through it)."""
+        ...)`` or ``fchdir`` is resolved through it).  ``realpath`` is the path the kernel
+        resolved (by default the path as written, as for a path through no link and no
+        mount); ``ident`` the file's (major, minor, inode), None when not known."""
         if res >= 0 and is_dir:
             return True
         judged = judgeable(path)
-        return any(t.holds(res, flags, path, judged) for t in self.terms)
+        if realpath is None and judged:
+            realpath = path
+        return any(t.holds(res, flags, path, judged, realpath, ident) for t in self.terms)
 
     def describe(self) -> str:
         if not self.terms:
@@ -182,8 +221,12 @@ class OpenPrefilter:
             s = " and ".join(sorted(t.needs)) or "any"
             if t.prefixes is not None:
                 s += " under " + ", ".join(sorted(t.prefixes))
+            if t.real:
+                s += " (realpath)"
             if t.substrings is not None:
                 s += " containing " + ", ".join(repr(x) for x in sorted(t.substrings))
+            if t.ids is not None:
+                s += f" same file as one of {len(t.ids)}"
             parts.append(s)
         return " | ".join(parts)
 
@@ -220,7 +263,8 @@ def open_prefilter(engine: Any) -> OpenPrefilter | None:
         return None
     return OpenPrefilter(tuple(sorted(out, key=lambda t: (
         sorted(t.needs), t.prefixes is not None, sorted(t.prefixes or ()),
-        t.substrings is not None, sorted(t.substrings or ())))))
+        t.substrings is not None, sorted(t.substrings or ()), t.real,
+        sorted(t.ids or ())))))
 
 
 def _fd_reader(engine: Any) -> str | None:
@@ -310,6 +354,13 @@ def _check(c: RCheck) -> Terms:
         dirs = None if said.equals is None else \
             frozenset(d.rstrip("/") or "/" if isinstance(d, str) else d for d in said.equals)
         return _path_terms(said.prefixes if said.prefixes is not None else dirs, subs)
+    if name == "fd.realpath":
+        # prefixes only: the kernel tests substrings on fd.name
+        terms = _path_terms(said.prefixes if said.prefixes is not None else said.equals, None)
+        return None if terms is None else [Term(t.needs, t.prefixes, real=True) for t in terms]
+    ids = getattr(c.const, "ids", None)
+    if name == "fd.devino" and c.op == "samefile" and ids is not None:
+        return [Term(ids=frozenset(ids))] if ids else []
     return None
 
 
@@ -370,7 +421,8 @@ def minimal_prefixes(prefixes: frozenset[str] | None) -> frozenset[str] | None:
 def _too_many(terms: list[Term]) -> bool:
     """Whether ``terms`` name over :data:`MAX_PREFIXES` paths: the prefilter would be given up
     for them, so they are widened to "any open" (sound) before costing more."""
-    return sum(len(t.prefixes or ()) + len(t.substrings or ()) for t in terms) > MAX_PREFIXES
+    return sum(len(t.prefixes or ()) + len(t.substrings or ()) + len(t.ids or ())
+               for t in terms) > MAX_PREFIXES
 
 
 def _union(acc: list[Term], more: list[Term]) -> list[Term]:

@@ -211,6 +211,7 @@ class FdTable:
         f.open_flags = flags
         f.ino = a.get("ino") or f.ino           # the live source's stamp (Falco's ino argument)
         f.dev = a.get("dev") or f.dev           # the kernel's s_dev (Falco's dev argument)
+        f.realpath = _facts(ev).realpath        # the file's path, from the kernel's file
         if res >= 0:
             p.fds[res] = f
         ev.fd = f

@@ -193,6 +193,12 @@ def _syscall_decoder(sc: P.Syscall) -> Callable[[tuple, Any, int, int], Event]:
     if sc.name in P.LOCAL_END:         # the socket's local end follows the strings
         lines.append(f"    n = {f('slen', sc.slots - 1)}")
         lines.append("    local = parse_sockaddr(data[pos:pos + n]) if n else None")
+    if sc.name in P.REALPATH:          # the opened file's path as the kernel has it
+        if not strings:
+            lines.append(f"    pos = base + {REC.size}")
+        lines.append(f"    n = {f('slen', sc.slots - 1)}")
+        lines.append("    realpath = data[pos:pos + n].decode('utf-8', 'surrogateescape') "
+                     "if n else None")
     if sc.name in P.MAY_CREATE:        # the kernel found the file created by this open
         lines.append(f"    if {f('extra')}:\n"
                      "        args['flags'] = args.get('flags', 0) | O_F_CREATED")
@@ -215,6 +221,9 @@ def _syscall_decoder(sc: P.Syscall) -> Callable[[tuple, Any, int, int], Event]:
     if sc.name in P.CRED_SYSCALLS:      # the capabilities after the call
         lines.append(f"    if {f('ino')} != {_NO_CAPS}:\n"
                      f"        ev.kernel = KernelFacts(cap_effective={f('ino')})")
+    if sc.name in P.REALPATH:
+        lines.append("    if realpath is not None:\n"
+                     "        ev.kernel = KernelFacts(realpath=realpath)")
     if sc.name in P.OPEN_SYSCALLS:      # the file's inode: Falco's `ino` parameter of an open
         lines.append(f"    if {f('ino')}:\n        args['ino'] = {f('ino')}")
         # and its device (register 5, free in every open): Falco's `dev`, old_encode_dev-like

@@ -15,6 +15,12 @@ it; counted), 1 sends it.  In the order the kernel tests:
 
 A substring is searched by a bounded loop over the path (at most :data:`SCAN_MAX` bytes), one
 small function per distinct substring.
+
+The terms beyond Falco's path as written are rendered apart, in ``realpath_wanted(res, flags,
+rplen)``, which the handlers call when ``open_wanted`` keeps an open: a term on ``fd.realpath``
+tests its prefixes on the path the kernel resolved from the opened file (``fd_realpath``, walked
+before, ``rplen`` bytes; one cut short is sent), a ``samefile`` term compares the file's device
+(``s_dev``, major << 20 | minor) and inode numbers with those of the files the rule names.
 """
 
 from __future__ import annotations
@@ -57,6 +63,16 @@ def _by_flags(terms: list[Term]) -> dict[str, list[str]]:
     return {c: sorted(minimal_prefixes(frozenset(ps)) or ()) for c, ps in out.items()}
 
 
+def _groups_c(groups: dict[str, list[str]], indent: str) -> list[str]:
+    """Return 1 when a group's flag tests hold and the path (``p``, ``n``) starts with one of
+    its prefixes."""
+    out = []
+    for flags, prefixes in groups.items():
+        tests = f"\n{indent}    || ".join(_prefix_c(x) for x in prefixes) or "0"
+        out += [f"{indent}if (({flags}) && (\n{indent}    {tests}))", f"{indent}    return 1;"]
+    return out
+
+
 def _substring_bits(terms: list[Term]) -> dict[str, int]:
     """Every substring the terms test -> its bit in the ``want`` mask."""
     subs = sorted({x for t in terms for x in (t.substrings or ())})
@@ -84,12 +100,55 @@ def _term_c(t: Term) -> str:
     return " && ".join(parts)
 
 
+def _realpath_wanted(terms: list[Term]) -> list[str]:
+    """``realpath_wanted``: the terms on ``fd.realpath`` and ``samefile``."""
+    lines = [
+        "// Whether an open may matter to a rule by the file it opened: its path as the kernel",
+        "// resolved it (rplen bytes at RP_PATH in rp_buffer()) or its identity.",
+        "static __always_inline int realpath_wanted(s64 res, u64 flags, u32 rplen)",
+        "{",
+    ]
+    real = [t for t in terms if t.real and t.ids is None]
+    ids = [t for t in terms if t.ids is not None]
+    if real:
+        groups = _by_flags(real)
+        cond = " || ".join(f"({c})" for c in groups)
+        lines += [
+            f"    if (rplen && ({cond})) {{",
+            "        u8 *b = rp_buffer();",
+            "        if (!b)",
+            "            return 1;",
+            "        u8 *p = b + RP_PATH;",
+            "        u32 n = rplen;",
+            "        if (p[0] != '/')",
+            "            return 1;                    // cut short: cannot be judged",
+        ]
+        lines += _groups_c(groups, "        ")
+        lines.append("    }")
+    if ids:
+        cond = " || ".join(f"({_flags_c(t)})" for t in ids)
+        lines += [
+            f"    if (res >= 0 && ({cond})) {{",
+            "        void *inode = fd_inode(res);",
+            "        u32 dev = inode_kdev(inode);",
+            "        u64 ino = inode_ino(inode);",
+        ]
+        for t in ids:
+            same = " || ".join(f"(dev == {major << 20 | minor} && ino == {ino}ULL)"
+                               for major, minor, ino in sorted(t.ids or ())) or "0"
+            lines += [f"        if (({_flags_c(t)}) && ({same}))", "            return 1;"]
+        lines.append("    }")
+    return lines + ["    return 0;", "}", ""]
+
+
 def render(pf: OpenPrefilter | None) -> str:
-    """``#define OPEN_FILTER`` and, with a prefilter, ``open_wanted``."""
+    """``#define OPEN_FILTER`` and, with a prefilter, ``open_wanted`` and
+    ``realpath_wanted``."""
     if pf is None:
         return "#define OPEN_FILTER 0\n"
     flag_only = [t for t in pf.terms if not t.has_path_test]
-    with_path = [t for t in pf.terms if t.has_path_test]
+    by_file = [t for t in pf.terms if t.real or t.ids is not None]
+    with_path = [t for t in pf.terms if t.has_path_test and t not in by_file]
     prefix_only = [t for t in with_path if t.substrings is None]
     with_subs = [t for t in with_path if t.substrings is not None]
     bits = _substring_bits(with_subs)
@@ -99,6 +158,7 @@ def render(pf: OpenPrefilter | None) -> str:
         "#define OPEN_FILTER 1",
         f"#define SCAN_MAX {SCAN_MAX}",
         "",
+        *_realpath_wanted(by_file),
         "// Whether an open may matter to a rule (rendered from the rules: see open_filter.py).",
         "static __always_inline int open_wanted(s64 res, u64 flags, const void *upath)",
         "{",
@@ -124,9 +184,7 @@ def render(pf: OpenPrefilter | None) -> str:
         "    if (n < 1 || p[0] != '/' || n > SCAN_MAX)",
         "        return 1;",
     ]
-    for flags, prefixes in groups.items():
-        tests = "\n        || ".join(_prefix_c(x) for x in prefixes) or "0"
-        lines += [f"    if (({flags}) && (\n        {tests}))", "        return 1;"]
+    lines += _groups_c(groups, "    ")
     # the substrings whose terms' flags and prefixes hold, looked for in the scan below
     lines += ["    u32 want = 0, hits = 0, d = 0;"]
     for t in with_subs:

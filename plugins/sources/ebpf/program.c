@@ -205,7 +205,10 @@ static __always_inline int ring_had_room(int cat, u32 size)
         used = bpf_ringbuf_query(EVT_RING_MAP, BPF_RB_AVAIL_DATA);
         total = bpf_ringbuf_query(EVT_RING_MAP, BPF_RB_RING_SIZE);
     }
-    return used + size + 8 <= total;         // 8: the record's header in the ring
+    // what the record takes (its 8-byte header, the length rounded up to 8), and the kernel
+    // refuses a record that would fill the ring to its last byte (new_prod - cons > mask)
+    u64 need = (size + 8 + 7) & ~7ULL;
+    return used + need < total;
 }
 
 static __always_inline int send(struct rec *r, u32 pos, int cat)
@@ -608,6 +611,157 @@ static __always_inline u32 open_created(s64 fd)
     if (!file)
         return 0;
     return (read_u32_at(file, OFF_FILE_F_MODE) & FMODE_CREATED) != 0;
+#else
+    return 0;
+#endif
+}
+
+// ------------------------------------------------------------------------------------------
+// fd.realpath: the path of the file an fd holds, read from the file itself
+// ------------------------------------------------------------------------------------------
+//
+// What d_path says, computed where bpf_d_path may not be called (a tracepoint): from
+// file->f_path, each dentry's name (d_name) up its parents (d_parent) to the root of its mount,
+// then on from the dentry that mount is mounted on (struct mount, which holds the struct
+// vfsmount f_path.mnt points to: its mnt_parent, mnt_mountpoint), until the process's own root
+// (task->fs->root: a chrooted or containerised process's path as it sees it) or the root of
+// the mount tree.  The path is built from its end, in the first half of a per-CPU buffer, then
+// copied to the start of the second half (RP_PATH) NUL-terminated, where the prefilter and the
+// record read it.  At most RP_DEPTH steps (a component or a mount crossed each) and
+// RP_MAX - 4 bytes: a path deeper or longer is sent as "..." followed by the components that
+// fit, the last ones; it never starts with '/', so no absolute path in a rule matches it.
+#define RP_MAX (PATH_MAX_B < 512 ? 512 : PATH_MAX_B)   // a power of two, >= NAME_MAX + 1
+#define RP_DEPTH 48
+struct rp_buf {
+    u8 b[2 * RP_MAX];
+    u32 start;                               // where the path being built starts in b
+};
+BPF_PERCPU_ARRAY(rp_scratch, struct rp_buf, 1);
+
+// This CPU's realpath buffer; the path is at RP_PATH in it.
+#define RP_PATH RP_MAX
+static __always_inline u8 *rp_buffer(void)
+{
+    int zero = 0;
+    struct rp_buf *rb = rp_scratch.lookup(&zero);
+    return rb ? rb->b : 0;
+}
+
+// Where the path being built starts, kept in the map rather than in a register: read back,
+// it is a value the verifier knows nothing of but its mask, so the states of the walk's
+// iterations do not differ by the lengths written so far (they would: a state for every
+// history of names and mounts crossed, beyond the verifier's budget).
+#define RP_START(rb) (*(volatile u32 *)&(rb)->start)
+
+// An index into the first half of the buffer, masked where the verifier sees it (the compiler
+// drops a mask it can prove useless, the verifier cannot always prove it so).
+static __always_inline u32 rp_at(u32 x)
+{
+    asm volatile("%0 &= %1" : "+r"(x) : "i"(RP_MAX - 1));
+    return x;
+}
+
+// The path of this process's open file `fd`, at RP_PATH in rp_buffer(); its length, 0 when it
+// cannot be read (no BTF, no such fd, a file that is in no directory tree: a pipe, a memfd).
+static __always_inline u32 fd_realpath(s64 fd)
+{
+#if defined(OFF_FILE_F_PATH) && defined(OFF_PATH_MNT) && defined(OFF_PATH_DENTRY) && \
+    defined(OFF_DENTRY_PARENT) && defined(OFF_DENTRY_NAME) && defined(OFF_QSTR_LEN) && \
+    defined(OFF_QSTR_NAME) && defined(OFF_MOUNT_MNT) && defined(OFF_MOUNT_PARENT) && \
+    defined(OFF_MOUNT_MOUNTPOINT) && defined(OFF_VFSMOUNT_ROOT) && defined(OFF_TASK_FS) && \
+    defined(OFF_FS_ROOT)
+    void *file = fd_file(fd);
+    int zero = 0;
+    struct rp_buf *rb = rp_scratch.lookup(&zero);
+    if (!file || !rb)
+        return 0;
+    u8 *b = rb->b;
+    void *fs = read_ptr_at((void *)bpf_get_current_task(), OFF_TASK_FS);
+    void *root_mnt = fs ? read_ptr_at(fs, OFF_FS_ROOT + OFF_PATH_MNT) : 0;
+    void *root_dentry = fs ? read_ptr_at(fs, OFF_FS_ROOT + OFF_PATH_DENTRY) : 0;
+    void *vfsmnt = read_ptr_at(file, OFF_FILE_F_PATH + OFF_PATH_MNT);
+    void *dentry = read_ptr_at(file, OFF_FILE_F_PATH + OFF_PATH_DENTRY);
+    if (!vfsmnt || !dentry)
+        return 0;
+    void *mnt = vfsmnt - OFF_MOUNT_MNT;      // container_of(vfsmnt, struct mount, mnt)
+    void *mnt_root = read_ptr_at(vfsmnt, OFF_VFSMOUNT_ROOT);
+    RP_START(rb) = RP_MAX;                   // the path is b[start, RP_MAX)
+    int done = 0;
+    for (int i = 0; i < RP_DEPTH; i++) {
+        if (dentry == root_dentry && vfsmnt == root_mnt) {
+            done = 1;                        // the process's root
+            break;
+        }
+        if (dentry == mnt_root) {            // the root of its mount: on from its mountpoint
+            void *parent = read_ptr_at(mnt, OFF_MOUNT_PARENT);
+            if (!parent || parent == mnt) {
+                done = 1;                    // the root of the mount tree
+                break;
+            }
+            dentry = read_ptr_at(mnt, OFF_MOUNT_MOUNTPOINT);
+            mnt = parent;
+            vfsmnt = parent + OFF_MOUNT_MNT;
+            mnt_root = read_ptr_at(vfsmnt, OFF_VFSMOUNT_ROOT);
+            continue;
+        }
+        void *up = read_ptr_at(dentry, OFF_DENTRY_PARENT);
+        if (!up || up == dentry) {           // the root of a tree mounted nowhere
+            if (RP_START(rb) == RP_MAX)
+                return 0;
+            done = 1;
+            break;
+        }
+        u32 len = read_u32_at(dentry, OFF_DENTRY_NAME + OFF_QSTR_LEN);
+        void *name = read_ptr_at(dentry, OFF_DENTRY_NAME + OFF_QSTR_NAME);
+        u32 start = RP_START(rb);
+        if (len > 255 || len + 4 > start)    // no room for it, its '/' and a "..."
+            break;
+        start -= len;
+        bpf_probe_read_kernel(b + rp_at(start), len & 0xff, name);
+        start -= 1;
+        b[rp_at(start)] = '/';
+        RP_START(rb) = start;
+        dentry = up;
+    }
+    u32 start = RP_START(rb);
+    if (start < 3 || start > RP_MAX)
+        return 0;
+    if (!done) {                             // cut: start >= 3 is left for the mark
+        start -= 3;
+        b[rp_at(start)] = '.';
+        b[rp_at(start + 1)] = '.';
+        b[rp_at(start + 2)] = '.';
+    } else if (start == RP_MAX) {            // the root itself
+        start -= 1;
+        b[rp_at(start)] = '/';
+    }
+    u32 n = rp_at(RP_MAX - start);
+    bpf_probe_read_kernel(b + RP_PATH, n, b + rp_at(start));
+    b[RP_PATH + rp_at(n)] = 0;
+    return n;
+#else
+    return 0;
+#endif
+}
+
+// Append the realpath fd_realpath() left (`n` bytes, 0: none).
+static __always_inline u32 put_realpath(struct rec *r, u32 pos, int slot, u32 n)
+{
+    u8 *b = rp_buffer();
+    if (!b || !n || pos >= HALF)
+        return pos;
+    n &= RP_MAX - 1;
+    bpf_probe_read_kernel((u8 *)r + (pos & (HALF - 1)), n, b + RP_PATH);
+    r->slen[slot & (STRING_SLOTS - 1)] = n;
+    return pos + n;
+}
+
+// The device of the file system holding an inode as the kernel keeps it (major << 20 | minor).
+static __always_inline u32 inode_kdev(void *inode)
+{
+#if defined(OFF_INODE_SB) && defined(OFF_SB_DEV)
+    void *sb = inode ? read_ptr_at(inode, OFF_INODE_SB) : 0;
+    return sb ? read_u32_at(sb, OFF_SB_DEV) : 0;
 #else
     return 0;
 #endif

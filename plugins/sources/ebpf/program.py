@@ -47,6 +47,12 @@ Arg = tuple[str, str] | None  # (Falco name, kind) or None (not kept); a name st
 #: socket's fd (None: the new fd, the return value).  Decoded into ``KernelFacts.local``.
 LOCAL_END: dict[str, int | None] = {"connect": 0, "accept": None, "accept4": None}
 
+#: Syscalls whose record ends with the path of the file they opened as the kernel has it
+#: (``fd_realpath`` in ``program.c``: walked from the new fd's file in the kernel, not from the
+#: path the caller wrote).  Decoded into ``KernelFacts.realpath``, the fd table's
+#: ``fd.realpath``.
+REALPATH = frozenset({"open", "openat", "openat2", "creat"})
+
 
 @dataclass(frozen=True)
 class Syscall:
@@ -69,8 +75,9 @@ class Syscall:
 
     @property
     def slots(self) -> int:
-        """The string slots its record fills: its strings, then the socket's local end."""
-        return len(self.strings) + (self.name in LOCAL_END)
+        """The string slots its record fills: its strings, then the socket's local end or the
+        file's realpath."""
+        return len(self.strings) + (self.name in LOCAL_END) + (self.name in REALPATH)
 
     def __post_init__(self) -> None:
         where = Location(__file__)
@@ -81,6 +88,8 @@ class Syscall:
             sent = [name for _reg, name, _kind in self.strings]
             if self.name in LOCAL_END:
                 sent.append("the local end")
+            if self.name in REALPATH:
+                sent.append("the realpath")
             raise PluginError(f"syscall {self.name!r} sends {self.slots} strings "
                               f"({', '.join(sent)}), but a record has "
                               f"{record.STRING_SLOTS} string slots", where,
@@ -268,11 +277,14 @@ def _exit_handler(sc: Syscall, prefilter: bool = False, kfunc: str | None = None
     if prefilter and sc.name in PREFILTERED:
         path, flags = PREFILTERED[sc.name]
         lines[8:8] = [
-            f"    if (!open_wanted(ctx->ret, p.a[{flags}], (const void *)p.a[{path}])) {{",
+            f"    if (!open_wanted(ctx->ret, p.a[{flags}], (const void *)p.a[{path}])",
+            f"        && !realpath_wanted(ctx->ret, p.a[{flags}], rplen)) {{",
             "        count(CAT_FILTERED, 0);",
             "        return 0;",
             "    }",
         ]
+    if sc.name in REALPATH:     # walked first: the prefilter may judge it
+        lines[8:8] = ["    u32 rplen = ctx->ret >= 0 ? fd_realpath(ctx->ret) : 0;"]
     lines[8:8] = sock_filter.handler_lines(socket_prefilter, sc.name)
     if sc.name in MAY_CREATE:
         reg = MAY_CREATE[sc.name]
@@ -327,6 +339,8 @@ def _exit_handler(sc: Syscall, prefilter: bool = False, kfunc: str | None = None
             ]
         elif kind == HOW:
             lines.append(f"    pos = put_bytes(r, pos, {slot}, {ptr}, 24);")
+    if sc.name in REALPATH:
+        lines.append(f"    pos = put_realpath(r, pos, {sc.slots - 1}, rplen);")
     if sc.name in LOCAL_END:
         fd = "ctx->ret" if LOCAL_END[sc.name] is None else f"(s64)(int)p.a[{LOCAL_END[sc.name]}]"
         ok = "ctx->ret >= 0" if LOCAL_END[sc.name] is None else \

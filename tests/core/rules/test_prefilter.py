@@ -34,10 +34,20 @@ def rule(cond: str, name: str = "r") -> str:
 def test_the_default_rules_need_writes_creations_and_reads_of_sensitive_files():
     pf = open_prefilter(RuleEngine.load([default_rules_path()], FIELDS))
     assert pf is not None
-    flag_only = {t.needs for t in pf.terms if t.prefixes is None}
+    flag_only = {t.needs for t in pf.terms if not t.has_path_test}
     assert flag_only == {frozenset({OK, WRITE}), frozenset({OK, CREATE})}
     reads = [t for t in pf.terms if t.prefixes is not None]
     assert reads and all(t.needs == {OK, READ} for t in reads)
+    # beyond fd.name: the same paths tested on fd.realpath, and the files by identity
+    assert any(t.real for t in reads) and any(not t.real for t in reads)
+    same = [t for t in pf.terms if t.ids is not None]
+    assert len(same) == 1 and same[0].needs == {OK, READ}
+    shadow = os.stat("/etc/shadow")
+    ident = (os.major(shadow.st_dev), os.minor(shadow.st_dev), shadow.st_ino)
+    assert ident in same[0].ids
+    assert pf.accepts(3, os.O_RDONLY, "/tmp/x", ident=ident)        # a hard link
+    assert pf.accepts(3, os.O_RDONLY, "/tmp/x", realpath="/etc/shadow")   # a symlink
+    assert not pf.accepts(3, os.O_RDONLY, "/tmp/x", realpath="/tmp/x", ident=(1, 2, 3))
     assert "/etc/shadow" in pf.prefixes() and "/etc/pam.d" in pf.prefixes()
     assert not pf.accepts(3, os.O_RDONLY, "/dev/null")
     assert not pf.accepts(-2, os.O_WRONLY, "/etc/passwd")          # failed

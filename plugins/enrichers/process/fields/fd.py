@@ -238,6 +238,24 @@ def _fd_ino(e):
     return f.ino if f is not None and f.ino else None
 
 
+def _fd_realpath(e):
+    f = e.fd
+    return f.realpath if f is not None and f.type in _FILE_TYPES else None
+
+
+def devino(dev: int, ino: int) -> str:
+    """A file's identity as ``fd.devino`` writes it, ``major:minor:inode``, from a device
+    number as ``stat`` (and ``fd.dev``) encode it."""
+    return f"{os.major(dev)}:{os.minor(dev)}:{ino}"
+
+
+def _fd_devino(e):
+    f = e.fd
+    if f is None or not f.dev or not f.ino or f.type not in _FILE_TYPES:
+        return None
+    return devino(f.dev, f.ino)
+
+
 def _fd_types(arg):
     if arg is None:
         def read_all(e):
@@ -334,6 +352,13 @@ FIELDS = (
     Field("fd.dev.major", I, "Major device number holding the file.", _fd_dev_major),
     Field("fd.dev.minor", I, "Minor device number holding the file.", _fd_dev_minor),
     Field("fd.ino", I, "Inode number of the file.", _fd_ino),
+    # beyond Falco: the file itself, whatever path named it
+    Field("fd.realpath", C, "The path of the file as the kernel resolved it from the opened "
+          "file (symbolic links, /proc/PID/root and .. followed; as the process sees it from "
+          "its root); a path cut short is '...' and its last components (syswarden).",
+          _fd_realpath),
+    Field("fd.devino", C, "The identity of the file, major:minor:inode of its device and "
+          "inode; compare it with `samefile` (syswarden).", _fd_devino),
     Field("fd.types", C, "The types of the fds the process has open; fd.types[n] the type of "
           "fd n.", _fd_types, ArgKind.INDEX_OPTIONAL, "[fd]"),
 )

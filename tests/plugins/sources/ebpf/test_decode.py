@@ -49,6 +49,21 @@ def test_openat_merges_enter_args_with_the_result():
     assert ev.kernel is None                 # nothing beyond Falco's arguments
 
 
+def test_an_open_s_realpath_follows_its_strings_into_the_kernel_facts():
+    dec = D.Decoder()
+    regs = ((-100) & 0xFFFFFFFFFFFFFFFF, 0xdead, 0, 0, 0, 0)
+    ev = dec.decode(record(D.KIND_SYSCALL, P.EVT_ID["openat"], 3, regs,
+                           [b"x", b"/etc/shado\xffw"]))
+    assert ev.args["name"] == "x" and ev.kernel.realpath == "/etc/shado\udcffw"
+    how = struct.pack("<QQQ", 0, 0, 0)
+    ev = dec.decode(record(D.KIND_SYSCALL, P.EVT_ID["openat2"], 3, regs,
+                           [b"x", how, b".../d/deep"]))
+    assert ev.kernel.realpath == ".../d/deep" and ev.args["resolve"] == 0
+    ev = dec.decode(record(D.KIND_SYSCALL, P.EVT_ID["creat"], 3, (0xdead, 0o600, 0, 0, 0, 0),
+                           [b"/tmp/made", b"/tmp/made"]))
+    assert ev.kernel.realpath == "/tmp/made"
+
+
 def test_connect_sockaddr_becomes_falco_text_and_a_parsed_tuple():
     dec = D.Decoder()
     sa = sockaddr_in("127.0.0.1", 8080)
