@@ -28,6 +28,7 @@ from typing import Any
 
 from ..syscalls import ENTER_ARGS, EVENTS
 from . import ast
+from . import procnames
 from .globs import Glob
 from .resolved import RCheck, RMacro, RNode, iter_checks
 
@@ -109,11 +110,13 @@ def judgeable(path: str) -> bool:
 @dataclass(frozen=True)
 class Term:
     """Every test in ``needs`` holds; unless ``prefixes`` is None, ``fd.name`` starts with
-    one of ``prefixes``; unless ``substrings`` is None, it contains one of ``substrings``."""
+    one of ``prefixes``; unless ``substrings`` is None, it contains one of ``substrings``;
+    unless ``names`` is None, ``proc.name`` is one of ``names`` (:mod:`.procnames`)."""
 
     needs: frozenset[str] = frozenset()
     prefixes: frozenset[str] | None = None
     substrings: frozenset[str] | None = None
+    names: frozenset[str] | None = None
 
     @property
     def has_path_test(self) -> bool:
@@ -133,11 +136,12 @@ class Term:
             subs = self.substrings if o.substrings is None else o.substrings
         else:
             subs = max(self.substrings, o.substrings, key=_selectivity)
-        return Term(self.needs | o.needs, minimal_prefixes(prefixes), subs)
+        return Term(self.needs | o.needs, minimal_prefixes(prefixes), subs,
+                    procnames.both(self.names, o.names))
 
     def covers(self, o: Term) -> bool:
         """Whether every open ``o`` accepts, this term accepts too."""
-        if not self.needs <= o.needs:
+        if not self.needs <= o.needs or not procnames.covers(self.names, o.names):
             return False
         if self.substrings is not None and (o.substrings is None or not all(
                 any(s in t for s in self.substrings) for t in o.substrings)):
@@ -147,9 +151,13 @@ class Term:
         return o.prefixes is not None and all(any(p.startswith(q) for q in self.prefixes)
                                               for p in o.prefixes)
 
-    def holds(self, res: int, flags: int, path: str, judged: bool) -> bool:
-        """Whether an open passes this term (a path not ``judged`` passes every path test)."""
+    def holds(self, res: int, flags: int, path: str, judged: bool,
+              name: str | None = None) -> bool:
+        """Whether an open passes this term (a path not ``judged`` passes every path test, a
+        process ``name`` not known every name test)."""
         if not all(_FLAG_TESTS[n](res, flags) for n in self.needs):
+            return False
+        if not procnames.allows(self.names, name):
             return False
         if not judged:
             return True
@@ -171,15 +179,17 @@ class OpenPrefilter:
     def prefixes(self) -> list[str]:
         return sorted({p for t in self.terms for p in (t.prefixes or ())})
 
-    def accepts(self, res: int, flags: int, path: str, is_dir: bool = False) -> bool:
+    def accepts(self, res: int, flags: int, path: str, is_dir: bool = False,
+                name: str | None = None) -> bool:
         """Whether an open must be sent (the reference a source's own test implements): a
         term holds of it, with its path judged only when the path is as ``fd.name`` will show
-        it; and an open that returned a directory is always sent (a later ``openat(dirfd,
-        ...)`` or ``fchdir`` is resolved through it)."""
+        it and its process's name only when known (``name``: as the process table has it);
+        and an open that returned a directory is always sent (a later ``openat(dirfd, ...)``
+        or ``fchdir`` is resolved through it)."""
         if res >= 0 and is_dir:
             return True
         judged = judgeable(path)
-        return any(t.holds(res, flags, path, judged) for t in self.terms)
+        return any(t.holds(res, flags, path, judged, name) for t in self.terms)
 
     def describe(self) -> str:
         if not self.terms:
@@ -191,7 +201,7 @@ class OpenPrefilter:
                 s += " under " + ", ".join(sorted(t.prefixes))
             if t.substrings is not None:
                 s += " containing " + ", ".join(repr(x) for x in sorted(t.substrings))
-            parts.append(s)
+            parts.append(s + procnames.describe(t.names))
         return " | ".join(parts)
 
 
@@ -227,7 +237,8 @@ def open_prefilter(engine: Any) -> OpenPrefilter | None:
         return None
     return OpenPrefilter(tuple(sorted(out, key=lambda t: (
         sorted(t.needs), t.prefixes is not None, sorted(t.prefixes or ()),
-        t.substrings is not None, sorted(t.substrings or ())))))
+        t.substrings is not None, sorted(t.substrings or ()),
+        t.names is not None, sorted(t.names or ())))))
 
 
 def _fd_reader(engine: Any) -> str | None:
@@ -295,6 +306,9 @@ def _abstract(node: RNode, memo: dict[int, Terms]) -> Terms:
 
 def _check(c: RCheck) -> Terms:
     """One comparison as terms; None when it says nothing the kernel can test."""
+    names = procnames.name_set(c)
+    if names is not None:
+        return [Term(names=names)]
     name, op, const = c.field.name, c.op, c.const
     if c.field.key == "evt.arg.flags" and op == "contains" and const in _FLAG_NAMES:
         return [Term(frozenset({_FLAG_NAMES[const]}))]

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..syscalls import SOCKET_FAMILIES, SOCKET_TYPE_PROTOCOLS
-from . import ast
+from . import ast, procnames
 from .prefilter import reads_a_descriptor
 from .resolved import RCheck, RMacro, RNode, iter_checks
 
@@ -100,67 +100,124 @@ def socket_classes(family: int, stype: int | None = None) -> frozenset[str]:
     return frozenset({TCP if stype in TCP_TYPES else NOT_TCP})
 
 
+#: Per name set, the classes sent for a process of one of those names.
+Named = tuple[tuple[frozenset[str], frozenset[str]], ...]
+
+
 @dataclass(frozen=True)
 class SocketPrefilter:
-    """Per socket syscall, the classes a rule can match; a syscall not listed: every one."""
+    """Per socket syscall, the classes a rule can match whatever the process's name
+    (``wanted``), and (``named``) the classes it can match for a process of some names
+    (``proc.name``, see :mod:`.procnames`); a syscall not in ``wanted``: every event."""
 
     wanted: tuple[tuple[str, frozenset[str]], ...]
+    named: tuple[tuple[str, Named], ...] = ()
 
     def classes(self, evt_type: str) -> frozenset[str] | None:
-        """The classes ``evt_type``'s events are sent for; None: all (not filtered)."""
-        return dict(self.wanted).get(evt_type)
+        """The classes ``evt_type``'s events may be sent for (by some name); None: all."""
+        classes = dict(self.wanted).get(evt_type)
+        if classes is None:
+            return None
+        for _names, more in self.named_of(evt_type):
+            classes |= more
+        return None if classes == CLASSES and self.named_of(evt_type) else classes
+
+    def named_of(self, evt_type: str) -> Named:
+        return dict(self.named).get(evt_type, ())
 
     def accepts(self, evt_type: str, family: int | None, stype: int | None = None,
-                addressed: bool = False) -> bool:
+                addressed: bool = False, name: str | None = None) -> bool:
         """Whether an event must be sent (the reference a source's own test implements): its
         syscall is not filtered, its family could not be read (``None``: not a socket, or
-        no offsets), its class (by family and type) is wanted, or it is a ``sendto`` or
-        ``sendmsg`` naming a destination, or a receive that returned an address
+        no offsets), its class (by family and type) is wanted (for any process, or for its
+        process's ``name`` as the process table has it; None: not known, any), or it is a
+        ``sendto`` or ``sendmsg`` naming a destination, or a receive that returned an address
         (``addressed``), on a TCP socket."""
-        classes = self.classes(evt_type)
+        classes = dict(self.wanted).get(evt_type)
         if classes is None or family is None:
             return True
         mine = socket_classes(family, stype)
         if addressed and evt_type in ADDRESSED and TCP in mine:
             return True
-        return bool(mine & classes)
+        return bool(mine & classes) or any(
+            mine & more and procnames.allows(names, name)
+            for names, more in self.named_of(evt_type))
 
     def describe(self) -> str:
         if not self.wanted:
             return "every family"
-        return "; ".join(f"{t}: {', '.join(sorted(c)) or 'none'}" for t, c in self.wanted)
+        return "; ".join(f"{t}: {', '.join(sorted(c)) or 'none'}" + "".join(
+            f"; {', '.join(sorted(more))}{procnames.describe(names)}"
+            for names, more in self.named_of(t)) for t, c in self.wanted)
 
     @staticmethod
     def union(prefilters: list[SocketPrefilter]) -> SocketPrefilter:
         """What any of ``prefilters`` wants."""
         out: dict[str, frozenset[str]] | None = None
+        named: dict[str, dict[frozenset[str], frozenset[str]]] = {}
         for pf in prefilters:
             mine = dict(pf.wanted)
             out = mine if out is None else \
                 {t: c | mine[t] for t, c in out.items() if t in mine}
-        return _make(out or {})
+            for t, terms in pf.named:
+                for names, more in terms:
+                    by = named.setdefault(t, {})
+                    by[names] = by.get(names, frozenset()) | more
+        return _make(out or {}, named)
 
 
-def _make(wanted: dict[str, frozenset[str]]) -> SocketPrefilter:
-    return SocketPrefilter(tuple(sorted((t, c) for t, c in wanted.items() if c != CLASSES)))
+def _make(wanted: dict[str, frozenset[str]],
+          named: dict[str, dict[frozenset[str], frozenset[str]]] | None = None
+          ) -> SocketPrefilter:
+    """Without the syscalls every class of which is wanted whatever the name, and the named
+    terms whose classes are wanted whatever the name."""
+    kept = {t: c for t, c in wanted.items() if c != CLASSES}
+    terms = {t: tuple(sorted(((n, more) for n, more in (named or {}).get(t, {}).items()
+                              if not more <= kept[t]), key=lambda x: (sorted(x[0]), sorted(x[1]))))
+             for t in kept}
+    return SocketPrefilter(tuple(sorted(kept.items())),
+                           tuple(sorted((t, n) for t, n in terms.items() if n)))
 
 
 def socket_prefilter(engine: Any) -> SocketPrefilter | None:
     """The prefilter of a :class:`~.engine.RuleEngine`'s active rules, or None (send all)."""
     state = _state_classes(engine)
     wanted: dict[str, frozenset[str]] = {}
+    named: dict[str, dict[frozenset[str], frozenset[str]]] = {}
     for t in SOCKET_SYSCALLS:
-        classes = _closed(_of_rules(engine, t, t))
+        classes, by_names = _of_rules_by_name(engine, t)
         if t in TEACHERS:
             taught = state - {TCP} if state is not None and t in MESSAGES else state
             classes = _closed(_or(classes, taught))
         if classes is not None:
             wanted[t] = classes
-    pf = _make(wanted)
+            named[t] = by_names
+    pf = _make(wanted, named)
     if not pf.wanted:
         log.info("socket syscalls are not filtered at the source: rules can match any family")
         return None
     return pf
+
+
+def _of_rules_by_name(engine: Any, evt_type: str
+                      ) -> tuple[Classes, dict[frozenset[str], frozenset[str]]]:
+    """The classes ``evt_type``'s rules can match whatever the name (None: all), and per
+    name set the classes the rules that test the name can match."""
+    out: Classes = frozenset()
+    by_names: dict[frozenset[str], frozenset[str]] = {}
+    memo: dict[int, Classes] = {}
+    names_memo: dict[int, procnames.Names] = {}
+    for _rule, node in engine.conditions_for(evt_type):
+        classes = _closed(_abstract(node, evt_type, memo))
+        names = procnames.condition_names(node, names_memo)
+        if names is None:
+            out = _or(out, classes)
+            if out is None:
+                return None, {}
+        else:
+            by_names[names] = by_names.get(names, frozenset()) | (
+                CLASSES if classes is None else classes)
+    return _closed(out), by_names
 
 
 def _of_rules(engine: Any, evt_type: str | None, arg_type: str | None,

@@ -132,7 +132,9 @@ def syswarden_make_sources(ctx: Any):
     cfg["syscall_event_drops"] = ctx.section(DROPS)
     return EbpfSource(cfg, ctx.event_types, ctx.agent_pid, ctx.metrics,
                       alert=ctx.emit_alert, open_prefilter=ctx.open_prefilter,
-                      socket_prefilter=ctx.socket_prefilter)
+                      socket_prefilter=ctx.socket_prefilter,
+                      # read once attached: the process enricher is built after the source
+                      process_names=lambda: ctx.process_names() if ctx.process_names else [])
 
 
 @hookimpl

@@ -22,6 +22,8 @@ from __future__ import annotations
 from syswarden.core.rules.prefilter import (CREATE, MAX_SUBSTRINGS, OK, READ, TRUNC, WRITE,
                                              OpenPrefilter, Term, minimal_prefixes)
 
+from . import name_filter
+
 #: Bytes of a path checked for ``//``, ``/./`` and ``/../``; a longer path is sent unjudged.
 SCAN_MAX = 256
 
@@ -34,8 +36,12 @@ _FLAG_C = {
 }
 
 
-def _flags_c(t: Term) -> str:
-    return " && ".join(_FLAG_C[n] for n in sorted(t.needs)) or "1"
+def _flags_c(t: Term, bits: dict[frozenset[str], int]) -> str:
+    """A term's flag tests and (when its name set has a bit) its name test, as C."""
+    tests = [_FLAG_C[n] for n in sorted(t.needs)]
+    if t.names is not None and t.names in bits:
+        tests.append(name_filter.test_c(bits[t.names]))
+    return " && ".join(tests) or "1"
 
 
 def _char_c(b: int) -> str:
@@ -49,11 +55,11 @@ def _prefix_c(prefix: str) -> str:
     return "(" + " && ".join(tests) + ")"   # p[0] == '/' was tested first
 
 
-def _by_flags(terms: list[Term]) -> dict[str, list[str]]:
-    """The prefix-only terms' prefixes grouped by their flag tests (as C)."""
+def _by_flags(terms: list[Term], bits: dict[frozenset[str], int]) -> dict[str, list[str]]:
+    """The prefix-only terms' prefixes grouped by their flag (and name) tests (as C)."""
     out: dict[str, set[str]] = {}
     for t in terms:
-        out.setdefault(_flags_c(t), set()).update(t.prefixes or ())
+        out.setdefault(_flags_c(t, bits), set()).update(t.prefixes or ())
     return {c: sorted(minimal_prefixes(frozenset(ps)) or ()) for c, ps in out.items()}
 
 
@@ -76,16 +82,18 @@ def _substring_c(sub: str, bit: int) -> list[str]:
             f"        hits |= ((d - 1) >> 31) * {bit:#x};"]
 
 
-def _term_c(t: Term) -> str:
-    """A term's flag and prefix tests as C."""
-    parts = [_flags_c(t)]
+def _term_c(t: Term, bits: dict[frozenset[str], int]) -> str:
+    """A term's flag, name and prefix tests as C."""
+    parts = [_flags_c(t, bits)]
     if t.prefixes is not None:
         parts.append("(" + (" || ".join(_prefix_c(x) for x in sorted(t.prefixes)) or "0") + ")")
     return " && ".join(parts)
 
 
-def render(pf: OpenPrefilter | None) -> str:
-    """``#define OPEN_FILTER`` and, with a prefilter, ``open_wanted``."""
+def render(pf: OpenPrefilter | None, names: dict[frozenset[str], int] | None = None) -> str:
+    """``#define OPEN_FILTER`` and, with a prefilter, ``open_wanted``.  ``names``: the bit of
+    each name set in ``name_bits()`` (:mod:`.name_filter`; a set without one is not tested)."""
+    names = names or {}
     if pf is None:
         return "#define OPEN_FILTER 0\n"
     flag_only = [t for t in pf.terms if not t.has_path_test]
@@ -103,15 +111,18 @@ def render(pf: OpenPrefilter | None) -> str:
         "static __always_inline int open_wanted(s64 res, u64 flags, const void *upath)",
         "{",
     ]
+    if any(t.names in names for t in pf.terms):
+        lines.append("    u64 nbits = name_bits();")
     if flag_only:
-        cond = " || ".join(f"({_flags_c(t)})" for t in flag_only)
+        cond = " || ".join(f"({_flags_c(t, names)})" for t in flag_only)
         lines += [f"    if ({cond})", "        return 1;"]
     lines += ["    if (res >= 0 && fd_is_dir(res))", "        return 1;"]
     if not with_path:
         lines += ["    return 0;", "}", ""]
         return "\n".join(lines)
-    groups = _by_flags(prefix_only)
-    cond = " || ".join(f"({c})" for c in {**groups, **{_flags_c(t): [] for t in with_subs}})
+    groups = _by_flags(prefix_only, names)
+    cond = " || ".join(f"({c})" for c in {**groups, **{_flags_c(t, names): []
+                                                        for t in with_subs}})
     lines += [
         f"    if (!({cond}))",
         "        return 0;",
@@ -131,7 +142,7 @@ def render(pf: OpenPrefilter | None) -> str:
     lines += ["    u32 want = 0, hits = 0, d = 0;"]
     for t in with_subs:
         mask = sum(bits[x] for x in t.substrings or ())
-        lines += [f"    if ({_term_c(t)})", f"        want |= {mask:#x};"]
+        lines += [f"    if ({_term_c(t, names)})", f"        want |= {mask:#x};"]
     # One scan, the last thing the function does: a path to normalise (//, a . or ..
     # component; a dot file such as /.ssh is fine) is sent, so is one holding a wanted
     # substring.  What keeps it within the verifier's budget (a million instructions, which a

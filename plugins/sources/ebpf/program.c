@@ -209,7 +209,8 @@ static __always_inline int ring_had_room(int cat, u32 size)
     return used + size + 8 <= total;         // 8: the record's header in the ring
 }
 
-static __always_inline int send(struct rec *r, u32 pos, int cat)
+// Send a record: 0 when it is in the ring, else not 0 (counted as dropped).
+static __always_inline int send_err(struct rec *r, u32 pos, int cat)
 {
     u32 size = pos & (2 * HALF - 1);
     if (size < REC_HDR)
@@ -240,6 +241,12 @@ static __always_inline int send(struct rec *r, u32 pos, int cat)
         if (ring_had_room(cat, size))
             count(CAT_ROOM, 0);
     }
+    return err;
+}
+
+static __always_inline int send(struct rec *r, u32 pos, int cat)
+{
+    send_err(r, pos, cat);
     return 0;
 }
 
@@ -833,6 +840,9 @@ static __always_inline void fill_exec_tail(struct exec_tail *t)
 }
 
 // The rules' open prefilter, rendered by open_filter.py (OPEN_FILTER 0: every open is sent).
+// Process names in the kernel, rendered by name_filter.py.
+@NAME_FILTER@
+
 @OPEN_FILTER@
 
 // The rules' socket prefilter, rendered by sock_filter.py (SOCK_FILTER 0: every family sent).
@@ -845,7 +855,7 @@ static __always_inline int send_exec(u64 id, u32 stash_tid, s64 res, u16 kind,
     struct exec_stash *s = execs.lookup(&stash_tid);
     struct rec *r = new_rec(id, kind, 0, res);
     if (!r)
-        return 0;
+        return -1;
     r->extra = old_pid;
     u8 *buf = (u8 *)r;
     struct exec_tail *t = (struct exec_tail *)(buf + REC_HDR);
@@ -886,7 +896,7 @@ static __always_inline int send_exec(u64 id, u32 stash_tid, s64 res, u16 kind,
     r->a[5] = (u64)current_tty() | ((u64)current_loginuid() << 32);
     // a[3] (envp, not decoded): the pid in the process's own pid namespace
     r->a[3] = current_vpid();
-    return send(r, pos, CAT_PROC);
+    return send_err(r, pos, CAT_PROC);
 }
 
 int sw_sched_exec(void *ctx)
@@ -896,7 +906,9 @@ int sw_sched_exec(void *ctx)
         return 0;
     const void *fname = ctx + (TP_FIELD(ctx, u32, TP_EXEC_FILENAME) & 0xffff);  // __data_loc
     int old_pid = TP_FIELD(ctx, int, TP_EXEC_OLD_PID);
-    return send_exec(id, (u32)old_pid, 0, KIND_EXEC, fname, old_pid);
+    int err = send_exec(id, (u32)old_pid, 0, KIND_EXEC, fname, old_pid);
+    names_exec(id >> 32, err);
+    return 0;
 }
 
 // A failed exec: its stash is still there (a successful one was sent by sw_sched_exec).
@@ -910,7 +922,8 @@ static __always_inline int do_exit_exec(s64 ret)
         execs.delete(&tid);
         return 0;
     }
-    return send_exec(id, tid, ret, KIND_EXEC_FAIL, 0, 0);
+    send_exec(id, tid, ret, KIND_EXEC_FAIL, 0, 0);
+    return 0;
 }
 
 int sw_exit_exec(struct sys_exit_ctx *ctx)
@@ -960,7 +973,12 @@ int sw_sched_fork(void *ctx)
     bpf_get_current_comm(buf + pos, 16);
     r->slen[0] = 16;
     pos += 16;
-    return send(r, pos, CAT_PROC);
+    // a new thread (CLONE_THREAD in clone's or clone3's flags) is no process of its own
+    u64 cflags = r->evt == NR_CLONE3 ? r->a[1] : r->evt == NR_CLONE ? r->a[0] : 0;
+    int err = send_err(r, pos, CAT_PROC);
+    if (!(cflags & 0x10000))
+        names_fork(id >> 32, (u32)child, err);
+    return 0;
 }
 
 // Whether the exiting thread is its process's last, where sched_process_exit does not say
@@ -985,14 +1003,19 @@ int sw_sched_exit(void *ctx)
     if (p && p->tid == tid)
         p->tid = 0;
     execs.delete(&tid);
+#ifdef TP_EXIT_GROUP_DEAD
+    u32 dead = TP_FIELD(ctx, u8, TP_EXIT_GROUP_DEAD);
+#else
+    u32 dead = current_group_dead(id);
+#endif
+    if (dead) {
+        u32 tgid = id >> 32;
+        proc_names.delete(&tgid);
+    }
     struct rec *r = new_rec(id, KIND_EXIT, 0, 0);
     if (!r)
         return 0;
-#ifdef TP_EXIT_GROUP_DEAD
-    r->extra = TP_FIELD(ctx, u8, TP_EXIT_GROUP_DEAD);
-#else
-    r->extra = current_group_dead(id);
-#endif
+    r->extra = dead;
     return send(r, REC_HDR, CAT_PROC);
 }
 

@@ -26,7 +26,7 @@ from syswarden.core.errors import Location, PluginError
 from syswarden.core.rules.prefilter import OpenPrefilter
 from syswarden.core.rules.sockfilter import SocketPrefilter
 
-from . import loader, open_filter, record, sock_filter, tracefs
+from . import loader, name_filter, open_filter, record, sock_filter, tracefs
 
 # Argument kinds: how the kernel side reads an argument and the decoder turns it into a value.
 FD = "fd"          # signed 32-bit (fds, dirfds, pids)
@@ -246,10 +246,12 @@ def needed_syscalls(event_types: Iterable[str] | None) -> list[str]:
 
 
 def _exit_handler(sc: Syscall, prefilter: bool = False, kfunc: str | None = None,
-                  socket_prefilter: SocketPrefilter | None = None) -> str:
+                  socket_prefilter: SocketPrefilter | None = None,
+                  names: dict[frozenset[str], int] | None = None) -> str:
     """``do_exit_<name>``, and its entry point: the tracepoint program ``sw_exit_<name>``, or
     with ``kfunc`` an fexit program on that function.  ``prefilter``: the open prefilter is
-    rendered; ``socket_prefilter``: the rules' (see :mod:`.sock_filter`)."""
+    rendered; ``socket_prefilter``: the rules' (see :mod:`.sock_filter`); ``names``: the bits
+    of the name sets they test (:mod:`.name_filter`)."""
     lines = [
         f"static __always_inline int do_exit_{sc.name}(struct sys_exit_ctx *ctx)",
         "{",
@@ -273,7 +275,7 @@ def _exit_handler(sc: Syscall, prefilter: bool = False, kfunc: str | None = None
             "        return 0;",
             "    }",
         ]
-    lines[8:8] = sock_filter.handler_lines(socket_prefilter, sc.name)
+    lines[8:8] = sock_filter.handler_lines(socket_prefilter, sc.name, names)
     if sc.name in MAY_CREATE:
         reg = MAY_CREATE[sc.name]
         test = "1" if reg is None else f"(p.a[{reg}] & O_CREAT_BIT)"
@@ -464,8 +466,9 @@ def render_program(event_types: Iterable[str] | None, config: dict[str, Any] | N
     cfg = {**DEFAULTS, **config}
     names = needed_syscalls(event_types)
     on = open_prefilter is not None
+    bits = name_bits(open_prefilter, socket_prefilter)
     handlers = "\n".join(_exit_handler(BY_NAME[n], on, kfunc_of(BY_NAME[n], cfg),
-                                       socket_prefilter)
+                                       socket_prefilter, bits)
                          for n in names if n not in FORK_SYSCALLS)
     handlers += "\n" + _exec_kfuncs(cfg)
     handlers += "\n" + _raw_handlers(raw_syscalls(event_types, cfg))
@@ -486,7 +489,8 @@ def render_program(event_types: Iterable[str] | None, config: dict[str, Any] | N
         "TP_OFFSETS": "\n".join(f"#define {k} {int(v)}" for k, v in sorted(tp_offsets.items())),
         "ATTACH": "fexit programs on the syscalls' kernel functions" if fentry_mode(cfg)
                   else "tracepoints",
-        "OPEN_FILTER": open_filter.render(open_prefilter),
+        "NAME_FILTER": name_filter.render(),
+        "OPEN_FILTER": open_filter.render(open_prefilter, bits),
         "SOCK_FILTER": sock_filter.render(socket_prefilter),
         "EXIT_HANDLERS": handlers,
         "BTF_OFFSETS": "\n".join(f"#define {k} {int(v)}"
@@ -496,6 +500,16 @@ def render_program(event_types: Iterable[str] | None, config: dict[str, Any] | N
     for key, value in subst.items():
         text = text.replace(f"@{key}@", value)
     return text
+
+
+def name_bits(open_prefilter: OpenPrefilter | None,
+              socket_prefilter: SocketPrefilter | None) -> dict[frozenset[str], int]:
+    """The bit of each process name set the prefilters test (the kernel's ``rule_names`` holds
+    each name's bits, :func:`.name_filter.name_table`)."""
+    return name_filter.bits_of(
+        (t.names for t in (open_prefilter.terms if open_prefilter else ())),
+        (names for _t, terms in (socket_prefilter.named if socket_prefilter else ())
+         for names, _classes in terms))
 
 
 def task_regs(cfg: dict[str, Any]) -> bool:

@@ -66,9 +66,12 @@ def test_paths_no_clean_path_can_satisfy_still_pass_paths_the_kernel_cannot_judg
 
 
 @pytest.mark.parametrize("cond, why", [
-    ("evt.type = openat and proc.name = cat", "can match any openat"),
+    # a name test the kernel cannot make (a prefix, the parent's name, a negation)
+    ("evt.type = openat and proc.name startswith ca", "can match any openat"),
+    ("evt.type = openat and proc.pname = cat", "can match any openat"),
+    ("evt.type = openat and not proc.name = cat", "can match any openat"),
     ("evt.type = openat and not fd.name startswith /tmp", "can match any openat"),
-    ("evt.type = openat and (fd.name startswith /etc or proc.name = cat)", "any openat"),
+    ("evt.type = openat and (fd.name startswith /etc or proc.name != cat)", "any openat"),
     ("evt.type = openat and toupper(fd.name) startswith /ETC", "any openat"),
     ("evt.type = fchmod and fd.name = /etc/passwd", "reads fd.name on fchmod"),
     ("proc.name = cat and fd.name = /etc/passwd", "reads fd.name on events of any type"),
@@ -86,6 +89,30 @@ def test_a_rule_that_needs_every_open_turns_the_prefilter_off(tmp_path, caplog, 
     caplog.set_level("INFO", "syswarden.rules")
     assert open_prefilter(engine(tmp_path, rule(cond))) is None
     assert why in caplog.text
+
+
+def test_a_process_name_test_is_a_term_of_its_own(tmp_path):
+    """``proc.name = X`` / ``in (...)`` is kept as a name set (once needing every open):
+    intersected with the flags and paths it is conjoined with, and tested on the name as
+    the process table has it (a name not known passes)."""
+    pf = open_prefilter(engine(tmp_path, rule(
+        "evt.type = openat and evt.is_open_read = true and proc.name in (tar, cat)")
+        + rule("evt.type = openat and (fd.name startswith /etc or proc.name = cat)", "b")
+        + rule("evt.type = openat and proc.name = gzip and proc.name in (tar, gzip)", "c")))
+    assert pf is not None and set(pf.terms) == {
+        Term(frozenset({READ}), names=frozenset({"tar", "cat"})),
+        Term(frozenset(), frozenset({"/etc"})),
+        Term(names=frozenset({"cat"})),
+        Term(names=frozenset({"gzip"}))}
+    assert pf.accepts(3, 0, "/tmp/x", name="tar") and pf.accepts(3, 1, "/tmp/x", name="cat")
+    assert not pf.accepts(3, 1, "/tmp/x", name="tar")           # written: not rule a
+    assert not pf.accepts(3, 0, "/tmp/x", name="nginx")
+    assert pf.accepts(3, 0, "/tmp/x") and pf.accepts(3, 0, "/etc/x", name="nginx")
+    # a comm holds 15 bytes: a longer name is compared by its first 15
+    long = open_prefilter(engine(tmp_path, rule(
+        "evt.type = openat and proc.name = containerd-shim-runc-v2")))
+    assert long is not None and long.accepts(3, 0, "/x", name="containerd-shim")
+    assert not long.accepts(3, 0, "/x", name="containerd")
 
 
 def test_socket_fields_on_fds_of_other_calls_need_no_open(tmp_path):

@@ -115,15 +115,47 @@ def test_a_directory_fd_is_no_socket(tmp_path):
 @pytest.mark.parametrize("cond", [
     "evt.type = close and fd.name startswith /root",     # a socket's fd.name is read too
     "proc.name = nc and fd.name contains x",              # any type: sockets' included
-    "evt.type = sendto and proc.name = nc",
+    "evt.type = sendto and proc.name startswith nc",     # no name set: any name
 ])
 def test_a_rule_that_needs_every_family_turns_the_prefilter_off(tmp_path, caplog, cond):
     caplog.set_level("INFO", "syswarden.rules")
     eng = engine(tmp_path, rule(cond) + rule("evt.type in (sendto, connect, socket, accept, "
                                              "accept4, bind, sendmsg, recvfrom, recvmsg, "
-                                             "listen) and proc.name = x", "all"))
+                                             "listen) and proc.name startswith x", "all"))
     assert socket_prefilter(eng) is None
     assert "not filtered" in caplog.text
+
+
+def test_a_rule_that_tests_the_process_name_wants_its_classes_for_those_names(tmp_path):
+    """Per syscall, the classes any process's events are sent for, and those sent only for
+    some names (``proc.name = X``, ``in``); a named term the unnamed classes cover is left
+    out; the fd table's teachers are sent for every name."""
+    pf = socket_prefilter(engine(tmp_path, rule(
+        "evt.type = sendto and proc.name in (psql, nc)", "any-family")
+        + rule("evt.type = sendto and fd.typechar = u", "unix")          # and teaches UNIX
+        + rule("evt.type = socket and evt.arg.domain = AF_INET and proc.name = dig", "ip")
+        + rule("evt.type = socket and evt.arg.domain = AF_UNIX and proc.name = nc", "covered")))
+    assert pf is not None
+    assert dict(pf.wanted)["sendto"] == {UNIX}
+    assert pf.named_of("sendto") == ((frozenset({"psql", "nc"}), CLASSES),)
+    assert pf.classes("sendto") is None                      # every class, by some name
+    assert dict(pf.wanted)["socket"] == {UNIX}
+    assert pf.named_of("socket") == ((frozenset({"dig"}), IP_CLASSES),)
+    assert pf.classes("socket") is None                      # UNIX, and IP by dig
+    udp = (socket.AF_INET, socket.SOCK_DGRAM)
+    assert pf.accepts("sendto", *udp, name="nc") and pf.accepts("sendto", *udp)
+    assert not pf.accepts("sendto", *udp, name="nginx")
+    assert pf.accepts("sendto", socket.AF_UNIX, socket.SOCK_DGRAM, name="nginx")
+    assert pf.accepts("socket", *udp, name="dig")
+    assert not pf.accepts("socket", *udp, name="nc")
+    assert "socket: unix; ip-not-tcp, other, tcp by dig" in pf.describe()
+    # a reader of the fd table on any process: its teachers are sent whatever the name
+    taught = socket_prefilter(engine(tmp_path, rule(
+        "evt.type = socket and proc.name = curl and evt.arg.domain = AF_INET6")
+        + rule("evt.type = close and fd.l4proto = udp", "reader")))
+    assert taught is not None and dict(taught.wanted)["socket"] == {NOT_TCP, OTHER}
+    assert taught.named_of("socket") == ((frozenset({"curl"}), IP_CLASSES),)
+    assert SocketPrefilter.union([pf, taught]).named_of("sendto") == pf.named_of("sendto")
 
 
 def test_falcos_rules_want_ip_sockets_only(compat):
