@@ -30,12 +30,15 @@ The fd table learns from these events (a socket's family from ``socket``, its en
 what it learned.  So every class some rule reads ``fd.*`` of (other than ``fd.num``) on an
 event that uses an existing descriptor (:data:`READERS`, ``close``, ``dup``...: not a
 ``dirfd``, which a socket cannot be in a call that succeeds) is also sent by the syscalls that
-teach the table (:data:`TEACHERS`), whatever their own rules say.  A TCP socket's messages
-teach it nothing (its ends come from ``connect``/``accept``; a receive on it returns no
-address), unless a ``sendto``/``sendmsg`` names a destination (TCP Fast Open, which connects)
-or a receive returns an address (an SCTP socket, which the table counts as ``tcp`` too by its
+teach the table (:data:`TEACHERS`), whatever their own rules say; a rule reading only what its
+event sets itself (:data:`OWN_FIELDS`: a connect's server end and type) needs only the teachers
+of the classes whose event may not say it (:data:`NOT_READ`).  A TCP socket's messages teach
+it nothing (its ends come from ``connect``/``accept``; a receive on it returns no address),
+unless a ``sendto``/``sendmsg`` names a destination (TCP Fast Open, which connects) or a
+receive returns an address (an SCTP socket, which the table counts as ``tcp`` too by its
 type): those are always sent (:data:`ADDRESSED`), the others keep the TCP class of the table's
-readers out of :data:`MESSAGES`.
+readers out of :data:`MESSAGES`; nor do a UNIX socket's (the table keeps no UNIX address of a
+message).
 """
 
 from __future__ import annotations
@@ -70,6 +73,22 @@ MESSAGES = frozenset({"sendto", "sendmsg", "recvfrom", "recvmsg"})
 #: Calls that may name a destination or return a source: on a TCP socket, one that does is
 #: always sent.
 ADDRESSED = frozenset({"sendto", "sendmsg", "recvfrom", "recvmsg"})
+#: Per reader, the ``fd.*`` fields its own event sets, whatever the fd table knew of the
+#: descriptor before: a rule reading only these on it needs no teacher of the IP classes.
+#: ``connect``'s: the server end and its derivations, the fd's type and role, from its address
+#: (where the address is none the decoder reads, ``AF_UNSPEC``..., the source gives an IP
+#: socket's peer as the kernel has it, a UNIX socket's family alone; the client end, the
+#: protocol, the family are the table's: the socket call's, a failed connect's earlier ones).
+#: A connect on another socket to an address not read takes its type from the table, which
+#: shows a socket it does not know as ``ipv4``: such a rule still needs the teachers of
+#: :data:`NOT_READ` (:data:`OTHER`).
+OWN_FIELDS: dict[str, frozenset[str]] = {
+    "connect": frozenset({
+        "fd.num", "fd.sip", "fd.sport", "fd.rip", "fd.rport", "fd.snet", "fd.rnet",
+        "fd.sip.name", "fd.rip.name", "fd.sproto", "fd.rproto", "fd.type", "fd.typechar",
+        "fd.is_server"}),
+}
+NOT_READ = frozenset({"other"})
 
 _IP_FAMILIES = (2, 10)                                      # AF_INET, AF_INET6
 #: Socket types the fd table shows as ``fd.l4proto = tcp`` (SOCK_STREAM, SOCK_SEQPACKET).
@@ -187,7 +206,7 @@ def socket_prefilter(engine: Any) -> SocketPrefilter | None:
     for t in SOCKET_SYSCALLS:
         classes, by_names = _of_rules_by_name(engine, t)
         if t in TEACHERS:
-            taught = state - {TCP} if state is not None and t in MESSAGES else state
+            taught = state - {TCP, UNIX} if state is not None and t in MESSAGES else state
             classes = _closed(_or(classes, taught))
         if classes is not None:
             wanted[t] = classes
@@ -225,8 +244,17 @@ def _of_rules(engine: Any, evt_type: str | None, arg_type: str | None,
     out: Classes = frozenset()
     memo: dict[int, Classes] = {}
     for _rule, node in engine.conditions_for(evt_type):
-        if fd_readers_only and not _reads_fd_state(node):
-            continue
+        if fd_readers_only:
+            reads = _fd_reads(node)
+            if not reads:
+                continue
+            if reads <= OWN_FIELDS.get(evt_type or "", frozenset()):
+                # its event's own, but for a socket of NOT_READ's to an address not read,
+                # whose type the table shows as ipv4 when it does not know the socket
+                own = _abstract(node, arg_type, memo)
+                if own is None or own & (IP | NOT_READ):
+                    out = _or(out, NOT_READ)
+                continue
         out = _or(out, _abstract(node, arg_type, memo))
         if out is None:
             return None
@@ -247,12 +275,10 @@ def _state_classes(engine: Any) -> Classes:
     return out
 
 
-def _reads_fd_state(node: RNode) -> bool:
-    for check in iter_checks(node):
-        for f in (check.field, check.rhs):
-            if f is not None and any(n.startswith("fd.") and n != "fd.num" for n in f.reads):
-                return True
-    return False
+def _fd_reads(node: RNode) -> set[str]:
+    """The ``fd.*`` fields a condition reads, but ``fd.num`` (the event's own argument)."""
+    return {n for check in iter_checks(node) for f in (check.field, check.rhs) if f is not None
+            for n in f.reads if n.startswith("fd.") and n != "fd.num"}
 
 
 def _or(a: Classes, b: Classes) -> Classes:

@@ -621,6 +621,16 @@ static __always_inline u32 open_created(s64 fd)
 #endif
 }
 
+// Whether the decoder reads the sockaddr at user address `addr` (`len` bytes): AF_INET of 8
+// bytes or more, AF_INET6 of 24, AF_UNIX, no longer than the kernel takes (128).
+static __always_inline int sockaddr_known(u64 addr, u32 len)
+{
+    u16 fam = 0;
+    if (!addr || len < 2 || len > 128 || bpf_probe_read_user(&fam, sizeof(fam), (void *)addr))
+        return 0;
+    return (fam == 2 && len >= 8) || (fam == 10 && len >= 24) || fam == 1;
+}
+
 // Append one end of the IP socket `fd` as a struct sockaddr_in/in6: its local end (what
 // getsockname would say) or, with `peer`, the remote one (getpeername).  file->private_data is
 // the struct socket, socket->sk its struct sock, which starts with struct sock_common
@@ -668,6 +678,41 @@ static __always_inline u32 put_sock_end(struct rec *r, u32 pos, int slot, s64 fd
 #else
     return pos;
 #endif
+}
+
+// The address family of this process's socket `fd` (0: not a socket, or not read here).
+static __always_inline u32 sock_family(s64 fd)
+{
+#if defined(OFF_FILE_INODE) && defined(OFF_INODE_MODE) && defined(OFF_FILE_PRIVATE) && \
+    defined(OFF_SOCKET_SK) && defined(OFF_SKC_FAMILY)
+    void *file = fd_file(fd);
+    void *inode = file ? read_ptr_at(file, OFF_FILE_INODE) : 0;
+    u16 mode = 0, family = 0;
+    if (!inode || bpf_probe_read_kernel(&mode, sizeof(mode), inode + OFF_INODE_MODE) ||
+        (mode & 0170000) != 0140000)         // not S_IFSOCK: private_data is no socket
+        return 0;
+    void *sock = read_ptr_at(file, OFF_FILE_PRIVATE);
+    void *sk = sock ? read_ptr_at(sock, OFF_SOCKET_SK) : 0;
+    if (!sk || bpf_probe_read_kernel(&family, sizeof(family), sk + OFF_SKC_FAMILY))
+        return 0;
+    return family;
+#else
+    return 0;
+#endif
+}
+
+// In place of an address the decoder would not read (a connect's AF_UNSPEC...): an IP
+// socket's peer as the kernel has it, a UNIX socket's family alone (an unnamed sockaddr_un).
+static __always_inline u32 put_unread_peer(struct rec *r, u32 pos, int slot, s64 fd)
+{
+    u32 family = sock_family(fd);
+    if (family == 2 || family == 10)
+        return put_sock_end(r, pos, slot, fd, 1);
+    if (family != 1 || pos >= HALF)
+        return pos;
+    *(u16 *)((u8 *)r + (pos & (HALF - 1))) = 1;
+    r->slen[slot & (STRING_SLOTS - 1)] = 2;
+    return pos + 2;
 }
 
 // The current task's credentials (task->cred: the subjective ones, as Falco reads them).

@@ -42,6 +42,12 @@ HOW = "how"        # openat2's struct open_how: flags, mode, resolve
 Arg = tuple[str, str] | None  # (Falco name, kind) or None (not kept); a name starting with
                               # "_" is not a Falco argument but a KernelFacts attribute
 
+#: Syscalls whose address argument, when it is none the decoder reads (``AF_UNSPEC``, a bad
+#: pointer or length), is replaced by an IP socket's peer as the kernel has it after the call,
+#: or a UNIX socket's family alone (so a connect's server end and fd type are its own: see
+#: :data:`~syswarden.core.rules.sockfilter.OWN_FIELDS`) -> the register of the socket's fd.
+PEER_WHEN_UNREAD: dict[str, int] = {"connect": 0}
+
 #: Syscalls whose record ends with the socket's local end (read from the kernel's socket, so
 #: known even when the process is gone before its event is decoded) -> the register of the
 #: socket's fd (None: the new fd, the return value).  Decoded into ``KernelFacts.local``.
@@ -300,6 +306,12 @@ def _exit_handler(sc: Syscall, prefilter: bool = False, kfunc: str | None = None
         ptr = f"(const void *)p.a[{reg}]"
         if kind == STR:
             lines.append(f"    pos = put_str(r, pos, {slot}, {ptr});")
+        elif kind == SOCK and sc.name in PEER_WHEN_UNREAD:
+            lines += [f"    if (sockaddr_known(p.a[{reg}], (u32)p.a[{reg + 1}]))",
+                      f"        pos = put_bytes(r, pos, {slot}, {ptr}, (u32)p.a[{reg + 1}]);",
+                      "    else",
+                      f"        pos = put_unread_peer(r, pos, {slot}, "
+                      f"(s64)(int)p.a[{PEER_WHEN_UNREAD[sc.name]}]);"]
         elif kind == SOCK:
             lines.append(f"    pos = put_bytes(r, pos, {slot}, {ptr}, (u32)p.a[{reg + 1}]);")
         elif kind == SOCKP:

@@ -71,18 +71,21 @@ def handler_lines(pf: SocketPrefilter | None, syscall: str,
         return []
     names = names or {}
     lines = [f"    u32 sock_bits = {CLASS_OF[syscall]};"]
+    # sent whatever the rules: not a socket (or its family not read: every bit), and what the
+    # fd table learns from
+    must = [f"sock_bits == {ALL_BITS}"]
     if syscall in ADDRESS_OF:
-        lines += [f"    if ((sock_bits & {CLASS_BITS[TCP]}) && {ADDRESS_OF[syscall]})",
-                  f"        sock_bits = {ALL_BITS};"]
+        must.append(f"((sock_bits & {CLASS_BITS[TCP]}) && {ADDRESS_OF[syscall]})")
+    test = f"!({' || '.join(must)}) && !(sock_bits & {m})"
     terms = [f"((sock_bits & {_bits(more)})"
              + (f" && {name_filter.test_c(names[ns])})" if ns in names else ")")
              for ns, more in pf.named_of(syscall) if more]
     if not terms:
-        return lines + [f"    if (!(sock_bits & {m})) {{",
+        return lines + [f"    if ({test}) {{",
                         "        count(CAT_SOCK_FILTERED, 0);",
                         "        return 0;",
                         "    }"]
-    return lines + [f"    if (!(sock_bits & {m})) {{",
+    return lines + [f"    if ({test}) {{",
                     "        u64 nbits = name_bits();",
                     "        if (!(" + "\n              || ".join(terms) + ")) {",
                     "            count(CAT_SOCK_FILTERED, 0);",
