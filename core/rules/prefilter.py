@@ -111,12 +111,14 @@ def judgeable(path: str) -> bool:
 class Term:
     """Every test in ``needs`` holds; unless ``prefixes`` is None, ``fd.name`` starts with
     one of ``prefixes``; unless ``substrings`` is None, it contains one of ``substrings``;
-    unless ``names`` is None, ``proc.name`` is one of ``names`` (:mod:`.procnames`)."""
+    unless ``names`` is None, ``proc.name`` is one of ``names``; unless ``places`` is None,
+    the process runs where one of ``places`` says (host, container: :mod:`.procnames`)."""
 
     needs: frozenset[str] = frozenset()
     prefixes: frozenset[str] | None = None
     substrings: frozenset[str] | None = None
     names: frozenset[str] | None = None
+    places: frozenset[str] | None = None
 
     @property
     def has_path_test(self) -> bool:
@@ -137,11 +139,12 @@ class Term:
         else:
             subs = max(self.substrings, o.substrings, key=_selectivity)
         return Term(self.needs | o.needs, minimal_prefixes(prefixes), subs,
-                    procnames.both(self.names, o.names))
+                    procnames.both(self.names, o.names), procnames.both(self.places, o.places))
 
     def covers(self, o: Term) -> bool:
         """Whether every open ``o`` accepts, this term accepts too."""
-        if not self.needs <= o.needs or not procnames.covers(self.names, o.names):
+        if not self.needs <= o.needs or not procnames.covers(self.names, o.names) \
+                or not procnames.covers(self.places, o.places):
             return False
         if self.substrings is not None and (o.substrings is None or not all(
                 any(s in t for s in self.substrings) for t in o.substrings)):
@@ -152,12 +155,13 @@ class Term:
                                               for p in o.prefixes)
 
     def holds(self, res: int, flags: int, path: str, judged: bool,
-              name: str | None = None) -> bool:
+              name: str | None = None, host: bool | None = None) -> bool:
         """Whether an open passes this term (a path not ``judged`` passes every path test, a
-        process ``name`` not known every name test)."""
+        process ``name`` not known every name test, a place not known every place test)."""
         if not all(_FLAG_TESTS[n](res, flags) for n in self.needs):
             return False
-        if not procnames.allows(self.names, name):
+        if not procnames.allows(self.names, name) or \
+                not procnames.allows_place(self.places, host):
             return False
         if not judged:
             return True
@@ -180,16 +184,17 @@ class OpenPrefilter:
         return sorted({p for t in self.terms for p in (t.prefixes or ())})
 
     def accepts(self, res: int, flags: int, path: str, is_dir: bool = False,
-                name: str | None = None) -> bool:
+                name: str | None = None, host: bool | None = None) -> bool:
         """Whether an open must be sent (the reference a source's own test implements): a
         term holds of it, with its path judged only when the path is as ``fd.name`` will show
-        it and its process's name only when known (``name``: as the process table has it);
+        it, its process's name only when known (``name``: as the process table has it), and
+        where it runs only when known (``host``: its cgroup the host's);
         and an open that returned a directory is always sent (a later ``openat(dirfd, ...)``
         or ``fchdir`` is resolved through it)."""
         if res >= 0 and is_dir:
             return True
         judged = judgeable(path)
-        return any(t.holds(res, flags, path, judged, name) for t in self.terms)
+        return any(t.holds(res, flags, path, judged, name, host) for t in self.terms)
 
     def describe(self) -> str:
         if not self.terms:
@@ -201,7 +206,7 @@ class OpenPrefilter:
                 s += " under " + ", ".join(sorted(t.prefixes))
             if t.substrings is not None:
                 s += " containing " + ", ".join(repr(x) for x in sorted(t.substrings))
-            parts.append(s + procnames.describe(t.names))
+            parts.append(s + procnames.describe(t.names, t.places))
         return " | ".join(parts)
 
 
@@ -238,7 +243,8 @@ def open_prefilter(engine: Any) -> OpenPrefilter | None:
     return OpenPrefilter(tuple(sorted(out, key=lambda t: (
         sorted(t.needs), t.prefixes is not None, sorted(t.prefixes or ()),
         t.substrings is not None, sorted(t.substrings or ()),
-        t.names is not None, sorted(t.names or ())))))
+        t.names is not None, sorted(t.names or ()),
+        t.places is not None, sorted(t.places or ())))))
 
 
 def _fd_reader(engine: Any) -> str | None:
@@ -309,6 +315,9 @@ def _check(c: RCheck) -> Terms:
     names = procnames.name_set(c)
     if names is not None:
         return [Term(names=names)]
+    places = procnames.place_set(c)
+    if places is not None:
+        return [Term(places=places)]
     name, op, const = c.field.name, c.op, c.const
     if c.field.key == "evt.arg.flags" and op == "contains" and const in _FLAG_NAMES:
         return [Term(frozenset({_FLAG_NAMES[const]}))]

@@ -1,4 +1,5 @@
-"""The process names a rule's condition allows, for a source that knows them where events happen.
+"""The process names (and where the process runs) a rule's condition allows, for a source
+that knows them where events happen.
 
 ``proc.name`` is the process's ``comm`` as the process table knows it: the kernel's comm after
 the process's last exec (16 bytes with its NUL, so at most 15), copied to a child at fork, or
@@ -14,6 +15,9 @@ prefix, another field) any name.  The names are compared as the kernel's comm by
 (:func:`comm_key`: UTF-8, as the source decodes a comm, cut to 15 bytes: a comm can hold no
 more, so a longer name can only widen what is sent).  A name that cannot be such a key (empty,
 holding a NUL, not encodable) makes the check any name.
+
+:func:`condition_places` does the same for ``container.id`` (:data:`PLACE_FIELD`): on the host
+(``= host``), in a container (``!= host``, ``= <id>``, ``in`` ids without ``host``).
 """
 
 from __future__ import annotations
@@ -62,20 +66,27 @@ def name_set(c: RCheck) -> Names:
 
 def condition_names(node: RNode, memo: dict[int, Names] | None = None) -> Names:
     """The names a folded condition may hold for (None: any)."""
-    memo = {} if memo is None else memo
+    return sets_of(node, name_set, {} if memo is None else memo)
+
+
+def sets_of(node: RNode, check: Any, memo: dict[int, Names]) -> Names:
+    """A folded condition abstracted as the set of values (names, places, socket classes) it
+    may hold for, None for any: each check as ``check`` says, a conjunction the intersection of
+    its parts' sets, a disjunction their union, a negation any.  ``memo`` keeps each shared
+    macro's, by ``id``."""
     if isinstance(node, RCheck):
-        return name_set(node)
+        return check(node)
     if isinstance(node, RMacro):
         key = id(node)
         if key not in memo:
-            memo[key] = condition_names(node.child, memo)
+            memo[key] = sets_of(node.child, check, memo)
         return memo[key]
     if isinstance(node, ast.Const):
         return None if node.value else frozenset()
     if isinstance(node, ast.Or):
         out: frozenset[str] = frozenset()
         for c in node.children:
-            n = condition_names(c, memo)
+            n = sets_of(c, check, memo)
             if n is None:
                 return None
             out |= n
@@ -83,11 +94,37 @@ def condition_names(node: RNode, memo: dict[int, Names] | None = None) -> Names:
     if isinstance(node, ast.And):
         acc: Names = None
         for c in node.children:
-            n = condition_names(c, memo)
+            n = sets_of(c, check, memo)
             if n is not None:
                 acc = n if acc is None else acc & n
         return acc
-    return None                                 # a negation: may hold for any name
+    return None                                 # a negation: may hold for anything
+
+
+#: Where a process runs, as ``container.id`` tells it (Falco's ``container`` macro:
+#: ``container.id != host``): on the host, or in a container.  A source that knows which
+#: cgroups the agent takes for the host's can keep the events of rules for containers only.
+PLACE_FIELD = "container.id"
+HOST, CONTAINER = "host", "container"
+PLACES = frozenset({HOST, CONTAINER})
+
+
+def place_set(c: RCheck) -> Names:
+    """Where one check allows the process to run (None: anywhere)."""
+    if c.field.name != PLACE_FIELD or c.field.key != PLACE_FIELD or c.rhs is not None:
+        return None
+    if c.op == "!=" and c.const == HOST:
+        return frozenset({CONTAINER})
+    if c.op == "=" and isinstance(c.const, str):
+        return frozenset({HOST if c.const == HOST else CONTAINER})
+    if c.op == "in" and isinstance(c.const, frozenset) and HOST not in c.const:
+        return frozenset({CONTAINER})
+    return None
+
+
+def condition_places(node: RNode, memo: dict[int, Names] | None = None) -> Names:
+    """Where a folded condition may hold (None: anywhere), as :func:`condition_names`."""
+    return sets_of(node, place_set, {} if memo is None else memo)
 
 
 def both(a: Names, b: Names) -> Names:
@@ -110,8 +147,14 @@ def allows(names: Names, name: str | None) -> bool:
     return key is None or key in {comm_key(n) for n in names}
 
 
-def describe(names: Names) -> str:
-    return "" if names is None else " by " + ", ".join(sorted(names))
+def allows_place(places: Names, host: bool | None) -> bool:
+    """Whether a process on the host (``host``; None: not known) may pass ``places``."""
+    return places is None or host is None or (HOST if host else CONTAINER) in places
+
+
+def describe(names: Names, places: Names = None) -> str:
+    out = "" if names is None else " by " + ", ".join(sorted(names))
+    return out + ("" if places is None else " on " + (" or ".join(sorted(places)) or "none"))
 
 
 def bit_sets(sets: Any) -> dict[frozenset[str], int]:

@@ -48,9 +48,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..syscalls import SOCKET_FAMILIES, SOCKET_TYPE_PROTOCOLS
-from . import ast, procnames
+from . import procnames
 from .prefilter import reads_a_descriptor
-from .resolved import RCheck, RMacro, RNode, iter_checks
+from .resolved import RCheck, RNode, iter_checks
 
 log = logging.getLogger("syswarden.rules")
 
@@ -119,15 +119,19 @@ def socket_classes(family: int, stype: int | None = None) -> frozenset[str]:
     return frozenset({TCP if stype in TCP_TYPES else NOT_TCP})
 
 
-#: Per name set, the classes sent for a process of one of those names.
-Named = tuple[tuple[frozenset[str], frozenset[str]], ...]
+#: Which processes a term is for: a name set and where they run (None: any; see
+#: :mod:`.procnames`).
+Who = tuple[frozenset[str] | None, frozenset[str] | None]
+#: Per :data:`Who`, the classes sent for its processes.
+Named = tuple[tuple[Who, frozenset[str]], ...]
 
 
 @dataclass(frozen=True)
 class SocketPrefilter:
-    """Per socket syscall, the classes a rule can match whatever the process's name
-    (``wanted``), and (``named``) the classes it can match for a process of some names
-    (``proc.name``, see :mod:`.procnames`); a syscall not in ``wanted``: every event."""
+    """Per socket syscall, the classes a rule can match whatever the process (``wanted``),
+    and (``named``) the classes it can match for some processes (:data:`Who`: of some
+    ``proc.name``, on the host or in a container, see :mod:`.procnames`); a syscall not in
+    ``wanted``: every event."""
 
     wanted: tuple[tuple[str, frozenset[str]], ...]
     named: tuple[tuple[str, Named], ...] = ()
@@ -145,11 +149,13 @@ class SocketPrefilter:
         return dict(self.named).get(evt_type, ())
 
     def accepts(self, evt_type: str, family: int | None, stype: int | None = None,
-                addressed: bool = False, name: str | None = None) -> bool:
+                addressed: bool = False, name: str | None = None,
+                host: bool | None = None) -> bool:
         """Whether an event must be sent (the reference a source's own test implements): its
         syscall is not filtered, its family could not be read (``None``: not a socket, or
         no offsets), its class (by family and type) is wanted (for any process, or for its
-        process's ``name`` as the process table has it; None: not known, any), or it is a
+        process's ``name`` as the process table has it and where it runs, ``host``; None: not
+        known, any), or it is a
         ``sendto`` or ``sendmsg`` naming a destination, or a receive that returned an address
         (``addressed``), on a TCP socket."""
         classes = dict(self.wanted).get(evt_type)
@@ -160,39 +166,39 @@ class SocketPrefilter:
             return True
         return bool(mine & classes) or any(
             mine & more and procnames.allows(names, name)
-            for names, more in self.named_of(evt_type))
+            and procnames.allows_place(places, host)
+            for (names, places), more in self.named_of(evt_type))
 
     def describe(self) -> str:
         if not self.wanted:
             return "every family"
         return "; ".join(f"{t}: {', '.join(sorted(c)) or 'none'}" + "".join(
-            f"; {', '.join(sorted(more))}{procnames.describe(names)}"
-            for names, more in self.named_of(t)) for t, c in self.wanted)
+            f"; {', '.join(sorted(more))}{procnames.describe(*who)}"
+            for who, more in self.named_of(t)) for t, c in self.wanted)
 
     @staticmethod
     def union(prefilters: list[SocketPrefilter]) -> SocketPrefilter:
         """What any of ``prefilters`` wants."""
         out: dict[str, frozenset[str]] | None = None
-        named: dict[str, dict[frozenset[str], frozenset[str]]] = {}
+        named: dict[str, dict[Who, frozenset[str]]] = {}
         for pf in prefilters:
             mine = dict(pf.wanted)
             out = mine if out is None else \
                 {t: c | mine[t] for t, c in out.items() if t in mine}
             for t, terms in pf.named:
-                for names, more in terms:
+                for who, more in terms:
                     by = named.setdefault(t, {})
-                    by[names] = by.get(names, frozenset()) | more
+                    by[who] = by.get(who, frozenset()) | more
         return _make(out or {}, named)
 
 
 def _make(wanted: dict[str, frozenset[str]],
-          named: dict[str, dict[frozenset[str], frozenset[str]]] | None = None
-          ) -> SocketPrefilter:
+          named: dict[str, dict[Who, frozenset[str]]] | None = None) -> SocketPrefilter:
     """Without the syscalls every class of which is wanted whatever the name, and the named
     terms whose classes are wanted whatever the name."""
     kept = {t: c for t, c in wanted.items() if c != CLASSES}
     terms = {t: tuple(sorted(((n, more) for n, more in (named or {}).get(t, {}).items()
-                              if not more <= kept[t]), key=lambda x: (sorted(x[0]), sorted(x[1]))))
+                              if not more <= kept[t]), key=_order))
              for t in kept}
     return SocketPrefilter(tuple(sorted(kept.items())),
                            tuple(sorted((t, n) for t, n in terms.items() if n)))
@@ -202,15 +208,15 @@ def socket_prefilter(engine: Any) -> SocketPrefilter | None:
     """The prefilter of a :class:`~.engine.RuleEngine`'s active rules, or None (send all)."""
     state = _state_classes(engine)
     wanted: dict[str, frozenset[str]] = {}
-    named: dict[str, dict[frozenset[str], frozenset[str]]] = {}
+    named: dict[str, dict[Who, frozenset[str]]] = {}
     for t in SOCKET_SYSCALLS:
-        classes, by_names = _of_rules_by_name(engine, t)
+        classes, by_who = _of_rules_by_name(engine, t)
         if t in TEACHERS:
             taught = state - {TCP, UNIX} if state is not None and t in MESSAGES else state
             classes = _closed(_or(classes, taught))
         if classes is not None:
             wanted[t] = classes
-            named[t] = by_names
+            named[t] = by_who
     pf = _make(wanted, named)
     if not pf.wanted:
         log.info("socket syscalls are not filtered at the source: rules can match any family")
@@ -218,25 +224,33 @@ def socket_prefilter(engine: Any) -> SocketPrefilter | None:
     return pf
 
 
+def _order(term: tuple[Who, frozenset[str]]) -> tuple:
+    (names, places), more = term
+    return (names is not None, sorted(names or ()), places is not None, sorted(places or ()),
+            sorted(more))
+
+
 def _of_rules_by_name(engine: Any, evt_type: str
-                      ) -> tuple[Classes, dict[frozenset[str], frozenset[str]]]:
-    """The classes ``evt_type``'s rules can match whatever the name (None: all), and per
-    name set the classes the rules that test the name can match."""
+                      ) -> tuple[Classes, dict[Who, frozenset[str]]]:
+    """The classes ``evt_type``'s rules can match whatever the process (None: all), and per
+    :data:`Who` the classes the rules that test the process's name or place can match."""
     out: Classes = frozenset()
-    by_names: dict[frozenset[str], frozenset[str]] = {}
+    by_who: dict[Who, frozenset[str]] = {}
     memo: dict[int, Classes] = {}
     names_memo: dict[int, procnames.Names] = {}
+    places_memo: dict[int, procnames.Names] = {}
     for _rule, node in engine.conditions_for(evt_type):
         classes = _closed(_abstract(node, evt_type, memo))
-        names = procnames.condition_names(node, names_memo)
-        if names is None:
+        who = (procnames.condition_names(node, names_memo),
+               procnames.condition_places(node, places_memo))
+        if who == (None, None):
             out = _or(out, classes)
             if out is None:
                 return None, {}
         else:
-            by_names[names] = by_names.get(names, frozenset()) | (
+            by_who[who] = by_who.get(who, frozenset()) | (
                 CLASSES if classes is None else classes)
-    return _closed(out), by_names
+    return _closed(out), by_who
 
 
 def _of_rules(engine: Any, evt_type: str | None, arg_type: str | None,
@@ -293,30 +307,7 @@ def _closed(c: Classes) -> Classes:
 
 
 def _abstract(node: RNode, evt_type: str | None, memo: dict[int, Classes]) -> Classes:
-    if isinstance(node, RCheck):
-        return _check(node, evt_type)
-    if isinstance(node, RMacro):
-        key = id(node)
-        if key not in memo:
-            memo[key] = _abstract(node.child, evt_type, memo)
-        return memo[key]
-    if isinstance(node, ast.Const):
-        return None if node.value else frozenset()
-    if isinstance(node, ast.Or):
-        out: Classes = frozenset()
-        for c in node.children:
-            out = _or(out, _abstract(c, evt_type, memo))
-            if out is None:
-                return None
-        return out
-    if isinstance(node, ast.And):
-        acc: Classes = None
-        for c in node.children:
-            cc = _abstract(c, evt_type, memo)
-            if cc is not None:
-                acc = cc if acc is None else acc & cc
-        return acc
-    return None                             # a negation: may hold for any family
+    return procnames.sets_of(node, lambda c: _check(c, evt_type), memo)
 
 
 def _check(c: RCheck, evt_type: str | None) -> Classes:

@@ -28,7 +28,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-MAPS = ("proc_ring", "evt_ring", "counters", "proc_names", "rule_names", "names_ready")
+MAPS = ("proc_ring", "evt_ring", "counters", "proc_names", "rule_names", "names_ready",
+        "host_cgroups")
 TRACEFS = "/sys/kernel/tracing"
 
 

@@ -23,14 +23,18 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from syswarden.core.rules.procnames import COMM_LEN, bit_sets
+from syswarden.core.rules.procnames import COMM_LEN, CONTAINER, HOST, bit_sets
 
 #: Processes ``proc_names`` keeps (least recently used evicted: then not known, sent).
 PROC_NAMES_MAX = 65536
 #: Distinct names ``rule_names`` holds at most.
 RULE_NAMES_MAX = 4096
 #: The maps the source writes (the loader passes their fds).
-MAPS = ("proc_names", "rule_names", "names_ready")
+MAPS = ("proc_names", "rule_names", "names_ready", "host_cgroups")
+#: Cgroups ``host_cgroups`` holds at most.
+CGROUPS_MAX = 65536
+#: ``place_bits()``: the current cgroup is the host's, a container's (both: not known).
+PLACE_BITS = {HOST: 1, CONTAINER: 2}
 
 
 def bits_of(*name_sets: Iterable[frozenset[str] | None]) -> dict[frozenset[str], int]:
@@ -42,6 +46,18 @@ def test_c(bit: int) -> str:
     return f"(nbits & {bit:#x}ULL)"
 
 
+def place_c(places: frozenset[str]) -> str:
+    """The C test that the current process runs where ``places`` says."""
+    return f"(place & {sum(PLACE_BITS[p] for p in places)})"
+
+
+def who_c(names: frozenset[str] | None, places: frozenset[str] | None,
+          bits: dict[frozenset[str], int]) -> list[str]:
+    """The C tests of a term's name set (when it has a bit) and places."""
+    out = [test_c(bits[names])] if names is not None and names in bits else []
+    return out + ([place_c(places)] if places is not None else [])
+
+
 def render() -> str:
     """The maps and functions (always: the copy of the names is kept whatever the rules)."""
     return "\n".join([
@@ -49,6 +65,16 @@ def render() -> str:
         f"BPF_TABLE(\"lru_hash\", u32, struct comm_key, proc_names, {PROC_NAMES_MAX});",
         f"BPF_HASH(rule_names, struct comm_key, u64, {RULE_NAMES_MAX});",
         "BPF_ARRAY(names_ready, u32, 1);",
+        f"BPF_HASH(host_cgroups, u64, u32, {CGROUPS_MAX});",
+        "",
+        "// Where the current process runs, by its cgroup as the agent takes it: 1 the host, 2 a",
+        "// container, 3 not known (a cgroup the agent had not seen when it wrote the map).",
+        "static __always_inline u32 place_bits(void)",
+        "{",
+        "    u64 cg = bpf_get_current_cgroup_id();",
+        "    u32 *place = host_cgroups.lookup(&cg);",
+        "    return place ? *place : 3;",
+        "}",
         "",
         "// The current task's comm as a key: NUL padded (the bytes after its NUL zeroed).",
         "static __always_inline void current_comm_key(struct comm_key *k)",

@@ -37,10 +37,9 @@ _FLAG_C = {
 
 
 def _flags_c(t: Term, bits: dict[frozenset[str], int]) -> str:
-    """A term's flag tests and (when its name set has a bit) its name test, as C."""
-    tests = [_FLAG_C[n] for n in sorted(t.needs)]
-    if t.names is not None and t.names in bits:
-        tests.append(name_filter.test_c(bits[t.names]))
+    """A term's flag tests, its name test (when its name set has a bit) and its place test,
+    as C."""
+    tests = [_FLAG_C[n] for n in sorted(t.needs)] + name_filter.who_c(t.names, t.places, bits)
     return " && ".join(tests) or "1"
 
 
@@ -113,6 +112,8 @@ def render(pf: OpenPrefilter | None, names: dict[frozenset[str], int] | None = N
     ]
     if any(t.names in names for t in pf.terms):
         lines.append("    u64 nbits = name_bits();")
+    if any(t.places is not None for t in pf.terms):
+        lines.append("    u32 place = place_bits();")
     if flag_only:
         cond = " || ".join(f"({_flags_c(t, names)})" for t in flag_only)
         lines += [f"    if ({cond})", "        return 1;"]

@@ -521,7 +521,7 @@ def name_bits(open_prefilter: OpenPrefilter | None,
     return name_filter.bits_of(
         (t.names for t in (open_prefilter.terms if open_prefilter else ())),
         (names for _t, terms in (socket_prefilter.named if socket_prefilter else ())
-         for names, _classes in terms))
+         for (names, _places), _classes in terms))
 
 
 def task_regs(cfg: dict[str, Any]) -> bool:

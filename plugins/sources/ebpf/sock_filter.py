@@ -63,9 +63,10 @@ def handler_lines(pf: SocketPrefilter | None, syscall: str,
                   names: dict[frozenset[str], int] | None = None) -> list[str]:
     """The lines an exit handler runs first (its arguments in ``p``): none when unfiltered.
     A call naming a destination, or a receive that returned an address, on a TCP socket is sent
-    whatever the mask (it teaches the fd table).  A class wanted only for some process names
-    is sent when the process's name has the bit of one of them (``names``: the bit of each
-    name set, see :mod:`.name_filter`; a set without one is not tested)."""
+    whatever the mask (it teaches the fd table).  A class wanted only for some processes is
+    sent when the process's name has the bit of one of their name sets (``names``: the bit of
+    each, see :mod:`.name_filter`; a set without one is not tested) and it runs where they
+    do."""
     m = mask(pf, syscall)
     if m is None:
         return []
@@ -77,9 +78,9 @@ def handler_lines(pf: SocketPrefilter | None, syscall: str,
     if syscall in ADDRESS_OF:
         must.append(f"((sock_bits & {CLASS_BITS[TCP]}) && {ADDRESS_OF[syscall]})")
     test = f"!({' || '.join(must)}) && !(sock_bits & {m})"
-    terms = [f"((sock_bits & {_bits(more)})"
-             + (f" && {name_filter.test_c(names[ns])})" if ns in names else ")")
-             for ns, more in pf.named_of(syscall) if more]
+    terms = ["(" + " && ".join([f"(sock_bits & {_bits(more)})",
+                                *name_filter.who_c(ns, places, names)]) + ")"
+             for (ns, places), more in pf.named_of(syscall) if more]
     if not terms:
         return lines + [f"    if ({test}) {{",
                         "        count(CAT_SOCK_FILTERED, 0);",
@@ -87,6 +88,7 @@ def handler_lines(pf: SocketPrefilter | None, syscall: str,
                         "    }"]
     return lines + [f"    if ({test}) {{",
                     "        u64 nbits = name_bits();",
+                    "        u32 place = place_bits();",
                     "        if (!(" + "\n              || ".join(terms) + ")) {",
                     "            count(CAT_SOCK_FILTERED, 0);",
                     "            return 0;",

@@ -36,10 +36,11 @@ from syswarden.core.errors import SourceError
 from syswarden.core.event import Event
 from syswarden.core.protocols import Source
 from syswarden.core.rules.prefilter import OpenPrefilter
-from syswarden.core.rules.procnames import COMM_LEN, comm_key, name_masks
+from syswarden.core.cgroups import cgroup2_root, parse_cgroup_path
+from syswarden.core.rules.procnames import CONTAINER, HOST, COMM_LEN, comm_key, name_masks
 from syswarden.core.rules.sockfilter import SocketPrefilter
 
-from . import btf, fentry, loader, record, tracefs
+from . import btf, fentry, loader, name_filter, record, tracefs
 from . import program as P
 from .decode import Decoder
 from .ringbuf import MmapRing
@@ -357,8 +358,9 @@ class EbpfSource(Source):
 
     def _give_names(self, prog: Program, old: Program | None) -> None:
         """Write the names the prefilters test into a new program (``rule_names``, then
-        ``names_ready``) and the processes' names it did not learn itself (``proc_names``,
-        see :mod:`.name_filter`): the old program's, or (the first) the process table's."""
+        ``names_ready``), the processes' names it did not learn itself (``proc_names``, see
+        :mod:`.name_filter`): the old program's, or (the first) the process table's, and
+        where each cgroup's processes run (``host_cgroups``)."""
         bits = P.name_bits(self.open_prefilter, self.socket_prefilter)
         masks = name_masks(bits)
         if all(loader.map_update(prog.maps["rule_names"], key, struct.pack("=Q", m))
@@ -375,6 +377,10 @@ class EbpfSource(Source):
                      if (key := comm_key(name)) is not None]
         for pid, key in items:
             loader.map_update(prog.maps["proc_names"], pid, key, loader.BPF_NOEXIST)
+        for cgroup_id, place in cgroup_places().items():
+            if not loader.map_update(prog.maps["host_cgroups"], struct.pack("=Q", cgroup_id),
+                                     struct.pack("=I", place)):
+                break                               # full: the others are not known (sent)
 
     @property
     def attached(self) -> dict[str, int]:
@@ -587,6 +593,25 @@ class EbpfSource(Source):
                 await send.send(batch)
                 continue
             await _wait_any(fds, timeout=self.poll_s)
+
+
+def cgroup_places() -> dict[int, int]:
+    """Every cgroup of the v2 hierarchy (its id: the directory's inode number) -> where its
+    processes run as the container enricher takes it (:data:`.name_filter.PLACE_BITS`: the
+    host, or the container its path names)."""
+    root = cgroup2_root()
+    out: dict[int, int] = {}
+    if root is None:
+        return out
+    top = root.rstrip("/") or "/"
+    for dirpath, _dirs, _files in os.walk(top):
+        try:
+            ino = os.stat(dirpath).st_ino
+        except OSError:
+            continue
+        ref = parse_cgroup_path(dirpath[len(top):] or "/")
+        out[ino] = name_filter.PLACE_BITS[HOST if ref is None else CONTAINER]
+    return out
 
 
 async def _wait_any(fds: list[int], timeout: float) -> None:

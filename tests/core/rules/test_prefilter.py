@@ -33,8 +33,13 @@ def test_the_default_rules_need_writes_creations_and_reads_of_sensitive_files():
     assert pf is not None
     flag_only = {t.needs for t in pf.terms if t.prefixes is None}
     assert flag_only == {frozenset({OK, WRITE}), frozenset({OK, CREATE})}
-    reads = [t for t in pf.terms if t.prefixes is not None]
+    reads = [t for t in pf.terms if t.prefixes is not None and CREATE not in t.needs]
     assert reads and all(t.needs == {OK, READ} for t in reads)
+    # a creation: in a container (an executable's), or below /dev (anywhere)
+    assert {(t.prefixes, t.places) for t in pf.terms if t.needs == {OK, CREATE}} == {
+        (None, frozenset({"container"})), (frozenset({"/dev/"}), None)}
+    assert not pf.accepts(3, os.O_RDONLY | os.O_CREAT, "/tmp/x", host=True)
+    assert pf.accepts(3, os.O_RDONLY | os.O_CREAT, "/tmp/x", host=False)
     assert "/etc/shadow" in pf.prefixes() and "/etc/pam.d" in pf.prefixes()
     assert not pf.accepts(3, os.O_RDONLY, "/dev/null")
     assert not pf.accepts(-2, os.O_WRONLY, "/etc/passwd")          # failed
@@ -235,7 +240,7 @@ FLAGS = [os.O_RDONLY, os.O_WRONLY, os.O_RDWR, os.O_WRONLY | os.O_TRUNC,
          os.O_WRONLY | os.O_CREAT, os.O_RDONLY | os.O_CREAT | (1 << 30),
          os.O_RDWR | os.O_TMPFILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | (1 << 30),
          os.O_RDONLY | os.O_DIRECTORY]
-NAMES = ["cat", "bash", "apt", "vi"]
+NAMES = ["cat", "bash", "apt", "vi", "tar", "sshd"]
 
 SENSITIVE_RULES = "".join([
     rule("evt.type in (open, openat) and evt.is_open_write = true and fd.name pmatch (/usr/bin) "
@@ -287,7 +292,7 @@ def test_no_open_a_rule_matches_is_kept(tmp_path, rules, request):
     for evt_type, path, flags, res, name, container in itertools.product(
             ("open", "openat"), PATHS, FLAGS, (3, -2), NAMES, ("host", "0123456789ab")):
         matched = bool(eng.check(_open(fds, evt_type, path, flags, res, name, container)))
-        accepted = pf.accepts(res, flags, path)
+        accepted = pf.accepts(res, flags, path, name=name, host=container == "host")
         assert accepted or not matched, (evt_type, path, oct(flags), res, name)
         kept += not accepted
         hits += matched

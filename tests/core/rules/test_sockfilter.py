@@ -140,10 +140,10 @@ def test_a_rule_that_tests_the_process_name_wants_its_classes_for_those_names(tm
         + rule("evt.type = socket and evt.arg.domain = AF_UNIX and proc.name = nc", "covered")))
     assert pf is not None
     assert dict(pf.wanted)["sendto"] == {UNIX}
-    assert pf.named_of("sendto") == ((frozenset({"psql", "nc"}), CLASSES),)
+    assert pf.named_of("sendto") == (((frozenset({"psql", "nc"}), None), CLASSES),)
     assert pf.classes("sendto") is None                      # every class, by some name
     assert dict(pf.wanted)["socket"] == {UNIX}
-    assert pf.named_of("socket") == ((frozenset({"dig"}), IP_CLASSES),)
+    assert pf.named_of("socket") == (((frozenset({"dig"}), None), IP_CLASSES),)
     assert pf.classes("socket") is None                      # UNIX, and IP by dig
     udp = (socket.AF_INET, socket.SOCK_DGRAM)
     assert pf.accepts("sendto", *udp, name="nc") and pf.accepts("sendto", *udp)
@@ -157,7 +157,7 @@ def test_a_rule_that_tests_the_process_name_wants_its_classes_for_those_names(tm
         "evt.type = socket and proc.name = curl and evt.arg.domain = AF_INET6")
         + rule("evt.type = close and fd.l4proto = udp", "reader")))
     assert taught is not None and dict(taught.wanted)["socket"] == {NOT_TCP, OTHER}
-    assert taught.named_of("socket") == ((frozenset({"curl"}), IP_CLASSES),)
+    assert taught.named_of("socket") == (((frozenset({"curl"}), None), IP_CLASSES),)
     assert SocketPrefilter.union([pf, taught]).named_of("sendto") == pf.named_of("sendto")
 
 
@@ -284,7 +284,8 @@ def _alerts(eng: RuleEngine, table: FdTable, e: Event, p: Process) -> set[str]:
 
 
 NAMED = rule("evt.type in (connect, sendto, accept4) and proc.name in (nc, bash) and "
-              "fd.typechar = 4", "named") + rule("evt.type = socket and proc.name = java", "j")
+              "fd.typechar = 4", "named") + rule("evt.type = socket and proc.name = java", "j") \
+    + rule("evt.type in (bind, recvfrom) and container.id != host", "c")
 
 
 @pytest.mark.parametrize("rules", ["default", "falco", "named"])
@@ -311,7 +312,8 @@ def test_dropping_what_the_prefilter_keeps_changes_no_alert(compat, tmp_path, ru
             matched = _alerts(eng, every, e, procs[0])
             hits += bool(matched)
             addressed = e.kernel.sockaddr is not None
-            if pf.accepts(e.type, family, stype, addressed, name=name):
+            if pf.accepts(e.type, family, stype, addressed, name=name,
+                          host=container == "host"):
                 assert _alerts(eng, some, e2, procs[1]) == matched, (e.type, domain, name)
             else:
                 kept += 1

@@ -2,7 +2,7 @@
 events their Python references (:meth:`OpenPrefilter.accepts`, :meth:`SocketPrefilter.accepts`)
 keep when given the name the process table has: the comm after the last exec (not a later
 rename), copied at fork, and for a process already running when the program was loaded, the
-name the table's snapshot read."""
+name the table's snapshot read; and where it runs (a cgroup named as a container's)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from collections import Counter
 
 import pytest
 
+from syswarden.core.cgroups import cgroup2_root
 from syswarden.core.plugins import collect_fields
 from syswarden.core.rules.engine import RuleEngine
 from syswarden.core.rules.prefilter import open_prefilter
@@ -38,6 +39,11 @@ RULES = f"""
 - rule: sent by some
   desc: d
   condition: evt.type = sendto and proc.name = sw-named
+  output: o
+  priority: WARNING
+- rule: in a container
+  desc: d
+  condition: evt.type in (openat, sendto) and container.id != host and fd.num >= 0
   output: o
   priority: WARNING
 """
@@ -70,15 +76,16 @@ if fork == "1":
 print(" ".join(map(str, pids)), flush=True)
 """
 
-#: (exec'd as, renamed to, forks, started before the load) -> the name the table gives.
+#: (exec'd as, renamed to, forks, started before the load, in a container's cgroup)
 CASES = [
-    ("sw-named", "-", False, False),
-    ("sw-other", "-", True, False),            # kept, its forked child too
-    (LONG, "-", False, False),                 # sent: its comm is the name's first 15 bytes
-    ("sw-other", "sw-named", False, False),    # kept: renamed after its exec
-    ("sw-named", "sw-other", True, False),     # sent: likewise, and its child
-    ("sw-named", "-", False, True),            # running before the load: the table's name
-    ("sw-other", "-", False, True),
+    ("sw-named", "-", False, False, False),
+    ("sw-other", "-", True, False, False),     # kept, its forked child too
+    (LONG, "-", False, False, False),          # sent: its comm is the name's first 15 bytes
+    ("sw-other", "sw-named", False, False, False),  # kept: renamed after its exec
+    ("sw-named", "sw-other", True, False, False),   # sent: likewise, and its child
+    ("sw-named", "-", False, True, False),     # running before the load: the table's name
+    ("sw-other", "-", False, True, False),
+    ("sw-other", "-", True, False, True),      # sent: in a container
 ]
 
 
@@ -99,6 +106,7 @@ def test_the_name_tests_are_rendered_where_the_prefilters_say(prefilters):
     sendto = text[text.index("do_exit_sendto("):]
     sendto = sendto[:sendto.index("\n}\n")]
     assert "u64 nbits = name_bits();" in sendto and "(nbits & 0x" in sendto
+    assert "(place & 2)" in sendto                    # in a container
 
 
 @needs_root
@@ -106,6 +114,19 @@ def test_the_name_tests_are_rendered_where_the_prefilters_say(prefilters):
 def test_the_kernel_keeps_exactly_the_events_the_reference_keeps_by_name(tmp_path,
                                                                          prefilters):
     opf, spf = prefilters
+    root = cgroup2_root()
+    if root is None:
+        pytest.skip("no cgroup v2 hierarchy")
+    # a cgroup named as Docker names a container's (made before the load: its place known)
+    box = os.path.join(root, f"docker-{os.urandom(32).hex()}.scope")
+    os.mkdir(box)
+    try:
+        _check_names_and_places(tmp_path, opf, spf, box)
+    finally:
+        os.rmdir(box)
+
+
+def _check_names_and_places(tmp_path, opf, spf, box: str) -> None:
     probe = tmp_path / "probe"
     probe.write_text("x")
     links = {}
@@ -114,10 +135,16 @@ def test_the_kernel_keeps_exactly_the_events_the_reference_keeps_by_name(tmp_pat
         os.symlink(os.path.realpath(sys.executable), links[name])
 
     def start(case) -> subprocess.Popen:
-        name, rename, fork, early = case
+        name, rename, fork, early, contained = case
+
+        def enter() -> None:
+            with open(os.path.join(box, "cgroup.procs"), "w") as f:
+                f.write(str(os.getpid()))
+
         return subprocess.Popen([str(links[name]), "-c", CHILD, "1" if early else "0", rename,
                                  "1" if fork else "0", str(probe)],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                preexec_fn=enter if contained else None)
 
     early = {i: start(c) for i, c in enumerate(CASES) if c[3]}
     for p in early.values():
@@ -127,6 +154,7 @@ def test_the_kernel_keeps_exactly_the_events_the_reference_keeps_by_name(tmp_pat
     src = EbpfSource({}, {"openat", "sendto"}, os.getpid(), open_prefilter=opf,
                      socket_prefilter=spf, process_names=table.names)
     names: dict[int, str] = {}                 # pid -> the name the table gives it
+    host: dict[int, bool] = {}
     counted: list[list[int]] = []
 
     def action() -> None:
@@ -137,6 +165,7 @@ def test_the_kernel_keeps_exactly_the_events_the_reference_keeps_by_name(tmp_pat
             assert p.returncode == 0, out
             for pid in map(int, out.split()):
                 names[pid] = case[0][:15]
+                host[pid] = not case[4]
         counted.append(src.kernel_counters())
 
     events = events_of(src, action)
@@ -145,10 +174,11 @@ def test_the_kernel_keeps_exactly_the_events_the_reference_keeps_by_name(tmp_pat
     expected: Counter = Counter()
     for pid, name in names.items():
         expected[(pid, "openat")] += opf.accepts(3, os.O_RDONLY | os.O_CLOEXEC, str(probe),
-                                                 name=name)
-        expected[(pid, "sendto")] += spf.accepts("sendto", 1, 2, name=name)
+                                                 name=name, host=host[pid])
+        expected[(pid, "sendto")] += spf.accepts("sendto", 1, 2, name=name, host=host[pid])
     assert +seen == +expected, names
     kept = [k for k in expected if not expected[k]]
     assert len(kept) >= 8                      # sw-other's own and its children's
+    assert all(expected[(pid, t)] for pid in host if not host[pid] for t in ("openat", "sendto"))
     assert counted[1][FILTERED] - counted[0][FILTERED] >= 4
     assert counted[1][SOCKS_FILTERED] - counted[0][SOCKS_FILTERED] >= 4
