@@ -86,7 +86,7 @@ def agent_monitor(rules: list[str], runs: list[str], label: str) -> Monitor:
             rates = ", ".join(f"{what} {int(kernel.get(k, 0)) / took:,.0f}/s" for k, what in (
                 ("events.in", "received"), ("ebpf.opens_filtered", "opens kept"),
                 ("ebpf.sockets_filtered", "socket calls kept")))
-            runs.append(f"{label}: agent RSS {rss // 1024} MB, {rates}, "
+            runs.append(f"{label}: agent RSS {rss // 1024} MB, over {took:.1f} s {rates}, "
                         + (", ".join(f"{k} {v}" for k, v in counted.items()) or "no alert"))
     return run
 
