@@ -137,7 +137,8 @@ class SocketPrefilter:
     named: tuple[tuple[str, Named], ...] = ()
 
     def classes(self, evt_type: str) -> frozenset[str] | None:
-        """The classes ``evt_type``'s events may be sent for (by some name); None: all."""
+        """The classes ``evt_type``'s events may be sent for (for some process); None:
+        all."""
         classes = dict(self.wanted).get(evt_type)
         if classes is None:
             return None
@@ -155,9 +156,8 @@ class SocketPrefilter:
         syscall is not filtered, its family could not be read (``None``: not a socket, or
         no offsets), its class (by family and type) is wanted (for any process, or for its
         process's ``name`` as the process table has it and where it runs, ``host``; None: not
-        known, any), or it is a
-        ``sendto`` or ``sendmsg`` naming a destination, or a receive that returned an address
-        (``addressed``), on a TCP socket."""
+        known, any), or it is a ``sendto`` or ``sendmsg`` naming a destination, or a receive
+        that returned an address (``addressed``), on a TCP socket."""
         classes = dict(self.wanted).get(evt_type)
         if classes is None or family is None:
             return True
