@@ -42,20 +42,16 @@ def bits_of(*name_sets: Iterable[frozenset[str] | None]) -> dict[frozenset[str],
     return bit_sets(s for sets in name_sets for s in sets)
 
 
-def test_c(bit: int) -> str:
-    return f"(nbits & {bit:#x}ULL)"
-
-
-def place_c(places: frozenset[str]) -> str:
-    """The C test that the current process runs where ``places`` says."""
-    return f"(place & {sum(PLACE_BITS[p] for p in places)})"
-
-
 def who_c(names: frozenset[str] | None, places: frozenset[str] | None,
-          bits: dict[frozenset[str], int]) -> list[str]:
-    """The C tests of a term's name set (when it has a bit) and places."""
-    out = [test_c(bits[names])] if names is not None and names in bits else []
-    return out + ([place_c(places)] if places is not None else [])
+          bits: dict[frozenset[str], int], looked_up: bool = True) -> list[str]:
+    """The C tests of a term's name set (when it has a bit) and places: on the variables
+    ``nbits`` and ``place`` (``looked_up``), else calling ``name_bits()`` and
+    ``place_bits()`` (where a test only runs once cheaper ones held)."""
+    nbits, place = ("nbits", "place") if looked_up else ("name_bits()", "place_bits()")
+    out = [f"({nbits} & {bits[names]:#x}ULL)"] if names is not None and names in bits else []
+    if places is not None:
+        out.append(f"({place} & {sum(PLACE_BITS[p] for p in places)})")
+    return out
 
 
 def render() -> str:

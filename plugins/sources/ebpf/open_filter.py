@@ -39,7 +39,9 @@ _FLAG_C = {
 def _flags_c(t: Term, bits: dict[frozenset[str], int]) -> str:
     """A term's flag tests, its name test (when its name set has a bit) and its place test,
     as C."""
-    tests = [_FLAG_C[n] for n in sorted(t.needs)] + name_filter.who_c(t.names, t.places, bits)
+    # the name and the place looked up only once the flags held (most opens stop there)
+    tests = [_FLAG_C[n] for n in sorted(t.needs)] + name_filter.who_c(t.names, t.places, bits,
+                                                                       looked_up=False)
     return " && ".join(tests) or "1"
 
 
@@ -110,10 +112,6 @@ def render(pf: OpenPrefilter | None, names: dict[frozenset[str], int] | None = N
         "static __always_inline int open_wanted(s64 res, u64 flags, const void *upath)",
         "{",
     ]
-    if any(t.names in names for t in pf.terms):
-        lines.append("    u64 nbits = name_bits();")
-    if any(t.places is not None for t in pf.terms):
-        lines.append("    u32 place = place_bits();")
     if flag_only:
         cond = " || ".join(f"({_flags_c(t, names)})" for t in flag_only)
         lines += [f"    if ({cond})", "        return 1;"]
