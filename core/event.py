@@ -312,6 +312,11 @@ class Container:
                                        factory=dict)
     cni_json: str | None = state(None, "its pod's CNI result as JSON, from a CRI runtime "
                                  "(k8s.pod.cni.json)")
+    pid: int | None = state(None, "the host pid of its first process, the runtime's task "
+                            "(Docker's State.Pid, containerd's task, the CRI's info.pid)")
+    size_rw: int | None = state(None, "its size as the runtime reports it with Falco's "
+                                "container plugin with_size (Docker's SizeRw, the CRI's "
+                                "writable layer, containerd's image target); no field reads it")
     #: False while the metadata lookup is still pending or failed: fields are then unknown
     complete: bool = state(False, "false while the metadata lookup was pending: container "
                            "fields read as unknown")

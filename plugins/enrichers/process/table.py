@@ -16,13 +16,15 @@ At start the table is a snapshot of ``/proc``.  From then on it follows the even
   that has exited keeps its last-known name (``runc:[1:CHILD]`` for a shell that ``docker exec``
   started).
 
-The table is bounded (``max_entries``): past it, exited entries go first, then the oldest; each
-eviction of a live entry is counted (``drops.process.evicted``).
+The table is bounded (``max_entries``: ``process.max_entries``, or Falco's
+``falco_libs.thread_table_size``): past it, exited entries go first, then the oldest; each
+eviction of a live entry is counted (``drops.process.evicted``), the first one logged.
 """
 
 from __future__ import annotations
 
 import collections
+import logging
 import os
 import posixpath
 import re
@@ -33,6 +35,8 @@ from syswarden.core.event import (EXEC_RESOURCES, Event, ExecFacts, ExitFacts, F
                                    Process)
 
 from . import users
+
+log = logging.getLogger("syswarden.process")
 
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _FD_PATH = re.compile(r"^/(?:dev|proc/self)/fd/(\d+)$")
@@ -211,6 +215,7 @@ class ProcessTable:
         self.reader = reader or ProcReader()
         self._exited: collections.deque[tuple[int, int, Process]] = collections.deque()
         self._count = count or (lambda name, n=1: None)
+        self._said_full = False     # the first eviction of a live process is logged
         self._realpath_cache: dict[str, str] = {}
         #: cgroup id -> a process of it seen alive (the root of its user database)
         self._alive_in_cgroup: dict[int, int] = {}
@@ -301,6 +306,12 @@ class ProcessTable:
             pid = next(iter(self.procs))
             del self.procs[pid]
             self._count("drops.process.evicted", 1)
+            if not self._said_full:
+                self._said_full = True
+                log.warning("process table full (%d processes: falco_libs.thread_table_size "
+                            "or process.max_entries): the oldest live processes are evicted, "
+                            "each counted in drops.process.evicted "
+                            "(scap.n_drops_full_threadtable)", self.max_entries)
 
     def _set_names(self, p: Process) -> None:
         if not p.live:          # another machine's (a replay): its databases are not here
