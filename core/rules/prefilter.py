@@ -33,6 +33,7 @@ from typing import Any
 from ..fields import FieldDef
 from ..syscalls import ENTER_ARGS, EVENTS, O_CREAT, O_TMPFILE_OWN, O_TRUNC
 from . import ast
+from . import procnames
 from .operators import says
 from .resolved import RCheck, RMacro, RNode, iter_checks
 
@@ -109,13 +110,17 @@ class Term:
     """Every test in ``needs`` holds; unless ``prefixes`` is None, ``fd.name`` (with ``real``:
     ``fd.realpath``) starts with one of ``prefixes``; unless ``substrings`` is None, it contains
     one of ``substrings``; unless ``ids`` is None, the file is one of ``ids`` (``(major, minor,
-    inode)``: ``samefile``), and then there is no path test."""
+    inode)``: ``samefile``), and then there is no path test; unless ``names`` is None,
+    ``proc.name`` is one of ``names``; unless ``places`` is None, the process runs where one of
+    ``places`` says (host, container: :mod:`.procnames`)."""
 
     needs: frozenset[str] = frozenset()
     prefixes: frozenset[str] | None = None
     substrings: frozenset[str] | None = None
     real: bool = False
     ids: frozenset[tuple[int, int, int]] | None = None
+    names: frozenset[str] | None = None
+    places: frozenset[str] | None = None
 
     @property
     def has_path_test(self) -> bool:
@@ -126,12 +131,15 @@ class Term:
         """The conjunction (of two substring tests, the more selective one is kept; of a path
         test on ``fd.name`` and one on ``fd.realpath``, or of a path and an identity test, one
         of them: dropping a conjunct only widens)."""
+        names = procnames.both(self.names, o.names)
+        places = procnames.both(self.places, o.places)
         if self.ids is not None or o.ids is not None:
             ids = self.ids if o.ids is None else o.ids if self.ids is None else \
                 self.ids & o.ids
-            return Term(self.needs | o.needs, ids=ids)
+            return Term(self.needs | o.needs, ids=ids, names=names, places=places)
         if self.has_path_test and o.has_path_test and self.real != o.real:
-            return Term(self.needs | o.needs, self.prefixes, self.substrings, self.real)
+            return Term(self.needs | o.needs, self.prefixes, self.substrings, self.real,
+                        names=names, places=places)
         real = self.real if self.has_path_test else o.real
         if self.prefixes is None or o.prefixes is None:
             prefixes = self.prefixes if o.prefixes is None else o.prefixes
@@ -144,11 +152,13 @@ class Term:
             subs = self.substrings if o.substrings is None else o.substrings
         else:
             subs = max(self.substrings, o.substrings, key=_selectivity)
-        return Term(self.needs | o.needs, minimal_prefixes(prefixes), subs, real)
+        return Term(self.needs | o.needs, minimal_prefixes(prefixes), subs, real,
+                    names=names, places=places)
 
     def covers(self, o: Term) -> bool:
         """Whether every open ``o`` accepts, this term accepts too."""
-        if not self.needs <= o.needs:
+        if not self.needs <= o.needs or not procnames.covers(self.names, o.names) \
+                or not procnames.covers(self.places, o.places):
             return False
         if not self.has_path_test:
             return True
@@ -165,11 +175,16 @@ class Term:
                                               for p in o.prefixes)
 
     def holds(self, res: int, flags: int, path: str, judged: bool, realpath: str | None = None,
-              ident: tuple[int, int, int] | None = None) -> bool:
+              ident: tuple[int, int, int] | None = None, name: str | None = None,
+              host: bool | None = None) -> bool:
         """Whether an open passes this term (a path not ``judged`` passes every path test; a
         ``realpath`` not known or cut (not absolute) every test on it; an unknown ``ident``
-        no identity test)."""
+        no identity test; a process ``name`` not known every name test, a place not known
+        every place test)."""
         if not all(_FLAG_TESTS[n](res, flags) for n in self.needs):
+            return False
+        if not procnames.allows(self.names, name) or \
+                not procnames.allows_place(self.places, host):
             return False
         if self.ids is not None:
             return ident in self.ids
@@ -199,19 +214,23 @@ class OpenPrefilter:
 
     def accepts(self, res: int, flags: int, path: str, is_dir: bool = False,
                 realpath: str | None = None,
-                ident: tuple[int, int, int] | None = None) -> bool:
+                ident: tuple[int, int, int] | None = None,
+                name: str | None = None, host: bool | None = None) -> bool:
         """Whether an open must be sent (the reference a source's own test implements): a
         term holds of it, with its path judged only when the path is as ``fd.name`` will show
-        it; and an open that returned a directory is always sent (a later ``openat(dirfd,
-        ...)`` or ``fchdir`` is resolved through it).  ``realpath`` is the path the kernel
-        resolved (by default the path as written, as for a path through no link and no
-        mount); ``ident`` the file's (major, minor, inode), None when not known."""
+        it, its process's name only when known (``name``: as the process table has it), and
+        where it runs only when known (``host``: its cgroup the host's); and an open that
+        returned a directory is always sent (a later ``openat(dirfd, ...)`` or ``fchdir`` is
+        resolved through it).  ``realpath`` is the path the kernel resolved (by default the
+        path as written, as for a path through no link and no mount); ``ident`` the file's
+        (major, minor, inode), None when not known."""
         if res >= 0 and is_dir:
             return True
         judged = judgeable(path)
         if realpath is None and judged:
             realpath = path
-        return any(t.holds(res, flags, path, judged, realpath, ident) for t in self.terms)
+        return any(t.holds(res, flags, path, judged, realpath, ident, name, host)
+                   for t in self.terms)
 
     def describe(self) -> str:
         if not self.terms:
@@ -227,7 +246,7 @@ class OpenPrefilter:
                 s += " containing " + ", ".join(repr(x) for x in sorted(t.substrings))
             if t.ids is not None:
                 s += f" same file as one of {len(t.ids)}"
-            parts.append(s)
+            parts.append(s + procnames.describe(t.names, t.places))
         return " | ".join(parts)
 
 
@@ -264,7 +283,8 @@ def open_prefilter(engine: Any) -> OpenPrefilter | None:
     return OpenPrefilter(tuple(sorted(out, key=lambda t: (
         sorted(t.needs), t.prefixes is not None, sorted(t.prefixes or ()),
         t.substrings is not None, sorted(t.substrings or ()), t.real,
-        sorted(t.ids or ())))))
+        sorted(t.ids or ()), t.names is not None, sorted(t.names or ()),
+        t.places is not None, sorted(t.places or ())))))
 
 
 def _fd_reader(engine: Any) -> str | None:
@@ -334,6 +354,12 @@ def _abstract(node: RNode, memo: dict[int, Terms]) -> Terms:
 def _check(c: RCheck) -> Terms:
     """One comparison as terms, from what its operator says of the value (:func:`says`); None
     when it says nothing the kernel can test."""
+    names = procnames.name_set(c)
+    if names is not None:
+        return [Term(names=names)]
+    places = procnames.place_set(c)
+    if places is not None:
+        return [Term(places=places)]
     if c.rhs is not None:
         return None                          # val(): another field
     name, said = c.field.name, says(c.op, c.const)

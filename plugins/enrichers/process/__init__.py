@@ -49,6 +49,9 @@ def syswarden_make_enrichers(ctx: Any):
 
     section = ctx.section(SECTION)
     snapshot = bool(section.get("snapshot", True)) and not ctx.replay_file
-    return ProcessEnricher(ctx.metrics, max_entries=int(section.get("max_entries", 65536)),
-                           grace_s=float(section.get("exit_grace", 5.0)), snapshot=snapshot,
-                           agent_pid=ctx.agent_pid, replay=bool(ctx.replay_file))
+    enricher = ProcessEnricher(ctx.metrics, max_entries=int(section.get("max_entries", 65536)),
+                               grace_s=float(section.get("exit_grace", 5.0)),
+                               snapshot=snapshot, agent_pid=ctx.agent_pid,
+                               replay=bool(ctx.replay_file))
+    ctx.process_names = enricher.table.names
+    return enricher

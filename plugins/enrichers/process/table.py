@@ -490,5 +490,14 @@ class ProcessTable:
             if self.procs.get(pid) is p:
                 del self.procs[pid]
 
+    def names(self) -> list[tuple[int, str]]:
+        """(pid, ``proc.name``) of every process the table holds (callable from another
+        thread: a copy taken while the table changes is taken again)."""
+        while True:
+            try:
+                return [(pid, p.comm) for pid, p in list(self.procs.items()) if p.comm]
+            except RuntimeError:            # the dict changed size while it was copied
+                continue
+
     def __len__(self) -> int:
         return len(self.procs)

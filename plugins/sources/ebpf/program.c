@@ -211,7 +211,8 @@ static __always_inline int ring_had_room(int cat, u32 size)
     return used + need < total;
 }
 
-static __always_inline int send(struct rec *r, u32 pos, int cat)
+// Send a record: 0 when it is in the ring, else not 0 (counted as dropped).
+static __always_inline int send_err(struct rec *r, u32 pos, int cat)
 {
     u32 size = pos & (2 * HALF - 1);
     if (size < REC_HDR)
@@ -242,6 +243,12 @@ static __always_inline int send(struct rec *r, u32 pos, int cat)
         if (ring_had_room(cat, size))
             count(CAT_ROOM, 0);
     }
+    return err;
+}
+
+static __always_inline int send(struct rec *r, u32 pos, int cat)
+{
+    send_err(r, pos, cat);
     return 0;
 }
 
@@ -767,6 +774,16 @@ static __always_inline u32 inode_kdev(void *inode)
 #endif
 }
 
+// Whether the decoder reads the sockaddr at user address `addr` (`len` bytes): AF_INET of 8
+// bytes or more, AF_INET6 of 24, AF_UNIX, no longer than the kernel takes (128).
+static __always_inline int sockaddr_known(u64 addr, u32 len)
+{
+    u16 fam = 0;
+    if (!addr || len < 2 || len > 128 || bpf_probe_read_user(&fam, sizeof(fam), (void *)addr))
+        return 0;
+    return (fam == 2 && len >= 8) || (fam == 10 && len >= 24) || fam == 1;
+}
+
 // Append one end of the IP socket `fd` as a struct sockaddr_in/in6: its local end (what
 // getsockname would say) or, with `peer`, the remote one (getpeername).  file->private_data is
 // the struct socket, socket->sk its struct sock, which starts with struct sock_common
@@ -814,6 +831,41 @@ static __always_inline u32 put_sock_end(struct rec *r, u32 pos, int slot, s64 fd
 #else
     return pos;
 #endif
+}
+
+// The address family of this process's socket `fd` (0: not a socket, or not read here).
+static __always_inline u32 sock_family(s64 fd)
+{
+#if defined(OFF_FILE_INODE) && defined(OFF_INODE_MODE) && defined(OFF_FILE_PRIVATE) && \
+    defined(OFF_SOCKET_SK) && defined(OFF_SKC_FAMILY)
+    void *file = fd_file(fd);
+    void *inode = file ? read_ptr_at(file, OFF_FILE_INODE) : 0;
+    u16 mode = 0, family = 0;
+    if (!inode || bpf_probe_read_kernel(&mode, sizeof(mode), inode + OFF_INODE_MODE) ||
+        (mode & 0170000) != 0140000)         // not S_IFSOCK: private_data is no socket
+        return 0;
+    void *sock = read_ptr_at(file, OFF_FILE_PRIVATE);
+    void *sk = sock ? read_ptr_at(sock, OFF_SOCKET_SK) : 0;
+    if (!sk || bpf_probe_read_kernel(&family, sizeof(family), sk + OFF_SKC_FAMILY))
+        return 0;
+    return family;
+#else
+    return 0;
+#endif
+}
+
+// In place of an address the decoder would not read (a connect's AF_UNSPEC...): an IP
+// socket's peer as the kernel has it, a UNIX socket's family alone (an unnamed sockaddr_un).
+static __always_inline u32 put_unread_peer(struct rec *r, u32 pos, int slot, s64 fd)
+{
+    u32 family = sock_family(fd);
+    if (family == 2 || family == 10)
+        return put_sock_end(r, pos, slot, fd, 1);
+    if (family != 1 || pos >= HALF)
+        return pos;
+    *(u16 *)((u8 *)r + (pos & (HALF - 1))) = 1;
+    r->slen[slot & (STRING_SLOTS - 1)] = 2;
+    return pos + 2;
 }
 
 // The current task's credentials (task->cred: the subjective ones, as Falco reads them).
@@ -986,6 +1038,9 @@ static __always_inline void fill_exec_tail(struct exec_tail *t)
 }
 
 // The rules' open prefilter, rendered by open_filter.py (OPEN_FILTER 0: every open is sent).
+// Process names in the kernel, rendered by name_filter.py.
+@NAME_FILTER@
+
 @OPEN_FILTER@
 
 // The rules' socket prefilter, rendered by sock_filter.py (SOCK_FILTER 0: every family sent).
@@ -998,7 +1053,7 @@ static __always_inline int send_exec(u64 id, u32 stash_tid, s64 res, u16 kind,
     struct exec_stash *s = execs.lookup(&stash_tid);
     struct rec *r = new_rec(id, kind, 0, res);
     if (!r)
-        return 0;
+        return -1;
     r->extra = old_pid;
     u8 *buf = (u8 *)r;
     struct exec_tail *t = (struct exec_tail *)(buf + REC_HDR);
@@ -1036,7 +1091,7 @@ static __always_inline int send_exec(u64 id, u32 stash_tid, s64 res, u16 kind,
         execs.delete(&stash_tid);
     }
     EXEC_PUT(r, current_vpid(), current_tty(), current_loginuid());
-    return send(r, pos, CAT_PROC);
+    return send_err(r, pos, CAT_PROC);
 }
 
 int sw_sched_exec(void *ctx)
@@ -1046,7 +1101,9 @@ int sw_sched_exec(void *ctx)
         return 0;
     const void *fname = ctx + (TP_FIELD(ctx, u32, TP_EXEC_FILENAME) & 0xffff);  // __data_loc
     int old_pid = TP_FIELD(ctx, int, TP_EXEC_OLD_PID);
-    return send_exec(id, (u32)old_pid, 0, KIND_EXEC, fname, old_pid);
+    int err = send_exec(id, (u32)old_pid, 0, KIND_EXEC, fname, old_pid);
+    names_exec(id >> 32, err);
+    return 0;
 }
 
 // A failed exec: its stash is still there (a successful one was sent by sw_sched_exec).
@@ -1060,7 +1117,8 @@ static __always_inline int do_exit_exec(s64 ret)
         execs.delete(&tid);
         return 0;
     }
-    return send_exec(id, tid, ret, KIND_EXEC_FAIL, 0, 0);
+    send_exec(id, tid, ret, KIND_EXEC_FAIL, 0, 0);
+    return 0;
 }
 
 int sw_exit_exec(struct sys_exit_ctx *ctx)
@@ -1110,7 +1168,12 @@ int sw_sched_fork(void *ctx)
     bpf_get_current_comm(buf + pos, 16);
     r->slen[0] = 16;
     pos += 16;
-    return send(r, pos, CAT_PROC);
+    // a new thread (CLONE_THREAD in clone's or clone3's flags) is no process of its own
+    u64 cflags = r->evt == NR_CLONE3 ? r->a[1] : r->evt == NR_CLONE ? r->a[0] : 0;
+    int err = send_err(r, pos, CAT_PROC);
+    if (!(cflags & 0x10000))
+        names_fork(id >> 32, (u32)child, err);
+    return 0;
 }
 
 // Whether the exiting thread is its process's last, where sched_process_exit does not say
@@ -1135,14 +1198,19 @@ int sw_sched_exit(void *ctx)
     if (p && p->tid == tid)
         p->tid = 0;
     execs.delete(&tid);
+#ifdef TP_EXIT_GROUP_DEAD
+    u32 dead = TP_FIELD(ctx, u8, TP_EXIT_GROUP_DEAD);
+#else
+    u32 dead = current_group_dead(id);
+#endif
+    if (dead) {
+        u32 tgid = id >> 32;
+        proc_names.delete(&tgid);
+    }
     struct rec *r = new_rec(id, KIND_EXIT, 0, 0);
     if (!r)
         return 0;
-#ifdef TP_EXIT_GROUP_DEAD
-    r->extra = TP_FIELD(ctx, u8, TP_EXIT_GROUP_DEAD);
-#else
-    r->extra = current_group_dead(id);
-#endif
+    r->extra = dead;
     return send(r, REC_HDR, CAT_PROC);
 }
 

@@ -36,7 +36,7 @@ def test_the_default_rules_need_writes_creations_and_reads_of_sensitive_files():
     assert pf is not None
     flag_only = {t.needs for t in pf.terms if not t.has_path_test}
     assert flag_only == {frozenset({OK, WRITE}), frozenset({OK, CREATE})}
-    reads = [t for t in pf.terms if t.prefixes is not None]
+    reads = [t for t in pf.terms if t.prefixes is not None and CREATE not in t.needs]
     assert reads and all(t.needs == {OK, READ} for t in reads)
     # beyond fd.name: the same paths tested on fd.realpath, and the files by identity
     assert any(t.real for t in reads) and any(not t.real for t in reads)
@@ -48,6 +48,11 @@ def test_the_default_rules_need_writes_creations_and_reads_of_sensitive_files():
     assert pf.accepts(3, os.O_RDONLY, "/tmp/x", ident=ident)        # a hard link
     assert pf.accepts(3, os.O_RDONLY, "/tmp/x", realpath="/etc/shadow")   # a symlink
     assert not pf.accepts(3, os.O_RDONLY, "/tmp/x", realpath="/tmp/x", ident=(1, 2, 3))
+    # a creation: in a container (an executable's), or below /dev (anywhere)
+    assert {(t.prefixes, t.places) for t in pf.terms if t.needs == {OK, CREATE}} == {
+        (None, frozenset({"container"})), (frozenset({"/dev/"}), None)}
+    assert not pf.accepts(3, os.O_RDONLY | os.O_CREAT, "/tmp/x", host=True)
+    assert pf.accepts(3, os.O_RDONLY | os.O_CREAT, "/tmp/x", host=False)
     assert "/etc/shadow" in pf.prefixes() and "/etc/pam.d" in pf.prefixes()
     assert not pf.accepts(3, os.O_RDONLY, "/dev/null")
     assert not pf.accepts(-2, os.O_WRONLY, "/etc/passwd")          # failed
@@ -79,9 +84,12 @@ def test_paths_no_clean_path_can_satisfy_still_pass_paths_the_kernel_cannot_judg
 
 
 @pytest.mark.parametrize("cond, why", [
-    ("evt.type = openat and proc.name = cat", "can match any openat"),
+    # a name test the kernel cannot make (a prefix, the parent's name, a negation)
+    ("evt.type = openat and proc.name startswith ca", "can match any openat"),
+    ("evt.type = openat and proc.pname = cat", "can match any openat"),
+    ("evt.type = openat and not proc.name = cat", "can match any openat"),
     ("evt.type = openat and not fd.name startswith /tmp", "can match any openat"),
-    ("evt.type = openat and (fd.name startswith /etc or proc.name = cat)", "any openat"),
+    ("evt.type = openat and (fd.name startswith /etc or proc.name != cat)", "any openat"),
     ("evt.type = openat and toupper(fd.name) startswith /ETC", "any openat"),
     ("evt.type = fchmod and fd.name = /etc/passwd", "reads fd.name on fchmod"),
     ("proc.name = cat and fd.name = /etc/passwd", "reads fd.name on events of any type"),
@@ -99,6 +107,30 @@ def test_a_rule_that_needs_every_open_turns_the_prefilter_off(tmp_path, caplog, 
     caplog.set_level("INFO", "syswarden.rules")
     assert open_prefilter(engine(tmp_path, rule(cond))) is None
     assert why in caplog.text
+
+
+def test_a_process_name_test_is_a_term_of_its_own(tmp_path):
+    """``proc.name = X`` / ``in (...)`` is kept as a name set (once needing every open):
+    intersected with the flags and paths it is conjoined with, and tested on the name as
+    the process table has it (a name not known passes)."""
+    pf = open_prefilter(engine(tmp_path, rule(
+        "evt.type = openat and evt.is_open_read = true and proc.name in (tar, cat)")
+        + rule("evt.type = openat and (fd.name startswith /etc or proc.name = cat)", "b")
+        + rule("evt.type = openat and proc.name = gzip and proc.name in (tar, gzip)", "c")))
+    assert pf is not None and set(pf.terms) == {
+        Term(frozenset({READ}), names=frozenset({"tar", "cat"})),
+        Term(frozenset(), frozenset({"/etc"})),
+        Term(names=frozenset({"cat"})),
+        Term(names=frozenset({"gzip"}))}
+    assert pf.accepts(3, 0, "/tmp/x", name="tar") and pf.accepts(3, 1, "/tmp/x", name="cat")
+    assert not pf.accepts(3, 1, "/tmp/x", name="tar")           # written: not rule a
+    assert not pf.accepts(3, 0, "/tmp/x", name="nginx")
+    assert pf.accepts(3, 0, "/tmp/x") and pf.accepts(3, 0, "/etc/x", name="nginx")
+    # a comm holds 15 bytes: a longer name is compared by its first 15
+    long = open_prefilter(engine(tmp_path, rule(
+        "evt.type = openat and proc.name = containerd-shim-runc-v2")))
+    assert long is not None and long.accepts(3, 0, "/x", name="containerd-shim")
+    assert not long.accepts(3, 0, "/x", name="containerd")
 
 
 def test_socket_fields_on_fds_of_other_calls_need_no_open(tmp_path):
@@ -258,7 +290,7 @@ FLAGS = [os.O_RDONLY, os.O_WRONLY, os.O_RDWR, os.O_WRONLY | os.O_TRUNC,
          os.O_WRONLY | os.O_CREAT, os.O_RDONLY | os.O_CREAT | (1 << 30),
          os.O_RDWR | os.O_TMPFILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | (1 << 30),
          os.O_RDONLY | os.O_DIRECTORY]
-NAMES = ["cat", "bash", "apt", "vi"]
+NAMES = ["cat", "bash", "apt", "vi", "tar", "sshd"]
 
 SENSITIVE_RULES = "".join([
     rule("evt.type in (open, openat) and evt.is_open_write = true and fd.name pmatch (/usr/bin) "
@@ -310,7 +342,7 @@ def test_no_open_a_rule_matches_is_kept(tmp_path, rules, request):
     for evt_type, path, flags, res, name, container in itertools.product(
             ("open", "openat"), PATHS, FLAGS, (3, -2), NAMES, ("host", "0123456789ab")):
         matched = bool(eng.check(_open(fds, evt_type, path, flags, res, name, container)))
-        accepted = pf.accepts(res, flags, path)
+        accepted = pf.accepts(res, flags, path, name=name, host=container == "host")
         assert accepted or not matched, (evt_type, path, oct(flags), res, name)
         kept += not accepted
         hits += matched
