@@ -48,11 +48,7 @@ UNREACHABLE: dict[str, str] = {
 }
 
 #: rules an action triggers that syswarden does not raise yet: the piece they wait for
-AWAITING: dict[str, str] = {
-    "Java Process Class File Download":
-        "evt.buffer of recvfrom: the live source captures no received data, and keeps a TCP "
-        "receive without an address in the kernel",
-}
+AWAITING: dict[str, str] = {}
 
 
 #: of ``AWAITING``, the rules whose alert depends on a race today (not a strict xfail)
