@@ -21,6 +21,7 @@ import textwrap
 import pytest
 import trio
 
+from syswarden.core import dns
 from syswarden.core.fields import ArgKind
 from syswarden.core.plugins import make_plugin_manager
 from tests.helpers.ebpf import descends_from_me, needs_root, run_live
@@ -109,6 +110,11 @@ async def test_every_field_of_the_process_families_is_computed(tmp_path):
     fields = [d for d in every if d.name.startswith(FAMILIES) and not d.unsupported]
     tmp_path.chmod(0o777)
     seen: dict[str, object] = {}
+
+    # the socket name fields read the name a rule's lookup gave an address (core/dns.py):
+    # one rule's, localhost (/etc/hosts), for the loopback connections below
+    dns.RESOLVER.want(["localhost"])
+    dns.RESOLVER.refresh("localhost")
 
     async def action(live):
         # a terminal (proc.tty)
