@@ -1,8 +1,8 @@
 """Falco's ``thread.*`` fields: the thread that made the call.
 
-Its ids come with the event; its capabilities, cgroups and memory are read lazily from
-``/proc/PID`` (unknown once the process has gone), except the effective capability set the
-process table keeps.
+Its ids come with the event; its cgroups are the process table's (read at its exec, inherited
+at its fork); its capabilities and memory are the kernel's at exec, else read lazily from
+``/proc/PID`` (unknown once the process has gone).
 """
 
 from __future__ import annotations
@@ -78,21 +78,19 @@ def _faults(attr: str, i: int) -> Callable[[Any], int | None]:
 
 
 def _thread_cgroups(e):
-    lines = proc_file(e.proc, "cgroup")
-    return " ".join(line.strip() for line in lines) if lines is not None else None
+    # Falco's list, subsystem=path, read when the process exec'd or inherited at its fork
+    p = e.proc
+    return " ".join(p.cgroups) if p is not None and p.cgroups else None
 
 
 def _thread_cgroup(arg):
-    sub = str(arg)
+    prefix = f"{arg}="
 
     def read(e):
-        for line in proc_file(e.proc, "cgroup") or ():
-            try:
-                _, ctrl, path = line.split(":", 2)
-            except ValueError:
-                return None
-            if sub in ctrl.split(",") or (not ctrl and sub in ("", "unified")):
-                return path
+        p = e.proc
+        for cg in p.cgroups if p is not None else ():
+            if cg.startswith(prefix):
+                return cg[len(prefix):]
         return None
     return read
 
