@@ -160,6 +160,16 @@ static __always_inline u32 put_str(struct rec *r, u32 pos, int slot, const void 
     return pos + (n & (PATH_MAX_B - 1));
 }
 
+// Append `l` user bytes at `pos` (below HALF; `l` bounded by the caller, below HALF too).
+static __always_inline u32 put_user(struct rec *r, u32 pos, int slot, const void *uptr, u64 l)
+{
+    u8 *buf = (u8 *)r;
+    if (bpf_probe_read_user(buf + (pos & (HALF - 1)), l, uptr) != 0)
+        return pos;
+    r->slen[slot & (STRING_SLOTS - 1)] = l;
+    return pos + l;
+}
+
 // Append raw user bytes (a sockaddr, a struct).
 static __always_inline u32 put_bytes(struct rec *r, u32 pos, int slot, const void *uptr, u32 len)
 {
@@ -169,11 +179,7 @@ static __always_inline u32 put_bytes(struct rec *r, u32 pos, int slot, const voi
     if (l > SOCK_MAX)
         l = SOCK_MAX;
     asm volatile("%0 &= 0xff" : "+r"(l));    // keep the bound visible to the verifier
-    u8 *buf = (u8 *)r;
-    if (bpf_probe_read_user(buf + (pos & (HALF - 1)), l, uptr) != 0)
-        return pos;
-    r->slen[slot & (STRING_SLOTS - 1)] = l;
-    return pos + l;
+    return put_user(r, pos, slot, uptr, l);
 }
 
 // Append the first bytes a receive filled (Falco's evt.buffer): `got` bytes (the call's
@@ -187,11 +193,7 @@ static __always_inline u32 put_received(struct rec *r, u32 pos, int slot, const 
     asm volatile("%0 &= 0x1fff" : "+r"(l));  // below HALF: keep the bound visible
     if (l == 0)
         return pos;
-    u8 *buf = (u8 *)r;
-    if (bpf_probe_read_user(buf + (pos & (HALF - 1)), l, uptr) != 0)
-        return pos;
-    r->slen[slot & (STRING_SLOTS - 1)] = l;
-    return pos + l;
+    return put_user(r, pos, slot, uptr, l);
 }
 
 // The same from a msghdr's first iovec (recvmsg): its base, at most its length.
