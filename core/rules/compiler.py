@@ -165,6 +165,8 @@ class Compiler:
                                             f"{exc}") from None
             if not isinstance(bound, Bound):
                 bound = Bound(bound)
+            if fdef.name in NAME_FIELDS and self.fields.get(NAME_FIELDS[fdef.name]):
+                bound = self._name_reader(fdef.name)
             read, many, ftype, name = bound.read, bound.many, fdef.type, fdef.name
             reads = (name,)
             if ref.transformers and name == "evt.rawarg":
@@ -310,6 +312,16 @@ class Compiler:
             rc.types = frozenset(const) if operator.kind is Kind.LIST else frozenset([const])
             rc.negate_types = operator.event_types == "not in"
         return rc
+
+    def _name_reader(self, name: str) -> Bound:
+        """``fd.sip.name`` read (an output, ``exists``): the name this compiler's resolver
+        learned for the address, from a rule's comparison."""
+        read_addr = self.fields.get(NAME_FIELDS[name]).bind(None).read
+        name_of = self.names.name_of
+
+        def read(e: Any) -> str | None:
+            return name_of(read_addr(e))
+        return Bound(read)
 
     def _name_check(self, node: ast.Check, origin: Origin) -> RNode:
         """``fd.sip.name = NAME`` (``!=``, ``in``) as Falco has it: true when the socket's

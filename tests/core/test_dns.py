@@ -18,6 +18,7 @@ from syswarden.core.errors import RuleError
 from syswarden.core.plugins import collect_fields
 from syswarden.core.rules.engine import RuleEngine
 from syswarden.core.ruletest import RuleTestError, load_test_file
+from syswarden.testing import read_field
 
 LOOPBACK = ipaddress.ip_address("127.0.0.1")
 
@@ -87,11 +88,16 @@ async def test_a_rule_names_a_host_the_system_resolver_knows(tmp_path, fields):
 
 
 def test_an_output_reads_the_name_a_rule_resolved(tmp_path, fields):
-    dns.RESOLVER.want(["localhost"])
-    dns.RESOLVER.refresh("localhost")
-    engine = _load(tmp_path, fields, RULES, dns.RESOLVER)
+    resolver = dns.NameResolver()
+    engine = _load(tmp_path, fields, RULES, resolver)
+    resolver.refresh("localhost")
     (alert,) = [a for a in engine.check(_connect()) if a.rule == "To localhost"]
     assert "to localhost (127.0.0.1)" in alert.output
+    # the field as the registry reads it: the agent's resolver's name
+    dns.RESOLVER.want(["localhost"])
+    dns.RESOLVER.refresh("localhost")
+    assert read_field("fd.sip.name", _connect()) == "localhost"
+    assert read_field("fd.sip.name", _connect("10.1.2.3")) is None
 
 
 @pytest.mark.parametrize("condition, message", [
