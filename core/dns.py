@@ -9,8 +9,9 @@ same manager gives a field's value in an output: the name learned that way for t
 (the first in name order when several have it), nothing for an address no rule's name
 resolved to.
 
-:class:`NameResolver` does the same, off the hot path: the rule compiler registers the names
-(:meth:`NameResolver.want`), a comparison is a set lookup (:meth:`NameResolver.match`), and
+:class:`NameResolver` does the same, off the hot path: the rule engine registers the names its
+running rules compare with (:meth:`NameResolver.want`; a disabled rule's are never looked up),
+a comparison is a set lookup (:meth:`NameResolver.match`), and
 the lookups run in worker threads from :meth:`NameResolver.serve` in the agent's nursery (run
 by the process enricher, whose fields these are): at most :data:`CONCURRENT` at a time, each
 given :data:`TIMEOUT` seconds, at most :data:`MAX_NAMES` names (more are refused and
@@ -30,7 +31,6 @@ import time
 from typing import Any, Callable, Iterable
 
 import trio
-
 
 log = logging.getLogger("syswarden.dns")
 
