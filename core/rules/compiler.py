@@ -17,8 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .. import dns
-from ..dns import NAME_FIELDS, NAME_OPERATORS, NameMatch, NameResolver
+from ..dns import NAME_FIELDS, NAME_OPERATORS, RESOLVER, NameMatch, NameResolver
 from ..errors import Location, RuleError
 from ..fields import ArgKind, Bound, FieldDef, FieldRegistry, FieldType
 from ..syscalls import KNOWN_EVENT_TYPES
@@ -55,7 +54,7 @@ class Compiler:
                  names: NameResolver | None = None) -> None:
         self.fields = fields
         #: resolves the names the ``fd.*ip.name`` comparisons write
-        self.names = names if names is not None else dns.RESOLVER
+        self.names = names if names is not None else RESOLVER
         self.lists = lists or {}
         self.macros = macros or {}
         self.warnings: list[RuleError] = []
