@@ -22,13 +22,13 @@ miss one.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..syscalls import ENTER_ARGS, EVENTS
+from ..fields import FieldDef
+from ..syscalls import ENTER_ARGS, EVENTS, O_CREAT, O_TMPFILE_OWN, O_TRUNC
 from . import ast
-from .globs import Glob
+from .operators import says
 from .resolved import RCheck, RMacro, RNode, iter_checks
 
 log = logging.getLogger("syswarden.rules")
@@ -72,13 +72,6 @@ def _names_a_descriptor(arg: str) -> bool:
     return "fd" in arg and not arg.endswith("dirfd") and arg != "fdlimit"
 
 
-#: ``fd.*`` fields that read only what a call the prefilter never drops created (an IP socket's
-#: ends) or the event's own argument (``fd.num``): the same whether or not the fd table knows a
-#: file's open.
-FD_FIELDS_WITHOUT_OPENS = frozenset({
-    "fd.num", "fd.cip", "fd.sip", "fd.lip", "fd.rip", "fd.cport", "fd.sport", "fd.lport",
-    "fd.rport", "fd.ip", "fd.port", "fd.net", "fd.cnet", "fd.snet", "fd.lnet", "fd.rnet",
-    "fd.connected", "fd.l4proto", "fd.sockfamily", "fd.is_server"})
 _FILE_KINDS = frozenset({"file", "directory", "f", "d"})
 
 MAX_TERMS = 16       # beyond this a conjunction stops refining (still sound, less selective)
@@ -94,8 +87,8 @@ _FLAG_TESTS = {
     OK: lambda res, flags: res >= 0,
     WRITE: lambda res, flags: flags & 3 in (1, 2),
     READ: lambda res, flags: flags & 3 in (0, 2),
-    CREATE: lambda res, flags: bool(flags & (0o100 | 0o20000000)),   # O_TMPFILE's own bit
-    TRUNC: lambda res, flags: bool(flags & 0o1000),
+    CREATE: lambda res, flags: bool(flags & (O_CREAT | O_TMPFILE_OWN)),
+    TRUNC: lambda res, flags: bool(flags & O_TRUNC),
 }
 
 
@@ -239,22 +232,23 @@ def _fd_reader(engine: Any) -> str | None:
         for rule, node in engine.conditions_for(t):
             for check in iter_checks(node):
                 for f in (check.field, check.rhs):
-                    for name in () if f is None else f.reads:
-                        if name.startswith("fd.") and not _needs_no_open(check, f, name):
-                            return (f"rule {rule.name!r} reads {name} on "
+                    for d in () if f is None else f.reads:
+                        if d.name.startswith("fd.") and not _needs_no_open(check, f, d):
+                            return (f"rule {rule.name!r} reads {d.name} on "
                                     f"{t or 'events of any type'}")
     return None
 
 
-def _needs_no_open(check: RCheck, f: Any, name: str) -> bool:
-    """Whether this check reads ``name`` (a field ``f`` reads) the same whether or not the fd
-    table saw the fd's open: a field of IP sockets, or a type test for kinds other than files
-    (false for a file, known or not, in either polarity)."""
-    if name in FD_FIELDS_WITHOUT_OPENS:
+def _needs_no_open(check: RCheck, f: Any, d: FieldDef) -> bool:
+    """Whether this check reads the declared field ``d`` (one ``f`` reads) the same whether or
+    not the fd table saw the fd's open: one declared ``without_open`` (a field of IP sockets,
+    the event's own fd number), or a type test for kinds other than files (false for a file,
+    known or not, in either polarity)."""
+    name = d.name
+    if d.without_open:
         return True
     if name in ("fd.type", "fd.typechar") and check.rhs is None and f.key == name:
-        kinds = {check.const} if check.op == "=" else \
-            set(check.const) if check.op == "in" and isinstance(check.const, frozenset) else None
+        kinds = says(check.op, check.const).equals
         return kinds is not None and not (kinds & _FILE_KINDS)
     return False
 
@@ -294,59 +288,29 @@ def _abstract(node: RNode, memo: dict[int, Terms]) -> Terms:
 
 
 def _check(c: RCheck) -> Terms:
-    """One comparison as terms; None when it says nothing the kernel can test."""
-    name, op, const = c.field.name, c.op, c.const
-    if c.field.key == "evt.arg.flags" and op == "contains" and const in _FLAG_NAMES:
-        return [Term(frozenset({_FLAG_NAMES[const]}))]
-    if c.rhs is not None or c.field.key != name:
-        return None                          # val(), a transformer, another argument
-    if name in _BOOL_TESTS and op == "=" and const is True:
+    """One comparison as terms, from what its operator says of the value (:func:`says`); None
+    when it says nothing the kernel can test."""
+    if c.rhs is not None:
+        return None                          # val(): another field
+    name, said = c.field.name, says(c.op, c.const)
+    subs = said.substrings
+    if c.field.key == "evt.arg.flags" and subs and all(x in _FLAG_NAMES for x in subs):
+        return [Term(frozenset({_FLAG_NAMES[x]})) for x in sorted(subs)]
+    if c.field.key != name:
+        return None                          # a transformer, another argument
+    if name in _BOOL_TESTS and said.equals == {True}:
         return [Term(frozenset({_BOOL_TESTS[name]}))]
-    if name in ("fd.num", "evt.rawres") and op == ">=" and isinstance(const, int) and const >= 0:
+    if name in ("fd.num", "evt.rawres") and said.at_least is not None and said.at_least >= 0:
         return [Term(frozenset({OK}))]
     if name in ("fd.name", "fd.nameraw"):
         # fd.nameraw is fd.name for a path the kernel judges (absolute, nothing to normalise)
-        if op in ("contains", "endswith") and isinstance(const, str):
-            return _substrings([const])             # endswith X: contains X (wider)
-        if op == "glob":
-            runs = _glob_runs(const)
-            return None if runs is None else _glob(runs)
-        return _paths(_name_prefixes(op, const, c))
+        return _path_terms(said.prefixes if said.prefixes is not None else said.equals, subs)
     if name == "fd.directory":
-        return _paths(_dir_prefixes(op, const))
+        # the directory itself, not D + "/": an fd opened as a directory has it as fd.directory
+        dirs = None if said.equals is None else \
+            frozenset(d.rstrip("/") or "/" if isinstance(d, str) else d for d in said.equals)
+        return _path_terms(said.prefixes if said.prefixes is not None else dirs, subs)
     return None
-
-
-def _name_prefixes(op: str, const: Any, c: RCheck) -> list[str] | None:
-    if op in ("=", "startswith") and isinstance(const, str):
-        return [const]
-    if op == "in" and isinstance(const, frozenset):
-        return list(const)
-    if op == "pmatch":
-        paths = getattr(c.pred, "paths", None)
-        return None if paths is None else [_literal_head(p) for p in paths]
-    return None
-
-
-def _dir_prefixes(op: str, const: Any) -> list[str] | None:
-    if op == "=" and isinstance(const, str):
-        dirs = [const]
-    elif op == "in" and isinstance(const, frozenset):
-        dirs = list(const)
-    elif op == "startswith" and isinstance(const, str):
-        return [const]
-    else:
-        return None
-    # the directory itself, not D + "/": an fd opened as a directory has it as fd.directory
-    return [d.rstrip("/") or "/" for d in dirs]
-
-
-def _literal_head(pattern: str) -> str:
-    """The part of a glob before its first wildcard (or escape)."""
-    for i, ch in enumerate(pattern):
-        if ch in "*?[\\":
-            return pattern[:i]
-    return pattern
 
 
 #: Longest substring a term keeps (a longer one is cut: containing it contains its head).
@@ -367,72 +331,24 @@ def _utf8(texts: Any) -> bool:
     return True
 
 
-def _substrings(subs: list[str]) -> Terms:
-    kept = frozenset(x[:MAX_SUBSTRING] for x in subs)
-    if not kept or "" in kept or not _utf8(kept):
-        return None
-    terms = [Term(frozenset(), None, kept)]
-    return None if _too_many(terms) else terms
-
-
-def _glob(runs: list[str]) -> Terms:
-    """A glob, as its literal runs (the first one before any wildcard), as a prefix (its
-    literal head, when absolute) and a substring (its longest literal run after the head)."""
-    if not _utf8(runs):
-        return None
-    head, rest = runs[0], [r for r in runs[1:] if r]
-    prefixes = frozenset({head}) if head.startswith("/") else None
-    subs = frozenset({max(rest, key=len)[:MAX_SUBSTRING]}) if rest else None
+def _path_terms(prefixes: Any, substrings: Any) -> Terms:
+    """A path that starts with one of ``prefixes`` and contains one of ``substrings`` (either
+    None: no such test) as terms.  A prefix test holds only of absolute paths (fd.name of an
+    open is absolute: a constant that is not can only match a name the source could not
+    resolve, which the kernel side sends anyway), so one that is not is dropped, as is a test
+    of text the kernel side cannot compare (not UTF-8); a substring is cut to its head."""
+    if prefixes is not None and not (all(isinstance(p, str) and p.startswith("/")
+                                         for p in prefixes) and _utf8(prefixes)):
+        prefixes = None
+    subs = None
+    if substrings is not None and all(isinstance(x, str) for x in substrings):
+        subs = frozenset(x[:MAX_SUBSTRING] for x in substrings)
+        if not subs or "" in subs or not _utf8(subs):
+            subs = None
     if prefixes is None and subs is None:
         return None
-    return [Term(frozenset(), minimal_prefixes(prefixes), subs)]
-
-
-def _glob_runs(const: Any) -> list[str] | None:
-    """The literal runs of a ``glob`` constant (a :class:`~.globs.Glob`, read from its
-    ``regex``): the text between its wildcards, the first run the one before any wildcard
-    (empty when the glob starts with one).  None when it is not one, or not understood."""
-    if not isinstance(const, Glob) or const.regex.flags & re.IGNORECASE:
-        return None
-    regex = const.regex.pattern
-    runs, cur, i = [], "", 0
-    while i < len(regex):
-        ch = regex[i]
-        if ch == "\\" and i + 1 < len(regex):        # re.escape: a literal character
-            cur += regex[i + 1]
-            i += 2
-        elif ch == "[":                                # a class: [...] (or [^/], [^/]*)
-            runs.append(cur)
-            cur = ""
-            i += 1
-            if regex[i:i + 1] == "^":
-                i += 1
-            if regex[i:i + 1] == "]":                  # a first ] is a member, as re reads it
-                i += 1
-            while i < len(regex) and regex[i] != "]":
-                i += 2 if regex[i] == "\\" else 1
-            i += 1
-            if regex[i:i + 1] == "*":
-                i += 1
-        elif ch == ".":                                # . (?) or .* (*): any characters
-            runs.append(cur)
-            cur = ""
-            i += 2 if regex[i + 1:i + 2] == "*" else 1
-        elif ch in "^$*+?{}()|":                       # not from a glob: not understood
-            return None
-        else:
-            cur += ch
-            i += 1
-    return runs + [cur]
-
-
-def _paths(prefixes: list[str] | None) -> Terms:
-    # fd.name of an open is absolute: a constant that is not can only match a name the source
-    # could not resolve, which the kernel side sends anyway (it is relative there too)
-    if prefixes is None or not all(isinstance(p, str) and p.startswith("/") for p in prefixes) \
-            or not _utf8(prefixes):
-        return None
-    terms = [Term(frozenset(), minimal_prefixes(frozenset(prefixes)))]
+    terms = [Term(frozenset(), None if prefixes is None else minimal_prefixes(frozenset(prefixes)),
+                  subs)]
     return None if _too_many(terms) else terms
 
 

@@ -14,10 +14,11 @@ drops the events of the other classes.
 The derivation over-approximates, so it is sound by construction: a check it does not
 understand (a process name, a negation, a file name) counts as "any class".  What it reads:
 
-* ``fd.typechar``, ``fd.type``, ``fd.sockfamily`` compared with constants (``=``, ``in``);
-* ``fd.l4proto`` compared with constants (``=``, ``in``, ``!= tcp``);
-* the other fields of IP sockets (``fd.net``, ``fd.sip``, ``fd.rport``, ``fd.connected``...),
-  which have no value (every comparison false) on any other socket;
+* ``fd.typechar``, ``fd.type``, ``fd.sockfamily`` compared with constants by an operator that
+  says the value is one of them (``=``, ``in``: see :class:`~.operators.Says`);
+* ``fd.l4proto`` likewise, or said not to be ``tcp`` (``!= tcp``);
+* the other fields of IP sockets (``fd.net``, ``fd.sip``, ``fd.rport``, ``fd.connected``...,
+  declared ``ip_only``), which have no value (every comparison false) on any other socket;
 * ``socket``'s own ``evt.arg.domain``.
 
 :data:`OTHER` comes along with any IP class: the fd table shows a socket of a family it does
@@ -46,6 +47,7 @@ from typing import Any
 
 from ..syscalls import SOCKET_FAMILIES, SOCKET_TYPE_PROTOCOLS
 from . import ast
+from .operators import NOTHING_SAID, Says, says
 from .prefilter import reads_a_descriptor
 from .resolved import RCheck, RMacro, RNode, iter_checks
 
@@ -71,18 +73,15 @@ MESSAGES = frozenset({"sendto", "sendmsg", "recvfrom", "recvmsg"})
 #: always sent.
 ADDRESSED = frozenset({"sendto", "sendmsg", "recvfrom", "recvmsg"})
 
-_IP_FAMILIES = (2, 10)                                      # AF_INET, AF_INET6
+_FAMILY = {name: num for num, name in SOCKET_FAMILIES.items()}
+_AF_UNIX = _FAMILY["AF_UNIX"]
+_IP_FAMILIES = (_FAMILY["AF_INET"], _FAMILY["AF_INET6"])
 #: Socket types the fd table shows as ``fd.l4proto = tcp`` (SOCK_STREAM, SOCK_SEQPACKET).
 TCP_TYPES = tuple(t for t, proto in SOCKET_TYPE_PROTOCOLS.items() if proto == "tcp")
 _TYPES = {"ipv4": IP, "ipv6": IP, "unix": {UNIX}, "netlink": {OTHER}}
 _TYPECHARS = {"4": IP, "6": IP, "u": {UNIX}, "n": {OTHER}, "o": {OTHER}}
 _SOCKFAMILIES = {"ip": IP, "unix": {UNIX}}
 _L4PROTOS = {"tcp": {TCP}, "udp": {NOT_TCP}, "raw": {NOT_TCP}, "icmp": {NOT_TCP}}
-#: Fields that have a value only on an IP socket (or one the fd table takes for one).
-IP_ONLY_FIELDS = frozenset({
-    "fd.cip", "fd.sip", "fd.lip", "fd.rip", "fd.cport", "fd.sport", "fd.lport", "fd.rport",
-    "fd.ip", "fd.port", "fd.net", "fd.cnet", "fd.snet", "fd.lnet", "fd.rnet", "fd.connected",
-    "fd.l4proto"})
 
 # Abstract value of a condition: the classes it may hold for (None: any).
 Classes = frozenset[str] | None
@@ -91,7 +90,7 @@ Classes = frozenset[str] | None
 def socket_classes(family: int, stype: int | None = None) -> frozenset[str]:
     """The class of a kernel ``AF_*`` number and socket type (``SOCK_*``, without its flags);
     both IP classes when an IP socket's type is not known."""
-    if family == 1:
+    if family == _AF_UNIX:
         return frozenset({UNIX})
     if family not in _IP_FAMILIES:
         return frozenset({OTHER})
@@ -193,7 +192,8 @@ def _state_classes(engine: Any) -> Classes:
 def _reads_fd_state(node: RNode) -> bool:
     for check in iter_checks(node):
         for f in (check.field, check.rhs):
-            if f is not None and any(n.startswith("fd.") and n != "fd.num" for n in f.reads):
+            if f is not None and any(d.name.startswith("fd.") and d.name != "fd.num"
+                                     for d in f.reads):
                 return True
     return False
 
@@ -238,55 +238,57 @@ def _abstract(node: RNode, evt_type: str | None, memo: dict[int, Classes]) -> Cl
 
 def _check(c: RCheck, evt_type: str | None) -> Classes:
     """One comparison as the classes it may hold for; None when it says nothing of them."""
-    f, op, const = c.field, c.op, c.const
+    f = c.field
+    said = says(c.op, c.const) if c.rhs is None else NOTHING_SAID
     if f.key == "evt.arg.domain" and evt_type == "socket" and c.rhs is None:
-        return _domains(op, const)
+        return _domains(said)
     if f.key != f.name or (c.rhs is not None and c.rhs.key != c.rhs.name):
         return None                          # a transformer, an argument: not understood
     if f.name == "fd.l4proto" and c.rhs is None:
-        if op == "!=" and const == "tcp":
+        if said.excludes is not None and "tcp" in said.excludes:
             return frozenset({NOT_TCP})
-        return _named(op, const, _L4PROTOS) if op in ("=", "in") else IP
-    ip_only = f.name in IP_ONLY_FIELDS or (c.rhs is not None and c.rhs.name in IP_ONLY_FIELDS)
-    if ip_only:
+        return _named(said, _L4PROTOS) if said.equals is not None else IP
+    if _ip_only(f) or (c.rhs is not None and _ip_only(c.rhs)):
         return IP                            # no value, every comparison false, elsewhere
     if c.rhs is not None:
         return None
     if f.name == "fd.typechar":
-        return _named(op, const, _TYPECHARS)
+        return _named(said, _TYPECHARS)
     if f.name == "fd.type":
-        return _named(op, const, _TYPES)
+        return _named(said, _TYPES)
     if f.name == "fd.sockfamily":
-        return _named(op, const, _SOCKFAMILIES)
+        return _named(said, _SOCKFAMILIES)
     return None
 
 
-def _named(op: str, const: Any, table: dict[str, set[str] | frozenset[str]]) -> Classes:
-    """``= X`` or ``in (X, Y)`` as classes: those of the names ``table`` knows (a name it does
-    not know is no socket's)."""
-    if op == "=" and isinstance(const, str):
-        names = [const]
-    elif op == "in" and isinstance(const, frozenset):
-        names = list(const)
-    else:
+def _ip_only(f: Any) -> bool:
+    """Whether a bound field is one declared ``ip_only`` (a value only on an IP socket)."""
+    return len(f.reads) == 1 and f.reads[0].name == f.name and f.reads[0].ip_only
+
+
+def _named(said: Says, table: dict[str, set[str] | frozenset[str]]) -> Classes:
+    """A comparison that says the value is one of some names (``= X``, ``in (X, Y)``) as
+    classes: those of the names ``table`` knows (a name it does not know is no socket's)."""
+    if said.equals is None:
         return None
-    return frozenset(c for n in map(str, names) if n in table for c in table[n])
+    return frozenset(c for n in map(str, said.equals) if n in table for c in table[n])
 
 
-def _domains(op: str, const: Any) -> Classes:
+def _domains(said: Says) -> Classes:
     """A test of ``socket``'s ``evt.arg.domain`` (rendered as its ``AF_*`` name, or as its
-    number when the name is not known) as the classes of the families it can hold for."""
-    if op in ("=", "contains") and isinstance(const, str):
-        consts = [const]
-    elif op == "in" and isinstance(const, frozenset):
-        consts = [str(x) for x in const]
+    number when the name is not known) as the classes of the families it can hold for: one
+    that says the name is one of some (``=``, ``in``) or contains one of some (``contains``)."""
+    if said.equals is not None:
+        consts, within = [str(x) for x in said.equals], False
+    elif said.substrings is not None:
+        consts, within = list(said.substrings), True
     else:
         return None
     out = set()
     for k in consts:
         for n, name in SOCKET_FAMILIES.items():
-            if k in name if op == "contains" else k == name:
+            if k in name if within else k == name:
                 out |= socket_classes(n)
-        if k.isdigit() and (op == "contains" or int(k) not in SOCKET_FAMILIES):
+        if k.isdigit() and (within or int(k) not in SOCKET_FAMILIES):
             out.add(OTHER)                   # a number without a name, rendered as digits
     return frozenset(out)

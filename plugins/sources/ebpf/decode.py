@@ -38,7 +38,18 @@ from syswarden.core.event import Event, ExecFacts, ExitFacts, ForkFacts, KernelF
 from syswarden.core.syscalls import O_F_CREATED
 
 from . import program as P
-from .record import AT, EXE_FLAGS, FORMAT, SLOT, STRING_SLOTS, TAIL, TAIL_AT, Kind, machine_nr
+from .record import (
+    AT,
+    EXE_FLAGS,
+    EXEC_PART,
+    FORMAT,
+    SLOT,
+    STRING_SLOTS,
+    TAIL,
+    TAIL_AT,
+    Kind,
+    machine_nr,
+)
 
 #: ``struct rec``, the fixed part of a record.
 REC = struct.Struct(FORMAT)
@@ -62,6 +73,8 @@ _EXE_CREDS, _EXE_FILE, _EXE_UPPER, _EXE_WRITABLE, _EXE_RESOURCES, _EXE_GROUPS = 
     EXE_FLAGS[name] for name in ("CREDS", "FILE", "UPPER_LAYER", "WRITABLE", "RESOURCES",
                                  "GROUPS"))
 _T_VPGID, _T_VSID = TAIL_AT["vpgid"], TAIL_AT["vsid"]
+#: What an exec record carries in a[] beside its arguments (record.EXEC_PARTS).
+_VPID, _TTY, _LOGINUID = (EXEC_PART[name] for name in ("vpid", "tty", "loginuid"))
 _T_RESOURCES = tuple(TAIL_AT[name] for name in ("vm_size", "vm_rss", "vm_swap", "pf_major",
                                                  "pf_minor", "fdlimit"))
 _NO_CAPS = 0xFFFFFFFFFFFFFFFF
@@ -306,14 +319,14 @@ class Decoder:
         else:
             args["filename"] = filename
         ev = Event(name, ts, tid, pid, res, args)
-        loginuid = regs[5] >> 32
+        loginuid = _LOGINUID.get(regs)
         flags = t[_T_FLAGS]
         creds = flags & _EXE_CREDS
         exe = flags & _EXE_FILE
         ev.kernel = ExecFacts(
-            tty=regs[5] & 0xFFFFFFFF if kind == KIND_EXEC else None,
+            tty=_TTY.get(regs) if kind == KIND_EXEC else None,
             loginuid=loginuid if kind == KIND_EXEC and loginuid != 0xFFFFFFFE else None,
-            vpid=(regs[3] & 0xFFFFFFFF) or None if kind == KIND_EXEC else None,
+            vpid=_VPID.get(regs) or None if kind == KIND_EXEC else None,
             exepath=_text(kfile) if kfile else None,
             argv=argv,
             old_pid=old_pid if kind == KIND_EXEC else 0,

@@ -29,8 +29,8 @@ _FLAG_C = {
     OK: "res >= 0",
     WRITE: "((flags & 3) == 1 || (flags & 3) == 2)",
     READ: "((flags & 3) == 0 || (flags & 3) == 2)",
-    CREATE: "(flags & (0100 | 020000000))",       # O_CREAT, O_TMPFILE's own bit
-    TRUNC: "(flags & 01000)",
+    CREATE: "(flags & (O_CREAT | __O_TMPFILE))",      # (record.py's ABI)
+    TRUNC: "(flags & O_TRUNC)",
 }
 
 

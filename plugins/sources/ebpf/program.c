@@ -39,7 +39,6 @@
 #define WAKEUP_EVERY @WAKEUP_EVERY@           // records per CPU between two reader wake-ups
 #define PENDING_SLOTS @PENDING_SLOTS@         // syscalls in progress kept (a power of two)
 #define TASK_REGS @TASK_REGS@                 // 1: arguments from the saved registers
-#define O_CREAT_BIT 0100                      // open(2)'s O_CREAT (Linux ABI)
 
 // Rendered from record.py, the declaration the decoder reads too.
 @RECORD@
@@ -592,7 +591,7 @@ static __always_inline int fd_is_dir(s64 fd)
     u16 mode = 0;
     if (!inode || bpf_probe_read_kernel(&mode, sizeof(mode), inode + OFF_INODE_MODE) != 0)
         return 1;
-    return (mode & 0170000) == 0040000;      // S_IFDIR
+    return (mode & S_IFMT) == S_IFDIR;
 #else
     return 1;
 #endif
@@ -670,7 +669,7 @@ static __always_inline u32 put_sock_end(struct rec *r, u32 pos, int slot, s64 fd
         return pos;
     u16 family = 0, port = 0;
     bpf_probe_read_kernel(&family, sizeof(family), sk + OFF_SKC_FAMILY);
-    if (family != 2 && family != 10)         // AF_INET, AF_INET6
+    if (family != AF_INET && family != AF_INET6)
         return pos;
     u8 *buf = (u8 *)r + (pos & (HALF - 1));
     if (peer) {
@@ -682,7 +681,7 @@ static __always_inline u32 put_sock_end(struct rec *r, u32 pos, int slot, s64 fd
     *(u16 *)buf = family;
     *(u16 *)(buf + 2) = port;
     *(u32 *)(buf + 4) = 0;
-    if (family == 2) {
+    if (family == AF_INET) {
         bpf_probe_read_kernel(buf + 4, 4, sk + (peer ? OFF_SKC_DADDR : OFF_SKC_RCV_SADDR));
         *(u64 *)(buf + 8) = 0;
         r->slen[slot & (STRING_SLOTS - 1)] = 16;
@@ -916,10 +915,7 @@ static __always_inline int send_exec(u64 id, u32 stash_tid, s64 res, u16 kind,
         }
         execs.delete(&stash_tid);
     }
-    // a[5]: the tty and the login uid of the new image (execve has 3 arguments, execveat 5)
-    r->a[5] = (u64)current_tty() | ((u64)current_loginuid() << 32);
-    // a[3] (envp, not decoded): the pid in the process's own pid namespace
-    r->a[3] = current_vpid();
+    EXEC_PUT(r, current_vpid(), current_tty(), current_loginuid());
     return send(r, pos, CAT_PROC);
 }
 

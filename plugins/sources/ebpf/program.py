@@ -286,7 +286,7 @@ def _exit_handler(sc: Syscall, prefilter: bool = False, kfunc: str | None = None
     lines[8:8] = sock_filter.handler_lines(socket_prefilter, sc.name)
     if sc.name in MAY_CREATE:
         reg = MAY_CREATE[sc.name]
-        test = "1" if reg is None else f"(p.a[{reg}] & O_CREAT_BIT)"
+        test = "1" if reg is None else f"(p.a[{reg}] & O_CREAT)"
         lines.append(f"    if ({test})\n        r->extra = open_created(ctx->ret);")
     if sc.name in OPEN_SYSCALLS:
         # the new file's inode number (the fd table's stamp) and, in a[5] (free in every

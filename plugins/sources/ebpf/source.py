@@ -465,17 +465,17 @@ class EbpfSource(Source):
                     self.metrics.inc(cat.metric, c[at] - prev[at])
                 continue
             d_drop = c[at + 1] - prev[at + 1]
-            if cat.metric in ("proc", "events"):
+            if cat.events:
                 attempted += c[at] - prev[at]
             if d_drop:
-                dropped[cat.metric] = d_drop
+                if cat.events:
+                    dropped[cat.metric] = d_drop
                 if self.metrics is not None:
                     self.metrics.inc(f"drops.kernel.{cat.metric}", d_drop)
         if self.metrics is not None and self.decode_errors:
             self.metrics.inc("drops.ebpf.decode", self.decode_errors)
             self.decode_errors = 0
-        self.drops.check(attempted, {k: v for k, v in dropped.items()
-                                     if k in ("proc", "events")})
+        self.drops.check(attempted, dropped)
 
     async def run(self, send: trio.MemorySendChannel[list[Event]], *,
                   task_status: Any = trio.TASK_STATUS_IGNORED) -> None:

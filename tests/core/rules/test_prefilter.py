@@ -9,18 +9,21 @@ import os
 import pytest
 from syswarden.core.config import default_rules_path
 from syswarden.core.event import Event, Process
+from syswarden.core.fields import Field, FieldType
 from syswarden.core.plugins import collect_fields
 from syswarden.core.rules.engine import RuleEngine
+from syswarden.core.rules.operators import OPERATORS, STRING_TYPES, Kind, Operator, Says, as_text
 from syswarden.core.rules.prefilter import CREATE, OK, READ, TRUNC, WRITE, Term, open_prefilter
 from syswarden.plugins.enrichers.process.fds import FdTable
+from syswarden.testing import fields_with
 
 FIELDS = collect_fields()
 
 
-def engine(tmp_path, rules: str) -> RuleEngine:
+def engine(tmp_path, rules: str, fields=FIELDS) -> RuleEngine:
     f = tmp_path / "rules.yaml"
     f.write_text(rules)
-    return RuleEngine.load([str(f)], FIELDS)
+    return RuleEngine.load([str(f)], fields)
 
 
 def rule(cond: str, name: str = "r") -> str:
@@ -94,6 +97,43 @@ def test_socket_fields_on_fds_of_other_calls_need_no_open(tmp_path):
         "evt.type in (dup, dup2) and fd.type in (ipv4, ipv6) and fd.rport = 4444")
         + rule("evt.type = openat and evt.is_open_write = true", "w")))
     assert pf is not None and pf.terms == (Term(frozenset({WRITE})),)
+
+
+@pytest.mark.parametrize("says, prefixes", [
+    (lambda paths: Says(prefixes=frozenset(p.rstrip("/") + "/" for p in paths)),
+     {"/etc/", "/srv/"}),
+    (None, None),                       # an operator that says nothing: every open sent
+])
+def test_the_prefilter_reads_what_an_operator_says(tmp_path, says, prefixes):
+    """The prefilter asks the operator registry what a comparison says of the value: an
+    operator added with ``says`` is used with no edit of the prefilter."""
+    OPERATORS.add(Operator(
+        "under", Kind.LIST, "the path is below an item of the list",
+        lambda const, ftype: lambda v: any(str(v).startswith(p.rstrip("/") + "/")
+                                           for p in const),
+        types=STRING_TYPES, const=as_text, gather=lambda consts, ftype: tuple(consts),
+        says=says))
+    try:
+        pf = open_prefilter(engine(tmp_path, rule(
+            "evt.type = openat and fd.name under (/etc, /srv/)")))
+    finally:
+        OPERATORS.remove("under")
+    if prefixes is None:
+        assert pf is None
+    else:
+        assert pf is not None and pf.terms == (Term(frozenset(), frozenset(prefixes)),)
+        assert not pf.accepts(3, 0, "/etcetera") and pf.accepts(3, 0, "/srv/x")
+
+
+@pytest.mark.parametrize("without_open", [True, False])
+def test_an_fd_field_declared_without_open_keeps_the_prefilter_on(tmp_path, without_open):
+    """What the prefilter knows of an fd field is what its row declares: a plugin's field
+    declared ``without_open`` (its value never comes from an open) keeps it on."""
+    cookie = Field("fd.sock_cookie", FieldType.UINT64, "a test field", lambda e: 1,
+                   without_open=without_open)
+    pf = open_prefilter(engine(tmp_path, rule("evt.type = dup and fd.sock_cookie = 7"),
+                               fields_with(cookie)))
+    assert (pf is not None) == without_open
 
 
 @pytest.mark.parametrize("evt_type, args", [

@@ -11,27 +11,36 @@ import socket
 import pytest
 from syswarden.core.config import default_rules_path
 from syswarden.core.event import Event, KernelFacts, Process
+from syswarden.core.fields import Field, FieldType
 from syswarden.core.plugins import collect_fields
 from syswarden.core.rules.engine import RuleEngine
+from syswarden.core.rules.operators import OPERATORS, Kind, Operator, Says
 from syswarden.core.rules.sockfilter import (CLASSES, IP, NOT_TCP, OTHER, SOCKET_SYSCALLS, TCP, UNIX,
                                              SocketPrefilter, socket_prefilter)
 from syswarden.core.rules import sockfilter as _sf
 from syswarden.plugins.enrichers.process.fds import FdTable
+from syswarden.testing import fields_with
 
 FIELDS = collect_fields()
 FALCO_FILES = ("falco_rules.yaml", "falco-incubating_rules.yaml", "falco-sandbox_rules.yaml")
 IP_CLASSES = IP | {OTHER}
 
 
-def engine(tmp_path, rules: str, **kw) -> RuleEngine:
+def engine(tmp_path, rules: str, fields=FIELDS, **kw) -> RuleEngine:
     f = tmp_path / "rules.yaml"
     f.write_text(rules)
-    return RuleEngine.load([str(f)], FIELDS, **kw)
+    return RuleEngine.load([str(f)], fields, **kw)
 
 
 def rule(cond: str, name: str = "r") -> str:
     return (f"- rule: {name}\n  desc: d\n  condition: {cond}\n  output: o\n"
             f"  priority: WARNING\n")
+
+
+def _classes(pf: SocketPrefilter | None, syscall: str) -> set[str] | None:
+    """The classes ``syscall``'s events are sent for (None: all)."""
+    got = pf.classes(syscall) if pf is not None else None
+    return None if got is None else set(got)
 
 
 def falco(compat) -> RuleEngine:
@@ -75,6 +84,30 @@ def test_the_families_a_condition_leaves(tmp_path, cond, syscall, classes):
     pf = socket_prefilter(engine(tmp_path, rule(cond)))
     assert pf is not None
     assert pf.classes(syscall) == (None if classes is None else frozenset(classes))
+
+
+@pytest.mark.parametrize("said, classes", [(True, {UNIX}), (False, None)])
+def test_the_socket_prefilter_reads_what_an_operator_says(tmp_path, said, classes):
+    """What an operator says of the value (here: it is one of the constants) is what the
+    socket prefilter reads, with no edit of it."""
+    OPERATORS.add(Operator(
+        "is", Kind.VALUE, "equal", lambda const, ftype: lambda v: v == const,
+        says=(lambda const: Says(equals=frozenset({const}))) if said else None))
+    try:
+        pf = socket_prefilter(engine(tmp_path, rule("evt.type = sendto and fd.type is unix")))
+    finally:
+        OPERATORS.remove("is")
+    assert _classes(pf, "sendto") == classes
+
+
+@pytest.mark.parametrize("ip_only, classes", [(True, IP_CLASSES), (False, None)])
+def test_an_fd_field_declared_ip_only_leaves_the_ip_sockets(tmp_path, ip_only, classes):
+    """What the socket prefilter knows of an fd field is what its row declares: a plugin's
+    field declared ``ip_only`` (no value on another socket) leaves the IP classes."""
+    tos = Field("fd.tos", FieldType.UINT64, "a test field", lambda e: 0, ip_only=ip_only)
+    pf = socket_prefilter(engine(tmp_path, rule("evt.type = sendto and fd.tos = 16"),
+                                 fields_with(tos)))
+    assert _classes(pf, "sendto") == classes
 
 
 def test_a_family_some_rule_reads_through_the_fd_table_is_sent_by_the_calls_that_teach_it(
