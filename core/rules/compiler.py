@@ -334,8 +334,8 @@ class Compiler:
             raise origin.error(node.pos, f"{ref.name} is compared with names only by "
                                          f"{', '.join(repr(o) for o in NAME_OPERATORS)} (as "
                                          f"Falco), not by '{node.op}'")
-        addr = self.fields.get(NAME_FIELDS[ref.name])
-        if addr is None or self.fields.get(ref.name) is None:
+        addr, fdef = self.fields.get(NAME_FIELDS[ref.name]), self.fields.get(ref.name)
+        if addr is None or fdef is None:
             raise origin.error(ref.pos, f"unknown field '{ref.name}'")
         if isinstance(node.value, ast.FieldValue):
             raise origin.error(node.value.pos, f"{ref.name} is compared with names, not "
@@ -346,7 +346,7 @@ class Compiler:
             names = (self._substitute(node.value, origin).value,)
         pred = NameMatch(self.names, names, negate=op == "!=")
         read = addr.bind(None).read
-        bf = BoundField(ref.text(), read, False, FieldType.IPADDR, ref.name, (ref.name,))
+        bf = BoundField(ref.text(), read, False, FieldType.IPADDR, ref.name, (fdef,))
         return RCheck(bf, op, names, pred=pred)
 
     def _substitute(self, value: ast.Literal, origin: Origin) -> ast.Literal:

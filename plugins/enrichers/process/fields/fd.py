@@ -306,17 +306,17 @@ FIELDS = (
           _proto(_end(True, False))),
     Field("fd.rproto", C, "For TCP/UDP fds, the remote protocol (the port number).",
           _proto(_end(False, False))),
-    Field("fd.cip.name", C, "Domain name of the client IP address: compared with a name, the name's "
-          "addresses (looked up); read, the name a rule's resolved to it.",
+    Field("fd.cip.name", C, "Domain name of the client IP address: compared with a "
+          "name, the name's addresses (looked up); read, the name a rule's resolved to it.",
           _host_name(_fd_cip)),
-    Field("fd.sip.name", C, "Domain name of the server IP address: compared with a name, the name's "
-          "addresses (looked up); read, the name a rule's resolved to it.",
+    Field("fd.sip.name", C, "Domain name of the server IP address: compared with a "
+          "name, the name's addresses (looked up); read, the name a rule's resolved to it.",
           _host_name(_fd_sip)),
-    Field("fd.lip.name", C, "Domain name of the local IP address: compared with a name, the name's "
-          "addresses (looked up); read, the name a rule's resolved to it.",
+    Field("fd.lip.name", C, "Domain name of the local IP address: compared with a "
+          "name, the name's addresses (looked up); read, the name a rule's resolved to it.",
           _host_name(_fd_lip)),
-    Field("fd.rip.name", C, "Domain name of the remote IP address: compared with a name, the name's "
-          "addresses (looked up); read, the name a rule's resolved to it.",
+    Field("fd.rip.name", C, "Domain name of the remote IP address: compared with a "
+          "name, the name's addresses (looked up); read, the name a rule's resolved to it.",
           _host_name(_fd_rip)),
     # filter-only fields: multi-valued (client or server) or compared against a network
     Field("fd.ip", IP, "Matches the ip address (client or server) of the fd.", _ips,
