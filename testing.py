@@ -23,6 +23,9 @@ Plugin objects and the agent:
 The agent as a program: :data:`SYSWARDEN` (the command), :func:`running_agent` (started, ready,
 stopped and checked around a ``with`` block) and :func:`refused_at_start`.
 
+The machine: :func:`hosts_entry`, a name in ``/etc/hosts`` for a ``with`` block (what the
+socket name fields' lookups find, ``fd.sip.name``).
+
 NATS: :class:`NatsCluster` and :func:`nats_cluster`, real ``nats-server`` processes with
 JetStream on 127.0.0.1 (the nats output and the fleet).
 
@@ -539,6 +542,22 @@ def refused_at_start(*args: str) -> str:
 # ---------------------------------------------------------------------------------------------
 # NATS JetStream on 127.0.0.1 (the nats output and the fleet)
 # ---------------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def hosts_entry(address: str, name: str, path: str = "/etc/hosts") -> Iterator[None]:
+    """The line ``address name`` appended to ``path`` for the ``with`` block, then that line
+    removed (the rest of the file as it is then)."""
+    line = f"{address} {name}  # syswarden test {os.getpid()}\n"
+    with open(path, "a") as f:
+        f.write(line)
+    try:
+        yield
+    finally:
+        with open(path) as f:
+            kept = [x for x in f.readlines() if x != line]
+        with open(path, "w") as f:
+            f.writelines(kept)
+
 
 def free_port() -> int:
     import socket

@@ -249,6 +249,11 @@ class Process:
     pf_minor: int | None = state(None, "minor page faults at exec (thread.pfminor)")
     fdlimit: int | None = state(None, "the soft RLIMIT_NOFILE at exec (proc.fdlimit)",
                                 copied="share")
+    nthreads: int = state(0, "live threads, the leader included, as the kernel's clones and "
+                          "exits tell them (proc.nthreads; 0: not known)")
+    cgroups: list[str] = state(doc="its cgroups as Falco lists them, subsystem=path, read at "
+                               "its exec or inherited at its fork (thread.cgroups)",
+                               factory=list, copied="share")
     #: started by the agent (a program output) or by one of its descendants: never judged,
     #: so an output can never raise the alerts that feed it
     from_agent: bool = state(False, "started by the agent or a descendant: recorded, never "

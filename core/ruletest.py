@@ -9,6 +9,8 @@ silence::
     default_rules: true             # load the default ruleset before `rules` (for overrides)
     rule_matching: first            # optional; default: the config's
     priority: debug                 # optional minimum rule priority; default: the config's
+    hosts:                          # optional: the names fd.*ip.name comparisons resolve,
+      kubernetes.default.svc.cluster.local: [10.96.0.1]   # the only answers (no lookups)
     cases:
       - name: cat reads /etc/shadow
         events:
@@ -35,6 +37,7 @@ mistake); a :class:`Runner` loads each ruleset once and runs the cases against i
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -43,9 +46,10 @@ from . import yamlmarks
 from .alert import Alert, Priority
 from .capture import CaptureError, Decoder, record_to_event
 from .config import default_rules_path
+from .dns import NameResolver
 from .errors import Location, RuleError
 
-_FILE_KEYS = {"rules", "default_rules", "rule_matching", "priority", "cases"}
+_FILE_KEYS = {"rules", "default_rules", "rule_matching", "priority", "hosts", "cases"}
 _CASE_KEYS = {"name", "covers", "events", "expect", "allow_other_alerts"}
 _EXPECT_KEYS = {"rule", "priority", "output_fields", "output_contains"}
 
@@ -106,6 +110,9 @@ class RuleTestFile:
     rule_matching: str
     priority: Priority
     cases: list[Case]
+    #: name -> its addresses: the answers of the name fields' comparisons (``syswarden.core.
+    #: dns``); a name not here resolves to nothing (a rule test never asks the machine)
+    hosts: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -171,6 +178,7 @@ def load_test_file(path: str, config: dict[str, Any]) -> RuleTestFile:
     except ValueError as exc:
         raise RuleTestError(str(exc), marks.loc(("priority",))) from None
 
+    hosts = _load_hosts(data.get("hosts") or {}, marks)
     raw_cases = data.get("cases")
     if not isinstance(raw_cases, list) or not raw_cases:
         raise RuleTestError("a rule test file needs a non-empty list of 'cases'",
@@ -180,7 +188,28 @@ def load_test_file(path: str, config: dict[str, Any]) -> RuleTestFile:
     for i, name in enumerate(names):
         if name in names[:i]:
             raise RuleTestError(f"case name {name!r} is used twice", cases[i].location)
-    return RuleTestFile(path, files, matching, priority, cases)
+    return RuleTestFile(path, files, matching, priority, cases, hosts)
+
+
+def _load_hosts(raw: Any, marks: yamlmarks.Marks) -> dict[str, list[str]]:
+    """``hosts``: name -> an address or a list of them, each an IP address."""
+    if not isinstance(raw, dict):
+        raise RuleTestError("hosts must be a mapping of name to addresses",
+                            marks.loc(("hosts",)))
+    out: dict[str, list[str]] = {}
+    for name, addrs in raw.items():
+        addrs = [addrs] if isinstance(addrs, str) else addrs
+        where = marks.loc(("hosts", name))
+        if not isinstance(addrs, list) or not addrs:
+            raise RuleTestError(f"hosts: {name!r} needs an address or a list of them", where)
+        for a in addrs:
+            try:
+                ipaddress.ip_address(str(a))
+            except ValueError:
+                raise RuleTestError(f"hosts: {name!r}: {a!r} is not an IP address",
+                                    where) from None
+        out[str(name)] = [str(a) for a in addrs]
+    return out
 
 
 def _load_case(raw: Any, i: int, marks: yamlmarks.Marks) -> Case:
@@ -256,15 +285,19 @@ class Runner:
         self._engines: dict[tuple, Any] = {}
 
     def engine(self, test: RuleTestFile) -> Any:
-        key = (tuple(test.rules), test.priority, test.rule_matching)
+        hosts = tuple(sorted((n, tuple(a)) for n, a in test.hosts.items()))
+        key = (tuple(test.rules), test.priority, test.rule_matching, hosts)
         if key not in self._engines:
             from .rules.engine import RuleEngine  # noqa: PLC0415 (heavy; only when running)
             if self._fields is None:
                 from .plugins import collect_fields  # noqa: PLC0415
                 self._fields = collect_fields(self.config)
+            names = NameResolver()
+            names.answer(test.hosts)
             self._engines[key] = RuleEngine.load(test.rules, self._fields,
                                                  min_priority=test.priority,
-                                                 rule_matching=test.rule_matching)
+                                                 rule_matching=test.rule_matching,
+                                                 names=names)
         return self._engines[key]
 
     def run_case(self, engine: Any, case: Case) -> CaseResult:

@@ -22,9 +22,6 @@ FALCO_ACTIONS: tuple[FalcoAction, ...] = (
 NO_PRIVILEGED = ("no privileged containers: runc cannot start a --privileged container where "
                  "CAP_SYS_RESOURCE is not in the capability bounding set")
 UNREACHABLE: dict[str, str] = {
-    "Contact K8S API Server From Container":
-        "no Kubernetes API server, and no DNS name for a server address (fd.sip.name needs "
-        "the DNS answers Falco tracks)",
     "Debugfs Launched in Privileged Container": NO_PRIVILEGED,
     "Mount Launched in Privileged Container": NO_PRIVILEGED,
     "Launch Privileged Container": NO_PRIVILEGED,
@@ -36,7 +33,7 @@ UNREACHABLE: dict[str, str] = {
         "no Kubernetes namespaces, and Falco's list namespace_scope_network_only_subnet is "
         "empty: the rule fires only once a user names namespaces",
     "Detect outbound connections to common miner pool ports":
-        "no outbound network, and no DNS name for a server address (fd.sip.name)",
+        "no outbound network: the miner pools' names resolve to no address here",
     "Container Run as Root User":
         "never fires with Falco's default rule_matching (first): Launch Sensitive Mount "
         "Container, before it in the same file, takes every container start (a "
@@ -48,11 +45,7 @@ UNREACHABLE: dict[str, str] = {
 }
 
 #: rules an action triggers that syswarden does not raise yet: the piece they wait for
-AWAITING: dict[str, str] = {
-    "Java Process Class File Download":
-        "evt.buffer of recvfrom: the live source captures no received data, and keeps a TCP "
-        "receive without an address in the kernel",
-}
+AWAITING: dict[str, str] = {}
 
 
 #: of ``AWAITING``, the rules whose alert depends on a race today (not a strict xfail)

@@ -2,13 +2,16 @@
 namespace on this machine, ``base.test_host``), by a shell, a program named ssh, an
 interpreter, and a program named java that receives a class file; and from the container to a
 test host linked to it alone (``base.container_link``): the cloud metadata address, a node
-port."""
+port, the Kubernetes API server's address (where this machine resolves its name to it, as a
+cluster's node does)."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 
-from .base import PYTHON, TEST_HOST_NET, FalcoAction, Run, container_link, sh, test_host
+from .base import (PYTHON, TEST_HOST_NET, FalcoAction, Run, SkipAction, container_link, sh,
+                   test_host)
 
 
 def shell_outbound(run: Run) -> None:
@@ -81,6 +84,29 @@ METADATA_NET = ("169.254.169.253", "169.254.169.254", 30)
 NODE_NET = ("10.255.19.1", "10.255.19.2", 30)
 
 
+#: the container's end and the Kubernetes API server's service address (the first of
+#: Kubernetes' default service network), and the name Falco's stable rule resolves
+K8S_API_NET = ("10.96.0.2", "10.96.0.1", 30)
+K8S_API_NAME = "kubernetes.default.svc.cluster.local"
+
+
+def _resolves_to(name: str, address: str) -> bool:
+    try:
+        return any(info[4][0] == address for info in socket.getaddrinfo(name, None))
+    except OSError:
+        return False
+
+
+def container_k8s_api(run: Run) -> None:
+    host = K8S_API_NET[1]
+    if not _resolves_to(K8S_API_NAME, host):
+        raise SkipAction(f"{K8S_API_NAME} does not resolve to {host} on this machine, as on a "
+                         f"cluster's node (a line '{host} {K8S_API_NAME}' in /etc/hosts "
+                         "before the agent starts gives it)")
+    with container_link(run, K8S_API_NET, 443) as host:
+        run.in_container(f"echo sw-gen | /bin/nc -w 1 {host} 443")
+
+
 def container_metadata(run: Run) -> None:
     with container_link(run, METADATA_NET, 80) as host:
         run.in_container(f"printf 'GET /latest/meta-data/ HTTP/1.0\\r\\n\\r\\n' | "
@@ -112,6 +138,10 @@ ACTIONS: tuple[FalcoAction, ...] = (
     FalcoAction("container-metadata", ("Contact EC2 Instance Metadata Service From Container",),
                 "in the container: an HTTP request to 169.254.169.254 (a test host linked to "
                 "the container only)", container_metadata),
+    FalcoAction("container-k8s-api", ("Contact K8S API Server From Container",),
+                f"in the container: nc to {K8S_API_NET[1]}:443, which {K8S_API_NAME} names "
+                "on this machine (a test host linked to the container only)",
+                container_k8s_api),
     FalcoAction("container-node-port", ("Unexpected K8s NodePort Connection",),
                 "in the container: nc to port 30080 of a test host linked to the container",
                 container_node_port),

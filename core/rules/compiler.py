@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..dns import NAME_FIELDS, NAME_OPERATORS, RESOLVER, NameMatch, NameResolver
 from ..errors import Location, RuleError
 from ..fields import ArgKind, Bound, FieldDef, FieldRegistry, FieldType
 from ..syscalls import KNOWN_EVENT_TYPES
@@ -49,8 +50,11 @@ class Compiler:
     """
 
     def __init__(self, fields: FieldRegistry, lists: dict[str, list[str]] | None = None,
-                 macros: dict[str, MacroDef] | None = None) -> None:
+                 macros: dict[str, MacroDef] | None = None,
+                 names: NameResolver | None = None) -> None:
         self.fields = fields
+        #: resolves the names the ``fd.*ip.name`` comparisons write
+        self.names = names if names is not None else RESOLVER
         self.lists = lists or {}
         self.macros = macros or {}
         self.warnings: list[RuleError] = []
@@ -160,6 +164,8 @@ class Compiler:
                                             f"{exc}") from None
             if not isinstance(bound, Bound):
                 bound = Bound(bound)
+            if fdef.name in NAME_FIELDS and self.fields.get(NAME_FIELDS[fdef.name]):
+                bound = self._name_reader(fdef.name)
             read, many, ftype, name = bound.read, bound.many, fdef.type, fdef.name
             reads = (fdef,)
             if ref.transformers and name == "evt.rawarg":
@@ -252,6 +258,12 @@ class Compiler:
 
     def _check(self, node: ast.Check, origin: Origin) -> RNode:
         ref = node.field
+        if ref.name in NAME_FIELDS and ref.call is None and \
+                OPERATORS[node.op].kind is not Kind.UNARY:
+            return self._name_check(node, origin)
+        if isinstance(node.value, ast.FieldValue) and node.value.field.name in NAME_FIELDS:
+            raise origin.error(node.value.pos, f"{node.value.field.name} cannot be used in "
+                                               "val(): it is compared with names only")
         bf = self.bind_field(ref, origin)
         operator = OPERATORS[node.op]
         op = operator.name
@@ -299,6 +311,43 @@ class Compiler:
             rc.types = frozenset(const) if operator.kind is Kind.LIST else frozenset([const])
             rc.negate_types = operator.event_types == "not in"
         return rc
+
+    def _name_reader(self, name: str) -> Bound:
+        """``fd.sip.name`` read (an output, ``exists``): the name this compiler's resolver
+        learned for the address, from a rule's comparison."""
+        read_addr = self.fields.get(NAME_FIELDS[name]).bind(None).read
+        name_of = self.names.name_of
+
+        def read(e: Any) -> str | None:
+            return name_of(read_addr(e))
+        return Bound(read)
+
+    def _name_check(self, node: ast.Check, origin: Origin) -> RNode:
+        """``fd.sip.name = NAME`` (``!=``, ``in``) as Falco has it: true when the socket's
+        address is one of NAME's, as the resolver (:mod:`syswarden.core.dns`) learned them
+        from looking NAME up; the names are given to the resolver to follow."""
+        ref = node.field
+        if ref.transformers or ref.arg is not None:
+            raise origin.error(ref.pos, f"{ref.name} takes no transformer and no argument")
+        op = OPERATORS[node.op].name
+        if op not in NAME_OPERATORS or node.mod is not None:
+            raise origin.error(node.pos, f"{ref.name} is compared with names only by "
+                                         f"{', '.join(repr(o) for o in NAME_OPERATORS)} (as "
+                                         f"Falco), not by '{node.op}'")
+        addr, fdef = self.fields.get(NAME_FIELDS[ref.name]), self.fields.get(ref.name)
+        if addr is None or fdef is None:
+            raise origin.error(ref.pos, f"unknown field '{ref.name}'")
+        if isinstance(node.value, ast.FieldValue):
+            raise origin.error(node.value.pos, f"{ref.name} is compared with names, not "
+                                               "with val()")
+        if isinstance(node.value, ast.ListLit):
+            names = tuple(v for v, _ in self._expand(node.value, origin))
+        else:
+            names = (self._substitute(node.value, origin).value,)
+        pred = NameMatch(self.names, names, negate=op == "!=")
+        read = addr.bind(None).read
+        bf = BoundField(ref.text(), read, False, FieldType.IPADDR, ref.name, (fdef,))
+        return RCheck(bf, op, names, pred=pred)
 
     def _substitute(self, value: ast.Literal, origin: Origin) -> ast.Literal:
         """A bare value naming a list, where one value stands: Falco substitutes list names

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..alert import Alert, Priority
+from ..dns import NameMatch, NameResolver
 from ..errors import Location, RuleError
 from ..fields import FieldRegistry
 from .ast import Const
@@ -32,7 +33,7 @@ from .operators import OPERATORS, split_modified
 from .output import OutputOptions, compile_rule_output
 from .selection import apply_selection
 from .limits import MAX_GENERATED_NODES, over
-from .resolved import Origin, RNode, inlined_size
+from .resolved import Origin, RNode, inlined_size, iter_checks
 from .typesets import ALL, TypeSet, fold, mentioned_types, type_sets
 from .loader import SOURCES
 
@@ -59,7 +60,7 @@ class CompiledRule:
 
 
 def load_rules(files: list[str], fields: FieldRegistry, output: OutputOptions | None = None,
-               plugins: Iterable[str] = BUILTIN_PLUGINS
+               plugins: Iterable[str] = BUILTIN_PLUGINS, names: NameResolver | None = None
                ) -> tuple[LoadResult, list[CompiledRule], list[RuleError]]:
     """Read and compile; returns (load result, compiled rules, warnings).  ``output``: what
     the config's ``append_output`` adds to the rules' outputs; ``plugins``: the Falco plugins
@@ -73,7 +74,7 @@ def load_rules(files: list[str], fields: FieldRegistry, output: OutputOptions | 
     lists, list_errors = result.expanded_lists()
     for exc in list_errors:
         _record(result, exc)
-    comp = Compiler(fields, lists, result.macros)
+    comp = Compiler(fields, lists, result.macros, names)
     warnings: list[RuleError] = []
     rules: list[CompiledRule] = []
     for rd in result.rules:
@@ -261,18 +262,25 @@ class RuleEngine:
         self.on_error: Callable[[], None] | None = None
         active = [r for r in rules if r.enabled and r.priority <= min_priority]
         self._ix = _Index(active, rule_matching == "first", use_index, narrow)
+        seen: set[int] = set()
+        for r in active:       # the names the running rules compare socket names with
+            for c in iter_checks(r.node, seen):
+                if isinstance(c.pred, NameMatch):
+                    c.pred.follow()
 
     @classmethod
     def load(cls, files: list[str], fields: FieldRegistry, *,
              min_priority: Priority = Priority.DEBUG, rule_matching: str = "first",
              use_index: bool = True, selection: Iterable[dict] = (),
              output: OutputOptions | None = None,
-             plugins: Iterable[str] = BUILTIN_PLUGINS) -> RuleEngine:
+             plugins: Iterable[str] = BUILTIN_PLUGINS,
+             names: NameResolver | None = None) -> RuleEngine:
         """Load and compile rules files.  Raises the first :class:`RuleError`.  ``selection``:
         the config's ``rules:`` entries (:mod:`.selection`); ``output``: its
         ``append_output`` and ``buffer_format_base64``; ``plugins``: as for
-        :func:`load_rules`."""
-        result, rules, warnings = load_rules(files, fields, output, plugins)
+        :func:`load_rules`; ``names``: the resolver of the socket name fields' comparisons
+        (:mod:`syswarden.core.dns`; the process's own by default)."""
+        result, rules, warnings = load_rules(files, fields, output, plugins, names)
         if result.errors:
             raise result.errors[0]
         apply_selection(rules, selection)

@@ -21,6 +21,8 @@ import pytest
 from syswarden.commands.actions import (AWAITING, FALCO_ACTIONS, RACES, rule_actions,
                                         run_falco_actions)
 from syswarden.commands.actions.coverage import FALCO_FILES, falco_rules
+from syswarden.commands.actions.network import K8S_API_NAME, K8S_API_NET
+from syswarden.testing import hosts_entry
 from tests.e2e.live_alerts import alert_ns, json_agent, read_alerts, rules_in_window
 from tests.helpers.docker import Containers, docker_images, dockerd  # noqa: F401
 from tests.helpers.paths import COMPAT
@@ -90,7 +92,10 @@ def live(tmp_path_factory, docker_images) -> LiveRun:  # noqa: F811
     def seen() -> set[tuple[str, str]]:
         return {(label, a["rule"]) for label, path in paths.items() for a in read_alerts(path)}
 
-    with Containers() as boxes, contextlib.ExitStack() as agents:
+    # this machine names the Kubernetes API server's address, as a cluster's node does,
+    # before the agents start (their lookups of the name find it at once)
+    with hosts_entry(K8S_API_NET[1], K8S_API_NAME), Containers() as boxes, \
+            contextlib.ExitStack() as agents:
         box = boxes.run("nginx:latest")
         for label, rules in files.items():
             agents.enter_context(json_agent(paths[label], *rules))

@@ -26,15 +26,6 @@ from tests.helpers.paths import COMPAT, REPO
 
 CASES = REPO / "tests" / "e2e" / "falco_unreachable.yaml"
 
-#: replays that need a piece syswarden lacks (strict xfail: they turn green when it lands)
-REPLAY_AWAITING = {
-    "Contact K8S API Server From Container":
-        "fd.sip.name: a capture carries no DNS name for a server address",
-    "Detect outbound connections to common miner pool ports":
-        "fd.sip.name: a capture carries no DNS name for a server address",
-}
-
-
 def _labels() -> dict[str, str]:
     if not (COMPAT / "falco-rules").is_dir():
         return {}
@@ -45,9 +36,7 @@ def _labels() -> dict[str, str]:
 def _params():
     labels = _labels()
     for rule in UNREACHABLE:
-        marks = [pytest.mark.xfail(strict=True, reason=f"waits for {REPLAY_AWAITING[rule]}")] \
-            if rule in REPLAY_AWAITING else []
-        yield pytest.param(rule, id=f"{labels.get(rule, '?')}::{rule}", marks=marks)
+        yield pytest.param(rule, id=f"{labels.get(rule, '?')}::{rule}")
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +56,7 @@ def test_unreachable_rule_fires_on_replay(rule, compat, tmp_path, runner):
         rules.append(str(tmp_path / "tuning.yaml"))
     test_file = tmp_path / "replay.yaml"
     test_file.write_text(json.dumps({
-        "rules": rules, "rule_matching": "all",
+        "rules": rules, "rule_matching": "all", "hosts": case.get("hosts") or {},
         "cases": [{"name": rule, "events": case["events"], "expect": [rule],
                    "allow_other_alerts": True}]}))
     test = load_test_file(str(test_file), {})

@@ -254,15 +254,23 @@ def _pod_rows(prefix: str) -> tuple[Field, ...]:
     )
 
 
+#: why Falco's API-server fields of Kubernetes objects are refused: Falco 0.44's container
+#: plugin declares them deprecated and never extracts them (the k8smeta plugin has them)
+NO_K8S_OBJECTS = ("deprecated in Falco (its container plugin never extracts it; Falco's "
+                  "k8smeta plugin, which watches the Kubernetes API server, gives it)")
+
+
 def _deprecated_rows(kind: str, what: str) -> tuple[Field, ...]:
-    """Falco's deprecated API-server fields of one kind of object: they read as unknown."""
+    """Falco's deprecated API-server fields of one kind of object: refused (see
+    :data:`NO_K8S_OBJECTS`)."""
     return (
-        Field(f"k8s.{kind}.name", S, f"[deprecated] Kubernetes {what} name (unknown)", None),
-        Field(f"k8s.{kind}.id", S, f"[deprecated] Kubernetes {what} id (unknown)", None),
-        Field(f"k8s.{kind}.label", S, f"[deprecated] Kubernetes {what} label (unknown)", None,
-              ArgKind.KEY, "[key]"),
-        Field(f"k8s.{kind}.labels", S, f"[deprecated] Kubernetes {what} labels (unknown)",
-              None),
+        Field(f"k8s.{kind}.name", S, f"Kubernetes {what} name", None,
+              unsupported=NO_K8S_OBJECTS),
+        Field(f"k8s.{kind}.id", S, f"Kubernetes {what} id", None, unsupported=NO_K8S_OBJECTS),
+        Field(f"k8s.{kind}.label", S, f"Kubernetes {what} label", None, ArgKind.KEY, "[key]",
+              unsupported=NO_K8S_OBJECTS),
+        Field(f"k8s.{kind}.labels", S, f"Kubernetes {what} labels", None,
+              unsupported=NO_K8S_OBJECTS),
     )
 
 
@@ -351,8 +359,9 @@ FIELDS = define("container", (
     *_deprecated_rows("svc", "service"),
     *_deprecated_rows("rs", "replica set"),
     *_deprecated_rows("deployment", "deployment"),
-    Field("k8s.ns.id", S, "[deprecated] Kubernetes namespace id (unknown)", None),
-    Field("k8s.ns.label", S, "[deprecated] Kubernetes namespace label (unknown)", None,
-          ArgKind.KEY, "[key]"),
-    Field("k8s.ns.labels", S, "[deprecated] Kubernetes namespace labels (unknown)", None),
+    Field("k8s.ns.id", S, "Kubernetes namespace id", None, unsupported=NO_K8S_OBJECTS),
+    Field("k8s.ns.label", S, "Kubernetes namespace label", None, ArgKind.KEY, "[key]",
+          unsupported=NO_K8S_OBJECTS),
+    Field("k8s.ns.labels", S, "Kubernetes namespace labels", None,
+          unsupported=NO_K8S_OBJECTS),
 ))

@@ -3,13 +3,17 @@
 Per event, in pipeline order: the lifecycle events update the process table first (so an
 ``execve`` event already shows the new image, as in Falco), then the event gets its process
 (``evt.proc``) and, for the syscalls that name one, its fd (``evt.fd``).  Both are filled only
-when missing: a replayed capture, which carries them, passes through unchanged.
+when missing: a replayed capture, which carries them, passes through unchanged.  Beside the
+pipeline it runs the lookups of the names the rules compare ``fd.*ip.name`` with.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
+import trio
+
+from syswarden.core import dns
 from syswarden.core.event import Event, Process
 from syswarden.core.protocols import Enricher
 
@@ -51,6 +55,12 @@ class ProcessEnricher(Enricher):
         #: event types that change the process table: the slow path
         self._special = frozenset(_EXEC) | frozenset(self._state) | \
             frozenset(self._uid_events) | {"setsid"}
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Look up, off the hot path, the names the rules compare this plugin's socket name
+        fields with (``fd.sip.name = NAME``; :mod:`syswarden.core.dns`)."""
+        task_status.started()
+        await dns.RESOLVER.serve(self.metrics)
 
     def enrich(self, ev: Event) -> None:
         if ev.proc is not None:

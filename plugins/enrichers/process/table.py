@@ -3,12 +3,13 @@
 At start the table is a snapshot of ``/proc``.  From then on it follows the events:
 
 * a fork (``clone``/``fork``/``vfork`` event, sent by ``sched_process_fork`` in the parent)
-  creates the child as a copy of the parent (comm, argv, cwd, tty, session, users, cgroup,
-  fds); a new thread only maps its tid to the process;
+  creates the child as a copy of the parent (comm, argv, cwd, tty, session, users, cgroups,
+  fds); a new thread maps its tid to the process and counts in its threads (``proc.nthreads``,
+  which a thread's exit and an exec, which leaves one thread, count down);
 * an exec replaces comm, argv, the executable path, the uid/gid, the controlling tty and the
   login uid with what the kernel captured at exec (nothing is read from /proc for them, so a
   process that lives a millisecond is still fully known); what the kernel side does not send
-  (session, process group, namespace pid, environment) is read from ``/proc/PID`` at that
+  (session, process group, namespace pid, environment, cgroups) is read from ``/proc/PID`` at that
   moment when the process is still there, and otherwise kept from the parent it was copied from
   (they are inherited across fork and exec);
 * an exit marks the process exited; it stays in the table for ``grace`` seconds (events still
@@ -85,6 +86,38 @@ def cgroup_id_of(pid: int) -> int:
         return 0
 
 
+def falco_cgroups(text: str, v2_controllers: Callable[[str], list[str]]) -> list[str]:
+    """``/proc/PID/cgroup`` as Falco lists a thread's cgroups (libscap's procfs reader): each
+    controller of a v1 hierarchy as ``controller=path`` (a named hierarchy as
+    ``name=systemd=path``), and the v2 hierarchy's path once per controller it has there
+    (``v2_controllers(path)``; none: not listed)."""
+    out: list[str] = []
+    for line in text.splitlines():
+        ident, _, rest = line.partition(":")
+        subsys, _, path = rest.partition(":")
+        if subsys:
+            out += [f"{c}={path}" for c in subsys.split(",")]
+        elif ident == "0":
+            out += [f"{c}={path}" for c in v2_controllers(path)]
+    return out
+
+
+def _v2_controllers(path: str) -> list[str]:
+    """The controllers of the v2 cgroup ``path``: its ``cgroup.controllers``, or its nearest
+    ancestor's that has some (the hierarchy's root's at most)."""
+    root = cgroup2_root()
+    if root is None:
+        return []
+    path = posixpath.normpath("/" + path)
+    while True:
+        text = _read(f"{root}{path if path != '/' else ''}/cgroup.controllers")
+        if text and text.split():
+            return text.split()
+        if path == "/":
+            return []
+        path = posixpath.dirname(path)
+
+
 class ProcReader:
     """Reads what /proc says of a live process into a Process (best effort, never raises).
 
@@ -141,6 +174,9 @@ class ProcReader:
         env = _read(f"{self.root}/{p.pid}/environ", "rb") if image else None
         if env:
             p.env = [e.decode("utf-8", "surrogateescape") for e in env.split(b"\0") if e]
+        cgroups = read_proc_cgroup_text(p.pid, self.root)
+        if cgroups:
+            p.cgroups = falco_cgroups(cgroups, _v2_controllers)
         p.live = True
         return True
 
@@ -194,6 +230,10 @@ class ProcReader:
                     p.gid = eff
         self.fill_live(p)
         p.cgroup_id = cgroup_id_of(pid)
+        try:
+            p.nthreads = len(os.listdir(f"{self.root}/{pid}/task"))
+        except OSError:
+            pass
         return p
 
 
@@ -328,6 +368,8 @@ class ProcessTable:
             return parent
         if facts.is_thread:
             self.threads[child] = ev.pid
+            if parent is not None and parent.nthreads:
+                self.renew(parent).nthreads = parent.nthreads + 1
             return parent
         known = self.procs.get(child)
         if known is not None and known.exit_ts is None and known.start_ts >= ev.ts:
@@ -344,6 +386,7 @@ class ProcessTable:
         c.from_agent = parent is not None and (parent.from_agent or
                                                (self.agent_pid and parent.pid == self.agent_pid))
         c.start_ts = ev.ts
+        c.nthreads = 1
         if ev.cgroup_id:
             c.cgroup_id = ev.cgroup_id
         self._insert(child, c)
@@ -374,6 +417,7 @@ class ProcessTable:
         p.exepath = self.resolve_exepath(p, facts.exepath or args.get("filename") or "")
         p.is_exe_from_memfd = p.exepath.startswith("memfd:")
         p.exit_ts = None
+        p.nthreads = 1                  # an exec leaves the process one thread
         if ev.cgroup_id:
             p.cgroup_id = ev.cgroup_id
         p.fds = {n: f for n, f in p.fds.items() if not (f.open_flags & 0o2000000)}  # O_CLOEXEC
@@ -474,6 +518,9 @@ class ProcessTable:
         if ev.tid != ev.pid:
             self.threads.pop(ev.tid, None)
         group_dead = ev.kernel.group_dead if isinstance(ev.kernel, ExitFacts) else None
+        if p is not None and p.nthreads > 1 and (group_dead is False or
+                                                 (group_dead is None and ev.tid != ev.pid)):
+            self.renew(p).nthreads = p.nthreads - 1     # one of its threads ended
         if p is not None and (group_dead or ev.tid == ev.pid):
             if group_dead is not False:         # unknown: the leader's exit ends the group
                 p.exit_ts = ev.ts

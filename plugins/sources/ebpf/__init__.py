@@ -34,6 +34,7 @@ from syswarden.core.config import MAX_QUEUE, Key, Section
 from syswarden.core.hookspecs import hookimpl
 
 from .program import ATTACH_MODES, DEFAULTS
+from .record import SNAPLEN_MAX
 
 SECTION = "ebpf"
 DROPS = "syscall_event_drops"
@@ -57,6 +58,9 @@ def syswarden_config_schema() -> dict[str, Section]:
                             "(rounded up to a power of two)", min=256, max=4096),
             "max_args": Key(int, DEFAULTS["max_args"], "argv entries kept at most", min=1,
                             max=256),
+            "snaplen": Key(int, DEFAULTS["snaplen"], "bytes kept of the data a receive "
+                           "(recvfrom, recvmsg) filled, Falco's evt.buffer (Falco's snaplen)",
+                           min=0, max=SNAPLEN_MAX),
             "pending_max": Key(int, DEFAULTS["pending_max"], "slots for the enter arguments of "
                                "syscalls in progress, by thread id (a power of two); two "
                                "threads sharing a slot at once lose one event (counted)",

@@ -199,6 +199,9 @@ def _syscall_decoder(sc: P.Syscall) -> Callable[[tuple, Any, int, int], Event]:
         lines.append(f"    n = {f('slen', sc.slots - 1)}")
         lines.append("    realpath = data[pos:pos + n].decode('utf-8', 'surrogateescape') "
                      "if n else None")
+    if sc.name in P.RECEIVED:          # the first bytes received follow the strings
+        lines.append(f"    n = {f('slen', sc.slots - 1)}")
+        lines.append("    args['data'] = bytes(data[pos:pos + n])")
     if sc.name in P.MAY_CREATE:        # the kernel found the file created by this open
         lines.append(f"    if {f('extra')}:\n"
                      "        args['flags'] = args.get('flags', 0) | O_F_CREATED")

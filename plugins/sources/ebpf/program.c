@@ -34,6 +34,7 @@
 #define ARGV_MAX_B @ARGV_MAX@          // bytes kept of argv (power of two)
 #define MAX_ARGS @MAX_ARGS@            // argv entries read at most
 #define SOCK_MAX 128                   // bytes kept of one sockaddr
+#define SNAPLEN @SNAPLEN@                      // bytes kept of an I/O buffer (Falco's snaplen)
 #define HALF 8192                      // scratch half size: every write starts below HALF
 #define WAKEUP_EVERY @WAKEUP_EVERY@           // records per CPU between two reader wake-ups
 #define PENDING_SLOTS @PENDING_SLOTS@         // syscalls in progress kept (a power of two)
@@ -158,6 +159,16 @@ static __always_inline u32 put_str(struct rec *r, u32 pos, int slot, const void 
     return pos + (n & (PATH_MAX_B - 1));
 }
 
+// Append `l` user bytes at `pos` (below HALF; `l` bounded by the caller, below HALF too).
+static __always_inline u32 put_user(struct rec *r, u32 pos, int slot, const void *uptr, u64 l)
+{
+    u8 *buf = (u8 *)r;
+    if (bpf_probe_read_user(buf + (pos & (HALF - 1)), l, uptr) != 0)
+        return pos;
+    r->slen[slot & (STRING_SLOTS - 1)] = l;
+    return pos + l;
+}
+
 // Append raw user bytes (a sockaddr, a struct).
 static __always_inline u32 put_bytes(struct rec *r, u32 pos, int slot, const void *uptr, u32 len)
 {
@@ -167,11 +178,34 @@ static __always_inline u32 put_bytes(struct rec *r, u32 pos, int slot, const voi
     if (l > SOCK_MAX)
         l = SOCK_MAX;
     asm volatile("%0 &= 0xff" : "+r"(l));    // keep the bound visible to the verifier
-    u8 *buf = (u8 *)r;
-    if (bpf_probe_read_user(buf + (pos & (HALF - 1)), l, uptr) != 0)
+    return put_user(r, pos, slot, uptr, l);
+}
+
+// Append the first bytes a receive filled (Falco's evt.buffer): `got` bytes (the call's
+// result) at user address `uptr`, at most SNAPLEN of them.
+static __always_inline u32 put_received(struct rec *r, u32 pos, int slot, const void *uptr,
+                                        s64 got)
+{
+    if (!uptr || pos >= HALF || got <= 0)
         return pos;
-    r->slen[slot & (STRING_SLOTS - 1)] = l;
-    return pos + l;
+    u64 l = got > SNAPLEN ? SNAPLEN : got;
+    asm volatile("%0 &= 0x1fff" : "+r"(l));  // below HALF: keep the bound visible
+    if (l == 0)
+        return pos;
+    return put_user(r, pos, slot, uptr, l);
+}
+
+// The same from a msghdr's first iovec (recvmsg): its base, at most its length.
+static __always_inline u32 put_received_msg(struct rec *r, u32 pos, int slot, const void *msg,
+                                            s64 got)
+{
+    struct { u64 base; u64 len; } iov = {};
+    u64 iovp = 0;
+    if (!msg || got <= 0 || bpf_probe_read_user(&iovp, sizeof(iovp), msg + 16) != 0 || !iovp ||
+        bpf_probe_read_user(&iov, sizeof(iov), (void *)iovp) != 0)
+        return pos;
+    return put_received(r, pos, slot, (const void *)iov.base,
+                        (u64)got < iov.len ? got : (s64)iov.len);
 }
 
 // Append kernel bytes (a tracepoint's own string).

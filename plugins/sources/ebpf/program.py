@@ -58,6 +58,12 @@ LOCAL_END: dict[str, int | None] = {"connect": 0, "accept": None, "accept4": Non
 #: path the caller wrote).  Decoded into ``KernelFacts.realpath``, the fd table's
 #: ``fd.realpath``.
 REALPATH = frozenset({"open", "openat", "openat2", "creat"})
+#: Receives whose record ends with the first bytes they filled (Falco's ``data`` argument,
+#: ``evt.buffer``; at most ``snaplen`` of them, see :data:`.record.SNAPLEN`) -> how they are
+#: found: the buffer in register 1 (:data:`BUFFER`), or the first iovec of the msghdr in
+#: register 1 (:data:`MSG`).  Decoded into ``args["data"]``.
+RECEIVED: dict[str, str] = {"recvfrom": "buffer", "recvmsg": "msg"}
+BUFFER = "buffer"
 
 
 @dataclass(frozen=True)
@@ -81,9 +87,10 @@ class Syscall:
 
     @property
     def slots(self) -> int:
-        """The string slots its record fills: its strings, then the socket's local end or the
-        file's realpath."""
-        return len(self.strings) + (self.name in LOCAL_END) + (self.name in REALPATH)
+        """The string slots its record fills: its strings, then the socket's local end, the
+        file's realpath or the data received."""
+        return len(self.strings) + (self.name in LOCAL_END) + (self.name in REALPATH) + \
+            (self.name in RECEIVED)
 
     def __post_init__(self) -> None:
         where = Location(__file__)
@@ -96,6 +103,8 @@ class Syscall:
                 sent.append("the local end")
             if self.name in REALPATH:
                 sent.append("the realpath")
+            if self.name in RECEIVED:
+                sent.append("the data received")
             raise PluginError(f"syscall {self.name!r} sends {self.slots} strings "
                               f"({', '.join(sent)}), but a record has "
                               f"{record.STRING_SLOTS} string slots", where,
@@ -227,6 +236,7 @@ DEFAULTS: dict[str, Any] = {
     "evt_ring_pages": 2048,     # 8 MiB
     "proc_ring_pages": 1024,    # 4 MiB
     "path_max": 1024,
+    "snaplen": record.SNAPLEN,
     "argv_max": 4096,
     "max_args": 64,
     "pending_max": 65536,
@@ -361,6 +371,10 @@ def _exit_handler(sc: Syscall, prefilter: bool = False, kfunc: str | None = None
             "ctx->ret == 0 || ctx->ret == -115"          # connected, or EINPROGRESS
         lines.append(f"    if ({ok})\n        pos = put_sock_end(r, pos, "
                      f"{sc.slots - 1}, {fd}, 0);")
+    if sc.name in RECEIVED:      # after the strings (no receive has a local end)
+        put = "put_received" if RECEIVED[sc.name] == BUFFER else "put_received_msg"
+        lines.append(f"    pos = {put}(r, pos, {sc.slots - 1}, (const void *)p.a[1], "
+                     "ctx->ret);")
     cat = "CAT_PROC" if sc.ring == "proc" else "CAT_EVT"
     lines += [f"    return send(r, pos, {cat});", "}", ""]
     if kfunc is None:
@@ -505,6 +519,7 @@ def render_program(event_types: Iterable[str] | None, config: dict[str, Any] | N
         "RECORD": record.render_c(),
         "AGENT_PID": str(int(agent_pid)),
         "PATH_MAX": str(_pow2(cfg["path_max"], 64, 4096)),
+        "SNAPLEN": str(max(0, min(record.SNAPLEN_MAX, int(cfg["snaplen"])))),
         "ARGV_MAX": str(_pow2(cfg["argv_max"], 256, 4096)),
         "MAX_ARGS": str(max(1, min(256, int(cfg["max_args"])))),
         "PROC_PAGES": str(_pow2(cfg["proc_ring_pages"], 1, 1 << 16)),

@@ -39,6 +39,14 @@ C_TYPES: dict[str, tuple[int, str]] = {
 #: this is refused where it is declared (``program.py``).
 STRING_SLOTS = 4
 
+#: The bytes of an I/O buffer a record carries at most (a receive's data: Falco's
+#: ``evt.buffer``, ``evt.arg.data``): Falco's ``snaplen`` (``falco_libs.snaplen``, 80 by
+#: default).  The program is rendered with the configured value (``ebpf`` ``snaplen``, see
+#: ``program.py``) as ``SNAPLEN``, never above :data:`SNAPLEN_MAX` (a buffer is copied into
+#: the record's scratch space below its half, where every write starts).
+SNAPLEN = 80
+SNAPLEN_MAX = 4096
+
 
 @dataclass(frozen=True)
 class Field:

@@ -14,10 +14,10 @@ import os
 from operator import attrgetter
 from typing import Any, Callable
 
+from syswarden.core import dns
 from syswarden.core.event import FD_TYPES
 from syswarden.core.fields import ArgKind, Bound, Field
 
-from .. import hostnames
 from .common import IP, NET, PORT, B, C, I
 
 #: Falco's ``fd.typechar`` for each ``fd.type``.
@@ -156,10 +156,13 @@ def _proto(read_port: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 
 def _host_name(read_ip: Callable[[Any], Any]) -> Callable[[Any], str | None]:
-    """A reader of the host name of one of the socket's addresses (see :mod:`..hostnames`)."""
+    """A reader of the name of one of the socket's addresses, as Falco gives it: the name a
+    rule compares with that resolved to it (:mod:`syswarden.core.dns`; a comparison of the
+    field tests the address against the name's, see there)."""
+    name_of = dns.RESOLVER.name_of
+
     def read(e: Any) -> str | None:
-        ip = read_ip(e)
-        return hostnames.name_of(ip) if ip is not None else None
+        return name_of(read_ip(e))
     return read
 
 
@@ -321,13 +324,17 @@ FIELDS = (
           _proto(_end(True, False))),
     Field("fd.rproto", C, "For TCP/UDP fds, the remote protocol (the port number).",
           _proto(_end(False, False))),
-    Field("fd.cip.name", C, "Host name of the client IP address (the resolver's, by address).",
+    Field("fd.cip.name", C, "Domain name of the client IP address: compared with a "
+          "name, the name's addresses (looked up); read, the name a rule's resolved to it.",
           _host_name(_fd_cip)),
-    Field("fd.sip.name", C, "Host name of the server IP address (the resolver's, by address).",
+    Field("fd.sip.name", C, "Domain name of the server IP address: compared with a "
+          "name, the name's addresses (looked up); read, the name a rule's resolved to it.",
           _host_name(_fd_sip)),
-    Field("fd.lip.name", C, "Host name of the local IP address (the resolver's, by address).",
+    Field("fd.lip.name", C, "Domain name of the local IP address: compared with a "
+          "name, the name's addresses (looked up); read, the name a rule's resolved to it.",
           _host_name(_fd_lip)),
-    Field("fd.rip.name", C, "Host name of the remote IP address (the resolver's, by address).",
+    Field("fd.rip.name", C, "Domain name of the remote IP address: compared with a "
+          "name, the name's addresses (looked up); read, the name a rule's resolved to it.",
           _host_name(_fd_rip)),
     # filter-only fields: multi-valued (client or server) or compared against a network
     Field("fd.ip", IP, "Matches the ip address (client or server) of the fd.", _ips,

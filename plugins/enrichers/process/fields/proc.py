@@ -299,9 +299,14 @@ def _proc_fdopencount(e):
 
 
 def _proc_nthreads(e):
+    # the process table's count, kept by the kernel's clones, exits and execs; 0 when it has
+    # none (a process made by hand, a replayed one whose capture has none): a live process's
+    # /proc says, a replayed one's is unknown
     p = e.proc
     if p is None:
         return None
+    if p.nthreads:
+        return p.nthreads
     v = proc_status(p).get("Threads")
     return int(v) if v and v.isdigit() else None
 
@@ -418,7 +423,7 @@ FIELDS = (
     Field("proc.fdlimit", I, "Maximum number of fds the process can open (its soft "
           "RLIMIT_NOFILE at exec; -1: unlimited).", _proc_fdlimit),
     Field("proc.nthreads", U, "The number of live threads of the process, the leader "
-          "included.", _proc_nthreads),
+          "included (as its clones, exits and execs tell).", _proc_nthreads),
     Field("proc.nchilds", U, "The number of live threads of the process, the leader "
-          "excluded.", _proc_nchilds),
+          "excluded (as its clones, exits and execs tell).", _proc_nchilds),
 )

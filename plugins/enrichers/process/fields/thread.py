@@ -1,15 +1,14 @@
 """Falco's ``thread.*`` fields: the thread that made the call.
 
-Its ids come with the event; its capabilities, cgroups and memory are read lazily from
-``/proc/PID`` (unknown once the process has gone), except the effective capability set the
-process table keeps.
+Its ids come with the event; its cgroups are the process table's (read at its exec, inherited
+at its fork); its capabilities and memory are the kernel's at exec, else read lazily from
+``/proc/PID`` (unknown once the process has gone).
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
-from syswarden.core.cgroups import read_proc_cgroup_text
 from syswarden.core.fields import ArgKind, Field
 
 from .common import REL, B, C, I, U, caps, caps_text, proc_file, status_kb
@@ -78,28 +77,20 @@ def _faults(attr: str, i: int) -> Callable[[Any], int | None]:
     return read
 
 
-def _cgroup_lines(p: Any) -> list[str] | None:
-    """The lines of a live process's ``/proc/PID/cgroup`` (never a replayed one's)."""
-    text = read_proc_cgroup_text(p.pid) if p is not None and p.live else None
-    return None if text is None else text.splitlines()
-
-
 def _thread_cgroups(e):
-    lines = _cgroup_lines(e.proc)
-    return " ".join(line.strip() for line in lines) if lines is not None else None
+    # Falco's list, subsystem=path, read when the process exec'd or inherited at its fork
+    p = e.proc
+    return " ".join(p.cgroups) if p is not None and p.cgroups else None
 
 
 def _thread_cgroup(arg):
-    sub = str(arg)
+    prefix = f"{arg}="
 
     def read(e):
-        for line in _cgroup_lines(e.proc) or ():
-            try:
-                _, ctrl, path = line.split(":", 2)
-            except ValueError:
-                return None
-            if sub in ctrl.split(",") or (not ctrl and sub in ("", "unified")):
-                return path
+        p = e.proc
+        for cg in p.cgroups if p is not None else ():
+            if cg.startswith(prefix):
+                return cg[len(prefix):]
         return None
     return read
 

@@ -7,8 +7,11 @@ import re
 
 import pytest
 
+from syswarden.core.errors import RuleError
 from syswarden.core.event import Container, Event, Mount, Process
 from syswarden.core.fields import ArgKind, FieldRegistry
+from syswarden.core.plugins import collect_fields
+from syswarden.core.rules.compiler import compile_condition
 from syswarden.plugins.enrichers.containers.fields import FIELDS
 
 REG = FieldRegistry(FIELDS)
@@ -126,7 +129,20 @@ def test_k8s_fields_from_kubelet_labels() -> None:
     assert read("k8s.pod.label", evt, "app") == "web"
     assert read("k8s.pod.labels", evt) == "app:web"
     assert read("container.k8s.ns.name", evt) == "shop"
-    assert read("k8s.deployment.name", evt) is None       # declared, unknown
+
+
+
+@pytest.mark.parametrize("name", [f"k8s.{kind}.{what}" for kind in ("rc", "svc", "rs",
+                                                                   "deployment")
+                                  for what in ("name", "id", "label", "labels")]
+                         + ["k8s.ns.id", "k8s.ns.label", "k8s.ns.labels"])
+def test_falcos_deprecated_k8s_object_fields_are_refused_with_falcos_reason(name):
+    # Falco 0.44's container plugin declares them deprecated and never extracts them
+    arg = "[app]" if name.endswith(".label") else ""
+    with pytest.raises(RuleError) as exc:
+        compile_condition(f"{name}{arg} = web", collect_fields())
+    assert f"{name} is not supported by syswarden: deprecated in Falco" in str(exc.value)
+    assert "k8smeta plugin" in str(exc.value)
 
 
 RULE_FILES = ["falco-rules/falco_rules.yaml", "falco-rules/falco-incubating_rules.yaml",

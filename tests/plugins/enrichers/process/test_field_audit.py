@@ -1,11 +1,13 @@
-"""The field audit (issue 14): every field of the process enricher's families that
-``--list-fields`` prints is computed live, by a code path a real run reaches.
+"""The field audit (issue 14): every field of the process enricher's families and of the
+events' own (``evt.*``, ``syscall.*``) that ``--list-fields`` prints is computed live, by a code
+path a real run reaches (``container.*`` and ``k8s.*``: ``../containers/test_field_audit.py``).
 
 One live run (the eBPF source and the process enricher, real processes) does what gives the
 fields a value as Falco would: a terminal, a setuid, capabilities set with capset, a file
-written and chmod-ed, a TCP connection accepted, a UDP socket sending to two peers, an exec of a
-freshly copied binary, an exec of a memfd, an audit login uid.  Then every field of ``proc.``,
-``thread.``, ``user.``, ``group.`` and ``fd.`` must read a value other than the unknown (and
+written and chmod-ed, a failed open, an executable created, a TCP connection accepted and data
+received on it, a UDP socket sending to two peers, an exec of a freshly copied binary, an exec of
+a memfd, an audit login uid.  Then every field of ``proc.``, ``thread.``, ``user.``, ``group.``,
+``fd.``, ``evt.`` and ``syscall.`` must read a value other than the unknown (and
 other than its default: empty, 0, false) on one event of it, or be declared unsupported (and so
 refused when rules load), or be one of the few listed below with where they are proven instead.
 A field added without a code path that computes it fails here."""
@@ -21,15 +23,16 @@ import textwrap
 import pytest
 import trio
 
+from syswarden.core import dns
 from syswarden.core.fields import ArgKind
 from syswarden.core.plugins import make_plugin_manager
 from tests.helpers.ebpf import descends_from_me, needs_root, run_live
 
 pytestmark = [needs_root, pytest.mark.root]
 
-FAMILIES = ("proc.", "thread.", "user.", "group.", "fd.")
+FAMILIES = ("proc.", "thread.", "user.", "group.", "fd.", "evt.", "syscall.")
 
-#: Computed, and proven by another live test (a container, a health check).
+#: Computed, and proven by another test (a container, a health check, the agent's pipeline).
 PROVEN_ELSEWHERE = {
     "proc.is_exe_upper_layer": "test_live_fields.py::test_short_lived_container_processes",
     "proc.is_container_healthcheck": "test_live_fields.py::"
@@ -39,12 +42,16 @@ PROVEN_ELSEWHERE = {
                    "test_the_realpath_is_the_file_opened_and_the_identity_is_stat_s",
     "fd.devino": "../../sources/ebpf/test_realpath.py::"
                  "test_a_hard_link_a_bind_mount_and_the_file_are_one_identity",
+    # numbered by the agent's pipeline, which the audit's source and enricher run without
+    "evt.num": "../../../core/test_agent.py::"
+               "test_events_a_source_did_not_number_are_numbered_from_one",
 }
 
 #: Fields whose value Falco gives as 0 for a process just exec'd (its counters at the exec):
 #: computed (never unknown), 0 allowed.
 ZERO_AT_EXEC = {"proc.vmswap", "thread.pfmajor", "proc.vmrss", "thread.vmrss",
-                "thread.vmrss.b"}
+                "thread.vmrss.b",
+                "evt.cpu"}          # and the first CPU's number, which the child may keep
 
 #: Not computed yet, each with why (the issue's remaining work, kept visible here).
 PENDING: dict[str, str] = {}
@@ -77,6 +84,13 @@ CHILD = textwrap.dedent("""
         udp.sendto(b"x", ("127.0.0.1", port))
     path = os.path.join(work, "written")
     open(path, "w").close()
+    try:                                        # a failed call (evt.failed)
+        open(os.path.join(work, "absent"))
+    except OSError:
+        pass
+    # an executable created (evt.is_open_exec), a receive's data (evt.buffer)
+    os.close(os.open(os.path.join(work, "made-exec"), os.O_CREAT | os.O_WRONLY, 0o755))
+    cli.sendall(b"sw-audit"); conn.recv(64)
     os.chmod(path, 0o600)
     # a freshly copied binary (its ctime after the pid namespace started), with VAR=x
     fresh = os.path.join(work, "fresh-true")
@@ -95,10 +109,13 @@ CHILD = textwrap.dedent("""
 """)
 
 
+#: The argument a field with one is read with, where the default below does not fit.
+ARGS = {"thread.cgroup": "cpu", "evt.arg": "name", "evt.rawarg": "flags"}
+
+
 def value_of(d, events):
     arg = {ArgKind.INDEX: 1, ArgKind.KEY: "SW_AUDIT", ArgKind.INDEX_OR_KEY: 0}.get(d.arg)
-    if d.name == "thread.cgroup":
-        arg = "cpu"
+    arg = ARGS.get(d.name, arg)
     read = d.bind(arg).read
     last = None
     for e in events:
@@ -115,6 +132,11 @@ async def test_every_field_of_the_process_families_is_computed(tmp_path):
     tmp_path.chmod(0o777)
     seen: dict[str, object] = {}
 
+    # the socket name fields read the name a rule's lookup gave an address (core/dns.py):
+    # one rule's, localhost (/etc/hosts), for the loopback connections below
+    dns.RESOLVER.want(["localhost"])
+    dns.RESOLVER.refresh("localhost")
+
     async def action(live):
         # a terminal (proc.tty)
         await trio.run_process(["script", "-qc", "sh -c 'exit 0'", "/dev/null"])
@@ -125,7 +147,13 @@ async def test_every_field_of_the_process_families_is_computed(tmp_path):
             with trio.fail_after(30):
                 while b"ready" not in got:
                     got += await child.stdout.receive_some()
-            await live.settle(0.5)
+            # the child's last call before "ready" decoded and enriched (a busy machine
+            # delays it past any fixed pause)
+            with trio.fail_after(30):
+                while not any(e.type == "openat" and e.args.get("name") == "/dev/null"
+                              and e.proc is not None and e.proc.uid == 65534
+                              and descends_from_me(e) for e in live.events):
+                    await live.settle(0.2)
             events = [e for e in live.events if descends_from_me(e)]
             for d in fields:              # the child alive: its /proc is there too
                 seen[d.name] = value_of(d, events)
@@ -135,8 +163,8 @@ async def test_every_field_of_the_process_families_is_computed(tmp_path):
         finally:
             child.kill()
 
-    await run_live({"openat", "connect", "accept", "accept4", "sendto", "chmod", "fchmodat",
-                    "socket", "bind", "listen", "setuid", "setgid"}, action)
+    await run_live({"openat", "connect", "accept", "accept4", "sendto", "recvfrom", "chmod",
+                    "fchmodat", "socket", "bind", "listen", "setuid", "setgid"}, action)
     missing = sorted(name for name, v in seen.items()
                      if (v is None or (v in ("", 0, False, ()) and name not in ZERO_AT_EXEC))
                      and name not in PROVEN_ELSEWHERE and name not in PENDING)

@@ -90,6 +90,53 @@ async def test_effective_ids_environment_and_capabilities_from_the_kernel(suid_n
     assert before and "CAP_SYS_ADMIN" in field("thread.cap_effective", before[-1])
 
 
+#: Threads started and ended, each count marked (once the kernel has it: a joined thread may
+#: not have exited yet) by an open of its own name, then an exec
+THREADS = ("import os, threading, time\n"
+           "def mark(n, threads):\n"
+           "    while len(os.listdir('/proc/self/task')) != threads: time.sleep(0.001)\n"
+           "    try: os.open(f'/tmp/sw-threads-{n}-absent', os.O_RDONLY)\n"
+           "    except OSError: pass\n"
+           "stop = threading.Event()\n"
+           "a = threading.Thread(target=stop.wait); a.start()\n"
+           "b = threading.Thread(target=lambda: None); b.start(); b.join()\n"
+           "mark('after-b', 2)\n"
+           "c = threading.Thread(target=stop.wait); c.start()\n"
+           "mark('three', 3)\n"
+           "stop.set(); a.join(); c.join()\n"
+           "mark('one', 1)\n"
+           "os.execv('/bin/true', ['true'])\n")
+
+
+async def test_threads_and_cgroups_of_a_process_gone_before_its_events_are_read(tmp_path):
+    async def action(live):
+        await trio.run_process([sys.executable, "-S", "-c", THREADS])
+
+    live = await run_live({"openat"}, action)
+    marks = {e.args["name"].split("sw-threads-")[1].split("-absent")[0]: e
+             for e in live.events if e.type == "openat" and descends_from_me(e)
+             and "sw-threads-" in (e.args.get("name") or "")}
+    # the counts as the kernel's clones and exits told them: the process is gone, /proc says
+    # nothing of it any more
+    assert not os.path.exists(f"/proc/{marks['one'].pid}/task")
+    assert field("proc.nthreads", marks["after-b"]) == 2        # the leader and a
+    assert field("proc.nthreads", marks["three"]) == 3
+    assert field("proc.nchilds", marks["three"]) == 2
+    assert field("proc.nthreads", marks["one"]) == 1
+    assert field("proc.nchilds", marks["one"]) == 0
+    [true] = [e for e in execs_of(live, "/usr/bin/true") + execs_of(live, "/bin/true")
+              if descends_from_me(e) and e.pid == marks["one"].pid]
+    assert field("proc.nthreads", true) == 1
+    # the cgroups, Falco's list read at the exec or inherited from the parent: this one's
+    mine = open("/proc/self/cgroup").read()
+    cgroups = field("thread.cgroups", true)
+    for line in mine.splitlines():
+        _, subsys, path = line.split(":", 2)
+        for c in filter(None, subsys.split(",")):
+            assert f"{c}={path}" in cgroups.split(" ")
+            assert field("thread.cgroup", true, c) == path
+
+
 async def test_short_lived_container_processes(containers):  # noqa: F811
     box = containers.run("alpine:latest", "sleep", "60")
     docker("exec", box.id, "sh", "-c", "echo swfide:x:4321:4321::/home/sw:/bin/sh >> "
