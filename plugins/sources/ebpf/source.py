@@ -307,6 +307,8 @@ class EbpfSource(Source):
         self.received = {"proc": 0, "events": 0}   # records read from each ring
         self.poll_s = max(0.001, float(self.cfg["poll_ms"]) / 1000)
         self.decode_errors = 0
+        #: the program :meth:`preload` started: (its text, its hooks, the helper)
+        self._pending: tuple[str, list[tuple[str, str]], loader.Pending] | None = None
 
     # -- loading -------------------------------------------------------------------------------
 
@@ -314,16 +316,41 @@ class EbpfSource(Source):
         return P.render_program(self.event_types, cfg or self.cfg, self.agent_pid,
                                 self.open_prefilter, self.socket_prefilter)
 
+    def preload(self) -> None:
+        """Start compiling and loading the program in the helper (it attaches nothing before
+        :meth:`load`).  A machine the source cannot run on starts nothing: :meth:`load` says
+        why."""
+        if self._pending is not None:
+            return
+        try:
+            check_environment()
+        except SourceError:
+            return
+        text, tps = self.program_text(), P.tracepoints(self.event_types, self.cfg)
+        self._pending = (text, tps, loader.start(text, tps))
+
+    def _load(self, cfg: dict[str, Any]) -> loader.Loaded:
+        """The program for ``cfg`` loaded and attached: the preloaded one when it is that
+        program, else one loaded now."""
+        text, tps = self.program_text(cfg), P.tracepoints(self.event_types, cfg)
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            if pending[:2] == (text, tps):
+                return pending[2].finish()
+            pending[2].cancel()
+        return loader.load(text, tps)
+
     def _build(self) -> Program:
-        """Load and attach a program for the current event types (blocking: ~2 s).  An
-        ``auto`` choice the kernel refuses falls back (fexit programs -> tracepoints, the
-        registers -> enter); the source's config changes only once a program is loaded."""
+        """Load and attach a program for the current event types (blocking: ~2 s, less when
+        :meth:`preload` started it).  An ``auto`` choice the kernel refuses falls back (fexit
+        programs -> tracepoints, the registers -> enter); the source's config changes only
+        once a program is loaded."""
         check_environment()
         cfg = self.cfg
         t0 = time.perf_counter()
         while True:
             try:
-                loaded = loader.load(self.program_text(cfg), P.tracepoints(self.event_types, cfg))
+                loaded = self._load(cfg)
                 break
             except loader.LoadError as exc:
                 cfg = _fallback(cfg, exc)
@@ -335,9 +362,11 @@ class EbpfSource(Source):
                  len(loaded.attached), ", ".join(kinds),
                  "the registers" if P.task_regs(self.cfg) else "enter tracepoints")
         took = loaded.seconds
-        log.info("ebpf: program built in %.3f s: bcc import %.3f s, compile and load %.3f s, "
-                 "attach %.3f s", time.perf_counter() - t0, took.get("import", 0.0),
-                 took.get("compile", 0.0), took.get("attach", 0.0))
+        log.info("ebpf: program built in %.3f s (waited for %.3f s): bcc import %.3f s, compile "
+                 "and load %.3f s, attach %.3f s", took.get("import", 0.0) +
+                 took.get("compile", 0.0) + took.get("attach", 0.0),
+                 time.perf_counter() - t0, took.get("import", 0.0), took.get("compile", 0.0),
+                 took.get("attach", 0.0))
         if self.open_prefilter is not None:
             log.info("ebpf: opens sent when: %s (or a directory, or a path not judged here)",
                      self.open_prefilter.describe())
@@ -414,6 +443,9 @@ class EbpfSource(Source):
             self.prog.detach(list(self.prog.attached))
 
     def close(self, wait: bool = True) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending[2].cancel()
         prog, self.prog = self.prog, None
         if prog is not None:
             prog.close(wait)
