@@ -25,9 +25,10 @@
 // everything else, so a flood of opens never costs an exec.  A full ring drops the record and
 // counts it in `counters` (per CPU): for each category, [2*cat] records attempted and
 // [2*cat+1] records dropped.
-
-#include <uapi/linux/ptrace.h>
-#include <linux/sched.h>
+//
+// No kernel header is included beyond bcc's own (its helpers, its map macros and the kernel's
+// uapi/linux/bpf.h): the types used are the program's own, and parsing linux/sched.h and what
+// it pulls in was a good part of the compile, which every start-up waits for.
 
 #define AGENT_PID @AGENT_PID@
 #define PATH_MAX_B @PATH_MAX@          // bytes kept of one path or string (power of two)
@@ -355,10 +356,12 @@ int sw_enter_clone3(struct sys_enter_ctx *ctx)
 
 // execve/execveat: argv must be read at enter; after a successful exec the old memory is gone.
 // Read the NUL-separated strings of a user array (argv, envp) into buf; returns the bytes.
+// A bounded loop (the verifier follows those since Linux 5.3), not unrolled: unrolled, argv
+// and the environment made most of the exec programs' instructions and of the compile's time.
 static __always_inline u32 read_strings(char *buf, const char *const *arr)
 {
     u32 pos = 0;
-    #pragma unroll
+    #pragma clang loop unroll(disable)
     for (int i = 0; i < MAX_ARGS; i++) {
         const char *arg = 0;
         if (bpf_probe_read_user(&arg, sizeof(arg), &arr[i]) != 0 || !arg)
