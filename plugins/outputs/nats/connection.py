@@ -33,7 +33,6 @@ from syswarden.core.alert import HOSTNAME
 from syswarden.core.config import Key, Section
 from syswarden.core.errors import ConfigError
 from syswarden.core.webserver import parse_interval
-from syswarden.plugins.outputs.webhook.output import expand_env
 
 log = logging.getLogger("syswarden.nats")
 
@@ -127,6 +126,9 @@ def _nkey_seed_file(path: str) -> str:
 def connect_options(section: dict[str, Any], name: str) -> dict[str, Any]:
     """nats-py's ``connect`` arguments for the ``nats`` section (secrets included: never log
     the result).  Raises ConfigError for a file that cannot be read or a variable not set."""
+    # (imported here: the webhook output's module brings httpx, which starting needs not)
+    from syswarden.plugins.outputs.webhook.output import expand_env  # noqa: PLC0415
+
     opts: dict[str, Any] = {
         "servers": list(section.get("servers") or ["nats://127.0.0.1:4222"]),
         "name": section.get("name") or f"syswarden-{name}-{HOSTNAME}",
