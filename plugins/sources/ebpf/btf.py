@@ -13,6 +13,8 @@ members.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import struct
 from typing import Iterable
 
@@ -70,10 +72,16 @@ class Btf:
         end = self.strings.index(b"\0", off)
         return self.strings[off:end].decode()
 
+    @functools.cached_property
+    def _offsets(self) -> dict[bytes, int]:
+        """Each string of the string table -> where it is first (one pass, in C)."""
+        names = self.strings.split(b"\0")
+        offsets = itertools.accumulate((len(n) + 1 for n in names), initial=0)
+        return dict(zip(reversed(names), reversed(list(offsets)[:-1])))
+
     def _name_off(self, name: str) -> int:
         """Where ``name`` is in the string table (-1: nowhere; strings are deduplicated)."""
-        at = self.strings.find(b"\0" + name.encode() + b"\0")
-        return -1 if at < 0 else at + 1
+        return self._offsets.get(name.encode(), -1)
 
     def function_id(self, name: str) -> int | None:
         """The type id of the kernel function ``name`` (what an fentry/fexit program is

@@ -22,6 +22,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import os
@@ -294,7 +295,6 @@ class EbpfSource(Source):
             else None
         self.agent_pid = agent_pid
         self.metrics = metrics
-        self.decoder = Decoder()
         self.prog: Program | None = None
         self._batch: list[Event] = []
         self._stop_requested = False
@@ -309,6 +309,12 @@ class EbpfSource(Source):
         self.decode_errors = 0
         #: the program :meth:`preload` started: (its text, its hooks, the helper)
         self._pending: tuple[str, list[tuple[str, str]], loader.Pending] | None = None
+
+    @functools.cached_property
+    def decoder(self) -> Decoder:
+        """The records' decoder (made when first needed, or by :meth:`preload` while the
+        helper compiles: it compiles a decoding function per syscall)."""
+        return Decoder()
 
     # -- loading -------------------------------------------------------------------------------
 
@@ -328,6 +334,7 @@ class EbpfSource(Source):
             return
         text, tps = self.program_text(), P.tracepoints(self.event_types, self.cfg)
         self._pending = (text, tps, loader.start(text, tps))
+        self.decoder   # noqa: B018 (made while the helper compiles)
 
     def _load(self, cfg: dict[str, Any]) -> loader.Loaded:
         """The program for ``cfg`` loaded and attached: the preloaded one when it is that
