@@ -85,7 +85,8 @@ FAMILIES: dict[str, str] = {
     "syswarden_container_lookups_total": "container metadata lookups (runtime)",
     "syswarden_container_lookup_failures_total": "container metadata lookups failed (runtime)",
     "syswarden_rule_eval_seconds_total":
-        "seconds the filter stage spent judging the events it timed, the last of each batch "
+        "seconds the filter stage spent judging the events it timed, the last of each batch, "
+        "their alerts' formatting and queueing to the outputs included "
         "(rules.eval_ns.<type>; evt_type)",
     "syswarden_rule_eval_events_total":
         "the events the filter stage timed (rules.eval_events.<type>; evt_type): seconds over "
