@@ -30,6 +30,16 @@
 // uapi/linux/bpf.h): the types used are the program's own, and parsing linux/sched.h and what
 // it pulls in was a good part of the compile, which every start-up waits for.
 
+// bcc 0.26 looks each call of bpf_probe_read_user(_str) up in the kernel's symbols, rebuilding
+// a table of /proc/kallsyms every time (most of the compile's time): the same helpers under
+// names of their own, which it leaves alone (the kernels this program loads on all have them).
+static long (*sw_read_user)(void *dst, u32 size, const void *src) =
+    (void *)BPF_FUNC_probe_read_user;
+static long (*sw_read_user_str)(void *dst, u32 size, const void *src) =
+    (void *)BPF_FUNC_probe_read_user_str;
+#define bpf_probe_read_user sw_read_user
+#define bpf_probe_read_user_str sw_read_user_str
+
 #define AGENT_PID @AGENT_PID@
 #define PATH_MAX_B @PATH_MAX@          // bytes kept of one path or string (power of two)
 #define ARGV_MAX_B @ARGV_MAX@          // bytes kept of argv (power of two)
