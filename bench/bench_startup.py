@@ -2,7 +2,8 @@
 
 The live agent (eBPF source) is launched ``--rounds`` times with (a) the default rules and
 (b) Falco's three rule files together, after one launch not counted (a warm machine: files in
-the page cache, the kernel headers read once); the seconds from the launch to its readiness
+the page cache, the kernel headers read once, Python's bytecode cached: the launches may write
+it, whatever PYTHONDONTWRITEBYTECODE says); the seconds from the launch to its readiness
 line (``syswarden ready``), medians, and the phases the agent logs: its ``start-up:`` line
 (rules compiled, the sources built (the kernel's BTF read, the program's compile started), the
 enrichers built, whose process table reads every process of ``/proc``, the sources started:
@@ -107,11 +108,13 @@ def main() -> int:
     sets = {"(a) default": []}
     if not opts.no_falco:
         sets["(b) Falco"] = falco_rules_files(opts.shared)
-    versions: dict[str, dict[str, str] | None] = {"": None}
+    # a warm machine has Python's bytecode cached: the warm-up launch writes it
+    warm = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    versions: dict[str, dict[str, str]] = {"": warm}
     if opts.against:
         if not os.path.isdir(os.path.join(opts.against, "syswarden")):
             sys.exit(f"{opts.against} holds no syswarden package")
-        versions = {"this ": None, "against ": dict(os.environ, PYTHONPATH=opts.against)}
+        versions = {"this ": warm, "against ": dict(warm, PYTHONPATH=opts.against)}
     procs, scan = median_scan(rounds)
     print(f"machine: {machine()}; {procs} processes in /proc")
     print(f"median of {rounds} launch(es) after one not counted"
