@@ -3,7 +3,8 @@
 * Loaded by a helper process (:mod:`.loader`): bcc compiles with LLVM, which would stay
   resident in the agent; the helper compiles, attaches and hands over the file descriptors
   (maps, one perf event per attached tracepoint, one link per fexit program), then exits.
-  The agent never imports bcc.
+  The agent never imports bcc.  :meth:`EbpfSource.preload` starts the helper while the agent
+  builds the rest of its start-up; it attaches when :meth:`EbpfSource.load` says so.
 * Attached (see :func:`resolved_config` for how): the sched lifecycle tracepoints,
   execve/execveat and, for every syscall the rules need plus those the state tables need, an
   fexit program on its kernel function where the kernel runs them, else its ``sys_exit_*``
