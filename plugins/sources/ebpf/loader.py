@@ -28,6 +28,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -286,6 +287,6 @@ _PR_SET_PDEATHSIG = 1
 
 if __name__ == "__main__":
     # killed with the agent (a compile it gave up need not run to its end)
-    _libc.prctl(_PR_SET_PDEATHSIG, 9)
+    _libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
     if os.getppid() == int(sys.argv[2]):
         _helper(socket.socket(fileno=int(sys.argv[1])))
