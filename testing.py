@@ -7,6 +7,9 @@ Events and alerts:
   and optionally its container, in one call: what a rule or a field reads.
 - :func:`make_alert`: an :class:`~syswarden.core.alert.Alert` as a rule raises it, for outputs.
 - :func:`read_field`: one field of an event, read as the rule engine reads it.
+- :func:`fields_with`: every installed field and some more rows (a plugin's, being written).
+
+Rules: :class:`RuleCloner`, Falco's rules cloned to any number of rules of their shapes.
 
 Plugin objects and the agent:
 
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import functools
 import ipaddress
 import itertools
@@ -52,12 +56,19 @@ from syswarden.core.agent import Agent
 from syswarden.core.alert import Alert, Priority
 from syswarden.core.config import load_config
 from syswarden.core.event import Container, Event, FdInfo, Mount, Process
-from syswarden.core.fields import FieldRegistry
+from syswarden.core.fields import Field, FieldRegistry, define
 from syswarden.core.hookspecs import hookimpl
 from syswarden.core.metrics import Metrics
 from syswarden.core.outputs import OutputRunner, OutputSettings
 from syswarden.core.plugins import BUILTIN_PLUGINS, collect_fields, make_plugin_manager
 from syswarden.core.protocols import BASES, Output, Source
+from syswarden.core.rules import ast
+from syswarden.core.rules.compiler import Compiler
+from syswarden.core.rules.engine import CompiledRule, load_rules
+from syswarden.core.rules.loader import RuleDef, rule_condition
+from syswarden.core.rules.parser import parse
+from syswarden.core.rules.resolved import MacroDef, Origin
+from syswarden.core.rules.typesets import type_sets
 
 # ---------------------------------------------------------------------------------------------
 # Events and alerts
@@ -133,6 +144,14 @@ def _installed_fields() -> FieldRegistry:
     return collect_fields()
 
 
+def fields_with(*rows: Field, provider: str = "test") -> FieldRegistry:
+    """A registry of every installed plugin's fields and ``rows``, declared by ``provider``:
+    the fields rules load against when a plugin that declares ``rows`` is enabled."""
+    registry = collect_fields()
+    registry.add_all(define(provider, rows))
+    return registry
+
+
 def read_field(name: str, event: Event, arg: Any = None,
                registry: FieldRegistry | None = None) -> Any:
     """The value of field ``name`` (with its argument ``arg``: ``proc.aname[2]`` is
@@ -142,6 +161,104 @@ def read_field(name: str, event: Event, arg: Any = None,
     if d is None:
         raise KeyError(f"field {name} is not declared")
     return d.bind(arg).read(event)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rule sets of any size
+# ---------------------------------------------------------------------------------------------
+
+class RuleCloner:
+    """Falco's rules (``files``, read and compiled by syswarden's loader and compiler), and
+    clones of them to reach any number of rules with their shapes and event types.
+
+    :meth:`rules` gives the first ``n`` rules of round 0 (the enabled rules, in load order),
+    round 1 (a clone of each), round 2...  The clone of round ``k`` is named
+    ``<rule> (clone k)``; its condition (exceptions included) is the original's with one
+    more item, ``swbench-clone-k``, in each of its lists of strings (``proc.name in
+    (...)``, ``fd.name pmatch (...)``...).  A rule with no such list of its own gets copies
+    of the macros it names, their lists grown the same way (``<macro>__clone<k>``); with
+    ``distinct_macros``, every clone does.  No process or file is named ``swbench-clone-k``:
+    a clone matches the events its original matches, yet it is a distinct rule.
+    """
+
+    def __init__(self, files: list[str], fields: FieldRegistry,
+                 distinct_macros: bool = False) -> None:
+        result, compiled, _ = load_rules(files, fields)
+        if result.errors:
+            raise ValueError(f"the rules do not load: {result.errors[0]}")
+        self.lists, _ = result.expanded_lists()
+        self.macros = result.macros
+        self.comp = Compiler(fields, self.lists, self.macros)
+        self.distinct_macros = distinct_macros
+        #: every compiled rule, enabled or not, in load order
+        self.all_rules = compiled
+        by_name = {r.name: r for r in compiled if r.enabled}
+        #: (definition, compiled by the loader) of each enabled rule, in load order
+        self.base: list[tuple[RuleDef, CompiledRule]] = [
+            (rd, by_name[rd.name]) for rd in result.rules
+            if rd.enabled and rd.source in ("syscall", "") and rd.name in by_name]
+        self.grown = 0      # lists given an item, in the clones' own conditions
+        self.in_macros = 0  # lists given an item in the macros cloned for them
+        self.same = 0       # clones with no list grown at all (the original's condition)
+        self.clones: dict[tuple[int, int], CompiledRule] = {}
+
+    def rules(self, n: int) -> list[CompiledRule]:
+        """The first ``n`` rules of round 0 (the originals), round 1, ..."""
+        out: list[CompiledRule] = []
+        k = 0
+        while len(out) < n:
+            for i, (rd, rule) in enumerate(self.base[:n - len(out)]):
+                if k and (i, k) not in self.clones:
+                    self.clones[i, k] = self.clone(rd, rule, k)
+                out.append(self.clones[i, k] if k else rule)
+            k += 1
+        return out
+
+    def clone(self, rd: RuleDef, rule: CompiledRule, k: int) -> CompiledRule:
+        text = rule_condition(rd, self.lists)
+        origin = Origin(text, rd.cond_location)
+        tree = parse(text, rd.cond_location)
+        before, in_macros = self.grown, self.in_macros
+        varied = self._vary(tree, k, origin, self.distinct_macros)
+        if self.grown == before and not self.distinct_macros:
+            varied = self._vary(tree, k, origin, True)
+        self.same += self.grown == before and self.in_macros == in_macros
+        node = self.comp.resolve(varied, origin)
+        types, _ = type_sets(node)
+        return dataclasses.replace(rule, name=f"{rule.name} (clone {k})", node=node,
+                                   types=types, predicate=None)
+
+    def _vary(self, node: ast.Node, k: int, origin: Origin, macros: bool) -> ast.Node:
+        if isinstance(node, (ast.And, ast.Or)):
+            return type(node)(tuple(self._vary(c, k, origin, macros) for c in node.children),
+                              node.pos)
+        if isinstance(node, ast.Not):
+            return ast.Not(self._vary(node.child, k, origin, macros), node.pos)
+        if isinstance(node, ast.MacroRef) and macros:
+            return ast.MacroRef(self._macro(node.name, k), node.pos)
+        if isinstance(node, ast.Check) and isinstance(node.value, ast.ListLit):
+            bound = self.comp.bind_field(node.field, origin)
+            if bound.name != "evt.type" and bound.type.is_string:
+                extra = ast.Literal(f"swbench-clone-{k}", node.value.pos, quoted=True)
+                self.grown += 1
+                return dataclasses.replace(
+                    node, value=ast.ListLit((*node.value.items, extra), node.value.pos))
+        return node
+
+    def _macro(self, name: str, k: int) -> str:
+        """The name of macro ``name``'s clone for round ``k`` (defined on first use)."""
+        mdef = self.macros.get(name)
+        if mdef is None:      # not a macro: the compiler says what it is
+            return name
+        clone = f"{name}__clone{k}"
+        if clone not in self.macros:
+            # defined before its body is varied: a macro that names itself stops here
+            self.macros[clone] = MacroDef(clone, mdef.node, mdef.origin)
+            grown = self.grown
+            self.macros[clone].node = self._vary(mdef.node, k, mdef.origin, True)
+            self.in_macros += self.grown - grown
+            self.grown = grown
+        return clone
 
 
 # ---------------------------------------------------------------------------------------------

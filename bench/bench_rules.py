@@ -144,13 +144,15 @@ def make_events(n: int, seed: int = 7) -> list[Event]:
     return events
 
 
-def run(engine: RuleEngine, events: list[Event]) -> tuple[float, int]:
+def run(engine: RuleEngine, events: list[Event], clock=time.perf_counter
+        ) -> tuple[float, int]:
+    """(seconds by ``clock``, alerts) for one pass over ``events``."""
     check = engine.check
     alerts = 0
-    t0 = time.perf_counter()
+    t0 = clock()
     for e in events:
         alerts += len(check(e))
-    return time.perf_counter() - t0, alerts
+    return clock() - t0, alerts
 
 
 def report(label: str, engine: RuleEngine, events: list[Event], rounds: int = 3) -> float:

@@ -69,15 +69,24 @@ def agent_monitor(rules: list[str], runs: list[str], label: str) -> Monitor:
         for r in rules:
             args += ["-r", r]
         agent = Agent(args)
+        t0 = time.monotonic()
         try:
             time.sleep(1)
             yield
         finally:
             rss = agent.rss_kb()
             agent.stop()
+            took = time.monotonic() - t0
             exit_line = agent.line("counters at exit")
             counted = dict(re.findall(r"(alerts\.total|drops\.[\w.]+)=(\d+)", exit_line))
-            runs.append(f"{label}: agent RSS {rss // 1024} MB, "
+            # what leaves the kernel: the events received, the opens and socket calls the
+            # kernel kept (per second of the agent's run)
+            kernel = dict(re.findall(r"(events\.in|ebpf\.opens_filtered|ebpf\.sockets_filtered)"
+                                     r"=(\d+)", exit_line))
+            rates = ", ".join(f"{what} {int(kernel.get(k, 0)) / took:,.0f}/s" for k, what in (
+                ("events.in", "received"), ("ebpf.opens_filtered", "opens kept"),
+                ("ebpf.sockets_filtered", "socket calls kept")))
+            runs.append(f"{label}: agent RSS {rss // 1024} MB, over {took:.1f} s {rates}, "
                         + (", ".join(f"{k} {v}" for k, v in counted.items()) or "no alert"))
     return run
 

@@ -60,6 +60,7 @@ from .alert import Alert, Priority
 from .config import RELOADED_KEYS, load_config, watched_state
 from .errors import ConfigError, RuleError, SourceError, SyswardenError, UnsafePathError
 from .event import Event
+from .falco_keys import selected_syscalls
 from .metrics import Metrics
 from .outputs import OutputRunner
 from .plugins import Plugins
@@ -213,21 +214,16 @@ class Agent:
 
     def event_types(self) -> set[str] | None:
         """The syscalls the filters need: their union, or None when one needs every event;
-        with Falco's ``base_syscalls``: plus its ``custom_set`` (less its ``!name``), or
-        every syscall with ``all`` (the process and fd state's own syscalls, what ``repair``
-        adds in Falco, are always followed here)."""
-        base = self._current_config.get("base_syscalls") or {}
-        if base.get("all"):
-            return None
-        types: set[str] = set()
+        with Falco's ``base_syscalls`` applied as Falco applies it
+        (:func:`~syswarden.core.falco_keys.selected_syscalls`)."""
+        types: set[str] | None = set()
         for f in self.filters:
             needed = f.event_types()
             if needed is None:
-                return None
+                types = None
+                break
             types |= set(needed)
-        custom = [str(name) for name in base.get("custom_set") or ()]
-        types |= {name for name in custom if not name.startswith("!")}
-        return types - {name[1:] for name in custom if name.startswith("!")}
+        return selected_syscalls(types, self._current_config.get("base_syscalls") or {})
 
     def open_prefilter(self) -> OpenPrefilter | None:
         """The opens some filter may care about: the union of the filters' prefilters, or None

@@ -91,6 +91,18 @@ def parse_cgroup_path(path: str) -> ContainerRef | None:
     return None
 
 
+def read_proc_cgroup_text(pid: int, proc_root: str = "/proc") -> str | None:
+    """The text of ``/proc/PID/cgroup`` (one ``hierarchy-id:controllers:path`` line per
+    hierarchy; ``0::path`` for the unified one), None when the process has gone.  The one
+    reader of that file: the container enricher, the process table and the ``thread.cgroup``
+    fields parse what it returns."""
+    try:
+        with open(f"{proc_root}/{pid}/cgroup", encoding="utf-8", errors="replace") as fh:
+            return fh.read()
+    except OSError:
+        return None
+
+
 def parse_proc_cgroup(text: str) -> ContainerRef:
     """The container of a process from the text of ``/proc/PID/cgroup`` (v1 and v2 lines).
 
@@ -106,13 +118,19 @@ def parse_proc_cgroup(text: str) -> ContainerRef:
     return HOST_REF
 
 
+def unified_path(text: str) -> str | None:
+    """The path of a process in the unified (v2) hierarchy, from the text of
+    ``/proc/PID/cgroup`` (its ``0::`` line); None when it has none."""
+    for line in text.splitlines():
+        if line.startswith("0::"):
+            return line[3:].strip()
+    return None
+
+
 def read_proc_cgroup(pid: int, proc_root: str = "/proc") -> ContainerRef | None:
     """The container of a live process, from ``/proc/PID/cgroup``; None when it has gone."""
-    try:
-        with open(f"{proc_root}/{pid}/cgroup", encoding="ascii", errors="replace") as fh:
-            return parse_proc_cgroup(fh.read())
-    except OSError:
-        return None
+    text = read_proc_cgroup_text(pid, proc_root)
+    return None if text is None else parse_proc_cgroup(text)
 
 
 def find_cgroup2_mount(mountinfo: str = "/proc/self/mountinfo") -> str | None:

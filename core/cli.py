@@ -126,7 +126,8 @@ def build_parser(commands: Commands) -> argparse.ArgumentParser:
                    action="append", default=[], help="enable only these event sources "
                                                      "(repeatable)")
     p.add_argument("-v", dest="verbose", action="store_true",
-                   help="verbose: event counts when the agent stops, more with --list")
+                   help="verbose: event counts when the agent stops; with --list, each "
+                   "field's type in Falco's words and its argument")
     p.add_argument("-V", "--validate", dest="validate", metavar="FILE", action="append",
                    help="validate rules files (repeatable) and exit")
     p.add_argument("-L", dest="list_rules", action="store_true",
@@ -231,7 +232,7 @@ def _main(args: argparse.Namespace, commands: Commands, argv: list[str]) -> int:
         return EXIT_OK
     if args.list_fields or args.list_source is not None:
         info.list_fields(plugins.fields(), sys.stdout, source=args.list_source or "",
-                         names_only=args.names_only, fmt=fmt)
+                         names_only=args.names_only, fmt=fmt, verbose=args.verbose)
         return EXIT_OK
     if args.list_events:
         info.list_events(sys.stdout, fmt)

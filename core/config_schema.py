@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .config import CORE_SCHEMA, FALCO_IGNORED, Key, Section
+from .config import FALCO_IGNORED, Key, Section, full_schema
 
 JSON_SCHEMA_DRAFT = "http://json-schema.org/draft-07/schema#"
 
@@ -27,10 +27,7 @@ _JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", 
 
 def config_schema(schemas: dict[str, Section] | None = None) -> dict[str, Any]:
     """The JSON Schema of a config file with the core keys and the plugins' ``schemas``."""
-    top = Section(dict(CORE_SCHEMA))
-    for name, section in (schemas or {}).items():
-        top.keys[name] = Key(section, doc=section.doc)
-    schema = _section(top)
+    schema = _section(full_schema(schemas))
     for name in sorted(FALCO_IGNORED):
         schema["properties"].setdefault(name, {
             "description": "a falco.yaml key syswarden accepts with a warning"})

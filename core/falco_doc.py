@@ -82,8 +82,8 @@ FLAGS: tuple[tuple[str, str], ...] = (
     ("--dry-run", "same"),
     ("--enable-source <event_source>", "same; `syscall` is the only source"),
     ("-i", "the syscalls Falco's rules may name that syswarden never follows"),
-    ("-L", ("same: two columns; with `json_output`, Falco's JSON (`rules` with `info` and "
-            "`details`, `macros`, `lists`; fewer `details` than Falco's)")),
+    ("-L", ("same: two columns; with `json_output`, Falco 0.44's JSON (`required_*`, `rules`, "
+            "`macros`, `lists`, each with Falco's `info` and `details`: [cli.md](cli.md))")),
     ("-l <rule>", "same, text or JSON; a rule not loaded is Falco's message, exit 2"),
     ("--list [<source>]", "same: every field is the `syscall` source's"),
     ("--list-events", ("the syscall events syswarden follows, with Falco's parameter names "
@@ -109,7 +109,8 @@ FLAGS: tuple[tuple[str, str], ...] = (
     ("-U, --unbuffered", "same: `buffered_outputs=false`"),
     ("-V, --validate <rules_file>", ("same report and JSON, with `-L`/`-l` the description "
                                      "after it; exit 1 when a file is invalid")),
-    ("-v", "same end-of-run counts (`Elapsed time`, `Captured Events`, eps)"),
+    ("-v", ("same end-of-run counts (`Elapsed time`, `Captured Events`, eps); with `--list`, "
+            "each field's `(Type: ...)` as Falco prints it, and its argument")),
     ("--version", "syswarden's version; JSON with `json_output`"),
     ("--page-size", "same"),
 )

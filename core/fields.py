@@ -91,6 +91,13 @@ class FieldDef:
     arg_hint: str = ""
     #: why the field cannot be computed here ("": it is): a rule naming it is refused
     unsupported: str = ""
+    #: an fd field with a value only on an IP socket (or one the fd table takes for one):
+    #: every comparison is false elsewhere (the socket prefilter reads it)
+    ip_only: bool = False
+    #: an fd field that reads the same whether or not the fd table saw the fd's open: the
+    #: event's own argument, or what socket calls (never dropped for an open's sake) taught
+    #: the table (the open prefilter reads it)
+    without_open: bool = False
 
 
 def _unknown(evt: Any) -> None:
@@ -113,7 +120,8 @@ class Field:
     plugin knows but cannot read: it parses, and reads as unknown.  ``hint`` is the argument
     as ``--list-fields`` prints it (``[index]``).  ``unsupported`` says why a field Falco has
     cannot be computed here: it is listed, and a rule naming it is refused when the rules load
-    (never a value that looks computed and is not).
+    (never a value that looks computed and is not).  ``ip_only`` and ``without_open`` are what
+    an fd field says to the prefilters (see :class:`FieldDef`).
     """
 
     name: str
@@ -124,6 +132,8 @@ class Field:
     hint: str = ""
     many: bool = False
     unsupported: str = ""
+    ip_only: bool = False
+    without_open: bool = False
 
     def define(self, provider: str) -> FieldDef:
         """The registry's :class:`FieldDef` of this row, for ``provider``."""
@@ -147,7 +157,8 @@ class Field:
             def bind(arg: Any) -> Bound:
                 got = read(arg)
                 return got if isinstance(got, Bound) else Bound(got, many)
-        return FieldDef(self.name, self.type, self.desc, bind, self.arg, provider, self.hint)
+        return FieldDef(self.name, self.type, self.desc, bind, self.arg, provider, self.hint,
+                        ip_only=self.ip_only, without_open=self.without_open)
 
 
 def define(provider: str, *tables: Iterable[Field]) -> list[FieldDef]:

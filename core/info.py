@@ -52,9 +52,29 @@ def _field_name(d: Any) -> str:
     return d.name + (d.arg_hint or ("" if d.arg.value == "none" else f"[{d.arg.value}]"))
 
 
+#: what Falco's ``-v --list`` says of an argument, by its form
+_FALCO_ARGUMENTS = {"index": "INDEX, required", "index?": "INDEX, optional",
+                    "key": "KEY, required", "key?": "KEY, optional",
+                    "index|key": "INDEX|KEY, required"}
+
+
+def falco_type(d: Any) -> str:
+    """A field's type in Falco's words (``CHARBUF``, ``UINT64``, ``IPADDR``...)."""
+    return "CHARBUF" if d.type.value == "string" else d.type.value.upper()
+
+
+def _verbose_desc(d: Any) -> str:
+    """Falco's ``-v --list`` description: ``(Type: CHARBUF) `` before it, and here also the
+    argument the field takes (what Falco's JSON listing says of it)."""
+    arg = _FALCO_ARGUMENTS.get(d.arg.value)
+    return f"(Type: {falco_type(d)}) " + (f"(Argument: {arg}) " if arg else "") + d.desc
+
+
 def list_fields(registry: FieldRegistry, out: TextIO, *, source: str = "",
-                names_only: bool = False, fmt: str = "text") -> None:
-    """``--list [SOURCE]``: every field (all are the syscall source's), by its provider."""
+                names_only: bool = False, fmt: str = "text", verbose: bool = False) -> None:
+    """``--list [SOURCE]``: every field (all are the syscall source's), by its provider.
+    ``verbose`` (``-v``), text only as in Falco: each description says the field's type in
+    Falco's words and the argument it takes."""
     if source:
         check_source(source, "--list")
     if names_only:
@@ -78,7 +98,8 @@ def list_fields(registry: FieldRegistry, out: TextIO, *, source: str = "",
             out.write("\n")
             continue
         out.write(f"Fields provided by {provider}:\n" + "-" * 40 + "\n")
-        out.writelines(f"{_field_name(d):<32} {d.type.value:<8} {d.desc}\n"
+        out.writelines(f"{_field_name(d):<32} {d.type.value:<8} "
+                       f"{_verbose_desc(d) if verbose else d.desc}\n"
                        for d in by_provider[provider])
         out.write("\n")
     out.write(f"{len(registry)} fields\n")

@@ -206,7 +206,7 @@ def _config_plugin_paths(entries: list) -> list[tuple[str | None, str]]:
         elif isinstance(entry, dict) and entry.get("module"):
             out.append((entry.get("name"), str(entry["module"])))
         elif isinstance(entry, dict) and entry.get("library_path"):
-            continue    # a Falco plugin: the config's (core.config.honour_falco_keys)
+            continue    # a Falco plugin: the config's (core.falco_keys.honour_falco_keys)
         else:
             raise PluginError(f"plugins[{i}] must be a module path or {{name, module}}, "
                               f"not {entry!r}")

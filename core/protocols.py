@@ -74,6 +74,9 @@ class PluginContext:
     #: the agent's SIGHUP reload (config and rules; True when the new rules run), for a
     #: service that learns of new rules (None outside a running agent)
     reload: "Callable[[], Awaitable[bool]] | None" = None
+    #: (pid, proc.name) of every process the process table knows, set by the process
+    #: enricher (None without one), for a source that tests names where events happen
+    process_names: "Callable[[], list[tuple[int, str]]] | None" = None
 
     def section(self, name: str) -> dict[str, Any]:
         return self.config.get(name) or {}

@@ -192,6 +192,41 @@ KNOWN_EVENT_TYPES: frozenset[str] = frozenset(EVENTS) | frozenset("""
 """.split())
 
 # ---------------------------------------------------------------------------------------------
+# Falco's state repair (base_syscalls.repair): libsinsp's sinsp_repair_state_sc_set
+# ---------------------------------------------------------------------------------------------
+
+#: The syscalls of Falco's network category (``EC_NET``) syswarden knows.
+NET_SYSCALLS = frozenset("""socket bind connect listen accept accept4 shutdown socketpair
+    setsockopt getsockopt getsockname getpeername""".split())
+#: The syscalls of Falco's file and I/O categories (``EC_FILE``, ``EC_IO_READ``,
+#: ``EC_IO_WRITE``, ``EC_IO_OTHER``) syswarden knows: those whose fds ``close`` must end.
+FD_SYSCALLS = frozenset("""open openat openat2 creat open_by_handle_at link linkat unlink
+    unlinkat mkdir mkdirat rmdir rename renameat renameat2 symlink symlinkat chmod fchmod
+    fchmodat chown fchown fchownat lchown stat lstat fstat access getdents getdents64 flock
+    mount umount umount2 read pread readv write pwrite writev sendto sendmsg recvfrom recvmsg
+    send recv close dup dup2 dup3 fcntl ioctl pipe pipe2 eventfd signalfd timerfd_create
+    inotify_init inotify_init1 memfd_create userfaultfd sendfile splice""".split())
+#: What the process state needs whatever the rules follow (Falco's repaired state set).
+PROCESS_STATE_SYSCALLS = frozenset("""clone clone3 fork vfork execve execveat fchdir chdir
+    chroot capset setgid setpgid setresgid setresuid setsid setuid prctl procexit""".split())
+
+
+def repair_state_syscalls(selected: set[str]) -> set[str]:
+    """Falco's ``base_syscalls.repair``: ``selected`` plus the syscalls the state engine needs
+    to stay right given them (libsinsp's ``sinsp_repair_state_sc_set``): the process state's
+    always; ``socket`` and ``getsockopt`` (and ``close``) with a network syscall; ``bind``
+    with ``accept``, ``accept4`` or ``listen``; ``close`` with a file or I/O syscall."""
+    out = set(selected) | PROCESS_STATE_SYSCALLS
+    if selected & NET_SYSCALLS:
+        out |= {"socket", "getsockopt", "close"}
+    if selected & {"accept", "accept4", "listen"}:
+        out.add("bind")
+    if selected & FD_SYSCALLS:
+        out.add("close")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
 # Flag tables: Linux bit values, named and ordered as Falco's flags tables print them
 # ---------------------------------------------------------------------------------------------
 
@@ -209,8 +244,11 @@ O_F_CREATED = 1 << 30
 _OPEN_TAIL: FlagTable = (("O_CLOEXEC", 0o2000000), ("O_TMPFILE", 0o20000000 | 0o200000),
                          ("O_NOFOLLOW", 0o400000), ("O_PATH", 0o10000000),
                          ("O_F_CREATED", O_F_CREATED))
-#: O_TMPFILE's bits (it includes O_DIRECTORY's).
-O_TMPFILE = 0o20000000 | 0o200000
+#: O_TMPFILE's bits (it includes O_DIRECTORY's); ``__O_TMPFILE``, its own bit, alone.
+O_TMPFILE_OWN = 0o20000000
+O_TMPFILE = O_TMPFILE_OWN | dict(OPEN_FLAGS)["O_DIRECTORY"]
+#: The bits of some flags the prefilters test, by name (Linux's values).
+O_CREAT, O_TRUNC = (dict(OPEN_FLAGS)[n] for n in ("O_CREAT", "O_TRUNC"))
 _ACCMODE = {0: "O_RDONLY", 1: "O_WRONLY", 2: "O_RDWR"}
 
 CLONE_FLAGS: FlagTable = (

@@ -33,6 +33,29 @@ if [ ! -e "/lib/modules/$K/build/Makefile" ]; then
     echo "setup: linked /lib/modules/$K/build -> $build"
 fi
 
+# The CRI's container event stream (GetContainerEvents) needs containerd 1.7 or later; Debian
+# 12's is 1.6.  The tests that follow that stream run Debian 13's containerd, unpacked (not
+# installed: the machine's containerd stays Debian 12's) under $CTD_NEXT, fetched with apt from
+# the Debian mirror this machine already uses, through a private apt state.
+CTD_NEXT=/opt/syswarden-test/containerd-next
+if [ ! -x "$CTD_NEXT/usr/bin/containerd" ]; then
+    mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+    if [ -n "$mirror" ]; then
+        tmp=$(mktemp -d)
+        mkdir -p "$tmp/lists/partial" "$tmp/cache/archives/partial"
+        echo "deb $mirror trixie main" > "$tmp/sources.list"
+        apt_private=(-o Dir::Etc::sourcelist="$tmp/sources.list" -o Dir::Etc::sourceparts=/nonexistent
+                     -o Dir::State::Lists="$tmp/lists" -o Dir::Cache="$tmp/cache" -o APT::Sandbox::User=root)
+        if apt-get "${apt_private[@]}" update -qq && (cd "$tmp" && apt-get "${apt_private[@]}" download -qq containerd/trixie); then
+            mkdir -p "$CTD_NEXT" && dpkg-deb -x "$tmp"/containerd_*.deb "$CTD_NEXT"
+            echo "setup: $("$CTD_NEXT/usr/bin/containerd" --version) unpacked in $CTD_NEXT"
+        else
+            echo "setup: Debian 13's containerd could not be fetched; the CRI event stream tests will skip"
+        fi
+        rm -rf "$tmp"
+    fi
+fi
+
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv

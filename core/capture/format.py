@@ -8,9 +8,10 @@ capture's first line may be a *header* (``{"syswarden_capture": 1, "hostname": .
 schema; both are generated from the state objects' declarations (:mod:`syswarden.core.event`)
 by :mod:`.schema`.
 
-The keys of the process, fd, container, mount and ``extra`` records are the declared
-attributes a capture stores (:func:`stored`), each read by the :class:`Codec` of its declared
-type (:data:`CODECS`).  Encoding (:func:`event_to_record`) writes what differs from the
+The keys of an event record and of its process, fd, container, mount and ``extra`` records are
+the declared attributes a capture stores (:func:`stored`), each read by the :class:`Codec` of
+its declared type (:data:`CODECS`); an event's process, fds, container and kernel facts are
+records of their own (:data:`NESTED`), and ``ancestors`` is the format's.  Encoding (:func:`event_to_record`) writes what differs from the
 declared defaults.  Decoding checks every key, naming the one at fault (:class:`_Bad`, turned
 into a :class:`CaptureError` with the line by the reader).  The *short form* (hand-written events, as
 ``syswarden test-rules`` reads them) fills sensible defaults: a process named by
@@ -41,6 +42,7 @@ from ..event import (
     FACTS_OF,
     FD_TYPES,
     Container,
+    Args,
     Event,
     FdInfo,
     KernelFacts,
@@ -159,6 +161,11 @@ def _sockaddr(value: Any, path: str) -> SockAddr | None:
     return (family, addr if family == "unix" else _ip(addr, path), port)
 
 
+def _args(value: Any, path: str) -> Args:
+    _want(isinstance(value, dict), f"{path} must be an object")
+    return {str(k): _arg_value(v, f"{path}.{k}") for k, v in value.items()}
+
+
 def _labels(value: Any, path: str) -> dict[str, str]:
     if value is None:
         return {}
@@ -187,6 +194,10 @@ _OPT_STR = {"$ref": "#/$defs/optStr"}
 #: Every type a state object may declare for an attribute a capture stores, by its annotation.
 CODECS: dict[str, Codec] = {
     "int": Codec(_scalar(int, False), {"type": "integer"}, "integer"),
+    "UInt": Codec(_scalar(int, False), {"$ref": "#/$defs/uint"}, "integer, not negative"),
+    "EventType": Codec(_scalar(str, False), {"type": "string", "minLength": 1}, "string"),
+    "Args": Codec(_args, {"type": "object", "additionalProperties": {"$ref": "#/$defs/argValue"}},
+                  "object of arguments"),
     "int | None": Codec(_scalar(int, True), _OPT_INT, "integer or null"),
     "str": Codec(_scalar(str, False), {"type": "string"}, "string"),
     "str | None": Codec(_scalar(str, True), _OPT_STR, "string or null"),
@@ -207,20 +218,32 @@ CODECS: dict[str, Codec] = {
 }
 
 
-def stored(cls: type) -> tuple[StateAttr, ...]:
-    """The attributes of a state class a capture stores, each with a codec for its type (a
-    TypeError names an attribute whose type has none: nothing is stored unchecked)."""
+#: The state objects an event record holds as records of their own, by the declared type of
+#: the :class:`Event` attribute: the name of their record in the schema's ``$defs``.
+NESTED: dict[str, str] = {"Process | None": "process", "FdInfo | None": "fd",
+                          "Container | None": "container", "KernelFacts | None": "extra"}
+
+
+def stored(cls: type, nested: bool = False) -> tuple[StateAttr, ...]:
+    """The attributes of a state class a capture stores, each with a codec for its type, or
+    (``nested``: the event's) a record of its own (a TypeError names an attribute whose type
+    has neither: nothing is stored unchecked)."""
     out = tuple(a for a in declared(cls) if a.captured)
     for a in out:
-        if a.type not in CODECS:
+        if a.type not in CODECS and not (nested and a.type in NESTED):
             raise TypeError(f"{cls.__name__}.{a.name}: the capture has no codec for its type "
                             f"{a.type!r} (core/capture/format.py, CODECS)")
     return out
 
 
+def _values(cls: type) -> tuple[StateAttr, ...]:
+    """The stored attributes of a class that are values (not records of their own)."""
+    return tuple(a for a in stored(cls, nested=cls is Event) if a.type in CODECS)
+
+
 def _readers(cls: type) -> dict[str, tuple[str, Callable[[Any, str], Any]]]:
     """A record's key -> (the attribute, its checked reader), for one state class."""
-    return {a.record_key: (a.name, CODECS[a.type].read) for a in stored(cls)}
+    return {a.record_key: (a.name, CODECS[a.type].read) for a in _values(cls)}
 
 
 _PROC_READ = _readers(Process)
@@ -229,6 +252,14 @@ _CONTAINER_READ = _readers(Container)
 _MOUNT_READ = _readers(Mount)
 _MOUNT_SHAPE = "dest (and {})".format(", ".join(k for k in _MOUNT_READ if k != "dest"))
 _FACTS_READ = {cls: _readers(cls) for cls in FACTS_CLASSES}
+#: An event record's value keys -> (the attribute, its reader); its nested records' keys.
+EVENT_READ = _readers(Event)
+_EVENT_RECORDS = {a.name: a.record_key for a in stored(Event, nested=True)
+                  if a.type in NESTED}
+#: The event's values its constructor does not take, set after it (cpu, cgroup_id, source...).
+EVENT_SET = tuple(a.name for a in _values(Event) if a.position is None)
+#: Every key an event record may have.
+EVENT_KEYS = frozenset(EVENT_READ) | frozenset(_EVENT_RECORDS.values()) | {"ancestors"}
 #: Keys of ``extra`` that earlier versions wrote and no reader needs: read and ignored.
 RETIRED_FACTS = frozenset({"argv_truncated"})
 
@@ -257,21 +288,29 @@ def _json_value(value: Any) -> Any:
 def _encoder(cls: type) -> Callable[[Any], dict[str, Any]]:
     """The record of a state object: what differs from its declared default (an attribute
     that defaults to another is written when it differs from that one), and what is declared
-    ``always``."""
-    plan = [(a.name, a.record_key, a.default, a.same_as, a.always) for a in stored(cls)]
-
-    def encode(obj: Any) -> dict[str, Any]:
-        rec: dict[str, Any] = {}
-        for name, key, default, same_as, always in plan:
-            value = getattr(obj, name)
-            if always or (value != default and not (same_as and value == getattr(obj, same_as))):
-                rec[key] = _json_value(value)
-        return rec
-    return encode
+    ``always``.  Generated from the declarations as straight-line code: the writer runs it for
+    every event."""
+    scope: dict[str, Any] = {"_json_value": _json_value}
+    lines = ["def encode(obj):", "    rec = {}"]
+    for i, a in enumerate(_values(cls)):
+        lines.append(f"    v = obj.{a.name}")
+        write = f"rec[{a.record_key!r}] = _json_value(v)"
+        if a.always:
+            lines.append(f"    {write}")
+            continue
+        scope[f"d{i}"] = a.default
+        test = f"v != d{i}" + (f" and v != obj.{a.same_as}" if a.same_as else "")
+        lines += [f"    if {test}:", f"        {write}"]
+    lines.append("    return rec")
+    exec("\n".join(lines), scope)  # noqa: S102 - generated from the declarations
+    return scope["encode"]
 
 
 _encode_proc = _encoder(Process)
 _fd_record = _encoder(FdInfo)
+_encode_event = _encoder(Event)
+_PROC_KEY, _FD_KEY, _FD2_KEY, _CONTAINER_KEY, _FACTS_KEY = (
+    _EVENT_RECORDS[n] for n in ("proc", "fd", "fd2", "container", "kernel"))
 
 
 def _proc_record(proc: Process) -> dict[str, Any]:
@@ -354,34 +393,25 @@ def facts_record(facts: KernelFacts) -> dict[str, Any]:
 def event_to_record(evt: Event, max_ancestors: int = MAX_ANCESTORS,
                     _cache: _RecordCache | None = None) -> dict[str, Any]:
     """One event as a capture record (a JSON-ready dict), with its process's ancestors."""
-    rec: dict[str, Any] = {
-        "num": evt.num, "ts": evt.ts, "type": evt.type, "tid": evt.tid, "pid": evt.pid,
-        "res": evt.res, "args": _json_value(evt.args),
-    }
-    if evt.cpu:
-        rec["cpu"] = evt.cpu
-    if evt.cgroup_id:
-        rec["cgroup_id"] = evt.cgroup_id
-    if evt.source != "syscall":
-        rec["source"] = evt.source
+    rec = _encode_event(evt)
     if evt.proc is not None:
-        rec["proc"] = _proc_record(evt.proc)
+        rec[_PROC_KEY] = _proc_record(evt.proc)
         build = _cache.record if _cache is not None else _ancestor_record
         chain = [build(p) for _, p in zip(range(max_ancestors), evt.proc.ancestors())]
         if chain:
             rec["ancestors"] = chain
     if evt.fd is not None:
-        rec["fd"] = _fd_record(evt.fd)
+        rec[_FD_KEY] = _fd_record(evt.fd)
     if evt.fd2 is not None:
-        rec["fd2"] = _fd_record(evt.fd2)
+        rec[_FD2_KEY] = _fd_record(evt.fd2)
     container = evt.container or (evt.proc.container if evt.proc is not None else None)
     if container is not None:
-        rec["container"] = (_cache.container(container) if _cache is not None
-                            else _container_record(container))
+        rec[_CONTAINER_KEY] = (_cache.container(container) if _cache is not None
+                               else _container_record(container))
     if evt.kernel is not None:
         extra = facts_record(evt.kernel)
         if extra:
-            rec["extra"] = extra
+            rec[_FACTS_KEY] = extra
     return rec
 
 
@@ -421,8 +451,6 @@ def check_header(rec: dict[str, Any], path: str) -> None:
 # Decoding: one record's values, checked, as state objects (the reader links the records)
 # ---------------------------------------------------------------------------------------------
 
-_EVENT_KEYS = {"num", "ts", "type", "tid", "pid", "res", "args", "cpu", "cgroup_id", "source",
-               "proc", "ancestors", "fd", "fd2", "container", "extra"}
 #: What the short form adds to a process record (:func:`_proc_attrs`; ``parent``: the reader's).
 SHORT_FORM_PROC_KEYS = {"name": "short form: comm",
                         "cmdline": "short form: name and args as one command line",

@@ -20,7 +20,14 @@ from typing import IO, Any, Callable, Iterator
 from ..errors import Location
 from ..event import Container, Event, Process
 from .format import (
-    _EVENT_KEYS,
+    _CONTAINER_KEY,
+    _FACTS_KEY,
+    _FD2_KEY,
+    _FD_KEY,
+    _PROC_KEY,
+    EVENT_KEYS,
+    EVENT_READ,
+    EVENT_SET,
     MAX_DEPTH,
     OPEN_TYPES,
     SHORT_FORM_BASE_PID,
@@ -89,35 +96,37 @@ class Decoder:
 
     def decode(self, rec: Any) -> Event:
         _want(isinstance(rec, dict), "a record must be a JSON object")
-        unknown = set(rec) - _EVENT_KEYS
+        unknown = set(rec) - EVENT_KEYS
         _want(not unknown, f"unknown key(s): {', '.join(sorted(unknown))}")
-        etype = _str(rec.get("type"), "type") if "type" in rec else None
+        _want("type" in rec, "an event needs a 'type'")
+        # the event's own values, each checked by its declared type
+        got = {name: read(rec[key], key) for key, (name, read) in EVENT_READ.items()
+               if key in rec}
+        etype = got.get("type")
         _want(bool(etype), "an event needs a 'type'")
-        args = rec.get("args", {})
-        _want(isinstance(args, dict), "args must be an object")
-        args = {str(k): _arg_value(v, f"args.{k}") for k, v in args.items()}
+        args = got["args"] if "args" in got else {}
 
-        container = self._container(rec["container"]) if rec.get("container") else None
+        c_rec = rec.get(_CONTAINER_KEY)
+        container = self._container(c_rec) if c_rec else None
         proc = None
-        if rec.get("proc") is not None:
+        if rec.get(_PROC_KEY) is not None:
             chain = rec.get("ancestors") or []
             _want(isinstance(chain, list), "ancestors must be a list")
-            proc = self._proc_with_chain(rec["proc"], chain, container)
-        elif "pid" in rec:
-            proc = self._by_pid(_int(rec["pid"], "pid"))
-        fd = _fd(rec["fd"], "fd", self.short_form) if rec.get("fd") is not None else None
-        fd2 = _fd(rec["fd2"], "fd2", self.short_form) if rec.get("fd2") is not None else None
+            proc = self._proc_with_chain(rec[_PROC_KEY], chain, container)
+        elif "pid" in got:
+            proc = self._by_pid(got["pid"])
+        fd = (_fd(rec[_FD_KEY], _FD_KEY, self.short_form) if rec.get(_FD_KEY) is not None
+              else None)
+        fd2 = (_fd(rec[_FD2_KEY], _FD2_KEY, self.short_form) if rec.get(_FD2_KEY) is not None
+               else None)
 
-        if "ts" in rec:
-            ts = _int(rec["ts"], "ts")
-        else:
-            ts = self._ts + 1000
+        ts = got["ts"] if "ts" in got else self._ts + 1000
         self._ts = ts
         self._num += 1
-        pid = _int(rec["pid"], "pid") if "pid" in rec else (proc.pid if proc else 0)
-        tid = _int(rec["tid"], "tid") if "tid" in rec else (proc.tid if proc else pid)
-        if "res" in rec:
-            res = _int(rec["res"], "res")
+        pid = got["pid"] if "pid" in got else (proc.pid if proc else 0)
+        tid = got["tid"] if "tid" in got else (proc.tid if proc else pid)
+        if "res" in got:
+            res = got["res"]
         elif self.short_form and etype in OPEN_TYPES and fd is not None:
             res = fd.num
         else:
@@ -127,21 +136,21 @@ class Decoder:
                 args.setdefault("name", fd.name)
             _convert_flags(args)
 
-        evt = Event(etype, ts=ts, tid=tid, pid=pid, res=res, args=args,
-                    num=_int(rec["num"], "num") if "num" in rec else self._num)
-        evt.cpu = _int(rec.get("cpu", 0), "cpu")
-        evt.cgroup_id = _int(rec.get("cgroup_id", 0), "cgroup_id")
-        evt.source = _str(rec.get("source", "syscall"), "source")
+        evt = Event(etype, ts, tid, pid, res, args, got.get("num", self._num))
+        for name in EVENT_SET:          # the rest of its values: cpu, cgroup_id, source...
+            if name in got:
+                setattr(evt, name, got[name])
         evt.proc = proc
         evt.fd = fd
         evt.fd2 = fd2
         if proc is not None and fd is not None and fd.num >= 0:
             proc.fds[fd.num] = fd
         evt.container = container or (proc.container if proc is not None else None)
-        if rec.get("extra") is not None:
-            _want(isinstance(rec["extra"], dict), "extra must be an object")
-            _arg_value(rec["extra"], "extra")  # only to bound its depth
-            evt.kernel = _facts(rec["extra"], etype)
+        extra = rec.get(_FACTS_KEY)
+        if extra is not None:
+            _want(isinstance(extra, dict), f"{_FACTS_KEY} must be an object")
+            _arg_value(extra, _FACTS_KEY)  # only to bound its depth
+            evt.kernel = _facts(extra, etype)
         return evt
 
     # -- processes ------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """The capture format's JSON Schema and the tables of ``docs/capture-format.md``, generated.
 
-The records of a process, an fd, a container, a mount and an event's kernel facts (``extra``)
-come from the state objects' declarations (:mod:`syswarden.core.event`) and the capture's
-codecs (:data:`.format.CODECS`); the rest (the header, an event's own keys) is the format's,
+The records of an event, a process, an fd, a container, a mount and an event's kernel facts
+(``extra``) come from the state objects' declarations (:mod:`syswarden.core.event`) and the
+capture's codecs (:data:`.format.CODECS`); the rest (the header, ``ancestors``) is the format's,
 written here.
 
 ``python -m syswarden.core.capture.schema --write`` rewrites ``docs/capture-format.schema.json``
@@ -18,13 +18,16 @@ import pathlib
 import sys
 from typing import Any
 
-from ..event import FACTS_CLASSES, FACTS_OF, Container, FdInfo, KernelFacts, Mount, Process
+from dataclasses import MISSING
+
+from ..event import FACTS_CLASSES, FACTS_OF, Container, Event, FdInfo, KernelFacts, Mount, Process
 from .format import (
     ANCESTOR_KEYS,
     CODECS,
     FORMAT_VERSION,
     HEADER_KEY,
     MAX_ANCESTORS,
+    NESTED,
     RETIRED_FACTS,
     SHORT_FORM_PROC_KEYS,
     stored,
@@ -46,6 +49,28 @@ def _properties(cls: type) -> dict[str, Any]:
 def _record(cls: type, description: str, **more: Any) -> dict[str, Any]:
     return {"type": "object", "description": description, **more,
             "properties": _properties(cls), "additionalProperties": False}
+
+
+#: The format's own key of an event record (after ``proc``): what the ancestors' records are.
+_ANCESTORS_DOC = (f"the parent of proc, then its parent, ... (up to {MAX_ANCESTORS}, full form); "
+                  f"each with the keys Falco's ancestor fields read: {', '.join(ANCESTOR_KEYS)}")
+
+
+def _event() -> dict[str, Any]:
+    props: dict[str, Any] = {}
+    for a in stored(Event, nested=True):
+        if a.type in NESTED:
+            props[a.record_key] = {"$ref": f"#/$defs/{NESTED[a.type]}", "description": a.doc}
+        else:
+            props[a.record_key] = {**CODECS[a.type].schema, "description": a.doc}
+        if a.name == "proc":
+            props["ancestors"] = {"type": "array", "description": _ANCESTORS_DOC,
+                                  "items": {"$ref": "#/$defs/process"}}
+    return {"type": "object",
+            "description": "One system call on its exit, with the state its fields read.",
+            "required": [a.record_key for a in stored(Event, nested=True)
+                         if a.default is MISSING],
+            "properties": props, "additionalProperties": False}
 
 
 def _facts() -> dict[str, Any]:
@@ -100,47 +125,7 @@ def schema() -> dict[str, Any]:
                 },
                 "additionalProperties": True,
             },
-            "event": {
-                "type": "object",
-                "description": "One system call on its exit, with the state its fields read.",
-                "required": ["type"],
-                "properties": {
-                    "type": {"type": "string", "minLength": 1,
-                             "description": "syscall name, Falco's evt.type"},
-                    "num": {**uint, "description": "event number (evt.num)"},
-                    "ts": {**uint, "description": "ns since the epoch (evt.rawtime)"},
-                    "tid": {"type": "integer", "description": "thread id (default: proc.tid)"},
-                    "pid": {"type": "integer", "description": "process id (default: "
-                            "proc.pid); with no proc, names a process of an earlier line"},
-                    "res": {"type": "integer", "description": "return value, negative errno "
-                                                              "on failure (evt.rawres)"},
-                    "cpu": uint,
-                    "cgroup_id": uint,
-                    "source": {"type": "string", "description": "Falco's rule source "
-                                                                "(syscall)"},
-                    "args": {
-                        "type": "object",
-                        "description": "arguments in Falco's names, enter and exit merged; raw "
-                                       "values (numbers for flags; the short form accepts flag "
-                                       "text such as O_WRONLY|O_CREAT)",
-                        "additionalProperties": {"$ref": "#/$defs/argValue"},
-                    },
-                    "proc": {"$ref": "#/$defs/process"},
-                    "ancestors": {
-                        "type": "array",
-                        "description": f"the parent of proc, then its parent, ... (up to "
-                                       f"{MAX_ANCESTORS}, full form); each with the keys "
-                                       f"Falco's ancestor fields read: "
-                                       f"{', '.join(ANCESTOR_KEYS)}",
-                        "items": {"$ref": "#/$defs/process"},
-                    },
-                    "fd": {"$ref": "#/$defs/fd"},
-                    "fd2": {"$ref": "#/$defs/fd"},
-                    "container": {"$ref": "#/$defs/container"},
-                    "extra": {"$ref": "#/$defs/extra"},
-                },
-                "additionalProperties": False,
-            },
+            "event": _event(),
             "argValue": {
                 "oneOf": [
                     {"type": ["string", "number", "boolean", "null", "array"]},
@@ -192,7 +177,7 @@ def _pretty(value: Any, indent: int = 0, width: int = 100) -> str:
 
 
 def _meaning(a: Any) -> str:
-    return a.doc + ("; always written" if a.always else "")
+    return (a.doc + ("; always written" if a.always else "")).replace("|", "\\|")
 
 
 def _table(cls: type, ancestors: bool = False) -> list[str]:
@@ -221,10 +206,26 @@ def _facts_table() -> list[str]:
     return rows
 
 
+_RECORD_WORDS = {"process": "a process record", "fd": "an fd record",
+                 "container": "a container record", "extra": "kernel facts"}
+
+
+def _event_table() -> list[str]:
+    rows = ["| key | type | meaning |", "|---|---|---|"]
+    for a in stored(Event, nested=True):
+        words = _RECORD_WORDS[NESTED[a.type]] if a.type in NESTED else CODECS[a.type].words
+        rows.append(f"| `{a.record_key}` | {words} | {_meaning(a)} |")
+        if a.name == "proc":
+            rows.append(f"| `ancestors` | list of process records | {_ANCESTORS_DOC} |")
+    return rows
+
+
 def render_tables() -> str:
     """The generated part of docs/capture-format.md, its markers included."""
     retired = ", ".join(f"`{k}`" for k in sorted(RETIRED_FACTS))
     sections = [
+        (("**An event** (one line). A key at its default is left out, but for those always "
+          "written."), _event_table()),
         (("**A process** (`proc`, each of `ancestors`; Falco's `proc.*`, `thread.*`, `user.*`, "
           "`group.*`). An ancestor's record has only the keys marked."),
          _table(Process, ancestors=True)),

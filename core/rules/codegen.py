@@ -5,6 +5,10 @@ match (or every match).  Each field is read at most once per event: up front whe
 name it, else into a local on first use; a macro shared by several rules is evaluated at most
 once; ``and``/``or`` short-circuit as Python's do.  Readers, constants and predicates are the
 function's globals, bound at load time: the hot path does no lookups.
+
+With many rules (:data:`.narrow.NARROW_MIN`), the function narrows them first: value indexes
+give the mask of the rules still possible, a binary tree of mask tests leads to those, and a
+part several rules share is evaluated once, dropping them all when it fails (:mod:`.narrow`).
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ from typing import Any
 
 from ..errors import RuleError
 from . import ast
+from .narrow import Narrowing, Shapes, narrowing
 from .operators import OPERATORS, any_element, any_pair_of
-from .resolved import BoundField, RCheck, RMacro, RNode, iter_checks
+from .resolved import BoundField, RCheck, RMacro, RNode, inlined_size, iter_checks
 
 _U = object()  # an unfilled per-event cache slot
 
@@ -23,6 +28,10 @@ _U = object()  # an unfilled per-event cache slot
 EAGER_USES = 2
 #: put a rule's set-membership tests on up-front fields before its other checks
 REORDER = True
+#: rules per leaf of a narrowed function's tree of mask tests
+LEAF = 4
+#: a part this many rules share is tested before the tree, others by their first rule
+UPFRONT = 8
 
 
 # ---------------------------------------------------------------------------------------------
@@ -58,6 +67,9 @@ class _Gen:
         self.first_uses: dict[int, int] = {}
         self.macro_var: dict[int, str] = {}
         self.fields_by_id: dict[int, BoundField] = {}
+        self.forced: set[int] = set()
+        self.shapes: Shapes | None = None     # a narrowed function's parts, by shape
+        self.shape_var: dict[int, str] = {}   # shape -> its per-event cache local
 
     def count(self, node: RNode) -> None:
         # fields are cached by reader: two names read by one function share one local
@@ -98,7 +110,9 @@ class _Gen:
         init = []
         eager = []
         for fid, n in self.field_uses.items():
-            if self.first_uses.get(fid, 0) >= EAGER_USES:
+            # narrowed, only the indexed fields: most rules are dropped before they read
+            eager_use = self.shapes is None and self.first_uses.get(fid, 0) >= EAGER_USES
+            if eager_use or fid in self.forced:
                 var = f"_e{len(self.eager)}"
                 self.eager[fid] = var
                 r = self.ns.name(self.fields_by_id[fid].read, "_r")
@@ -113,6 +127,7 @@ class _Gen:
                 var = f"_m{len(self.macro_var)}"
                 self.macro_var[mid] = var
                 minit.append(var)
+        minit += self.shape_var.values()
         lines = eager
         if init:
             lines.append(" = ".join(init) + " = _U")
@@ -150,6 +165,17 @@ class _Gen:
         return ast.And(tuple(kids), node.pos)
 
     def expr(self, node: RNode) -> str:
+        """``node`` as a Python expression; a part shared by the rules (one shape of
+        :data:`shape_var`) evaluated at most once per event."""
+        shape = self.shapes.known(node) if self.shapes is not None else None
+        var = self.shape_var.get(shape) if shape is not None else None
+        if var is None:
+            return self.bare(node)
+        while isinstance(node, RMacro):    # a macro has its body's shape: one cache is enough
+            node = node.child
+        return f"({var} if {var} is not None else ({var} := {self.bare(node)}))"
+
+    def bare(self, node: RNode) -> str:
         if isinstance(node, ast.Const):
             return "True" if node.value else "False"
         if isinstance(node, ast.Not):
@@ -217,25 +243,129 @@ def _fields_of(node: RNode, out: set[int]) -> None:
             out.add(id(check.rhs.read))
 
 
+def _narrowed(gen: _Gen, nar: Narrowing, nodes: list[RNode], tests: list[tuple[int, str]],
+              hit: str) -> list[str]:
+    """The body of a narrowed function: the mask ``m`` of the rules still possible, from
+    the value indexes, then a binary tree of mask tests down to the rules (in order), so
+    that a rule left out costs nothing and one left in a few tests.  A rule still possible
+    first evaluates the parts it shares with others (each once per event); one that fails
+    drops every rule that needs it."""
+    lines = []
+    m = f"{nar.everyone:#x}"
+    for ix in nar.indexes:
+        var, _ = gen.access(ix.field, "_t")
+        table = gen.ns.name(ix.masks, "_x")
+        lines.append(f"m = {m} & {table}.get({var}, {ix.other:#x})")
+        m = "m"
+    if m != "m":
+        lines.append(f"m = {m}")
+    for ax in nar.any_indexes:
+        looks = []
+        for bf, table in zip(ax.fields, ax.tables, strict=True):
+            var, _ = gen.access(bf, "_t")
+            looks.append(f"{gen.ns.name(table, '_x')}.get({var}, 0)")
+        lines.append(f"m &= {' | '.join(looks)} | {ax.keep:#x}")
+    parts: list[list[tuple[str, int]]] = [[] for _ in tests]   # per rule: (part, drop)
+    # a rule's parts are written again before it: at most its own size more (the code stays
+    # within twice the budget the rules were counted against, plus the up-front tests)
+    memo: dict[int, int] = {}
+    room = [inlined_size(node, memo) for node in nodes]
+    for test in nar.tests:
+        part = gen.expr(test.node)
+        keep = nar.everyone & ~test.mask
+        if test.mask.bit_count() >= UPFRONT:
+            lines.append(f"if m & {test.mask:#x} and not {part}:")
+            lines.append(f"    m &= {keep:#x}")
+            continue
+        size = inlined_size(test.node, memo)
+        for j in range(len(tests)):
+            if test.mask >> j & 1 and room[j] >= size:
+                room[j] -= size
+                parts[j].append((part, keep))
+
+    # rules no index or part can drop: always tried, and a subtree holding one untested
+    droppable = 0
+    for ix in nar.indexes:
+        allowed_by_all = ix.other
+        for mask in ix.masks.values():
+            allowed_by_all &= mask
+        droppable |= nar.everyone & ~allowed_by_all
+    for test in nar.tests:
+        droppable |= test.mask
+    for ax in nar.any_indexes:
+        droppable |= nar.everyone & ~ax.keep
+    fixed = nar.everyone & ~droppable
+
+    def tree(lo: int, hi: int, indent: str) -> None:
+        if hi - lo <= LEAF:
+            for j in range(lo, hi):
+                idx, cond = tests[j]
+                if fixed >> j & 1:
+                    lines.append(f"{indent}if {cond}:")
+                    lines.append(f"{indent}    " + hit.format(idx))
+                    continue
+                if not parts[j]:
+                    lines.append(f"{indent}if m & {1 << j:#x} and {cond}:")
+                    lines.append(f"{indent}    " + hit.format(idx))
+                    continue
+                # the parts it shares first: one that fails drops every rule sharing it
+                lines.append(f"{indent}if m & {1 << j:#x}:")
+                word = "if"
+                for part, keep in parts[j]:
+                    lines.append(f"{indent}    {word} not {part}:")
+                    lines.append(f"{indent}        m &= {keep:#x}")
+                    word = "elif"
+                lines.append(f"{indent}    elif {cond}:")
+                lines.append(f"{indent}        " + hit.format(idx))
+            return
+        mid = (lo + hi) // 2
+        for a, b in ((lo, mid), (mid, hi)):
+            span = (1 << b) - (1 << a)
+            if span & fixed:           # never all dropped: no test
+                tree(a, b, indent)
+                continue
+            lines.append(f"{indent}if m & {span:#x}:")
+            tree(a, b, indent + "    ")
+    tree(0, len(tests), "")
+    return ["    " + line for line in lines]
+
+
 def build_matcher(rules: list[tuple[int, RNode]], ns: Namespace, mode: str = "first",
-                  name: str = "_match") -> tuple[Callable[[Any], Any], str]:
+                  name: str = "_match", narrow: bool = True
+                  ) -> tuple[Callable[[Any], Any], str]:
     """One function over ``rules`` (index, folded condition), in order.
 
     ``mode="first"`` returns the index of the first rule that matches, or -1; ``"all"``
-    returns the list of matching indexes.  Returns the function and its source.
+    returns the list of matching indexes.  ``narrow``: narrow the rules first
+    (:mod:`.narrow`) when there are enough of them.  Returns the function and its source.
     """
     gen = _Gen(ns)
     for _, node in rules:
         gen.count(node)
         gen.count_first(node)
+    nar = narrowing([node for _, node in rules]) if narrow else None
+    if nar is not None:
+        gen.shapes = nar.shapes
+        for test in nar.tests:        # evaluated once: up front, then by the rules
+            gen.shape_var[test.shape] = f"_s{len(gen.shape_var)}"
+        looked_up = [ix.field for ix in nar.indexes] + \
+            [bf for ax in nar.any_indexes for bf in ax.fields]
+        for bf in looked_up:          # read up front, for the lookups
+            gen.forced.add(id(bf.read))
+            gen.fields_by_id.setdefault(id(bf.read), bf)
+            gen.field_uses.setdefault(id(bf.read), 1)
     lines = [f"def {name}(e):"]
     lines += ["    " + line for line in gen.plan()]
     if mode == "all":
         lines.append("    hits = []")
-    for idx, node in rules:
-        cond = gen.expr(gen.cheap_first(node) if REORDER else node)
-        lines.append(f"    if {cond}:")
-        lines.append(f"        return {idx}" if mode == "first" else f"        hits.append({idx})")
+    tests = [(idx, gen.expr(gen.cheap_first(node) if REORDER else node)) for idx, node in rules]
+    hit = "return {}" if mode == "first" else "hits.append({})"
+    if nar is None:
+        for idx, cond in tests:
+            lines.append(f"    if {cond}:")
+            lines.append("        " + hit.format(idx))
+    else:
+        lines += _narrowed(gen, nar, [node for _, node in rules], tests, hit)
     lines.append("    return -1" if mode == "first" else "    return hits")
     src = "\n".join(lines) + "\n"
     try:

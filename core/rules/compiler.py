@@ -161,7 +161,7 @@ class Compiler:
             if not isinstance(bound, Bound):
                 bound = Bound(bound)
             read, many, ftype, name = bound.read, bound.many, fdef.type, fdef.name
-            reads = (name,)
+            reads = (fdef,)
             if ref.transformers and name == "evt.rawarg":
                 raise origin.error(ref.pos, "evt.rawarg, of no fixed type, takes no "
                                             "transformer")
@@ -177,7 +177,7 @@ class Compiler:
         return bf
 
     def _bind_call(self, ref: ast.FieldRef, origin: Origin
-                   ) -> tuple[Callable, bool, tuple[str, ...]]:
+                   ) -> tuple[Callable, bool, tuple[FieldDef, ...]]:
         """``join(...)``, ``concat(...)``, ``getopt(...)``: its arguments bound, its reader,
         and the declared fields it reads."""
         assert ref.call is not None
@@ -186,7 +186,7 @@ class Compiler:
             raise origin.error(ref.pos, f"{ref.call.name}() takes no argument in brackets")
         args = [self._call_arg(a, origin) for a in ref.call.args]
         reads = tuple(dict.fromkeys(
-            name for f in ref.plain_fields() for name in self.bind_field(f, origin).reads))
+            d for f in ref.plain_fields() for d in self.bind_field(f, origin).reads))
         try:
             return (*build(args, ref.arg), reads)
         except calls.CallError as exc:

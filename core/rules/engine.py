@@ -5,7 +5,10 @@ rule's condition (exceptions included) and output once (:mod:`.compiler`, :mod:`
 builds the event-type index: for each event type some rule names, one generated function that
 evaluates, in rule order, only the rules that can match that type (with every ``evt.type``
 check already decided); events of any other type go to the function of the rules that match
-every type.  ``check(evt)`` is then one dict lookup and one call.
+every type.  ``check(evt)`` is then one dict lookup and one call.  A type with many rules
+narrows them first (:mod:`.narrow`): indexes on the values the rules need and tests of the
+parts they share drop, once per event, the rules that cannot match (``narrow=False``: every
+rule tried in turn, as a reference).
 
 ``rule_matching``: ``first`` (Falco's default) raises at most one alert per event, for the
 first matching rule in load order; ``all`` raises one per matching rule.
@@ -85,8 +88,10 @@ def load_rules(files: list[str], fields: FieldRegistry, output: OutputOptions | 
             except RecursionError:
                 raise RuleError("condition too deeply nested", rd.cond_location) from None
             comp.check_size(node, f"rule '{rd.name}'", rd.cond_location)
+            said: list[str] = []
             render = compile_rule_output(rd.output, rd.name, rd.source, rd.tags, fields,
-                                         rd.output_location, comp, output)
+                                         rd.output_location, comp, output, said)
+            warnings.extend(RuleError(text, rd.output_location) for text in said)
         except RuleError as exc:
             if rd.skip_if_unknown_filter and "unknown field" in exc.message:
                 warnings.append(RuleError(f"rule skipped (skip-if-unknown-filter): "
@@ -170,7 +175,8 @@ class _Index:
 
     __slots__ = ("dispatch", "other", "active", "first", "use_index", "ns", "sources")
 
-    def __init__(self, active: list[CompiledRule], first: bool, use_index: bool) -> None:
+    def __init__(self, active: list[CompiledRule], first: bool, use_index: bool,
+                 narrow: bool = True) -> None:
         self.active = active
         self.first = first
         self.use_index = use_index
@@ -180,7 +186,8 @@ class _Index:
         mode = "first" if first else "all"
         if not use_index:
             self.other, self.sources["*"] = build_matcher(
-                [(i, r.node) for i, r in enumerate(active)], self.ns, mode, "_match_all")
+                [(i, r.node) for i, r in enumerate(active)], self.ns, mode, "_match_all",
+                narrow)
             return
         named: set[str] = set()
         seen: set[int] = set()
@@ -189,10 +196,11 @@ class _Index:
         budget = _CodeBudget(active)
         for t in sorted(named):
             members = budget.spend(_members(active, t))
-            fn, self.sources[t] = build_matcher(members, self.ns, mode, "_match_" + _ident(t))
+            fn, self.sources[t] = build_matcher(members, self.ns, mode, "_match_" + _ident(t),
+                                                narrow)
             self.dispatch[t] = fn
         self.other, self.sources["*"] = build_matcher(budget.spend(_members(active, None)),
-                                                      self.ns, mode, "_match_other")
+                                                      self.ns, mode, "_match_other", narrow)
 
 
 class _CodeBudget:
@@ -235,12 +243,14 @@ class RuleEngine:
 
     ``check`` stays the same bound method for the engine's life: :meth:`adopt` swaps in the
     rules of a newly loaded engine as one assignment, so a caller that holds ``engine.check``
-    (the agent does) judges the next event with the new rules.
+    (the agent does) judges the next event with the new rules.  ``narrow``: narrow an
+    event type's rules before trying them (:mod:`.narrow`); off, each rule is tried in turn
+    (the same alerts, the reference the tests compare it with).
     """
 
     def __init__(self, rules: list[CompiledRule], *, min_priority: Priority = Priority.DEBUG,
                  rule_matching: str = "first", use_index: bool = True,
-                 warnings: list[RuleError] | None = None) -> None:
+                 warnings: list[RuleError] | None = None, narrow: bool = True) -> None:
         if rule_matching not in ("first", "all"):
             raise RuleError(f"rule_matching must be 'first' or 'all', not {rule_matching!r}")
         self._all_rules = rules
@@ -250,7 +260,7 @@ class RuleEngine:
         #: called once per such event (the filter plugin counts it in the metrics)
         self.on_error: Callable[[], None] | None = None
         active = [r for r in rules if r.enabled and r.priority <= min_priority]
-        self._ix = _Index(active, rule_matching == "first", use_index)
+        self._ix = _Index(active, rule_matching == "first", use_index, narrow)
 
     @classmethod
     def load(cls, files: list[str], fields: FieldRegistry, *,

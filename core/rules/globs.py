@@ -9,8 +9,7 @@ A pattern is read once into tokens, each one character of the value or a ``*``:
   ``a-z``; a backslash escapes inside it too, ``[\\]]`` is ``]``; POSIX classes such as
   ``[[:digit:]]``); a ``[`` that no ``]`` closes is the character ``[``.
 
-:func:`glob_regex` writes the tokens as one regex (what the open prefilter reads, and
-``pmatch``'s matcher).  :class:`Glob`, a ``glob``/``iglob`` constant, matches without that
+:func:`glob_regex` writes the tokens as one regex (``pmatch``'s matcher).  :class:`Glob`, a ``glob``/``iglob`` constant, matches without that
 regex: a regex with several ``.*`` backtracks over every way to split the value
 (``*/*/*/*.so`` against a path of a thousand ``a/``: minutes), and the value is the
 attacker's.  It matches the star-free pieces between the ``*`` in order, each at its first
@@ -119,15 +118,31 @@ def glob_regex(pattern: str, icase: bool, prefix: bool = False,
                       re.DOTALL | (re.IGNORECASE if icase else 0))
 
 
+def _literal_runs(toks: list[str | None]) -> tuple[str, ...]:
+    """The literal characters of a glob's tokens, split at every other token."""
+    runs, cur = [], ""
+    for t in toks:
+        if t is STAR or t == ANY or t.startswith("[") or t == _NOTHING:
+            runs.append(cur)
+            cur = ""
+        else:
+            cur += t[-1]                      # re.escape(c): c, or a backslash and c
+    return (*runs, cur)
+
+
 class Glob:
     """A ``glob``/``iglob`` constant: called with a value, whether the whole value matches.
-    ``regex`` is the same glob as one regex (read by the open prefilter)."""
+    ``regex`` is the same glob as one regex; ``literal_runs`` its text between wildcards."""
 
     def __init__(self, pattern: str, icase: bool) -> None:
         flags = re.DOTALL | (re.IGNORECASE if icase else 0)
         toks = tokens(pattern)
         self.pattern = pattern
+        self.icase = icase
         self.regex = re.compile(_regex_of(toks, False), flags)
+        #: the text between its wildcards (``*``, ``?``, a class), in order; the first is the
+        #: text before any (empty when it starts with one): what the open prefilter tests
+        self.literal_runs = _literal_runs(toks)
         pieces: list[list[str | None]] = [[]]
         for t in toks:
             if t is STAR:

@@ -133,6 +133,10 @@ class LoadResult:
     errors: list[RuleError] = field(default_factory=list)
     warnings: list[RuleError] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    #: the highest ``required_engine_version`` of the files read, and each
+    #: ``required_plugin_versions`` entry (the plugin, then its alternatives: name, version)
+    required_engine_version: tuple[int, int, int] = (0, 0, 0)
+    required_plugin_versions: list[list[dict[str, str]]] = field(default_factory=list)
     #: per file: the errors and warnings found while reading it (for -V)
     by_file: dict[str, tuple[list[RuleError], list[RuleError]]] = field(default_factory=dict)
 
@@ -375,6 +379,7 @@ class Loader:
         if wanted is None:
             raise RuleError(f"required_engine_version {str(raw)[:40]!r} is not a version "
                             "(MAJOR.MINOR.PATCH, or Falco's old integer)", loc)
+        self.result.required_engine_version = max(self.result.required_engine_version, wanted)
         if wanted > ENGINE_VERSION:
             have = ".".join(map(str, ENGINE_VERSION))
             raise RuleError(f"the rules require engine version {raw}; syswarden reads rules "
@@ -391,6 +396,8 @@ class Loader:
             alts = req.get("alternatives")
             wanted = [req] + [alt for alt in (alts if isinstance(alts, list) else [])
                               if isinstance(alt, dict)]
+            self.result.required_plugin_versions.append(
+                [{"name": str(w.get("name")), "version": str(w.get("version"))} for w in wanted])
             names = {str(w.get("name")) for w in wanted}
             if not names & self.plugins:
                 one_of = ", ".join(f"{w.get('name')} (>= {w.get('version')})" for w in wanted)

@@ -4,10 +4,11 @@ transformers.
 An :class:`Operator` says everything the rule language needs to know about one operator: its
 spellings, what stands on its right (a value, a list, nothing), the field types it takes, how
 its constant is converted, the predicate it becomes, and optionally its form between two fields
-(``val()``), its inline form in generated code, what it says about ``evt.type`` and how it holds
-on a multi-valued field.  The lexer's words, the parser, the compiler's checks, code generation,
-the comparators of rule exceptions and ``docs/operators.md`` all read the registry: adding an
-operator is one declaration here, and a test (``docs/plugins.md`` walks through it).
+(``val()``), its inline form in generated code, what it says about ``evt.type``, how it holds
+on a multi-valued field and what a comparison says of the value to the kernel prefilters
+(:class:`Says`).  The lexer's words, the parser, the compiler's checks, code generation, the
+comparators of rule exceptions, the prefilters and ``docs/operators.md`` all read the registry:
+adding an operator is one declaration here, and a test (``docs/plugins.md`` walks through it).
 
 Each operator becomes a predicate ``value -> bool`` built once per check, its constant
 prepared at load time (a frozenset for ``in``, a :class:`~.globs.Glob` for ``glob``, a compiled
@@ -26,6 +27,7 @@ import base64
 import binascii
 import enum
 import ipaddress
+import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -72,7 +74,7 @@ def pmatch_pred(paths: list[str]) -> Pred:
                 return True
             i = v.find("/", i + 1)
         return any(g.fullmatch(v) for g in globs)
-    pred.paths = tuple(paths)   # type: ignore[attr-defined]  # read by the open prefilter
+    pred.paths = tuple(paths)   # type: ignore[attr-defined]  # read by its ``says``
     return pred
 
 
@@ -278,6 +280,44 @@ def collection(consts: list[Any], ftype: FieldType) -> Any:
         return tuple(consts)
 
 
+#: The fields ``samefile`` takes: a file's identity, ``major:minor:inode``.
+IDENTITY_FIELDS = frozenset({"fd.devino"})
+
+
+class FileIds(frozenset):
+    """``samefile``'s constant: the identities (``major:minor:inode``, as ``fd.devino`` has
+    them) of the files its paths name, taken with ``stat`` (links followed) when the rules
+    load; ``ids`` the same as numbers, ``paths`` as written.  A path naming no file adds
+    nothing."""
+
+    paths: tuple[str, ...]
+    ids: frozenset[tuple[int, int, int]]
+
+
+def file_ids(paths: list[str], ftype: FieldType | None = None) -> FileIds:
+    """The identities of the files ``paths`` name now (``os.stat``'s ``st_dev`` taken apart
+    into major and minor: the kernel's own encoding of a device differs from ``stat``'s)."""
+    ids = set()
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except (OSError, ValueError):
+            continue
+        ids.add((os.major(st.st_dev), os.minor(st.st_dev), st.st_ino))
+    out = FileIds(f"{a}:{b}:{c}" for a, b, c in ids)
+    out.paths = tuple(paths)
+    out.ids = frozenset(ids)
+    return out
+
+
+def _identity_item(text: str, ftype: FieldType, field: str) -> str:
+    if field not in IDENTITY_FIELDS:
+        raise ConstError(f"'samefile' compares the identity of a file: use it on "
+                         f"{', '.join(sorted(IDENTITY_FIELDS))}, not {field} "
+                         f"(fd.devino samefile (/etc/shadow))")
+    return text
+
+
 # ---------------------------------------------------------------------------------------------
 # The declaration of an operator, and the registry
 # ---------------------------------------------------------------------------------------------
@@ -316,6 +356,26 @@ def _any_element(pred: Pred, const: Any, ftype: FieldType) -> Pred:
 
 
 @dataclass(frozen=True)
+class Says:
+    """What a comparison requires of the field's value, as the kernel prefilters read it (an
+    operator's ``says``): the value is one of ``equals``; it starts with one of ``prefixes``;
+    it contains one of ``substrings``; it is none of ``excludes``; it is a number, at least
+    ``at_least``.  A part left None says nothing: a prefilter that finds nothing it can use
+    lets every event through, so an operator that says less is never wrong, only less
+    selective."""
+
+    equals: frozenset[Any] | None = None
+    prefixes: frozenset[str] | None = None
+    substrings: frozenset[str] | None = None
+    excludes: frozenset[Any] | None = None
+    at_least: int | None = None
+
+
+#: What an operator without ``says`` (or a comparison with another field) says: nothing.
+NOTHING_SAID = Says()
+
+
+@dataclass(frozen=True)
 class Operator:
     """One operator of the condition language, everything the rule engine needs of it.
 
@@ -348,7 +408,10 @@ class Operator:
       (among the constants) or ``"not in"``; the rule is then indexed by those types;
     - ``cheap``: one equality or set lookup, tested before a rule's other checks;
     - ``modifiers``: it may be followed by a list modifier (:data:`MODIFIERS`):
-      ``proc.name startswith anyof (a, b)``.
+      ``proc.name startswith anyof (a, b)``;
+    - ``says``: ``constant -> Says``, what a comparison with this constant requires of the
+      field's value (equal to, starting with, containing...), which the kernel prefilters
+      read (:func:`says`); None: nothing they can use.
 
     Every operator but a unary one may be a comparator of a rule's exceptions; a list
     operator's exception values are written as a list.
@@ -370,6 +433,7 @@ class Operator:
     event_types: str | None = None
     cheap: bool = False
     modifiers: bool = False
+    says: Callable[[Any], Says] | None = None
 
     @property
     def spelled(self) -> tuple[str, ...]:
@@ -452,6 +516,14 @@ def takes_list(spelling: Any) -> bool:
     return split_modified(spelling) is not None
 
 
+def says(spelling: Any, const: Any) -> Says:
+    """What a check ``field <spelling> const`` requires of the field's value (:class:`Says`):
+    what its operator declares; nothing for an operator that declares nothing, or a
+    modified one (``startswith anyof``)."""
+    op = OPERATORS.get(spelling)
+    return op.says(const) if op is not None and op.says is not None else NOTHING_SAID
+
+
 # ---------------------------------------------------------------------------------------------
 # List modifiers (Falco 0.44): ``proc.name startswith anyof (a, b)``
 # ---------------------------------------------------------------------------------------------
@@ -514,6 +586,63 @@ def _hashed(ftype: FieldType, const: Any) -> bool:
     return isinstance(const, frozenset)
 
 
+def _members(values: Any) -> frozenset[Any] | None:
+    try:
+        return frozenset(values)
+    except TypeError:               # an unhashable constant: nothing said
+        return None
+
+
+def _says_equal(const: Any) -> Says:
+    return Says(equals=_members((const,)))
+
+
+def _says_member(const: Any) -> Says:
+    return Says(equals=_members(const)) if isinstance(const, (frozenset, tuple)) else NOTHING_SAID
+
+
+def _says_text(part: str) -> Callable[[Any], Says]:
+    """A text operator's: the value starts with (``prefixes``) or contains (``substrings``)
+    the constant."""
+    def said(const: Any) -> Says:
+        return Says(**{part: frozenset({const})}) if isinstance(const, str) else NOTHING_SAID
+    return said
+
+
+def _says_at_least(more: int) -> Callable[[Any], Says]:
+    """``>=`` (``more`` 0) and ``>`` (1) on a number."""
+    def said(const: Any) -> Says:
+        ok = isinstance(const, int) and not isinstance(const, bool)
+        return Says(at_least=const + more) if ok else NOTHING_SAID
+    return said
+
+
+def literal_head(pattern: str) -> str:
+    """The part of a glob before its first wildcard (or escape)."""
+    for i, ch in enumerate(pattern):
+        if ch in "*?[\\":
+            return pattern[:i]
+    return pattern
+
+
+def _says_glob(const: Any) -> Says:
+    """A case-sensitive glob: the value starts with its literal head and contains its longest
+    literal run after it."""
+    if not isinstance(const, Glob) or const.icase:
+        return NOTHING_SAID
+    head, *rest = const.literal_runs
+    rest = [r for r in rest if r]
+    return Says(prefixes=frozenset({head}) if head else None,
+                substrings=frozenset({max(rest, key=len)}) if rest else None)
+
+
+def _says_pmatch(const: Any) -> Says:
+    """``pmatch``: the value starts with one of its paths' literal heads."""
+    paths = getattr(const, "paths", None)
+    return NOTHING_SAID if paths is None else \
+        Says(prefixes=frozenset(literal_head(p) for p in paths))
+
+
 def _equal(const: Any, ftype: FieldType) -> Pred:
     if ftype in IP_TYPES:
         return _ip_pred([const])
@@ -539,7 +668,8 @@ def _member(const: Any, ftype: FieldType) -> Pred:
     return lambda v: v in const
 
 
-def _ordering(name: str, cmp: Callable[[Any, Any], bool], doc: str) -> Operator:
+def _ordering(name: str, cmp: Callable[[Any, Any], bool], doc: str,
+              says: Callable[[Any], Says] | None = None) -> Operator:
     """An ordering operator: numbers compared as numbers, strings as strings (Falco's
     ``strcmp``); between two fields, values that do not compare make it false."""
     def pred(const: Any, ftype: FieldType) -> Pred:
@@ -558,7 +688,7 @@ def _ordering(name: str, cmp: Callable[[Any, Any], bool], doc: str) -> Operator:
             return False
     return Operator(name, Kind.VALUE, doc, pred, types=ORDERED_TYPES, const=number_or_text,
                     pair=pair, inline=f"{{v}} {name} {{k}}",
-                    inline_if=_numeric)
+                    inline_if=_numeric, says=says)
 
 
 def _contains(const: Any, ftype: FieldType) -> Pred:
@@ -606,17 +736,19 @@ for _op in (
     Operator("=", Kind.VALUE, "equal; on an IP field the constant may be a CIDR network that "
              "holds the address", _equal, spellings=("==",), pair=lambda a, b: a == b,
              inline="{v} == {k}", inline_if=_not_ip, event_types="in", cheap=True,
-             modifiers=True),
+             modifiers=True, says=_says_equal),
     Operator("!=", Kind.VALUE, "not equal; a multi-valued field holds when none of its "
              "values equals", _not_equal, pair=lambda a, b: a != b, inline="{v} != {k}",
-             inline_if=_not_ip, many=_none_equal, event_types="not in", modifiers=True),
+             inline_if=_not_ip, many=_none_equal, event_types="not in", modifiers=True,
+             says=lambda const: Says(excludes=_members((const,)))),
     _ordering("<", lt, "less than: numbers as numbers, strings as strings"),
     _ordering("<=", le, "less than or equal"),
-    _ordering(">", gt, "greater than"),
-    _ordering(">=", ge, "greater than or equal"),
+    _ordering(">", gt, "greater than", _says_at_least(1)),
+    _ordering(">=", ge, "greater than or equal", _says_at_least(0)),
     Operator("contains", Kind.VALUE, "the value contains the constant (as bytes, on a byte buffer)",
              _contains, pair=lambda a, b: str(b) in str(a), inline="{k} in {v}",
-             inline_if=_on_strings, types=TEXT_TYPES, modifiers=True),
+             inline_if=_on_strings, types=TEXT_TYPES, modifiers=True,
+             says=_says_text("substrings")),
     Operator("icontains", Kind.VALUE, "the value contains the constant, ignoring case",
              _icontains, const=lowered, pair=lambda a, b: str(b).lower() in str(a).lower(),
              inline="{k} in {v}.lower()", inline_if=_on_strings, types=STRING_TYPES,
@@ -627,7 +759,8 @@ for _op in (
              types=BYTES_TYPES, modifiers=True),
     Operator("startswith", Kind.VALUE, "the value starts with the constant", _startswith,
              pair=lambda a, b: str(a).startswith(str(b)), inline="{v}.startswith({k})",
-             inline_if=_on_strings, types=TEXT_TYPES, modifiers=True),
+             inline_if=_on_strings, types=TEXT_TYPES, modifiers=True,
+             says=_says_text("prefixes")),
     Operator("bstartswith", Kind.VALUE, "the value starts with the bytes written in "
              "hexadecimal", lambda const, ftype: lambda v: _to_bytes(v).startswith(const),
              const=hex_bytes("bstartswith"),
@@ -635,11 +768,12 @@ for _op in (
              modifiers=True),
     Operator("endswith", Kind.VALUE, "the value ends with the constant", _endswith,
              pair=lambda a, b: str(a).endswith(str(b)), inline="{v}.endswith({k})",
-             inline_if=_on_strings, types=TEXT_TYPES, modifiers=True),
+             inline_if=_on_strings, types=TEXT_TYPES, modifiers=True,
+             says=_says_text("substrings")),         # ends with X: contains X
     Operator("glob", Kind.VALUE, "the whole value matches a shell glob, as `fnmatch` "
              "without `FNM_PATHNAME` (`*` and `?` match `/` too; `[...]` classes; a "
              "backslash escapes)", _globbed, const=glob_const(False),
-             pair=_glob_pair(False), types=STRING_TYPES, modifiers=True),
+             pair=_glob_pair(False), types=STRING_TYPES, modifiers=True, says=_says_glob),
     Operator("iglob", Kind.VALUE, "`glob`, ignoring case", _globbed, const=glob_const(True),
              pair=_glob_pair(True), types=STRING_TYPES, modifiers=True),
     Operator("regex", Kind.VALUE, "the whole value matches a regular expression (Python's "
@@ -647,7 +781,7 @@ for _op in (
              modifiers=True),
     Operator("in", Kind.LIST, "equal to an item of the list; on an IP field items may be "
              "CIDR networks", _member, inline="{v} in {k}", inline_if=_hashed,
-             event_types="in", cheap=True),
+             event_types="in", cheap=True, says=_says_member),
     Operator("intersects", Kind.LIST, "a value of a multi-valued field is in the list (as "
              "`in`)", _member, inline="{v} in {k}", inline_if=_hashed, event_types="in",
              cheap=True),
@@ -655,7 +789,14 @@ for _op in (
              "components (items may be globs)", lambda const, ftype: const,
              types=STRING_TYPES, const=as_text,
              gather=lambda consts, ftype: pmatch_pred(consts),
-             type_error="operator '{op}' needs a string field, {field} is {type}"),
+             type_error="operator '{op}' needs a string field, {field} is {type}",
+             says=_says_pmatch),
+    Operator("samefile", Kind.LIST, "syswarden, beyond Falco: the file is one of those the "
+             "list's paths name, by identity (`fd.devino samefile (/etc/shadow)`: a hard "
+             "link, a bind mount or any path to it); the files are looked up (`stat`) when "
+             "the rules load and again on every reload", _member, types=STRING_TYPES,
+             const=_identity_item, gather=file_ids, inline="{v} in {k}", inline_if=_hashed,
+             cheap=True),
     Operator("exists", Kind.UNARY, "the field has a value (a multi-valued one: at least one)",
              lambda const, ftype: _always, inline="True", many=_non_empty),
 ):

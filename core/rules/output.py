@@ -3,7 +3,9 @@
 ``compile_output(fmt, fields)`` parses the format once into literal text and bound readers; the
 returned function renders ``(text, output_fields)`` for an event.  As in Falco: an unknown
 value prints ``<NA>`` (and is ``null`` in ``output_fields``); ``%container.info`` prints
-``name (id=xxxxxxxxxxxx)`` for a container, ``host`` on the host (``<NA>`` while unknown); a
+``name (id=xxxxxxxxxxxx)`` for a container, ``host`` on the host (``<NA>`` while unknown), as
+Falco before 0.41 did (a rule whose output gets the container plugin's suggested fields loses
+it, as in Falco 0.41+: :meth:`OutputOptions.rule_format`); a
 field name is the longest field at that place that binds (``%fd.name.`` is ``fd.name`` then a
 dot, ``%proc.nameand`` is ``proc.name`` then ``and``); ``%10proc.name`` pads or cuts the value
 to 10 characters; transformers apply (``%toupper(proc.name)``), ``val()`` is refused.
@@ -21,7 +23,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import ConfigError, Location, RuleError
 from ..escape import escape_text
@@ -142,21 +144,10 @@ def _longest_field(fmt: str, pct: int, at: int, comp: Compiler, origin: Origin
     raise first
 
 
-def compile_output(fmt: str, fields: FieldRegistry, location: Location | None = None,
-                   compiler: Compiler | None = None, buffer_base64: bool = False
-                   ) -> Callable[[Any], tuple[str, dict[str, Any]]]:
-    """Compile an output format.  Raises :class:`RuleError` for an unknown field, a
-    transformer that cannot apply, ``val()``.
-
-    ``%[width]field`` and ``%[width]transformer(...)``: the longest field that binds is read
-    (``%proc.nameand`` is ``proc.name`` then ``and``); a width pads or cuts the value to that
-    many characters; ``output_fields`` hold a transformed value under its text
-    (``toupper(proc.name)``) and the field it reads under its own name.  A ``%`` that no field
-    follows is text.  ``buffer_base64``: a data buffer (bytes) prints in base64, as Falco's
-    ``buffer_format_base64``.
-    """
-    comp = compiler or Compiler(fields)
-    origin = Origin(fmt, location)
+def _parse_format(fmt: str, fields: FieldRegistry, comp: Compiler, origin: Origin
+                  ) -> tuple[list[Any], list[tuple[str, Callable]]]:
+    """A format as its parts (literal text, readers, ``(reader, width)``), adjacent literals
+    merged, and the ``output_fields`` it extracts (name, reader), in order, repeats kept."""
     parts: list[Any] = []          # str literals, callables and (callable, width)
     extracted: list[tuple[str, Callable]] = []
     pos = 0
@@ -196,6 +187,33 @@ def compile_output(fmt: str, fields: FieldRegistry, location: Location | None = 
             merged[-1] += p
         elif p != "":
             merged.append(p)
+    return merged, extracted
+
+
+def format_fields(fmt: str, fields: FieldRegistry, compiler: Compiler | None = None
+                  ) -> list[str]:
+    """The names of the fields a format prints, in order, each once (``-L``'s
+    ``output_fields``).  Raises :class:`RuleError` as :func:`compile_output` does."""
+    comp = compiler or Compiler(fields)
+    return list(dict.fromkeys(name for name, _ in
+                              _parse_format(fmt, fields, comp, Origin(fmt, None))[1]))
+
+
+def compile_output(fmt: str, fields: FieldRegistry, location: Location | None = None,
+                   compiler: Compiler | None = None, buffer_base64: bool = False
+                   ) -> Callable[[Any], tuple[str, dict[str, Any]]]:
+    """Compile an output format.  Raises :class:`RuleError` for an unknown field, a
+    transformer that cannot apply, ``val()``.
+
+    ``%[width]field`` and ``%[width]transformer(...)``: the longest field that binds is read
+    (``%proc.nameand`` is ``proc.name`` then ``and``); a width pads or cuts the value to that
+    many characters; ``output_fields`` hold a transformed value under its text
+    (``toupper(proc.name)``) and the field it reads under its own name.  A ``%`` that no field
+    follows is text.  ``buffer_base64``: a data buffer (bytes) prints in base64, as Falco's
+    ``buffer_format_base64``.
+    """
+    comp = compiler or Compiler(fields)
+    merged, extracted = _parse_format(fmt, fields, comp, Origin(fmt, location))
     seen: dict[str, Callable] = {}
     for key, read in extracted:
         seen.setdefault(key, read)
@@ -269,6 +287,23 @@ class AppendOutput:
                 and (self.rule is None or self.rule == rule))
 
 
+class RuleFormat(NamedTuple):
+    """A rule's output as the config shapes it (:meth:`OutputOptions.rule_format`)."""
+
+    output: str
+    extra: list[tuple[str, str | None]]
+    constants: dict[str, str]
+    dropped_container_info: bool
+
+
+#: Falco's ``%container.info``, and what a rules load says when it is dropped (Falco 0.44's
+#: warning: the text is removed from the output, as the container plugin suggests the fields)
+CONTAINER_INFO = "%container.info"
+CONTAINER_INFO_DROPPED = ("%container.info is deprecated and no more useful: dropped from the "
+                          "output, as Falco 0.41+ drops it; the container plugin's suggested "
+                          "fields (append_output suggested_output) name the container")
+
+
 @dataclass(frozen=True)
 class OutputOptions:
     """What the config adds to every rule's output: ``append_output`` entries, in order, and
@@ -288,40 +323,52 @@ class OutputOptions:
                    tuple((str(k), str(v)) for k, v in (config.get("static_fields") or {}).items()))
 
     def rule_format(self, output: str, rule: str, source: str, tags: Iterable[str],
-                    fields: FieldRegistry) -> tuple[str, list[tuple[str, str | None]],
-                                                    dict[str, str]]:
+                    fields: FieldRegistry) -> RuleFormat:
         """The rule's output with what the matching entries append (Falco's order: each
         entry's ``extra_output``, then its suggested fields), the extra fields, and the static
         fields (``static.NAME``: value) suggested output adds, printed as ``static_NAME=value``
-        after the rest."""
+        after the rest.
+
+        ``%container.info`` in a rule that gets the suggested fields is dropped, as Falco 0.41+
+        drops it (the suggested ``container_id``/``container_name`` say it); a rule that does
+        not get them keeps older Falco's ``name (id=...)`` (:data:`CONTAINER_INFO_DROPPED`)."""
         tags = list(tags)
         extra: list[tuple[str, str | None]] = []
         constants: dict[str, str] = {}
+        suggested = False
         for entry in self.append:
             if not entry.matches(rule, source or "syscall", tags):
                 continue
             if entry.extra_output:
                 output = f"{output} {entry.extra_output}"
             if entry.suggested_output:
+                suggested = True
                 for name in SUGGESTED_FIELDS:
                     if name in fields:
                         output = f"{output} {name.replace('.', '_')}=%{name}"
                 for name, value in self.static_fields:
                     constants[f"static.{name}"] = value
             extra.extend(entry.extra_fields)
-        return output, extra, constants
+        dropped = suggested and CONTAINER_INFO in output
+        if dropped:
+            output = output.replace(CONTAINER_INFO, "")
+        return RuleFormat(output, extra, constants, dropped)
 
 
 def compile_rule_output(output: str, rule: str, source: str, tags: Iterable[str],
                         fields: FieldRegistry, location: Location | None = None,
                         compiler: Compiler | None = None,
-                        options: OutputOptions | None = None
+                        options: OutputOptions | None = None,
+                        warnings: list[str] | None = None
                         ) -> Callable[[Any], tuple[str, dict[str, Any]]]:
     """A rule's renderer with the config's ``append_output`` applied: its text gets the
     appended formats; its ``output_fields`` also hold each extra field (a field's value, or
-    a ``{name: format}``'s rendered text)."""
+    a ``{name: format}``'s rendered text).  ``warnings`` gets what the load should say of the
+    output (:data:`CONTAINER_INFO_DROPPED`)."""
     options = options or OutputOptions()
-    fmt, extra, constants = options.rule_format(output, rule, source, tags, fields)
+    fmt, extra, constants, dropped = options.rule_format(output, rule, source, tags, fields)
+    if dropped and warnings is not None:
+        warnings.append(CONTAINER_INFO_DROPPED)
     render = compile_output(fmt, fields, location, compiler, options.buffer_base64)
     if not extra and not constants:
         return render

@@ -13,6 +13,11 @@ constraint holds only of the path as ``fd.name`` shows it: absolute and normalis
 kernel side sends every open whose path it cannot judge that way (relative, or containing
 ``//``, a ``.`` or ``..`` component, or a trailing ``/``).
 
+Beyond Falco, a term may test the path the kernel resolved from the opened file instead
+(``fd.realpath``: a term with ``real``, the same prefixes tested on it), or the file's identity
+(``samefile``: a term with ``ids``, the device and inode numbers of the files the rule names);
+the kernel side computes both for every successful open before it judges it.
+
 It is ``None`` (every open must be sent) when some rule can match an open with no flag or path
 constraint, or when a rule reads ``fd.*`` on an event that takes a file descriptor it did not
 create (``fchmod``, ``dup``...): the fd table learns a file's name from its open, and must not
@@ -22,13 +27,14 @@ miss one.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..syscalls import ENTER_ARGS, EVENTS
+from ..fields import FieldDef
+from ..syscalls import ENTER_ARGS, EVENTS, O_CREAT, O_TMPFILE_OWN, O_TRUNC
 from . import ast
-from .globs import Glob
+from . import procnames
+from .operators import says
 from .resolved import RCheck, RMacro, RNode, iter_checks
 
 log = logging.getLogger("syswarden.rules")
@@ -72,13 +78,6 @@ def _names_a_descriptor(arg: str) -> bool:
     return "fd" in arg and not arg.endswith("dirfd") and arg != "fdlimit"
 
 
-#: ``fd.*`` fields that read only what a call the prefilter never drops created (an IP socket's
-#: ends) or the event's own argument (``fd.num``): the same whether or not the fd table knows a
-#: file's open.
-FD_FIELDS_WITHOUT_OPENS = frozenset({
-    "fd.num", "fd.cip", "fd.sip", "fd.lip", "fd.rip", "fd.cport", "fd.sport", "fd.lport",
-    "fd.rport", "fd.ip", "fd.port", "fd.net", "fd.cnet", "fd.snet", "fd.lnet", "fd.rnet",
-    "fd.connected", "fd.l4proto", "fd.sockfamily", "fd.is_server"})
 _FILE_KINDS = frozenset({"file", "directory", "f", "d"})
 
 MAX_TERMS = 16       # beyond this a conjunction stops refining (still sound, less selective)
@@ -94,8 +93,8 @@ _FLAG_TESTS = {
     OK: lambda res, flags: res >= 0,
     WRITE: lambda res, flags: flags & 3 in (1, 2),
     READ: lambda res, flags: flags & 3 in (0, 2),
-    CREATE: lambda res, flags: bool(flags & (0o100 | 0o20000000)),   # O_TMPFILE's own bit
-    TRUNC: lambda res, flags: bool(flags & 0o1000),
+    CREATE: lambda res, flags: bool(flags & (O_CREAT | O_TMPFILE_OWN)),
+    TRUNC: lambda res, flags: bool(flags & O_TRUNC),
 }
 
 
@@ -108,20 +107,40 @@ def judgeable(path: str) -> bool:
 
 @dataclass(frozen=True)
 class Term:
-    """Every test in ``needs`` holds; unless ``prefixes`` is None, ``fd.name`` starts with
-    one of ``prefixes``; unless ``substrings`` is None, it contains one of ``substrings``."""
+    """Every test in ``needs`` holds; unless ``prefixes`` is None, ``fd.name`` (with ``real``:
+    ``fd.realpath``) starts with one of ``prefixes``; unless ``substrings`` is None, it contains
+    one of ``substrings``; unless ``ids`` is None, the file is one of ``ids`` (``(major, minor,
+    inode)``: ``samefile``), and then there is no path test; unless ``names`` is None,
+    ``proc.name`` is one of ``names``; unless ``places`` is None, the process runs where one of
+    ``places`` says (host, container: :mod:`.procnames`)."""
 
     needs: frozenset[str] = frozenset()
     prefixes: frozenset[str] | None = None
     substrings: frozenset[str] | None = None
+    real: bool = False
+    ids: frozenset[tuple[int, int, int]] | None = None
+    names: frozenset[str] | None = None
+    places: frozenset[str] | None = None
 
     @property
     def has_path_test(self) -> bool:
-        return self.prefixes is not None or self.substrings is not None
+        """Whether it tests the file (its path or identity), not only the flags."""
+        return self.prefixes is not None or self.substrings is not None or self.ids is not None
 
     def both(self, o: Term) -> Term:
-        """The conjunction (of two substring tests, the more selective one is kept: dropping
-        a conjunct only widens)."""
+        """The conjunction (of two substring tests, the more selective one is kept; of a path
+        test on ``fd.name`` and one on ``fd.realpath``, or of a path and an identity test, one
+        of them: dropping a conjunct only widens)."""
+        names = procnames.both(self.names, o.names)
+        places = procnames.both(self.places, o.places)
+        if self.ids is not None or o.ids is not None:
+            ids = self.ids if o.ids is None else o.ids if self.ids is None else \
+                self.ids & o.ids
+            return Term(self.needs | o.needs, ids=ids, names=names, places=places)
+        if self.has_path_test and o.has_path_test and self.real != o.real:
+            return Term(self.needs | o.needs, self.prefixes, self.substrings, self.real,
+                        names=names, places=places)
+        real = self.real if self.has_path_test else o.real
         if self.prefixes is None or o.prefixes is None:
             prefixes = self.prefixes if o.prefixes is None else o.prefixes
         else:
@@ -133,11 +152,19 @@ class Term:
             subs = self.substrings if o.substrings is None else o.substrings
         else:
             subs = max(self.substrings, o.substrings, key=_selectivity)
-        return Term(self.needs | o.needs, minimal_prefixes(prefixes), subs)
+        return Term(self.needs | o.needs, minimal_prefixes(prefixes), subs, real,
+                    names=names, places=places)
 
     def covers(self, o: Term) -> bool:
         """Whether every open ``o`` accepts, this term accepts too."""
-        if not self.needs <= o.needs:
+        if not self.needs <= o.needs or not procnames.covers(self.names, o.names) \
+                or not procnames.covers(self.places, o.places):
+            return False
+        if not self.has_path_test:
+            return True
+        if self.ids is not None:
+            return o.ids is not None and o.ids <= self.ids
+        if o.ids is not None or self.real != o.real:
             return False
         if self.substrings is not None and (o.substrings is None or not all(
                 any(s in t for s in self.substrings) for t in o.substrings)):
@@ -147,11 +174,25 @@ class Term:
         return o.prefixes is not None and all(any(p.startswith(q) for q in self.prefixes)
                                               for p in o.prefixes)
 
-    def holds(self, res: int, flags: int, path: str, judged: bool) -> bool:
-        """Whether an open passes this term (a path not ``judged`` passes every path test)."""
+    def holds(self, res: int, flags: int, path: str, judged: bool, realpath: str | None = None,
+              ident: tuple[int, int, int] | None = None, name: str | None = None,
+              host: bool | None = None) -> bool:
+        """Whether an open passes this term (a path not ``judged`` passes every path test; a
+        ``realpath`` not known or cut (not absolute) every test on it; an unknown ``ident``
+        no identity test; a process ``name`` not known every name test, a place not known
+        every place test)."""
         if not all(_FLAG_TESTS[n](res, flags) for n in self.needs):
             return False
-        if not judged:
+        if not procnames.allows(self.names, name) or \
+                not procnames.allows_place(self.places, host):
+            return False
+        if self.ids is not None:
+            return ident in self.ids
+        if self.real:
+            if realpath is None or not realpath.startswith("/"):
+                return True
+            path = realpath
+        elif not judged:
             return True
         return ((self.prefixes is None or path.startswith(tuple(self.prefixes)))
                 and (self.substrings is None or any(x in path for x in self.substrings)))
@@ -171,15 +212,25 @@ class OpenPrefilter:
     def prefixes(self) -> list[str]:
         return sorted({p for t in self.terms for p in (t.prefixes or ())})
 
-    def accepts(self, res: int, flags: int, path: str, is_dir: bool = False) -> bool:
+    def accepts(self, res: int, flags: int, path: str, is_dir: bool = False,
+                realpath: str | None = None,
+                ident: tuple[int, int, int] | None = None,
+                name: str | None = None, host: bool | None = None) -> bool:
         """Whether an open must be sent (the reference a source's own test implements): a
         term holds of it, with its path judged only when the path is as ``fd.name`` will show
-        it; and an open that returned a directory is always sent (a later ``openat(dirfd,
-        ...)`` or ``fchdir`` is resolved through it)."""
+        it, its process's name only when known (``name``: as the process table has it), and
+        where it runs only when known (``host``: its cgroup the host's); and an open that
+        returned a directory is always sent (a later ``openat(dirfd, ...)`` or ``fchdir`` is
+        resolved through it).  ``realpath`` is the path the kernel resolved (by default the
+        path as written, as for a path through no link and no mount); ``ident`` the file's
+        (major, minor, inode), None when not known."""
         if res >= 0 and is_dir:
             return True
         judged = judgeable(path)
-        return any(t.holds(res, flags, path, judged) for t in self.terms)
+        if realpath is None and judged:
+            realpath = path
+        return any(t.holds(res, flags, path, judged, realpath, ident, name, host)
+                   for t in self.terms)
 
     def describe(self) -> str:
         if not self.terms:
@@ -189,9 +240,13 @@ class OpenPrefilter:
             s = " and ".join(sorted(t.needs)) or "any"
             if t.prefixes is not None:
                 s += " under " + ", ".join(sorted(t.prefixes))
+            if t.real:
+                s += " (realpath)"
             if t.substrings is not None:
                 s += " containing " + ", ".join(repr(x) for x in sorted(t.substrings))
-            parts.append(s)
+            if t.ids is not None:
+                s += f" same file as one of {len(t.ids)}"
+            parts.append(s + procnames.describe(t.names, t.places))
         return " | ".join(parts)
 
 
@@ -227,7 +282,9 @@ def open_prefilter(engine: Any) -> OpenPrefilter | None:
         return None
     return OpenPrefilter(tuple(sorted(out, key=lambda t: (
         sorted(t.needs), t.prefixes is not None, sorted(t.prefixes or ()),
-        t.substrings is not None, sorted(t.substrings or ())))))
+        t.substrings is not None, sorted(t.substrings or ()), t.real,
+        sorted(t.ids or ()), t.names is not None, sorted(t.names or ()),
+        t.places is not None, sorted(t.places or ())))))
 
 
 def _fd_reader(engine: Any) -> str | None:
@@ -239,22 +296,23 @@ def _fd_reader(engine: Any) -> str | None:
         for rule, node in engine.conditions_for(t):
             for check in iter_checks(node):
                 for f in (check.field, check.rhs):
-                    for name in () if f is None else f.reads:
-                        if name.startswith("fd.") and not _needs_no_open(check, f, name):
-                            return (f"rule {rule.name!r} reads {name} on "
+                    for d in () if f is None else f.reads:
+                        if d.name.startswith("fd.") and not _needs_no_open(check, f, d):
+                            return (f"rule {rule.name!r} reads {d.name} on "
                                     f"{t or 'events of any type'}")
     return None
 
 
-def _needs_no_open(check: RCheck, f: Any, name: str) -> bool:
-    """Whether this check reads ``name`` (a field ``f`` reads) the same whether or not the fd
-    table saw the fd's open: a field of IP sockets, or a type test for kinds other than files
-    (false for a file, known or not, in either polarity)."""
-    if name in FD_FIELDS_WITHOUT_OPENS:
+def _needs_no_open(check: RCheck, f: Any, d: FieldDef) -> bool:
+    """Whether this check reads the declared field ``d`` (one ``f`` reads) the same whether or
+    not the fd table saw the fd's open: one declared ``without_open`` (a field of IP sockets,
+    the event's own fd number), or a type test for kinds other than files (false for a file,
+    known or not, in either polarity)."""
+    name = d.name
+    if d.without_open:
         return True
     if name in ("fd.type", "fd.typechar") and check.rhs is None and f.key == name:
-        kinds = {check.const} if check.op == "=" else \
-            set(check.const) if check.op == "in" and isinstance(check.const, frozenset) else None
+        kinds = says(check.op, check.const).equals
         return kinds is not None and not (kinds & _FILE_KINDS)
     return False
 
@@ -294,59 +352,42 @@ def _abstract(node: RNode, memo: dict[int, Terms]) -> Terms:
 
 
 def _check(c: RCheck) -> Terms:
-    """One comparison as terms; None when it says nothing the kernel can test."""
-    name, op, const = c.field.name, c.op, c.const
-    if c.field.key == "evt.arg.flags" and op == "contains" and const in _FLAG_NAMES:
-        return [Term(frozenset({_FLAG_NAMES[const]}))]
-    if c.rhs is not None or c.field.key != name:
-        return None                          # val(), a transformer, another argument
-    if name in _BOOL_TESTS and op == "=" and const is True:
+    """One comparison as terms, from what its operator says of the value (:func:`says`); None
+    when it says nothing the kernel can test."""
+    names = procnames.name_set(c)
+    if names is not None:
+        return [Term(names=names)]
+    places = procnames.place_set(c)
+    if places is not None:
+        return [Term(places=places)]
+    if c.rhs is not None:
+        return None                          # val(): another field
+    name, said = c.field.name, says(c.op, c.const)
+    subs = said.substrings
+    if c.field.key == "evt.arg.flags" and subs and all(x in _FLAG_NAMES for x in subs):
+        return [Term(frozenset({_FLAG_NAMES[x]})) for x in sorted(subs)]
+    if c.field.key != name:
+        return None                          # a transformer, another argument
+    if name in _BOOL_TESTS and said.equals == {True}:
         return [Term(frozenset({_BOOL_TESTS[name]}))]
-    if name in ("fd.num", "evt.rawres") and op == ">=" and isinstance(const, int) and const >= 0:
+    if name in ("fd.num", "evt.rawres") and said.at_least is not None and said.at_least >= 0:
         return [Term(frozenset({OK}))]
     if name in ("fd.name", "fd.nameraw"):
         # fd.nameraw is fd.name for a path the kernel judges (absolute, nothing to normalise)
-        if op in ("contains", "endswith") and isinstance(const, str):
-            return _substrings([const])             # endswith X: contains X (wider)
-        if op == "glob":
-            runs = _glob_runs(const)
-            return None if runs is None else _glob(runs)
-        return _paths(_name_prefixes(op, const, c))
+        return _path_terms(said.prefixes if said.prefixes is not None else said.equals, subs)
     if name == "fd.directory":
-        return _paths(_dir_prefixes(op, const))
+        # the directory itself, not D + "/": an fd opened as a directory has it as fd.directory
+        dirs = None if said.equals is None else \
+            frozenset(d.rstrip("/") or "/" if isinstance(d, str) else d for d in said.equals)
+        return _path_terms(said.prefixes if said.prefixes is not None else dirs, subs)
+    if name == "fd.realpath":
+        # prefixes only: the kernel tests substrings on fd.name
+        terms = _path_terms(said.prefixes if said.prefixes is not None else said.equals, None)
+        return None if terms is None else [Term(t.needs, t.prefixes, real=True) for t in terms]
+    ids = getattr(c.const, "ids", None)
+    if name == "fd.devino" and c.op == "samefile" and ids is not None:
+        return [Term(ids=frozenset(ids))] if ids else []
     return None
-
-
-def _name_prefixes(op: str, const: Any, c: RCheck) -> list[str] | None:
-    if op in ("=", "startswith") and isinstance(const, str):
-        return [const]
-    if op == "in" and isinstance(const, frozenset):
-        return list(const)
-    if op == "pmatch":
-        paths = getattr(c.pred, "paths", None)
-        return None if paths is None else [_literal_head(p) for p in paths]
-    return None
-
-
-def _dir_prefixes(op: str, const: Any) -> list[str] | None:
-    if op == "=" and isinstance(const, str):
-        dirs = [const]
-    elif op == "in" and isinstance(const, frozenset):
-        dirs = list(const)
-    elif op == "startswith" and isinstance(const, str):
-        return [const]
-    else:
-        return None
-    # the directory itself, not D + "/": an fd opened as a directory has it as fd.directory
-    return [d.rstrip("/") or "/" for d in dirs]
-
-
-def _literal_head(pattern: str) -> str:
-    """The part of a glob before its first wildcard (or escape)."""
-    for i, ch in enumerate(pattern):
-        if ch in "*?[\\":
-            return pattern[:i]
-    return pattern
 
 
 #: Longest substring a term keeps (a longer one is cut: containing it contains its head).
@@ -367,72 +408,24 @@ def _utf8(texts: Any) -> bool:
     return True
 
 
-def _substrings(subs: list[str]) -> Terms:
-    kept = frozenset(x[:MAX_SUBSTRING] for x in subs)
-    if not kept or "" in kept or not _utf8(kept):
-        return None
-    terms = [Term(frozenset(), None, kept)]
-    return None if _too_many(terms) else terms
-
-
-def _glob(runs: list[str]) -> Terms:
-    """A glob, as its literal runs (the first one before any wildcard), as a prefix (its
-    literal head, when absolute) and a substring (its longest literal run after the head)."""
-    if not _utf8(runs):
-        return None
-    head, rest = runs[0], [r for r in runs[1:] if r]
-    prefixes = frozenset({head}) if head.startswith("/") else None
-    subs = frozenset({max(rest, key=len)[:MAX_SUBSTRING]}) if rest else None
+def _path_terms(prefixes: Any, substrings: Any) -> Terms:
+    """A path that starts with one of ``prefixes`` and contains one of ``substrings`` (either
+    None: no such test) as terms.  A prefix test holds only of absolute paths (fd.name of an
+    open is absolute: a constant that is not can only match a name the source could not
+    resolve, which the kernel side sends anyway), so one that is not is dropped, as is a test
+    of text the kernel side cannot compare (not UTF-8); a substring is cut to its head."""
+    if prefixes is not None and not (all(isinstance(p, str) and p.startswith("/")
+                                         for p in prefixes) and _utf8(prefixes)):
+        prefixes = None
+    subs = None
+    if substrings is not None and all(isinstance(x, str) for x in substrings):
+        subs = frozenset(x[:MAX_SUBSTRING] for x in substrings)
+        if not subs or "" in subs or not _utf8(subs):
+            subs = None
     if prefixes is None and subs is None:
         return None
-    return [Term(frozenset(), minimal_prefixes(prefixes), subs)]
-
-
-def _glob_runs(const: Any) -> list[str] | None:
-    """The literal runs of a ``glob`` constant (a :class:`~.globs.Glob`, read from its
-    ``regex``): the text between its wildcards, the first run the one before any wildcard
-    (empty when the glob starts with one).  None when it is not one, or not understood."""
-    if not isinstance(const, Glob) or const.regex.flags & re.IGNORECASE:
-        return None
-    regex = const.regex.pattern
-    runs, cur, i = [], "", 0
-    while i < len(regex):
-        ch = regex[i]
-        if ch == "\\" and i + 1 < len(regex):        # re.escape: a literal character
-            cur += regex[i + 1]
-            i += 2
-        elif ch == "[":                                # a class: [...] (or [^/], [^/]*)
-            runs.append(cur)
-            cur = ""
-            i += 1
-            if regex[i:i + 1] == "^":
-                i += 1
-            if regex[i:i + 1] == "]":                  # a first ] is a member, as re reads it
-                i += 1
-            while i < len(regex) and regex[i] != "]":
-                i += 2 if regex[i] == "\\" else 1
-            i += 1
-            if regex[i:i + 1] == "*":
-                i += 1
-        elif ch == ".":                                # . (?) or .* (*): any characters
-            runs.append(cur)
-            cur = ""
-            i += 2 if regex[i + 1:i + 2] == "*" else 1
-        elif ch in "^$*+?{}()|":                       # not from a glob: not understood
-            return None
-        else:
-            cur += ch
-            i += 1
-    return runs + [cur]
-
-
-def _paths(prefixes: list[str] | None) -> Terms:
-    # fd.name of an open is absolute: a constant that is not can only match a name the source
-    # could not resolve, which the kernel side sends anyway (it is relative there too)
-    if prefixes is None or not all(isinstance(p, str) and p.startswith("/") for p in prefixes) \
-            or not _utf8(prefixes):
-        return None
-    terms = [Term(frozenset(), minimal_prefixes(frozenset(prefixes)))]
+    terms = [Term(frozenset(), None if prefixes is None else minimal_prefixes(frozenset(prefixes)),
+                  subs)]
     return None if _too_many(terms) else terms
 
 
@@ -454,7 +447,8 @@ def minimal_prefixes(prefixes: frozenset[str] | None) -> frozenset[str] | None:
 def _too_many(terms: list[Term]) -> bool:
     """Whether ``terms`` name over :data:`MAX_PREFIXES` paths: the prefilter would be given up
     for them, so they are widened to "any open" (sound) before costing more."""
-    return sum(len(t.prefixes or ()) + len(t.substrings or ()) for t in terms) > MAX_PREFIXES
+    return sum(len(t.prefixes or ()) + len(t.substrings or ()) + len(t.ids or ())
+               for t in terms) > MAX_PREFIXES
 
 
 def _union(acc: list[Term], more: list[Term]) -> list[Term]:

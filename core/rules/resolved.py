@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import Location, RuleError
-from ..fields import FieldType
+from ..fields import FieldDef, FieldType
 from . import ast
 from .lexer import located_error
 
@@ -58,7 +58,7 @@ class BoundField:
     many: bool
     type: FieldType
     name: str                  # the declared field's name (a call's text: join(...))
-    reads: tuple[str, ...] = ()  # the declared fields it reads (a call's arguments' too)
+    reads: tuple[FieldDef, ...] = ()  # the declared fields it reads (a call's arguments' too)
 
 
 @dataclass(eq=False)

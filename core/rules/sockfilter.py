@@ -14,10 +14,11 @@ drops the events of the other classes.
 The derivation over-approximates, so it is sound by construction: a check it does not
 understand (a process name, a negation, a file name) counts as "any class".  What it reads:
 
-* ``fd.typechar``, ``fd.type``, ``fd.sockfamily`` compared with constants (``=``, ``in``);
-* ``fd.l4proto`` compared with constants (``=``, ``in``, ``!= tcp``);
-* the other fields of IP sockets (``fd.net``, ``fd.sip``, ``fd.rport``, ``fd.connected``...),
-  which have no value (every comparison false) on any other socket;
+* ``fd.typechar``, ``fd.type``, ``fd.sockfamily`` compared with constants by an operator that
+  says the value is one of them (``=``, ``in``: see :class:`~.operators.Says`);
+* ``fd.l4proto`` likewise, or said not to be ``tcp`` (``!= tcp``);
+* the other fields of IP sockets (``fd.net``, ``fd.sip``, ``fd.rport``, ``fd.connected``...,
+  declared ``ip_only``), which have no value (every comparison false) on any other socket;
 * ``socket``'s own ``evt.arg.domain``.
 
 :data:`OTHER` comes along with any IP class: the fd table shows a socket of a family it does
@@ -30,12 +31,15 @@ The fd table learns from these events (a socket's family from ``socket``, its en
 what it learned.  So every class some rule reads ``fd.*`` of (other than ``fd.num``) on an
 event that uses an existing descriptor (:data:`READERS`, ``close``, ``dup``...: not a
 ``dirfd``, which a socket cannot be in a call that succeeds) is also sent by the syscalls that
-teach the table (:data:`TEACHERS`), whatever their own rules say.  A TCP socket's messages
-teach it nothing (its ends come from ``connect``/``accept``; a receive on it returns no
-address), unless a ``sendto``/``sendmsg`` names a destination (TCP Fast Open, which connects)
-or a receive returns an address (an SCTP socket, which the table counts as ``tcp`` too by its
+teach the table (:data:`TEACHERS`), whatever their own rules say; a rule reading only what its
+event sets itself (:data:`OWN_FIELDS`: a connect's server end and type) needs only the teachers
+of the classes whose event may not say it (:data:`NOT_READ`).  A TCP socket's messages teach
+it nothing (its ends come from ``connect``/``accept``; a receive on it returns no address),
+unless a ``sendto``/``sendmsg`` names a destination (TCP Fast Open, which connects) or a
+receive returns an address (an SCTP socket, which the table counts as ``tcp`` too by its
 type): those are always sent (:data:`ADDRESSED`), the others keep the TCP class of the table's
-readers out of :data:`MESSAGES`.
+readers out of :data:`MESSAGES`; nor do a UNIX socket's (the table keeps no UNIX address of a
+message).
 """
 
 from __future__ import annotations
@@ -45,9 +49,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..syscalls import SOCKET_FAMILIES, SOCKET_TYPE_PROTOCOLS
-from . import ast
+from . import procnames
+from .operators import NOTHING_SAID, Says, says
 from .prefilter import reads_a_descriptor
-from .resolved import RCheck, RMacro, RNode, iter_checks
+from .resolved import RCheck, RNode, iter_checks
 
 log = logging.getLogger("syswarden.rules")
 
@@ -70,19 +75,32 @@ MESSAGES = frozenset({"sendto", "sendmsg", "recvfrom", "recvmsg"})
 #: Calls that may name a destination or return a source: on a TCP socket, one that does is
 #: always sent.
 ADDRESSED = frozenset({"sendto", "sendmsg", "recvfrom", "recvmsg"})
+#: Per reader, the ``fd.*`` fields its own event sets, whatever the fd table knew of the
+#: descriptor before: a rule reading only these on it needs no teacher of the IP classes.
+#: ``connect``'s: the server end and its derivations, the fd's type and role, from its address
+#: (where the address is none the decoder reads, ``AF_UNSPEC``..., the source gives an IP
+#: socket's peer as the kernel has it, a UNIX socket's family alone; the client end, the
+#: protocol, the family are the table's: the socket call's, a failed connect's earlier ones).
+#: A connect on another socket to an address not read takes its type from the table, which
+#: shows a socket it does not know as ``ipv4``: such a rule still needs the teachers of
+#: :data:`NOT_READ` (:data:`OTHER`).
+OWN_FIELDS: dict[str, frozenset[str]] = {
+    "connect": frozenset({
+        "fd.num", "fd.sip", "fd.sport", "fd.rip", "fd.rport", "fd.snet", "fd.rnet",
+        "fd.sip.name", "fd.rip.name", "fd.sproto", "fd.rproto", "fd.type", "fd.typechar",
+        "fd.is_server"}),
+}
+NOT_READ = frozenset({"other"})
 
-_IP_FAMILIES = (2, 10)                                      # AF_INET, AF_INET6
+_FAMILY = {name: num for num, name in SOCKET_FAMILIES.items()}
+_AF_UNIX = _FAMILY["AF_UNIX"]
+_IP_FAMILIES = (_FAMILY["AF_INET"], _FAMILY["AF_INET6"])
 #: Socket types the fd table shows as ``fd.l4proto = tcp`` (SOCK_STREAM, SOCK_SEQPACKET).
 TCP_TYPES = tuple(t for t, proto in SOCKET_TYPE_PROTOCOLS.items() if proto == "tcp")
 _TYPES = {"ipv4": IP, "ipv6": IP, "unix": {UNIX}, "netlink": {OTHER}}
 _TYPECHARS = {"4": IP, "6": IP, "u": {UNIX}, "n": {OTHER}, "o": {OTHER}}
 _SOCKFAMILIES = {"ip": IP, "unix": {UNIX}}
 _L4PROTOS = {"tcp": {TCP}, "udp": {NOT_TCP}, "raw": {NOT_TCP}, "icmp": {NOT_TCP}}
-#: Fields that have a value only on an IP socket (or one the fd table takes for one).
-IP_ONLY_FIELDS = frozenset({
-    "fd.cip", "fd.sip", "fd.lip", "fd.rip", "fd.cport", "fd.sport", "fd.lport", "fd.rport",
-    "fd.ip", "fd.port", "fd.net", "fd.cnet", "fd.snet", "fd.lnet", "fd.rnet", "fd.connected",
-    "fd.l4proto"})
 
 # Abstract value of a condition: the classes it may hold for (None: any).
 Classes = frozenset[str] | None
@@ -91,7 +109,7 @@ Classes = frozenset[str] | None
 def socket_classes(family: int, stype: int | None = None) -> frozenset[str]:
     """The class of a kernel ``AF_*`` number and socket type (``SOCK_*``, without its flags);
     both IP classes when an IP socket's type is not known."""
-    if family == 1:
+    if family == _AF_UNIX:
         return frozenset({UNIX})
     if family not in _IP_FAMILIES:
         return frozenset({OTHER})
@@ -100,67 +118,138 @@ def socket_classes(family: int, stype: int | None = None) -> frozenset[str]:
     return frozenset({TCP if stype in TCP_TYPES else NOT_TCP})
 
 
+#: Which processes a term is for: a name set and where they run (None: any; see
+#: :mod:`.procnames`).
+Who = tuple[frozenset[str] | None, frozenset[str] | None]
+#: Per :data:`Who`, the classes sent for its processes.
+Named = tuple[tuple[Who, frozenset[str]], ...]
+
+
 @dataclass(frozen=True)
 class SocketPrefilter:
-    """Per socket syscall, the classes a rule can match; a syscall not listed: every one."""
+    """Per socket syscall, the classes a rule can match whatever the process (``wanted``),
+    and (``named``) the classes it can match for some processes (:data:`Who`: of some
+    ``proc.name``, on the host or in a container, see :mod:`.procnames`); a syscall not in
+    ``wanted``: every event."""
 
     wanted: tuple[tuple[str, frozenset[str]], ...]
+    named: tuple[tuple[str, Named], ...] = ()
 
     def classes(self, evt_type: str) -> frozenset[str] | None:
-        """The classes ``evt_type``'s events are sent for; None: all (not filtered)."""
-        return dict(self.wanted).get(evt_type)
+        """The classes ``evt_type``'s events may be sent for (for some process); None:
+        all."""
+        classes = dict(self.wanted).get(evt_type)
+        if classes is None:
+            return None
+        for _names, more in self.named_of(evt_type):
+            classes |= more
+        return None if classes == CLASSES and self.named_of(evt_type) else classes
+
+    def named_of(self, evt_type: str) -> Named:
+        return dict(self.named).get(evt_type, ())
 
     def accepts(self, evt_type: str, family: int | None, stype: int | None = None,
-                addressed: bool = False) -> bool:
+                addressed: bool = False, name: str | None = None,
+                host: bool | None = None) -> bool:
         """Whether an event must be sent (the reference a source's own test implements): its
         syscall is not filtered, its family could not be read (``None``: not a socket, or
-        no offsets), its class (by family and type) is wanted, or it is a ``sendto`` or
-        ``sendmsg`` naming a destination, or a receive that returned an address
-        (``addressed``), on a TCP socket."""
-        classes = self.classes(evt_type)
+        no offsets), its class (by family and type) is wanted (for any process, or for its
+        process's ``name`` as the process table has it and where it runs, ``host``; None: not
+        known, any), or it is a ``sendto`` or ``sendmsg`` naming a destination, or a receive
+        that returned an address (``addressed``), on a TCP socket."""
+        classes = dict(self.wanted).get(evt_type)
         if classes is None or family is None:
             return True
         mine = socket_classes(family, stype)
         if addressed and evt_type in ADDRESSED and TCP in mine:
             return True
-        return bool(mine & classes)
+        return bool(mine & classes) or any(
+            mine & more and procnames.allows(names, name)
+            and procnames.allows_place(places, host)
+            for (names, places), more in self.named_of(evt_type))
 
     def describe(self) -> str:
         if not self.wanted:
             return "every family"
-        return "; ".join(f"{t}: {', '.join(sorted(c)) or 'none'}" for t, c in self.wanted)
+        return "; ".join(f"{t}: {', '.join(sorted(c)) or 'none'}" + "".join(
+            f"; {', '.join(sorted(more))}{procnames.describe(*who)}"
+            for who, more in self.named_of(t)) for t, c in self.wanted)
 
     @staticmethod
     def union(prefilters: list[SocketPrefilter]) -> SocketPrefilter:
         """What any of ``prefilters`` wants."""
         out: dict[str, frozenset[str]] | None = None
+        named: dict[str, dict[Who, frozenset[str]]] = {}
         for pf in prefilters:
             mine = dict(pf.wanted)
             out = mine if out is None else \
                 {t: c | mine[t] for t, c in out.items() if t in mine}
-        return _make(out or {})
+            for t, terms in pf.named:
+                for who, more in terms:
+                    by = named.setdefault(t, {})
+                    by[who] = by.get(who, frozenset()) | more
+        return _make(out or {}, named)
 
 
-def _make(wanted: dict[str, frozenset[str]]) -> SocketPrefilter:
-    return SocketPrefilter(tuple(sorted((t, c) for t, c in wanted.items() if c != CLASSES)))
+def _make(wanted: dict[str, frozenset[str]],
+          named: dict[str, dict[Who, frozenset[str]]] | None = None) -> SocketPrefilter:
+    """Without the syscalls every class of which is wanted whatever the name, and the named
+    terms whose classes are wanted whatever the name."""
+    kept = {t: c for t, c in wanted.items() if c != CLASSES}
+    terms = {t: tuple(sorted(((n, more) for n, more in (named or {}).get(t, {}).items()
+                              if not more <= kept[t]), key=_order))
+             for t in kept}
+    return SocketPrefilter(tuple(sorted(kept.items())),
+                           tuple(sorted((t, n) for t, n in terms.items() if n)))
 
 
 def socket_prefilter(engine: Any) -> SocketPrefilter | None:
     """The prefilter of a :class:`~.engine.RuleEngine`'s active rules, or None (send all)."""
     state = _state_classes(engine)
     wanted: dict[str, frozenset[str]] = {}
+    named: dict[str, dict[Who, frozenset[str]]] = {}
     for t in SOCKET_SYSCALLS:
-        classes = _closed(_of_rules(engine, t, t))
+        classes, by_who = _of_rules_by_name(engine, t)
         if t in TEACHERS:
-            taught = state - {TCP} if state is not None and t in MESSAGES else state
+            taught = state - {TCP, UNIX} if state is not None and t in MESSAGES else state
             classes = _closed(_or(classes, taught))
         if classes is not None:
             wanted[t] = classes
-    pf = _make(wanted)
+            named[t] = by_who
+    pf = _make(wanted, named)
     if not pf.wanted:
         log.info("socket syscalls are not filtered at the source: rules can match any family")
         return None
     return pf
+
+
+def _order(term: tuple[Who, frozenset[str]]) -> tuple:
+    (names, places), more = term
+    return (names is not None, sorted(names or ()), places is not None, sorted(places or ()),
+            sorted(more))
+
+
+def _of_rules_by_name(engine: Any, evt_type: str
+                      ) -> tuple[Classes, dict[Who, frozenset[str]]]:
+    """The classes ``evt_type``'s rules can match whatever the process (None: all), and per
+    :data:`Who` the classes the rules that test the process's name or place can match."""
+    out: Classes = frozenset()
+    by_who: dict[Who, frozenset[str]] = {}
+    memo: dict[int, Classes] = {}
+    names_memo: dict[int, procnames.Names] = {}
+    places_memo: dict[int, procnames.Names] = {}
+    for _rule, node in engine.conditions_for(evt_type):
+        classes = _closed(_abstract(node, evt_type, memo))
+        who = (procnames.condition_names(node, names_memo),
+               procnames.condition_places(node, places_memo))
+        if who == (None, None):
+            out = _or(out, classes)
+            if out is None:
+                return None, {}
+        else:
+            by_who[who] = by_who.get(who, frozenset()) | (
+                CLASSES if classes is None else classes)
+    return _closed(out), by_who
 
 
 def _of_rules(engine: Any, evt_type: str | None, arg_type: str | None,
@@ -168,8 +257,17 @@ def _of_rules(engine: Any, evt_type: str | None, arg_type: str | None,
     out: Classes = frozenset()
     memo: dict[int, Classes] = {}
     for _rule, node in engine.conditions_for(evt_type):
-        if fd_readers_only and not _reads_fd_state(node):
-            continue
+        if fd_readers_only:
+            reads = _fd_reads(node)
+            if not reads:
+                continue
+            if reads <= OWN_FIELDS.get(evt_type or "", frozenset()):
+                # its event's own, but for a socket of NOT_READ's to an address not read,
+                # whose type the table shows as ipv4 when it does not know the socket
+                own = _abstract(node, arg_type, memo)
+                if own is None or own & (IP | NOT_READ):
+                    out = _or(out, NOT_READ)
+                continue
         out = _or(out, _abstract(node, arg_type, memo))
         if out is None:
             return None
@@ -190,12 +288,10 @@ def _state_classes(engine: Any) -> Classes:
     return out
 
 
-def _reads_fd_state(node: RNode) -> bool:
-    for check in iter_checks(node):
-        for f in (check.field, check.rhs):
-            if f is not None and any(n.startswith("fd.") and n != "fd.num" for n in f.reads):
-                return True
-    return False
+def _fd_reads(node: RNode) -> set[str]:
+    """The ``fd.*`` fields a condition reads, but ``fd.num`` (the event's own argument)."""
+    return {d.name for check in iter_checks(node) for f in (check.field, check.rhs)
+            if f is not None for d in f.reads if d.name.startswith("fd.") and d.name != "fd.num"}
 
 
 def _or(a: Classes, b: Classes) -> Classes:
@@ -210,83 +306,62 @@ def _closed(c: Classes) -> Classes:
 
 
 def _abstract(node: RNode, evt_type: str | None, memo: dict[int, Classes]) -> Classes:
-    if isinstance(node, RCheck):
-        return _check(node, evt_type)
-    if isinstance(node, RMacro):
-        key = id(node)
-        if key not in memo:
-            memo[key] = _abstract(node.child, evt_type, memo)
-        return memo[key]
-    if isinstance(node, ast.Const):
-        return None if node.value else frozenset()
-    if isinstance(node, ast.Or):
-        out: Classes = frozenset()
-        for c in node.children:
-            out = _or(out, _abstract(c, evt_type, memo))
-            if out is None:
-                return None
-        return out
-    if isinstance(node, ast.And):
-        acc: Classes = None
-        for c in node.children:
-            cc = _abstract(c, evt_type, memo)
-            if cc is not None:
-                acc = cc if acc is None else acc & cc
-        return acc
-    return None                             # a negation: may hold for any family
+    return procnames.sets_of(node, lambda c: _check(c, evt_type), memo)
 
 
 def _check(c: RCheck, evt_type: str | None) -> Classes:
     """One comparison as the classes it may hold for; None when it says nothing of them."""
-    f, op, const = c.field, c.op, c.const
+    f = c.field
+    said = says(c.op, c.const) if c.rhs is None else NOTHING_SAID
     if f.key == "evt.arg.domain" and evt_type == "socket" and c.rhs is None:
-        return _domains(op, const)
+        return _domains(said)
     if f.key != f.name or (c.rhs is not None and c.rhs.key != c.rhs.name):
         return None                          # a transformer, an argument: not understood
     if f.name == "fd.l4proto" and c.rhs is None:
-        if op == "!=" and const == "tcp":
+        if said.excludes is not None and "tcp" in said.excludes:
             return frozenset({NOT_TCP})
-        return _named(op, const, _L4PROTOS) if op in ("=", "in") else IP
-    ip_only = f.name in IP_ONLY_FIELDS or (c.rhs is not None and c.rhs.name in IP_ONLY_FIELDS)
-    if ip_only:
+        return _named(said, _L4PROTOS) if said.equals is not None else IP
+    if _ip_only(f) or (c.rhs is not None and _ip_only(c.rhs)):
         return IP                            # no value, every comparison false, elsewhere
     if c.rhs is not None:
         return None
     if f.name == "fd.typechar":
-        return _named(op, const, _TYPECHARS)
+        return _named(said, _TYPECHARS)
     if f.name == "fd.type":
-        return _named(op, const, _TYPES)
+        return _named(said, _TYPES)
     if f.name == "fd.sockfamily":
-        return _named(op, const, _SOCKFAMILIES)
+        return _named(said, _SOCKFAMILIES)
     return None
 
 
-def _named(op: str, const: Any, table: dict[str, set[str] | frozenset[str]]) -> Classes:
-    """``= X`` or ``in (X, Y)`` as classes: those of the names ``table`` knows (a name it does
-    not know is no socket's)."""
-    if op == "=" and isinstance(const, str):
-        names = [const]
-    elif op == "in" and isinstance(const, frozenset):
-        names = list(const)
-    else:
+def _ip_only(f: Any) -> bool:
+    """Whether a bound field is one declared ``ip_only`` (a value only on an IP socket)."""
+    return len(f.reads) == 1 and f.reads[0].name == f.name and f.reads[0].ip_only
+
+
+def _named(said: Says, table: dict[str, set[str] | frozenset[str]]) -> Classes:
+    """A comparison that says the value is one of some names (``= X``, ``in (X, Y)``) as
+    classes: those of the names ``table`` knows (a name it does not know is no socket's)."""
+    if said.equals is None:
         return None
-    return frozenset(c for n in map(str, names) if n in table for c in table[n])
+    return frozenset(c for n in map(str, said.equals) if n in table for c in table[n])
 
 
-def _domains(op: str, const: Any) -> Classes:
+def _domains(said: Says) -> Classes:
     """A test of ``socket``'s ``evt.arg.domain`` (rendered as its ``AF_*`` name, or as its
-    number when the name is not known) as the classes of the families it can hold for."""
-    if op in ("=", "contains") and isinstance(const, str):
-        consts = [const]
-    elif op == "in" and isinstance(const, frozenset):
-        consts = [str(x) for x in const]
+    number when the name is not known) as the classes of the families it can hold for: one
+    that says the name is one of some (``=``, ``in``) or contains one of some (``contains``)."""
+    if said.equals is not None:
+        consts, within = [str(x) for x in said.equals], False
+    elif said.substrings is not None:
+        consts, within = list(said.substrings), True
     else:
         return None
     out = set()
     for k in consts:
         for n, name in SOCKET_FAMILIES.items():
-            if k in name if op == "contains" else k == name:
+            if k in name if within else k == name:
                 out |= socket_classes(n)
-        if k.isdigit() and (op == "contains" or int(k) not in SOCKET_FAMILIES):
+        if k.isdigit() and (within or int(k) not in SOCKET_FAMILIES):
             out.add(OTHER)                   # a number without a name, rendered as digits
     return frozenset(out)

@@ -63,6 +63,8 @@ class RulesFilter(Filter):
         if self.metrics is not None:
             engine.on_error = lambda: self.metrics.inc("rules.eval_errors")
         self._files = rules_files(config)   # loaded: -L with json_output, --support read them
+        self._output = OutputOptions.from_config(config)
+        self._plugins = provided_plugins(config)
         for w in engine.warnings:   # as Falco does at start-up; `-V` shows them in full
             log.warning("rules: %s", str(w).split("\n")[0])
         active = engine.active_rules()
@@ -101,7 +103,7 @@ class RulesFilter(Filter):
         return [(r.name, r.desc) for r in self.engine.rules()]
 
     def describe_json(self, rule: str | None = None) -> dict[str, Any]:
-        return describe(self._files, self.fields, rule)
+        return describe(self._files, self.fields, rule, self._output, self._plugins)
 
     def rules_files(self) -> list[str]:
         return expand_paths(self._files)

@@ -295,6 +295,23 @@ def test_kernel_facts_round_trip_and_an_older_capture_reads():
             record_to_event(rec)
 
 
+def test_an_open_s_realpath_and_identity_are_replayed_as_captured():
+    """fd.realpath and fd.devino come back from a capture as the kernel had them: a replay
+    never walks or stats the replaying machine's files."""
+    from syswarden.testing import read_field
+    ev = Event("openat", ts=1, tid=5, pid=5, res=3, args={"fd": 3, "name": "/tmp/x"})
+    ev.kernel = KernelFacts(realpath="/etc/shadow")
+    ev.fd = FdInfo(3, "file", "/tmp/x")
+    ev.fd.realpath, ev.fd.dev, ev.fd.ino = "/etc/shadow", os.makedev(254, 3), 4242
+    rec = json.loads(json.dumps(event_to_record(ev)))
+    assert schema_errors(rec, SCHEMA) == []
+    back = record_to_event(rec, 1, Decoder(short_form=False))
+    assert back.kernel == ev.kernel and back.fd.realpath == "/etc/shadow"
+    assert read_field("fd.realpath", back) == "/etc/shadow"
+    assert read_field("fd.devino", back) == "254:3:4242"
+    assert read_field("fd.name", back) == "/tmp/x"
+
+
 def test_written_lines_match_the_schema(tmp_path):
     path = tmp_path / "cap.jsonl"
     with CaptureWriter(path) as w:

@@ -161,11 +161,85 @@ def test_list_rules_as_json_with_json_output(tmp_path):
     assert 'not (proc.pname in ("sshd"))' in shell["details"]["condition_compiled"]
     assert other["info"]["priority"] == "Informational"
     assert doc["macros"] == [{"info": {"name": "spawned", "condition": "evt.type = execve"},
-                              "details": {"used": True}}]
-    assert doc["lists"] == [{"info": {"name": "shells", "items": ["bash", "sh"]}}]
+                              "details": {"used": True, "macros": [], "lists": [],
+                                          "condition_operators": ["="],
+                                          "condition_fields": ["evt.type"],
+                                          "events": ["execve"],
+                                          "condition_compiled": "evt.type = execve",
+                                          "plugins": []}}]
+    assert doc["lists"] == [{"info": {"name": "shells", "items": ["bash", "sh"]},
+                             "details": {"used": True, "lists": [],
+                                         "items_compiled": ["bash", "sh"], "plugins": []}}]
+    assert doc["required_engine_version"] == "0.0.0" and doc["required_plugin_versions"] == []
     one = json.loads(run("-r", rules_file(tmp_path), "-l", "Other",
                          "-o", "json_output=true").stdout)
     assert [r["info"]["name"] for r in one["rules"]] == ["Other"] and "macros" not in one
+
+
+DETAILED = textwrap.dedent("""\
+    - required_engine_version: 0.26.0
+    - required_plugin_versions:
+      - name: container
+        version: 0.2.0
+        alternatives: [{name: other, version: 1.0.0}]
+    - list: shells
+      items: [bash, sh]
+    - list: all_shells
+      items: [shells, zsh]
+    - macro: spawned
+      condition: evt.type = execve and proc.pname exists
+    - macro: in_container
+      condition: container.id != host
+    - rule: Shell spawned
+      desc: a shell
+      condition: spawned and proc.name in (all_shells) and in_container
+      output: shell (proc=%proc.name parent=%proc.aname[1])
+      priority: WARNING
+      exceptions:
+        - {name: known_parents, fields: proc.pname, values: [sshd]}
+        - name: pairs
+          fields: [proc.name, fd.name]
+          comps: [=, startswith]
+          values: [[bash, /tmp]]
+    """)
+
+
+def test_list_rules_as_json_has_falcos_details(tmp_path):
+    rules = tmp_path / "detailed.yaml"
+    rules.write_text(DETAILED)
+    out = run("-r", str(rules), "-L", "-o", "json_output=true",
+              "-o", "append_output[0].extra_fields=[proc.pid, {who: 'u=%user.name'}]")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["required_engine_version"] == "0.26.0"
+    assert doc["required_plugin_versions"] == [{"name": "container", "version": "0.2.0",
+                                                "alternatives": [{"name": "other",
+                                                                  "version": "1.0.0"}]}]
+    details = doc["rules"][0]["details"]
+    assert details["macros"] == ["in_container", "spawned"]      # as written: not expanded
+    assert details["lists"] == ["all_shells"]
+    # macros expanded, exceptions in
+    assert details["condition_fields"] == ["container.id", "evt.type", "fd.name", "proc.name",
+                                           "proc.pname"]
+    assert details["condition_operators"] == ["!=", "=", "exists", "in", "startswith"]
+    assert details["extra_output_formatted_fields"] == {"who": "u=%user.name"}
+    assert details["output_fields"] == ["proc.pid", "who", "proc.name", "proc.aname[1]"]
+    assert details["exception_fields"] == ["fd.name", "proc.name", "proc.pname"]
+    assert details["exception_names"] == ["known_parents", "pairs"]
+    assert details["exception_operators"] == ["=", "in", "startswith"]
+    assert details["plugins"] == ["container"]                   # container.id, via a macro
+    macros = {m["info"]["name"]: m["details"] for m in doc["macros"]}
+    assert macros["spawned"]["condition_fields"] == ["evt.type", "proc.pname"]
+    assert macros["spawned"]["events"] == ["execve"] and macros["in_container"]["plugins"] == []
+    lists = {ld["info"]["name"]: ld for ld in doc["lists"]}
+    assert lists["all_shells"]["info"]["items"] == ["zsh"]
+    assert lists["all_shells"]["details"] == {"used": True, "lists": ["shells"],
+                                              "items_compiled": ["bash", "sh", "zsh"],
+                                              "plugins": []}
+    one = json.loads(run("-r", str(rules), "-l", "Shell spawned",
+                         "-o", "json_output=true").stdout)
+    assert one["rules"][0]["details"]["condition_fields"] == details["condition_fields"]
+    assert "required_engine_version" not in one
 
 
 # -- fields and events -------------------------------------------------------------------------
@@ -176,6 +250,16 @@ def test_list_fields_of_a_source_names_only():
     names = out.stdout.split()
     assert "proc.name" in names and "container.id" in names and "evt.type" in names
     assert all(" " not in line for line in out.stdout.splitlines())
+
+
+def test_verbose_list_says_each_fields_type_and_argument_as_falco():
+    plain, verbose = run("--list", "syscall").stdout, run("--list", "syscall", "-v").stdout
+    line = next(x for x in verbose.splitlines() if x.startswith("proc.name "))
+    assert "(Type: CHARBUF) The process name" in line
+    assert re.search(r"^fd\.sip +ipaddr +\(Type: IPADDR\) ", verbose, re.M)
+    assert re.search(r"^proc\.aname\[index\] .*\(Type: CHARBUF\) \(Argument: INDEX, optional\) ",
+                     verbose, re.M)
+    assert "(Type: " not in plain and len(plain.splitlines()) == len(verbose.splitlines())
 
 
 def test_list_fields_of_a_source_syswarden_does_not_have():

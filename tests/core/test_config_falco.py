@@ -319,6 +319,31 @@ def test_suggested_output_appends_the_container_fields_as_falco_does(tmp_path):
         assert name in alert.output_fields
 
 
+def test_container_info_is_dropped_where_the_container_fields_are_suggested(tmp_path):
+    rules = write(tmp_path, "info.yaml", "- rule: Info\n  desc: d\n  condition: evt.type = "
+                  "openat\n  output: opened (%container.info) by %proc.name\n"
+                  "  priority: WARNING\n")
+    fields = make_plugin_manager({}).fields()
+
+    def engine(config_text: str) -> RuleEngine:
+        config = load(write(tmp_path, "falco.yaml", f"rules_files: [{rules}]\n{config_text}"))
+        return RuleEngine.load(rules_paths(config), fields,
+                               output=OutputOptions.from_config(config))
+    event = make_event("openat", name="/etc/shadow", container="abcdef123456")
+    falco_044 = engine("append_output:\n  - suggested_output: true\n")
+    alert, = falco_044.check(event)      # Falco 0.41+: the text goes, the suggested fields say it
+    assert alert.output.startswith("opened () by cat container_id=abcdef123456 ")
+    assert "%container.info" not in alert.output and "(id=" not in alert.output
+    warned = [w for w in falco_044.warnings if "%container.info is deprecated" in w.message]
+    assert len(warned) == 1 and warned[0].location.file == rules
+    older, = engine("").check(event)     # no suggested fields: older Falco's rendering
+    assert older.output == "opened (web (id=abcdef123456)) by cat"
+    elsewhere = engine("append_output:\n  - match: {source: k8s_audit}\n"
+                       "    suggested_output: true\n")
+    assert elsewhere.check(event)[0].output == older.output and not [
+        w for w in elsewhere.warnings if "%container.info" in w.message]
+
+
 def test_an_override_of_append_output_takes_effect(tmp_path):
     engine = engine_of(tmp_path, "append_output:\n  - suggested_output: true\n",
                        "append_output[0].match.source=k8s_audit")
@@ -446,11 +471,88 @@ def test_base_syscalls_add_to_and_remove_from_the_followed_syscalls(tmp_path):
                        builtins=["rules"])
     assert plain.event_types() == {"connect", "openat"}
     custom = make_agent(tmp_path, ListSource([]), config={"rules_files": [rules], "base_syscalls": {
-        "custom_set": ["ptrace", "!connect"], "repair": True}}, builtins=["rules"])
+        "custom_set": ["ptrace", "!connect"]}}, builtins=["rules"])
     assert custom.event_types() == {"openat", "ptrace"}
     every = make_agent(tmp_path, ListSource([]), config={
         "rules_files": [rules], "base_syscalls": {"all": True}}, builtins=["rules"])
     assert every.event_types() is None
+
+
+STATE = {"clone", "clone3", "fork", "vfork", "execve", "execveat", "fchdir", "chdir", "chroot",
+         "capset", "setgid", "setpgid", "setresgid", "setresuid", "setsid", "setuid", "prctl",
+         "procexit"}
+
+
+def test_base_syscalls_repair_adds_what_the_state_needs_given_the_rules(tmp_path):
+    rules = write(tmp_path, "rules.yaml", RULES)      # connect and openat
+
+    def followed(base: dict) -> set[str] | None:
+        return make_agent(tmp_path, ListSource([]), config={
+            "rules_files": [rules], "base_syscalls": base}, builtins=["rules"]).event_types()
+    # connect (network): socket, getsockopt and close; openat (a file): close
+    assert followed({"repair": True}) == {"connect", "openat", "socket", "getsockopt",
+                                          "close"} | STATE
+    # custom_set given: repaired after its removals, as Falco does (connect gone, so no
+    # socket/getsockopt; listen brings bind)
+    assert followed({"custom_set": ["listen", "!connect"], "repair": True}) == \
+        {"openat", "listen", "socket", "getsockopt", "bind", "close"} | STATE
+    assert followed({"custom_set": ["!connect"], "repair": False}) == {"openat"}
+    assert followed({"custom_set": ["!close"], "repair": True}) == \
+        {"connect", "openat", "socket", "getsockopt", "close"} | STATE   # repaired back
+
+
+def test_falco_libs_thread_table_size_bounds_the_process_table(tmp_path, caplog):
+    from syswarden.core.event import ForkFacts, Process
+    from syswarden.testing import Event
+
+    def table(config: dict):
+        agent = make_agent(tmp_path, ListSource([]), builtins=["process"], config={
+            "process": {"snapshot": False, "max_entries": 64}, **config})
+        return agent, agent.enrichers[0].table
+    assert table({})[1].max_entries == 64
+    agent, t = table({"falco_libs": {"thread_table_size": 16}})
+    assert t.max_entries == 16                         # Falco's key wins over process.*
+    for pid in range(1000, 1016):
+        t.procs[pid] = Process(pid)
+    fork = Event("clone", ts=1, tid=1000, pid=1000, res=2000)
+    fork.kernel = ForkFacts(child_tid=2000)
+    with caplog.at_level(logging.WARNING, logger="syswarden.process"):
+        t.on_fork(fork)                                # the 17th: the oldest goes, counted
+    assert len(t.procs) == 16 and 2000 in t.procs and 1000 not in t.procs
+    assert agent.metrics.get("drops.process.evicted") == 1
+    assert "process table full (16 processes" in caplog.text
+
+
+@pytest.mark.parametrize("text, line, message", [
+    ("falco_libs:\n  thread_table_size: 4\n", 2,
+     "falco_libs.thread_table_size must be between 16 and 10000000"),  # process.max_entries'
+    ("falco_libs:\n  snaplen: lots\n", 2, "falco_libs.snaplen must be an integer"),
+    ("falco_libs:\n  thread_table_sise: 100\n", 2, "did you mean thread_table_size?"),
+])
+def test_bad_falco_libs_values_are_located(tmp_path, text, line, message):
+    with pytest.raises(ConfigError) as err:
+        load(write(tmp_path, "falco.yaml", text))
+    assert err.value.location.line == line and message in str(err.value)
+
+
+EBPF_SNAPLEN = make_plugin_manager().schemas()["ebpf"].keys.get("snaplen")
+
+
+@pytest.mark.skipif(EBPF_SNAPLEN is None, reason="the eBPF source keeps no I/O buffer here "
+                    "(ebpf.snaplen comes with the receive data of the fields3 branch)")
+def test_falco_libs_snaplen_sets_the_bytes_the_ebpf_source_keeps(tmp_path):
+    from syswarden.plugins.sources.ebpf.program import render_program
+    schemas = make_plugin_manager().schemas()
+    path = write(tmp_path, "falco.yaml", "falco_libs:\n  snaplen: 200\n")
+    config = load_config(path, (), schemas)
+    assert config["ebpf"]["snaplen"] == 200
+    assert "#define SNAPLEN 200 " in render_program(["recvfrom"], config["ebpf"])
+    too_big = EBPF_SNAPLEN.max + 1
+    write(tmp_path, "falco.yaml", f"ebpf:\n  snaplen: 100\nfalco_libs:\n  snaplen: {too_big}\n")
+    with pytest.raises(ConfigError) as err:        # never cut silently below what was asked
+        load_config(path, (), schemas)
+    assert err.value.location.line == 4
+    assert f"falco_libs.snaplen must be between 0 and {EBPF_SNAPLEN.max}" in str(err.value)
 
 
 def test_engine_kind_replay_replays_its_capture_file(tmp_path):
@@ -474,14 +576,21 @@ plugins:
   - name: container
     library_path: libcontainer.so
     init_config:
-      label_max_len: 100
+      label_max_len: 40
+      with_size: true
+      hooks: [create]
+      log_level: info
       engines:
         docker: {enabled: true, sockets: [/run/other/docker.sock]}
 """)
     config = load(path)
     assert config["container"]["enabled"] is True
     assert config["container"]["engines"]["docker"]["sockets"] == ["/run/other/docker.sock"]
-    assert "label_max_len have no meaning" in caplog.text
+    # the keys the container section declares are taken; the others are named in a warning
+    assert config["container"]["label_max_len"] == 40
+    assert config["container"]["with_size"] is True
+    assert config["container"]["hooks"] == ["create"]
+    assert "container plugin: log_level have no meaning" in caplog.text
     assert config["_falco_plugins"] == []
 
 

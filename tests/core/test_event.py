@@ -5,7 +5,17 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
-from syswarden.core.event import FACTS_CLASSES, Container, FdInfo, Mount, Process, declared, state
+from syswarden.core.event import (
+    FACTS_CLASSES,
+    Container,
+    Event,
+    FdInfo,
+    KernelFacts,
+    Mount,
+    Process,
+    declared,
+    state,
+)
 
 #: A value unlike any default, by declared type.
 SAMPLES = {
@@ -14,6 +24,8 @@ SAMPLES = {
     "FdType": "ipv6", "dict[int, FdInfo]": {3: FdInfo(3)}, "Process | None": Process(1),
     "Container | None": Container("0123456789ab"), "list[Mount]": [Mount("/a", "/b")],
     "dict[str, str]": {"k": "v"}, "SockAddr | None": ("unix", "/run/x", 0),
+    "UInt": 9, "EventType": "openat", "Args": {"fd": 3}, "FdInfo | None": FdInfo(4),
+    "KernelFacts | None": KernelFacts(5),
 }
 
 
@@ -26,7 +38,7 @@ def _unusual(cls: type, *args) -> object:
     return obj
 
 
-@pytest.mark.parametrize("cls", [Process, FdInfo, Container, Mount, *FACTS_CLASSES])
+@pytest.mark.parametrize("cls", [Event, Process, FdInfo, Container, Mount, *FACTS_CLASSES])
 def test_every_attribute_is_declared_with_a_doc_line(cls):
     attrs = declared(cls)
     assert set(cls.__slots__) <= {a.name for a in attrs}      # a subclass: its own slots
@@ -81,3 +93,22 @@ def test_an_attribute_without_a_declaration_is_refused():
 
     with pytest.raises(TypeError, match="Half.b is not declared with state"):
         declared(Half)
+
+
+def test_the_event_constructor_is_its_declarations():
+    """Event's constructor is generated from its declarations: the attributes with a position
+    are its arguments in that order, the rest start at their defaults, each event with its
+    own arguments dict."""
+    positional = sorted((a for a in declared(Event) if a.position is not None),
+                        key=lambda a: a.position)
+    assert [a.name for a in positional] == ["type", "ts", "tid", "pid", "res", "args", "num"]
+    e = Event("openat", 1, 2, 3, 4, {"fd": 3}, 5)
+    assert [getattr(e, a.name) for a in positional] == ["openat", 1, 2, 3, 4, {"fd": 3}, 5]
+    for a in declared(Event):
+        if a.position is None:
+            assert getattr(e, a.name) == a.default, a.name
+    a, b = Event("close"), Event("close", args=None)
+    assert a.args == {} and b.args == {} and a.args is not b.args
+    assert Event("x", pid=7).pid == 7 and Event("x").source == "syscall"
+    with pytest.raises(TypeError):
+        Event()                                 # the type has no default

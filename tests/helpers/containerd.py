@@ -9,6 +9,7 @@ removes the directory.  ``restart()`` stops and starts the daemon on the same st
 
 from __future__ import annotations
 
+import os
 import pathlib
 import shutil
 import subprocess
@@ -72,18 +73,28 @@ def build_images() -> None:
     _build(APP_IMAGE, ["sleep", "3600"])
 
 
+#: Debian 13's containerd (1.7: its CRI serves GetContainerEvents), unpacked by
+#: scripts/setup.sh beside Debian 12's (1.6: it does not)
+NEXT_BIN = pathlib.Path("/opt/syswarden-test/containerd-next/usr/bin")
+
+
 class Containerd(RuntimeDaemon):
     name = "containerd"
 
-    def __init__(self) -> None:
+    def __init__(self, bin_dir: pathlib.Path | None = None) -> None:
         directory = pathlib.Path(tempfile.mkdtemp(prefix="sw-ctd-"))
         super().__init__(directory, str(directory / "ctd.sock"))
         (self.dir / "cni" / "bin").mkdir(parents=True)
         (self.dir / "cni" / "conf").mkdir(parents=True)
         (self.dir / "config.toml").write_text(CONFIG.format(d=self.dir, pause=PAUSE_IMAGE))
+        self.bin = ""
+        if bin_dir is not None:
+            # its own ctr, and its own shims first on the daemon's PATH
+            self.bin = f"{bin_dir}/"
+            self.env = {**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"}
 
     def command(self) -> list[str]:
-        return ["containerd", "--config", str(self.dir / "config.toml")]
+        return [f"{self.bin}containerd", "--config", str(self.dir / "config.toml")]
 
     def answers(self) -> bool:
         return self.ctr("version", check=False).returncode == 0
@@ -119,7 +130,7 @@ class Containerd(RuntimeDaemon):
 
     def ctr(self, *args: str, check: bool = True, namespace: str = NAMESPACE,
             timeout: float = 120) -> subprocess.CompletedProcess:
-        return subprocess.run(["ctr", "-a", self.socket, "-n", namespace, *args],
+        return subprocess.run([f"{self.bin}ctr", "-a", self.socket, "-n", namespace, *args],
                               capture_output=True, text=True, check=check, timeout=timeout)
 
     def import_image(self, ref: str) -> None:
@@ -274,14 +285,10 @@ class Kubelet:
 # -- fixtures ---------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def containerd(dockerd: None) -> Iterator[Containerd]:
-    """One standalone containerd per test module, its images imported (built with the local
-    Docker: no registry)."""
-    if shutil.which("containerd") is None:
-        pytest.skip("containerd is not installed (scripts/setup.sh)")
+def _started(daemon: Containerd) -> Iterator[Containerd]:
+    """``daemon`` started, its images imported (built with the local Docker: no registry),
+    stopped and removed afterwards."""
     build_images()
-    daemon = Containerd()
     try:
         daemon.start()
         daemon.import_image(PAUSE_IMAGE)
@@ -289,6 +296,23 @@ def containerd(dockerd: None) -> Iterator[Containerd]:
         yield daemon
     finally:
         daemon.stop()
+
+
+@pytest.fixture(scope="module")
+def containerd(dockerd: None) -> Iterator[Containerd]:
+    """One standalone containerd (Debian's) per test module."""
+    if shutil.which("containerd") is None:
+        pytest.skip("containerd is not installed (scripts/setup.sh)")
+    yield from _started(Containerd())
+
+
+@pytest.fixture(scope="module")
+def containerd_next(dockerd: None) -> Iterator[Containerd]:
+    """One standalone containerd 1.7 (Debian 13's, unpacked by scripts/setup.sh) per module:
+    its CRI serves the container event stream."""
+    if not (NEXT_BIN / "containerd").exists():
+        pytest.skip(f"no containerd 1.7 in {NEXT_BIN} (scripts/setup.sh)")
+    yield from _started(Containerd(NEXT_BIN))
 
 
 @pytest.fixture(scope="module")

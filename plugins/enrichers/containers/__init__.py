@@ -14,6 +14,9 @@ Config (the ``container`` section; ``engines`` is Falco's container plugin ``eng
       api_timeout: 2.0        # seconds per engine API request
       reconnect_max: 30.0     # backoff ceiling, seconds, while an engine is away
       forget_after: 60.0      # seconds a removed container stays known
+      label_max_len: 100      # Falco's: a label whose value is longer is dropped
+      with_size: false        # Falco's: ask each container's size (slow)
+      hooks: [create, start]  # Falco's: the runtime events that start a lookup
       engines:
         docker: {enabled: true, sockets: []}      # []: the usual paths, off when none exists
         podman: {enabled: true, sockets: []}
@@ -29,7 +32,8 @@ from typing import Any
 from syswarden.core.config import MAX_SECONDS, Key, Section
 from syswarden.core.hookspecs import hookimpl
 
-from .engine import ENGINE_NAMES, ContainerEngine, engine_class, present_sockets
+from .engine import (ENGINE_NAMES, HOOKS, LABEL_MAX_LEN, ContainerEngine, EngineOptions,
+                     engine_class, present_sockets)
 from .fields import FIELDS
 
 SECTION = "container"
@@ -73,10 +77,44 @@ def syswarden_config_schema() -> dict[str, Section]:
         "forget_after": Key(float, 60.0, "seconds a removed container's metadata is kept for "
                             "the late events of its processes", min=0,
                             max=MAX_SECONDS),
+        "label_max_len": Key(int, LABEL_MAX_LEN, "Falco's container plugin label_max_len: a "
+                             "container or pod label whose value is longer (bytes) is dropped",
+                             min=0),
+        "with_size": Key(bool, False, "Falco's container plugin with_size: ask each "
+                         "container's size (slow; no field reads it, captures keep it)"),
+        "hooks": Key(list, list(HOOKS), "Falco's container plugin hooks: the runtime events "
+                     "that start a lookup (create, start; Falco's default is [create]); "
+                     "without them a container is looked up when an event first carries it",
+                     items=str, check=_hooks_problem),
         "engines": Key(_engines_schema(), doc="the container engines (Falco's container plugin "
                        "engines)"),
     }, doc="container metadata from Docker, podman, containerd and the CRI (Falco's container "
            "plugin)")}
+
+
+def _hooks_problem(hooks: Any) -> str | None:
+    bad = [h for h in hooks if h not in HOOKS] if isinstance(hooks, list) else hooks
+    return f"{bad!r}: the hooks are {', '.join(HOOKS)}" if bad else None
+
+
+@hookimpl
+def syswarden_validate_config(config: dict[str, Any]) -> list[str] | None:
+    """The Falco container plugin's ``init_config`` keys, taken into this section as they
+    are: checked here as the schema checks this section's own."""
+    section = config.get(SECTION) or {}
+    errors = []
+
+    def wrong(key: str, problem: str) -> None:
+        errors.append(f"{SECTION}.{key} (the container plugin's init_config.{key}): {problem}")
+    most = section.get("label_max_len", LABEL_MAX_LEN)
+    if isinstance(most, bool) or not isinstance(most, int) or most < 0:
+        wrong("label_max_len", f"{most!r} is not a length (an integer, 0 or more)")
+    if not isinstance(section.get("with_size", False), bool):
+        wrong("with_size", f"{section['with_size']!r} is not true or false")
+    problem = _hooks_problem(section.get("hooks", list(HOOKS)))
+    if problem:
+        wrong("hooks", problem)
+    return errors or None
 
 
 @hookimpl
@@ -84,10 +122,18 @@ def syswarden_fields():
     return FIELDS
 
 
+def engine_options(section: dict[str, Any]) -> EngineOptions:
+    """What every engine honours: Falco's ``label_max_len``, ``with_size``, ``hooks``."""
+    return EngineOptions(label_max_len=int(section.get("label_max_len", LABEL_MAX_LEN)),
+                         with_size=bool(section.get("with_size", False)),
+                         hooks=frozenset(section.get("hooks", HOOKS)))
+
+
 def make_engines(section: dict[str, Any], timeout: float) -> list[ContainerEngine]:
     """The engines the config enables: one per configured socket (a missing one is retried,
     with one warning), or one per usual socket that exists now (none: the engine is off, with
     one log line)."""
+    options = engine_options(section)
     chosen: list[tuple[type[ContainerEngine], list[str]]] = []
     conf = section.get("engines") or {}
     for name in ENGINE_NAMES:
@@ -113,9 +159,10 @@ def make_engines(section: dict[str, Any], timeout: float) -> list[ContainerEngin
     for cls, sockets in chosen:
         for socket in sockets:
             if cls.name == "containerd":
-                engines.append(cls(socket, timeout, cri_managed=socket not in cri))
+                engines.append(cls(socket, timeout, cri_managed=socket not in cri,
+                                   options=options))
             else:
-                engines.append(cls(socket, timeout))
+                engines.append(cls(socket, timeout, options=options))
     return engines
 
 

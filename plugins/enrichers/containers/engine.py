@@ -11,6 +11,11 @@ one warning, the counters.  An engine only speaks its runtime's API:
 - :meth:`ContainerEngine.events` to learn of new and removed containers (the default has no
   stream: lookups then start when an event first carries the container).
 
+What every engine honours the same way is its :class:`EngineOptions` (Falco's container plugin
+``label_max_len``, ``with_size`` and ``hooks``): :func:`~.metadata.short_labels` drops the
+long labels, ``with_size`` asks the runtime for the container's size, ``hooks`` says which
+of the runtime's events (a container created, started) start a lookup.
+
 Every failure to reach the runtime is raised as :class:`EngineUnavailable`, the one thing the
 enricher catches.  The built-in engines are listed in :data:`ENGINES`, each ``(name, module,
 class)``; ``types`` says which ``container.type`` values (from the cgroup layout) an engine
@@ -43,6 +48,29 @@ class EngineEvent:
     action: str  # "refresh" | "destroy"
 
 
+#: Falco's container plugin ``hooks``: the runtime events that may start a lookup
+HOOKS = ("create", "start")
+#: Falco's container plugin ``label_max_len`` default
+LABEL_MAX_LEN = 100
+
+
+@dataclass(frozen=True, slots=True)
+class EngineOptions:
+    """What Falco's container plugin says of every engine: a label whose value is longer than
+    ``label_max_len`` bytes is dropped (not cut); ``with_size`` asks the runtime for the
+    container's size (slow); ``hooks`` are the runtime events (``create``, ``start``) whose
+    news starts a lookup: without ``create`` a container is looked up when started (or when
+    an event first carries it), without either when an event first carries it."""
+
+    label_max_len: int = LABEL_MAX_LEN
+    with_size: bool = False
+    hooks: frozenset[str] = frozenset(HOOKS)
+
+
+#: the options of an engine made without any
+DEFAULT_OPTIONS = EngineOptions()
+
+
 class ContainerEngine(abc.ABC):
     """One runtime's API on one socket.  ``timeout`` bounds every request (not the stream)."""
 
@@ -55,9 +83,15 @@ class ContainerEngine(abc.ABC):
     #: seconds between two pings of a runtime that has no event stream
     heartbeat: float = 2.0
 
-    def __init__(self, socket: str, timeout: float = 2.0) -> None:
+    def __init__(self, socket: str, timeout: float = 2.0,
+                 options: EngineOptions = DEFAULT_OPTIONS) -> None:
         self.socket = socket
         self.timeout = timeout
+        self.options = options
+
+    def hooked(self, hook: str) -> bool:
+        """Whether the runtime's ``hook`` event (``create``, ``start``) starts a lookup."""
+        return hook in self.options.hooks
 
     @abc.abstractmethod
     async def ping(self) -> str:

@@ -6,13 +6,17 @@ the kubelet's labels.
   ``image.tag`` are split from it (the registry host stays in the repository, the tag defaults
   to ``latest``, a digest goes to ``image.digest``); ``image.id`` is the image's id without the
   ``sha256:`` prefix.
-- ``start_ts`` is in ns since the epoch (None before the container started).
+- ``start_ts`` is in ns since the epoch (None before the container started); where it is
+  the start of the container's first process (:func:`process_start_ns`), it is what Falco
+  reads (``proc.pidns_init_start_ts``, the start of the pid namespace's init).
 """
 
 from __future__ import annotations
 
 import calendar
+import os
 import re
+from typing import Any, Mapping
 
 _TS = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$")
 
@@ -36,6 +40,22 @@ def parse_timestamp(text: str | None) -> int | None:
     return secs * 1_000_000_000 + int(frac)
 
 
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def process_start_ns(pid: int, proc_root: str = "/proc") -> int | None:
+    """When process ``pid`` started, in ns since the epoch, as ``/proc`` tells it (the boot
+    time plus the start in clock ticks, as the process table reads it); None when it is gone."""
+    try:
+        with open(f"{proc_root}/stat") as f:
+            btime = next(int(line.split()[1]) for line in f if line.startswith("btime "))
+        with open(f"{proc_root}/{pid}/stat") as f:
+            ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, StopIteration, IndexError, ValueError):
+        return None
+    return btime * 1_000_000_000 + ticks * 1_000_000_000 // _CLK_TCK
+
+
 def split_image(image: str) -> tuple[str, str, str]:
     """``[host[:port]/]path[:tag][@digest]`` -> (repository, tag, digest); tag may be ""."""
     digest = ""
@@ -49,8 +69,10 @@ def split_image(image: str) -> tuple[str, str, str]:
     return image, tag, digest
 
 
-def _strip_algo(value: str) -> str:
-    return value.split(":", 1)[1] if value.startswith("sha256:") else value
+def short_labels(labels: Mapping[str, Any], most: int) -> dict[str, str]:
+    """The labels Falco's engines report (its ``label_max_len``): those whose value is at most
+    ``most`` bytes long; a longer one is dropped whole."""
+    return {str(k): str(v) for k, v in labels.items() if len(str(v).encode()) <= most}
 
 
 def strip_algo(value: str) -> str:

@@ -29,7 +29,8 @@ SECTION = "process"
 def syswarden_config_schema() -> dict[str, Section]:
     return {SECTION: Section({
         "max_entries": Key(int, 65536, "processes the table keeps at most; past it exited "
-                           "entries go first, then the oldest (counted)", min=16,
+                           "entries go first, then the oldest (counted); Falco's "
+                           "falco_libs.thread_table_size sets it", min=16,
                            max=MAX_QUEUE),
         "exit_grace": Key(float, 5.0, "seconds an exited process stays in the table for its "
                           "late events", min=0, max=3600),
@@ -48,6 +49,9 @@ def syswarden_make_enrichers(ctx: Any):
 
     section = ctx.section(SECTION)
     snapshot = bool(section.get("snapshot", True)) and not ctx.replay_file
-    return ProcessEnricher(ctx.metrics, max_entries=int(section.get("max_entries", 65536)),
-                           grace_s=float(section.get("exit_grace", 5.0)), snapshot=snapshot,
-                           agent_pid=ctx.agent_pid, replay=bool(ctx.replay_file))
+    enricher = ProcessEnricher(ctx.metrics, max_entries=int(section.get("max_entries", 65536)),
+                               grace_s=float(section.get("exit_grace", 5.0)),
+                               snapshot=snapshot, agent_pid=ctx.agent_pid,
+                               replay=bool(ctx.replay_file))
+    ctx.process_names = enricher.table.names
+    return enricher

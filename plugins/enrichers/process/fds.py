@@ -29,14 +29,13 @@ from typing import Any, Callable
 
 from syswarden.core import ip_addresses
 from syswarden.core.event import Event, FdInfo, KernelFacts, Process
-from syswarden.core.syscalls import SOCKET_TYPE_PROTOCOLS
+from syswarden.core.syscalls import O_TMPFILE_OWN as O_TMPFILE
+from syswarden.core.syscalls import O_CREAT, O_TRUNC, OPEN_FLAGS, SOCKET_TYPE_PROTOCOLS
 
 from .table import readlink_or_none
 
 AT_FDCWD = -100
-O_DIRECTORY = 0o200000
-O_CREAT = 0o100
-O_TMPFILE = 0o20000000
+O_DIRECTORY = dict(OPEN_FLAGS)["O_DIRECTORY"]
 
 _SOCK_TYPES = SOCKET_TYPE_PROTOCOLS
 _FAMILIES = {socket.AF_INET: "ipv4", socket.AF_INET6: "ipv6", socket.AF_UNIX: "unix",
@@ -198,7 +197,7 @@ class FdTable:
         else:
             name = self.resolve(p, a.get("dirfd"), raw)
         if ev.type == "creat":
-            flags = O_CREAT | 0o1 | 0o1000
+            flags = O_CREAT | 0o1 | O_TRUNC
         else:
             flags = a.get("flags") or 0
         if name is not None and name != raw:
@@ -212,6 +211,7 @@ class FdTable:
         f.open_flags = flags
         f.ino = a.get("ino") or f.ino           # the live source's stamp (Falco's ino argument)
         f.dev = a.get("dev") or f.dev           # the kernel's s_dev (Falco's dev argument)
+        f.realpath = _facts(ev).realpath        # the file's path, from the kernel's file
         if res >= 0:
             p.fds[res] = f
         ev.fd = f

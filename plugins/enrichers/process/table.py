@@ -16,23 +16,27 @@ At start the table is a snapshot of ``/proc``.  From then on it follows the even
   that has exited keeps its last-known name (``runc:[1:CHILD]`` for a shell that ``docker exec``
   started).
 
-The table is bounded (``max_entries``): past it, exited entries go first, then the oldest; each
-eviction of a live entry is counted (``drops.process.evicted``).
+The table is bounded (``max_entries``: ``process.max_entries``, or Falco's
+``falco_libs.thread_table_size``): past it, exited entries go first, then the oldest; each
+eviction of a live entry is counted (``drops.process.evicted``), the first one logged.
 """
 
 from __future__ import annotations
 
 import collections
+import logging
 import os
 import posixpath
 import re
 from typing import Any, Callable
 
-from syswarden.core.cgroups import cgroup2_root
+from syswarden.core.cgroups import cgroup2_root, read_proc_cgroup_text, unified_path
 from syswarden.core.event import (EXEC_RESOURCES, Event, ExecFacts, ExitFacts, ForkFacts,
                                    Process)
 
 from . import users
+
+log = logging.getLogger("syswarden.process")
 
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _FD_PATH = re.compile(r"^/(?:dev|proc/self)/fd/(\d+)$")
@@ -70,19 +74,15 @@ def _boot_time_ns() -> int:
 
 def cgroup_id_of(pid: int) -> int:
     """The cgroup v2 id of a process (the inode of its cgroup directory), 0 if unknown."""
-    text = _read(f"/proc/{pid}/cgroup")
-    if not text:
+    text = read_proc_cgroup_text(pid)
+    path = unified_path(text) if text else None
+    root = cgroup2_root() if path is not None else None
+    if root is None:
         return 0
-    for line in text.splitlines():
-        if line.startswith("0::"):
-            root = cgroup2_root()
-            if root is None:
-                return 0
-            try:
-                return os.stat(root.rstrip("/") + line[3:].strip()).st_ino
-            except OSError:
-                return 0
-    return 0
+    try:
+        return os.stat(root.rstrip("/") + path).st_ino
+    except OSError:
+        return 0
 
 
 class ProcReader:
@@ -215,6 +215,7 @@ class ProcessTable:
         self.reader = reader or ProcReader()
         self._exited: collections.deque[tuple[int, int, Process]] = collections.deque()
         self._count = count or (lambda name, n=1: None)
+        self._said_full = False     # the first eviction of a live process is logged
         self._realpath_cache: dict[str, str] = {}
         #: cgroup id -> a process of it seen alive (the root of its user database)
         self._alive_in_cgroup: dict[int, int] = {}
@@ -305,6 +306,12 @@ class ProcessTable:
             pid = next(iter(self.procs))
             del self.procs[pid]
             self._count("drops.process.evicted", 1)
+            if not self._said_full:
+                self._said_full = True
+                log.warning("process table full (%d processes: falco_libs.thread_table_size "
+                            "or process.max_entries): the oldest live processes are evicted, "
+                            "each counted in drops.process.evicted "
+                            "(scap.n_drops_full_threadtable)", self.max_entries)
 
     def _set_names(self, p: Process) -> None:
         if not p.live:          # another machine's (a replay): its databases are not here
@@ -486,6 +493,15 @@ class ProcessTable:
             _, pid, p = q.popleft()
             if self.procs.get(pid) is p:
                 del self.procs[pid]
+
+    def names(self) -> list[tuple[int, str]]:
+        """(pid, ``proc.name``) of every process the table holds (callable from another
+        thread: a copy taken while the table changes is taken again)."""
+        while True:
+            try:
+                return [(pid, p.comm) for pid, p in list(self.procs.items()) if p.comm]
+            except RuntimeError:            # the dict changed size while it was copied
+                continue
 
     def __len__(self) -> int:
         return len(self.procs)

@@ -84,13 +84,13 @@ def syswarden_config_schema() -> dict[str, Section]:
                           "auto (fentry when the kernel runs it, else tracepoint; logged)",
                           choices=ATTACH_MODES),
             "open_prefilter": Key(bool, True, "keep in the kernel the opens no loaded rule can "
-                                  "match (a condition on the flags and the path derived from "
-                                  "the rules; counted as ebpf.opens_filtered); false sends "
-                                  "every open"),
+                                  "match (a condition on the flags, the path, the process "
+                                  "name and the container derived from the rules; counted as "
+                                  "ebpf.opens_filtered); false sends every open"),
             "socket_prefilter": Key(bool, True, "keep in the kernel the socket syscalls "
                                     "(sendto, connect, accept...) on a socket class (UNIX, "
                                     "TCP, other IP, other) no loaded rule can match for that "
-                                    "syscall "
+                                    "syscall, the process name and the container "
                                     "(derived from the rules; counted as "
                                     "ebpf.sockets_filtered); false sends every family"),
         }, doc="the live eBPF source: ring sizes and capture bounds"),
@@ -132,7 +132,9 @@ def syswarden_make_sources(ctx: Any):
     cfg["syscall_event_drops"] = ctx.section(DROPS)
     return EbpfSource(cfg, ctx.event_types, ctx.agent_pid, ctx.metrics,
                       alert=ctx.emit_alert, open_prefilter=ctx.open_prefilter,
-                      socket_prefilter=ctx.socket_prefilter)
+                      socket_prefilter=ctx.socket_prefilter,
+                      # read once attached: the process enricher is built after the source
+                      process_names=lambda: ctx.process_names() if ctx.process_names else [])
 
 
 @hookimpl

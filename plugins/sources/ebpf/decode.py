@@ -38,7 +38,18 @@ from syswarden.core.event import Event, ExecFacts, ExitFacts, ForkFacts, KernelF
 from syswarden.core.syscalls import O_F_CREATED
 
 from . import program as P
-from .record import AT, EXE_FLAGS, FORMAT, SLOT, STRING_SLOTS, TAIL, TAIL_AT, Kind, machine_nr
+from .record import (
+    AT,
+    EXE_FLAGS,
+    EXEC_PART,
+    FORMAT,
+    SLOT,
+    STRING_SLOTS,
+    TAIL,
+    TAIL_AT,
+    Kind,
+    machine_nr,
+)
 
 #: ``struct rec``, the fixed part of a record.
 REC = struct.Struct(FORMAT)
@@ -62,6 +73,8 @@ _EXE_CREDS, _EXE_FILE, _EXE_UPPER, _EXE_WRITABLE, _EXE_RESOURCES, _EXE_GROUPS = 
     EXE_FLAGS[name] for name in ("CREDS", "FILE", "UPPER_LAYER", "WRITABLE", "RESOURCES",
                                  "GROUPS"))
 _T_VPGID, _T_VSID = TAIL_AT["vpgid"], TAIL_AT["vsid"]
+#: What an exec record carries in a[] beside its arguments (record.EXEC_PARTS).
+_VPID, _TTY, _LOGINUID = (EXEC_PART[name] for name in ("vpid", "tty", "loginuid"))
 _T_RESOURCES = tuple(TAIL_AT[name] for name in ("vm_size", "vm_rss", "vm_swap", "pf_major",
                                                  "pf_minor", "fdlimit"))
 _NO_CAPS = 0xFFFFFFFFFFFFFFFF
@@ -180,6 +193,12 @@ def _syscall_decoder(sc: P.Syscall) -> Callable[[tuple, Any, int, int], Event]:
     if sc.name in P.LOCAL_END:         # the socket's local end follows the strings
         lines.append(f"    n = {f('slen', sc.slots - 1)}")
         lines.append("    local = parse_sockaddr(data[pos:pos + n]) if n else None")
+    if sc.name in P.REALPATH:          # the opened file's path as the kernel has it
+        if not strings:
+            lines.append(f"    pos = base + {REC.size}")
+        lines.append(f"    n = {f('slen', sc.slots - 1)}")
+        lines.append("    realpath = data[pos:pos + n].decode('utf-8', 'surrogateescape') "
+                     "if n else None")
     if sc.name in P.MAY_CREATE:        # the kernel found the file created by this open
         lines.append(f"    if {f('extra')}:\n"
                      "        args['flags'] = args.get('flags', 0) | O_F_CREATED")
@@ -202,6 +221,9 @@ def _syscall_decoder(sc: P.Syscall) -> Callable[[tuple, Any, int, int], Event]:
     if sc.name in P.CRED_SYSCALLS:      # the capabilities after the call
         lines.append(f"    if {f('ino')} != {_NO_CAPS}:\n"
                      f"        ev.kernel = KernelFacts(cap_effective={f('ino')})")
+    if sc.name in P.REALPATH:
+        lines.append("    if realpath is not None:\n"
+                     "        ev.kernel = KernelFacts(realpath=realpath)")
     if sc.name in P.OPEN_SYSCALLS:      # the file's inode: Falco's `ino` parameter of an open
         lines.append(f"    if {f('ino')}:\n        args['ino'] = {f('ino')}")
         # and its device (register 5, free in every open): Falco's `dev`, old_encode_dev-like
@@ -303,14 +325,14 @@ class Decoder:
         else:
             args["filename"] = filename
         ev = Event(name, ts, tid, pid, res, args)
-        loginuid = regs[5] >> 32
+        loginuid = _LOGINUID.get(regs)
         flags = t[_T_FLAGS]
         creds = flags & _EXE_CREDS
         exe = flags & _EXE_FILE
         ev.kernel = ExecFacts(
-            tty=regs[5] & 0xFFFFFFFF if kind == KIND_EXEC else None,
+            tty=_TTY.get(regs) if kind == KIND_EXEC else None,
             loginuid=loginuid if kind == KIND_EXEC and loginuid != 0xFFFFFFFE else None,
-            vpid=(regs[3] & 0xFFFFFFFF) or None if kind == KIND_EXEC else None,
+            vpid=_VPID.get(regs) or None if kind == KIND_EXEC else None,
             exepath=_text(kfile) if kfile else None,
             argv=argv,
             old_pid=old_pid if kind == KIND_EXEC else 0,

@@ -36,7 +36,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-MAPS = ("proc_ring", "evt_ring", "counters")
+MAPS = ("proc_ring", "evt_ring", "counters", "proc_names", "rule_names", "names_ready",
+        "host_cgroups")
 TRACEFS = "/sys/kernel/tracing"
 
 
@@ -249,6 +250,9 @@ def _reply(sock: socket.socket, doc: dict[str, Any], fds: list[int] = ()) -> Non
 
 _SYS_BPF = {"x86_64": 321, "aarch64": 280}.get(os.uname().machine, 321)
 _BPF_MAP_LOOKUP_ELEM = 1
+_BPF_MAP_UPDATE_ELEM = 2
+_BPF_MAP_GET_NEXT_KEY = 4
+BPF_ANY, BPF_NOEXIST = 0, 1
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -280,6 +284,43 @@ def percpu_u64_sum(map_fd: int, key: int, ncpu: int) -> int:
     if rc != 0:
         raise OSError(ctypes.get_errno(), "bpf(BPF_MAP_LOOKUP_ELEM) failed")
     return sum(values)
+
+
+def _map_call(cmd: int, map_fd: int, key: Any, value: Any, flags: int = 0) -> int:
+    attr = _MapAttr(map_fd, 0, ctypes.addressof(key), ctypes.addressof(value), flags)
+    rc = _libc.syscall(_SYS_BPF, cmd, ctypes.byref(attr), ctypes.sizeof(attr))
+    return 0 if rc == 0 else ctypes.get_errno()
+
+
+def map_update(map_fd: int, key: bytes, value: bytes, flags: int = BPF_ANY) -> bool:
+    """Write one element of a map; False when it was not written (``BPF_NOEXIST`` and the key
+    is there, or the map is full).  Raises OSError for another failure."""
+    k = ctypes.create_string_buffer(key, len(key))
+    v = ctypes.create_string_buffer(value, len(value))
+    err = _map_call(_BPF_MAP_UPDATE_ELEM, map_fd, k, v, flags)
+    if err in (0, 17, 7):                   # EEXIST, E2BIG (full)
+        return not err
+    raise OSError(err, "bpf(BPF_MAP_UPDATE_ELEM) failed")
+
+
+def map_items(map_fd: int, key_size: int, value_size: int) -> list[tuple[bytes, bytes]]:
+    """Every (key, value) of a hash map (an element removed meanwhile is left out)."""
+    out: list[tuple[bytes, bytes]] = []
+    key = ctypes.create_string_buffer(key_size)
+    nxt = ctypes.create_string_buffer(key_size)
+    value = ctypes.create_string_buffer(value_size)
+    first = True
+    while True:
+        attr = _MapAttr(map_fd, 0, 0 if first else ctypes.addressof(key),
+                        ctypes.addressof(nxt), 0)
+        rc = _libc.syscall(_SYS_BPF, _BPF_MAP_GET_NEXT_KEY, ctypes.byref(attr),
+                           ctypes.sizeof(attr))
+        if rc != 0:
+            return out
+        first = False
+        ctypes.memmove(key, nxt, key_size)
+        if _map_call(_BPF_MAP_LOOKUP_ELEM, map_fd, key, value) == 0:
+            out.append((key.raw, value.raw))
 
 
 _PR_SET_PDEATHSIG = 1

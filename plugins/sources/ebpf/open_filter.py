@@ -15,12 +15,20 @@ it; counted), 1 sends it.  In the order the kernel tests:
 
 A substring is searched by a bounded loop over the path (at most :data:`SCAN_MAX` bytes), one
 small function per distinct substring.
+
+The terms beyond Falco's path as written are rendered apart, in ``realpath_wanted(res, flags,
+rplen)``, which the handlers call when ``open_wanted`` keeps an open: a term on ``fd.realpath``
+tests its prefixes on the path the kernel resolved from the opened file (``fd_realpath``, walked
+before, ``rplen`` bytes; one cut short is sent), a ``samefile`` term compares the file's device
+(``s_dev``, major << 20 | minor) and inode numbers with those of the files the rule names.
 """
 
 from __future__ import annotations
 
 from syswarden.core.rules.prefilter import (CREATE, MAX_SUBSTRINGS, OK, READ, TRUNC, WRITE,
                                              OpenPrefilter, Term, minimal_prefixes)
+
+from . import name_filter
 
 #: Bytes of a path checked for ``//``, ``/./`` and ``/../``; a longer path is sent unjudged.
 SCAN_MAX = 256
@@ -29,13 +37,18 @@ _FLAG_C = {
     OK: "res >= 0",
     WRITE: "((flags & 3) == 1 || (flags & 3) == 2)",
     READ: "((flags & 3) == 0 || (flags & 3) == 2)",
-    CREATE: "(flags & (0100 | 020000000))",       # O_CREAT, O_TMPFILE's own bit
-    TRUNC: "(flags & 01000)",
+    CREATE: "(flags & (O_CREAT | __O_TMPFILE))",      # (record.py's ABI)
+    TRUNC: "(flags & O_TRUNC)",
 }
 
 
-def _flags_c(t: Term) -> str:
-    return " && ".join(_FLAG_C[n] for n in sorted(t.needs)) or "1"
+def _flags_c(t: Term, bits: dict[frozenset[str], int]) -> str:
+    """A term's flag tests, its name test (when its name set has a bit) and its place test,
+    as C."""
+    # the name and the place looked up only once the flags held (most opens stop there)
+    tests = [_FLAG_C[n] for n in sorted(t.needs)] + name_filter.who_c(t.names, t.places, bits,
+                                                                       looked_up=False)
+    return " && ".join(tests) or "1"
 
 
 def _char_c(b: int) -> str:
@@ -49,12 +62,22 @@ def _prefix_c(prefix: str) -> str:
     return "(" + " && ".join(tests) + ")"   # p[0] == '/' was tested first
 
 
-def _by_flags(terms: list[Term]) -> dict[str, list[str]]:
-    """The prefix-only terms' prefixes grouped by their flag tests (as C)."""
+def _by_flags(terms: list[Term], bits: dict[frozenset[str], int]) -> dict[str, list[str]]:
+    """The prefix-only terms' prefixes grouped by their flag (and name) tests (as C)."""
     out: dict[str, set[str]] = {}
     for t in terms:
-        out.setdefault(_flags_c(t), set()).update(t.prefixes or ())
+        out.setdefault(_flags_c(t, bits), set()).update(t.prefixes or ())
     return {c: sorted(minimal_prefixes(frozenset(ps)) or ()) for c, ps in out.items()}
+
+
+def _groups_c(groups: dict[str, list[str]], indent: str) -> list[str]:
+    """Return 1 when a group's flag tests hold and the path (``p``, ``n``) starts with one of
+    its prefixes."""
+    out = []
+    for flags, prefixes in groups.items():
+        tests = f"\n{indent}    || ".join(_prefix_c(x) for x in prefixes) or "0"
+        out += [f"{indent}if (({flags}) && (\n{indent}    {tests}))", f"{indent}    return 1;"]
+    return out
 
 
 def _substring_bits(terms: list[Term]) -> dict[str, int]:
@@ -76,20 +99,65 @@ def _substring_c(sub: str, bit: int) -> list[str]:
             f"        hits |= ((d - 1) >> 31) * {bit:#x};"]
 
 
-def _term_c(t: Term) -> str:
-    """A term's flag and prefix tests as C."""
-    parts = [_flags_c(t)]
+def _term_c(t: Term, bits: dict[frozenset[str], int]) -> str:
+    """A term's flag, name and prefix tests as C."""
+    parts = [_flags_c(t, bits)]
     if t.prefixes is not None:
         parts.append("(" + (" || ".join(_prefix_c(x) for x in sorted(t.prefixes)) or "0") + ")")
     return " && ".join(parts)
 
 
-def render(pf: OpenPrefilter | None) -> str:
-    """``#define OPEN_FILTER`` and, with a prefilter, ``open_wanted``."""
+def _realpath_wanted(terms: list[Term], names: dict[frozenset[str], int]) -> list[str]:
+    """``realpath_wanted``: the terms on ``fd.realpath`` and ``samefile``."""
+    lines = [
+        "// Whether an open may matter to a rule by the file it opened: its path as the kernel",
+        "// resolved it (rplen bytes at RP_PATH in rp_buffer()) or its identity.",
+        "static __always_inline int realpath_wanted(s64 res, u64 flags, u32 rplen)",
+        "{",
+    ]
+    real = [t for t in terms if t.real and t.ids is None]
+    ids = [t for t in terms if t.ids is not None]
+    if real:
+        groups = _by_flags(real, names)
+        cond = " || ".join(f"({c})" for c in groups)
+        lines += [
+            f"    if (rplen && ({cond})) {{",
+            "        u8 *b = rp_buffer();",
+            "        if (!b)",
+            "            return 1;",
+            "        u8 *p = b + RP_PATH;",
+            "        u32 n = rplen;",
+            "        if (p[0] != '/')",
+            "            return 1;                    // cut short: cannot be judged",
+        ]
+        lines += _groups_c(groups, "        ")
+        lines.append("    }")
+    if ids:
+        cond = " || ".join(f"({_flags_c(t, names)})" for t in ids)
+        lines += [
+            f"    if (res >= 0 && ({cond})) {{",
+            "        void *inode = fd_inode(res);",
+            "        u32 dev = inode_kdev(inode);",
+            "        u64 ino = inode_ino(inode);",
+        ]
+        for t in ids:
+            same = " || ".join(f"(dev == {major << 20 | minor} && ino == {ino}ULL)"
+                               for major, minor, ino in sorted(t.ids or ())) or "0"
+            lines += [f"        if (({_flags_c(t, names)}) && ({same}))", "            return 1;"]
+        lines.append("    }")
+    return lines + ["    return 0;", "}", ""]
+
+
+def render(pf: OpenPrefilter | None, names: dict[frozenset[str], int] | None = None) -> str:
+    """``#define OPEN_FILTER`` and, with a prefilter, ``open_wanted`` and ``realpath_wanted``.
+    ``names``: the bit of each name set in ``name_bits()`` (:mod:`.name_filter`; a set without
+    one is not tested)."""
+    names = names or {}
     if pf is None:
         return "#define OPEN_FILTER 0\n"
     flag_only = [t for t in pf.terms if not t.has_path_test]
-    with_path = [t for t in pf.terms if t.has_path_test]
+    by_file = [t for t in pf.terms if t.real or t.ids is not None]
+    with_path = [t for t in pf.terms if t.has_path_test and t not in by_file]
     prefix_only = [t for t in with_path if t.substrings is None]
     with_subs = [t for t in with_path if t.substrings is not None]
     bits = _substring_bits(with_subs)
@@ -99,19 +167,21 @@ def render(pf: OpenPrefilter | None) -> str:
         "#define OPEN_FILTER 1",
         f"#define SCAN_MAX {SCAN_MAX}",
         "",
+        *_realpath_wanted(by_file, names),
         "// Whether an open may matter to a rule (rendered from the rules: see open_filter.py).",
         "static __always_inline int open_wanted(s64 res, u64 flags, const void *upath)",
         "{",
     ]
     if flag_only:
-        cond = " || ".join(f"({_flags_c(t)})" for t in flag_only)
+        cond = " || ".join(f"({_flags_c(t, names)})" for t in flag_only)
         lines += [f"    if ({cond})", "        return 1;"]
     lines += ["    if (res >= 0 && fd_is_dir(res))", "        return 1;"]
     if not with_path:
         lines += ["    return 0;", "}", ""]
         return "\n".join(lines)
-    groups = _by_flags(prefix_only)
-    cond = " || ".join(f"({c})" for c in {**groups, **{_flags_c(t): [] for t in with_subs}})
+    groups = _by_flags(prefix_only, names)
+    cond = " || ".join(f"({c})" for c in {**groups, **{_flags_c(t, names): []
+                                                        for t in with_subs}})
     lines += [
         f"    if (!({cond}))",
         "        return 0;",
@@ -124,14 +194,12 @@ def render(pf: OpenPrefilter | None) -> str:
         "    if (n < 1 || p[0] != '/' || n > SCAN_MAX)",
         "        return 1;",
     ]
-    for flags, prefixes in groups.items():
-        tests = "\n        || ".join(_prefix_c(x) for x in prefixes) or "0"
-        lines += [f"    if (({flags}) && (\n        {tests}))", "        return 1;"]
+    lines += _groups_c(groups, "    ")
     # the substrings whose terms' flags and prefixes hold, looked for in the scan below
     lines += ["    u32 want = 0, hits = 0, d = 0;"]
     for t in with_subs:
         mask = sum(bits[x] for x in t.substrings or ())
-        lines += [f"    if ({_term_c(t)})", f"        want |= {mask:#x};"]
+        lines += [f"    if ({_term_c(t, names)})", f"        want |= {mask:#x};"]
     # One scan, the last thing the function does: a path to normalise (//, a . or ..
     # component; a dot file such as /.ssh is fine) is sent, so is one holding a wanted
     # substring.  What keeps it within the verifier's budget (a million instructions, which a

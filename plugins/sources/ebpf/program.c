@@ -49,7 +49,6 @@ static long (*sw_read_user_str)(void *dst, u32 size, const void *src) =
 #define WAKEUP_EVERY @WAKEUP_EVERY@           // records per CPU between two reader wake-ups
 #define PENDING_SLOTS @PENDING_SLOTS@         // syscalls in progress kept (a power of two)
 #define TASK_REGS @TASK_REGS@                 // 1: arguments from the saved registers
-#define O_CREAT_BIT 0100                      // open(2)'s O_CREAT (Linux ABI)
 
 // Rendered from record.py, the declaration the decoder reads too.
 @RECORD@
@@ -217,10 +216,14 @@ static __always_inline int ring_had_room(int cat, u32 size)
         used = bpf_ringbuf_query(EVT_RING_MAP, BPF_RB_AVAIL_DATA);
         total = bpf_ringbuf_query(EVT_RING_MAP, BPF_RB_RING_SIZE);
     }
-    return used + size + 8 <= total;         // 8: the record's header in the ring
+    // what the record takes (its 8-byte header, the length rounded up to 8), and the kernel
+    // refuses a record that would fill the ring to its last byte (new_prod - cons > mask)
+    u64 need = (size + 8 + 7) & ~7ULL;
+    return used + need < total;
 }
 
-static __always_inline int send(struct rec *r, u32 pos, int cat)
+// Send a record: 0 when it is in the ring, else not 0 (counted as dropped).
+static __always_inline int send_err(struct rec *r, u32 pos, int cat)
 {
     u32 size = pos & (2 * HALF - 1);
     if (size < REC_HDR)
@@ -251,6 +254,12 @@ static __always_inline int send(struct rec *r, u32 pos, int cat)
         if (ring_had_room(cat, size))
             count(CAT_ROOM, 0);
     }
+    return err;
+}
+
+static __always_inline int send(struct rec *r, u32 pos, int cat)
+{
+    send_err(r, pos, cat);
     return 0;
 }
 
@@ -571,7 +580,7 @@ static __always_inline int fd_is_dir(s64 fd)
     u16 mode = 0;
     if (!inode || bpf_probe_read_kernel(&mode, sizeof(mode), inode + OFF_INODE_MODE) != 0)
         return 1;
-    return (mode & 0170000) == 0040000;      // S_IFDIR
+    return (mode & S_IFMT) == S_IFDIR;
 #else
     return 1;
 #endif
@@ -627,6 +636,167 @@ static __always_inline u32 open_created(s64 fd)
 #endif
 }
 
+// ------------------------------------------------------------------------------------------
+// fd.realpath: the path of the file an fd holds, read from the file itself
+// ------------------------------------------------------------------------------------------
+//
+// What d_path says, computed where bpf_d_path may not be called (a tracepoint): from
+// file->f_path, each dentry's name (d_name) up its parents (d_parent) to the root of its mount,
+// then on from the dentry that mount is mounted on (struct mount, which holds the struct
+// vfsmount f_path.mnt points to: its mnt_parent, mnt_mountpoint), until the process's own root
+// (task->fs->root: a chrooted or containerised process's path as it sees it) or the root of
+// the mount tree.  The path is built from its end, in the first half of a per-CPU buffer, then
+// copied to the start of the second half (RP_PATH) NUL-terminated, where the prefilter and the
+// record read it.  At most RP_DEPTH steps (a component or a mount crossed each) and
+// RP_MAX - 4 bytes: a path deeper or longer is sent as "..." followed by the components that
+// fit, the last ones; it never starts with '/', so no absolute path in a rule matches it.
+#define RP_MAX (PATH_MAX_B < 512 ? 512 : PATH_MAX_B)   // a power of two, >= NAME_MAX + 1
+#define RP_DEPTH 48
+struct rp_buf {
+    u8 b[2 * RP_MAX];
+    u32 start;                               // where the path being built starts in b
+};
+BPF_PERCPU_ARRAY(rp_scratch, struct rp_buf, 1);
+
+// This CPU's realpath buffer; the path is at RP_PATH in it.
+#define RP_PATH RP_MAX
+static __always_inline u8 *rp_buffer(void)
+{
+    int zero = 0;
+    struct rp_buf *rb = rp_scratch.lookup(&zero);
+    return rb ? rb->b : 0;
+}
+
+// Where the path being built starts, kept in the map rather than in a register: read back,
+// it is a value the verifier knows nothing of but its mask, so the states of the walk's
+// iterations do not differ by the lengths written so far (they would: a state for every
+// history of names and mounts crossed, beyond the verifier's budget).
+#define RP_START(rb) (*(volatile u32 *)&(rb)->start)
+
+// An index into the first half of the buffer, masked where the verifier sees it (the compiler
+// drops a mask it can prove useless, the verifier cannot always prove it so).
+static __always_inline u32 rp_at(u32 x)
+{
+    asm volatile("%0 &= %1" : "+r"(x) : "i"(RP_MAX - 1));
+    return x;
+}
+
+// The path of this process's open file `fd`, at RP_PATH in rp_buffer(); its length, 0 when it
+// cannot be read (no BTF, no such fd, a file that is in no directory tree: a pipe, a memfd).
+static __always_inline u32 fd_realpath(s64 fd)
+{
+#if defined(OFF_FILE_F_PATH) && defined(OFF_PATH_MNT) && defined(OFF_PATH_DENTRY) && \
+    defined(OFF_DENTRY_PARENT) && defined(OFF_DENTRY_NAME) && defined(OFF_QSTR_LEN) && \
+    defined(OFF_QSTR_NAME) && defined(OFF_MOUNT_MNT) && defined(OFF_MOUNT_PARENT) && \
+    defined(OFF_MOUNT_MOUNTPOINT) && defined(OFF_VFSMOUNT_ROOT) && defined(OFF_TASK_FS) && \
+    defined(OFF_FS_ROOT)
+    void *file = fd_file(fd);
+    int zero = 0;
+    struct rp_buf *rb = rp_scratch.lookup(&zero);
+    if (!file || !rb)
+        return 0;
+    u8 *b = rb->b;
+    void *fs = read_ptr_at((void *)bpf_get_current_task(), OFF_TASK_FS);
+    void *root_mnt = fs ? read_ptr_at(fs, OFF_FS_ROOT + OFF_PATH_MNT) : 0;
+    void *root_dentry = fs ? read_ptr_at(fs, OFF_FS_ROOT + OFF_PATH_DENTRY) : 0;
+    void *vfsmnt = read_ptr_at(file, OFF_FILE_F_PATH + OFF_PATH_MNT);
+    void *dentry = read_ptr_at(file, OFF_FILE_F_PATH + OFF_PATH_DENTRY);
+    if (!vfsmnt || !dentry)
+        return 0;
+    void *mnt = vfsmnt - OFF_MOUNT_MNT;      // container_of(vfsmnt, struct mount, mnt)
+    void *mnt_root = read_ptr_at(vfsmnt, OFF_VFSMOUNT_ROOT);
+    RP_START(rb) = RP_MAX;                   // the path is b[start, RP_MAX)
+    int done = 0;
+    for (int i = 0; i < RP_DEPTH; i++) {
+        if (dentry == root_dentry && vfsmnt == root_mnt) {
+            done = 1;                        // the process's root
+            break;
+        }
+        if (dentry == mnt_root) {            // the root of its mount: on from its mountpoint
+            void *parent = read_ptr_at(mnt, OFF_MOUNT_PARENT);
+            if (!parent || parent == mnt) {
+                done = 1;                    // the root of the mount tree
+                break;
+            }
+            dentry = read_ptr_at(mnt, OFF_MOUNT_MOUNTPOINT);
+            mnt = parent;
+            vfsmnt = parent + OFF_MOUNT_MNT;
+            mnt_root = read_ptr_at(vfsmnt, OFF_VFSMOUNT_ROOT);
+            continue;
+        }
+        void *up = read_ptr_at(dentry, OFF_DENTRY_PARENT);
+        if (!up || up == dentry) {           // the root of a tree mounted nowhere
+            if (RP_START(rb) == RP_MAX)
+                return 0;
+            done = 1;
+            break;
+        }
+        u32 len = read_u32_at(dentry, OFF_DENTRY_NAME + OFF_QSTR_LEN);
+        void *name = read_ptr_at(dentry, OFF_DENTRY_NAME + OFF_QSTR_NAME);
+        u32 start = RP_START(rb);
+        if (len > 255 || len + 4 > start)    // no room for it, its '/' and a "..."
+            break;
+        start -= len;
+        bpf_probe_read_kernel(b + rp_at(start), len & 0xff, name);
+        start -= 1;
+        b[rp_at(start)] = '/';
+        RP_START(rb) = start;
+        dentry = up;
+    }
+    u32 start = RP_START(rb);
+    if (start < 3 || start > RP_MAX)
+        return 0;
+    if (!done) {                             // cut: start >= 3 is left for the mark
+        start -= 3;
+        b[rp_at(start)] = '.';
+        b[rp_at(start + 1)] = '.';
+        b[rp_at(start + 2)] = '.';
+    } else if (start == RP_MAX) {            // the root itself
+        start -= 1;
+        b[rp_at(start)] = '/';
+    }
+    u32 n = rp_at(RP_MAX - start);
+    bpf_probe_read_kernel(b + RP_PATH, n, b + rp_at(start));
+    b[RP_PATH + rp_at(n)] = 0;
+    return n;
+#else
+    return 0;
+#endif
+}
+
+// Append the realpath fd_realpath() left (`n` bytes, 0: none).
+static __always_inline u32 put_realpath(struct rec *r, u32 pos, int slot, u32 n)
+{
+    u8 *b = rp_buffer();
+    if (!b || !n || pos >= HALF)
+        return pos;
+    n &= RP_MAX - 1;
+    bpf_probe_read_kernel((u8 *)r + (pos & (HALF - 1)), n, b + RP_PATH);
+    r->slen[slot & (STRING_SLOTS - 1)] = n;
+    return pos + n;
+}
+
+// The device of the file system holding an inode as the kernel keeps it (major << 20 | minor).
+static __always_inline u32 inode_kdev(void *inode)
+{
+#if defined(OFF_INODE_SB) && defined(OFF_SB_DEV)
+    void *sb = inode ? read_ptr_at(inode, OFF_INODE_SB) : 0;
+    return sb ? read_u32_at(sb, OFF_SB_DEV) : 0;
+#else
+    return 0;
+#endif
+}
+
+// Whether the decoder reads the sockaddr at user address `addr` (`len` bytes): AF_INET of 8
+// bytes or more, AF_INET6 of 24, AF_UNIX, no longer than the kernel takes (128).
+static __always_inline int sockaddr_known(u64 addr, u32 len)
+{
+    u16 fam = 0;
+    if (!addr || len < 2 || len > 128 || bpf_probe_read_user(&fam, sizeof(fam), (void *)addr))
+        return 0;
+    return (fam == 2 && len >= 8) || (fam == 10 && len >= 24) || fam == 1;
+}
+
 // Append one end of the IP socket `fd` as a struct sockaddr_in/in6: its local end (what
 // getsockname would say) or, with `peer`, the remote one (getpeername).  file->private_data is
 // the struct socket, socket->sk its struct sock, which starts with struct sock_common
@@ -649,7 +819,7 @@ static __always_inline u32 put_sock_end(struct rec *r, u32 pos, int slot, s64 fd
         return pos;
     u16 family = 0, port = 0;
     bpf_probe_read_kernel(&family, sizeof(family), sk + OFF_SKC_FAMILY);
-    if (family != 2 && family != 10)         // AF_INET, AF_INET6
+    if (family != AF_INET && family != AF_INET6)
         return pos;
     u8 *buf = (u8 *)r + (pos & (HALF - 1));
     if (peer) {
@@ -661,7 +831,7 @@ static __always_inline u32 put_sock_end(struct rec *r, u32 pos, int slot, s64 fd
     *(u16 *)buf = family;
     *(u16 *)(buf + 2) = port;
     *(u32 *)(buf + 4) = 0;
-    if (family == 2) {
+    if (family == AF_INET) {
         bpf_probe_read_kernel(buf + 4, 4, sk + (peer ? OFF_SKC_DADDR : OFF_SKC_RCV_SADDR));
         *(u64 *)(buf + 8) = 0;
         r->slen[slot & (STRING_SLOTS - 1)] = 16;
@@ -674,6 +844,41 @@ static __always_inline u32 put_sock_end(struct rec *r, u32 pos, int slot, s64 fd
 #else
     return pos;
 #endif
+}
+
+// The address family of this process's socket `fd` (0: not a socket, or not read here).
+static __always_inline u32 sock_family(s64 fd)
+{
+#if defined(OFF_FILE_INODE) && defined(OFF_INODE_MODE) && defined(OFF_FILE_PRIVATE) && \
+    defined(OFF_SOCKET_SK) && defined(OFF_SKC_FAMILY)
+    void *file = fd_file(fd);
+    void *inode = file ? read_ptr_at(file, OFF_FILE_INODE) : 0;
+    u16 mode = 0, family = 0;
+    if (!inode || bpf_probe_read_kernel(&mode, sizeof(mode), inode + OFF_INODE_MODE) ||
+        (mode & 0170000) != 0140000)         // not S_IFSOCK: private_data is no socket
+        return 0;
+    void *sock = read_ptr_at(file, OFF_FILE_PRIVATE);
+    void *sk = sock ? read_ptr_at(sock, OFF_SOCKET_SK) : 0;
+    if (!sk || bpf_probe_read_kernel(&family, sizeof(family), sk + OFF_SKC_FAMILY))
+        return 0;
+    return family;
+#else
+    return 0;
+#endif
+}
+
+// In place of an address the decoder would not read (a connect's AF_UNSPEC...): an IP
+// socket's peer as the kernel has it, a UNIX socket's family alone (an unnamed sockaddr_un).
+static __always_inline u32 put_unread_peer(struct rec *r, u32 pos, int slot, s64 fd)
+{
+    u32 family = sock_family(fd);
+    if (family == 2 || family == 10)
+        return put_sock_end(r, pos, slot, fd, 1);
+    if (family != 1 || pos >= HALF)
+        return pos;
+    *(u16 *)((u8 *)r + (pos & (HALF - 1))) = 1;
+    r->slen[slot & (STRING_SLOTS - 1)] = 2;
+    return pos + 2;
 }
 
 // The current task's credentials (task->cred: the subjective ones, as Falco reads them).
@@ -846,6 +1051,9 @@ static __always_inline void fill_exec_tail(struct exec_tail *t)
 }
 
 // The rules' open prefilter, rendered by open_filter.py (OPEN_FILTER 0: every open is sent).
+// Process names in the kernel, rendered by name_filter.py.
+@NAME_FILTER@
+
 @OPEN_FILTER@
 
 // The rules' socket prefilter, rendered by sock_filter.py (SOCK_FILTER 0: every family sent).
@@ -858,7 +1066,7 @@ static __always_inline int send_exec(u64 id, u32 stash_tid, s64 res, u16 kind,
     struct exec_stash *s = execs.lookup(&stash_tid);
     struct rec *r = new_rec(id, kind, 0, res);
     if (!r)
-        return 0;
+        return -1;
     r->extra = old_pid;
     u8 *buf = (u8 *)r;
     struct exec_tail *t = (struct exec_tail *)(buf + REC_HDR);
@@ -895,11 +1103,8 @@ static __always_inline int send_exec(u64 id, u32 stash_tid, s64 res, u16 kind,
         }
         execs.delete(&stash_tid);
     }
-    // a[5]: the tty and the login uid of the new image (execve has 3 arguments, execveat 5)
-    r->a[5] = (u64)current_tty() | ((u64)current_loginuid() << 32);
-    // a[3] (envp, not decoded): the pid in the process's own pid namespace
-    r->a[3] = current_vpid();
-    return send(r, pos, CAT_PROC);
+    EXEC_PUT(r, current_vpid(), current_tty(), current_loginuid());
+    return send_err(r, pos, CAT_PROC);
 }
 
 int sw_sched_exec(void *ctx)
@@ -909,7 +1114,9 @@ int sw_sched_exec(void *ctx)
         return 0;
     const void *fname = ctx + (TP_FIELD(ctx, u32, TP_EXEC_FILENAME) & 0xffff);  // __data_loc
     int old_pid = TP_FIELD(ctx, int, TP_EXEC_OLD_PID);
-    return send_exec(id, (u32)old_pid, 0, KIND_EXEC, fname, old_pid);
+    int err = send_exec(id, (u32)old_pid, 0, KIND_EXEC, fname, old_pid);
+    names_exec(id >> 32, err);
+    return 0;
 }
 
 // A failed exec: its stash is still there (a successful one was sent by sw_sched_exec).
@@ -923,7 +1130,8 @@ static __always_inline int do_exit_exec(s64 ret)
         execs.delete(&tid);
         return 0;
     }
-    return send_exec(id, tid, ret, KIND_EXEC_FAIL, 0, 0);
+    send_exec(id, tid, ret, KIND_EXEC_FAIL, 0, 0);
+    return 0;
 }
 
 int sw_exit_exec(struct sys_exit_ctx *ctx)
@@ -973,7 +1181,12 @@ int sw_sched_fork(void *ctx)
     bpf_get_current_comm(buf + pos, 16);
     r->slen[0] = 16;
     pos += 16;
-    return send(r, pos, CAT_PROC);
+    // a new thread (CLONE_THREAD in clone's or clone3's flags) is no process of its own
+    u64 cflags = r->evt == NR_CLONE3 ? r->a[1] : r->evt == NR_CLONE ? r->a[0] : 0;
+    int err = send_err(r, pos, CAT_PROC);
+    if (!(cflags & 0x10000))
+        names_fork(id >> 32, (u32)child, err);
+    return 0;
 }
 
 // Whether the exiting thread is its process's last, where sched_process_exit does not say
@@ -998,14 +1211,19 @@ int sw_sched_exit(void *ctx)
     if (p && p->tid == tid)
         p->tid = 0;
     execs.delete(&tid);
+#ifdef TP_EXIT_GROUP_DEAD
+    u32 dead = TP_FIELD(ctx, u8, TP_EXIT_GROUP_DEAD);
+#else
+    u32 dead = current_group_dead(id);
+#endif
+    if (dead) {
+        u32 tgid = id >> 32;
+        proc_names.delete(&tgid);
+    }
     struct rec *r = new_rec(id, KIND_EXIT, 0, 0);
     if (!r)
         return 0;
-#ifdef TP_EXIT_GROUP_DEAD
-    r->extra = TP_FIELD(ctx, u8, TP_EXIT_GROUP_DEAD);
-#else
-    r->extra = current_group_dead(id);
-#endif
+    r->extra = dead;
     return send(r, REC_HDR, CAT_PROC);
 }
 

@@ -26,7 +26,7 @@ from syswarden.core.errors import Location, PluginError
 from syswarden.core.rules.prefilter import OpenPrefilter
 from syswarden.core.rules.sockfilter import SocketPrefilter
 
-from . import loader, open_filter, record, sock_filter, tracefs
+from . import loader, name_filter, open_filter, record, sock_filter, tracefs
 
 # Argument kinds: how the kernel side reads an argument and the decoder turns it into a value.
 FD = "fd"          # signed 32-bit (fds, dirfds, pids)
@@ -42,10 +42,22 @@ HOW = "how"        # openat2's struct open_how: flags, mode, resolve
 Arg = tuple[str, str] | None  # (Falco name, kind) or None (not kept); a name starting with
                               # "_" is not a Falco argument but a KernelFacts attribute
 
+#: Syscalls whose address argument, when it is none the decoder reads (``AF_UNSPEC``, a bad
+#: pointer or length), is replaced by an IP socket's peer as the kernel has it after the call,
+#: or a UNIX socket's family alone (so a connect's server end and fd type are its own: see
+#: :data:`~syswarden.core.rules.sockfilter.OWN_FIELDS`) -> the register of the socket's fd.
+PEER_WHEN_UNREAD: dict[str, int] = {"connect": 0}
+
 #: Syscalls whose record ends with the socket's local end (read from the kernel's socket, so
 #: known even when the process is gone before its event is decoded) -> the register of the
 #: socket's fd (None: the new fd, the return value).  Decoded into ``KernelFacts.local``.
 LOCAL_END: dict[str, int | None] = {"connect": 0, "accept": None, "accept4": None}
+
+#: Syscalls whose record ends with the path of the file they opened as the kernel has it
+#: (``fd_realpath`` in ``program.c``: walked from the new fd's file in the kernel, not from the
+#: path the caller wrote).  Decoded into ``KernelFacts.realpath``, the fd table's
+#: ``fd.realpath``.
+REALPATH = frozenset({"open", "openat", "openat2", "creat"})
 
 
 @dataclass(frozen=True)
@@ -69,8 +81,9 @@ class Syscall:
 
     @property
     def slots(self) -> int:
-        """The string slots its record fills: its strings, then the socket's local end."""
-        return len(self.strings) + (self.name in LOCAL_END)
+        """The string slots its record fills: its strings, then the socket's local end or the
+        file's realpath."""
+        return len(self.strings) + (self.name in LOCAL_END) + (self.name in REALPATH)
 
     def __post_init__(self) -> None:
         where = Location(__file__)
@@ -81,6 +94,8 @@ class Syscall:
             sent = [name for _reg, name, _kind in self.strings]
             if self.name in LOCAL_END:
                 sent.append("the local end")
+            if self.name in REALPATH:
+                sent.append("the realpath")
             raise PluginError(f"syscall {self.name!r} sends {self.slots} strings "
                               f"({', '.join(sent)}), but a record has "
                               f"{record.STRING_SLOTS} string slots", where,
@@ -246,10 +261,12 @@ def needed_syscalls(event_types: Iterable[str] | None) -> list[str]:
 
 
 def _exit_handler(sc: Syscall, prefilter: bool = False, kfunc: str | None = None,
-                  socket_prefilter: SocketPrefilter | None = None) -> str:
+                  socket_prefilter: SocketPrefilter | None = None,
+                  names: dict[frozenset[str], int] | None = None) -> str:
     """``do_exit_<name>``, and its entry point: the tracepoint program ``sw_exit_<name>``, or
     with ``kfunc`` an fexit program on that function.  ``prefilter``: the open prefilter is
-    rendered; ``socket_prefilter``: the rules' (see :mod:`.sock_filter`)."""
+    rendered; ``socket_prefilter``: the rules' (see :mod:`.sock_filter`); ``names``: the bits
+    of the name sets they test (:mod:`.name_filter`)."""
     lines = [
         f"static __always_inline int do_exit_{sc.name}(struct sys_exit_ctx *ctx)",
         "{",
@@ -268,15 +285,18 @@ def _exit_handler(sc: Syscall, prefilter: bool = False, kfunc: str | None = None
     if prefilter and sc.name in PREFILTERED:
         path, flags = PREFILTERED[sc.name]
         lines[8:8] = [
-            f"    if (!open_wanted(ctx->ret, p.a[{flags}], (const void *)p.a[{path}])) {{",
+            f"    if (!open_wanted(ctx->ret, p.a[{flags}], (const void *)p.a[{path}])",
+            f"        && !realpath_wanted(ctx->ret, p.a[{flags}], rplen)) {{",
             "        count(CAT_FILTERED, 0);",
             "        return 0;",
             "    }",
         ]
-    lines[8:8] = sock_filter.handler_lines(socket_prefilter, sc.name)
+    if sc.name in REALPATH:     # walked first: the prefilter may judge it
+        lines[8:8] = ["    u32 rplen = ctx->ret >= 0 ? fd_realpath(ctx->ret) : 0;"]
+    lines[8:8] = sock_filter.handler_lines(socket_prefilter, sc.name, names)
     if sc.name in MAY_CREATE:
         reg = MAY_CREATE[sc.name]
-        test = "1" if reg is None else f"(p.a[{reg}] & O_CREAT_BIT)"
+        test = "1" if reg is None else f"(p.a[{reg}] & O_CREAT)"
         lines.append(f"    if ({test})\n        r->extra = open_created(ctx->ret);")
     if sc.name in OPEN_SYSCALLS:
         # the new file's inode number (the fd table's stamp) and, in a[5] (free in every
@@ -298,6 +318,12 @@ def _exit_handler(sc: Syscall, prefilter: bool = False, kfunc: str | None = None
         ptr = f"(const void *)p.a[{reg}]"
         if kind == STR:
             lines.append(f"    pos = put_str(r, pos, {slot}, {ptr});")
+        elif kind == SOCK and sc.name in PEER_WHEN_UNREAD:
+            lines += [f"    if (sockaddr_known(p.a[{reg}], (u32)p.a[{reg + 1}]))",
+                      f"        pos = put_bytes(r, pos, {slot}, {ptr}, (u32)p.a[{reg + 1}]);",
+                      "    else",
+                      f"        pos = put_unread_peer(r, pos, {slot}, "
+                      f"(s64)(int)p.a[{PEER_WHEN_UNREAD[sc.name]}]);"]
         elif kind == SOCK:
             lines.append(f"    pos = put_bytes(r, pos, {slot}, {ptr}, (u32)p.a[{reg + 1}]);")
         elif kind == SOCKP:
@@ -327,6 +353,8 @@ def _exit_handler(sc: Syscall, prefilter: bool = False, kfunc: str | None = None
             ]
         elif kind == HOW:
             lines.append(f"    pos = put_bytes(r, pos, {slot}, {ptr}, 24);")
+    if sc.name in REALPATH:
+        lines.append(f"    pos = put_realpath(r, pos, {sc.slots - 1}, rplen);")
     if sc.name in LOCAL_END:
         fd = "ctx->ret" if LOCAL_END[sc.name] is None else f"(s64)(int)p.a[{LOCAL_END[sc.name]}]"
         ok = "ctx->ret >= 0" if LOCAL_END[sc.name] is None else \
@@ -464,8 +492,9 @@ def render_program(event_types: Iterable[str] | None, config: dict[str, Any] | N
     cfg = {**DEFAULTS, **config}
     names = needed_syscalls(event_types)
     on = open_prefilter is not None
+    bits = name_bits(open_prefilter, socket_prefilter)
     handlers = "\n".join(_exit_handler(BY_NAME[n], on, kfunc_of(BY_NAME[n], cfg),
-                                       socket_prefilter)
+                                       socket_prefilter, bits)
                          for n in names if n not in FORK_SYSCALLS)
     handlers += "\n" + _exec_kfuncs(cfg)
     handlers += "\n" + _raw_handlers(raw_syscalls(event_types, cfg))
@@ -486,7 +515,8 @@ def render_program(event_types: Iterable[str] | None, config: dict[str, Any] | N
         "TP_OFFSETS": "\n".join(f"#define {k} {int(v)}" for k, v in sorted(tp_offsets.items())),
         "ATTACH": "fexit programs on the syscalls' kernel functions" if fentry_mode(cfg)
                   else "tracepoints",
-        "OPEN_FILTER": open_filter.render(open_prefilter),
+        "NAME_FILTER": name_filter.render(),
+        "OPEN_FILTER": open_filter.render(open_prefilter, bits),
         "SOCK_FILTER": sock_filter.render(socket_prefilter),
         "EXIT_HANDLERS": handlers,
         "BTF_OFFSETS": "\n".join(f"#define {k} {int(v)}"
@@ -496,6 +526,16 @@ def render_program(event_types: Iterable[str] | None, config: dict[str, Any] | N
     for key, value in subst.items():
         text = text.replace(f"@{key}@", value)
     return text
+
+
+def name_bits(open_prefilter: OpenPrefilter | None,
+              socket_prefilter: SocketPrefilter | None) -> dict[frozenset[str], int]:
+    """The bit of each process name set the prefilters test (the kernel's ``rule_names`` holds
+    each name's bits, :func:`.name_filter.name_table`)."""
+    return name_filter.bits_of(
+        (t.names for t in (open_prefilter.terms if open_prefilter else ())),
+        (names for _t, terms in (socket_prefilter.named if socket_prefilter else ())
+         for (names, _places), _classes in terms))
 
 
 def task_regs(cfg: dict[str, Any]) -> bool:

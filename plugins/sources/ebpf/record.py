@@ -19,12 +19,14 @@ two) fails at import.
 from __future__ import annotations
 
 import platform
+import stat
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
 from syswarden.core.errors import Location, PluginError
+from syswarden.core.syscalls import O_CREAT, O_TMPFILE_OWN, O_TRUNC, SOCKET_FAMILIES
 
 #: C type -> (size in bytes, :mod:`struct` code); the size is also the alignment.
 C_TYPES: dict[str, tuple[int, str]] = {
@@ -113,6 +115,48 @@ EXEC_TAIL: tuple[Field, ...] = (
     Field("comm", "char", 16, doc="the comm after the exec"),
 )
 
+@dataclass(frozen=True)
+class Part:
+    """A value a record of one kind carries in a register slot of ``a[]`` its syscall does
+    not use: ``bits`` bits of ``a[reg]`` from bit ``shift``."""
+
+    name: str
+    reg: int
+    shift: int = 0
+    bits: int = 64
+    doc: str = ""
+
+    @property
+    def mask(self) -> int:
+        return (1 << self.bits) - 1
+
+    def get(self, regs: Any) -> int:
+        """Its value in the registers ``regs`` (the record's ``a``, as unpacked)."""
+        return (regs[self.reg] >> self.shift) & self.mask
+
+
+#: What an exec record carries in ``a[]`` beside its syscall's arguments (execve has three,
+#: execveat five; a[3] is envp, which the decoder does not read): ``EXEC_PUT`` in C.
+EXEC_PARTS: tuple[Part, ...] = (
+    Part("vpid", 3, 0, 32, "the pid in the process's own pid namespace"),
+    Part("tty", 5, 0, 32, "the controlling terminal of the new image"),
+    Part("loginuid", 5, 32, 32, "its login uid (audit)"),
+)
+#: :data:`EXEC_PARTS` by name.
+EXEC_PART: dict[str, Part] = {p.name: p for p in EXEC_PARTS}
+
+
+def pack_parts(parts: tuple[Part, ...], **values: int) -> list[int]:
+    """The six registers of a record whose ``parts`` have ``values`` (absent: 0)."""
+    unknown = set(values) - {p.name for p in parts}
+    if unknown:
+        raise TypeError(f"no part {', '.join(sorted(unknown))}")
+    regs = [0] * 6
+    for p in parts:
+        regs[p.reg] |= (values.get(p.name, 0) & p.mask) << p.shift
+    return regs
+
+
 #: The bits of ``exec_tail.flags``, ``EXE_<NAME>`` in C.
 EXE_FLAGS: dict[str, int] = {
     "CREDS": 1,          # the credentials were read (the BTF offsets were there)
@@ -134,11 +178,14 @@ class Category:
     metric: str          # drops: drops.kernel.<metric> counts the lost; else the metric counting it
     drops: bool
     doc: str
+    #: a drop category whose records are events: what it sends and loses is what the drop
+    #: monitor (Falco's ``syscall_event_drops``) weighs
+    events: bool = False
 
 
 CATEGORIES: tuple[Category, ...] = (
-    Category("PROC", "proc", True, "records for proc_ring"),
-    Category("EVT", "events", True, "records for evt_ring"),
+    Category("PROC", "proc", True, "records for proc_ring", events=True),
+    Category("EVT", "events", True, "records for evt_ring", events=True),
     Category("PENDING", "pending", True, "syscall enters stored; lost: a slot taken over"),
     Category("EXEC", "exec", True, "exec argv stashes"),
     Category("RETRY", "ebpf.ring_retries", False, "ring outputs retried"),
@@ -175,6 +222,18 @@ C_NR = SYSCALL_NR["x86_64"]
 def machine_nr() -> dict[str, int]:
     """This machine's syscall numbers (x86_64's on a machine not in :data:`SYSCALL_NR`)."""
     return SYSCALL_NR.get(platform.machine(), C_NR)
+
+
+#: Linux constants the C program (and the filters rendered into it) names, ``#define``\ d
+#: from their one Python definition: the syscall tables (:mod:`syswarden.core.syscalls`) and
+#: :mod:`stat` (``S_IFMT`` is a function there).  A kernel header may define them too: the C
+#: side then checks the header agrees.
+ABI: dict[str, int] = {
+    **{name: num for num, name in SOCKET_FAMILIES.items()
+       if name in ("AF_UNIX", "AF_INET", "AF_INET6")},
+    "O_CREAT": O_CREAT, "O_TRUNC": O_TRUNC, "__O_TMPFILE": O_TMPFILE_OWN,
+    "S_IFMT": 0o170000, "S_IFDIR": stat.S_IFDIR, "S_IFSOCK": stat.S_IFSOCK,
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -293,6 +352,21 @@ def _define(name: str, value: int, doc: str = "") -> str:
     return f"{line:<40}// {doc}" if doc else line
 
 
+def _put_macro(name: str, parts: tuple[Part, ...], what: str) -> list[str]:
+    """``#define NAME(r, part...)``: the parts written into ``r->a[]``, each register once."""
+    regs: dict[int, list[str]] = {}
+    for p in parts:
+        value = f"(((u64)({p.name}) & {p.mask:#x}) << {p.shift})" if p.shift else \
+            f"((u64)({p.name}) & {p.mask:#x})"
+        regs.setdefault(p.reg, []).append(value)
+    lines = [f"// {what} (record.py):"]
+    lines += [f"//   a[{p.reg}] bits {p.shift}-{p.shift + p.bits - 1}: {p.name}, {p.doc}"
+              for p in parts]
+    lines.append(f"#define {name}(r, {', '.join(p.name for p in parts)}) do {{ \\")
+    lines += [f"    (r)->a[{reg}] = {' | '.join(values)}; \\" for reg, values in regs.items()]
+    return lines + ["} while (0)"]
+
+
 def render_c() -> str:
     """The C block of the record (``program.c``'s ``@RECORD@``): the constants, then ``struct
     rec`` with a compile-time check that the C compiler laid it out as :data:`REC`."""
@@ -312,7 +386,12 @@ def render_c() -> str:
     lines.append("// Syscall numbers, x86_64's (TASK_REGS and the raw_syscalls handlers "
                  "are x86_64's).")
     lines += [_define(f"NR_{name.upper()}", nr) for name, nr in C_NR.items()]
+    lines += ["", "// Linux constants (record.py's ABI: from syscalls.py and Python's stat)."]
+    for name, value in ABI.items():
+        lines += [f"#ifndef {name}", _define(name, value), "#endif",
+                  f"_Static_assert({name} == {value}, \"{name}: see record.py\");"]
     lines += [_define(f"EXE_{name}", bit) for name, bit in EXE_FLAGS.items()]
+    lines += ["", *_put_macro("EXEC_PUT", EXEC_PARTS, "An exec record's parts in a[]")]
     lines += ["", "struct rec {"]
     docs = {f.name: f.doc for f in FIELDS}
     for ctype, name, count in _MEMBERS:

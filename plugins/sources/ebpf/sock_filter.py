@@ -17,6 +17,8 @@ from __future__ import annotations
 from syswarden.core.rules.sockfilter import (NOT_TCP, OTHER, TCP, TCP_TYPES, UNIX,
                                              SocketPrefilter)
 
+from . import name_filter
+
 CLASS_BITS = {UNIX: 1, TCP: 2, OTHER: 4, NOT_TCP: 8}
 ALL_BITS = sum(CLASS_BITS.values())
 IP_BITS = CLASS_BITS[TCP] | CLASS_BITS[NOT_TCP]
@@ -33,12 +35,17 @@ CLASS_OF = {
 }
 
 
+def _bits(classes: frozenset[str]) -> int:
+    return sum(CLASS_BITS[c] for c in classes)
+
+
 def mask(pf: SocketPrefilter | None, syscall: str) -> int | None:
-    """The class bits ``syscall``'s events are sent for; None: not filtered."""
+    """The class bits ``syscall``'s events are sent for whatever the process's name; None:
+    not filtered."""
     if pf is None or syscall not in CLASS_OF:
         return None
-    classes = pf.classes(syscall)
-    return None if classes is None else sum(CLASS_BITS[c] for c in classes)
+    classes = dict(pf.wanted).get(syscall)
+    return None if classes is None else _bits(classes)
 
 
 #: The C expression saying a call names a destination or returned a source
@@ -52,20 +59,40 @@ ADDRESS_OF = {
 }
 
 
-def handler_lines(pf: SocketPrefilter | None, syscall: str) -> list[str]:
+def handler_lines(pf: SocketPrefilter | None, syscall: str,
+                  names: dict[frozenset[str], int] | None = None) -> list[str]:
     """The lines an exit handler runs first (its arguments in ``p``): none when unfiltered.
     A call naming a destination, or a receive that returned an address, on a TCP socket is sent
-    whatever the mask (it teaches the fd table)."""
+    whatever the mask (it teaches the fd table).  A class wanted only for some processes is
+    sent when the process's name has the bit of one of their name sets (``names``: the bit of
+    each, see :mod:`.name_filter`; a set without one is not tested) and it runs where they
+    do."""
     m = mask(pf, syscall)
     if m is None:
         return []
+    names = names or {}
     lines = [f"    u32 sock_bits = {CLASS_OF[syscall]};"]
+    # sent whatever the rules: not a socket (or its family not read: every bit), and what the
+    # fd table learns from
+    must = [f"sock_bits == {ALL_BITS}"]
     if syscall in ADDRESS_OF:
-        lines += [f"    if ((sock_bits & {CLASS_BITS[TCP]}) && {ADDRESS_OF[syscall]})",
-                  f"        sock_bits = {ALL_BITS};"]
-    return lines + [f"    if (!(sock_bits & {m})) {{",
-                    "        count(CAT_SOCK_FILTERED, 0);",
-                    "        return 0;",
+        must.append(f"((sock_bits & {CLASS_BITS[TCP]}) && {ADDRESS_OF[syscall]})")
+    test = f"!({' || '.join(must)}) && !(sock_bits & {m})"
+    terms = ["(" + " && ".join([f"(sock_bits & {_bits(more)})",
+                                *name_filter.who_c(ns, places, names)]) + ")"
+             for (ns, places), more in pf.named_of(syscall) if more]
+    if not terms:
+        return lines + [f"    if ({test}) {{",
+                        "        count(CAT_SOCK_FILTERED, 0);",
+                        "        return 0;",
+                        "    }"]
+    return lines + [f"    if ({test}) {{",
+                    "        u64 nbits = name_bits();",
+                    "        u32 place = place_bits();",
+                    "        if (!(" + "\n              || ".join(terms) + ")) {",
+                    "            count(CAT_SOCK_FILTERED, 0);",
+                    "            return 0;",
+                    "        }",
                     "    }"]
 
 
@@ -81,9 +108,9 @@ def render(pf: SocketPrefilter | None) -> str:
         "// bits when an IP socket's type is not known (0xffff).",
         "static __always_inline u32 socket_class(u32 family, u32 type)",
         "{",
-        "    if (family == 1)                     // AF_UNIX",
+        "    if (family == AF_UNIX)",
         f"        return {CLASS_BITS[UNIX]};",
-        "    if (family != 2 && family != 10)     // not AF_INET, AF_INET6",
+        "    if (family != AF_INET && family != AF_INET6)",
         f"        return {CLASS_BITS[OTHER]};",
         "    if (type == 0xffff)",
         f"        return {IP_BITS};",
@@ -123,7 +150,7 @@ def render(pf: SocketPrefilter | None) -> str:
         "    u16 mode = 0;",
         "    if (!inode || bpf_probe_read_kernel(&mode, sizeof(mode), inode + OFF_INODE_MODE))",
         f"        return {ALL_BITS};",
-        "    if ((mode & 0170000) != 0140000)     // not S_IFSOCK: private_data is no socket",
+        "    if ((mode & S_IFMT) != S_IFSOCK)     // private_data is no socket",
         f"        return {ALL_BITS};",
         "    void *sock = read_ptr_at(file, OFF_FILE_PRIVATE);",
         "    void *sk = sock ? read_ptr_at(sock, OFF_SOCKET_SK) : 0;",

@@ -27,6 +27,7 @@ import functools
 import importlib.util
 import logging
 import os
+import struct
 import subprocess
 import time
 from typing import Any, Callable
@@ -37,9 +38,11 @@ from syswarden.core.errors import SourceError
 from syswarden.core.event import Event
 from syswarden.core.protocols import Source
 from syswarden.core.rules.prefilter import OpenPrefilter
+from syswarden.core.cgroups import cgroup2_root, parse_cgroup_path
+from syswarden.core.rules.procnames import CONTAINER, HOST, COMM_LEN, comm_key, name_masks
 from syswarden.core.rules.sockfilter import SocketPrefilter
 
-from . import btf, fentry, loader, record, tracefs
+from . import btf, fentry, loader, name_filter, record, tracefs
 from . import program as P
 from .decode import Decoder
 from .ringbuf import MmapRing
@@ -288,8 +291,10 @@ class EbpfSource(Source):
     def __init__(self, config: dict[str, Any], event_types: set[str] | None, agent_pid: int,
                  metrics: Any = None, alert: Callable[[str, dict], None] | None = None,
                  open_prefilter: OpenPrefilter | None = None,
-                 socket_prefilter: SocketPrefilter | None = None) -> None:
+                 socket_prefilter: SocketPrefilter | None = None,
+                 process_names: Callable[[], list[tuple[int, str]]] | None = None) -> None:
         self.cfg = resolved_config(config)
+        self.process_names = process_names or list
         self.event_types = None if event_types is None else set(event_types)
         self.open_prefilter = open_prefilter if self.cfg.get("open_prefilter", True) else None
         self.socket_prefilter = socket_prefilter if self.cfg.get("socket_prefilter", True) \
@@ -386,6 +391,33 @@ class EbpfSource(Source):
     def load(self) -> None:
         """Load the program and attach (the first time)."""
         self.prog = self._build()
+        self._give_names(self.prog, None)
+
+    def _give_names(self, prog: Program, old: Program | None) -> None:
+        """Write the names the prefilters test into a new program (``rule_names``, then
+        ``names_ready``), the processes' names it did not learn itself (``proc_names``, see
+        :mod:`.name_filter`): the old program's, or (the first) the process table's, and
+        where each cgroup's processes run (``host_cgroups``)."""
+        bits = P.name_bits(self.open_prefilter, self.socket_prefilter)
+        masks = name_masks(bits)
+        if all(loader.map_update(prog.maps["rule_names"], key, struct.pack("=Q", m))
+               for key, m in masks.items()):
+            loader.map_update(prog.maps["names_ready"], struct.pack("=I", 0),
+                              struct.pack("=I", 1))
+        else:
+            log.warning("ebpf: the rules test %d process names, over what the kernel holds: "
+                        "every process's events are sent", len(masks))
+        if old is not None and "proc_names" in old.maps:
+            items = loader.map_items(old.maps["proc_names"], 4, COMM_LEN)
+        else:
+            items = [(struct.pack("=I", pid), key) for pid, name in self.process_names()
+                     if (key := comm_key(name)) is not None]
+        for pid, key in items:
+            loader.map_update(prog.maps["proc_names"], pid, key, loader.BPF_NOEXIST)
+        for cgroup_id, place in cgroup_places().items():
+            if not loader.map_update(prog.maps["host_cgroups"], struct.pack("=Q", cgroup_id),
+                                     struct.pack("=I", place)):
+                break                               # full: the others are not known (sent)
 
     @property
     def attached(self) -> dict[str, int]:
@@ -437,6 +469,7 @@ class EbpfSource(Source):
     async def _switch(self) -> None:
         """Load the new program in a thread, switch the reader to it, retire the old one."""
         new = await trio.to_thread.run_sync(self._build)
+        await trio.to_thread.run_sync(self._give_names, new, self.prog)
         old, self.prog = self.prog, new
         if old is not None:
             await trio.to_thread.run_sync(old.detach, list(old.attached))
@@ -505,17 +538,17 @@ class EbpfSource(Source):
                     self.metrics.inc(cat.metric, c[at] - prev[at])
                 continue
             d_drop = c[at + 1] - prev[at + 1]
-            if cat.metric in ("proc", "events"):
+            if cat.events:
                 attempted += c[at] - prev[at]
             if d_drop:
-                dropped[cat.metric] = d_drop
+                if cat.events:
+                    dropped[cat.metric] = d_drop
                 if self.metrics is not None:
                     self.metrics.inc(f"drops.kernel.{cat.metric}", d_drop)
         if self.metrics is not None and self.decode_errors:
             self.metrics.inc("drops.ebpf.decode", self.decode_errors)
             self.decode_errors = 0
-        self.drops.check(attempted, {k: v for k, v in dropped.items()
-                                     if k in ("proc", "events")})
+        self.drops.check(attempted, dropped)
 
     async def run(self, send: trio.MemorySendChannel[list[Event]], *,
                   task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -600,6 +633,25 @@ class EbpfSource(Source):
                 await send.send(batch)
                 continue
             await _wait_any(fds, timeout=self.poll_s)
+
+
+def cgroup_places() -> dict[int, int]:
+    """Every cgroup of the v2 hierarchy (its id: the directory's inode number) -> where its
+    processes run as the container enricher takes it (:data:`.name_filter.PLACE_BITS`: the
+    host, or the container its path names)."""
+    root = cgroup2_root()
+    out: dict[int, int] = {}
+    if root is None:
+        return out
+    top = root.rstrip("/") or "/"
+    for dirpath, _dirs, _files in os.walk(top):
+        try:
+            ino = os.stat(dirpath).st_ino
+        except OSError:
+            continue
+        ref = parse_cgroup_path(dirpath[len(top):] or "/")
+        out[ino] = name_filter.PLACE_BITS[HOST if ref is None else CONTAINER]
+    return out
 
 
 async def _wait_any(fds: list[int], timeout: float) -> None:

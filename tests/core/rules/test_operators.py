@@ -13,6 +13,7 @@ from syswarden.core.errors import RuleError
 from syswarden.core.rules import ast
 from syswarden.core.rules.compiler import compile_condition
 from syswarden.core.rules.engine import RuleEngine
+from syswarden.core.rules.prefilter import open_prefilter
 from syswarden.core.rules.operators import (OPERATORS, STRING_TYPES, Kind, Operator, as_text,
                                             takes_list)
 from syswarden.core.rules.operators_doc import render
@@ -120,6 +121,11 @@ def test_the_docs_walkthrough_adds_an_operator_everywhere(iendswith, reg, ev, ru
     from_zsh = ev("execve", proc="zsh", parent="sshd", cmdline=["x.sh"])   # the exception
     assert [a.rule for a in engine.check(from_bash)] == ["Script"]
     assert engine.check(from_zsh) == []
+    # the prefilters: it says nothing of the value, so a rule's opens are all sent
+    opens = RuleEngine.load([rules_file(
+        "- rule: so\n  desc: d\n  condition: evt.type = openat and fd.name iendswith .SO\n"
+        "  output: o\n  priority: WARNING\n")], reg)
+    assert open_prefilter(opens) is None
     # the docs' table
     assert "| `iendswith` | a value | string, charbuf | yes | yes |" in render()
 

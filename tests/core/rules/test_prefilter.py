@@ -9,18 +9,21 @@ import os
 import pytest
 from syswarden.core.config import default_rules_path
 from syswarden.core.event import Event, Process
+from syswarden.core.fields import Field, FieldType
 from syswarden.core.plugins import collect_fields
 from syswarden.core.rules.engine import RuleEngine
+from syswarden.core.rules.operators import OPERATORS, STRING_TYPES, Kind, Operator, Says, as_text
 from syswarden.core.rules.prefilter import CREATE, OK, READ, TRUNC, WRITE, Term, open_prefilter
 from syswarden.plugins.enrichers.process.fds import FdTable
+from syswarden.testing import fields_with
 
 FIELDS = collect_fields()
 
 
-def engine(tmp_path, rules: str) -> RuleEngine:
+def engine(tmp_path, rules: str, fields=FIELDS) -> RuleEngine:
     f = tmp_path / "rules.yaml"
     f.write_text(rules)
-    return RuleEngine.load([str(f)], FIELDS)
+    return RuleEngine.load([str(f)], fields)
 
 
 def rule(cond: str, name: str = "r") -> str:
@@ -31,10 +34,25 @@ def rule(cond: str, name: str = "r") -> str:
 def test_the_default_rules_need_writes_creations_and_reads_of_sensitive_files():
     pf = open_prefilter(RuleEngine.load([default_rules_path()], FIELDS))
     assert pf is not None
-    flag_only = {t.needs for t in pf.terms if t.prefixes is None}
+    flag_only = {t.needs for t in pf.terms if not t.has_path_test}
     assert flag_only == {frozenset({OK, WRITE}), frozenset({OK, CREATE})}
-    reads = [t for t in pf.terms if t.prefixes is not None]
+    reads = [t for t in pf.terms if t.prefixes is not None and CREATE not in t.needs]
     assert reads and all(t.needs == {OK, READ} for t in reads)
+    # beyond fd.name: the same paths tested on fd.realpath, and the files by identity
+    assert any(t.real for t in reads) and any(not t.real for t in reads)
+    same = [t for t in pf.terms if t.ids is not None]
+    assert len(same) == 1 and same[0].needs == {OK, READ}
+    shadow = os.stat("/etc/shadow")
+    ident = (os.major(shadow.st_dev), os.minor(shadow.st_dev), shadow.st_ino)
+    assert ident in same[0].ids
+    assert pf.accepts(3, os.O_RDONLY, "/tmp/x", ident=ident)        # a hard link
+    assert pf.accepts(3, os.O_RDONLY, "/tmp/x", realpath="/etc/shadow")   # a symlink
+    assert not pf.accepts(3, os.O_RDONLY, "/tmp/x", realpath="/tmp/x", ident=(1, 2, 3))
+    # a creation: in a container (an executable's), or below /dev (anywhere)
+    assert {(t.prefixes, t.places) for t in pf.terms if t.needs == {OK, CREATE}} == {
+        (None, frozenset({"container"})), (frozenset({"/dev/"}), None)}
+    assert not pf.accepts(3, os.O_RDONLY | os.O_CREAT, "/tmp/x", host=True)
+    assert pf.accepts(3, os.O_RDONLY | os.O_CREAT, "/tmp/x", host=False)
     assert "/etc/shadow" in pf.prefixes() and "/etc/pam.d" in pf.prefixes()
     assert not pf.accepts(3, os.O_RDONLY, "/dev/null")
     assert not pf.accepts(-2, os.O_WRONLY, "/etc/passwd")          # failed
@@ -66,9 +84,12 @@ def test_paths_no_clean_path_can_satisfy_still_pass_paths_the_kernel_cannot_judg
 
 
 @pytest.mark.parametrize("cond, why", [
-    ("evt.type = openat and proc.name = cat", "can match any openat"),
+    # a name test the kernel cannot make (a prefix, the parent's name, a negation)
+    ("evt.type = openat and proc.name startswith ca", "can match any openat"),
+    ("evt.type = openat and proc.pname = cat", "can match any openat"),
+    ("evt.type = openat and not proc.name = cat", "can match any openat"),
     ("evt.type = openat and not fd.name startswith /tmp", "can match any openat"),
-    ("evt.type = openat and (fd.name startswith /etc or proc.name = cat)", "any openat"),
+    ("evt.type = openat and (fd.name startswith /etc or proc.name != cat)", "any openat"),
     ("evt.type = openat and toupper(fd.name) startswith /ETC", "any openat"),
     ("evt.type = fchmod and fd.name = /etc/passwd", "reads fd.name on fchmod"),
     ("proc.name = cat and fd.name = /etc/passwd", "reads fd.name on events of any type"),
@@ -88,12 +109,73 @@ def test_a_rule_that_needs_every_open_turns_the_prefilter_off(tmp_path, caplog, 
     assert why in caplog.text
 
 
+def test_a_process_name_test_is_a_term_of_its_own(tmp_path):
+    """``proc.name = X`` / ``in (...)`` is kept as a name set (once needing every open):
+    intersected with the flags and paths it is conjoined with, and tested on the name as
+    the process table has it (a name not known passes)."""
+    pf = open_prefilter(engine(tmp_path, rule(
+        "evt.type = openat and evt.is_open_read = true and proc.name in (tar, cat)")
+        + rule("evt.type = openat and (fd.name startswith /etc or proc.name = cat)", "b")
+        + rule("evt.type = openat and proc.name = gzip and proc.name in (tar, gzip)", "c")))
+    assert pf is not None and set(pf.terms) == {
+        Term(frozenset({READ}), names=frozenset({"tar", "cat"})),
+        Term(frozenset(), frozenset({"/etc"})),
+        Term(names=frozenset({"cat"})),
+        Term(names=frozenset({"gzip"}))}
+    assert pf.accepts(3, 0, "/tmp/x", name="tar") and pf.accepts(3, 1, "/tmp/x", name="cat")
+    assert not pf.accepts(3, 1, "/tmp/x", name="tar")           # written: not rule a
+    assert not pf.accepts(3, 0, "/tmp/x", name="nginx")
+    assert pf.accepts(3, 0, "/tmp/x") and pf.accepts(3, 0, "/etc/x", name="nginx")
+    # a comm holds 15 bytes: a longer name is compared by its first 15
+    long = open_prefilter(engine(tmp_path, rule(
+        "evt.type = openat and proc.name = containerd-shim-runc-v2")))
+    assert long is not None and long.accepts(3, 0, "/x", name="containerd-shim")
+    assert not long.accepts(3, 0, "/x", name="containerd")
+
+
 def test_socket_fields_on_fds_of_other_calls_need_no_open(tmp_path):
     """A socket's entry never depends on an open: its checks keep the prefilter on."""
     pf = open_prefilter(engine(tmp_path, rule(
         "evt.type in (dup, dup2) and fd.type in (ipv4, ipv6) and fd.rport = 4444")
         + rule("evt.type = openat and evt.is_open_write = true", "w")))
     assert pf is not None and pf.terms == (Term(frozenset({WRITE})),)
+
+
+@pytest.mark.parametrize("says, prefixes", [
+    (lambda paths: Says(prefixes=frozenset(p.rstrip("/") + "/" for p in paths)),
+     {"/etc/", "/srv/"}),
+    (None, None),                       # an operator that says nothing: every open sent
+])
+def test_the_prefilter_reads_what_an_operator_says(tmp_path, says, prefixes):
+    """The prefilter asks the operator registry what a comparison says of the value: an
+    operator added with ``says`` is used with no edit of the prefilter."""
+    OPERATORS.add(Operator(
+        "under", Kind.LIST, "the path is below an item of the list",
+        lambda const, ftype: lambda v: any(str(v).startswith(p.rstrip("/") + "/")
+                                           for p in const),
+        types=STRING_TYPES, const=as_text, gather=lambda consts, ftype: tuple(consts),
+        says=says))
+    try:
+        pf = open_prefilter(engine(tmp_path, rule(
+            "evt.type = openat and fd.name under (/etc, /srv/)")))
+    finally:
+        OPERATORS.remove("under")
+    if prefixes is None:
+        assert pf is None
+    else:
+        assert pf is not None and pf.terms == (Term(frozenset(), frozenset(prefixes)),)
+        assert not pf.accepts(3, 0, "/etcetera") and pf.accepts(3, 0, "/srv/x")
+
+
+@pytest.mark.parametrize("without_open", [True, False])
+def test_an_fd_field_declared_without_open_keeps_the_prefilter_on(tmp_path, without_open):
+    """What the prefilter knows of an fd field is what its row declares: a plugin's field
+    declared ``without_open`` (its value never comes from an open) keeps it on."""
+    cookie = Field("fd.sock_cookie", FieldType.UINT64, "a test field", lambda e: 1,
+                   without_open=without_open)
+    pf = open_prefilter(engine(tmp_path, rule("evt.type = dup and fd.sock_cookie = 7"),
+                               fields_with(cookie)))
+    assert (pf is not None) == without_open
 
 
 @pytest.mark.parametrize("evt_type, args", [
@@ -208,7 +290,7 @@ FLAGS = [os.O_RDONLY, os.O_WRONLY, os.O_RDWR, os.O_WRONLY | os.O_TRUNC,
          os.O_WRONLY | os.O_CREAT, os.O_RDONLY | os.O_CREAT | (1 << 30),
          os.O_RDWR | os.O_TMPFILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | (1 << 30),
          os.O_RDONLY | os.O_DIRECTORY]
-NAMES = ["cat", "bash", "apt", "vi"]
+NAMES = ["cat", "bash", "apt", "vi", "tar", "sshd"]
 
 SENSITIVE_RULES = "".join([
     rule("evt.type in (open, openat) and evt.is_open_write = true and fd.name pmatch (/usr/bin) "
@@ -260,7 +342,7 @@ def test_no_open_a_rule_matches_is_kept(tmp_path, rules, request):
     for evt_type, path, flags, res, name, container in itertools.product(
             ("open", "openat"), PATHS, FLAGS, (3, -2), NAMES, ("host", "0123456789ab")):
         matched = bool(eng.check(_open(fds, evt_type, path, flags, res, name, container)))
-        accepted = pf.accepts(res, flags, path)
+        accepted = pf.accepts(res, flags, path, name=name, host=container == "host")
         assert accepted or not matched, (evt_type, path, oct(flags), res, name)
         kept += not accepted
         hits += matched

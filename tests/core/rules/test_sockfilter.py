@@ -9,29 +9,39 @@ import itertools
 import socket
 
 import pytest
+from syswarden.core import ip_addresses
 from syswarden.core.config import default_rules_path
 from syswarden.core.event import Event, KernelFacts, Process
+from syswarden.core.fields import Field, FieldType
 from syswarden.core.plugins import collect_fields
 from syswarden.core.rules.engine import RuleEngine
+from syswarden.core.rules.operators import OPERATORS, Kind, Operator, Says
 from syswarden.core.rules.sockfilter import (CLASSES, IP, NOT_TCP, OTHER, SOCKET_SYSCALLS, TCP, UNIX,
                                              SocketPrefilter, socket_prefilter)
 from syswarden.core.rules import sockfilter as _sf
 from syswarden.plugins.enrichers.process.fds import FdTable
+from syswarden.testing import fields_with
 
 FIELDS = collect_fields()
 FALCO_FILES = ("falco_rules.yaml", "falco-incubating_rules.yaml", "falco-sandbox_rules.yaml")
 IP_CLASSES = IP | {OTHER}
 
 
-def engine(tmp_path, rules: str, **kw) -> RuleEngine:
+def engine(tmp_path, rules: str, fields=FIELDS, **kw) -> RuleEngine:
     f = tmp_path / "rules.yaml"
     f.write_text(rules)
-    return RuleEngine.load([str(f)], FIELDS, **kw)
+    return RuleEngine.load([str(f)], fields, **kw)
 
 
 def rule(cond: str, name: str = "r") -> str:
     return (f"- rule: {name}\n  desc: d\n  condition: {cond}\n  output: o\n"
             f"  priority: WARNING\n")
+
+
+def _classes(pf: SocketPrefilter | None, syscall: str) -> set[str] | None:
+    """The classes ``syscall``'s events are sent for (None: all)."""
+    got = pf.classes(syscall) if pf is not None else None
+    return None if got is None else set(got)
 
 
 def falco(compat) -> RuleEngine:
@@ -77,16 +87,42 @@ def test_the_families_a_condition_leaves(tmp_path, cond, syscall, classes):
     assert pf.classes(syscall) == (None if classes is None else frozenset(classes))
 
 
+@pytest.mark.parametrize("said, classes", [(True, {UNIX}), (False, None)])
+def test_the_socket_prefilter_reads_what_an_operator_says(tmp_path, said, classes):
+    """What an operator says of the value (here: it is one of the constants) is what the
+    socket prefilter reads, with no edit of it."""
+    OPERATORS.add(Operator(
+        "is", Kind.VALUE, "equal", lambda const, ftype: lambda v: v == const,
+        says=(lambda const: Says(equals=frozenset({const}))) if said else None))
+    try:
+        pf = socket_prefilter(engine(tmp_path, rule("evt.type = sendto and fd.type is unix")))
+    finally:
+        OPERATORS.remove("is")
+    assert _classes(pf, "sendto") == classes
+
+
+@pytest.mark.parametrize("ip_only, classes", [(True, IP_CLASSES), (False, None)])
+def test_an_fd_field_declared_ip_only_leaves_the_ip_sockets(tmp_path, ip_only, classes):
+    """What the socket prefilter knows of an fd field is what its row declares: a plugin's
+    field declared ``ip_only`` (no value on another socket) leaves the IP classes."""
+    tos = Field("fd.tos", FieldType.UINT64, "a test field", lambda e: 0, ip_only=ip_only)
+    pf = socket_prefilter(engine(tmp_path, rule("evt.type = sendto and fd.tos = 16"),
+                                 fields_with(tos)))
+    assert _classes(pf, "sendto") == classes
+
+
 def test_a_family_some_rule_reads_through_the_fd_table_is_sent_by_the_calls_that_teach_it(
         tmp_path):
     """dup's fd.type comes from the socket's socket/bind/connect: those send UNIX too."""
     pf = socket_prefilter(engine(tmp_path, rule("evt.type = sendto and fd.typechar = 4", "s")
                                  + rule("evt.type = dup and fd.type = unix", "d")))
     assert pf is not None
-    for teacher in ("socket", "bind", "connect", "accept4", "sendto"):
+    for teacher in ("socket", "bind", "connect", "accept4"):
         assert pf.classes(teacher) is None, teacher    # every class: not filtered
-    # a TCP socket's messages teach the table nothing (sendto's own rule wants TCP above)
-    assert pf.classes("recvmsg") == CLASSES - {TCP}
+    # a TCP socket's messages teach the table nothing (sendto's own rule wants TCP above),
+    # nor do a UNIX socket's (the table keeps no UNIX address of a message)
+    assert pf.classes("recvmsg") == CLASSES - {TCP, UNIX}
+    assert pf.classes("sendto") == CLASSES - {UNIX}
     assert pf.classes("listen") == frozenset()        # learns nothing: only its own rules
 
 
@@ -115,15 +151,47 @@ def test_a_directory_fd_is_no_socket(tmp_path):
 @pytest.mark.parametrize("cond", [
     "evt.type = close and fd.name startswith /root",     # a socket's fd.name is read too
     "proc.name = nc and fd.name contains x",              # any type: sockets' included
-    "evt.type = sendto and proc.name = nc",
+    "evt.type = sendto and proc.name startswith nc",     # no name set: any name
 ])
 def test_a_rule_that_needs_every_family_turns_the_prefilter_off(tmp_path, caplog, cond):
     caplog.set_level("INFO", "syswarden.rules")
     eng = engine(tmp_path, rule(cond) + rule("evt.type in (sendto, connect, socket, accept, "
                                              "accept4, bind, sendmsg, recvfrom, recvmsg, "
-                                             "listen) and proc.name = x", "all"))
+                                             "listen) and proc.name startswith x", "all"))
     assert socket_prefilter(eng) is None
     assert "not filtered" in caplog.text
+
+
+def test_a_rule_that_tests_the_process_name_wants_its_classes_for_those_names(tmp_path):
+    """Per syscall, the classes any process's events are sent for, and those sent only for
+    some names (``proc.name = X``, ``in``); a named term the unnamed classes cover is left
+    out; the fd table's teachers are sent for every name."""
+    pf = socket_prefilter(engine(tmp_path, rule(
+        "evt.type = sendto and proc.name in (psql, nc)", "any-family")
+        + rule("evt.type = sendto and fd.typechar = u", "unix")          # and teaches UNIX
+        + rule("evt.type = socket and evt.arg.domain = AF_INET and proc.name = dig", "ip")
+        + rule("evt.type = socket and evt.arg.domain = AF_UNIX and proc.name = nc", "covered")))
+    assert pf is not None
+    assert dict(pf.wanted)["sendto"] == {UNIX}
+    assert pf.named_of("sendto") == (((frozenset({"psql", "nc"}), None), CLASSES),)
+    assert pf.classes("sendto") is None                      # every class, by some name
+    assert dict(pf.wanted)["socket"] == {UNIX}
+    assert pf.named_of("socket") == (((frozenset({"dig"}), None), IP_CLASSES),)
+    assert pf.classes("socket") is None                      # UNIX, and IP by dig
+    udp = (socket.AF_INET, socket.SOCK_DGRAM)
+    assert pf.accepts("sendto", *udp, name="nc") and pf.accepts("sendto", *udp)
+    assert not pf.accepts("sendto", *udp, name="nginx")
+    assert pf.accepts("sendto", socket.AF_UNIX, socket.SOCK_DGRAM, name="nginx")
+    assert pf.accepts("socket", *udp, name="dig")
+    assert not pf.accepts("socket", *udp, name="nc")
+    assert "socket: unix; ip-not-tcp, other, tcp by dig" in pf.describe()
+    # a reader of the fd table on any process: its teachers are sent whatever the name
+    taught = socket_prefilter(engine(tmp_path, rule(
+        "evt.type = socket and proc.name = curl and evt.arg.domain = AF_INET6")
+        + rule("evt.type = close and fd.l4proto = udp", "reader")))
+    assert taught is not None and dict(taught.wanted)["socket"] == {NOT_TCP, OTHER}
+    assert taught.named_of("socket") == (((frozenset({"curl"}), None), IP_CLASSES),)
+    assert SocketPrefilter.union([pf, taught]).named_of("sendto") == pf.named_of("sendto")
 
 
 def test_falcos_rules_want_ip_sockets_only(compat):
@@ -158,11 +226,30 @@ def test_falcos_rules_want_no_tcp_sendto_for_themselves(compat, tmp_path):
     assert TCP in pf.classes("connect") and TCP in pf.classes("socket")
 
 
-def test_the_default_rules_want_ip_sockets_only():
+def test_the_default_rules_want_ip_connects_and_packet_sockets_only():
+    """Their rules on connect read only what the connect itself says (fd.sip, fd.type): no
+    other call needs to teach the fd table (a socket, an accept, a datagram's peer)."""
     pf = socket_prefilter(RuleEngine.load([default_rules_path()], FIELDS))
     assert pf is not None
-    assert pf.classes("sendto") == {NOT_TCP, OTHER} and pf.classes("connect") == IP_CLASSES
+    assert pf.classes("connect") == IP_CLASSES and pf.classes("socket") == {OTHER}
+    for t in ("accept4", "bind", "sendto", "sendmsg", "recvfrom"):
+        assert pf.classes(t) == {OTHER}, t
     assert not pf.accepts("sendmsg", socket.AF_UNIX) and pf.accepts("socket", socket.AF_PACKET)
+    assert not pf.accepts("socket", socket.AF_INET, socket.SOCK_STREAM)
+    assert not pf.accepts("connect", socket.AF_UNIX) and not pf.accepts("socket", socket.AF_UNIX)
+    # a netlink socket's connect to an address not read takes its type from the table
+    assert pf.accepts("socket", socket.AF_NETLINK) and pf.accepts("bind", socket.AF_NETLINK)
+
+
+def test_a_rule_on_connect_reading_what_the_table_knew_needs_the_teachers(tmp_path):
+    """fd.sip and fd.type of a connect are its own; fd.l4proto (the socket call's), fd.cip (a
+    failed connect's is an earlier one's) are the table's."""
+    own = socket_prefilter(engine(tmp_path, rule(
+        "evt.type = connect and fd.typechar = 4 and fd.sip = 1.2.3.4 and fd.rport = 80")))
+    assert own is not None and own.classes("socket") == {OTHER}
+    for reads in ("fd.l4proto = udp", "fd.cip = 1.2.3.4", "fd.name contains x"):
+        pf = socket_prefilter(engine(tmp_path, rule(f"evt.type = connect and {reads}")))
+        assert pf is None or pf.classes("socket") is None or pf.classes("socket") & IP, reads
 
 
 def test_the_union_of_prefilters_wants_what_any_wants():
@@ -204,6 +291,13 @@ def _sequence(domain: int, stype: int, peer, local) -> list[tuple[Event, int]]:
         ev("socket", 5, {"domain": domain, "type": stype, "proto": 0}),
         ev("bind", 0, {"fd": 5}, local),
         ev("connect", 0, {"fd": 5}, peer, local=local),
+        ev("connect", -111, {"fd": 5}, peer),              # refused: no local end
+        # AF_UNSPEC, an address not read: an IP socket's peer as the kernel has it after,
+        # a UNIX socket's family
+        ev("connect", 0, {"fd": 5}, None if peer is None else ("unix", "", 0)
+           if peer[0] == "unix" else
+           (peer[0], ip_addresses.ANY4 if peer[0] == "ipv4" else ip_addresses.ANY6, 0)),
+        ev("connect", 0, {"fd": 5}, peer, local=local),
         ev("sendto", 10, {"fd": 5, "size": 10}, peer),
         ev("sendmsg", 10, {"fd": 5, "size": 10}, peer),
         ev("sendto", 10, {"fd": 5, "size": 10}),          # connected: no destination named
@@ -222,9 +316,17 @@ def _alerts(eng: RuleEngine, table: FdTable, e: Event, p: Process) -> set[str]:
     return {a.rule for a in eng.check(e) or ()}
 
 
-@pytest.mark.parametrize("rules", ["default", "falco"])
+NAMED = rule("evt.type in (connect, sendto, accept4) and proc.name in (nc, bash) and "
+              "fd.typechar = 4", "named") + rule("evt.type = socket and proc.name = java", "j") \
+    + rule("evt.type in (bind, recvfrom) and container.id != host", "c")
+
+
+@pytest.mark.parametrize("rules", ["default", "falco", "named"])
 def test_dropping_what_the_prefilter_keeps_changes_no_alert(compat, tmp_path, rules):
+    """Over every socket's life, for processes of several names (the name the process table
+    has: ``proc.name``), in a container or not."""
     eng = falco(compat) if rules == "falco" else \
+        engine(tmp_path, NAMED, rule_matching="all") if rules == "named" else \
         RuleEngine.load([default_rules_path()], FIELDS, rule_matching="all")
     pf = socket_prefilter(eng)
     assert pf is not None
@@ -243,7 +345,8 @@ def test_dropping_what_the_prefilter_keeps_changes_no_alert(compat, tmp_path, ru
             matched = _alerts(eng, every, e, procs[0])
             hits += bool(matched)
             addressed = e.kernel.sockaddr is not None
-            if pf.accepts(e.type, family, stype, addressed):
+            if pf.accepts(e.type, family, stype, addressed, name=name,
+                          host=container == "host"):
                 assert _alerts(eng, some, e2, procs[1]) == matched, (e.type, domain, name)
             else:
                 kept += 1

@@ -5,16 +5,22 @@ A container lives in a containerd namespace (``k8s.io`` is the kubelet's, ``defa
 each namespace ``Namespaces.List`` gives, but Docker's ``moby`` (its containers are the Docker
 engine's, under their Docker names).  What is read follows Falco's containerd engine:
 
-- ``Containers.Get``: the image as named, the labels, the OCI spec (an ``Any`` holding the
-  spec's JSON: mounts, uid, host namespaces, privileged: :func:`~.grpcio.spec_facts`), the
-  creation time (``container.start_ts``); ``container.name`` is the short id (a container of
-  containerd has no other name).
-- ``Images.Get``: the image's digest (``container.image.digest``).
+- ``Containers.Get``: the image as named, the labels (those no longer than
+  ``label_max_len``), the OCI spec (an ``Any`` holding the spec's JSON: mounts, uid, host
+  namespaces, privileged: :func:`~.grpcio.spec_facts`); ``container.name`` is the short id (a
+  container of containerd has no other name).
+- ``Tasks.Get``: the task's pid, the container's first process (``Container.pid``); the start
+  of that process is ``container.start_ts``, as Falco reads it (the start of the pid
+  namespace's init); a container with no task (created, not started) or in the host's pid
+  namespace has its creation time.
+- ``Images.Get``: the image's digest (``container.image.digest``); with ``with_size``, the
+  size of the image's target (what Falco's containerd engine reports as the size).
 - ``Tasks.List``: the running containers after a (re)connection.
 - A container the CRI plugin made (labelled ``io.cri-containerd.kind``) is left to the CRI
   engine when one asks the same socket (``cri_managed=False``): the CRI knows its pod.
-- ``Events.Subscribe`` with ``/tasks/start`` and ``/containers/create`` (-> look it up at once,
-  so a container's first process finds its metadata cached) and ``/containers/delete``.
+- ``Events.Subscribe`` with ``/containers/create`` and ``/tasks/start`` as ``hooks`` says (->
+  look it up at once, so a container's first process finds its metadata cached),
+  ``/containers/update`` and ``/containers/delete``.
 
 The stubs are generated from the upstream ``.proto`` files at set-up time (:mod:`..protos`).
 """
@@ -25,8 +31,8 @@ from typing import Any, AsyncIterator
 
 from syswarden.core.event import Container
 
-from ..engine import ContainerEngine, EngineEvent
-from ..metadata import image_parts
+from ..engine import DEFAULT_OPTIONS, ContainerEngine, EngineEvent, EngineOptions
+from ..metadata import image_parts, process_start_ns, short_labels
 from ..stubs.containerd.events import container_pb2 as container_events
 from ..stubs.containerd.events import task_pb2 as task_events
 from ..stubs.containerd.services.containers.v1 import containers_pb2, containers_pb2_grpc
@@ -43,12 +49,12 @@ DEFAULT_SOCKET = "/run/containerd/containerd.sock"
 SKIPPED_NAMESPACES = frozenset({"moby"})
 #: the label containerd's CRI plugin puts on the containers and sandboxes it made
 CRI_KIND = "io.cri-containerd.kind"
-#: topic -> (event message, what it means for the cache)
+#: topic -> (event message, what it means for the cache, the hook that must be on or None)
 TOPICS = {
-    "/tasks/start": (task_events.TaskStart, "refresh"),
-    "/containers/create": (container_events.ContainerCreate, "refresh"),
-    "/containers/update": (container_events.ContainerUpdate, "refresh"),
-    "/containers/delete": (container_events.ContainerDelete, "destroy"),
+    "/containers/create": (container_events.ContainerCreate, "refresh", "create"),
+    "/tasks/start": (task_events.TaskStart, "refresh", "start"),
+    "/containers/update": (container_events.ContainerUpdate, "refresh", None),
+    "/containers/delete": (container_events.ContainerDelete, "destroy", None),
 }
 
 
@@ -64,8 +70,8 @@ class ContainerdEngine(ContainerEngine):
     default_sockets = (DEFAULT_SOCKET, "/run/k3s/containerd/containerd.sock")
 
     def __init__(self, socket: str = DEFAULT_SOCKET, timeout: float = 2.0,
-                 cri_managed: bool = True) -> None:
-        super().__init__(socket, timeout)
+                 cri_managed: bool = True, options: EngineOptions = DEFAULT_OPTIONS) -> None:
+        super().__init__(socket, timeout, options)
         self.cri_managed = cri_managed
         self.link = GrpcLink(socket, timeout)
         channel = self.link.channel
@@ -103,14 +109,22 @@ class ContainerdEngine(ContainerEngine):
             c = got.container
             if not self.cri_managed and CRI_KIND in c.labels:
                 return None             # the CRI engine on this socket answers for it
-            digest = None
+            target = None
             if c.image:
                 image = await self.link.call(self.images.Get,
                                              images_pb2.GetImageRequest(name=c.image), md,
                                              not_found=True)
-                if image is not None and image.image.target.digest:
-                    digest = image.image.target.digest
-            return container_from_containerd(c, digest)
+                target = image.image.target if image is not None else None
+            task = await self.link.call(self.tasks.Get,
+                                        tasks_pb2.GetRequest(container_id=c.id), md,
+                                        not_found=True)
+            container = container_from_containerd(c, target, self.options)
+            if task is not None and task.process.pid:
+                container.pid = task.process.pid
+                if not container.host_pid:
+                    container.start_ts = process_start_ns(task.process.pid) \
+                        or container.start_ts
+            return container
         return None
 
     async def list_running(self) -> list[str]:
@@ -123,14 +137,15 @@ class ContainerdEngine(ContainerEngine):
 
     async def events(self) -> AsyncIterator[EngineEvent]:
         request = events_pb2.SubscribeRequest(
-            filters=[f'topic=="{topic}"' for topic in TOPICS])
+            filters=[f'topic=="{topic}"' for topic, (_, _, hook) in TOPICS.items()
+                     if hook is None or self.hooked(hook)])
         async for envelope in self.link.stream(self.event_service.Subscribe, request):
             if envelope.namespace in SKIPPED_NAMESPACES:
                 continue
             known = TOPICS.get(envelope.topic)
             if known is None:
                 continue
-            message_type, action = known
+            message_type, action, _ = known
             # containerd's type urls carry no '/' ("containerd.events.TaskStart"), which
             # Any.Unpack refuses: the name is checked here, the bytes parsed as the message
             if envelope.event.type_url.rsplit("/", 1)[-1] != message_type.DESCRIPTOR.full_name:
@@ -141,8 +156,10 @@ class ContainerdEngine(ContainerEngine):
                 yield EngineEvent(full, action)
 
 
-def container_from_containerd(c: Any, digest: str | None) -> Container:
-    """A :class:`Container` from containerd's container record, as Falco's engine reads it."""
+def container_from_containerd(c: Any, target: Any = None,
+                              options: EngineOptions = DEFAULT_OPTIONS) -> Container:
+    """A :class:`Container` from containerd's container record and its image's target
+    descriptor, as Falco's engine reads them."""
     spec = json_or_empty(c.spec.value) if c.HasField("spec") else {}
     repo, tag, image_digest = image_parts(c.image, "")
     created = c.created_at.seconds * 1_000_000_000 + c.created_at.nanos \
@@ -150,5 +167,7 @@ def container_from_containerd(c: Any, digest: str | None) -> Container:
     return Container(
         id=c.id[:12], full_id=c.id, type="containerd", name=c.id[:12],
         image=c.image or None, image_repository=repo, image_tag=tag,
-        image_digest=image_digest or digest, labels=dict(c.labels), start_ts=created,
+        image_digest=image_digest or (target.digest if target is not None else None) or None,
+        labels=short_labels(c.labels, options.label_max_len), start_ts=created,
+        size_rw=target.size if options.with_size and target is not None else None,
         complete=True, **spec_facts(spec))

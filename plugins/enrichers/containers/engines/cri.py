@@ -5,32 +5,43 @@ A lookup is the kubelet's own view of a container, read as Falco's CRI engine re
 
 - ``ContainerStatus`` (verbose): the CRI container name (``container.name``), the image (its
   name from the status, the digest from ``image_ref``, the id from the container's config),
-  the labels, the mounts (propagation ``private``, ``rslave``, ``rshared``), the creation time
-  (``container.start_ts``), the uid; its verbose ``info`` (JSON) says privileged (the runtime
-  spec's security context, else the config's, else the runtime's own flag);
+  the labels (those no longer than ``label_max_len``), the mounts (propagation ``private``,
+  ``rslave``, ``rshared``), the creation time (``container.start_ts``), the uid; its verbose
+  ``info`` (JSON) says privileged (the runtime spec's security context, else the config's,
+  else the runtime's own flag) and the pid of its first process;
+- ``ContainerStats``, with ``with_size`` only: the bytes of its writable layer;
 - ``ListContainers`` (filtered by id): the pod sandbox the container belongs to;
 - ``PodSandboxStatus`` (verbose): the pod's name, namespace, uid and sandbox id (``k8s.pod.*``,
   set as the kubelet's ``io.kubernetes.*`` labels), the pod's labels (``k8s.pod.label[...]``),
   its ip (``k8s.pod.ip``), host network, pid and ipc namespaces, and the CNI interfaces the
   runtime recorded (``k8s.pod.cni.json``).
 
-``container.type`` is the runtime's name from ``Version``: ``containerd`` or ``cri-o``.  The
-CRI has no event stream in the runtimes of this era: containers started on containerd are
-announced by the containerd engine's stream; otherwise a lookup starts when an event first
-carries the container (and the batch waits for it, bounded).
+``container.type`` is the runtime's name from ``Version``: ``containerd`` or ``cri-o``.
+
+New containers are announced by the CRI's event stream, ``GetContainerEvents`` (containerd 1.7
+and later, CRI-O 1.26 and later with ``enable_pod_events``), as Falco's CRI engine reads it: a
+container created (``create`` hook) or started (``start`` hook) is looked up at once, so its
+first process finds its metadata; a container deleted is forgotten.  A runtime that does not
+serve the stream (``UNIMPLEMENTED``: containerd 1.6, Debian 12's) is said in one log line and
+pinged instead; then containers started on containerd are announced by the containerd engine's
+stream, or looked up when an event first carries them (the batch waits for it, bounded).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+import logging
+from typing import Any, AsyncIterator
 
 from syswarden.core.event import Container, Mount
 
-from ..engine import ContainerEngine
-from ..metadata import K8S_NS, K8S_POD, K8S_SANDBOX, K8S_UID, split_image, strip_algo
+from ..engine import DEFAULT_OPTIONS, ContainerEngine, EngineEvent, EngineOptions
+from ..metadata import (K8S_NS, K8S_POD, K8S_SANDBOX, K8S_UID, short_labels, split_image,
+                        strip_algo)
 from ..stubs.cri import api_pb2, api_pb2_grpc
-from .grpcio import GrpcLink, json_or_empty
+from .grpcio import GrpcLink, Unimplemented, json_or_empty
+
+log = logging.getLogger("syswarden.container")
 
 DEFAULT_SOCKETS = ("/run/containerd/containerd.sock", "/run/crio/crio.sock",
                    "/run/k3s/containerd/containerd.sock")
@@ -42,6 +53,12 @@ _PROPAGATION = {
     api_pb2.PROPAGATION_BIDIRECTIONAL: "rshared",
 }
 _RUNTIME_TYPES = {"containerd": "containerd", "cri-o": "cri-o"}
+#: CRI container event -> (what it means for the cache, the hook that must be on or None)
+_EVENTS = {
+    api_pb2.CONTAINER_CREATED_EVENT: ("refresh", "create"),
+    api_pb2.CONTAINER_STARTED_EVENT: ("refresh", "start"),
+    api_pb2.CONTAINER_DELETED_EVENT: ("destroy", None),
+}
 
 
 class CriEngine(ContainerEngine):
@@ -51,11 +68,14 @@ class CriEngine(ContainerEngine):
     types = frozenset({"cri", "containerd", "cri-o"})
     default_sockets = DEFAULT_SOCKETS
 
-    def __init__(self, socket: str = DEFAULT_SOCKETS[0], timeout: float = 2.0) -> None:
-        super().__init__(socket, timeout)
+    def __init__(self, socket: str = DEFAULT_SOCKETS[0], timeout: float = 2.0,
+                 options: EngineOptions = DEFAULT_OPTIONS) -> None:
+        super().__init__(socket, timeout, options)
         self.link = GrpcLink(socket, timeout)
         self.runtime = api_pb2_grpc.RuntimeServiceStub(self.link.channel)
         self.kind = "cri"
+        #: whether the runtime serves GetContainerEvents (None: not asked yet)
+        self.streams: bool | None = None
 
     async def aclose(self) -> None:
         self.link.close()
@@ -81,7 +101,14 @@ class CriEngine(ContainerEngine):
                 api_pb2.PodSandboxStatusRequest(pod_sandbox_id=listed.containers[0]
                                                 .pod_sandbox_id, verbose=True),
                 not_found=True)
-        return container_from_cri(status, sandbox, self.kind)
+        container = container_from_cri(status, sandbox, self.kind, self.options)
+        if self.options.with_size:
+            stats = await self.link.call(
+                self.runtime.ContainerStats,
+                api_pb2.ContainerStatsRequest(container_id=status.status.id), not_found=True)
+            if stats is not None and stats.stats.HasField("writable_layer"):
+                container.size_rw = stats.stats.writable_layer.used_bytes.value
+        return container
 
     async def _sandbox(self, full_id: str) -> Container | None:
         """A pod's sandbox (its pause process is in a container's cgroup of its own)."""
@@ -91,7 +118,7 @@ class CriEngine(ContainerEngine):
             not_found=True)
         if box is None or not box.status.id:
             return None
-        return sandbox_from_cri(box, self.kind)
+        return sandbox_from_cri(box, self.kind, self.options)
 
     async def list_running(self) -> list[str]:
         running = api_pb2.ContainerStateValue(state=api_pb2.CONTAINER_RUNNING)
@@ -99,6 +126,27 @@ class CriEngine(ContainerEngine):
             self.runtime.ListContainers,
             api_pb2.ListContainersRequest(filter=api_pb2.ContainerFilter(state=running)))
         return [c.id for c in answer.containers]
+
+    async def events(self) -> AsyncIterator[EngineEvent]:
+        """``GetContainerEvents``; the base class's heartbeat when the runtime has no such
+        stream (said once)."""
+        try:
+            async for answer in self.link.stream(self.runtime.GetContainerEvents,
+                                                 api_pb2.GetEventsRequest()):
+                self.streams = True
+                action, hook = _EVENTS.get(answer.container_event_type, (None, None))
+                if action is not None and answer.container_id \
+                        and (hook is None or self.hooked(hook)):
+                    yield EngineEvent(answer.container_id, action)
+            return
+        except Unimplemented as exc:
+            if self.streams is None:
+                log.info("cri: %s serves no container event stream (%s; containerd before "
+                         "1.7, CRI-O without enable_pod_events): its containers are looked up "
+                         "when an event first carries them", self.socket, exc)
+            self.streams = False
+        async for news in super().events():
+            yield news
 
 
 def _info(answer: Any) -> dict[str, Any]:
@@ -143,33 +191,42 @@ def _image(st: Any, info: dict[str, Any]) -> dict[str, Any]:
             "image_digest": digest or None}
 
 
-def container_from_cri(answer: Any, sandbox_answer: Any, kind: str) -> Container:
+def container_from_cri(answer: Any, sandbox_answer: Any, kind: str,
+                       options: EngineOptions = DEFAULT_OPTIONS) -> Container:
     """A :class:`Container` from ``ContainerStatus`` and its pod's ``PodSandboxStatus``, read
     as Falco's CRI engine reads them."""
     st = answer.status
     info = _info(answer)
+    most = options.label_max_len
     mounts = [Mount(source=m.host_path, dest=m.container_path, rw=not m.readonly,
                     propagation=_PROPAGATION.get(m.propagation, "unknown"))
               for m in st.mounts]
-    labels = dict(st.labels)
+    labels = short_labels(st.labels, most)
     pod: dict[str, Any] = {}
     if sandbox_answer is not None and sandbox_answer.status.id:
         labels = _pod_labels(labels, sandbox_answer.status)
-        pod = _pod_facts(sandbox_answer)
+        pod = _pod_facts(sandbox_answer, most)
     return Container(
         id=st.id[:12], full_id=st.id, type=kind, name=st.metadata.name or None,
         privileged=_privileged(info), mounts=mounts, labels=labels,
         start_ts=st.created_at or None,
         user=str(st.user.linux.uid) if st.HasField("user") else "0",
-        complete=True, **_image(st, info), **pod)
+        pid=_pid(info), complete=True, **_image(st, info), **pod)
 
 
-def _pod_facts(sandbox_answer: Any) -> dict[str, Any]:
-    """What a container takes from its pod: the pod's labels, ip, host namespaces, CNI."""
+def _pid(info: dict[str, Any]) -> int | None:
+    """The pid of the first process, from the verbose info (containerd's and CRI-O's)."""
+    pid = info.get("pid")
+    return pid if isinstance(pid, int) and pid > 0 else None
+
+
+def _pod_facts(sandbox_answer: Any, most: int) -> dict[str, Any]:
+    """What a container takes from its pod: the pod's labels (those no longer than ``most``),
+    ip, host namespaces, CNI."""
     box = sandbox_answer.status
     options = box.linux.namespaces.options
     return {
-        "pod_labels": dict(box.labels),
+        "pod_labels": short_labels(box.labels, most),
         "ip": box.network.ip or None,
         "host_network": options.network == api_pb2.NODE,
         "host_pid": options.pid == api_pb2.NODE,
@@ -202,11 +259,14 @@ def _pod_labels(labels: dict[str, str], box: Any) -> dict[str, str]:
     return labels
 
 
-def sandbox_from_cri(sandbox_answer: Any, kind: str) -> Container:
+def sandbox_from_cri(sandbox_answer: Any, kind: str,
+                     options: EngineOptions = DEFAULT_OPTIONS) -> Container:
     """A pod sandbox as a container, named after the pod (Falco's CRI engine does not answer
     for a sandbox: its pause process would read unknown)."""
     box = sandbox_answer.status
+    most = options.label_max_len
     return Container(
         id=box.id[:12], full_id=box.id, type=kind, name=box.metadata.name or None,
-        labels=_pod_labels(dict(box.labels), box), start_ts=box.created_at or None,
-        complete=True, **_pod_facts(sandbox_answer))
+        labels=_pod_labels(short_labels(box.labels, most), box),
+        start_ts=box.created_at or None, pid=_pid(_info(sandbox_answer)),
+        complete=True, **_pod_facts(sandbox_answer, most))

@@ -9,7 +9,10 @@ the daemon (socket missing, refused, reset, timed out, daemon restarting) is rai
 The inspect answer is read as Falco's Docker engine reads it: ``container.image`` is
 ``Config.Image`` (the image as the user named it), ``container.name`` is ``Name`` without its
 leading ``/``, ``privileged`` is ``HostConfig.Privileged``, mounts are ``Mounts`` in Docker's
-order, ``start_ts`` is ``State.StartedAt``.
+order, ``start_ts`` is ``State.StartedAt``, the labels those no longer than ``label_max_len``;
+``State.Pid`` is the first process's pid; with ``with_size`` the inspection asks for the
+size (``SizeRw``).  Events: ``create`` and ``start`` as ``hooks`` says, ``rename`` and
+``update`` always (a new name, new limits), ``destroy`` (podman: ``remove``).
 
 podman serves the same API (``/run/podman/podman.sock``, rootless
 ``/run/user/<uid>/podman/podman.sock``): :class:`PodmanEngine` is this engine with podman's
@@ -26,13 +29,16 @@ import httpx
 from syswarden.core.event import Container, Mount
 
 from ..cgroup import SHORT_ID_LEN
-from ..engine import ContainerEngine, EngineEvent, EngineUnavailable
-from ..metadata import image_parts, parse_timestamp, strip_algo
+from ..engine import (DEFAULT_OPTIONS, ContainerEngine, EngineEvent, EngineOptions,
+                      EngineUnavailable)
+from ..metadata import image_parts, parse_timestamp, short_labels, strip_algo
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
 
-#: Docker events that (re)define what the cache holds about a container.
-_REFRESH = frozenset({"create", "start", "rename", "update"})
+#: Docker events that (re)define what the cache holds about a container: the hooks (looked up
+#: when ``hooks`` names them) and the changes of a known container (always)
+_HOOKS = frozenset({"create", "start"})
+_CHANGES = frozenset({"rename", "update"})
 #: ... and that remove it: Docker's destroy, podman's remove
 _GONE = frozenset({"destroy", "remove"})
 
@@ -73,9 +79,11 @@ class DockerClient:
             raise DockerUnavailable(f"{self.socket_path}: /version answered {resp.status_code}")
         return str(resp.json().get("ApiVersion", ""))
 
-    async def inspect(self, container_id: str) -> dict[str, Any] | None:
-        """``GET /containers/{id}/json`` (a full id or an unambiguous prefix); None if unknown."""
-        resp = await self._get(f"/containers/{container_id}/json")
+    async def inspect(self, container_id: str, size: bool = False) -> dict[str, Any] | None:
+        """``GET /containers/{id}/json`` (a full id or an unambiguous prefix; with ``size``,
+        its ``SizeRw`` too); None if unknown."""
+        resp = await self._get(f"/containers/{container_id}/json",
+                               **({"size": "true"} if size else {}))
         if resp.status_code == 404:
             return None
         if resp.status_code != 200:
@@ -129,7 +137,8 @@ def _describe(exc: BaseException) -> str:
     return text
 
 
-def container_from_inspect(doc: dict[str, Any], kind: str = "docker") -> Container:
+def container_from_inspect(doc: dict[str, Any], kind: str = "docker",
+                           options: EngineOptions = DEFAULT_OPTIONS) -> Container:
     """Build a complete :class:`Container` from an inspect answer."""
     full_id = str(doc.get("Id") or "")
     config = doc.get("Config") or {}
@@ -147,7 +156,7 @@ def container_from_inspect(doc: dict[str, Any], kind: str = "docker") -> Contain
               propagation=str(m.get("Propagation") or ""))
         for m in (doc.get("Mounts") or []) if isinstance(m, dict)
     ]
-    labels = {str(k): str(v) for k, v in (config.get("Labels") or {}).items()}
+    labels = short_labels(config.get("Labels") or {}, options.label_max_len)
     healthcheck = None
     test = (config.get("Healthcheck") or {}).get("Test")
     if isinstance(test, list) and test:
@@ -179,6 +188,9 @@ def container_from_inspect(doc: dict[str, Any], kind: str = "docker") -> Contain
         host_pid=host.get("PidMode") == "host",
         host_network=host.get("NetworkMode") == "host",
         host_ipc=host.get("IpcMode") == "host",
+        pid=int(state.get("Pid") or 0) or None,
+        size_rw=int(doc["SizeRw"]) if options.with_size and doc.get("SizeRw") is not None
+        else None,
     )
     return container
 
@@ -191,8 +203,9 @@ class DockerEngine(ContainerEngine):
     types = frozenset({"docker"})
     default_sockets = (DEFAULT_SOCKET, "/run/docker.sock")
 
-    def __init__(self, socket: str = DEFAULT_SOCKET, timeout: float = 2.0) -> None:
-        super().__init__(socket, timeout)
+    def __init__(self, socket: str = DEFAULT_SOCKET, timeout: float = 2.0,
+                 options: EngineOptions = DEFAULT_OPTIONS) -> None:
+        super().__init__(socket, timeout, options)
         self.client = DockerClient(socket, timeout)
 
     async def aclose(self) -> None:
@@ -202,8 +215,8 @@ class DockerEngine(ContainerEngine):
         return await self.client.ping()
 
     async def inspect(self, full_id: str) -> Container | None:
-        doc = await self.client.inspect(full_id)
-        return container_from_inspect(doc, self.kind) if doc is not None else None
+        doc = await self.client.inspect(full_id, self.options.with_size)
+        return container_from_inspect(doc, self.kind, self.options) if doc is not None else None
 
     async def list_running(self) -> list[str]:
         return await self.client.list_ids()
@@ -214,7 +227,7 @@ class DockerEngine(ContainerEngine):
             full = str((doc.get("Actor") or {}).get("ID") or doc.get("id") or "")
             if len(full) < SHORT_ID_LEN:
                 continue
-            if action in _REFRESH:
+            if action in _CHANGES or (action in _HOOKS and self.hooked(action)):
                 yield EngineEvent(full, "refresh")
             elif action in _GONE:
                 yield EngineEvent(full, "destroy")

@@ -4,8 +4,9 @@ turned into :class:`~..engine.EngineUnavailable`, and the OCI runtime spec read 
 it.
 
 A unary call is bounded by the engine's ``timeout``; a stream is read one message per thread
-hop and cancelled when the trio task is.  ``NOT_FOUND`` is an answer (None), every other
-failure means the runtime cannot be asked now.
+hop and cancelled when the trio task is.  ``NOT_FOUND`` is an answer (None),
+``UNIMPLEMENTED`` is :class:`Unimplemented` (the runtime serves no such method: an older one,
+or a feature it has off), every other failure means the runtime cannot be asked now.
 """
 
 from __future__ import annotations
@@ -19,6 +20,16 @@ import trio
 from syswarden.core.event import Mount
 
 from ..engine import EngineUnavailable
+
+
+class Unimplemented(EngineUnavailable):
+    """The runtime does not serve this method."""
+
+
+def _failure(socket: str, exc: grpc.RpcError) -> EngineUnavailable:
+    unimplemented = exc.code() == grpc.StatusCode.UNIMPLEMENTED if hasattr(exc, "code") \
+        else False
+    return (Unimplemented if unimplemented else EngineUnavailable)(f"{socket}: {describe(exc)}")
 
 
 class GrpcLink:
@@ -46,7 +57,7 @@ class GrpcLink:
         except grpc.RpcError as exc:
             if not_found and exc.code() == grpc.StatusCode.NOT_FOUND:
                 return None
-            raise EngineUnavailable(f"{self.socket}: {describe(exc)}") from None
+            raise _failure(self.socket, exc) from None
 
     async def stream(self, method: Callable[..., Any], request: Any,
                      metadata: tuple[tuple[str, str], ...] | None = None
@@ -62,7 +73,7 @@ class GrpcLink:
                 try:
                     msg = await trio.to_thread.run_sync(next_message, abandon_on_cancel=True)
                 except grpc.RpcError as exc:
-                    raise EngineUnavailable(f"{self.socket}: {describe(exc)}") from None
+                    raise _failure(self.socket, exc) from None
                 if msg is done:
                     return
                 yield msg

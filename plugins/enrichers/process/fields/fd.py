@@ -238,6 +238,24 @@ def _fd_ino(e):
     return f.ino if f is not None and f.ino else None
 
 
+def _fd_realpath(e):
+    f = e.fd
+    return f.realpath if f is not None and f.type in _FILE_TYPES else None
+
+
+def devino(dev: int, ino: int) -> str:
+    """A file's identity as ``fd.devino`` writes it, ``major:minor:inode``, from a device
+    number as ``stat`` (and ``fd.dev``) encode it."""
+    return f"{os.major(dev)}:{os.minor(dev)}:{ino}"
+
+
+def _fd_devino(e):
+    f = e.fd
+    if f is None or not f.dev or not f.ino or f.type not in _FILE_TYPES:
+        return None
+    return devino(f.dev, f.ino)
+
+
 def _fd_types(arg):
     if arg is None:
         def read_all(e):
@@ -256,7 +274,7 @@ def _fd_types(arg):
 
 
 FIELDS = (
-    Field("fd.num", I, "The number of the file descriptor.", _fd_num),
+    Field("fd.num", I, "The number of the file descriptor.", _fd_num, without_open=True),
     Field("fd.type", C, f"Type of fd: {', '.join(FD_TYPES[:-1])} or {FD_TYPES[-1]}.",
           _fd_type),
     Field("fd.typechar", C, "Type of fd as one character: f file, d directory, 4/6 ip sockets, "
@@ -270,20 +288,24 @@ FIELDS = (
           _fd_filename),
     Field("fd.nameraw", C, "The path as the process passed it (not made absolute).",
           _fd_nameraw),
-    Field("fd.cip", IP, "Client IP address.", _fd_cip),
-    Field("fd.sip", IP, "Server IP address.", _fd_sip),
-    Field("fd.lip", IP, "Local IP address.", _fd_lip),
-    Field("fd.rip", IP, "Remote IP address.", _fd_rip),
-    Field("fd.cport", PORT, "For TCP/UDP fds, the client port.", _sock("cport")),
-    Field("fd.sport", PORT, "For TCP/UDP fds, the server port.", _sock("sport")),
-    Field("fd.lport", PORT, "For TCP/UDP fds, the local port.", _end(True, False)),
-    Field("fd.rport", PORT, "For TCP/UDP fds, the remote port.", _end(False, False)),
+    Field("fd.cip", IP, "Client IP address.", _fd_cip, ip_only=True, without_open=True),
+    Field("fd.sip", IP, "Server IP address.", _fd_sip, ip_only=True, without_open=True),
+    Field("fd.lip", IP, "Local IP address.", _fd_lip, ip_only=True, without_open=True),
+    Field("fd.rip", IP, "Remote IP address.", _fd_rip, ip_only=True, without_open=True),
+    Field("fd.cport", PORT, "For TCP/UDP fds, the client port.", _sock("cport"),
+          ip_only=True, without_open=True),
+    Field("fd.sport", PORT, "For TCP/UDP fds, the server port.", _sock("sport"),
+          ip_only=True, without_open=True),
+    Field("fd.lport", PORT, "For TCP/UDP fds, the local port.", _end(True, False),
+          ip_only=True, without_open=True),
+    Field("fd.rport", PORT, "For TCP/UDP fds, the remote port.", _end(False, False),
+          ip_only=True, without_open=True),
     Field("fd.l4proto", C, "The IP protocol of a socket: tcp, udp, icmp or raw.",
-          _fd_attr("l4proto")),
+          _fd_attr("l4proto"), ip_only=True, without_open=True),
     Field("fd.sockfamily", C, "The socket family of a socket: ip or unix.",
-          _fd_attr("sockfamily")),
+          _fd_attr("sockfamily"), without_open=True),
     Field("fd.is_server", B, "True if the process owning this fd is the server end of the "
-          "connection.", _fd_attr("is_server")),
+          "connection.", _fd_attr("is_server"), without_open=True),
     Field("fd.uid", C, "A unique id of the fd: the thread id and the fd number chained.",
           _fd_uid),
     Field("fd.containername", C, "The container id and fd.name chained.", _fd_containername),
@@ -309,23 +331,34 @@ FIELDS = (
           _host_name(_fd_rip)),
     # filter-only fields: multi-valued (client or server) or compared against a network
     Field("fd.ip", IP, "Matches the ip address (client or server) of the fd.", _ips,
-          many=True),
+          many=True, ip_only=True, without_open=True),
     Field("fd.port", PORT, "Matches the port (client or server) of the fd.", _ports,
-          many=True),
+          many=True, ip_only=True, without_open=True),
     Field("fd.net", NET, "Matches the IP network (client or server) of the fd.", _ips,
-          many=True),
-    Field("fd.cnet", NET, "Matches the client IP network of the fd.", _fd_cip),
-    Field("fd.snet", NET, "Matches the server IP network of the fd.", _fd_sip),
-    Field("fd.lnet", NET, "Matches the local IP network of the fd.", _fd_lip),
-    Field("fd.rnet", NET, "Matches the remote IP network of the fd.", _fd_rip),
+          many=True, ip_only=True, without_open=True),
+    Field("fd.cnet", NET, "Matches the client IP network of the fd.", _fd_cip,
+          ip_only=True, without_open=True),
+    Field("fd.snet", NET, "Matches the server IP network of the fd.", _fd_sip,
+          ip_only=True, without_open=True),
+    Field("fd.lnet", NET, "Matches the local IP network of the fd.", _fd_lip,
+          ip_only=True, without_open=True),
+    Field("fd.rnet", NET, "Matches the remote IP network of the fd.", _fd_rip,
+          ip_only=True, without_open=True),
     Field("fd.connected", B, "For TCP/UDP fds, true if the socket is connected.",
-          _fd_connected),
+          _fd_connected, ip_only=True, without_open=True),
     Field("fd.name_changed", B, "True when the event changed the name of its fd (a UDP "
           "tuple).", _fd_name_changed),
     Field("fd.dev", I, "Device number (major/minor) holding the file.", _fd_dev),
     Field("fd.dev.major", I, "Major device number holding the file.", _fd_dev_major),
     Field("fd.dev.minor", I, "Minor device number holding the file.", _fd_dev_minor),
     Field("fd.ino", I, "Inode number of the file.", _fd_ino),
+    # beyond Falco: the file itself, whatever path named it
+    Field("fd.realpath", C, "The path of the file as the kernel resolved it from the opened "
+          "file (symbolic links, /proc/PID/root and .. followed; as the process sees it from "
+          "its root); a path cut short is '...' and its last components (syswarden).",
+          _fd_realpath),
+    Field("fd.devino", C, "The identity of the file, major:minor:inode of its device and "
+          "inode; compare it with `samefile` (syswarden).", _fd_devino),
     Field("fd.types", C, "The types of the fds the process has open; fd.types[n] the type of "
           "fd n.", _fd_types, ArgKind.INDEX_OPTIONAL, "[fd]"),
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from syswarden.core.cgroups import read_proc_cgroup_text
 from syswarden.core.fields import ArgKind, Field
 
 from .common import REL, B, C, I, U, caps, caps_text, proc_file, status_kb
@@ -77,8 +78,14 @@ def _faults(attr: str, i: int) -> Callable[[Any], int | None]:
     return read
 
 
+def _cgroup_lines(p: Any) -> list[str] | None:
+    """The lines of a live process's ``/proc/PID/cgroup`` (never a replayed one's)."""
+    text = read_proc_cgroup_text(p.pid) if p is not None and p.live else None
+    return None if text is None else text.splitlines()
+
+
 def _thread_cgroups(e):
-    lines = proc_file(e.proc, "cgroup")
+    lines = _cgroup_lines(e.proc)
     return " ".join(line.strip() for line in lines) if lines is not None else None
 
 
@@ -86,7 +93,7 @@ def _thread_cgroup(arg):
     sub = str(arg)
 
     def read(e):
-        for line in proc_file(e.proc, "cgroup") or ():
+        for line in _cgroup_lines(e.proc) or ():
             try:
                 _, ctrl, path = line.split(":", 2)
             except ValueError:

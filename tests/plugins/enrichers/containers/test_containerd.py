@@ -14,9 +14,11 @@ import trio
 
 from syswarden.core.event import Container, Event, Process
 from syswarden.core.metrics import Metrics
+from syswarden.plugins.enrichers.containers.engine import EngineOptions
 from syswarden.plugins.enrichers.containers.engines.containerd import ContainerdEngine
 from syswarden.plugins.enrichers.containers.engines.cri import CriEngine
 from syswarden.plugins.enrichers.containers.enricher import ContainerEnricher
+from syswarden.plugins.enrichers.containers.metadata import process_start_ns
 from tests.helpers.containerd import APP_IMAGE, containerd, kubelet  # noqa: F401
 from tests.helpers.docker import cgroup_id, eventually, in_thread, process_event, unique_name
 from tests.helpers.runtimes import enrich, live_alerts, read
@@ -56,6 +58,10 @@ async def test_containerd_container_in_k8s_io(nursery, containerd) -> None:  # n
     assert read("container.privileged", evt) is False
     assert read("container.user", evt) == "0"
     assert read("container.host_pid", evt) is False
+    # the task's pid is its first process; container.start_ts is when that process started,
+    # as Falco reads it (the start of the pid namespace's init), not the container's creation
+    assert evt.container.pid == c.pid
+    assert read("container.start_ts", evt) == process_start_ns(c.pid)
     assert e.metrics.get("enrich.container.lookups") >= 1
 
 
@@ -93,6 +99,7 @@ async def test_cri_pod_as_the_kubelet_makes_it(nursery, containerd, kubelet) -> 
     assert read("container.user", evt) == "0"
     assert read("container.host_pid", evt) is False
     assert read("container.start_ts", evt) > 0
+    assert evt.container.pid == pid
     # the pod's pause process is in a container of its own: the CRI's pod sandbox
     pause = process_event(await in_thread(kubelet.sandbox_pid, pod))
     await enrich(e, pause)
@@ -219,3 +226,80 @@ async def test_socket_missing_at_start_then_runtime_restarted(nursery, container
     assert {w.split(":")[0] for w in warned} == {"cri", "containerd"}
     back = [r.getMessage() for r in caplog.records if "reconnected" in r.getMessage()]
     assert len(back) == 2
+
+
+async def test_cri_without_an_event_stream_falls_back(nursery, containerd,  # noqa: F811
+                                                      kubelet, caplog) -> None:  # noqa: F811
+    """Debian 12's containerd (1.6) answers GetContainerEvents with UNIMPLEMENTED: one log
+    line, the CRI engine pings instead, and a pod's first process (the real eBPF source) is
+    still enriched through the CRI engine alone, its batch waiting for the lookup."""
+    caplog.set_level(logging.INFO, logger="syswarden.container")
+    engine = CriEngine(containerd.socket, 5.0)
+    engine.heartbeat = 0.2
+    e = ContainerEnricher(Metrics(), [engine], lookup_wait=5.0, reconnect_min=0.1,
+                          reconnect_max=0.3, startup_wait=10.0)
+    await nursery.start(e.run)
+    await eventually(lambda: engine.streams is False)
+    alerts = await live_alerts(nursery, e, "evt.type = execve and container.id != host and "
+                               "k8s.ns.name = polled", "%container.name %k8s.pod.name")
+    pod = await in_thread(kubelet.run_pod, unique_name("poll"), "polled")
+    cid = await in_thread(kubelet.create_container, pod, "polled", APP_IMAGE, "sleep", "120")
+    pid = await in_thread(kubelet.start_container, cid)
+    await eventually(lambda: any(evt.pid == pid for evt, _ in alerts))
+    evt = next(evt for evt, _ in alerts if evt.pid == pid)
+    assert evt.proc.vpid == 1 and read("container.name", evt) == "polled"
+    assert e.metrics.get("enrich.container.batch_waits") >= 1
+    said = [r.getMessage() for r in caplog.records if "event stream" in r.getMessage()]
+    assert len(said) == 1 and "UNIMPLEMENTED" in said[0] and e.available
+    assert e.metrics.get("enrich.container.cri.connect_failures") == 0
+
+
+async def test_hooks_choose_containerds_topics(nursery, containerd) -> None:  # noqa: F811
+    """``hooks: [start]``: containerd's /containers/create starts no lookup (a container only
+    created stays unknown), /tasks/start does.  The stream is ordered: once the started one is
+    cached and nothing is pending, the created one would have been looked up already."""
+    import uuid
+
+    e = ContainerEnricher(Metrics(), [ContainerdEngine(
+        containerd.socket, 5.0, options=EngineOptions(hooks=frozenset({"start"})))],
+        reconnect_min=0.1, reconnect_max=0.3, startup_wait=10.0)
+    await nursery.start(e.run)
+    await eventually(lambda: e.available)
+    created = uuid.uuid4().hex + uuid.uuid4().hex
+    await in_thread(containerd.ctr, "containers", "create", APP_IMAGE, created, "sleep", "60")
+    started = await in_thread(containerd.run, APP_IMAGE, "sleep", "60")
+    await eventually(lambda: (e.cache.get(started.short_id) or Container("")).complete
+                     and not e.cache.pending)
+    assert e.cache.get(created[:12]) is None
+    assert e.cache.get(started.short_id).pid == started.pid
+
+
+async def test_label_max_len_and_with_size_on_containerd_and_the_cri(
+        containerd, kubelet) -> None:  # noqa: F811
+    """``label_max_len`` drops the long container and pod labels (the kubelet's pod name,
+    namespace and uid, which the CRI engine sets from the sandbox, stay); ``with_size`` asks
+    the CRI for the writable layer (``ContainerStats``) and containerd for its image target's
+    size, as Falco's engines do; without it no size is asked."""
+    long = "v" * 41
+    pod = await in_thread(kubelet.run_pod, unique_name("sz"), "sizes",
+                          {"app": "sz", "note": long})
+    cid = await in_thread(kubelet.create_container, pod, "sized", APP_IMAGE, "sleep", "120",
+                          labels={"team": "data", "note": long})
+    await in_thread(kubelet.start_container, cid)
+    c = await in_thread(containerd.run, APP_IMAGE, "sleep", "120", labels={"note": long,
+                                                                           "team": "data"})
+    options = EngineOptions(label_max_len=40, with_size=True)
+    async with CriEngine(containerd.socket, 5.0, options=options) as cri:
+        await cri.ping()
+        got = await cri.inspect(cid)
+    async with CriEngine(containerd.socket, 5.0) as cri:
+        plain = await cri.inspect(cid)
+    assert got.labels["team"] == "data" and "note" not in got.labels
+    assert got.pod_labels["app"] == "sz" and "note" not in got.pod_labels
+    assert got.labels["io.kubernetes.pod.name"] == pod.name
+    assert isinstance(got.size_rw, int) and got.size_rw >= 0
+    assert plain.labels["note"] == long and plain.pod_labels["note"] == long
+    assert plain.size_rw is None
+    async with ContainerdEngine(containerd.socket, 5.0, options=options) as ctd:
+        mine = await ctd.inspect(c.id)
+    assert mine.labels["team"] == "data" and "note" not in mine.labels and mine.size_rw > 0

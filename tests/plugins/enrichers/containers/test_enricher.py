@@ -16,13 +16,14 @@ import trio
 from syswarden.core.event import Container, Event, Process
 from syswarden.core.fields import FieldRegistry
 from syswarden.core.metrics import Metrics
+from syswarden.plugins.enrichers.containers.engine import EngineOptions
 from syswarden.plugins.enrichers.containers.engines.docker import DockerEngine
 from syswarden.plugins.enrichers.containers.enricher import ContainerEnricher
 from syswarden.plugins.enrichers.containers.fields import FIELDS
 from syswarden.plugins.enrichers.containers.metadata import parse_timestamp
 from tests.helpers.docker import (
-    CgroupProcess, RunningContainer, cgroup_id, dockerd_pid, eventually, in_thread, process_event,
-    start_dockerd, stop_dockerd, unique_name,
+    CgroupProcess, RunningContainer, cgroup_id, docker, dockerd_pid, eventually, in_thread,
+    process_event, start_dockerd, stop_dockerd, unique_name,
 )
 
 REG = FieldRegistry(FIELDS)
@@ -296,3 +297,38 @@ async def test_removed_container_is_forgotten_after_its_grace(nursery, container
     await eventually(lambda: (e.cache.get(c.short_id) or Container("")).complete)
     await in_thread(containers.remove, c.id)
     await eventually(lambda: e.cache.get(c.short_id) is None)
+
+
+async def test_falco_plugin_keys_label_max_len_with_size_and_the_pid(containers) -> None:
+    """Falco's ``label_max_len`` drops a label whose value is longer (in bytes) whole;
+    ``with_size`` asks Docker for the writable layer's size; the first process's pid is
+    recorded."""
+    labels = {"short": "x" * 100, "long": "y" * 101, "wide": "\u00e9" * 51}  # 102 bytes
+    c = await in_thread(containers.run, "nginx:latest", labels=labels)
+    await in_thread(docker, "exec", c.id, "sh", "-c", "head -c 300000 /bin/busybox > /big")
+    async with DockerEngine() as engine:
+        plain = await engine.inspect(c.id)
+    assert plain.labels["short"] == labels["short"]
+    assert "long" not in plain.labels and "wide" not in plain.labels
+    assert plain.size_rw is None and plain.pid == c.pid
+    async with DockerEngine(options=EngineOptions(label_max_len=102, with_size=True)) as engine:
+        sized = await engine.inspect(c.id)
+    assert sized.labels["long"] == labels["long"] and sized.labels["wide"] == labels["wide"]
+    assert sized.size_rw >= 300_000
+
+
+async def test_hooks_decide_which_runtime_events_start_a_lookup(nursery, containers) -> None:
+    """``hooks: [start]``: a container only created is not looked up (Falco's ``create`` hook
+    is off), one started is.  Docker's events come in order: once the started one is cached
+    and no lookup is pending, a ``create`` lookup would have been made."""
+    e = ContainerEnricher(Metrics(), [DockerEngine(options=EngineOptions(
+        hooks=frozenset({"start"})))], reconnect_min=0.1, reconnect_max=0.5)
+    await nursery.start(e.run)
+    await eventually(lambda: e.available)
+    created = await in_thread(containers.create, "alpine:latest")
+    started = await in_thread(containers.run, "alpine:latest")
+    await eventually(lambda: (e.cache.get(started.short_id) or Container("")).complete
+                     and not e.cache.pending)
+    assert e.cache.get(created[:12]) is None
+    await in_thread(containers.start, created)
+    await eventually(lambda: (e.cache.get(created[:12]) or Container("")).complete)

@@ -14,7 +14,7 @@ from syswarden.core.plugins import make_plugin_manager
 from syswarden.core.protocols import PluginContext
 from syswarden.plugins.enrichers import containers as plugin
 from syswarden.plugins.enrichers.containers.engine import (
-    ENGINE_NAMES, engine_class, present_sockets,
+    ENGINE_NAMES, EngineOptions, engine_class, present_sockets,
 )
 from syswarden.plugins.enrichers.containers.engines.docker import PodmanEngine
 from syswarden.plugins.enrichers.containers.enricher import ContainerEnricher
@@ -119,3 +119,54 @@ def test_usual_sockets_found_once(tmp_path) -> None:
     finally:
         for s in socks:
             s.close()
+
+
+def test_falco_plugin_keys_reach_every_engine(tmp_path) -> None:
+    """Falco's ``label_max_len``, ``with_size`` and ``hooks``, in this section or in the Falco
+    container plugin's ``init_config``, are what every engine is made with."""
+    cfg = _config(tmp_path, "container:\n  label_max_len: 12\n  with_size: true\n"
+                  "  hooks: [start]\n  engines:\n    podman: {sockets: [/x/podman.sock]}\n"
+                  "    docker: {sockets: [/x/docker.sock]}\n"
+                  "    cri: {sockets: [/x/cri.sock]}\n    containerd: {sockets: [/x/c.sock]}\n")
+    engines = plugin.make_engines(cfg["container"], 1.0)
+    assert len(engines) == 4
+    for e in engines:
+        assert e.options == EngineOptions(label_max_len=12, with_size=True,
+                                          hooks=frozenset({"start"}))
+        assert e.hooked("start") and not e.hooked("create")
+    defaults = plugin.engine_options(_config(tmp_path, "")["container"])
+    assert defaults == EngineOptions(100, False, frozenset({"create", "start"}))
+    falco = tmp_path / "falco.yaml"
+    falco.write_text("plugins:\n  - name: container\n    library_path: libcontainer.so\n"
+                     "    init_config:\n      label_max_len: 7\n      hooks: []\n"
+                     "load_plugins: [container]\n")
+    section = load_config(str(falco), schemas=make_plugin_manager().schemas())["container"]
+    assert plugin.engine_options(section) == EngineOptions(7, False, frozenset())
+
+
+@pytest.mark.parametrize("init, message", [
+    ("hooks: [create, stop]", "init_config.hooks): ['stop']: the hooks are create, start"),
+    ("hooks: start", "init_config.hooks): 'start'"),
+    ("label_max_len: -1", "init_config.label_max_len): -1 is not a length"),
+    ("label_max_len: long", "init_config.label_max_len): 'long' is not a length"),
+    ("with_size: 1", "init_config.with_size): 1 is not true or false"),
+])
+def test_falco_plugin_keys_refused_with_one_clear_error(tmp_path, init, message) -> None:
+    """A value Falco's container plugin would refuse (its schema) stops syswarden too: exit 2,
+    one error naming the key and what it may be."""
+    import subprocess
+
+    from syswarden.testing import SYSWARDEN
+
+    falco = tmp_path / "falco.yaml"
+    falco.write_text("plugins:\n  - name: container\n    library_path: libcontainer.so\n"
+                     f"    init_config:\n      {init}\nload_plugins: [container]\n"
+                     "rules_files: []\n")
+    out = subprocess.run([*SYSWARDEN, "-c", str(falco), "--dry-run"],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 2, out.stderr
+    assert message in out.stderr
+    # the same in syswarden's own section: the schema's located error
+    with pytest.raises(ConfigError, match="container.hooks") as info:
+        _config(tmp_path, "container:\n  hooks: [create, stop]\n")
+    assert info.value.location.line == 2

@@ -34,6 +34,11 @@ PROVEN_ELSEWHERE = {
     "proc.is_exe_upper_layer": "test_live_fields.py::test_short_lived_container_processes",
     "proc.is_container_healthcheck": "test_live_fields.py::"
                                      "test_a_container_health_check_is_told_apart",
+    # beyond Falco (the audit's opens compute them too): through links, mounts, a chroot
+    "fd.realpath": "../../sources/ebpf/test_realpath.py::"
+                   "test_the_realpath_is_the_file_opened_and_the_identity_is_stat_s",
+    "fd.devino": "../../sources/ebpf/test_realpath.py::"
+                 "test_a_hard_link_a_bind_mount_and_the_file_are_one_identity",
 }
 
 #: Fields whose value Falco gives as 0 for a process just exec'd (its counters at the exec):

@@ -6,6 +6,8 @@ import ipaddress
 import socket
 import struct
 
+import pytest
+
 from syswarden.core.event import ExitFacts, ForkFacts, KernelFacts
 from syswarden.plugins.sources.ebpf import decode as D
 from syswarden.plugins.sources.ebpf import program as P
@@ -45,6 +47,21 @@ def test_openat_merges_enter_args_with_the_result():
     assert ev.cgroup_id == 77
     assert ev.ts == 5 + dec.epoch_offset
     assert ev.kernel is None                 # nothing beyond Falco's arguments
+
+
+def test_an_open_s_realpath_follows_its_strings_into_the_kernel_facts():
+    dec = D.Decoder()
+    regs = ((-100) & 0xFFFFFFFFFFFFFFFF, 0xdead, 0, 0, 0, 0)
+    ev = dec.decode(record(D.KIND_SYSCALL, P.EVT_ID["openat"], 3, regs,
+                           [b"x", b"/etc/shado\xffw"]))
+    assert ev.args["name"] == "x" and ev.kernel.realpath == "/etc/shado\udcffw"
+    how = struct.pack("<QQQ", 0, 0, 0)
+    ev = dec.decode(record(D.KIND_SYSCALL, P.EVT_ID["openat2"], 3, regs,
+                           [b"x", how, b".../d/deep"]))
+    assert ev.kernel.realpath == ".../d/deep" and ev.args["resolve"] == 0
+    ev = dec.decode(record(D.KIND_SYSCALL, P.EVT_ID["creat"], 3, (0xdead, 0o600, 0, 0, 0, 0),
+                           [b"/tmp/made", b"/tmp/made"]))
+    assert ev.kernel.realpath == "/tmp/made"
 
 
 def test_connect_sockaddr_becomes_falco_text_and_a_parsed_tuple():
@@ -91,6 +108,26 @@ def test_exec_record_carries_argv_and_the_kernel_filename():
     # the cred was not read (no CREDS flag): the real ids, no capabilities
     assert ev.kernel.uid == 1000 and ev.kernel.gid == 1000 and ev.cpu == 3
     assert ev.kernel.cap_effective is None and ev.kernel.exe_inode == 0
+
+
+def test_exec_record_reads_its_declared_parts_by_name():
+    """The tty, login uid and namespace pid an exec record carries in a[] (record.EXEC_PARTS,
+    written by EXEC_PUT in C) come back by name; a failed exec's are not read."""
+    regs = R.pack_parts(R.EXEC_PARTS, vpid=7, tty=34816, loginuid=1000)
+    assert regs[5] == 34816 | 1000 << 32 and regs[3] == 7
+    tail = R.pack_tail(comm=b"id".ljust(16, b"\0"))
+    ev = D.Decoder().decode(record(D.KIND_EXEC, D._NR["execve"], 0, regs, extra=100,
+                                   strings=[b"/usr/bin/id", b"id", b"id\0", b""], tail=tail))
+    assert (ev.kernel.vpid, ev.kernel.tty, ev.kernel.loginuid) == (7, 34816, 1000)
+    unset = R.pack_parts(R.EXEC_PARTS, loginuid=0xFFFFFFFE)        # (uid_t)-2: no login uid
+    ev = D.Decoder().decode(record(D.KIND_EXEC, D._NR["execve"], 0, unset, extra=100,
+                                   strings=[b"", b"id", b"id\0", b""], tail=tail))
+    assert ev.kernel.loginuid is None and ev.kernel.vpid is None and ev.kernel.tty == 0
+    ev = D.Decoder().decode(record(D.KIND_EXEC_FAIL, D._NR["execve"], -2, regs, extra=100,
+                                   strings=[b"", b"id", b"id\0", b""], tail=tail))
+    assert ev.kernel.tty is None and ev.kernel.loginuid is None and ev.kernel.vpid is None
+    with pytest.raises(TypeError, match="no part nice"):
+        R.pack_parts(R.EXEC_PARTS, nice=1)
 
 
 def test_exec_record_carries_the_effective_ids_capabilities_and_executable():

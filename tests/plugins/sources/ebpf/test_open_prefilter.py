@@ -129,6 +129,41 @@ def _check_the_kernel(tmp_path, args_from, pf, table, kept) -> None:
     assert before[1] - before[0] >= expected_kept       # counted (the interpreter's own too)
 
 
+def test_the_kernel_judges_the_file_an_open_reached_as_the_reference(tmp_path):
+    """Opens whose path names no sensitive file but whose file is one (a symbolic link, a hard
+    link) are sent: the kernel walked the file's path and compared its identity, as
+    ``accepts`` with the realpath and identity does; the same through links to an ordinary
+    file are kept."""
+    pf = open_prefilter(DEFAULT)
+    assert os.stat(tmp_path).st_dev == os.stat("/etc/shadow").st_dev   # hard links: one fs
+    links = {"sym-shadow": "/etc/shadow", "sym-passwd": "/etc/passwd"}
+    for name, target in links.items():
+        (tmp_path / name).symlink_to(target)
+    os.link("/etc/shadow", tmp_path / "hard-shadow")
+    os.link("/etc/passwd", tmp_path / "hard-passwd")
+    try:
+        src = EbpfSource({}, {"openat"}, os.getpid(), open_prefilter=pf)
+        child: list[int] = []
+        paths = [str(tmp_path / n) for n in (*links, "hard-shadow", "hard-passwd")]
+
+        def action() -> None:
+            proc = subprocess.Popen([sys.executable, "-c", CHILD,
+                                     *[f"{p}:{os.O_RDONLY}" for p in paths]])
+            child.append(proc.pid)
+            proc.wait()
+
+        events = events_of(src, action)
+        sent = {e.args.get("name") for e in events if e.pid == child[0]}
+        for path in paths:
+            st = os.stat(path)
+            wanted = pf.accepts(3, os.O_RDONLY | os.O_CLOEXEC, path,
+                                realpath=os.path.realpath(path),
+                                ident=(os.major(st.st_dev), os.minor(st.st_dev), st.st_ino))
+            assert (path in sent) == wanted == ("shadow" in path), (path, sent)
+    finally:
+        (tmp_path / "hard-shadow").unlink()
+
+
 def test_a_file_reached_through_a_directory_fd_is_named_after_the_process_is_gone():
     """The directory's open is sent although no rule reads /etc: the relative open through it
     is then resolved even when the process is gone before it is enriched (without that open,

@@ -233,3 +233,24 @@ def test_the_docs_walkthrough_row_is_all_a_syscall_needs(monkeypatch):
     ev = D._syscall_decoder(row)(R.REC.unpack_from(head), head + b"/tmp/x", 0, 0)
     assert (ev.type, ev.tid, ev.args) == ("lchown", 7, {"res": 0, "path": "/tmp/x", "uid": 1000,
                                                         "gid": 50})
+
+
+def _handler(text: str, name: str) -> str:
+    start = text.index(f"static __always_inline int do_exit_{name}(")
+    return text[start:text.index("\n}\n", start)]
+
+
+def test_an_open_walks_its_file_s_path_before_the_prefilter_and_sends_it_last():
+    from syswarden.core.rules.prefilter import OK, READ, OpenPrefilter, Term
+    pf = OpenPrefilter((Term(frozenset({OK, READ}), frozenset({"/etc/shadow"}), real=True),
+                        Term(frozenset({OK, READ}), ids=frozenset({(8, 1, 42)}))))
+    text = P.render_program({"openat", "openat2"}, {}, open_prefilter=pf)
+    openat = _handler(text, "openat")
+    walk = openat.index("fd_realpath(ctx->ret)")
+    assert walk < openat.index("realpath_wanted(") < openat.index("new_rec(")
+    assert "put_realpath(r, pos, 1, rplen)" in openat           # after the name's slot
+    assert "put_realpath(r, pos, 2, rplen)" in _handler(text, "openat2")   # after how's
+    assert "realpath_wanted" not in _handler(text, "openat2")   # never filtered
+    # the rules' prefixes tested on the walked path, the identity as the kernel's s_dev
+    assert "p[5] == 's'" in text and f"dev == {8 << 20 | 1} && ino == 42ULL" in text
+    assert all(P.BY_NAME[n].slots == len(P.BY_NAME[n].strings) + 1 for n in P.REALPATH)

@@ -14,6 +14,8 @@ import sys
 import pytest
 import trio
 
+from syswarden.core.cgroups import HOST, HOST_REF, read_proc_cgroup
+from syswarden.core.config import default_rules_path
 from syswarden.core.plugins import collect_fields
 from syswarden.core.rules.engine import RuleEngine
 from syswarden.core.rules.sockfilter import (IP, NOT_TCP, OTHER, SOCKET_SYSCALLS, TCP, UNIX,
@@ -38,7 +40,7 @@ MIXED = SocketPrefilter((
 
 #: The child makes socket calls and prints each as "syscall fd family type addressed" (family:
 #: the socket's AF_* number, or - when the fd is not a socket; addressed: 1 when a sendto or
-#: sendmsg names a destination).
+#: sendmsg names a destination; for a connect, 1 when its address is none the decoder reads).
 CHILD = """
 import ctypes, os, socket
 calls = []
@@ -85,6 +87,11 @@ y.sendmsg([b"q"]); log("sendmsg", y)
 n = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0); log("socket", n)
 n.bind((0, 0)); log("bind", n)
 
+v = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); log("socket", v)
+v.connect(("127.0.0.1", 9)); log("connect", v)
+unspec = ctypes.create_string_buffer(16)              # AF_UNSPEC: dissolves the association
+ctypes.CDLL(None, use_errno=True).connect(v.fileno(), unspec, 16); log("connect", v, addressed=1)
+
 r, w = os.pipe()
 ctypes.CDLL(None, use_errno=True).sendto(w, b"x", 1, 0, None, 0); log("sendto", w, "-")
 print("\\n".join(calls))
@@ -99,6 +106,12 @@ def _falco(compat) -> SocketPrefilter:
     return pf
 
 
+def _default() -> SocketPrefilter:
+    pf = socket_prefilter(RuleEngine.load([default_rules_path()], collect_fields()))
+    assert pf is not None
+    return pf
+
+
 def _fd_of(e) -> int | None:
     return e.res if e.type in ("socket", "accept", "accept4") else e.args.get("fd")
 
@@ -106,11 +119,12 @@ def _fd_of(e) -> int | None:
 @needs_root
 @pytest.mark.root
 @ARGS_FROM
-@pytest.mark.parametrize("which", ["falco", "mixed"])
+@pytest.mark.parametrize("which", ["falco", "mixed", "default"])
 def test_the_kernel_keeps_exactly_the_socket_events_the_reference_keeps(request, tmp_path,
                                                                         args_from, which):
     # Falco's files only for "falco": the test guest has no ../shared
-    pf = _falco(request.getfixturevalue("compat")) if which == "falco" else MIXED
+    pf = _falco(request.getfixturevalue("compat")) if which == "falco" else \
+        _default() if which == "default" else MIXED
     src = EbpfSource({"args_from": args_from}, set(SOCKET_SYSCALLS), os.getpid(),
                      socket_prefilter=pf)
     out: list = []
@@ -134,14 +148,30 @@ def test_the_kernel_keeps_exactly_the_socket_events_the_reference_keeps(request,
                    if e.pid == pid and e.type in SOCKET_SYSCALLS)
     expected: Counter = Counter()
     kept = 0
+    # the child's name as the process table has it (its comm after the exec), where it runs
+    comm = os.path.basename(sys.executable)[:15]
+    host = (read_proc_cgroup(os.getpid()) or HOST_REF).id == HOST
     for name, fd, family, kind, addressed in calls:
-        wanted = pf.accepts(name, family, kind, addressed)
+        wanted = pf.accepts(name, family, kind, addressed and name != "connect", name=comm,
+                            host=host)
         expected[(name, fd)] += wanted
         kept += not wanted
     keys = {k for k, n in expected.items() if n} | set(seen)
     assert {k: seen[k] for k in keys} == {k: expected[k] for k in keys}, calls
-    assert kept >= (8 if which == "falco" else 10)
+    # the default rules: a python on the host sends only its netlink socket's calls (their
+    # rules on connect are for shells and containers, and read the connect's own fields: no
+    # teacher of the IP classes is needed)
+    assert kept >= {"falco": 8, "mixed": 10, "default": 30}[which]
     assert counted[1] - counted[0] >= kept                    # counted
+    # a connect to an address the decoder does not read (AF_UNSPEC) comes with the socket's
+    # peer as the kernel has it after (none: dissolved)
+    v = next(fd for n, fd, _f, _k, addressed in calls if n == "connect" and addressed)
+    unspec = [e for e in events if e.pid == pid and e.type == "connect"
+              and e.args.get("fd") == v][-1:]
+    assert pf.accepts("connect", socket.AF_INET, socket.SOCK_DGRAM, name=comm,
+                      host=host) == bool(unspec)
+    for e in unspec:
+        assert e.kernel.sockaddr is not None and e.kernel.sockaddr[2] == 0, e.kernel
 
 
 def test_the_handlers_test_the_family_where_the_prefilter_says():
