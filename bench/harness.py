@@ -143,21 +143,34 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user and system) of a process and of its children it has waited for (0
+    once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 # -- the agent --------------------------------------------------------------------------------
 
 
 class Agent:
     """syswarden as a subprocess; stderr (logs) collected, stdout lines handed to a callback.
-    ``ready_s``: seconds from launch to its readiness line."""
+    ``ready_s``: seconds from launch to its readiness line; ``ready_cpu_s``: the CPU seconds it
+    and the helpers it waited for had used then."""
 
     def __init__(self, args: list[str], on_line: Callable[[int, str], None] | None = None,
-                 timeout: float = 60) -> None:
+                 timeout: float = 60, env: dict[str, str] | None = None) -> None:
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(PIN["agent"] + SYSWARDEN + args, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, bufsize=1)
+                                     stderr=subprocess.PIPE, text=True, bufsize=1, env=env)
         self.log: list[str] = []
         self.ready = threading.Event()
         self.ready_s = 0.0
+        self.ready_cpu_s = 0.0
         self._t0 = t0
         self.on_line = on_line
         threading.Thread(target=self._read_err, daemon=True).start()
@@ -171,6 +184,7 @@ class Agent:
             self.log.append(line)
             if "syswarden ready" in line:
                 self.ready_s = time.perf_counter() - self._t0
+                self.ready_cpu_s = cpu_s(self.proc.pid)
                 self.ready.set()
 
     def _read_out(self) -> None:

@@ -67,7 +67,7 @@ def capture_main(args: Any, config: dict[str, Any], plugins: Any) -> int:
     stages = ["sources", "enrichers"]
     if not getattr(args, "all_events", False):
         stages.append("filters")
-    agent.build(stages, record=lambda built: CaptureSink.open(args.write, built))
+    agent.build(stages, record=lambda built: CaptureSink.open(args.write, built), preload=True)
     [sink] = agent.filters
     try:
         code = trio.run(agent.run)

@@ -15,9 +15,6 @@ from typing import Any
 from syswarden.core.errors import ConfigError
 from syswarden.core.hookspecs import hookimpl
 from syswarden.core.protocols import Command
-from syswarden.core.rules.validate import validate
-from syswarden.plugins.fleet.heartbeat import fleet_bucket, render_status
-from syswarden.plugins.fleet.rules_source import Bundle, open_bucket
 from syswarden.plugins.outputs.nats.connection import NatsLink, seconds
 
 EXIT_OK, EXIT_REFUSED = 0, 2
@@ -73,6 +70,9 @@ class RulesCommand(Command):
 
     def push(self, files: list[str], config: dict[str, Any], plugins: Any,
              section: dict[str, Any]) -> int:
+        from syswarden.core.rules.validate import validate  # noqa: PLC0415
+        from syswarden.plugins.fleet.rules_source import Bundle, open_bucket  # noqa: PLC0415
+
         if validate(files, plugins.fields(), False) != 0:
             print("syswarden rules push: refused: the rules above do not load; nothing was "
                   "published", file=sys.stderr)
@@ -90,6 +90,8 @@ class RulesCommand(Command):
 
     def history(self, config: dict[str, Any], section: dict[str, Any]) -> int:
         import nats.js.errors
+
+        from syswarden.plugins.fleet.rules_source import Bundle, open_bucket  # noqa: PLC0415
         link = _link(config, "rules-history")
 
         async def read() -> list:
@@ -128,6 +130,8 @@ class FleetCommand(Command):
         import json
 
         import nats.js.errors
+
+        from syswarden.plugins.fleet.heartbeat import fleet_bucket, render_status  # noqa: PLC0415
         fleet, rules = config["fleet"], config["rules_source"]
         link = _link(config, "fleet-status")
 

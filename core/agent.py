@@ -156,7 +156,7 @@ class Agent:
     # -- start-up ------------------------------------------------------------------------------
 
     def build(self, stages: Iterable[str] = STAGES, *,
-              record: Callable[[Agent], Filter] | None = None) -> None:
+              record: Callable[[Agent], Filter] | None = None, preload: bool = False) -> None:
         """Resolve the plugin objects of ``stages`` once, in the order of :data:`STAGES`.
 
         The one way an agent is assembled: the run builds every stage; ``-L`` and
@@ -165,7 +165,10 @@ class Agent:
         (``syswarden capture``): the filters only tell which syscalls to attach (with no open or
         socket prefilter: every event of those types is kept), no outputs are built, and the
         filter stage is the object ``record(agent)`` returns once the sources and enrichers
-        are built.  Raises SyswardenError on a user's mistake.
+        are built.  ``preload`` (an agent built to run): each source's slow preparation (the
+        eBPF program's compile) starts as soon as the sources are built, and goes on while the
+        enrichers and outputs are built and started (:meth:`Source.preload`).  Raises
+        SyswardenError on a user's mistake.
         """
         stages = frozenset(stages)
         if not stages <= set(STAGES):
@@ -186,6 +189,9 @@ class Agent:
         if "sources" in stages:
             with self._phase("sources"):
                 self.sources = self.plugins.make("source", self.ctx)
+                if preload:
+                    for source in self.sources:
+                        source.preload()
             if not self.sources and record is not None:
                 raise SourceError("no live event source is enabled",
                                   hint="enable the ebpf source")

@@ -262,7 +262,7 @@ def _main(args: argparse.Namespace, commands: Commands, argv: list[str]) -> int:
     for _, flag in commands.flags:
         if getattr(args, flag.dest):
             return flag.run(args, agent)
-    agent.build()
+    agent.build(preload=not args.dry_run)
     if args.dry_run:
         log.info("dry run: config, %d plugins and rules loaded; %s", len(plugins.records),
                  _summary(agent))

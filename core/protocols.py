@@ -107,6 +107,14 @@ class Source(abc.ABC):
         exhausted) or is cancelled; call ``task_status.started()`` once attached (the agent
         logs ``ready`` when every source has).  Never close ``send``: the agent owns it."""
 
+    def preload(self) -> None:
+        """Start, in the background, what makes the source slow to start (the eBPF source
+        compiles and loads its program in a helper process), so that it overlaps building the
+        other stages (the process table's ``/proc`` snapshot) and starting them.  Called once
+        by :meth:`~syswarden.core.agent.Agent.build` when the agent is built to run, right
+        after the sources; :meth:`run` finishes the work and only then attaches, so nothing
+        happens before the other stages are built.  The default does nothing."""
+
     def stop(self) -> bool:
         """The agent's graceful stop.  Return True when the source will send what it still
         holds and return from :meth:`run` by itself (within the agent's ``SOURCE_STOP_GRACE``);

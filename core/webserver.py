@@ -39,12 +39,12 @@ from .alert import Priority
 from .config import MAX_SECONDS, Key, Section
 from . import safe_files
 from .errors import ConfigError, Location, UnsafePathError
-from .exposition import Figures, FiguresCollector
 from .health import Health
 from .hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from .agent import Agent
+    from .exposition import Figures
 
 log = logging.getLogger("syswarden.webserver")
 logging.getLogger("syswarden.webserver.hypercorn").setLevel(logging.WARNING)   # its banner
@@ -201,6 +201,8 @@ class App:
 
     def __init__(self, health: Health, figures: Figures | None, healthz: str) -> None:
         from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+        from .exposition import FiguresCollector
         self.health = health
         self.healthz = healthz
         self.registry = None
@@ -241,7 +243,10 @@ async def serve(agent: "Agent", *, task_status: Any = trio.TASK_STATUS_IGNORED) 
     both are off).  Started (``task_status.started()``) once listening; runs until cancelled."""
     web = settings(agent.config, "webserver")
     mcfg = settings(agent.config, "metrics")
-    figures = Figures(agent, mcfg) if mcfg["enabled"] else None
+    figures = None
+    if mcfg["enabled"]:         # prometheus_client imported only then (start-up time)
+        from .exposition import Figures
+        figures = Figures(agent, mcfg)
     if not web["enabled"] and figures is None:
         task_status.started()
         return

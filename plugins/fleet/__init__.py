@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from syswarden.core.config import Key, Section
 from syswarden.core.hookspecs import hookimpl
 from syswarden.core.protocols import PluginContext, Service
 from syswarden.plugins.outputs.nats.connection import duration_key, seconds
 
-from .heartbeat import Heartbeat
-from .rules_source import RulesSource, RulesState, RulesWatcher
+if TYPE_CHECKING:     # imported when used: an agent without NATS starts without them
+    from .rules_source import RulesSource, RulesState
 
 #: the agent's rules source, made by the first syswarden_rules_files call of this process
 _source: RulesSource | None = None
@@ -68,6 +68,8 @@ def syswarden_rules_files(config: dict[str, Any]) -> list[str] | None:
         return None
     if _source is None:
         from syswarden.core.plugins import collect_fields
+
+        from .rules_source import RulesSource
         _source = RulesSource(config)
         _source.first_sync(collect_fields(config))
     return _source.files()
@@ -75,6 +77,8 @@ def syswarden_rules_files(config: dict[str, Any]) -> list[str] | None:
 
 def _files_state(config: dict[str, Any]) -> RulesState:
     """What a heartbeat says of rules read from files: their sha256."""
+    from .rules_source import RulesState
+
     h = hashlib.sha256()
     for path in config.get("rules_file") or []:
         paths = sorted(os.path.join(path, f) for f in os.listdir(path)) \
@@ -92,11 +96,13 @@ def _files_state(config: dict[str, Any]) -> RulesState:
 def syswarden_make_services(ctx: PluginContext) -> list[Service]:
     config = ctx.config
     services: list[Service] = []
-    rules = _source.state if _source is not None else _files_state(config)
     if _source is not None:
+        from .rules_source import RulesWatcher
         services.append(RulesWatcher(_source, ctx,
                                      seconds(config["rules_source"]["poll_interval"])))
     interval = seconds(config["fleet"]["heartbeat_interval"])
     if interval > 0 and _uses_nats(config):
+        from .heartbeat import Heartbeat
+        rules = _source.state if _source is not None else _files_state(config)
         services.append(Heartbeat(ctx, rules, config["fleet"], interval))
     return services

@@ -186,6 +186,7 @@ async def test_the_defaults_do_nothing():
     src.set_event_types({"openat"})
     src.set_open_prefilter(None)
     src.set_socket_prefilter(None)
+    src.preload()                               # nothing to prepare
     await enr.prepare([])
     async with trio.open_nursery() as nursery:
         await nursery.start(enr.run)            # no service: started, then returns

@@ -139,10 +139,13 @@ class ProcReader:
         rpar = text.rfind(")")
         return [text[text.find("(") + 1:rpar]] + text[rpar + 2:].split()
 
-    def fill_live(self, p: Process, *, image: bool = True) -> bool:
+    def fill_live(self, p: Process, *, image: bool = True, st: list[str] | None = None,
+                  status: str | None = None) -> bool:
         """tty, session, process group, namespace ids, login uid and (``image``) env and
-        capabilities: True if alive."""
-        st = self.stat(p.pid)
+        capabilities: True if alive.  ``st``, ``status``: /proc/PID/stat (as :meth:`stat`
+        splits it) and /proc/PID/status, when just read."""
+        if st is None:
+            st = self.stat(p.pid)
         if st is None:
             return False
         # st: [comm, state, ppid, pgrp, session, tty_nr, ...]
@@ -151,7 +154,8 @@ class ProcReader:
             sid, pgrp = int(st[4]), int(st[3])
         except (IndexError, ValueError):
             return False
-        status = _read(f"{self.root}/{p.pid}/status") or ""
+        if status is None:
+            status = _read(f"{self.root}/{p.pid}/status") or ""
         ns: dict[str, list[int]] = {}
         for line in status.splitlines():
             key, _, value = line.partition(":")
@@ -228,7 +232,7 @@ class ProcReader:
                     p.uid = eff                      # Falco's user.uid is the effective one
                 else:
                     p.gid = eff
-        self.fill_live(p)
+        self.fill_live(p, st=st, status=status)
         p.cgroup_id = cgroup_id_of(pid)
         try:
             p.nthreads = len(os.listdir(f"{self.root}/{pid}/task"))

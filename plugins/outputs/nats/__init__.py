@@ -6,7 +6,7 @@ and heartbeat: :mod:`.connection`) and ``nats_output``.  See docs/fleet.md.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from syswarden.core.config import MAX_QUEUE, Key, Section
 from syswarden.core.hookspecs import hookimpl
@@ -14,9 +14,20 @@ from syswarden.core.outputs import build_if_enabled, output_schema
 from syswarden.core.safe_files import mode_key
 
 from .connection import NATS_SECTION, duration_key, seconds
-from .output import NatsOutput
+
+if TYPE_CHECKING:
+    from .output import NatsOutput
 
 __all__ = ["NatsOutput"]
+
+
+def __getattr__(name: str) -> Any:
+    """``NatsOutput``, imported when first asked for: its module brings asyncio and
+    SQLite, which an agent without the nats output does not need to start."""
+    if name == "NatsOutput":
+        from .output import NatsOutput  # noqa: PLC0415
+        return NatsOutput
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @hookimpl
@@ -44,6 +55,8 @@ def syswarden_config_schema() -> dict[str, Section]:
 
 
 def _build(config: dict[str, Any], section: dict[str, Any], metrics: Any) -> NatsOutput:
+    from .output import NatsOutput  # noqa: PLC0415
+
     section = dict(section, max_age=seconds(section["max_age"]),
                    duplicate_window=seconds(section["duplicate_window"]))
     return NatsOutput(config, section, metrics)

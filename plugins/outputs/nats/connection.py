@@ -16,7 +16,6 @@ logged.  TLS verifies the server's certificate unless ``tls.insecure`` says othe
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import contextlib
 import logging
@@ -33,7 +32,6 @@ from syswarden.core.alert import HOSTNAME
 from syswarden.core.config import Key, Section
 from syswarden.core.errors import ConfigError
 from syswarden.core.webserver import parse_interval
-from syswarden.plugins.outputs.webhook.output import expand_env
 
 log = logging.getLogger("syswarden.nats")
 
@@ -127,6 +125,9 @@ def _nkey_seed_file(path: str) -> str:
 def connect_options(section: dict[str, Any], name: str) -> dict[str, Any]:
     """nats-py's ``connect`` arguments for the ``nats`` section (secrets included: never log
     the result).  Raises ConfigError for a file that cannot be read or a variable not set."""
+    # (imported here: the webhook output's module brings httpx, which starting needs not)
+    from syswarden.plugins.outputs.webhook.output import expand_env  # noqa: PLC0415
+
     opts: dict[str, Any] = {
         "servers": list(section.get("servers") or ["nats://127.0.0.1:4222"]),
         "name": section.get("name") or f"syswarden-{name}-{HOSTNAME}",
@@ -184,6 +185,13 @@ def is_auth_error(exc: BaseException) -> bool:
         or "authentication" in text
 
 
+def _asyncio() -> Any:
+    """asyncio, imported when a link is made: every command line imports this module (the
+    ``nats`` section's schema), and an agent without NATS starts without asyncio."""
+    import asyncio  # noqa: PLC0415
+    return asyncio
+
+
 class NatsLink:
     """One NATS connection on an asyncio loop in a thread of its own (see the module doc).
 
@@ -200,18 +208,21 @@ class NatsLink:
         self.js: Any = None
         self.errors = 0
         self.closing = False
-        self._loop = asyncio.new_event_loop()
+        self._loop = _asyncio().new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
                                         name=f"nats-{name}")
         self._thread.start()
 
     # -- crossing from trio, or from blocking code ------------------------------------------
 
+    def _run(self, coro: Awaitable[T]) -> concurrent.futures.Future[T]:
+        return _asyncio().run_coroutine_threadsafe(coro, self._loop)
+
     async def call(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         """Await ``fn(*args, **kwargs)`` on the link's asyncio loop, from trio."""
         token = trio.lowlevel.current_trio_token()
         done = trio.Event()
-        future = asyncio.run_coroutine_threadsafe(fn(*args, **kwargs), self._loop)
+        future = self._run(fn(*args, **kwargs))
         future.add_done_callback(lambda _: token.run_sync_soon(done.set))
         try:
             await done.wait()
@@ -223,7 +234,7 @@ class NatsLink:
     def call_sync(self, fn: Callable[..., Awaitable[T]], *args: Any, timeout: float = 30.0,
                   **kwargs: Any) -> T:
         """``fn(*args, **kwargs)`` on the link's loop, from blocking code."""
-        future = asyncio.run_coroutine_threadsafe(fn(*args, **kwargs), self._loop)
+        future = self._run(fn(*args, **kwargs))
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:
@@ -240,6 +251,7 @@ class NatsLink:
         """One connection attempt over every server (on the link's loop).  Raises what
         nats-py raises (``is_auth_error`` tells refused credentials apart)."""
         import nats
+        asyncio = _asyncio()
 
         async def error_cb(exc: Exception) -> None:
             if self.nc is None or self.closing:

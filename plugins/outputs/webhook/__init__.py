@@ -14,8 +14,7 @@ retries), :mod:`.presets` and :mod:`.templates` (the payloads).
 from __future__ import annotations
 
 import os
-from typing import Any
-
+from typing import TYPE_CHECKING, Any
 
 from syswarden.core import yamlmarks
 from syswarden.core.config import MAX_QUEUE, MAX_SECONDS, Key, Section
@@ -24,11 +23,23 @@ from syswarden.core.hookspecs import hookimpl
 from syswarden.core.outputs import output_keys
 from syswarden.core.safe_files import mode_key
 
-from .output import WebhookOutput
 from .presets import PRESETS
 from .templates import BUILTIN_TEMPLATES
 
+if TYPE_CHECKING:
+    from .output import WebhookOutput
+
 __all__ = ["WebhookOutput", "webhook_section"]
+
+
+def __getattr__(name: str) -> Any:
+    """``WebhookOutput``, imported when first asked for: its module brings httpx, which an
+    agent without a webhook does not need to start."""
+    if name == "WebhookOutput":
+        from .output import WebhookOutput  # noqa: PLC0415
+        return WebhookOutput
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 RESERVED_NAMES = {"stdout", "file", "syslog", "program", "http"}
 
@@ -124,8 +135,13 @@ def _entries(config: dict[str, Any]) -> list[tuple[tuple, dict[str, Any]]]:
 def _outputs(config: dict[str, Any], metrics: Any) -> list[WebhookOutput]:
     """One output per enabled webhook; an error of one gets the line of its entry in the config
     file (or of the key it names: ``template.body``)."""
+    entries = _entries(config)
+    if not entries:
+        return []
+    from .output import WebhookOutput  # noqa: PLC0415
+
     outputs = []
-    for path, entry in _entries(config):
+    for path, entry in entries:
         try:
             outputs.append(WebhookOutput(config, entry, metrics))
         except ConfigError as exc:

@@ -17,13 +17,10 @@ receivers that keep tickets, a repeat into a note on the ticket created first:
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
-from typing import Any
-
-import jinja2
-from jinja2.exceptions import SecurityError
-from jinja2.sandbox import SandboxedEnvironment
+from typing import TYPE_CHECKING, Any
 
 from syswarden.core.alert import Alert, Priority, format_text, to_json_dict
 from syswarden.core.errors import ConfigError, Location
@@ -32,6 +29,9 @@ from syswarden.core.outputs import AlertFormatter
 from syswarden.core.yamlmarks import read_text
 
 from .templates import BUILTIN_NOTES, BUILTIN_TEMPLATES
+
+if TYPE_CHECKING:
+    import jinja2
 
 
 @dataclass
@@ -174,14 +174,23 @@ class RedminePreset(Preset):
             return None
 
 
-class _Sandbox(SandboxedEnvironment):
-    """Jinja's sandbox, refusing an unsafe attribute where it is read: Jinja's own returns an
-    undefined value that raises only when printed, so ``{{ x.__class__ | tojson }}`` failed as
-    a TypeError of the filter instead of naming the refusal."""
+@functools.cache
+def _sandbox() -> type:
+    """The sandbox class (jinja2 is imported when a template preset is first built: starting
+    an agent without one needs it not)."""
+    from jinja2.exceptions import SecurityError  # noqa: PLC0415
+    from jinja2.sandbox import SandboxedEnvironment  # noqa: PLC0415
 
-    def unsafe_undefined(self, obj: Any, attribute: str) -> jinja2.Undefined:
-        raise SecurityError(f"access to attribute {attribute!r} of {type(obj).__name__!r} "
-                            "object is unsafe")
+    class Sandbox(SandboxedEnvironment):
+        """Jinja's sandbox, refusing an unsafe attribute where it is read: Jinja's own
+        returns an undefined value that raises only when printed, so ``{{ x.__class__ |
+        tojson }}`` failed as a TypeError of the filter instead of naming the refusal."""
+
+        def unsafe_undefined(self, obj: Any, attribute: str) -> jinja2.Undefined:
+            raise SecurityError(f"access to attribute {attribute!r} of "
+                                f"{type(obj).__name__!r} object is unsafe")
+
+    return Sandbox
 
 
 class TemplatePreset(Preset):
@@ -200,8 +209,10 @@ class TemplatePreset(Preset):
         opts = section.get("template") or {}
         where_name = section.get("name")
         source, where, key = self._source(opts, where_name)
-        self.env = _Sandbox(undefined=jinja2.StrictUndefined, autoescape=False,
-                            keep_trailing_newline=True)
+        import jinja2  # noqa: PLC0415
+
+        self.env = _sandbox()(undefined=jinja2.StrictUndefined, autoescape=False,
+                              keep_trailing_newline=True)
         self.env.filters["text"] = lambda value: escape_text(str(value))
         self.vars = dict(opts.get("vars") or {})
         self.template = self._compile(source, where, where_name, key)
@@ -224,6 +235,9 @@ class TemplatePreset(Preset):
                  extra: dict[str, Any] | None = None) -> jinja2.Template:
         """Compile, then render once against a sample alert: what the sandbox refuses (an
         ``__class__``, an unsafe callable) is an error now, not a failure on every alert."""
+        import jinja2  # noqa: PLC0415
+        from jinja2.exceptions import SecurityError  # noqa: PLC0415
+
         located = Location(item=f"template.{key}")
         try:
             template = self.env.from_string(source)

@@ -6,14 +6,17 @@ the login uid, the audit session of the task that execs, whether an open created
 here from the running kernel's own type information.  A missing structure or member (a kernel
 built without audit, say) leaves that value to the /proc fallback.
 
-Only what is needed is decoded: the type table is walked once (about a second for vmlinux's
-150,000 types), structs and unions by name, members by name through anonymous members.
+Only what is needed is decoded: the type table is walked once, noting where each type is,
+then the structs and unions asked for are decoded by name, members by name through anonymous
+members.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import struct
-from typing import Any, Iterable
+from typing import Iterable
 
 VMLINUX = "/sys/kernel/btf/vmlinux"
 
@@ -22,67 +25,103 @@ FUNC, FUNC_PROTO, VAR, DATASEC, FLOAT, DECL_TAG, TYPE_TAG, ENUM64 = range(12, 20
 _MODIFIERS = {TYPEDEF, VOLATILE, CONST, RESTRICT, TYPE_TAG}
 
 
+#: A type record's size in 4-byte words: its 3-word header, what follows it of fixed size, and
+#: the size of each of its ``vlen`` entries (members, enumerators, parameters, variables).
+_FIXED = {INT: 1, ARRAY: 3, VAR: 1, DECL_TAG: 1}
+_ENTRY = {STRUCT: 3, UNION: 3, ENUM: 2, FUNC_PROTO: 2, DATASEC: 3, ENUM64: 3}
+_WORDS = [3 + _FIXED.get(kind, 0) for kind in range(32)]
+_WORDS_PER_ENTRY = [_ENTRY.get(kind, 0) for kind in range(32)]
+
+
 class Btf:
+    """The type table of a BTF blob.  Walked once at start-up, so the walk only notes where
+    each type's record is (and the structs' and functions' names); a type is decoded when it
+    is asked for."""
+
     def __init__(self, data: bytes) -> None:
         magic, _version, _flags, hdr_len, type_off, type_len, str_off, str_len = \
             struct.unpack_from("<HBBIIIII", data, 0)
-        if magic != 0xEB9F:
+        if magic != 0xEB9F or type_off % 4 or type_len % 4 or hdr_len % 4:
             raise ValueError("not BTF data")
-        self.types: list[tuple | None] = [None]   # type id 0 is void
+        self.data = data
         self.strings = data[hdr_len + str_off:hdr_len + str_off + str_len]
-        self.by_name: dict[str, int] = {}
+        start = hdr_len + type_off
+        #: the type section as little-endian words (BTF is this machine's byte order)
+        words = memoryview(data)[start:start + type_len].cast("I")
+        self.base = start
+        self.where: list[int] = [0]                  # type id -> its first word (0: void)
+        self.struct_by_name_off: dict[int, int] = {}  # a struct's/union's name -> its id
         self.func_by_name_off: dict[int, int] = {}   # a function's name (string offset) -> id
-        pos, end = hdr_len + type_off, hdr_len + type_off + type_len
-        unpack = struct.unpack_from
-        while pos < end:
-            name_off, info, size_type = unpack("<III", data, pos)
-            pos += 12
+        where, size, per_entry = self.where, _WORDS, _WORDS_PER_ENTRY
+        structs, funcs = self.struct_by_name_off, self.func_by_name_off
+        i, n = 0, len(words)
+        while i < n:
+            info = words[i + 1]
             kind = (info >> 24) & 0x1F
-            vlen = info & 0xFFFF
-            kflag = info >> 31
-            members: Any = None
-            if kind == INT or kind == VAR or kind == DECL_TAG:
-                pos += 4
-            elif kind == ARRAY:
-                members = unpack("<III", data, pos)           # elem type, index type, n
-                pos += 12
-            elif kind in (STRUCT, UNION):
-                members = []
-                for _ in range(vlen):
-                    m_name, m_type, m_off = unpack("<III", data, pos)
-                    pos += 12
-                    members.append((m_name, m_type, m_off & 0xFFFFFF if kflag else m_off))
-            elif kind == ENUM or kind == FUNC_PROTO:
-                pos += 8 * vlen
-            elif kind == DATASEC or kind == ENUM64:
-                pos += 12 * vlen
-            self.types.append((kind, name_off, size_type, members))
-            if kind in (STRUCT, UNION) and name_off:
-                self.by_name.setdefault(self.name(name_off), len(self.types) - 1)
-            elif kind == FUNC:
-                self.func_by_name_off.setdefault(name_off, len(self.types) - 1)
+            where.append(i)
+            if words[i]:
+                if kind == STRUCT or kind == UNION:
+                    structs.setdefault(words[i], len(where) - 1)
+                elif kind == FUNC:
+                    funcs.setdefault(words[i], len(where) - 1)
+            i += size[kind] + per_entry[kind] * (info & 0xFFFF)
+        if i != n:
+            raise ValueError("truncated BTF type section")
 
     def name(self, off: int) -> str:
         end = self.strings.index(b"\0", off)
         return self.strings[off:end].decode()
 
+    @functools.cached_property
+    def _offsets(self) -> dict[bytes, int]:
+        """Each string of the string table -> where it is first (one pass, in C)."""
+        names = self.strings.split(b"\0")
+        offsets = itertools.accumulate((len(n) + 1 for n in names), initial=0)
+        return dict(zip(reversed(names), reversed(list(offsets)[:-1])))
+
+    def _name_off(self, name: str) -> int:
+        """Where ``name`` is in the string table (-1: nowhere; strings are deduplicated)."""
+        return self._offsets.get(name.encode(), -1)
+
     def function_id(self, name: str) -> int | None:
         """The type id of the kernel function ``name`` (what an fentry/fexit program is
         attached to), None when the kernel has no such function (inlined, or not built)."""
-        at = self.strings.find(b"\0" + name.encode() + b"\0")   # strings are deduplicated
-        return None if at < 0 else self.func_by_name_off.get(at + 1)
+        return self.func_by_name_off.get(self._name_off(name))
+
+    def struct_id(self, name: str) -> int | None:
+        """The type id of ``struct name`` (or ``union name``), None when there is none."""
+        return self.struct_by_name_off.get(self._name_off(name))
+
+    def type(self, tid: int) -> tuple[int, int, int] | None:
+        """(kind, name offset, size or type) of type ``tid``; None for void."""
+        if tid <= 0 or tid >= len(self.where):
+            return None
+        name_off, info, size_type = struct.unpack_from("<III", self.data,
+                                                       self.base + 4 * self.where[tid])
+        return (info >> 24) & 0x1F, name_off, size_type
+
+    def members(self, tid: int) -> list[tuple[int, int, int]]:
+        """(name offset, type, bit offset) of the members of struct/union ``tid``."""
+        pos = self.base + 4 * self.where[tid]
+        _name, info, _size = struct.unpack_from("<III", self.data, pos)
+        kflag = info >> 31
+        out = []
+        for i in range(info & 0xFFFF):
+            m_name, m_type, m_off = struct.unpack_from("<III", self.data, pos + 12 + 12 * i)
+            out.append((m_name, m_type, m_off & 0xFFFFFF if kflag else m_off))
+        return out
 
     def resolve(self, tid: int) -> int:
         """Skip typedefs and qualifiers."""
         while True:
-            t = self.types[tid]
+            t = self.type(tid)
             if t is None or t[0] not in _MODIFIERS:
                 return tid
             tid = t[2]
 
     def member_offset(self, struct_name: str, member: str) -> int | None:
         """Byte offset of ``member`` in ``struct struct_name`` (anonymous members searched)."""
-        sid = self.by_name.get(struct_name)
+        sid = self.struct_id(struct_name)
         if sid is None:
             return None
         bits = self._find(sid, member)
@@ -90,15 +129,16 @@ class Btf:
 
     def struct_size(self, struct_name: str) -> int | None:
         """``sizeof(struct struct_name)``."""
-        sid = self.by_name.get(struct_name)
-        t = self.types[self.resolve(sid)] if sid is not None else None
+        sid = self.struct_id(struct_name)
+        t = self.type(self.resolve(sid)) if sid is not None else None
         return t[2] if t is not None and t[0] in (STRUCT, UNION) else None
 
     def _find(self, sid: int, member: str, depth: int = 0) -> int | None:
-        t = self.types[self.resolve(sid)]
+        tid = self.resolve(sid)
+        t = self.type(tid)
         if t is None or t[0] not in (STRUCT, UNION) or depth > 8:
             return None
-        for m_name, m_type, m_bits in t[3]:
+        for m_name, m_type, m_bits in self.members(tid):
             if m_name and self.name(m_name) == member:
                 return m_bits
             if not m_name:                                   # an anonymous struct/union

@@ -25,9 +25,20 @@
 // everything else, so a flood of opens never costs an exec.  A full ring drops the record and
 // counts it in `counters` (per CPU): for each category, [2*cat] records attempted and
 // [2*cat+1] records dropped.
+//
+// No kernel header is included beyond bcc's own (its helpers, its map macros and the kernel's
+// uapi/linux/bpf.h): the types used are the program's own, and parsing linux/sched.h and what
+// it pulls in was a good part of the compile, which every start-up waits for.
 
-#include <uapi/linux/ptrace.h>
-#include <linux/sched.h>
+// bcc 0.26 looks each call of bpf_probe_read_user(_str) up in the kernel's symbols, rebuilding
+// a table of /proc/kallsyms every time (most of the compile's time): the same helpers under
+// names of their own, which it leaves alone (the kernels this program loads on all have them).
+static long (*sw_read_user)(void *dst, u32 size, const void *src) =
+    (void *)BPF_FUNC_probe_read_user;
+static long (*sw_read_user_str)(void *dst, u32 size, const void *src) =
+    (void *)BPF_FUNC_probe_read_user_str;
+#define bpf_probe_read_user sw_read_user
+#define bpf_probe_read_user_str sw_read_user_str
 
 #define AGENT_PID @AGENT_PID@
 #define PATH_MAX_B @PATH_MAX@          // bytes kept of one path or string (power of two)
@@ -398,10 +409,12 @@ int sw_enter_clone3(struct sys_enter_ctx *ctx)
 
 // execve/execveat: argv must be read at enter; after a successful exec the old memory is gone.
 // Read the NUL-separated strings of a user array (argv, envp) into buf; returns the bytes.
+// A bounded loop (the verifier follows those since Linux 5.3), not unrolled: unrolled, argv
+// and the environment made most of the exec programs' instructions and of the compile's time.
 static __always_inline u32 read_strings(char *buf, const char *const *arr)
 {
     u32 pos = 0;
-    #pragma unroll
+    #pragma clang loop unroll(disable)
     for (int i = 0; i < MAX_ARGS; i++) {
         const char *arg = 0;
         if (bpf_probe_read_user(&arg, sizeof(arg), &arr[i]) != 0 || !arg)

@@ -3,7 +3,8 @@
 * Loaded by a helper process (:mod:`.loader`): bcc compiles with LLVM, which would stay
   resident in the agent; the helper compiles, attaches and hands over the file descriptors
   (maps, one perf event per attached tracepoint, one link per fexit program), then exits.
-  The agent never imports bcc.
+  The agent never imports bcc.  :meth:`EbpfSource.preload` starts the helper while the agent
+  builds the rest of its start-up; it attaches when :meth:`EbpfSource.load` says so.
 * Attached (see :func:`resolved_config` for how): the sched lifecycle tracepoints,
   execve/execveat and, for every syscall the rules need plus those the state tables need, an
   fexit program on its kernel function where the kernel runs them, else its ``sys_exit_*``
@@ -22,6 +23,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import os
@@ -299,7 +301,6 @@ class EbpfSource(Source):
             else None
         self.agent_pid = agent_pid
         self.metrics = metrics
-        self.decoder = Decoder()
         self.prog: Program | None = None
         self._batch: list[Event] = []
         self._stop_requested = False
@@ -312,6 +313,14 @@ class EbpfSource(Source):
         self.received = {"proc": 0, "events": 0}   # records read from each ring
         self.poll_s = max(0.001, float(self.cfg["poll_ms"]) / 1000)
         self.decode_errors = 0
+        #: the program :meth:`preload` started: (its text, its hooks, the helper)
+        self._pending: tuple[str, list[tuple[str, str]], loader.Pending] | None = None
+
+    @functools.cached_property
+    def decoder(self) -> Decoder:
+        """The records' decoder (made when first needed, or by :meth:`preload` while the
+        helper compiles: it compiles a decoding function per syscall)."""
+        return Decoder()
 
     # -- loading -------------------------------------------------------------------------------
 
@@ -319,16 +328,42 @@ class EbpfSource(Source):
         return P.render_program(self.event_types, cfg or self.cfg, self.agent_pid,
                                 self.open_prefilter, self.socket_prefilter)
 
+    def preload(self) -> None:
+        """Start compiling and loading the program in the helper (it attaches nothing before
+        :meth:`load`).  A machine the source cannot run on starts nothing: :meth:`load` says
+        why."""
+        if self._pending is not None:
+            return
+        try:
+            check_environment()
+        except SourceError:
+            return
+        text, tps = self.program_text(), P.tracepoints(self.event_types, self.cfg)
+        self._pending = (text, tps, loader.start(text, tps))
+        self.decoder   # noqa: B018 (made while the helper compiles)
+
+    def _load(self, cfg: dict[str, Any]) -> loader.Loaded:
+        """The program for ``cfg`` loaded and attached: the preloaded one when it is that
+        program, else one loaded now."""
+        text, tps = self.program_text(cfg), P.tracepoints(self.event_types, cfg)
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            if pending[:2] == (text, tps):
+                return pending[2].finish()
+            pending[2].cancel()
+        return loader.load(text, tps)
+
     def _build(self) -> Program:
-        """Load and attach a program for the current event types (blocking: ~2 s).  An
-        ``auto`` choice the kernel refuses falls back (fexit programs -> tracepoints, the
-        registers -> enter); the source's config changes only once a program is loaded."""
+        """Load and attach a program for the current event types (blocking: ~2 s, less when
+        :meth:`preload` started it).  An ``auto`` choice the kernel refuses falls back (fexit
+        programs -> tracepoints, the registers -> enter); the source's config changes only
+        once a program is loaded."""
         check_environment()
         cfg = self.cfg
         t0 = time.perf_counter()
         while True:
             try:
-                loaded = loader.load(self.program_text(cfg), P.tracepoints(self.event_types, cfg))
+                loaded = self._load(cfg)
                 break
             except loader.LoadError as exc:
                 cfg = _fallback(cfg, exc)
@@ -340,9 +375,11 @@ class EbpfSource(Source):
                  len(loaded.attached), ", ".join(kinds),
                  "the registers" if P.task_regs(self.cfg) else "enter tracepoints")
         took = loaded.seconds
-        log.info("ebpf: program built in %.3f s: bcc import %.3f s, compile and load %.3f s, "
-                 "attach %.3f s", time.perf_counter() - t0, took.get("import", 0.0),
-                 took.get("compile", 0.0), took.get("attach", 0.0))
+        log.info("ebpf: program built in %.3f s (waited for %.3f s): bcc import %.3f s, compile "
+                 "and load %.3f s, attach %.3f s", took.get("import", 0.0) +
+                 took.get("compile", 0.0) + took.get("attach", 0.0),
+                 time.perf_counter() - t0, took.get("import", 0.0), took.get("compile", 0.0),
+                 took.get("attach", 0.0))
         if self.open_prefilter is not None:
             log.info("ebpf: opens sent when: %s (or a directory, or a path not judged here)",
                      self.open_prefilter.describe())
@@ -447,6 +484,9 @@ class EbpfSource(Source):
             self.prog.detach(list(self.prog.attached))
 
     def close(self, wait: bool = True) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending[2].cancel()
         prog, self.prog = self.prog, None
         if prog is not None:
             prog.close(wait)

@@ -369,10 +369,77 @@ def test_the_program_build_is_timed_by_phase_and_logged(caplog):
         seconds = src.prog.seconds
     finally:
         src.close()
-    assert set(seconds) == {"import", "compile", "attach"}
+    assert set(seconds) == {"import", "compile", "wait", "attach"}
     assert seconds["compile"] > 0 and all(v >= 0 for v in seconds.values())
     line = next(r.getMessage() for r in caplog.records if "program built in" in r.getMessage())
     assert f"compile and load {seconds['compile']:.3f} s" in line
+
+
+def _loader_helpers() -> list[int]:
+    """The loader helpers this process runs."""
+    me, out = os.getpid(), []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == me and b"ebpf/loader.py" in cmd:
+            out.append(int(pid))
+    return out
+
+
+def _bpf_programs(pid: int) -> int:
+    """How many BPF programs process ``pid`` holds."""
+    n = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            n += os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:bpf-prog"
+        except OSError:
+            pass
+    return n
+
+
+def test_a_preloaded_program_is_loaded_beside_and_attached_only_when_the_source_loads():
+    """preload() compiles and loads the programs in the helper while the agent builds the rest
+    of its start-up; nothing is attached (no event is recorded) before load()."""
+    src = EbpfSource({}, {"openat"}, os.getpid())
+    programs = {fn for _tp, fn in P.tracepoints({"openat"}, src.cfg)}
+    src.preload()
+    [helper] = _loader_helpers()
+    deadline = time.monotonic() + RELOAD_TIMEOUT
+    while _bpf_programs(helper) < len(programs):      # compiled and loaded: it waits
+        assert time.monotonic() < deadline and _loader_helpers() == [helper]
+        time.sleep(0.05)
+    tag = uuid.uuid4().hex
+    before, after = f"/tmp/sw-before-{tag}", f"/tmp/sw-after-{tag}"
+    waited = []
+    try:
+        subprocess.run(["/bin/sh", "-c", f": > {before}"], check=True)   # (this process's own
+                                                                        # events are not sent)
+
+        def create() -> None:
+            waited.append(src.prog.seconds["wait"])
+            subprocess.run(["/bin/sh", "-c", f": > {after}"], check=True)
+
+        events = events_of(src, create)
+    finally:
+        for path in (before, after):
+            if os.path.exists(path):
+                os.unlink(path)
+    names = {e.args.get("name") for e in events if e.type == "openat"}
+    assert after in names and before not in names
+    assert waited[0] > 0 and not _loader_helpers()
+
+
+def test_a_source_closed_before_it_loads_gives_its_preloaded_program_up():
+    src = EbpfSource({}, {"openat"}, os.getpid())
+    src.preload()
+    [helper] = _loader_helpers()
+    src.close()
+    assert helper not in _loader_helpers()
 
 
 def test_tiny_ring_accounting_is_exact():
