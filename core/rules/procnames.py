@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import ast
+from .operators import says
 from .resolved import RCheck, RMacro, RNode
 
 #: The field whose value the kernel side can know: the process table's ``comm``.
@@ -53,13 +54,8 @@ def name_set(c: RCheck) -> Names:
     """The names one check allows (None: it does not test the name as the kernel can)."""
     if c.field.name != NAME_FIELD or c.field.key != NAME_FIELD or c.rhs is not None:
         return None
-    if c.op == "=" and isinstance(c.const, str):
-        names = [c.const]
-    elif c.op == "in" and isinstance(c.const, frozenset):
-        names = list(c.const)
-    else:
-        return None
-    if not all(isinstance(n, str) and comm_key(n) is not None for n in names):
+    names = says(c.op, c.const).equals      # what the operator declares (=, in...)
+    if names is None or not all(isinstance(n, str) and comm_key(n) is not None for n in names):
         return None
     return frozenset(names)
 
@@ -113,12 +109,11 @@ def place_set(c: RCheck) -> Names:
     """Where one check allows the process to run (None: anywhere)."""
     if c.field.name != PLACE_FIELD or c.field.key != PLACE_FIELD or c.rhs is not None:
         return None
-    if c.op == "!=" and c.const == HOST:
+    said = says(c.op, c.const)              # what the operator declares (=, !=, in...)
+    if said.excludes is not None and HOST in said.excludes:
         return frozenset({CONTAINER})
-    if c.op == "=" and isinstance(c.const, str):
-        return frozenset({HOST if c.const == HOST else CONTAINER})
-    if c.op == "in" and isinstance(c.const, frozenset) and HOST not in c.const:
-        return frozenset({CONTAINER})
+    if said.equals is not None and all(isinstance(v, str) for v in said.equals):
+        return frozenset(HOST if v == HOST else CONTAINER for v in said.equals)
     return None
 
 
