@@ -784,7 +784,7 @@ for _op in (
              event_types="in", cheap=True, says=_says_member),
     Operator("intersects", Kind.LIST, "a value of a multi-valued field is in the list (as "
              "`in`)", _member, inline="{v} in {k}", inline_if=_hashed, event_types="in",
-             cheap=True),
+             cheap=True, says=_says_member),
     Operator("pmatch", Kind.LIST, "the path is an item of the list or below one, by whole "
              "components (items may be globs)", lambda const, ftype: const,
              types=STRING_TYPES, const=as_text,

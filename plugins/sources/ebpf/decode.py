@@ -42,6 +42,7 @@ from .record import (
     AT,
     EXE_FLAGS,
     EXEC_PART,
+    FORK_PART,
     FORMAT,
     SLOT,
     STRING_SLOTS,
@@ -75,6 +76,8 @@ _EXE_CREDS, _EXE_FILE, _EXE_UPPER, _EXE_WRITABLE, _EXE_RESOURCES, _EXE_GROUPS = 
 _T_VPGID, _T_VSID = TAIL_AT["vpgid"], TAIL_AT["vsid"]
 #: What an exec record carries in a[] beside its arguments (record.EXEC_PARTS).
 _VPID, _TTY, _LOGINUID = (EXEC_PART[name] for name in ("vpid", "tty", "loginuid"))
+#: What a fork record carries in a[] (record.FORK_PARTS).
+_FORK_FLAGS, _FORK_UID, _FORK_GID = (FORK_PART[name] for name in ("flags", "uid", "gid"))
 _T_RESOURCES = tuple(TAIL_AT[name] for name in ("vm_size", "vm_rss", "vm_swap", "pf_major",
                                                  "pf_minor", "fdlimit"))
 _NO_CAPS = 0xFFFFFFFFFFFFFFFF
@@ -272,20 +275,12 @@ class Decoder:
         elif kind == KIND_FORK:
             regs = h[_REGS]
             name = _NR_NAME.get(evt, "clone")
-            if evt == 0xFFFF:        # the clone's enter was not seen: flags unknown
-                flags = 0
-            elif name == "clone3":
-                flags = regs[1]
-            elif name == "clone":
-                flags = regs[0]
-            else:
-                flags = 0
+            flags = _FORK_FLAGS.get(regs)        # 0 when not known (evt 0xffff)
             # the comm slot: a fork record sends no other string
             comm = _text(data[base + REC.size:base + REC.size + 16].split(b"\0", 1)[0])
-            ug = regs[2]                 # uid and gid (the parent's, the child's)
             ev = Event(name, ts, tid, pid, res, {"res": res, "flags": flags & 0xFFFFFFFFFFFF,
-                                                 "comm": comm, "uid": ug & 0xFFFFFFFF,
-                                                 "gid": ug >> 32})
+                                                 "comm": comm, "uid": _FORK_UID.get(regs),
+                                                 "gid": _FORK_GID.get(regs)})
             ev.kernel = ForkFacts(child_tid=extra, is_thread=bool(flags & CLONE_THREAD))
         elif kind == KIND_EXIT:
             ev = Event("procexit", ts, tid, pid, 0, {"status": 0})

@@ -1184,39 +1184,34 @@ int sw_sched_fork(void *ctx)
         return 0;
     r->extra = child;
     // the clone flags (CLONE_THREAD tells a thread): from the parent's registers, or from
-    // what the clone/clone3 enter stored
-    r->evt = 0xffff;                         // not known (a kernel thread's fork)
-    r->a[0] = 0;
-    r->a[1] = 0;
-    r->a[2] = bpf_get_current_uid_gid();     // the parent's (the child's) uid and gid
+    // what the clone/clone3 enter stored (clone3's: clone_args.flags, read there)
+    u64 nr = 0xffff;                         // not known (a kernel thread's fork)
+    u64 cflags = 0;
 #if TASK_REGS
     struct sw_regs *regs = current_regs();
-    u64 nr = regs->orig_ax;
-    if (nr == NR_CLONE || nr == NR_FORK || nr == NR_VFORK || nr == NR_CLONE3) {
-        r->evt = nr;
-        r->a[0] = regs->di;
-        r->a[1] = regs->si;
-        if (nr == NR_CLONE3) {               // flags: the first field of struct clone_args
-            u64 flags = 0;
-            bpf_probe_read_user(&flags, sizeof(flags), (void *)regs->di);
-            r->a[1] = flags;
-        }
+    nr = regs->orig_ax;
+    if (nr == NR_CLONE) {
+        cflags = regs->di;
+    } else if (nr == NR_CLONE3) {            // flags: the first field of struct clone_args
+        bpf_probe_read_user(&cflags, sizeof(cflags), (void *)regs->di);
+    } else if (nr != NR_FORK && nr != NR_VFORK) {
+        nr = 0xffff;
     }
 #else
     struct pend *p = pending_slot(tid);
     if (p && p->tid == tid) {
-        r->evt = p->nr & 0xffff;
-        r->a[0] = p->a[0];
-        r->a[1] = p->a[1];
+        nr = p->nr & 0xffff;
+        cflags = nr == NR_CLONE3 ? p->a[1] : nr == NR_CLONE ? p->a[0] : 0;
     }
 #endif
+    r->evt = nr;
+    FORK_PUT(r, cflags, (u32)bpf_get_current_uid_gid(), bpf_get_current_uid_gid() >> 32);
     u32 pos = REC_HDR;
     u8 *buf = (u8 *)r;
     bpf_get_current_comm(buf + pos, 16);
     r->slen[0] = 16;
     pos += 16;
     // a new thread (CLONE_THREAD in clone's or clone3's flags) is no process of its own
-    u64 cflags = r->evt == NR_CLONE3 ? r->a[1] : r->evt == NR_CLONE ? r->a[0] : 0;
     int err = send_err(r, pos, CAT_PROC);
     if (!(cflags & 0x10000))
         names_fork(id >> 32, (u32)child, err);

@@ -153,6 +153,18 @@ EXEC_PARTS: tuple[Part, ...] = (
 #: :data:`EXEC_PARTS` by name.
 EXEC_PART: dict[str, Part] = {p.name: p for p in EXEC_PARTS}
 
+#: What a fork record (``KIND_FORK``, sent from sched_process_fork in the parent) carries in
+#: ``a[]``: ``FORK_PUT`` in C.  ``evt`` has the syscall's number (0xffff: not known, a kernel
+#: thread's fork), ``extra`` the child's tid, string slot 0 the parent's comm.
+FORK_PARTS: tuple[Part, ...] = (
+    Part("flags", 0, 0, 64, "the clone flags: clone's first argument, clone3's "
+         "clone_args.flags; 0 for fork, vfork or when not known"),
+    Part("uid", 2, 0, 32, "the parent's real uid (the child's)"),
+    Part("gid", 2, 32, 32, "the parent's real gid"),
+)
+#: :data:`FORK_PARTS` by name.
+FORK_PART: dict[str, Part] = {p.name: p for p in FORK_PARTS}
+
 
 def pack_parts(parts: tuple[Part, ...], **values: int) -> list[int]:
     """The six registers of a record whose ``parts`` have ``values`` (absent: 0)."""
@@ -400,6 +412,7 @@ def render_c() -> str:
                   f"_Static_assert({name} == {value}, \"{name}: see record.py\");"]
     lines += [_define(f"EXE_{name}", bit) for name, bit in EXE_FLAGS.items()]
     lines += ["", *_put_macro("EXEC_PUT", EXEC_PARTS, "An exec record's parts in a[]")]
+    lines += ["", *_put_macro("FORK_PUT", FORK_PARTS, "A fork record's parts in a[]")]
     lines += ["", "struct rec {"]
     docs = {f.name: f.doc for f in FIELDS}
     for ctype, name, count in _MEMBERS:

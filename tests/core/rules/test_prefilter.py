@@ -383,3 +383,15 @@ def test_the_new_language_never_drops_an_open_a_rule_matches(tmp_path, cond):
         hits += matched
         assert pf is None or pf.accepts(res, flags, path) or not matched, (path, oct(flags))
     assert hits > 0
+
+
+def test_intersects_says_what_in_says(tmp_path):
+    """On a field of one value ``intersects`` is ``in``, and the registry says so: the
+    prefilter built from either is the same and keeps other paths in the kernel."""
+    def built(op: str):
+        return open_prefilter(engine(tmp_path, rule(
+            f"evt.type = openat and fd.name {op} (/etc/shadow, /etc/sudoers)")))
+    pf_in, pf_intersects = built("in"), built("intersects")
+    assert pf_intersects is not None and pf_intersects.terms == pf_in.terms
+    assert pf_intersects.accepts(3, 0, "/etc/shadow")
+    assert not pf_intersects.accepts(3, 0, "/etc/passwd")

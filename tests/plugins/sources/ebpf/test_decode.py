@@ -172,17 +172,24 @@ def test_failed_execveat():
 
 
 def test_fork_tells_threads_from_processes():
+    """A fork record's parts (record.FORK_PARTS, written by FORK_PUT in C) come back by name:
+    the clone flags tell a thread, whichever clone call made it."""
     dec = D.Decoder()
     comm = b"parent".ljust(16, b"\0")
-    t = dec.decode(record(D.KIND_FORK, D._NR["clone"], 201, regs=(0x10000 | 0x100, 0, 0, 0, 0, 0),
+    regs = R.pack_parts(R.FORK_PARTS, flags=0x10000 | 0x100, uid=1000, gid=1001)
+    t = dec.decode(record(D.KIND_FORK, D._NR["clone"], 201, regs=regs,
                           strings=[b"", b"", b"", comm], extra=201))
     assert t.type == "clone" and t.res == 201 and t.kernel == ForkFacts(child_tid=201, is_thread=True)
-    p = dec.decode(record(D.KIND_FORK, 0xFFFF, 202, regs=(0x10000, 0, 0, 0, 0, 0),
-                          strings=[b"", b"", b"", comm], extra=202))   # flags unknown: ignored
+    assert (t.args["uid"], t.args["gid"], t.args["flags"]) == (1000, 1001, 0x10100)
+    p = dec.decode(record(D.KIND_FORK, 0xFFFF, 202, regs=R.pack_parts(R.FORK_PARTS),
+                          strings=[b"", b"", b"", comm], extra=202))   # the call not known
     assert p.type == "clone" and p.kernel.is_thread is False and p.args["comm"] == "parent"
-    c3 = dec.decode(record(D.KIND_FORK, D._NR["clone3"], 203, regs=(0, 0x10000, 0, 0, 0, 0),
+    c3 = dec.decode(record(D.KIND_FORK, D._NR["clone3"], 203,
+                           regs=R.pack_parts(R.FORK_PARTS, flags=0x10000),
                            strings=[b"", b"", b"", comm], extra=203))
     assert c3.type == "clone3" and c3.kernel.is_thread is True
+    with pytest.raises(TypeError, match="no part"):
+        R.pack_parts(R.FORK_PARTS, tty=1)
 
 
 def test_exit_and_broken_records():
