@@ -39,6 +39,45 @@ FdType = Literal["file", "directory", "ipv4", "ipv6", "unix", "pipe", "event", "
                  "memfd"]
 FD_TYPES: tuple[str, ...] = get_args(FdType)
 
+
+@dataclass(frozen=True)
+class FdKind:
+    """What an ``fd.type`` is, the one place its other spellings and classes are declared:
+    ``char`` its ``fd.typechar``; ``path``, whether its ``fd.name`` is a path
+    (``fd.directory``, ``fd.filename``); ``opened``, whether open/openat/creat make it (what
+    the kernel's open prefilter keeps from the fd table); ``family``, a socket's family class
+    as the kernel's socket prefilter tells them (``ip``, ``unix``, ``other``)."""
+
+    name: str
+    char: str
+    path: bool = False
+    opened: bool = False
+    family: str | None = None
+
+
+#: Every ``fd.type``, in :data:`FdType`'s order.
+FD_KINDS: tuple[FdKind, ...] = (
+    FdKind("file", "f", path=True, opened=True),
+    FdKind("directory", "d", path=True, opened=True),
+    FdKind("ipv4", "4", family="ip"),
+    FdKind("ipv6", "6", family="ip"),
+    FdKind("unix", "u", family="unix"),
+    FdKind("pipe", "p"),
+    FdKind("event", "e"),
+    FdKind("signalfd", "s"),
+    FdKind("eventpoll", "l"),
+    FdKind("inotify", "i"),
+    FdKind("timerfd", "t"),
+    FdKind("netlink", "n", family="other"),
+    FdKind("bpf", "b"),
+    FdKind("userfaultfd", "u"),
+    FdKind("io_uring", "r"),
+    FdKind("memfd", "m", path=True),
+)
+assert tuple(k.name for k in FD_KINDS) == FD_TYPES, "FD_KINDS declares every FdType"
+#: Falco's ``fd.typechar`` of an fd whose type is not known (a socket of another family).
+OTHER_TYPECHAR = "o"
+
 #: An IP address as the sources and the fd table hold it (:mod:`syswarden.core.ip_addresses`
 #: or :mod:`ipaddress`; both compare as :mod:`ipaddress` objects).
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address

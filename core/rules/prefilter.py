@@ -30,6 +30,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from ..event import FD_KINDS
 from ..fields import FieldDef
 from ..syscalls import ENTER_ARGS, EVENTS, O_CREAT, O_TMPFILE_OWN, O_TRUNC
 from . import ast
@@ -78,7 +79,7 @@ def _names_a_descriptor(arg: str) -> bool:
     return "fd" in arg and not arg.endswith("dirfd") and arg != "fdlimit"
 
 
-_FILE_KINDS = frozenset({"file", "directory", "f", "d"})
+_FILE_KINDS = frozenset(x for k in FD_KINDS if k.opened for x in (k.name, k.char))
 
 MAX_TERMS = 16       # beyond this a conjunction stops refining (still sound, less selective)
 MAX_PREFIXES = 64    # beyond this the prefilter is given up (every open sent); a part of a

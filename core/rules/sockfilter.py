@@ -48,6 +48,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from ..event import FD_KINDS, OTHER_TYPECHAR
 from ..syscalls import SOCKET_FAMILIES, SOCKET_TYPE_PROTOCOLS
 from . import procnames
 from .operators import NOTHING_SAID, Says, says
@@ -97,8 +98,12 @@ _AF_UNIX = _FAMILY["AF_UNIX"]
 _IP_FAMILIES = (_FAMILY["AF_INET"], _FAMILY["AF_INET6"])
 #: Socket types the fd table shows as ``fd.l4proto = tcp`` (SOCK_STREAM, SOCK_SEQPACKET).
 TCP_TYPES = tuple(t for t, proto in SOCKET_TYPE_PROTOCOLS.items() if proto == "tcp")
-_TYPES = {"ipv4": IP, "ipv6": IP, "unix": {UNIX}, "netlink": {OTHER}}
-_TYPECHARS = {"4": IP, "6": IP, "u": {UNIX}, "n": {OTHER}, "o": {OTHER}}
+#: The classes of a socket's family class (core/event.py's ``FdKind.family``).
+_FAMILY_CLASSES = {"ip": IP, "unix": frozenset({UNIX}), "other": frozenset({OTHER})}
+#: ``fd.type`` and ``fd.typechar`` values as classes (a value no socket has: none).
+_TYPES = {k.name: _FAMILY_CLASSES[k.family] for k in FD_KINDS if k.family}
+_TYPECHARS = {**{k.char: _FAMILY_CLASSES[k.family] for k in FD_KINDS if k.family},
+              OTHER_TYPECHAR: _FAMILY_CLASSES["other"]}
 _SOCKFAMILIES = {"ip": IP, "unix": {UNIX}}
 _L4PROTOS = {"tcp": {TCP}, "udp": {NOT_TCP}, "raw": {NOT_TCP}, "icmp": {NOT_TCP}}
 

@@ -15,21 +15,15 @@ from operator import attrgetter
 from typing import Any, Callable
 
 from syswarden.core import dns
-from syswarden.core.event import FD_TYPES
+from syswarden.core.event import FD_KINDS, FD_TYPES, OTHER_TYPECHAR
 from syswarden.core.fields import ArgKind, Bound, Field
 
 from .common import IP, NET, PORT, B, C, I
 
-#: Falco's ``fd.typechar`` for each ``fd.type``.
-TYPECHARS = {
-    "file": "f", "directory": "d", "ipv4": "4", "ipv6": "6", "unix": "u", "pipe": "p",
-    "event": "e", "signalfd": "s", "eventpoll": "l", "inotify": "i", "timerfd": "t",
-    "netlink": "n", "bpf": "b", "userfaultfd": "u", "io_uring": "r", "memfd": "m",
-}
-assert set(TYPECHARS) == set(FD_TYPES), "a typechar for every fd type (core/event.py)"
-
-_FILE_TYPES = frozenset({"file", "directory", "memfd"})
-_IP_TYPES = frozenset({"ipv4", "ipv6"})
+#: Falco's ``fd.typechar`` for each ``fd.type`` (core/event.py's FD_KINDS).
+TYPECHARS = {k.name: k.char for k in FD_KINDS}
+_FILE_TYPES = frozenset(k.name for k in FD_KINDS if k.path)
+_IP_TYPES = frozenset(k.name for k in FD_KINDS if k.family == "ip")
 
 
 def _fd_num(e):
@@ -49,7 +43,7 @@ def _fd_type(e):
 
 def _fd_typechar(e):
     f = e.fd
-    return TYPECHARS.get(f.type, "o") if f is not None else None
+    return TYPECHARS.get(f.type, OTHER_TYPECHAR) if f is not None else None
 
 
 def _fd_name(e):
