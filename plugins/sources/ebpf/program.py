@@ -394,37 +394,75 @@ def _exit_handler(sc: Syscall, prefilter: bool = False, kfunc: str | None = None
 #: The syscalls that may have no tracepoint of their own (a kernel built without module
 #: support): they are followed through raw tracepoint programs on ``sys_enter``/``sys_exit``
 #: instead, when needed and when no kernel function of theirs can take an fexit program, by
-#: their x86_64 numbers (``NR_*``, :data:`.record.C_NR`).
-RAW_SYSCALLS = ("init_module", "delete_module", "finit_module")
+#: their x86_64 numbers (``NR_*``, :data:`.record.C_NR`).  Each names the file that exists
+#: exactly when the kernel is built with the syscall (``/proc/modules``: ``CONFIG_MODULES``).
+#: Without it, the kernel's entry for the syscall is ``sys_ni_syscall``, which returns
+#: ``-ENOSYS`` at once: such a syscall is followed at its enter alone (:func:`not_built`).
+RAW_SYSCALLS: dict[str, str] = {"init_module": "/proc/modules",
+                                "delete_module": "/proc/modules",
+                                "finit_module": "/proc/modules"}
+#: The result of a syscall the kernel is built without (``-ENOSYS``).
+ENOSYS = 38
 
 
-def _raw_handlers(names: list[str]) -> str:
+def not_built(names: Iterable[str]) -> list[str]:
+    """Of ``names`` (syscalls without a tracepoint here), those this kernel is built without
+    (:data:`RAW_SYSCALLS`): their result is ``-ENOSYS``, known at their enter.  The source
+    puts them in the config (``cfg["not_built"]``), which the program is rendered from."""
+    return [n for n in names if n in RAW_SYSCALLS and not os.path.exists(RAW_SYSCALLS[n])]
+
+
+def _stubs(raw: list[str], cfg: dict[str, Any]) -> list[str]:
+    return [n for n in raw if n in (cfg.get("not_built") or ())]
+
+
+def _raw_handlers(names: list[str], stubs: list[str]) -> str:
     """Raw tracepoint programs on ``sys_enter``/``sys_exit`` (the ``raw_syscalls`` events) for
     syscalls without their own tracepoint or kernel function.  They run for every syscall of
     every process, so they are raw tracepoint programs (called with the registers and the
     number or result, no event record built for them) that return at once unless the number is
     one of ``names``: that is all an unfollowed syscall pays.  They are rendered only when such
-    a syscall is needed.  (With the arguments read from the registers the enter program is
-    rendered but not attached.)"""
+    a syscall is needed.
+
+    A syscall of ``stubs`` (one the kernel is built without: ``-ENOSYS``) is sent from the
+    enter program alone, its result known: no exit program then runs for every syscall, and
+    the enter reads the number from its arguments, with no helper call, before returning.  For
+    the others the enter stores the arguments (with the arguments read from the registers it is
+    rendered but not attached) and the exit sends the record."""
     if not names:
         return ""
-    enters = " || ".join(f"nr == NR_{n.upper()}" for n in names)
     regs = ("di", "si", "dx", "r10", "r8", "r9")
+
+    def any_of(group: list[str]) -> str:
+        return " || ".join(f"nr == NR_{n.upper()}" for n in group)
+
+    built = [n for n in names if n not in stubs]
     lines = ["int sw_raw_enter(struct bpf_raw_tracepoint_args *ctx)", "{",
              "    long nr = (long)ctx->args[1];",
-             f"    if (!({enters}))", "        return 0;",
+             f"    if (!({any_of(names)}))", "        return 0;",
              "    struct sw_regs *regs = (struct sw_regs *)ctx->args[0];",
              "    struct sys_enter_ctx c = {};", "    c.nr = nr;"]
     lines += [f"    bpf_probe_read_kernel(&c.a[{i}], 8, &regs->{r});" for i, r in enumerate(regs)]
-    lines += ["    return do_enter(&c, 6);", "}", "",
-              "int sw_raw_exit(struct bpf_raw_tracepoint_args *ctx)", "{",
+    if stubs:
+        lines += [f"    if ({any_of(stubs)}) {{",
+                  "        // the kernel's stub (sys_ni_syscall) returns at once: its exit here",
+                  "#if !TASK_REGS", "        do_enter(&c, 6);", "#endif",
+                  "        struct sys_exit_ctx e = {};", "        e.nr = nr;",
+                  f"        e.ret = -{ENOSYS};"]
+        for n in stubs:
+            lines += [f"        if (nr == NR_{n.upper()})", f"            return do_exit_{n}(&e);"]
+        lines += ["        return 0;", "    }"]
+    lines += ["    return do_enter(&c, 6);", "}", ""]
+    if not built:
+        return "\n".join(lines)
+    lines += ["int sw_raw_exit(struct bpf_raw_tracepoint_args *ctx)", "{",
               "    struct sw_regs *regs = (struct sw_regs *)ctx->args[0];",
               "    long nr = -1;",
               "    bpf_probe_read_kernel(&nr, sizeof(nr), &regs->orig_ax);",
-              f"    if (!({enters}))", "        return 0;",
+              f"    if (!({any_of(built)}))", "        return 0;",
               "    struct sys_exit_ctx c = {};", "    c.nr = nr;",
               "    c.ret = (long)ctx->args[1];"]
-    for n in names:
+    for n in built:
         lines += [f"    if (nr == NR_{n.upper()})", f"        return do_exit_{n}(&c);"]
     lines += ["    return 0;", "}", ""]
     return "\n".join(lines)
@@ -511,7 +549,8 @@ def render_program(event_types: Iterable[str] | None, config: dict[str, Any] | N
                                        socket_prefilter, bits)
                          for n in names if n not in FORK_SYSCALLS)
     handlers += "\n" + _exec_kfuncs(cfg)
-    handlers += "\n" + _raw_handlers(raw_syscalls(event_types, cfg))
+    raw = raw_syscalls(event_types, cfg)
+    handlers += "\n" + _raw_handlers(raw, _stubs(raw, cfg))
     tp_offsets = cfg.get("tp")
     if tp_offsets is None:                    # not read from a kernel: the default layouts
         tp_offsets = tracefs.DEFAULT
@@ -620,8 +659,9 @@ def tracepoints(event_types: Iterable[str] | None,
             out.append((f"fexit:{kfunc}", f"kretfunc__{kfunc}"))
         else:
             out.append((f"syscalls:sys_exit_{sc.tracepoint}", f"sw_exit_{n}"))
-    if raw:
-        if not regs:
-            out.append((f"{RAW_TP}:sys_enter", "sw_raw_enter"))
+    stubs = _stubs(raw, cfg or {})
+    if stubs or (raw and not regs):
+        out.append((f"{RAW_TP}:sys_enter", "sw_raw_enter"))
+    if len(stubs) < len(raw):
         out.append((f"{RAW_TP}:sys_exit", "sw_raw_exit"))
     return out

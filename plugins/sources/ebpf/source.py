@@ -86,7 +86,8 @@ def check_environment() -> None:
 def resolved_config(config: dict[str, Any] | None) -> dict[str, Any]:
     """The ``ebpf`` section as this machine will run it: the defaults, what the program needs
     of the kernel's BTF (``btf`` offsets, ``kfuncs``) and tracepoints (``tp`` offsets), the
-    syscalls without a tracepoint (with ``raw_fallback``), and ``attach``/``args_from`` made
+    syscalls without a tracepoint (with ``raw_fallback``) and of those the ones the kernel is
+    built without (``not_built``), and ``attach``/``args_from`` made
     concrete (what was asked is kept in ``asked``: the source falls back from an ``auto``
     choice the kernel then refuses)."""
     cfg = {**P.DEFAULTS, **(config or {})}
@@ -98,6 +99,8 @@ def resolved_config(config: dict[str, Any] | None) -> dict[str, Any]:
         cfg["no_tracepoint"] = [
             sc.name for sc in P.SYSCALLS
             if not os.path.isdir(f"{TRACEFS}/events/syscalls/sys_exit_{sc.tracepoint}")]
+    if "not_built" not in cfg:
+        cfg["not_built"] = P.not_built(cfg.get("no_tracepoint") or ())
     if "tp" not in cfg:
         cfg["tp"] = tracefs.offsets()
         if cfg["tp"] is None:

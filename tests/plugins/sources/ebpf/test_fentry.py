@@ -104,7 +104,8 @@ def test_a_syscall_with_neither_tracepoint_nor_function_is_followed_live_in_fexi
     from tests.helpers.ebpf import events_of, finit_module_attempt
     _, kfuncs = btf.kernel_info(functions=P.KFUNC_CANDIDATES)
     kfuncs.pop("__x64_sys_finit_module", None)
-    src = EbpfSource({"attach": "fentry", "kfuncs": kfuncs, "no_tracepoint": ["finit_module"]},
+    src = EbpfSource({"attach": "fentry", "kfuncs": kfuncs, "no_tracepoint": ["finit_module"],
+                      "not_built": []},
                      {"openat", "finit_module"}, os.getpid())
     pids = []
 

@@ -44,3 +44,49 @@ def test_kernel_module_injection_fires_on_an_init_module_attempt(tmp_path, conta
     for fields in got.values():
         assert fields["evt.res"] == "ENOSYS" and fields["proc.name"] == "busybox"
         assert fields["user.name"] == "root" and fields["proc.args"] == "insmod /bin/busybox"
+
+
+# -- the two raw paths, read from the kernel directly ------------------------------------------
+
+def test_a_syscall_the_kernel_is_built_without_costs_no_exit_program():
+    """Built without it (``not_built``), the kernel's entry is sys_ni_syscall: the result is
+    -ENOSYS, so the enter program sends the record and no program runs at every syscall's
+    exit; a syscall merely without a tracepoint keeps the exit program."""
+    from syswarden.plugins.sources.ebpf import program as P
+    cfg = {"attach": "tracepoint", "args_from": "regs", "no_tracepoint": ["finit_module"]}
+    stub = dict(P.tracepoints({"openat", "finit_module"}, {**cfg, "not_built": ["finit_module"]}))
+    assert stub["raw_tp:sys_enter"] == "sw_raw_enter" and "raw_tp:sys_exit" not in stub
+    text = P.render_program({"openat", "finit_module"}, {**cfg, "not_built": ["finit_module"]})
+    body = text[text.index("int sw_raw_enter("):]
+    assert "int sw_raw_exit(" not in text
+    assert body.index("if (!(nr == NR_FINIT_MODULE))") < body.index("e.ret = -38;") \
+        < body.index("return do_exit_finit_module(&e);")
+    built = dict(P.tracepoints({"openat", "finit_module"}, {**cfg, "not_built": []}))
+    assert built["raw_tp:sys_exit"] == "sw_raw_exit" and "raw_tp:sys_enter" not in built
+
+
+@pytest.mark.parametrize("path", ["enter", "exit"])
+def test_both_raw_paths_send_the_attempt_live(path):
+    """finit_module(2) attempted, followed without a tracepoint of its own: from the enter
+    program (the kernel is built without it, as this one) or from the exit program (told it
+    is built): one event of the caller, its fd argument and -ENOSYS."""
+    from syswarden.plugins.sources.ebpf.source import EbpfSource
+    from tests.helpers.ebpf import events_of, finit_module_attempt
+    if path == "enter" and os.path.exists("/proc/modules"):
+        pytest.skip("this kernel is built with module support")
+    src = EbpfSource({"attach": "tracepoint", "no_tracepoint": ["finit_module"],
+                      "not_built": ["finit_module"] if path == "enter" else []},
+                     {"openat", "finit_module"}, os.getpid())
+    pids: list[int] = []
+
+    def attempt() -> None:
+        assert ("raw_tp:sys_exit" in src.attached) == (path == "exit")
+        pids.append(finit_module_attempt())
+
+    events = events_of(src, attempt)
+    got = [e for e in events if e.type == "finit_module" and e.pid == pids[0]]
+    assert len(got) == 1 and isinstance(got[0].args["fd"], int)
+    if not os.path.exists("/proc/modules"):
+        assert got[0].res == -38
+    else:
+        assert got[0].res < 0
