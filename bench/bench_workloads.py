@@ -15,7 +15,10 @@ condition, so it records them all).  Each round runs every monitor in turn (the 
 from round to round, so a drift of the machine spreads over all of them), each running every
 workload; the figures are medians over the rounds and the ratios say how much slower each
 workload ran than with nothing monitoring (for a rate: none / monitored; for a duration or a
-latency: monitored / none).  The agent's alerts and any drop it counted are printed per run.
+latency: monitored / none).  Each workload also reports what one operation (a request, a
+transaction, the build) cost the whole machine in CPU time, steal excluded (``machine CPU``:
+the server, the client, the kernel's BPF programs and the agent together): on a shared host,
+whose noise moves rates by tens of percent from run to run, that ratio is the steadier one.  The agent's alerts and any drop it counted are printed per run.
 
 Missing packages (postgresql, nginx, wrk, auditd, build-essential) are installed with apt-get.
 Everything started is stopped afterwards, whatever happens (auditd: rules deleted,

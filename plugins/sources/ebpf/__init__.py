@@ -66,10 +66,12 @@ def syswarden_config_schema() -> dict[str, Section]:
                                "threads sharing a slot at once lose one event (counted)",
                                min=64, max=1 << 20),
             "wakeup_every": Key(int, DEFAULTS["wakeup_every"], "records (per CPU) between two "
-                                "wake-ups of the reader by the kernel", min=1, max=65536),
-            "poll_ms": Key(int, DEFAULTS["poll_ms"], "milliseconds between two reads of the "
-                           "rings when the kernel has not woken the reader", min=1,
-                           max=10_000),
+                                "forced wake-ups of the reader by the kernel (it also wakes "
+                                "the reader with the first record after it caught up)",
+                                min=1, max=65536),
+            "poll_ms": Key(int, DEFAULTS["poll_ms"], "milliseconds the reader lets records "
+                           "gather after a read that emptied the rings, the longest a record "
+                           "waits while records keep coming", min=1, max=10_000),
             "raw_fallback": Key(bool, True, "follow the needed syscalls this kernel has "
                                 "neither a tracepoint nor a function for (init_module & co. "
                                 "without module support) through raw tracepoint programs on "

@@ -262,10 +262,11 @@ static __always_inline int send_err(struct rec *r, u32 pos, int cat)
     u32 size = pos & (2 * HALF - 1);
     if (size < REC_HDR)
         size = REC_HDR;
-    // Wake the reader only every WAKEUP_EVERY records (per CPU); it also polls every few
-    // milliseconds.  A wake-up per record would cost a context switch per event.
+    // Wake the reader when it has caught up (the ring buffer's own notification, flags 0: a
+    // record sent to a ring the reader emptied; it then reads every poll_ms while records
+    // keep coming, so a busy ring wakes nobody) and every WAKEUP_EVERY records per CPU.
     u64 n = count(cat, 0);
-    u64 flags = (n % WAKEUP_EVERY) == 0 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+    u64 flags = (n % WAKEUP_EVERY) == 0 ? BPF_RB_FORCE_WAKEUP : 0;
     // A failed output is not always a full ring: taking the ring's lock (a resilient spinlock
     // since 6.16) fails now and then when two CPUs contend on a virtual machine.  Up to three
     // tries; the retries are counted apart, only a record finally lost counts as dropped.  (A
@@ -715,6 +716,22 @@ static __always_inline u32 rp_at(u32 x)
     return x;
 }
 
+// A dentry's d_parent and d_name (struct qstr: hash, len, name) where they follow each other,
+// as in every kernel since 2.6: read in one call, a third of the walk's reads.
+#if defined(OFF_DENTRY_PARENT) && defined(OFF_DENTRY_NAME) && defined(OFF_QSTR_LEN) && \
+    defined(OFF_QSTR_NAME) && OFF_DENTRY_NAME == OFF_DENTRY_PARENT + 8 && OFF_QSTR_LEN == 4 && \
+    OFF_QSTR_NAME == 8
+#define RP_LINK_READ 1
+struct rp_link {
+    void *parent;
+    u32 hash;
+    u32 len;
+    void *name;
+};
+#else
+#define RP_LINK_READ 0
+#endif
+
 // The path of this process's open file `fd`, at RP_PATH in rp_buffer(); its length, 0 when it
 // cannot be read (no BTF, no such fd, a file that is in no directory tree: a pipe, a memfd).
 static __always_inline u32 fd_realpath(s64 fd)
@@ -758,15 +775,25 @@ static __always_inline u32 fd_realpath(s64 fd)
             mnt_root = read_ptr_at(vfsmnt, OFF_VFSMOUNT_ROOT);
             continue;
         }
+#if RP_LINK_READ
+        struct rp_link link = {};            // d_parent and d_name, side by side: one read
+        bpf_probe_read_kernel(&link, sizeof(link), dentry + OFF_DENTRY_PARENT);
+        void *up = link.parent;
+        u32 len = link.len;
+        void *name = link.name;
+#else
         void *up = read_ptr_at(dentry, OFF_DENTRY_PARENT);
+#endif
         if (!up || up == dentry) {           // the root of a tree mounted nowhere
             if (RP_START(rb) == RP_MAX)
                 return 0;
             done = 1;
             break;
         }
+#if !RP_LINK_READ
         u32 len = read_u32_at(dentry, OFF_DENTRY_NAME + OFF_QSTR_LEN);
         void *name = read_ptr_at(dentry, OFF_DENTRY_NAME + OFF_QSTR_NAME);
+#endif
         u32 start = RP_START(rb);
         if (len > 255 || len + 4 > start)    // no room for it, its '/' and a "..."
             break;

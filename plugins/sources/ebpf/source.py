@@ -11,10 +11,13 @@
   tracepoint (and ``sys_enter_*`` when the arguments are stored at enter, with the clone
   enters).  :meth:`EbpfSource.set_event_types` detaches what a rule reload no longer needs
   (closing their fds) and, when it needs more, loads a new program and switches to it.
-* Read: both rings are mapped (:mod:`.ringbuf`); their fds are awaited with
-  ``trio.lowlevel.wait_readable`` (the kernel wakes the reader every few records, the reader
-  also polls every few milliseconds); both are read (the process ring first), the records are
-  decoded with ``struct`` and sent as one batch, in time order.
+* Read: both rings are mapped (:mod:`.ringbuf`) and read together (the process ring first),
+  the records decoded with ``struct`` and sent as one batch, in time order.  After a batch
+  that emptied them the reader sleeps ``poll_ms`` while the next records gather (at most one
+  read per ``poll_ms`` under a steady load: a record waits at most that long); once a read
+  finds them empty it awaits their fds with ``trio.lowlevel.wait_readable``, and the kernel
+  wakes it with the first record sent after the reader caught up (the ring buffer's own
+  notification), so an idle agent has no timer to serve.
 * Counted: the kernel counts, per category, records attempted and records dropped (a full
   ring, a full map); :meth:`EbpfSource.drop_counts` and the ``drops.kernel.<category>``
   metrics report them.  Falco's ``syscall_event_drops`` behaviour (a drop ratio threshold,
@@ -56,6 +59,9 @@ RETRIED, FILTERED, LOST_WITH_ROOM, SOCKS_FILTERED = (
     record.counter(name) for name in ("RETRY", "FILTERED", "ROOM", "SOCK_FILTERED"))
 N_COUNTERS = record.N_COUNTERS
 TRACEFS = "/sys/kernel/tracing"
+#: How long the reader waits on empty rings before it looks again anyway (the kernel wakes
+#: it when a record comes; a stop or a reload wakes it at once).
+IDLE_WAIT_S = 1.0
 HINT = loader.HINT
 
 
@@ -309,6 +315,8 @@ class EbpfSource(Source):
         self._stop_requested = False
         self._stop_ts: int | None = None    # event time of the graceful stop request
         self._needs_reload = False
+        #: the reader's wait while the rings are empty (cancelled to make it look again)
+        self._idle: trio.CancelScope | None = None
         self._switched = trio.Event()
         self._kernel_prev = [0] * N_COUNTERS
         self.drops = DropMonitor(self.cfg.get("syscall_event_drops") or {}, alert)
@@ -442,6 +450,7 @@ class EbpfSource(Source):
         self.open_prefilter = prefilter
         if self.prog is not None:
             self._needs_reload = True
+            self._wake_reader()
 
     def set_socket_prefilter(self, prefilter: SocketPrefilter | None) -> None:
         """Keep in the kernel the socket syscalls on families this prefilter says no rule can
@@ -452,6 +461,7 @@ class EbpfSource(Source):
         self.socket_prefilter = prefilter
         if self.prog is not None:
             self._needs_reload = True
+            self._wake_reader()
 
     def set_event_types(self, types: set[str] | None) -> None:
         """Follow another set of syscalls (a rule reload).  Fewer: their perf events are
@@ -465,6 +475,7 @@ class EbpfSource(Source):
         wanted = {tp for tp, _ in P.tracepoints(self.event_types, self.cfg)} - set(prog.missing)
         if not wanted <= set(prog.attached):
             self._needs_reload = True
+            self._wake_reader()
             return
         gone = [tp for tp in prog.attached if tp not in wanted]
         _close_all_later([prog.attached.pop(tp) for tp in gone])
@@ -577,6 +588,7 @@ class EbpfSource(Source):
         the background, so the kernel may still record a few later events, which are not."""
         self._stop_ts = time.monotonic_ns() + self.decoder.epoch_offset
         self._stop_requested = True
+        self._wake_reader()
         return True
 
     def _shutdown(self) -> None:
@@ -634,8 +646,19 @@ class EbpfSource(Source):
             batch = self.drain()
             if batch:
                 await send.send(batch)
+                if not any(ring.pending() for ring in self.rings):
+                    await trio.sleep(self.poll_s)        # let the next records gather
                 continue
-            await _wait_any(fds, timeout=self.poll_s)
+            # Empty: wait for the kernel, which wakes the reader with the first record sent
+            # after it caught up (and every WAKEUP_EVERY records): no timer while idle.
+            with trio.move_on_after(IDLE_WAIT_S) as self._idle:
+                await _wait_any(fds)
+            self._idle = None
+
+    def _wake_reader(self) -> None:
+        """Make a reader waiting on empty rings look again (a stop, a reload)."""
+        if self._idle is not None:
+            self._idle.cancel()
 
 
 def cgroup_places() -> dict[int, int]:
@@ -657,13 +680,11 @@ def cgroup_places() -> dict[int, int]:
     return out
 
 
-async def _wait_any(fds: list[int], timeout: float) -> None:
-    """Return when any fd is readable (the kernel wakes the reader every few records) or after
-    ``timeout`` (records below that count wait at most this long)."""
-    with trio.move_on_after(timeout):
-        async with trio.open_nursery() as n:
-            for fd in fds:
-                n.start_soon(_wait_then_cancel, fd, n.cancel_scope)
+async def _wait_any(fds: list[int]) -> None:
+    """Return when any of the ring fds is readable."""
+    async with trio.open_nursery() as n:
+        for fd in fds:
+            n.start_soon(_wait_then_cancel, fd, n.cancel_scope)
 
 
 async def _wait_then_cancel(fd: int, scope: trio.CancelScope) -> None:
