@@ -26,9 +26,9 @@ from typing import Any, AsyncIterator
 
 import httpx
 
+from syswarden.core.cgroups import SHORT_ID_LEN
 from syswarden.core.event import Container, Mount
 
-from ..cgroup import SHORT_ID_LEN
 from ..engine import (DEFAULT_OPTIONS, ContainerEngine, EngineEvent, EngineOptions,
                       EngineUnavailable)
 from ..metadata import image_parts, parse_timestamp, short_labels, strip_algo
