@@ -436,7 +436,14 @@ class KernelFacts:
                      "stamp of the entry")
     sockaddr: SockAddr | None = state(None, "the address a socket call named (connect, bind, "
                                       "sendto...) or got (accept, recvfrom...)")
-    local: SockAddr | None = state(None, "the socket's own end (connect, accept)")
+    local: SockAddr | None = state(None, "the socket's own end (connect, accept, listen, dup)")
+    peer: SockAddr | None = state(None, "the socket's remote end as the kernel had it (dup; "
+                                  "all zeros: none)")
+    sock_family: int | None = state(None, "a socket call (connect, accept, bind, listen, "
+                                    "dup...): its socket's family as the kernel has it (AF_*; "
+                                    "null: not a socket, or not read)")
+    sock_type: int | None = state(None, "its socket's type (SOCK_*)")
+    sock_proto: int | None = state(None, "its socket's protocol (IPPROTO_*, its low byte)")
     listen_fd: int | None = state(None, "accept's listening fd")
     nameraw: str | None = state(None, "the path as the process passed it, when the fd table "
                                 "made the argument absolute (fd.nameraw)")

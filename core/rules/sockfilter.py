@@ -78,18 +78,34 @@ MESSAGES = frozenset({"sendto", "sendmsg", "recvfrom", "recvmsg"})
 ADDRESSED = frozenset({"sendto", "sendmsg", "recvfrom", "recvmsg"})
 #: Per reader, the ``fd.*`` fields its own event sets, whatever the fd table knew of the
 #: descriptor before: a rule reading only these on it needs no teacher of the IP classes.
-#: ``connect``'s: the server end and its derivations, the fd's type and role, from its address
-#: (where the address is none the decoder reads, ``AF_UNSPEC``..., the source gives an IP
-#: socket's peer as the kernel has it, a UNIX socket's family alone; the client end, the
-#: protocol, the family are the table's: the socket call's, a failed connect's earlier ones).
-#: A connect on another socket to an address not read takes its type from the table, which
-#: shows a socket it does not know as ``ipv4``: such a rule still needs the teachers of
-#: :data:`NOT_READ` (:data:`OTHER`).
+#: Their record describes the socket as the kernel has it after the call (the live source's
+#: ``SOCK_FD`` syscalls: its family, type and protocol, and its ends; see
+#: ``plugins/sources/ebpf/program.py``), which the fd table takes over what it learned:
+#: :data:`KIND_FIELDS` everywhere; ``connect``'s server end from its address (where the address
+#: is none the decoder reads, ``AF_UNSPEC``..., the source gives an IP socket's peer as the
+#: kernel has it, a UNIX socket's family alone) and its client end from the kernel; an
+#: accepted socket's ends (its peer, its local end) and role; a listening IP socket's local end
+#: (a listening socket has no client).  Not theirs: what depends on earlier calls (``fd.name``
+#: of a UNIX socket, ``fd.connected``, ``fd.name_changed``, a UNIX socket's ``fd.is_server``),
+#: nor, for ``dup``, an end (a UDP socket's peer is the last message's, which the table learned
+#: from the messages).  A call on another socket (:data:`NOT_READ`: netlink, packet), whose
+#: record has no end, takes those from the table, which shows a packet socket as ``ipv4``:
+#: such a rule still needs the teachers of :data:`NOT_READ`.
+KIND_FIELDS = frozenset({"fd.num", "fd.type", "fd.typechar", "fd.sockfamily", "fd.l4proto"})
+#: The fields of both ends of an IP socket and their derivations (``fd.connected`` apart).
+_ENDS = frozenset({
+    "fd.sip", "fd.sport", "fd.cip", "fd.cport", "fd.lip", "fd.lport", "fd.rip", "fd.rport",
+    "fd.ip", "fd.port", "fd.net", "fd.snet", "fd.cnet", "fd.lnet", "fd.rnet", "fd.sip.name",
+    "fd.cip.name", "fd.lip.name", "fd.rip.name", "fd.sproto", "fd.cproto", "fd.lproto",
+    "fd.rproto", "fd.proto"})
 OWN_FIELDS: dict[str, frozenset[str]] = {
-    "connect": frozenset({
-        "fd.num", "fd.sip", "fd.sport", "fd.rip", "fd.rport", "fd.snet", "fd.rnet",
-        "fd.sip.name", "fd.rip.name", "fd.sproto", "fd.rproto", "fd.type", "fd.typechar",
-        "fd.is_server"}),
+    "connect": KIND_FIELDS | _ENDS | {"fd.is_server"},
+    "accept": KIND_FIELDS | _ENDS | {"fd.is_server"},
+    "accept4": KIND_FIELDS | _ENDS | {"fd.is_server"},
+    "listen": KIND_FIELDS | _ENDS,
+    "dup": KIND_FIELDS,
+    "dup2": KIND_FIELDS,
+    "dup3": KIND_FIELDS,
 }
 NOT_READ = frozenset({"other"})
 

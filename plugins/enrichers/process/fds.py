@@ -96,7 +96,7 @@ class FdTable:
         h["connect"] = self._connect
         h["accept"] = h["accept4"] = self._accept
         h["bind"] = self._bind
-        h["listen"] = self._use_fd
+        h["listen"] = self._listen
         for t in ("sendto", "sendmsg", "recvfrom", "recvmsg"):
             h[t] = self._datagram
         h["close"] = self._close
@@ -233,17 +233,10 @@ class FdTable:
 
     def _socket(self, ev: Event, p: Process) -> None:
         a = ev.args
-        domain = a.get("domain") or 0
-        kind = _FAMILIES.get(domain, "unix" if domain == 1 else "ipv4")
+        kind, sockfamily, l4proto = sock_kind(a.get("domain") or 0, a.get("type") or 0,
+                                              a.get("proto") or 0)
         f = FdInfo(ev.res if ev.res >= 0 else -1, kind, "")
-        stype = (a.get("type") or 0) & 0xF
-        if kind in ("ipv4", "ipv6"):
-            f.sockfamily = "ip"
-            f.l4proto = _SOCK_TYPES.get(stype, "raw")
-            if stype == 3 and a.get("proto") in (1, 58):
-                f.l4proto = "icmp"
-        elif kind == "unix":
-            f.sockfamily = "unix"
+        f.sockfamily, f.l4proto = sockfamily, l4proto
         if (a.get("type") or 0) & 0o2000000:
             f.open_flags = 0o2000000
         f.ino = _stamp(ev) or f.ino
@@ -251,21 +244,30 @@ class FdTable:
             p.fds[ev.res] = f
         ev.fd = f
 
-    def _sock_fd(self, p: Process, num: Any, sa: tuple | None, ino: int | None) -> FdInfo:
+    def _sock_fd(self, p: Process, num: Any, sa: tuple | None, ino: int | None,
+                 facts: KernelFacts = _NO_FACTS) -> FdInfo:
+        """The socket ``num`` as the table knows it, made when it does not (or knows it as
+        another family than the kernel's); its family, type and protocol are the kernel's
+        where the event carries them (``facts``), else guessed from the address ``sa``."""
         f = self._live(p, num, ino) if isinstance(num, int) else None
-        if f is None or f.type not in ("ipv4", "ipv6", "unix"):
-            kind = sa[0] if sa is not None else "ipv4"
+        kernel = _kernel_kind(facts)
+        if f is None or f.type not in ("ipv4", "ipv6", "unix") or (
+                kernel is not None and f.sockfamily != kernel[1]):
+            kind = kernel[0] if kernel is not None else sa[0] if sa is not None else "ipv4"
             f = FdInfo(num if isinstance(num, int) else -1, kind, "")
             f.sockfamily = "unix" if kind == "unix" else "ip"
             f.l4proto = None if kind == "unix" else "tcp"
             f.ino = ino or 0
             if isinstance(num, int) and num >= 0:
                 p.fds[num] = f
+        if kernel is not None:                 # the kernel's: as socket() would have said
+            f.sockfamily, f.l4proto = kernel[1], kernel[2]
         return f
 
     def _connect(self, ev: Event, p: Process) -> None:
-        sa = _facts(ev).sockaddr
-        f = self._sock_fd(p, ev.args.get("fd"), sa, _stamp(ev))
+        facts = _facts(ev)
+        sa = facts.sockaddr
+        f = self._sock_fd(p, ev.args.get("fd"), sa, _stamp(ev), facts)
         if sa is not None:
             fam, addr, port = sa
             if fam == "unix":
@@ -276,10 +278,14 @@ class FdTable:
                 f.type = fam
                 f.is_server = False
                 f.sip, f.sport = addr, port
-                if ev.res == 0 or ev.res == -115:  # connected, or EINPROGRESS
-                    local = _kernel_local(ev) or self.local_address(p, f, ev.args.get("fd"))
-                    if local is not None:
-                        f.cip, f.cport = local
+                # the client end: the kernel's after the call (whatever it did), else /proc's
+                local = _kernel_local(ev)
+                if local is None and (ev.res == 0 or ev.res == -115):   # or EINPROGRESS
+                    local = self.local_address(p, f, ev.args.get("fd"))
+                if local is not None:
+                    f.cip, f.cport = local
+                elif _kernel_kind(facts) is not None:      # no IP socket: no end of its own
+                    f.cip, f.cport = _unspecified(fam), 0
                 if f.cip is None:
                     f.cip, f.cport = _unspecified(fam), 0
                 f.name = f"{f.cip}:{f.cport}->{f.sip}:{f.sport}"
@@ -290,7 +296,9 @@ class FdTable:
         facts = _facts(ev)
         sa = facts.sockaddr
         listen = p.fds.get(facts.listen_fd) if facts.listen_fd is not None else None
-        kind = sa[0] if sa is not None else (listen.type if listen is not None else "ipv4")
+        kernel = _kernel_kind(facts)
+        kind = sa[0] if sa is not None else kernel[0] if kernel is not None else (
+            listen.type if listen is not None else "ipv4")
         f = FdInfo(ev.res if ev.res >= 0 else -1, kind, "")
         f.is_server = True
         if kind == "unix":
@@ -298,7 +306,8 @@ class FdTable:
             f.name = listen.name if listen is not None else (sa[1] if sa else "")
         else:
             f.sockfamily = "ip"
-            f.l4proto = listen.l4proto if listen is not None and listen.l4proto else "tcp"
+            f.l4proto = kernel[2] if kernel is not None else \
+                listen.l4proto if listen is not None and listen.l4proto else "tcp"
             if sa is not None:
                 f.cip, f.cport = sa[1], sa[2]
             local = _kernel_local(ev)       # the accepted socket's own end: exact
@@ -316,8 +325,9 @@ class FdTable:
         ev.fd = f
 
     def _bind(self, ev: Event, p: Process) -> None:
-        sa = _facts(ev).sockaddr
-        f = self._sock_fd(p, ev.args.get("fd"), sa, _stamp(ev))
+        facts = _facts(ev)
+        sa = facts.sockaddr
+        f = self._sock_fd(p, ev.args.get("fd"), sa, _stamp(ev), facts)
         if sa is not None:
             fam, addr, port = sa
             f.type = fam
@@ -353,6 +363,27 @@ class FdTable:
                 _own_facts(ev).fd_name_changed = True
         ev.fd = f
 
+    def _listen(self, ev: Event, p: Process) -> None:
+        """A listening socket as the kernel has it (its family, type, local end: what the table
+        would have learned from its ``socket`` and ``bind``), the table's entry else."""
+        num = ev.args.get("fd")
+        if not isinstance(num, int) or num < 0:
+            return
+        facts = _facts(ev)
+        if _kernel_kind(facts) is None:
+            ev.fd = self.lookup(p, num, _stamp(ev))
+            return
+        f = self._sock_fd(p, num, None, _stamp(ev), facts)
+        local = facts.local
+        if f.sockfamily == "ip":
+            f.type = local[0] if local is not None else f.type
+            f.is_server = True
+            f.cip = f.cport = None
+            if local is not None:
+                f.sip, f.sport = local[1], local[2]
+                f.name = f"{f.sip}:{f.sport}"
+        ev.fd = f
+
     def _use_fd(self, ev: Event, p: Process) -> None:
         num = ev.args.get("fd")
         if isinstance(num, int) and num >= 0:
@@ -366,6 +397,12 @@ class FdTable:
     def _dup(self, ev: Event, p: Process) -> None:
         old = ev.args.get("oldfd")
         src = self.lookup(p, old, _stamp(ev)) if isinstance(old, int) and old >= 0 else None
+        facts = _facts(ev)
+        kernel = _kernel_kind(facts)
+        if kernel is not None:                 # a socket: its family, type and ends are the
+            src = _as_kernel_has_it(src, old, kernel, facts)    # kernel's
+            if isinstance(old, int) and old >= 0:
+                p.fds[old] = src
         ev.fd2 = src
         if ev.res >= 0 and src is not None:
             f = src.dup(ev.res)                 # what a dup copies: core/event.py's declarations
@@ -422,6 +459,57 @@ class FdTable:
             except OSError:
                 continue
         return None
+
+
+def sock_kind(family: int, stype: int, proto: int) -> tuple[str, str | None, str | None]:
+    """A socket's ``fd.type``, ``fd.sockfamily``, ``fd.l4proto`` from its family (``AF_*``),
+    type (``SOCK_*``, flags ignored) and protocol: what ``socket`` says, and what the kernel
+    says of a socket the table did not see made.  A family it does not know is ``ipv4``."""
+    kind = _FAMILIES.get(family, "unix" if family == 1 else "ipv4")
+    stype &= 0xF
+    if kind in ("ipv4", "ipv6"):
+        l4proto = "icmp" if stype == 3 and proto in (1, 58) else _SOCK_TYPES.get(stype, "raw")
+        return kind, "ip", l4proto
+    return kind, "unix" if kind == "unix" else None, None
+
+
+def _kernel_kind(facts: KernelFacts) -> tuple[str, str | None, str | None] | None:
+    """:func:`sock_kind` of the socket the kernel described in the event's record; None when
+    it did not (not a socket, or not read)."""
+    if facts.sock_family is None:
+        return None
+    return sock_kind(facts.sock_family, facts.sock_type or 0, facts.sock_proto or 0)
+
+
+def _as_kernel_has_it(f: FdInfo | None, num: Any, kernel: tuple[str, str | None, str | None],
+                      facts: KernelFacts) -> FdInfo:
+    """The entry of a socket a ``dup`` copies, its family and protocol the kernel's; its ends
+    the kernel's where the table knew none (a UDP socket's peer the table learned from its
+    messages stays)."""
+    kind, sockfamily, l4proto = kernel
+    if f is None or f.sockfamily != sockfamily or f.type not in ("ipv4", "ipv6", "unix"):
+        f = FdInfo(num if isinstance(num, int) else -1, kind, "")
+        f.ino = facts.ino
+    f.sockfamily, f.l4proto = sockfamily, l4proto
+    local, peer = facts.local, facts.peer
+    if sockfamily != "ip" or local is None:
+        f.type = kind
+        return f
+    connected = peer is not None and peer[2] != 0
+    f.type = (peer if connected else local)[0]
+    if f.sip is None and f.cip is None:
+        if f.is_server:
+            f.sip, f.sport = local[1], local[2]
+            if connected:
+                f.cip, f.cport = peer[1], peer[2]
+        else:
+            f.cip, f.cport = local[1], local[2]
+            if connected:                      # taken for a client's (connect's) socket
+                f.sip, f.sport = peer[1], peer[2]
+                f.is_server = False
+        if f.sip is not None and f.cip is not None:
+            f.name = f"{f.cip}:{f.cport}->{f.sip}:{f.sport}"
+    return f
 
 
 def _unspecified(family: str) -> Any:

@@ -173,6 +173,7 @@ WANTED = (
     ("OFF_INODE_INO", "inode", "i_ino"),
     ("OFF_SOCKET_SK", "socket", "sk"),
     ("OFF_SOCKET_TYPE", "socket", "type"),
+    ("OFF_SK_PROTOCOL", "sock", "sk_protocol"),
     ("OFF_SKC_FAMILY", "sock_common", "skc_family"),
     ("OFF_SKC_NUM", "sock_common", "skc_num"),
     ("OFF_SKC_RCV_SADDR", "sock_common", "skc_rcv_saddr"),

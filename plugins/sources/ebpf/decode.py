@@ -45,6 +45,7 @@ from .record import (
     FORK_PART,
     FORMAT,
     SLOT,
+    SOCK_BITS,
     STRING_SLOTS,
     TAIL,
     TAIL_AT,
@@ -91,6 +92,8 @@ CLONE_THREAD = 0x10000
 _FACTS = frozenset(a.name for a in declared(KernelFacts))
 
 _I32 = struct.Struct("<i")
+#: What a socket call's ``extra`` packs (record.SOCK_INFO).
+_SOCK = SOCK_BITS
 
 
 def _to_i32(v: int) -> int:
@@ -194,8 +197,17 @@ def _syscall_decoder(sc: P.Syscall) -> Callable[[tuple, Any, int, int], Event]:
             lines.append(f"    args[{name!r}] = sockaddr_text(sa)")
         lines.append("    pos += n")
     if sc.name in P.LOCAL_END:         # the socket's local end follows the strings
-        lines.append(f"    n = {f('slen', sc.slots - 1)}")
+        slot = sc.slots - 1 - (sc.name in P.PEER_END)
+        if not strings:
+            lines.append(f"    pos = base + {REC.size}")
+        lines.append(f"    n = {f('slen', slot)}")
         lines.append("    local = parse_sockaddr(data[pos:pos + n]) if n else None")
+        if sc.name in P.PEER_END:      # then its remote end
+            lines.append("    pos += n")
+            lines.append(f"    n = {f('slen', slot + 1)}")
+            lines.append("    peer = parse_sockaddr(data[pos:pos + n]) if n else None")
+    if sc.name in P.SOCK_FD:           # its socket's family, type, protocol (0: not read)
+        lines.append(f"    info = {f('extra')}")
     if sc.name in P.REALPATH:          # the opened file's path as the kernel has it
         if not strings:
             lines.append(f"    pos = base + {REC.size}")
@@ -217,6 +229,12 @@ def _syscall_decoder(sc: P.Syscall) -> Callable[[tuple, Any, int, int], Event]:
         facts.append("sockaddr=sa")
     if sc.name in P.LOCAL_END:
         facts.append("local=local")
+    if sc.name in P.PEER_END:
+        facts.append("peer=peer")
+    if sc.name in P.SOCK_FD:
+        facts += [f"sock_{k}=({_SOCK[b].shift and f'info >> {_SOCK[b].shift}' or 'info'}) "
+                  f"& {_SOCK[b].mask:#x} if info else None"
+                  for k, b in (("family", "family"), ("type", "type"), ("proto", "protocol"))]
     stamp = sc.name not in P.OPEN_SYSCALLS and (sc.name in P.FD_CREATORS
                                                 or sc.name in P.FD_USERS)
     if facts:                           # the fd's inode (0: none) is its stamp

@@ -907,25 +907,81 @@ static __always_inline u32 put_sock_end(struct rec *r, u32 pos, int slot, s64 fd
 #endif
 }
 
+// Whether the kernel's socket can be read whole here: its family, type, protocol (SOCK_INFO)
+// and both ends (put_sock_end).  The socket prefilter (sock_class) filters only then: the fd
+// table takes from these what it would otherwise learn from the socket's earlier calls.
+#if defined(OFF_FILE_INODE) && defined(OFF_INODE_MODE) && defined(OFF_FILE_PRIVATE) && \
+    defined(OFF_SOCKET_SK) && defined(OFF_SOCKET_TYPE) && defined(OFF_SKC_FAMILY) && \
+    defined(OFF_SK_PROTOCOL) && defined(OFF_SKC_NUM) && defined(OFF_SKC_RCV_SADDR) && \
+    defined(OFF_SKC_V6_RCV_SADDR) && defined(OFF_SKC_DPORT) && defined(OFF_SKC_DADDR) && \
+    defined(OFF_SKC_V6_DADDR)
+#define SOCK_FACTS 1
+#else
+#define SOCK_FACTS 0
+#endif
+
+// The struct socket of this process's fd `fd` (0: not a socket, or not read here).
+static __always_inline void *sock_of(s64 fd)
+{
+#if defined(OFF_FILE_INODE) && defined(OFF_INODE_MODE) && defined(OFF_FILE_PRIVATE)
+    void *file = fd_file(fd);
+    void *inode = file ? read_ptr_at(file, OFF_FILE_INODE) : 0;
+    u16 mode = 0;
+    if (!inode || bpf_probe_read_kernel(&mode, sizeof(mode), inode + OFF_INODE_MODE) ||
+        (mode & S_IFMT) != S_IFSOCK)         // private_data is no socket
+        return 0;
+    return read_ptr_at(file, OFF_FILE_PRIVATE);
+#else
+    return 0;
+#endif
+}
+
 // The address family of this process's socket `fd` (0: not a socket, or not read here).
 static __always_inline u32 sock_family(s64 fd)
 {
-#if defined(OFF_FILE_INODE) && defined(OFF_INODE_MODE) && defined(OFF_FILE_PRIVATE) && \
-    defined(OFF_SOCKET_SK) && defined(OFF_SKC_FAMILY)
-    void *file = fd_file(fd);
-    void *inode = file ? read_ptr_at(file, OFF_FILE_INODE) : 0;
-    u16 mode = 0, family = 0;
-    if (!inode || bpf_probe_read_kernel(&mode, sizeof(mode), inode + OFF_INODE_MODE) ||
-        (mode & 0170000) != 0140000)         // not S_IFSOCK: private_data is no socket
-        return 0;
-    void *sock = read_ptr_at(file, OFF_FILE_PRIVATE);
+#if defined(OFF_SOCKET_SK) && defined(OFF_SKC_FAMILY)
+    void *sock = sock_of(fd);
     void *sk = sock ? read_ptr_at(sock, OFF_SOCKET_SK) : 0;
+    u16 family = 0;
     if (!sk || bpf_probe_read_kernel(&family, sizeof(family), sk + OFF_SKC_FAMILY))
         return 0;
     return family;
 #else
     return 0;
 #endif
+}
+
+// A socket call's record extra (SOCK_INFO_OF): the family, type and protocol of this
+// process's socket `fd`; 0 when it is not a socket or they cannot all be read here.
+static __always_inline u32 sock_info(s64 fd)
+{
+#if SOCK_FACTS
+    void *sock = sock_of(fd);
+    void *sk = sock ? read_ptr_at(sock, OFF_SOCKET_SK) : 0;
+    u16 family = 0, type = 0;
+    u8 protocol = 0;
+    if (!sk || bpf_probe_read_kernel(&family, sizeof(family), sk + OFF_SKC_FAMILY) ||
+        bpf_probe_read_kernel(&type, sizeof(type), sock + OFF_SOCKET_TYPE) ||
+        bpf_probe_read_kernel(&protocol, sizeof(protocol), sk + OFF_SK_PROTOCOL) || !family)
+        return 0;
+    return SOCK_INFO_OF(family, type, protocol);
+#else
+    return 0;
+#endif
+}
+
+// Append both ends of this process's IP socket `fd` (its record's SOCK_INFO says `info`):
+// the local one in `slot`, the peer in `slot + 1` when `peer`.
+static __always_inline u32 put_sock_ends(struct rec *r, u32 pos, int slot, s64 fd, u32 info,
+                                         int peer)
+{
+    u32 family = info & 0xff;
+    if (family != AF_INET && family != AF_INET6)
+        return pos;
+    pos = put_sock_end(r, pos, slot, fd, 0);
+    if (peer)
+        pos = put_sock_end(r, pos, slot + 1, fd, 1);
+    return pos;
 }
 
 // In place of an address the decoder would not read (a connect's AF_UNSPEC...): an IP

@@ -48,10 +48,22 @@ Arg = tuple[str, str] | None  # (Falco name, kind) or None (not kept); a name st
 #: :data:`~syswarden.core.rules.sockfilter.OWN_FIELDS`) -> the register of the socket's fd.
 PEER_WHEN_UNREAD: dict[str, int] = {"connect": 0}
 
-#: Syscalls whose record ends with the socket's local end (read from the kernel's socket, so
-#: known even when the process is gone before its event is decoded) -> the register of the
-#: socket's fd (None: the new fd, the return value).  Decoded into ``KernelFacts.local``.
-LOCAL_END: dict[str, int | None] = {"connect": 0, "accept": None, "accept4": None}
+#: Socket calls whose record describes their socket as the kernel has it after the call, so
+#: that the fd table need not have seen the calls that made it (``socket``, ``bind``,
+#: ``connect``...) -> the register of the socket's fd (None: the new fd, the return value, or
+#: the fd in register 0 when the call failed: a failed accept's listening socket, a failed
+#: dup's old fd).  Its family, type and protocol go in ``extra`` (:data:`.record.SOCK_INFO`,
+#: 0: not a socket, or not read), decoded into ``KernelFacts.sock_family``, ``sock_type``,
+#: ``sock_proto``.
+SOCK_FD: dict[str, int | None] = {"connect": 0, "bind": 0, "listen": 0, "accept": None,
+                                  "accept4": None, "dup": None, "dup2": None, "dup3": None}
+
+#: Those whose record ends with the socket's local end (read from the kernel's socket, so
+#: known even when the process is gone before its event is decoded; an IP socket's only),
+#: decoded into ``KernelFacts.local``, and of :data:`PEER_END`, then with its remote end
+#: (``KernelFacts.peer``: all zeros when it has none).
+LOCAL_END = frozenset({"connect", "accept", "accept4", "listen", "dup", "dup2", "dup3"})
+PEER_END = frozenset({"dup", "dup2", "dup3"})
 
 #: Syscalls whose record ends with the path of the file they opened as the kernel has it
 #: (``fd_realpath`` in ``program.c``: walked from the new fd's file in the kernel, not from the
@@ -89,8 +101,8 @@ class Syscall:
     def slots(self) -> int:
         """The string slots its record fills: its strings, then the socket's local end, the
         file's realpath or the data received."""
-        return len(self.strings) + (self.name in LOCAL_END) + (self.name in REALPATH) + \
-            (self.name in RECEIVED)
+        return len(self.strings) + (self.name in LOCAL_END) + (self.name in PEER_END) + \
+            (self.name in REALPATH) + (self.name in RECEIVED)
 
     def __post_init__(self) -> None:
         where = Location(__file__)
@@ -101,6 +113,8 @@ class Syscall:
             sent = [name for _reg, name, _kind in self.strings]
             if self.name in LOCAL_END:
                 sent.append("the local end")
+            if self.name in PEER_END:
+                sent.append("the remote end")
             if self.name in REALPATH:
                 sent.append("the realpath")
             if self.name in RECEIVED:
@@ -369,12 +383,16 @@ def _exit_handler(sc: Syscall, prefilter: bool = False, kfunc: str | None = None
             lines.append(f"    pos = put_bytes(r, pos, {slot}, {ptr}, 24);")
     if sc.name in REALPATH:
         lines.append(f"    pos = put_realpath(r, pos, {sc.slots - 1}, rplen);")
-    if sc.name in LOCAL_END:
-        fd = "ctx->ret" if LOCAL_END[sc.name] is None else f"(s64)(int)p.a[{LOCAL_END[sc.name]}]"
-        ok = "ctx->ret >= 0" if LOCAL_END[sc.name] is None else \
-            "ctx->ret == 0 || ctx->ret == -115"          # connected, or EINPROGRESS
-        lines.append(f"    if ({ok})\n        pos = put_sock_end(r, pos, "
-                     f"{sc.slots - 1}, {fd}, 0);")
+    if sc.name in SOCK_FD:
+        reg = SOCK_FD[sc.name]
+        fd = f"(s64)(int)p.a[{reg}]" if reg is not None else \
+            "(ctx->ret >= 0 ? ctx->ret : (s64)(int)p.a[0])"
+        lines += ["    {", f"        s64 sfd = {fd};", "        r->extra = sock_info(sfd);"]
+        if sc.name in LOCAL_END:
+            slot = sc.slots - 1 - (sc.name in PEER_END)
+            lines.append(f"        pos = put_sock_ends(r, pos, {slot}, sfd, r->extra, "
+                         f"{int(sc.name in PEER_END)});")
+        lines.append("    }")
     if sc.name in RECEIVED:      # after the strings (no receive has a local end)
         put = "put_received" if RECEIVED[sc.name] == BUFFER else "put_received_msg"
         lines.append(f"    pos = {put}(r, pos, {sc.slots - 1}, (const void *)p.a[1], "

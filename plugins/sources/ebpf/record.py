@@ -74,7 +74,8 @@ FIELDS: tuple[Field, ...] = (
     Field("kind", "u16", doc="KIND_*"),
     Field("evt", "u16", doc="syscall: its position in SYSCALLS; exec, fork: its number"),
     Field("slen", "u16", STRING_SLOTS, doc="the strings' lengths, by slot"),
-    Field("extra", "u32", doc="fork: child tid; exec: old pid; exit: group_dead; open: created"),
+    Field("extra", "u32", doc="fork: child tid; exec: old pid; exit: group_dead; open: created; "
+          "a socket call (SOCK_INFO): its socket's family, type, protocol"),
     Field("ino", "u64", doc="the inode of the fd the syscall created or used (0: none, "
           "unknown); a credential call: the effective capabilities after it"),
 )
@@ -175,6 +176,42 @@ def pack_parts(parts: tuple[Part, ...], **values: int) -> list[int]:
     for p in parts:
         regs[p.reg] |= (values.get(p.name, 0) & p.mask) << p.shift
     return regs
+
+
+@dataclass(frozen=True)
+class Bits:
+    """A value packed in a record's ``extra``: ``bits`` bits from bit ``shift``."""
+
+    name: str
+    shift: int
+    bits: int
+    doc: str = ""
+
+    @property
+    def mask(self) -> int:
+        return (1 << self.bits) - 1
+
+    def get(self, word: int) -> int:
+        return (word >> self.shift) & self.mask
+
+
+#: What the record of a socket call (:data:`~.program.SOCK_INFO`: connect, accept, listen,
+#: dup...) carries in ``extra``: its socket as the kernel has it, ``SOCK_INFO_OF`` in C; 0 when
+#: the fd is not a socket or it could not be read.  The family is never 0 (AF_UNSPEC) for a
+#: socket read.
+SOCK_INFO: tuple[Bits, ...] = (
+    Bits("family", 0, 8, "sk_family (AF_*)"),
+    Bits("type", 8, 8, "the socket's type (SOCK_*: socket->type)"),
+    Bits("protocol", 16, 8, "sk_protocol's low byte (IPPROTO_*)"),
+)
+#: :data:`SOCK_INFO` by name.
+SOCK_BITS: dict[str, Bits] = {b.name: b for b in SOCK_INFO}
+
+
+def pack_sock_info(family: int, stype: int, protocol: int = 0) -> int:
+    """The ``extra`` of a socket call's record on a socket of this family, type, protocol."""
+    values = {"family": family, "type": stype, "protocol": protocol}
+    return sum((values[b.name] & b.mask) << b.shift for b in SOCK_INFO)
 
 
 #: The bits of ``exec_tail.flags``, ``EXE_<NAME>`` in C.
@@ -413,6 +450,11 @@ def render_c() -> str:
     lines += [_define(f"EXE_{name}", bit) for name, bit in EXE_FLAGS.items()]
     lines += ["", *_put_macro("EXEC_PUT", EXEC_PARTS, "An exec record's parts in a[]")]
     lines += ["", *_put_macro("FORK_PUT", FORK_PARTS, "A fork record's parts in a[]")]
+    lines += ["", "// A socket call's extra (record.py's SOCK_INFO):"]
+    lines += [f"//   bits {b.shift}-{b.shift + b.bits - 1}: {b.name}, {b.doc}" for b in SOCK_INFO]
+    lines.append(f"#define SOCK_INFO_OF({', '.join(b.name for b in SOCK_INFO)}) ("
+                 + " | ".join(f"(((u32)({b.name}) & {b.mask:#x}) << {b.shift})"
+                              for b in SOCK_INFO) + ")")
     lines += ["", "struct rec {"]
     docs = {f.name: f.doc for f in FIELDS}
     for ctype, name, count in _MEMBERS:

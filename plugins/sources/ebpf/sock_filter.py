@@ -6,10 +6,12 @@ be read), and ``socket_class(family, type)`` for a family and type number.  The 
 (:func:`handler_lines`) tests it against the mask of the classes some rule can match: none in
 common keeps the event in the kernel (counted), else it is sent.
 
-The family is read from the kernel's socket: the fd's ``struct file`` (an inode of type
-``S_IFSOCK``, else not a socket), its ``private_data`` (the ``struct socket``), its ``sk``, and
-``sk_common``'s ``skc_family``, at offsets from BTF as :func:`put_sock_end` reads them; the
-type from the ``struct socket``'s ``type`` (both IP classes when it cannot be read).
+The family and type are ``sock_info(fd)``'s (``program.c``, what the record of a socket call
+carries in ``extra``, :data:`.record.SOCK_INFO`): the fd's ``struct file`` (an inode of type
+``S_IFSOCK``, else not a socket), its ``private_data`` (the ``struct socket``, its ``type``), its
+``sk``, and ``sk_common``'s ``skc_family``, at offsets from BTF.  Nothing is filtered on a kernel
+where the socket cannot be read whole (``SOCK_FACTS``: its family, type, protocol and ends),
+since the fd table takes from the records what it would otherwise learn from the calls kept.
 """
 
 from __future__ import annotations
@@ -138,31 +140,15 @@ def render(pf: SocketPrefilter | None) -> str:
         "}",
         "",
         "// The class bit of this process's socket `fd`; every bit when `fd` is not a socket, or",
-        "// its family cannot be read here.",
+        "// its socket cannot be read whole here (SOCK_FACTS: the fd table then needs the calls",
+        "// the rules' derivation leaves in the kernel).",
         "static __always_inline u32 sock_class(s64 fd)",
         "{",
-        "#if defined(OFF_FILE_INODE) && defined(OFF_INODE_MODE) && defined(OFF_FILE_PRIVATE) && \\",
-        "    defined(OFF_SOCKET_SK) && defined(OFF_SKC_FAMILY)",
-        "    void *file = fd_file(fd);",
-        "    if (!file)",
+        "#if SOCK_FACTS",
+        "    u32 info = sock_info(fd);",
+        "    if (!info)",
         f"        return {ALL_BITS};",
-        "    void *inode = read_ptr_at(file, OFF_FILE_INODE);",
-        "    u16 mode = 0;",
-        "    if (!inode || bpf_probe_read_kernel(&mode, sizeof(mode), inode + OFF_INODE_MODE))",
-        f"        return {ALL_BITS};",
-        "    if ((mode & S_IFMT) != S_IFSOCK)     // private_data is no socket",
-        f"        return {ALL_BITS};",
-        "    void *sock = read_ptr_at(file, OFF_FILE_PRIVATE);",
-        "    void *sk = sock ? read_ptr_at(sock, OFF_SOCKET_SK) : 0;",
-        "    u16 family = 0;",
-        "    if (!sk || bpf_probe_read_kernel(&family, sizeof(family), sk + OFF_SKC_FAMILY))",
-        f"        return {ALL_BITS};",
-        "    u16 type = 0xffff;",
-        "#ifdef OFF_SOCKET_TYPE",
-        "    if (bpf_probe_read_kernel(&type, sizeof(type), sock + OFF_SOCKET_TYPE))",
-        "        type = 0xffff;",
-        "#endif",
-        "    return socket_class(family, type);",
+        "    return socket_class(info & 0xff, (info >> 8) & 0xff);",
         "#else",
         f"    return {ALL_BITS};",
         "#endif",

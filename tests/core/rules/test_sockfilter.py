@@ -113,9 +113,9 @@ def test_an_fd_field_declared_ip_only_leaves_the_ip_sockets(tmp_path, ip_only, c
 
 def test_a_family_some_rule_reads_through_the_fd_table_is_sent_by_the_calls_that_teach_it(
         tmp_path):
-    """dup's fd.type comes from the socket's socket/bind/connect: those send UNIX too."""
+    """close's fd.type comes from the socket's socket/bind/connect: those send UNIX too."""
     pf = socket_prefilter(engine(tmp_path, rule("evt.type = sendto and fd.typechar = 4", "s")
-                                 + rule("evt.type = dup and fd.type = unix", "d")))
+                                 + rule("evt.type = close and fd.type = unix", "d")))
     assert pf is not None
     for teacher in ("socket", "bind", "connect", "accept4"):
         assert pf.classes(teacher) is None, teacher    # every class: not filtered
@@ -206,8 +206,7 @@ def test_falcos_rules_want_ip_sockets_only(compat):
 
 def test_falcos_rules_want_no_tcp_sendto_for_themselves(compat, tmp_path):
     """Falco's sendto/sendmsg rules (outbound) want fd.l4proto != tcp: a database's or a web
-    server's TCP messages would stay in the kernel, but for the fd table (the rules read fd.*
-    of TCP sockets on close and the like, which those calls teach)."""
+    server's TCP messages stay in the kernel."""
     eng = falco(compat)
     for t in ("sendto", "sendmsg"):
         own = [_sf._abstract(node, t, {}) for _r, node in eng.conditions_for(t)]
@@ -223,7 +222,9 @@ def test_falcos_rules_want_no_tcp_sendto_for_themselves(compat, tmp_path):
     # a receive that returned an address (an SCTP socket, "tcp" by its type) teaches the table
     assert pf.accepts("recvfrom", socket.AF_INET, socket.SOCK_STREAM, addressed=True)
     assert not pf.accepts("recvmsg", socket.AF_INET, socket.SOCK_STREAM, addressed=False)
-    assert TCP in pf.classes("connect") and TCP in pf.classes("socket")
+    # connect's own rules want TCP; socket teaches the table nothing a rule reads of a TCP
+    # socket: what connect, accept, listen and dup read, their record says
+    assert TCP in pf.classes("connect") and TCP not in dict(pf.wanted)["socket"]
 
 
 def test_the_default_rules_want_ip_connects_and_packet_sockets_only():
@@ -241,15 +242,43 @@ def test_the_default_rules_want_ip_connects_and_packet_sockets_only():
     assert pf.accepts("socket", socket.AF_NETLINK) and pf.accepts("bind", socket.AF_NETLINK)
 
 
-def test_a_rule_on_connect_reading_what_the_table_knew_needs_the_teachers(tmp_path):
-    """fd.sip and fd.type of a connect are its own; fd.l4proto (the socket call's), fd.cip (a
-    failed connect's is an earlier one's) are the table's."""
-    own = socket_prefilter(engine(tmp_path, rule(
-        "evt.type = connect and fd.typechar = 4 and fd.sip = 1.2.3.4 and fd.rport = 80")))
-    assert own is not None and own.classes("socket") == {OTHER}
-    for reads in ("fd.l4proto = udp", "fd.cip = 1.2.3.4", "fd.name contains x"):
-        pf = socket_prefilter(engine(tmp_path, rule(f"evt.type = connect and {reads}")))
-        assert pf is None or pf.classes("socket") is None or pf.classes("socket") & IP, reads
+@pytest.mark.parametrize("cond", [
+    "evt.type = connect and fd.typechar = 4 and fd.sip = 1.2.3.4 and fd.rport = 80",
+    "evt.type = connect and fd.l4proto = udp and fd.cip = 1.2.3.4 and fd.sockfamily = ip",
+    "evt.type = accept4 and fd.l4proto = tcp and fd.rnet = 10.0.0.0/8 and fd.sport = 80",
+    "evt.type = listen and fd.l4proto = udp and fd.ip = 0.0.0.0 and fd.port = 53",
+    "evt.type in (dup, dup2, dup3) and fd.type in (ipv4, ipv6) and fd.l4proto = tcp",
+])
+def test_a_rule_reading_what_its_own_record_says_needs_no_teacher_of_the_ip_classes(
+        tmp_path, cond):
+    """connect, accept, listen and dup records say their socket's family, type, protocol and
+    (but dup's) ends: a rule reading only those needs the teachers of the sockets the record
+    says nothing of (OTHER) alone."""
+    pf = socket_prefilter(engine(tmp_path, rule(cond)))
+    assert pf is not None and pf.classes("socket") == {OTHER}
+
+
+@pytest.mark.parametrize("reads", [
+    "evt.type = connect and fd.name contains x",           # a UNIX socket's: the table's
+    "evt.type = connect and fd.connected = true",
+    "evt.type = listen and fd.is_server = true",           # a UNIX socket's: its bind's
+    "evt.type = dup and fd.sip = 1.2.3.4",                 # a UDP socket's: its messages'
+    "evt.type = sendto and fd.l4proto = udp and fd.name_changed = true",
+])
+def test_a_rule_reading_what_the_table_knew_needs_the_teachers(tmp_path, reads):
+    pf = socket_prefilter(engine(tmp_path, rule(reads)))
+    assert pf is None or pf.classes("socket") is None or pf.classes("socket") & IP, reads
+
+
+def test_with_falco_rules_tcp_socket_and_accept4_stay_in_the_kernel(compat):
+    """Issue 19: with Falco's rules, no rule reads on a later event what the table learns of
+    a TCP socket from its socket/accept: those are kept for the processes no rule names."""
+    pf = socket_prefilter(falco(compat))
+    assert pf is not None
+    for syscall in ("socket", "accept4", "accept", "bind"):
+        assert TCP not in dict(pf.wanted)[syscall], syscall
+        assert not pf.accepts(syscall, socket.AF_INET, socket.SOCK_STREAM, name="wrk",
+                              host=True), syscall
 
 
 def test_the_union_of_prefilters_wants_what_any_wants():
@@ -282,31 +311,39 @@ SOCKETS = [
 
 
 def _sequence(domain: int, stype: int, peer, local) -> list[tuple[Event, int]]:
-    """A socket's life as the live source decodes it, each event with its socket's family."""
+    """A socket's life as the live source decodes it, each event with its socket's family:
+    what the kernel says of the socket (family, type, ends) with the calls that say it."""
     def ev(t: str, res: int, args: dict, sa=None, **facts) -> tuple[Event, int]:
         e = Event(t, ts=1, tid=1000, pid=1000, res=res, args=args)
         e.kernel = KernelFacts(77, sa, **facts)
         return e, domain
+    kernel = {"sock_family": domain, "sock_type": stype, "sock_proto": 0}
+    ends = {"local": local} if local is not None else {}
     return [
         ev("socket", 5, {"domain": domain, "type": stype, "proto": 0}),
-        ev("bind", 0, {"fd": 5}, local),
-        ev("connect", 0, {"fd": 5}, peer, local=local),
-        ev("connect", -111, {"fd": 5}, peer),              # refused: no local end
+        ev("bind", 0, {"fd": 5}, local, **kernel),
+        ev("connect", 0, {"fd": 5}, peer, local=local, **kernel),
+        ev("connect", -111, {"fd": 5}, peer, **ends, **kernel),   # refused
         # AF_UNSPEC, an address not read: an IP socket's peer as the kernel has it after,
         # a UNIX socket's family
         ev("connect", 0, {"fd": 5}, None if peer is None else ("unix", "", 0)
            if peer[0] == "unix" else
-           (peer[0], ip_addresses.ANY4 if peer[0] == "ipv4" else ip_addresses.ANY6, 0)),
-        ev("connect", 0, {"fd": 5}, peer, local=local),
+           (peer[0], ip_addresses.ANY4 if peer[0] == "ipv4" else ip_addresses.ANY6, 0),
+           **ends, **kernel),
+        ev("connect", 0, {"fd": 5}, peer, local=local, **kernel),
         ev("sendto", 10, {"fd": 5, "size": 10}, peer),
         ev("sendmsg", 10, {"fd": 5, "size": 10}, peer),
         ev("sendto", 10, {"fd": 5, "size": 10}),          # connected: no destination named
         ev("sendmsg", 10, {"fd": 5, "size": 10}),
         ev("recvfrom", 10, {"fd": 5, "size": 10}, peer),
         ev("recvmsg", 10, {"fd": 5, "size": 10}, None),
-        ev("listen", 0, {"fd": 5, "backlog": 5}),
-        ev("accept4", 6, {"flags": 0}, peer, listen_fd=5, local=local),
-        ev("dup", 7, {"oldfd": 5}),
+        ev("listen", 0, {"fd": 5, "backlog": 5}, **ends, **kernel),
+        ev("accept4", 6, {"flags": 0}, peer, listen_fd=5, local=local, **kernel),
+        ev("accept4", -11, {"flags": 0}, None, listen_fd=5, **ends, **kernel),   # EAGAIN
+        ev("dup", 7, {"oldfd": 5}, peer=peer if local else None, **ends, **kernel),
+        # a reverse shell's: the socket on its stdout
+        ev("dup2", 1, {"oldfd": 5, "newfd": 1}, peer=peer if local else None, **ends,
+           **kernel),
     ]
 
 
