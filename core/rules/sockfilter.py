@@ -32,8 +32,10 @@ what it learned.  So every class some rule reads ``fd.*`` of (other than ``fd.nu
 event that uses an existing descriptor (:data:`READERS`, ``close``, ``dup``...: not a
 ``dirfd``, which a socket cannot be in a call that succeeds) is also sent by the syscalls that
 teach the table (:data:`TEACHERS`), whatever their own rules say; a rule reading only what its
-event sets itself (:data:`OWN_FIELDS`: a connect's server end and type) needs only the teachers
-of the classes whose event may not say it (:data:`NOT_READ`).  A TCP socket's messages teach
+event's record says itself (:data:`OWN_FIELDS`: the live source's records of ``connect``,
+``accept``, ``listen`` and ``dup`` carry their socket's family, type, protocol and ends, which
+the fd table takes over what it learned) needs only the teachers of the classes whose record
+may not say it (:data:`NOT_READ`).  A TCP socket's messages teach
 it nothing (its ends come from ``connect``/``accept``; a receive on it returns no address),
 unless a ``sendto``/``sendmsg`` names a destination (TCP Fast Open, which connects) or a
 receive returns an address (an SCTP socket, which the table counts as ``tcp`` too by its

@@ -9,7 +9,12 @@
   address update the tuple.  ``fd.name`` is Falco's ``cip:cport->sip:sport``.  The local end of
   a connected or accepted socket comes with the live event (read from the kernel's socket);
   otherwise from ``/proc/PID/net`` while a process of this machine lives (never for a replayed
-  process: a replay reads nothing of the local ``/proc``).
+  process: a replay reads nothing of the local ``/proc``).  The live source's ``connect``,
+  ``accept``, ``bind``, ``listen`` and ``dup*`` also say the socket's family, type and protocol
+  (and ``listen`` its local end, ``dup*`` both ends): a socket the table did not see made (or
+  took for another family, a ``/proc`` "socket:[ino]" taken for UNIX) is made from them as
+  ``socket`` would have made it (:func:`sock_kind`), and its ``fd.sockfamily``/``fd.l4proto``
+  are the kernel's.
 * ``dup*`` copy an entry; ``close`` removes it when a rule makes the source follow closes.
   Otherwise an entry is stamped with its file's inode number, which the live source reads in
   the kernel for every call that creates or uses an fd: a use with another inode finds the
@@ -43,6 +48,8 @@ O_DIRECTORY = dict(OPEN_FLAGS)["O_DIRECTORY"]
 _SOCK_TYPES = SOCKET_TYPE_PROTOCOLS
 _FAMILIES = {socket.AF_INET: "ipv4", socket.AF_INET6: "ipv6", socket.AF_UNIX: "unix",
              16: "netlink"}
+#: A socket entry's fd.sockfamily by its type (an entry /proc taught has only its type).
+_SOCK_FAMILY = {"ipv4": "ip", "ipv6": "ip", "unix": "unix"}
 
 
 #: The facts of an event that carries none (never written to).
@@ -252,7 +259,7 @@ class FdTable:
         f = self._live(p, num, ino) if isinstance(num, int) else None
         kernel = _kernel_kind(facts)
         if f is None or f.type not in ("ipv4", "ipv6", "unix") or (
-                kernel is not None and f.sockfamily != kernel[1]):
+                kernel is not None and _SOCK_FAMILY[f.type] != kernel[1]):
             kind = kernel[0] if kernel is not None else sa[0] if sa is not None else "ipv4"
             f = FdInfo(num if isinstance(num, int) else -1, kind, "")
             f.sockfamily = "unix" if kind == "unix" else "ip"
@@ -487,7 +494,8 @@ def _as_kernel_has_it(f: FdInfo | None, num: Any, kernel: tuple[str, str | None,
     the kernel's where the table knew none (a UDP socket's peer the table learned from its
     messages stays)."""
     kind, sockfamily, l4proto = kernel
-    if f is None or f.sockfamily != sockfamily or f.type not in ("ipv4", "ipv6", "unix"):
+    if f is None or (f.type != kind
+                     and _SOCK_FAMILY.get(f.type, f.type) != (sockfamily or kind)):
         f = FdInfo(num if isinstance(num, int) else -1, kind, "")
         f.ino = facts.ino
     f.sockfamily, f.l4proto = sockfamily, l4proto

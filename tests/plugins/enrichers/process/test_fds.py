@@ -199,3 +199,97 @@ def test_a_file_learned_from_proc_has_its_realpath(tmp_path):
         e = ev("fchmod", res=0, fd=g.fileno(), mode=0o600)
         t.enrich(e, me)
         assert e.fd.name.endswith("gone (deleted)") and e.fd.realpath is None
+
+
+# -- what the kernel says of a socket the table did not see made ------------------------------
+
+V4 = ("ipv4", IP("10.0.0.5"), 40000)
+SERVER = ("ipv4", IP("10.0.0.9"), 53)
+TCP4 = {"sock_family": socket.AF_INET, "sock_type": socket.SOCK_STREAM, "sock_proto": 6}
+UDP4 = {"sock_family": socket.AF_INET, "sock_type": socket.SOCK_DGRAM, "sock_proto": 17}
+ICMP6 = {"sock_family": socket.AF_INET6, "sock_type": socket.SOCK_RAW, "sock_proto": 58}
+UNIX = {"sock_family": socket.AF_UNIX, "sock_type": socket.SOCK_STREAM, "sock_proto": 0}
+
+
+@pytest.mark.parametrize("known, kernel, want", [
+    (None, UDP4, ("ipv4", "ip", "udp")),               # not guessed tcp any more
+    (None, TCP4, ("ipv4", "ip", "tcp")),
+    # /proc's socket:[ino] is taken for a unix socket: the kernel says it is not
+    (FdInfo(3, "unix", "socket:[123]"), UDP4, ("ipv4", "ip", "udp")),
+    (None, None, ("ipv4", "ip", "tcp")),                # no kernel facts: the old guess
+])
+def test_connect_takes_the_socket_the_kernel_describes(known, kernel, want):
+    t, p = FdTable(), proc()
+    if known is not None:
+        p.fds[3] = known
+    e = ev("connect", res=0, fd=3, facts={"sockaddr": SERVER, "local": V4, **(kernel or {})})
+    t.enrich(e, p)
+    assert (e.fd.type, e.fd.sockfamily, e.fd.l4proto) == want
+    assert e.fd.name == "10.0.0.5:40000->10.0.0.9:53" and p.fds[3] is e.fd
+
+
+def test_a_failed_connect_has_the_client_end_the_kernel_has():
+    t, p = FdTable(), proc()
+    p.fds[3] = f = FdInfo(3, "ipv4", "")
+    f.cip, f.cport = IP("192.168.1.1"), 1234                    # an earlier call's
+    e = ev("connect", res=-111, fd=3, facts={"sockaddr": SERVER, **UDP4,
+                                              "local": ("ipv4", IP("0.0.0.0"), 0)})
+    t.enrich(e, p)
+    assert e.fd.name == "0.0.0.0:0->10.0.0.9:53"
+
+
+def test_the_kernel_says_what_socket_would_have_said():
+    """socket()'s derivation and the kernel's agree (an ICMPv6 raw socket)."""
+    t, p = FdTable(), proc()
+    s = ev("socket", res=4, domain=socket.AF_INET6, type=socket.SOCK_RAW, proto=58)
+    t.enrich(s, p)
+    mine = FdTable(), proc()
+    c = ev("connect", res=0, fd=4, facts={"sockaddr": ("ipv6", IP("::1"), 0),
+                                          "local": ("ipv6", IP("::1"), 0), **ICMP6})
+    mine[0].enrich(c, mine[1])
+    assert (s.fd.type, s.fd.sockfamily, s.fd.l4proto) == \
+        (c.fd.type, c.fd.sockfamily, c.fd.l4proto) == ("ipv6", "ip", "icmp")
+
+
+def test_listen_on_a_socket_not_seen_bound_has_the_kernels_local_end():
+    t, p = FdTable(), proc()
+    e = ev("listen", fd=5, backlog=10, facts={"local": ("ipv4", IP("0.0.0.0"), 8080), **TCP4})
+    t.enrich(e, p)
+    f = e.fd
+    assert (f.type, f.l4proto, str(f.sip), f.sport, f.is_server, f.cip) == \
+        ("ipv4", "tcp", "0.0.0.0", 8080, True, None)
+    u = ev("listen", fd=6, backlog=10, facts=UNIX)
+    p.fds[6] = FdInfo(6, "unix", "/run/x.sock")
+    t.enrich(u, p)
+    assert (u.fd.type, u.fd.name, u.fd.sockfamily, u.fd.l4proto) == \
+        ("unix", "/run/x.sock", "unix", None)                   # the table's name stays
+
+
+def test_an_accept_takes_its_protocol_and_family_from_the_kernel():
+    t, p = FdTable(), proc()
+    e = ev("accept4", res=7, flags=0, facts={"sockaddr": V4, "listen_fd": 5,
+                                              "local": SERVER, **UDP4})
+    t.enrich(e, p)
+    assert (e.fd.type, e.fd.l4proto, e.fd.name) == ("ipv4", "udp", "10.0.0.5:40000->10.0.0.9:53")
+    failed = ev("accept4", res=-11, flags=0, facts={"listen_fd": 5, "local": SERVER, **TCP4})
+    t.enrich(failed, p)
+    assert (failed.fd.l4proto, str(failed.fd.sip), failed.fd.sport) == ("tcp", "10.0.0.9", 53)
+
+
+def test_dup_of_a_socket_the_table_did_not_know():
+    t, p = FdTable(), proc()
+    e = ev("dup2", res=1, oldfd=3, newfd=1, facts={"local": V4, "peer": SERVER, **TCP4})
+    t.enrich(e, p)
+    assert (e.fd.num, e.fd.type, e.fd.l4proto, e.fd.name) == \
+        (1, "ipv4", "tcp", "10.0.0.5:40000->10.0.0.9:53")
+    assert e.fd2.num == 3 and p.fds[3] is e.fd2 and p.fds[1] is e.fd
+
+
+def test_dup_of_a_udp_socket_keeps_the_peer_the_table_learned_from_its_messages():
+    t, p = FdTable(), proc()
+    t.enrich(ev("socket", res=3, domain=socket.AF_INET, type=socket.SOCK_DGRAM, proto=0), p)
+    t.enrich(ev("sendto", res=5, fd=3, size=5, facts={"sockaddr": SERVER}), p)
+    e = ev("dup", res=4, oldfd=3, facts={"local": V4, "peer": ("ipv4", IP("0.0.0.0"), 0),
+                                         **UDP4})
+    t.enrich(e, p)
+    assert (e.fd.type, e.fd.l4proto, str(e.fd.sip), e.fd.sport) == ("ipv4", "udp", "10.0.0.9", 53)

@@ -200,3 +200,32 @@ def test_exit_and_broken_records():
     assert dec.decode(record(99, 0)) is None
     assert dec.decode(record(D.KIND_SYSCALL, 60000)) is None
     assert dec.errors == 3
+
+
+@pytest.mark.parametrize("name, regs, strings", [
+    ("dup2", (3, 1, 0, 0, 0, 0), [sockaddr_in("10.0.0.5", 40000), sockaddr_in("10.0.0.9", 443)]),
+    ("listen", (3, 10, 0, 0, 0, 0), [sockaddr_in("10.0.0.5", 40000)]),
+    ("connect", (3, 1, 16, 0, 0, 0), [sockaddr_in("10.0.0.9", 443),
+                                      sockaddr_in("10.0.0.5", 40000)]),
+])
+def test_a_socket_call_says_its_socket_family_type_protocol_and_ends(name, regs, strings):
+    dec = D.Decoder()
+    info = R.pack_sock_info(socket.AF_INET, socket.SOCK_STREAM, 6)
+    ev = dec.decode(record(D.KIND_SYSCALL, P.EVT_ID[name], 1 if name == "dup2" else 0, regs,
+                           strings, extra=info, ino=9))
+    k = ev.kernel
+    assert (k.sock_family, k.sock_type, k.sock_proto, k.ino) == (socket.AF_INET, 1, 6, 9)
+    assert k.local == ("ipv4", ipaddress.ip_address("10.0.0.5"), 40000)
+    if name == "dup2":
+        assert k.peer == ("ipv4", ipaddress.ip_address("10.0.0.9"), 443)
+    # not a socket (a dup of a file): nothing said
+    plain = dec.decode(record(D.KIND_SYSCALL, P.EVT_ID[name], 0, regs, ino=9))
+    assert plain.kernel.sock_family is None and plain.kernel.local is None
+
+
+def test_the_record_of_a_socket_call_has_room_for_its_ends():
+    for name in P.LOCAL_END | P.PEER_END | set(P.SOCK_FD):
+        assert P.BY_NAME[name].slots <= R.STRING_SLOTS
+    c = P.render_program(["dup2", "listen"])
+    body = c.split("int do_exit_dup2(", 1)[1].split("\n}\n", 1)[0]
+    assert "r->extra = sock_info(sfd);" in body and "put_sock_ends(r, pos, 0, sfd" in body
