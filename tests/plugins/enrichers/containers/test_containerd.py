@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import Counter
 
 import pytest
 import trio
@@ -149,6 +150,53 @@ async def test_live_first_exec_and_alert_of_a_pod(nursery, containerd,  # noqa: 
     for evt in execs():
         assert evt.proc.vpid == 1 and read("container.name", evt) == "cart"
         assert read("container.image", evt) == APP_IMAGE
+
+
+async def test_cri_probes_from_the_pods_annotation_live(nursery, containerd,  # noqa: F811
+                                                        kubelet) -> None:  # noqa: F811
+    """A pod applied with ``kubectl apply`` carries its spec in the annotation
+    ``kubectl.kubernetes.io/last-applied-configuration``, which the CRI gives back with the pod
+    sandbox: the container takes the probes of its own name in the spec (not the first
+    container's), and what the kubelet runs as an exec probe (``ExecSync``) is told apart by the
+    live pipeline from another exec and from the container's own programs."""
+    import json
+
+    from syswarden.plugins.enrichers.containers.metadata import LAST_APPLIED
+
+    def exec_probe(command: list[str]) -> dict:
+        return {"exec": {"command": command}, "periodSeconds": 10}
+    spec = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "probed"},
+            "spec": {"containers": [
+                {"name": "other", "livenessProbe": exec_probe(["cat", "/etc/other"])},
+                {"name": "app", "livenessProbe": exec_probe(["cat", "/tmp/healthy"]),
+                 "readinessProbe": exec_probe(["sh", "-c", "cat /etc/hostname; exec cat /etc/hostname"])}]}}
+    e = await started(nursery, containerd.socket)
+    alerts = await live_alerts(
+        nursery, e, "evt.type = execve and k8s.ns.name = probes and container.name = app",
+        "%proc.is_container_liveness_probe %proc.is_container_readiness_probe "
+        "[%container.liveness_probe] [%container.readiness_probe] %proc.exe %proc.args",
+        syscalls=frozenset({"execve"}))
+    pod = await in_thread(kubelet.run_pod, unique_name("probed"), "probes", None,
+                          {LAST_APPLIED: json.dumps(spec)})
+    cid = await in_thread(kubelet.create_container, pod, "app", APP_IMAGE, "sh", "-c",
+                          "cat /tmp/healthy; exec sleep 120")
+    await in_thread(kubelet.start_container, cid)
+    await eventually(lambda: any(t.endswith("sleep 120") for _, t in alerts))
+    for command in (["cat", "/tmp/healthy"], ["cat", "/etc/other"],
+                    ["sh", "-c", "cat /etc/hostname; exec cat /etc/hostname"]):
+        await in_thread(kubelet.exec_sync, cid, *command)
+    probes = "[cat /tmp/healthy] [sh -c cat /etc/hostname; exec cat /etc/hostname]"
+    want = Counter([f"false false {probes} sh -c cat /tmp/healthy; exec sleep 120",
+                    f"false false {probes} cat /tmp/healthy",         # the container's own
+                    f"false false {probes} sleep 120",
+                    f"true false {probes} cat /tmp/healthy",          # the kubelet's probe
+                    f"false false {probes} cat /etc/other",           # the other container's
+                    f"false true {probes} sh -c cat /etc/hostname; exec cat /etc/hostname",
+                    f"false true {probes} cat /etc/hostname",         # its child
+                    f"false true {probes} cat /etc/hostname"])        # what it execs into
+    with trio.move_on_after(60):                                      # a guard, not a timing
+        await eventually(lambda: len(alerts) >= sum(want.values()))
+    assert Counter(text for _, text in alerts) == want
 
 
 async def test_container_gone_before_its_metadata(nursery, containerd, kubelet,  # noqa: F811
