@@ -34,6 +34,9 @@ from syswarden.core.syscalls import O_CREAT, O_TRUNC, OPEN_FLAGS, SOCKET_TYPE_PR
 
 from .table import readlink_or_none
 
+#: What /proc/PID/fd/N's link ends with when its file was unlinked.
+DELETED = " (deleted)"
+
 AT_FDCWD = -100
 O_DIRECTORY = dict(OPEN_FLAGS)["O_DIRECTORY"]
 
@@ -160,7 +163,10 @@ class FdTable:
                 is_dir = os.path.isdir(f"{self.proc_root}/{p.pid}/fd/{num}")
             except OSError:
                 is_dir = False
-            f = FdInfo(num, "directory" if is_dir else "file", link)
+            # /proc's link is the kernel's path of the file itself (d_path, from the
+            # process's namespace): the realpath the open's walk would have given
+            f = FdInfo(num, "directory" if is_dir else "file", link,
+                       realpath=None if link.endswith(DELETED) else link)
         elif link.startswith("socket:"):
             return f if f is not None else FdInfo(num, "unix", link)
         elif link.startswith("pipe:"):

@@ -17,7 +17,9 @@ A substring is searched by a bounded loop over the path (at most :data:`SCAN_MAX
 small function per distinct substring.
 
 The terms beyond Falco's path as written are rendered apart, in ``realpath_wanted(res, flags,
-rplen)``, which the handlers call when ``open_wanted`` keeps an open: a term on ``fd.realpath``
+rplen)``, which the handlers call when ``open_wanted`` does not keep an open (the realpath is
+walked for it only when ``realpath_needed(res, flags)``, the flag and name tests of the
+``fd.realpath`` terms, says a term may read it): a term on ``fd.realpath``
 tests its prefixes on the path the kernel resolved from the opened file (``fd_realpath``, walked
 before, ``rplen`` bytes; one cut short is sent), a ``samefile`` term compares the file's device
 (``s_dev``, major << 20 | minor) and inode numbers with those of the files the rule names.
@@ -117,9 +119,19 @@ def _realpath_wanted(terms: list[Term], names: dict[frozenset[str], int]) -> lis
     ]
     real = [t for t in terms if t.real and t.ids is None]
     ids = [t for t in terms if t.ids is not None]
+    groups = _by_flags(real, names) if real else {}
+    cond = " || ".join(f"({c})" for c in groups) or "0"
+    lines[2:2] = [
+        "// Whether realpath_wanted may read the realpath of this open (a term on fd.realpath",
+        "// whose flag and name tests hold): if not, an open nothing else keeps is judged without",
+        "// the walk.",
+        "static __always_inline int realpath_needed(s64 res, u64 flags)",
+        "{",
+        f"    return {cond};",
+        "}",
+        "",
+    ]
     if real:
-        groups = _by_flags(real, names)
-        cond = " || ".join(f"({c})" for c in groups)
         lines += [
             f"    if (rplen && ({cond})) {{",
             "        u8 *b = rp_buffer();",

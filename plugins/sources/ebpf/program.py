@@ -293,15 +293,19 @@ def _exit_handler(sc: Syscall, prefilter: bool = False, kfunc: str | None = None
         "    u32 pos = REC_HDR;",
     ]
     if prefilter and sc.name in PREFILTERED:
+        # the path as written first; the realpath walked when the open is sent or a term on
+        # fd.realpath may judge it
         path, flags = PREFILTERED[sc.name]
         lines[8:8] = [
-            f"    if (!open_wanted(ctx->ret, p.a[{flags}], (const void *)p.a[{path}])",
-            f"        && !realpath_wanted(ctx->ret, p.a[{flags}], rplen)) {{",
+            f"    int wanted = open_wanted(ctx->ret, p.a[{flags}], (const void *)p.a[{path}]);",
+            f"    u32 rplen = ctx->ret >= 0 && (wanted || realpath_needed(ctx->ret, "
+            f"p.a[{flags}])) ? fd_realpath(ctx->ret) : 0;",
+            f"    if (!wanted && !realpath_wanted(ctx->ret, p.a[{flags}], rplen)) {{",
             "        count(CAT_FILTERED, 0);",
             "        return 0;",
             "    }",
         ]
-    if sc.name in REALPATH:     # walked first: the prefilter may judge it
+    elif sc.name in REALPATH:
         lines[8:8] = ["    u32 rplen = ctx->ret >= 0 ? fd_realpath(ctx->ret) : 0;"]
     lines[8:8] = sock_filter.handler_lines(socket_prefilter, sc.name, names)
     if sc.name in MAY_CREATE:

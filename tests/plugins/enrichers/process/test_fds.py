@@ -180,3 +180,22 @@ def test_an_entry_stamped_with_another_inode_is_stale():
     unstamped = ev("fchmod", fd=7, mode=0o600)                   # a replay without stamps
     t.enrich(unstamped, p)
     assert unstamped.fd is p.fds[7]
+
+
+def test_a_file_learned_from_proc_has_its_realpath(tmp_path):
+    """A file opened before the agent knew (through a symbolic link): /proc/PID/fd's link is
+    the file the kernel holds, so fd.realpath is known as an open's walk would give it; an
+    unlinked file's is not (its link is marked deleted)."""
+    t = FdTable()
+    me = Process(os.getpid(), live=True)
+    (tmp_path / "real").write_text("x")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    (tmp_path / "gone").write_text("y")
+    with open(tmp_path / "link") as f, open(tmp_path / "gone") as g:
+        os.unlink(tmp_path / "gone")
+        e = ev("fchmod", res=0, fd=f.fileno(), mode=0o600)
+        t.enrich(e, me)
+        assert e.fd.realpath == str(tmp_path / "real")
+        e = ev("fchmod", res=0, fd=g.fileno(), mode=0o600)
+        t.enrich(e, me)
+        assert e.fd.name.endswith("gone (deleted)") and e.fd.realpath is None

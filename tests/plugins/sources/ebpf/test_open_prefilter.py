@@ -224,3 +224,43 @@ async def test_a_rule_reload_that_changes_the_prefilter_loads_a_new_program():
     nulls = {e.pid for e in live.events if e.type == "openat"
              and e.args.get("name") == "/dev/null"}
     assert pids[0] not in nulls and pids[1] in nulls       # kept before, sent after
+
+
+def test_the_realpath_is_walked_only_where_it_may_judge_or_is_sent(tmp_path):
+    """Rules that read no fd.realpath: realpath_needed is 0, so an open nothing keeps is judged
+    without the walk; an open the path as written keeps is sent with its realpath walked (a
+    symbolic link: the file it reached).  The default rules' realpath terms need it for a
+    read."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(f"""
+- rule: keep
+  desc: d
+  condition: evt.type = openat and fd.name startswith {tmp_path}/keep
+  output: o
+  priority: WARNING
+""")
+    engine = RuleEngine.load([str(rules)], collect_fields())
+    src = EbpfSource({}, {"openat"}, os.getpid(), open_prefilter=open_prefilter(engine))
+    text = src.program_text()
+    needed = text[text.index("static __always_inline int realpath_needed("):]
+    assert needed[:needed.index("}")].split("{", 1)[1].split() == ["return", "0;"]
+    default = EbpfSource({}, {"openat"}, os.getpid(), open_prefilter=open_prefilter(DEFAULT))
+    dtext = default.program_text()
+    body = dtext[dtext.index("static __always_inline int realpath_needed("):]
+    assert "flags" in body[:body.index("}")]
+    (tmp_path / "target").write_text("x")
+    (tmp_path / "keep-link").symlink_to(tmp_path / "target")
+    (tmp_path / "other").write_text("y")
+    child: list[int] = []
+
+    def action() -> None:
+        proc = subprocess.Popen([sys.executable, "-c", CHILD,
+                                 *[f"{tmp_path / n}:{os.O_RDONLY}" for n in ("keep-link",
+                                                                              "other")]])
+        child.append(proc.pid)
+        proc.wait()
+
+    events = [e for e in events_of(src, action) if e.pid == child[0] and e.type == "openat"]
+    sent = {e.args.get("name"): e for e in events}
+    assert str(tmp_path / "other") not in sent
+    assert sent[str(tmp_path / "keep-link")].kernel.realpath == str(tmp_path / "target")
