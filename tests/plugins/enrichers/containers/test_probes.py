@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import Counter
 
 import pytest
-import trio
 
 from syswarden.plugins.enrichers.containers.engines.docker import container_from_inspect
 from syswarden.plugins.enrichers.containers.metadata import (
     DOCKER_LAST_APPLIED, K8S_CONTAINER, K8S_SANDBOX, LAST_APPLIED_MAX, pod_probes, probes_of)
 from tests.helpers.docker import docker, eventually, in_thread, inspect, process_event
-from tests.helpers.runtimes import enrich, live_alerts, read
+from tests.helpers.runtimes import PROBE_OUTPUT, enrich, live_alerts, probes_told_apart, read
 
 LIVENESS = ["cat", "/tmp/healthy"]
 #: a shell that forks a child, then execs into another program: every process of it is the probe
@@ -77,7 +75,7 @@ def test_a_hostile_annotation_gives_no_probe_and_a_reason(text: str, why: str) -
 # -- Docker: real containers ---------------------------------------------------------------------
 
 
-def test_a_containers_own_annotation_label(containers) -> None:  # noqa: F811
+def test_a_containers_own_annotation_label(containers) -> None:
     """Falco's own e2e case: a container labelled with the pod spec, with a HEALTHCHECK too:
     the probes are read (the first spec container's: the container has no kubelet name), the
     health check is not."""
@@ -144,9 +142,7 @@ async def test_the_probes_a_docker_exec_runs_are_told_apart_live(enricher, conta
     run the probe's very command), and renders the probes as Falco does."""
     alerts = await live_alerts(
         nursery, enricher, "evt.type = execve and container.label[sw.probe] = live",
-        "%proc.is_container_liveness_probe %proc.is_container_readiness_probe "
-        "%proc.is_container_healthcheck [%container.liveness_probe] "
-        "[%container.readiness_probe] %proc.exe %proc.args", syscalls=frozenset({"execve"}))
+        PROBE_OUTPUT, syscalls=frozenset({"execve"}))
     box = await in_thread(
         containers.run, "alpine:latest", "sh", "-c",
         "echo ok > /tmp/healthy; echo ok > /tmp/ready; cat /tmp/healthy; exec sleep 60",
@@ -154,17 +150,14 @@ async def test_the_probes_a_docker_exec_runs_are_told_apart_live(enricher, conta
     await eventually(lambda: any(t.endswith("sleep 60") for _, t in alerts))
     for command in (LIVENESS, ["cat", "/etc/hostname"], READINESS):
         await in_thread(docker, "exec", box.id, *command)
-    probes = "[cat /tmp/healthy] [sh -c cat /tmp/ready; exec cat /tmp/ready]"
-    want = Counter([
-        f"false false false {probes} sh -c echo ok > /tmp/healthy; echo ok > /tmp/ready; "
-        "cat /tmp/healthy; exec sleep 60",
-        f"false false false {probes} cat /tmp/healthy",          # the container's own
-        f"false false false {probes} sleep 60",
-        f"true false false {probes} cat /tmp/healthy",           # docker exec: the probe
-        f"false false false {probes} cat /etc/hostname",
-        f"false true false {probes} sh -c cat /tmp/ready; exec cat /tmp/ready",
-        f"false true false {probes} cat /tmp/ready",             # its child
-        f"false true false {probes} cat /tmp/ready"])            # what it execs into
-    with trio.move_on_after(60):                                 # a guard, not a timing
-        await eventually(lambda: len(alerts) >= sum(want.values()))
-    assert Counter(text for _, text in alerts) == want
+    no = "false false false"
+    await probes_told_apart(alerts, (" ".join(LIVENESS), " ".join(READINESS)), [
+        (no, ("sh -c echo ok > /tmp/healthy; echo ok > /tmp/ready; cat /tmp/healthy; "
+              "exec sleep 60")),
+        (no, "cat /tmp/healthy"),                               # the container's own
+        (no, "sleep 60"),
+        ("true false false", "cat /tmp/healthy"),               # docker exec: the probe
+        (no, "cat /etc/hostname"),
+        ("false true false", " ".join(READINESS)),
+        ("false true false", "cat /tmp/ready"),                 # its child
+        ("false true false", "cat /tmp/ready")])                # what it execs into
