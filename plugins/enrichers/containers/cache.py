@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 
 import trio
 
+from syswarden.core.cgroups import SHORT_ID_LEN, ContainerRef
 from syswarden.core.event import Container
 from syswarden.core.metrics import Metrics
 
-from .cgroup import SHORT_ID_LEN, ContainerRef
 from .metadata import K8S_CONTAINER, K8S_SANDBOX, probes_of
 
 

@@ -4,7 +4,7 @@ Per event (``enrich``, synchronous, after the process enricher):
 
 1. The container id comes from the event's kernel cgroup id (``evt.cgroup_id``, or the
    process's, inherited through the process table), resolved once per cgroup by
-   :class:`~.cgroup.CgroupResolver`.  It follows the process: a process that moves into a
+   :class:`~syswarden.core.cgroup_ids.CgroupResolver`.  It follows the process: a process that moves into a
    container's cgroup (``runc init`` before it execs the container's first program) gets the
    container from its next event on.  A process from the ``/proc`` snapshot with no cgroup id
    has its ``/proc/PID/cgroup`` read once.
@@ -40,12 +40,13 @@ from typing import Any, Iterable
 
 import trio
 
+from syswarden.core.cgroup_ids import CgroupResolver
+from syswarden.core.cgroups import HOST, HOST_REF, SHORT_ID_LEN, ContainerRef, read_proc_cgroup
 from syswarden.core.event import Container, Event, Process
 from syswarden.core.metrics import Metrics
 from syswarden.core.protocols import Enricher
 
 from .cache import ContainerCache, Pending
-from .cgroup import HOST, HOST_REF, SHORT_ID_LEN, CgroupResolver, ContainerRef, read_proc_cgroup
 from .engine import ContainerEngine, EngineUnavailable
 
 log = logging.getLogger("syswarden.container")

@@ -30,9 +30,9 @@ import fnmatch
 import re
 from typing import Any, Callable
 
+from syswarden.core.cgroups import HOST, SHORT_ID_LEN
 from syswarden.core.fields import ArgKind, Bound, Field, FieldType, define
 
-from .cgroup import HOST, SHORT_ID_LEN
 from .metadata import K8S_NS, K8S_POD, K8S_SANDBOX, K8S_UID
 
 S = FieldType.STRING

@@ -31,6 +31,7 @@ import posixpath
 import re
 from typing import Any, Callable
 
+from syswarden.core.cgroup_ids import CgroupResolver
 from syswarden.core.cgroups import cgroup2_root, read_proc_cgroup_text, unified_path
 from syswarden.core.event import (EXEC_RESOURCES, Event, ExecFacts, ExitFacts, ForkFacts,
                                    Process)
@@ -102,6 +103,16 @@ def falco_cgroups(text: str, v2_controllers: Callable[[str], list[str]]) -> list
     return out
 
 
+def with_unified(cgroups: list[str], path: str) -> list[str]:
+    """A Falco cgroup list with the v2 hierarchy's entries (the last, as /proc lists it) set to
+    ``path``: the kernel's cgroup id says where a process is on that hierarchy, not on the v1
+    ones of a hybrid host, whose entries are kept."""
+    v2 = _v2_controllers(path)
+    ours = set(_v2_controllers("/")) | set(v2)
+    return [c for c in cgroups if c.partition("=")[0] not in ours] + \
+        [f"{c}={path}" for c in v2]
+
+
 def _v2_controllers(path: str) -> list[str]:
     """The controllers of the v2 cgroup ``path``: its ``cgroup.controllers``, or its nearest
     ancestor's that has some (the hierarchy's root's at most)."""
@@ -142,13 +153,17 @@ class ProcReader:
     def fill_live(self, p: Process, *, image: bool = True, st: list[str] | None = None,
                   status: str | None = None) -> bool:
         """tty, session, process group, namespace ids, login uid and (``image``) env and
-        capabilities: True if alive.  ``st``, ``status``: /proc/PID/stat (as :meth:`stat`
+        capabilities: True if alive (not yet exited: a zombie is not).  ``st``, ``status``: /proc/PID/stat (as :meth:`stat`
         splits it) and /proc/PID/status, when just read."""
         if st is None:
             st = self.stat(p.pid)
         if st is None:
             return False
         # st: [comm, state, ppid, pgrp, session, tty_nr, ...]
+        if st[1:2] in (["Z"], ["X"]):
+            # it has exited: what /proc still shows is no longer its own (cgroup v1 moves an
+            # exiting task to the roots), so it is gone for this purpose
+            return False
         try:
             p.tty = int(st[5])
             sid, pgrp = int(st[4]), int(st[3])
@@ -259,6 +274,8 @@ class ProcessTable:
         self._realpath_cache: dict[str, str] = {}
         #: cgroup id -> a process of it seen alive (the root of its user database)
         self._alive_in_cgroup: dict[int, int] = {}
+        #: kernel cgroup id -> its path, for this machine's processes (a replay's are not)
+        self.cgroup_paths = CgroupResolver() if self.reader.live else None
 
     # -- start-up ------------------------------------------------------------------------------
 
@@ -430,6 +447,12 @@ class ProcessTable:
         # wins; /proc, read a few milliseconds late if at all, fills what it did not say
         kernel_image = facts.env_read
         alive = self.reader.fill_live(p, image=not kernel_image)
+        if not alive and ev.cgroup_id and self.cgroup_paths is not None:
+            # gone before /proc could be read: its cgroup as the kernel said at the exec (what
+            # the fork copied is the parent's, and the child may have moved since)
+            path = self.cgroup_paths.path_of(ev.cgroup_id)
+            if path is not None:
+                p.cgroups = with_unified(p.cgroups, path)
         if kernel_image:
             p.env = facts.env
         if facts.cap_effective is not None:

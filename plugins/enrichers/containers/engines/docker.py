@@ -26,9 +26,9 @@ from typing import Any, AsyncIterator, Callable
 
 import httpx
 
+from syswarden.core.cgroups import SHORT_ID_LEN
 from syswarden.core.event import Container, Mount
 
-from ..cgroup import SHORT_ID_LEN
 from ..engine import (DEFAULT_OPTIONS, ContainerEngine, EngineEvent, EngineOptions,
                       EngineUnavailable)
 from ..metadata import (DOCKER_LAST_APPLIED, K8S_CONTAINER, image_parts, parse_timestamp,

@@ -7,7 +7,7 @@ import trio
 
 from syswarden.core.metrics import Metrics
 from syswarden.plugins.enrichers.containers.cache import ContainerCache
-from syswarden.plugins.enrichers.containers.cgroup import ContainerRef
+from syswarden.core.cgroups import ContainerRef
 
 REF = ContainerRef("0123456789ab", "0123456789ab" * 5 + "0123", "docker")
 

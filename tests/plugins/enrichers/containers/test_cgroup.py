@@ -6,11 +6,12 @@ import os
 
 import pytest
 
-from tests.helpers.docker import CgroupProcess, cgroup_id, cgroup_v2_path
-from syswarden.plugins.enrichers.containers.cgroup import (
-    HOST_REF, CgroupResolver, ContainerRef, find_cgroup2_mount, parse_cgroup_path,
-    parse_proc_cgroup, read_proc_cgroup,
+from syswarden.core.cgroup_ids import CgroupResolver
+from syswarden.core.cgroups import (
+    HOST_REF, ContainerRef, find_cgroup2_mount, parse_cgroup_path, parse_proc_cgroup,
+    read_proc_cgroup,
 )
+from tests.helpers.docker import CgroupProcess, cgroup_id, cgroup_v2_path
 
 A = "3ad7b26ded6d8e7b23da7d48fe889434573036c27ae5a74837233de441c3601e"
 B = "63060edc2d3aa803ab559f2393776b151f99fc5b05035b21db66b3b62246ad6a"

@@ -197,3 +197,38 @@ def test_a_container_health_check_is_told_apart(tmp_path, containers):  # noqa: 
             got = {(a["rule"], a["output_fields"]["proc.cmdline"]) for a in map(json.loads, lines)}
     assert ("Health check", "sh -c sleep 0") in got or ("Health check", "sleep 0") in got, got
     assert ("Not a health check", "sleep 0") in got, got
+
+
+async def test_the_cgroups_of_a_process_gone_before_proc_is_read_are_the_kernel_s():
+    """A shell moves itself into a new cgroup and execs a program that exits at once: /proc
+    is gone when the exec is decoded, and what the fork copied is the parent's cgroup; the
+    exec's cgroup is the one the kernel sent with it."""
+    import uuid
+
+    from syswarden.core.cgroups import cgroup2_root
+    root = cgroup2_root()
+    if root is None:
+        pytest.skip("no cgroup v2 hierarchy")
+    name = f"sw-moved-{uuid.uuid4().hex[:8]}"
+    path = os.path.join(root, name)
+    os.mkdir(path)
+    try:
+        async def action(live):
+            await trio.run_process(["sh", "-c", f"echo $$ > {path}/cgroup.procs && "
+                                    f"exec /bin/true"])
+
+        live = await run_live({"openat"}, action)
+    finally:
+        os.rmdir(path)
+    [true] = [e for e in execs_of(live, "/usr/bin/true") + execs_of(live, "/bin/true")
+              if descends_from_me(e)]
+    assert not os.path.exists(f"/proc/{true.pid}/task")
+    cgroups = field("thread.cgroups", true).split(" ")
+    v2 = open(os.path.join(root, "cgroup.controllers")).read().split()
+    moved = [c for c in cgroups if c.partition("=")[0] in v2]
+    assert moved and all(c.endswith(f"=/{name}") for c in moved), cgroups
+    # a hybrid host's v1 hierarchies: the shell did not move there, the parent's are kept
+    mine = [ln.split(":", 2) for ln in open("/proc/self/cgroup").read().splitlines()]
+    for _, subsys, where in mine:
+        for c in filter(None, subsys.split(",")):
+            assert f"{c}={where}" in cgroups

@@ -1,4 +1,6 @@
-"""Kernel cgroup ids -> the container they name (every runtime: see :mod:`syswarden.core.cgroups`).
+"""Kernel cgroup ids -> their path and the container they name (every runtime: see
+:mod:`syswarden.core.cgroups`).  The container enricher asks for the container, the process
+table for the path (``thread.cgroups`` of a process gone before /proc could be read).
 
 The eBPF source hands over, with every event, the kernel cgroup id of the task
 (``bpf_get_current_cgroup_id``): on the unified (v2) hierarchy that id *is* the inode number of
@@ -18,10 +20,7 @@ import struct
 import time
 from collections import OrderedDict
 
-from syswarden.core.cgroups import (  # noqa: F401 (re-exported)
-    HOST, HOST_REF, SHORT_ID_LEN, ContainerRef, find_cgroup2_mount, parse_cgroup_path,
-    parse_proc_cgroup, read_proc_cgroup,
-)
+from .cgroups import HOST_REF, ContainerRef, find_cgroup2_mount, parse_cgroup_path
 
 log = logging.getLogger("syswarden.container")
 
