@@ -133,6 +133,10 @@ class CgroupResolver:
             count += 1
         return count
 
+    def paths(self) -> dict[int, str]:
+        """Every cgroup id -> path known so far (a :meth:`walk` maps them all)."""
+        return dict(self._paths)
+
     def id_of(self, path: str) -> int:
         """The kernel cgroup id of a cgroup path (relative to the v2 root): its inode number."""
         if self.root is None:

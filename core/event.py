@@ -261,6 +261,9 @@ class Process:
                               copied="share", ancestor=True)
     container: Container | None = state(None, "its container (a capture writes it beside the "
                                         "process)", captured=False, copied="share")
+    health_probe: str = state("", "the container health probe it runs as or descends from, "
+                              "Falco's thread category: healthcheck, liveness, readiness; '' "
+                              "for none (proc.is_container_healthcheck, ...)", copied="share")
     fds: dict[int, FdInfo] = state(doc="its open fds, by number (the fd table's)", factory=dict,
                                    captured=False, copied="copy")
     env: list[str] = state(doc="the environment, NAME=value (proc.env)", factory=list,
@@ -398,6 +401,14 @@ class Container:
     labels: dict[str, str] = state(doc="container.label", factory=dict)
     start_ts: int | None = state(None, "start, ns since the epoch (container.start_ts)")
     healthcheck: str | None = state(None, "the health check command")
+    liveness_probe: list[str] = state(doc="its Kubernetes liveness probe's exec command, "
+                                      "argv (container.liveness_probe)", factory=list)
+    readiness_probe: list[str] = state(doc="its Kubernetes readiness probe's exec command, "
+                                       "argv (container.readiness_probe)", factory=list)
+    pod_probes: dict[str, tuple[list[str], list[str]]] = state(
+        doc="a Docker pod sandbox's: the (liveness, readiness) exec commands of each container "
+        "of its pod's spec, by name, which the pod's containers take theirs from",
+        factory=dict, captured=False)
     ip: str | None = state(None, "container.ip")
     user: str | None = state(None, "the user it runs as (container.user)")
     host_pid: bool | None = state(None, "--pid=host (container.host_pid)")

@@ -26,6 +26,7 @@ SAMPLES = {
     "dict[str, str]": {"k": "v"}, "SockAddr | None": ("unix", "/run/x", 0),
     "UInt": 9, "EventType": "openat", "Args": {"fd": 3}, "FdInfo | None": FdInfo(4),
     "KernelFacts | None": KernelFacts(5),
+    "dict[str, tuple[list[str], list[str]]]": {"web": (["cat", "/tmp/healthy"], ["true"])},
 }
 
 

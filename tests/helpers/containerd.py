@@ -195,7 +195,8 @@ class Kubelet:
         self.pods: list[str] = []
 
     def run_pod(self, name: str, namespace: str = "default",
-                labels: dict[str, str] | None = None) -> Pod:
+                labels: dict[str, str] | None = None,
+                annotations: dict[str, str] | None = None) -> Pod:
         api = self.api
         uid = str(uuid.uuid4())
         config = api.PodSandboxConfig(
@@ -203,7 +204,7 @@ class Kubelet:
             log_directory=f"/tmp/sw-pod-logs/{uid}",
             labels={"io.kubernetes.pod.name": name, "io.kubernetes.pod.namespace": namespace,
                     "io.kubernetes.pod.uid": uid, **(labels or {})},
-            annotations={"kubernetes.io/config.source": "api"},
+            annotations={"kubernetes.io/config.source": "api", **(annotations or {})},
             linux=api.LinuxPodSandboxConfig(
                 cgroup_parent=f"/kubepods/besteffort/pod{uid}",
                 security_context=api.LinuxSandboxSecurityContext(
@@ -247,6 +248,13 @@ class Kubelet:
         self.rt.StartContainer(self.api.StartContainerRequest(container_id=cid),
                                timeout=self.timeout)
         return self.pid_of(cid)
+
+    def exec_sync(self, cid: str, *cmd: str) -> int:
+        """Run ``cmd`` in the container as the kubelet runs an exec probe (``ExecSync``); its
+        exit code."""
+        answer = self.rt.ExecSync(self.api.ExecSyncRequest(container_id=cid, cmd=list(cmd),
+                                                           timeout=10), timeout=self.timeout)
+        return answer.exit_code
 
     def pid_of(self, cid: str) -> int:
         import json

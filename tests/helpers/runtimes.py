@@ -160,3 +160,26 @@ async def live_alerts(nursery: trio.Nursery, enricher: Any, condition: str, outp
                         alerts.append((evt, render(evt)[0]))
     nursery.start_soon(pipeline)
     return alerts
+
+
+#: What the probe tests render of each exec: the process's three probe fields, the container's
+#: two probes, the process's command (argv: busybox runs its applets as ``exe``)
+PROBE_OUTPUT = ("%proc.is_container_liveness_probe %proc.is_container_readiness_probe "
+                "%proc.is_container_healthcheck [%container.liveness_probe] "
+                "[%container.readiness_probe] %proc.exe %proc.args")
+
+
+async def probes_told_apart(alerts: list[tuple[Event, str]], probes: tuple[str, str],
+                            expected: list[tuple[str, str]]) -> None:
+    """Wait until ``alerts`` (rendered with :data:`PROBE_OUTPUT`) holds one output per
+    ``(liveness readiness healthcheck, command)`` of ``expected``, then check they are those, in
+    any order, each with the container's ``probes`` (liveness, readiness)."""
+    from collections import Counter
+
+    from tests.helpers.docker import eventually
+
+    live, ready = probes
+    want = Counter(f"{flags} [{live}] [{ready}] {command}" for flags, command in expected)
+    with trio.move_on_after(60):                    # a guard, not a timing
+        await eventually(lambda: len(alerts) >= len(expected))
+    assert Counter(text for _, text in alerts) == want

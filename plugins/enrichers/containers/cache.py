@@ -11,10 +11,11 @@ queue is counted in ``drops.enrich.container_lookup_queue``).  ``wait(pendings)`
 enricher's ``prepare`` awaits: until every lookup finished or the latest deadline passed; an
 id is waited for at most ``lookup_wait`` once, however many batches carry it.
 
-Pod labels: a container the kubelet started through Docker carries ``io.kubernetes.sandbox.id``;
-its pod's labels are the labels of that sandbox container, attached as ``container.pod_labels``
-when both are known (whichever arrives last links them).  A CRI engine gives the pod's labels
-with the container: they are kept.
+Pod labels and probes: a container the kubelet started through Docker carries
+``io.kubernetes.sandbox.id``; its pod's labels are the labels of that sandbox container,
+attached as ``container.pod_labels``, and its probes those the sandbox's pod spec gives its name
+(``container.pod_probes``), when both are known (whichever arrives last links them).  A CRI
+engine gives the pod's labels and the probes with the container: they are kept.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from syswarden.core.cgroups import SHORT_ID_LEN, ContainerRef
 from syswarden.core.event import Container
 from syswarden.core.metrics import Metrics
 
-from .metadata import K8S_SANDBOX
+from .metadata import K8S_CONTAINER, K8S_SANDBOX, probes_of
 
 
 @dataclass
@@ -138,15 +139,14 @@ class ContainerCache:
         self._not_found.pop(container.id, None)
         self._store(container)
         sandbox = container.labels.get(K8S_SANDBOX)
-        if sandbox and not container.pod_labels:
+        if sandbox:
             box = self.entries.get(sandbox[:SHORT_ID_LEN])
             if box is not None and box.complete:
-                container.pod_labels = box.labels
+                _from_sandbox(container, box)
         full = container.full_id
         for other in self.entries.values():
-            if other.complete and not other.pod_labels \
-                    and other.labels.get(K8S_SANDBOX) == full:
-                other.pod_labels = container.labels
+            if other.complete and other.labels.get(K8S_SANDBOX) == full:
+                _from_sandbox(other, container)
 
     def sandbox_to_fetch(self, container: Container) -> ContainerRef | None:
         """The sandbox of a pod container when its labels are not known yet."""
@@ -186,3 +186,18 @@ class ContainerCache:
             oldest = next(iter(self.entries))
             self.entries.pop(oldest, None)
             self.metrics.inc("enrich.container.evicted")
+
+
+def _from_sandbox(container: Container, box: Container) -> None:
+    """What a pod's container takes from its pod's sandbox container (Docker's kubelet shim
+    puts the pod's labels and annotations on the sandbox alone): the pod's labels, and the
+    probes the pod's spec gives the container of its name when it has none of its own (Falco
+    copies the sandbox's; the health check is then not considered, as Falco's)."""
+    if not container.pod_labels:
+        container.pod_labels = box.labels
+    if box.pod_probes and not (container.pod_probes or container.liveness_probe
+                               or container.readiness_probe):
+        live, ready = probes_of(box.pod_probes, container.labels.get(K8S_CONTAINER))
+        if live or ready:
+            container.liveness_probe, container.readiness_probe = live, ready
+            container.healthcheck = None

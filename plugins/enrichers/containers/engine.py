@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import abc
 import importlib
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any, AsyncIterator
@@ -33,6 +34,8 @@ from typing import Any, AsyncIterator
 import trio
 
 from syswarden.core.event import Container
+
+log = logging.getLogger("syswarden.container")
 
 
 class EngineUnavailable(Exception):
@@ -88,6 +91,16 @@ class ContainerEngine(abc.ABC):
         self.socket = socket
         self.timeout = timeout
         self.options = options
+        self._warned_unreadable = False
+
+    def unreadable(self, container_id: str, what: str) -> None:
+        """Part of a container's metadata could not be read (a malformed or oversized pod
+        spec annotation): one warning per engine, the next ones at debug level; the container
+        is kept without that part."""
+        level = logging.DEBUG if self._warned_unreadable else logging.WARNING
+        self._warned_unreadable = True
+        log.log(level, "%s: container %s: %s; read as absent (further ones at debug level)",
+                self.name, container_id[:12], what)
 
     def hooked(self, hook: str) -> bool:
         """Whether the runtime's ``hook`` event (``create``, ``start``) starts a lookup."""

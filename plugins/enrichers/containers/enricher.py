@@ -14,6 +14,9 @@ Per event (``enrich``, synchronous, after the process enricher):
    ``drops.enrich.container_pending`` (a lookup was still running),
    ``drops.enrich.container_unavailable`` (its engines are away) or
    ``enrich.container.unknown`` (no engine knows the container).
+3. At a successful exec in a container whose metadata is known, the health probe the process
+   runs as, if any (``proc.health_probe``, :func:`health_probe`: Falco's thread category, read
+   by ``proc.is_container_healthcheck``, ``..._liveness_probe``, ``..._readiness_probe``).
 
 Per batch (``prepare``, before any enricher's ``enrich``): the containers of the batch whose
 metadata is missing are looked up and the batch waits for them, at most ``lookup_wait`` per
@@ -39,7 +42,7 @@ import trio
 
 from syswarden.core.cgroup_ids import CgroupResolver
 from syswarden.core.cgroups import HOST, HOST_REF, SHORT_ID_LEN, ContainerRef, read_proc_cgroup
-from syswarden.core.event import Container, Event
+from syswarden.core.event import Container, Event, Process
 from syswarden.core.metrics import Metrics
 from syswarden.core.protocols import Enricher
 
@@ -50,6 +53,39 @@ log = logging.getLogger("syswarden.container")
 
 #: seconds between two asks of a container no engine knows yet, while an event waits for it
 LOOKUP_RETRY = 0.05
+_EXEC = frozenset({"execve", "execveat"})
+
+
+def health_probe(p: Process, c: Container) -> str:
+    """The health probe a process runs as, at its exec in container ``c``: Falco's category of
+    a thread (``healthcheck``, ``liveness``, ``readiness``; ``""`` for none).  The container's
+    first process (vpid 1) runs none; a process whose parent runs one runs the same (so do the
+    children it forks: the table copies it); else the process runs the probe whose command is
+    its own (argv[0] and its arguments, the liveness probe's, the readiness probe's, then
+    the health check's) when none of its ancestors is the container's first process (the probe
+    runs beside the container's programs, not under them); else it keeps what it had (an exec
+    does not end a probe)."""
+    if p.vpid == 1:
+        return ""
+    parent = p.parent
+    if parent is not None and parent.health_probe:
+        return parent.health_probe
+    if not (c.liveness_probe or c.readiness_probe or c.healthcheck):
+        return p.health_probe
+    argv = [p.exe, *p.args]
+    if argv == c.liveness_probe:
+        kind = "liveness"
+    elif argv == c.readiness_probe:
+        kind = "readiness"
+    elif c.healthcheck and c.healthcheck != "NONE" \
+            and c.healthcheck in (" ".join(argv), p.cmdline):
+        kind = "healthcheck"
+    else:
+        return p.health_probe
+    for a in p.ancestors():
+        if a.vpid == 1 and a.container_id not in ("", HOST):
+            return p.health_probe           # under the container's first process
+    return kind
 
 
 @dataclass(eq=False)
@@ -152,6 +188,8 @@ class ContainerEnricher(Enricher):
         evt.container = container
         if proc is not None:
             proc.container = container
+            if evt.type in _EXEC and evt.res == 0 and container.complete:
+                proc.health_probe = health_probe(proc, container)
 
     def _missing(self, ref: ContainerRef, container: Container | None) -> Container:
         cache = self.cache

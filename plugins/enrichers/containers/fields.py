@@ -100,9 +100,16 @@ def _healthcheck(evt: Any) -> str | None:
     return c.healthcheck or "NONE"
 
 
-def _no_probe(evt: Any) -> str | None:
-    c = evt.container
-    return "NONE" if c is not None and c.complete else None
+def _probe(name: str) -> Callable[[Any], str | None]:
+    """Falco's ``container.<name>``: the probe's command line (its argv joined by spaces),
+    ``NONE`` when the container has none."""
+    def read(evt: Any) -> str | None:
+        c = evt.container
+        if c is None or not c.complete:
+            return None
+        argv = getattr(c, name)
+        return " ".join(argv) if argv else "NONE"
+    return read
 
 
 def _start_ts(evt: Any) -> int | None:
@@ -313,10 +320,11 @@ FIELDS = define("container", (
           _attr("host_ipc")),
     Field("container.healthcheck", S, "The container's health check command line; 'NONE' when "
           "it has none", _healthcheck),
-    Field("container.liveness_probe", S, "The container's liveness probe ('NONE': Docker has "
-          "none)", _no_probe),
-    Field("container.readiness_probe", S, "The container's readiness probe ('NONE': Docker has "
-          "none)", _no_probe),
+    Field("container.liveness_probe", S, "The container's Kubernetes liveness probe command "
+          "line (its pod spec's exec probe); 'NONE' when it has none", _probe("liveness_probe")),
+    Field("container.readiness_probe", S, "The container's Kubernetes readiness probe command "
+          "line (its pod spec's exec probe); 'NONE' when it has none",
+          _probe("readiness_probe")),
     Field("container.cni.json", S, "The pod's CNI result as JSON (CRI runtimes only)",
           _attr("cni_json")),
     Field("container.start_ts", ABS, "Container start as epoch timestamp in nanoseconds",

@@ -12,6 +12,8 @@ names the rules' prefilters test (:mod:`syswarden.core.rules.procnames`), render
   kernel wrote meanwhile), and a reload's new program is given the old one's entries.
 * ``rule_names`` (a hash, by name): the bits of the rules' name sets that hold the name.
 * ``names_ready`` (one u32): set once ``rule_names`` is written.
+* ``host_cgroups`` (a hash, by cgroup id): where the cgroup's processes run (:class:`CgroupPlaces`);
+  ``place_bits()`` is both places for a cgroup not in it.
 
 ``name_bits()`` is the bits of the current process's name: every bit (no name test fails)
 while ``rule_names`` is not written or the process has no entry (not known: an entry evicted,
@@ -21,8 +23,10 @@ tests).  A prefilter's term with a name set is tested as ``(nbits & bit)``.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable
 
+from syswarden.core.cgroup_ids import CgroupResolver
+from syswarden.core.cgroups import parse_cgroup_path
 from syswarden.core.rules.procnames import COMM_LEN, CONTAINER, HOST, bit_sets
 
 #: Processes ``proc_names`` keeps (least recently used evicted: then not known, sent).
@@ -35,6 +39,41 @@ MAPS = ("proc_names", "rule_names", "names_ready", "host_cgroups")
 CGROUPS_MAX = 65536
 #: ``place_bits()``: the current cgroup is the host's, a container's (both: not known).
 PLACE_BITS = {HOST: 1, CONTAINER: 2}
+
+
+class CgroupPlaces:
+    """Where each cgroup's processes run, as ``host_cgroups`` holds it (:data:`PLACE_BITS`: the
+    host, or the container its path names, as the container enricher takes it): every cgroup
+    of the v2 hierarchy when a program is loaded (:meth:`all`), then each cgroup first seen in
+    a process record (:meth:`learn`): a container started since, whose processes' place was
+    not known, so their events were all sent, until its first exec reached the agent."""
+
+    def __init__(self, resolver: CgroupResolver | None = None) -> None:
+        self.resolver = resolver if resolver is not None else CgroupResolver()
+        self.known: set[int] = set()
+
+    def _place(self, path: str) -> int:
+        return PLACE_BITS[HOST if parse_cgroup_path(path) is None else CONTAINER]
+
+    def all(self) -> dict[int, int]:
+        """Every cgroup there is now -> its place (they are then known)."""
+        self.resolver.walk()
+        places = {cid: self._place(path) for cid, path in self.resolver.paths().items()}
+        self.known = set(places)
+        return places
+
+    def learn(self, events: Iterable[Any]) -> dict[int, int]:
+        """The places of the cgroups of ``events`` not known yet (each looked up once; at most
+        :data:`CGROUPS_MAX` are known)."""
+        new: dict[int, int] = {}
+        for ev in events:
+            cid = ev.cgroup_id
+            if cid and cid not in self.known and len(self.known) < CGROUPS_MAX:
+                self.known.add(cid)
+                path = self.resolver.path_of(cid)
+                if path is not None:
+                    new[cid] = self._place(path)
+        return new
 
 
 def bits_of(*name_sets: Iterable[frozenset[str] | None]) -> dict[frozenset[str], int]:

@@ -41,8 +41,7 @@ from syswarden.core.errors import SourceError
 from syswarden.core.event import Event
 from syswarden.core.protocols import Source
 from syswarden.core.rules.prefilter import OpenPrefilter
-from syswarden.core.cgroups import cgroup2_root, parse_cgroup_path
-from syswarden.core.rules.procnames import CONTAINER, HOST, COMM_LEN, comm_key, name_masks
+from syswarden.core.rules.procnames import COMM_LEN, comm_key, name_masks
 from syswarden.core.rules.sockfilter import SocketPrefilter
 
 from . import btf, fentry, loader, name_filter, record, tracefs
@@ -315,6 +314,8 @@ class EbpfSource(Source):
         self._stop_requested = False
         self._stop_ts: int | None = None    # event time of the graceful stop request
         self._needs_reload = False
+        #: where each cgroup's processes run, as the kernel's host_cgroups has it
+        self.places = name_filter.CgroupPlaces()
         #: the reader's wait while the rings are empty (cancelled to make it look again)
         self._idle: trio.CancelScope | None = None
         self._switched = trio.Event()
@@ -425,7 +426,11 @@ class EbpfSource(Source):
                      if (key := comm_key(name)) is not None]
         for pid, key in items:
             loader.map_update(prog.maps["proc_names"], pid, key, loader.BPF_NOEXIST)
-        for cgroup_id, place in cgroup_places().items():
+        self._write_places(prog, self.places.all())
+
+    @staticmethod
+    def _write_places(prog: Program, places: dict[int, int]) -> None:
+        for cgroup_id, place in places.items():
             if not loader.map_update(prog.maps["host_cgroups"], struct.pack("=Q", cgroup_id),
                                      struct.pack("=I", place)):
                 break                               # full: the others are not known (sent)
@@ -511,7 +516,13 @@ class EbpfSource(Source):
         out: list[Event] = []
         decode = self.decoder.decode
         before = self.decoder.errors
-        self.received["proc"] += rings[0].consume(decode, out, limit)
+        got = rings[0].consume(decode, out, limit)
+        self.received["proc"] += got
+        if got and self.prog is not None and "host_cgroups" in self.prog.maps:
+            # a process record from a cgroup made since the load: its place, for the kernel
+            new = self.places.learn(out)
+            if new:
+                self._write_places(self.prog, new)
         self.received["events"] += rings[1].consume(decode, out, limit)
         self.decode_errors += self.decoder.errors - before
         return out
@@ -659,25 +670,6 @@ class EbpfSource(Source):
         """Make a reader waiting on empty rings look again (a stop, a reload)."""
         if self._idle is not None:
             self._idle.cancel()
-
-
-def cgroup_places() -> dict[int, int]:
-    """Every cgroup of the v2 hierarchy (its id: the directory's inode number) -> where its
-    processes run as the container enricher takes it (:data:`.name_filter.PLACE_BITS`: the
-    host, or the container its path names)."""
-    root = cgroup2_root()
-    out: dict[int, int] = {}
-    if root is None:
-        return out
-    top = root.rstrip("/") or "/"
-    for dirpath, _dirs, _files in os.walk(top):
-        try:
-            ino = os.stat(dirpath).st_ino
-        except OSError:
-            continue
-        ref = parse_cgroup_path(dirpath[len(top):] or "/")
-        out[ino] = name_filter.PLACE_BITS[HOST if ref is None else CONTAINER]
-    return out
 
 
 async def _wait_any(fds: list[int]) -> None:

@@ -31,13 +31,13 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 from syswarden.core.event import Container, Mount
 
 from ..engine import DEFAULT_OPTIONS, ContainerEngine, EngineEvent, EngineOptions
-from ..metadata import (K8S_NS, K8S_POD, K8S_SANDBOX, K8S_UID, short_labels, split_image,
-                        strip_algo)
+from ..metadata import (K8S_NS, K8S_POD, K8S_SANDBOX, K8S_UID, LAST_APPLIED, pod_probes,
+                        probes_of, short_labels, split_image, strip_algo)
 from ..stubs.cri import api_pb2, api_pb2_grpc
 from .grpcio import GrpcLink, Unimplemented, json_or_empty
 
@@ -101,7 +101,8 @@ class CriEngine(ContainerEngine):
                 api_pb2.PodSandboxStatusRequest(pod_sandbox_id=listed.containers[0]
                                                 .pod_sandbox_id, verbose=True),
                 not_found=True)
-        container = container_from_cri(status, sandbox, self.kind, self.options)
+        container = container_from_cri(status, sandbox, self.kind, self.options,
+                                       self.unreadable)
         if self.options.with_size:
             stats = await self.link.call(
                 self.runtime.ContainerStats,
@@ -192,9 +193,12 @@ def _image(st: Any, info: dict[str, Any]) -> dict[str, Any]:
 
 
 def container_from_cri(answer: Any, sandbox_answer: Any, kind: str,
-                       options: EngineOptions = DEFAULT_OPTIONS) -> Container:
+                       options: EngineOptions = DEFAULT_OPTIONS,
+                       warn: Callable[[str, str], None] | None = None) -> Container:
     """A :class:`Container` from ``ContainerStatus`` and its pod's ``PodSandboxStatus``, read
-    as Falco's CRI engine reads them."""
+    as Falco's CRI engine reads them; its probes from the pod's ``last-applied-configuration``
+    annotation (the container's own annotations, else the pod sandbox's), the spec's
+    container of its CRI name.  ``warn(id, what)`` is told what could not be read."""
     st = answer.status
     info = _info(answer)
     most = options.label_max_len
@@ -206,11 +210,18 @@ def container_from_cri(answer: Any, sandbox_answer: Any, kind: str,
     if sandbox_answer is not None and sandbox_answer.status.id:
         labels = _pod_labels(labels, sandbox_answer.status)
         pod = _pod_facts(sandbox_answer, most)
+    notes = st.annotations if LAST_APPLIED in st.annotations else \
+        sandbox_answer.status.annotations if sandbox_answer is not None else {}
+    spec, error = pod_probes(notes.get(LAST_APPLIED))
+    if error is not None and warn is not None:
+        warn(st.id, f"{LAST_APPLIED}: {error}")
+    liveness, readiness = probes_of(spec, st.metadata.name)
     return Container(
         id=st.id[:12], full_id=st.id, type=kind, name=st.metadata.name or None,
         privileged=_privileged(info), mounts=mounts, labels=labels,
         start_ts=st.created_at or None,
         user=str(st.user.linux.uid) if st.HasField("user") else "0",
+        liveness_probe=liveness, readiness_probe=readiness,
         pid=_pid(info), complete=True, **_image(st, info), **pod)
 
 

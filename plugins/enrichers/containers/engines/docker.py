@@ -22,7 +22,7 @@ sockets and ``container.type`` podman.
 from __future__ import annotations
 
 import json
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 import httpx
 
@@ -31,7 +31,8 @@ from syswarden.core.event import Container, Mount
 
 from ..engine import (DEFAULT_OPTIONS, ContainerEngine, EngineEvent, EngineOptions,
                       EngineUnavailable)
-from ..metadata import image_parts, parse_timestamp, short_labels, strip_algo
+from ..metadata import (DOCKER_LAST_APPLIED, K8S_CONTAINER, image_parts, parse_timestamp,
+                        pod_probes, probes_of, short_labels, strip_algo)
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
 
@@ -138,8 +139,10 @@ def _describe(exc: BaseException) -> str:
 
 
 def container_from_inspect(doc: dict[str, Any], kind: str = "docker",
-                           options: EngineOptions = DEFAULT_OPTIONS) -> Container:
-    """Build a complete :class:`Container` from an inspect answer."""
+                           options: EngineOptions = DEFAULT_OPTIONS,
+                           warn: Callable[[str, str], None] | None = None) -> Container:
+    """Build a complete :class:`Container` from an inspect answer; ``warn(id, what)`` is told
+    what of it could not be read."""
     full_id = str(doc.get("Id") or "")
     config = doc.get("Config") or {}
     host = doc.get("HostConfig") or {}
@@ -156,7 +159,12 @@ def container_from_inspect(doc: dict[str, Any], kind: str = "docker",
               propagation=str(m.get("Propagation") or ""))
         for m in (doc.get("Mounts") or []) if isinstance(m, dict)
     ]
-    labels = short_labels(config.get("Labels") or {}, options.label_max_len)
+    raw_labels = config.get("Labels") or {}
+    labels = short_labels(raw_labels, options.label_max_len)
+    pod, probes_error = pod_probes(raw_labels.get(DOCKER_LAST_APPLIED))
+    if probes_error is not None and warn is not None:
+        warn(full_id, f"{DOCKER_LAST_APPLIED}: {probes_error}")
+    liveness, readiness = probes_of(pod, labels.get(K8S_CONTAINER))
     healthcheck = None
     test = (config.get("Healthcheck") or {}).get("Test")
     if isinstance(test, list) and test:
@@ -166,6 +174,8 @@ def container_from_inspect(doc: dict[str, Any], kind: str = "docker",
             healthcheck = "/bin/sh -c " + str(test[1])
         elif test[0] == "NONE":
             healthcheck = "NONE"
+    if liveness or readiness:
+        healthcheck = None      # Falco's: a Kubernetes probe, the health check not considered
     networks = ((doc.get("NetworkSettings") or {}).get("IPAddress")) or None
     container = Container(
         id=full_id[:SHORT_ID_LEN],
@@ -182,6 +192,9 @@ def container_from_inspect(doc: dict[str, Any], kind: str = "docker",
         labels=labels,
         start_ts=parse_timestamp(state.get("StartedAt")),
         healthcheck=healthcheck,
+        liveness_probe=liveness,
+        readiness_probe=readiness,
+        pod_probes=pod,
         ip=networks,
         user=str(config.get("User")) if config.get("User") else None,
         complete=True,
@@ -216,7 +229,8 @@ class DockerEngine(ContainerEngine):
 
     async def inspect(self, full_id: str) -> Container | None:
         doc = await self.client.inspect(full_id, self.options.with_size)
-        return container_from_inspect(doc, self.kind, self.options) if doc is not None else None
+        return container_from_inspect(doc, self.kind, self.options, self.unreadable) \
+            if doc is not None else None
 
     async def list_running(self) -> list[str]:
         return await self.client.list_ids()

@@ -237,11 +237,6 @@ def _proc_exe_ino_ctime_duration_proc_start(e):
     return max(0, p.start_ts - ctime)
 
 
-#: Why the Kubernetes probes are not told apart here.
-_NO_K8S_PROBES = ("the probes are read from the pod's specification in the Kubernetes API, "
-                  "which syswarden does not query")
-
-
 def _pidns_init(p: Any) -> Any:
     """The first process of ``p``'s PID namespace (vpid 1) among its ancestors, itself
     included; None when the table does not reach it."""
@@ -265,21 +260,14 @@ def _proc_exe_ino_ctime_duration_pidns(e):
     return max(0, ctime - start)
 
 
-def _proc_is_container_healthcheck(e):
-    """Falco's: the process runs the container's health check command (its HEALTHCHECK, exe
-    and arguments as Docker runs them), or descends from the one that does in the container
-    (what the check's shell runs)."""
-    p, c = e.proc, e.container
-    if p is None or c is None or not c.complete:
-        return None
-    if not c.healthcheck:
-        return False
-    for a in [p, *p.ancestors()]:
-        if a.container_id != p.container_id:
-            break
-        if " ".join([a.exe, *a.args]) == c.healthcheck or a.cmdline == c.healthcheck:
-            return True
-    return False
+def _runs_probe(kind: str):
+    """Falco's ``proc.is_container_<kind>``: the process runs as the container's health check
+    or Kubernetes probe of that kind, or descends from the one that does (the category the
+    container enricher gives it at its exec, ``Process.health_probe``)."""
+    def read(e):
+        p = e.proc
+        return p.health_probe == kind if p is not None else None
+    return read
 
 
 def _proc_fdlimit(e):
@@ -407,11 +395,11 @@ FIELDS = (
     Field("proc.pidns_init_start_ts", U, "Start of the PID namespace (of its first process), "
           "epoch nanoseconds.", _proc_pidns_init_start_ts),
     Field("proc.is_container_healthcheck", B, "True if the process runs as the container's "
-          "health check.", _proc_is_container_healthcheck),
+          "health check.", _runs_probe("healthcheck")),
     Field("proc.is_container_liveness_probe", B, "True if the process runs as the container's "
-          "liveness probe.", None, unsupported=_NO_K8S_PROBES),
+          "liveness probe.", _runs_probe("liveness")),
     Field("proc.is_container_readiness_probe", B, "True if the process runs as the "
-          "container's readiness probe.", None, unsupported=_NO_K8S_PROBES),
+          "container's readiness probe.", _runs_probe("readiness")),
     Field("proc.fdopencount", U, "Number of open fds of the process (as the fd table knows "
           "them).", _proc_fdopencount),
     Field("proc.vmsize", U, "Total virtual memory of the process (kb), at its exec.",

@@ -21,7 +21,7 @@ from syswarden.plugins.enrichers.containers.enricher import ContainerEnricher
 from syswarden.plugins.enrichers.containers.metadata import process_start_ns
 from tests.helpers.containerd import APP_IMAGE, containerd, kubelet  # noqa: F401
 from tests.helpers.docker import cgroup_id, eventually, in_thread, process_event, unique_name
-from tests.helpers.runtimes import enrich, live_alerts, read
+from tests.helpers.runtimes import PROBE_OUTPUT, enrich, live_alerts, probes_told_apart, read
 
 pytestmark = [pytest.mark.docker, pytest.mark.root]
 
@@ -149,6 +149,49 @@ async def test_live_first_exec_and_alert_of_a_pod(nursery, containerd,  # noqa: 
     for evt in execs():
         assert evt.proc.vpid == 1 and read("container.name", evt) == "cart"
         assert read("container.image", evt) == APP_IMAGE
+
+
+async def test_cri_probes_from_the_pods_annotation_live(nursery, containerd,  # noqa: F811
+                                                        kubelet) -> None:  # noqa: F811
+    """A pod applied with ``kubectl apply`` carries its spec in the annotation
+    ``kubectl.kubernetes.io/last-applied-configuration``, which the CRI gives back with the pod
+    sandbox: the container takes the probes of its own name in the spec (not the first
+    container's), and what the kubelet runs as an exec probe (``ExecSync``) is told apart by the
+    live pipeline from another exec and from the container's own programs."""
+    import json
+
+    from syswarden.plugins.enrichers.containers.metadata import LAST_APPLIED
+
+    def exec_probe(command: list[str]) -> dict:
+        return {"exec": {"command": command}, "periodSeconds": 10}
+    ready = ["sh", "-c", "cat /etc/hostname; exec cat /etc/hostname"]
+    spec = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "probed"},
+            "spec": {"containers": [
+                {"name": "other", "livenessProbe": exec_probe(["cat", "/etc/other"])},
+                {"name": "app", "livenessProbe": exec_probe(["cat", "/tmp/healthy"]),
+                 "readinessProbe": exec_probe(ready)}]}}
+    e = await started(nursery, containerd.socket)
+    alerts = await live_alerts(
+        nursery, e, "evt.type = execve and k8s.ns.name = probes and container.name = app",
+        PROBE_OUTPUT, syscalls=frozenset({"execve"}))
+    pod = await in_thread(kubelet.run_pod, unique_name("probed"), "probes", None,
+                          {LAST_APPLIED: json.dumps(spec)})
+    cid = await in_thread(kubelet.create_container, pod, "app", APP_IMAGE, "sh", "-c",
+                          "cat /tmp/healthy; exec sleep 120")
+    await in_thread(kubelet.start_container, cid)
+    await eventually(lambda: any(t.endswith("sleep 120") for _, t in alerts))
+    for command in (["cat", "/tmp/healthy"], ["cat", "/etc/other"], ready):
+        await in_thread(kubelet.exec_sync, cid, *command)
+    no = "false false false"
+    await probes_told_apart(alerts, ("cat /tmp/healthy", " ".join(ready)), [
+        (no, "sh -c cat /tmp/healthy; exec sleep 120"),
+        (no, "cat /tmp/healthy"),                               # the container's own
+        (no, "sleep 120"),
+        ("true false false", "cat /tmp/healthy"),               # the kubelet's probe
+        (no, "cat /etc/other"),                                 # the other container's
+        ("false true false", " ".join(ready)),
+        ("false true false", "cat /etc/hostname"),              # its child
+        ("false true false", "cat /etc/hostname")])             # what it execs into
 
 
 async def test_container_gone_before_its_metadata(nursery, containerd, kubelet,  # noqa: F811

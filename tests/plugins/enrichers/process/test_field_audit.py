@@ -37,6 +37,10 @@ PROVEN_ELSEWHERE = {
     "proc.is_exe_upper_layer": "test_live_fields.py::test_short_lived_container_processes",
     "proc.is_container_healthcheck": "test_live_fields.py::"
                                      "test_a_container_health_check_is_told_apart",
+    "proc.is_container_liveness_probe": "../containers/test_probes.py::"
+                                        "test_the_probes_a_docker_exec_runs_are_told_apart_live",
+    "proc.is_container_readiness_probe": "../containers/test_probes.py::"
+                                         "test_the_probes_a_docker_exec_runs_are_told_apart_live",
     # beyond Falco (the audit's opens compute them too): through links, mounts, a chroot
     "fd.realpath": "../../sources/ebpf/test_realpath.py::"
                    "test_the_realpath_is_the_file_opened_and_the_identity_is_stat_s",

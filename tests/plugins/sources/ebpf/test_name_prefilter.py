@@ -184,3 +184,49 @@ def _check_names_and_places(tmp_path, opf, spf, box: str) -> None:
     assert all(expected[(pid, t)] for pid in host if not host[pid] for t in ("openat", "sendto"))
     assert counted[1][FILTERED] - counted[0][FILTERED] >= 4
     assert counted[1][SOCKS_FILTERED] - counted[0][SOCKS_FILTERED] >= 4
+
+
+@needs_root
+@pytest.mark.root
+def test_a_cgroup_made_after_the_load_gets_its_place_from_its_first_exec(tmp_path, prefilters):
+    """A host cgroup made after the program was loaded: its place is not known, so the first
+    process in it is sent whatever its name; its exec teaches the source, which writes the
+    place, and a later process there (a name no rule tests, on the host) is kept."""
+    opf, spf = prefilters
+    root = cgroup2_root()
+    if root is None:
+        pytest.skip("no cgroup v2 hierarchy")
+    probe = tmp_path / "probe"
+    probe.write_text("x")
+    other = tmp_path / "sw-other"
+    os.symlink(os.path.realpath(sys.executable), other)
+    src = EbpfSource({}, {"openat", "sendto"}, os.getpid(), open_prefilter=opf,
+                     socket_prefilter=spf)
+    late = os.path.join(root, f"sw-late-{os.urandom(6).hex()}")
+    pids: list[int] = []
+    drained: list = []
+
+    def run_inside() -> None:
+        def enter() -> None:
+            with open(os.path.join(late, "cgroup.procs"), "w") as f:
+                f.write(str(os.getpid()))
+        out = subprocess.run([str(other), "-c", CHILD, "0", "-", "0", str(probe)],
+                             preexec_fn=enter, capture_output=True, text=True, check=True)
+        pids.append(int(out.stdout.split()[0]))
+
+    def action() -> None:
+        os.mkdir(late)                        # after the load
+        run_inside()
+        drained.extend(src.drain())           # the reader sees its exec, learns the place
+        run_inside()
+
+    try:
+        events = drained + events_of(src, action)
+    finally:
+        os.rmdir(late)
+    sent = Counter(e.pid for e in events if e.type in ("openat", "sendto")
+                   and (e.type == "sendto" or e.args.get("name") == str(probe)))
+    assert sent[pids[0]] == 2                  # its place not known: sent
+    assert sent[pids[1]] == 0                  # the host's, known by then: kept
+    assert not opf.accepts(3, os.O_RDONLY | os.O_CLOEXEC, str(probe), name="sw-other",
+                           host=True)
