@@ -19,14 +19,17 @@ from tests.helpers.paths import COMPAT
 
 pytestmark = [needs_root, pytest.mark.root]
 
-#: A TCP server and client, a connected UDP socket, each dup'd; what they are on stdout.
-CHILD = """
-import os, socket
+#: A TCP server on loopback and its client ``t``, connected.
+CONNECTED = """
+import os, socket, sys
 srv = socket.socket()
 srv.bind(("127.0.0.1", 0))
 srv.listen()
 t = socket.socket()
 t.connect(srv.getsockname())
+"""
+#: Those, the server's accept, a connected UDP socket, each dup'd; what they are on stdout.
+CHILD = CONNECTED + """
 c, _ = srv.accept()
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 u.connect(("127.0.0.1", 9))
@@ -95,16 +98,10 @@ def test_connect_listen_accept_and_dup_say_the_socket_the_table_did_not_see_made
 
 
 #: A reverse shell's shape: a connected TCP socket on stdout.
-REVERSE = """
-import os, socket, sys
-srv = socket.socket()
-srv.bind(("127.0.0.1", 0))
-srv.listen()
-s = socket.socket()
-s.connect(srv.getsockname())
-sys.stdout.write(f"{s.fileno()} {srv.getsockname()[1]}")
+REVERSE = CONNECTED + """
+sys.stdout.write(f"{t.fileno()} {srv.getsockname()[1]}")
 sys.stdout.flush()
-os.dup2(s.fileno(), 1)
+os.dup2(t.fileno(), 1)
 """
 
 
