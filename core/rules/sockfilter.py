@@ -69,7 +69,8 @@ CLASSES = frozenset({UNIX, TCP, NOT_TCP, OTHER})
 #: The socket syscalls the prefilter speaks for.
 SOCKET_SYSCALLS = ("socket", "connect", "accept", "accept4", "bind", "listen", "sendto",
                    "sendmsg", "recvfrom", "recvmsg")
-#: Those whose events the fd table learns from (``listen`` only looks its fd up).
+#: Those whose events the fd table learns from (``listen`` only looks its fd up: its event's
+#: entry is the kernel's view of the socket, the table's is left as it was).
 TEACHERS = frozenset(SOCKET_SYSCALLS) - {"listen"}
 #: Socket syscalls that read an existing descriptor's entry (``accept``: the listening one's).
 READERS = frozenset(SOCKET_SYSCALLS) - {"socket"}

@@ -14,7 +14,7 @@
   (and ``listen`` its local end, ``dup*`` both ends): a socket the table did not see made (or
   took for another family, a ``/proc`` "socket:[ino]" taken for UNIX) is made from them as
   ``socket`` would have made it (:func:`sock_kind`), and its ``fd.sockfamily``/``fd.l4proto``
-  are the kernel's.
+  are the kernel's (``listen``'s for its event alone: the table keeps what it had).
 * ``dup*`` copy an entry; ``close`` removes it when a rule makes the source follow closes.
   Otherwise an entry is stamped with its file's inode number, which the live source reads in
   the kernel for every call that creates or uses an fd: a use with another inode finds the
@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 import posixpath
 import socket
+from dataclasses import replace
 from typing import Any, Callable
 
 from syswarden.core import ip_addresses
@@ -372,21 +373,31 @@ class FdTable:
 
     def _listen(self, ev: Event, p: Process) -> None:
         """A listening socket as the kernel has it (its family, type, local end: what the table
-        would have learned from its ``socket`` and ``bind``), the table's entry else."""
+        would have learned from its ``socket`` and ``bind``), else the table's entry.  The
+        table itself is left as it was: ``listen`` teaches it nothing (the socket prefilter
+        counts on that, see ``sockfilter.TEACHERS``)."""
         num = ev.args.get("fd")
         if not isinstance(num, int) or num < 0:
             return
+        f = self.lookup(p, num, _stamp(ev))
         facts = _facts(ev)
-        if _kernel_kind(facts) is None:
-            ev.fd = self.lookup(p, num, _stamp(ev))
+        kernel = _kernel_kind(facts)
+        if kernel is None:
+            ev.fd = f
             return
-        f = self._sock_fd(p, num, None, _stamp(ev), facts)
+        kind, sockfamily, l4proto = kernel
+        if not _same_socket(f, kind, sockfamily):
+            f = FdInfo(num, kind, "")
+            f.ino = _stamp(ev)
+        else:
+            f = replace(f)
+        f.sockfamily, f.l4proto = sockfamily, l4proto
         local = facts.local
-        if f.sockfamily == "ip":
-            f.type = local[0] if local is not None else f.type
+        if sockfamily == "ip":
             f.is_server = True
             f.cip = f.cport = None
             if local is not None:
+                f.type = local[0]
                 f.sip, f.sport = local[1], local[2]
                 f.name = f"{f.sip}:{f.sport}"
         ev.fd = f
@@ -488,14 +499,21 @@ def _kernel_kind(facts: KernelFacts) -> tuple[str, str | None, str | None] | Non
     return sock_kind(facts.sock_family, facts.sock_type or 0, facts.sock_proto or 0)
 
 
+def _same_socket(f: FdInfo | None, kind: str, sockfamily: str | None) -> bool:
+    """Whether the table's entry ``f`` may be the socket the kernel describes (``kind``,
+    ``sockfamily``: :func:`sock_kind`'s): one of the same family (an IP socket's type may be
+    the other IP one: an IPv6 socket with IPv4-mapped ends), or of the same type."""
+    return f is not None and (f.type == kind
+                              or _SOCK_FAMILY.get(f.type, f.type) == (sockfamily or kind))
+
+
 def _as_kernel_has_it(f: FdInfo | None, num: Any, kernel: tuple[str, str | None, str | None],
                       facts: KernelFacts) -> FdInfo:
     """The entry of a socket a ``dup`` copies, its family and protocol the kernel's; its ends
     the kernel's where the table knew none (a UDP socket's peer the table learned from its
     messages stays)."""
     kind, sockfamily, l4proto = kernel
-    if f is None or (f.type != kind
-                     and _SOCK_FAMILY.get(f.type, f.type) != (sockfamily or kind)):
+    if not _same_socket(f, kind, sockfamily):
         f = FdInfo(num if isinstance(num, int) else -1, kind, "")
         f.ino = facts.ino
     f.sockfamily, f.l4proto = sockfamily, l4proto

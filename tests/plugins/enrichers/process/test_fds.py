@@ -258,11 +258,13 @@ def test_listen_on_a_socket_not_seen_bound_has_the_kernels_local_end():
     f = e.fd
     assert (f.type, f.l4proto, str(f.sip), f.sport, f.is_server, f.cip) == \
         ("ipv4", "tcp", "0.0.0.0", 8080, True, None)
+    assert 5 not in p.fds                        # listen teaches the table nothing
     u = ev("listen", fd=6, backlog=10, facts=UNIX)
     p.fds[6] = FdInfo(6, "unix", "/run/x.sock")
     t.enrich(u, p)
     assert (u.fd.type, u.fd.name, u.fd.sockfamily, u.fd.l4proto) == \
         ("unix", "/run/x.sock", "unix", None)                   # the table's name stays
+    assert p.fds[6].sockfamily is None and u.fd is not p.fds[6]
 
 
 def test_an_accept_takes_its_protocol_and_family_from_the_kernel():
