@@ -90,15 +90,22 @@ def _substring_bits(terms: list[Term]) -> dict[str, int]:
 
 def _substring_c(sub: str, bit: int) -> list[str]:
     """Inside the scan, without a branch: sets ``bit`` of ``hits`` when the path holds ``sub``
-    from position ``i``.  ``d`` is 0 there (every byte equal, and ``sub`` ends within the
-    path: ``left`` is not below its length); it is below 256 otherwise, so ``d - 1`` has its
-    top bit set only when ``d`` is 0."""
+    from position ``i``.  The path's bytes are compared eight at a time (a little-endian
+    ``u64`` load, XORed with the substring's bytes and masked to their count: unaligned loads
+    from a map value are allowed where the machine has them cheap, as x86_64); ``d`` is 0
+    there when every byte is equal and ``sub`` ends within the path (``left`` is not below its
+    length).  ``(d | -d) >> 63`` is 1 exactly when ``d`` is not 0."""
     raw = sub.encode()
-    diff = " | ".join(f"(q[(i + {k}) & (2 * SCAN_MAX - 1)] ^ {b})" if k else f"(q[i] ^ {b})"
-                      for k, b in enumerate(raw))
-    return [f"        d = {diff};",
-            f"        d |= (u32)((u64)(left - {len(raw)}) >> 63);",
-            f"        hits |= ((d - 1) >> 31) * {bit:#x};"]
+    words = []
+    for off in range(0, len(raw), 8):
+        chunk = raw[off:off + 8]
+        value = int.from_bytes(chunk, "little")
+        mask = (1 << (8 * len(chunk))) - 1
+        at = f"(i + {off}) & (2 * SCAN_MAX - 1)" if off else "i"
+        words.append(f"((*(volatile const u64 *)(q + ({at})) ^ {value:#x}ULL) & {mask:#x}ULL)")
+    return [f"        d = {' | '.join(words)};",
+            f"        d |= (u64)(left - {len(raw)}) >> 63;",
+            f"        hits |= (((d | (0 - d)) >> 63) ^ 1) * {bit:#x};"]
 
 
 def _term_c(t: Term, bits: dict[frozenset[str], int]) -> str:
@@ -208,7 +215,7 @@ def render(pf: OpenPrefilter | None, names: dict[frozenset[str], int] | None = N
     ]
     lines += _groups_c(groups, "    ")
     # the substrings whose terms' flags and prefixes hold, looked for in the scan below
-    lines += ["    u32 want = 0, hits = 0, d = 0;"]
+    lines += ["    u32 want = 0, hits = 0;", "    u64 d = 0;"]
     for t in with_subs:
         mask = sum(bits[x] for x in t.substrings or ())
         lines += [f"    if ({_term_c(t, names)})", f"        want |= {mask:#x};"]
