@@ -387,7 +387,10 @@ def _exit_handler(sc: Syscall, prefilter: bool = False, kfunc: str | None = None
         reg = SOCK_FD[sc.name]
         fd = f"(s64)(int)p.a[{reg}]" if reg is not None else \
             "(ctx->ret >= 0 ? ctx->ret : (s64)(int)p.a[0])"
-        lines += ["    {", f"        s64 sfd = {fd};", "        r->extra = sock_info(sfd);"]
+        # read once where the socket prefilter read it for the class
+        read = sock_filter.INFO_VAR if sc.name in sock_filter.INFO_OF and \
+            sock_filter.mask(socket_prefilter, sc.name) is not None else "sock_info(sfd)"
+        lines += ["    {", f"        s64 sfd = {fd};", f"        r->extra = {read};"]
         if sc.name in LOCAL_END:
             slot = sc.slots - 1 - (sc.name in PEER_END)
             lines.append(f"        pos = put_sock_ends(r, pos, {slot}, sfd, r->extra, "

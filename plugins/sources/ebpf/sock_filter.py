@@ -35,6 +35,16 @@ CLASS_OF = {
     **{n: "sock_class((s64)(int)p.a[0])" for n in (
         "connect", "bind", "listen", "sendto", "sendmsg", "recvfrom", "recvmsg")},
 }
+#: The filtered syscalls whose record carries their socket's ``sock_info()`` anyway (those of
+#: ``program.SOCK_FD``, of the same fd): it is read once, into ``sock_info_v``, which the
+#: record takes, and their class is taken from it.
+INFO_OF = {
+    "accept": "sock_info(ctx->ret >= 0 ? ctx->ret : (s64)(int)p.a[0])",
+    "accept4": "sock_info(ctx->ret >= 0 ? ctx->ret : (s64)(int)p.a[0])",
+    **{n: "sock_info((s64)(int)p.a[0])" for n in ("connect", "bind", "listen")},
+}
+#: What a handler that read ``sock_info_v`` names it by.
+INFO_VAR = "sock_info_v"
 
 
 def _bits(classes: frozenset[str]) -> int:
@@ -73,7 +83,12 @@ def handler_lines(pf: SocketPrefilter | None, syscall: str,
     if m is None:
         return []
     names = names or {}
-    lines = [f"    u32 sock_bits = {CLASS_OF[syscall]};"]
+    if syscall in INFO_OF:
+        lines = [f"    u32 {INFO_VAR} = {INFO_OF[syscall]};",
+                 f"    u32 sock_bits = {INFO_VAR} ? socket_class({INFO_VAR} & 0xff, "
+                 f"({INFO_VAR} >> 8) & 0xff) : {ALL_BITS};"]
+    else:
+        lines = [f"    u32 sock_bits = {CLASS_OF[syscall]};"]
     # sent whatever the rules: not a socket (or its family not read: every bit), and what the
     # fd table learns from
     must = [f"sock_bits == {ALL_BITS}"]

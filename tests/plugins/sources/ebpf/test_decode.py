@@ -229,3 +229,15 @@ def test_the_record_of_a_socket_call_has_room_for_its_ends():
     c = P.render_program(["dup2", "listen"])
     body = c.split("int do_exit_dup2(", 1)[1].split("\n}\n", 1)[0]
     assert "r->extra = sock_info(sfd);" in body and "put_sock_ends(r, pos, 0, sfd" in body
+
+
+def test_a_filtered_socket_call_reads_its_socket_once():
+    """The socket prefilter's class and the record's SOCK_INFO come from one sock_info()."""
+    from syswarden.core.rules.sockfilter import SocketPrefilter
+    from syswarden.plugins.sources.ebpf import sock_filter
+    assert set(sock_filter.INFO_OF) <= set(P.SOCK_FD)
+    pf = SocketPrefilter(tuple((n, frozenset({"unix"})) for n in sorted(sock_filter.CLASS_OF)))
+    c = P.render_program(None, socket_prefilter=pf)
+    for name in sorted(P.SOCK_FD):
+        body = c.split(f"int do_exit_{name}(", 1)[1].split("\n}\n", 1)[0]
+        assert body.count("sock_info(") == 1, name
