@@ -255,7 +255,7 @@ DEFAULTS: dict[str, Any] = {
     "max_args": 64,
     "pending_max": 65536,
     "wakeup_every": 256,
-    "raw_fallback": True,
+    "raw_fallback": False,
     "poll_ms": 10,
     "args_from": "auto",
     "attach": "auto",
@@ -641,6 +641,8 @@ def registers_usable() -> bool:
 def raw_syscalls(event_types: Iterable[str] | None, cfg: dict[str, Any]) -> list[str]:
     """The needed syscalls the config says have no tracepoint here (``cfg["no_tracepoint"]``,
     filled by the source from tracefs) and that raw_syscalls can follow."""
+    if not cfg.get("raw_fallback", True):   # the agent's config always says (default: off)
+        return []
     missing = set(cfg.get("no_tracepoint") or ())
     return [n for n in needed_syscalls(event_types) if n in missing and n in RAW_SYSCALLS
             and kfunc_of(BY_NAME[n], cfg) is None]

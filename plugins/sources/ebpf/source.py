@@ -100,7 +100,7 @@ def resolved_config(config: dict[str, Any] | None) -> dict[str, Any]:
         offsets, kfuncs = btf.kernel_info(functions=P.KFUNC_CANDIDATES)
         cfg.setdefault("btf", offsets)
         cfg.setdefault("kfuncs", kfuncs)
-    if "no_tracepoint" not in cfg and cfg.get("raw_fallback"):
+    if "no_tracepoint" not in cfg:
         cfg["no_tracepoint"] = [
             sc.name for sc in P.SYSCALLS
             if not os.path.isdir(f"{TRACEFS}/events/syscalls/sys_exit_{sc.tracepoint}")]
@@ -382,6 +382,13 @@ class EbpfSource(Source):
         self.cfg = cfg
         if loaded.missing:
             log.info("not on this kernel, not followed: %s", ", ".join(loaded.missing))
+        unbuilt = [n for n in P.needed_syscalls(self.event_types)
+                   if n in (cfg.get("not_built") or ())]
+        if unbuilt and not cfg.get("raw_fallback"):
+            log.warning("ebpf: %s: this kernel is built without them (every call fails with "
+                        "ENOSYS) and they have no tracepoint: the attempts are not followed; "
+                        "ebpf.raw_fallback: true follows them through a program every syscall "
+                        "runs", ", ".join(unbuilt))
         kinds = sorted({hook.split(":", 1)[0] for hook in loaded.attached})
         log.info("ebpf: %d hooks attached (%s), syscall arguments from %s",
                  len(loaded.attached), ", ".join(kinds),

@@ -73,7 +73,7 @@ def test_a_syscall_the_kernel_has_no_function_for_keeps_its_tracepoint():
 
 
 def test_raw_syscalls_are_not_needed_for_a_syscall_an_fexit_program_follows():
-    cfg = {**FEXIT, "no_tracepoint": ["finit_module"]}
+    cfg = {**FEXIT, "raw_fallback": True, "no_tracepoint": ["finit_module"]}
     assert P.raw_syscalls({"finit_module"}, cfg) == []
     assert "fexit:__x64_sys_finit_module" in dict(P.tracepoints({"finit_module"}, cfg))
     tp = {**cfg, "attach": "tracepoint"}
@@ -83,7 +83,7 @@ def test_raw_syscalls_are_not_needed_for_a_syscall_an_fexit_program_follows():
 def test_a_syscall_with_neither_tracepoint_nor_function_is_a_raw_tracepoint_in_fexit_mode():
     """fexit programs for the others, raw tracepoint programs on sys_exit for it (the
     arguments from the registers: no sys_enter program), testing the number first."""
-    cfg = {**FEXIT, "no_tracepoint": ["finit_module"],
+    cfg = {**FEXIT, "raw_fallback": True, "no_tracepoint": ["finit_module"],
            "kfuncs": {k: v for k, v in KFUNCS.items() if "finit_module" not in k}}
     assert P.raw_syscalls({"openat", "finit_module"}, cfg) == ["finit_module"]
     hooks = dict(P.tracepoints({"openat", "finit_module"}, cfg))
@@ -104,7 +104,8 @@ def test_a_syscall_with_neither_tracepoint_nor_function_is_followed_live_in_fexi
     from tests.helpers.ebpf import events_of, finit_module_attempt
     _, kfuncs = btf.kernel_info(functions=P.KFUNC_CANDIDATES)
     kfuncs.pop("__x64_sys_finit_module", None)
-    src = EbpfSource({"attach": "fentry", "kfuncs": kfuncs, "no_tracepoint": ["finit_module"],
+    src = EbpfSource({"attach": "fentry", "kfuncs": kfuncs, "raw_fallback": True,
+                      "no_tracepoint": ["finit_module"],
                       "not_built": []},
                      {"openat", "finit_module"}, os.getpid())
     pids = []

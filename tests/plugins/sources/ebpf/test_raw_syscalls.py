@@ -1,7 +1,8 @@
 """Syscalls without their own tracepoint (init_module, finit_module: this kernel has no module
-support) are followed by default through raw tracepoint programs on sys_enter/sys_exit, so
-Falco's "Linux Kernel Module Injection Detected" fires on an attempt, with Falco's rules as they
-are, as it does under Falco (which sees every syscall through raw_syscalls)."""
+support) are followed, with ``ebpf.raw_fallback`` on (off by default: a program every syscall
+runs), through raw tracepoint programs on sys_enter/sys_exit, so Falco's "Linux Kernel Module
+Injection Detected" fires on an attempt, with Falco's rules as they are, as it does under Falco
+(which sees every syscall through raw_syscalls)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ def test_kernel_module_injection_fires_on_an_init_module_attempt(tmp_path, conta
     box = containers.run("alpine:latest", "sleep", "60", extra=("--cap-add", "SYS_MODULE"))
     alerts = tmp_path / "alerts.json"
     with running_agent("-r", str(COMPAT / "falco-rules" / "falco_rules.yaml"),
+                       "-o", "ebpf.raw_fallback=true",
                        "-o", "json_output=true", "-o", "file_output.enabled=true",
                        "-o", f"file_output.filename={alerts}",
                        "-o", "stdout_output.enabled=false"):
@@ -53,7 +55,8 @@ def test_a_syscall_the_kernel_is_built_without_costs_no_exit_program():
     -ENOSYS, so the enter program sends the record and no program runs at every syscall's
     exit; a syscall merely without a tracepoint keeps the exit program."""
     from syswarden.plugins.sources.ebpf import program as P
-    cfg = {"attach": "tracepoint", "args_from": "regs", "no_tracepoint": ["finit_module"]}
+    cfg = {"attach": "tracepoint", "args_from": "regs", "raw_fallback": True,
+           "no_tracepoint": ["finit_module"]}
     stub = dict(P.tracepoints({"openat", "finit_module"}, {**cfg, "not_built": ["finit_module"]}))
     assert stub["raw_tp:sys_enter"] == "sw_raw_enter" and "raw_tp:sys_exit" not in stub
     text = P.render_program({"openat", "finit_module"}, {**cfg, "not_built": ["finit_module"]})
@@ -74,7 +77,8 @@ def test_both_raw_paths_send_the_attempt_live(path):
     from tests.helpers.ebpf import events_of, finit_module_attempt
     if path == "enter" and os.path.exists("/proc/modules"):
         pytest.skip("this kernel is built with module support")
-    src = EbpfSource({"attach": "tracepoint", "no_tracepoint": ["finit_module"],
+    src = EbpfSource({"attach": "tracepoint", "raw_fallback": True,
+                      "no_tracepoint": ["finit_module"],
                       "not_built": ["finit_module"] if path == "enter" else []},
                      {"openat", "finit_module"}, os.getpid())
     pids: list[int] = []
@@ -90,3 +94,22 @@ def test_both_raw_paths_send_the_attempt_live(path):
         assert got[0].res == -38
     else:
         assert got[0].res < 0
+
+
+def test_by_default_the_attempts_are_not_followed_and_it_is_said(caplog):
+    """``ebpf.raw_fallback`` is off by default: no program runs at every syscall, and the
+    start says which needed syscalls are not followed and how to follow them."""
+    import logging
+
+    from syswarden.plugins.sources.ebpf.source import EbpfSource
+    if os.path.exists("/proc/modules"):
+        pytest.skip("this kernel is built with module support")
+    src = EbpfSource({}, {"openat", "finit_module"}, os.getpid())
+    with caplog.at_level(logging.WARNING, "syswarden.ebpf"):
+        src.load()
+    try:
+        assert not [tp for tp in src.attached if tp.startswith("raw_tp:")]
+    finally:
+        src.close()
+    said = [r.getMessage() for r in caplog.records if "finit_module" in r.getMessage()]
+    assert said and "ENOSYS" in said[0] and "ebpf.raw_fallback: true" in said[0]

@@ -609,10 +609,10 @@ def test_a_kernel_refusing_the_registers_falls_back_to_enter(monkeypatch):
 def test_a_syscall_without_tracepoint_through_raw_tracepoints(args_from):
     if os.path.isdir("/sys/kernel/tracing/events/syscalls/sys_exit_finit_module"):
         pytest.skip("this kernel has finit_module's own tracepoint")
-    off = EbpfSource({"args_from": args_from, "raw_fallback": False}, {"finit_module"},
-                     os.getpid())
+    off = EbpfSource({"args_from": args_from}, {"finit_module"}, os.getpid())   # the default
     assert not [tp for tp in dict(P.tracepoints({"finit_module"}, off.cfg)) if "raw" in tp]
-    src = EbpfSource({"args_from": args_from}, {"finit_module"}, os.getpid())   # the default
+    src = EbpfSource({"args_from": args_from, "raw_fallback": True}, {"finit_module"},
+                     os.getpid())
     pids = []
 
     def load_a_module() -> None:
