@@ -103,6 +103,21 @@ def falco_cgroups(text: str, v2_controllers: Callable[[str], list[str]]) -> list
     return out
 
 
+#: PF_EXITING in /proc/PID/stat's flags: set when the task starts to exit, never cleared.
+_PF_EXITING = 0x4
+
+
+def _exiting(st: list[str]) -> bool:
+    """Whether /proc/PID/stat (as :meth:`ProcReader.stat` splits it) says the task is exiting
+    or has exited (a zombie)."""
+    if st[1:2] in (["Z"], ["X"]):
+        return True
+    try:
+        return bool(int(st[7]) & _PF_EXITING)
+    except (IndexError, ValueError):
+        return False
+
+
 def with_unified(cgroups: list[str], path: str) -> list[str]:
     """A Falco cgroup list with the v2 hierarchy's entries (the last, as /proc lists it) set to
     ``path``: the kernel's cgroup id says where a process is on that hierarchy, not on the v1
@@ -153,15 +168,16 @@ class ProcReader:
     def fill_live(self, p: Process, *, image: bool = True, st: list[str] | None = None,
                   status: str | None = None) -> bool:
         """tty, session, process group, namespace ids, login uid and (``image``) env and
-        capabilities: True if alive (not yet exited: a zombie is not).  ``st``, ``status``: /proc/PID/stat (as :meth:`stat`
+        capabilities: True if alive (not exiting: a zombie, or a task whose exit began, is
+        not).  ``st``, ``status``: /proc/PID/stat (as :meth:`stat`
         splits it) and /proc/PID/status, when just read."""
         if st is None:
             st = self.stat(p.pid)
         if st is None:
             return False
-        # st: [comm, state, ppid, pgrp, session, tty_nr, ...]
-        if st[1:2] in (["Z"], ["X"]):
-            # it has exited: what /proc still shows is no longer its own (cgroup v1 moves an
+        # st: [comm, state, ppid, pgrp, session, tty_nr, tpgid, flags, ...]
+        if _exiting(st):
+            # it is exiting: what /proc still shows is no longer its own (cgroup v1 moves an
             # exiting task to the roots), so it is gone for this purpose
             return False
         try:
@@ -194,6 +210,9 @@ class ProcReader:
         if env:
             p.env = [e.decode("utf-8", "surrogateescape") for e in env.split(b"\0") if e]
         cgroups = read_proc_cgroup_text(p.pid, self.root)
+        after = self.stat(p.pid)
+        if after is None or _exiting(after):
+            return False    # it began to exit meanwhile: the cgroups read may be the roots
         if cgroups:
             p.cgroups = falco_cgroups(cgroups, _v2_controllers)
         p.live = True
