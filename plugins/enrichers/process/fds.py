@@ -34,7 +34,7 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from syswarden.core import ip_addresses
-from syswarden.core.event import Event, FdInfo, KernelFacts, Process
+from syswarden.core.event import FD_KINDS, Event, FdInfo, KernelFacts, Process
 from syswarden.core.syscalls import O_TMPFILE_OWN as O_TMPFILE
 from syswarden.core.syscalls import O_CREAT, O_TRUNC, OPEN_FLAGS, SOCKET_TYPE_PROTOCOLS
 
@@ -49,8 +49,9 @@ O_DIRECTORY = dict(OPEN_FLAGS)["O_DIRECTORY"]
 _SOCK_TYPES = SOCKET_TYPE_PROTOCOLS
 _FAMILIES = {socket.AF_INET: "ipv4", socket.AF_INET6: "ipv6", socket.AF_UNIX: "unix",
              16: "netlink"}
-#: A socket entry's fd.sockfamily by its type (an entry /proc taught has only its type).
-_SOCK_FAMILY = {"ipv4": "ip", "ipv6": "ip", "unix": "unix"}
+#: A socket entry's fd.sockfamily by its type (an entry /proc taught has only its type): the
+#: fd kinds core/event.py declares with a family of their own (ip, unix).
+_SOCK_FAMILY = {k.name: k.family for k in FD_KINDS if k.family in ("ip", "unix")}
 
 
 #: The facts of an event that carries none (never written to).
@@ -259,7 +260,7 @@ class FdTable:
         where the event carries them (``facts``), else guessed from the address ``sa``."""
         f = self._live(p, num, ino) if isinstance(num, int) else None
         kernel = _kernel_kind(facts)
-        if f is None or f.type not in ("ipv4", "ipv6", "unix") or (
+        if f is None or f.type not in _SOCK_FAMILY or (
                 kernel is not None and _SOCK_FAMILY[f.type] != kernel[1]):
             kind = kernel[0] if kernel is not None else sa[0] if sa is not None else "ipv4"
             f = FdInfo(num if isinstance(num, int) else -1, kind, "")
