@@ -31,6 +31,7 @@ bench: setup
 	$(PY) bench/bench_yaml_hostile.py
 	$(PY) bench/bench_outputs.py
 	$(PY) bench/bench_overhead.py
+	$(PY) bench/bench_overhead.py --skip-loops --skip-latency --falco
 	$(PY) bench/bench_workloads.py $(BENCH_ARGS)
 	$(PY) bench/bench_startup.py $(BENCH_ARGS)
 	$(PY) bench/bench_webserver.py $(BENCH_ARGS)

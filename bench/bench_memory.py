@@ -8,7 +8,9 @@ and 50 containers (the tests' locally built busybox image, each running a shell 
 host (``/bin/true``, paced).  The agent's RSS is sampled every few seconds for ``--seconds``
 (default 120; ``--seconds 3600`` for the issue's hour); printed: RSS once ready, at the end, the
 largest, and its slope (least squares over the samples after the first minute, or after the
-first quarter in shorter runs) in MB per hour.  The issue's target: <= 150 MB, flat.
+first quarter in shorter runs) in MB per hour; and a dozen rows while it samples, the RSS
+beside the agent's table sizes (processes, their other threads, fds: its ``state.*`` gauges).
+The issue's target: <= 150 MB, flat.
 
 Everything is taken down afterwards, whatever happens (the processes killed, the containers
 removed).  Needs dockerd (``make bench`` starts it; so does ``scripts/dockerd.sh``).
@@ -85,6 +87,13 @@ def process_group(cmd: list[str], wait_line: bool = False) -> Iterator[None]:
         proc.wait()
 
 
+def state_row(t: float, rss_kb: int, counters: dict[str, int]) -> str:
+    """One row of the table printed while sampling: RSS and the agent's table sizes (its
+    ``state.*`` gauges, from its last counters line)."""
+    return (f"{t:6.0f} {rss_kb / 1024:7.1f} {counters.get('state.processes', 0):9} "
+            f"{counters.get('state.threads', 0):8} {counters.get('state.fds', 0):7}")
+
+
 def slope_mb_per_hour(samples: list[tuple[float, int]]) -> float:
     """Least-squares slope of (seconds, kB) in MB per hour."""
     n = len(samples)
@@ -127,7 +136,7 @@ def main() -> int:
               f"({live} processes in /proc); churn {opts.churn}/s; Falco's rules; "
               f"{opts.seconds:.0f} s" + ("; QUICK: figures are noise" if opts.quick else ""))
         stack.enter_context(process_group([exe, "churn", str(opts.churn)]))
-        args = ["-o", "pipeline.stats_interval=0"]
+        args = ["-o", "pipeline.stats_interval=5"]      # the table sizes, in its counters line
         for r in falco:
             args += ["-r", r]
         agent = Agent(args, timeout=120)
@@ -135,10 +144,16 @@ def main() -> int:
         t0 = time.monotonic()
         samples: list[tuple[float, int]] = []
         every = max(1.0, min(10.0, opts.seconds / 60))
+        shown = -float("inf")
+        print(f"{'s':>6} {'RSS MB':>7} {'processes':>9} {'threads':>8} {'fds':>7}")
         while (now := time.monotonic() - t0) < opts.seconds:
             samples.append((now, agent.rss_kb()))
+            if now - shown >= opts.seconds / 12:       # a dozen rows: RSS beside the tables
+                shown = now
+                print(state_row(now, samples[-1][1], agent.counters()), flush=True)
             time.sleep(every)
         samples.append((time.monotonic() - t0, agent.rss_kb()))
+        print(state_row(samples[-1][0], samples[-1][1], agent.counters()))
     skip = min(60.0, opts.seconds / 4)
     steady = [s for s in samples if s[0] >= skip]
     mb = [r / 1024 for _, r in samples]

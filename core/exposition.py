@@ -70,6 +70,9 @@ FAMILIES: dict[str, str] = {
         "events lost per ring category (drops.kernel.<drop>; dir=exit)",
     "falcosecurity_scap_n_drops_full_threadtable_total":
         "processes evicted from a full process table (drops.process.evicted)",
+    "falcosecurity_scap_n_threads_total":
+        "threads in the process table (state.processes and state.threads)",
+    "falcosecurity_scap_n_fds_total": "fds in the process table's fd tables (state.fds)",
     "falcosecurity_scap_n_containers_total": "containers known (enrich.container.containers)",
     "syswarden_alerts_total": "alerts raised, internal ones included (alerts.total)",
     "syswarden_stage_queue_depth":
@@ -281,6 +284,13 @@ class Figures:
         yield Figure("falcosecurity_scap_n_drops_full_threadtable_total", "counter",
                      take("drops.process.evicted"), key="scap.n_drops_full_threadtable",
                      group=STATE)
+        processes, threads, fds = (snap.get(f"state.{k}") for k in ("processes", "threads", "fds"))
+        if isinstance(processes, int) and isinstance(threads, int) and isinstance(fds, int):
+            used.update(("state.processes", "state.threads", "state.fds"))
+            yield Figure("falcosecurity_scap_n_threads_total", "gauge", processes + threads,
+                         key="scap.n_threads", group=STATE)
+            yield Figure("falcosecurity_scap_n_fds_total", "gauge", fds, key="scap.n_fds",
+                         group=STATE)
         containers = snap.get("enrich.container.containers")
         if isinstance(containers, int):
             used.add("enrich.container.containers")

@@ -13,7 +13,7 @@ what its rule is (priority, source, tags) the first time it is seen, for the lab
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
     from .alert import Alert
@@ -23,6 +23,8 @@ class Metrics:
     def __init__(self) -> None:
         self._counters: dict[str, int] = defaultdict(int)
         self._gauges: dict[str, object] = {}
+        #: gauges computed when read (a table's entries): name -> the function that counts
+        self._watched: dict[str, Callable[[], int]] = {}
         #: rule name -> (priority value, source, tags), from the first alert of each rule
         self.rules: dict[str, tuple[int, str, tuple[str, ...]]] = {}
 
@@ -41,12 +43,19 @@ class Metrics:
         """A gauge: a value read at report time (a ring's size, a table's entries)."""
         self._gauges[name] = value
 
+    def watch(self, name: str, value: Callable[[], int]) -> None:
+        """A gauge computed each time the figures are read (a report, a scrape): ``value()``
+        counts what it says now, so nothing has to keep it up to date between reports."""
+        self._watched[name] = value
+
     def get(self, name: str) -> int:
         return self._counters.get(name, 0)
 
     def snapshot(self) -> dict[str, object]:
         out: dict[str, object] = dict(self._counters)
         out.update(self._gauges)
+        for name, value in self._watched.items():
+            out[name] = value()
         return out
 
     def drops(self) -> dict[str, int]:

@@ -40,6 +40,10 @@ class ProcessEnricher(Enricher):
         self.fds = FdTable(count=count)
         if snapshot:
             self.table.snapshot()
+        if metrics is not None:       # the state's size, read at each report (bench_memory's)
+            metrics.watch("state.processes", self.table.__len__)
+            metrics.watch("state.threads", self.table.thread_count)
+            metrics.watch("state.fds", self.table.fd_count)
         t = self.table
         self._state: dict[str, Callable[[Event], Process | None]] = {
             "procexit": t.on_exit,

@@ -29,6 +29,7 @@ import logging
 import os
 import posixpath
 import re
+import time
 from typing import Any, Callable
 
 from syswarden.core.cgroup_ids import CgroupResolver
@@ -128,9 +129,28 @@ def with_unified(cgroups: list[str], path: str) -> list[str]:
         [f"{c}={path}" for c in v2]
 
 
+#: v2 cgroup path -> (when read, its controllers): a cgroup's controllers change when an
+#: administrator enables one for its parent, rarely; an exec in it is frequent
+_CONTROLLERS: dict[str, tuple[float, list[str]]] = {}
+_CONTROLLERS_TTL_S = 5.0
+
+
 def _v2_controllers(path: str) -> list[str]:
     """The controllers of the v2 cgroup ``path``: its ``cgroup.controllers``, or its nearest
-    ancestor's that has some (the hierarchy's root's at most)."""
+    ancestor's that has some (the hierarchy's root's at most); read again after
+    :data:`_CONTROLLERS_TTL_S`."""
+    now = time.monotonic()
+    got = _CONTROLLERS.get(path)
+    if got is not None and now - got[0] < _CONTROLLERS_TTL_S:
+        return got[1]
+    if len(_CONTROLLERS) > 4096:
+        _CONTROLLERS.clear()
+    controllers = _read_v2_controllers(path)
+    _CONTROLLERS[path] = (now, controllers)
+    return controllers
+
+
+def _read_v2_controllers(path: str) -> list[str]:
     root = cgroup2_root()
     if root is None:
         return []
@@ -213,6 +233,21 @@ class ProcReader:
         after = self.stat(p.pid)
         if after is None or _exiting(after):
             return False    # it began to exit meanwhile: the cgroups read may be the roots
+        if cgroups:
+            p.cgroups = falco_cgroups(cgroups, _v2_controllers)
+        p.live = True
+        return True
+
+    def fill_cgroups(self, p: Process) -> bool:
+        """The cgroups alone, for an exec whose record said the rest (tty, session, process
+        group, namespace pid, login uid, capabilities, environment): True if alive (not
+        exiting; stat read after the cgroups, as :meth:`fill_live` does)."""
+        if not self.live:
+            return False
+        cgroups = read_proc_cgroup_text(p.pid, self.root)
+        st = self.stat(p.pid)
+        if st is None or _exiting(st):
+            return False
         if cgroups:
             p.cgroups = falco_cgroups(cgroups, _v2_controllers)
         p.live = True
@@ -389,12 +424,13 @@ class ProcessTable:
                             "each counted in drops.process.evicted "
                             "(scap.n_drops_full_threadtable)", self.max_entries)
 
-    def _set_names(self, p: Process) -> None:
+    def _set_names(self, p: Process, alive: bool = False) -> None:
+        """``alive``: just read from /proc, so its own root holds its databases."""
         if not p.live:          # another machine's (a replay): its databases are not here
             return
-        q = self.names_of(p)
-        p.user = users.user_name(q, p.uid)
-        p.group = users.group_name(q, p.gid)
+        root = users.root_of(p if alive else self.names_of(p))
+        p.user = users.user_name_in(root, p.uid)
+        p.group = users.group_name_in(root, p.gid)
         p.loginname = users.login_name(p.loginuid)
 
     # -- events --------------------------------------------------------------------------------
@@ -465,7 +501,11 @@ class ProcessTable:
         # what the kernel said of the new image (its environment, capabilities, executable)
         # wins; /proc, read a few milliseconds late if at all, fills what it did not say
         kernel_image = facts.env_read
-        alive = self.reader.fill_live(p, image=not kernel_image)
+        if kernel_image and None not in (facts.cap_effective, facts.tty, facts.loginuid,
+                                         facts.vpgid) and facts.vpid:
+            alive = self.reader.fill_cgroups(p)     # the record said all the rest
+        else:
+            alive = self.reader.fill_live(p, image=not kernel_image)
         if not alive and ev.cgroup_id and self.cgroup_paths is not None:
             # gone before /proc could be read: its cgroup as the kernel said at the exec (what
             # the fork copied is the parent's, and the child may have moved since)
@@ -494,7 +534,7 @@ class ProcessTable:
             p.uid = facts.uid
         if facts.gid is not None:
             p.gid = facts.gid
-        self._set_names(p)
+        self._set_names(p, alive)
         # the kernel's own values at exec (read through BTF offsets) win over /proc's, which
         # are a few milliseconds late or gone
         if facts.tty is not None:
@@ -594,3 +634,11 @@ class ProcessTable:
 
     def __len__(self) -> int:
         return len(self.procs)
+
+    def thread_count(self) -> int:
+        """The threads known apart from their process's main thread."""
+        return len(self.threads)
+
+    def fd_count(self) -> int:
+        """The fds the table holds, over every process (a report's figure: one pass)."""
+        return sum(len(p.fds) for p in list(self.procs.values()))

@@ -126,16 +126,25 @@ def _no_entry(xid: int) -> str:
 
 def user_name(p: Any, uid: int | None) -> str | None:
     """Falco's user.name: the name, or its placeholder when the uid has no entry."""
+    return user_name_in(root_of(p), uid) if uid is not None else None
+
+
+def user_name_in(root: str, uid: int | None) -> str | None:
+    """:func:`user_name` from the database under ``root`` (:func:`root_of`)."""
     if uid is None:
         return None
-    u = lookup_user(p, uid)
+    u = database(root).users.get(uid)
     return u.name if u is not None else _no_entry(uid)
 
 
 def group_name(p: Any, gid: int | None) -> str | None:
+    return group_name_in(root_of(p), gid) if gid is not None else None
+
+
+def group_name_in(root: str, gid: int | None) -> str | None:
     if gid is None:
         return None
-    name = database(root_of(p)).groups.get(gid)
+    name = database(root).groups.get(gid)
     return name if name is not None else _no_entry(gid)
 
 

@@ -91,3 +91,19 @@ def test_events_keep_the_process_as_it_was_when_later_events_change_it():
     assert (x.proc.comm, x.proc.uid) == ("true", 0)
     assert (su.proc.comm, su.proc.uid) == ("true", 65534)
     assert en.table.procs[600] is su.proc
+
+
+def test_the_state_gauges_count_the_tables_when_read():
+    metrics = Metrics()
+    en = ProcessEnricher(metrics, snapshot=False)
+    sh = Process(700, comm="sh")
+    en.table.procs[700] = sh
+    ev = Event("openat", tid=700, pid=700, res=5, args={"fd": 5, "dirfd": -100, "name": "/a"})
+    en.enrich(ev)
+    t = Event("clone", tid=700, pid=700, res=701)
+    t.kernel = ForkFacts(child_tid=701, is_thread=True)
+    en.enrich(t)
+    snap = metrics.snapshot()
+    assert (snap["state.processes"], snap["state.threads"], snap["state.fds"]) == (1, 1, 1)
+    en.enrich(Event("close", tid=700, pid=700, res=0, args={"fd": 5}))
+    assert metrics.snapshot()["state.fds"] == 0      # counted again at each read
