@@ -52,7 +52,7 @@ from typing import Any
 
 from ..event import FD_KINDS, OTHER_TYPECHAR
 from ..syscalls import SOCKET_FAMILIES, SOCKET_TYPE_PROTOCOLS
-from . import procnames
+from . import procnames, regions
 from .operators import NOTHING_SAID, Says, says
 from .prefilter import reads_a_descriptor
 from .resolved import RCheck, RNode, iter_checks
@@ -158,6 +158,24 @@ class SocketPrefilter:
 
     wanted: tuple[tuple[str, frozenset[str]], ...]
     named: tuple[tuple[str, Named], ...] = ()
+    #: ``connect``: per place a process runs (host, container: :mod:`.procnames`), the regions
+    #: of an IPv4 destination some rule can match there (a place not named: any; see
+    #: :mod:`.regions`); and the classes whose connects teach the fd table (sent to any)
+    connect_regions: tuple[tuple[str, frozenset[str]], ...] = ()
+    connect_taught: frozenset[str] = frozenset()
+
+    def regions_for(self, host: bool | None) -> frozenset[str] | None:
+        """The regions of a connect's IPv4 destination sent for a process on the host
+        (``host``), in a container (not ``host``) or either (None); None: any."""
+        by_place = dict(self.connect_regions)
+        places = procnames.PLACES if host is None else \
+            (procnames.HOST if host else procnames.CONTAINER,)
+        out: frozenset[str] = frozenset()
+        for p in places:
+            if p not in by_place:
+                return None
+            out |= by_place[p]
+        return out
 
     def classes(self, evt_type: str) -> frozenset[str] | None:
         """The classes ``evt_type``'s events may be sent for (for some process); None:
@@ -174,19 +192,26 @@ class SocketPrefilter:
 
     def accepts(self, evt_type: str, family: int | None, stype: int | None = None,
                 addressed: bool = False, name: str | None = None,
-                host: bool | None = None) -> bool:
+                host: bool | None = None, server: Any = None) -> bool:
         """Whether an event must be sent (the reference a source's own test implements): its
         syscall is not filtered, its family could not be read (``None``: not a socket, or
         no offsets), its class (by family and type) is wanted (for any process, or for its
         process's ``name`` as the process table has it and where it runs, ``host``; None: not
         known, any), or it is a ``sendto`` or ``sendmsg`` naming a destination, or a receive
-        that returned an address (``addressed``), on a TCP socket."""
+        that returned an address (``addressed``), on a TCP socket; and, for a ``connect`` on
+        an IP socket to an IPv4 ``server`` (its destination as the call names it), the
+        region of that address is wanted, or its class teaches the fd table."""
         classes = dict(self.wanted).get(evt_type)
         if classes is None or family is None:
             return True
         mine = socket_classes(family, stype)
         if addressed and evt_type in ADDRESSED and TCP in mine:
             return True
+        if evt_type == "connect" and mine & IP and not mine & self.connect_taught:
+            region = regions.region_of(server)
+            wanted = self.regions_for(host)
+            if region is not None and wanted is not None and region not in wanted:
+                return False
         return bool(mine & classes) or any(
             mine & more and procnames.allows(names, name)
             and procnames.allows_place(places, host)
@@ -197,13 +222,23 @@ class SocketPrefilter:
             return "every family"
         return "; ".join(f"{t}: {', '.join(sorted(c)) or 'none'}" + "".join(
             f"; {', '.join(sorted(more))}{procnames.describe(*who)}"
-            for who, more in self.named_of(t)) for t, c in self.wanted)
+            for who, more in self.named_of(t)) + self._regions_said(t) for t, c in self.wanted)
+
+    def _regions_said(self, evt_type: str) -> str:
+        if evt_type != "connect" or not self.connect_regions:
+            return ""
+        return (" (IPv4 destinations: " + "; ".join(
+            f"{', '.join(sorted(r)) or 'none'} on {p}" for p, r in self.connect_regions)
+            + (f"; any for {', '.join(sorted(self.connect_taught))}"
+               if self.connect_taught else "") + ")")
 
     @staticmethod
     def union(prefilters: list[SocketPrefilter]) -> SocketPrefilter:
         """What any of ``prefilters`` wants."""
         out: dict[str, frozenset[str]] | None = None
         named: dict[str, dict[Who, frozenset[str]]] = {}
+        where: dict[str, Classes] = {p: frozenset() for p in procnames.PLACES}
+        taught: frozenset[str] = frozenset()
         for pf in prefilters:
             mine = dict(pf.wanted)
             out = mine if out is None else \
@@ -212,19 +247,31 @@ class SocketPrefilter:
                 for who, more in terms:
                     by = named.setdefault(t, {})
                     by[who] = by.get(who, frozenset()) | more
-        return _make(out or {}, named)
+            mine_where = dict(pf.connect_regions)
+            where = {p: _or(r, mine_where.get(p)) for p, r in where.items()}
+            taught |= pf.connect_taught
+        return _make(out or {}, named, where, taught)
 
 
 def _make(wanted: dict[str, frozenset[str]],
-          named: dict[str, dict[Who, frozenset[str]]] | None = None) -> SocketPrefilter:
-    """Without the syscalls every class of which is wanted whatever the name, and the named
-    terms whose classes are wanted whatever the name."""
+          named: dict[str, dict[Who, frozenset[str]]] | None = None,
+          connect_regions: dict[str, Classes] | None = None,
+          connect_taught: frozenset[str] = frozenset()) -> SocketPrefilter:
+    """Without the syscalls every class of which is wanted whatever the name, the named
+    terms whose classes are wanted whatever the name, and the regions of ``connect`` of the
+    places where they are all wanted (all of them when ``connect`` is not filtered or its IP
+    classes all teach the fd table)."""
     kept = {t: c for t, c in wanted.items() if c != CLASSES}
     terms = {t: tuple(sorted(((n, more) for n, more in (named or {}).get(t, {}).items()
                               if not more <= kept[t]), key=_order))
              for t in kept}
+    where = tuple(sorted((p, r) for p, r in (connect_regions or {}).items()
+                         if r is not None and r != regions.REGIONS))
+    if "connect" not in kept or connect_taught >= IP or not where:
+        where, connect_taught = (), frozenset()
     return SocketPrefilter(tuple(sorted(kept.items())),
-                           tuple(sorted((t, n) for t, n in terms.items() if n)))
+                           tuple(sorted((t, n) for t, n in terms.items() if n)),
+                           where, connect_taught)
 
 
 def socket_prefilter(engine: Any) -> SocketPrefilter | None:
@@ -240,11 +287,23 @@ def socket_prefilter(engine: Any) -> SocketPrefilter | None:
         if classes is not None:
             wanted[t] = classes
             named[t] = by_who
-    pf = _make(wanted, named)
+    pf = _make(wanted, named, _connect_regions(engine), IP if state is None else state & IP)
     if not pf.wanted:
         log.info("socket syscalls are not filtered at the source: rules can match any family")
         return None
     return pf
+
+
+def _connect_regions(engine: Any) -> dict[str, Classes]:
+    """Per place, the regions of an IPv4 destination the rules on ``connect`` that may hold
+    there can match (None: any)."""
+    out: dict[str, Classes] = {p: frozenset() for p in procnames.PLACES}
+    memo: dict[int, procnames.Names] = {}
+    for _rule, node in engine.conditions_for("connect"):
+        where = regions.connect_regions([node])
+        for place in procnames.condition_places(node, memo) or procnames.PLACES:
+            out[place] = _or(out[place], where)
+    return out
 
 
 def _order(term: tuple[Who, frozenset[str]]) -> tuple:

@@ -4,7 +4,9 @@
 family and type (:data:`CLASS_BITS`; every bit when ``fd`` is not a socket or its family cannot
 be read), and ``socket_class(family, type)`` for a family and type number.  The exit handler of a filtered syscall
 (:func:`handler_lines`) tests it against the mask of the classes some rule can match: none in
-common keeps the event in the kernel (counted), else it is sent.
+common keeps the event in the kernel (counted), else it is sent.  A ``connect`` on an IP socket
+whose class teaches the fd table nothing is also kept when ``dest_region`` says its IPv4
+destination is in a region no rule can match (:mod:`syswarden.core.rules.regions`).
 
 The family and type are ``sock_info(fd)``'s (``program.c``, what the record of a socket call
 carries in ``extra``, :data:`.record.SOCK_INFO`): the fd's ``struct file`` (an inode of type
@@ -16,6 +18,8 @@ since the fd table takes from the records what it would otherwise learn from the
 
 from __future__ import annotations
 
+from syswarden.core.rules.procnames import HOST
+from syswarden.core.rules.regions import PUBLIC, REGION_NETS, REGIONS
 from syswarden.core.rules.sockfilter import (NOT_TCP, OTHER, TCP, TCP_TYPES, UNIX,
                                              SocketPrefilter)
 
@@ -49,6 +53,63 @@ INFO_VAR = "sock_info_v"
 
 def _bits(classes: frozenset[str]) -> int:
     return sum(CLASS_BITS[c] for c in classes)
+
+
+#: A bit per region of an IPv4 destination (:mod:`syswarden.core.rules.regions`).
+REGION_BITS = {r: 1 << i for i, r in enumerate(sorted(REGIONS))}
+
+
+def _region_bits(regions: frozenset[str]) -> int:
+    return sum(REGION_BITS[r] for r in regions)
+
+
+def _dest_region_c() -> list[str]:
+    """``dest_region(addr, len)``: the region bit of the IPv4 destination a connect names (the
+    sockaddr at user ``addr``, ``len`` bytes), tested against :data:`REGION_NETS`; 0 when it is
+    no AF_INET address the decoder reads (as ``sockaddr_known`` says)."""
+    lines = [
+        "// The region bit of a connect's IPv4 destination (rendered from core/rules/regions.py);",
+        "// 0 when the sockaddr at user `addr` (`len` bytes) is no AF_INET address the decoder",
+        "// reads.",
+        "static __always_inline u32 dest_region(u64 addr, u32 len)",
+        "{",
+        "    u64 v = 0;     // sin_family, sin_port, sin_addr: as the decoder reads them",
+        "    if (!addr || len < 8 || len > 128 || bpf_probe_read_user(&v, sizeof(v), "
+        "(void *)addr))",
+        "        return 0;",
+        "    if ((v & 0xffff) != AF_INET)",
+        "        return 0;",
+        "    u32 ip = __builtin_bswap32((u32)(v >> 32));      // host order",
+    ]
+    for region, nets in REGION_NETS.items():
+        tests = " || ".join(f"(ip & 0x{int(n.netmask):08x}) == 0x{int(n.network_address):08x}"
+                            for n in nets)
+        lines += [f"    if ({tests})", f"        return {REGION_BITS[region]};   // {region}"]
+    return lines + [f"    return {REGION_BITS[PUBLIC]};   // {PUBLIC}", "}", ""]
+
+
+def _region_lines(pf: SocketPrefilter, syscall: str) -> list[str]:
+    """For ``connect``: keep a call on an IP socket whose class teaches the fd table nothing,
+    to an IPv4 destination of a region no rule can match where the process runs (a place not
+    known: the regions of both)."""
+    if syscall != "connect" or not pf.connect_regions:
+        return []
+    every = _region_bits(REGIONS)
+    masks = {p: _region_bits(r) if r is not None else every
+             for p in name_filter.PLACE_BITS for r in (pf.regions_for(p == HOST),)}
+    wanted = " | ".join(f"(place & {name_filter.PLACE_BITS[p]} ? {m} : 0)"
+                        for p, m in sorted(masks.items()))
+    return [f"    if (sock_bits != {ALL_BITS} && (sock_bits & {IP_BITS}) && "
+            f"!(sock_bits & {_bits(pf.connect_taught)})) {{",
+            "        u32 region = dest_region(p.a[1], (u32)p.a[2]);",
+            "        if (region) {",
+            "            u32 place = place_bits();",
+            f"            if (!(region & ({wanted}))) {{",
+            "                count(CAT_SOCK_FILTERED, 0);",
+            "                return 0;",
+            "            }",
+            "        }",
+            "    }"]
 
 
 def mask(pf: SocketPrefilter | None, syscall: str) -> int | None:
@@ -89,6 +150,7 @@ def handler_lines(pf: SocketPrefilter | None, syscall: str,
                  f"({INFO_VAR} >> 8) & 0xff) : {ALL_BITS};"]
     else:
         lines = [f"    u32 sock_bits = {CLASS_OF[syscall]};"]
+    lines += _region_lines(pf, syscall)
     # sent whatever the rules: not a socket (or its family not read: every bit), and what the
     # fd table learns from
     must = [f"sock_bits == {ALL_BITS}"]
@@ -136,6 +198,7 @@ def render(pf: SocketPrefilter | None) -> str:
         f"    return {CLASS_BITS[NOT_TCP]};",
         "}",
         "",
+        *_dest_region_c(),
         "// The pointer at user address `addr` (0 when it cannot be read).",
         "static __always_inline u64 user_ptr_at(u64 addr)",
         "{",

@@ -5,6 +5,7 @@ destination), counts them, and follows a rule reload."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 from collections import Counter
@@ -18,6 +19,7 @@ from syswarden.core.cgroups import HOST, HOST_REF, read_proc_cgroup
 from syswarden.core.config import default_rules_path
 from syswarden.core.plugins import collect_fields
 from syswarden.core.rules.engine import RuleEngine
+from syswarden.core.rules.regions import PRIVATE, PUBLIC
 from syswarden.core.rules.sockfilter import (IP, NOT_TCP, OTHER, SOCKET_SYSCALLS, TCP, UNIX,
                                              SocketPrefilter, socket_prefilter)
 from syswarden.plugins.sources.ebpf.program import render_program
@@ -25,6 +27,7 @@ from syswarden.plugins.sources.ebpf.source import SOCKS_FILTERED, EbpfSource
 from tests.helpers.ebpf import ARGS_FROM, events_of, needs_root, run_live, switched
 
 FALCO_FILES = ("falco_rules.yaml", "falco-incubating_rules.yaml", "falco-sandbox_rules.yaml")
+LOOPBACK = ipaddress.IPv4Address("127.0.0.1")
 
 #: Sends a family no Falco rule wants (UNIX) on some syscalls and keeps IP on others.
 MIXED = SocketPrefilter((
@@ -112,6 +115,25 @@ def _default() -> SocketPrefilter:
     return pf
 
 
+def _run_child(src: EbpfSource, script: str, cwd) -> tuple[int, str, list, list[int]]:
+    """Load ``src`` and run ``script`` in a child python: its pid, its output, the events the
+    kernel sent meanwhile, and the socket calls kept as counted before and after."""
+    out: list = []
+    counted: list[int] = []
+
+    def action() -> None:
+        counted.append(src.kernel_counters()[SOCKS_FILTERED])
+        proc = subprocess.Popen([sys.executable, "-c", script], cwd=cwd,
+                                stdout=subprocess.PIPE, text=True)
+        stdout, _ = proc.communicate()
+        assert proc.returncode == 0
+        out.append((proc.pid, stdout))
+        counted.append(src.kernel_counters()[SOCKS_FILTERED])
+
+    events = events_of(src, action)
+    return out[0][0], out[0][1], events, counted
+
+
 def _fd_of(e) -> int | None:
     return e.res if e.type in ("socket", "accept", "accept4") else e.args.get("fd")
 
@@ -127,20 +149,7 @@ def test_the_kernel_keeps_exactly_the_socket_events_the_reference_keeps(request,
         _default() if which == "default" else MIXED
     src = EbpfSource({"args_from": args_from}, set(SOCKET_SYSCALLS), os.getpid(),
                      socket_prefilter=pf)
-    out: list = []
-    counted: list[int] = []
-
-    def action() -> None:
-        counted.append(src.kernel_counters()[SOCKS_FILTERED])
-        proc = subprocess.Popen([sys.executable, "-c", CHILD], cwd=tmp_path,
-                                stdout=subprocess.PIPE, text=True)
-        stdout, _ = proc.communicate()
-        assert proc.returncode == 0
-        out.append((proc.pid, stdout))
-        counted.append(src.kernel_counters()[SOCKS_FILTERED])
-
-    events = events_of(src, action)
-    pid, stdout = out[0]
+    pid, stdout, events, counted = _run_child(src, CHILD, tmp_path)
     calls = [(n, int(fd), None if fam == "-" else int(fam), int(kind), addressed == "1")
              for n, fd, fam, kind, addressed in (line.split() for line in stdout.split("\n")
                                                  if line)]
@@ -152,8 +161,11 @@ def test_the_kernel_keeps_exactly_the_socket_events_the_reference_keeps(request,
     comm = os.path.basename(sys.executable)[:15]
     host = (read_proc_cgroup(os.getpid()) or HOST_REF).id == HOST
     for name, fd, family, kind, addressed in calls:
+        # every IPv4 connect of the child names 127.0.0.1, but the one to AF_UNSPEC
+        server = LOOPBACK if name == "connect" and family == socket.AF_INET and \
+            not addressed else None
         wanted = pf.accepts(name, family, kind, addressed and name != "connect", name=comm,
-                            host=host)
+                            host=host, server=server)
         expected[(name, fd)] += wanted
         kept += not wanted
     keys = {k for k, n in expected.items() if n} | set(seen)
@@ -172,6 +184,59 @@ def test_the_kernel_keeps_exactly_the_socket_events_the_reference_keeps(request,
                       host=host) == bool(unspec)
     for e in unspec:
         assert e.kernel.sockaddr is not None and e.kernel.sockaddr[2] == 0, e.kernel
+
+
+#: Connects of every region (non-blocking: sent whether they fail, wait or connect), each
+#: printed as "fd type address".
+CONNECTS = """
+import socket
+for kind, addr in [(socket.SOCK_STREAM, "127.0.0.1"), (socket.SOCK_STREAM, "127.3.2.1"),
+                   (socket.SOCK_STREAM, "10.255.255.1"), (socket.SOCK_STREAM, "172.20.0.1"),
+                   (socket.SOCK_STREAM, "192.168.255.1"), (socket.SOCK_STREAM, "0.0.0.0"),
+                   (socket.SOCK_STREAM, "192.0.2.1"), (socket.SOCK_STREAM, "172.32.0.1"),
+                   (socket.SOCK_DGRAM, "127.0.0.1"), (socket.SOCK_DGRAM, "198.51.100.1")]:
+    s = socket.socket(socket.AF_INET, kind)
+    s.setblocking(False)
+    s.connect_ex((addr, 9))
+    print(s.fileno(), kind.value, addr)
+    s.close()
+"""
+
+
+@needs_root
+@pytest.mark.root
+@pytest.mark.parametrize("taught", [frozenset(), frozenset({NOT_TCP})])
+def test_the_kernel_keeps_the_connects_to_regions_no_rule_wants(tmp_path, taught):
+    """TCP and UDP connects to addresses of each region, with the regions public and private
+    wanted on the host and public only in a container: the kernel sends exactly those the
+    reference sends, by the region of the destination and where the process runs (and UDP's
+    whatever the region when its class teaches the fd table)."""
+    pf = SocketPrefilter((("connect", IP | {OTHER}),),
+                         connect_regions=(("container", frozenset({PUBLIC})),
+                                          ("host", frozenset({PUBLIC, PRIVATE}))),
+                         connect_taught=taught)
+    src = EbpfSource({}, {"connect"}, os.getpid(), socket_prefilter=pf)
+    assert "dest_region(p.a[1], (u32)p.a[2])" in src.program_text()
+    pid, stdout, events, counted = _run_child(src, CONNECTS, tmp_path)
+    host = (read_proc_cgroup(os.getpid()) or HOST_REF).id == HOST
+    comm = os.path.basename(sys.executable)[:15]
+    calls = [(int(kind), addr) for _fd, kind, addr in
+             (line.split() for line in stdout.split("\n") if line)]
+    expected = {(kind, addr): pf.accepts("connect", socket.AF_INET, kind, name=comm,
+                                         host=host, server=ipaddress.IPv4Address(addr))
+                for kind, addr in calls}
+    # the fd numbers repeat (each socket is closed before the next): by the socket's type as
+    # the kernel said it and the address named
+    sent = {(e.kernel.sock_type, str(e.kernel.sockaddr[1])) for e in events
+            if e.pid == pid and e.type == "connect"}
+    assert sent == {k for k, wanted in expected.items() if wanted}
+    tcp, udp = socket.SOCK_STREAM.value, socket.SOCK_DGRAM.value
+    assert {(tcp, "192.0.2.1"), (tcp, "172.32.0.1")} <= sent            # public
+    assert not {(tcp, "127.0.0.1"), (tcp, "127.3.2.1"), (tcp, "0.0.0.0")} & sent
+    assert ((tcp, "10.255.255.1") in sent) == host                      # private: on the host
+    assert (udp, "198.51.100.1") in sent
+    assert ((udp, "127.0.0.1") in sent) == bool(taught)                 # UDP teaches the table
+    assert counted[1] - counted[0] >= sum(not w for w in expected.values())
 
 
 def test_the_handlers_test_the_family_where_the_prefilter_says():
