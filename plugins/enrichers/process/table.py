@@ -195,16 +195,14 @@ class ProcReader:
             st = self.stat(p.pid)
         if st is None:
             return False
-        # st: [comm, state, ppid, pgrp, session, tty_nr, tpgid, flags, ...]
         if _exiting(st):
             # it is exiting: what /proc still shows is no longer its own (cgroup v1 moves an
             # exiting task to the roots), so it is gone for this purpose
             return False
-        try:
-            p.tty = int(st[5])
-            sid, pgrp = int(st[4]), int(st[3])
-        except (IndexError, ValueError):
+        ids = self._from_stat(p, st)
+        if ids is None:
             return False
+        sid, pgrp = ids
         if status is None:
             status = _read(f"{self.root}/{p.pid}/status") or ""
         ns: dict[str, list[int]] = {}
@@ -246,12 +244,24 @@ class ProcReader:
             return False
         cgroups = read_proc_cgroup_text(p.pid, self.root)
         st = self.stat(p.pid)
-        if st is None or _exiting(st):
+        if st is None or _exiting(st) or self._from_stat(p, st) is None:
             return False
         if cgroups:
             p.cgroups = falco_cgroups(cgroups, _v2_controllers)
         p.live = True
         return True
+
+    @staticmethod
+    def _from_stat(p: Process, st: list[str]) -> tuple[int, int] | None:
+        """What /proc/PID/stat (as :meth:`stat` splits it) tells of a live process, set on
+        ``p``; its (session, process group) as this namespace numbers them, None when it
+        cannot be parsed."""
+        # st: [comm, state, ppid, pgrp, session, tty_nr, tpgid, flags, ...]
+        try:
+            p.tty = int(st[5])
+            return int(st[4]), int(st[3])
+        except (IndexError, ValueError):
+            return None
 
     def alive(self, pid: int) -> bool:
         """Whether process ``pid`` is still there with its namespaces (not a zombie)."""

@@ -1287,6 +1287,10 @@ int sw_sched_fork(void *ctx)
         cflags = nr == NR_CLONE3 ? p->a[1] : nr == NR_CLONE ? p->a[0] : 0;
     }
 #endif
+    // the agent's own threads: their exits are not sent (is_agent), so neither are their births
+    // (a table entry each, never ended); its child processes are, their exits too
+    if (is_agent(id) && (cflags & 0x10000))
+        return 0;
     r->evt = nr;
     FORK_PUT(r, cflags, (u32)bpf_get_current_uid_gid(), bpf_get_current_uid_gid() >> 32);
     u32 pos = REC_HDR;

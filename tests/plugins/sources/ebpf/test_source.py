@@ -514,6 +514,26 @@ async def test_the_agent_itself_is_filtered_in_the_kernel(tmp_path):
     assert any(name == str(marker) for _, name in names)   # the child's open is there
 
 
+async def test_the_agents_own_threads_are_not_sent_its_children_are():
+    """The agent's thread exits are filtered in the kernel, so its thread creations must be too
+    (else each would stay in the process table for good); a child process of the agent (a
+    program output) is sent, as its exit is."""
+    import threading
+
+    async def action(live):
+        t = threading.Thread(target=lambda: None)   # the test process is the "agent"
+        t.start()
+        t.join()
+        await trio.run_process(["/bin/true"])
+
+    live = await run_live({"execve"}, action)
+    forks = [e for e in live.events if e.type in ("clone", "clone3", "fork", "vfork")
+             and e.pid == os.getpid()]
+    assert forks and not [e for e in forks if e.kernel.is_thread]
+    child = forks[-1].kernel.child_tid
+    assert any(e.type == "procexit" and e.pid == child for e in live.events)
+
+
 def test_records_crossing_the_end_of_a_small_ring_decode_intact(tmp_path):
     """A four-page ring wraps every hundred records: each must come out whole (the data area is
     mapped twice so a record crossing the end reads contiguous)."""
