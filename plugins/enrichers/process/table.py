@@ -227,19 +227,13 @@ class ProcReader:
         env = _read(f"{self.root}/{p.pid}/environ", "rb") if image else None
         if env:
             p.env = [e.decode("utf-8", "surrogateescape") for e in env.split(b"\0") if e]
-        cgroups = read_proc_cgroup_text(p.pid, self.root)
-        after = self.stat(p.pid)
-        if after is None or _exiting(after):
-            return False    # it began to exit meanwhile: the cgroups read may be the roots
-        if cgroups:
-            p.cgroups = falco_cgroups(cgroups, _v2_controllers)
-        p.live = True
-        return True
+        return self.fill_cgroups(p)
 
     def fill_cgroups(self, p: Process) -> bool:
-        """The cgroups alone, for an exec whose record said the rest (tty, session, process
-        group, namespace pid, login uid, capabilities, environment): True if alive (not
-        exiting; stat read after the cgroups, as :meth:`fill_live` does)."""
+        """The cgroups (alone, for an exec whose record said the rest: tty, session, process
+        group, namespace pid, login uid, capabilities, environment; last, for
+        :meth:`fill_live`): True if alive.  stat is read after the cgroups: a task that began
+        to exit meanwhile is not alive, and the cgroups read may be the roots."""
         if not self.live:
             return False
         cgroups = read_proc_cgroup_text(p.pid, self.root)
