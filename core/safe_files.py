@@ -123,6 +123,37 @@ def open_file(path: str, mode: int = FILE_MODE, *, truncate: bool = False, creat
     return fd
 
 
+def open_private(path: str) -> int:
+    """Open ``path`` for reading what only root (or we) could have written there: its
+    directories are checked as for writing, and neither its own directory nor the file may be
+    writable by others (not even a sticky directory: another user's file planted first would be
+    read).  A file descriptor; ``FileNotFoundError`` when it is missing."""
+    path = os.path.abspath(path)
+    parent, name = os.path.split(path)
+    dfd = _open_dir(parent, None)
+    try:
+        if _others_write(os.fstat(dfd)):
+            raise _refused(parent, "the directory is writable by others: what is read here "
+                           "could be theirs", f"chmod go-w {parent}, or {_HINT_PLACE}")
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+                         | os.O_NOCTTY, dir_fd=dfd)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                _refuse_entry(dfd, name, path)
+            raise
+    finally:
+        os.close(dfd)
+    try:
+        if _others_write(_check_file(fd, path)):
+            raise _refused(path, "the file is writable by others", f"chmod go-w {path}")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def make_dirs(path: str, mode: int = DIR_MODE) -> None:
     """Create the directory ``path`` and missing parents with ``mode``, checking every step."""
     os.close(_open_dir(os.path.abspath(path), mode))

@@ -13,8 +13,10 @@ import pytest
 from syswarden.core.config import load_config
 from syswarden.core.errors import ConfigError, UnsafePathError
 from syswarden.core.plugins import make_plugin_manager
-from syswarden.core.safe_files import dir_mode_for, make_dirs, mode_problem, open_file, parse_mode
-from tests.helpers.users import as_nobody, root_secret, shared_fixture, unchanged  # noqa: F401
+from syswarden.core.safe_files import (dir_mode_for, make_dirs, mode_problem, open_file,
+                                       open_private, parse_mode)
+from tests.helpers.users import (SECRET, as_nobody, root_secret, shared_fixture,  # noqa: F401
+                                 unchanged)
 
 
 def mode_of(path: pathlib.Path) -> int:
@@ -125,6 +127,40 @@ def test_a_directory_others_can_write_without_the_sticky_bit_is_refused(tmp_path
 def test_a_private_dir_refuses_even_a_sticky_shared_one(shared):
     with pytest.raises(UnsafePathError, match="the directory is writable by others"):
         append(shared / "queue.db", private_dir=True)
+
+
+# -- reading what only root could have written (open_private) ------------------------------------
+
+def read_private(path: pathlib.Path) -> bytes:
+    fd = open_private(str(path))
+    try:
+        return os.read(fd, 4096)
+    finally:
+        os.close(fd)
+
+
+def test_a_private_read_refuses_what_nobody_planted_in_a_sticky_shared_dir(shared):
+    as_nobody(lambda: (shared / "kept.json").write_text("nobody's program"))
+    with pytest.raises(UnsafePathError, match="the directory is writable by others"):
+        read_private(shared / "kept.json")
+
+
+def test_a_private_read_refuses_a_file_others_can_write_or_own_or_a_link(tmp_path):
+    private = tmp_path / "cache"
+    private.mkdir(mode=0o700)
+    root_secret(private / "open.json", 0o666)
+    with pytest.raises(UnsafePathError, match="the file is writable by others"):
+        read_private(private / "open.json")
+    root_secret(private / "given.json")
+    os.chown(private / "given.json", 65534, 65534)
+    with pytest.raises(UnsafePathError, match=r"belongs to uid 65534 \(nobody\)"):
+        read_private(private / "given.json")
+    (private / "link.json").symlink_to(root_secret(tmp_path / "shadow"))
+    with pytest.raises(UnsafePathError, match="symbolic link"):
+        read_private(private / "link.json")
+    with pytest.raises(FileNotFoundError):
+        read_private(private / "missing.json")
+    assert read_private(root_secret(private / "ours.json")) == SECRET
 
 
 # -- what is allowed ------------------------------------------------------------------------------

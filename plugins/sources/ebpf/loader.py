@@ -12,13 +12,22 @@ The compile is most of the agent's start-up, so it may be started early (:func:`
 beside the rest of the start-up: nothing is attached until the agent says so
 (:meth:`Pending.finish`), once its own state (the process table's ``/proc`` snapshot) is built.
 
+A program compiled at an earlier start may be kept (``ebpf.program_cache``: where, and when
+one may be used, :mod:`.program_cache`; what is kept, :mod:`.compiled`): the agent opens the
+kept file, checked, and hands the helper its descriptor; the helper then loads it without
+bcc (its maps created again, its programs loaded: the verifier checks them as ever), and
+compiles only when there is none or the kernel refuses it.  A program it compiles it writes
+to a new file the agent opened for it, which the agent puts in place once the helper is done.
+
 Protocol on the socket: the agent sends one line, a JSON document (``{"text": ..., "tracepoints":
-[[tp, fn], ...]}``); the helper compiles the program and loads its programs into the kernel (the
-verifier checks them then), attaching nothing.  Then the agent sends the line ``attach`` (or
-closes the socket: the helper exits, having attached nothing); the helper attaches and answers
-with one message whose data is a JSON document (``{"maps": [names], "attached": [tps],
-"missing": [tps], "seconds": {"import": s, "compile": s, "wait": s, "attach": s}}``, the
-helper's own phases: ``compile`` includes loading the programs, ``wait`` is the time it waited
+[[tp, fn], ...], "agent_pid": pid, "key": ..., "kept_fd": fd or null, "new_fd": fd or null}``);
+the helper loads the kept program or compiles the text, and loads its programs into the kernel
+(the verifier checks them then), the agent's pid written in their instructions
+(:mod:`.compiled`), and attaches nothing.  Then the agent sends the line ``attach`` (or closes the socket: the helper exits,
+having attached nothing); the helper attaches and answers with one message whose data is a
+JSON document (``{"maps": [names], "attached": [tps], "missing": [tps], "seconds": {"import":
+s, "compile": s, "load": s, "wait": s, "attach": s}, "from_kept": bool, "kept_refused": why,
+"written": bool, "not_kept": why}``: the helper's own phases, ``wait`` being the time it waited
 for ``attach``; or ``{"error": ..., "hint": ...}``, sent as soon as a step fails) and whose
 ancillary data carries the fds, maps first, then the perf events in the order of ``attached``.
 """
@@ -26,16 +35,24 @@ ancillary data carries the fds, maps first, then the perf events in the order of
 from __future__ import annotations
 
 import ctypes
+import functools
+import importlib.machinery
+import importlib.util
 import json
+import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .program_cache import ProgramCache
+
+log = logging.getLogger("syswarden.ebpf")
 
 MAPS = ("proc_ring", "evt_ring", "counters", "proc_names", "rule_names", "names_ready",
         "host_cgroups")
@@ -47,9 +64,13 @@ class Loaded:
     maps: dict[str, int]
     attached: dict[str, int]            # hook -> its fd (a perf event, an fexit link)
     missing: list[str] = field(default_factory=list)
-    #: the helper's phases: bcc imported, the program compiled and loaded, the wait for the
-    #: agent's word, the hooks attached
+    #: the helper's phases: bcc imported, the program compiled, its programs loaded, the wait
+    #: for the agent's word, the hooks attached
     seconds: dict[str, float] = field(default_factory=dict)
+    #: whether the program was a kept one (not compiled: :mod:`.program_cache`)
+    from_kept: bool = False
+    #: why the program compiled now cannot be kept ("" when it was, or there is no cache)
+    not_kept: str = ""
 
 
 class LoadError(Exception):
@@ -66,24 +87,37 @@ class Pending:
     """A helper compiling and loading a program; it attaches nothing before :meth:`finish`."""
 
     def __init__(self, text: str, tracepoints: list[tuple[str, str]],
-                 timeout: float | None = None) -> None:
+                 timeout: float | None = None, agent_pid: int = 0,
+                 cache: ProgramCache | None = None) -> None:
         self.timeout = timeout or LOAD_TIMEOUT
         self.started = time.monotonic()
+        self.cache = cache
+        self.key = cache.key(text, tracepoints) if cache is not None else ""
+        kept_fd = cache.open_kept(self.key) if cache is not None else None
+        #: where the helper writes the program if it compiles one (None: it is not kept)
+        self.new = cache.open_new(self.key) if cache is not None else None
+        request = {"text": text, "tracepoints": tracepoints, "agent_pid": agent_pid,
+                   "key": self.key, "kept_fd": kept_fd,
+                   "new_fd": self.new.fd if self.new is not None else None}
+        handed = [fd for fd in (kept_fd, request["new_fd"]) if fd is not None]
         self.sock, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             # -P: its folder is not put on sys.path (its modules are not top-level ones)
             self.proc = subprocess.Popen([sys.executable, "-P", os.path.abspath(__file__),
                                           str(child.fileno()), str(os.getpid())],
-                                         pass_fds=[child.fileno()], stdin=subprocess.DEVNULL,
+                                         pass_fds=[child.fileno(), *handed],
+                                         stdin=subprocess.DEVNULL,
                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         except BaseException:
             self.sock.close()
+            self._commit(False)
             raise
         finally:
             child.close()
-        request = json.dumps({"text": text, "tracepoints": tracepoints})
+            if kept_fd is not None:
+                os.close(kept_fd)
         try:
-            self.sock.sendall(request.encode() + b"\n")
+            self.sock.sendall(json.dumps(request).encode() + b"\n")
         except OSError:
             pass        # the helper has gone already: finish() says why
 
@@ -101,7 +135,10 @@ class Pending:
             deadline = self.started + self.timeout
             while True:
                 self.sock.settimeout(max(0.001, deadline - time.monotonic()))
-                data, got, _flags, _addr = socket.recv_fds(self.sock, 1 << 20, 1024)
+                try:
+                    data, got, _flags, _addr = socket.recv_fds(self.sock, 1 << 20, 1024)
+                except ConnectionResetError:    # it died with our "attach" unread: stderr says
+                    break
                 fds += got
                 if not data:
                     break
@@ -111,6 +148,7 @@ class Pending:
         except (TimeoutError, subprocess.TimeoutExpired):
             proc.kill()
             proc.wait()
+            self._commit(False)
             for fd in fds:
                 os.close(fd)
             raise LoadError(f"the BPF loader did not finish within {self.timeout:g} s "
@@ -124,21 +162,36 @@ class Pending:
         except ValueError:
             reply = {}
         if "error" in reply or not reply:
+            self._commit(False)
             for fd in fds:
                 os.close(fd)
             raise LoadError(reply.get("error") or
                             f"the BPF loader failed: {err.strip()[-500:]}",
                             reply.get("hint", ""))
+        if reply.get("kept_refused") and self.cache is not None:
+            log.warning("ebpf: the kept program was refused, compiled again: %s",
+                        reply["kept_refused"])
+            if not reply.get("written"):
+                self.cache.forget(self.key)
+        self._commit(bool(reply.get("written")))
         names, attached = reply["maps"], reply["attached"]
         maps = dict(zip(names, fds[:len(names)]))
         perf = dict(zip(attached, fds[len(names):]))
-        return Loaded(maps, perf, reply.get("missing", []), reply.get("seconds", {}))
+        return Loaded(maps, perf, reply.get("missing", []), reply.get("seconds", {}),
+                      bool(reply.get("from_kept")), reply.get("not_kept", ""))
 
     def cancel(self) -> None:
         """Give up: the helper ends without attaching anything."""
         self._close()
         self.proc.kill()
         self.proc.wait()
+        self._commit(False)
+
+    def _commit(self, written: bool) -> None:
+        """Keep the program the helper wrote (else remove its file), once."""
+        new, self.new = self.new, None
+        if new is not None and self.cache is not None:
+            self.cache.commit(new, written)
 
     def _close(self) -> None:
         self.sock.close()
@@ -146,15 +199,17 @@ class Pending:
             self.proc.stderr.close()
 
 
-def start(text: str, tracepoints: list[tuple[str, str]],
-          timeout: float | None = None) -> Pending:
-    """Start a helper compiling and loading the program (returns at once)."""
-    return Pending(text, tracepoints, timeout)
+def start(text: str, tracepoints: list[tuple[str, str]], timeout: float | None = None,
+          agent_pid: int = 0, cache: ProgramCache | None = None) -> Pending:
+    """Start a helper compiling (or, kept in ``cache``, reading) and loading the program
+    (returns at once); ``agent_pid``'s events are not sent (0: none is left out)."""
+    return Pending(text, tracepoints, timeout, agent_pid, cache)
 
 
-def load(text: str, tracepoints: list[tuple[str, str]], timeout: float | None = None) -> Loaded:
-    """Run the helper to the end; return the fds it passed (blocking: ~1-2 s)."""
-    return start(text, tracepoints, timeout).finish()
+def load(text: str, tracepoints: list[tuple[str, str]], timeout: float | None = None,
+         agent_pid: int = 0, cache: ProgramCache | None = None) -> Loaded:
+    """Run the helper to the end; return the fds it passed (blocking: ~1-2 s compiling)."""
+    return start(text, tracepoints, timeout, agent_pid, cache).finish()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -181,78 +236,175 @@ def _helper(sock: socket.socket) -> None:
     req = json.loads(lines.readline() or b"null")
     if req is None:
         return                        # the agent has gone
-    t0 = time.perf_counter()
-    try:
-        import bcc  # noqa: PLC0415
-    except Exception as exc:
-        _reply(sock, {"error": f"the eBPF source needs bcc, which cannot be imported ({exc})",
-                      "hint": HINT})
-        return
-
-    class Deferred(bcc.BPF):
-        """bcc attaches the kfunc__/kretfunc__ programs it compiles at once: here not before
-        the agent's ``attach``."""
-
-        def _trace_autoload(self) -> None:
-            pass
-
-    t1 = time.perf_counter()
+    ebpf = _siblings()
     hooks = [(tp, fn, *tp.split(":", 1)) for tp, fn in req["tracepoints"]]
     missing = [tp for tp, _fn, cat, name in hooks if cat not in KFUNC_HOOKS and cat != RAW_TP
                and not os.path.isdir(f"{TRACEFS}/events/{cat}/{name}")]
-    try:
-        bpf = Deferred(text=req["text"].encode(), cflags=["-Wno-unused-function"])
-        _load_all(bpf, [(fn, _prog_type(bcc.BPF, cat)) for tp, fn, cat, _name in hooks
-                        if tp not in missing])
-    except Exception as exc:
-        _reply(sock, {"error": f"the BPF program could not be compiled or loaded: {exc}",
-                      "hint": HINT})
-        return
+    wanted = [hook for hook in hooks if hook[0] not in missing]
+    seconds = {"import": 0.0, "compile": 0.0, "load": 0.0}
+    reply: dict[str, Any] = {}
+    built: _Kept | _Compiled | None = None
+    agent_pid = int(req.get("agent_pid") or 0)
+    if req.get("kept_fd") is not None:
+        t0 = time.perf_counter()
+        try:
+            built = _Kept(ebpf, _read_all(req["kept_fd"]), req["key"], wanted, agent_pid)
+            reply["from_kept"] = True
+        except (ValueError, OSError) as exc:
+            reply["kept_refused"] = str(exc)
+        seconds["load"] = time.perf_counter() - t0
+    if built is None:
+        try:
+            built = _Compiled(ebpf, req["text"], wanted, seconds, agent_pid)
+        except LoadError as exc:
+            _reply(sock, {"error": str(exc), "hint": exc.hint})
+            return
+        if req.get("new_fd") is not None:
+            try:
+                if any(cat in KFUNC_HOOKS for _tp, _fn, cat, _name in wanted):
+                    raise ebpf.NotKept("fexit programs are loaded with a BTF id, by bcc")
+                _write_all(req["new_fd"], ebpf.encode(built.program, req["key"]))
+                reply["written"] = True
+            except ebpf.NotKept as exc:
+                reply["not_kept"] = str(exc)
+            except OSError as exc:
+                reply["not_kept"] = f"writing it failed: {exc}"
     t2 = time.perf_counter()
     if lines.readline() != b"attach\n":
         return                        # the agent has gone: nothing was attached
     t3 = time.perf_counter()
     attached, fds = [], []
-    for tp, fn, cat, name in hooks:
-        if tp in missing or tp in attached:
+    for tp, fn, cat, name in wanted:
+        if tp in attached:
             continue
         try:
-            if cat in KFUNC_HOOKS:
-                (bpf.attach_kfunc if cat == "fentry" else bpf.attach_kretfunc)(fn_name=fn.encode())
-                fds.append(getattr(bpf, KFUNC_HOOKS[cat])[fn.encode()])
-            elif cat == RAW_TP:       # a raw tracepoint program (sys_enter, sys_exit)
-                bpf.attach_raw_tracepoint(tp=name.encode(), fn_name=fn.encode())
-                fds.append(bpf.raw_tracepoint_fds[name.encode()])
-            else:
-                bpf.attach_tracepoint(tp=tp.encode(), fn_name=fn.encode())
-                fds.append(bpf.tracepoint_fds[tp.encode()])
+            fds.append(built.attach(fn, cat, name))
         except Exception as exc:
             _reply(sock, {"error": f"could not attach {fn} to {tp}: {exc}", "hint": HINT})
             return
         attached.append(tp)
-    map_fds = [bpf[name.encode()].map_fd for name in MAPS]
-    seconds = {"import": t1 - t0, "compile": t2 - t1, "wait": t3 - t2,
-               "attach": time.perf_counter() - t3}
-    _reply(sock, {"maps": list(MAPS), "attached": attached, "missing": missing,
+    map_fds = [built.maps[name] for name in MAPS]
+    seconds.update(wait=t3 - t2, attach=time.perf_counter() - t3)
+    _reply(sock, {**reply, "maps": list(MAPS), "attached": attached, "missing": missing,
                   "seconds": seconds}, map_fds + fds)
     # exit without bcc's cleanup (which would detach): the agent now holds the fds
     os._exit(0)
 
 
-def _load_all(bpf: Any, funcs: list[tuple[str, int]]) -> None:
-    """Load (the kernel verifies) every program now, attached when told: on two threads, the
-    largest first, as the verifier runs in each loading thread's own system call (the
-    prefilters' scans make the open handlers the longest to verify: about half the load with
-    Falco's rules).  Raises the first failure."""
-    import bcc  # noqa: PLC0415
+class _Kept:
+    """A program kept from an earlier start (:mod:`.compiled`), loaded without bcc."""
 
-    def size(fn: str) -> int:
-        return bcc.lib.bpf_function_size(bpf.module, fn.encode())
+    def __init__(self, ebpf: Any, data: bytes, key: str, wanted: list[tuple[str, ...]],
+                 agent_pid: int) -> None:
+        prog = ebpf.decode(data, key)
+        if any(cat in KFUNC_HOOKS for _tp, _fn, cat, _name in wanted):
+            raise ValueError("fexit programs are not kept")
+        lacking = {fn for _tp, fn, _cat, _name in wanted} - set(prog.functions)
+        if lacking:
+            raise ValueError(f"it lacks {', '.join(sorted(lacking))}")
+        self.syscalls = ebpf.bpf_syscall
+        self.maps, self.progs = ebpf.load(prog, agent_pid)
 
-    order = sorted(dict(funcs).items(), key=lambda item: -size(item[0]))
-    with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
-        for done in [pool.submit(bpf.load_func, fn.encode(), kind) for fn, kind in order]:
-            done.result()
+    def attach(self, fn: str, cat: str, name: str) -> int:
+        if cat == RAW_TP:
+            return self.syscalls.raw_tracepoint_open(name, self.progs[fn])
+        return self.syscalls.attach_tracepoint(TRACEFS, cat, name, self.progs[fn])
+
+
+class _Compiled:
+    """The program compiled now by bcc, the agent's pid written in it, its functions loaded
+    (raises :class:`LoadError`); :attr:`program` is what may be kept of it."""
+
+    def __init__(self, ebpf: Any, text: str, wanted: list[tuple[str, ...]],
+                 seconds: dict[str, float], agent_pid: int) -> None:
+        t0 = time.perf_counter()
+        try:
+            import bcc  # noqa: PLC0415
+        except Exception as exc:
+            raise LoadError(f"the eBPF source needs bcc, which cannot be imported ({exc})",
+                            HINT) from None
+
+        class Deferred(bcc.BPF):
+            """bcc attaches the kfunc__/kretfunc__ programs it compiles at once: here not
+            before the agent's ``attach``."""
+
+            def _trace_autoload(self) -> None:
+                pass
+
+        t1 = time.perf_counter()
+        types = {fn: _prog_type(bcc.BPF, cat) for _tp, fn, cat, _name in wanted}
+        try:
+            self.bpf = Deferred(text=text.encode(), cflags=["-Wno-unused-function"])
+            t2 = time.perf_counter()
+            self.lib, module = bcc.lib, self.bpf.module
+            tables = self._tables()
+            starts = {fn: (self.lib.bpf_function_start(module, fn.encode()),
+                           self.lib.bpf_function_size(module, fn.encode())) for fn in types}
+            self.program = ebpf.capture(
+                tables, {fn: (kind, ctypes.string_at(*starts[fn])) for fn, kind in types.items()},
+                self.lib.bpf_module_license(module).decode(),
+                self.lib.bpf_module_kern_version(module))
+            fds = [fd for _name, fd in tables]
+            for fn, f in self.program.functions.items():     # bcc loads from its own copy
+                ctypes.memmove(starts[fn][0], f.code(fds, agent_pid), starts[fn][1])
+            ebpf.largest_first({fn: (starts[fn][1],
+                                     functools.partial(self.bpf.load_func, fn.encode(), kind))
+                                for fn, kind in types.items()})
+        except Exception as exc:
+            raise LoadError(f"the BPF program could not be compiled or loaded: {exc}",
+                            HINT) from None
+        seconds.update({"import": t1 - t0, "compile": t2 - t1,
+                        "load": time.perf_counter() - t2})
+        self.maps = dict(tables)
+
+    def _tables(self) -> list[tuple[str, int]]:
+        """bcc's maps: (name, fd), in its order."""
+        lib, module = self.lib, self.bpf.module
+        lib.bpf_num_tables.restype = ctypes.c_size_t
+        lib.bpf_num_tables.argtypes = [ctypes.c_void_p]
+        lib.bpf_table_name.restype = ctypes.c_char_p
+        lib.bpf_table_name.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+        lib.bpf_table_fd_id.restype = ctypes.c_int
+        lib.bpf_table_fd_id.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+        return [(lib.bpf_table_name(module, i).decode(), lib.bpf_table_fd_id(module, i))
+                for i in range(lib.bpf_num_tables(module))]
+
+    def attach(self, fn: str, cat: str, name: str) -> int:
+        bpf = self.bpf
+        if cat in KFUNC_HOOKS:
+            (bpf.attach_kfunc if cat == "fentry" else bpf.attach_kretfunc)(fn_name=fn.encode())
+            return getattr(bpf, KFUNC_HOOKS[cat])[fn.encode()]
+        if cat == RAW_TP:             # a raw tracepoint program (sys_enter, sys_exit)
+            bpf.attach_raw_tracepoint(tp=name.encode(), fn_name=fn.encode())
+            return bpf.raw_tracepoint_fds[name.encode()]
+        tp = f"{cat}:{name}"
+        bpf.attach_tracepoint(tp=tp.encode(), fn_name=fn.encode())
+        return bpf.tracepoint_fds[tp.encode()]
+
+
+_PACKAGE = "_syswarden_ebpf"
+
+
+def _siblings() -> Any:
+    """:mod:`.compiled` (and with it :mod:`.bpf_syscall`), loaded by their paths as a package
+    of their own: the helper imports nothing of syswarden."""
+    if _PACKAGE not in sys.modules:
+        spec = importlib.machinery.ModuleSpec(_PACKAGE, None, is_package=True)
+        package = importlib.util.module_from_spec(spec)
+        package.__path__ = [os.path.dirname(os.path.abspath(__file__))]
+        sys.modules[_PACKAGE] = package
+    return importlib.import_module(f"{_PACKAGE}.compiled")
+
+
+
+def _read_all(fd: int) -> bytes:
+    with os.fdopen(fd, "rb") as f:
+        return f.read()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
 
 
 def _reply(sock: socket.socket, doc: dict[str, Any], fds: list[int] = ()) -> None:
@@ -260,86 +412,8 @@ def _reply(sock: socket.socket, doc: dict[str, Any], fds: list[int] = ()) -> Non
     sock.close()
 
 
-# ---------------------------------------------------------------------------------------------
-# Reading a per-CPU array map without bcc: the bpf(2) syscall
-# ---------------------------------------------------------------------------------------------
-
-_SYS_BPF = {"x86_64": 321, "aarch64": 280}.get(os.uname().machine, 321)
-_BPF_MAP_LOOKUP_ELEM = 1
-_BPF_MAP_UPDATE_ELEM = 2
-_BPF_MAP_GET_NEXT_KEY = 4
-BPF_ANY, BPF_NOEXIST = 0, 1
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-class _MapAttr(ctypes.Structure):
-    _fields_ = [("map_fd", ctypes.c_uint32), ("pad", ctypes.c_uint32),
-                ("key", ctypes.c_uint64), ("value", ctypes.c_uint64),
-                ("flags", ctypes.c_uint64)]
-
-
-def possible_cpus() -> int:
-    """Number of possible CPUs (the size of a per-CPU map value), from sysfs."""
-    try:
-        text = open("/sys/devices/system/cpu/possible").read().strip()
-    except OSError:
-        return os.cpu_count() or 1
-    n = 0
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        n = max(n, int(hi or lo) + 1)
-    return n
-
-
-def percpu_u64_sum(map_fd: int, key: int, ncpu: int) -> int:
-    """The sum over CPUs of a u64 per-CPU array element."""
-    k = ctypes.c_uint32(key)
-    values = (ctypes.c_uint64 * ncpu)()
-    attr = _MapAttr(map_fd, 0, ctypes.addressof(k), ctypes.addressof(values), 0)
-    rc = _libc.syscall(_SYS_BPF, _BPF_MAP_LOOKUP_ELEM, ctypes.byref(attr), ctypes.sizeof(attr))
-    if rc != 0:
-        raise OSError(ctypes.get_errno(), "bpf(BPF_MAP_LOOKUP_ELEM) failed")
-    return sum(values)
-
-
-def _map_call(cmd: int, map_fd: int, key: Any, value: Any, flags: int = 0) -> int:
-    attr = _MapAttr(map_fd, 0, ctypes.addressof(key), ctypes.addressof(value), flags)
-    rc = _libc.syscall(_SYS_BPF, cmd, ctypes.byref(attr), ctypes.sizeof(attr))
-    return 0 if rc == 0 else ctypes.get_errno()
-
-
-def map_update(map_fd: int, key: bytes, value: bytes, flags: int = BPF_ANY) -> bool:
-    """Write one element of a map; False when it was not written (``BPF_NOEXIST`` and the key
-    is there, or the map is full).  Raises OSError for another failure."""
-    k = ctypes.create_string_buffer(key, len(key))
-    v = ctypes.create_string_buffer(value, len(value))
-    err = _map_call(_BPF_MAP_UPDATE_ELEM, map_fd, k, v, flags)
-    if err in (0, 17, 7):                   # EEXIST, E2BIG (full)
-        return not err
-    raise OSError(err, "bpf(BPF_MAP_UPDATE_ELEM) failed")
-
-
-def map_items(map_fd: int, key_size: int, value_size: int) -> list[tuple[bytes, bytes]]:
-    """Every (key, value) of a hash map (an element removed meanwhile is left out)."""
-    out: list[tuple[bytes, bytes]] = []
-    key = ctypes.create_string_buffer(key_size)
-    nxt = ctypes.create_string_buffer(key_size)
-    value = ctypes.create_string_buffer(value_size)
-    first = True
-    while True:
-        attr = _MapAttr(map_fd, 0, 0 if first else ctypes.addressof(key),
-                        ctypes.addressof(nxt), 0)
-        rc = _libc.syscall(_SYS_BPF, _BPF_MAP_GET_NEXT_KEY, ctypes.byref(attr),
-                           ctypes.sizeof(attr))
-        if rc != 0:
-            return out
-        first = False
-        ctypes.memmove(key, nxt, key_size)
-        if _map_call(_BPF_MAP_LOOKUP_ELEM, map_fd, key, value) == 0:
-            out.append((key.raw, value.raw))
-
-
 _PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 if __name__ == "__main__":

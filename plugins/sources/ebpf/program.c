@@ -40,7 +40,7 @@ static long (*sw_read_user_str)(void *dst, u32 size, const void *src) =
 #define bpf_probe_read_user sw_read_user
 #define bpf_probe_read_user_str sw_read_user_str
 
-#define AGENT_PID @AGENT_PID@
+#define AGENT_PID_MARK "@AGENT_PID_MARK@"
 #define PATH_MAX_B @PATH_MAX@          // bytes kept of one path or string (power of two)
 #define ARGV_MAX_B @ARGV_MAX@          // bytes kept of argv (power of two)
 #define MAX_ARGS @MAX_ARGS@            // argv entries read at most
@@ -127,9 +127,14 @@ static __always_inline u64 count(int cat, int dropped)
     return *c;
 }
 
+// The agent's pid (its threads' tgid) is not in the text: the loader writes it in the compiled
+// instructions in place of this mark (one 64-bit load per use, which the compiler cannot fold:
+// compiled.py), so that the program compiled is the same from one start to the next.
 static __always_inline int is_agent(u64 id)
 {
-    return (id >> 32) == AGENT_PID;
+    u64 agent_pid;
+    asm volatile("%0 = " AGENT_PID_MARK " ll" : "=r"(agent_pid));
+    return (id >> 32) == agent_pid;
 }
 
 static __always_inline struct rec *new_rec(u64 id, u16 kind, u16 evt, s64 res)

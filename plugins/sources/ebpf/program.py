@@ -26,7 +26,7 @@ from syswarden.core.errors import Location, PluginError
 from syswarden.core.rules.prefilter import OpenPrefilter
 from syswarden.core.rules.sockfilter import SocketPrefilter
 
-from . import loader, name_filter, open_filter, record, sock_filter, tracefs
+from . import compiled, loader, name_filter, open_filter, record, sock_filter, tracefs
 
 # Argument kinds: how the kernel side reads an argument and the decoder turns it into a value.
 FD = "fd"          # signed 32-bit (fds, dirfds, pids)
@@ -259,6 +259,7 @@ DEFAULTS: dict[str, Any] = {
     "poll_ms": 10,
     "args_from": "auto",
     "attach": "auto",
+    "program_cache": "/var/cache/syswarden/ebpf",
 }
 
 
@@ -554,12 +555,14 @@ def template() -> str:
 
 
 def render_program(event_types: Iterable[str] | None, config: dict[str, Any] | None = None,
-                   agent_pid: int = 0, open_prefilter: OpenPrefilter | None = None,
+                   open_prefilter: OpenPrefilter | None = None,
                    socket_prefilter: SocketPrefilter | None = None) -> str:
     """The C source of the BPF program for these event types and this ``ebpf`` config section.
 
-    ``agent_pid`` is filtered out in the kernel (0: nothing is filtered, pid 0 makes no
-    syscalls).  ``open_prefilter`` (the rules', see :mod:`.open_filter`) keeps in the kernel
+    The agent's own pid is not in the text (the loader writes it in the compiled instructions
+    in place of :data:`.compiled.AGENT_PID_MARK`: the text, and so the compiled program, is the
+    same from one start to the next).
+    ``open_prefilter`` (the rules', see :mod:`.open_filter`) keeps in the kernel
     the opens no rule can match; None sends them all.  ``socket_prefilter`` (the rules', see
     :mod:`.sock_filter`) keeps the socket syscalls on families no rule can match.
     """
@@ -581,7 +584,7 @@ def render_program(event_types: Iterable[str] | None, config: dict[str, Any] | N
         tp_offsets = tracefs.DEFAULT
     subst = {
         "RECORD": record.render_c(),
-        "AGENT_PID": str(int(agent_pid)),
+        "AGENT_PID_MARK": hex(compiled.AGENT_PID_MARK),
         "PATH_MAX": str(_pow2(cfg["path_max"], 64, 4096)),
         "SNAPLEN": str(max(0, min(record.SNAPLEN_MAX, int(cfg["snaplen"])))),
         "ARGV_MAX": str(_pow2(cfg["argv_max"], 256, 4096)),

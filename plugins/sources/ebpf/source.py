@@ -44,9 +44,10 @@ from syswarden.core.rules.prefilter import OpenPrefilter
 from syswarden.core.rules.procnames import COMM_LEN, comm_key, name_masks
 from syswarden.core.rules.sockfilter import SocketPrefilter
 
-from . import btf, fentry, loader, name_filter, record, tracefs
+from . import bpf_syscall, btf, fentry, loader, name_filter, record, tracefs
 from . import program as P
 from .decode import Decoder
+from .program_cache import ProgramCache
 from .ringbuf import MmapRing
 
 log = logging.getLogger("syswarden.ebpf")
@@ -203,10 +204,11 @@ class Program:
         self.attached = loaded.attached              # hook -> perf event or link fd
         self.missing = loaded.missing
         self.seconds = loaded.seconds                # the loader helper's phases
+        self.from_kept = loaded.from_kept            # loaded without compiling
         self.compiled = syscalls
         self.rings = (MmapRing(self.maps["proc_ring"], P.ring_bytes(cfg["proc_ring_pages"])),
                       MmapRing(self.maps["evt_ring"], P.ring_bytes(cfg["evt_ring_pages"])))
-        self.ncpu = loader.possible_cpus()
+        self.ncpu = bpf_syscall.possible_cpus()
 
     def ring_fds(self) -> list[int]:
         return [self.maps["proc_ring"], self.maps["evt_ring"]]
@@ -215,7 +217,7 @@ class Program:
         """[attempted, dropped] per category, then at RETRIED, FILTERED, LOST_WITH_ROOM and
         SOCKS_FILTERED those counts."""
         fd = self.maps["counters"]
-        return [loader.percpu_u64_sum(fd, i, self.ncpu) for i in range(N_COUNTERS)]
+        return [bpf_syscall.percpu_u64_sum(fd, i, self.ncpu) for i in range(N_COUNTERS)]
 
     def detach(self, tps: list[str]) -> None:
         """Close the fds of these hooks (a tracepoint's perf event waits for an RCU grace period
@@ -308,6 +310,9 @@ class EbpfSource(Source):
         self.socket_prefilter = socket_prefilter if self.cfg.get("socket_prefilter", True) \
             else None
         self.agent_pid = agent_pid
+        #: where compiled programs are kept between starts (None: compiled every time)
+        self.cache = ProgramCache(self.cfg["program_cache"]) if self.cfg.get("program_cache") \
+            else None
         self.metrics = metrics
         self.prog: Program | None = None
         self._batch: list[Event] = []
@@ -337,8 +342,12 @@ class EbpfSource(Source):
     # -- loading -------------------------------------------------------------------------------
 
     def program_text(self, cfg: dict[str, Any] | None = None) -> str:
-        return P.render_program(self.event_types, cfg or self.cfg, self.agent_pid,
-                                self.open_prefilter, self.socket_prefilter)
+        return P.render_program(self.event_types, cfg or self.cfg,
+                                open_prefilter=self.open_prefilter,
+                                socket_prefilter=self.socket_prefilter)
+
+    def _start(self, text: str, tps: list[tuple[str, str]]) -> loader.Pending:
+        return loader.start(text, tps, agent_pid=self.agent_pid, cache=self.cache)
 
     def preload(self) -> None:
         """Start compiling and loading the program in the helper (it attaches nothing before
@@ -351,7 +360,7 @@ class EbpfSource(Source):
         except SourceError:
             return
         text, tps = self.program_text(), P.tracepoints(self.event_types, self.cfg)
-        self._pending = (text, tps, loader.start(text, tps))
+        self._pending = (text, tps, self._start(text, tps))
         self.decoder   # noqa: B018 (made while the helper compiles)
 
     def _load(self, cfg: dict[str, Any]) -> loader.Loaded:
@@ -363,7 +372,7 @@ class EbpfSource(Source):
             if pending[:2] == (text, tps):
                 return pending[2].finish()
             pending[2].cancel()
-        return loader.load(text, tps)
+        return self._start(text, tps).finish()
 
     def _build(self) -> Program:
         """Load and attach a program for the current event types (blocking: ~2 s, less when
@@ -394,11 +403,14 @@ class EbpfSource(Source):
                  len(loaded.attached), ", ".join(kinds),
                  "the registers" if P.task_regs(self.cfg) else "enter tracepoints")
         took = loaded.seconds
-        log.info("ebpf: program built in %.3f s (waited for %.3f s): bcc import %.3f s, compile "
-                 "and load %.3f s, attach %.3f s", took.get("import", 0.0) +
-                 took.get("compile", 0.0) + took.get("attach", 0.0),
-                 time.perf_counter() - t0, took.get("import", 0.0), took.get("compile", 0.0),
-                 took.get("attach", 0.0))
+        phases = ("import", "compile", "load", "attach")
+        log.info("ebpf: program built in %.3f s (waited for %.3f s): %s, bcc import %.3f s, "
+                 "compile %.3f s, load %.3f s, attach %.3f s",
+                 sum(took.get(p, 0.0) for p in phases), time.perf_counter() - t0,
+                 "kept from an earlier start" if loaded.from_kept else "compiled",
+                 *(took.get(p, 0.0) for p in phases))
+        if loaded.not_kept:
+            log.info("ebpf: the program is compiled at every start: %s", loaded.not_kept)
         if self.open_prefilter is not None:
             log.info("ebpf: opens sent when: %s (or a directory, or a path not judged here)",
                      self.open_prefilter.describe())
@@ -419,26 +431,26 @@ class EbpfSource(Source):
         where each cgroup's processes run (``host_cgroups``)."""
         bits = P.name_bits(self.open_prefilter, self.socket_prefilter)
         masks = name_masks(bits)
-        if all(loader.map_update(prog.maps["rule_names"], key, struct.pack("=Q", m))
+        if all(bpf_syscall.map_update(prog.maps["rule_names"], key, struct.pack("=Q", m))
                for key, m in masks.items()):
-            loader.map_update(prog.maps["names_ready"], struct.pack("=I", 0),
+            bpf_syscall.map_update(prog.maps["names_ready"], struct.pack("=I", 0),
                               struct.pack("=I", 1))
         else:
             log.warning("ebpf: the rules test %d process names, over what the kernel holds: "
                         "every process's events are sent", len(masks))
         if old is not None and "proc_names" in old.maps:
-            items = loader.map_items(old.maps["proc_names"], 4, COMM_LEN)
+            items = bpf_syscall.map_items(old.maps["proc_names"], 4, COMM_LEN)
         else:
             items = [(struct.pack("=I", pid), key) for pid, name in self.process_names()
                      if (key := comm_key(name)) is not None]
         for pid, key in items:
-            loader.map_update(prog.maps["proc_names"], pid, key, loader.BPF_NOEXIST)
+            bpf_syscall.map_update(prog.maps["proc_names"], pid, key, bpf_syscall.BPF_NOEXIST)
         self._write_places(prog, self.places.all())
 
     @staticmethod
     def _write_places(prog: Program, places: dict[int, int]) -> None:
         for cgroup_id, place in places.items():
-            if not loader.map_update(prog.maps["host_cgroups"], struct.pack("=Q", cgroup_id),
+            if not bpf_syscall.map_update(prog.maps["host_cgroups"], struct.pack("=Q", cgroup_id),
                                      struct.pack("=I", place)):
                 break                               # full: the others are not known (sent)
 

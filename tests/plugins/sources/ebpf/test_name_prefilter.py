@@ -100,7 +100,7 @@ def prefilters(tmp_path_factory):
 def test_the_name_tests_are_rendered_where_the_prefilters_say(prefilters):
     opf, spf = prefilters
     assert any(t.names for t in opf.terms) and spf.named_of("sendto")
-    text = render_program({"openat", "sendto"}, {}, 0, opf, spf)
+    text = render_program({"openat", "sendto"}, {}, opf, spf)
     wanted = text[text.index("open_wanted("):]
     wanted = wanted[:wanted.index("\n}\n")]
     # looked up only once a term's flags held

@@ -13,6 +13,7 @@ import pytest
 
 from syswarden.core import syscalls as core_syscalls
 from syswarden.core.errors import PluginError
+from syswarden.plugins.sources.ebpf import compiled
 from syswarden.plugins.sources.ebpf import decode as D
 from syswarden.plugins.sources.ebpf import program as P
 from syswarden.plugins.sources.ebpf import record as R
@@ -43,10 +44,13 @@ def test_none_means_every_supported_syscall():
     assert got == {n for n in P.BY_NAME if n not in P.FORK_SYSCALLS} | {"exec"}
 
 
-def test_config_and_agent_pid_are_baked_in():
+def test_the_config_is_baked_in_and_the_agents_pid_is_not():
+    """The agent's pid is written in a map by the loader: the text, and so the compiled program
+    kept between starts, is the same for every agent."""
     text = P.render_program(set(), {"path_max": 300, "argv_max": 100, "evt_ring_pages": 3,
-                                    "proc_ring_pages": 8, "max_args": 7}, agent_pid=4242)
-    assert "#define AGENT_PID 4242" in text
+                                    "proc_ring_pages": 8, "max_args": 7})
+    assert f'#define AGENT_PID_MARK "{hex(compiled.AGENT_PID_MARK)}"' in text
+    assert "#define AGENT_PID " not in text
     assert "#define PATH_MAX_B 512" in text          # rounded up to a power of two
     assert "#define ARGV_MAX_B 256" in text          # at least 256
     assert "#define MAX_ARGS 7" in text

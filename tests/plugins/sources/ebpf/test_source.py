@@ -362,17 +362,19 @@ async def test_only_the_needed_tracepoints_are_attached_and_a_reload_changes_the
 
 
 def test_the_program_build_is_timed_by_phase_and_logged(caplog):
-    src = EbpfSource({}, {"openat"}, os.getpid())
+    src = EbpfSource({"program_cache": ""}, {"openat"}, os.getpid())     # compiled
     with caplog.at_level(logging.INFO, logger="syswarden"):
         src.load()
     try:
         seconds = src.prog.seconds
     finally:
         src.close()
-    assert set(seconds) == {"import", "compile", "wait", "attach"}
-    assert seconds["compile"] > 0 and all(v >= 0 for v in seconds.values())
+    assert set(seconds) == {"import", "compile", "load", "wait", "attach"}
+    assert seconds["compile"] > 0 and seconds["load"] > 0
+    assert all(v >= 0 for v in seconds.values())
     line = next(r.getMessage() for r in caplog.records if "program built in" in r.getMessage())
-    assert f"compile and load {seconds['compile']:.3f} s" in line
+    assert f": compiled, bcc import {seconds['import']:.3f} s" in line
+    assert f"compile {seconds['compile']:.3f} s, load {seconds['load']:.3f} s" in line
 
 
 def _loader_helpers() -> list[int]:
@@ -590,20 +592,20 @@ def test_tty_of_a_process_gone_before_decoding_comes_from_the_kernel():
 
 def test_a_kernel_refusing_the_registers_falls_back_to_enter(monkeypatch):
     """FAKE fault: this kernel accepts bpf_task_pt_regs, so its refusal is simulated by a
-    loader that fails once for a program rendered with TASK_REGS 1; the real loader then
+    loader that fails once for a program rendered with TASK_REGS 1 (kept or not); the real loader then
     loads the enter version, which must work."""
     from syswarden.plugins.sources.ebpf import loader
 
-    real = loader.load
+    real = loader.start
     refused = []
 
-    def refusing_load(text, tracepoints, *a, **kw):
+    def refusing_start(text, tracepoints, *a, **kw):
         if "#define TASK_REGS 1" in text:
             refused.append(tracepoints)
             raise loader.LoadError("R1 type=scalar expected=ptr_ (simulated refusal)")
         return real(text, tracepoints, *a, **kw)
 
-    monkeypatch.setattr(loader, "load", refusing_load)
+    monkeypatch.setattr(loader, "start", refusing_start)
     src = EbpfSource({}, {"openat"}, os.getpid())
     if src.cfg["args_from"] != "regs":
         pytest.skip("auto does not try the registers on this machine")
