@@ -65,6 +65,8 @@ MUST_PASS = (
     "test_realpath.py::test_the_realpath_is_the_file_opened_and_the_identity_is_stat_s"
     "[regs-bind-mnt/inside-mnt/inside]",
     "test_realpath.py::test_hostile_names_give_a_bounded_path_marked_when_cut[regs]",
+    "test_program_cache.py::test_a_second_start_loads_the_kept_program_which_sends_what_the_"
+    "compiled_one_did",
 )
 
 GUEST_TESTS = tuple(f"{EBPF}/{f}" for f in GUEST_FILES) + tuple(

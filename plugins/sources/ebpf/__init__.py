@@ -105,7 +105,7 @@ def syswarden_config_schema() -> dict[str, Section]:
                                  "0700) where the compiled program is kept between starts: a "
                                  "start with the same rules, kernel and bcc loads it instead "
                                  "of compiling (about 1.5 s less); empty: compiled at every "
-                                 "start (tracepoint programs are kept, fexit ones are not)"),
+                                 "start"),
         }, doc="the live eBPF source: ring sizes and capture bounds"),
         DROPS: Section({
             "threshold": Key(float, 0.1, "share of events dropped in one second above which "

@@ -181,7 +181,7 @@ LOG_SIZE = 1 << 20
 
 
 PROG_TYPE_TRACING = 26
-TRACE_FEXIT = 25
+TRACE_FENTRY, TRACE_FEXIT = 24, 25
 
 
 def prog_load(prog_type: int, name: str, insns: bytes, license: str, kern_version: int = 0,

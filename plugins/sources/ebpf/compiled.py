@@ -17,10 +17,10 @@ its null test change how the compiler lays the handlers out, and with Falco's ru
 handlers' prefilters then exceed the verifier's budget of a million instructions.
 
 What cannot be kept is said (:attr:`Compiled.not_kept`): an instruction naming something else
-by a descriptor or an id (BTF, a kfunc, a map's value).  Programs attached to kernel functions
-(fexit: their load names a BTF id, bcc's business) are not kept either (the loader's choice).
-Where the kept program is stored, and when it may be used, is :mod:`.program_cache`'s
-business.
+by a descriptor or an id (BTF, a kfunc, a map's value).  A program attached to a kernel
+function (fexit) names it at its load by its BTF id, which the loader is given (the kernel's
+BTF, read by the agent).  Where the kept program is stored, and when it may be used, is
+:mod:`.program_cache`'s business.
 
 This module imports nothing of syswarden but :mod:`.bpf_syscall` (relatively), so that the
 loader helper can load both by their paths.
@@ -194,10 +194,14 @@ def _ld_imm64(insns: bytes, i: int, src: int) -> bool:
 
 # -- loading ------------------------------------------------------------------------------------
 
-def load(compiled: Compiled, agent_pid: int) -> tuple[dict[str, int], dict[str, int]]:
+def load(compiled: Compiled, agent_pid: int,
+         attach_to: dict[str, tuple[int, int]] | None = None
+         ) -> tuple[dict[str, int], dict[str, int]]:
     """Create the maps, load the functions (:meth:`Function.code`): the maps' fds by name,
-    the programs' fds by function name.  On a failure every fd made is closed and the error
-    (a :class:`~.bpf_syscall.BpfError`) raised."""
+    the programs' fds by function name.  ``attach_to``: the (attach type, kernel function's
+    BTF id) of each fexit program, which its load names.  On a failure every fd made is closed
+    and the error (a :class:`~.bpf_syscall.BpfError`) raised."""
+    attach_to = attach_to or {}
     made: list[int] = []
     try:
         fds = []
@@ -207,8 +211,9 @@ def load(compiled: Compiled, agent_pid: int) -> tuple[dict[str, int], dict[str, 
 
         def loader(name: str, f: Function) -> Callable[[], int]:
             code = f.code(fds, agent_pid)
+            kind, btf_id = attach_to.get(name, (0, 0))
             return lambda: bpf_syscall.prog_load(f.prog_type, name, code, compiled.license,
-                                                 compiled.kern_version)
+                                                 compiled.kern_version, kind, btf_id)
 
         jobs = {name: (len(f.insns), loader(name, f)) for name, f in compiled.functions.items()}
         progs = largest_first(jobs, made)

@@ -88,7 +88,8 @@ class Pending:
 
     def __init__(self, text: str, tracepoints: list[tuple[str, str]],
                  timeout: float | None = None, agent_pid: int = 0,
-                 cache: ProgramCache | None = None) -> None:
+                 cache: ProgramCache | None = None,
+                 kfunc_ids: dict[str, int] | None = None) -> None:
         self.timeout = timeout or LOAD_TIMEOUT
         self.started = time.monotonic()
         self.cache = cache
@@ -97,6 +98,7 @@ class Pending:
         #: where the helper writes the program if it compiles one (None: it is not kept)
         self.new = cache.open_new(self.key) if cache is not None else None
         request = {"text": text, "tracepoints": tracepoints, "agent_pid": agent_pid,
+                   "kfunc_ids": kfunc_ids or {},
                    "key": self.key, "kept_fd": kept_fd,
                    "new_fd": self.new.fd if self.new is not None else None}
         handed = [fd for fd in (kept_fd, request["new_fd"]) if fd is not None]
@@ -200,16 +202,20 @@ class Pending:
 
 
 def start(text: str, tracepoints: list[tuple[str, str]], timeout: float | None = None,
-          agent_pid: int = 0, cache: ProgramCache | None = None) -> Pending:
+          agent_pid: int = 0, cache: ProgramCache | None = None,
+          kfunc_ids: dict[str, int] | None = None) -> Pending:
     """Start a helper compiling (or, kept in ``cache``, reading) and loading the program
-    (returns at once); ``agent_pid``'s events are not sent (0: none is left out)."""
-    return Pending(text, tracepoints, timeout, agent_pid, cache)
+    (returns at once); ``agent_pid``'s events are not sent (0: none is left out);
+    ``kfunc_ids``: the BTF id of each kernel function an fexit program is attached to (for a
+    kept one: bcc finds them itself)."""
+    return Pending(text, tracepoints, timeout, agent_pid, cache, kfunc_ids)
 
 
 def load(text: str, tracepoints: list[tuple[str, str]], timeout: float | None = None,
-         agent_pid: int = 0, cache: ProgramCache | None = None) -> Loaded:
+         agent_pid: int = 0, cache: ProgramCache | None = None,
+         kfunc_ids: dict[str, int] | None = None) -> Loaded:
     """Run the helper to the end; return the fds it passed (blocking: ~1-2 s compiling)."""
-    return start(text, tracepoints, timeout, agent_pid, cache).finish()
+    return start(text, tracepoints, timeout, agent_pid, cache, kfunc_ids).finish()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -248,7 +254,8 @@ def _helper(sock: socket.socket) -> None:
     if req.get("kept_fd") is not None:
         t0 = time.perf_counter()
         try:
-            built = _Kept(ebpf, _read_all(req["kept_fd"]), req["key"], wanted, agent_pid)
+            built = _Kept(ebpf, _read_all(req["kept_fd"]), req["key"], wanted, agent_pid,
+                          req.get("kfunc_ids") or {})
             reply["from_kept"] = True
         except (ValueError, OSError) as exc:
             reply["kept_refused"] = str(exc)
@@ -261,8 +268,7 @@ def _helper(sock: socket.socket) -> None:
             return
         if req.get("new_fd") is not None:
             try:
-                if any(cat in KFUNC_HOOKS for _tp, _fn, cat, _name in wanted):
-                    raise ebpf.NotKept("fexit programs are loaded with a BTF id, by bcc")
+                _kfunc_attach(ebpf, wanted, req.get("kfunc_ids") or {}, ebpf.NotKept)
                 _write_all(req["new_fd"], ebpf.encode(built.program, req["key"]))
                 reply["written"] = True
             except ebpf.NotKept as exc:
@@ -295,17 +301,18 @@ class _Kept:
     """A program kept from an earlier start (:mod:`.compiled`), loaded without bcc."""
 
     def __init__(self, ebpf: Any, data: bytes, key: str, wanted: list[tuple[str, ...]],
-                 agent_pid: int) -> None:
+                 agent_pid: int, kfunc_ids: dict[str, int]) -> None:
         prog = ebpf.decode(data, key)
-        if any(cat in KFUNC_HOOKS for _tp, _fn, cat, _name in wanted):
-            raise ValueError("fexit programs are not kept")
         lacking = {fn for _tp, fn, _cat, _name in wanted} - set(prog.functions)
         if lacking:
             raise ValueError(f"it lacks {', '.join(sorted(lacking))}")
+        attach_to = _kfunc_attach(ebpf, wanted, kfunc_ids, ValueError)
         self.syscalls = ebpf.bpf_syscall
-        self.maps, self.progs = ebpf.load(prog, agent_pid)
+        self.maps, self.progs = ebpf.load(prog, agent_pid, attach_to)
 
     def attach(self, fn: str, cat: str, name: str) -> int:
+        if cat in KFUNC_HOOKS:        # attached where its load said
+            return self.syscalls.raw_tracepoint_open(None, self.progs[fn])
         if cat == RAW_TP:
             return self.syscalls.raw_tracepoint_open(name, self.progs[fn])
         return self.syscalls.attach_tracepoint(TRACEFS, cat, name, self.progs[fn])
@@ -380,6 +387,21 @@ class _Compiled:
         tp = f"{cat}:{name}"
         bpf.attach_tracepoint(tp=tp.encode(), fn_name=fn.encode())
         return bpf.tracepoint_fds[tp.encode()]
+
+
+def _kfunc_attach(ebpf: Any, wanted: list[tuple[str, ...]], kfunc_ids: dict[str, int],
+                  error: type[Exception]) -> dict[str, tuple[int, int]]:
+    """(attach type, BTF id) of each fexit program's kernel function; raises ``error`` for one
+    whose id the agent did not give."""
+    out = {}
+    for _tp, fn, cat, name in wanted:
+        if cat in KFUNC_HOOKS:
+            if not kfunc_ids.get(name):
+                raise error(f"{name}: no BTF id to load its fexit program with")
+            kind = ebpf.bpf_syscall.TRACE_FENTRY if cat == "fentry" else \
+                ebpf.bpf_syscall.TRACE_FEXIT
+            out[fn] = (kind, int(kfunc_ids[name]))
+    return out
 
 
 _PACKAGE = "_syswarden_ebpf"

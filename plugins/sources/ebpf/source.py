@@ -347,7 +347,8 @@ class EbpfSource(Source):
                                 socket_prefilter=self.socket_prefilter)
 
     def _start(self, text: str, tps: list[tuple[str, str]]) -> loader.Pending:
-        return loader.start(text, tps, agent_pid=self.agent_pid, cache=self.cache)
+        return loader.start(text, tps, agent_pid=self.agent_pid, cache=self.cache,
+                            kfunc_ids=self.cfg.get("kfuncs"))
 
     def preload(self) -> None:
         """Start compiling and loading the program in the helper (it attaches nothing before
